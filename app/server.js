@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+// @ts-check
+// The demo pool app: the contract every pool image must honour (see DESIGN.md, "Pool app").
+// Zero dependencies so the same file runs in the host's container and as a local process.
+'use strict';
+
+const http = require('node:http');
+
+const POOLS = ['blue', 'green'];
+const CHAOS_MODES = ['error', 'timeout'];
+
+/**
+ * @typedef {{ pool: string, release: string, port: number, host: string }} AppConfig
+ * @typedef {{ mode: 'error' | 'timeout' | null, since: string | null }} ChaosState
+ */
+
+/**
+ * Reads and validates the app's configuration; throws with the variable's name when it is wrong.
+ * @param {NodeJS.ProcessEnv} env
+ * @returns {AppConfig}
+ */
+function configFromEnv(env) {
+  const pool = env.APP_POOL ?? 'blue';
+  if (!POOLS.includes(pool)) {
+    throw new Error(`APP_POOL must be one of ${POOLS.join('|')}, got "${pool}"`);
+  }
+  const port = Number(env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be an integer 0-65535, got "${env.PORT}"`);
+  }
+  return { pool, release: env.RELEASE_ID ?? `${pool}-dev`, port, host: env.HOST ?? '0.0.0.0' };
+}
+
+/**
+ * @param {AppConfig} config
+ * @returns {http.Server}
+ */
+function createApp(config) {
+  /** @type {ChaosState} */
+  const chaos = { mode: null, since: null };
+  /** Requests held open by timeout chaos; released when chaos stops or the server closes. */
+  /** @type {Set<http.ServerResponse>} */
+  const held = new Set();
+  const startedAt = Date.now();
+
+  /**
+   * @param {http.ServerResponse} res
+   * @param {number} status
+   * @param {unknown} body
+   */
+  function sendJson(res, status, body) {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(text),
+      'X-App-Pool': config.pool,
+      'X-Release-Id': config.release,
+    });
+    res.end(text);
+  }
+
+  /**
+   * @param {http.IncomingMessage} req
+   * @param {http.ServerResponse} res
+   * @param {URL} url
+   */
+  function handleChaos(req, res, url) {
+    if (req.method !== 'POST') {
+      return sendJson(res, 405, { error: 'method not allowed', allowed: 'POST' });
+    }
+    if (url.pathname === '/chaos/start') {
+      const mode = url.searchParams.get('mode') ?? 'error';
+      if (mode !== 'error' && mode !== 'timeout') {
+        return sendJson(res, 400, { error: `mode must be one of ${CHAOS_MODES.join('|')}`, got: mode });
+      }
+      chaos.mode = mode;
+      chaos.since = new Date().toISOString();
+      return sendJson(res, 200, { pool: config.pool, chaos: chaos.mode, since: chaos.since });
+    }
+    if (url.pathname === '/chaos/stop') {
+      chaos.mode = null;
+      chaos.since = null;
+      releaseHeld();
+      return sendJson(res, 200, { pool: config.pool, chaos: null });
+    }
+    return sendJson(res, 404, { error: 'not found' });
+  }
+
+  function releaseHeld() {
+    for (const res of held) res.destroy();
+    held.clear();
+  }
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://app.invalid');
+    // Chaos endpoints always answer, whatever mode is on: they are how an operator ends chaos.
+    if (url.pathname === '/chaos' || url.pathname.startsWith('/chaos/')) {
+      return handleChaos(req, res, url);
+    }
+    if (chaos.mode === 'error') {
+      return sendJson(res, 500, { error: 'chaos: simulated failure', pool: config.pool });
+    }
+    if (chaos.mode === 'timeout') {
+      // Hold the request open without answering; the proxy's read timeout is what ends it.
+      held.add(res);
+      res.on('close', () => held.delete(res));
+      return;
+    }
+    if (url.pathname === '/healthz') {
+      return sendJson(res, 200, { status: 'ok', pool: config.pool });
+    }
+    if (url.pathname === '/version') {
+      return sendJson(res, 200, {
+        pool: config.pool,
+        release: config.release,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        node: process.version,
+      });
+    }
+    if (url.pathname === '/') {
+      return sendJson(res, 200, { pool: config.pool, release: config.release, message: 'hello from bluegreen' });
+    }
+    return sendJson(res, 404, { error: 'not found', path: url.pathname });
+  });
+  // Keep-alive longer than the proxy's idle keepalive so nginx, not the app, closes idle connections
+  // (an app closing first races with a request nginx is sending on that connection).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.on('close', releaseHeld);
+  return server;
+}
+
+function main() {
+  const config = configFromEnv(process.env);
+  const server = createApp(config);
+  server.listen(config.port, config.host, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    process.stdout.write(`${JSON.stringify({ msg: 'listening', pool: config.pool, release: config.release, port })}\n`);
+  });
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (require.main === module) {
+  try {
+    main();
+  } catch (err) {
+    process.stderr.write(`pool app: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+}
+
+module.exports = { createApp, configFromEnv };

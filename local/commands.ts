@@ -1,0 +1,127 @@
+// The local-mode operator commands: flip, chaos, check (start is in start.ts).
+import { parseArgs } from 'node:util';
+import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, parseChaosMode, parsePool, Pool, POOLS } from './defaults';
+import { header, httpRequest } from './http';
+import { runCheck } from './check';
+import { poolUrl, readStackState, StackState } from './stack';
+import { switchPool } from './switch';
+
+type Out = (line: string) => void;
+
+export class UsageError extends ConfigError {}
+
+function stateDir(env: NodeJS.ProcessEnv): string {
+  return env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR;
+}
+
+function requireLocalStack(env: NodeJS.ProcessEnv): StackState {
+  const state = readStackState(stateDir(env));
+  if (!state) throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
+  return state;
+}
+
+/** Polls GET /version through nginx until the given pool answers; returns ms waited or undefined. */
+export async function waitForPool(url: string, pool: Pool, timeoutMs: number): Promise<number | undefined> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    try {
+      const res = await httpRequest(`${url}/version`, { timeoutMs: 2000, agent: false });
+      if (res.status === 200 && header(res, 'x-app-pool') === pool) return Date.now() - started;
+    } catch {
+      // nginx mid-reload or pool down: keep polling until the deadline
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
+export async function flipCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const [target] = args;
+  if (!target) throw new UsageError('usage: bluegreen flip <blue|green>');
+  const state = requireLocalStack(env);
+  // An invalid pool still goes to the switch script: its refusal is the one source of that rule.
+  const result = await switchPool(state, target);
+  if (result.stdout.trim()) out(result.stdout.trim());
+  if (result.code !== 0) {
+    out(result.stderr.trim());
+    return result.code;
+  }
+  const pool = parsePool(target, 'pool');
+  const waited = await waitForPool(state.url, pool, 10_000);
+  if (waited === undefined) {
+    out(`switched, but ${state.url}/version is not answered by ${pool} after 10 s: is ${pool} healthy? (bluegreen chaos ${pool} stop)`);
+    return 1;
+  }
+  out(`confirmed: ${state.url} is answered by ${pool} (${waited} ms after the reload)`);
+  return 0;
+}
+
+export async function chaosCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const [poolArg, modeArg] = args;
+  if (!poolArg || !modeArg) throw new UsageError('usage: bluegreen chaos <blue|green> <error|timeout|stop>');
+  const pool = parsePool(poolArg, 'pool');
+  const mode: ChaosMode | 'stop' = modeArg === 'stop' ? 'stop' : parseChaosMode(modeArg, 'mode (or stop)');
+  const state = readStackState(stateDir(env));
+  const base = state ? poolUrl(state, pool) : `http://127.0.0.1:${DEFAULT_PORTS[pool]}`;
+  const path = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
+  const res = await httpRequest(`${base}${path}`, { method: 'POST', timeoutMs: 5000, agent: false });
+  out(`${pool}: ${res.status} ${res.body.trim()}`);
+  return res.status === 200 ? 0 : 1;
+}
+
+const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] [--green-url URL] [--mode error|timeout]
+                       [--duration SECONDS] [--concurrency N]
+  Baseline from the active pool, chaos on it, requests through nginx, chaos stopped.
+  PASS needs zero non-200 answers and >= 95% served by the other pool. Exit 0 PASS, 1 FAIL.
+  --url          public entry (default: the running local stack, else http://127.0.0.1:${DEFAULT_PORTS.nginx})
+  --blue-url     blue pool (default: --url's host, port ${DEFAULT_PORTS.blue}); --green-url likewise (${DEFAULT_PORTS.green})`;
+
+export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      url: { type: 'string' },
+      'blue-url': { type: 'string' },
+      'green-url': { type: 'string' },
+      mode: { type: 'string', default: 'error' },
+      duration: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '4' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    out(CHECK_USAGE);
+    return 0;
+  }
+  const state = values.url ? undefined : readStackState(stateDir(env));
+  const url = (values.url ?? state?.url ?? `http://127.0.0.1:${DEFAULT_PORTS.nginx}`).replace(/\/+$/, '');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url must be a URL like http://HOST:${DEFAULT_PORTS.nginx}, got "${url}"`);
+  }
+  const poolUrls = {} as Record<Pool, string>;
+  for (const pool of POOLS) {
+    const given = pool === 'blue' ? values['blue-url'] : values['green-url'];
+    poolUrls[pool] = (given ?? (state ? poolUrl(state, pool) : `${parsed.protocol}//${parsed.hostname}:${DEFAULT_PORTS[pool]}`)).replace(/\/+$/, '');
+  }
+  const durationS = Number(values.duration);
+  const concurrency = Number(values.concurrency);
+  if (!(durationS > 0 && durationS <= 300)) throw new UsageError(`--duration must be 1-300 seconds, got "${values.duration}"`);
+  if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 256)) {
+    throw new UsageError(`--concurrency must be 1-256, got "${values.concurrency}"`);
+  }
+  const result = await runCheck({
+    url,
+    poolUrls,
+    mode: parseChaosMode(values.mode, '--mode'),
+    durationMs: durationS * 1000,
+    concurrency,
+    minBackupShare: 0.95,
+    baselineRequests: 10,
+    log: out,
+  });
+  out(result.verdict);
+  return result.ok ? 0 : 1;
+}

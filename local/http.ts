@@ -1,0 +1,70 @@
+// A minimal HTTP client over node:http: the one used by the CLI, the load generator and the tests.
+import * as http from 'node:http';
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  /** True when the request went out on a kept-alive socket from an earlier request. */
+  reusedSocket: boolean;
+}
+
+export interface HttpRequestOptions {
+  method?: string;
+  /** Total time allowed for the whole exchange; past it the request fails with ETIMEDOUT. */
+  timeoutMs?: number;
+  agent?: http.Agent | false;
+  headers?: http.OutgoingHttpHeaders;
+}
+
+export class HttpError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly reusedSocket: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export function httpRequest(url: string, options: HttpRequestOptions = {}): Promise<HttpResponse> {
+  const { method = 'GET', timeoutMs = 10_000, agent, headers } = options;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const req = http.request(url, { method, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        settled = true;
+        clearTimeout(timer);
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+          reusedSocket: req.reusedSocket,
+        });
+      });
+      res.on('error', fail);
+    });
+    function fail(err: NodeJS.ErrnoException) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new HttpError(`${method} ${url}: ${err.message}`, err.code ?? 'EUNKNOWN', req.reusedSocket));
+    }
+    const timer = setTimeout(() => {
+      const err: NodeJS.ErrnoException = new Error(`no answer within ${timeoutMs} ms`);
+      err.code = 'ETIMEDOUT';
+      fail(err);
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+/** Reads a single-valued response header (undefined when absent). */
+export function header(res: HttpResponse, name: string): string | undefined {
+  const value = res.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(', ') : value;
+}

@@ -1,0 +1,293 @@
+// A local data plane: real nginx (the repo's nginx.conf, rendered by the repo's renderer) in front
+// of the two pool apps as child processes. Used by `npm start`, the e2e tests and bench/.
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { APP_ENTRY, ChaosMode, NGINX_DIR, Pool, POOLS } from './defaults';
+import { httpRequest } from './http';
+import { findNginx } from './nginx-binary';
+import { assertPortFree, freePort } from './ports';
+import { NginxTarget, renderUpstream, ScriptResult, switchPool } from './switch';
+
+export interface StackPorts {
+  nginx: number;
+  blue: number;
+  green: number;
+}
+
+export interface StackOptions {
+  /** Where conf/, logs/, run/ and tmp/ go; also nginx's -p prefix. */
+  stateDir: string;
+  host?: string;
+  /** 0 picks a free port; defaults to 0 for every port (tests, bench). */
+  ports?: Partial<StackPorts>;
+  /** Names of the settings the ports came from, for "port in use" messages. */
+  portSources?: Partial<Record<keyof StackPorts, string>>;
+  activePool?: Pool;
+  releases?: Partial<Record<Pool, string>>;
+  /** A proxy-failover.conf other than the repo's (bench reference settings). */
+  failoverConf?: string;
+  /** Extra renderer inputs, e.g. { MAX_FAILS: '2', FAIL_TIMEOUT: '5s' } for bench references. */
+  upstreamEnv?: Record<string, string>;
+  /** Receives every line the children print. */
+  onOutput?: (source: string, line: string) => void;
+  readyTimeoutMs?: number;
+}
+
+/** What another process (the CLI's flip/chaos/check) needs to find a running local stack. */
+export interface StackState extends NginxTarget {
+  supervisorPid: number;
+  host: string;
+  ports: StackPorts;
+  url: string;
+  accessLog: string;
+  errorLog: string;
+}
+
+export const STATE_FILE = 'state.json';
+
+export function readStackState(stateDir: string): StackState | undefined {
+  const file = path.join(stateDir, STATE_FILE);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as StackState;
+}
+
+export function poolUrl(state: Pick<StackState, 'host' | 'ports'>, pool: Pool): string {
+  return `http://${state.host}:${state.ports[pool]}`;
+}
+
+function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void) {
+  let buffer = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      fn(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Kills an nginx left behind in this state dir by a supervisor that was killed itself. */
+function stopLeftoverNginx(pidFile: string): boolean {
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 1) return false;
+  try {
+    // Only an nginx: a pid can be reused by anything once its process is gone.
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (!cmdline.includes('nginx')) return false;
+    process.kill(pid, 'SIGTERM');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class LocalStack {
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly killOnExit = () => {
+    for (const child of this.children.values()) child.kill('SIGKILL');
+  };
+  private stopping = false;
+
+  private constructor(
+    readonly state: StackState,
+    private readonly options: StackOptions,
+  ) {
+    process.on('exit', this.killOnExit);
+  }
+
+  get url(): string {
+    return this.state.url;
+  }
+
+  get ports(): StackPorts {
+    return this.state.ports;
+  }
+
+  poolUrl(pool: Pool): string {
+    return poolUrl(this.state, pool);
+  }
+
+  static async start(options: StackOptions): Promise<LocalStack> {
+    const host = options.host ?? '127.0.0.1';
+    const stateDir = path.resolve(options.stateDir);
+    const nginxBin = findNginx();
+    const wanted: StackPorts = { nginx: 0, blue: 0, green: 0, ...options.ports };
+    const ports: StackPorts = { ...wanted };
+    for (const key of ['nginx', 'blue', 'green'] as const) {
+      if (wanted[key] === 0) ports[key] = await freePort(host);
+      else await assertPortFree(wanted[key], host, options.portSources?.[key] ?? `${key} port`);
+    }
+
+    const confDir = path.join(stateDir, 'conf');
+    for (const dir of ['conf', 'logs', 'run', 'tmp']) mkdirSync(path.join(stateDir, dir), { recursive: true });
+    if (stopLeftoverNginx(path.join(stateDir, 'run', 'nginx.pid'))) {
+      options.onOutput?.('supervisor', 'stopped an nginx left running by an earlier run in this directory');
+    }
+    // Links, not copies: local mode runs the very files the host runs.
+    const link = (name: string, target: string) => {
+      const file = path.join(confDir, name);
+      rmSync(file, { force: true });
+      symlinkSync(target, file);
+    };
+    link('nginx.conf', path.join(NGINX_DIR, 'nginx.conf'));
+    link('proxy-failover.conf', options.failoverConf ?? path.join(NGINX_DIR, 'proxy-failover.conf'));
+    writeFileSync(path.join(confDir, 'listen.conf'), `# Written by local mode.\nlisten ${host}:${ports.nginx};\n`);
+
+    const state: StackState = {
+      supervisorPid: process.pid,
+      host,
+      ports,
+      url: `http://${host}:${ports.nginx}`,
+      nginxBin,
+      prefix: stateDir + path.sep,
+      confDir,
+      accessLog: path.join(stateDir, 'logs', 'access.log'),
+      errorLog: path.join(stateDir, 'logs', 'error.log'),
+      upstreamEnv: {
+        ...options.upstreamEnv,
+        BLUE_UPSTREAM: `${host}:${ports.blue}`,
+        GREEN_UPSTREAM: `${host}:${ports.green}`,
+      },
+    };
+    const activePool = options.activePool ?? 'blue';
+    writeFileSync(path.join(confDir, 'upstream.conf'), await renderUpstream(state, activePool));
+
+    const stack = new LocalStack(state, options);
+    try {
+      for (const pool of POOLS) await stack.startPool(pool);
+      await stack.startNginx();
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    writeFileSync(path.join(stateDir, STATE_FILE), JSON.stringify(state, null, 2));
+    return stack;
+  }
+
+  private output(source: string, line: string) {
+    this.options.onOutput?.(source, line);
+  }
+
+  /** Starts (or restarts, after killPool) a pool app on its port; resolves once it listens. */
+  async startPool(pool: Pool): Promise<void> {
+    const release = this.options.releases?.[pool] ?? `${pool}-local`;
+    const child = spawn(process.execPath, [APP_ENTRY], {
+      env: { ...process.env, APP_POOL: pool, RELEASE_ID: release, PORT: String(this.state.ports[pool]), HOST: this.state.host },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.set(pool, child);
+    await new Promise<void>((resolve, reject) => {
+      let stderr = '';
+      onLines(child.stdout!, (line) => {
+        this.output(pool, line);
+        if (line.includes('"listening"')) resolve();
+      });
+      onLines(child.stderr!, (line) => {
+        stderr += `${line}\n`;
+        this.output(pool, line);
+      });
+      child.once('exit', (code, signal) => reject(new Error(`${pool} pool exited before listening (${signal ?? code}): ${stderr.trim()}`)));
+      child.once('error', reject);
+    });
+  }
+
+  private async startNginx(): Promise<void> {
+    const { nginxBin, prefix, confDir } = this.state;
+    const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.set('nginx', child);
+    let stderr = '';
+    onLines(child.stderr!, (line) => {
+      stderr += `${line}\n`;
+      this.output('nginx', line);
+    });
+    const exited = new Promise<never>((_, reject) => {
+      child.once('exit', (code, signal) => {
+        const log = existsSync(this.state.errorLog) ? readFileSync(this.state.errorLog, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+        reject(new Error(`nginx exited during start-up (${signal ?? code}): ${(stderr.trim() || log).trim()}`));
+      });
+      child.once('error', reject);
+    });
+    exited.catch(() => undefined);
+    await Promise.race([exited, this.waitReady(this.options.readyTimeoutMs ?? 15_000)]);
+  }
+
+  /** Resolves when GET /version through nginx answers 200: the stack serves end to end. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      try {
+        const res = await httpRequest(`${this.url}/version`, { timeoutMs: 1000, agent: false });
+        if (res.status === 200) return;
+        last = `status ${res.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${this.url}/version did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+  }
+
+  flip(pool: Pool | string): Promise<ScriptResult> {
+    return switchPool(this.state, pool);
+  }
+
+  async chaos(pool: Pool, mode: ChaosMode | 'stop'): Promise<void> {
+    const target = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
+    const res = await httpRequest(`${this.poolUrl(pool)}${target}`, { method: 'POST', timeoutMs: 5000, agent: false });
+    if (res.status !== 200) throw new Error(`chaos ${mode} on ${pool}: status ${res.status} ${res.body}`);
+  }
+
+  /** Kills a pool app (SIGKILL by default: no goodbye, as a crash would). */
+  async killPool(pool: Pool, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.children.get(pool);
+    if (!child) return;
+    child.kill(signal);
+    await waitExit(child, 5000);
+    this.children.delete(pool);
+  }
+
+  pid(name: Pool | 'nginx'): number | undefined {
+    return this.children.get(name)?.pid;
+  }
+
+  /** Stops nginx first (no request reaches a stopped pool), then the pools. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const nginx = this.children.get('nginx');
+    if (nginx) {
+      nginx.kill('SIGTERM');
+      await waitExit(nginx, 5000);
+    }
+    await Promise.all(
+      POOLS.map(async (pool) => {
+        const child = this.children.get(pool);
+        if (!child) return;
+        child.kill('SIGTERM');
+        await waitExit(child, 3000);
+      }),
+    );
+    this.children.clear();
+    process.off('exit', this.killOnExit);
+    rmSync(path.join(this.state.prefix, STATE_FILE), { force: true });
+  }
+}

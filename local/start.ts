@@ -1,0 +1,63 @@
+// `npm start`: the local data plane in the foreground until Ctrl-C / SIGTERM.
+import { DEFAULT_ACTIVE_POOL, DEFAULT_PORTS, LOCAL_STATE_DIR, parsePool, parsePort } from './defaults';
+import { LocalStack } from './stack';
+
+export interface StartConfig {
+  stateDir: string;
+  ports: { nginx: number; blue: number; green: number };
+  activePool: ReturnType<typeof parsePool>;
+  releases: { blue: string; green: string };
+}
+
+/** Reads the documented environment overrides; throws naming the variable that is wrong. */
+export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
+  return {
+    stateDir: env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR,
+    ports: {
+      nginx: parsePort(env.NGINX_PORT, 'NGINX_PORT', DEFAULT_PORTS.nginx),
+      blue: parsePort(env.BLUE_PORT, 'BLUE_PORT', DEFAULT_PORTS.blue),
+      green: parsePort(env.GREEN_PORT, 'GREEN_PORT', DEFAULT_PORTS.green),
+    },
+    activePool: env.ACTIVE_POOL ? parsePool(env.ACTIVE_POOL, 'ACTIVE_POOL') : DEFAULT_ACTIVE_POOL,
+    releases: { blue: env.RELEASE_ID_BLUE || 'blue-local', green: env.RELEASE_ID_GREEN || 'green-local' },
+  };
+}
+
+export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
+  const config = startConfigFromEnv(env);
+  const verbose = env.BLUEGREEN_VERBOSE === '1';
+  const stack = await LocalStack.start({
+    stateDir: config.stateDir,
+    ports: config.ports,
+    portSources: { nginx: 'NGINX_PORT', blue: 'BLUE_PORT', green: 'GREEN_PORT' },
+    activePool: config.activePool,
+    releases: config.releases,
+    onOutput: (source, line) => {
+      // Pool apps print a JSON line per start; nginx prints only problems: always show those.
+      if (verbose || source === 'nginx' || source === 'supervisor') out(`[${source}] ${line}`);
+    },
+  });
+  const { ports, host, accessLog, errorLog } = stack.state;
+  out(`blue  pool: http://${host}:${ports.blue} (release ${config.releases.blue})`);
+  out(`green pool: http://${host}:${ports.green} (release ${config.releases.green})`);
+  out(`access log: ${accessLog}`);
+  out(`error log:  ${errorLog}`);
+  out(`ready: ${stack.url} serves through nginx, active pool ${config.activePool} (try: curl -i ${stack.url}/version)`);
+  out(`try failover: npx bluegreen check   flip: npx bluegreen flip green   stop: Ctrl-C`);
+
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      out(`${signal}: stopping nginx and the pools`);
+      void stack.stop().then(() => {
+        out('stopped');
+        resolve(0);
+      });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => stop('SIGHUP'));
+  });
+}
