@@ -1,7 +1,7 @@
 // Load generator for `check`, the e2e tests and bench/: N concurrent keep-alive clients, bounded in
 // time and count, one sample per request. Loopback or an operator-given URL only.
 import * as http from 'node:http';
-import { HttpError, header, httpRequest } from './http';
+import { HttpError, httpRequest } from './http';
 
 export interface LoadOptions {
   url: string;
@@ -15,8 +15,10 @@ export interface LoadOptions {
   /** Client-side limit for one request; a request past it counts as failed. */
   requestTimeoutMs?: number;
   keepAlive?: boolean;
-  /** Lets a caller (a test, the bench) act while load runs, e.g. start chaos or flip. */
+  /** Ends the run early (a test that has seen what it waited for). */
   signal?: AbortSignal;
+  /** Called after every request, so a caller can act while load runs (start chaos, flip). */
+  onSample?: (sample: Sample, all: readonly Sample[]) => void;
 }
 
 export interface Sample {
@@ -51,6 +53,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     requestTimeoutMs = 15_000,
     keepAlive = true,
     signal,
+    onSample,
   } = options;
   const agent = new http.Agent({ keepAlive, maxSockets: connections });
   const samples: Sample[] = [];
@@ -73,24 +76,38 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         if (!more()) break;
       }
       issued++;
-      samples.push(await one());
+      const sample = await one();
+      samples.push(sample);
+      onSample?.(sample, samples);
     }
   }
 
   async function one(): Promise<Sample> {
     const sent = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await httpRequest(url, { agent, timeoutMs: requestTimeoutMs });
-        return { sentAt: sent - startedAt, latencyMs: Date.now() - sent, status: res.status, pool: header(res, 'x-app-pool') ?? null };
-      } catch (err) {
-        const e = err as HttpError;
-        if (attempt === 0 && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
-          staleSocketRetries++;
-          continue;
+    const answered = (res: { status: number; headers: http.IncomingHttpHeaders }): Sample => ({
+      sentAt: sent - startedAt,
+      latencyMs: Date.now() - sent,
+      status: res.status,
+      pool: (res.headers['x-app-pool'] as string | undefined) ?? null,
+    });
+    try {
+      return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs }));
+    } catch (err) {
+      const e = err as HttpError;
+      if (e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+        // Once, on a fresh connection: another idle socket may be closing for the same reason.
+        staleSocketRetries++;
+        try {
+          return answered(await httpRequest(url, { agent: false, timeoutMs: requestTimeoutMs }));
+        } catch (retryErr) {
+          return failed((retryErr as HttpError).code);
         }
-        return { sentAt: sent - startedAt, latencyMs: Date.now() - sent, status: 0, pool: null, error: e.code ?? String(err) };
       }
+      return failed(e.code);
+    }
+
+    function failed(code: string | undefined): Sample {
+      return { sentAt: sent - startedAt, latencyMs: Date.now() - sent, status: 0, pool: null, error: code ?? 'EUNKNOWN' };
     }
   }
 

@@ -1,0 +1,71 @@
+// The nginx JSON access-log entry: its fields (DESIGN.md "nginx") and a parser that never throws.
+// One definition for the alert Lambda, the local watcher, the tests and the benches.
+
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'request_id',
+  'remote_addr',
+  'method',
+  'uri',
+  'status',
+  'body_bytes_sent',
+  'request_time',
+  'upstream_addr',
+  'upstream_status',
+  'upstream_response_time',
+  'upstream_connect_time',
+  'pool',
+  'release',
+  'active_pool',
+] as const;
+
+export interface AccessLogEntry {
+  time: string;
+  msec?: number;
+  request_id: string;
+  remote_addr: string;
+  method: string;
+  uri: string;
+  status: number;
+  body_bytes_sent: number;
+  request_time: number;
+  upstream_addr: string;
+  upstream_status: string;
+  upstream_response_time: string;
+  upstream_connect_time: string;
+  pool: string;
+  release: string;
+  active_pool: string;
+  host?: string;
+  user_agent?: string;
+}
+
+export type ParseResult = { ok: true; entry: AccessLogEntry } | { ok: false; reason: string };
+
+const NUMERIC = new Set(['status', 'body_bytes_sent', 'request_time']);
+
+export function parseAccessLogLine(line: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { ok: false, reason: 'not JSON' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not a JSON object' };
+  const record = value as Record<string, unknown>;
+  for (const field of ACCESS_LOG_FIELDS) {
+    if (!(field in record)) return { ok: false, reason: `missing field ${field}` };
+    const expected = NUMERIC.has(field) ? 'number' : 'string';
+    if (typeof record[field] !== expected) return { ok: false, reason: `field ${field} is not a ${expected}` };
+  }
+  return { ok: true, entry: record as unknown as AccessLogEntry };
+}
+
+/** One entry per attempt: "500, 200" (failover inside the request) → [500, 200]; "" → []. */
+export function upstreamStatuses(entry: Pick<AccessLogEntry, 'upstream_status'>): number[] {
+  return entry.upstream_status
+    .split(/[,:]\s*/)
+    .map((s) => s.trim())
+    .filter((s) => /^\d{3}$/.test(s))
+    .map(Number);
+}
