@@ -19,12 +19,12 @@ function executable(file: string): boolean {
   }
 }
 
-export function findNginx(env: NodeJS.ProcessEnv = process.env): string {
+export function findNginx(env: NodeJS.ProcessEnv = process.env, extraDirs: readonly string[] = EXTRA_DIRS): string {
   if (env.NGINX_BIN) {
     if (executable(env.NGINX_BIN)) return env.NGINX_BIN;
-    throw new NginxMissingError(`NGINX_BIN=${env.NGINX_BIN} is not an executable file`);
+    throw new NginxMissingError(`nginx not found at NGINX_BIN=${env.NGINX_BIN}: ${NGINX_INSTALL_HINT}`);
   }
-  const dirs = [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];
+  const dirs = [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), ...extraDirs];
   for (const dir of dirs) {
     const candidate = path.join(dir, 'nginx');
     if (executable(candidate)) return candidate;

@@ -32,6 +32,8 @@ export interface StackOptions {
   /** Receives every line the children print. */
   onOutput?: (source: string, line: string) => void;
   readyTimeoutMs?: number;
+  /** A child exited on its own (not through stop() or killPool()): a crash the caller should hear of. */
+  onUnexpectedExit?: (name: Pool | 'nginx', reason: string) => void;
 }
 
 /** What another process (the CLI's flip/chaos/check) needs to find a running local stack. */
@@ -103,6 +105,8 @@ export class LocalStack {
     for (const child of this.children.values()) child.kill('SIGKILL');
   };
   private stopping = false;
+  /** Children this class is stopping on purpose, so their exit is not reported as a crash. */
+  private readonly expectedExits = new Set<ChildProcess>();
 
   private constructor(
     readonly state: StackState,
@@ -184,6 +188,19 @@ export class LocalStack {
     this.options.onOutput?.(source, line);
   }
 
+  private watch(name: Pool | 'nginx', child: ChildProcess) {
+    this.children.set(name, child);
+    child.once('exit', (code, signal) => {
+      if (this.stopping || this.expectedExits.has(child)) return;
+      this.options.onUnexpectedExit?.(name, signal ? `killed by ${signal}` : `exit code ${code}`);
+    });
+  }
+
+  private kill(child: ChildProcess, signal: NodeJS.Signals) {
+    this.expectedExits.add(child);
+    child.kill(signal);
+  }
+
   /** Starts (or restarts, after killPool) a pool app on its port; resolves once it listens. */
   async startPool(pool: Pool): Promise<void> {
     const release = this.options.releases?.[pool] ?? `${pool}-local`;
@@ -191,7 +208,7 @@ export class LocalStack {
       env: { ...process.env, APP_POOL: pool, RELEASE_ID: release, PORT: String(this.state.ports[pool]), HOST: this.state.host },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.children.set(pool, child);
+    this.watch(pool, child);
     await new Promise<void>((resolve, reject) => {
       let stderr = '';
       onLines(child.stdout!, (line) => {
@@ -212,7 +229,7 @@ export class LocalStack {
     const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', 'daemon off;'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.children.set('nginx', child);
+    this.watch('nginx', child);
     let stderr = '';
     onLines(child.stderr!, (line) => {
       stderr += `${line}\n`;
@@ -260,7 +277,7 @@ export class LocalStack {
   async killPool(pool: Pool, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.children.get(pool);
     if (!child) return;
-    child.kill(signal);
+    this.kill(child, signal);
     await waitExit(child, 5000);
     this.children.delete(pool);
   }
@@ -275,14 +292,14 @@ export class LocalStack {
     this.stopping = true;
     const nginx = this.children.get('nginx');
     if (nginx) {
-      nginx.kill('SIGTERM');
+      this.kill(nginx, 'SIGTERM');
       await waitExit(nginx, 5000);
     }
     await Promise.all(
       POOLS.map(async (pool) => {
         const child = this.children.get(pool);
         if (!child) return;
-        child.kill('SIGTERM');
+        this.kill(child, 'SIGTERM');
         await waitExit(child, 3000);
       }),
     );

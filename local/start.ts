@@ -26,6 +26,7 @@ export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
 export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
   const config = startConfigFromEnv(env);
   const verbose = env.BLUEGREEN_VERBOSE === '1';
+  let crashed: ((reason: string) => void) | undefined;
   const stack = await LocalStack.start({
     stateDir: config.stateDir,
     ports: config.ports,
@@ -35,6 +36,11 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
     onOutput: (source, line) => {
       // Pool apps print a JSON line per start; nginx prints only problems: always show those.
       if (verbose || source === 'nginx' || source === 'supervisor') out(`[${source}] ${line}`);
+    },
+    onUnexpectedExit: (name, reason) => {
+      if (name === 'nginx') crashed?.(`nginx exited (${reason}); see the error log`);
+      // A pool dying is what failover is for: say so, keep serving from the other pool.
+      else out(`[supervisor] ${name} pool exited (${reason}); nginx sends its traffic to the other pool`);
     },
   });
   const { ports, host, accessLog, errorLog } = stack.state;
@@ -47,17 +53,16 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
 
   return new Promise((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    const stop = (why: string, code: number) => {
       if (stopping) return;
       stopping = true;
-      out(`${signal}: stopping nginx and the pools`);
+      out(`${why}: stopping nginx and the pools`);
       void stack.stop().then(() => {
         out('stopped');
-        resolve(0);
+        resolve(code);
       });
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGHUP', () => stop('SIGHUP'));
+    crashed = (reason) => stop(reason, 1);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 0));
   });
 }
