@@ -27,10 +27,17 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * Sockets that have carried a request. Node's `req.reusedSocket` is false when the agent hands a
+ * freed socket straight to a queued request, so "reused" is tracked here instead.
+ */
+const usedSockets = new WeakSet<object>();
+
 export function httpRequest(url: string, options: HttpRequestOptions = {}): Promise<HttpResponse> {
   const { method = 'GET', timeoutMs = 10_000, agent, headers } = options;
   return new Promise((resolve, reject) => {
     let settled = false;
+    let reused = false;
     const req = http.request(url, { method, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -41,7 +48,7 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
           status: res.statusCode ?? 0,
           headers: res.headers,
           body: Buffer.concat(chunks).toString('utf8'),
-          reusedSocket: req.reusedSocket,
+          reusedSocket: reused,
         });
       });
       res.on('error', fail);
@@ -50,7 +57,7 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      reject(new HttpError(`${method} ${url}: ${err.message}`, err.code ?? 'EUNKNOWN', req.reusedSocket));
+      reject(new HttpError(`${method} ${url}: ${err.message}`, err.code ?? 'EUNKNOWN', reused));
     }
     const timer = setTimeout(() => {
       const err: NodeJS.ErrnoException = new Error(`no answer within ${timeoutMs} ms`);
@@ -58,6 +65,10 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
       fail(err);
       req.destroy();
     }, timeoutMs);
+    req.on('socket', (socket) => {
+      reused = req.reusedSocket || usedSockets.has(socket);
+      usedSockets.add(socket);
+    });
     req.on('error', fail);
     req.end();
   });
