@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NGINX_DIR, otherPool, Pool, REPO_ROOT } from '../local/defaults';
-import { runLoad, summarize, percentile } from '../local/load';
+import { LoadSummary, percentile, runLoad, summarize } from '../local/load';
 import { LocalStack } from '../local/stack';
 
 // ---- the settings compared -------------------------------------------------------------------
@@ -76,16 +76,10 @@ interface Options {
   only?: string;
 }
 
-interface ChaosRow {
+interface ChaosRow extends Pick<LoadSummary, 'requests' | 'failed' | 'failures' | 'p50Ms' | 'p99Ms' | 'maxMs'> {
   setting: string;
   profile: Profile;
   mode: Mode;
-  requests: number;
-  failed: number;
-  failures: Record<string, number>;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
   backupShare: number;
   firstBackupMs: number | null;
   rps: number;
