@@ -1,0 +1,62 @@
+// One stage of bluegreen: the host and its network, the SSM-held active pool and the switch path,
+// the log groups, and the outputs an operator needs.
+import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import { BlueGreenConfig } from './config';
+import { HostLogGroups } from './host-log-groups';
+import { HostNetwork } from './host-network';
+import { PoolHost, STAGE_TAG_KEY } from './pool-host';
+import { PoolParameters } from './pool-parameters';
+import { PoolSwitch } from './pool-switch';
+
+export interface BlueGreenStackProps extends StackProps {
+  readonly config: BlueGreenConfig;
+}
+
+export function stackName(stage: string): string {
+  return `BlueGreen-${stage}`;
+}
+
+export class BlueGreenStack extends Stack {
+  public readonly host: PoolHost;
+  public readonly parameters: PoolParameters;
+  public readonly logGroups: HostLogGroups;
+  public readonly poolSwitch: PoolSwitch;
+
+  constructor(scope: Construct, id: string, props: BlueGreenStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
+    this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
+    this.parameters = new PoolParameters(this, 'Parameters', { stage: config.stage, initialActivePool: config.initialActivePool });
+    this.host = new PoolHost(this, 'Host', {
+      stage: config.stage,
+      vpc: network.vpc,
+      subnets: network.subnets,
+      instanceType: config.instanceType,
+      publicCidr: config.publicCidr,
+      operatorCidr: config.operatorCidr,
+      blue: { image: config.blueImage, release: config.releaseBlue },
+      green: { image: config.greenImage, release: config.releaseGreen },
+      accessLogGroup: this.logGroups.access,
+      errorLogGroup: this.logGroups.error,
+      metricsNamespace: `Bluegreen/${config.stage}/Host`,
+    });
+    this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
+      stage: config.stage,
+      activePoolParameterName: this.parameters.names.activePool,
+      hostTagKey: STAGE_TAG_KEY,
+    });
+
+    const names = this.parameters.names;
+    new CfnOutput(this, 'PublicUrl', { value: this.host.publicUrl, description: 'The public entry (nginx)' });
+    new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
+    new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
+    new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
+    new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
+    new CfnOutput(this, 'FlipCommand', {
+      value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
+      description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',
+    });
+  }
+}

@@ -1,0 +1,174 @@
+// The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
+// error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+
+export type VpcConfig =
+  | { readonly create: true; readonly cidr: string }
+  | { readonly create: false; readonly vpcId: string; readonly publicSubnetIds: string[]; readonly availabilityZones: string[] };
+
+export interface BlueGreenConfig {
+  readonly stage: string;
+  readonly instanceType: string;
+  /** Who may reach the public entry (nginx, 8080). */
+  readonly publicCidr: string;
+  /** Who may reach the pools directly (8081-8082); undefined = nobody (use Session Manager). */
+  readonly operatorCidr?: string;
+  /** Pool images; undefined = the project's own app/ image, built on the host. */
+  readonly blueImage?: string;
+  readonly greenImage?: string;
+  readonly releaseBlue: string;
+  readonly releaseGreen: string;
+  /** The active-pool parameter's value when the stack creates it. */
+  readonly initialActivePool: 'blue' | 'green';
+  readonly logRetentionDays: RetentionDays;
+  readonly vpc: VpcConfig;
+}
+
+export class ConfigError extends Error {}
+
+/** Context keys this app reads: the one list that validation, docs and tests use. */
+export const CONTEXT_KEYS = {
+  stage: 'deployment stage; names the stack, the SSM path /bluegreen/<stage>/ and the log groups (default dev)',
+  instanceType: 'EC2 instance type of the host (default t3.small; Graviton types such as t4g.small get an arm64 AMI)',
+  publicCidr: 'IPv4 CIDR allowed to reach the public entry on 8080 (default 0.0.0.0/0)',
+  operatorCidr: 'IPv4 CIDR allowed to reach the pools on 8081-8082; not world-open; unset = closed (default unset)',
+  blueImage: 'container image of the blue pool (default: the project app/ image, built on the host)',
+  greenImage: 'container image of the green pool (default: the project app/ image, built on the host)',
+  releaseBlue: 'release id the blue pool reports in X-Release-Id (default blue-1)',
+  releaseGreen: 'release id the green pool reports in X-Release-Id (default green-1)',
+  initialActivePool: 'active pool when the parameter is created: blue or green (default blue)',
+  logRetentionDays: 'retention of the nginx log groups, in days (default 30)',
+  createVpc: 'true: create a small VPC (public subnets, no NAT); false: use vpcId (default true)',
+  vpcCidr: 'CIDR of the created VPC (default 10.80.0.0/16)',
+  vpcId: 'existing VPC id, with createVpc=false',
+  publicSubnetIds: 'comma-separated public subnet ids of the existing VPC, with createVpc=false',
+  availabilityZones: 'comma-separated AZs of publicSubnetIds, in the same order, with createVpc=false',
+} as const;
+export type ContextKey = keyof typeof CONTEXT_KEYS;
+
+/** Context keys that belong to the CDK toolkit or feature flags, not to this app. */
+function isToolkitKey(key: string): boolean {
+  return key.includes(':') || key.startsWith('@') || key === 'acknowledged-issue-numbers' || key.startsWith('cdk-');
+}
+
+const RETENTION_DAYS = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
+
+const STAGE = /^[a-z][a-z0-9-]{0,19}$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const RELEASE = /^[A-Za-z0-9._-]{1,64}$/;
+// A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
+// the value ends up in the host's Compose environment file.
+const IMAGE = /^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$/;
+
+function parseCidr(key: string, value: string): string {
+  const m = value.match(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+    throw new ConfigError(`context key "${key}" must be an IPv4 CIDR like 203.0.113.0/24, got "${value}"`);
+  }
+  return value;
+}
+
+function csv(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/**
+ * Validates the app's context. `context` is what `app.node.getAllContext()` returns: cdk.json's
+ * context plus `-c key=value` (values from the command line are strings).
+ */
+export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
+  const known = Object.keys(CONTEXT_KEYS);
+  for (const key of Object.keys(context)) {
+    if (!isToolkitKey(key) && !known.includes(key)) {
+      throw new ConfigError(`unknown context key "${key}"; this app reads: ${known.join(', ')}`);
+    }
+  }
+  const str = (key: ContextKey): string | undefined => {
+    const value = context[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new ConfigError(`context key "${key}" must be a string, got ${JSON.stringify(value)}`);
+    }
+    return String(value).trim();
+  };
+  const matching = (key: ContextKey, re: RegExp, what: string, fallback?: string): string | undefined => {
+    const value = str(key) ?? fallback;
+    if (value !== undefined && !re.test(value)) throw new ConfigError(`context key "${key}" must be ${what}, got "${value}"`);
+    return value;
+  };
+
+  const stage = matching('stage', STAGE, 'lowercase letters, digits and hyphens, starting with a letter, at most 20 characters', 'dev')!;
+  const instanceType = matching('instanceType', INSTANCE_TYPE, 'an EC2 instance type like t3.small', 't3.small')!;
+  const publicCidr = parseCidr('publicCidr', str('publicCidr') ?? '0.0.0.0/0');
+  const operatorValue = str('operatorCidr');
+  const operatorCidr = operatorValue === undefined ? undefined : parseCidr('operatorCidr', operatorValue);
+  if (operatorCidr?.endsWith('/0')) {
+    throw new ConfigError(`context key "operatorCidr" must not be world-open (got "${operatorCidr}"): the pool ports bypass nginx; give your operators' CIDR, e.g. 203.0.113.10/32`);
+  }
+  const imageWhat = 'a container image reference like ghcr.io/org/app:1.2.3';
+  const initial = str('initialActivePool') ?? 'blue';
+  if (initial !== 'blue' && initial !== 'green') {
+    throw new ConfigError(`context key "initialActivePool" must be one of blue|green, got "${initial}"`);
+  }
+  const retentionRaw = str('logRetentionDays') ?? '30';
+  const retention = Number(retentionRaw);
+  if (!RETENTION_DAYS.includes(retention)) {
+    throw new ConfigError(`context key "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got "${retentionRaw}"`);
+  }
+
+  const createVpc = str('createVpc') ?? 'true';
+  if (createVpc !== 'true' && createVpc !== 'false') {
+    throw new ConfigError(`context key "createVpc" must be true or false, got "${createVpc}"`);
+  }
+  let vpc: VpcConfig;
+  if (createVpc === 'true') {
+    for (const key of ['vpcId', 'publicSubnetIds', 'availabilityZones'] as const) {
+      if (str(key)) throw new ConfigError(`context key "${key}" is only read with createVpc=false`);
+    }
+    vpc = { create: true, cidr: parseCidr('vpcCidr', str('vpcCidr') ?? '10.80.0.0/16') };
+  } else {
+    const vpcId = matching('vpcId', /^vpc-[0-9a-f]{8,17}$/, 'a VPC id like vpc-0123456789abcdef0');
+    const subnets = csv(str('publicSubnetIds') ?? '');
+    const zones = csv(str('availabilityZones') ?? '');
+    if (!vpcId) throw new ConfigError('context key "vpcId" is required with createVpc=false');
+    if (subnets.length === 0 || subnets.some((s) => !/^subnet-[0-9a-f]{8,17}$/.test(s))) {
+      throw new ConfigError(`context key "publicSubnetIds" must be comma-separated subnet ids like subnet-0123456789abcdef0, got "${str('publicSubnetIds') ?? ''}"`);
+    }
+    if (zones.length !== subnets.length) {
+      throw new ConfigError(`context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (${subnets.length}), got "${str('availabilityZones') ?? ''}"`);
+    }
+    vpc = { create: false, vpcId, publicSubnetIds: subnets, availabilityZones: zones };
+  }
+
+  return {
+    stage,
+    instanceType,
+    publicCidr,
+    operatorCidr,
+    blueImage: matching('blueImage', IMAGE, imageWhat),
+    greenImage: matching('greenImage', IMAGE, imageWhat),
+    releaseBlue: matching('releaseBlue', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'blue-1')!,
+    releaseGreen: matching('releaseGreen', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'green-1')!,
+    initialActivePool: initial,
+    logRetentionDays: retention as RetentionDays,
+    vpc,
+  };
+}
+
+/** SSM parameter names of a stage: the one definition the stack, the host and the CLI use. */
+export function parameterNames(stage: string) {
+  const root = `/bluegreen/${stage}`;
+  return {
+    root,
+    activePool: `${root}/active-pool`,
+    maintenance: `${root}/maintenance`,
+    slackWebhookUrl: `${root}/slack-webhook-url`,
+  };
+}
+
+export function logGroupNames(stage: string) {
+  return { access: `/bluegreen/${stage}/nginx/access`, error: `/bluegreen/${stage}/nginx/error` };
+}

@@ -1,0 +1,76 @@
+// The pool-switch path: a change of /bluegreen/<stage>/active-pool reaches the stage's hosts within
+// seconds. EventBridge's "Parameter Store Change" event → SSM Run Command (AWS-RunShellScript) on the
+// hosts tagged with the stage → bluegreen-apply (reads the parameter, renders, nginx -t, reloads).
+// The event carries no value: the host reads the parameter itself. Delivery is best effort, so the
+// host also reconciles every minute (bluegreen-apply.timer).
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+export interface PoolSwitchProps {
+  readonly stage: string;
+  /** Name of the active-pool parameter whose changes trigger a switch. */
+  readonly activePoolParameterName: string;
+  /** EC2 tag key/value that marks the stage's hosts. */
+  readonly hostTagKey: string;
+  /** @default '/usr/local/bin/bluegreen-apply' */
+  readonly command?: string;
+  /** Seconds Run Command lets the command run. @default 120 */
+  readonly executionTimeoutSeconds?: number;
+}
+
+/** The EventBridge pattern of a change to the parameter: exported for the tests and the docs. */
+export function parameterChangePattern(parameterName: string) {
+  return {
+    source: ['aws.ssm'],
+    'detail-type': ['Parameter Store Change'],
+    detail: { name: [parameterName], operation: ['Create', 'Update'] },
+  };
+}
+
+export class PoolSwitch extends Construct {
+  public readonly rule: events.CfnRule;
+  public readonly role: iam.Role;
+
+  constructor(scope: Construct, id: string, props: PoolSwitchProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    // CDK has no L2 Run Command target (aws/aws-cdk#15662): the L1 rule with RunCommandParameters.
+    const documentArn = stack.formatArn({ service: 'ssm', account: '', resource: 'document', resourceName: 'AWS-RunShellScript' });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: `bluegreen ${props.stage}: EventBridge runs bluegreen-apply on the stage's hosts`,
+    });
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'RunShellScriptDocument', actions: ['ssm:SendCommand'], resources: [documentArn] }));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyThisStagesHosts',
+        actions: ['ssm:SendCommand'],
+        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+        conditions: { StringEquals: { [`ssm:resourceTag/${props.hostTagKey}`]: props.stage } },
+      }),
+    );
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+      reason: `Hosts are replaced on every change of their files, so their ids are not known in advance; ssm:SendCommand is limited by condition to instances tagged ${props.hostTagKey}=${props.stage}, and to the AWS-RunShellScript document.`,
+    });
+    this.rule = new events.CfnRule(this, 'Rule', {
+      description: `bluegreen ${props.stage}: apply ${props.activePoolParameterName} on the hosts when it changes`,
+      eventPattern: parameterChangePattern(props.activePoolParameterName),
+      state: 'ENABLED',
+      targets: [
+        {
+          id: 'ApplyActivePool',
+          arn: documentArn,
+          roleArn: this.role.roleArn,
+          input: JSON.stringify({
+            commands: [props.command ?? '/usr/local/bin/bluegreen-apply'],
+            executionTimeout: [String(props.executionTimeoutSeconds ?? 120)],
+          }),
+          runCommandParameters: { runCommandTargets: [{ key: `tag:${props.hostTagKey}`, values: [props.stage] }] },
+        },
+      ],
+    });
+  }
+}

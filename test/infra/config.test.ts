@@ -1,0 +1,60 @@
+// Context validation: a bad key or value fails synth with a message naming it and what it accepts.
+import { parseConfig, CONTEXT_KEYS } from '../../lib/config';
+import { buildApp } from '../../bin/app';
+import { newApp } from '../helpers/cdk';
+
+test('defaults: a dev stage that synthesizes with no context at all', () => {
+  expect(parseConfig({})).toEqual({
+    stage: 'dev',
+    instanceType: 't3.small',
+    publicCidr: '0.0.0.0/0',
+    operatorCidr: undefined,
+    blueImage: undefined,
+    greenImage: undefined,
+    releaseBlue: 'blue-1',
+    releaseGreen: 'green-1',
+    initialActivePool: 'blue',
+    logRetentionDays: 30,
+    vpc: { create: true, cidr: '10.80.0.0/16' },
+  });
+});
+
+test('values given with -c arrive as strings and are typed here', () => {
+  const config = parseConfig({ stage: 'prod', logRetentionDays: '90', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0, subnet-0123456789abcdef1', availabilityZones: 'eu-west-1a,eu-west-1b', operatorCidr: '198.51.100.7/32' });
+  expect(config).toMatchObject({
+    stage: 'prod',
+    logRetentionDays: 90,
+    operatorCidr: '198.51.100.7/32',
+    vpc: { create: false, vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'], availabilityZones: ['eu-west-1a', 'eu-west-1b'] },
+  });
+});
+
+test('toolkit and feature-flag keys are not ours to judge', () => {
+  expect(() => parseConfig({ '@aws-cdk/core:foo': true, 'aws:cdk:bundling-stacks': [], 'acknowledged-issue-numbers': [1] })).not.toThrow();
+});
+
+test.each([
+  [{ stge: 'prod' }, `unknown context key "stge"; this app reads: ${Object.keys(CONTEXT_KEYS).join(', ')}`],
+  [{ stage: 'Prod' }, 'context key "stage" must be lowercase letters, digits and hyphens, starting with a letter, at most 20 characters, got "Prod"'],
+  [{ instanceType: 'big' }, 'context key "instanceType" must be an EC2 instance type like t3.small, got "big"'],
+  [{ publicCidr: '10.0.0.0/33' }, 'context key "publicCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "10.0.0.0/33"'],
+  [{ operatorCidr: '0.0.0.0/0' }, 'context key "operatorCidr" must not be world-open (got "0.0.0.0/0")'],
+  [{ operatorCidr: '300.1.1.1/32' }, 'context key "operatorCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "300.1.1.1/32"'],
+  [{ blueImage: 'my image; rm -rf /' }, 'context key "blueImage" must be a container image reference like ghcr.io/org/app:1.2.3, got "my image; rm -rf /"'],
+  [{ releaseGreen: 'a b' }, 'context key "releaseGreen" must be letters, digits, ".", "_" or "-" (1-64), got "a b"'],
+  [{ initialActivePool: 'purple' }, 'context key "initialActivePool" must be one of blue|green, got "purple"'],
+  [{ logRetentionDays: '8' }, 'context key "logRetentionDays" must be one of 1, 3, 5, 7, 14, 30, 60, 90'],
+  [{ createVpc: 'yes' }, 'context key "createVpc" must be true or false, got "yes"'],
+  [{ vpcId: 'vpc-0123456789abcdef0' }, 'context key "vpcId" is only read with createVpc=false'],
+  [{ createVpc: 'false' }, 'context key "vpcId" is required with createVpc=false'],
+  [{ createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0' }, 'context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (1), got ""'],
+])('bad context %p fails with a message naming the key', (context, message) => {
+  expect(() => parseConfig(context as Record<string, unknown>)).toThrow(message);
+});
+
+test('a bad context value fails the app build, before any resource exists', () => {
+  // GIVEN an app whose context says the operator ports are world-open
+  const app = newApp({ operatorCidr: '0.0.0.0/0' });
+  // WHEN / THEN
+  expect(() => buildApp(app)).toThrow('context key "operatorCidr" must not be world-open');
+});

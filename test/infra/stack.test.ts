@@ -1,0 +1,192 @@
+// The synthesized stack keeps every promise of the host, its network, the parameters and the
+// switch path. One promise per test, against the real app (bin/app.ts) with cdk.json's context.
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { synthTemplate } from '../helpers/cdk';
+
+const OPERATOR = '198.51.100.7/32';
+let template: Template;
+beforeAll(() => {
+  template = synthTemplate({ stage: 'prod', operatorCidr: OPERATOR, publicCidr: '0.0.0.0/0', logRetentionDays: '90' });
+});
+
+const policyStatements = (roleLogicalIdPrefix: string) => {
+  const policies = template.findResources('AWS::IAM::Policy');
+  const [id] = Object.keys(policies).filter((k) => k.startsWith(roleLogicalIdPrefix));
+  return policies[id].Properties.PolicyDocument.Statement as Array<Record<string, unknown>>;
+};
+
+describe('security group', () => {
+  test('ingress is exactly 8080 from publicCidr and 8081-8082 from operatorCidr', () => {
+    const groups = template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') } });
+    const [group] = Object.values(groups);
+    expect(group.Properties.SecurityGroupIngress).toEqual([
+      { CidrIp: '0.0.0.0/0', Description: 'public entry (nginx)', FromPort: 8080, IpProtocol: 'tcp', ToPort: 8080 },
+      { CidrIp: OPERATOR, Description: 'direct pool access for operators (blue 8081, green 8082)', FromPort: 8081, IpProtocol: 'tcp', ToPort: 8082 },
+    ]);
+    // and no separate ingress resources add anything
+    template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+  });
+
+  test('without operatorCidr the pool ports stay closed', () => {
+    const t = synthTemplate({ stage: 'prod' });
+    const [group] = Object.values(t.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') } }));
+    expect(group.Properties.SecurityGroupIngress.map((r: { FromPort: number }) => r.FromPort)).toEqual([8080]);
+  });
+
+  test('publicCidr narrows the public entry', () => {
+    const t = synthTemplate({ publicCidr: '203.0.113.0/24' });
+    t.hasResourceProperties('AWS::EC2::SecurityGroup', { SecurityGroupIngress: [Match.objectLike({ CidrIp: '203.0.113.0/24', FromPort: 8080 })] });
+  });
+});
+
+describe('host', () => {
+  test('no SSH: no key pair and port 22 nowhere', () => {
+    const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+    expect(instance.Properties.KeyName).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/"FromPort":\s*22\b/);
+  });
+
+  test('IMDSv2 is required', () => {
+    template.hasResourceProperties('AWS::EC2::LaunchTemplate', { LaunchTemplateData: { MetadataOptions: { HttpTokens: 'required' } } });
+  });
+
+  test('the root volume is encrypted gp3', () => {
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 20, DeleteOnTermination: true } }],
+    });
+  });
+
+  test('Amazon Linux 2023, resolved at deploy time from the public SSM parameter', () => {
+    const params = template.toJSON().Parameters as Record<string, { Default: string }>;
+    expect(Object.values(params).map((p) => p.Default)).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
+    expect(Object.values(synthTemplate({ instanceType: 't4g.small' }).toJSON().Parameters).map((p) => (p as { Default: string }).Default)).toContain(
+      '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64',
+    );
+  });
+
+  test('tagged with its stage, which is how Run Command finds it', () => {
+    template.hasResourceProperties('AWS::EC2::Instance', { Tags: Match.arrayWith([{ Key: 'BluegreenStage', Value: 'prod' }]) });
+  });
+
+  test('a failed bootstrap fails the deploy: a creation policy waits for a signal sent on exit with the exit code', () => {
+    const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+    expect(instance.CreationPolicy).toEqual({ ResourceSignal: { Timeout: 'PT20M' } });
+    const userData = JSON.stringify(instance.Properties.UserData);
+    expect(userData).toContain('trap exitTrap EXIT');
+    expect(userData).toMatch(/cfn-signal --stack .* -e \$exitCode/);
+    expect(userData).toContain('set -euo pipefail');
+    expect(userData).toContain('bash /opt/bluegreen/userdata/bootstrap.sh');
+  });
+
+  test('user data stays small: the host files come as assets', () => {
+    const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+    const userData = JSON.stringify(instance.Properties.UserData);
+    expect(userData.length).toBeLessThan(16 * 1024);
+    for (const dir of ['nginx', 'app', 'userdata']) expect(userData).toContain(`unzip -q -o /tmp/bluegreen-${dir}.zip -d /opt/bluegreen/${dir}`);
+    expect(userData).toContain('export STAGE=prod');
+    expect(userData).toContain('export ACCESS_LOG_GROUP=');
+  });
+
+  test('a fixed public address outlives host replacement', () => {
+    template.resourceCountIs('AWS::EC2::EIP', 1);
+    template.hasResourceProperties('AWS::EC2::EIPAssociation', { InstanceId: Match.anyValue(), AllocationId: Match.anyValue() });
+  });
+});
+
+describe('host role', () => {
+  test('reads only its stage parameters, ships only its log groups, publishes metrics only in its namespace', () => {
+    const statements = policyStatements('HostRoleDefaultPolicy');
+    const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
+    expect(bySid.ReadStageParameters).toMatchObject({
+      Action: ['ssm:GetParameter', 'ssm:GetParameters'],
+      Effect: 'Allow',
+    });
+    expect(JSON.stringify(bySid.ReadStageParameters.Resource)).toContain(':parameter/bluegreen/prod/*');
+    expect(bySid.ShipNginxLogs).toMatchObject({
+      Action: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
+      Resource: [{ 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] }, { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] }],
+    });
+    expect(bySid.PublishHostMetrics).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'Bluegreen/prod/Host' } } });
+    // The rest is the assets' read-only grant.
+    const others = statements.filter((s) => !s.Sid);
+    for (const s of others) expect(JSON.stringify(s.Action)).toMatch(/^\["s3:GetObject\*","s3:GetBucket\*","s3:List\*"\]$/);
+    // Nothing can write a parameter or create log groups.
+    expect(JSON.stringify(statements)).not.toMatch(/ssm:Put|logs:CreateLogGroup|"\*:\*"/);
+  });
+
+  test('Session Manager through the AWS-managed core policy, and nothing else managed', () => {
+    const [role] = Object.values(template.findResources('AWS::IAM::Role', { Properties: { Description: Match.stringLikeRegexp('^bluegreen prod host') } }));
+    expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
+    expect(role.Properties.ManagedPolicyArns).toHaveLength(1);
+  });
+});
+
+describe('parameters', () => {
+  test('active-pool: a String with the allowed pattern ^(blue|green)$', () => {
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/active-pool', Type: 'String', Value: 'blue', AllowedPattern: '^(blue|green)$' });
+  });
+
+  test('maintenance: off by default, on|off only', () => {
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/maintenance', Type: 'String', Value: 'off', AllowedPattern: '^(on|off)$' });
+  });
+});
+
+describe('pool switch', () => {
+  test('EventBridge matches a change of exactly this stage active-pool parameter', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'], detail: { name: ['/bluegreen/prod/active-pool'], operation: ['Create', 'Update'] } },
+      State: 'ENABLED',
+    });
+  });
+
+  test('the target runs bluegreen-apply through Run Command on hosts tagged with the stage', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::Join': ['', Match.arrayWith(['::document/AWS-RunShellScript'])] },
+          Input: JSON.stringify({ commands: ['/usr/local/bin/bluegreen-apply'], executionTimeout: ['120'] }),
+          RunCommandParameters: { RunCommandTargets: [{ Key: 'tag:BluegreenStage', Values: ['prod'] }] },
+        }),
+      ],
+    });
+  });
+
+  test('the rule role may only send that document, to instances tagged with the stage', () => {
+    const statements = policyStatements('PoolSwitchRoleDefaultPolicy');
+    expect(statements).toHaveLength(2);
+    expect(statements[0]).toMatchObject({ Action: 'ssm:SendCommand' });
+    expect(JSON.stringify(statements[0].Resource)).toMatch(/"::document\/AWS-RunShellScript"\]\]\}$/);
+    expect(statements[1]).toMatchObject({ Action: 'ssm:SendCommand', Condition: { StringEquals: { 'ssm:resourceTag/BluegreenStage': 'prod' } } });
+    expect(JSON.stringify(statements[1].Resource)).toContain(':instance/*');
+  });
+});
+
+describe('logs', () => {
+  test.each([['/bluegreen/prod/nginx/access'], ['/bluegreen/prod/nginx/error']])('%s exists with the configured retention and outlives the stack', (name) => {
+    template.hasResource('AWS::Logs::LogGroup', { Properties: { LogGroupName: name, RetentionInDays: 90 }, DeletionPolicy: 'Retain' });
+  });
+});
+
+describe('network', () => {
+  test('a small VPC of public subnets with no NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+    template.resourceCountIs('AWS::EC2::Subnet', 2);
+    template.hasResourceProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: true });
+  });
+
+  test('an existing VPC is used as given, without lookups', () => {
+    const t = synthTemplate({ createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a' });
+    t.resourceCountIs('AWS::EC2::VPC', 0);
+    t.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: 'vpc-0123456789abcdef0' });
+    t.hasResourceProperties('AWS::EC2::Instance', { NetworkInterfaces: [Match.objectLike({ SubnetId: 'subnet-0123456789abcdef0', AssociatePublicIpAddress: true })] });
+  });
+});
+
+test('outputs: the public URL, the instance, the parameters and the exact flip command', () => {
+  const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+  expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['PublicUrl', 'InstanceId', 'ActivePoolParameter', 'MaintenanceParameter', 'FlipCommand']));
+  expect(outputs.ActivePoolParameter.Value).toBe('/bluegreen/prod/active-pool');
+  expect(JSON.stringify(outputs.FlipCommand.Value)).toContain('aws ssm put-parameter --region ');
+  expect(JSON.stringify(outputs.FlipCommand.Value)).toContain(' --name /bluegreen/prod/active-pool --type String --overwrite --value green');
+  expect(JSON.stringify(outputs.PublicUrl.Value)).toContain(':8080');
+});
