@@ -109,7 +109,8 @@ describe('host role', () => {
     expect(bySid.PublishHostMetrics).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'Bluegreen/prod/Host' } } });
     // The rest is the assets' read-only grant.
     const others = statements.filter((s) => !s.Sid);
-    for (const s of others) expect(JSON.stringify(s.Action)).toMatch(/^\["s3:GetObject\*","s3:GetBucket\*","s3:List\*"\]$/);
+    expect(others.length).toBeGreaterThan(0);
+    for (const s of others) expect(s.Action).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
     // Nothing can write a parameter or create log groups.
     expect(JSON.stringify(statements)).not.toMatch(/ssm:Put|logs:CreateLogGroup|"\*:\*"/);
   });
