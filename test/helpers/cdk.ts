@@ -9,8 +9,8 @@ import { REPO_ROOT } from '../../local/defaults';
 
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
 
-export function newApp(context: Record<string, unknown> = {}): App {
-  return new App({ context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context } });
+export function newApp(context: Record<string, unknown> = {}, outdir?: string): App {
+  return new App({ outdir, context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context } });
 }
 
 export function synthTemplate(context: Record<string, unknown> = {}): Template {
