@@ -1,0 +1,53 @@
+// A real moto_server (AWS API emulator) on a free loopback port, for the AWS calls our scripts and
+// code make. Environment for the aws CLI / SDK points at it with dummy credentials.
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { freePort } from '../../local/ports';
+import { waitFor } from './stack';
+
+export interface Moto {
+  endpoint: string;
+  /** Environment for the aws CLI and the SDK: the endpoint, a region, dummy credentials, no user config. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function startMoto(): Promise<Moto> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  let failed: Error | undefined;
+  child.once('error', (e) => (failed = new Error(`moto_server could not start (is moto installed?): ${e.message}`)));
+  await waitFor(async () => failed !== undefined || (await listening(port)), 'moto_server to listen', 30_000);
+  if (failed) throw failed;
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    env: {
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_DEFAULT_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_CONFIG_FILE: path.join(mkdtempSync(path.join(os.tmpdir(), 'bluegreen-aws-')), 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    },
+  };
+}
