@@ -1,6 +1,6 @@
 // One stage of bluegreen: the host and its network, the SSM-held active pool and the switch path,
 // the log groups, and the outputs an operator needs.
-import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
@@ -42,6 +42,12 @@ export class BlueGreenStack extends Stack {
       errorLogGroup: this.logGroups.error,
       metricsNamespace: `Bluegreen/${config.stage}/Host`,
     });
+    if (!config.vpc.create) {
+      Validations.of(this.host.instance).acknowledge({
+        id: 'CloudFormation-Validate::W3010',
+        reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
+      });
+    }
     this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
       stage: config.stage,
       activePoolParameterName: this.parameters.names.activePool,
