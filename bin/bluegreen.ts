@@ -1,5 +1,5 @@
 // The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`).
-import { chaosCommand, checkCommand, flipCommand } from '../local/commands';
+import { chaosCommand, checkCommand, flipCommand, maintenanceCommand } from '../local/commands';
 import { ConfigError } from '../local/defaults';
 import { NginxMissingError } from '../local/nginx-binary';
 import { PortInUseError } from '../local/ports';
@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   flip: { summary: 'flip <blue|green>: switch the local stack\'s active pool (render, nginx -t, reload)', run: flipCommand },
   chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a pool', run: chaosCommand },
   check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', run: checkCommand },
+  maintenance: { summary: 'maintenance <on|off>: alerts are evaluated and logged but not posted while on', run: maintenanceCommand },
 };
 
 function usage(): string {

@@ -5,6 +5,9 @@ import { header, httpRequest } from './http';
 import { runCheck } from './check';
 import { poolUrl, readStackState, StackState } from './stack';
 import { switchPool } from './switch';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import * as nodePath from 'node:path';
+import { MAINTENANCE_FILE } from './watcher';
 
 type Out = (line: string) => void;
 
@@ -124,4 +127,14 @@ export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: 
   });
   out(result.verdict);
   return result.ok ? 0 : 1;
+}
+
+export async function maintenanceCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const [value] = args;
+  if (value !== 'on' && value !== 'off') throw new UsageError('usage: bluegreen maintenance <on|off>');
+  const dir = stateDir(env);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(nodePath.join(dir, MAINTENANCE_FILE), `${value}\n`);
+  out(value === 'on' ? 'maintenance on: alerts are evaluated and printed, not posted' : 'maintenance off: alerts are posted');
+  return 0;
 }

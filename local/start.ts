@@ -1,6 +1,8 @@
 // `npm start`: the local data plane in the foreground until Ctrl-C / SIGTERM.
-import { DEFAULT_ACTIVE_POOL, DEFAULT_PORTS, LOCAL_STATE_DIR, parsePool, parsePort } from './defaults';
+import { ConfigError, DEFAULT_ACTIVE_POOL, DEFAULT_PORTS, LOCAL_STATE_DIR, parsePool, parsePort } from './defaults';
 import { LocalStack } from './stack';
+import { ruleConfigFromEnv } from '../lambda/alert/config';
+import { AlertWatcher } from './watcher';
 
 export interface StartConfig {
   stateDir: string;
@@ -25,6 +27,12 @@ export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
 
 export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
   const config = startConfigFromEnv(env);
+  let rules;
+  try {
+    rules = ruleConfigFromEnv(env);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   const verbose = env.BLUEGREEN_VERBOSE === '1';
   let crashed: ((reason: string) => void) | undefined;
   const stack = await LocalStack.start({
@@ -48,6 +56,16 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   out(`green pool: http://${host}:${ports.green} (release ${config.releases.green})`);
   out(`access log: ${accessLog}`);
   out(`error log:  ${errorLog}`);
+  const watcher = new AlertWatcher({
+    accessLog,
+    stateDir: config.stateDir,
+    stage: 'local',
+    config: rules,
+    slackWebhookUrl: env.SLACK_WEBHOOK_URL || undefined,
+    out,
+  });
+  watcher.start();
+  out(env.SLACK_WEBHOOK_URL ? 'alerts: posted to SLACK_WEBHOOK_URL' : 'alerts: printed here as [alert] lines (set SLACK_WEBHOOK_URL to post them to Slack)');
   out(`ready: ${stack.url} serves through nginx, active pool ${config.activePool} (try: curl -i ${stack.url}/version)`);
   out(`try failover: npx bluegreen check   flip: npx bluegreen flip green   stop: Ctrl-C`);
 
@@ -57,7 +75,10 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
       if (stopping) return;
       stopping = true;
       out(`${why}: stopping nginx and the pools`);
-      void stack.stop().then(() => {
+      void watcher
+        .stop()
+        .then(() => stack.stop())
+        .then(() => {
         out('stopped');
         resolve(code);
       });

@@ -1,0 +1,33 @@
+// Rule settings from the environment: the Lambda's (set by the stack from CDK context) and local
+// mode's. Bad values fail loudly, naming the variable.
+import { DEFAULT_RULE_CONFIG, RuleConfig } from './rules';
+
+export const RULE_ENV = {
+  windowSize: 'ALERT_WINDOW',
+  minWindow: 'ALERT_MIN_WINDOW',
+  errorRateThreshold: 'ALERT_ERROR_RATE',
+  recoveryRatio: 'ALERT_RECOVERY_RATIO',
+  recoveryConsecutive: 'ALERT_RECOVERY_CONSECUTIVE',
+  cooldownMs: 'ALERT_COOLDOWN_SECONDS',
+} as const satisfies Record<keyof RuleConfig, string>;
+
+export function ruleConfigFromEnv(env: Record<string, string | undefined>): RuleConfig {
+  const num = (key: keyof RuleConfig, ok: (n: number) => boolean, what: string): number => {
+    const name = RULE_ENV[key];
+    const raw = env[name];
+    if (raw === undefined || raw === '') return DEFAULT_RULE_CONFIG[key];
+    const n = Number(raw);
+    if (!Number.isFinite(n) || !ok(n)) throw new Error(`${name} must be ${what}, got "${raw}"`);
+    return key === 'cooldownMs' ? n * 1000 : n;
+  };
+  const config: RuleConfig = {
+    windowSize: num('windowSize', (n) => Number.isInteger(n) && n >= 1 && n <= 10_000, 'a whole number 1-10000'),
+    minWindow: num('minWindow', (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    errorRateThreshold: num('errorRateThreshold', (n) => n > 0 && n < 1, 'a fraction between 0 and 1, e.g. 0.02'),
+    recoveryRatio: num('recoveryRatio', (n) => n > 0 && n <= 1, 'a fraction between 0 and 1'),
+    recoveryConsecutive: num('recoveryConsecutive', (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    cooldownMs: num('cooldownMs', (n) => n >= 0, 'seconds >= 0'),
+  };
+  if (config.minWindow > config.windowSize) throw new Error(`${RULE_ENV.minWindow} (${config.minWindow}) must not exceed ${RULE_ENV.windowSize} (${config.windowSize})`);
+  return config;
+}

@@ -1,0 +1,22 @@
+// Metrics as CloudWatch Embedded Metric Format lines: no SDK call, no extra dependency. Locally the
+// same counts are kept in memory for the watcher's summary.
+export const METRIC_NAMES = ['AlertsPosted', 'AlertsSuppressed', 'AlertsUndelivered', 'MalformedLines', 'LinesEvaluated', 'ErrorRatePercent'] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+export function emfLine(namespace: string, dimensions: Record<string, string>, values: Partial<Record<MetricName, number>>, at = Date.now()): string {
+  const names = Object.keys(values) as MetricName[];
+  return JSON.stringify({
+    _aws: {
+      Timestamp: at,
+      CloudWatchMetrics: [
+        {
+          Namespace: namespace,
+          Dimensions: [Object.keys(dimensions)],
+          Metrics: names.map((Name) => ({ Name, Unit: Name === 'ErrorRatePercent' ? 'Percent' : 'Count' })),
+        },
+      ],
+    },
+    ...dimensions,
+    ...values,
+  });
+}

@@ -1,0 +1,127 @@
+// Slack: the Block Kit message for a decision, and delivery to an incoming webhook with a timeout,
+// retries with backoff on 429/5xx/timeouts, and none on other 4xx.
+import { AlertKind, Decision, Severity } from './rules';
+
+export const SEVERITY_COLOURS: Record<Severity, string> = {
+  critical: '#d32f2f',
+  warning: '#f9a825',
+  info: '#1e88e5',
+  ok: '#2e7d32',
+};
+
+const TITLES: Record<AlertKind, string> = {
+  failover: ':warning: Failover: the backup pool is answering',
+  failover_recovered: ':white_check_mark: Recovered: the active pool is answering again',
+  planned_switch: ':arrows_counterclockwise: Planned switch of the active pool',
+  error_rate: ':warning: Error rate above threshold',
+  error_rate_recovered: ':white_check_mark: Error rate back to normal',
+  users_see_errors: ':rotating_light: Users see errors: no pool could answer',
+};
+
+/** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
+export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
+  failover: 'a-pool-is-failing',
+  failover_recovered: 'a-pool-is-failing',
+  planned_switch: 'flip-the-active-pool',
+  error_rate: 'a-pool-is-failing',
+  error_rate_recovered: 'a-pool-is-failing',
+  users_see_errors: 'both-pools-failing',
+};
+
+export interface MessageContext {
+  stage: string;
+  /** Link to the minutes around the event (Logs Insights on AWS); omitted when there is none. */
+  logsUrl?: string;
+  /** Where the log is when there is no console (local mode). */
+  logsHint?: string;
+  runbookUrl?: string;
+}
+
+export function slackMessage(d: Decision, ctx: MessageContext): Record<string, unknown> {
+  const fields: string[] = [`*Stage*\n${ctx.stage}`];
+  if (d.host) fields.push(`*Host*\n${d.host}`);
+  if (d.activePool) fields.push(`*Active pool*\n${d.activePool}`);
+  if (d.pool) fields.push(`*Served by*\n${d.pool}`);
+  if (d.previousPool) fields.push(`*Previous pool*\n${d.previousPool}`);
+  if (d.release) fields.push(`*Release*\n${d.release}`);
+  fields.push(`*When*\n${new Date(d.at).toISOString()}`);
+  const blocks: Array<Record<string, unknown>> = [
+    { type: 'section', text: { type: 'mrkdwn', text: `*${TITLES[d.kind]}*\n${d.summary}` } },
+    { type: 'section', fields: fields.slice(0, 10).map((text) => ({ type: 'mrkdwn', text })) },
+  ];
+  if (d.window) {
+    const w = d.window;
+    const lines = [
+      `*Window*: ${w.bad} of ${w.requests} requests had a 5xx (${(w.rate * 100).toFixed(1)}%)`,
+      w.topUris.length ? `*Top URIs*: ${w.topUris.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
+      w.topUpstreams.length ? `*Upstreams*: ${w.topUpstreams.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
+    ].filter(Boolean);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
+  }
+  const detailText = Object.entries(d.details)
+    .map(([k, v]) => `${k}: \`${v}\``)
+    .join('  ·  ');
+  if (detailText) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: detailText }] });
+  const buttons: Array<Record<string, unknown>> = [];
+  if (ctx.logsUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Logs around the event' }, url: ctx.logsUrl });
+  if (ctx.runbookUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: `${ctx.runbookUrl}#${RUNBOOK_ANCHORS[d.kind]}` });
+  if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
+  if (ctx.logsHint) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: ctx.logsHint }] });
+  return {
+    text: `[${ctx.stage}] ${d.summary}`,
+    attachments: [{ color: SEVERITY_COLOURS[d.severity], blocks }],
+  };
+}
+
+export interface DeliveryOptions {
+  timeoutMs: number;
+  maxAttempts: number;
+  baseDelayMs: number;
+  /** Longest wait honoured from a Retry-After header. */
+  maxDelayMs: number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const DEFAULT_DELIVERY: DeliveryOptions = {
+  timeoutMs: 3000,
+  maxAttempts: 4,
+  baseDelayMs: 250,
+  maxDelayMs: 5000,
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+export interface DeliveryResult {
+  delivered: boolean;
+  attempts: number;
+  /** Last HTTP status, or the error that stopped us. */
+  last: string;
+}
+
+/** Posts JSON to a Slack incoming webhook. Never throws: the result says what happened. */
+export async function deliver(url: string, body: unknown, options: Partial<DeliveryOptions> = {}): Promise<DeliveryResult> {
+  const o = { ...DEFAULT_DELIVERY, ...options };
+  let last = '';
+  for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
+    let retryAfterMs: number | undefined;
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(o.timeoutMs),
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      last = `HTTP ${res.status}`;
+      if (res.ok) return { delivered: true, attempts: attempt, last };
+      if (res.status !== 429 && res.status < 500) return { delivered: false, attempts: attempt, last };
+      const header = res.headers.get('retry-after');
+      if (header && /^\d+$/.test(header)) retryAfterMs = Number(header) * 1000;
+    } catch (err) {
+      last = err instanceof Error && err.name === 'TimeoutError' ? `timeout after ${o.timeoutMs} ms` : `error: ${(err as Error).message}`;
+    }
+    if (attempt < o.maxAttempts) {
+      await o.sleep(Math.min(o.maxDelayMs, retryAfterMs ?? o.baseDelayMs * 2 ** (attempt - 1)));
+    }
+  }
+  return { delivered: false, attempts: o.maxAttempts, last };
+}
