@@ -2,6 +2,7 @@
 // the log groups, and the outputs an operator needs.
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { Alerting } from './alerting';
 import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
 import { HostNetwork } from './host-network';
@@ -22,6 +23,7 @@ export class BlueGreenStack extends Stack {
   public readonly parameters: PoolParameters;
   public readonly logGroups: HostLogGroups;
   public readonly poolSwitch: PoolSwitch;
+  public readonly alerting: Alerting;
 
   constructor(scope: Construct, id: string, props: BlueGreenStackProps) {
     super(scope, id, props);
@@ -54,12 +56,24 @@ export class BlueGreenStack extends Stack {
       hostTagKey: STAGE_TAG_KEY,
     });
 
+    this.alerting = new Alerting(this, 'Alerts', {
+      stage: config.stage,
+      accessLogGroup: this.logGroups.access,
+      settings: config.alerts,
+      logRetention: config.logRetentionDays,
+    });
+
     const names = this.parameters.names;
     new CfnOutput(this, 'PublicUrl', { value: this.host.publicUrl, description: 'The public entry (nginx)' });
     new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
     new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
     new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
+    new CfnOutput(this, 'SlackWebhookParameter', {
+      value: names.slackWebhookUrl,
+      description: 'Create it once: aws ssm put-parameter --type SecureString --name <this> --value <webhook URL>',
+    });
+    new CfnOutput(this, 'UndeliveredAlertsQueue', { value: this.alerting.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'FlipCommand', {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
       description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',

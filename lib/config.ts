@@ -22,6 +22,20 @@ export interface BlueGreenConfig {
   readonly initialActivePool: 'blue' | 'green';
   readonly logRetentionDays: RetentionDays;
   readonly vpc: VpcConfig;
+  readonly alerts: AlertSettings;
+}
+
+/** Alert rule and alarm settings (strings: they become the function's environment). */
+export interface AlertSettings {
+  readonly window: number;
+  readonly minWindow: number;
+  readonly errorRate: number;
+  readonly cooldownSeconds: number;
+  /** Function errors in 5 minutes that raise the alarm. */
+  readonly alarmFunctionErrors: number;
+  /** Undelivered alerts waiting in the dead-letter queue that raise the alarm. */
+  readonly alarmUndeliveredAlerts: number;
+  readonly runbookUrl?: string;
 }
 
 export class ConfigError extends Error {}
@@ -43,6 +57,13 @@ export const CONTEXT_KEYS = {
   vpcId: 'existing VPC id, with createVpc=false',
   publicSubnetIds: 'comma-separated public subnet ids of the existing VPC, with createVpc=false',
   availabilityZones: 'comma-separated AZs of publicSubnetIds, in the same order, with createVpc=false',
+  alertWindow: 'requests in the error-rate window (default 200)',
+  alertMinWindow: 'requests the window must hold before the error rate is judged (default 50)',
+  alertErrorRate: 'error-rate threshold as a fraction (default 0.02)',
+  alertCooldownSeconds: 'per-kind alert cooldown in seconds (default 300)',
+  alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
+  alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
+  runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
 
@@ -143,8 +164,32 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     vpc = { create: false, vpcId, publicSubnetIds: subnets, availabilityZones: zones };
   }
 
+  const int = (key: ContextKey, fallback: number, min: number, max: number): number => {
+    const raw = str(key);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`context key "${key}" must be a whole number ${min}-${max}, got "${raw}"`);
+    return n;
+  };
+  const window = int('alertWindow', 200, 1, 10_000);
+  const minWindow = int('alertMinWindow', Math.min(50, window), 1, window);
+  const errorRateRaw = str('alertErrorRate') ?? '0.02';
+  const errorRate = Number(errorRateRaw);
+  if (!(errorRate > 0 && errorRate < 1)) throw new ConfigError(`context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`);
+  const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
+  const alerts: AlertSettings = {
+    window,
+    minWindow,
+    errorRate,
+    cooldownSeconds: int('alertCooldownSeconds', 300, 0, 86_400),
+    alarmFunctionErrors: int('alarmFunctionErrors', 1, 1, 1000),
+    alarmUndeliveredAlerts: int('alarmUndeliveredAlerts', 1, 1, 1000),
+    runbookUrl,
+  };
+
   return {
     stage,
+    alerts,
     instanceType,
     publicCidr,
     operatorCidr,
@@ -166,6 +211,7 @@ export function parameterNames(stage: string) {
     activePool: `${root}/active-pool`,
     maintenance: `${root}/maintenance`,
     slackWebhookUrl: `${root}/slack-webhook-url`,
+    alertState: `${root}/alert-state`,
   };
 }
 

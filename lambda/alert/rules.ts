@@ -107,6 +107,15 @@ function top(items: string[], n: number): Array<[string, number]> {
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, n);
 }
 
+/** Seeds the error-rate window from history (a cold start's rebuild): no decisions, no episodes. */
+export function seedWindow(state: EngineState, entries: readonly AccessLogEntry[], config: RuleConfig): EngineState {
+  const window = entries.slice(-config.windowSize).map((entry): WindowItem => {
+    const bad = isBad(entry);
+    return bad ? { bad, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined } : { bad };
+  });
+  return { ...state, window: [...window, ...state.window].slice(-config.windowSize) };
+}
+
 export function windowFigures(window: readonly WindowItem[]): WindowFigures {
   const badItems = window.filter((w) => w.bad);
   return {

@@ -16,6 +16,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     initialActivePool: 'blue',
     logRetentionDays: 30,
     vpc: { create: true, cidr: '10.80.0.0/16' },
+    alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
   });
 });
 
@@ -44,6 +45,10 @@ test.each([
   [{ releaseGreen: 'a b' }, 'context key "releaseGreen" must be letters, digits, ".", "_" or "-" (1-64), got "a b"'],
   [{ initialActivePool: 'purple' }, 'context key "initialActivePool" must be one of blue|green, got "purple"'],
   [{ logRetentionDays: '8' }, 'context key "logRetentionDays" must be one of 1, 3, 5, 7, 14, 30, 60, 90'],
+  [{ alertWindow: '0' }, 'context key "alertWindow" must be a whole number 1-10000, got "0"'],
+  [{ alertWindow: '100', alertMinWindow: '150' }, 'context key "alertMinWindow" must be a whole number 1-100, got "150"'],
+  [{ alertErrorRate: '2' }, 'context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "2"'],
+  [{ runbookUrl: 'http://wiki/runbook' }, 'context key "runbookUrl" must be an https:// URL, got "http://wiki/runbook"'],
   [{ createVpc: 'yes' }, 'context key "createVpc" must be true or false, got "yes"'],
   [{ vpcId: 'vpc-0123456789abcdef0' }, 'context key "vpcId" is only read with createVpc=false'],
   [{ createVpc: 'false' }, 'context key "vpcId" is required with createVpc=false'],

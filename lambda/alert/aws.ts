@@ -1,0 +1,100 @@
+// The Lambda's AWS edges, kept thin: parameters (cached), persisted engine state, the window rebuild
+// from the log group after a cold start, and the dead-letter queue. Clients are passed in.
+import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { AccessLogEntry, parseAccessLogLine } from './access-log';
+import { Decision, EngineState } from './rules';
+
+/** SSM parameters with a max age; `undefined` when the parameter does not exist. */
+export class ParameterCache {
+  private readonly values = new Map<string, { value: string | undefined; at: number }>();
+  constructor(
+    private readonly ssm: SSMClient,
+    private readonly maxAgeMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async get(name: string, decrypt = false): Promise<string | undefined> {
+    const hit = this.values.get(name);
+    if (hit && this.now() - hit.at < this.maxAgeMs) return hit.value;
+    let value: string | undefined;
+    try {
+      const res = await this.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: decrypt }));
+      value = res.Parameter?.Value;
+    } catch (err) {
+      if (!(err instanceof ParameterNotFound) && (err as Error).name !== 'ParameterNotFound') throw err;
+    }
+    this.values.set(name, { value, at: this.now() });
+    return value;
+  }
+
+  clear(): void {
+    this.values.clear();
+  }
+}
+
+/** What outlives a cold start: episodes, the error-rate episode and cooldowns (not the window). */
+export type PersistedState = Omit<EngineState, 'window'>;
+
+export function persistable(state: EngineState): PersistedState {
+  const { window: _window, ...rest } = state;
+  return rest;
+}
+
+export async function loadState(ssm: SSMClient, name: string): Promise<PersistedState | undefined> {
+  try {
+    const res = await ssm.send(new GetParameterCommand({ Name: name }));
+    const parsed = JSON.parse(res.Parameter?.Value ?? '{}') as Partial<PersistedState>;
+    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate };
+  } catch (err) {
+    if ((err as Error).name === 'ParameterNotFound') return undefined;
+    if (err instanceof SyntaxError) return undefined; // a hand-edited value: start clean rather than fail forever
+    throw err;
+  }
+}
+
+export async function saveState(ssm: SSMClient, name: string, state: PersistedState): Promise<void> {
+  await ssm.send(new PutParameterCommand({ Name: name, Value: JSON.stringify(state), Type: 'String', Overwrite: true }));
+}
+
+/**
+ * The last `limit` access-log entries written to the group in [end - lookback, end): a cold start
+ * rebuilds the error-rate window from them. Malformed lines are skipped (they were counted when
+ * they first arrived).
+ */
+export async function recentEntries(
+  logs: CloudWatchLogsClient,
+  logGroupName: string,
+  endMs: number,
+  lookbackMs: number,
+  limit: number,
+  maxPages = 20,
+): Promise<{ entries: AccessLogEntry[]; ids: string[] }> {
+  const events: Array<{ id: string; message: string; timestamp: number }> = [];
+  let nextToken: string | undefined;
+  for (let page = 0; page < maxPages; page++) {
+    const res = await logs.send(new FilterLogEventsCommand({ logGroupName, startTime: endMs - lookbackMs, endTime: endMs - 1, nextToken }));
+    for (const e of res.events ?? []) if (e.eventId && e.message) events.push({ id: e.eventId, message: e.message, timestamp: e.timestamp ?? 0 });
+    nextToken = res.nextToken;
+    if (!nextToken) break;
+  }
+  events.sort((a, b) => a.timestamp - b.timestamp);
+  const last = events.slice(-limit);
+  const entries: AccessLogEntry[] = [];
+  for (const e of last) {
+    const parsed = parseAccessLogLine(e.message);
+    if (parsed.ok) entries.push(parsed.entry);
+  }
+  return { entries, ids: last.map((e) => e.id) };
+}
+
+export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, decision: Decision, reason: string, stage: string): Promise<void> {
+  await sqs.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: JSON.stringify({ stage, reason, decision }),
+      MessageAttributes: { kind: { DataType: 'String', StringValue: decision.kind }, severity: { DataType: 'String', StringValue: decision.severity } },
+    }),
+  );
+}

@@ -1,0 +1,38 @@
+// The alert Lambda: a thin shell. Clients and configuration once per container, then the runtime.
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { ruleConfigFromEnv } from './config';
+import { AlertEnv, AlertRuntime } from './runtime';
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`environment variable ${name} is not set`);
+  return value;
+}
+
+export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
+  return {
+    stage: required(env, 'STAGE'),
+    region: required(env, 'AWS_REGION'),
+    logGroup: required(env, 'ACCESS_LOG_GROUP'),
+    maintenanceParam: required(env, 'MAINTENANCE_PARAM'),
+    webhookParam: required(env, 'SLACK_WEBHOOK_PARAM'),
+    stateParam: required(env, 'STATE_PARAM'),
+    deadLetterQueueUrl: required(env, 'DEAD_LETTER_QUEUE_URL'),
+    runbookUrl: env.RUNBOOK_URL || undefined,
+    metricsNamespace: required(env, 'METRICS_NAMESPACE'),
+    rules: ruleConfigFromEnv(env),
+    rebuildLookbackMs: Number(env.REBUILD_LOOKBACK_SECONDS ?? 300) * 1000,
+    parameterMaxAgeMs: Number(env.PARAMETER_MAX_AGE_SECONDS ?? 60) * 1000,
+  };
+}
+
+// Created once per container, during init.
+const clients = { ssm: new SSMClient({}), logs: new CloudWatchLogsClient({}), sqs: new SQSClient({}) };
+let runtime: AlertRuntime | undefined;
+
+export const handler = async (event: unknown) => {
+  runtime ??= new AlertRuntime(alertEnvFrom(process.env), clients);
+  return runtime.handle(event);
+};
