@@ -1,0 +1,201 @@
+// The rule engine, table-driven: each case is a sequence of requests and the decisions it must give.
+import { AccessLogEntry } from '../../lambda/alert/access-log';
+import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, evaluate, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
+import { processLines } from '../../lambda/alert/pipeline';
+
+const T0 = Date.parse('2026-11-22T10:00:00Z');
+
+function entry(over: Partial<AccessLogEntry> = {}): AccessLogEntry {
+  return {
+    time: '2026-11-22T10:00:00+00:00',
+    request_id: 'r',
+    remote_addr: '127.0.0.1',
+    method: 'GET',
+    uri: '/version',
+    status: 200,
+    body_bytes_sent: 10,
+    request_time: 0.001,
+    upstream_addr: '10.0.0.1:3000',
+    upstream_status: '200',
+    upstream_response_time: '0.001',
+    upstream_connect_time: '0.000',
+    pool: 'blue',
+    release: 'blue-1',
+    active_pool: 'blue',
+    ...over,
+  };
+}
+
+// Shorthands for request kinds.
+const ok = (active = 'blue') => entry({ pool: active, active_pool: active });
+const failedOver = (active = 'blue', backup = 'green') =>
+  entry({ pool: backup, active_pool: active, upstream_status: '500, 200', upstream_addr: 'a:1, b:2', release: `${backup}-1` });
+const onBackup = (active = 'blue', backup = 'green') => entry({ pool: backup, active_pool: active, upstream_status: '200' });
+const bothDown = (active = 'blue') => entry({ pool: '', active_pool: active, status: 502, upstream_status: '502, 502', uri: '/pay?x=1' });
+
+function run(entries: AccessLogEntry[], opts: { config?: Partial<RuleConfig>; maintenance?: boolean; host?: string; stepMs?: number } = {}) {
+  const config = { ...DEFAULT_RULE_CONFIG, minWindow: 5, windowSize: 10, ...opts.config };
+  const inputs: EngineInput[] = entries.map((e, i) => ({ entry: e, host: opts.host ?? 'i-1', at: T0 + i * (opts.stepMs ?? 1000) }));
+  return evaluate(emptyState(), inputs, { config, maintenance: opts.maintenance ?? false });
+}
+const kinds = (r: ReturnType<typeof run>) => r.decisions.map((d) => (d.suppressed ? `${d.kind}(${d.suppressed})` : d.kind));
+const times = <T>(n: number, f: () => T) => Array.from({ length: n }, f);
+
+describe('failover episodes', () => {
+  test.each<[string, AccessLogEntry[], string[]]>([
+    ['healthy traffic: nothing', times(20, ok), []],
+    ['one failover inside a request opens an episode: one alert', [ok(), failedOver(), ok()], ['failover']],
+    ['an episode alerts once however long it lasts', [failedOver(), ...times(30, onBackup)], ['failover']],
+    ['3 answers from the active pool end it: one recovery', [failedOver(), onBackup(), ok(), ok(), ok()], ['failover', 'failover_recovered']],
+    ['2 are not enough', [failedOver(), ok(), ok()], ['failover']],
+    ['a backup answer resets the streak', [failedOver(), ok(), ok(), onBackup(), ok(), ok()], ['failover']],
+    ['requests nginx refused (no pool) do not touch episodes', [entry({ pool: '', status: 403, upstream_status: '' })], []],
+  ])('%s', (_name, entries, expected) => {
+    expect(kinds(run(entries, { config: { minWindow: 1000, windowSize: 1000 } }))).toEqual(expected);
+  });
+
+  test('failover is a per-host fact: two hosts, two episodes', () => {
+    const config = { ...DEFAULT_RULE_CONFIG, minWindow: 1000, windowSize: 1000 };
+    const inputs: EngineInput[] = [
+      { entry: failedOver(), host: 'i-1', at: T0 },
+      { entry: failedOver(), host: 'i-2', at: T0 + 1 },
+      { entry: onBackup(), host: 'i-1', at: T0 + 2 },
+    ];
+    const r = evaluate(emptyState(), inputs, { config, maintenance: false });
+    expect(r.decisions.map((d) => [d.kind, d.host])).toEqual([
+      ['failover', 'i-1'],
+      ['failover', 'i-2'],
+    ]);
+  });
+
+  test('the failover alert says who failed, who answered, and the attempts', () => {
+    const [d] = run([failedOver()]).decisions;
+    expect(d).toMatchObject({ kind: 'failover', severity: 'warning', pool: 'green', activePool: 'blue', release: 'green-1', host: 'i-1', suppressed: null });
+    expect(d.summary).toBe('Failover on i-1: blue is failing, green is answering');
+    expect(d.details).toMatchObject({ upstream_status: '500, 200', upstream_addr: 'a:1, b:2' });
+  });
+});
+
+describe('planned switch', () => {
+  test('active_pool changing is an info message, never a failover', () => {
+    const r = run([ok('blue'), ok('blue'), ok('green'), ok('green')], { config: { minWindow: 1000, windowSize: 1000 } });
+    expect(kinds(r)).toEqual(['planned_switch']);
+    expect(r.decisions[0]).toMatchObject({ severity: 'info', previousPool: 'blue', activePool: 'green' });
+  });
+
+  test('a switch to the pool that was answering as backup ends the episode without a recovery', () => {
+    const r = run([failedOver('blue', 'green'), onBackup('blue', 'green'), ok('green'), ok('green'), ok('green')], { config: { minWindow: 1000, windowSize: 1000 } });
+    expect(kinds(r)).toEqual(['failover', 'planned_switch']);
+  });
+
+  test('the first line seen is no switch (nothing to compare with)', () => {
+    expect(kinds(run([ok('green')]))).toEqual([]);
+  });
+});
+
+describe('error rate (window 10, min 5, threshold 2%, recovery at 1%)', () => {
+  test('exact window arithmetic: 1 bad in 10 is 10%', () => {
+    const r = run([...times(9, ok), failedOver()], { config: { minWindow: 1000 } });
+    expect(windowFigures(r.state.window)).toMatchObject({ requests: 10, bad: 1, rate: 0.1 });
+  });
+
+  test('the window keeps only the last N requests', () => {
+    const r = run([failedOver(), ...times(10, ok)], { config: { minWindow: 1000 } });
+    expect(windowFigures(r.state.window)).toMatchObject({ requests: 10, bad: 0 });
+  });
+
+  test('not judged before the minimum window', () => {
+    expect(kinds(run([failedOver(), ok(), ok(), ok()], { config: { minWindow: 5 } })).filter((k) => k.startsWith('error'))).toEqual([]);
+  });
+
+  test('fires at the minimum window when above the threshold', () => {
+    const r = run([failedOver(), onBackup(), onBackup(), onBackup(), onBackup()]);
+    expect(kinds(r)).toEqual(['failover', 'error_rate']);
+    expect(r.decisions[1].window).toMatchObject({ requests: 5, bad: 1, rate: 0.2, topUris: [['/version', 1]], topUpstreams: [['a:1', 1], ['b:2', 1]] });
+  });
+
+  test('exactly at the threshold does not fire (above means above)', () => {
+    const r = run([failedOver(), ...times(49, onBackup)], { config: { windowSize: 50, minWindow: 50, errorRateThreshold: 0.02 } });
+    expect(kinds(r)).toEqual(['failover']);
+  });
+
+  test('hysteresis: recovers only at or below threshold × 0.5', () => {
+    // 1 bad in 10 = 10%, then the bad one leaves the window: 0% → recovered.
+    const r = run([failedOver(), ...times(4, onBackup), ...times(6, onBackup)], { config: { minWindow: 5, windowSize: 10, errorRateThreshold: 0.05, recoveryRatio: 0.5 } });
+    expect(kinds(r)).toEqual(['failover', 'error_rate', 'error_rate_recovered']);
+    const rec = r.decisions[2];
+    expect(rec.details).toMatchObject({ peak: '20.0%' });
+  });
+
+  test('a rate between recovery level and threshold keeps the alert open, silently', () => {
+    const bad = () => failedOver();
+    // window 20: 2 bad = 10% (alert at 5%), then 1 bad = 5% (≤ threshold 5% but > 2.5%): still open.
+    const entries = [bad(), bad(), ...times(18, onBackup), ...times(1, onBackup)];
+    const r = run(entries, { config: { windowSize: 20, minWindow: 20, errorRateThreshold: 0.05 } });
+    expect(kinds(r)).toEqual(['failover', 'error_rate']);
+    expect(r.state.errorRate).toBeDefined();
+  });
+
+  test('any upstream 5xx attempt counts, and so does a 5xx status; 4xx does not', () => {
+    const r = run([entry({ status: 404, upstream_status: '404' }), entry({ upstream_status: '503, 200', pool: 'green' }), bothDown()], { config: { minWindow: 1000 } });
+    expect(windowFigures(r.state.window)).toMatchObject({ requests: 3, bad: 2 });
+  });
+});
+
+describe('users see errors', () => {
+  test('a client-facing 5xx is a critical alert with the attempts', () => {
+    const r = run([bothDown()], { config: { minWindow: 1000 } });
+    expect(kinds(r)).toEqual(['users_see_errors']);
+    expect(r.decisions[0]).toMatchObject({ severity: 'critical', details: { status: 502, upstream_status: '502, 502' } });
+    expect(r.decisions[0].summary).toBe('Users see errors on i-1: GET /pay answered 502 (upstream 502, 502)');
+  });
+});
+
+describe('cooldown (300 s per kind)', () => {
+  test.each<[string, number, string[]]>([
+    ['a second episode 299 s later is suppressed', 299_000, ['users_see_errors', 'users_see_errors(cooldown)']],
+    ['exactly 300 s later posts again', 300_000, ['users_see_errors', 'users_see_errors']],
+  ])('%s', (_name, gap, expected) => {
+    const inputs: EngineInput[] = [
+      { entry: bothDown(), host: 'i-1', at: T0 },
+      { entry: bothDown(), host: 'i-1', at: T0 + gap },
+    ];
+    const r = evaluate(emptyState(), inputs, { config: { ...DEFAULT_RULE_CONFIG, minWindow: 1000 }, maintenance: false });
+    expect(kinds(r as ReturnType<typeof run>)).toEqual(expected);
+  });
+
+  test('a suppressed failover gets no recovery message either', () => {
+    const seq = [failedOver(), ok(), ok(), ok(), failedOver(), ok(), ok(), ok()];
+    expect(kinds(run(seq, { config: { minWindow: 1000, windowSize: 1000 } }))).toEqual(['failover', 'failover_recovered', 'failover(cooldown)']);
+  });
+});
+
+describe('maintenance', () => {
+  test('evaluates and returns every decision, posts none, and does not start cooldowns', () => {
+    const r = run([failedOver(), ok(), ok(), ok(), bothDown()], { maintenance: true, config: { minWindow: 1000, windowSize: 1000 } });
+    expect(kinds(r)).toEqual(['failover(maintenance)', 'users_see_errors(maintenance)']);
+    expect(r.state.lastPosted).toEqual({});
+  });
+});
+
+describe('pipeline', () => {
+  test('malformed lines are counted and skipped, never fatal', () => {
+    const lines = ['not json', '{"status":200}', JSON.stringify(failedOver()), ''].map((message) => ({ message, host: 'i-1', receivedAt: T0 }));
+    const r = processLines(emptyState(), lines, DEFAULT_RULE_CONFIG, false);
+    expect(r.evaluated).toBe(1);
+    expect(r.malformed.map((m) => m.reason)).toEqual(['not JSON', 'missing field time', 'not JSON']);
+    expect(r.toPost.map((d) => d.kind)).toEqual(['failover']);
+  });
+
+  test('a cold start seeds the window from history without deciding anything', () => {
+    const seeded = seedWindow(emptyState(), [failedOver(), ok(), ok()], DEFAULT_RULE_CONFIG);
+    expect(windowFigures(seeded.window)).toMatchObject({ requests: 3, bad: 1 });
+    expect(seeded.hosts).toEqual({});
+  });
+
+  test('evaluate does not mutate the state it is given', () => {
+    const state = emptyState();
+    evaluate(state, [{ entry: failedOver(), host: 'i-1', at: T0 }], { config: DEFAULT_RULE_CONFIG, maintenance: false });
+    expect(state).toEqual(emptyState());
+  });
+});
