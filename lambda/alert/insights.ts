@@ -17,11 +17,11 @@ export const INSIGHTS_QUERIES = {
 
 export type QueryName = keyof typeof INSIGHTS_QUERIES;
 
-/** The console's own encoding for logs-insights links: URI-encode, then '%' becomes '*'. */
+/** The console's own encoding for logs-insights links: URI-encode, then '%XX' becomes '*xx'. */
 function consoleEncode(value: string): string {
   return encodeURIComponent(value)
-    .replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    .replace(/%/g, '*');
+    .replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)
+    .replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => `*${hex.toLowerCase()}`);
 }
 
 /** A CloudWatch console link that opens Logs Insights on `logGroup` for [start, end] with the query. */

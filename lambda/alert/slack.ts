@@ -103,12 +103,13 @@ export async function deliver(url: string, body: unknown, options: Partial<Deliv
   let last = '';
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
     let retryAfterMs: number | undefined;
+    const signal = AbortSignal.timeout(o.timeoutMs);
     try {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(o.timeoutMs),
+        signal,
       });
       await res.arrayBuffer().catch(() => undefined);
       last = `HTTP ${res.status}`;
@@ -117,7 +118,7 @@ export async function deliver(url: string, body: unknown, options: Partial<Deliv
       const header = res.headers.get('retry-after');
       if (header && /^\d+$/.test(header)) retryAfterMs = Number(header) * 1000;
     } catch (err) {
-      last = err instanceof Error && err.name === 'TimeoutError' ? `timeout after ${o.timeoutMs} ms` : `error: ${(err as Error).message}`;
+      last = signal.aborted ? `timeout after ${o.timeoutMs} ms` : `error: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
     }
     if (attempt < o.maxAttempts) {
       await o.sleep(Math.min(o.maxDelayMs, retryAfterMs ?? o.baseDelayMs * 2 ** (attempt - 1)));

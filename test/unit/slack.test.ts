@@ -1,0 +1,103 @@
+// Slack delivery against a real local HTTP server, and the Block Kit message.
+import { deliver, slackMessage, SEVERITY_COLOURS } from '../../lambda/alert/slack';
+import { Decision } from '../../lambda/alert/rules';
+import { insightsUrl } from '../../lambda/alert/insights';
+import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
+
+let slack: SlackReceiver;
+let slept: number[];
+const sleep = async (ms: number) => {
+  slept.push(ms);
+};
+beforeEach(async () => {
+  slack = await startSlackReceiver();
+  slept = [];
+});
+afterEach(() => slack.close());
+
+const body = { text: 'hello' };
+
+test('200: delivered at once', async () => {
+  expect(await deliver(slack.url, body, { sleep })).toEqual({ delivered: true, attempts: 1, last: 'HTTP 200' });
+  expect(slack.received.map((r) => r.body)).toEqual([body]);
+});
+
+test('500 then 200: retried with backoff, delivered once', async () => {
+  slack.script = [500, 503];
+  expect(await deliver(slack.url, body, { sleep, baseDelayMs: 100 })).toEqual({ delivered: true, attempts: 3, last: 'HTTP 200' });
+  expect(slept).toEqual([100, 200]);
+  expect(slack.received).toHaveLength(1);
+});
+
+test('429 with Retry-After: waits what Slack asks, then delivers', async () => {
+  slack.script = [{ status: 429, headers: { 'Retry-After': '2' } }];
+  expect(await deliver(slack.url, body, { sleep })).toEqual({ delivered: true, attempts: 2, last: 'HTTP 200' });
+  expect(slept).toEqual([2000]);
+});
+
+test('a Retry-After beyond the cap is capped', async () => {
+  slack.script = [{ status: 429, headers: { 'Retry-After': '120' } }];
+  await deliver(slack.url, body, { sleep, maxDelayMs: 5000 });
+  expect(slept).toEqual([5000]);
+});
+
+test('timeouts: each attempt bounded, then given up and reported', async () => {
+  slack.script = ['hang', 'hang', 'hang'];
+  const result = await deliver(slack.url, body, { sleep, timeoutMs: 200, maxAttempts: 3 });
+  expect(result).toEqual({ delivered: false, attempts: 3, last: 'timeout after 200 ms' });
+  expect(slack.hits).toBe(3);
+});
+
+test('404 (a wrong or revoked webhook): no retry, reported', async () => {
+  slack.script = [404];
+  expect(await deliver(slack.url, body, { sleep })).toEqual({ delivered: false, attempts: 1, last: 'HTTP 404' });
+  expect(slept).toEqual([]);
+});
+
+test('nothing listening: retried, then reported, never thrown', async () => {
+  const url = slack.url;
+  await slack.close();
+  const result = await deliver(url, body, { sleep, maxAttempts: 2 });
+  expect(result.delivered).toBe(false);
+  expect(result.last).toMatch(/^error: /);
+});
+
+describe('message', () => {
+  const decision: Decision = {
+    kind: 'error_rate',
+    severity: 'warning',
+    at: Date.parse('2026-11-22T10:00:00Z'),
+    host: 'i-0abc',
+    activePool: 'blue',
+    summary: 'Error rate 4.0% over the last 200 requests (threshold 2.0%)',
+    window: { requests: 200, bad: 8, rate: 0.04, topUris: [['/pay', 6], ['/cart', 2]], topUpstreams: [['10.0.0.5:3000', 8]] },
+    suppressed: null,
+    details: { bad: 8, requests: 200 },
+  };
+
+  test('colour by severity, the figures on-call needs, links to logs and runbook', () => {
+    const logsUrl = insightsUrl('eu-west-1', '/bluegreen/prod/nginx/access', 'fields @timestamp', new Date(decision.at - 300_000), new Date(decision.at + 300_000));
+    const message = slackMessage(decision, { stage: 'prod', logsUrl, runbookUrl: 'https://example.com/RUNBOOK.md' });
+    expect(message.text).toBe('[prod] Error rate 4.0% over the last 200 requests (threshold 2.0%)');
+    const [attachment] = message.attachments as Array<{ color: string; blocks: unknown[] }>;
+    expect(attachment.color).toBe(SEVERITY_COLOURS.warning);
+    const text = JSON.stringify(attachment.blocks);
+    for (const fact of ['*Stage*\\nprod', '*Host*\\ni-0abc', '*Active pool*\\nblue', '8 of 200 requests had a 5xx (4.0%)', '`/pay` ×6', '`10.0.0.5:3000` ×8', '2026-11-22T10:00:00.000Z']) {
+      expect(text).toContain(fact);
+    }
+    expect(text).toContain('https://example.com/RUNBOOK.md#a-pool-is-failing');
+    expect(logsUrl).toBe(
+      "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:logs-insights$3FqueryDetail$3D~(end~'2026-11-22T10*3a05*3a00.000Z~start~'2026-11-22T09*3a55*3a00.000Z~timeType~'ABSOLUTE~tz~'UTC~editorString~'fields*20*40timestamp~source~(~'*2fbluegreen*2fprod*2fnginx*2faccess))",
+    );
+    expect(text).toContain(logsUrl.slice(0, 60));
+  });
+
+  test.each([
+    ['critical', '#d32f2f'],
+    ['ok', '#2e7d32'],
+    ['info', '#1e88e5'],
+  ] as const)('%s is %s', (severity, colour) => {
+    const m = slackMessage({ ...decision, severity }, { stage: 'x' });
+    expect((m.attachments as Array<{ color: string }>)[0].color).toBe(colour);
+  });
+});
