@@ -33,6 +33,8 @@ export interface AlertDeps {
   sqs: SQSClient;
   delivery?: Partial<DeliveryOptions>;
   log?: (record: Record<string, unknown>) => void;
+  /** Where EMF metric lines go (stdout on Lambda, where CloudWatch picks them up). */
+  emit?: (line: string) => void;
   now?: () => number;
 }
 
@@ -165,6 +167,6 @@ export class AlertRuntime {
   }
 
   private metrics(values: Partial<Record<MetricName, number>>): void {
-    console.log(emfLine(this.env.metricsNamespace, { Stage: this.env.stage }, values, this.now()));
+    (this.deps.emit ?? console.log)(emfLine(this.env.metricsNamespace, { Stage: this.env.stage }, values, this.now()));
   }
 }

@@ -1,0 +1,188 @@
+// The alert function's runtime against moto_server (SSM parameters incl. the SecureString webhook,
+// CloudWatch Logs for the cold-start rebuild, SQS as the dead-letter queue) and a real local HTTP
+// "Slack", fed real subscription payloads (gzip + base64) built from lines real nginx wrote.
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { GetParameterCommand, PutParameterCommand, SSMClient, DeleteParameterCommand } from '@aws-sdk/client-ssm';
+import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
+import { AlertDeps, AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
+import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
+import { REPO_ROOT } from '../../local/defaults';
+import { Moto, startMoto } from '../helpers/moto';
+import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
+
+const FIXTURE = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);
+const STAGE = 'fn';
+const LOG_GROUP = `/bluegreen/${STAGE}/nginx/access`;
+const STREAM = 'i-0123456789abcdef0';
+
+let moto: Moto;
+let clients: { ssm: SSMClient; logs: CloudWatchLogsClient; sqs: SQSClient };
+let slack: SlackReceiver;
+let queueUrl: string;
+let env: AlertEnv;
+let records: Array<Record<string, unknown>>;
+let suite = 0;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  clients = { ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config), sqs: new SQSClient(config) };
+  await clients.logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP }));
+  await clients.logs.send(new CreateLogStreamCommand({ logGroupName: LOG_GROUP, logStreamName: STREAM }));
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+
+beforeEach(async () => {
+  suite++;
+  slack = await startSlackReceiver();
+  records = [];
+  metricLines = [];
+  const root = `/bluegreen/${STAGE}-${suite}`;
+  queueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `undelivered-${suite}` }))).QueueUrl!;
+  await clients.ssm.send(new PutParameterCommand({ Name: `${root}/maintenance`, Value: 'off', Type: 'String' }));
+  await clients.ssm.send(new PutParameterCommand({ Name: `${root}/slack-webhook-url`, Value: slack.url, Type: 'SecureString' }));
+  await clients.ssm.send(new PutParameterCommand({ Name: `${root}/alert-state`, Value: '{}', Type: 'String' }));
+  env = {
+    stage: STAGE,
+    region: 'us-east-1',
+    logGroup: LOG_GROUP,
+    maintenanceParam: `${root}/maintenance`,
+    webhookParam: `${root}/slack-webhook-url`,
+    stateParam: `${root}/alert-state`,
+    deadLetterQueueUrl: queueUrl,
+    metricsNamespace: 'Test',
+    rules: { ...DEFAULT_RULE_CONFIG, windowSize: 10, minWindow: 5 },
+    rebuildLookbackMs: 3_600_000,
+    parameterMaxAgeMs: 0,
+  };
+});
+afterEach(() => slack.close());
+
+let metricLines: string[] = [];
+const runtime = (overrides: Partial<AlertDeps> = {}) =>
+  new AlertRuntime(env, { ...clients, delivery: { sleep: async () => undefined, timeoutMs: 500 }, log: (r) => records.push(r), emit: (l) => metricLines.push(l), ...overrides });
+
+let nextId = 0;
+function events(lines: string[], at = Date.now()): LogEvent[] {
+  return lines.map((message, i) => ({ id: `${at}-${nextId++}`, timestamp: at + i, message }));
+}
+const payload = (logEvents: LogEvent[], messageType: 'DATA_MESSAGE' | 'CONTROL_MESSAGE' = 'DATA_MESSAGE') =>
+  encodeSubscription({ messageType, logGroup: LOG_GROUP, logStream: STREAM, logEvents });
+
+const posted = () => slack.received.map((r) => r.body.text ?? '');
+
+test('CONTROL_MESSAGE, an empty batch and a foreign payload are acknowledged, never an error', async () => {
+  const fn = runtime();
+  expect((await fn.handle(payload([], 'CONTROL_MESSAGE'))).status).toBe('ignored');
+  expect((await fn.handle(payload([]))).status).toBe('ignored');
+  expect((await fn.handle({ hello: 'world' })).status).toBe('rejected');
+  expect((await fn.handle({ awslogs: { data: 'bm90IGd6aXA=' } })).status).toBe('rejected');
+  expect(slack.received).toEqual([]);
+});
+
+test('real nginx lines: failover and users-see-errors posted to Slack, malformed counted, state saved in SSM', async () => {
+  const fn = runtime();
+  const result = await fn.handle(payload(events([...FIXTURE, 'garbage {'])));
+  expect(result).toMatchObject({ status: 'processed', evaluated: FIXTURE.length, malformed: 1 });
+  expect(posted().some((t) => t.startsWith(`[${STAGE}] Failover on ${STREAM}: blue is failing, green is answering`))).toBe(true);
+  expect(posted().some((t) => t.includes(`Users see errors on ${STREAM}`))).toBe(true);
+  const failover = slack.received.find((r) => /Failover/.test(r.body.text ?? ''))!;
+  expect(JSON.stringify(failover.body)).toContain('logs-insights$3FqueryDetail');
+  expect(records.some((r) => r.msg === 'malformed log line')).toBe(true);
+  const saved = JSON.parse((await clients.ssm.send(new GetParameterCommand({ Name: env.stateParam }))).Parameter!.Value!);
+  expect(Object.keys(saved.hosts)).toEqual([STREAM]);
+  expect(saved.lastPosted[`failover:${STREAM}`]).toEqual(expect.any(Number));
+  // Metrics as EMF: posted, suppressed, undelivered, malformed, error rate.
+  const metrics = JSON.parse(metricLines.at(-1)!);
+  expect(metrics).toMatchObject({ Stage: STAGE, MalformedLines: 1, AlertsPosted: result.posted, AlertsUndelivered: 0, LinesEvaluated: FIXTURE.length });
+  expect(metrics._aws.CloudWatchMetrics[0].Namespace).toBe('Test');
+});
+
+test('a redelivered batch (same event ids) is not evaluated twice', async () => {
+  const fn = runtime();
+  const batch = events(FIXTURE);
+  await fn.handle(payload(batch));
+  const count = slack.received.length;
+  const again = await fn.handle(payload(batch));
+  expect(again).toMatchObject({ duplicates: batch.length, evaluated: 0 });
+  expect(slack.received.length).toBe(count);
+});
+
+test('state survives a cold start: cooldowns from SSM, the error-rate window rebuilt from the log group', async () => {
+  const at = Date.now() - 60_000;
+  // History in the log group: 10 requests, 4 of them failed over (40%).
+  const failed = FIXTURE.find((l) => l.includes('"upstream_status":"500, 200"'))!;
+  const fine = FIXTURE.find((l) => l.includes('"pool":"blue"') && l.includes('"status":200'))!;
+  const history = [failed, failed, failed, failed, fine, fine, fine, fine, fine, fine];
+  await clients.logs.send(new PutLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: STREAM, logEvents: history.map((message, i) => ({ message, timestamp: at + i })) }));
+
+  const first = runtime();
+  await first.handle(payload(events([failed], at + 100)));
+  const afterFirst = posted().length;
+  expect(posted().filter((t) => /Failover/.test(t))).toHaveLength(1);
+
+  // A new container: nothing in memory.
+  const second = runtime();
+  const result = await second.handle(payload(events([failed], at + 200)));
+  expect(result.status).toBe('processed');
+  // The failover cooldown came back from SSM: no second failover message.
+  expect(posted().slice(afterFirst).filter((t) => /Failover/.test(t))).toEqual([]);
+  const cold = records.find((r) => r.msg === 'cold start' && r.restoredState === true);
+  expect(cold).toMatchObject({ windowRebuiltFrom: expect.any(Number) });
+  expect(cold!.windowRebuiltFrom as number).toBeGreaterThanOrEqual(5);
+});
+
+test('maintenance on: decisions logged, nothing posted', async () => {
+  await clients.ssm.send(new PutParameterCommand({ Name: env.maintenanceParam, Value: 'on', Type: 'String', Overwrite: true }));
+  const result = await runtime().handle(payload(events(FIXTURE)));
+  expect(result.posted).toBe(0);
+  expect(result.suppressed).toBeGreaterThan(0);
+  expect(slack.received).toEqual([]);
+  expect(records.filter((r) => r.msg === 'decision').length).toBe(result.decisions);
+});
+
+test('no webhook parameter: every alert is logged as undelivered and lands in the dead-letter queue', async () => {
+  await clients.ssm.send(new DeleteParameterCommand({ Name: env.webhookParam }));
+  const result = await runtime().handle(payload(events(FIXTURE)));
+  expect(result.undelivered).toBeGreaterThan(0);
+  expect(result.posted).toBe(0);
+  const messages = (await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }))).Messages ?? [];
+  expect(messages.length).toBe(result.undelivered);
+  const body = JSON.parse(messages[0].Body!);
+  expect(body.reason).toContain('does not exist');
+  expect(body.decision.kind).toEqual(expect.any(String));
+});
+
+test('Slack down: retried, then the alert goes to the dead-letter queue', async () => {
+  slack.script = Array(50).fill(503);
+  const result = await runtime().handle(payload(events(FIXTURE)));
+  expect(result.undelivered).toBeGreaterThan(0);
+  const messages = (await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }))).Messages ?? [];
+  expect(JSON.parse(messages[0].Body!).reason).toBe('Slack did not take it: HTTP 503 after 4 attempts');
+});
+
+describe('faults injected with aws-sdk-client-mock', () => {
+  test('SSM throttling on the first read fails the invocation (Lambda retries it) without touching state', async () => {
+    const ssm = mockClient(SSMClient);
+    ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
+    const fn = runtime({ ssm: new SSMClient({ region: 'us-east-1' }) });
+    await expect(fn.handle(payload(events(FIXTURE)))).rejects.toThrow('Rate exceeded');
+    expect(slack.received).toEqual([]);
+    ssm.restore();
+  });
+
+  test('when even the dead-letter queue fails, the invocation fails so Lambda retries and its on-failure destination keeps the batch', async () => {
+    await clients.ssm.send(new DeleteParameterCommand({ Name: env.webhookParam }));
+    const sqs = mockClient(SQSClient);
+    sqs.onAnyCommand().rejects(new Error('SQS unavailable'));
+    const fn = runtime({ sqs: new SQSClient({ region: 'us-east-1' }) });
+    await expect(fn.handle(payload(events(FIXTURE)))).rejects.toThrow('SQS unavailable');
+    sqs.restore();
+  });
+});
