@@ -1,12 +1,15 @@
 // Follows a log file the way `tail -F` does: new lines as they are written, surviving truncation
 // (copytruncate, `: > file`) and rotation (rename + a new file at the path).
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 export class LogTail {
   private fd: number | undefined;
   private ino: number | undefined;
   private position = 0;
   private partial = '';
+  // A read can end inside a multi-byte character: the decoder keeps the incomplete bytes.
+  private decoder = new StringDecoder('utf8');
 
   /** @param fromStart read what the file already holds (default: only what is written from now on) */
   constructor(
@@ -34,10 +37,12 @@ export class LogTail {
       this.ino = stat.ino;
       this.position = first && !this.fromStart ? fstatSync(this.fd).size : 0;
       this.partial = '';
+      this.decoder = new StringDecoder('utf8');
     } else if (stat.size < this.position) {
       // Truncated in place: start over at the beginning.
       this.position = 0;
       this.partial = '';
+      this.decoder = new StringDecoder('utf8');
     }
     lines.push(...this.drain());
     return lines;
@@ -50,7 +55,7 @@ export class LogTail {
       const n = readSync(this.fd!, buffer, 0, buffer.length, this.position);
       if (n <= 0) break;
       this.position += n;
-      this.partial += buffer.subarray(0, n).toString('utf8');
+      this.partial += this.decoder.write(buffer.subarray(0, n));
       let nl: number;
       while ((nl = this.partial.indexOf('\n')) >= 0) {
         lines.push(this.partial.slice(0, nl));

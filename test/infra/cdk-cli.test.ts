@@ -1,6 +1,6 @@
 // `npx cdk synth` as a user runs it: offline, with no AWS credentials or config anywhere.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
@@ -34,6 +34,19 @@ test('npx cdk synth works offline with no credentials and writes the stage templ
   const file = path.join(out, 'BlueGreen-ci.template.json');
   expect(existsSync(file)).toBe(true);
   expect(JSON.parse(readFileSync(file, 'utf8')).Resources).toBeDefined();
+});
+
+test('the alert function is bundled for real by the local esbuild (no Docker): minified, with a source map, under 1 MB', () => {
+  // Runs after the synth above, which bundles (the infra unit tests skip bundling).
+  const bundles = readdirSync(out)
+    .filter((d) => d.startsWith('asset.') && existsSync(path.join(out, d, 'index.js.map')))
+    .map((d) => path.join(out, d, 'index.js'));
+  expect(bundles).toHaveLength(1);
+  const code = readFileSync(bundles[0], 'utf8');
+  expect(statSync(bundles[0]).size).toBeLessThan(1024 * 1024);
+  expect(code).toContain('sourceMappingURL=index.js.map');
+  expect(code.split('\n').length).toBeLessThan(50); // minified
+  expect(code).not.toMatch(/node_modules\/@aws-sdk\/client-ssm\/dist/); // the runtime's SDK is used
 });
 
 test('a bad context value fails synth with its message', () => {

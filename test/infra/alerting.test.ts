@@ -1,0 +1,75 @@
+// The alert path in the stack: function, subscription filter, IAM scope, dead-letter queue, alarms.
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { synthTemplate } from '../helpers/cdk';
+
+let template: Template;
+beforeAll(() => {
+  template = synthTemplate({ stage: 'prod', alertWindow: '300', alertErrorRate: '0.05', alarmFunctionErrors: '3', alarmUndeliveredAlerts: '2', runbookUrl: 'https://wiki.example.com/RUNBOOK.md' });
+});
+
+const fnProps = () => Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('alert rules') } }))[0].Properties;
+
+test('the function: Node 24 on arm64, source maps on, one invocation at a time, thresholds from context', () => {
+  const props = fnProps();
+  expect(props).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], ReservedConcurrentExecutions: 1, MemorySize: 256, Timeout: 60, Handler: 'index.handler' });
+  expect(props.Environment.Variables).toMatchObject({
+    NODE_OPTIONS: '--enable-source-maps',
+    STAGE: 'prod',
+    MAINTENANCE_PARAM: '/bluegreen/prod/maintenance',
+    SLACK_WEBHOOK_PARAM: '/bluegreen/prod/slack-webhook-url',
+    STATE_PARAM: '/bluegreen/prod/alert-state',
+    ALERT_WINDOW: '300',
+    ALERT_ERROR_RATE: '0.05',
+    ALERT_COOLDOWN_SECONDS: '300',
+    RUNBOOK_URL: 'https://wiki.example.com/RUNBOOK.md',
+  });
+  expect(props.LoggingConfig.LogGroup).toBeDefined();
+});
+
+test('async invocation: 2 retries, then the dead-letter queue', () => {
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+    MaximumRetryAttempts: 2,
+    DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsUndelivered'), 'Arn'] } } },
+  });
+});
+
+test('the subscription filter sends every access-log event, and only that group, to the function', () => {
+  template.resourceCountIs('AWS::Logs::SubscriptionFilter', 1);
+  template.hasResourceProperties('AWS::Logs::SubscriptionFilter', {
+    LogGroupName: { Ref: Match.stringLikeRegexp('^LogsAccess') },
+    FilterPattern: '',
+    DestinationArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] },
+  });
+  template.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunction', Principal: 'logs.amazonaws.com' });
+});
+
+test('IAM: the exact parameters, write only to its state, FilterLogEvents only on the access log, send only to its queue', () => {
+  const policies = template.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
+  const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid?: string; Action: unknown; Resource: unknown }>;
+  const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
+  const read = JSON.stringify(bySid.ReadParameters.Resource);
+  for (const name of ['bluegreen/prod/maintenance', 'bluegreen/prod/slack-webhook-url', 'bluegreen/prod/alert-state']) expect(read).toContain(`:parameter/${name}"`);
+  expect(read).not.toContain('*');
+  expect(bySid.WriteState).toMatchObject({ Action: 'ssm:PutParameter' });
+  expect(JSON.stringify(bySid.WriteState.Resource)).toContain(':parameter/bluegreen/prod/alert-state"');
+  expect(bySid.RebuildWindow).toMatchObject({ Action: 'logs:FilterLogEvents', Resource: { 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] } });
+  const send = statements.find((s) => JSON.stringify(s.Action).includes('sqs:SendMessage'))!;
+  expect(send.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^AlertsUndelivered/), 'Arn'] });
+  expect(JSON.stringify(statements)).not.toMatch(/"Resource":"\*"/);
+});
+
+test('the dead-letter queue is encrypted, refuses plain HTTP, keeps messages 14 days', () => {
+  template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+  template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+  });
+});
+
+test('alarms: function errors and undelivered alerts, thresholds from context', () => {
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 3, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Period: 300 });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 2 });
+});
+
+test('the state parameter starts empty', () => {
+  template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/alert-state', Type: 'String', Value: '{}' });
+});
