@@ -151,6 +151,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     return decision;
   };
 
+  // Kept incrementally: recounting the window per request made the engine O(window) per line.
+  let badInWindow = next.window.reduce((n, w) => n + (w.bad ? 1 : 0), 0);
+
   for (const { entry, host, at } of inputs) {
     const h = (next.hosts[host] ??= { healthyStreak: 0 });
     const active = POOLS.has(entry.active_pool) ? entry.active_pool : undefined;
@@ -225,10 +228,12 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     // Error rate over the last N requests, stage-wide.
     const bad = isBad(entry);
     next.window.push(bad ? { bad, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined } : { bad });
-    if (next.window.length > config.windowSize) next.window.splice(0, next.window.length - config.windowSize);
+    if (bad) badInWindow++;
+    while (next.window.length > config.windowSize) if (next.window.shift()!.bad) badInWindow--;
     if (next.window.length >= config.minWindow) {
-      const figures = windowFigures(next.window);
-      if (!next.errorRate && figures.rate > config.errorRateThreshold) {
+      const rate = badInWindow / next.window.length;
+      if (!next.errorRate && rate > config.errorRateThreshold) {
+        const figures = windowFigures(next.window);
         const d = decide(
           {
             kind: 'error_rate',
@@ -244,8 +249,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
         );
         next.errorRate = { since: at, posted: d.suppressed === null, peak: figures.rate };
       } else if (next.errorRate) {
-        next.errorRate.peak = Math.max(next.errorRate.peak, figures.rate);
-        if (figures.rate <= config.errorRateThreshold * config.recoveryRatio) {
+        next.errorRate.peak = Math.max(next.errorRate.peak, rate);
+        if (rate <= config.errorRateThreshold * config.recoveryRatio) {
+          const figures = windowFigures(next.window);
           const episode = next.errorRate;
           next.errorRate = undefined;
           if (episode.posted) {
