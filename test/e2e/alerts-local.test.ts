@@ -1,13 +1,13 @@
 // Local mode end to end: npm start (nginx, pools, the alert watcher) posts to a real local HTTP
 // "Slack"; chaos on the active pool must give exactly one failover alert and one error-rate alert,
 // then a recovery once chaos stops, and nothing while maintenance is on.
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../../local/defaults';
-import { freePort } from '../../local/ports';
+import { npmStart, Started } from '../helpers/npm-start';
 import { startLoad } from '../helpers/load';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 import { waitFor } from '../helpers/stack';
@@ -16,13 +16,10 @@ const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
 
 let stateDir: string;
-let child: ChildProcess | undefined;
+let started: Started | undefined;
 let slack: SlackReceiver;
 afterEach(async () => {
-  if (child && child.exitCode === null) {
-    child.kill('SIGTERM');
-    await new Promise((r) => child!.once('exit', r));
-  }
+  await started?.stop();
   await slack?.close();
   rmSync(stateDir, { recursive: true, force: true });
 });
@@ -42,26 +39,17 @@ const kinds = () =>
 test('chaos → one failover + one error-rate alert → recovery; maintenance → nothing posted', async () => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-alerts-'));
   slack = await startSlackReceiver();
-  const ports = { nginx: await freePort(), blue: await freePort(), green: await freePort() };
-  const env = {
-    ...process.env,
-    BLUEGREEN_STATE_DIR: stateDir,
-    NGINX_PORT: String(ports.nginx),
-    BLUE_PORT: String(ports.blue),
-    GREEN_PORT: String(ports.green),
+  started = await npmStart(stateDir, {
     SLACK_WEBHOOK_URL: slack.url,
     // A small window so a few seconds of test traffic can cross the threshold: with nginx taking a
     // failed pool out for 5 s, chaos costs about one 5xx attempt per 5 s.
     ALERT_WINDOW: '20',
     ALERT_MIN_WINDOW: '5',
     ALERT_COOLDOWN_SECONDS: '300',
-  };
-  child = spawn('npm', ['start', '--silent'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor(() => output.includes('ready:'), 'the ready line', 30_000);
-  expect(output).toContain('alerts: posted to SLACK_WEBHOOK_URL');
+  });
+  const { env, ports, output } = started;
+  await waitFor(() => output().includes('ready:'), 'the ready line', 30_000);
+  expect(output()).toContain('alerts: posted to SLACK_WEBHOOK_URL');
   const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { env, cwd: REPO_ROOT });
 
   const load = startLoad({ url: `http://127.0.0.1:${ports.nginx}/version`, connections: 1, ratePerSec: 4, durationMs: 120_000 });
@@ -84,7 +72,7 @@ test('chaos → one failover + one error-rate alert → recovery; maintenance �
   await cli('maintenance', 'on');
   const before = slack.received.length;
   await cli('chaos', 'blue', 'error');
-  await waitFor(() => /not posted \(maintenance\): WARNING failover/.test(output), 'the failover decision logged under maintenance', 20_000);
+  await waitFor(() => /not posted \(maintenance\): WARNING failover/.test(output()), 'the failover decision logged under maintenance', 20_000);
   await cli('chaos', 'blue', 'stop');
   await load.after(4, 'after maintenance chaos');
   await load.finish();

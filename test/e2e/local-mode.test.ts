@@ -1,24 +1,18 @@
 // `npm start` and the operator commands as a user runs them: real processes, real signals.
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../local/ports';
+import { npmStart as startNpm, Started } from '../helpers/npm-start';
 import { REPO_ROOT } from '../../local/defaults';
 import { httpRequest } from '../../local/http';
 import { waitFor } from '../helpers/stack';
 
 const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  env: NodeJS.ProcessEnv;
-  ports: { nginx: number; blue: number; green: number };
-}
 
 let stateDir: string;
 let started: Started | undefined;
@@ -27,30 +21,12 @@ beforeEach(() => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-local-'));
 });
 afterEach(async () => {
-  if (started && started.child.exitCode === null) {
-    started.child.kill('SIGTERM');
-    await new Promise((r) => started!.child.once('exit', r));
-  }
+  await started?.stop();
   started = undefined;
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-async function npmStart(extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const ports = { nginx: await freePort(), blue: await freePort(), green: await freePort() };
-  const env = {
-    ...process.env,
-    BLUEGREEN_STATE_DIR: stateDir,
-    NGINX_PORT: String(ports.nginx),
-    BLUE_PORT: String(ports.blue),
-    GREEN_PORT: String(ports.green),
-    ...extraEnv,
-  };
-  const child = spawn('npm', ['start', '--silent'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  return { child, output: () => output, env, ports };
-}
+const npmStart = (extraEnv: NodeJS.ProcessEnv = {}) => startNpm(stateDir, extraEnv);
 
 const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));

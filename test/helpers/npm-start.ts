@@ -1,0 +1,35 @@
+// `npm start` as a user runs it, on free ports and its own state dir, with its output captured.
+import { ChildProcess, spawn } from 'node:child_process';
+import { REPO_ROOT } from '../../local/defaults';
+import { freePort } from '../../local/ports';
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  env: NodeJS.ProcessEnv;
+  ports: { nginx: number; blue: number; green: number };
+  /** SIGTERM, and resolves once npm start has exited. */
+  stop(): Promise<void>;
+}
+
+export async function npmStart(stateDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const ports = { nginx: await freePort(), blue: await freePort(), green: await freePort() };
+  const env = {
+    ...process.env,
+    BLUEGREEN_STATE_DIR: stateDir,
+    NGINX_PORT: String(ports.nginx),
+    BLUE_PORT: String(ports.blue),
+    GREEN_PORT: String(ports.green),
+    ...extraEnv,
+  };
+  const child = spawn('npm', ['start', '--silent'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  };
+  return { child, output: () => output, env, ports, stop };
+}
