@@ -6,6 +6,8 @@ import { Alerting } from './alerting';
 import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
 import { HostNetwork } from './host-network';
+import { Operations } from './operations';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { PoolHost, STAGE_TAG_KEY } from './pool-host';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
@@ -24,6 +26,7 @@ export class BlueGreenStack extends Stack {
   public readonly logGroups: HostLogGroups;
   public readonly poolSwitch: PoolSwitch;
   public readonly alerting: Alerting;
+  public readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: BlueGreenStackProps) {
     super(scope, id, props);
@@ -31,6 +34,7 @@ export class BlueGreenStack extends Stack {
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
     this.parameters = new PoolParameters(this, 'Parameters', { stage: config.stage, initialActivePool: config.initialActivePool });
+    const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
     this.host = new PoolHost(this, 'Host', {
       stage: config.stage,
       vpc: network.vpc,
@@ -42,7 +46,7 @@ export class BlueGreenStack extends Stack {
       green: { image: config.greenImage, release: config.releaseGreen },
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
-      metricsNamespace: `Bluegreen/${config.stage}/Host`,
+      metricsNamespace: hostMetricsNamespace,
     });
     if (!config.vpc.create) {
       Validations.of(this.host.instance).acknowledge({
@@ -63,7 +67,18 @@ export class BlueGreenStack extends Stack {
       logRetention: config.logRetentionDays,
     });
 
+    this.operations = new Operations(this, 'Operations', {
+      stage: config.stage,
+      accessLogGroup: this.logGroups.access,
+      alertMetricsNamespace: this.alerting.metricsNamespace,
+      hostMetricsNamespace,
+      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm],
+    });
+
     const names = this.parameters.names;
+    // Where the operator CLI finds the deployment: no CloudFormation call needed to flip or check.
+    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: names.publicUrl, stringValue: this.host.publicUrl, description: `bluegreen ${config.stage}: the public entry` });
+    new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: names.instanceId, stringValue: this.host.instance.instanceId, description: `bluegreen ${config.stage}: the host` });
     new CfnOutput(this, 'PublicUrl', { value: this.host.publicUrl, description: 'The public entry (nginx)' });
     new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
@@ -74,6 +89,7 @@ export class BlueGreenStack extends Stack {
       description: 'Create it once: aws ssm put-parameter --type SecureString --name <this> --value <webhook URL>',
     });
     new CfnOutput(this, 'UndeliveredAlertsQueue', { value: this.alerting.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${config.stage}` });
     new CfnOutput(this, 'FlipCommand', {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
       description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',

@@ -212,6 +212,8 @@ export function parameterNames(stage: string) {
     maintenance: `${root}/maintenance`,
     slackWebhookUrl: `${root}/slack-webhook-url`,
     alertState: `${root}/alert-state`,
+    publicUrl: `${root}/public-url`,
+    instanceId: `${root}/instance-id`,
   };
 }
 

@@ -2,10 +2,10 @@
 // query strings: the alert messages link to them, and the stack saves them.
 
 export const INSIGHTS_QUERIES = {
-  'around-an-alert': [
-    'fields @timestamp, status, pool, active_pool, upstream_status, upstream_addr, uri, request_time, request_id',
-    '| sort @timestamp desc',
-    '| limit 200',
+  'error-rate-by-pool': [
+    'filter ispresent(status)',
+    '| stats count(*) as requests, sum(status >= 500) as errors_5xx, 100 * sum(status >= 500) / count(*) as error_rate_pct by bin(1m) as minute, pool',
+    '| sort minute desc',
   ].join('\n'),
   'failovers-inside-requests': [
     'fields @timestamp, pool, active_pool, upstream_status, upstream_addr, uri, request_id',
@@ -13,7 +13,38 @@ export const INSIGHTS_QUERIES = {
     '| sort @timestamp desc',
     '| limit 200',
   ].join('\n'),
+  'latency-by-pool': [
+    'filter ispresent(request_time)',
+    '| stats pct(request_time, 50) as p50_s, pct(request_time, 95) as p95_s, pct(request_time, 99) as p99_s, count(*) as requests by pool',
+  ].join('\n'),
+  'top-5xx-uris': [
+    'filter status >= 500 or upstream_status like /5\\d\\d/',
+    '| stats count(*) as failed by uri',
+    '| sort failed desc',
+    '| limit 10',
+  ].join('\n'),
+  'traffic-by-release': ['stats count(*) as requests by release, pool', '| sort requests desc'].join('\n'),
+  'recent-planned-switches': [
+    'stats min(@timestamp) as first_seen, max(@timestamp) as last_seen, count(*) as requests by active_pool, host',
+    '| sort first_seen desc',
+  ].join('\n'),
+  'around-an-alert': [
+    'fields @timestamp, status, pool, active_pool, upstream_status, upstream_addr, uri, request_time, request_id',
+    '| sort @timestamp desc',
+    '| limit 200',
+  ].join('\n'),
 } as const;
+
+/** What each saved query answers: the CLI's --help and the stack's query names. */
+export const INSIGHTS_QUERY_QUESTIONS: Record<keyof typeof INSIGHTS_QUERIES, string> = {
+  'error-rate-by-pool': 'requests, client-facing 5xx and error rate, by pool, per minute',
+  'failovers-inside-requests': 'requests the active pool failed and the backup answered ("500, 200")',
+  'latency-by-pool': 'request time p50/p95/p99 by pool',
+  'top-5xx-uris': 'the URIs with the most 5xx (client-facing or on an attempt)',
+  'traffic-by-release': 'requests by release and pool',
+  'recent-planned-switches': 'when each pool was the active one, per host (a flip shows as a new row)',
+  'around-an-alert': 'the latest requests with their attempts (what the Slack button opens)',
+};
 
 export type QueryName = keyof typeof INSIGHTS_QUERIES;
 

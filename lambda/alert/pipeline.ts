@@ -15,6 +15,8 @@ export interface BatchResult {
   decisions: Decision[];
   toPost: Decision[];
   evaluated: number;
+  /** Requests the active pool failed and another attempt answered (upstream_status with a comma). */
+  failedOver: number;
   malformed: Array<{ reason: string; line: string }>;
 }
 
@@ -30,5 +32,6 @@ export function processLines(state: EngineState, lines: readonly RawLine[], conf
     inputs.push({ entry: parsed.entry, host: line.host, at: entryTime(parsed.entry, line.receivedAt) });
   }
   const { state: next, decisions } = evaluate(state, inputs, { config, maintenance });
-  return { state: next, decisions, toPost: decisions.filter((d) => d.suppressed === null), evaluated: inputs.length, malformed };
+  const failedOver = inputs.filter((i) => i.entry.upstream_status.includes(',')).length;
+  return { state: next, decisions, toPost: decisions.filter((d) => d.suppressed === null), evaluated: inputs.length, failedOver, malformed };
 }

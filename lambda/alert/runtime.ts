@@ -117,6 +117,7 @@ export class AlertRuntime {
       AlertsSuppressed: result.suppressed,
       AlertsUndelivered: result.undelivered,
       ErrorRatePercent: Math.round(figures.rate * 10_000) / 100,
+      FailedOverRequests: out.failedOver,
     });
     return result;
   }

@@ -1,0 +1,124 @@
+// What on-call looks at: the saved Logs Insights queries (the same strings `bluegreen insights`
+// runs), metrics from the JSON access log, and one dashboard for the stage.
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { INSIGHTS_QUERIES, QueryName } from '../lambda/alert/insights';
+
+export interface OperationsProps {
+  readonly stage: string;
+  readonly accessLogGroup: logs.ILogGroup;
+  /** Namespace of the alert function's EMF metrics (dimension Stage). */
+  readonly alertMetricsNamespace: string;
+  /** Namespace of the host's CloudWatch agent metrics (dimension InstanceId). */
+  readonly hostMetricsNamespace: string;
+  readonly alarms: cloudwatch.IAlarm[];
+}
+
+export class Operations extends Construct {
+  public readonly queries: Record<QueryName, logs.CfnQueryDefinition>;
+  public readonly dashboard: cloudwatch.Dashboard;
+  public readonly accessMetricsNamespace: string;
+
+  constructor(scope: Construct, id: string, props: OperationsProps) {
+    super(scope, id);
+    const { stage } = props;
+    this.accessMetricsNamespace = `Bluegreen/${stage}/Access`;
+
+    // L1 on purpose: the L2 QueryString builder would re-compose the text; these must be the exact
+    // strings the CLI runs.
+    this.queries = Object.fromEntries(
+      (Object.keys(INSIGHTS_QUERIES) as QueryName[]).map((name) => [
+        name,
+        new logs.CfnQueryDefinition(this, `Query-${name}`, {
+          name: `bluegreen/${stage}/${name}`,
+          queryString: INSIGHTS_QUERIES[name],
+          logGroupNames: [props.accessLogGroup.logGroupName],
+        }),
+      ]),
+    ) as Record<QueryName, logs.CfnQueryDefinition>;
+
+    // Metric filters on the JSON access log: requests and latency by pool, client-facing 5xx.
+    const ns = this.accessMetricsNamespace;
+    for (const pool of ['blue', 'green']) {
+      new logs.MetricFilter(this, `Requests-${pool}`, {
+        logGroup: props.accessLogGroup,
+        filterPattern: logs.FilterPattern.stringValue('$.pool', '=', pool),
+        metricNamespace: ns,
+        metricName: `Requests-${pool}`,
+        metricValue: '1',
+        defaultValue: 0,
+      });
+      new logs.MetricFilter(this, `Errors5xx-${pool}`, {
+        logGroup: props.accessLogGroup,
+        filterPattern: logs.FilterPattern.all(logs.FilterPattern.stringValue('$.pool', '=', pool), logs.FilterPattern.numberValue('$.status', '>=', 500)),
+        metricNamespace: ns,
+        metricName: `Errors5xx-${pool}`,
+        metricValue: '1',
+        defaultValue: 0,
+      });
+    }
+    new logs.MetricFilter(this, 'ClientErrors5xx', {
+      logGroup: props.accessLogGroup,
+      filterPattern: logs.FilterPattern.numberValue('$.status', '>=', 500),
+      metricNamespace: ns,
+      metricName: 'ClientErrors5xx',
+      metricValue: '1',
+      defaultValue: 0,
+    });
+    new logs.MetricFilter(this, 'RequestTime', {
+      logGroup: props.accessLogGroup,
+      filterPattern: logs.FilterPattern.exists('$.request_time'),
+      metricNamespace: ns,
+      metricName: 'RequestTime',
+      metricValue: '$.request_time',
+      unit: cloudwatch.Unit.SECONDS,
+    });
+
+    const m = (namespace: string, metricName: string, statistic = 'Sum', dimensionsMap?: Record<string, string>) =>
+      new cloudwatch.Metric({ namespace, metricName, statistic, period: Duration.minutes(1), dimensionsMap });
+    const alerts = (name: string) => m(props.alertMetricsNamespace, name, 'Sum', { Stage: stage });
+    const host = (metric: string, label: string) =>
+      new cloudwatch.MathExpression({ expression: `SEARCH('{${props.hostMetricsNamespace},InstanceId} MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `bluegreen-${stage}`,
+      defaultInterval: Duration.hours(3),
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown: `# bluegreen ${stage}\nRequests and errors from the nginx access log; alerts from the alert function; host from the CloudWatch agent. Investigate with \`npx bluegreen insights <query> --stage ${stage}\` (RUNBOOK.md).`,
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Requests by pool', left: ['blue', 'green'].map((p) => m(ns, `Requests-${p}`).with({ label: p })), width: 8, stacked: true }),
+      new cloudwatch.GraphWidget({
+        title: '5xx by pool, and reaching clients',
+        left: [...['blue', 'green'].map((p) => m(ns, `Errors5xx-${p}`).with({ label: p })), m(ns, 'ClientErrors5xx').with({ label: 'to clients' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Request time p50 / p99 (s)',
+        left: [m(ns, 'RequestTime', 'p50').with({ label: 'p50' }), m(ns, 'RequestTime', 'p99').with({ label: 'p99' })],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Failovers inside requests', left: [alerts('FailedOverRequests').with({ label: 'requests answered by the backup after a failed attempt' })], width: 8 }),
+      new cloudwatch.GraphWidget({
+        title: 'Alerts',
+        left: [alerts('AlertsPosted').with({ label: 'posted' }), alerts('AlertsSuppressed').with({ label: 'suppressed' }), alerts('AlertsUndelivered').with({ label: 'undelivered' })],
+        width: 8,
+      }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 8 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({ title: 'Host CPU %', left: [host('cpu_usage_active', 'cpu')], width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'Host memory %', left: [host('mem_used_percent', 'memory')], width: 8 }),
+      new cloudwatch.GraphWidget({ title: 'Host disk % (/)', left: [host('disk_used_percent', 'disk')], width: 8 }),
+    );
+  }
+}

@@ -1,0 +1,32 @@
+// Which deployed stage an operator command talks to, and the SDK clients for it. --stage, --region
+// and --profile behave as an AWS user expects (flags first, then BLUEGREEN_STAGE / AWS_REGION /
+// AWS_PROFILE, then the SDK's own resolution).
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { logGroupNames, parameterNames } from '../lib/config';
+
+export const AWS_FLAGS = {
+  stage: { type: 'string' },
+  region: { type: 'string' },
+  profile: { type: 'string' },
+} as const;
+
+export interface AwsTarget {
+  stage: string;
+  params: ReturnType<typeof parameterNames>;
+  logGroups: ReturnType<typeof logGroupNames>;
+  ssm: SSMClient;
+  logs: CloudWatchLogsClient;
+}
+
+export function awsTarget(flags: { stage?: string; region?: string; profile?: string }, env: NodeJS.ProcessEnv): AwsTarget {
+  const stage = flags.stage ?? env.BLUEGREEN_STAGE ?? 'dev';
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new Error(`--stage must be a stage name like prod, got "${stage}"`);
+  const config = { region: flags.region, profile: flags.profile };
+  return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
+}
+
+/** True when the operator named a deployed stage: the command then acts on AWS, not local mode. */
+export function wantsAws(flags: { stage?: string }, env: NodeJS.ProcessEnv): boolean {
+  return flags.stage !== undefined || Boolean(env.BLUEGREEN_STAGE);
+}
