@@ -1,27 +1,50 @@
-// The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`).
-import { chaosCommand, checkCommand, flipCommand, maintenanceCommand } from '../local/commands';
+// The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`). One CLI for
+// local mode and deployed stages: flip and maintenance act on AWS when a stage is named
+// (--stage or $BLUEGREEN_STAGE), on the local stack otherwise.
+import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand } from '../local/commands';
 import { ConfigError } from '../local/defaults';
 import { NginxMissingError } from '../local/nginx-binary';
 import { PortInUseError } from '../local/ports';
 import { startCommand } from '../local/start';
+import {
+  awsFlipCommand,
+  awsMaintenanceCommand,
+  FLIP_AWS_USAGE,
+  insightsCommand,
+  INSIGHTS_USAGE,
+  MAINTENANCE_AWS_USAGE,
+  statusCommand,
+  STATUS_USAGE,
+} from '../ops/commands';
 
 type Out = (line: string) => void;
-type Command = { summary: string; run: (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number> };
+type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
+interface Command {
+  summary: string;
+  usage: string;
+  run: Run;
+}
+
+const namesStage = (args: string[], env: NodeJS.ProcessEnv) => args.some((a) => a === '--stage' || a.startsWith('--stage=')) || Boolean(env.BLUEGREEN_STAGE);
+const localOrAws = (local: Run, aws: Run): Run => (args, env, out) => (namesStage(args, env) ? aws(args, env, out) : local(args, env, out));
 
 const COMMANDS: Record<string, Command> = {
   start: {
-    summary: 'run the local stack (nginx :8080, blue :8081, green :8082) in the foreground',
+    summary: 'run the local stack (nginx :8080, blue :8081, green :8082, the alert watcher) in the foreground',
+    usage: 'usage: bluegreen start   (env: NGINX_PORT, BLUE_PORT, GREEN_PORT, ACTIVE_POOL, RELEASE_ID_BLUE, RELEASE_ID_GREEN, SLACK_WEBHOOK_URL, ALERT_*)',
     run: (_args, env, out) => startCommand(env, out),
   },
-  flip: { summary: 'flip <blue|green>: switch the local stack\'s active pool (render, nginx -t, reload)', run: flipCommand },
-  chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a pool', run: chaosCommand },
-  check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', run: checkCommand },
-  maintenance: { summary: 'maintenance <on|off>: alerts are evaluated and logged but not posted while on', run: maintenanceCommand },
+  flip: { summary: 'flip <blue|green> [--stage S]: switch the active pool and confirm it end to end', usage: FLIP_AWS_USAGE, run: localOrAws(flipCommand, awsFlipCommand) },
+  status: { summary: 'status [--stage S]: active pool, maintenance, host, what the endpoint answers, last alerts', usage: STATUS_USAGE, run: statusCommand },
+  maintenance: { summary: 'maintenance <on|off> [--stage S]: alerts are evaluated and logged but not posted while on', usage: MAINTENANCE_AWS_USAGE, run: localOrAws(maintenanceCommand, awsMaintenanceCommand) },
+  insights: { summary: 'insights <query> [--since 1h] [--stage S]: run a saved Logs Insights query, print a table', usage: INSIGHTS_USAGE, run: insightsCommand },
+  chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool', usage: 'usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool\'s own port (local stack).', run: chaosCommand },
+  check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', usage: CHECK_USAGE, run: checkCommand },
 };
 
 function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(7)} ${c.summary}`);
-  return ['usage: bluegreen <command> [args]', '', 'commands:', ...lines, '', 'bluegreen <command> --help for details'].join('\n');
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return ['usage: bluegreen <command> [args]', '', 'commands:', ...lines, '', 'bluegreen <command> --help for details. Exit codes: 0 ok, 1 failed, 2 bad input.'].join('\n');
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
@@ -35,8 +58,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
     err(`bluegreen: unknown command "${name}"\n${usage()}`);
     return 2;
   }
-  if (name !== 'check' && (args.includes('--help') || args.includes('-h'))) {
-    out(`bluegreen ${name}: ${command.summary}`);
+  if (args.includes('--help') || args.includes('-h')) {
+    out(command.usage);
     return 0;
   }
   try {
@@ -47,12 +70,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       err(`bluegreen ${name}: ${e.message}`);
       return 2;
     }
+    const awsHint = e instanceof Error && /credential|Could not load|ExpiredToken|UnrecognizedClient|AccessDenied/i.test(`${e.name} ${e.message}`);
+    if (awsHint) {
+      err(`bluegreen ${name}: AWS refused or found no credentials: ${(e as Error).message} (use --profile/--region, or aws configure / aws sso login)`);
+      return 1;
+    }
     err(`bluegreen ${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     return 1;
   }
 }
 
-/** Runs the CLI as a process: the bin shim and `tsx bin/bluegreen.ts` both end here. */
+/** Runs the CLI as a process: the bin shim and `node --import tsx bin/bluegreen.ts` both end here. */
 export function cli(): void {
   main(process.argv.slice(2), process.env, (l) => console.log(l), (l) => console.error(l)).then(
     (code) => process.exit(code),

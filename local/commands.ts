@@ -72,7 +72,7 @@ export async function chaosCommand(args: string[], env: NodeJS.ProcessEnv, out: 
   return res.status === 200 ? 0 : 1;
 }
 
-const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] [--green-url URL] [--mode error|timeout]
+export const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] [--green-url URL] [--mode error|timeout]
                        [--duration SECONDS] [--concurrency N]
   Baseline from the active pool, chaos on it, requests through nginx, chaos stopped.
   PASS needs zero non-200 answers and >= 95% served by the other pool. Exit 0 PASS, 1 FAIL.

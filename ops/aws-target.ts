@@ -4,6 +4,7 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { logGroupNames, parameterNames } from '../lib/config';
+import { ConfigError } from '../local/defaults';
 
 export const AWS_FLAGS = {
   stage: { type: 'string' },
@@ -21,7 +22,7 @@ export interface AwsTarget {
 
 export function awsTarget(flags: { stage?: string; region?: string; profile?: string }, env: NodeJS.ProcessEnv): AwsTarget {
   const stage = flags.stage ?? env.BLUEGREEN_STAGE ?? 'dev';
-  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new Error(`--stage must be a stage name like prod, got "${stage}"`);
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError(`--stage must be a stage name like prod, got "${stage}"`);
   const config = { region: flags.region, profile: flags.profile };
   return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
 }

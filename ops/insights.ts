@@ -1,6 +1,7 @@
 // `bluegreen insights <query> --since 1h`: runs one of the saved Logs Insights queries (the same
 // strings the stack saves as query definitions) and prints the rows as a table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { ConfigError } from '../local/defaults';
 
 export type QueryRows = Array<Record<string, string>>;
 
@@ -55,6 +56,6 @@ export function formatTable(rows: QueryRows): string {
 /** "30m", "1h", "2d" → milliseconds. */
 export function parseSince(value: string): number {
   const m = value.match(/^(\d+)([smhd])$/);
-  if (!m) throw new Error(`--since must look like 30m, 1h or 2d, got "${value}"`);
+  if (!m) throw new ConfigError(`--since must look like 30m, 1h or 2d, got "${value}"`);
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
