@@ -20,12 +20,12 @@ const TITLES: Record<AlertKind, string> = {
 
 /** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
 export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
-  failover: 'a-pool-is-failing',
-  failover_recovered: 'a-pool-is-failing',
-  planned_switch: 'flip-the-active-pool',
-  error_rate: 'a-pool-is-failing',
-  error_rate_recovered: 'a-pool-is-failing',
-  users_see_errors: 'both-pools-failing',
+  failover: 'failover',
+  failover_recovered: 'recovered',
+  planned_switch: 'planned-switch',
+  error_rate: 'error-rate',
+  error_rate_recovered: 'error-rate',
+  users_see_errors: 'users-see-errors',
 };
 
 export interface MessageContext {

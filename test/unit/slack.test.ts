@@ -1,5 +1,8 @@
 // Slack delivery against a real local HTTP server, and the Block Kit message.
-import { deliver, slackMessage, SEVERITY_COLOURS } from '../../lambda/alert/slack';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT } from '../../local/defaults';
+import { deliver, RUNBOOK_ANCHORS, slackMessage, SEVERITY_COLOURS } from '../../lambda/alert/slack';
 import { Decision } from '../../lambda/alert/rules';
 import { insightsUrl } from '../../lambda/alert/insights';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
@@ -85,7 +88,7 @@ describe('message', () => {
     for (const fact of ['*Stage*\\nprod', '*Host*\\ni-0abc', '*Active pool*\\nblue', '8 of 200 requests had a 5xx (4.0%)', '`/pay` ×6', '`10.0.0.5:3000` ×8', '2026-11-22T10:00:00.000Z']) {
       expect(text).toContain(fact);
     }
-    expect(text).toContain('https://example.com/RUNBOOK.md#a-pool-is-failing');
+    expect(text).toContain('https://example.com/RUNBOOK.md#error-rate');
     expect(logsUrl).toBe(
       "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:logs-insights$3FqueryDetail$3D~(end~'2026-11-22T10*3a05*3a00.000Z~start~'2026-11-22T09*3a55*3a00.000Z~timeType~'ABSOLUTE~tz~'UTC~editorString~'fields*20*40timestamp~source~(~'*2fbluegreen*2fprod*2fnginx*2faccess))",
     );
@@ -100,4 +103,14 @@ describe('message', () => {
     const m = slackMessage({ ...decision, severity }, { stage: 'x' });
     expect((m.attachments as Array<{ color: string }>)[0].color).toBe(colour);
   });
+});
+
+test('every runbook link in a Slack message lands on a RUNBOOK.md section', () => {
+  const runbook = readFileSync(path.join(REPO_ROOT, 'RUNBOOK.md'), 'utf8');
+  // GitHub's anchor for "## Users see errors" is "users-see-errors".
+  const anchors = runbook
+    .split('\n')
+    .filter((l) => l.startsWith('## '))
+    .map((l) => l.slice(3).trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+  for (const anchor of Object.values(RUNBOOK_ANCHORS)) expect(anchors).toContain(anchor);
 });
