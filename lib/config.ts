@@ -74,7 +74,8 @@ function isToolkitKey(key: string): boolean {
 
 const RETENTION_DAYS = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
 
-const STAGE = /^[a-z][a-z0-9-]{0,19}$/;
+/** A stage name: it becomes part of the stack name, the SSM path and the log group names. */
+export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 const RELEASE = /^[A-Za-z0-9._-]{1,64}$/;
 // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
@@ -121,7 +122,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     return value;
   };
 
-  const stage = matching('stage', STAGE, 'lowercase letters, digits and hyphens, starting with a letter, at most 20 characters', 'dev')!;
+  const stage = matching('stage', STAGE_PATTERN, 'lowercase letters, digits and hyphens, starting with a letter, at most 20 characters', 'dev')!;
   const instanceType = matching('instanceType', INSTANCE_TYPE, 'an EC2 instance type like t3.small', 't3.small')!;
   const publicCidr = parseCidr('publicCidr', str('publicCidr') ?? '0.0.0.0/0');
   const operatorValue = str('operatorCidr');

@@ -1,6 +1,7 @@
 // `bluegreen flip <pool> --stage S`: write the active-pool parameter, then wait until the switch is
 // confirmed end to end: the public endpoint answers with X-App-Pool of the new pool.
-import { GetParameterCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { getParameter } from './aws-target';
 import { Pool } from '../local/defaults';
 import { header, httpRequest } from '../local/http';
 
@@ -18,14 +19,6 @@ export interface FlipOptions {
 
 export type FlipOutcome = { ok: true; waitedMs?: number } | { ok: false; reason: string };
 
-async function getParam(ssm: SSMClient, name: string): Promise<string | undefined> {
-  try {
-    return (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
-  } catch (err) {
-    if ((err as Error).name === 'ParameterNotFound') return undefined;
-    throw err;
-  }
-}
 
 /** What Run Command reports for commands sent since `since` (informational while we wait). */
 async function hostCommandStatus(ssm: SSMClient, since: Date): Promise<string | undefined> {
@@ -48,7 +41,7 @@ async function hostCommandStatus(ssm: SSMClient, since: Date): Promise<string | 
 export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
-  const before = await getParam(o.ssm, o.params.activePool);
+  const before = await getParameter(o.ssm, o.params.activePool);
   if (before === undefined) return { ok: false, reason: `${o.params.activePool} does not exist: is the stack deployed in this account and region?` };
   const since = new Date(now());
   await o.ssm.send(new PutParameterCommand({ Name: o.params.activePool, Value: o.pool, Type: 'String', Overwrite: true }));
@@ -57,7 +50,7 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
     o.out('not waiting (--no-wait): the host applies it within seconds, and within a minute at the latest');
     return { ok: true };
   }
-  const url = await getParam(o.ssm, o.params.publicUrl);
+  const url = await getParameter(o.ssm, o.params.publicUrl);
   if (!url) return { ok: false, reason: `${o.params.publicUrl} does not exist: cannot confirm the switch (flip with --no-wait, or redeploy the stack)` };
   const started = now();
   let lastShown = '';

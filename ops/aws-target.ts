@@ -2,8 +2,8 @@
 // and --profile behave as an AWS user expects (flags first, then BLUEGREEN_STAGE / AWS_REGION /
 // AWS_PROFILE, then the SDK's own resolution).
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
-import { SSMClient } from '@aws-sdk/client-ssm';
-import { logGroupNames, parameterNames } from '../lib/config';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { logGroupNames, parameterNames, STAGE_PATTERN } from '../lib/config';
 import { ConfigError } from '../local/defaults';
 
 export const AWS_FLAGS = {
@@ -22,7 +22,7 @@ export interface AwsTarget {
 
 export function awsTarget(flags: { stage?: string; region?: string; profile?: string }, env: NodeJS.ProcessEnv): AwsTarget {
   const stage = flags.stage ?? env.BLUEGREEN_STAGE ?? 'dev';
-  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) throw new ConfigError(`--stage must be a stage name like prod, got "${stage}"`);
+  if (!STAGE_PATTERN.test(stage)) throw new ConfigError(`--stage must be a stage name like prod, got "${stage}"`);
   const config = { region: flags.region, profile: flags.profile };
   return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
 }
@@ -30,4 +30,14 @@ export function awsTarget(flags: { stage?: string; region?: string; profile?: st
 /** True when the operator named a deployed stage: the command then acts on AWS, not local mode. */
 export function wantsAws(flags: { stage?: string }, env: NodeJS.ProcessEnv): boolean {
   return flags.stage !== undefined || Boolean(env.BLUEGREEN_STAGE);
+}
+
+/** A parameter's value, or undefined when it does not exist; any other failure throws. */
+export async function getParameter(ssm: SSMClient, name: string): Promise<string | undefined> {
+  try {
+    return (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+  } catch (err) {
+    if ((err as Error).name === 'ParameterNotFound') return undefined;
+    throw err;
+  }
 }

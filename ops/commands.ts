@@ -1,11 +1,11 @@
 // The AWS-side operator commands of the one CLI: flip / maintenance (with --stage), status, insights.
-import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
 import { ConfigError, parsePool } from '../local/defaults';
 import { header, httpRequest } from '../local/http';
 import { flipOnAws } from './aws-flip';
-import { AWS_FLAGS, awsTarget } from './aws-target';
+import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights';
 
 type Out = (line: string) => void;
@@ -20,14 +20,6 @@ function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: s
   }
 }
 
-async function getParam(ssm: SSMClient, name: string): Promise<string | undefined> {
-  try {
-    return (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
-  } catch (err) {
-    if ((err as Error).name === 'ParameterNotFound') return undefined;
-    throw err;
-  }
-}
 
 export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS]
   Writes /bluegreen/<stage>/active-pool, then waits until the public endpoint answers from the new
@@ -71,7 +63,7 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
   const target = awsTarget(values, env);
   const { params, ssm } = target;
   const [active, maintenance, url, instance, stateText] = await Promise.all(
-    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState].map((n) => getParam(ssm, n)),
+    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState].map((n) => getParameter(ssm, n)),
   );
   if (active === undefined) {
     out(`stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`);
