@@ -1,12 +1,12 @@
 // The local-mode operator commands: flip, chaos, check (start is in start.ts).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as nodePath from 'node:path';
 import { parseArgs } from 'node:util';
 import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, parseChaosMode, parsePool, Pool, POOLS } from './defaults';
 import { header, httpRequest } from './http';
 import { runCheck } from './check';
 import { poolUrl, readStackState, StackState } from './stack';
 import { switchPool } from './switch';
-import { writeFileSync, mkdirSync } from 'node:fs';
-import * as nodePath from 'node:path';
 import { MAINTENANCE_FILE } from './watcher';
 
 type Out = (line: string) => void;
@@ -79,23 +79,26 @@ export const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] 
   --url          public entry (default: the running local stack, else http://127.0.0.1:${DEFAULT_PORTS.nginx})
   --blue-url     blue pool (default: --url's host, port ${DEFAULT_PORTS.blue}); --green-url likewise (${DEFAULT_PORTS.green})`;
 
-export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      url: { type: 'string' },
-      'blue-url': { type: 'string' },
-      'green-url': { type: 'string' },
-      mode: { type: 'string', default: 'error' },
-      duration: { type: 'string', default: '10' },
-      concurrency: { type: 'string', default: '4' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    out(CHECK_USAGE);
-    return 0;
+function parseCheckArgs(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        url: { type: 'string' },
+        'blue-url': { type: 'string' },
+        'green-url': { type: 'string' },
+        mode: { type: 'string', default: 'error' },
+        duration: { type: 'string', default: '10' },
+        concurrency: { type: 'string', default: '4' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${CHECK_USAGE}`);
   }
+}
+
+export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const { values } = parseCheckArgs(args);
   const state = values.url ? undefined : readStackState(stateDir(env));
   const url = (values.url ?? state?.url ?? `http://127.0.0.1:${DEFAULT_PORTS.nginx}`).replace(/\/+$/, '');
   let parsed: URL;
