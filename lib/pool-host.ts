@@ -130,7 +130,7 @@ export class PoolHost extends Construct {
     userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
     for (const [name, asset] of Object.entries(assets)) {
       asset.grantRead(this.role);
-      const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip` });
+      const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
       userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
     }
     const env: Record<string, string> = {

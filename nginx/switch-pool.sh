@@ -44,7 +44,7 @@ until mkdir "$lock" 2>/dev/null; do
 done
 trap 'rm -f "$new" "$new.err"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
 
-if ! ACTIVE_POOL=$pool "$here/render-upstream.sh" >"$new" 2>"$new.err"; then
+if ! ACTIVE_POOL=$pool sh "$here/render-upstream.sh" >"$new" 2>"$new.err"; then
   cat "$new.err" >&2
   fail 2 "not switched: nginx keeps serving its current config"
 fi
