@@ -82,7 +82,8 @@ export class Alerting extends Construct {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: 256,
-      timeout: Duration.seconds(60),
+      // Room for a Slack outage: each alert may take ~14 s of retries before it goes to the queue.
+      timeout: Duration.minutes(2),
       role,
       logGroup,
       description: `bluegreen ${stage}: access-log alert rules → Slack`,

@@ -86,7 +86,6 @@ export class AlertRuntime {
     const fresh = batch.logEvents.filter((e) => !this.seen.has(e.id));
     result.duplicates = batch.logEvents.length - fresh.length;
     if (!this.loaded) await this.coldStart(Math.min(...batch.logEvents.map((e) => e.timestamp)));
-    for (const e of fresh) this.remember(e.id);
 
     const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
     const out = processLines(this.state, fresh.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })), this.env.rules, maintenance);
@@ -108,6 +107,8 @@ export class AlertRuntime {
     this.state = out.state;
     const after = persistable(this.state);
     if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
+    // Only now are these events done: if anything above threw, Lambda's retry must see them again.
+    for (const e of fresh) this.remember(e.id);
 
     const figures = windowFigures(this.state.window);
     this.metrics({

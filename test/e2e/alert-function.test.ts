@@ -177,6 +177,20 @@ describe('faults injected with aws-sdk-client-mock', () => {
     ssm.restore();
   });
 
+  test('a batch that failed half-way is evaluated again on Lambda\'s retry, not skipped as a duplicate', async () => {
+    const ssmFaulty = new SSMClient({ region: 'us-east-1' });
+    const ssm = mockClient(ssmFaulty);
+    ssm.on(GetParameterCommand).rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' })).callsFake((input) => clients.ssm.send(new GetParameterCommand(input)));
+    ssm.on(PutParameterCommand).callsFake((input) => clients.ssm.send(new PutParameterCommand(input)));
+    const fn = runtime({ ssm: ssmFaulty });
+    const batch = events(FIXTURE);
+    await expect(fn.handle(payload(batch))).rejects.toThrow('Rate exceeded');
+    const retry = await fn.handle(payload(batch));
+    expect(retry).toMatchObject({ status: 'processed', duplicates: 0, evaluated: FIXTURE.length });
+    expect(posted().some((t) => /Failover on/.test(t))).toBe(true);
+    ssm.restore();
+  });
+
   test('when even the dead-letter queue fails, the invocation fails so Lambda retries and its on-failure destination keeps the batch', async () => {
     await clients.ssm.send(new DeleteParameterCommand({ Name: env.webhookParam }));
     const sqs = mockClient(SQSClient);

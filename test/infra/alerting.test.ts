@@ -11,7 +11,7 @@ const fnProps = () => Object.values(template.findResources('AWS::Lambda::Functio
 
 test('the function: Node 24 on arm64, source maps on, one invocation at a time, thresholds from context', () => {
   const props = fnProps();
-  expect(props).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], ReservedConcurrentExecutions: 1, MemorySize: 256, Timeout: 60, Handler: 'index.handler' });
+  expect(props).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], ReservedConcurrentExecutions: 1, MemorySize: 256, Timeout: 120, Handler: 'index.handler' });
   expect(props.Environment.Variables).toMatchObject({
     NODE_OPTIONS: '--enable-source-maps',
     STAGE: 'prod',
