@@ -80,7 +80,9 @@ export class Operations extends Construct {
       new cloudwatch.Metric({ namespace, metricName, statistic, period: Duration.minutes(1), dimensionsMap });
     const alerts = (name: string) => m(props.alertMetricsNamespace, name, 'Sum', { Stage: stage });
     const host = (metric: string, label: string) =>
-      new cloudwatch.MathExpression({ expression: `SEARCH('{${props.hostMetricsNamespace},InstanceId} MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
+      // A free-text namespace, not a {namespace,InstanceId} schema: the agent adds cpu/device/path
+      // dimensions that a schema would have to list exactly.
+      new cloudwatch.MathExpression({ expression: `SEARCH('Namespace="${props.hostMetricsNamespace}" MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: `bluegreen-${stage}`,

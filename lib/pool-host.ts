@@ -93,15 +93,17 @@ export class PoolHost extends Construct {
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, /bluegreen/${stage}/* parameters, its own assets`,
+      description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the active-pool parameter, its own assets`,
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
     const params = parameterNames(stage);
+    // Only the active pool: the stage path also holds the Slack webhook SecureString, which the
+    // account's aws/ssm key would let any reader of the path decrypt.
     this.role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadStageParameters',
-        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
-        resources: [Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${params.root.slice(1)}/*` })],
+        sid: 'ReadActivePool',
+        actions: ['ssm:GetParameter'],
+        resources: [Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: params.activePool.slice(1) })],
       }),
     );
     this.role.addToPolicy(
@@ -190,10 +192,6 @@ export class PoolHost extends Construct {
     ack(
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
       'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent.',
-    );
-    ack(
-      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/bluegreen/${stage}/*]`,
-      `Read-only (GetParameter/GetParameters) on this stage's own parameter path /bluegreen/${stage}/, whose parameters the stack and the operator create.`,
     );
     ack(
       'AwsSolutions-IAM5[Resource::*]',

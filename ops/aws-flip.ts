@@ -7,7 +7,7 @@ import { header, httpRequest } from '../local/http';
 
 export interface FlipOptions {
   ssm: SSMClient;
-  params: { activePool: string; publicUrl: string };
+  params: { activePool: string; publicUrl: string; instanceId: string };
   pool: Pool;
   wait: boolean;
   timeoutMs: number;
@@ -21,17 +21,19 @@ export type FlipOutcome = { ok: true; waitedMs?: number } | { ok: false; reason:
 
 
 /** What Run Command reports for commands sent since `since` (informational while we wait). */
-async function hostCommandStatus(ssm: SSMClient, since: Date): Promise<string | undefined> {
+async function hostCommandStatus(ssm: SSMClient, since: Date, instanceId: string | undefined): Promise<string | undefined> {
+  if (!instanceId) return undefined;
   try {
     const res = await ssm.send(
       new ListCommandsCommand({
+        InstanceId: instanceId,
         Filters: [
           { key: 'InvokedAfter', value: since.toISOString() },
           { key: 'DocumentName', value: 'AWS-RunShellScript' },
         ],
       }),
     );
-    const [latest] = res.Commands ?? [];
+    const latest = [...(res.Commands ?? [])].sort((a, b) => (b.RequestedDateTime?.getTime() ?? 0) - (a.RequestedDateTime?.getTime() ?? 0))[0];
     return latest?.Status;
   } catch {
     return undefined; // no right to list commands, or not supported: the endpoint is the truth anyway
@@ -52,10 +54,11 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
   }
   const url = await getParameter(o.ssm, o.params.publicUrl);
   if (!url) return { ok: false, reason: `${o.params.publicUrl} does not exist: cannot confirm the switch (flip with --no-wait, or redeploy the stack)` };
+  const instanceId = await getParameter(o.ssm, o.params.instanceId);
   const started = now();
   let lastShown = '';
   while (now() - started < o.timeoutMs) {
-    const command = await hostCommandStatus(o.ssm, since);
+    const command = await hostCommandStatus(o.ssm, since, instanceId);
     let answer = 'no answer';
     try {
       const res = await httpRequest(`${url}/version`, { timeoutMs: 3000, agent: false });

@@ -94,14 +94,11 @@ describe('host', () => {
 });
 
 describe('host role', () => {
-  test('reads only its stage parameters, ships only its log groups, publishes metrics only in its namespace', () => {
+  test('reads only the active-pool parameter (not the webhook), ships only its log groups, publishes metrics only in its namespace', () => {
     const statements = policyStatements('HostRoleDefaultPolicy');
     const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
-    expect(bySid.ReadStageParameters).toMatchObject({
-      Action: ['ssm:GetParameter', 'ssm:GetParameters'],
-      Effect: 'Allow',
-    });
-    expect(JSON.stringify(bySid.ReadStageParameters.Resource)).toContain(':parameter/bluegreen/prod/*');
+    expect(bySid.ReadActivePool).toMatchObject({ Action: 'ssm:GetParameter', Effect: 'Allow' });
+    expect(JSON.stringify(bySid.ReadActivePool.Resource)).toMatch(/:parameter\/bluegreen\/prod\/active-pool"\]\]\}$/);
     expect(bySid.ShipNginxLogs).toMatchObject({
       Action: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
       Resource: [{ 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] }, { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] }],

@@ -80,7 +80,7 @@ describe('flipOnAws', () => {
   });
   afterAll(() => new Promise((r) => server.close(r)));
 
-  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url' };
+  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url', instanceId: '/bluegreen/p/instance-id' };
   const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
   let lines: string[];
   beforeEach(() => {
@@ -88,6 +88,7 @@ describe('flipOnAws', () => {
     servedPool = 'blue';
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).resolves({ Parameter: { Value: 'blue' } });
     ssmMock.on(GetParameterCommand, { Name: params.publicUrl }).resolves({ Parameter: { Value: url } });
+    ssmMock.on(GetParameterCommand, { Name: params.instanceId }).resolves({ Parameter: { Value: 'i-0abc' } });
     ssmMock.on(PutParameterCommand).resolves({});
   });
 
@@ -102,6 +103,7 @@ describe('flipOnAws', () => {
     expect(outcome.ok).toBe(true);
     expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({ Name: params.activePool, Value: 'green', Type: 'String', Overwrite: true });
     expect(lines[0]).toBe('/bluegreen/p/active-pool: blue → green');
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input).toMatchObject({ InstanceId: 'i-0abc' });
     expect(lines).toContain('waiting… host command: InProgress, endpoint: 200 from blue');
     expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(host command: Success\)$/);
   });
