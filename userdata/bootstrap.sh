@@ -41,12 +41,15 @@ log "layout"
 # conf/ mirrors local mode: links to the repo's nginx files, plus the rendered upstream.conf.
 mkdir -p "$home/conf" /var/log/bluegreen
 for f in nginx.conf proxy-failover.conf listen.conf; do ln -sfn "../nginx/$f" "$home/conf/$f"; done
+# A pool without a registry image builds app/; one with an image pulls it, and a failed pull fails.
+compose_files=docker-compose.yml
+[ -n "${BLUE_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-blue.yml"
+[ -n "${GREEN_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-green.yml"
 cat >"$home/userdata/.env" <<ENV
 COMPOSE_PROJECT_NAME=bluegreen
+COMPOSE_FILE=$compose_files
 BLUE_IMAGE=${BLUE_IMAGE:-bluegreen-app:local}
 GREEN_IMAGE=${GREEN_IMAGE:-bluegreen-app:local}
-BLUE_PULL_POLICY=$([ -n "${BLUE_IMAGE:-}" ] && echo always || echo build)
-GREEN_PULL_POLICY=$([ -n "${GREEN_IMAGE:-}" ] && echo always || echo build)
 RELEASE_ID_BLUE=${RELEASE_ID_BLUE:-blue-1}
 RELEASE_ID_GREEN=${RELEASE_ID_GREEN:-green-1}
 ENV

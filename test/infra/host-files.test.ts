@@ -24,15 +24,30 @@ beforeAll(() => {
   // Lay the files out as the host does: /opt/bluegreen/{app,userdata}.
   dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-compose-'));
   for (const sub of ['app', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(dir, sub), { recursive: true });
-  const run = spawnSync('docker-compose', ['-f', path.join(dir, 'userdata', 'docker-compose.yml'), 'config'], { encoding: 'utf8', env: { ...process.env, RELEASE_ID_BLUE: 'b-9' } });
+  // As bootstrap.sh composes it when both pools run the project's own image.
+  services = composeConfig(['docker-compose.yml', 'docker-compose.build-blue.yml', 'docker-compose.build-green.yml'], { RELEASE_ID_BLUE: 'b-9' });
+});
+
+/** docker-compose (v1) validates and normalises the files; PyYAML (shipped with cfn-lint) turns it into JSON. */
+function composeConfig(files: string[], env: Record<string, string> = {}): Record<string, Service> {
+  const args = files.flatMap((f) => ['-f', path.join(dir, 'userdata', f)]);
+  const run = spawnSync('docker-compose', [...args, 'config'], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (run.error) throw new Error(`docker-compose (v1, apt-get install docker-compose) is needed to validate the Compose file: ${run.error.message}`);
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
-  // PyYAML ships with cfn-lint on this machine; it turns the normalised YAML into JSON.
   const json = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: run.stdout, encoding: 'utf8' });
-  services = JSON.parse(json).services;
-});
+  return JSON.parse(json).services;
+}
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a registry image is pulled, never replaced by a build of app/ when the pull fails', () => {
+  const registry = composeConfig(['docker-compose.yml', 'docker-compose.build-green.yml'], { BLUE_IMAGE: 'ghcr.io/acme/shop:1.4.2' });
+  expect(registry.app_blue.image).toBe('ghcr.io/acme/shop:1.4.2');
+  expect((registry.app_blue as { build?: unknown }).build).toBeUndefined();
+  expect((registry.app_green as { build?: unknown }).build).toBeDefined();
+  const bootstrap = readFileSync(path.join(REPO_ROOT, 'userdata', 'bootstrap.sh'), 'utf8');
+  expect(bootstrap).toContain('[ -n "${BLUE_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-blue.yml"');
+});
 
 test('three services: nginx and the two pools', () => {
   expect(Object.keys(services).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
