@@ -44,6 +44,7 @@ export class BlueGreenStack extends Stack {
       operatorCidr: config.operatorCidr,
       blue: { image: config.blueImage, release: config.releaseBlue },
       green: { image: config.greenImage, release: config.releaseGreen },
+      poolHealthcheck: config.poolHealthcheck,
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,

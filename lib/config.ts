@@ -16,6 +16,8 @@ export interface BlueGreenConfig {
   /** Pool images; undefined = the project's own app/ image, built on the host. */
   readonly blueImage?: string;
   readonly greenImage?: string;
+  /** Health check command for the pools (Compose CMD-SHELL); undefined = the node one. */
+  readonly poolHealthcheck?: string;
   readonly releaseBlue: string;
   readonly releaseGreen: string;
   /** The active-pool parameter's value when the stack creates it. */
@@ -48,6 +50,7 @@ export const CONTEXT_KEYS = {
   operatorCidr: 'IPv4 CIDR allowed to reach the pools on 8081-8082; not world-open; unset = closed (default unset)',
   blueImage: 'container image of the blue pool (default: the project app/ image, built on the host)',
   greenImage: 'container image of the green pool (default: the project app/ image, built on the host)',
+  poolHealthcheck: 'shell command that checks a pool on port 3000, for images without node, e.g. "wget -q -O /dev/null http://127.0.0.1:3000/healthz" (default: a node one-liner)',
   releaseBlue: 'release id the blue pool reports in X-Release-Id (default blue-1)',
   releaseGreen: 'release id the green pool reports in X-Release-Id (default green-1)',
   initialActivePool: 'active pool when the parameter is created: blue or green (default blue)',
@@ -196,6 +199,8 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     operatorCidr,
     blueImage: matching('blueImage', IMAGE, imageWhat),
     greenImage: matching('greenImage', IMAGE, imageWhat),
+    // No quotes or shell metacharacters: it travels through the user data and Compose's .env.
+    poolHealthcheck: matching('poolHealthcheck', /^[A-Za-z0-9 .\/:_=|-]{1,200}$/, 'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters'),
     releaseBlue: matching('releaseBlue', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'blue-1')!,
     releaseGreen: matching('releaseGreen', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'green-1')!,
     initialActivePool: initial,

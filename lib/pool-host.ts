@@ -36,6 +36,8 @@ export interface PoolHostProps {
   readonly operatorCidr?: string;
   readonly blue: PoolImages;
   readonly green: PoolImages;
+  /** Pool health check command for images without node. @default the node one in docker-compose.yml */
+  readonly poolHealthcheck?: string;
   readonly accessLogGroup: logs.ILogGroup;
   readonly errorLogGroup: logs.ILogGroup;
   /** CloudWatch namespace for the host's CPU/memory/disk metrics. */
@@ -146,10 +148,12 @@ export class PoolHost extends Construct {
       GREEN_IMAGE: props.green.image ?? '',
       RELEASE_ID_BLUE: props.blue.release,
       RELEASE_ID_GREEN: props.green.release,
+      POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
     };
     userData.addCommands(
       "cat > /etc/bluegreen/env <<'ENV'",
-      ...Object.entries(env).map(([k, v]) => `export ${k}=${v}`),
+      // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
+      ...Object.entries(env).map(([k, v]) => `export ${k}='${v}'`),
       'ENV',
       'bash /opt/bluegreen/userdata/bootstrap.sh',
     );

@@ -53,6 +53,8 @@ GREEN_IMAGE=${GREEN_IMAGE:-bluegreen-app:local}
 RELEASE_ID_BLUE=${RELEASE_ID_BLUE:-blue-1}
 RELEASE_ID_GREEN=${RELEASE_ID_GREEN:-green-1}
 ENV
+# Only when set: an empty value would override the node default in docker-compose.yml.
+if [ -n "${POOL_HEALTHCHECK:-}" ]; then echo "POOL_HEALTHCHECK='${POOL_HEALTHCHECK}'" >>"$home/userdata/.env"; fi
 install -m 0755 "$home/userdata/bluegreen-apply.sh" /usr/local/bin/bluegreen-apply
 install -m 0755 "$home/userdata/bluegreen-nginx.sh" /usr/local/bin/bluegreen-nginx
 install -m 0644 "$home/userdata/logrotate.conf" /etc/logrotate.d/bluegreen

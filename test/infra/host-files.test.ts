@@ -49,6 +49,11 @@ test('a registry image is pulled, never replaced by a build of app/ when the pul
   expect(bootstrap).toContain('[ -n "${BLUE_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-blue.yml"');
 });
 
+test('POOL_HEALTHCHECK replaces the node health check for images without node', () => {
+  const custom = composeConfig(['docker-compose.yml'], { POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
+  expect(custom.app_blue.healthcheck!.test).toEqual(['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:3000/healthz']);
+});
+
 test('three services: nginx and the two pools', () => {
   expect(Object.keys(services).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
 });

@@ -83,8 +83,14 @@ describe('host', () => {
     const userData = JSON.stringify(instance.Properties.UserData);
     expect(userData.length).toBeLessThan(16 * 1024);
     for (const dir of ['nginx', 'app', 'userdata']) expect(userData).toContain(`unzip -q -o /tmp/bluegreen-${dir}.zip -d /opt/bluegreen/${dir}`);
-    expect(userData).toContain('export STAGE=prod');
+    expect(userData).toContain("export STAGE='prod'");
     expect(userData).toContain('export ACCESS_LOG_GROUP=');
+  });
+
+  test('a pool health check for images without node reaches the host environment', () => {
+    const t = synthTemplate({ poolHealthcheck: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
+    const [instance] = Object.values(t.findResources('AWS::EC2::Instance'));
+    expect(JSON.stringify(instance.Properties.UserData)).toContain("export POOL_HEALTHCHECK='wget -q -O /dev/null http://127.0.0.1:3000/healthz'");
   });
 
   test('a fixed public address outlives host replacement', () => {
