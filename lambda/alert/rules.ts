@@ -38,6 +38,10 @@ interface WindowItem {
 
 interface HostState {
   activePool?: string;
+  /** The last planned switch, to tell old workers' late lines from a switch back. */
+  lastSwitch?: { from: string; at: number };
+  /** Last request seen from this host (epoch ms): hosts gone for a day are forgotten. */
+  lastSeen?: number;
   /** Open failover episode: traffic served by the pool that is not active. */
   episode?: { since: number; from: string; to: string; posted: boolean; requests: number };
   /** Consecutive active-pool answers seen while an episode is open. */
@@ -51,6 +55,11 @@ export interface EngineState {
   /** Last time an alert of a cooldown key was posted (epoch ms). */
   lastPosted: Record<string, number>;
 }
+
+/** After a reload, old nginx workers still finish requests under the old config for a moment. */
+export const STALE_AFTER_SWITCH_MS = 10_000;
+/** A host that has logged nothing for this long was replaced: its state is dropped. */
+export const FORGET_HOST_MS = 86_400_000;
 
 export function emptyState(): EngineState {
   return { hosts: {}, window: [], lastPosted: {} };
@@ -158,9 +167,12 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     const h = (next.hosts[host] ??= { healthyStreak: 0 });
     const active = POOLS.has(entry.active_pool) ? entry.active_pool : undefined;
     const served = POOLS.has(entry.pool) ? entry.pool : undefined;
+    h.lastSeen = at;
+    // A line from an old worker finishing a request under the previous config: not a switch back.
+    const staleLine = active !== undefined && h.lastSwitch !== undefined && active === h.lastSwitch.from && active !== h.activePool && at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS;
 
     // Planned switch: the configured primary changed. Info, never a failover.
-    if (active && h.activePool && active !== h.activePool) {
+    if (active && h.activePool && active !== h.activePool && !staleLine) {
       decide({
         kind: 'planned_switch',
         severity: 'info',
@@ -172,16 +184,17 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
         summary: `Planned switch on ${host}: active pool ${h.activePool} → ${active}`,
         details: { from: h.activePool, to: active },
       });
+      h.lastSwitch = { from: h.activePool, at };
       // An episode against the old primary is over: the operator moved traffic on purpose.
       if (h.episode) {
         h.episode = undefined;
         h.healthyStreak = 0;
       }
     }
-    if (active) h.activePool = active;
+    if (active && !staleLine) h.activePool = active;
 
-    // Failover episodes, per host.
-    if (active && served) {
+    // Failover episodes, per host (a stale line says nothing about the current config).
+    if (active && served && !staleLine) {
       if (served !== active) {
         h.healthyStreak = 0;
         if (h.episode) h.episode.requests++;
@@ -287,6 +300,12 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
         'users_see_errors',
       );
     }
+  }
+  // Keep the state small (it is persisted): forget replaced hosts and cooldowns that have run out.
+  const latest = inputs.length ? Math.max(...inputs.map((i) => i.at)) : undefined;
+  if (latest !== undefined) {
+    for (const [host, h] of Object.entries(next.hosts)) if (h.lastSeen !== undefined && latest - h.lastSeen > FORGET_HOST_MS) delete next.hosts[host];
+    for (const [key, last] of Object.entries(next.lastPosted)) if (latest - last >= config.cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
   }
   return { state: next, decisions };
 }

@@ -88,6 +88,17 @@ describe('planned switch', () => {
     expect(kinds(r)).toEqual(['failover', 'planned_switch']);
   });
 
+  test('old workers finishing requests under the previous config right after a reload: no switch back', () => {
+    // blue → green, then two late lines still saying blue (within 10 s), then green again.
+    const r = run([ok('blue'), ok('green'), ok('blue'), ok('blue'), ok('green')], { config: { minWindow: 1000, windowSize: 1000 }, stepMs: 1000 });
+    expect(kinds(r)).toEqual(['planned_switch']);
+  });
+
+  test('a real switch back later is reported', () => {
+    const r = run([ok('blue'), ok('green'), ok('blue')], { config: { minWindow: 1000, windowSize: 1000 }, stepMs: 11_000 });
+    expect(kinds(r)).toEqual(['planned_switch', 'planned_switch']);
+  });
+
   test('the first line seen is no switch (nothing to compare with)', () => {
     expect(kinds(run([ok('green')]))).toEqual([]);
   });
@@ -191,6 +202,16 @@ describe('pipeline', () => {
     const seeded = seedWindow(emptyState(), [failedOver(), ok(), ok()], DEFAULT_RULE_CONFIG);
     expect(windowFigures(seeded.window)).toMatchObject({ requests: 3, bad: 1 });
     expect(seeded.hosts).toEqual({});
+  });
+
+  test('state stays small: a host silent for a day and its expired cooldown are forgotten', () => {
+    const inputs: EngineInput[] = [
+      { entry: failedOver(), host: 'i-old', at: T0 },
+      { entry: ok(), host: 'i-new', at: T0 + 86_400_001 },
+    ];
+    const r = evaluate(emptyState(), inputs, { config: { ...DEFAULT_RULE_CONFIG, minWindow: 1000 }, maintenance: false });
+    expect(Object.keys(r.state.hosts)).toEqual(['i-new']);
+    expect(r.state.lastPosted).toEqual({});
   });
 
   test('evaluate does not mutate the state it is given', () => {
