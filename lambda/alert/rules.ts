@@ -107,7 +107,9 @@ export interface EvaluateOptions {
 const POOLS = new Set(['blue', 'green']);
 
 export function isBad(entry: Pick<AccessLogEntry, 'status' | 'upstream_status'>): boolean {
-  return entry.status >= 500 || upstreamStatuses(entry).some((s) => s >= 500);
+  if (entry.status >= 500) return true;
+  // Hot path: most lines are a single "200"; only a line holding a "5" can have a 5xx attempt.
+  return entry.upstream_status.includes('5') && upstreamStatuses(entry).some((s) => s >= 500);
 }
 
 function top(items: string[], n: number): Array<[string, number]> {
