@@ -16,6 +16,7 @@ import {
   statusCommand,
   STATUS_USAGE,
 } from '../ops/commands';
+import { namesStage } from '../ops/aws-target';
 
 type Out = (line: string) => void;
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
@@ -25,7 +26,6 @@ interface Command {
   run: Run;
 }
 
-const namesStage = (args: string[], env: NodeJS.ProcessEnv) => args.some((a) => a === '--stage' || a.startsWith('--stage=')) || Boolean(env.BLUEGREEN_STAGE);
 const localOrAws = (local: Run, aws: Run): Run => (args, env, out) => (namesStage(args, env) ? aws(args, env, out) : local(args, env, out));
 
 const COMMANDS: Record<string, Command> = {

@@ -27,9 +27,12 @@ export function awsTarget(flags: { stage?: string; region?: string; profile?: st
   return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
 }
 
-/** True when the operator named a deployed stage: the command then acts on AWS, not local mode. */
-export function wantsAws(flags: { stage?: string }, env: NodeJS.ProcessEnv): boolean {
-  return flags.stage !== undefined || Boolean(env.BLUEGREEN_STAGE);
+/**
+ * True when the command line (before parsing) or the environment names a deployed stage: the
+ * command then acts on AWS, not on local mode.
+ */
+export function namesStage(args: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  return args.some((a) => a === '--stage' || a.startsWith('--stage=')) || Boolean(env.BLUEGREEN_STAGE);
 }
 
 /** A parameter's value, or undefined when it does not exist; any other failure throws. */
