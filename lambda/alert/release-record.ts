@@ -1,0 +1,70 @@
+// The release record (DESIGN.md "Releases"): one JSON document per stage for the release in progress
+// or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
+// guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
+
+export type Pool = 'blue' | 'green';
+
+/**
+ * deploying → verifying → (deployed, with --no-promote) | baking → promoted | rolled-back;
+ * failed from any step before promotion. 'deployed', 'promoted', 'rolled-back', 'failed' are final.
+ */
+export type ReleaseState = 'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'failed';
+export const FINAL_STATES: readonly ReleaseState[] = ['deployed', 'promoted', 'rolled-back', 'failed'];
+
+export type ReleaseStrategy = 'all-at-once' | 'canary';
+
+/** What a pool should run: the unit the host agent (or the local agent) reconciles. */
+export interface DesiredPool {
+  /** Registry image; undefined = the project's own app/ image. */
+  image?: string;
+  release: string;
+  env: Record<string, string>;
+}
+
+export interface ReleaseFigures {
+  /** Requests first sent to the release's pool in the window the gate judged. */
+  requests: number;
+  /** Of those, failed by that pool (served by the other pool, a 5xx attempt, or a 5xx status). */
+  failed: number;
+  rate: number;
+  /** Of those, answered to the client with a 5xx (what users saw; normally 0 thanks to failover). */
+  usersSaw5xx: number;
+}
+
+export interface ReleaseStep {
+  at: string;
+  step: string;
+  ok: boolean;
+  detail?: string;
+  /** The host that reported it (AWS: instance id; local: "local"). */
+  host?: string;
+}
+
+export interface ReleaseRecord {
+  id: string;
+  pool: Pool;
+  image?: string;
+  release: string;
+  env: Record<string, string>;
+  previousPool: Pool;
+  previousRelease: string;
+  /** What the idle pool ran before the release: restored when the gate fails. */
+  replacedRelease: string;
+  replacedImage?: string;
+  replacedEnv?: Record<string, string>;
+  strategy: ReleaseStrategy;
+  canaryPercent: number;
+  bakeSeconds: number;
+  state: ReleaseState;
+  reason?: string;
+  figures?: ReleaseFigures;
+  startedAt: string;
+  updatedAt: string;
+  bakeUntil?: string;
+  finishedAt?: string;
+  steps: ReleaseStep[];
+}
+
+export function isFinal(state: ReleaseState): boolean {
+  return FINAL_STATES.includes(state);
+}
