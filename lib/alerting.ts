@@ -1,8 +1,13 @@
 // Alerts: the access log group's subscription filter → the alert Lambda (the rule engine) → Slack.
 // Undelivered alerts and failed invocations land in a dead-letter queue with an alarm.
+// The same function is the server-side release guard: it reads the release record on each batch and
+// on rollback writes active-pool (the flip path) and the record; a change of the record also invokes
+// it (EventBridge), so release started/finished messages reach Slack without waiting for traffic.
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
@@ -13,6 +18,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { AlertSettings, parameterNames } from './config';
+import { parameterChangePattern } from './pool-switch';
 
 export const ALERT_ENTRY = path.join(__dirname, '..', 'lambda', 'alert', 'handler.ts');
 
@@ -31,6 +37,9 @@ export class Alerting extends Construct {
   public readonly errorsAlarm: cloudwatch.Alarm;
   public readonly undeliveredAlarm: cloudwatch.Alarm;
   public readonly metricsNamespace: string;
+  /** Invokes the function when the release record changes. */
+  public readonly releaseRule: events.Rule;
+  public readonly guardTick: events.Rule;
 
   constructor(scope: Construct, id: string, props: AlertingProps) {
     super(scope, id);
@@ -73,6 +82,10 @@ export class Alerting extends Construct {
       }),
     );
     role.addToPolicy(new iam.PolicyStatement({ sid: 'WriteState', actions: ['ssm:PutParameter'], resources: [parameterArn(names.alertState)] }));
+    // The release guard: reads and finishes the record; on rollback flips back (active-pool) and
+    // ends a canary (canary-percent). Nothing else of the pool state, and no history reads.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReleaseRecord', actions: ['ssm:GetParameter', 'ssm:PutParameter'], resources: [parameterArn(names.release)] }));
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'GuardFlip', actions: ['ssm:PutParameter'], resources: [names.activePool, names.canaryPercent].map(parameterArn) }));
     role.addToPolicy(new iam.PolicyStatement({ sid: 'RebuildWindow', actions: ['logs:FilterLogEvents'], resources: [props.accessLogGroup.logGroupArn] }));
     this.deadLetterQueue.grantSendMessages(role);
 
@@ -107,6 +120,9 @@ export class Alerting extends Construct {
         MAINTENANCE_PARAM: names.maintenance,
         SLACK_WEBHOOK_PARAM: names.slackWebhookUrl,
         STATE_PARAM: names.alertState,
+        RELEASE_PARAM: names.release,
+        ACTIVE_POOL_PARAM: names.activePool,
+        CANARY_PARAM: names.canaryPercent,
         DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
         METRICS_NAMESPACE: this.metricsNamespace,
         ALERT_WINDOW: String(settings.window),
@@ -121,6 +137,24 @@ export class Alerting extends Construct {
       logGroup: props.accessLogGroup,
       destination: new LambdaDestination(this.function),
       filterPattern: logs.FilterPattern.allEvents(),
+    });
+
+    // A write of the record (release started, a step, promoted, rolled back) → the function, which
+    // posts what changed. Async invocation: the function's own retries and queue apply; the rule's
+    // retries and the same queue cover a failed hand-over to Lambda.
+    this.releaseRule = new events.Rule(this, 'ReleaseRecordChanged', {
+      description: `bluegreen ${stage}: invoke the alert function when ${names.release} changes`,
+      eventPattern: { source: ['aws.ssm'], detailType: ['Parameter Store Change'], detail: parameterChangePattern([names.release]).detail },
+      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 4, maxEventAge: Duration.hours(1), deadLetterQueue: this.deadLetterQueue })],
+    });
+
+    // The guard finishes a bake when it runs at or after bakeUntil; log batches run it while there is
+    // traffic, and this tick does when there is none (and the operator's CLI is gone): a clean bake
+    // is promoted within a minute of its end whatever happens to the terminal that started it.
+    this.guardTick = new events.Rule(this, 'ReleaseGuardTick', {
+      description: `bluegreen ${stage}: run the release guard every minute (finishes a bake with no traffic)`,
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(2) })],
     });
 
     this.errorsAlarm = new cloudwatch.Alarm(this, 'FunctionErrors', {

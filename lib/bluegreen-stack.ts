@@ -1,9 +1,10 @@
-// One stage of bluegreen: the host and its network, the SSM-held active pool and the switch path,
-// the log groups, and the outputs an operator needs.
+// One stage of bluegreen: the host and its network, the SSM-held pool state (active pool, canary,
+// each pool's image/release/env, the release record) and the path that applies it, the stage's ECR
+// repository, the log groups, alerts, and the outputs an operator needs.
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { Alerting } from './alerting';
-import { BlueGreenConfig } from './config';
+import { BlueGreenConfig, hostReadParameterNames } from './config';
 import { HostLogGroups } from './host-log-groups';
 import { HostNetwork } from './host-network';
 import { Operations } from './operations';
@@ -11,6 +12,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { PoolHost, STAGE_TAG_KEY } from './pool-host';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
+import { ReleaseRepository } from './release-repository';
 
 export interface BlueGreenStackProps extends StackProps {
   readonly config: BlueGreenConfig;
@@ -27,13 +29,21 @@ export class BlueGreenStack extends Stack {
   public readonly poolSwitch: PoolSwitch;
   public readonly alerting: Alerting;
   public readonly operations: Operations;
+  public readonly releases: ReleaseRepository;
 
   constructor(scope: Construct, id: string, props: BlueGreenStackProps) {
     super(scope, id, props);
     const { config } = props;
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
-    this.parameters = new PoolParameters(this, 'Parameters', { stage: config.stage, initialActivePool: config.initialActivePool });
+    this.parameters = new PoolParameters(this, 'Parameters', {
+      stage: config.stage,
+      initialActivePool: config.initialActivePool,
+      blue: { image: config.blueImage, release: config.releaseBlue },
+      green: { image: config.greenImage, release: config.releaseGreen },
+      logRetention: config.logRetentionDays,
+    });
+    this.releases = new ReleaseRepository(this, 'Releases', { stage: config.stage, keepImages: config.ecrKeepImages });
     const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
     this.host = new PoolHost(this, 'Host', {
       stage: config.stage,
@@ -42,13 +52,15 @@ export class BlueGreenStack extends Stack {
       instanceType: config.instanceType,
       publicCidr: config.publicCidr,
       operatorCidr: config.operatorCidr,
-      blue: { image: config.blueImage, release: config.releaseBlue },
-      green: { image: config.greenImage, release: config.releaseGreen },
+      amiId: config.amiId,
+      repository: this.releases.repository,
       poolHealthcheck: config.poolHealthcheck,
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,
     });
+    // The host reads the pool state at boot: it must exist first.
+    this.host.instance.node.addDependency(this.parameters);
     if (!config.vpc.create) {
       Validations.of(this.host.instance).acknowledge({
         id: 'CloudFormation-Validate::W3010',
@@ -57,7 +69,7 @@ export class BlueGreenStack extends Stack {
     }
     this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
       stage: config.stage,
-      activePoolParameterName: this.parameters.names.activePool,
+      parameterNames: hostReadParameterNames(config.stage),
       hostTagKey: STAGE_TAG_KEY,
     });
 
@@ -84,6 +96,7 @@ export class BlueGreenStack extends Stack {
     new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
     new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
+    new CfnOutput(this, 'ReleaseParameter', { value: names.release, description: 'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history' });
     new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
     new CfnOutput(this, 'SlackWebhookParameter', {
       value: names.slackWebhookUrl,

@@ -13,15 +13,23 @@ export interface BlueGreenConfig {
   readonly publicCidr: string;
   /** Who may reach the pools directly (8081-8082); undefined = nobody (use Session Manager). */
   readonly operatorCidr?: string;
-  /** Pool images; undefined = the project's own app/ image, built on the host. */
+  /**
+   * Initial pool images, written once when the stack creates the pool parameters; undefined = the
+   * project's own app/ image, built on the host (DEFAULT_APP_IMAGE). Releases change them later.
+   */
   readonly blueImage?: string;
   readonly greenImage?: string;
   /** Health check command for the pools (Compose CMD-SHELL); undefined = the node one. */
   readonly poolHealthcheck?: string;
+  /** Initial release ids (written once, like the images). */
   readonly releaseBlue: string;
   readonly releaseGreen: string;
-  /** The active-pool parameter's value when the stack creates it. */
+  /** The active-pool parameter's value when the stack creates it (written once). */
   readonly initialActivePool: 'blue' | 'green';
+  /** An exact AMI id for the host; undefined = Amazon Linux 2023 resolved by EC2 at launch. */
+  readonly amiId?: string;
+  /** Images the stage's ECR repository keeps (older ones expire). */
+  readonly ecrKeepImages: number;
   readonly logRetentionDays: RetentionDays;
   readonly vpc: VpcConfig;
   readonly alerts: AlertSettings;
@@ -48,12 +56,14 @@ export const CONTEXT_KEYS = {
   instanceType: 'EC2 instance type of the host (default t3.small; Graviton types such as t4g.small get an arm64 AMI)',
   publicCidr: 'IPv4 CIDR allowed to reach the public entry on 8080 (default 0.0.0.0/0)',
   operatorCidr: 'IPv4 CIDR allowed to reach the pools on 8081-8082; not world-open; unset = closed (default unset)',
-  blueImage: 'container image of the blue pool (default: the project app/ image, built on the host)',
-  greenImage: 'container image of the green pool (default: the project app/ image, built on the host)',
+  blueImage: 'initial image of the blue pool, written once when the stack creates /bluegreen/<stage>/pools/blue/image; releases change it later (default: the project app/ image, built on the host)',
+  greenImage: 'initial image of the green pool, written once when the stack creates /bluegreen/<stage>/pools/green/image; releases change it later (default: the project app/ image, built on the host)',
   poolHealthcheck: 'shell command that checks a pool on port 3000, for images without node, e.g. "wget -q -O /dev/null http://127.0.0.1:3000/healthz" (default: a node one-liner)',
-  releaseBlue: 'release id the blue pool reports in X-Release-Id (default blue-1)',
-  releaseGreen: 'release id the green pool reports in X-Release-Id (default green-1)',
-  initialActivePool: 'active pool when the parameter is created: blue or green (default blue)',
+  releaseBlue: 'initial release id of the blue pool (X-Release-Id), written once with its parameter (default blue-1)',
+  releaseGreen: 'initial release id of the green pool (X-Release-Id), written once with its parameter (default green-1)',
+  initialActivePool: 'active pool when the parameter is created, written once: blue or green (default blue)',
+  amiId: 'exact AMI id of the host, e.g. ami-0123456789abcdef0 (one region); changing it replaces the host (default: Amazon Linux 2023, resolved by EC2 when the host is launched)',
+  ecrKeepImages: 'images the stage ECR repository bluegreen-<stage> keeps; older ones expire (default 30)',
   logRetentionDays: 'retention of the nginx log groups, in days (default 30)',
   createVpc: 'true: create a small VPC (public subnets, no NAT); false: use vpcId (default true)',
   vpcCidr: 'CIDR of the created VPC (default 10.80.0.0/16)',
@@ -80,10 +90,23 @@ const RETENTION_DAYS = Object.values(RetentionDays).filter((v): v is number => t
 /** A stage name: it becomes part of the stack name, the SSM path and the log group names. */
 export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
-const RELEASE = /^[A-Za-z0-9._-]{1,64}$/;
-// A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
-// the value ends up in the host's Compose environment file.
-const IMAGE = /^[a-z0-9][a-z0-9._\/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$/;
+/**
+ * Value patterns of the pool state parameters: the stack sets them as the parameters' AllowedPattern
+ * (SSM refuses other values), the CLI checks its input against them, the host checks what it reads.
+ */
+export const POOL_STATE_PATTERNS = {
+  activePool: '^(blue|green)$',
+  maintenance: '^(on|off)$',
+  canaryPercent: '^([0-9]|[1-9][0-9])$',
+  release: '^[A-Za-z0-9._-]{1,64}$',
+  // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
+  // the value ends up in the host's Compose environment file.
+  image: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
+} as const;
+/** The image parameter's value for "the project's app/ image, built on the host". */
+export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
+const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
+const IMAGE = new RegExp(POOL_STATE_PATTERNS.image);
 
 function parseCidr(key: string, value: string): string {
   const m = value.match(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/);
@@ -204,23 +227,57 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     releaseBlue: matching('releaseBlue', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'blue-1')!,
     releaseGreen: matching('releaseGreen', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'green-1')!,
     initialActivePool: initial,
+    amiId: matching('amiId', /^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, 'an AMI id like ami-0123456789abcdef0'),
+    ecrKeepImages: int('ecrKeepImages', 30, 1, 1000),
     logRetentionDays: retention as RetentionDays,
     vpc,
   };
 }
 
-/** SSM parameter names of a stage: the one definition the stack, the host and the CLI use. */
+export type PoolName = 'blue' | 'green';
+export const POOLS: readonly PoolName[] = ['blue', 'green'];
+
+/** A pool's desired state in SSM (contract section 4): what the host agent reconciles. */
+export interface PoolParameterNames {
+  /** Registry image; DEFAULT_APP_IMAGE = the app/ image built on the host. */
+  readonly image: string;
+  /** Release id the pool reports in X-Release-Id. */
+  readonly release: string;
+  /** Extra environment of the pool's container: a JSON object of strings, `{}` when none. */
+  readonly env: string;
+}
+
+/** SSM parameter names of a stage: the one definition the stack, the host, the Lambda and the CLI use. */
 export function parameterNames(stage: string) {
   const root = `/bluegreen/${stage}`;
+  const pool = (p: PoolName): PoolParameterNames => ({ image: `${root}/pools/${p}/image`, release: `${root}/pools/${p}/release`, env: `${root}/pools/${p}/env` });
   return {
     root,
     activePool: `${root}/active-pool`,
     maintenance: `${root}/maintenance`,
+    /** Share (0-99) of requests whose first try goes to the idle pool. */
+    canaryPercent: `${root}/canary-percent`,
+    /** The release record (JSON, lambda/alert/release-record.ts); its history = GetParameterHistory. */
+    release: `${root}/release`,
+    pools: { blue: pool('blue'), green: pool('green') } as Readonly<Record<PoolName, PoolParameterNames>>,
     slackWebhookUrl: `${root}/slack-webhook-url`,
     alertState: `${root}/alert-state`,
     publicUrl: `${root}/public-url`,
     instanceId: `${root}/instance-id`,
+    /** URI of the stage's ECR repository (for the CLI's push hint). */
+    ecrRepository: `${root}/ecr-repository`,
   };
+}
+
+/** The parameters the host agent reads: active pool, canary share and the six pool parameters. */
+export function hostReadParameterNames(stage: string): string[] {
+  const n = parameterNames(stage);
+  return [n.activePool, n.canaryPercent, ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env])];
+}
+
+/** The stage's ECR repository name. */
+export function ecrRepositoryName(stage: string): string {
+  return `bluegreen-${stage}`;
 }
 
 export function logGroupNames(stage: string) {

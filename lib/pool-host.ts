@@ -1,14 +1,19 @@
 // The EC2 host that runs the Compose set (nginx + blue + green): Amazon Linux 2023, IMDSv2, an
 // encrypted gp3 root volume, no SSH (Session Manager only), a role limited to what the host does,
 // and the repo's nginx/, app/ and userdata/ delivered as assets (inline user data is capped at 16 KB).
+//
+// The host is replaced only when its own files change (the asset hashes in the user data). Nothing
+// else reaches its properties: the AMI is resolved by EC2 at launch (or pinned by amiId), and the
+// pools' images and releases live in SSM (PoolParameters), applied live by bluegreen-apply.
 import * as path from 'node:path';
 import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { parameterNames } from './config';
+import { ecrRepositoryName, hostReadParameterNames, parameterNames } from './config';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
@@ -18,10 +23,10 @@ export const HOST_PORTS = { public: 8080, poolFirst: 8081, poolLast: 8082 } as c
 /** The EC2 tag Run Command targets to reach a stage's hosts. */
 export const STAGE_TAG_KEY = 'BluegreenStage';
 
-export interface PoolImages {
-  /** Registry image; undefined = the project's app/ image built on the host. */
-  readonly image?: string;
-  readonly release: string;
+/** Amazon Linux 2023's public SSM parameter for the instance type's architecture. */
+export function al2023Parameter(instanceType: string): string {
+  const arch = cpuTypeFor(instanceType) === ec2.AmazonLinuxCpuType.ARM_64 ? 'arm64' : 'x86_64';
+  return `/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-${arch}`;
 }
 
 export interface PoolHostProps {
@@ -34,8 +39,13 @@ export interface PoolHostProps {
   readonly publicCidr: string;
   /** Who reaches 8081-8082; undefined closes them (operators use Session Manager port forwarding). */
   readonly operatorCidr?: string;
-  readonly blue: PoolImages;
-  readonly green: PoolImages;
+  /**
+   * An exact AMI id (one region). Changing it replaces the host.
+   * @default Amazon Linux 2023 from its public SSM parameter, resolved by EC2 when the instance is launched
+   */
+  readonly amiId?: string;
+  /** The stage's release image repository (named ecrRepositoryName(stage)): the host may pull from it, and from no other ECR repository. */
+  readonly repository: ecr.IRepository;
   /** Pool health check command for images without node. @default the node one in docker-compose.yml */
   readonly poolHealthcheck?: string;
   readonly accessLogGroup: logs.ILogGroup;
@@ -95,19 +105,29 @@ export class PoolHost extends Construct {
 
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the active-pool parameter, its own assets`,
+      description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
     const params = parameterNames(stage);
-    // Only the active pool: the stage path also holds the Slack webhook SecureString, which the
-    // account's aws/ssm key would let any reader of the path decrypt.
+    // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
+    // release and env), no wildcard: the stage path also holds the Slack webhook SecureString, which
+    // the account's aws/ssm key would let any reader of the path decrypt.
     this.role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadActivePool',
-        actions: ['ssm:GetParameter'],
-        resources: [Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: params.activePool.slice(1) })],
+        sid: 'ReadPoolState',
+        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+        resources: hostReadParameterNames(stage).map((name) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) })),
       }),
     );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'PullReleaseImages',
+        actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
+        resources: [props.repository.repositoryArn],
+      }),
+    );
+    // The registry login (docker's ECR credential helper) has no resource-level permission.
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ShipNginxLogs',
@@ -137,6 +157,9 @@ export class PoolHost extends Construct {
       const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
       userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
     }
+    // What /etc/bluegreen/env holds. Only values fixed for the life of the stage: anything that
+    // changed per deploy here would replace the host. Pool images/releases are read from SSM.
+    const registry = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
     const env: Record<string, string> = {
       STAGE: stage,
       AWS_REGION: Aws.REGION,
@@ -144,11 +167,17 @@ export class PoolHost extends Construct {
       ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
       ERROR_LOG_GROUP: props.errorLogGroup.logGroupName,
       METRICS_NAMESPACE: props.metricsNamespace,
-      BLUE_IMAGE: props.blue.image ?? '',
-      GREEN_IMAGE: props.green.image ?? '',
-      RELEASE_ID_BLUE: props.blue.release,
-      RELEASE_ID_GREEN: props.green.release,
       POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
+      ECR_REGISTRY: registry,
+      ECR_REPOSITORY: `${registry}/${ecrRepositoryName(stage)}`,
+      ACTIVE_POOL_PARAM: params.activePool,
+      CANARY_PARAM: params.canaryPercent,
+      BLUE_IMAGE_PARAM: params.pools.blue.image,
+      BLUE_RELEASE_PARAM: params.pools.blue.release,
+      BLUE_ENV_PARAM: params.pools.blue.env,
+      GREEN_IMAGE_PARAM: params.pools.green.image,
+      GREEN_RELEASE_PARAM: params.pools.green.release,
+      GREEN_ENV_PARAM: params.pools.green.env,
     };
     userData.addCommands(
       "cat > /etc/bluegreen/env <<'ENV'",
@@ -162,7 +191,7 @@ export class PoolHost extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       instanceType: new ec2.InstanceType(instanceType),
-      machineImage: ec2.MachineImage.latestAmazonLinux2023({ cpuType: cpuTypeFor(instanceType) }),
+      machineImage: props.amiId ? pinnedImage(props.amiId) : ec2.MachineImage.resolveSsmParameterAtLaunch(al2023Parameter(instanceType)),
       securityGroup: this.securityGroup,
       role: this.role,
       userData,
@@ -199,7 +228,7 @@ export class PoolHost extends Construct {
     );
     ack(
       'AwsSolutions-IAM5[Resource::*]',
-      `cloudwatch:PutMetricData has no resource-level permissions; the statement is limited to the ${props.metricsNamespace} namespace by condition.`,
+      `Two actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${props.metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository.`,
     );
     for (const action of ['s3:GetBucket*', 's3:GetObject*', 's3:List*']) {
       ack(`AwsSolutions-IAM5[Action::${action}]`, 'Generated by Asset.grantRead: read-only access to the host files asset objects in the CDK bootstrap bucket.');
@@ -209,9 +238,27 @@ export class PoolHost extends Construct {
       'Generated by Asset.grantRead for the host files assets: the CDK bootstrap asset bucket, read-only.',
     );
 
+    if (!props.amiId) {
+      // cfn-lint's AMI id format check predates EC2's launch-time resolution of public SSM parameters.
+      const reason =
+        'ImageId is resolve:ssm:<public AL2023 parameter>, which EC2 RunInstances resolves when it launches the host (MachineImage.resolveSsmParameterAtLaunch), so a deploy never changes ImageId; the format check only knows ami-... ids.';
+      Validations.of(this.instance).acknowledge({ id: 'CloudFormation-Validate::E1152', reason });
+      (this.instance.node.defaultChild as ec2.CfnInstance).addMetadata('cfn-lint', { config: { ignore_checks: ['E1152'] } });
+    }
+    if (props.amiId) {
+      Validations.of(this.instance).acknowledge({
+        id: 'CloudFormation-Validate::W9010',
+        reason: 'An exact AMI id on purpose (context amiId): the host must not change image behind the operator; moving to a new AMI is a deliberate context change that replaces the host.',
+      });
+    }
     Validations.of(this.instance).acknowledge({
       id: 'AwsSolutions-EC29',
       reason: 'The host is stateless and CloudFormation replaces it whenever its files change (userDataCausesReplacement); termination protection would block those replacements and cdk destroy.',
     });
   }
+}
+
+/** An exact AMI: the same image on every deploy until the operator changes it. */
+function pinnedImage(amiId: string): ec2.IMachineImage {
+  return { getImage: () => ({ imageId: amiId, osType: ec2.OperatingSystemType.LINUX, userData: ec2.UserData.forLinux() }) };
 }

@@ -1,6 +1,8 @@
-// The pool-switch path: a change of /bluegreen/<stage>/active-pool reaches the stage's hosts within
-// seconds. EventBridge's "Parameter Store Change" event → SSM Run Command (AWS-RunShellScript) on the
-// hosts tagged with the stage → bluegreen-apply (reads the parameter, renders, nginx -t, reloads).
+// The pool-switch path: a change of the stage's pool state (active-pool, canary-percent, a pool's
+// image/release/env) reaches the stage's hosts within seconds. EventBridge's "Parameter Store Change"
+// event → SSM Run Command (AWS-RunShellScript) on the hosts tagged with the stage → bluegreen-apply
+// (reads the parameters and reconciles: flag files for the active pool and canary, the idle pool's
+// container for a new image/release/env). `bluegreen release` also sends the command itself.
 // The event carries no value: the host reads the parameter itself. Delivery is best effort, so the
 // host also reconciles every minute (bluegreen-apply.timer).
 import { Stack, Validations } from 'aws-cdk-lib';
@@ -10,8 +12,8 @@ import { Construct } from 'constructs';
 
 export interface PoolSwitchProps {
   readonly stage: string;
-  /** Name of the active-pool parameter whose changes trigger a switch. */
-  readonly activePoolParameterName: string;
+  /** Names of the parameters whose changes trigger bluegreen-apply (exact names, no prefix). */
+  readonly parameterNames: string[];
   /** EC2 tag key/value that marks the stage's hosts. */
   readonly hostTagKey: string;
   /** @default '/usr/local/bin/bluegreen-apply' */
@@ -20,12 +22,12 @@ export interface PoolSwitchProps {
   readonly executionTimeoutSeconds?: number;
 }
 
-/** The EventBridge pattern of a change to the parameter: exported for the tests and the docs. */
-export function parameterChangePattern(parameterName: string) {
+/** The EventBridge pattern of a change to any of the parameters: exported for the tests and the docs. */
+export function parameterChangePattern(parameterNames: string[]) {
   return {
     source: ['aws.ssm'],
     'detail-type': ['Parameter Store Change'],
-    detail: { name: [parameterName], operation: ['Create', 'Update'] },
+    detail: { name: [...parameterNames], operation: ['Create', 'Update'] },
   };
 }
 
@@ -56,12 +58,12 @@ export class PoolSwitch extends Construct {
       reason: `Hosts are replaced on every change of their files, so their ids are not known in advance; ssm:SendCommand is limited by condition to instances tagged ${props.hostTagKey}=${props.stage}, and to the AWS-RunShellScript document.`,
     });
     this.rule = new events.CfnRule(this, 'Rule', {
-      description: `bluegreen ${props.stage}: apply ${props.activePoolParameterName} on the hosts when it changes`,
-      eventPattern: parameterChangePattern(props.activePoolParameterName),
+      description: `bluegreen ${props.stage}: run bluegreen-apply on the hosts when the pool state changes`,
+      eventPattern: parameterChangePattern(props.parameterNames),
       state: 'ENABLED',
       targets: [
         {
-          id: 'ApplyActivePool',
+          id: 'ApplyPoolState',
           arn: documentArn,
           roleArn: this.role.roleArn,
           input: JSON.stringify({

@@ -2,7 +2,7 @@
 // overrides, with asset bundling skipped (no bundling step in this app's synth is under test).
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { App } from 'aws-cdk-lib';
+import { App, Tags } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
 import { REPO_ROOT } from '../../local/defaults';
@@ -13,8 +13,14 @@ export function newApp(context: Record<string, unknown> = {}, outdir?: string): 
   return new App({ outdir, context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context } });
 }
 
-export function synthTemplate(context: Record<string, unknown> = {}): Template {
+export interface SynthOptions {
+  /** Tags applied to the whole app, as an operator's `Tags.of(app).add(...)` (or `cdk deploy --tags`) would. */
+  readonly tags?: Record<string, string>;
+}
+
+export function synthTemplate(context: Record<string, unknown> = {}, options: SynthOptions = {}): Template {
   const app = newApp(context);
   const stack = buildApp(app);
+  for (const [key, value] of Object.entries(options.tags ?? {})) Tags.of(app).add(key, value);
   return Template.fromStack(stack);
 }

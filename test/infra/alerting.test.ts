@@ -18,6 +18,9 @@ test('the function: Node 24 on arm64, source maps on, one invocation at a time, 
     MAINTENANCE_PARAM: '/bluegreen/prod/maintenance',
     SLACK_WEBHOOK_PARAM: '/bluegreen/prod/slack-webhook-url',
     STATE_PARAM: '/bluegreen/prod/alert-state',
+    RELEASE_PARAM: '/bluegreen/prod/release',
+    ACTIVE_POOL_PARAM: '/bluegreen/prod/active-pool',
+    CANARY_PARAM: '/bluegreen/prod/canary-percent',
     ALERT_WINDOW: '300',
     ALERT_ERROR_RATE: '0.05',
     ALERT_COOLDOWN_SECONDS: '300',
@@ -52,6 +55,13 @@ test('IAM: the exact parameters, write only to its state, FilterLogEvents only o
   expect(read).not.toContain('*');
   expect(bySid.WriteState).toMatchObject({ Action: 'ssm:PutParameter' });
   expect(JSON.stringify(bySid.WriteState.Resource)).toContain(':parameter/bluegreen/prod/alert-state"');
+  // The release guard: read/write the record, flip back (active-pool), end a canary; no history, no pool parameters.
+  expect(bySid.ReleaseRecord).toMatchObject({ Action: ['ssm:GetParameter', 'ssm:PutParameter'] });
+  expect(JSON.stringify(bySid.ReleaseRecord.Resource)).toMatch(/^\{"Fn::Join":.*:parameter\/bluegreen\/prod\/release"\]\]\}$/);
+  expect(bySid.GuardFlip).toMatchObject({ Action: 'ssm:PutParameter' });
+  const flip = (bySid.GuardFlip.Resource as unknown[]).map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]);
+  expect(flip).toEqual(['/bluegreen/prod/active-pool', '/bluegreen/prod/canary-percent']);
+  expect(JSON.stringify(statements)).not.toMatch(/GetParameterHistory|\/pools\//);
   expect(bySid.RebuildWindow).toMatchObject({ Action: 'logs:FilterLogEvents', Resource: { 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] } });
   const send = statements.find((s) => JSON.stringify(s.Action).includes('sqs:SendMessage'))!;
   expect(send.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^AlertsUndelivered/), 'Arn'] });
@@ -72,4 +82,37 @@ test('alarms: function errors and undelivered alerts, thresholds from context', 
 
 test('the state parameter starts empty', () => {
   template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/alert-state', Type: 'String', Value: '{}' });
+});
+
+test('a change of the release record invokes the function (release events reach Slack without waiting for traffic)', () => {
+  template.hasResourceProperties('AWS::Events::Rule', {
+    EventPattern: { source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'], detail: { name: ['/bluegreen/prod/release'], operation: ['Create', 'Update'] } },
+    State: 'ENABLED',
+    Targets: [
+      Match.objectLike({
+        Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsUndelivered'), 'Arn'] } },
+      }),
+    ],
+  });
+  template.hasResourceProperties('AWS::Lambda::Permission', {
+    Action: 'lambda:InvokeFunction',
+    Principal: 'events.amazonaws.com',
+    SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsReleaseRecordChanged'), 'Arn'] },
+  });
+  // still one invocation at a time
+  expect(fnProps().ReservedConcurrentExecutions).toBe(1);
+});
+
+test('a one-minute tick runs the release guard, so a bake ends with no traffic and no CLI', () => {
+  template.hasResourceProperties('AWS::Events::Rule', {
+    ScheduleExpression: 'rate(1 minute)',
+    State: 'ENABLED',
+    Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 120 } })],
+  });
+  template.hasResourceProperties('AWS::Lambda::Permission', {
+    Principal: 'events.amazonaws.com',
+    SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsReleaseGuardTick'), 'Arn'] },
+  });
 });

@@ -1,5 +1,5 @@
 // Context validation: a bad key or value fails synth with a message naming it and what it accepts.
-import { parseConfig, CONTEXT_KEYS } from '../../lib/config';
+import { parseConfig, CONTEXT_KEYS, hostReadParameterNames, parameterNames } from '../../lib/config';
 import { buildApp } from '../../bin/app';
 import { newApp } from '../helpers/cdk';
 
@@ -15,6 +15,8 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     releaseBlue: 'blue-1',
     releaseGreen: 'green-1',
     initialActivePool: 'blue',
+    amiId: undefined,
+    ecrKeepImages: 30,
     logRetentionDays: 30,
     vpc: { create: true, cidr: '10.80.0.0/16' },
     alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
@@ -46,6 +48,9 @@ test.each([
   [{ poolHealthcheck: "curl -f 'http://x'" }, 'context key "poolHealthcheck" must be a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters'],
   [{ releaseGreen: 'a b' }, 'context key "releaseGreen" must be letters, digits, ".", "_" or "-" (1-64), got "a b"'],
   [{ initialActivePool: 'purple' }, 'context key "initialActivePool" must be one of blue|green, got "purple"'],
+  [{ amiId: 'ami-123' }, 'context key "amiId" must be an AMI id like ami-0123456789abcdef0, got "ami-123"'],
+  [{ amiId: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64' }, 'context key "amiId" must be an AMI id like ami-0123456789abcdef0'],
+  [{ ecrKeepImages: '0' }, 'context key "ecrKeepImages" must be a whole number 1-1000, got "0"'],
   [{ logRetentionDays: '8' }, 'context key "logRetentionDays" must be one of 1, 3, 5, 7, 14, 30, 60, 90'],
   [{ alertWindow: '0' }, 'context key "alertWindow" must be a whole number 1-10000, got "0"'],
   [{ alertWindow: '100', alertMinWindow: '150' }, 'context key "alertMinWindow" must be a whole number 1-100, got "150"'],
@@ -64,4 +69,29 @@ test('a bad context value fails the app build, before any resource exists', () =
   const app = newApp({ operatorCidr: '0.0.0.0/0' });
   // WHEN / THEN
   expect(() => buildApp(app)).toThrow('context key "operatorCidr" must not be world-open');
+});
+
+test('the pinned AMI and the image retention are typed; image and release ids are initial values checked like the parameters check them', () => {
+  expect(parseConfig({ amiId: 'ami-0123456789abcdef0', ecrKeepImages: '12' })).toMatchObject({ amiId: 'ami-0123456789abcdef0', ecrKeepImages: 12 });
+  expect(parseConfig({ amiId: 'ami-12345678' }).amiId).toBe('ami-12345678');
+  expect(CONTEXT_KEYS.releaseBlue).toMatch(/initial/);
+  expect(CONTEXT_KEYS.blueImage).toMatch(/initial/);
+  expect(CONTEXT_KEYS.amiId).toMatch(/replaces the host/);
+});
+
+test('parameterNames: one definition of the pool state names (contract section 4)', () => {
+  const names = parameterNames('prod');
+  expect(names).toMatchObject({
+    activePool: '/bluegreen/prod/active-pool',
+    maintenance: '/bluegreen/prod/maintenance',
+    canaryPercent: '/bluegreen/prod/canary-percent',
+    release: '/bluegreen/prod/release',
+    ecrRepository: '/bluegreen/prod/ecr-repository',
+    pools: {
+      blue: { image: '/bluegreen/prod/pools/blue/image', release: '/bluegreen/prod/pools/blue/release', env: '/bluegreen/prod/pools/blue/env' },
+      green: { image: '/bluegreen/prod/pools/green/image', release: '/bluegreen/prod/pools/green/release', env: '/bluegreen/prod/pools/green/env' },
+    },
+  });
+  expect(hostReadParameterNames('prod')).toHaveLength(8);
+  expect(hostReadParameterNames('prod')).not.toContain(names.slackWebhookUrl);
 });

@@ -56,12 +56,20 @@ describe('host', () => {
     });
   });
 
-  test('Amazon Linux 2023, resolved at deploy time from the public SSM parameter', () => {
-    const params = template.toJSON().Parameters as Record<string, { Default: string }>;
-    expect(Object.values(params).map((p) => p.Default)).toContain('/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
-    expect(Object.values(synthTemplate({ instanceType: 't4g.small' }).toJSON().Parameters).map((p) => (p as { Default: string }).Default)).toContain(
-      '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64',
-    );
+  test('Amazon Linux 2023, resolved by EC2 at launch (resolve:ssm:), never by CloudFormation on a deploy', () => {
+    template.hasResourceProperties('AWS::EC2::Instance', { ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64' });
+    // No template parameter of the AMI: that one CloudFormation would re-resolve on every deploy.
+    expect(JSON.stringify(template.toJSON().Parameters ?? {})).not.toContain('ami-amazon-linux-latest');
+    synthTemplate({ instanceType: 't4g.small' }).hasResourceProperties('AWS::EC2::Instance', {
+      ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64',
+    });
+  });
+
+  test('context amiId pins an exact AMI', () => {
+    const t = synthTemplate({ amiId: 'ami-0123456789abcdef0' });
+    t.hasResourceProperties('AWS::EC2::Instance', { ImageId: 'ami-0123456789abcdef0' });
+    const [instance] = Object.values(t.findResources('AWS::EC2::Instance'));
+    expect(instance.Metadata?.['cfn-lint']).toBeUndefined(); // the format check applies again
   });
 
   test('tagged with its stage, which is how Run Command finds it', () => {
@@ -87,6 +95,27 @@ describe('host', () => {
     expect(userData).toContain('export ACCESS_LOG_GROUP=');
   });
 
+  test('the host environment names the pool state parameters and the registry, and holds no image or release', () => {
+    const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+    const userData = JSON.stringify(instance.Properties.UserData);
+    for (const line of [
+      "export ACTIVE_POOL_PARAM='/bluegreen/prod/active-pool'",
+      "export CANARY_PARAM='/bluegreen/prod/canary-percent'",
+      "export BLUE_IMAGE_PARAM='/bluegreen/prod/pools/blue/image'",
+      "export BLUE_RELEASE_PARAM='/bluegreen/prod/pools/blue/release'",
+      "export BLUE_ENV_PARAM='/bluegreen/prod/pools/blue/env'",
+      "export GREEN_IMAGE_PARAM='/bluegreen/prod/pools/green/image'",
+      "export GREEN_RELEASE_PARAM='/bluegreen/prod/pools/green/release'",
+      "export GREEN_ENV_PARAM='/bluegreen/prod/pools/green/env'",
+    ]) {
+      expect(userData).toContain(line);
+    }
+    const registry = '{"Ref":"AWS::AccountId"},".dkr.ecr.",{"Ref":"AWS::Region"},".",{"Ref":"AWS::URLSuffix"}';
+    expect(userData).toContain(`export ECR_REGISTRY='",${registry},"'`);
+    expect(userData).toContain(`export ECR_REPOSITORY='",${registry},"/bluegreen-prod'`);
+    expect(userData).not.toMatch(/BLUE_IMAGE=|GREEN_IMAGE=|RELEASE_ID_/);
+  });
+
   test('a pool health check for images without node reaches the host environment', () => {
     const t = synthTemplate({ poolHealthcheck: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
     const [instance] = Object.values(t.findResources('AWS::EC2::Instance'));
@@ -100,11 +129,19 @@ describe('host', () => {
 });
 
 describe('host role', () => {
-  test('reads only the active-pool parameter (not the webhook), ships only its log groups, publishes metrics only in its namespace', () => {
+  test('reads exactly the pool state (not the webhook), ships only its log groups, publishes metrics only in its namespace', () => {
     const statements = policyStatements('HostRoleDefaultPolicy');
     const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
-    expect(bySid.ReadActivePool).toMatchObject({ Action: 'ssm:GetParameter', Effect: 'Allow' });
-    expect(JSON.stringify(bySid.ReadActivePool.Resource)).toMatch(/:parameter\/bluegreen\/prod\/active-pool"\]\]\}$/);
+    expect(bySid.ReadPoolState).toMatchObject({ Action: ['ssm:GetParameter', 'ssm:GetParameters'], Effect: 'Allow' });
+    const read = (bySid.ReadPoolState.Resource as unknown[]).map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]);
+    expect(read.sort()).toEqual(
+      [
+        '/bluegreen/prod/active-pool',
+        '/bluegreen/prod/canary-percent',
+        ...['blue', 'green'].flatMap((p) => ['image', 'release', 'env'].map((k) => `/bluegreen/prod/pools/${p}/${k}`)),
+      ].sort(),
+    );
+    expect(JSON.stringify(bySid.ReadPoolState.Resource)).not.toMatch(/\*|slack-webhook-url|\/prod\/release"/);
     expect(bySid.ShipNginxLogs).toMatchObject({
       Action: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
       Resource: [{ 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] }, { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] }],
@@ -118,6 +155,20 @@ describe('host role', () => {
     expect(JSON.stringify(statements)).not.toMatch(/ssm:Put|logs:CreateLogGroup|"\*:\*"/);
   });
 
+  test('pulls images from the stage repository alone; the registry login is the one ECR action on *', () => {
+    const statements = policyStatements('HostRoleDefaultPolicy');
+    const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
+    expect(bySid.PullReleaseImages).toEqual({
+      Sid: 'PullReleaseImages',
+      Effect: 'Allow',
+      Action: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
+      Resource: { 'Fn::GetAtt': [expect.stringMatching(/^ReleasesRepository/), 'Arn'] },
+    });
+    expect(bySid.EcrLogin).toEqual({ Sid: 'EcrLogin', Effect: 'Allow', Action: 'ecr:GetAuthorizationToken', Resource: '*' });
+    const ecrStatements = statements.filter((s) => JSON.stringify(s.Action).includes('ecr:'));
+    expect(ecrStatements).toHaveLength(2);
+  });
+
   test('Session Manager through the AWS-managed core policy, and nothing else managed', () => {
     const [role] = Object.values(template.findResources('AWS::IAM::Role', { Properties: { Description: Match.stringLikeRegexp('^bluegreen prod host') } }));
     expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
@@ -125,28 +176,61 @@ describe('host role', () => {
   });
 });
 
-describe('parameters', () => {
-  test('active-pool: a String with the allowed pattern ^(blue|green)$', () => {
-    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/active-pool', Type: 'String', Value: 'blue', AllowedPattern: '^(blue|green)$' });
+describe('release repository', () => {
+  test('ECR bluegreen-<stage>: scan on push, immutable tags, AES-256, kept on destroy', () => {
+    template.hasResource('AWS::ECR::Repository', {
+      Properties: Match.objectLike({
+        RepositoryName: 'bluegreen-prod',
+        ImageScanningConfiguration: { ScanOnPush: true },
+        ImageTagMutability: 'IMMUTABLE',
+        EncryptionConfiguration: { EncryptionType: 'AES256' },
+      }),
+      DeletionPolicy: 'Retain',
+    });
   });
 
-  test('maintenance: off by default, on|off only', () => {
-    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/maintenance', Type: 'String', Value: 'off', AllowedPattern: '^(on|off)$' });
+  test('lifecycle: untagged images expire after 7 days, the last ecrKeepImages images are kept', () => {
+    const rules = (t: Template) => {
+      const [repo] = Object.values(t.findResources('AWS::ECR::Repository'));
+      return JSON.parse(repo.Properties.LifecyclePolicy.LifecyclePolicyText).rules;
+    };
+    expect(rules(template)).toEqual([
+      expect.objectContaining({ rulePriority: 1, selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7, countUnit: 'days' }, action: { type: 'expire' } }),
+      expect.objectContaining({ rulePriority: 2, selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 30 }, action: { type: 'expire' } }),
+    ]);
+    expect(rules(synthTemplate({ ecrKeepImages: '12' }))[1].selection.countNumber).toBe(12);
+  });
+
+  test('its URI: a stack output and /bluegreen/<stage>/ecr-repository for the CLI', () => {
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/ecr-repository', Type: 'String', Value: Match.anyValue() });
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(JSON.stringify(outputs.EcrRepositoryUri.Value)).toMatch(/"\.dkr\.ecr\.".*"\/",\{"Ref":"ReleasesRepository[0-9A-F]+"\}/);
   });
 });
 
 describe('pool switch', () => {
-  test('EventBridge matches a change of exactly this stage active-pool parameter', () => {
-    template.hasResourceProperties('AWS::Events::Rule', {
-      EventPattern: { source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'], detail: { name: ['/bluegreen/prod/active-pool'], operation: ['Create', 'Update'] } },
-      State: 'ENABLED',
-    });
+  test('EventBridge matches a change of exactly this stage pool state: active pool, canary share, the six pool parameters', () => {
+    const [rule] = Object.values(template.findResources('AWS::Events::Rule', { Properties: { Targets: [Match.objectLike({ Id: 'ApplyPoolState' })] } }));
+    expect(rule.Properties.State).toBe('ENABLED');
+    const { detail, ...rest } = rule.Properties.EventPattern;
+    expect(rest).toEqual({ source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'] });
+    expect(detail.operation).toEqual(['Create', 'Update']);
+    expect([...detail.name].sort()).toEqual(
+      [
+        '/bluegreen/prod/active-pool',
+        '/bluegreen/prod/canary-percent',
+        ...['blue', 'green'].flatMap((p) => ['image', 'release', 'env'].map((k) => `/bluegreen/prod/pools/${p}/${k}`)),
+      ].sort(),
+    );
+    // Not the release record (the alert function's rule), not maintenance, no prefix match.
+    expect(JSON.stringify(detail)).not.toMatch(/\/prod\/release"|maintenance|prefix/);
   });
 
   test('the target runs bluegreen-apply through Run Command on hosts tagged with the stage', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       Targets: [
         Match.objectLike({
+          Id: 'ApplyPoolState',
           Arn: { 'Fn::Join': ['', Match.arrayWith(['::document/AWS-RunShellScript'])] },
           Input: JSON.stringify({ commands: ['/usr/local/bin/bluegreen-apply'], executionTimeout: ['120'] }),
           RunCommandParameters: { RunCommandTargets: [{ Key: 'tag:BluegreenStage', Values: ['prod'] }] },
@@ -188,7 +272,8 @@ describe('network', () => {
 
 test('outputs: the public URL, the instance, the parameters and the exact flip command', () => {
   const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-  expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['PublicUrl', 'InstanceId', 'ActivePoolParameter', 'MaintenanceParameter', 'FlipCommand']));
+  expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['PublicUrl', 'InstanceId', 'ActivePoolParameter', 'MaintenanceParameter', 'ReleaseParameter', 'EcrRepositoryUri', 'FlipCommand']));
+  expect(outputs.ReleaseParameter.Value).toBe('/bluegreen/prod/release');
   expect(outputs.ActivePoolParameter.Value).toBe('/bluegreen/prod/active-pool');
   expect(JSON.stringify(outputs.FlipCommand.Value)).toContain('aws ssm put-parameter --region ');
   expect(JSON.stringify(outputs.FlipCommand.Value)).toContain(' --name /bluegreen/prod/active-pool --type String --overwrite --value green');
