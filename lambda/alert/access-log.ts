@@ -19,6 +19,13 @@ export const ACCESS_LOG_FIELDS = [
   'active_pool',
 ] as const;
 
+/**
+ * Fields older lines lack: when present they must be strings.
+ * - primary_pool: the pool the request was first sent to (= active_pool except canary requests);
+ *   lines written before reload-free switches lack it, and the active pool stands in for it.
+ */
+export const OPTIONAL_STRING_FIELDS = ['primary_pool'] as const;
+
 export interface AccessLogEntry {
   time: string;
   msec?: number;
@@ -36,6 +43,8 @@ export interface AccessLogEntry {
   pool: string;
   release: string;
   active_pool: string;
+  /** The pool nginx sent the request to first; absent on older lines (use `primaryPool()`). */
+  primary_pool?: string;
   host?: string;
   user_agent?: string;
 }
@@ -58,7 +67,15 @@ export function parseAccessLogLine(line: string): ParseResult {
     const expected = NUMERIC.has(field) ? 'number' : 'string';
     if (typeof record[field] !== expected) return { ok: false, reason: `field ${field} is not a ${expected}` };
   }
+  for (const field of OPTIONAL_STRING_FIELDS) {
+    if (field in record && typeof record[field] !== 'string') return { ok: false, reason: `field ${field} is not a string` };
+  }
   return { ok: true, entry: record as unknown as AccessLogEntry };
+}
+
+/** The pool a request was first sent to: `primary_pool`, or `active_pool` on lines that lack it. */
+export function primaryPool(entry: Pick<AccessLogEntry, 'primary_pool' | 'active_pool'>): string {
+  return entry.primary_pool || entry.active_pool;
 }
 
 /** One entry per attempt: "500, 200" (failover inside the request) → [500, 200]; "" → []. */

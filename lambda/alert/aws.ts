@@ -4,6 +4,7 @@ import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cl
 import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AccessLogEntry, parseAccessLogLine } from './access-log';
+import { ReleaseRecord, serializeRecord } from './release-record';
 import { Decision, EngineState } from './rules';
 
 /** SSM parameters with a max age; `undefined` when the parameter does not exist. */
@@ -46,7 +47,7 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   try {
     const res = await ssm.send(new GetParameterCommand({ Name: name }));
     const parsed = JSON.parse(res.Parameter?.Value ?? '{}') as Partial<PersistedState>;
-    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate };
+    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced };
   } catch (err) {
     if ((err as Error).name === 'ParameterNotFound') return undefined;
     if (err instanceof SyntaxError) return undefined; // a hand-edited value: start clean rather than fail forever
@@ -87,6 +88,16 @@ export async function recentEntries(
     if (parsed.ok) entries.push(parsed.entry);
   }
   return { entries, ids: last.map((e) => e.id) };
+}
+
+/** Writes the release record (lambda/alert/release-record.ts), advanced tier only when it needs 8 KB. */
+export async function saveRecord(ssm: SSMClient, name: string, record: ReleaseRecord): Promise<void> {
+  await ssm.send(new PutParameterCommand({ Name: name, Value: serializeRecord(record), Type: 'String', Overwrite: true, Tier: 'Intelligent-Tiering' }));
+}
+
+/** Sets a plain String parameter (the active pool on a rollback, the canary share on an abort). */
+export async function putValue(ssm: SSMClient, name: string, value: string): Promise<void> {
+  await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));
 }
 
 export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, decision: Decision, reason: string, stage: string): Promise<void> {

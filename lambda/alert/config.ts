@@ -1,5 +1,6 @@
-// Rule settings from the environment: the Lambda's (set by the stack from CDK context) and local
+// Rule and release-gate settings from the environment: the Lambda's (set by the stack from CDK context) and local
 // mode's. Bad values fail loudly, naming the variable.
+import type { ReleaseGate } from './release-guard';
 import { DEFAULT_RULE_CONFIG, RuleConfig } from './rules';
 
 export const RULE_ENV = {
@@ -30,4 +31,36 @@ export function ruleConfigFromEnv(env: Record<string, string | undefined>): Rule
   };
   if (config.minWindow > config.windowSize) throw new Error(`${RULE_ENV.minWindow} (${config.minWindow}) must not exceed ${RULE_ENV.windowSize} (${config.windowSize})`);
   return config;
+}
+
+export const RELEASE_GATE_ENV = {
+  errorRate: 'RELEASE_GATE_ERROR_RATE',
+  minRequests: 'RELEASE_GATE_MIN_REQUESTS',
+} as const satisfies Record<keyof ReleaseGate, string>;
+
+
+/**
+ * The release gate's settings: the error-rate alert's threshold (ALERT_ERROR_RATE) over at least
+ * as many requests as the alert judges (ALERT_MIN_WINDOW, default 50), unless RELEASE_GATE_ERROR_RATE
+ * / RELEASE_GATE_MIN_REQUESTS are set. 50, not fewer: at a 2% threshold one stray failure among 20
+ * requests (5%) would roll a healthy release back; among 50 it is 2%, not above the gate. The gate
+ * judges the alert's window, so it can never need more requests than ALERT_WINDOW holds.
+ */
+export function releaseGateFromEnv(env: Record<string, string | undefined>, rules: RuleConfig = ruleConfigFromEnv(env)): ReleaseGate {
+  const read = (key: keyof ReleaseGate, fallback: number, ok: (n: number) => boolean, what: string): number => {
+    const name = RELEASE_GATE_ENV[key];
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || !ok(n)) throw new Error(`${name} must be ${what}, got "${raw}"`);
+    return n;
+  };
+  const gate: ReleaseGate = {
+    errorRate: read('errorRate', rules.errorRateThreshold, (n) => n > 0 && n < 1, 'a fraction between 0 and 1, e.g. 0.02'),
+    minRequests: read('minRequests', rules.minWindow, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+  };
+  if (gate.minRequests > rules.windowSize) {
+    throw new Error(`${RELEASE_GATE_ENV.minRequests} (${gate.minRequests}) must not exceed ${RULE_ENV.windowSize} (${rules.windowSize}): the gate judges the alert window`);
+  }
+  return gate;
 }

@@ -2,7 +2,7 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ruleConfigFromEnv } from './config';
+import { releaseGateFromEnv, ruleConfigFromEnv } from './config';
 import { AlertEnv, AlertRuntime } from './runtime';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -12,6 +12,7 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
 }
 
 export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
+  const rules = ruleConfigFromEnv(env);
   return {
     stage: required(env, 'STAGE'),
     region: required(env, 'AWS_REGION'),
@@ -22,9 +23,13 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
     deadLetterQueueUrl: required(env, 'DEAD_LETTER_QUEUE_URL'),
     runbookUrl: env.RUNBOOK_URL || undefined,
     metricsNamespace: required(env, 'METRICS_NAMESPACE'),
-    rules: ruleConfigFromEnv(env),
+    rules,
     rebuildLookbackMs: Number(env.REBUILD_LOOKBACK_SECONDS ?? 300) * 1000,
     parameterMaxAgeMs: Number(env.PARAMETER_MAX_AGE_SECONDS ?? 60) * 1000,
+    // The stack sets all three; without them (an older stack) the function guards no releases.
+    release: env.RELEASE_PARAM
+      ? { recordParam: env.RELEASE_PARAM, activePoolParam: required(env, 'ACTIVE_POOL_PARAM'), canaryParam: required(env, 'CANARY_PARAM'), gate: releaseGateFromEnv(env, rules) }
+      : undefined,
   };
 }
 

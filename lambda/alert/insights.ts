@@ -8,7 +8,7 @@ export const INSIGHTS_QUERIES = {
     '| sort minute desc',
   ].join('\n'),
   'failovers-inside-requests': [
-    'fields @timestamp, pool, active_pool, upstream_status, upstream_addr, uri, request_id',
+    'fields @timestamp, pool, primary_pool, active_pool, upstream_status, upstream_addr, uri, request_id',
     "| filter upstream_status like ','",
     '| sort @timestamp desc',
     '| limit 200',
@@ -29,7 +29,7 @@ export const INSIGHTS_QUERIES = {
     '| sort first_seen desc',
   ].join('\n'),
   'around-an-alert': [
-    'fields @timestamp, status, pool, active_pool, upstream_status, upstream_addr, uri, request_time, request_id',
+    'fields @timestamp, status, pool, primary_pool, active_pool, upstream_status, upstream_addr, uri, request_time, request_id',
     '| sort @timestamp desc',
     '| limit 200',
   ].join('\n'),

@@ -1,7 +1,7 @@
 // What both runtimes do with a batch of raw log lines: parse (malformed lines counted, never fatal),
 // evaluate, and split the decisions into what to post and what only to log. Pure.
-import { parseAccessLogLine } from './access-log';
-import { Decision, EngineInput, EngineState, entryTime, evaluate, RuleConfig } from './rules';
+import { parseAccessLogLine, primaryPool } from './access-log';
+import { Decision, EngineInput, EngineState, entryTime, evaluate, failedByPrimary, RuleConfig } from './rules';
 
 export interface RawLine {
   message: string;
@@ -15,8 +15,13 @@ export interface BatchResult {
   decisions: Decision[];
   toPost: Decision[];
   evaluated: number;
-  /** Requests the active pool failed and another attempt answered (upstream_status with a comma). */
+  /**
+   * Requests answered by a pool other than the one they were first sent to: a failover inside the
+   * request ("500, 200") or sent straight to the backup because nginx had marked the primary down.
+   */
   failedOver: number;
+  /** Requests failed by their primary pool (the error-rate measure: failedOver, a 5xx attempt or status). */
+  failed: number;
   malformed: Array<{ reason: string; line: string }>;
 }
 
@@ -32,6 +37,12 @@ export function processLines(state: EngineState, lines: readonly RawLine[], conf
     inputs.push({ entry: parsed.entry, host: line.host, at: entryTime(parsed.entry, line.receivedAt) });
   }
   const { state: next, decisions } = evaluate(state, inputs, { config, maintenance });
-  const failedOver = inputs.filter((i) => i.entry.upstream_status.includes(',')).length;
-  return { state: next, decisions, toPost: decisions.filter((d) => d.suppressed === null), evaluated: inputs.length, failedOver, malformed };
+  let failedOver = 0;
+  let failed = 0;
+  for (const { entry } of inputs) {
+    const primary = primaryPool(entry);
+    if (entry.pool !== primary && entry.pool !== '' && primary !== '') failedOver++;
+    if (failedByPrimary(entry)) failed++;
+  }
+  return { state: next, decisions, toPost: decisions.filter((d) => d.suppressed === null), evaluated: inputs.length, failedOver, failed, malformed };
 }

@@ -68,3 +68,37 @@ export interface ReleaseRecord {
 export function isFinal(state: ReleaseState): boolean {
   return FINAL_STATES.includes(state);
 }
+
+/** A stored value that is a release record, or undefined ("{}" before the first release, junk). */
+export function parseRecord(value: string | undefined): ReleaseRecord | undefined {
+  if (!value) return undefined;
+  try {
+    const parsed = JSON.parse(value) as Partial<ReleaseRecord>;
+    const ok = typeof parsed.id === 'string' && typeof parsed.state === 'string' && (parsed.pool === 'blue' || parsed.pool === 'green') && Array.isArray(parsed.steps);
+    return ok ? (parsed as ReleaseRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A standard SSM parameter holds 4 KB; the record of a release on several hosts can outgrow that,
+ * so it is written with Intelligent-Tiering (advanced, 8 KB, only when needed), and the details of
+ * the oldest steps are shortened, then middle steps dropped, before it would outgrow 8 KB.
+ */
+export const RECORD_MAX_CHARS = 8000;
+
+export function serializeRecord(record: ReleaseRecord): string {
+  let text = JSON.stringify(record);
+  if (text.length <= RECORD_MAX_CHARS) return text;
+  const steps = record.steps.map((s) => ({ ...s }));
+  for (let i = 0; i < steps.length && text.length > RECORD_MAX_CHARS; i++) {
+    if (steps[i].detail) steps[i].detail = steps[i].detail!.slice(0, 40);
+    text = JSON.stringify({ ...record, steps });
+  }
+  while (text.length > RECORD_MAX_CHARS && steps.length > 1) {
+    steps.splice(1, 1); // keep the first step (start) and the newest ones
+    text = JSON.stringify({ ...record, steps });
+  }
+  return text;
+}

@@ -1,14 +1,21 @@
 // The alert rule engine (DESIGN.md "Alert rules"): pure. Entries and a state value in, decisions and
 // the next state out. The same module runs in the Lambda and in local mode's watcher.
-import { AccessLogEntry, upstreamStatuses } from './access-log';
+import { AccessLogEntry, primaryPool, upstreamStatuses } from './access-log';
+import type { ReleaseFigures } from './release-record';
 
-export type AlertKind = 'failover' | 'failover_recovered' | 'planned_switch' | 'error_rate' | 'error_rate_recovered' | 'users_see_errors';
+export type TrafficAlertKind = 'failover' | 'failover_recovered' | 'planned_switch' | 'error_rate' | 'error_rate_recovered' | 'users_see_errors';
+/** Release events (release-events.ts): posted once per transition of the release record. */
+export type ReleaseAlertKind = 'release_started' | 'release_failed' | 'release_canary_aborted' | 'release_deployed' | 'release_promoted' | 'release_rolled_back';
+export type AlertKind = TrafficAlertKind | ReleaseAlertKind;
 export type Severity = 'critical' | 'warning' | 'info' | 'ok';
 
 export interface RuleConfig {
   /** Requests in the error-rate window. */
   windowSize: number;
-  /** Share of requests with any 5xx (attempt or status) above which the error-rate alert fires. */
+  /**
+   * Share of requests failed by their primary pool (served by the other pool, a 5xx attempt, or a
+   * 5xx status) above which the error-rate alert fires.
+   */
   errorRateThreshold: number;
   /** Requests the window must hold before the error rate is judged. */
   minWindow: number;
@@ -30,8 +37,16 @@ export const DEFAULT_RULE_CONFIG: RuleConfig = {
 };
 
 /** One request as the engine keeps it in the window: small, so state stays small. */
-interface WindowItem {
+export interface WindowItem {
+  /** Failed by its primary pool (`failedByPrimary`). */
   bad: boolean;
+  /** The pool the request was first sent to ('' when the line names none): the release gate filters on it. */
+  primary: string;
+  /** Epoch ms of the request. */
+  at: number;
+  /** The client got a 5xx (set only when true). */
+  saw5xx?: true;
+  /** Set on failed requests only: what the alert message lists. */
   uri?: string;
   upstream?: string;
 }
@@ -42,9 +57,9 @@ interface HostState {
   lastSwitch?: { from: string; at: number };
   /** Last request seen from this host (epoch ms): hosts gone for a day are forgotten. */
   lastSeen?: number;
-  /** Open failover episode: traffic served by the pool that is not active. */
+  /** Open failover episode: requests served by a pool other than their primary (`from`). */
   episode?: { since: number; from: string; to: string; posted: boolean; requests: number };
-  /** Consecutive active-pool answers seen while an episode is open. */
+  /** Consecutive answers from the episode's pool to its own requests while an episode is open. */
   healthyStreak: number;
 }
 
@@ -54,6 +69,11 @@ export interface EngineState {
   errorRate?: { since: number; posted: boolean; peak: number };
   /** Last time an alert of a cooldown key was posted (epoch ms). */
   lastPosted: Record<string, number>;
+  /**
+   * The release record (id, state) whose events were last announced (release-events.ts): kept
+   * here so it is persisted with the rest of the state. The runtimes set it after posting.
+   */
+  releaseAnnounced?: { id: string; state: string };
 }
 
 /** After a reload, old nginx workers still finish requests under the old config for a moment. */
@@ -75,8 +95,13 @@ export interface EngineInput {
 
 export interface WindowFigures {
   requests: number;
+  /** Requests failed by their primary pool. */
   bad: number;
   rate: number;
+  /** Requests answered to the client with a 5xx (what users saw; normally 0 thanks to failover). */
+  usersSaw5xx: number;
+  /** The primary pools of the failed requests, most first. */
+  failedPools: Array<[string, number]>;
   topUris: Array<[string, number]>;
   topUpstreams: Array<[string, number]>;
 }
@@ -91,6 +116,12 @@ export interface Decision {
   activePool?: string;
   previousPool?: string;
   release?: string;
+  /** Release events: the record's id, previous release, strategy, gate figures and reason. */
+  releaseId?: string;
+  previousRelease?: string;
+  strategy?: string;
+  figures?: ReleaseFigures;
+  reason?: string;
   summary: string;
   window?: WindowFigures;
   /** Why it is not posted: null = post it. */
@@ -106,10 +137,28 @@ export interface EvaluateOptions {
 
 const POOLS = new Set(['blue', 'green']);
 
-export function isBad(entry: Pick<AccessLogEntry, 'status' | 'upstream_status'>): boolean {
+/**
+ * The one failure measure (error-rate alert and release gate): the request's primary pool failed it
+ * when it was served by another pool (a failover inside the request, or sent straight to the backup
+ * because nginx had marked the primary down), or any attempt was a 5xx, or the client got a 5xx.
+ * A planned switch never counts: every line names its own primary.
+ */
+export function failedByPrimary(entry: Pick<AccessLogEntry, 'status' | 'upstream_status' | 'pool' | 'primary_pool' | 'active_pool'>): boolean {
   if (entry.status >= 500) return true;
+  const primary = primaryPool(entry);
+  if (entry.pool !== primary && POOLS.has(entry.pool) && POOLS.has(primary)) return true;
   // Hot path: most lines are a single "200"; only a line holding a "5" can have a 5xx attempt.
   return entry.upstream_status.includes('5') && upstreamStatuses(entry).some((s) => s >= 500);
+}
+
+/** The window item for one request. */
+export function windowItem(entry: AccessLogEntry, at: number): WindowItem {
+  const p = primaryPool(entry);
+  const primary = POOLS.has(p) ? p : '';
+  if (!failedByPrimary(entry)) return { bad: false, primary, at };
+  const item: WindowItem = { bad: true, primary, at, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined };
+  if (entry.status >= 500) item.saw5xx = true;
+  return item;
 }
 
 function top(items: string[], n: number): Array<[string, number]> {
@@ -120,10 +169,7 @@ function top(items: string[], n: number): Array<[string, number]> {
 
 /** Seeds the error-rate window from history (a cold start's rebuild): no decisions, no episodes. */
 export function seedWindow(state: EngineState, entries: readonly AccessLogEntry[], config: RuleConfig): EngineState {
-  const window = entries.slice(-config.windowSize).map((entry): WindowItem => {
-    const bad = isBad(entry);
-    return bad ? { bad, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined } : { bad };
-  });
+  const window = entries.slice(-config.windowSize).map((entry) => windowItem(entry, entryTime(entry, 0)));
   return { ...state, window: [...window, ...state.window].slice(-config.windowSize) };
 }
 
@@ -133,6 +179,8 @@ export function windowFigures(window: readonly WindowItem[]): WindowFigures {
     requests: window.length,
     bad: badItems.length,
     rate: window.length ? badItems.length / window.length : 0,
+    usersSaw5xx: badItems.reduce((n, w) => n + (w.saw5xx ? 1 : 0), 0),
+    failedPools: top(badItems.map((w) => w.primary || '?'), 2),
     topUris: top(badItems.map((w) => w.uri ?? '?'), 5),
     topUpstreams: top(badItems.flatMap((w) => (w.upstream ? w.upstream.split(/,\s*/) : [])), 3),
   };
@@ -169,6 +217,8 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     const h = (next.hosts[host] ??= { healthyStreak: 0 });
     const active = POOLS.has(entry.active_pool) ? entry.active_pool : undefined;
     const served = POOLS.has(entry.pool) ? entry.pool : undefined;
+    const p = primaryPool(entry);
+    const primary = POOLS.has(p) ? p : undefined;
     h.lastSeen = at;
     // A line from an old worker finishing a request under the previous config: not a switch back.
     const staleLine = active !== undefined && h.lastSwitch !== undefined && active === h.lastSwitch.from && active !== h.activePool && at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS;
@@ -195,12 +245,16 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     }
     if (active && !staleLine) h.activePool = active;
 
-    // Failover episodes, per host (a stale line says nothing about the current config).
-    if (active && served && !staleLine) {
-      if (served !== active) {
-        h.healthyStreak = 0;
-        if (h.episode) h.episode.requests++;
-        else {
+    // Failover episodes, per host: a request served by a pool other than the one it was first sent
+    // to. Every line names its own primary (older lines: the active pool), so a canary request
+    // answered by the canary pool is no failover, and neither is an old worker's late line.
+    if (primary && served) {
+      if (served !== primary) {
+        if (h.episode) {
+          h.episode.requests++;
+          if (primary === h.episode.from) h.healthyStreak = 0;
+        } else {
+          const canary = active !== undefined && primary !== active;
           const d = decide(
             {
               kind: 'failover',
@@ -210,14 +264,21 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
               pool: served,
               activePool: active,
               release: entry.release,
-              summary: `Failover on ${host}: ${active} is failing, ${served} is answering`,
-              details: { upstream_status: entry.upstream_status || '-', upstream_addr: entry.upstream_addr || '-', uri: entry.uri, request_id: entry.request_id },
+              summary: `Failover on ${host}: ${primary} is failing, ${served} is answering${canary ? ` (canary requests first sent to ${primary})` : ''}`,
+              details: {
+                ...(canary ? { primary_pool: primary } : {}),
+                upstream_status: entry.upstream_status || '-',
+                upstream_addr: entry.upstream_addr || '-',
+                uri: entry.uri,
+                request_id: entry.request_id,
+              },
             },
             `failover:${host}`,
           );
-          h.episode = { since: at, from: active, to: served, posted: d.suppressed === null, requests: 1 };
+          h.episode = { since: at, from: primary, to: served, posted: d.suppressed === null, requests: 1 };
+          h.healthyStreak = 0;
         }
-      } else if (h.episode) {
+      } else if (h.episode && primary === h.episode.from) {
         h.healthyStreak++;
         if (h.healthyStreak >= config.recoveryConsecutive) {
           const episode = h.episode;
@@ -232,7 +293,7 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
               pool: served,
               activePool: active,
               release: entry.release,
-              summary: `Recovered on ${host}: ${active} is answering again after ${Math.round((at - episode.since) / 1000)} s`,
+              summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s`,
               details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests },
             });
           }
@@ -240,10 +301,10 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
       }
     }
 
-    // Error rate over the last N requests, stage-wide.
-    const bad = isBad(entry);
-    next.window.push(bad ? { bad, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined } : { bad });
-    if (bad) badInWindow++;
+    // Error rate over the last N requests, stage-wide: the share failed by their primary pool.
+    const item = windowItem(entry, at);
+    next.window.push(item);
+    if (item.bad) badInWindow++;
     while (next.window.length > config.windowSize) if (next.window.shift()!.bad) badInWindow--;
     if (next.window.length >= config.minWindow) {
       const rate = badInWindow / next.window.length;
@@ -256,9 +317,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
             at,
             host,
             activePool: active,
-            summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(config.errorRateThreshold)})`,
+            summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})`,
             window: figures,
-            details: { bad: figures.bad, requests: figures.requests },
+            details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx },
           },
           'error_rate',
         );

@@ -3,11 +3,14 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { loadState, ParameterCache, persistable, recentEntries, saveState, sendToDeadLetter } from './aws';
+import { loadState, ParameterCache, persistable, putValue, recentEntries, saveRecord, saveState, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
 import { emfLine, MetricName } from './metrics';
 import { processLines } from './pipeline';
+import { announced, releaseAnnouncements } from './release-events';
+import { guardRelease, recordAfterGuard, ReleaseGate } from './release-guard';
+import { isFinal, parseRecord } from './release-record';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from './rules';
 import { deliver, DeliveryOptions, slackMessage } from './slack';
 
@@ -25,6 +28,31 @@ export interface AlertEnv {
   /** How far back a cold start looks to rebuild the error-rate window. */
   rebuildLookbackMs: number;
   parameterMaxAgeMs: number;
+  /** The server-side release guard; undefined = no releases on this stage (older stacks, tests). */
+  release?: ReleaseParams;
+}
+
+export interface ReleaseParams {
+  /** The release record parameter (JSON). */
+  recordParam: string;
+  /** Written with the previous pool on a rollback: the existing flip path takes it to the hosts. */
+  activePoolParam: string;
+  /** Set to 0 when a canary is aborted. */
+  canaryParam: string;
+  gate: ReleaseGate;
+}
+
+/** How stale the release record may be when the guard judges it: a new bake is seen within this. */
+export const RECORD_MAX_AGE_MS = 5000;
+
+/**
+ * An EventBridge event for the release guard: "Parameter Store Change" of the record (announce it
+ * and judge it now) or the one-minute "Scheduled Event" (finish a bake that has no traffic).
+ */
+export function isGuardEvent(event: unknown): boolean {
+  const e = event as { source?: unknown; 'detail-type'?: unknown } | null;
+  if (typeof e !== 'object' || e === null) return false;
+  return (e.source === 'aws.ssm' && e['detail-type'] === 'Parameter Store Change') || (e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event');
 }
 
 export interface AlertDeps {
@@ -47,6 +75,8 @@ export interface HandleResult {
   posted: number;
   suppressed: number;
   undelivered: number;
+  /** What the release guard did in this invocation, if anything. */
+  guard?: 'rollback' | 'abort-canary' | 'promote';
 }
 
 const SEEN_IDS = 20_000;
@@ -56,6 +86,7 @@ export class AlertRuntime {
   private loaded = false;
   private readonly seen = new Set<string>();
   private readonly params: ParameterCache;
+  private readonly recordCache: ParameterCache;
   private readonly log: (record: Record<string, unknown>) => void;
   private readonly now: () => number;
 
@@ -64,12 +95,14 @@ export class AlertRuntime {
     private readonly deps: AlertDeps,
   ) {
     this.params = new ParameterCache(deps.ssm, env.parameterMaxAgeMs, deps.now);
+    this.recordCache = new ParameterCache(deps.ssm, RECORD_MAX_AGE_MS, deps.now);
     this.log = deps.log ?? ((r) => console.log(JSON.stringify(r)));
     this.now = deps.now ?? Date.now;
   }
 
   async handle(event: unknown): Promise<HandleResult> {
     const result: HandleResult = { status: 'ignored', evaluated: 0, duplicates: 0, malformed: 0, decisions: 0, posted: 0, suppressed: 0, undelivered: 0 };
+    if (isGuardEvent(event)) return this.handleGuardEvent(result);
     let batch;
     try {
       batch = decodeSubscription(event);
@@ -105,6 +138,7 @@ export class AlertRuntime {
     }
     const before = JSON.stringify(persistable(this.state));
     this.state = out.state;
+    await this.guardRelease(maintenance, result);
     const after = persistable(this.state);
     if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.
@@ -121,6 +155,53 @@ export class AlertRuntime {
       FailedOverRequests: out.failedOver,
     });
     return result;
+  }
+
+  /** The record changed, or the minute ticked (EventBridge): announce, and judge with the window held. */
+  private async handleGuardEvent(result: HandleResult): Promise<HandleResult> {
+    if (!this.env.release) return result;
+    if (!this.loaded) await this.coldStart(this.now());
+    const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
+    const before = JSON.stringify(persistable(this.state));
+    this.recordCache.clear();
+    await this.guardRelease(maintenance, result);
+    const after = persistable(this.state);
+    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
+    return { ...result, status: 'processed' };
+  }
+
+  /**
+   * The server-side release guard: while a release bakes (or runs a canary), the window decides.
+   * Rollback = the previous pool written to the active-pool parameter (the flip path every host
+   * follows), then the record; the record is written last so it never claims what did not happen.
+   * Then whatever transition the record made is announced once.
+   */
+  private async guardRelease(maintenance: boolean, result: HandleResult): Promise<void> {
+    const release = this.env.release;
+    if (!release) return;
+    let record = parseRecord(await this.recordCache.get(release.recordParam));
+    if (record && !isFinal(record.state)) {
+      const action = guardRelease(record, this.state.window, this.now(), release.gate);
+      if (action.action !== 'none') {
+        if (action.action === 'rollback') await putValue(this.deps.ssm, release.activePoolParam, record.previousPool);
+        if (action.action === 'abort-canary') await putValue(this.deps.ssm, release.canaryParam, '0');
+        const next = recordAfterGuard(record, action, this.now(), 'alert-function')!;
+        await saveRecord(this.deps.ssm, release.recordParam, next);
+        this.recordCache.clear();
+        this.log({ level: 'INFO', msg: 'release guard', action: action.action, record: next.id, state: next.state, reason: next.reason, figures: next.figures });
+        result.guard = action.action;
+        record = next;
+      }
+    }
+    if (!record) return;
+    for (const d of releaseAnnouncements(this.state.releaseAnnounced, record, maintenance)) {
+      result.decisions++;
+      this.log({ level: 'INFO', msg: 'decision', decision: d });
+      if (d.suppressed) result.suppressed++;
+      else if (await this.post(d)) result.posted++;
+      else result.undelivered++;
+    }
+    this.state = { ...this.state, releaseAnnounced: announced(record) };
   }
 
   /** After a cold start: episodes and cooldowns from SSM, the window from the log group. */

@@ -16,6 +16,12 @@ const TITLES: Record<AlertKind, string> = {
   error_rate: ':warning: Error rate above threshold',
   error_rate_recovered: ':white_check_mark: Error rate back to normal',
   users_see_errors: ':rotating_light: Users see errors: no pool could answer',
+  release_started: ':rocket: Release started',
+  release_deployed: ':package: Release deployed to the idle pool (not promoted)',
+  release_promoted: ':white_check_mark: Release promoted',
+  release_failed: ':no_entry: Release failed its gate: not promoted',
+  release_canary_aborted: ':no_entry: Canary aborted: release not promoted',
+  release_rolled_back: ':rewind: Release rolled back automatically',
 };
 
 /** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
@@ -26,7 +32,19 @@ export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
   error_rate: 'error-rate',
   error_rate_recovered: 'error-rate',
   users_see_errors: 'users-see-errors',
+  release_started: 'release-started',
+  release_deployed: 'release-promoted',
+  release_promoted: 'release-promoted',
+  release_failed: 'release-failed',
+  release_canary_aborted: 'release-failed',
+  release_rolled_back: 'release-rolled-back',
 };
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+function isReleaseKind(kind: AlertKind): boolean {
+  return kind.startsWith('release_');
+}
 
 export interface MessageContext {
   stage: string;
@@ -38,12 +56,21 @@ export interface MessageContext {
 }
 
 export function slackMessage(d: Decision, ctx: MessageContext): Record<string, unknown> {
+  const release = isReleaseKind(d.kind);
   const fields: string[] = [`*Stage*\n${ctx.stage}`];
   if (d.host) fields.push(`*Host*\n${d.host}`);
-  if (d.activePool) fields.push(`*Active pool*\n${d.activePool}`);
-  if (d.pool) fields.push(`*Served by*\n${d.pool}`);
-  if (d.previousPool) fields.push(`*Previous pool*\n${d.previousPool}`);
-  if (d.release) fields.push(`*Release*\n${d.release}`);
+  if (release) {
+    if (d.release) fields.push(`*Release*\n${d.release}`);
+    if (d.pool) fields.push(`*Pool*\n${d.pool}`);
+    if (d.previousRelease !== undefined || d.previousPool) fields.push(`*Previous*\n${d.previousRelease ?? '?'} on ${d.previousPool ?? '?'}`);
+    if (d.activePool) fields.push(`*Active pool*\n${d.activePool}`);
+    if (d.strategy) fields.push(`*Strategy*\n${d.strategy}`);
+  } else {
+    if (d.activePool) fields.push(`*Active pool*\n${d.activePool}`);
+    if (d.pool) fields.push(`*Served by*\n${d.pool}`);
+    if (d.previousPool) fields.push(`*Previous pool*\n${d.previousPool}`);
+    if (d.release) fields.push(`*Release*\n${d.release}`);
+  }
   fields.push(`*When*\n${new Date(d.at).toISOString()}`);
   const blocks: Array<Record<string, unknown>> = [
     { type: 'section', text: { type: 'mrkdwn', text: `*${TITLES[d.kind]}*\n${d.summary}` } },
@@ -52,9 +79,19 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   if (d.window) {
     const w = d.window;
     const lines = [
-      `*Window*: ${w.bad} of ${w.requests} requests had a 5xx (${(w.rate * 100).toFixed(1)}%)`,
+      `*Window*: ${w.bad} of ${w.requests} requests failed by their primary pool (${pct(w.rate)}: served by the other pool, a 5xx attempt or a 5xx status)`,
+      `*Users saw 5xx*: ${w.usersSaw5xx} of ${w.requests} (${pct(w.requests ? w.usersSaw5xx / w.requests : 0)})${w.usersSaw5xx === 0 && w.bad > 0 ? ': failover answered every one' : ''}`,
+      w.failedPools.length ? `*Failing pool*: ${w.failedPools.map(([p, n]) => `${p} ×${n}`).join(', ')}` : '',
       w.topUris.length ? `*Top URIs*: ${w.topUris.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
       w.topUpstreams.length ? `*Upstreams*: ${w.topUpstreams.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
+    ].filter(Boolean);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
+  }
+  if (release && (d.figures || d.reason)) {
+    const f = d.figures;
+    const lines = [
+      f ? `*Gate figures*: ${d.pool ?? 'the pool'} failed ${f.failed} of ${f.requests} requests first sent to it (${pct(f.rate)}); users saw 5xx on ${f.usersSaw5xx}` : '',
+      d.reason ? `*Reason*: ${d.reason}` : '',
     ].filter(Boolean);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
   }

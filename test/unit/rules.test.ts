@@ -1,6 +1,6 @@
 // The rule engine, table-driven: each case is a sequence of requests and the decisions it must give.
-import { AccessLogEntry } from '../../lambda/alert/access-log';
-import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, evaluate, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
+import { AccessLogEntry, parseAccessLogLine, primaryPool } from '../../lambda/alert/access-log';
+import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, evaluate, failedByPrimary, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
 import { processLines } from '../../lambda/alert/pipeline';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
@@ -26,12 +26,28 @@ function entry(over: Partial<AccessLogEntry> = {}): AccessLogEntry {
   };
 }
 
-// Shorthands for request kinds.
-const ok = (active = 'blue') => entry({ pool: active, active_pool: active });
-const failedOver = (active = 'blue', backup = 'green') =>
-  entry({ pool: backup, active_pool: active, upstream_status: '500, 200', upstream_addr: 'a:1, b:2', release: `${backup}-1` });
-const onBackup = (active = 'blue', backup = 'green') => entry({ pool: backup, active_pool: active, upstream_status: '200' });
-const bothDown = (active = 'blue') => entry({ pool: '', active_pool: active, status: 502, upstream_status: '502, 502', uri: '/pay?x=1' });
+// Shorthands for request kinds (lines as nginx writes them now: every line names its primary pool).
+const other = (pool: string) => (pool === 'blue' ? 'green' : 'blue');
+/** Served by its primary, the active pool. */
+const ok = (active = 'blue') => entry({ pool: active, active_pool: active, primary_pool: active });
+/** The primary answered 500, nginx retried on the backup inside the request. */
+const failedOver = (active = 'blue', backup = other(active)) =>
+  entry({ pool: backup, active_pool: active, primary_pool: active, upstream_status: '500, 200', upstream_addr: 'a:1, b:2', release: `${backup}-1` });
+/** nginx had marked the primary down (max_fails=1): sent straight to the backup, one attempt, 200. */
+const onBackup = (active = 'blue', backup = other(active)) => entry({ pool: backup, active_pool: active, primary_pool: active, upstream_status: '200', upstream_addr: 'b:2' });
+/** Both pools failed: the client got the 502. */
+const bothDown = (active = 'blue') => entry({ pool: '', active_pool: active, primary_pool: active, status: 502, upstream_status: '502, 502', uri: '/pay?x=1' });
+/** A canary request: first sent to the idle pool, which answered. */
+const canaryOk = (active = 'blue', canary = other(active)) => entry({ pool: canary, active_pool: active, primary_pool: canary, release: `${canary}-2` });
+/** A canary request the canary pool failed: retried on the active pool. */
+const canaryFailedOver = (active = 'blue', canary = other(active)) =>
+  entry({ pool: active, active_pool: active, primary_pool: canary, upstream_status: '500, 200', upstream_addr: 'c:3, a:1' });
+/** A line written before primary_pool existed. */
+const legacy = (over: Partial<AccessLogEntry>) => {
+  const e = entry(over);
+  delete e.primary_pool;
+  return e;
+};
 
 function run(entries: AccessLogEntry[], opts: { config?: Partial<RuleConfig>; maintenance?: boolean; host?: string; stepMs?: number } = {}) {
   const config = { ...DEFAULT_RULE_CONFIG, minWindow: 5, windowSize: 10, ...opts.config };
@@ -39,7 +55,82 @@ function run(entries: AccessLogEntry[], opts: { config?: Partial<RuleConfig>; ma
   return evaluate(emptyState(), inputs, { config, maintenance: opts.maintenance ?? false });
 }
 const kinds = (r: ReturnType<typeof run>) => r.decisions.map((d) => (d.suppressed ? `${d.kind}(${d.suppressed})` : d.kind));
-const times = <T>(n: number, f: () => T) => Array.from({ length: n }, f);
+const times = <T>(n: number, f: () => T) => Array.from({ length: n }, () => f());
+const errorKinds = (r: ReturnType<typeof run>) => kinds(r).filter((k) => k.startsWith('error'));
+
+describe('the failure measure: a request failed by its primary pool', () => {
+  test.each<[string, AccessLogEntry, boolean]>([
+    ['served by its primary, 200', ok(), false],
+    ['failover inside the request ("500, 200", served by the backup)', failedOver(), true],
+    ['sent straight to the backup (primary marked down): one 200 attempt, still failed', onBackup(), true],
+    ['a 5xx attempt, even when the pool that answered is the primary', entry({ upstream_status: '503, 200' }), true],
+    ['a 5xx status (no pool could answer)', bothDown(), true],
+    ['a 5xx status the app itself answered, single attempt', entry({ status: 500, upstream_status: '500' }), true],
+    ['a canary request served by its own primary (the idle pool) is fine', canaryOk(), false],
+    ['a canary request the canary pool failed (served by the active pool)', canaryFailedOver(), true],
+    ['4xx is not a failure', entry({ status: 404, upstream_status: '404' }), false],
+    ['nginx refused it (no pool, 403): not a pool failure', entry({ pool: '', status: 403, upstream_status: '' }), false],
+    ['an older line without primary_pool: the active pool stands in (served by it)', legacy({ pool: 'green', active_pool: 'green' }), false],
+    ['an older line without primary_pool: served by the other pool', legacy({ pool: 'green', active_pool: 'blue' }), true],
+  ])('%s → %s', (_name, e, failed) => {
+    expect(failedByPrimary(e)).toBe(failed);
+  });
+
+  test('primary_pool is parsed when present, optional on older lines, and must be a string', () => {
+    const line = (over: Record<string, unknown>) => JSON.stringify({ ...legacy({}), ...over });
+    const withIt = parseAccessLogLine(line({ primary_pool: 'green' }));
+    expect(withIt.ok && primaryPool(withIt.entry)).toBe('green');
+    const without = parseAccessLogLine(line({ active_pool: 'blue' }));
+    expect(without.ok && primaryPool(without.entry)).toBe('blue');
+    expect(parseAccessLogLine(line({ primary_pool: 7 }))).toEqual({ ok: false, reason: 'field primary_pool is not a string' });
+  });
+});
+
+describe('error-rate alert with the new measure (window 10, min 5, threshold 2%)', () => {
+  test.each<[string, AccessLogEntry[], string[]]>([
+    ['failover inside requests fires', [...times(5, ok), failedOver()], ['error_rate']],
+    ['straight to the backup (no 5xx logged at all) fires', [...times(5, ok), onBackup()], ['error_rate']],
+    ['a 5xx attempt fires', [...times(5, ok), entry({ upstream_status: '502, 200' })], ['error_rate']],
+    ['a 5xx status fires', [...times(5, ok), bothDown()], ['error_rate']],
+    ['canary requests served by their own primary never fire', [...times(5, ok), ...times(10, canaryOk)], []],
+    ['a canary pool failing its requests fires', [...times(5, ok), canaryFailedOver()], ['error_rate']],
+    ['a planned flip never counts', [...times(10, ok), ...times(20, () => ok('green')), ...times(20, ok)], []],
+    ['a planned flip in the middle of a request stream, every line naming its primary', [ok('blue'), ok('green'), ok('blue'), ok('green'), ...times(10, () => ok('green'))], []],
+  ])('%s', (_name, entries, expected) => {
+    expect(errorKinds(run(entries, { stepMs: 11_000 }))).toEqual(expected);
+  });
+
+  test('no recovery while the active pool still fails: max_fails=1 sends most requests straight to the backup', () => {
+    // nginx's pattern under chaos: one failover inside a request per fail_timeout, the rest go straight
+    // to the backup. The old measure counted 1 in ~100 (and reported recovery); now every one counts.
+    const chaos = (n: number) => Array.from({ length: n }, (_, i) => (i % 100 === 0 ? failedOver() : onBackup()));
+    const r = run([...times(200, ok), ...chaos(300)], { config: { windowSize: 200, minWindow: 50 } });
+    expect(kinds(r)).toEqual(['failover', 'error_rate']);
+    expect(windowFigures(r.state.window)).toMatchObject({ requests: 200, bad: 200, rate: 1, usersSaw5xx: 0, failedPools: [['blue', 200]] });
+    // Once blue answers again, the failed requests leave the window: recovery at ≤ 1%.
+    const after = evaluate(r.state, times(198, ok).map((e, i) => ({ entry: e, host: 'i-1', at: T0 + 1_000_000 + i })), { config: { ...DEFAULT_RULE_CONFIG }, maintenance: false });
+    expect(after.decisions.map((d) => d.kind)).toEqual(['failover_recovered', 'error_rate_recovered']);
+  });
+
+  test('the alert says the share users saw as 5xx (normally 0) and which pool failed', () => {
+    const r = run([...times(5, ok), failedOver(), onBackup()]);
+    const d = r.decisions.find((x) => x.kind === 'error_rate')!;
+    expect(d.summary).toBe('Error rate 16.7% over the last 6 requests (threshold 2.0%): 1 failed by their primary pool (blue 1), users saw 5xx on 0 (0.0%)');
+    expect(d.details).toEqual({ failed: 1, requests: 6, users_saw_5xx: 0 });
+    const both = run([...times(5, ok), bothDown()]).decisions.find((x) => x.kind === 'error_rate')!;
+    expect(both.window).toMatchObject({ bad: 1, usersSaw5xx: 1 });
+    expect(both.summary).toContain('users saw 5xx on 1 (16.7%)');
+  });
+
+  test('window items keep the primary pool and the time, so the gate can filter by pool', () => {
+    const r = run([ok(), canaryOk(), canaryFailedOver()]);
+    expect(r.state.window.map((w) => [w.primary, w.bad, w.at - T0])).toEqual([
+      ['blue', false, 0],
+      ['green', false, 1000],
+      ['green', true, 2000],
+    ]);
+  });
+});
 
 describe('failover episodes', () => {
   test.each<[string, AccessLogEntry[], string[]]>([
@@ -50,6 +141,11 @@ describe('failover episodes', () => {
     ['2 are not enough', [failedOver(), ok(), ok()], ['failover']],
     ['a backup answer resets the streak', [failedOver(), ok(), ok(), onBackup(), ok(), ok()], ['failover']],
     ['requests nginx refused (no pool) do not touch episodes', [entry({ pool: '', status: 403, upstream_status: '' })], []],
+    ['straight to the backup opens an episode too', [ok(), onBackup(), onBackup()], ['failover']],
+    ['a canary request served by the canary pool is no failover', [ok(), canaryOk(), canaryOk(), ok()], []],
+    ['canary answers do not end an episode of the active pool', [failedOver(), canaryOk(), canaryOk(), canaryOk()], ['failover']],
+    ['a canary request failed over to the active pool is a failover of the canary pool', [canaryFailedOver(), canaryOk(), canaryOk(), canaryOk()], ['failover', 'failover_recovered']],
+    ['older lines without primary_pool: served ≠ active is the failover', [legacy({ pool: 'green', active_pool: 'blue', upstream_status: '500, 200' }), ...times(3, () => legacy({}))], ['failover', 'failover_recovered']],
   ])('%s', (_name, entries, expected) => {
     expect(kinds(run(entries, { config: { minWindow: 1000, windowSize: 1000 } }))).toEqual(expected);
   });
@@ -73,6 +169,12 @@ describe('failover episodes', () => {
     expect(d).toMatchObject({ kind: 'failover', severity: 'warning', pool: 'green', activePool: 'blue', release: 'green-1', host: 'i-1', suppressed: null });
     expect(d.summary).toBe('Failover on i-1: blue is failing, green is answering');
     expect(d.details).toMatchObject({ upstream_status: '500, 200', upstream_addr: 'a:1, b:2' });
+  });
+
+  test('a canary failover names the canary pool as the one failing', () => {
+    const [d] = run([canaryFailedOver()]).decisions;
+    expect(d.summary).toBe('Failover on i-1: green is failing, blue is answering (canary requests first sent to green)');
+    expect(d).toMatchObject({ pool: 'blue', activePool: 'blue', details: { primary_pool: 'green' } });
   });
 });
 
@@ -120,30 +222,30 @@ describe('error rate (window 10, min 5, threshold 2%, recovery at 1%)', () => {
   });
 
   test('fires at the minimum window when above the threshold', () => {
-    const r = run([failedOver(), onBackup(), onBackup(), onBackup(), onBackup()]);
-    expect(kinds(r)).toEqual(['failover', 'error_rate']);
-    expect(r.decisions[1].window).toMatchObject({ requests: 5, bad: 1, rate: 0.2, topUris: [['/version', 1]], topUpstreams: [['a:1', 1], ['b:2', 1]] });
+    const r = run([failedOver(), ok(), ok(), ok(), ok()]);
+    expect(kinds(r)).toEqual(['failover', 'failover_recovered', 'error_rate']);
+    expect(r.decisions[2].window).toMatchObject({ requests: 5, bad: 1, rate: 0.2, usersSaw5xx: 0, topUris: [['/version', 1]], topUpstreams: [['a:1', 1], ['b:2', 1]] });
   });
 
   test('exactly at the threshold does not fire (above means above)', () => {
-    const r = run([failedOver(), ...times(49, onBackup)], { config: { windowSize: 50, minWindow: 50, errorRateThreshold: 0.02 } });
-    expect(kinds(r)).toEqual(['failover']);
+    const r = run([failedOver(), ...times(49, ok)], { config: { windowSize: 50, minWindow: 50, errorRateThreshold: 0.02 } });
+    expect(errorKinds(r)).toEqual([]);
   });
 
   test('hysteresis: recovers only at or below threshold × 0.5', () => {
     // 1 bad in 10 = 10%, then the bad one leaves the window: 0% → recovered.
-    const r = run([failedOver(), ...times(4, onBackup), ...times(6, onBackup)], { config: { minWindow: 5, windowSize: 10, errorRateThreshold: 0.05, recoveryRatio: 0.5 } });
-    expect(kinds(r)).toEqual(['failover', 'error_rate', 'error_rate_recovered']);
-    const rec = r.decisions[2];
+    const r = run([failedOver(), ...times(4, ok), ...times(6, ok)], { config: { minWindow: 5, windowSize: 10, errorRateThreshold: 0.05, recoveryRatio: 0.5 } });
+    expect(errorKinds(r)).toEqual(['error_rate', 'error_rate_recovered']);
+    const rec = r.decisions.find((d) => d.kind === 'error_rate_recovered')!;
     expect(rec.details).toMatchObject({ peak: '20.0%' });
   });
 
   test('a rate between recovery level and threshold keeps the alert open, silently', () => {
     const bad = () => failedOver();
     // window 20: 2 bad = 10% (alert at 5%), then 1 bad = 5% (≤ threshold 5% but > 2.5%): still open.
-    const entries = [bad(), bad(), ...times(18, onBackup), ...times(1, onBackup)];
+    const entries = [bad(), bad(), ...times(18, ok), ...times(1, ok)];
     const r = run(entries, { config: { windowSize: 20, minWindow: 20, errorRateThreshold: 0.05 } });
-    expect(kinds(r)).toEqual(['failover', 'error_rate']);
+    expect(errorKinds(r)).toEqual(['error_rate']);
     expect(r.state.errorRate).toBeDefined();
   });
 
@@ -196,6 +298,12 @@ describe('pipeline', () => {
     expect(r.evaluated).toBe(1);
     expect(r.malformed.map((m) => m.reason)).toEqual(['not JSON', 'missing field time', 'not JSON']);
     expect(r.toPost.map((d) => d.kind)).toEqual(['failover']);
+  });
+
+  test('batch counts: failed over (served ≠ primary, inside the request or straight to the backup) and failed by the primary', () => {
+    const lines = [ok(), failedOver(), onBackup(), canaryOk(), canaryFailedOver(), entry({ upstream_status: '503, 200' }), bothDown()].map((e) => ({ message: JSON.stringify(e), host: 'i-1', receivedAt: T0 }));
+    const r = processLines(emptyState(), lines, DEFAULT_RULE_CONFIG, false);
+    expect({ failedOver: r.failedOver, failed: r.failed }).toEqual({ failedOver: 3, failed: 5 });
   });
 
   test('a cold start seeds the window from history without deciding anything', () => {

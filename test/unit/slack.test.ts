@@ -72,20 +72,30 @@ describe('message', () => {
     at: Date.parse('2026-11-22T10:00:00Z'),
     host: 'i-0abc',
     activePool: 'blue',
-    summary: 'Error rate 4.0% over the last 200 requests (threshold 2.0%)',
-    window: { requests: 200, bad: 8, rate: 0.04, topUris: [['/pay', 6], ['/cart', 2]], topUpstreams: [['10.0.0.5:3000', 8]] },
+    summary: 'Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)',
+    window: { requests: 200, bad: 8, rate: 0.04, usersSaw5xx: 0, failedPools: [['blue', 8]], topUris: [['/pay', 6], ['/cart', 2]], topUpstreams: [['10.0.0.5:3000', 8]] },
     suppressed: null,
-    details: { bad: 8, requests: 200 },
+    details: { failed: 8, requests: 200, users_saw_5xx: 0 },
   };
 
   test('colour by severity, the figures on-call needs, links to logs and runbook', () => {
     const logsUrl = insightsUrl('eu-west-1', '/bluegreen/prod/nginx/access', 'fields @timestamp', new Date(decision.at - 300_000), new Date(decision.at + 300_000));
     const message = slackMessage(decision, { stage: 'prod', logsUrl, runbookUrl: 'https://example.com/RUNBOOK.md' });
-    expect(message.text).toBe('[prod] Error rate 4.0% over the last 200 requests (threshold 2.0%)');
+    expect(message.text).toBe('[prod] Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)');
     const [attachment] = message.attachments as Array<{ color: string; blocks: unknown[] }>;
     expect(attachment.color).toBe(SEVERITY_COLOURS.warning);
     const text = JSON.stringify(attachment.blocks);
-    for (const fact of ['*Stage*\\nprod', '*Host*\\ni-0abc', '*Active pool*\\nblue', '8 of 200 requests had a 5xx (4.0%)', '`/pay` ×6', '`10.0.0.5:3000` ×8', '2026-11-22T10:00:00.000Z']) {
+    for (const fact of [
+      '*Stage*\\nprod',
+      '*Host*\\ni-0abc',
+      '*Active pool*\\nblue',
+      '8 of 200 requests failed by their primary pool (4.0%: served by the other pool, a 5xx attempt or a 5xx status)',
+      '*Users saw 5xx*: 0 of 200 (0.0%): failover answered every one',
+      '*Failing pool*: blue ×8',
+      '`/pay` ×6',
+      '`10.0.0.5:3000` ×8',
+      '2026-11-22T10:00:00.000Z',
+    ]) {
       expect(text).toContain(fact);
     }
     expect(text).toContain('https://example.com/RUNBOOK.md#error-rate');
@@ -102,6 +112,63 @@ describe('message', () => {
   ] as const)('%s is %s', (severity, colour) => {
     const m = slackMessage({ ...decision, severity }, { stage: 'x' });
     expect((m.attachments as Array<{ color: string }>)[0].color).toBe(colour);
+  });
+});
+
+describe('release messages', () => {
+  const base: Decision = {
+    kind: 'release_rolled_back',
+    severity: 'warning',
+    at: Date.parse('2026-11-23T14:03:53Z'),
+    pool: 'green',
+    activePool: 'blue',
+    previousPool: 'blue',
+    release: 'v2',
+    previousRelease: 'v1',
+    releaseId: '20261123-140233-green-v2',
+    strategy: 'canary 10%',
+    figures: { requests: 40, failed: 6, rate: 0.15, usersSaw5xx: 0 },
+    reason: 'gate crossed while baking',
+    summary: 'Release v2 rolled back: traffic is back on blue (v1): gate crossed while baking',
+    suppressed: null,
+    details: { record: '20261123-140233-green-v2', strategy: 'canary 10%', bake_s: 60, duration_s: 80 },
+  };
+
+  test.each<[Decision['kind'], Decision['severity'], string, string]>([
+    ['release_started', 'info', ':rocket: Release started', 'release-started'],
+    ['release_promoted', 'ok', ':white_check_mark: Release promoted', 'release-promoted'],
+    ['release_deployed', 'info', ':package: Release deployed to the idle pool (not promoted)', 'release-promoted'],
+    ['release_failed', 'warning', ':no_entry: Release failed its gate: not promoted', 'release-failed'],
+    ['release_canary_aborted', 'warning', ':no_entry: Canary aborted: release not promoted', 'release-failed'],
+    ['release_rolled_back', 'warning', ':rewind: Release rolled back automatically', 'release-rolled-back'],
+  ])('%s: %s colour, title, release facts, figures, reason, runbook #%s', (kind, severity, title, anchor) => {
+    const m = slackMessage({ ...base, kind, severity }, { stage: 'prod', runbookUrl: 'https://example.com/RUNBOOK.md', logsHint: 'hint' });
+    const [attachment] = m.attachments as Array<{ color: string; blocks: unknown[] }>;
+    expect(attachment.color).toBe(SEVERITY_COLOURS[severity]);
+    const text = JSON.stringify(attachment.blocks);
+    for (const fact of [
+      `*${title}*`,
+      '*Release*\\nv2',
+      '*Pool*\\ngreen',
+      '*Previous*\\nv1 on blue',
+      '*Active pool*\\nblue',
+      '*Strategy*\\ncanary 10%',
+      '*Gate figures*: green failed 6 of 40 requests first sent to it (15.0%); users saw 5xx on 0',
+      '*Reason*: gate crossed while baking',
+      'record: `20261123-140233-green-v2`',
+      `https://example.com/RUNBOOK.md#${anchor}`,
+    ]) {
+      expect(text).toContain(fact);
+    }
+    expect(text).not.toContain('Served by');
+    expect(m.text).toBe('[prod] Release v2 rolled back: traffic is back on blue (v1): gate crossed while baking');
+  });
+
+  test('no figures and no reason (a release just started): no empty section', () => {
+    const { figures: _f, reason: _r, ...started } = base;
+    const m = slackMessage({ ...started, kind: 'release_started', severity: 'info' }, { stage: 'prod' });
+    const blocks = (m.attachments as Array<{ blocks: Array<{ type: string; text?: { text: string } }> }>)[0].blocks;
+    expect(blocks.map((b) => b.type)).toEqual(['section', 'section', 'context']);
   });
 });
 

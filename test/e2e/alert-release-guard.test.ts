@@ -1,0 +1,186 @@
+// The server-side release guard in the alert function, against moto_server (the record, the
+// active-pool and canary parameters, the state) and a real local "Slack": a bad release baking is
+// rolled back by the function alone (no CLI involved), a clean bake is promoted, a failing canary
+// is aborted, and each release event reaches Slack exactly once.
+import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
+import { ReleaseRecord } from '../../lambda/alert/release-record';
+import { AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
+import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
+import { Moto, startMoto } from '../helpers/moto';
+import { SlackReceiver, startSlackReceiver } from '../helpers/slack-receiver';
+
+const STAGE = 'guard';
+const LOG_GROUP = `/bluegreen/${STAGE}/nginx/access`;
+const STREAM = 'i-0123456789abcdef0';
+
+let moto: Moto;
+let clients: { ssm: SSMClient; logs: CloudWatchLogsClient; sqs: SQSClient };
+let slack: SlackReceiver;
+let env: AlertEnv;
+let root: string;
+let suite = 0;
+const logged: Array<Record<string, unknown>> = [];
+
+beforeAll(async () => {
+  moto = await startMoto();
+  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  clients = { ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config), sqs: new SQSClient(config) };
+  await clients.logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP }));
+});
+afterAll(async () => moto?.stop());
+
+const put = (name: string, value: string, type: 'String' | 'SecureString' = 'String') =>
+  clients.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }));
+const get = async (name: string) => (await clients.ssm.send(new GetParameterCommand({ Name: name }))).Parameter!.Value!;
+
+beforeEach(async () => {
+  suite++;
+  root = `/bluegreen/${STAGE}-${suite}`;
+  slack = await startSlackReceiver();
+  const queueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `guard-${suite}` }))).QueueUrl!;
+  await put(`${root}/maintenance`, 'off');
+  await put(`${root}/slack-webhook-url`, slack.url, 'SecureString');
+  await put(`${root}/active-pool`, 'green');
+  await put(`${root}/canary-percent`, '0');
+  env = {
+    stage: STAGE,
+    region: 'us-east-1',
+    logGroup: LOG_GROUP,
+    maintenanceParam: `${root}/maintenance`,
+    webhookParam: `${root}/slack-webhook-url`,
+    stateParam: `${root}/alert-state`,
+    deadLetterQueueUrl: queueUrl,
+    metricsNamespace: 'Test',
+    rules: DEFAULT_RULE_CONFIG,
+    rebuildLookbackMs: 60_000,
+    parameterMaxAgeMs: 0,
+    release: { recordParam: `${root}/release`, activePoolParam: `${root}/active-pool`, canaryParam: `${root}/canary-percent`, gate: { errorRate: 0.02, minRequests: 20 } },
+  };
+});
+afterEach(() => slack.close());
+
+const runtime = () => new AlertRuntime(env, { ...clients, delivery: { sleep: async () => undefined, timeoutMs: 1000 }, log: (r) => logged.push(r), emit: () => undefined });
+
+function record(overrides: Partial<ReleaseRecord>): ReleaseRecord {
+  const now = Date.now();
+  return {
+    id: `20261123-140000-green-v2-${suite}`,
+    pool: 'green',
+    release: 'v2',
+    env: {},
+    previousPool: 'blue',
+    previousRelease: 'v1',
+    replacedRelease: 'v0',
+    strategy: 'all-at-once',
+    canaryPercent: 0,
+    bakeSeconds: 60,
+    state: 'baking',
+    startedAt: new Date(now - 30_000).toISOString(),
+    updatedAt: new Date(now - 5_000).toISOString(),
+    bakeUntil: new Date(now + 55_000).toISOString(),
+    steps: [{ at: new Date(now - 30_000).toISOString(), step: 'start', ok: true }],
+    ...overrides,
+  };
+}
+
+/** An access-log line as nginx writes it: `primary` is where the request went first, `pool` who answered. */
+function line(at: number, primary: string, pool: string, upstreamStatus: string, active = 'green'): string {
+  return JSON.stringify({
+    time: new Date(at).toISOString(), msec: at / 1000, request_id: `r${at}${Math.random()}`, remote_addr: '127.0.0.1', method: 'GET', uri: '/',
+    status: 200, body_bytes_sent: 10, request_time: 0.002, upstream_addr: '10.0.0.2:3000', upstream_status: upstreamStatus,
+    upstream_response_time: '0.001', upstream_connect_time: '0.000', pool, release: pool === 'green' ? 'v2' : 'v1', active_pool: active, primary_pool: primary,
+  });
+}
+let nextId = 0;
+function batch(lines: string[], at: number) {
+  const logEvents: LogEvent[] = lines.map((message, i) => ({ id: `${suite}-${nextId++}`, timestamp: at + i, message }));
+  return encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup: LOG_GROUP, logStream: STREAM, logEvents });
+}
+const titles = () => slack.received.map((r) => r.body.text ?? '');
+
+test('a baking release whose pool fails its requests is rolled back by the function alone', async () => {
+  // GIVEN a release baking on green (the CLI may be gone)
+  await put(env.release!.recordParam, JSON.stringify(record({})));
+  const now = Date.now();
+  // WHEN green fails 1 in 5 of its requests (each saved by blue inside the request: users see 200)
+  const lines = Array.from({ length: 100 }, (_, i) => (i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200')));
+  const result = await runtime().handle(batch(lines, now));
+  // THEN the active pool is blue again, the record says rolled-back with the figures, Slack heard it
+  expect(result.guard).toBe('rollback');
+  expect(await get(`${root}/active-pool`)).toBe('blue');
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved.state).toBe('rolled-back');
+  expect(saved.figures).toEqual({ requests: 100, failed: 20, rate: 0.2, usersSaw5xx: 0 });
+  expect(saved.reason).toMatch(/green failed 20 of 100/);
+  expect(saved.steps.at(-1)).toMatchObject({ step: 'rollback', ok: true, host: 'alert-function' });
+  expect(titles().filter((t) => /rolled back/i.test(t))).toHaveLength(1);
+});
+
+test('a clean bake is promoted once the bake time has passed; a redelivered event posts nothing again', async () => {
+  const now = Date.now();
+  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now - 1000).toISOString() })));
+  const fn = runtime();
+  const result = await fn.handle(batch(Array.from({ length: 30 }, (_, i) => line(now + i, 'green', 'green', '200')), now));
+  expect(result.guard).toBe('promote');
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved.state).toBe('promoted');
+  expect(await get(`${root}/active-pool`)).toBe('green');
+  expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
+  // The function's own write of the record comes back as an EventBridge event: nothing new to say.
+  const again = await fn.handle({ source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: env.release!.recordParam, operation: 'Update' } });
+  expect(again.posted).toBe(0);
+  expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
+});
+
+test('a failing canary is aborted: share back to 0, record failed, the active pool untouched', async () => {
+  await put(`${root}/active-pool`, 'blue');
+  await put(`${root}/canary-percent`, '10');
+  await put(env.release!.recordParam, JSON.stringify(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined })));
+  const now = Date.now();
+  // 90% of requests go to blue first; the canary's 10% to green, which fails half of them.
+  const lines = Array.from({ length: 200 }, (_, i) =>
+    i % 10 === 0 ? (i % 20 === 0 ? line(now + i, 'green', 'blue', '500, 200', 'blue') : line(now + i, 'green', 'green', '200', 'blue')) : line(now + i, 'blue', 'blue', '200', 'blue'),
+  );
+  const result = await runtime().handle(batch(lines, now));
+  expect(result.guard).toBe('abort-canary');
+  expect(await get(`${root}/canary-percent`)).toBe('0');
+  expect(await get(`${root}/active-pool`)).toBe('blue');
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved.state).toBe('failed');
+  expect(saved.figures).toMatchObject({ requests: 20, failed: 10 });
+});
+
+test('the record parameter changing (EventBridge) announces a new release once, with no traffic at all', async () => {
+  const fn = runtime();
+  const event = { source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: env.release!.recordParam, operation: 'Update' } };
+  await put(env.release!.recordParam, JSON.stringify(record({ state: 'deploying', bakeUntil: undefined })));
+  expect((await fn.handle(event)).posted).toBe(1);
+  await put(env.release!.recordParam, JSON.stringify(record({ state: 'verifying', bakeUntil: undefined })));
+  expect((await fn.handle(event)).posted).toBe(0);
+  expect(titles()).toHaveLength(1);
+  expect(titles()[0]).toMatch(/started/i);
+  // The announcement survives a cold start: a new runtime (new container) does not repeat it.
+  expect((await runtime().handle(event)).posted).toBe(0);
+});
+
+test('requests from before the release started never count against it', async () => {
+  const now = Date.now();
+  await put(env.release!.recordParam, JSON.stringify(record({ startedAt: new Date(now).toISOString() })));
+  // Green failing earlier (the release it replaced), then clean since the start.
+  const before = Array.from({ length: 50 }, (_, i) => line(now - 60_000 + i, 'green', 'blue', '500, 200'));
+  const after = Array.from({ length: 30 }, (_, i) => line(now + 10 + i, 'green', 'green', '200'));
+  const result = await runtime().handle(batch([...before, ...after], now - 60_000));
+  expect(result.guard).toBeUndefined();
+  expect((JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord).state).toBe('baking');
+});
+
+test('with no traffic and no CLI, the one-minute tick finishes a clean bake', async () => {
+  const now = Date.now();
+  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now - 1000).toISOString() })));
+  const result = await runtime().handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
+  expect(result.guard).toBe('promote');
+  expect((JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord).state).toBe('promoted');
+});
