@@ -17,6 +17,8 @@ import {
   STATUS_USAGE,
 } from '../ops/commands';
 import { namesStage } from '../ops/aws-target';
+import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
+import { historyCommand, releaseCommand } from '../ops/release/commands';
 
 type Out = (line: string) => void;
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
@@ -28,6 +30,9 @@ interface Command {
 
 const localOrAws = (local: Run, aws: Run): Run => (args, env, out) => (namesStage(args, env) ? aws(args, env, out) : local(args, env, out));
 
+/** The CLI's own stdout printer: release draws its progress line in place only on this one. */
+const consoleOut: Out = (l) => console.log(l);
+
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'run the local stack (nginx :8080, blue :8081, green :8082, the alert watcher) in the foreground',
@@ -38,6 +43,12 @@ const COMMANDS: Record<string, Command> = {
   status: { summary: 'status [--stage S]: active pool, maintenance, host, what the endpoint answers, last alerts', usage: STATUS_USAGE, run: statusCommand },
   maintenance: { summary: 'maintenance <on|off> [--stage S]: alerts are evaluated and logged but not posted while on', usage: MAINTENANCE_AWS_USAGE, run: localOrAws(maintenanceCommand, awsMaintenanceCommand) },
   insights: { summary: 'insights <query> [--since 1h] [--stage S]: run a saved Logs Insights query, print a table', usage: INSIGHTS_USAGE, run: insightsCommand },
+  release: {
+    summary: 'release --release ID [--strategy canary] [--bake 2m] [--stage S]: ship to the idle pool, gate, promote, bake (auto rollback)',
+    usage: RELEASE_USAGE,
+    run: (args, env, out) => releaseCommand(args, env, out, out === consoleOut && process.stdout.isTTY ? process.stdout : undefined),
+  },
+  history: { summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason', usage: HISTORY_USAGE, run: historyCommand },
   chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool', usage: 'usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool\'s own port (local stack).', run: chaosCommand },
   check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', usage: CHECK_USAGE, run: checkCommand },
 };
@@ -82,7 +93,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
 
 /** Runs the CLI as a process: the bin shim and `node --import tsx bin/bluegreen.ts` both end here. */
 export function cli(): void {
-  main(process.argv.slice(2), process.env, (l) => console.log(l), (l) => console.error(l)).then(
+  main(process.argv.slice(2), process.env, consoleOut, (l) => console.error(l)).then(
     (code) => process.exit(code),
     (e) => {
       console.error(e);

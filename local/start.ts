@@ -1,7 +1,8 @@
 // `npm start`: the local data plane in the foreground until Ctrl-C / SIGTERM.
 import { ConfigError, DEFAULT_ACTIVE_POOL, DEFAULT_PORTS, LOCAL_STATE_DIR, parsePool, parsePort } from './defaults';
 import { LocalStack } from './stack';
-import { ruleConfigFromEnv } from '../lambda/alert/config';
+import { releaseGateFromEnv, ruleConfigFromEnv } from '../lambda/alert/config';
+import { DEFAULT_HEALTH_TIMEOUT_MS, PoolAgent } from './pool-agent';
 import { AlertWatcher } from './watcher';
 
 export interface StartConfig {
@@ -25,14 +26,23 @@ export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
   };
 }
 
+function parseSeconds(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 600) throw new ConfigError(`${name} must be seconds 1-600, got "${value}"`);
+  return n;
+}
+
 export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
   const config = startConfigFromEnv(env);
   let rules;
+  let gate;
   try {
     rules = ruleConfigFromEnv(env);
+    gate = releaseGateFromEnv(env, rules);
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  const healthTimeoutMs = env.RELEASE_HEALTH_TIMEOUT_SECONDS ? parseSeconds(env.RELEASE_HEALTH_TIMEOUT_SECONDS, 'RELEASE_HEALTH_TIMEOUT_SECONDS') * 1000 : DEFAULT_HEALTH_TIMEOUT_MS;
   const verbose = env.BLUEGREEN_VERBOSE === '1';
   let crashed: ((reason: string) => void) | undefined;
   const stack = await LocalStack.start({
@@ -63,8 +73,13 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
     config: rules,
     slackWebhookUrl: env.SLACK_WEBHOOK_URL || undefined,
     out,
+    // Local mode's server-side release guard: lives here, not in the release CLI's process.
+    release: { gate, flip: (pool) => stack.flip(pool), canary: (percent) => stack.canary(percent) },
   });
   watcher.start();
+  const agent = new PoolAgent({ stateDir: config.stateDir, stack, out, healthTimeoutMs });
+  agent.start();
+  out(`releases: pool agent and release guard running (gate: > ${(gate.errorRate * 100).toFixed(1)}% of at least ${gate.minRequests} requests; try: npx bluegreen release --release v2)`);
   out(env.SLACK_WEBHOOK_URL ? 'alerts: posted to SLACK_WEBHOOK_URL' : 'alerts: printed here as [alert] lines (set SLACK_WEBHOOK_URL to post them to Slack)');
   out(`ready: ${stack.url} serves through nginx, active pool ${config.activePool} (try: curl -i ${stack.url}/version)`);
   out(`try failover: npx bluegreen check   flip: npx bluegreen flip green   stop: Ctrl-C`);
@@ -75,8 +90,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
       if (stopping) return;
       stopping = true;
       out(`${why}: stopping nginx and the pools`);
-      void watcher
+      void agent
         .stop()
+        .then(() => watcher.stop())
         .then(() => stack.stop())
         .then(() => {
         out('stopped');

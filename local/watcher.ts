@@ -1,12 +1,28 @@
 // Local mode's alert watcher: tails the local JSON access log, feeds the same rule engine as the
-// Lambda, and posts to Slack (SLACK_WEBHOOK_URL) or prints each alert readably.
+// Lambda, and posts to Slack (SLACK_WEBHOOK_URL) or prints each alert readably. With `release`
+// options it is also local mode's server-side release guard: on every poll (traffic or not) it
+// reads release.json, runs the same guardRelease as the alert Lambda, and acts on it (flip back,
+// canary to 0, record promoted / rolled-back / failed), posting the release events.
 import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { processLines } from '../lambda/alert/pipeline';
+import { announced, releaseAnnouncements } from '../lambda/alert/release-events';
+import { GuardAction, guardRelease, recordAfterGuard, ReleaseGate } from '../lambda/alert/release-guard';
+import { isFinal, ReleaseRecord } from '../lambda/alert/release-record';
 import { Decision, emptyState, EngineState, RuleConfig } from '../lambda/alert/rules';
 import { deliver, DeliveryOptions, slackMessage } from '../lambda/alert/slack';
+import { readLocalRecord, writeLocalRecord } from './release-store';
+import type { Pool } from './defaults';
 import { LogTail } from './log-tail';
+import type { ScriptResult } from './switch';
+
+/** What the release guard acts with (the supervisor's LocalStack: switch-pool.sh). */
+export interface ReleaseGuardOptions {
+  gate: ReleaseGate;
+  flip(pool: Pool): Promise<ScriptResult>;
+  canary(percent: number): Promise<ScriptResult>;
+}
 
 export const MAINTENANCE_FILE = 'maintenance';
 
@@ -21,6 +37,9 @@ export interface WatcherOptions {
   host?: string;
   pollMs?: number;
   out: (line: string) => void;
+  /** Guard releases (release.json in stateDir); omitted: alerts only. */
+  release?: ReleaseGuardOptions;
+  now?: () => number;
 }
 
 export interface WatcherCounts {
@@ -48,6 +67,8 @@ export class AlertWatcher {
   private readonly tail: LogTail;
   private timer: NodeJS.Timeout | undefined;
   private busy = Promise.resolve();
+  /** The last guard action that could not be carried out (said once, retried every poll). */
+  private lastActFailure: string | undefined;
   readonly counts: WatcherCounts = { evaluated: 0, malformed: 0, posted: 0, suppressed: 0, undelivered: 0 };
 
   constructor(private readonly options: WatcherOptions) {
@@ -56,6 +77,7 @@ export class AlertWatcher {
 
   start(): void {
     this.tail.read(); // position at the end: history is not news
+    if (this.options.release) this.adoptRecord();
     this.timer = setInterval(() => {
       this.busy = this.busy.then(() => this.poll()).catch((err) => this.options.out(`[alerts] watcher error: ${(err as Error).message}`));
     }, this.options.pollMs ?? 100);
@@ -67,13 +89,22 @@ export class AlertWatcher {
     this.tail.close();
   }
 
-  /** Reads what nginx wrote since the last poll and acts on it. */
+  /** Reads what nginx wrote since the last poll and acts on it; then guards the release, if any. */
   async poll(): Promise<void> {
+    await this.evaluateLog();
+    if (this.options.release) await this.guard();
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  private async evaluateLog(): Promise<void> {
     const lines = this.tail.read();
     if (lines.length === 0) return;
     const { out } = this.options;
     const host = this.options.host ?? os.hostname();
-    const now = Date.now();
+    const now = this.now();
     const result = processLines(
       this.state,
       lines.map((message) => ({ message, host, receivedAt: now })),
@@ -91,6 +122,83 @@ export class AlertWatcher {
         continue;
       }
       await this.post(d);
+    }
+  }
+
+  /**
+   * At start: the record left by an earlier run is not news (its events were announced then). One
+   * still in progress cannot go on: this `npm start` restarted the pools with their configured
+   * releases and the configured active pool, so it is marked failed (and announced as such).
+   */
+  private adoptRecord(): void {
+    const record = readLocalRecord(this.options.stateDir);
+    if (!record) return;
+    this.state = { ...this.state, releaseAnnounced: announced(record) };
+    if (isFinal(record.state)) return;
+    const at = new Date(this.now()).toISOString();
+    const reason = `npm start restarted while the release was ${record.state}: the local stack was reset to its configured releases and active pool`;
+    writeLocalRecord(this.options.stateDir, {
+      ...record,
+      state: 'failed',
+      reason,
+      updatedAt: at,
+      finishedAt: at,
+      steps: [...record.steps, { at, step: 'abandoned', ok: false, detail: reason, host: 'guard' }],
+    });
+    this.options.out(`[release] ${record.id} was ${record.state} when the stack stopped: marked failed`);
+  }
+
+  /** Guard in progress: announce what changed, judge the release, act, announce the outcome. */
+  private async guard(): Promise<void> {
+    const { release, stateDir, out } = this.options;
+    if (!release) return;
+    let record = readLocalRecord(stateDir);
+    await this.announce(record);
+    if (!record || isFinal(record.state)) return;
+    const now = this.now();
+    const action = guardRelease(record, this.state.window, now, release.gate);
+    if (action.action === 'none') return;
+    if (!(await this.act(record, action))) return;
+    // Written only if nobody changed the record meanwhile (the CLI finishing a canary, say).
+    const latest = readLocalRecord(stateDir);
+    if (!latest || latest.id !== record.id || latest.state !== record.state || latest.updatedAt !== record.updatedAt) {
+      out(`[release] ${record.id} changed while the guard acted (${action.action}); not overwriting it`);
+      return;
+    }
+    const next = recordAfterGuard(record, action, now, 'local-watcher');
+    if (!next) return;
+    writeLocalRecord(stateDir, next);
+    record = next;
+    out(`[release] ${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}`);
+    await this.announce(record);
+  }
+
+  /** The flip back / canary reset the action needs; false when it did not happen (retried next poll). */
+  private async act(record: ReleaseRecord, action: GuardAction): Promise<boolean> {
+    const { release, out } = this.options;
+    if (!release) return false;
+    let result: ScriptResult | undefined;
+    if (action.action === 'rollback') result = await release.flip(record.previousPool);
+    else if (action.action === 'abort-canary') result = await release.canary(0);
+    if (result && result.code !== 0) {
+      const key = `${record.id}:${action.action}`;
+      if (this.lastActFailure !== key) out(`[release] ${action.action} of ${record.id} failed, retrying: ${result.stderr.trim() || `exit ${result.code}`}`);
+      this.lastActFailure = key;
+      return false;
+    }
+    if (result) out(`[release] ${action.action} ${record.id}: ${result.stdout.trim()}`);
+    return true;
+  }
+
+  private async announce(record: ReleaseRecord | undefined): Promise<void> {
+    if (!record) return;
+    const decisions = releaseAnnouncements(this.state.releaseAnnounced, record, maintenanceOn(this.options.stateDir));
+    this.state = { ...this.state, releaseAnnounced: announced(record) };
+    for (const d of decisions) {
+      if (d.suppressed) {
+        this.counts.suppressed++;
+        this.options.out(`[alerts] not posted (${d.suppressed}): ${describeDecision(d)}`);
+      } else await this.post(d);
     }
   }
 

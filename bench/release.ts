@@ -1,0 +1,160 @@
+// bench/release: `bluegreen release` in local mode under full-speed keep-alive load from a client
+// that never re-sends (local/load.ts retryStaleSockets:false). `npm start` and the release CLI run
+// as the processes an operator runs. Not a test: it prints a table and writes
+// bench/results/release.{json,md}. Traffic goes to 127.0.0.1 only, bounded in time.
+//
+//   npm run bench:release [-- --connections 16 --bake 10 --canary-seconds 10]
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseAccessLogLine } from '../lambda/alert/access-log';
+import { REPO_ROOT } from '../local/defaults';
+import { runLoad, summarize } from '../local/load';
+import { readStackState } from '../local/stack';
+import { readLocalRecord } from '../local/release-store';
+import { npmStart } from '../test/helpers/npm-start';
+
+interface Row {
+  scenario: string;
+  command: string;
+  exitCode: number | null;
+  outcome: string;
+  requests: number;
+  failed: number;
+  /** Command start → the flip (promotion); null when never promoted. */
+  secondsToFlip: number | null;
+  /** Command start → record promoted. */
+  secondsToPromoted: number | null;
+  /** Promotion → rollback (bad release). */
+  secondsPromotionToRollback: number | null;
+  /** Requests with an attempt on the release's pool, from the release start to the end of the run. */
+  badPoolTouched: number | null;
+  /** Share of requests first sent to the canary pool during the canary (log). */
+  canaryShare: number | null;
+  reason: string;
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' }, 'canary-seconds': { type: 'string', default: '10' } },
+  });
+  const connections = Number(values.connections);
+  const bake = Number(values.bake);
+  const canarySeconds = Number(values['canary-seconds']);
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bench-release-'));
+  process.env.PATH = `/usr/sbin:${process.env.PATH}`;
+  const started = await npmStart(stateDir, { RELEASE_ID_BLUE: 'v1', RELEASE_ID_GREEN: 'v0', ACTIVE_POOL: 'blue' });
+  const rows: Row[] = [];
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!started.output().includes('ready:')) {
+      if (Date.now() > deadline) throw new Error(`npm start not ready:\n${started.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const state = readStackState(stateDir)!;
+    const env = { ...started.env };
+    delete env.BLUEGREEN_STAGE;
+
+    const scenario = async (name: string, args: string[]): Promise<Row> => {
+      const controller = new AbortController();
+      const load = runLoad({ url: `${state.url}/`, connections, durationMs: 180_000, retryStaleSockets: false, signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 2000));
+      const commandAt = Date.now();
+      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), 'release', ...args], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exitCode = await new Promise<number | null>((r) => child.once('exit', r));
+      await new Promise((r) => setTimeout(r, 2000));
+      controller.abort();
+      const result = await load;
+      const summary = summarize(result.samples, result.durationMs);
+      const record = readLocalRecord(stateDir)!;
+      const at = (step: string) => {
+        const s = record.steps.find((x) => x.step === step);
+        return s ? Date.parse(s.at) : undefined;
+      };
+      const promoteAt = at('promote');
+      const finishedAt = record.finishedAt ? Date.parse(record.finishedAt) : undefined;
+      const poolAddr = state.upstreamEnv[record.pool === 'blue' ? 'BLUE_UPSTREAM' : 'GREEN_UPSTREAM'];
+      const since = Date.parse(record.startedAt);
+      const entries = readFileSync(state.accessLog, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => parseAccessLogLine(l))
+        .flatMap((p) => (p.ok && p.entry.msec! * 1000 >= since ? [p.entry] : []));
+      let canaryShare: number | null = null;
+      const canaryAt = at('canary');
+      if (canaryAt && promoteAt) {
+        const during = entries.filter((e) => e.msec! * 1000 > canaryAt + 200 && e.msec! * 1000 < promoteAt - 300 && e.active_pool === record.previousPool);
+        canaryShare = during.length ? during.filter((e) => e.primary_pool === record.pool).length / during.length : null;
+      }
+      const secs = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 10) / 100);
+      const row: Row = {
+        scenario: name,
+        command: `bluegreen release ${args.join(' ')}`,
+        exitCode,
+        outcome: record.state,
+        requests: summary.requests,
+        failed: summary.failed,
+        secondsToFlip: secs(promoteAt !== undefined ? promoteAt - commandAt : undefined),
+        secondsToPromoted: secs(record.state === 'promoted' && finishedAt ? finishedAt - commandAt : undefined),
+        secondsPromotionToRollback: secs(record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined),
+        badPoolTouched: record.state === 'rolled-back' || record.state === 'failed' ? entries.filter((e) => e.upstream_addr.includes(poolAddr)).length : null,
+        canaryShare,
+        reason: record.reason ?? '',
+      };
+      console.log(`${name}: exit ${exitCode}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`);
+      if (exitCode !== (name.startsWith('a') || name.startsWith('b') ? 0 : 1)) console.log(out);
+      return row;
+    };
+
+    rows.push(await scenario('a) good, all-at-once', ['--release', 'v2', '--bake', `${bake}s`]));
+    rows.push(await scenario('b) good, canary 10% then full', ['--release', 'v3', '--strategy', 'canary', '--canary-percent', '10', '--canary-duration', `${canarySeconds}s`, '--bake', `${bake}s`]));
+    rows.push(await scenario('c) bad, FAULT_RATE=0.2', ['--release', 'v4-bad', '--env', 'FAULT_RATE=0.2', '--bake', '60s']));
+    rows.push(await scenario('d) bad, FAIL_HEALTHZ=1', ['--release', 'v5-nohealth', '--env', 'FAIL_HEALTHZ=1', '--bake', `${bake}s`]));
+  } finally {
+    await started.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+
+  const cpu = os.cpus();
+  const meta = {
+    date: new Date().toISOString(),
+    machine: `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    load: `${connections} keep-alive connections at full speed, no re-send on a closed connection (retryStaleSockets:false); from 2 s before the command to 2 s after it exits`,
+    bakeSeconds: bake,
+    canarySeconds,
+    gate: 'defaults: > 2.0% of at least 20 requests first sent to the release pool (ALERT_ERROR_RATE, RELEASE_GATE_MIN_REQUESTS)',
+  };
+  const f = (x: number | null, digits = 2) => (x === null ? '–' : x.toFixed(digits));
+  const md = [
+    '# bench/release: releases in local mode under full-speed load',
+    '',
+    `${meta.date} · ${meta.machine}`,
+    '',
+    `Load: ${meta.load}. Bake ${bake} s (c: 60 s), canary ${canarySeconds} s. Gate: ${meta.gate}.`,
+    '',
+    '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool | canary share |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${f(r.secondsToFlip)} | ${f(r.secondsToPromoted)} | ${f(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} | ${r.canaryShare === null ? '–' : `${(r.canaryShare * 100).toFixed(1)}%`} |`),
+    '',
+    's to flip / s to promoted: from the command (a new `node` process) to the promotion flip / to the record `promoted` (bake included).',
+    'requests on the bad pool: requests with an attempt on the release pool from the release start (a failed attempt is retried on the other pool inside the request).',
+    '',
+  ].join('\n');
+  mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release.json'), `${JSON.stringify({ meta, rows }, null, 2)}\n`);
+  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release.md'), md);
+  console.log(`\n${md}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,166 @@
+// Local mode's pool agent: what userdata/bluegreen-apply is on a host, inside `npm start`. It polls
+// each pool's desired state (pools/<pool>.json) and, for an idle pool whose desired state changed,
+// restarts that pool's process with the new release and env, waits for /healthz, smoke-tests
+// /version on the pool's own port, and writes what it did to pools/<pool>.applied.json. It never
+// restarts the active pool: it writes a refusal instead.
+import type { ReleaseStep } from '../lambda/alert/release-record';
+import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
+import { Pool, POOLS } from './defaults';
+import { header, httpRequest } from './http';
+
+/** What the agent needs from the stack (LocalStack has it all). */
+export interface AgentStack {
+  restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void>;
+  activePool(): Pool | Promise<Pool>;
+  poolUrl(pool: Pool): string;
+  poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
+}
+
+export interface PoolAgentOptions {
+  stateDir: string;
+  stack: AgentStack;
+  out: (line: string) => void;
+  pollMs?: number;
+  /** How long a restarted pool has to answer /healthz 200. */
+  healthTimeoutMs?: number;
+  /** Smoke attempts on /version (a release may fail some requests on purpose; one answer must be right). */
+  smokeAttempts?: number;
+}
+
+export const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
+const HOST = 'local';
+
+const envKey = (env: Record<string, string> | undefined) => JSON.stringify(Object.entries(env ?? {}).sort(([a], [b]) => a.localeCompare(b)));
+const keyOf = (d: LocalDesiredPool) => `${d.release}\n${envKey(d.env)}\n${d.request ?? ''}`;
+
+export class PoolAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private busy: Promise<void> = Promise.resolve();
+  /** The desired state (with its request) each pool was last reconciled for: acted on once. */
+  private readonly handled = new Map<Pool, string>();
+
+  constructor(private readonly options: PoolAgentOptions) {}
+
+  /**
+   * Records what the pools run now as their desired and applied state (a fresh `npm start` runs the
+   * releases it was started with: a desired state left by an earlier run is history), then polls.
+   */
+  start(): void {
+    const at = new Date().toISOString();
+    for (const pool of POOLS) {
+      const run = this.options.stack.poolRun(pool);
+      if (!run) continue;
+      const desired: LocalDesiredPool = { release: run.release, env: run.env, request: 'start', at };
+      writeDesired(this.options.stateDir, pool, desired);
+      writeApplied(this.options.stateDir, pool, { release: run.release, env: run.env, ok: true, at, request: 'start', steps: [{ at, step: 'start', ok: true, detail: 'started by npm start', host: HOST }] });
+      this.handled.set(pool, keyOf(desired));
+    }
+    this.timer = setInterval(() => {
+      this.busy = this.busy.then(() => this.poll()).catch((err) => this.options.out(`[agent] error: ${(err as Error).message}`));
+    }, this.options.pollMs ?? 200);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.busy;
+  }
+
+  /** One reconcile pass over both pools (exported for tests). */
+  async poll(): Promise<void> {
+    for (const pool of POOLS) {
+      const desired = readDesired(this.options.stateDir, pool);
+      if (!desired || typeof desired.release !== 'string') continue;
+      const key = keyOf(desired);
+      if (this.handled.get(pool) === key) continue;
+      this.handled.set(pool, key);
+      await this.reconcile(pool, desired);
+    }
+  }
+
+  private async reconcile(pool: Pool, desired: LocalDesiredPool): Promise<void> {
+    const { stack, out, stateDir } = this.options;
+    const env = desired.env ?? {};
+    const steps: ReleaseStep[] = [];
+    const step = (name: string, ok: boolean, detail: string) => {
+      steps.push({ at: new Date().toISOString(), step: name, ok, detail, host: HOST });
+      out(`[agent] step=${name} pool=${pool} ok=${ok} detail=${detail}`);
+    };
+    const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>) =>
+      writeApplied(stateDir, pool, { ...applied, at: new Date().toISOString(), steps, ...(desired.request ? { request: desired.request } : {}) });
+
+    const active = await stack.activePool();
+    if (pool === active) {
+      const running = stack.poolRun(pool);
+      const reason = `${pool} is the active pool: the agent never restarts it (flip first, or release to the idle pool)`;
+      step('refuse', false, reason);
+      write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason });
+      return;
+    }
+
+    const started = Date.now();
+    try {
+      await stack.restartPool(pool, { release: desired.release, env });
+      step('restart', true, `${pool} restarted with release ${desired.release} in ${Date.now() - started} ms`);
+    } catch (err) {
+      const reason = `restart failed: ${(err as Error).message}`;
+      step('restart', false, reason);
+      write({ release: desired.release, env, ok: false, reason });
+      return;
+    }
+
+    const base = stack.poolUrl(pool);
+    const health = await this.healthGate(`${base}/healthz`);
+    step('health', health.ok, health.detail);
+    if (!health.ok) {
+      write({ release: desired.release, env, ok: false, reason: `health gate: ${health.detail}` });
+      return;
+    }
+    const smoke = await this.smoke(`${base}/version`, desired.release);
+    step('smoke', smoke.ok, smoke.detail);
+    write({ release: desired.release, env, ok: smoke.ok, ...(smoke.ok ? {} : { reason: `smoke: ${smoke.detail}` }) });
+  }
+
+  private async healthGate(url: string): Promise<{ ok: boolean; detail: string }> {
+    const timeoutMs = this.options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+    const started = Date.now();
+    let last = 'no answer';
+    while (Date.now() - started < timeoutMs) {
+      try {
+        const res = await httpRequest(url, { timeoutMs: 2000, agent: false });
+        if (res.status === 200) return { ok: true, detail: `GET /healthz 200 after ${Date.now() - started} ms` };
+        last = `status ${res.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { ok: false, detail: `GET /healthz did not answer 200 within ${timeoutMs / 1000} s (last: ${last})` };
+  }
+
+  private async smoke(url: string, release: string): Promise<{ ok: boolean; detail: string }> {
+    const attempts = this.options.smokeAttempts ?? 5;
+    let last = 'no answer';
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        const res = await httpRequest(url, { timeoutMs: 2000, agent: false });
+        if (res.status === 200) {
+          let answered: unknown;
+          try {
+            answered = (JSON.parse(res.body) as { release?: unknown }).release;
+          } catch {
+            answered = undefined;
+          }
+          const headerRelease = header(res, 'x-release-id');
+          if (answered === release && headerRelease === release) return { ok: true, detail: `GET /version answers release ${release}${i > 1 ? ` (attempt ${i})` : ''}` };
+          // A wrong release is not noise: the pool runs something else.
+          return { ok: false, detail: `GET /version answers release ${String(answered ?? headerRelease)}, expected ${release}` };
+        }
+        last = `status ${res.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+    }
+    return { ok: false, detail: `GET /version did not answer 200 in ${attempts} attempts (last: ${last})` };
+  }
+}

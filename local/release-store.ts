@@ -1,0 +1,95 @@
+// Local mode's release state: plain files in the state dir (contract section 4), shared by the CLI
+// (ops/release/local-backend.ts), the pool agent (local/pool-agent.ts) and the server-side guard
+// (local/watcher.ts), which run in different processes. Every write is atomic (temp file + rename);
+// the history is append-only, one JSON record per line.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Pool } from './defaults';
+import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../lambda/alert/release-record';
+
+/** pools/<pool>.json: what the pool should run. `request` names who asked (the agent echoes it). */
+export interface LocalDesiredPool extends DesiredPool {
+  request?: string;
+  at?: string;
+}
+
+/** pools/<pool>.applied.json: what the local agent last did for the pool. */
+export interface AppliedPool {
+  release: string;
+  env: Record<string, string>;
+  ok: boolean;
+  at: string;
+  steps: ReleaseStep[];
+  reason?: string;
+  /** The `request` of the desired state this answers. */
+  request?: string;
+}
+
+export const localFiles = (stateDir: string) => ({
+  desired: (pool: Pool) => path.join(stateDir, 'pools', `${pool}.json`),
+  applied: (pool: Pool) => path.join(stateDir, 'pools', `${pool}.applied.json`),
+  record: path.join(stateDir, 'release.json'),
+  history: path.join(stateDir, 'releases.jsonl'),
+});
+
+/** The parsed file, or undefined when it does not exist (or is mid-write by a crashed writer). */
+export function readJsonFile<T>(file: string): T | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+let tmpCounter = 0;
+export function writeJsonAtomic(file: string, value: unknown): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.${tmpCounter++}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+export function readLocalRecord(stateDir: string): ReleaseRecord | undefined {
+  return readJsonFile<ReleaseRecord>(localFiles(stateDir).record);
+}
+
+/** Writes release.json and appends the same version to releases.jsonl (the history). */
+export function writeLocalRecord(stateDir: string, record: ReleaseRecord): void {
+  const files = localFiles(stateDir);
+  writeJsonAtomic(files.record, record);
+  appendFileSync(files.history, `${JSON.stringify(record)}\n`);
+}
+
+/** Every record version ever written, oldest first; a torn or hand-broken line is skipped. */
+export function readLocalHistory(stateDir: string): ReleaseRecord[] {
+  const file = localFiles(stateDir).history;
+  if (!existsSync(file)) return [];
+  const out: ReleaseRecord[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as ReleaseRecord;
+      if (r && typeof r.id === 'string' && typeof r.state === 'string') out.push(r);
+    } catch {
+      // skipped: history is for reading, one bad line must not hide the others
+    }
+  }
+  return out;
+}
+
+export function readDesired(stateDir: string, pool: Pool): LocalDesiredPool | undefined {
+  return readJsonFile<LocalDesiredPool>(localFiles(stateDir).desired(pool));
+}
+
+export function writeDesired(stateDir: string, pool: Pool, desired: LocalDesiredPool): void {
+  writeJsonAtomic(localFiles(stateDir).desired(pool), desired);
+}
+
+export function readApplied(stateDir: string, pool: Pool): AppliedPool | undefined {
+  return readJsonFile<AppliedPool>(localFiles(stateDir).applied(pool));
+}
+
+export function writeApplied(stateDir: string, pool: Pool, applied: AppliedPool): void {
+  writeJsonAtomic(localFiles(stateDir).applied(pool), applied);
+}

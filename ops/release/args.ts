@@ -1,0 +1,174 @@
+// `bluegreen release` / `bluegreen history`: the command lines, parsed and validated before anything
+// is read or written (a bad value is exit 2, one line, nothing changed).
+import { parseArgs } from 'node:util';
+import { ConfigError, parsePool, Pool } from '../../local/defaults';
+import type { ReleaseStrategy } from '../../lambda/alert/release-record';
+
+export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Variables the pool agent sets itself: a release must not override them. */
+export const RESERVED_ENV = new Set(['APP_POOL', 'RELEASE_ID', 'PORT', 'HOST']);
+
+export const DEFAULT_BAKE_SECONDS = 120;
+export const DEFAULT_CANARY_PERCENT = 10;
+export const DEFAULT_CANARY_SECONDS = 60;
+export const MAX_DURATION_SECONDS = 24 * 3600;
+
+export interface ReleaseOptions {
+  release: string;
+  /** undefined = the idle pool. */
+  pool?: Pool;
+  image?: string;
+  env: Record<string, string>;
+  strategy: ReleaseStrategy;
+  /** 0 unless strategy is canary. */
+  canaryPercent: number;
+  /** How long the canary share is held before promotion. */
+  canarySeconds: number;
+  bakeSeconds: number;
+  promote: boolean;
+  /** Seconds to wait for the pool agent(s) to report a deploy. */
+  deployTimeoutSeconds: number;
+}
+
+export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
+                         [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
+                         [--bake 2m] [--no-promote] [--stage S]
+  Ships release ID to the idle pool while the active pool keeps serving, then:
+    deploy    the pool agent restarts (locally) or recreates (AWS) the idle pool only, waits for its
+              /healthz and smoke-tests /version on the pool's own port (it must answer ID)
+    canary    (--strategy canary) that share of requests goes to the new pool first, failures still
+              retried on the old one, for --canary-duration; the server-side guard aborts it on errors
+    promote   the flip: the new pool becomes active (no reload, no dropped request)
+    bake      for --bake, the server-side guard (the alert Lambda / the local watcher) watches the
+              new pool's failure rate and flips back on its own if it crosses the gate; closing this
+              terminal does not disarm it
+  --release ID          what the pool reports in X-Release-Id ([A-Za-z0-9._-], 1-64 characters)
+  --pool P              the pool to release to; must be the idle one (default: the idle one)
+  --image IMAGE         registry image (AWS only; default: the project's app image)
+  --env KEY=VALUE       environment for the new release (repeatable); the idle pool's previous env is not kept
+  --strategy S          all-at-once (default) or canary
+  --canary-percent N    1-99, share of requests for the canary (default ${DEFAULT_CANARY_PERCENT}; implies --strategy canary)
+  --canary-duration D   how long the canary runs before promotion (default ${DEFAULT_CANARY_SECONDS}s)
+  --bake D              watch after promotion (default ${DEFAULT_BAKE_SECONDS / 60}m); D like 30s, 2m, 1h
+  --no-promote          stop after the gate: the new release waits idle (record "deployed")
+  --deploy-timeout D    how long to wait for the pool agent (default 2m)
+  One release at a time: naming the active pool or starting while a release is in progress is bad input.
+  Exit 0 promoted (or deployed with --no-promote), 1 failed gate or rolled back (reason and runbook
+  section printed), 2 bad input (nothing changed).
+  Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
+
+export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
+  The releases, newest first: id, pool, release, strategy, outcome, duration, reason.
+  Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
+
+/** 30s, 2m, 1h, 90 (seconds), 1m30s → seconds. Throws naming the flag. */
+export function parseDuration(value: string, flag: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(value.trim());
+  if (!value.trim() || !m || (m[1] === undefined && m[2] === undefined && m[3] === undefined)) {
+    throw new ConfigError(`${flag} must be a duration like 30s, 2m or 1h, got "${value}"`);
+  }
+  const seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  if (seconds < 1 || seconds > MAX_DURATION_SECONDS) throw new ConfigError(`${flag} must be between 1s and 24h, got "${value}"`);
+  return seconds;
+}
+
+function parseEnvPairs(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    if (eq < 0 || !ENV_KEY_PATTERN.test(key)) {
+      throw new ConfigError(`--env must be KEY=VALUE with KEY like FAULT_RATE (letters, digits, _; not starting with a digit), got "${pair}"`);
+    }
+    if (RESERVED_ENV.has(key)) throw new ConfigError(`--env ${key}: set by the pool agent itself (${[...RESERVED_ENV].join(', ')}); use --release for the release id`);
+    env[key] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+/** Flags every release/history command line may carry for AWS (the AWS backend reads them). */
+const AWS_FLAGS = { stage: { type: 'string' }, region: { type: 'string' }, profile: { type: 'string' } } as const;
+
+export interface ParsedRelease {
+  options: ReleaseOptions;
+  aws: { stage?: string; region?: string; profile?: string };
+}
+
+export function parseReleaseArgs(args: string[]): ParsedRelease {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        ...AWS_FLAGS,
+        release: { type: 'string' },
+        pool: { type: 'string' },
+        image: { type: 'string' },
+        env: { type: 'string', multiple: true },
+        strategy: { type: 'string' },
+        'canary-percent': { type: 'string' },
+        'canary-duration': { type: 'string' },
+        bake: { type: 'string' },
+        'no-promote': { type: 'boolean' },
+        'deploy-timeout': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see bluegreen release --help)`);
+  }
+  const v = parsed.values;
+  if (v.release === undefined) throw new ConfigError('--release ID is required (see bluegreen release --help)');
+  if (!RELEASE_ID_PATTERN.test(v.release)) throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
+  const pool = v.pool === undefined ? undefined : parsePool(v.pool, '--pool');
+  if (v.image !== undefined && !/^[a-z0-9][a-zA-Z0-9._/:@-]{0,254}$/.test(v.image)) {
+    throw new ConfigError(`--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`);
+  }
+  let strategy: ReleaseStrategy;
+  if (v.strategy === undefined) strategy = v['canary-percent'] !== undefined || v['canary-duration'] !== undefined ? 'canary' : 'all-at-once';
+  else if (v.strategy === 'all-at-once' || v.strategy === 'canary') strategy = v.strategy;
+  else throw new ConfigError(`--strategy must be all-at-once or canary, got "${v.strategy}"`);
+  if (strategy === 'all-at-once' && (v['canary-percent'] !== undefined || v['canary-duration'] !== undefined)) {
+    throw new ConfigError('--canary-percent/--canary-duration need --strategy canary');
+  }
+  let canaryPercent = 0;
+  if (strategy === 'canary') {
+    const raw = v['canary-percent'] ?? String(DEFAULT_CANARY_PERCENT);
+    canaryPercent = Number(raw);
+    if (!/^\d{1,2}$/.test(raw) || canaryPercent < 1 || canaryPercent > 99) throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
+  }
+  const canarySeconds = v['canary-duration'] === undefined ? DEFAULT_CANARY_SECONDS : parseDuration(v['canary-duration'], '--canary-duration');
+  const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
+  const deployTimeoutSeconds = v['deploy-timeout'] === undefined ? 120 : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  return {
+    options: {
+      release: v.release,
+      pool,
+      image: v.image,
+      env: parseEnvPairs(v.env ?? []),
+      strategy,
+      canaryPercent,
+      canarySeconds: strategy === 'canary' ? canarySeconds : 0,
+      bakeSeconds,
+      promote: !v['no-promote'],
+      deployTimeoutSeconds,
+    },
+    aws: { stage: v.stage, region: v.region, profile: v.profile },
+  };
+}
+
+export function parseHistoryArgs(args: string[]): { limit: number; aws: { stage?: string; region?: string; profile?: string } } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, strict: true, allowPositionals: false, options: { ...AWS_FLAGS, limit: { type: 'string' } } });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see bluegreen history --help)`);
+  }
+  const raw = parsed.values.limit ?? '20';
+  const limit = Number(raw);
+  if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000) throw new ConfigError(`--limit must be a whole number 1-1000, got "${raw}"`);
+  const { stage, region, profile } = parsed.values;
+  return { limit, aws: { stage, region, profile } };
+}

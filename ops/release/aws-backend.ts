@@ -1,0 +1,150 @@
+// The release backend for a deployed stage: the pool state and the release record in SSM (created
+// once by the stack, never rewritten by CloudFormation), the deploy through Run Command on the
+// stage's hosts (bluegreen-apply reports each step), the flip through the existing flip path.
+import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { Pool } from '../../local/defaults';
+import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
+import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
+import { flipOnAws } from '../aws-flip';
+import { getParameter } from '../aws-target';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
+import { runApplyOnStageHosts, RunOnHostsResult } from './run-command';
+
+export interface AwsBackendOptions {
+  ssm: SSMClient;
+  stage: string;
+  /** Poll interval for Run Command and the flip's confirmation. */
+  pollMs?: number;
+  /** How long a flip may take to be confirmed by the public endpoint. */
+  flipTimeoutMs?: number;
+  out?: (line: string) => void;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /**
+   * How bluegreen-apply is run on the stage's hosts. Default: Run Command. The Docker Engine harness
+   * runs the real script against the real Compose set instead (Run Command cannot reach it).
+   */
+  runApply?: (args: string[], timeoutMs: number) => Promise<RunOnHostsResult>;
+}
+
+export class AwsReleaseBackend implements ReleaseBackend {
+  readonly target: string;
+  readonly supportsImages = true;
+  private readonly params: ReturnType<typeof parameterNames>;
+
+  constructor(private readonly o: AwsBackendOptions) {
+    this.target = `stage ${o.stage}`;
+    this.params = parameterNames(o.stage);
+  }
+
+  private async put(name: string, value: string, tier?: 'Intelligent-Tiering'): Promise<void> {
+    await this.o.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true, ...(tier ? { Tier: tier } : {}) }));
+  }
+
+  async readRecord(): Promise<ReleaseRecord | undefined> {
+    return parseRecord(await getParameter(this.o.ssm, this.params.release));
+  }
+
+  async writeRecord(record: ReleaseRecord): Promise<void> {
+    await this.put(this.params.release, serializeRecord(record), 'Intelligent-Tiering');
+  }
+
+  /** Every version SSM keeps of the record parameter (the last 100 writes), oldest first. */
+  async history(): Promise<ReleaseRecord[]> {
+    const records: ReleaseRecord[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: 50, NextToken }));
+      for (const p of page.Parameters ?? []) {
+        const r = parseRecord(p.Value);
+        if (r) records.push(r);
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return records;
+  }
+
+  async activePool(): Promise<Pool> {
+    const value = await getParameter(this.o.ssm, this.params.activePool);
+    if (value !== 'blue' && value !== 'green') {
+      throw new Error(`${this.params.activePool} is ${value === undefined ? 'missing (is the stack deployed in this account and region?)' : `"${value}", not blue or green`}`);
+    }
+    return value;
+  }
+
+  async desiredPool(pool: Pool): Promise<DesiredPool | undefined> {
+    const names = this.params.pools[pool];
+    const res = await this.o.ssm.send(new GetParametersCommand({ Names: [names.image, names.release, names.env] }));
+    const value = (name: string) => res.Parameters?.find((p) => p.Name === name)?.Value;
+    const release = value(names.release);
+    if (release === undefined) return undefined;
+    const image = value(names.image);
+    let env: Record<string, string> = {};
+    try {
+      env = JSON.parse(value(names.env) ?? '{}') as Record<string, string>;
+    } catch {
+      throw new Error(`${names.env} does not hold a JSON object: fix it (e.g. {}) before releasing`);
+    }
+    return { release, env, ...(image && image !== DEFAULT_APP_IMAGE ? { image } : {}) };
+  }
+
+  /** The hosts converge on the desired state (and report each deploy): that is what runs. */
+  currentPool(pool: Pool): Promise<DesiredPool | undefined> {
+    return this.desiredPool(pool);
+  }
+
+  async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
+    const names = this.params.pools[pool];
+    // Env and image first, the release last: a host that reconciles in between sees the release
+    // unchanged and waits for the next run (the release id is what the smoke test checks).
+    await this.put(names.env, JSON.stringify(desired.env));
+    await this.put(names.image, desired.image ?? DEFAULT_APP_IMAGE);
+    await this.put(names.release, desired.release);
+  }
+
+  private runApply(args: string[], timeoutMs: number): Promise<RunOnHostsResult> {
+    if (this.o.runApply) return this.o.runApply(args, timeoutMs);
+    return runApplyOnStageHosts({ ssm: this.o.ssm, stage: this.o.stage, args, timeoutMs, pollMs: this.o.pollMs ?? 2000, out: this.o.out, sleep: this.o.sleep, now: this.o.now });
+  }
+
+  async deploy(_pool: Pool, options: DeployOptions): Promise<DeployReport> {
+    // --retry: an explicit deploy tries again a desired state that failed before.
+    const result = await this.runApply(['--retry'], options.timeoutMs);
+    const at = new Date((this.o.now ?? Date.now)()).toISOString();
+    const steps = result.hosts.flatMap((h) => [
+      ...h.steps.map((s) => ({ at, step: s.step, ok: s.ok, host: h.host, ...(s.detail ? { detail: `${s.pool}: ${s.detail}` } : { detail: s.pool }) })),
+      { at, step: 'host', ok: h.ok, host: h.host, detail: `Run Command ${h.status}${h.error ? `: ${h.error}` : ''}` },
+    ]);
+    const failedHost = result.hosts.find((h) => !h.ok);
+    const failedStep = failedHost?.steps.find((s) => !s.ok);
+    const reason =
+      result.problem ??
+      (failedHost ? `${failedHost.host}: ${failedStep ? `step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}` : `Run Command ${failedHost.status}${failedHost.error ? ` (${failedHost.error})` : ''}`}` : undefined);
+    return { ok: !reason && result.hosts.length > 0, steps, ...(reason ? { reason } : {}) };
+  }
+
+  async setCanary(percent: number): Promise<void> {
+    await this.put(this.params.canaryPercent, String(percent));
+    // Applied by the hosts at once (not left to the event or the timer), so the share is in force
+    // before the CLI starts counting the canary's time.
+    const result = await this.runApply([], 120_000);
+    const failed = result.problem ?? result.hosts.filter((h) => !h.ok).map((h) => `${h.host} ${h.status}`).join(', ');
+    if (failed) throw new Error(`canary ${percent}% not applied on every host: ${failed}`);
+  }
+
+  async flip(pool: Pool): Promise<FlipResult> {
+    const lines: string[] = [];
+    const outcome = await flipOnAws({
+      ssm: this.o.ssm,
+      params: this.params,
+      pool,
+      wait: true,
+      timeoutMs: this.o.flipTimeoutMs ?? 120_000,
+      pollMs: this.o.pollMs ?? 2000,
+      out: (l) => lines.push(l),
+      now: this.o.now,
+      sleep: this.o.sleep,
+    });
+    return outcome.ok ? { ok: true, detail: lines[lines.length - 1] ?? `${pool} is active` } : { ok: false, detail: outcome.reason };
+  }
+}

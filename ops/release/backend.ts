@@ -1,0 +1,62 @@
+// What `bluegreen release` needs from where the pools run: the local stack (local-backend.ts) or a
+// deployed stage (aws-backend.ts, SSM + Run Command). The orchestrator (orchestrator.ts) holds the
+// flow and the rules; a backend only reads and writes state and asks the pool agent to act.
+import type { Pool } from '../../local/defaults';
+import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
+
+/** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
+export interface DeployReport {
+  ok: boolean;
+  /** In order; AWS: the `step=` lines of every host (ReleaseStep.host names the host). */
+  steps: ReleaseStep[];
+  /** Why it failed (the first failed step's detail, a timeout, an unreachable agent). */
+  reason?: string;
+}
+
+export interface FlipResult {
+  /** The switch was made AND the public endpoint answers from the new pool. */
+  ok: boolean;
+  /** One line: what was done and how it was confirmed (or why not). */
+  detail: string;
+}
+
+export interface DeployOptions {
+  /** The release id asking for it (the record id, or `<id>:restore`): agents echo it back. */
+  requestId: string;
+  /** How long to wait for the agent(s) to report. */
+  timeoutMs: number;
+}
+
+/**
+ * One stage's (or the local stack's) release surface. Every method may throw on a transport
+ * problem (no stack running, AWS refused); the orchestrator reports that and exits 1.
+ */
+export interface ReleaseBackend {
+  /** For messages: "local" or "stage prod". */
+  readonly target: string;
+  /** Whether --image means something here (AWS pulls images; the local stack runs app/ only). */
+  readonly supportsImages: boolean;
+  /** The release record (in progress or last finished); undefined when there has never been one. */
+  readRecord(): Promise<ReleaseRecord | undefined>;
+  /** Writes the record (the server-side guard reads it) and appends it to the history. */
+  writeRecord(record: ReleaseRecord): Promise<void>;
+  /** Every version of the record ever written, oldest first (history groups them by id). */
+  history(): Promise<ReleaseRecord[]>;
+  /** The active pool (the flag the data plane follows). */
+  activePool(): Promise<Pool>;
+  /** What the pool should run (its desired state); undefined when never written. */
+  desiredPool(pool: Pool): Promise<DesiredPool | undefined>;
+  /** What the pool's agent last reported running (applied state); undefined when unknown. */
+  currentPool(pool: Pool): Promise<DesiredPool | undefined>;
+  /** Writes the pool's desired state; the agent reconciles on deploy() (and on its own timer). */
+  setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void>;
+  /**
+   * Makes the pool's agent apply its desired state now (recreate/restart, health gate, smoke via
+   * the pool's own port) and waits for its report. Never touches the active pool: the agent refuses.
+   */
+  deploy(pool: Pool, options: DeployOptions): Promise<DeployReport>;
+  /** Sets the share (0-99) of requests first sent to the idle pool. */
+  setCanary(percent: number): Promise<void>;
+  /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */
+  flip(pool: Pool): Promise<FlipResult>;
+}

@@ -1,0 +1,91 @@
+// The CLI side of `bluegreen release` and `bluegreen history`: parse, pick the backend (local stack
+// or a deployed stage, like every other command), run, print.
+import { LOCAL_STATE_DIR } from '../../local/defaults';
+import { awsTarget, namesStage } from '../aws-target';
+import { AwsReleaseBackend } from './aws-backend';
+import { parseHistoryArgs, parseReleaseArgs } from './args';
+import { ReleaseBackend } from './backend';
+import { formatHistory, historyRows } from './history';
+import { LocalReleaseBackend } from './local-backend';
+import { runRelease } from './orchestrator';
+
+type Out = (line: string) => void;
+type AwsFlags = { stage?: string; region?: string; profile?: string };
+
+export function localReleaseBackend(env: NodeJS.ProcessEnv): LocalReleaseBackend {
+  return new LocalReleaseBackend(env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR);
+}
+
+/** The deployed stage's backend: SSM for the state and the record, Run Command for the deploy. */
+export async function awsReleaseBackend(flags: AwsFlags, env: NodeJS.ProcessEnv, out?: Out): Promise<ReleaseBackend> {
+  const target = awsTarget(flags, env);
+  return new AwsReleaseBackend({ ssm: target.ssm, stage: target.stage, out });
+}
+
+async function backendFor(args: string[], flags: AwsFlags, env: NodeJS.ProcessEnv, out?: Out): Promise<ReleaseBackend> {
+  return namesStage(args, env) ? awsReleaseBackend(flags, env, out) : localReleaseBackend(env);
+}
+
+/**
+ * A progress writer: on a terminal one line rewritten in place (cleared before the next step line);
+ * elsewhere (CI logs, pipes) a plain line at most every 10 s.
+ */
+function progressWriter(out: Out, stream: NodeJS.WriteStream | undefined): { out: Out; progress: Out } {
+  if (stream?.isTTY) {
+    let shown = false;
+    return {
+      out: (line) => {
+        if (shown) stream.write('\r\x1b[2K');
+        shown = false;
+        out(line);
+      },
+      progress: (line) => {
+        stream.write(`\r\x1b[2K${line.slice(0, (stream.columns || 100) - 1)}`);
+        shown = true;
+      },
+    };
+  }
+  let last = Date.now();
+  return {
+    out: (line) => {
+      last = Date.now();
+      out(line);
+    },
+    // Only after 10 s without a line: a log shows the wait is alive without drowning the steps.
+    progress: (line) => {
+      if (Date.now() - last < 10_000) return;
+      last = Date.now();
+      out(line);
+    },
+  };
+}
+
+/** @param terminal the terminal `out` prints to, for an in-place progress line (the CLI passes stdout). */
+export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, terminal?: NodeJS.WriteStream): Promise<number> {
+  const { options, aws } = parseReleaseArgs(args);
+  const backend = await backendFor(args, aws, env, out);
+  // Ctrl-C before promotion cancels cleanly (canary share back to 0, record failed); once the bake
+  // runs, the server side owns the release and an interrupt just ends this process.
+  const controller = new AbortController();
+  const interrupt = () => {
+    if (!controller.signal.aborted) out('interrupted: cancelling before promotion (Ctrl-C again to quit at once)');
+    else process.exit(130);
+    controller.abort();
+  };
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const detach = () => signals.forEach((s) => process.off(s, interrupt));
+  signals.forEach((s) => process.on(s, interrupt));
+  try {
+    return await runRelease(options, backend, { ...progressWriter(out, terminal), signal: controller.signal, onBaking: detach });
+  } finally {
+    detach();
+  }
+}
+
+export async function historyCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  const { limit, aws } = parseHistoryArgs(args);
+  const backend = await backendFor(args, aws, env);
+  const rows = historyRows(await backend.history(), Date.now()).slice(0, limit);
+  out(formatHistory(rows));
+  return 0;
+}

@@ -1,0 +1,54 @@
+// `bluegreen history`: the record versions folded into one row per release, newest first.
+import { isFinal, ReleaseRecord } from '../../lambda/alert/release-record';
+import { isStale } from './orchestrator';
+
+export interface HistoryRow {
+  id: string;
+  pool: string;
+  release: string;
+  strategy: string;
+  outcome: string;
+  duration: string;
+  reason: string;
+}
+
+/** The last version of each release, newest start first. */
+export function latestPerRelease(versions: readonly ReleaseRecord[]): ReleaseRecord[] {
+  const latest = new Map<string, ReleaseRecord>();
+  for (const v of versions) latest.set(v.id, v); // versions are oldest first: the last one wins
+  return [...latest.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.id.localeCompare(a.id));
+}
+
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export function historyRows(versions: readonly ReleaseRecord[], now: number): HistoryRow[] {
+  return latestPerRelease(versions).map((r) => {
+    const start = Date.parse(r.startedAt);
+    const end = r.finishedAt ? Date.parse(r.finishedAt) : now;
+    let outcome: string = r.state;
+    if (!isFinal(r.state)) outcome = isStale(r, now) ? `${r.state} (abandoned)` : `${r.state} (in progress)`;
+    return {
+      id: r.id,
+      pool: r.pool,
+      release: r.release,
+      strategy: r.strategy === 'canary' ? `canary ${r.canaryPercent}%` : r.strategy,
+      outcome,
+      duration: formatDuration(end - start) + (r.finishedAt ? '' : '+'),
+      reason: r.reason ?? '',
+    };
+  });
+}
+
+export function formatHistory(rows: readonly HistoryRow[]): string {
+  if (rows.length === 0) return 'no releases yet';
+  const header: HistoryRow = { id: 'ID', pool: 'POOL', release: 'RELEASE', strategy: 'STRATEGY', outcome: 'OUTCOME', duration: 'DURATION', reason: 'REASON' };
+  const cols = ['id', 'pool', 'release', 'strategy', 'outcome', 'duration'] as const;
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))])) as Record<(typeof cols)[number], number>;
+  return [header, ...rows].map((r) => [...cols.map((c) => r[c].padEnd(width[c])), r.reason].join('  ').trimEnd()).join('\n');
+}

@@ -1,0 +1,171 @@
+// The release backend for the local stack (`npm start`): state files in the state dir (contract
+// section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
+// (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
+import { ConfigError, Pool } from '../../local/defaults';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { header, httpRequest } from '../../local/http';
+import { readStackState, StackState } from '../../local/stack';
+import { readActivePool, setCanary, switchPool } from '../../local/switch';
+import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
+import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from '../../local/release-store';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class LocalReleaseBackend implements ReleaseBackend {
+  readonly target = 'local';
+  readonly supportsImages = false;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly pollMs = 100,
+  ) {}
+
+  /** The running stack's state.json; throws when npm start is not running here. */
+  stack(): StackState {
+    const state = readStackState(this.stateDir);
+    if (!state || !alive(state.supervisorPid)) {
+      throw new ConfigError(`no local stack is running in ${this.stateDir} (start one with npm start)`);
+    }
+    return state;
+  }
+
+  async readRecord(): Promise<ReleaseRecord | undefined> {
+    return readLocalRecord(this.stateDir);
+  }
+
+  async writeRecord(record: ReleaseRecord): Promise<void> {
+    writeLocalRecord(this.stateDir, record);
+  }
+
+  async history(): Promise<ReleaseRecord[]> {
+    return readLocalHistory(this.stateDir);
+  }
+
+  async activePool(): Promise<Pool> {
+    return readActivePool(this.stack());
+  }
+
+  async desiredPool(pool: Pool): Promise<DesiredPool | undefined> {
+    const d = readDesired(this.stateDir, pool);
+    return d && { release: d.release, env: d.env ?? {}, ...(d.image ? { image: d.image } : {}) };
+  }
+
+  async currentPool(pool: Pool): Promise<DesiredPool | undefined> {
+    const a = readApplied(this.stateDir, pool);
+    return a && { release: a.release, env: a.env ?? {} };
+  }
+
+  async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
+    writeDesired(this.stateDir, pool, { ...desired, at: new Date().toISOString() });
+  }
+
+  /** Stamps the desired state with the request id and waits for the agent's applied.json to answer it. */
+  async deploy(pool: Pool, options: DeployOptions): Promise<DeployReport> {
+    const state = this.stack();
+    const desired = readDesired(this.stateDir, pool);
+    if (!desired) return { ok: false, steps: [], reason: `pools/${pool}.json does not exist: nothing to deploy` };
+    writeDesired(this.stateDir, pool, { ...desired, request: options.requestId, at: new Date().toISOString() });
+    const deadline = Date.now() + options.timeoutMs;
+    while (Date.now() < deadline) {
+      const applied = readApplied(this.stateDir, pool);
+      if (applied?.request === options.requestId) {
+        const failed = applied.steps.find((s) => !s.ok);
+        return { ok: applied.ok, steps: applied.steps, reason: applied.ok ? undefined : (applied.reason ?? failed?.detail ?? `step ${failed?.step ?? '?'} failed`) };
+      }
+      if (!alive(state.supervisorPid)) return { ok: false, steps: [], reason: 'npm start (the supervisor running the pool agent) exited' };
+      await new Promise((r) => setTimeout(r, this.pollMs));
+    }
+    return { ok: false, steps: [], reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)` };
+  }
+
+  async setCanary(percent: number): Promise<void> {
+    const result = await setCanary(this.stack(), percent);
+    if (result.code !== 0) throw new Error(`switch-pool.sh --canary ${percent}: ${result.stderr.trim() || `exit ${result.code}`}`);
+  }
+
+  /**
+   * Flips through switch-pool.sh, then confirms end to end: a request through nginx whose own
+   * access-log line says `active_pool` = pool. Which pool answered it is reported, not required:
+   * a failing new release is failed over by nginx, and judging that is the guard's job.
+   */
+  async flip(pool: Pool): Promise<FlipResult> {
+    const state = this.stack();
+    const started = Date.now();
+    const result = await switchPool(state, pool);
+    if (result.code !== 0) return { ok: false, detail: `switch-pool.sh ${pool}: ${result.stderr.trim() || `exit ${result.code}`}` };
+    let last = 'no answer';
+    while (Date.now() - started < 10_000) {
+      try {
+        const offset = fileSize(state.accessLog);
+        const res = await httpRequest(`${state.url}/version`, { timeoutMs: 3000, agent: false });
+        const id = header(res, 'x-request-id');
+        const line = id ? await this.findLogLine(state.accessLog, offset, id) : undefined;
+        if (line?.active_pool === pool) {
+          const answered = header(res, 'x-app-pool');
+          return { ok: true, detail: `${pool} is active: a request through ${state.url} ${Date.now() - started} ms after the switch logged active_pool=${pool} (answered by ${answered ?? '?'}, ${res.status})` };
+        }
+        last = line ? `the probe logged active_pool=${line.active_pool}` : `the probe's log line (request ${id ?? '?'}) was not found`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return { ok: false, detail: `switched, but nginx did not confirm ${pool} as active within 10 s (${last})` };
+  }
+
+  /** The access-log line of one request, written after `offset`; waits up to 2 s for nginx to write it. */
+  private async findLogLine(file: string, offset: number, requestId: string): Promise<{ active_pool?: string } | undefined> {
+    const needle = `"request_id":"${requestId}"`;
+    const deadline = Date.now() + 2000;
+    let from = offset;
+    let carry = '';
+    while (Date.now() < deadline) {
+      const size = fileSize(file);
+      if (size < from) from = 0; // rotated or truncated
+      if (size > from) {
+        const text = carry + readRange(file, from, size);
+        from = size;
+        const at = text.indexOf(needle);
+        if (at >= 0) {
+          const start = text.lastIndexOf('\n', at) + 1;
+          const end = text.indexOf('\n', at);
+          try {
+            return JSON.parse(text.slice(start, end < 0 ? undefined : end)) as { active_pool?: string };
+          } catch {
+            return undefined;
+          }
+        }
+        carry = text.slice(text.lastIndexOf('\n') + 1);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return undefined;
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readRange(file: string, from: number, to: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(to - from);
+    const n = readSync(fd, buffer, 0, buffer.length, from);
+    return buffer.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}

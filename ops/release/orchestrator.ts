@@ -1,0 +1,293 @@
+// `bluegreen release`: the flow an operator runs, the same for the local stack and a deployed stage
+// (DESIGN.md "Releases"). The CLI drives deploy → gate → canary → promote; the bake and its
+// rollback belong to the server-side guard (the alert Lambda / the local watcher), so this process
+// only watches the record once the new pool is active: killing it mid-bake disarms nothing.
+import { ConfigError, otherPool, Pool } from '../../local/defaults';
+import { describeFigures } from '../../lambda/alert/release-guard';
+import { DesiredPool, isFinal, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
+import { ReleaseOptions } from './args';
+import { DeployReport, ReleaseBackend } from './backend';
+
+type Out = (line: string) => void;
+
+/** A record neither final nor touched for this long past its last deadline was abandoned (a killed CLI). */
+export const STALE_AFTER_MS = 10 * 60_000;
+/** How long past bakeUntil the CLI waits for the server side before it finishes the record itself. */
+export const BAKE_GRACE_MS = 30_000;
+
+export const RUNBOOK = {
+  failed: 'RUNBOOK.md#release-failed',
+  rolledBack: 'RUNBOOK.md#release-rolled-back',
+  promoted: 'RUNBOOK.md#release-promoted',
+} as const;
+
+export interface ReleaseIO {
+  out: Out;
+  /** A compact, replaceable status line while waiting (a TTY rewrites it in place); default: none. */
+  progress?: Out;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** How often the record is re-read while waiting. */
+  pollMs?: number;
+  graceMs?: number;
+  staleAfterMs?: number;
+  /**
+   * Aborted when the operator interrupts (Ctrl-C) before promotion: the canary share goes back to 0
+   * and the record is marked failed. Once baking, the bake belongs to the server side.
+   */
+  signal?: AbortSignal;
+  /** Called when the bake starts: from then on an interrupt may simply end this process. */
+  onBaking?: () => void;
+}
+
+/** In progress = not final and not abandoned. */
+export function isStale(record: ReleaseRecord, now: number, staleAfterMs = STALE_AFTER_MS): boolean {
+  if (isFinal(record.state)) return false;
+  const last = Math.max(Date.parse(record.updatedAt) || 0, record.bakeUntil ? Date.parse(record.bakeUntil) || 0 : 0);
+  return now - last > staleAfterMs;
+}
+
+export function inProgress(record: ReleaseRecord | undefined, now: number, staleAfterMs = STALE_AFTER_MS): record is ReleaseRecord {
+  return record !== undefined && !isFinal(record.state) && !isStale(record, now, staleAfterMs);
+}
+
+/** 20261123-140233-green-v2: UTC start time, pool, release. */
+export function releaseRecordId(at: number, pool: Pool, release: string): string {
+  const iso = new Date(at).toISOString();
+  return `${iso.slice(0, 10).replace(/-/g, '')}-${iso.slice(11, 19).replace(/:/g, '')}-${pool}-${release}`;
+}
+
+const clock = (at: number) => new Date(at).toISOString().slice(11, 23) + 'Z';
+
+const CANCELLED = 'cancelled by the operator before promotion';
+
+/** Thrown inside the flow for an operator mistake: exit 2, nothing changed. */
+class BadInput extends Error {}
+
+/**
+ * Runs one release. Returns the exit code: 0 promoted (or deployed with --no-promote), 1 failed gate,
+ * canary aborted or rolled back, 2 bad input (nothing changed).
+ */
+export async function runRelease(options: ReleaseOptions, backend: ReleaseBackend, io: ReleaseIO | Out): Promise<number> {
+  const o: Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> & Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'> = {
+    now: Date.now,
+    sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
+    pollMs: 250,
+    graceMs: BAKE_GRACE_MS,
+    staleAfterMs: STALE_AFTER_MS,
+    ...(typeof io === 'function' ? { out: io } : io),
+  };
+  const say = (line: string) => o.out(`${clock(o.now())}  ${line}`);
+  const progress = (line: string) => o.progress?.(`${clock(o.now())}  ${line}`);
+  const stamp = () => new Date(o.now()).toISOString();
+
+  // ---- validate: nothing is written before every check passed -------------------------------
+  let active: Pool;
+  let pool: Pool;
+  let replaced: DesiredPool;
+  let previousRelease: string;
+  try {
+    if (options.image !== undefined && !backend.supportsImages) {
+      throw new BadInput(`--image needs a deployed stage (--stage S): the ${backend.target} stack runs the project's app/ only; use --release and --env`);
+    }
+    const existing = await backend.readRecord();
+    if (inProgress(existing, o.now(), o.staleAfterMs)) {
+      throw new BadInput(
+        `release ${existing.id} is in progress (${existing.state} since ${existing.updatedAt}); one release at a time. ` +
+          `It counts as abandoned ${Math.round(o.staleAfterMs / 60_000)} min after its last update.`,
+      );
+    }
+    active = await backend.activePool();
+    pool = options.pool ?? otherPool(active);
+    if (pool === active) throw new BadInput(`--pool ${pool} is the active pool: a release goes to the idle pool (${otherPool(active)}); flip first if you mean to replace ${pool}`);
+    const idleDesired = (await backend.desiredPool(pool)) ?? (await backend.currentPool(pool));
+    if (!idleDesired) throw new Error(`the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`);
+    replaced = idleDesired;
+    previousRelease = ((await backend.currentPool(active)) ?? (await backend.desiredPool(active)))?.release ?? 'unknown';
+  } catch (err) {
+    if (err instanceof BadInput || err instanceof ConfigError) {
+      o.out(`bluegreen release: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const startedAt = o.now();
+  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
+  let record: ReleaseRecord = {
+    id: releaseRecordId(startedAt, pool, options.release),
+    pool,
+    ...(options.image ? { image: options.image } : {}),
+    release: options.release,
+    env: options.env,
+    previousPool: active,
+    previousRelease,
+    replacedRelease: replaced.release,
+    ...(replaced.image ? { replacedImage: replaced.image } : {}),
+    replacedEnv: replaced.env,
+    strategy: options.strategy,
+    canaryPercent: options.strategy === 'canary' ? options.canaryPercent : 0,
+    bakeSeconds: options.bakeSeconds,
+    state: 'deploying',
+    startedAt: new Date(startedAt).toISOString(),
+    updatedAt: new Date(startedAt).toISOString(),
+    steps: [],
+  };
+  const save = async (changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>) => {
+    const at = stamp();
+    record = { ...record, ...changes, updatedAt: at, steps: step ? [...record.steps, { at, ...step }] : record.steps };
+    if (changes.state && isFinal(changes.state)) record.finishedAt = at;
+    await backend.writeRecord(record);
+  };
+
+  const failed = async (reason: string, restore: boolean): Promise<number> => {
+    await save({ state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
+    say(`FAILED: ${reason}`);
+    if (restore) await restorePool();
+    say(`release ${record.id} failed; ${record.previousPool} stays active on ${record.previousRelease}. Runbook: ${RUNBOOK.failed}`);
+    return 1;
+  };
+
+  const restorePool = async () => {
+    const previous: DesiredPool = { release: replaced.release, env: replaced.env, ...(replaced.image ? { image: replaced.image } : {}) };
+    try {
+      await backend.setDesiredPool(pool, previous);
+      say(`restore ${pool} to its previous release ${previous.release}`);
+      const report = await deployWithProgress(`${record.id}:restore`, `restoring ${pool}`);
+      printSteps(report);
+      say(report.ok ? `restored: ${pool} runs ${previous.release} again` : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`);
+    } catch (err) {
+      say(`restore of ${pool} failed: ${(err as Error).message}`);
+    }
+  };
+
+  const deployWithProgress = async (requestId: string, what: string): Promise<DeployReport> => {
+    const began = o.now();
+    const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
+    try {
+      return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000 });
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
+  };
+
+  const printSteps = (report: DeployReport) => {
+    for (const s of report.steps) {
+      o.out(`${clock(Date.parse(s.at) || o.now())}    ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}${s.host ? ` [${s.host}]` : ''}${s.detail ? `: ${s.detail}` : ''}`);
+    }
+  };
+
+  // ---- deploy and gate ----------------------------------------------------------------------
+  say(`release ${record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${previousRelease}) on ${backend.target}`);
+  await save({}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
+  say(`deploy: ${pool} ${replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
+  let report: DeployReport;
+  try {
+    await backend.setDesiredPool(pool, desired);
+    report = await deployWithProgress(record.id, `deploying ${options.release} to ${pool}`);
+  } catch (err) {
+    report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
+  }
+  printSteps(report);
+  record = { ...record, steps: [...record.steps, ...report.steps] };
+  if (!report.ok) return failed(`gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
+  if (o.signal?.aborted) return failed(CANCELLED, true);
+  say(`gate passed: ${pool} is healthy and answers ${options.release}`);
+  await save({ state: 'verifying' }, { step: 'gate', ok: true });
+
+  if (!options.promote) {
+    await save({ state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });
+    say(`deployed: ${pool} runs ${options.release} idle; promote it with: bluegreen flip ${pool}`);
+    return 0;
+  }
+
+  // ---- canary ----------------------------------------------------------------------------------
+  const current = async (): Promise<ReleaseRecord | undefined> => {
+    const r = await backend.readRecord();
+    return r && r.id === record.id ? r : undefined;
+  };
+  if (options.strategy === 'canary') {
+    await save({}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
+    await backend.setCanary(options.canaryPercent);
+    say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
+    const until = o.now() + options.canarySeconds * 1000;
+    while (o.now() < until) {
+      const r = await current();
+      if (!r || r.state !== 'verifying') {
+        await backend.setCanary(0).catch(() => undefined);
+        return finishedElsewhere(r);
+      }
+      if (o.signal?.aborted) {
+        await backend.setCanary(0);
+        return failed(CANCELLED, false);
+      }
+      progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
+      await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
+    }
+    await backend.setCanary(0);
+    const r = await current();
+    if (!r || r.state !== 'verifying') return finishedElsewhere(r);
+    record = r;
+    say(`canary held ${options.canarySeconds} s clean: promoting`);
+  }
+
+  // ---- promote = flip --------------------------------------------------------------------------
+  if (o.signal?.aborted) return failed(CANCELLED, false);
+  const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
+  if (!flip.ok) {
+    const nowActive = await backend.activePool().catch(() => undefined);
+    if (nowActive === pool) await backend.flip(active).catch(() => undefined);
+    return failed(`promotion not confirmed: ${flip.detail}`, false);
+  }
+  say(`promoted: ${flip.detail}`);
+  const bakeUntil = o.now() + options.bakeSeconds * 1000;
+  await save({ state: 'baking', bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
+  o.onBaking?.();
+  say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
+
+  // ---- bake: the server side finishes it; this process only watches ----------------------------
+  for (;;) {
+    const r = await current();
+    if (!r || r.state !== 'baking') return finishedElsewhere(r);
+    const left = bakeUntil - o.now();
+    if (left > -o.graceMs) {
+      progress(left > 0 ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left` : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`);
+      await o.sleep(o.pollMs);
+      continue;
+    }
+    // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
+    const nowActive = await backend.activePool();
+    record = r;
+    if (nowActive !== pool) return failed(`the active pool changed to ${nowActive} during the bake, outside this release`, false);
+    await save({ state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
+    say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
+    return 0;
+  }
+
+  function finishedElsewhere(r: ReleaseRecord | undefined): number {
+    if (!r) {
+      say(`the release record was replaced by another release while ${record.id} ran: stopping here. Runbook: ${RUNBOOK.failed}`);
+      return 1;
+    }
+    record = r;
+    const took = `${((Date.parse(r.finishedAt ?? r.updatedAt) - startedAt) / 1000).toFixed(1)} s`;
+    switch (r.state) {
+      case 'promoted':
+        say(`PROMOTED: ${r.release} on ${r.pool}, bake clean (${took} from start). Runbook: ${RUNBOOK.promoted}`);
+        return 0;
+      case 'rolled-back':
+        say(`ROLLED BACK by the guard: ${r.reason ?? 'no reason given'}`);
+        if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
+        say(`${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`);
+        return 1;
+      case 'failed':
+        say(`FAILED: ${r.reason ?? 'no reason given'}`);
+        if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
+        say(`${r.previousPool} stays active on ${r.previousRelease}. Runbook: ${RUNBOOK.failed}`);
+        return 1;
+      default:
+        say(`the record is now ${r.state} (not written by this command): stopping here. Runbook: ${RUNBOOK.failed}`);
+        return 1;
+    }
+  }
+}

@@ -1,0 +1,97 @@
+// The local pool agent against a fake stack and real pool-state files: it applies a changed desired
+// state once, refuses the active pool, and reports every step.
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Pool } from '../../local/defaults';
+import { AgentStack, PoolAgent } from '../../local/pool-agent';
+import { readApplied, readDesired, writeDesired } from '../../local/release-store';
+
+let dir: string;
+let server: http.Server;
+let behaviour: { healthz: number; release: string };
+
+beforeEach(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-agent-'));
+  behaviour = { healthz: 200, release: 'v2' };
+  server = http.createServer((req, res) => {
+    if (req.url === '/healthz') res.writeHead(behaviour.healthz).end('{}');
+    else res.writeHead(200, { 'x-release-id': behaviour.release }).end(JSON.stringify({ release: behaviour.release }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+});
+afterEach(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function fakeStack(active: Pool) {
+  const runs: Record<Pool, { release: string; env: Record<string, string> }> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: {} } };
+  const restarts: Array<[Pool, string]> = [];
+  const stack: AgentStack = {
+    restartPool: async (pool, run) => {
+      restarts.push([pool, run.release]);
+      runs[pool] = { release: run.release, env: run.env ?? {} };
+    },
+    activePool: () => active,
+    poolUrl: () => `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    poolRun: (pool) => runs[pool],
+  };
+  return { stack, restarts };
+}
+
+test('start records what runs; a changed desired state of the idle pool is applied once, with its steps', async () => {
+  const { stack, restarts } = fakeStack('blue');
+  const lines: string[] = [];
+  const agent = new PoolAgent({ stateDir: dir, stack, out: (l) => lines.push(l), pollMs: 60_000 });
+  agent.start();
+  expect(readDesired(dir, 'green')).toMatchObject({ release: 'g1', request: 'start' });
+  expect(readApplied(dir, 'green')).toMatchObject({ release: 'g1', ok: true });
+  await agent.poll();
+  expect(restarts).toEqual([]);
+
+  writeDesired(dir, 'green', { release: 'v2', env: { A: '1' }, request: 'rel-1' });
+  await agent.poll();
+  await agent.poll();
+  expect(restarts).toEqual([['green', 'v2']]);
+  const applied = readApplied(dir, 'green')!;
+  expect(applied).toMatchObject({ release: 'v2', env: { A: '1' }, ok: true, request: 'rel-1' });
+  expect(applied.steps.map((s) => [s.step, s.ok, s.host])).toEqual([
+    ['restart', true, 'local'],
+    ['health', true, 'local'],
+    ['smoke', true, 'local'],
+  ]);
+  expect(lines.some((l) => l.startsWith('[agent] step=smoke pool=green ok=true'))).toBe(true);
+  await agent.stop();
+});
+
+test('the active pool is never restarted: a refusal is written instead (once)', async () => {
+  const { stack, restarts } = fakeStack('blue');
+  const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000 });
+  agent.start();
+  writeDesired(dir, 'blue', { release: 'v2', env: {}, request: 'rel-2' });
+  await agent.poll();
+  await agent.poll();
+  expect(restarts).toEqual([]);
+  expect(readApplied(dir, 'blue')).toMatchObject({ release: 'b1', ok: false, request: 'rel-2', steps: [{ step: 'refuse', ok: false }] });
+  await agent.stop();
+});
+
+test('a failing health check or a wrong release fails the gate with the reason', async () => {
+  const { stack } = fakeStack('blue');
+  const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000, healthTimeoutMs: 300 });
+  agent.start();
+  behaviour.healthz = 503;
+  writeDesired(dir, 'green', { release: 'v2', env: {}, request: 'a' });
+  await agent.poll();
+  expect(readApplied(dir, 'green')).toMatchObject({ ok: false, reason: expect.stringMatching(/health gate: .*last: status 503/) });
+
+  behaviour.healthz = 200;
+  behaviour.release = 'something-else';
+  writeDesired(dir, 'green', { release: 'v3', env: {}, request: 'b' });
+  await agent.poll();
+  expect(readApplied(dir, 'green')).toMatchObject({ ok: false, release: 'v3', reason: 'smoke: GET /version answers release something-else, expected v3' });
+  await agent.stop();
+});

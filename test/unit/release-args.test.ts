@@ -1,0 +1,152 @@
+// `bluegreen release` / `history` argument parsing, the history table, and the CLI's exit codes for bad input.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConfigError, REPO_ROOT } from '../../local/defaults';
+import type { ReleaseRecord } from '../../lambda/alert/release-record';
+import { DEFAULT_BAKE_SECONDS, DEFAULT_CANARY_SECONDS, parseDuration, parseHistoryArgs, parseReleaseArgs } from '../../ops/release/args';
+import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
+import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
+
+test('defaults: idle pool, all-at-once, default bake, promote', () => {
+  expect(parseReleaseArgs(['--release', 'v2']).options).toEqual({
+    release: 'v2',
+    pool: undefined,
+    image: undefined,
+    env: {},
+    strategy: 'all-at-once',
+    canaryPercent: 0,
+    canarySeconds: 0,
+    bakeSeconds: DEFAULT_BAKE_SECONDS,
+    promote: true,
+    deployTimeoutSeconds: 120,
+  });
+});
+
+test('every flag', () => {
+  const { options, aws } = parseReleaseArgs([
+    '--release', 'v2.1_rc-1', '--pool', 'green', '--image', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2',
+    '--env', 'FAULT_RATE=0.2', '--env', 'EMPTY=', '--env', 'URL=http://x/?a=b', '--strategy', 'canary', '--canary-percent', '25',
+    '--canary-duration', '1m30s', '--bake', '5m', '--no-promote', '--stage', 'prod', '--region', 'eu-west-1',
+  ]);
+  expect(options).toMatchObject({
+    release: 'v2.1_rc-1',
+    pool: 'green',
+    image: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2',
+    env: { FAULT_RATE: '0.2', EMPTY: '', URL: 'http://x/?a=b' },
+    strategy: 'canary',
+    canaryPercent: 25,
+    canarySeconds: 90,
+    bakeSeconds: 300,
+    promote: false,
+  });
+  expect(aws).toEqual({ stage: 'prod', region: 'eu-west-1', profile: undefined });
+});
+
+test('--canary-percent alone implies the canary strategy with the default duration', () => {
+  expect(parseReleaseArgs(['--release', 'v2', '--canary-percent', '5']).options).toMatchObject({ strategy: 'canary', canaryPercent: 5, canarySeconds: DEFAULT_CANARY_SECONDS });
+  expect(parseReleaseArgs(['--release', 'v2', '--strategy', 'canary']).options).toMatchObject({ canaryPercent: 10 });
+});
+
+test.each([
+  [[], /--release ID is required/],
+  [['--release', ''], /--release must be/],
+  [['--release', 'a b'], /--release must be/],
+  [['--release', 'x'.repeat(65)], /--release must be/],
+  [['--release', 'v/2'], /--release must be/],
+  [['--release', 'v2', '--pool', 'purple'], /--pool must be one of blue\|green/],
+  [['--release', 'v2', '--env', 'NOEQUALS'], /--env must be KEY=VALUE/],
+  [['--release', 'v2', '--env', '1X=2'], /--env must be KEY=VALUE/],
+  [['--release', 'v2', '--env', 'A-B=2'], /--env must be KEY=VALUE/],
+  [['--release', 'v2', '--env', 'RELEASE_ID=x'], /set by the pool agent/],
+  [['--release', 'v2', '--strategy', 'blue-green'], /--strategy must be all-at-once or canary/],
+  [['--release', 'v2', '--canary-percent', '0'], /1-99/],
+  [['--release', 'v2', '--canary-percent', '100'], /1-99/],
+  [['--release', 'v2', '--canary-percent', '7.5'], /1-99/],
+  [['--release', 'v2', '--strategy', 'all-at-once', '--canary-percent', '10'], /need --strategy canary/],
+  [['--release', 'v2', '--bake', '5x'], /--bake must be a duration/],
+  [['--release', 'v2', '--bake', '0s'], /between 1s and 24h/],
+  [['--release', 'v2', '--bake', '25h'], /between 1s and 24h/],
+  [['--release', 'v2', '--image', 'Has Spaces'], /--image must be/],
+  [['--release', 'v2', '--frobnicate'], /Unknown option/],
+  [['--release', 'v2', 'extra'], /positional/],
+])('bad input %j → ConfigError', (args, message) => {
+  expect(() => parseReleaseArgs(args as string[])).toThrow(ConfigError);
+  expect(() => parseReleaseArgs(args as string[])).toThrow(message);
+});
+
+test('durations', () => {
+  expect(parseDuration('30s', '--bake')).toBe(30);
+  expect(parseDuration('90', '--bake')).toBe(90);
+  expect(parseDuration('2m', '--bake')).toBe(120);
+  expect(parseDuration('1h', '--bake')).toBe(3600);
+  expect(parseDuration('1m30s', '--bake')).toBe(90);
+  expect(() => parseDuration('', '--bake')).toThrow(/--bake/);
+  expect(() => parseDuration('m', '--bake')).toThrow(/--bake/);
+  expect(parseHistoryArgs(['--limit', '5'])).toEqual({ limit: 5, aws: { stage: undefined, region: undefined, profile: undefined } });
+  expect(() => parseHistoryArgs(['--limit', '0'])).toThrow(/--limit/);
+});
+
+describe('the CLI', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-release-args-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  // The CLI as a process (bin/bluegreen.cjs), as an operator runs it.
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, BLUEGREEN_STATE_DIR: dir };
+      delete env.BLUEGREEN_STAGE;
+      execFile(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), ...args], { env, cwd: REPO_ROOT }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: stdout.trimEnd(), err: stderr.trimEnd() }),
+      );
+    });
+
+  test('bad input is exit 2 with one line; --help prints the usage', async () => {
+    const bad = await cli('release', '--release', 'a b');
+    expect(bad.code).toBe(2);
+    expect(bad.err.split('\n')).toHaveLength(1);
+    expect(bad.err).toMatch(/^bluegreen release: --release must be/);
+    expect((await cli('release', '--release', 'v2', '--bake', 'soon')).code).toBe(2);
+    const help = await cli('release', '--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('usage: bluegreen release --release ID');
+    expect(help.out).toContain('--canary-percent');
+    expect((await cli('history', '--help')).out).toContain('newest first');
+    expect((await cli('--help')).out).toMatch(/release .*\n.*history/);
+  });
+
+  test('without a running local stack: exit 2, one line, nothing written', async () => {
+    const r = await cli('release', '--release', 'v2');
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/no local stack is running/);
+    expect(readLocalHistory(dir)).toEqual([]);
+  });
+
+  test('--stage answers "not available yet" until the AWS backend is wired', async () => {
+    const r = await cli('release', '--release', 'v2', '--stage', 'dev');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/deployed stage/);
+  });
+
+  test('history: one row per release (its last version), newest first, with outcome, duration and reason', async () => {
+    expect((await cli('history')).out).toBe('no releases yet');
+    const rec = (id: string, startedAt: string, patch: Partial<ReleaseRecord>): ReleaseRecord => ({
+      id, pool: 'green', release: id, env: {}, previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', strategy: 'all-at-once',
+      canaryPercent: 0, bakeSeconds: 60, state: 'deploying', startedAt, updatedAt: startedAt, steps: [], ...patch,
+    });
+    writeLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', {}));
+    writeLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', { state: 'promoted', finishedAt: '2026-11-23T10:01:05.000Z' }));
+    writeLocalRecord(dir, rec('r2', '2026-11-23T11:00:00.000Z', { strategy: 'canary', canaryPercent: 10, state: 'rolled-back', reason: 'gate crossed', finishedAt: '2026-11-23T11:00:42.000Z' }));
+    const out = (await cli('history')).out.split('\n');
+    expect(out[0]).toMatch(/^ID\s+POOL\s+RELEASE\s+STRATEGY\s+OUTCOME\s+DURATION\s+REASON$/);
+    expect(out[1]).toMatch(/^r2\s+green\s+r2\s+canary 10%\s+rolled-back\s+42s\s+gate crossed$/);
+    expect(out[2]).toMatch(/^r1\s+green\s+r1\s+all-at-once\s+promoted\s+1m05s$/);
+    expect(out).toHaveLength(3);
+    const rows = historyRows([rec('r3', '2026-11-23T12:00:00.000Z', { state: 'baking', bakeUntil: '2026-11-23T12:01:00.000Z' })], Date.parse('2026-11-23T12:00:30.000Z'));
+    expect(rows[0]).toMatchObject({ outcome: 'baking (in progress)', duration: '30s+' });
+    expect(historyRows([rec('r4', '2026-11-23T12:00:00.000Z', {})], Date.parse('2026-11-24T12:00:00.000Z'))[0].outcome).toBe('deploying (abandoned)');
+    expect(formatDuration(3_700_000)).toBe('1h01m');
+    expect(formatHistory([])).toBe('no releases yet');
+  });
+});

@@ -1,0 +1,299 @@
+// The release flow against a fake backend and a virtual clock: every exit path of runRelease.
+import type { Pool } from '../../local/defaults';
+import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
+import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../ops/release/backend';
+import { BAKE_GRACE_MS, inProgress, isStale, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
+
+const T0 = Date.parse('2026-11-23T14:02:33.000Z');
+
+class Clock {
+  t = T0;
+  now = () => this.t;
+  sleep = async (ms: number) => {
+    this.t += ms;
+  };
+}
+
+type Server = (record: ReleaseRecord, now: number) => ReleaseRecord | undefined;
+
+class FakeBackend implements ReleaseBackend {
+  readonly target = 'fake';
+  supportsImages = false;
+  record: ReleaseRecord | undefined;
+  versions: ReleaseRecord[] = [];
+  active: Pool = 'blue';
+  desired: Record<Pool, DesiredPool> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: { OLD: '1' } } };
+  applied: Record<Pool, DesiredPool> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: { OLD: '1' } } };
+  deploys: Array<{ pool: Pool; desired: DesiredPool; requestId: string }> = [];
+  canary: number[] = [];
+  flips: Pool[] = [];
+  /** What deploy() answers, in order (the last one repeats). */
+  reports: Array<DeployReport | Error> = [{ ok: true, steps: [{ at: new Date(T0).toISOString(), step: 'restart', ok: true, host: 'local' }] }];
+  flipResult: (pool: Pool) => FlipResult = (pool) => ({ ok: true, detail: `${pool} answers` });
+  /** The server-side guard: may finish the record when the CLI reads it. */
+  server: Server = () => undefined;
+
+  constructor(private readonly clock: Clock) {}
+
+  async readRecord() {
+    if (this.record) {
+      const next = this.server(this.record, this.clock.now());
+      if (next) await this.writeRecord(next);
+    }
+    return this.record && structuredClone(this.record);
+  }
+  async writeRecord(record: ReleaseRecord) {
+    this.record = structuredClone(record);
+    this.versions.push(structuredClone(record));
+  }
+  async history() {
+    return this.versions;
+  }
+  async activePool() {
+    return this.active;
+  }
+  async desiredPool(pool: Pool) {
+    return this.desired[pool];
+  }
+  async currentPool(pool: Pool) {
+    return this.applied[pool];
+  }
+  async setDesiredPool(pool: Pool, desired: DesiredPool) {
+    this.desired[pool] = structuredClone(desired);
+  }
+  async deploy(pool: Pool, options: DeployOptions) {
+    this.deploys.push({ pool, desired: structuredClone(this.desired[pool]), requestId: options.requestId });
+    const next = this.reports.length > 1 ? this.reports.shift()! : this.reports[0];
+    if (next instanceof Error) throw next;
+    if (next.ok) this.applied[pool] = structuredClone(this.desired[pool]);
+    return next;
+  }
+  async setCanary(percent: number) {
+    this.canary.push(percent);
+  }
+  async flip(pool: Pool) {
+    const result = this.flipResult(pool);
+    if (result.ok || pool !== this.active) this.active = pool;
+    this.flips.push(pool);
+    return result;
+  }
+}
+
+const promoteAtBakeEnd: Server = (r, now) =>
+  r.state === 'baking' && now >= Date.parse(r.bakeUntil!) ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() } : undefined;
+
+const figures = { requests: 200, failed: 40, rate: 0.2, usersSaw5xx: 0 };
+
+function setup(args: string[] = []) {
+  const clock = new Clock();
+  const backend = new FakeBackend(clock);
+  const lines: string[] = [];
+  const options: ReleaseOptions = parseReleaseArgs(['--release', 'v2', '--bake', '60s', ...args]).options;
+  const run = () => runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, pollMs: 250 });
+  return { clock, backend, lines, run, text: () => lines.join('\n') };
+}
+
+const states = (b: FakeBackend) => b.versions.map((v) => v.state).filter((s, i, all) => s !== all[i - 1]);
+
+test('all-at-once, bake finished by the server side: exit 0, idle pool deployed and flipped to, record promoted', async () => {
+  const { backend, run, text } = setup(['--env', 'FEATURE=on']);
+  backend.server = promoteAtBakeEnd;
+  expect(await run()).toBe(0);
+  expect(backend.deploys).toEqual([{ pool: 'green', desired: { release: 'v2', env: { FEATURE: 'on' } }, requestId: releaseRecordId(T0, 'green', 'v2') }]);
+  expect(backend.flips).toEqual(['green']);
+  expect(backend.canary).toEqual([]);
+  expect(states(backend)).toEqual(['deploying', 'verifying', 'baking', 'promoted']);
+  const r = backend.record!;
+  expect(r).toMatchObject({ id: '20261123-140233-green-v2', pool: 'green', previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', replacedEnv: { OLD: '1' }, strategy: 'all-at-once', bakeSeconds: 60 });
+  expect(Date.parse(r.bakeUntil!) - Date.parse(r.steps.find((s) => s.step === 'promote')!.at)).toBe(60_000);
+  expect(r.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promote']);
+  // One timestamped line per step.
+  expect(text()).toMatch(/^14:02:33\.000Z {2}release 20261123-140233-green-v2: v2 → green/m);
+  expect(text()).toMatch(/PROMOTED: v2 on green.*release-promoted/);
+});
+
+test('rolled back by the server-side guard during the bake: exit 1 with the reason, the figures and the runbook section', async () => {
+  const { backend, run, text } = setup();
+  backend.server = (r, now) =>
+    r.state === 'baking' && now >= Date.parse(r.bakeUntil!) - 50_000
+      ? { ...r, state: 'rolled-back', reason: 'gate crossed while baking', figures, updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+      : undefined;
+  expect(await run()).toBe(1);
+  expect(backend.flips).toEqual(['green']); // the flip back is the server's, not the CLI's
+  expect(backend.record!.state).toBe('rolled-back');
+  expect(text()).toContain('ROLLED BACK by the guard: gate crossed while baking');
+  expect(text()).toContain('green failed 40 of 200 requests first sent to it (20.0%)');
+  expect(text()).toContain('RUNBOOK.md#release-rolled-back');
+});
+
+test('failed health gate: exit 1, never promoted, the idle pool restored to its previous desired state', async () => {
+  const { backend, run, text } = setup(['--env', 'FAIL_HEALTHZ=1']);
+  backend.reports = [
+    { ok: false, steps: [{ at: new Date(T0).toISOString(), step: 'health', ok: false, detail: '503' }], reason: 'health gate: 503' },
+    { ok: true, steps: [] },
+  ];
+  expect(await run()).toBe(1);
+  expect(backend.flips).toEqual([]);
+  expect(backend.canary).toEqual([]);
+  expect(backend.deploys.map((d) => [d.desired.release, d.requestId.endsWith(':restore')])).toEqual([
+    ['v2', false],
+    ['g1', true],
+  ]);
+  expect(backend.desired.green).toEqual({ release: 'g1', env: { OLD: '1' } });
+  expect(backend.record).toMatchObject({ state: 'failed', reason: 'gate failed on green: health gate: 503' });
+  expect(backend.record!.finishedAt).toBeDefined();
+  expect(text()).toContain('RUNBOOK.md#release-failed');
+  expect(text()).toContain('restored: green runs g1 again');
+});
+
+test('a deploy that cannot run (agent unreachable) fails the release the same way', async () => {
+  const { backend, run } = setup();
+  backend.reports = [new Error('Run Command refused'), { ok: true, steps: [] }];
+  expect(await run()).toBe(1);
+  expect(backend.record).toMatchObject({ state: 'failed', reason: 'gate failed on green: deploy could not run: Run Command refused' });
+  expect(backend.flips).toEqual([]);
+});
+
+test('naming the active pool is bad input: exit 2, nothing written', async () => {
+  const { backend, run, text } = setup(['--pool', 'blue']);
+  expect(await run()).toBe(2);
+  expect(backend.versions).toEqual([]);
+  expect(backend.deploys).toEqual([]);
+  expect(text()).toMatch(/^bluegreen release: --pool blue is the active pool/);
+  expect(text().split('\n')).toHaveLength(1);
+});
+
+test('a release in progress is bad input (exit 2, nothing written); an abandoned one is not', async () => {
+  const { backend, run, clock } = setup();
+  const other: ReleaseRecord = {
+    ...(await (async () => {
+      const s = setup();
+      s.backend.server = promoteAtBakeEnd;
+      await s.run();
+      return s.backend.record!;
+    })()),
+    id: 'other',
+    state: 'baking',
+    updatedAt: new Date(T0).toISOString(),
+    bakeUntil: new Date(T0 + 60_000).toISOString(),
+  };
+  backend.record = other;
+  expect(await run()).toBe(2);
+  expect(backend.versions).toEqual([]);
+  expect(backend.desired.green.release).toBe('g1');
+
+  clock.t = T0 + 60_000 + STALE_AFTER_MS + 1;
+  expect(isStale(other, clock.t)).toBe(true);
+  backend.server = promoteAtBakeEnd;
+  expect(await run()).toBe(0);
+});
+
+test('--pool naming the idle pool is fine; --image on a backend without images is bad input', async () => {
+  const a = setup(['--pool', 'green']);
+  a.backend.server = promoteAtBakeEnd;
+  expect(await a.run()).toBe(0);
+  const b = setup(['--image', 'registry.example/app:v2']);
+  expect(await b.run()).toBe(2);
+  expect(b.text()).toContain('--image needs a deployed stage');
+  const c = setup(['--image', 'registry.example/app:v2']);
+  c.backend.supportsImages = true;
+  c.backend.server = promoteAtBakeEnd;
+  expect(await c.run()).toBe(0);
+  expect(c.backend.record).toMatchObject({ image: 'registry.example/app:v2' });
+  expect(c.backend.deploys[0].desired).toEqual({ release: 'v2', env: {}, image: 'registry.example/app:v2' });
+});
+
+test('--no-promote: exit 0, record deployed, no flip, no canary', async () => {
+  const { backend, run, text } = setup(['--no-promote']);
+  expect(await run()).toBe(0);
+  expect(states(backend)).toEqual(['deploying', 'verifying', 'deployed']);
+  expect(backend.flips).toEqual([]);
+  expect(backend.record!.finishedAt).toBeDefined();
+  expect(text()).toContain('bluegreen flip green');
+});
+
+test('canary held clean: the share is set, held for the duration, reset to 0, then the flip', async () => {
+  const { backend, run, clock } = setup(['--strategy', 'canary', '--canary-percent', '10', '--canary-duration', '30s']);
+  backend.server = promoteAtBakeEnd;
+  let canaryStart = 0;
+  const setCanary = backend.setCanary.bind(backend);
+  backend.setCanary = async (p) => {
+    if (p > 0) canaryStart = clock.t;
+    else expect(clock.t - canaryStart).toBeGreaterThanOrEqual(30_000);
+    return setCanary(p);
+  };
+  expect(await run()).toBe(0);
+  expect(backend.canary).toEqual([10, 0]);
+  expect(backend.flips).toEqual(['green']);
+  expect(backend.record).toMatchObject({ state: 'promoted', strategy: 'canary', canaryPercent: 10 });
+  expect(states(backend)).toEqual(['deploying', 'verifying', 'baking', 'promoted']);
+});
+
+test('canary aborted by the guard: exit 1, the share reset, never promoted', async () => {
+  const { backend, run, text } = setup(['--canary-percent', '20', '--canary-duration', '30s']);
+  backend.server = (r, now) =>
+    r.state === 'verifying' && backend.canary.includes(20)
+      ? { ...r, state: 'failed', reason: 'canary aborted: too many errors', figures, updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+      : undefined;
+  expect(await run()).toBe(1);
+  expect(backend.flips).toEqual([]);
+  expect(backend.canary).toEqual([20, 0]);
+  expect(text()).toContain('FAILED: canary aborted: too many errors');
+  expect(text()).toContain('RUNBOOK.md#release-failed');
+});
+
+test('a promotion that is not confirmed: exit 1, failed, flipped back', async () => {
+  const { backend, run, text } = setup();
+  backend.flipResult = (pool) => (pool === 'green' ? { ok: false, detail: 'nginx did not confirm' } : { ok: true, detail: 'ok' });
+  expect(await run()).toBe(1);
+  expect(backend.flips).toEqual(['green', 'blue']);
+  expect(backend.active).toBe('blue');
+  expect(backend.record).toMatchObject({ state: 'failed', reason: 'promotion not confirmed: nginx did not confirm' });
+  expect(text()).toContain('RUNBOOK.md#release-failed');
+});
+
+test('the server side never finishes the bake: the CLI promotes it itself after the grace period', async () => {
+  const { backend, run, clock, text } = setup();
+  expect(await run()).toBe(0);
+  const r = backend.record!;
+  expect(r.state).toBe('promoted');
+  expect(r.reason).toMatch(/finished by the CLI/);
+  expect(clock.t - Date.parse(r.bakeUntil!)).toBeGreaterThanOrEqual(BAKE_GRACE_MS);
+  expect(text()).toContain('is the watcher/alert function running?');
+});
+
+test('a record replaced by another release mid-bake: exit 1, nothing overwritten', async () => {
+  const { backend, run } = setup();
+  backend.server = (r, now) => (r.state === 'baking' ? { ...r, id: 'someone-else', state: 'deploying', updatedAt: new Date(now).toISOString() } : undefined);
+  expect(await run()).toBe(1);
+  expect(backend.record!.id).toBe('someone-else');
+});
+
+test('in progress / stale rules and the record id', () => {
+  const base = { state: 'deploying', updatedAt: new Date(T0).toISOString() } as ReleaseRecord;
+  expect(inProgress(base, T0 + 1000)).toBe(true);
+  expect(inProgress(base, T0 + STALE_AFTER_MS + 1)).toBe(false);
+  expect(inProgress({ ...base, state: 'promoted' }, T0)).toBe(false);
+  expect(inProgress(undefined, T0)).toBe(false);
+  // A long bake is not stale before its end.
+  expect(isStale({ ...base, state: 'baking', bakeUntil: new Date(T0 + 3600_000).toISOString() }, T0 + STALE_AFTER_MS + 1)).toBe(false);
+  expect(releaseRecordId(T0, 'blue', 'v1.2')).toBe('20261123-140233-blue-v1.2');
+});
+
+test('interrupted during the canary: the share goes back to 0, the record is failed, no flip', async () => {
+  const clock = new Clock();
+  const backend = new FakeBackend(clock);
+  const controller = new AbortController();
+  const lines: string[] = [];
+  const options = parseReleaseArgs(['--release', 'v2', '--canary-percent', '10', '--canary-duration', '60s']).options;
+  backend.server = (_r, now) => {
+    if (backend.canary.includes(10) && now > T0 + 5000) controller.abort();
+    return undefined;
+  };
+  const code = await runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, signal: controller.signal });
+  expect(code).toBe(1);
+  expect(backend.canary).toEqual([10, 0]);
+  expect(backend.flips).toEqual([]);
+  expect(backend.record).toMatchObject({ state: 'failed', reason: 'cancelled by the operator before promotion' });
+});
