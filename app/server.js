@@ -10,7 +10,7 @@ const POOLS = ['blue', 'green'];
 const CHAOS_MODES = ['error', 'timeout'];
 
 /**
- * @typedef {{ pool: string, release: string, port: number, host: string }} AppConfig
+ * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, failHealthz?: boolean }} AppConfig
  * @typedef {{ mode: 'error' | 'timeout' | null, since: string | null }} ChaosState
  */
 
@@ -28,14 +28,34 @@ function configFromEnv(env) {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new Error(`PORT must be an integer 0-65535, got "${env.PORT}"`);
   }
-  return { pool, release: env.RELEASE_ID ?? `${pool}-dev`, port, host: env.HOST ?? '0.0.0.0' };
+  // A bad release on purpose (releases, rollback tests): that share of ordinary requests fails.
+  const faultText = env.FAULT_RATE ?? '';
+  const faultRate = faultText === '' ? 0 : Number(faultText);
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(faultText || '0') || faultRate > 1) {
+    throw new Error(`FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "${env.FAULT_RATE}"`);
+  }
+  const failText = env.FAIL_HEALTHZ ?? '';
+  if (!['', '0', '1'].includes(failText)) {
+    throw new Error(`FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${env.FAIL_HEALTHZ}"`);
+  }
+  return {
+    pool,
+    release: env.RELEASE_ID ?? `${pool}-dev`,
+    port,
+    host: env.HOST ?? '0.0.0.0',
+    faultRate,
+    failHealthz: failText === '1',
+  };
 }
 
 /**
  * @param {AppConfig} config
+ * @param {{ random?: () => number }} [options] random: where fault decisions come from (tests seed it)
  * @returns {http.Server}
  */
-function createApp(config) {
+function createApp(config, options = {}) {
+  const random = options.random ?? Math.random;
+  const faultRate = config.faultRate ?? 0;
   /** @type {ChaosState} */
   const chaos = { mode: null, since: null };
   /** Requests held open by timeout chaos; released when chaos stops or the server closes. */
@@ -107,7 +127,12 @@ function createApp(config) {
       return;
     }
     if (url.pathname === '/healthz') {
+      if (config.failHealthz) return sendJson(res, 503, { status: 'failing', pool: config.pool, reason: 'FAIL_HEALTHZ=1' });
       return sendJson(res, 200, { status: 'ok', pool: config.pool });
+    }
+    // Drawn only when a rate is set, so a healthy app consumes no randomness.
+    if (faultRate > 0 && random() < faultRate) {
+      return sendJson(res, 500, { error: 'injected fault (FAULT_RATE)', pool: config.pool, release: config.release });
     }
     if (url.pathname === '/version') {
       return sendJson(res, 200, {
@@ -115,6 +140,8 @@ function createApp(config) {
         release: config.release,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
         node: process.version,
+        faultRate,
+        failHealthz: Boolean(config.failHealthz),
       });
     }
     if (url.pathname === '/') {
@@ -136,12 +163,19 @@ function main() {
   server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    process.stdout.write(`${JSON.stringify({ msg: 'listening', pool: config.pool, release: config.release, port })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ msg: 'listening', pool: config.pool, release: config.release, port, faultRate: config.faultRate, failHealthz: config.failHealthz })}\n`,
+    );
   });
+  // Graceful: stop accepting, drop idle keep-alive connections, let requests in flight answer
+  // (a release restarts a pool this way), then exit; 2 s at most.
   const stop = () => {
     server.close(() => process.exit(0));
-    server.closeAllConnections();
-    setTimeout(() => process.exit(0), 2000).unref();
+    server.closeIdleConnections();
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, 2000).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -31,7 +31,7 @@ export async function waitForPool(url: string, pool: Pool, timeoutMs: number): P
       const res = await httpRequest(`${url}/version`, { timeoutMs: 2000, agent: false });
       if (res.status === 200 && header(res, 'x-app-pool') === pool) return Date.now() - started;
     } catch {
-      // nginx mid-reload or pool down: keep polling until the deadline
+      // pool down or restarting: keep polling until the deadline
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -55,7 +55,7 @@ export async function flipCommand(args: string[], env: NodeJS.ProcessEnv, out: O
     out(`switched, but ${state.url}/version is not answered by ${pool} after 10 s: is ${pool} healthy? (bluegreen chaos ${pool} stop)`);
     return 1;
   }
-  out(`confirmed: ${state.url} is answered by ${pool} (${waited} ms after the reload)`);
+  out(`confirmed: ${state.url} is answered by ${pool} (${waited} ms after the switch)`);
   return 0;
 }
 

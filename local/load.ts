@@ -15,6 +15,13 @@ export interface LoadOptions {
   /** Client-side limit for one request; a request past it counts as failed. */
   requestTimeoutMs?: number;
   keepAlive?: boolean;
+  /**
+   * true (default): a request that went out on a kept-alive socket the server had just closed is
+   * re-sent once on a fresh connection, as browsers and curl do. false: it counts as failed, as
+   * for a client that never re-sends (Node's default agent, a load balancer in front of nginx):
+   * the client that "0 failed" across flips and releases is measured with.
+   */
+  retryStaleSockets?: boolean;
   /** Ends the run early (a test that has seen what it waited for). */
   signal?: AbortSignal;
   /** Called after every request, so a caller can act while load runs (start chaos, flip). */
@@ -38,7 +45,8 @@ export interface LoadResult {
   /**
    * Requests re-sent because a kept-alive socket was closed by the server just as the request
    * went out (no byte of answer). Safe for idempotent requests (RFC 9110 §9.2.2), what browsers do,
-   * and what Node documents for `req.reusedSocket`; counted so it is never hidden.
+   * and what Node documents for `req.reusedSocket`; counted so it is never hidden. Always 0 with
+   * retryStaleSockets: false (those requests are failed samples instead).
    */
   staleSocketRetries: number;
 }
@@ -52,6 +60,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     maxRequests = Number.POSITIVE_INFINITY,
     requestTimeoutMs = 15_000,
     keepAlive = true,
+    retryStaleSockets = true,
     signal,
     onSample,
   } = options;
@@ -94,7 +103,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs }));
     } catch (err) {
       const e = err as HttpError;
-      if (e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+      if (retryStaleSockets && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
         // Once, on a fresh connection: another idle socket may be closing for the same reason.
         staleSocketRetries++;
         try {

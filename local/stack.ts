@@ -1,13 +1,13 @@
 // A local data plane: real nginx (the repo's nginx.conf, rendered by the repo's renderer) in front
 // of the two pool apps as child processes. Used by `npm start`, the e2e tests and bench/.
 import { ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { APP_ENTRY, ChaosMode, NGINX_DIR, Pool, POOLS } from './defaults';
 import { httpRequest } from './http';
 import { findNginx } from './nginx-binary';
 import { assertPortFree, freePort } from './ports';
-import { NginxTarget, renderUpstream, ScriptResult, switchPool } from './switch';
+import { NginxTarget, readActivePool, readCanaryPercent, renderUpstream, ScriptResult, setCanary, switchPool } from './switch';
 
 export interface StackPorts {
   nginx: number;
@@ -23,7 +23,10 @@ export interface StackOptions {
   ports?: Partial<StackPorts>;
   /** Names of the settings the ports came from, for "port in use" messages. */
   portSources?: Partial<Record<keyof StackPorts, string>>;
+  /** Written to the switch dir at start; omitted, the switch dir's pool stays (blue when none). */
   activePool?: Pool;
+  /** Canary share written at start (default 0: a canary left by an earlier run is not resumed). */
+  canaryPercent?: number;
   releases?: Partial<Record<Pool, string>>;
   /** A proxy-failover.conf other than the repo's (bench reference settings). */
   failoverConf?: string;
@@ -34,6 +37,12 @@ export interface StackOptions {
   readyTimeoutMs?: number;
   /** A child exited on its own (not through stop() or killPool()): a crash the caller should hear of. */
   onUnexpectedExit?: (name: Pool | 'nginx', reason: string) => void;
+}
+
+export interface PoolRun {
+  release: string;
+  /** Extra environment for the pool app, e.g. { FAULT_RATE: '0.2' }. */
+  env: Record<string, string>;
 }
 
 /** What another process (the CLI's flip/chaos/check) needs to find a running local stack. */
@@ -105,6 +114,8 @@ export class LocalStack {
     for (const child of this.children.values()) child.kill('SIGKILL');
   };
   private stopping = false;
+  /** Release and extra env per pool, so a pool restarted after killPool runs what it ran. */
+  private readonly poolRuns = new Map<Pool, PoolRun>();
   /** Children this class is stopping on purpose, so their exit is not reported as a crash. */
   private readonly expectedExits = new Set<ChildProcess>();
 
@@ -139,7 +150,8 @@ export class LocalStack {
     }
 
     const confDir = path.join(stateDir, 'conf');
-    for (const dir of ['conf', 'logs', 'run', 'tmp']) mkdirSync(path.join(stateDir, dir), { recursive: true });
+    for (const dir of ['conf', 'logs', 'run', 'tmp', 'switch']) mkdirSync(path.join(stateDir, dir), { recursive: true });
+    chmodSync(path.join(stateDir, 'switch'), 0o755);
     if (stopLeftoverNginx(path.join(stateDir, 'run', 'nginx.pid'))) {
       options.onOutput?.('supervisor', 'stopped an nginx left running by an earlier run in this directory');
     }
@@ -151,6 +163,7 @@ export class LocalStack {
     };
     link('nginx.conf', path.join(NGINX_DIR, 'nginx.conf'));
     link('proxy-failover.conf', options.failoverConf ?? path.join(NGINX_DIR, 'proxy-failover.conf'));
+    link('canary-buckets.conf', path.join(NGINX_DIR, 'canary-buckets.conf'));
     writeFileSync(path.join(confDir, 'listen.conf'), `# Written by local mode.\nlisten ${host}:${ports.nginx};\n`);
 
     const state: StackState = {
@@ -161,6 +174,7 @@ export class LocalStack {
       nginxBin,
       prefix: stateDir + path.sep,
       confDir,
+      switchDir: path.join(stateDir, 'switch'),
       accessLog: path.join(stateDir, 'logs', 'access.log'),
       errorLog: path.join(stateDir, 'logs', 'error.log'),
       upstreamEnv: {
@@ -169,8 +183,14 @@ export class LocalStack {
         GREEN_UPSTREAM: `${host}:${ports.green}`,
       },
     };
-    const activePool = options.activePool ?? 'blue';
-    writeFileSync(path.join(confDir, 'upstream.conf'), await renderUpstream(state, activePool));
+    // Through switch-pool.sh, so local mode writes the switch dir exactly as the host does.
+    for (const result of [
+      options.activePool ? await switchPool(state, options.activePool) : undefined,
+      await setCanary(state, options.canaryPercent ?? 0),
+    ]) {
+      if (result && result.code !== 0) throw new Error(result.stderr.trim());
+    }
+    writeFileSync(path.join(confDir, 'upstream.conf'), await renderUpstream(state));
 
     const stack = new LocalStack(state, options);
     try {
@@ -201,32 +221,90 @@ export class LocalStack {
     child.kill(signal);
   }
 
-  /** Starts (or restarts, after killPool) a pool app on its port; resolves once it listens. */
-  async startPool(pool: Pool): Promise<void> {
-    const release = this.options.releases?.[pool] ?? `${pool}-local`;
+  /**
+   * Starts a pool app on its port; resolves once it listens, rejects with the reason (its stderr)
+   * when it exits first or does not listen in time. Without `run`: what the pool ran last (after
+   * killPool), else the release it was started with.
+   */
+  async startPool(pool: Pool, run?: PoolRun): Promise<void> {
+    const wanted = run ?? this.poolRuns.get(pool) ?? { release: this.options.releases?.[pool] ?? `${pool}-local`, env: {} };
     const child = spawn(process.execPath, [APP_ENTRY], {
-      env: { ...process.env, APP_POOL: pool, RELEASE_ID: release, PORT: String(this.state.ports[pool]), HOST: this.state.host },
+      env: {
+        ...process.env,
+        ...wanted.env,
+        APP_POOL: pool,
+        RELEASE_ID: wanted.release,
+        PORT: String(this.state.ports[pool]),
+        HOST: this.state.host,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let listening = false;
+    // Registered before watch(): a pool that never came up is this call's rejection, not a crash report.
+    child.once('exit', () => {
+      if (!listening) this.expectedExits.add(child);
+    });
     this.watch(pool, child);
+    const timeoutMs = this.options.readyTimeoutMs ?? 15_000;
     await new Promise<void>((resolve, reject) => {
       let stderr = '';
+      const timer = setTimeout(() => {
+        this.kill(child, 'SIGKILL');
+        reject(new Error(`${pool} pool did not listen within ${timeoutMs} ms: ${stderr.trim()}`));
+      }, timeoutMs);
       onLines(child.stdout!, (line) => {
         this.output(pool, line);
-        if (line.includes('"listening"')) resolve();
+        if (line.includes('"listening"')) {
+          listening = true;
+          clearTimeout(timer);
+          resolve();
+        }
       });
       onLines(child.stderr!, (line) => {
         stderr += `${line}\n`;
         this.output(pool, line);
       });
-      child.once('exit', (code, signal) => reject(new Error(`${pool} pool exited before listening (${signal ?? code}): ${stderr.trim()}`)));
-      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${pool} pool exited before listening (${signal ?? `exit code ${code}`}): ${stderr.trim()}`));
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
     });
+    this.poolRuns.set(pool, { release: wanted.release, env: { ...wanted.env } });
+  }
+
+  /**
+   * Replaces a pool's process with one running `release` and `env` (on top of the supervisor's
+   * environment), on the same port. The old one gets SIGTERM and finishes what it is answering;
+   * nginx sends new requests for that pool to the other one until the new process listens.
+   */
+  async restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void> {
+    const child = this.children.get(pool);
+    if (child) {
+      this.kill(child, 'SIGTERM');
+      await waitExit(child, 5000);
+      this.children.delete(pool);
+    }
+    await this.startPool(pool, { release: run.release, env: run.env ?? {} });
+  }
+
+  /** What a pool process runs (or ran last): its release id and the extra env it was given. */
+  poolRun(pool: Pool): PoolRun | undefined {
+    const run = this.poolRuns.get(pool);
+    return run && { release: run.release, env: { ...run.env } };
   }
 
   private async startNginx(): Promise<void> {
     const { nginxBin, prefix, confDir } = this.state;
-    const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', 'daemon off;'], {
+    // nginx workers stat the switch dir on every request. Started as root, nginx runs them as
+    // nobody, who cannot see into a 0700 state dir (mkdtemp, a root home): they would take every
+    // request for blue. Local mode is one user's processes, so root's workers stay root; nginx
+    // keeps -g settings across reloads.
+    const globals = process.getuid?.() === 0 ? 'daemon off; user root;' : 'daemon off;';
+    const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', globals], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.watch('nginx', child);
@@ -244,6 +322,24 @@ export class LocalStack {
     });
     exited.catch(() => undefined);
     await Promise.race([exited, this.waitReady(this.options.readyTimeoutMs ?? 15_000)]);
+    this.assertSwitchDirVisible();
+  }
+
+  /**
+   * nginx treats a flag it cannot stat as absent (blue, no canary) and only logs it, so a
+   * permission problem would be a silent flip: refuse to run instead.
+   */
+  private assertSwitchDirVisible(): void {
+    const log = existsSync(this.state.errorLog) ? readFileSync(this.state.errorLog, 'utf8') : '';
+    for (const line of log.split('\n')) {
+      const denied = line.includes(`stat() "${this.state.switchDir}/`) && /failed \(((?:13|20): [^)]*)\)/.exec(line);
+      if (denied) {
+        throw new Error(
+          `nginx workers cannot look into the switch dir ${this.state.switchDir} (${denied[1]}): ` +
+            'make it and every directory above it searchable by the nginx worker user (chmod o+x)',
+        );
+      }
+    }
   }
 
   /** Resolves when GET /version through nginx answers 200: the stack serves end to end. */
@@ -263,8 +359,23 @@ export class LocalStack {
     throw new Error(`${this.url}/version did not answer 200 within ${timeoutMs} ms (last: ${last})`);
   }
 
+  /** Flips the active pool through switch-pool.sh (a flag file; no reload). */
   flip(pool: Pool | string): Promise<ScriptResult> {
     return switchPool(this.state, pool);
+  }
+
+  /** Sets the share of requests (0-99) whose first try goes to the idle pool, through switch-pool.sh. */
+  canary(percent: number | string): Promise<ScriptResult> {
+    return setCanary(this.state, percent);
+  }
+
+  /** The pool nginx treats as active on the next request (the switch dir's flag file). */
+  activePool(): Pool {
+    return readActivePool(this.state);
+  }
+
+  canaryPercent(): number {
+    return readCanaryPercent(this.state);
   }
 
   async chaos(pool: Pool, mode: ChaosMode | 'stop'): Promise<void> {

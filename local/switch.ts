@@ -1,16 +1,20 @@
-// Runs nginx/switch-pool.sh for a local stack: the one switch script, as the host runs it.
+// Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary:
+// files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
 import { spawn } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { NGINX_DIR, Pool } from './defaults';
 
-/** What the switch script needs to know about a running local nginx (also what `state.json` holds). */
+/** What the scripts need to know about a running local nginx (also what `state.json` holds). */
 export interface NginxTarget {
   nginxBin: string;
   /** nginx -p: where logs/, run/ and tmp/ live. */
   prefix: string;
   /** Holds nginx.conf (a link to nginx/nginx.conf) and the rendered upstream.conf. */
   confDir: string;
-  /** Renderer inputs other than ACTIVE_POOL: BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, ... */
+  /** green-active and canary: what nginx checks per request (local mode: `<stateDir>/switch`). */
+  switchDir: string;
+  /** Renderer inputs other than SWITCH_DIR: BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, ... */
   upstreamEnv: Record<string, string>;
 }
 
@@ -32,23 +36,53 @@ export function runScript(file: string, args: string[], env: Record<string, stri
   });
 }
 
+/** Everything switch-pool.sh, apply-upstream.sh and render-upstream.sh read, for this target. */
 export function switchEnv(target: NginxTarget): Record<string, string> {
   return {
     ...target.upstreamEnv,
+    // Local nginx and the scripts see the switch dir at the same path (on the host they differ).
+    SWITCH_DIR: target.switchDir,
     BLUEGREEN_CONF_DIR: target.confDir,
     NGINX_BIN: target.nginxBin,
     NGINX_PREFIX: target.prefix,
   };
 }
 
-/** Switches the active pool; a pool that is not blue|green is passed through so the script rejects it. */
+/** Flips the active pool; a pool that is not blue|green is passed through so the script rejects it. */
 export function switchPool(target: NginxTarget, pool: Pool | string): Promise<ScriptResult> {
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), [pool], switchEnv(target));
 }
 
-/** Renders upstream.conf content for a pool (the initial render, before nginx starts). */
-export async function renderUpstream(target: NginxTarget, pool: Pool): Promise<string> {
-  const result = await runScript(path.join(NGINX_DIR, 'render-upstream.sh'), [], { ...target.upstreamEnv, ACTIVE_POOL: pool });
+/** Sets the share (0-99) of requests that try the idle pool first; bad values reach the script's check. */
+export function setCanary(target: NginxTarget, percent: number | string): Promise<ScriptResult> {
+  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--canary', String(percent)], switchEnv(target));
+}
+
+/** Re-renders upstream.conf and reloads nginx only if it changed (pool addresses, settings). */
+export function applyUpstream(target: NginxTarget, extraEnv: Record<string, string> = {}): Promise<ScriptResult> {
+  return runScript(path.join(NGINX_DIR, 'apply-upstream.sh'), [], { ...switchEnv(target), ...extraEnv });
+}
+
+/** The active pool as nginx sees it on the next request: the flag file, nothing else. */
+export function readActivePool(target: Pick<NginxTarget, 'switchDir'>): Pool {
+  return existsSync(path.join(target.switchDir, 'green-active')) ? 'green' : 'blue';
+}
+
+/** The canary share the switch dir holds (0 when there is none). */
+export function readCanaryPercent(target: Pick<NginxTarget, 'switchDir'>): number {
+  let link: string;
+  try {
+    link = readlinkSync(path.join(target.switchDir, 'canary'));
+  } catch {
+    return 0;
+  }
+  const match = /^\.canary-(\d{1,2})$/.exec(link);
+  return match ? Number(match[1]) : 0;
+}
+
+/** Renders upstream.conf content (the initial render, before nginx starts). */
+export async function renderUpstream(target: NginxTarget): Promise<string> {
+  const result = await runScript(path.join(NGINX_DIR, 'render-upstream.sh'), [], switchEnv(target));
   if (result.code !== 0) throw new Error(result.stderr.trim());
   return result.stdout;
 }

@@ -1,86 +1,129 @@
 #!/bin/sh
-# Switches the active pool: render the upstream to a temp file, swap it in, `nginx -t`, graceful
-# reload. Anything wrong (bad pool, failing test, failing reload) puts the previous file back, so
-# the running nginx keeps serving its current config, and exits non-zero saying what was wrong.
-# Running it again with the active pool is a no-op: no reload.
+# Flips the active pool, or sets the canary share, by changing files in the switch dir that nginx
+# checks on every request (nginx.conf). No nginx call, no reload: a reload closes idle keep-alive
+# connections, and clients that do not re-send on a closed connection count that as a failure.
+# Every change is one atomic file operation, so each request sees the old state or the new one.
 #
-# Usage: switch-pool.sh <blue|green>
+# Usage: switch-pool.sh <blue|green>     green-active exists <=> green is the active pool
+#        switch-pool.sh --canary <0-99>  that share of requests tries the idle pool first
 # Environment:
-#   BLUEGREEN_CONF_DIR  the directory holding nginx.conf and upstream.conf   (required)
-#   NGINX_CMD           how to run nginx when it is not a local binary, split on spaces,
-#                       e.g. "docker compose -f /opt/bluegreen/docker-compose.yml exec -T nginx nginx"
-#   NGINX_BIN, NGINX_PREFIX  otherwise: runs "$NGINX_BIN -p $NGINX_PREFIX -c $BLUEGREEN_CONF_DIR/nginx.conf"
-#   plus the renderer's inputs (BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, ...): see render-upstream.sh
-# Exit codes: 0 switched or already active, 1 nginx rejected the change, 2 bad input or busy.
+#   SWITCH_DIR  the switch dir, as this shell sees it (required; nginx may see it elsewhere)
+# Prints one line saying what it did. Exit codes: 0 done or already so, 2 bad input or busy
+# (nothing changed), 1 the file system refused a step.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
-pool=${1:-}
-dir=${BLUEGREEN_CONF_DIR:-}
+dir=${SWITCH_DIR:-}
 
 say() { echo "switch-pool: $*"; }
 fail() {
-  code=$1
-  shift
   echo "switch-pool: $*" >&2
-  exit "$code"
+  exit 2
 }
 
-[ -n "$dir" ] || fail 2 "BLUEGREEN_CONF_DIR is not set (the directory holding nginx.conf and upstream.conf)"
-[ -d "$dir" ] || fail 2 "BLUEGREEN_CONF_DIR '$dir' is not a directory"
-[ -n "${NGINX_CMD:-}" ] || [ -n "${NGINX_PREFIX:-}" ] || fail 2 "set NGINX_CMD, or NGINX_PREFIX (nginx -p) for a local nginx"
+[ -n "$dir" ] || fail "SWITCH_DIR is not set (the directory nginx checks for green-active and canary); nothing changed"
+[ -d "$dir" ] || fail "SWITCH_DIR '$dir' is not a directory; nothing changed"
 
-current=$dir/upstream.conf
-new=$dir/.upstream.conf.new
-prev=$dir/.upstream.conf.prev
-lock=$dir/.switch.lock
-
-# One switch at a time: two overlapping switches could each restore the other's file.
-tries=0
-until mkdir "$lock" 2>/dev/null; do
-  tries=$((tries + 1))
-  [ "$tries" -lt 50 ] || fail 2 "another switch holds $lock for over 10 s; if none is running, remove it"
-  sleep 0.2
-done
-trap 'rm -f "$new" "$new.err"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
-
-if ! ACTIVE_POOL=$pool sh "$here/render-upstream.sh" >"$new" 2>"$new.err"; then
-  cat "$new.err" >&2
-  fail 2 "not switched: nginx keeps serving its current config"
-fi
-
-if [ -f "$current" ] && cmp -s "$new" "$current"; then
-  say "$pool is already the active pool; nothing changed, no reload"
-  exit 0
-fi
-
-nginx_run() {
-  if [ -n "${NGINX_CMD:-}" ]; then
-    # NGINX_CMD is a command line on purpose (`docker compose exec ...`), so split it.
-    # shellcheck disable=SC2086
-    $NGINX_CMD "$@"
+flip() {
+  pool=$1
+  flag=$dir/green-active
+  if [ -f "$flag" ]; then current=green; else current=blue; fi
+  if [ "$pool" = "$current" ]; then
+    say "$pool is already the active pool; nothing changed"
+    return
+  fi
+  if [ "$pool" = green ]; then
+    # Written under a temp name and renamed: the flag appears whole, or not at all.
+    tmp=$dir/.green-active.$$
+    : >"$tmp"
+    mv -f "$tmp" "$flag"
   else
-    "${NGINX_BIN:-nginx}" -p "$NGINX_PREFIX" -c "$dir/nginx.conf" "$@"
+    rm -f "$flag"
+  fi
+  say "active pool is now $pool (nginx reads it per request; no reload)"
+}
+
+current_canary() {
+  target=$(readlink "$dir/canary" 2>/dev/null || true)
+  case "$target" in
+    .canary-*) echo "${target#.canary-}" ;;
+    *) echo 0 ;;
+  esac
+}
+
+# .canary-N holds exactly the empty files 00 … N-1: the canary buckets (nginx/canary-buckets.conf).
+# A stray file would make its bucket a canary bucket too, so all 100 names are checked.
+canary_dir_ok() {
+  n=$1
+  [ -d "$dir/.canary-$n" ] || return 1
+  i=0
+  while [ "$i" -lt 100 ]; do
+    name=$dir/.canary-$n/$(printf '%02d' "$i")
+    if [ "$i" -lt "$n" ]; then
+      [ -f "$name" ] || return 1
+    else
+      [ ! -e "$name" ] || return 1
+    fi
+    i=$((i + 1))
+  done
+}
+
+canary() {
+  n=$1
+  # Two canary changes at once could each remove the bucket dir the other just built.
+  lock=$dir/.canary.lock
+  tries=0
+  until mkdir "$lock" 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 50 ] || fail "another canary change holds $lock for over 10 s; if none is running, remove it; nothing changed"
+    sleep 0.2
+  done
+  build=$dir/.canary-$n.new.$$
+  link=$dir/.canary.$$
+  trap 'rm -rf "$build" "$link"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+
+  was=$(current_canary)
+  if [ "$n" = "$was" ] && { [ "$n" = 0 ] || canary_dir_ok "$n"; }; then
+    say "canary share is already $n%; nothing changed"
+    return
+  fi
+  if ! canary_dir_ok "$n"; then
+    # Filled under a temp name, then renamed: nginx never sees a half-filled bucket dir.
+    rm -rf "$build"
+    mkdir "$build"
+    # nginx workers (an unprivileged user) must see into it whatever this shell's umask is.
+    chmod 755 "$build"
+    i=0
+    while [ "$i" -lt "$n" ]; do
+      : >"$build/$(printf '%02d' "$i")"
+      i=$((i + 1))
+    done
+    rm -rf "$dir/.canary-$n"
+    mv -T "$build" "$dir/.canary-$n"
+  fi
+  # Relative target: the host and the nginx container see the switch dir at different paths.
+  rm -f "$link"
+  ln -s ".canary-$n" "$link"
+  # mv -T renames the link itself over the old one (rename(2): atomic), never into its target.
+  mv -T "$link" "$dir/canary"
+  if [ "$n" = 0 ]; then
+    say "canary share is now 0% (was $was%): every request tries the active pool first"
+  else
+    say "canary share is now $n% (was $was%): that share of requests tries the idle pool first, the active pool is its backup"
   fi
 }
 
-restore() {
-  if [ -f "$prev" ]; then mv -f "$prev" "$current"; else rm -f "$current"; fi
-}
-
-if [ -f "$current" ]; then cp -p "$current" "$prev"; else rm -f "$prev"; fi
-# rename(2) is atomic: nginx never reads a half-written upstream.conf.
-mv -f "$new" "$current"
-
-if ! out=$(nginx_run -t 2>&1); then
-  restore
-  printf '%s\n' "$out" >&2
-  fail 1 "nginx -t rejected the config for '$pool'; restored the previous upstream.conf, nginx keeps serving it"
-fi
-if ! out=$(nginx_run -s reload 2>&1); then
-  restore
-  printf '%s\n' "$out" >&2
-  fail 1 "nginx reload failed; restored the previous upstream.conf, nginx keeps serving it"
-fi
-rm -f "$prev"
-say "active pool is now $pool (config tested, nginx reloaded gracefully)"
+usage="usage: switch-pool.sh <blue|green> | --canary <0-99>"
+case "${1:-}" in
+  blue | green)
+    [ $# -eq 1 ] || fail "$usage; nothing changed"
+    flip "$1"
+    ;;
+  --canary)
+    [ $# -eq 2 ] || fail "$usage; nothing changed"
+    # No leading zeros: the value is also a directory name, and 010 is not 10 to every shell.
+    printf '%s' "$2" | grep -Eq '^(0|[1-9][0-9]?)$' || fail "the canary share must be a whole number 0-99, got '$2'; nothing changed"
+    canary "$2"
+    ;;
+  '') fail "$usage; nothing changed" ;;
+  *) fail "the pool must be blue or green, got '$1'; nothing changed, nginx keeps serving as before" ;;
+esac

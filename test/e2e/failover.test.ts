@@ -1,6 +1,6 @@
 // Failover inside the request, with real nginx and real pool processes under concurrent load.
 import { logEntryFor, readAccessLog, startTestStack, waitFor } from '../helpers/stack';
-import { startLoad, TEST_LOAD } from '../helpers/load';
+import { startLoad, STRICT_CLIENT, TEST_LOAD } from '../helpers/load';
 import { summarize } from '../../local/load';
 import { httpRequest } from '../../local/http';
 import { LocalStack } from '../../local/stack';
@@ -18,7 +18,8 @@ afterEach(async () => {
 
 async function failoverUnderLoad(breakPrimary: () => Promise<void>) {
   stack = await startTestStack({ activePool: 'blue' });
-  const load = startLoad({ url: `${stack.url}/version`, ...TEST_LOAD });
+  // A client that never re-sends: failover must happen inside nginx, not in the client.
+  const load = startLoad({ url: `${stack.url}/version`, ...TEST_LOAD, ...STRICT_CLIENT });
   await load.after(50, 'before breaking blue');
   const breakAt = load.samples.length;
   await breakPrimary();
@@ -38,7 +39,7 @@ test('error mode on the active pool: zero failed requests, the backup answers', 
   const retried = entries.filter((e) => e.upstream_status === '500, 200');
   expect(retried.length).toBeGreaterThan(0);
   for (const e of retried) {
-    expect(e).toMatchObject({ status: 200, pool: 'green', release: 'green-r1', active_pool: 'blue' });
+    expect(e).toMatchObject({ status: 200, pool: 'green', release: 'green-r1', active_pool: 'blue', primary_pool: 'blue' });
     expect(e.upstream_addr).toBe(`127.0.0.1:${stack.ports.blue}, 127.0.0.1:${stack.ports.green}`);
   }
 });
@@ -72,6 +73,51 @@ test('the pool comes back: after chaos stops, traffic returns to the active pool
   expect(summarize(result.samples, result.durationMs).failed).toBe(0);
 });
 
+describe('restartPool: a new release on the idle pool', () => {
+  test('under load with a canary on it: 0 failed, the new release and env answer on the same port, the active pool untouched', async () => {
+    stack = await startTestStack({ activePool: 'blue' });
+    // Canary requests are in flight to green while it restarts: they must end on blue, not fail.
+    expect((await stack.canary(30)).code).toBe(0);
+    const bluePid = stack.pid('blue');
+    const greenPort = stack.ports.green;
+    const load = startLoad({ url: `${stack.url}/version`, ...TEST_LOAD, ...STRICT_CLIENT });
+    await load.after(50, 'before the restart');
+    await stack.restartPool('green', { release: 'green-r2', env: { FAIL_HEALTHZ: '1' } });
+    await load.after(50, 'after the restart');
+    const result = await load.finish();
+    const summary = summarize(result.samples, result.durationMs);
+    expect(summary.failures).toEqual({});
+    expect(summary.byPool.green).toBeGreaterThan(0);
+    expect(stack.ports.green).toBe(greenPort);
+    expect(stack.pid('blue')).toBe(bluePid);
+    expect(stack.poolRun('green')).toEqual({ release: 'green-r2', env: { FAIL_HEALTHZ: '1' } });
+    const version = await httpRequest(`${stack.poolUrl('green')}/version`, { agent: false });
+    expect(version.headers['x-release-id']).toBe('green-r2');
+    expect((await httpRequest(`${stack.poolUrl('green')}/healthz`, { agent: false })).status).toBe(503);
+    // After a flip the new release serves through nginx.
+    expect((await stack.canary(0)).code).toBe(0);
+    expect((await stack.flip('green')).code).toBe(0);
+    // Canary requests that met green's closed port marked it down in its own block for up to
+    // fail_timeout (5 s): until then blue answers for it, as a failover would.
+    await waitFor(
+      async () => (await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-release-id'] === 'green-r2',
+      'green-r2 to answer through nginx',
+      10_000,
+    );
+  });
+
+  test('a pool that cannot start rejects with its reason; the other pool keeps serving', async () => {
+    stack = await startTestStack({ activePool: 'blue' });
+    await expect(stack.restartPool('green', { release: 'green-bad', env: { FAULT_RATE: 'lots' } })).rejects.toThrow(
+      /green pool exited before listening \(exit code 2\): pool app: FAULT_RATE must be a number from 0 to 1/,
+    );
+    expect((await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool']).toBe('blue');
+    // Back to a good release.
+    await stack.restartPool('green', { release: 'green-r3' });
+    expect((await httpRequest(`${stack.poolUrl('green')}/version`, { agent: false })).headers['x-release-id']).toBe('green-r3');
+  });
+});
+
 describe('both pools down', () => {
   test('both killed: a clean JSON 502 at once, not a hang', async () => {
     stack = await startTestStack();
@@ -82,7 +128,7 @@ describe('both pools down', () => {
     expect(Date.now() - started).toBeLessThan(BOUND_MS + SLACK_MS);
     expect(res.status).toBe(502);
     expect(res.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', status: 502, active_pool: 'blue' });
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', status: 502, active_pool: 'blue', primary_pool: 'blue' });
     const entry = await logEntryFor(stack, res);
     expect(entry.status).toBe(502);
     expect(upstreamStatuses(entry)).toEqual([502, 502]);

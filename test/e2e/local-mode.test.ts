@@ -73,12 +73,19 @@ test('flip, chaos and check work against the running local stack through the CLI
   const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { env: started!.env, cwd: REPO_ROOT });
 
   const flip = await cli('flip', 'green');
-  expect(flip.stdout).toContain('active pool is now green');
-  expect(flip.stdout).toMatch(/confirmed: .* is answered by green/);
+  expect(flip.stdout).toContain('switch-pool: active pool is now green (nginx reads it per request; no reload)');
+  expect(flip.stdout).toMatch(/confirmed: .* is answered by green \(\d+ ms after the switch\)/);
+  // The flip is the switch dir's flag file, where state.json says it is.
+  const state = JSON.parse(readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as { switchDir: string };
+  expect(state.switchDir).toBe(path.join(stateDir, 'switch'));
+  expect(existsSync(path.join(state.switchDir, 'green-active'))).toBe(true);
+  const again = await cli('flip', 'green');
+  expect(again.stdout).toContain('switch-pool: green is already the active pool; nothing changed');
 
   const bad = await cli('flip', 'purple').catch((e: { code: number; stdout: string }) => e);
   expect(bad).toMatchObject({ code: 2 });
-  expect((bad as { stdout: string }).stdout).toContain("ACTIVE_POOL must be blue or green, got 'purple'");
+  expect((bad as { stdout: string }).stdout).toContain("switch-pool: the pool must be blue or green, got 'purple'; nothing changed");
+  expect(existsSync(path.join(state.switchDir, 'green-active'))).toBe(true);
 
   const check = await cli('check', '--duration', '3');
   expect(check.stdout).toMatch(/^PASS failover: .* 0 failed, (9\d|100)\.\d% served by blue/m);

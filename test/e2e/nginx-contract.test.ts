@@ -1,5 +1,5 @@
 // The public entry's contract: headers, the JSON access log, /chaos refused, retry policy by method.
-import { logEntryFor, readAccessLog, startTestStack, waitFor } from '../helpers/stack';
+import { logEntryFor, readAccessLog, startTestStack, waitFor, workerPids } from '../helpers/stack';
 import { ACCESS_LOG_FIELDS } from '../../lambda/alert/access-log';
 import { httpRequest } from '../../local/http';
 import { LocalStack } from '../../local/stack';
@@ -42,6 +42,8 @@ test('every access-log line is one JSON object with every field and the right va
     for (const field of ACCESS_LOG_FIELDS) expect(entry).toHaveProperty(field);
     expect(entry.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/);
     expect(entry.active_pool).toBe('blue');
+    // No canary: every request's first try is the active pool, even the failed-over one.
+    expect(entry.primary_pool).toBe('blue');
   }
   expect(okEntry).toMatchObject({
     method: 'GET',
@@ -50,6 +52,7 @@ test('every access-log line is one JSON object with every field and the right va
     pool: 'blue',
     release: 'blue-2026.11.1',
     active_pool: 'blue',
+    primary_pool: 'blue',
     upstream_status: '200',
     upstream_addr: `127.0.0.1:${stack.ports.blue}`,
     remote_addr: '127.0.0.1',
@@ -61,15 +64,45 @@ test('every access-log line is one JSON object with every field and the right va
   expect(okEntry.upstream_response_time).toMatch(/^\d+\.\d{3}$/);
   expect(okEntry.upstream_connect_time).toMatch(/^\d+\.\d{3}$/);
   expect(await logEntryFor(stack, missing)).toMatchObject({ status: 404, pool: 'blue', upstream_status: '404' });
-  expect(await logEntryFor(stack, blocked)).toMatchObject({ status: 403, method: 'POST', pool: '', upstream_status: '' });
+  expect(await logEntryFor(stack, blocked)).toMatchObject({ status: 403, method: 'POST', pool: '', upstream_status: '', active_pool: 'blue' });
   expect(await logEntryFor(stack, failedOver)).toMatchObject({
     status: 200,
     pool: 'green',
     release: 'green-2026.11.2',
     active_pool: 'blue',
+    primary_pool: 'blue',
     upstream_status: '500, 200',
     upstream_addr: `127.0.0.1:${stack.ports.blue}, 127.0.0.1:${stack.ports.green}`,
   });
+});
+
+test('active_pool and primary_pool follow the switch dir request by request, with no reload', async () => {
+  const workers = workerPids(stack);
+  const before = await httpRequest(`${stack.url}/version`, { agent: false });
+  expect((await stack.flip('green')).code).toBe(0);
+  const after = await httpRequest(`${stack.url}/version`, { agent: false });
+  expect((await stack.canary(99)).code).toBe(0);
+  // 99 of 100 buckets: find a canary request (first try on the idle pool, blue) among a few.
+  const canary = await waitFor(async () => {
+    const res = await httpRequest(`${stack.url}/version`, { agent: false });
+    const entry = await logEntryFor(stack, res);
+    return entry.primary_pool === 'blue' ? { res, entry } : undefined;
+  }, 'a canary request');
+  expect(await logEntryFor(stack, before)).toMatchObject({ active_pool: 'blue', primary_pool: 'blue', pool: 'blue' });
+  expect(await logEntryFor(stack, after)).toMatchObject({ active_pool: 'green', primary_pool: 'green', pool: 'green' });
+  expect(canary.entry).toMatchObject({ active_pool: 'green', primary_pool: 'blue', pool: 'blue', release: 'blue-2026.11.1', upstream_status: '200' });
+  expect(canary.res.headers['x-app-pool']).toBe('blue');
+  expect(workerPids(stack)).toEqual(workers);
+});
+
+test('the JSON error page names the pools the request was routed by', async () => {
+  await stack.killPool('blue');
+  await stack.killPool('green');
+  const res = await httpRequest(`${stack.url}/version`, { agent: false });
+  expect(res.status).toBe(502);
+  expect(res.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+  expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', active_pool: 'blue', primary_pool: 'blue', request_id: res.headers['x-request-id'] });
+  expect(await logEntryFor(stack, res)).toMatchObject({ status: 502, active_pool: 'blue', primary_pool: 'blue' });
 });
 
 test.each([

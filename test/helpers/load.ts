@@ -32,3 +32,9 @@ export function startLoad(options: Omit<LoadOptions, 'signal' | 'onSample'>): Lo
 
 /** Test load: moderate and bounded, so a 2-core machine runs nginx, pools and client together. */
 export const TEST_LOAD = { connections: 8, ratePerSec: 400, durationMs: 20_000 } as const;
+
+/**
+ * A keep-alive client that never re-sends a request (Node's default agent, a load balancer in
+ * front of nginx): what "0 failed" across flips and releases is measured with.
+ */
+export const STRICT_CLIENT = { retryStaleSockets: false } as const;

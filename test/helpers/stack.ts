@@ -1,4 +1,5 @@
 // Test helpers: a local stack per test on free loopback ports, in its own temp dir.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,9 +21,12 @@ export async function startTestStack(options: Partial<StackOptions> = {}): Promi
   return stack;
 }
 
-export function readAccessLog(stack: LocalStack): { entries: AccessLogEntry[]; malformed: string[] } {
+/** An access-log entry with the field the reload-free switch added (where the first try went). */
+export type LogEntry = AccessLogEntry & { primary_pool?: string };
+
+export function readAccessLog(stack: LocalStack): { entries: LogEntry[]; malformed: string[] } {
   const lines = readFileSync(stack.state.accessLog, 'utf8').split('\n').filter(Boolean);
-  const entries: AccessLogEntry[] = [];
+  const entries: LogEntry[] = [];
   const malformed: string[] = [];
   for (const line of lines) {
     const parsed = parseAccessLogLine(line);
@@ -30,6 +34,15 @@ export function readAccessLog(stack: LocalStack): { entries: AccessLogEntry[]; m
     else malformed.push(`${parsed.reason}: ${line}`);
   }
   return { entries, malformed };
+}
+
+/** nginx worker pids: they change on every reload, so equal lists mean no reload happened. */
+export function workerPids(stack: LocalStack): string[] {
+  return execFileSync('ps', ['-o', 'pid=', '--ppid', String(stack.pid('nginx'))], { encoding: 'utf8' })
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .sort();
 }
 
 /** Polls until check() is truthy; the wait is derived from the state, never a fixed sleep. */
@@ -60,7 +73,7 @@ export function sampleGate<S>(predicate: (all: readonly S[]) => boolean) {
 }
 
 /** The access-log entry of one response, found by its X-Request-Id once nginx has written it. */
-export function logEntryFor(stack: LocalStack, res: { headers: Record<string, unknown> }): Promise<AccessLogEntry> {
+export function logEntryFor(stack: LocalStack, res: { headers: Record<string, unknown> }): Promise<LogEntry> {
   const id = res.headers['x-request-id'];
   if (typeof id !== 'string') throw new Error('response has no X-Request-Id header');
   return waitFor(() => readAccessLog(stack).entries.find((e) => e.request_id === id), `access-log line for request ${id}`);

@@ -7,7 +7,7 @@ const scripts = execFileSync('git', ['ls-files', '--cached', '--others', '--excl
   .filter(Boolean);
 
 test('there are shell scripts to check', () => {
-  expect(scripts).toEqual(expect.arrayContaining(['nginx/render-upstream.sh', 'nginx/switch-pool.sh', '.ci/run']));
+  expect(scripts).toEqual(expect.arrayContaining(['nginx/render-upstream.sh', 'nginx/switch-pool.sh', 'nginx/apply-upstream.sh', '.ci/run']));
 });
 
 test.each(scripts)('shellcheck %s', (file) => {

@@ -1,0 +1,88 @@
+#!/bin/sh
+# Applies a real config change (pool addresses, failure accounting, keep-alive, switch dir): render
+# upstream.conf to a temp file, and only if it differs, swap it in, `nginx -t`, graceful reload.
+# Anything wrong (bad input, failing test, failing reload) puts the previous file back, so the
+# running nginx keeps serving its current config, and exits non-zero saying what was wrong.
+# Pool flips and the canary share are not config: switch-pool.sh changes them without a reload.
+#
+# Usage: apply-upstream.sh
+# Environment:
+#   BLUEGREEN_CONF_DIR  the directory holding nginx.conf and upstream.conf   (required)
+#   NGINX_CMD           how to run nginx when it is not a local binary, split on spaces,
+#                       e.g. "docker compose -f /opt/bluegreen/docker-compose.yml exec -T nginx nginx"
+#   NGINX_BIN, NGINX_PREFIX  otherwise: runs "$NGINX_BIN -p $NGINX_PREFIX -c $BLUEGREEN_CONF_DIR/nginx.conf"
+#   plus the renderer's inputs (SWITCH_DIR, BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, ...): see render-upstream.sh
+# Exit codes: 0 applied or unchanged, 1 nginx rejected the change (previous config restored),
+# 2 bad input or busy (nothing changed).
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${BLUEGREEN_CONF_DIR:-}
+
+say() { echo "apply-upstream: $*"; }
+fail() {
+  code=$1
+  shift
+  echo "apply-upstream: $*" >&2
+  exit "$code"
+}
+
+[ $# -eq 0 ] || fail 2 "takes no arguments (flip pools with switch-pool.sh); got '$*'"
+[ -n "$dir" ] || fail 2 "BLUEGREEN_CONF_DIR is not set (the directory holding nginx.conf and upstream.conf)"
+[ -d "$dir" ] || fail 2 "BLUEGREEN_CONF_DIR '$dir' is not a directory"
+[ -n "${NGINX_CMD:-}" ] || [ -n "${NGINX_PREFIX:-}" ] || fail 2 "set NGINX_CMD, or NGINX_PREFIX (nginx -p) for a local nginx"
+
+current=$dir/upstream.conf
+new=$dir/.upstream.conf.new
+prev=$dir/.upstream.conf.prev
+lock=$dir/.apply.lock
+
+# One apply at a time: two overlapping applies could each restore the other's file.
+tries=0
+until mkdir "$lock" 2>/dev/null; do
+  tries=$((tries + 1))
+  [ "$tries" -lt 50 ] || fail 2 "another apply holds $lock for over 10 s; if none is running, remove it"
+  sleep 0.2
+done
+trap 'rm -f "$new" "$new.err"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+
+if ! sh "$here/render-upstream.sh" >"$new" 2>"$new.err"; then
+  cat "$new.err" >&2
+  fail 2 "not applied: nginx keeps serving its current config"
+fi
+
+if [ -f "$current" ] && cmp -s "$new" "$current"; then
+  say "upstream.conf is unchanged; no reload"
+  exit 0
+fi
+
+nginx_run() {
+  if [ -n "${NGINX_CMD:-}" ]; then
+    # NGINX_CMD is a command line on purpose (`docker compose exec ...`), so split it.
+    # shellcheck disable=SC2086
+    $NGINX_CMD "$@"
+  else
+    "${NGINX_BIN:-nginx}" -p "$NGINX_PREFIX" -c "$dir/nginx.conf" "$@"
+  fi
+}
+
+restore() {
+  if [ -f "$prev" ]; then mv -f "$prev" "$current"; else rm -f "$current"; fi
+}
+
+if [ -f "$current" ]; then cp -p "$current" "$prev"; else rm -f "$prev"; fi
+# rename(2) is atomic: nginx never reads a half-written upstream.conf.
+mv -f "$new" "$current"
+
+if ! out=$(nginx_run -t 2>&1); then
+  restore
+  printf '%s\n' "$out" >&2
+  fail 1 "nginx -t rejected the new upstream.conf; restored the previous one, nginx keeps serving it"
+fi
+if ! out=$(nginx_run -s reload 2>&1); then
+  restore
+  printf '%s\n' "$out" >&2
+  fail 1 "nginx reload failed; restored the previous upstream.conf, nginx keeps serving it"
+fi
+rm -f "$prev"
+say "upstream.conf updated (config tested, nginx reloaded gracefully)"
