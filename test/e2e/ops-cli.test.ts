@@ -2,6 +2,8 @@
 // real local stack, and the host's part played by the real bluegreen-apply, run when the parameter
 // changes (as EventBridge → Run Command does on AWS). Every command runs as a real process.
 import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -21,6 +23,7 @@ const names = parameterNames(STAGE);
 let moto: Moto;
 let ssm: SSMClient;
 let stack: LocalStack;
+const hostStateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-ops-host-'));
 beforeAll(async () => {
   moto = await startMoto();
   const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
@@ -30,6 +33,7 @@ beforeAll(async () => {
   const put = (Name: string, Value: string) => ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
   await put(names.activePool, 'blue');
   await put(names.maintenance, 'off');
+  await put(names.canaryPercent, '0');
   await put(names.publicUrl, stack.url);
   await put(names.instanceId, 'i-0123456789abcdef0');
   await put(names.alertState, JSON.stringify({ hosts: {}, lastPosted: { 'failover:i-0123456789abcdef0': Date.parse('2026-11-22T10:00:00Z') } }));
@@ -49,6 +53,9 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
+/** bluegreen-apply as the host runs it, minus the containers (this "host" is the local stack). */
+const hostEnv = () => ({ ...moto.env, ...switchEnv(stack.state), STAGE, BLUEGREEN_HOME: REPO_ROOT, BLUEGREEN_ENV_FILE: '/nonexistent', BLUEGREEN_MANAGE_POOLS: 'no', BLUEGREEN_STATE_DIR: hostStateDir });
+
 /** The host: applies the parameter whenever it changes, like the EventBridge → Run Command path. */
 function simulateHost() {
   let last = 'blue';
@@ -58,7 +65,7 @@ function simulateHost() {
       const value = (await ssm.send(new GetParameterCommand({ Name: names.activePool }))).Parameter?.Value;
       if (value && value !== last) {
         last = value;
-        await runScript(path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh'), [], { ...moto.env, ...switchEnv(stack.state), STAGE, BLUEGREEN_HOME: REPO_ROOT, BLUEGREEN_ENV_FILE: '/nonexistent' });
+        await runScript(path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh'), [], hostEnv());
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -97,7 +104,7 @@ test('flip --stage without a host applying it: not confirmed, exit 1, says why',
   expect(result.code).toBe(1);
   expect(result.stdout).toMatch(/flip not confirmed: not confirmed within 3 s: .* does not answer from blue/);
   // Put things back for the next tests.
-  await runScript(path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh'), [], { ...moto.env, ...switchEnv(stack.state), STAGE, BLUEGREEN_HOME: REPO_ROOT, BLUEGREEN_ENV_FILE: '/nonexistent' });
+  await runScript(path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh'), [], hostEnv());
 });
 
 test('maintenance on|off --stage sets the parameter', async () => {

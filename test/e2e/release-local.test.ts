@@ -200,7 +200,8 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   expect(files()).toEqual(before);
 
   const first = cli('release', '--release', 'r8', '--strategy', 'canary', '--canary-percent', '5', '--canary-duration', '6s', '--bake', '2s');
-  await waitFor(() => record()?.release === 'r8' && record()?.state === 'verifying', 'the first release to verify', 30_000);
+  // Once the canary runs, the first release writes nothing for 6 s: what the second one must not touch.
+  await waitFor(() => record()?.release === 'r8' && record()?.state === 'verifying' && record()!.steps.some((s) => s.step === 'canary'), 'the first release to run its canary', 30_000);
   const during = files();
   const second = cli('release', '--release', 'r9');
   expect(await second.exited).toBe(2);

@@ -123,10 +123,10 @@ describe('the CLI', () => {
     expect(readLocalHistory(dir)).toEqual([]);
   });
 
-  test('--stage answers "not available yet" until the AWS backend is wired', async () => {
-    const r = await cli('release', '--release', 'v2', '--stage', 'dev');
+  test('--stage goes to the AWS backend, which checks the stage name first', async () => {
+    const r = await cli('release', '--release', 'v2', '--stage', 'Not_A_Stage');
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/deployed stage/);
+    expect(r.err).toMatch(/--stage must be a stage name like prod, got "Not_A_Stage"/);
   });
 
   test('history: one row per release (its last version), newest first, with outcome, duration and reason', async () => {
