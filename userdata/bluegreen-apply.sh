@@ -1,17 +1,47 @@
 #!/bin/sh
-# bluegreen-apply: make nginx serve the pool that SSM /bluegreen/<stage>/active-pool names.
-# Run by SSM Run Command when the parameter changes (EventBridge), by a systemd timer every minute
-# as a safety net, and at boot. Idempotent: when the pool is already active, nothing is reloaded.
+# bluegreen-apply: the host agent. Makes the host run what SSM says (contract section 5):
+#   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
+#   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
+#     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
+#     -> recreate only its container -> health check -> smoke through its own port (/version answers
+#     the desired release); a failed gate puts the previous release back. The active pool is never
+#     recreated: a difference there is reported;
+#   - nginx's pool addresses: when a container's address differs from upstream.conf,
+#     nginx/apply-upstream.sh (nginx -t + graceful reload; the old config keeps serving on failure).
+# Run by SSM Run Command (the release CLI, EventBridge on parameter changes), a systemd timer every
+# minute (safety net), and at boot (--no-reload). Idempotent: nothing changed, nothing touched.
 #
-# Usage: bluegreen-apply [--no-reload]
-#   --no-reload  only render upstream.conf (boot, before nginx runs)
-# Environment (the host sets these in /etc/bluegreen/env; tests set them directly):
-#   STAGE             the stage                                  (required)
-#   AWS_REGION        region of the parameter
-#   BLUEGREEN_HOME    where nginx/, app/, userdata/ and conf/ live (default /opt/bluegreen)
-#   BLUEGREEN_CONF_DIR, NGINX_CMD or NGINX_BIN + NGINX_PREFIX: passed to switch-pool.sh
-#                     (default: conf/ under BLUEGREEN_HOME, nginx through bluegreen-nginx)
-# Exit codes: 0 applied or already active, 1 nginx refused, 2 bad parameter value, 3 SSM unreadable.
+# Usage: bluegreen-apply [--no-reload] [--retry]
+#   --no-reload  boot: nginx and the pools are not running yet. Writes everything they start from
+#                (switch dir, upstream.conf, Compose .env, pool env files, images) and starts nothing.
+#   --retry      try a desired pool state again that failed before (the timer does not, so a failing
+#                release is not redeployed every minute; new parameter versions are tried anyway).
+# Prints `step=<name> pool=<blue|green|-> ok=<true|false> detail=...` per step (the release CLI reads
+# these from Run Command output) and `bluegreen-apply: ...` lines for people.
+# Exit codes: 0 ok, 1 a step failed, 2 a bad parameter value (that part is left as it was),
+# 3 SSM unreadable (nothing changed).
+#
+# Environment (the host's /etc/bluegreen/env sets STAGE, AWS_REGION, ECR_REGISTRY, *_PARAM; tests
+# set them directly):
+#   STAGE                the stage (required); parameter names default to /bluegreen/$STAGE/...
+#   ACTIVE_POOL_PARAM, CANARY_PARAM, {BLUE,GREEN}_{IMAGE,RELEASE,ENV}_PARAM  exact parameter names
+#   BLUEGREEN_HOME       nginx/, app/, userdata/, conf/, switch/         (default /opt/bluegreen)
+#   BLUEGREEN_STATE_DIR  pools/<pool>.{env,applied,failed}, the lock     (default /var/lib/bluegreen)
+#   BLUEGREEN_LOG_DIR    nginx's logs                                    (default /var/log/bluegreen)
+#   BLUEGREEN_PROJECT    Compose project name                            (default bluegreen)
+#   BLUEGREEN_SUBNET, BLUE_ADDR, GREEN_ADDR  the pools' network and fixed addresses
+#                        (default 192.168.213.0/24, .11, .12)
+#   BLUEGREEN_PUBLISH_ADDR, BLUEGREEN_HTTP_PORT, BLUE_PORT, GREEN_PORT  published ports
+#                        (default 0.0.0.0, 8080, 8081, 8082); smoke tests use 127.0.0.1:<pool port>
+#   NGINX_IMAGE, POOL_HEALTHCHECK  passed to Compose when set
+#   SWITCH_DIR           the switch dir as this shell sees it            (default $BLUEGREEN_HOME/switch)
+#   NGINX_SWITCH_DIR     the switch dir as nginx sees it (default /etc/bluegreen/switch in Compose;
+#                        $SWITCH_DIR for a local nginx, i.e. when NGINX_PREFIX is set)
+#   BLUEGREEN_CONF_DIR, NGINX_CMD or NGINX_BIN + NGINX_PREFIX: for apply-upstream.sh
+#                        (default conf/ under BLUEGREEN_HOME, nginx through userdata/bluegreen-nginx.sh)
+#   BLUEGREEN_MANAGE_POOLS  no = no containers here (local nginx tests): active pool and canary only;
+#                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
+#   BLUEGREEN_WAIT_TIMEOUT  seconds a recreated pool has to become healthy (default 120)
 set -eu
 
 env_file=${BLUEGREEN_ENV_FILE:-/etc/bluegreen/env}
@@ -27,40 +57,540 @@ fail() {
   echo "bluegreen-apply: $*" >&2
   exit "$code"
 }
+# One line, whatever the detail holds (command output can span lines).
+oneline() { printf '%s' "$*" | tr '\r\n\t' '   ' | sed 's/  */ /g; s/ $//'; }
+failed_steps=0
+bad_values=0
+step() {
+  echo "step=$1 pool=$2 ok=$3 detail=$(oneline "$4")"
+  if [ "$3" != true ]; then failed_steps=$((failed_steps + 1)); fi
+}
 
-reload=yes
-case "${1:-}" in
-  --no-reload) reload=no ;;
-  '') ;;
-  *) fail 2 "unknown argument '$1' (usage: bluegreen-apply [--no-reload])" ;;
-esac
+boot=no
+retry=no
+for arg in "$@"; do
+  case "$arg" in
+    --no-reload) boot=yes ;;
+    --retry) retry=yes ;;
+    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry])" ;;
+  esac
+done
 
 stage=${STAGE:-}
 [ -n "$stage" ] || fail 2 "STAGE is not set (expected in $env_file)"
+# systemd and Run Command may start us without HOME: docker finds its config (ECR credential
+# helper) under $HOME/.docker.
+HOME=${HOME:-/root}
+export HOME
+
 home=${BLUEGREEN_HOME:-/opt/bluegreen}
-param=/bluegreen/$stage/active-pool
-
-if ! value=$(aws ssm get-parameter --name "$param" --query Parameter.Value --output text 2>&1); then
-  fail 3 "could not read $param: $value; nginx keeps serving its current config"
-fi
-# The parameter has an allowed pattern, but nothing stops an older or emulated SSM from holding
-# anything: the host checks again before it renders.
-case "$value" in
-  blue | green) ;;
-  *) fail 2 "$param is '$value', not blue or green: refusing it; nginx keeps serving its current config" ;;
-esac
-
+state=${BLUEGREEN_STATE_DIR:-/var/lib/bluegreen}
+logs=${BLUEGREEN_LOG_DIR:-/var/log/bluegreen}
+project=${BLUEGREEN_PROJECT:-bluegreen}
+subnet=${BLUEGREEN_SUBNET:-192.168.213.0/24}
+net_base=${subnet%/*}
+net_base=${net_base%.*}
+blue_addr=${BLUE_ADDR:-$net_base.11}
+green_addr=${GREEN_ADDR:-$net_base.12}
+blue_port=${BLUE_PORT:-8081}
+green_port=${GREEN_PORT:-8082}
+manage=${BLUEGREEN_MANAGE_POOLS:-yes}
+wait_timeout=${BLUEGREEN_WAIT_TIMEOUT:-120}
+local_image=bluegreen-app:local
 BLUEGREEN_CONF_DIR=${BLUEGREEN_CONF_DIR:-$home/conf}
-export BLUEGREEN_CONF_DIR
-if [ "$reload" = no ]; then
-  ACTIVE_POOL=$value sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
-  mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
-  say "rendered upstream.conf for $value (no reload)"
-  exit 0
-fi
-if [ -z "${NGINX_CMD:-}" ] && [ -z "${NGINX_PREFIX:-}" ]; then
-  NGINX_CMD=/usr/local/bin/bluegreen-nginx
+SWITCH_DIR=${SWITCH_DIR:-$home/switch}
+if [ -n "${NGINX_PREFIX:-}" ]; then
+  nginx_switch=${NGINX_SWITCH_DIR:-$SWITCH_DIR}
+else
+  nginx_switch=${NGINX_SWITCH_DIR:-/etc/bluegreen/switch}
+  NGINX_CMD=${NGINX_CMD:-sh $home/userdata/bluegreen-nginx.sh}
   export NGINX_CMD
 fi
-say "$param = $value"
-exec sh "$home/nginx/switch-pool.sh" "$value"
+export BLUEGREEN_CONF_DIR SWITCH_DIR BLUEGREEN_HOME="$home"
+
+root=/bluegreen/$stage
+p_active=${ACTIVE_POOL_PARAM:-$root/active-pool}
+p_canary=${CANARY_PARAM:-$root/canary-percent}
+p_blue_image=${BLUE_IMAGE_PARAM:-$root/pools/blue/image}
+p_blue_release=${BLUE_RELEASE_PARAM:-$root/pools/blue/release}
+p_blue_env=${BLUE_ENV_PARAM:-$root/pools/blue/env}
+p_green_image=${GREEN_IMAGE_PARAM:-$root/pools/green/image}
+p_green_release=${GREEN_RELEASE_PARAM:-$root/pools/green/release}
+p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
+
+# Value patterns: the same as the parameters' AllowedPattern (lib/config.ts POOL_STATE_PATTERNS).
+RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
+IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+matches() { printf '%s' "$1" | grep -Eq "$2"; }
+
+other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
+# pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
+get() { eval "printf '%s' \"\${${1}_${2}:-}\""; }
+set_var() { eval "${1}_${2}=\$3"; }
+
+# --- layout (host): what nginx and Compose read must exist even when SSM cannot be read ---------
+mkdir -p "$state/pools" "$SWITCH_DIR"
+if [ "$manage" != no ]; then
+  mkdir -p "$BLUEGREEN_CONF_DIR" "$logs"
+  if [ "$BLUEGREEN_CONF_DIR" = "$home/conf" ]; then
+    # conf/ mirrors local mode: links to the asset's nginx files, plus the rendered upstream.conf.
+    for f in "$home"/nginx/*.conf; do
+      [ -e "$f" ] || continue
+      name=${f##*/}
+      [ "$name" = upstream.conf ] || ln -sfn "../nginx/$name" "$BLUEGREEN_CONF_DIR/$name"
+    done
+  fi
+  for pool in blue green; do
+    [ -f "$state/pools/$pool.env" ] || : >"$state/pools/$pool.env"
+  done
+fi
+
+# One run at a time: the timer, Run Command and an operator never overlap. A run waits for the
+# one holding the lock (a release deploy takes a minute or two), then reconciles what is left.
+lock=$state/apply.lock
+exec 9>"$lock"
+trap 'rm -f "$state/.built.$$"' EXIT
+if ! flock -w "${BLUEGREEN_LOCK_TIMEOUT:-600}" 9; then
+  fail 1 "another bluegreen-apply still holds $lock; try again later"
+fi
+
+# --- docker/compose helpers ---------------------------------------------------------------------
+compose() {
+  # The .env beside docker-compose.yml holds everything Compose interpolates; variables with the
+  # same names in our own environment (an older /etc/bluegreen/env) must not override it.
+  (cd "$home/userdata" && env -u COMPOSE_FILE -u COMPOSE_PROJECT_NAME -u BLUE_IMAGE -u GREEN_IMAGE \
+    -u RELEASE_ID_BLUE -u RELEASE_ID_GREEN docker compose "$@")
+}
+# The pool's container, by Compose's labels (docker ps: much faster than `compose ps`).
+container_id() {
+  docker ps -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=app_$1" 2>/dev/null | head -n1
+}
+container_addr() {
+  id=$(container_id "$1")
+  [ -n "$id" ] || return 0
+  docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$id" 2>/dev/null | awk '{print $1}'
+}
+# The address upstream.conf holds for a pool: its server line in its own (primary) block.
+upstream_addr() {
+  [ -f "$BLUEGREEN_CONF_DIR/upstream.conf" ] || return 0
+  sed -n "s/^[[:space:]]*server[[:space:]]\{1,\}\([^[:space:]:]*\):[0-9]*[[:space:]].*# $1 (primary).*/\1/p" "$BLUEGREEN_CONF_DIR/upstream.conf" | head -n1
+}
+
+# --- read the pool state -------------------------------------------------------------------------
+names="$p_active $p_canary"
+if [ "$manage" != no ]; then
+  names="$names $p_blue_image $p_blue_release $p_blue_env $p_green_image $p_green_release $p_green_env"
+fi
+
+render_fallback() {
+  # Boot without SSM: nginx must still start, with the addresses it would get anyway.
+  if [ "$boot" = yes ] && [ "$manage" != no ] && [ ! -f "$BLUEGREEN_CONF_DIR/upstream.conf" ]; then
+    SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
+      sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot" &&
+      mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
+  fi
+}
+# shellcheck disable=SC2086 # names is a word list on purpose
+if ! json=$(aws ssm get-parameters --names $names --output json 2>&1); then
+  render_fallback
+  fail 3 "could not read the pool state from SSM ($root): $(oneline "$json"); nginx keeps serving its current config"
+fi
+missing=$(printf '%s' "$json" | jq -r '(.InvalidParameters // []) | join(" ")')
+if [ -n "$missing" ]; then
+  render_fallback
+  case " $missing " in
+    *" $p_active "*) fail 3 "could not read $p_active: ParameterNotFound; nginx keeps serving its current config" ;;
+    *) fail 3 "could not read $missing: ParameterNotFound; nothing changed" ;;
+  esac
+fi
+value() { printf '%s' "$json" | jq -r --arg n "$1" '.Parameters[] | select(.Name == $n) | .Value'; }
+version() { printf '%s' "$json" | jq -r --arg n "$1" '.Parameters[] | select(.Name == $n) | .Version'; }
+
+active=$(value "$p_active")
+# The parameter has an allowed pattern, but nothing stops an older or emulated SSM from holding
+# anything: the host checks again before it acts.
+case "$active" in
+  blue | green) ;;
+  *) fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config" ;;
+esac
+idle=$(other "$active")
+canary=$(value "$p_canary")
+canary_ok=yes
+if ! matches "$canary" '^([0-9]|[1-9][0-9])$'; then
+  canary_ok=no
+  bad_values=$((bad_values + 1))
+  step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
+fi
+
+# Per pool: desired image/release/env, validated. A bad value leaves that pool as it is.
+for pool in blue green; do
+  [ "$manage" != no ] || break
+  pi=$(get "p_$pool" image)
+  pr=$(get "p_$pool" release)
+  pe=$(get "p_$pool" env)
+  image=$(value "$pi")
+  release=$(value "$pr")
+  envjson=$(value "$pe")
+  problem=
+  matches "$image" "$IMAGE_RE" || problem="$pi is '$image', not an image reference"
+  [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$pr is '$release', not a release id ($RELEASE_RE)"
+  if [ -z "$problem" ]; then
+    # A JSON object of strings, with environment variable names; no quote or line break in a value
+    # (the pool's env file holds KEY='value' lines); the host sets APP_POOL, RELEASE_ID, PORT, HOST.
+    if ! why=$(printf '%s' "$envjson" | jq -r '
+        if type != "object" then "not a JSON object"
+        elif ([.[] | select(type != "string")] | length) > 0 then "values must be strings"
+        elif ([keys[] | select(test("^[A-Za-z_][A-Za-z0-9_]*$") | not)] | length) > 0 then "keys must be environment variable names"
+        elif ([keys[] | select(. == "APP_POOL" or . == "RELEASE_ID" or . == "PORT" or . == "HOST")] | length) > 0 then "APP_POOL, RELEASE_ID, PORT and HOST are set by the host"
+        elif ([.[] | select(test("[\u0027\n\r]"))] | length) > 0 then "values must not hold a single quote or a line break"
+        else "" end' 2>/dev/null); then
+      why="not valid JSON"
+    fi
+    [ -z "$why" ] || problem="$pe is not usable: $why"
+  fi
+  if [ -n "$problem" ]; then
+    bad_values=$((bad_values + 1))
+    set_var "$pool" valid no
+    step validate "$pool" false "$problem: refused; the pool is left as it is"
+    continue
+  fi
+  set_var "$pool" valid yes
+  set_var "$pool" image "$image"
+  set_var "$pool" release "$release"
+  set_var "$pool" envlines "$(printf '%s' "$envjson" | jq -r 'to_entries | sort_by(.key)[] | "\(.key)=\u0027\(.value)\u0027"')"
+  set_var "$pool" versions "$(version "$pi"),$(version "$pr"),$(version "$pe")"
+done
+
+# --- pool state files ------------------------------------------------------------------------------
+# pools/<pool>.applied: what the pool's container was last started with (image, release, env_sha).
+# pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
+field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
+sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
+desired_key() { echo "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
+applied_key() {
+  f=$state/pools/$1.applied
+  [ -f "$f" ] || return 0
+  echo "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
+}
+write_applied() {
+  {
+    echo "image=$2"
+    echo "release=$3"
+    echo "env_sha=$(sha "$4")"
+    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    [ -z "${5:-}" ] || echo "note=$5"
+  } >"$state/pools/$1.applied.tmp"
+  mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
+}
+remember_failure() {
+  {
+    echo "key=$(desired_key "$1")"
+    echo "versions=$(get "$1" versions)"
+    echo "release=$(get "$1" release)"
+    echo "reason=$(oneline "$2")"
+    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  } >"$state/pools/$1.failed"
+}
+
+# What Compose starts a pool with: t_<pool>_{image,release} (the .env lines) and pools/<pool>.env.
+# They start as what the pool runs (its .applied), or as desired when nothing was applied yet.
+for pool in blue green; do
+  [ "$manage" != no ] || break
+  f=$state/pools/$pool.applied
+  if [ -f "$f" ]; then
+    set_var "t_$pool" image "$(field "$f" image)"
+    set_var "t_$pool" release "$(field "$f" release)"
+  else
+    set_var "t_$pool" image "$(get "$pool" image)"
+    set_var "t_$pool" release "$(get "$pool" release)"
+  fi
+  [ -n "$(get "t_$pool" image)" ] || set_var "t_$pool" image "$local_image"
+  [ -n "$(get "t_$pool" release)" ] || set_var "t_$pool" release "$pool-1"
+done
+
+write_compose_env() {
+  f=$home/userdata/.env
+  # (set by set_var above; shellcheck cannot see through eval)
+  # shellcheck disable=SC2154
+  {
+    echo "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
+    echo "COMPOSE_PROJECT_NAME=$project"
+    echo "COMPOSE_FILE=docker-compose.yml"
+    echo "BLUEGREEN_HOME=$home"
+    echo "BLUEGREEN_STATE_DIR=$state"
+    echo "BLUEGREEN_LOG_DIR=$logs"
+    echo "BLUEGREEN_SUBNET=$subnet"
+    echo "BLUE_ADDR=$blue_addr"
+    echo "GREEN_ADDR=$green_addr"
+    echo "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
+    echo "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
+    echo "BLUE_PORT=$blue_port"
+    echo "GREEN_PORT=$green_port"
+    [ -z "${NGINX_IMAGE:-}" ] || echo "NGINX_IMAGE=$NGINX_IMAGE"
+    # Only when set: an empty value would override the node default in docker-compose.yml.
+    [ -z "${POOL_HEALTHCHECK:-}" ] || echo "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
+    echo "BLUE_IMAGE=$t_blue_image"
+    echo "RELEASE_ID_BLUE=$t_blue_release"
+    echo "GREEN_IMAGE=$t_green_image"
+    echo "RELEASE_ID_GREEN=$t_green_release"
+  } >"$f.tmp"
+  mv -f "$f.tmp" "$f"
+}
+
+# Pull the image (or build app/ for bluegreen-app:local). Fails without touching the pool.
+prepare_image() {
+  if [ "$1" = "$local_image" ]; then
+    # Once per run (both pools may use it).
+    if [ -f "$state/.built.$$" ]; then
+      echo "$local_image built from app/"
+      return 0
+    fi
+    out=$(docker build -q -t "$local_image" "$home/app" 2>&1) || {
+      echo "build of $local_image from app/ failed: $(echo "$out" | tail -n 3)"
+      return 1
+    }
+    : >"$state/.built.$$"
+    echo "$local_image built from app/"
+  else
+    out=$(docker pull -q "$1" 2>&1) || {
+      echo "pull of $1 failed: $(echo "$out" | tail -n 3)"
+      return 1
+    }
+    echo "pulled $1"
+  fi
+}
+
+# --- boot: write what nginx and Compose start from; start nothing -----------------------------------
+if [ "$boot" = yes ]; then
+  out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
+  step active "$active" "$ok" "$out"
+  if [ "$canary_ok" = yes ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+    step canary "$idle" "$ok" "$out"
+  fi
+  if [ "$manage" != no ]; then
+    for pool in blue green; do
+      [ "$(get "$pool" valid)" = yes ] || continue
+      failed_file=$state/pools/$pool.failed
+      if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$(desired_key "$pool")" ] &&
+        [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
+        step pool "$pool" false "release $(get "$pool" release) failed before ($(field "$failed_file" reason)); booting the last applied release $(get "t_$pool" release)"
+        prepare_image "$(get "t_$pool" image)" >/dev/null || true
+        continue
+      fi
+      if out=$(prepare_image "$(get "$pool" image)"); then
+        set_var "t_$pool" image "$(get "$pool" image)"
+        set_var "t_$pool" release "$(get "$pool" release)"
+        printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
+        write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
+        step pull "$pool" true "$out; starts with release $(get "$pool" release)"
+      elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(get "t_$pool" image)" >/dev/null; then
+        step pull "$pool" false "$out; starts with its last applied release $(get "t_$pool" release)"
+      else
+        step pull "$pool" false "$out"
+      fi
+    done
+    write_compose_env
+    SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
+      sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
+  else
+    SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
+  fi
+  mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
+  say "rendered upstream.conf (no reload)"
+  if [ "$bad_values" -gt 0 ]; then exit 2; fi
+  if [ "$failed_steps" -gt 0 ]; then exit 1; fi
+  exit 0
+fi
+
+# --- nginx's view of the pool addresses -------------------------------------------------------------
+# Fixed addresses on the Compose network keep a recreated pool where it was; if a container still
+# ends up elsewhere (reconnected by hand, another network), nginx must follow: apply-upstream.sh.
+sync_addresses() {
+  [ "$manage" != no ] || return 0
+  changes=
+  for sp in blue green; do
+    have=$(container_addr "$sp")
+    [ -n "$have" ] || continue
+    held=$(upstream_addr "$sp")
+    [ "$have" = "$held" ] || changes="$changes $sp ${held:-none} -> $have;"
+  done
+  if [ -z "$changes" ]; then
+    [ "${1:-}" != report ] || step address "$2" true "$(container_addr "$2") is what upstream.conf holds"
+    return 0
+  fi
+  bu=$(container_addr blue)
+  gu=$(container_addr green)
+  if out=$(SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=${bu:-$(upstream_addr blue)}:3000 GREEN_UPSTREAM=${gu:-$(upstream_addr green)}:3000 \
+    sh "$home/nginx/apply-upstream.sh" 2>&1); then
+    step upstream - true "pool address changed:$changes $out"
+  else
+    step upstream - false "pool address changed:$changes nginx keeps its previous upstream.conf: $out"
+  fi
+}
+sync_addresses
+
+# --- the active pool ------------------------------------------------------------------------------
+say "$p_active = $active"
+out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
+step active "$active" "$ok" "$out"
+
+# --- pools ----------------------------------------------------------------------------------------
+current_canary() {
+  t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
+  case "$t" in .canary-*) echo "${t#.canary-}" ;; *) echo 0 ;; esac
+}
+hold_canary=
+
+# Recreate one pool's container with its t_ values; health-checked by --wait. Prints the failure.
+recreate() {
+  write_compose_env
+  compose up -d --no-deps --force-recreate --wait --wait-timeout "$wait_timeout" "app_$1" 2>&1
+}
+health_detail() {
+  id=$(container_id "$1")
+  if [ -z "$id" ]; then
+    echo "no running container"
+    return
+  fi
+  port=$blue_port
+  [ "$1" = blue ] || port=$green_port
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
+  docker inspect -f '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}} ({{.State.Health.FailingStreak}} failed checks in a row){{end}}' "$id" 2>/dev/null |
+    sed "s|\$|, GET 127.0.0.1:$port/healthz answers ${code:-nothing}|"
+}
+healthy() {
+  id=$(container_id "$1")
+  [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$id" 2>/dev/null)" = "running healthy" ]
+}
+smoke() {
+  port=$blue_port
+  [ "$1" = blue ] || port=$green_port
+  got=
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/version" 2>/dev/null); then
+      got=$(printf '%s' "$body" | jq -r '.release // empty' 2>/dev/null || true)
+      if [ "$got" = "$2" ]; then
+        echo "GET 127.0.0.1:$port/version answers release $got"
+        return 0
+      fi
+    fi
+    sleep 0.5
+  done
+  echo "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
+  return 1
+}
+
+reconcile() {
+  pool=$1
+  applied=$(applied_key "$pool")
+  desired=$(desired_key "$pool")
+  id=$(container_id "$pool")
+  failed_file=$state/pools/$pool.failed
+  if [ "$applied" = "$desired" ] && [ -n "$id" ]; then
+    rm -f "$failed_file"
+    step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image)); unchanged"
+    return
+  fi
+  if [ "$pool" = "$active" ]; then
+    if [ "$applied" = "$desired" ]; then
+      step reconcile "$pool" false "active pool has no container (docker compose ps app_$pool); the active pool is never recreated here: nginx sends its requests to $(other "$pool") (backup) meanwhile"
+    else
+      step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
+    fi
+    return
+  fi
+  if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$desired" ] && [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ]; then
+    step reconcile "$pool" false "release $(get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
+    return
+  fi
+
+  if ! out=$(prepare_image "$(get "$pool" image)"); then
+    step pull "$pool" false "$out; the pool is left as it was"
+    remember_failure "$pool" "$out"
+    return
+  fi
+  step pull "$pool" true "$out"
+
+  # No canary request may have this pool as its first try while it is being replaced.
+  if [ "$(current_canary)" != 0 ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --canary 0 2>&1) && ok=true || ok=false
+    step canary "$pool" "$ok" "while $pool is recreated: $out"
+  fi
+
+  prev_image=$(get "t_$pool" image)
+  prev_release=$(get "t_$pool" release)
+  cp -p "$state/pools/$pool.env" "$state/pools/$pool.env.prev"
+  set_var "t_$pool" image "$(get "$pool" image)"
+  set_var "t_$pool" release "$(get "$pool" release)"
+  printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
+
+  reason=
+  if out=$(recreate "$pool"); then
+    step recreate "$pool" true "app_$pool recreated with release $(get "$pool" release)"
+  else
+    step recreate "$pool" false "$(echo "$out" | tail -n 2)"
+  fi
+  if healthy "$pool"; then
+    step health "$pool" true "$(health_detail "$pool")"
+    if out=$(smoke "$pool" "$(get "$pool" release)"); then
+      step smoke "$pool" true "$out"
+    else
+      reason="smoke: $out"
+      step smoke "$pool" false "$out"
+    fi
+  else
+    reason="health: $(health_detail "$pool")"
+    step health "$pool" false "$(health_detail "$pool")"
+  fi
+
+  if [ -z "$reason" ]; then
+    write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)"
+    rm -f "$failed_file" "$state/pools/$pool.env.prev"
+    step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image))"
+    sync_addresses report "$pool"
+    return
+  fi
+
+  # The gate failed: put the previous release back, so the idle pool is a healthy backup again.
+  remember_failure "$pool" "$reason"
+  hold_canary="$pool failed release $(get "$pool" release)"
+  set_var "t_$pool" image "$prev_image"
+  set_var "t_$pool" release "$prev_release"
+  mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
+  if recreate "$pool" >/dev/null && healthy "$pool"; then
+    step restore "$pool" true "back on release $prev_release ($prev_image)"
+  else
+    step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: $(health_detail "$pool")"
+  fi
+  sync_addresses
+}
+
+if [ "$manage" != no ]; then
+  for pool in "$idle" "$active"; do
+    [ "$(get "$pool" valid)" = yes ] || continue
+    reconcile "$pool"
+    failed=$state/pools/$pool.failed
+    if [ "$pool" = "$idle" ] && [ -f "$failed" ] && [ "$(field "$failed" key)" = "$(desired_key "$pool")" ] && [ -z "$hold_canary" ]; then
+      hold_canary="$pool's desired release $(get "$pool" release) failed"
+    fi
+  done
+else
+  step pools - true "not managed here (BLUEGREEN_MANAGE_POOLS=no): active pool and canary only"
+fi
+
+# --- canary ---------------------------------------------------------------------------------------
+if [ "$canary_ok" = yes ]; then
+  if [ -n "$hold_canary" ] && [ "$canary" != 0 ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --canary 0 2>&1) || true
+    step canary "$idle" false "held at 0% instead of $canary%: $hold_canary; $out"
+  else
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+    step canary "$idle" "$ok" "$out"
+  fi
+fi
+
+if [ "$bad_values" -gt 0 ]; then exit 2; fi
+if [ "$failed_steps" -gt 0 ]; then exit 1; fi
+exit 0

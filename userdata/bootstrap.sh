@@ -22,7 +22,9 @@ declare -A COMPOSE_SHA256=(
 )
 
 log "packages"
-dnf install -y -q docker amazon-cloudwatch-agent logrotate
+# jq, flock (util-linux): bluegreen-apply reads the pool state (JSON) and locks. amazon-ecr-credential-helper: token-free
+# pulls from the stage's ECR repository with the instance role (no `docker login` that expires).
+dnf install -y -q docker amazon-cloudwatch-agent logrotate jq util-linux amazon-ecr-credential-helper
 systemctl enable --now docker
 
 arch=$(uname -m)
@@ -37,24 +39,26 @@ install -D -m 0755 "$tmp" /usr/local/lib/docker/cli-plugins/docker-compose
 rm -f "$tmp"
 docker compose version
 
+log "registry login"
+# credHelpers, not credsStore: only the stage's registry goes through the helper; public images
+# (nginx) are pulled anonymously as before. Merged into any config already there.
+if [ -n "${ECR_REGISTRY:-}" ]; then
+  mkdir -p /root/.docker
+  config=/root/.docker/config.json
+  [ -s "$config" ] || echo '{}' >"$config"
+  jq --arg r "$ECR_REGISTRY" '.credHelpers[$r] = "ecr-login"' "$config" >"$config.tmp"
+  mv -f "$config.tmp" "$config"
+  chmod 0600 "$config"
+  log "docker pulls from $ECR_REGISTRY with the instance role (docker-credential-ecr-login)"
+else
+  log "ECR_REGISTRY is not set: registry images must be public"
+fi
+
 log "layout"
-# conf/ mirrors local mode: links to the repo's nginx files, plus the rendered upstream.conf.
-mkdir -p "$home/conf" /var/log/bluegreen
-for f in nginx.conf proxy-failover.conf listen.conf; do ln -sfn "../nginx/$f" "$home/conf/$f"; done
-# A pool without a registry image builds app/; one with an image pulls it, and a failed pull fails.
-compose_files=docker-compose.yml
-[ -n "${BLUE_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-blue.yml"
-[ -n "${GREEN_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-green.yml"
-cat >"$home/userdata/.env" <<ENV
-COMPOSE_PROJECT_NAME=bluegreen
-COMPOSE_FILE=$compose_files
-BLUE_IMAGE=${BLUE_IMAGE:-bluegreen-app:local}
-GREEN_IMAGE=${GREEN_IMAGE:-bluegreen-app:local}
-RELEASE_ID_BLUE=${RELEASE_ID_BLUE:-blue-1}
-RELEASE_ID_GREEN=${RELEASE_ID_GREEN:-green-1}
-ENV
-# Only when set: an empty value would override the node default in docker-compose.yml.
-if [ -n "${POOL_HEALTHCHECK:-}" ]; then echo "POOL_HEALTHCHECK='${POOL_HEALTHCHECK}'" >>"$home/userdata/.env"; fi
+# bluegreen-apply --no-reload (bluegreen.service, below) writes the rest from SSM: conf/ links and
+# upstream.conf, the switch dir, the Compose .env, each pool's env file and image. Pool images and
+# releases are not in /etc/bluegreen/env: they live in SSM (/bluegreen/<stage>/pools/...).
+mkdir -p "$home/conf" "$home/switch" /var/lib/bluegreen/pools /var/log/bluegreen
 install -m 0755 "$home/userdata/bluegreen-apply.sh" /usr/local/bin/bluegreen-apply
 install -m 0755 "$home/userdata/bluegreen-nginx.sh" /usr/local/bin/bluegreen-nginx
 install -m 0644 "$home/userdata/logrotate.conf" /etc/logrotate.d/bluegreen
@@ -63,8 +67,10 @@ log "services"
 install -m 0644 "$home/userdata/bluegreen.service" "$home/userdata/bluegreen-apply.service" \
   "$home/userdata/bluegreen-apply.timer" /etc/systemd/system/
 systemctl daemon-reload
-# bluegreen.service renders the upstream from SSM, then `docker compose up --wait`: it returns
-# once both pools are healthy and nginx is up, or fails (and so does this script).
+# First boot: bluegreen.service runs `bluegreen-apply --no-reload` (everything from SSM: active pool,
+# canary, each pool's image/release/env; app/ built for bluegreen-app:local, registry images pulled),
+# then `docker compose up --wait`: it returns once both pools are healthy and nginx is up, or fails
+# (and so does this script).
 systemctl enable --now bluegreen.service
 systemctl enable --now bluegreen-apply.timer
 

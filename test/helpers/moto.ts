@@ -1,5 +1,6 @@
 // A real moto_server (AWS API emulator) on a free loopback port, for the AWS calls our scripts and
 // code make. Environment for the aws CLI / SDK points at it with dummy credentials.
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import * as net from 'node:net';
@@ -50,4 +51,16 @@ export async function startMoto(): Promise<Moto> {
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
     },
   };
+}
+
+/** Writes String parameters to moto as an operator (or the release CLI) would, one put each (SDK: no CLI start-up per value). */
+export async function putParameters(moto: Moto, values: Record<string, string>): Promise<void> {
+  const ssm = new SSMClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  try {
+    for (const [name, value] of Object.entries(values)) {
+      await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));
+    }
+  } finally {
+    ssm.destroy();
+  }
 }

@@ -1,70 +1,101 @@
-// The host's Compose file and units: validated by docker-compose itself (v1 works offline, without
-// an engine), then the promises that matter checked on its normalised output.
+// The host's Compose file, agent and units: the Compose file validated by docker-compose itself (v1
+// works offline, without an engine), then the promises that matter checked on its normalised
+// output; the agent's defaults checked against the Compose file's. The same files run for real on
+// a Docker Engine in test/docker/.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
 
 interface Service {
-  ports: Array<{ published: number | string; target: number }>;
+  ports: string[];
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
-  volumes?: Array<string | { source: string; target: string; read_only?: boolean }>;
+  volumes?: string[];
   restart?: string;
   command?: string[];
   environment?: Record<string, string>;
   image?: string;
+  build?: unknown;
   tmpfs?: string[];
+  networks?: Record<string, { ipv4_address?: string } | null>;
+  stop_grace_period?: string;
+}
+interface Config {
+  services: Record<string, Service>;
+  networks: Record<string, { driver?: string; ipam?: { config: Array<{ subnet: string }> } }>;
 }
 
+const read = (...p: string[]) => readFileSync(path.join(REPO_ROOT, ...p), 'utf8');
+let config: Config;
 let services: Record<string, Service>;
 let dir: string;
+let stateDir: string;
 beforeAll(() => {
-  // Lay the files out as the host does: /opt/bluegreen/{app,userdata}.
+  // Lay the files out as the host does: /opt/bluegreen/{app,userdata}, /var/lib/bluegreen/pools.
   dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-compose-'));
   for (const sub of ['app', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(dir, sub), { recursive: true });
-  // As bootstrap.sh composes it when both pools run the project's own image.
-  services = composeConfig(['docker-compose.yml', 'docker-compose.build-blue.yml', 'docker-compose.build-green.yml'], { RELEASE_ID_BLUE: 'b-9' });
+  stateDir = path.join(dir, 'state');
+  mkdirSync(path.join(stateDir, 'pools'), { recursive: true });
+  // What bluegreen-apply writes from /bluegreen/<stage>/pools/<pool>/env.
+  writeFileSync(path.join(stateDir, 'pools', 'blue.env'), "GREETING=hello\nRELEASE_ID=from-env-file\n");
+  writeFileSync(path.join(stateDir, 'pools', 'green.env'), '');
+  config = composeConfig({ RELEASE_ID_BLUE: 'b-9' });
+  services = config.services;
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** docker-compose (v1) validates and normalises the files; PyYAML (shipped with cfn-lint) turns it into JSON. */
-function composeConfig(files: string[], env: Record<string, string> = {}): Record<string, Service> {
-  const args = files.flatMap((f) => ['-f', path.join(dir, 'userdata', f)]);
-  const run = spawnSync('docker-compose', [...args, 'config'], { encoding: 'utf8', env: { ...process.env, ...env } });
+/** docker-compose (v1) validates and normalises the file; PyYAML (shipped with cfn-lint) turns it into JSON. */
+function composeConfig(env: Record<string, string> = {}): Config {
+  const run = spawnSync('docker-compose', ['-f', path.join(dir, 'userdata', 'docker-compose.yml'), 'config'], {
+    encoding: 'utf8',
+    env: { ...process.env, BLUEGREEN_STATE_DIR: stateDir, ...env },
+  });
   if (run.error) throw new Error(`docker-compose (v1, apt-get install docker-compose) is needed to validate the Compose file: ${run.error.message}`);
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
   const json = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: run.stdout, encoding: 'utf8' });
-  return JSON.parse(json).services;
+  return JSON.parse(json);
 }
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test('a registry image is pulled, never replaced by a build of app/ when the pull fails', () => {
-  const registry = composeConfig(['docker-compose.yml', 'docker-compose.build-green.yml'], { BLUE_IMAGE: 'ghcr.io/acme/shop:1.4.2' });
-  expect(registry.app_blue.image).toBe('ghcr.io/acme/shop:1.4.2');
-  expect((registry.app_blue as { build?: unknown }).build).toBeUndefined();
-  expect((registry.app_green as { build?: unknown }).build).toBeDefined();
-  const bootstrap = readFileSync(path.join(REPO_ROOT, 'userdata', 'bootstrap.sh'), 'utf8');
-  expect(bootstrap).toContain('[ -n "${BLUE_IMAGE:-}" ] || compose_files="$compose_files:docker-compose.build-blue.yml"');
+/** A `NAME=${NAME:-default}` style default the agent script uses. */
+function scriptDefault(script: string, pattern: RegExp): string {
+  const m = read('userdata', script).match(pattern);
+  if (!m) throw new Error(`${script}: no match for ${pattern}`);
+  return m[1];
+}
+
+test('nothing is ever built by Compose: a registry image is pulled, never replaced by a build of app/', () => {
+  const registry = composeConfig({ BLUE_IMAGE: 'ghcr.io/acme/shop:1.4.2' });
+  expect(registry.services.app_blue.image).toBe('ghcr.io/acme/shop:1.4.2');
+  for (const s of Object.values(registry.services)) expect(s.build).toBeUndefined();
+  // bluegreen-app:local is built from app/ by the agent's pull step; any other image is pulled, and
+  // a failed pull leaves the pool as it was.
+  const apply = read('userdata', 'bluegreen-apply.sh');
+  expect(apply).toContain('docker build -q -t "$local_image" "$home/app"');
+  expect(apply).toContain('docker pull -q "$1"');
+  expect(apply).toContain('local_image=bluegreen-app:local');
 });
 
 test('POOL_HEALTHCHECK replaces the node health check for images without node', () => {
-  const custom = composeConfig(['docker-compose.yml'], { POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
-  expect(custom.app_blue.healthcheck!.test).toEqual(['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:3000/healthz']);
+  const custom = composeConfig({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
+  expect(custom.services.app_blue.healthcheck!.test).toEqual(['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:3000/healthz']);
 });
 
 test('three services: nginx and the two pools', () => {
   expect(Object.keys(services).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
 });
 
-test('ports: nginx 8080, blue 8081, green 8082 (each pool listening on 3000 inside)', () => {
-  expect(services.nginx.ports).toEqual([expect.objectContaining({ published: 8080, target: 8080 })]);
-  expect(services.app_blue.ports).toEqual([expect.objectContaining({ published: 8081, target: 3000 })]);
-  expect(services.app_green.ports).toEqual([expect.objectContaining({ published: 8082, target: 3000 })]);
+test('ports: nginx 8080, blue 8081, green 8082 (each pool listening on 3000 inside); the tests move them to loopback ports', () => {
+  expect(services.nginx.ports).toEqual(['0.0.0.0:8080:8080/tcp']);
+  expect(services.app_blue.ports).toEqual(['0.0.0.0:8081:3000/tcp']);
+  expect(services.app_green.ports).toEqual(['0.0.0.0:8082:3000/tcp']);
+  const moved = composeConfig({ BLUEGREEN_PUBLISH_ADDR: '127.0.0.1', BLUEGREEN_HTTP_PORT: '18080', BLUE_PORT: '18081', GREEN_PORT: '18082' }).services;
+  expect([moved.nginx.ports, moved.app_blue.ports, moved.app_green.ports]).toEqual([['127.0.0.1:18080:8080/tcp'], ['127.0.0.1:18081:3000/tcp'], ['127.0.0.1:18082:3000/tcp']]);
 });
 
-test('pools: health-checked on /healthz, restarted, told who they are', () => {
+test('pools: health-checked on /healthz, restarted, told who they are; the release env file cannot override that', () => {
   for (const [name, pool] of [['app_blue', 'blue'], ['app_green', 'green']] as const) {
     const s = services[name];
     expect(s.healthcheck!.test.join(' ')).toContain('http://127.0.0.1:3000/healthz');
@@ -73,6 +104,26 @@ test('pools: health-checked on /healthz, restarted, told who they are', () => {
   }
   expect(services.app_blue.environment!.RELEASE_ID).toBe('b-9');
   expect(services.app_green.environment!.RELEASE_ID).toBe('green-1');
+  // Each pool's own env file (pools/<pool>.env under the state dir) reaches that pool only.
+  expect(services.app_blue.environment!.GREETING).toBe('hello');
+  expect(services.app_green.environment!.GREETING).toBeUndefined();
+});
+
+test('fixed pool addresses on a user-defined network with an ipam subnet, the same defaults as bluegreen-apply', () => {
+  expect(config.networks.pools).toEqual({ driver: 'bridge', ipam: { config: [{ subnet: '192.168.213.0/24' }] } });
+  expect(services.app_blue.networks).toEqual({ pools: { ipv4_address: '192.168.213.11' } });
+  expect(services.app_green.networks).toEqual({ pools: { ipv4_address: '192.168.213.12' } });
+  expect(Object.keys(services.nginx.networks!)).toEqual(['pools']);
+  // The agent renders upstream.conf with these addresses at boot and compares containers with them.
+  expect(scriptDefault('bluegreen-apply.sh', /^subnet=\$\{BLUEGREEN_SUBNET:-([^}]+)\}$/m)).toBe('192.168.213.0/24');
+  expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^blue_addr=\$\{BLUE_ADDR:-\$net_base\.11\}$/m);
+  expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^green_addr=\$\{GREEN_ADDR:-\$net_base\.12\}$/m);
+  expect(scriptDefault('bluegreen-apply.sh', /^blue_port=\$\{BLUE_PORT:-(\d+)\}$/m)).toBe('8081');
+  expect(scriptDefault('bluegreen-apply.sh', /^green_port=\$\{GREEN_PORT:-(\d+)\}$/m)).toBe('8082');
+  // Overridable when a VPC uses that range.
+  const moved = composeConfig({ BLUEGREEN_SUBNET: '10.250.9.0/24', BLUE_ADDR: '10.250.9.11', GREEN_ADDR: '10.250.9.12' });
+  expect(moved.networks.pools.ipam!.config[0].subnet).toBe('10.250.9.0/24');
+  expect(moved.services.app_green.networks).toEqual({ pools: { ipv4_address: '10.250.9.12' } });
 });
 
 test('nginx starts only after both pools are healthy, and has a health check of its own', () => {
@@ -81,17 +132,38 @@ test('nginx starts only after both pools are healthy, and has a health check of 
   expect(services.nginx.restart).toBe('unless-stopped');
 });
 
-test('nginx runs the repo config from the asset, and writes its logs to a host directory', () => {
+test('nginx runs the repo config from the asset, sees the switch dir, and writes its logs to a host directory', () => {
   expect(services.nginx.command).toEqual(['nginx', '-p', '/var/lib/bluegreen/', '-c', '/etc/bluegreen/conf/nginx.conf', '-g', 'daemon off;']);
-  const volumes = JSON.stringify(services.nginx.volumes);
-  expect(volumes).toContain('/opt/bluegreen:/etc/bluegreen:ro');
+  // /opt/bluegreen (nginx/, conf/, switch/) at /etc/bluegreen: the host's /opt/bluegreen/switch is
+  // the /etc/bluegreen/switch that upstream.conf names (contract section 1).
+  expect(services.nginx.volumes).toContain('/opt/bluegreen:/etc/bluegreen:ro');
+  expect(scriptDefault('bluegreen-apply.sh', /nginx_switch=\$\{NGINX_SWITCH_DIR:-(\/etc\/bluegreen\/switch)\}/)).toBe('/etc/bluegreen/switch');
+  expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^SWITCH_DIR=\$\{SWITCH_DIR:-\$home\/switch\}$/m);
   // The log mount: a host directory (a file bind-mount would become a directory if it did not exist).
-  expect(volumes).toContain('/var/log/bluegreen:/var/lib/bluegreen/logs');
-  expect(readFileSync(path.join(REPO_ROOT, 'nginx', 'nginx.conf'), 'utf8')).toMatch(/access_log logs\/access\.log bluegreen_json;/);
+  expect(services.nginx.volumes).toContain('/var/log/bluegreen:/var/lib/bluegreen/logs:rw');
+  expect(read('nginx', 'nginx.conf')).toMatch(/access_log logs\/access\.log bluegreen_json;/);
+  // A temporary BLUEGREEN_HOME (the docker tests) moves the mount with it.
+  expect(composeConfig({ BLUEGREEN_HOME: '/tmp/bg-home' }).services.nginx.volumes).toContain('/tmp/bg-home:/etc/bluegreen:ro');
+});
+
+test('systemd: boot renders from SSM then brings the set up; the timer reconciles every minute', () => {
+  const service = read('userdata', 'bluegreen.service');
+  expect(service).toContain('ExecStartPre=-/usr/local/bin/bluegreen-apply --no-reload');
+  expect(service).toMatch(/^ExecStart=\/usr\/bin\/docker compose up -d --wait/m);
+  expect(read('userdata', 'bluegreen-apply.service')).toContain('ExecStart=/usr/local/bin/bluegreen-apply\n');
+  expect(read('userdata', 'bluegreen-apply.timer')).toContain('OnCalendar=minutely');
+});
+
+test('bootstrap: pool images and releases come from SSM, ECR pulls go through the credential helper', () => {
+  const bootstrap = read('userdata', 'bootstrap.sh');
+  expect(bootstrap).not.toMatch(/BLUE_IMAGE|GREEN_IMAGE|RELEASE_ID_/);
+  expect(bootstrap).toMatch(/dnf install .*amazon-ecr-credential-helper/);
+  expect(bootstrap).toContain(`jq --arg r "$ECR_REGISTRY" '.credHelpers[$r] = "ecr-login"'`);
+  expect(bootstrap).toContain('COMPOSE_VERSION=2.29.6');
 });
 
 test('the CloudWatch agent config tails the file nginx writes, into the stage log groups', () => {
-  const agent = JSON.parse(readFileSync(path.join(REPO_ROOT, 'userdata', 'cloudwatch-agent.json'), 'utf8'));
+  const agent = JSON.parse(read('userdata', 'cloudwatch-agent.json'));
   const files = agent.logs.logs_collected.files.collect_list;
   expect(files.map((f: { file_path: string }) => f.file_path)).toEqual(['/var/log/bluegreen/access.log', '/var/log/bluegreen/error.log']);
   expect(files.map((f: { log_group_name: string }) => f.log_group_name)).toEqual(['__ACCESS_LOG_GROUP__', '__ERROR_LOG_GROUP__']);
@@ -99,7 +171,15 @@ test('the CloudWatch agent config tails the file nginx writes, into the stage lo
 });
 
 test('logrotate renames (never copytruncate) and makes nginx reopen', () => {
-  const conf = readFileSync(path.join(REPO_ROOT, 'userdata', 'logrotate.conf'), 'utf8');
+  const conf = read('userdata', 'logrotate.conf');
   expect(conf).not.toMatch(/^\s*copytruncate/m);
   expect(conf).toContain('/usr/local/bin/bluegreen-nginx -s reopen');
+});
+
+test('the host scripts pass shellcheck', () => {
+  const files = ['userdata/bluegreen-apply.sh', 'userdata/bluegreen-nginx.sh', 'userdata/bootstrap.sh', 'test/docker/harness.sh'];
+  const result = spawnSync('shellcheck', ['--external-sources', ...files], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (result.error) throw new Error(`shellcheck is not installed (apt-get install shellcheck): ${result.error.message}`);
+  expect(result.stdout + result.stderr).toBe('');
+  expect(result.status).toBe(0);
 });
