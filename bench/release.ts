@@ -127,7 +127,7 @@ async function main() {
     load: `${connections} keep-alive connections at full speed, no re-send on a closed connection (retryStaleSockets:false); from 2 s before the command to 2 s after it exits`,
     bakeSeconds: bake,
     canarySeconds,
-    gate: 'defaults: > 2.0% of at least 20 requests first sent to the release pool (ALERT_ERROR_RATE, RELEASE_GATE_MIN_REQUESTS)',
+    gate: 'defaults: > 2.0% of at least 50 requests first sent to the release pool (ALERT_ERROR_RATE, ALERT_MIN_WINDOW)',
   };
   const f = (x: number | null, digits = 2) => (x === null ? '–' : x.toFixed(digits));
   const md = [

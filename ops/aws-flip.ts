@@ -15,6 +15,12 @@ export interface FlipOptions {
   out: (line: string) => void;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * What confirms the flip: 'answered' (default) = the endpoint answers from the new pool;
+   * 'active' = the endpoint says the new pool is active (X-Active-Pool), whoever answered: a
+   * release's promotion is confirmed even if the new pool fails, which is for the guard to judge.
+   */
+  confirm?: 'answered' | 'active';
 }
 
 export type FlipOutcome = { ok: true; waitedMs?: number } | { ok: false; reason: string };
@@ -63,11 +69,17 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
     try {
       const res = await httpRequest(`${url}/version`, { timeoutMs: 3000, agent: false });
       const pool = header(res, 'x-app-pool');
-      if (res.status === 200 && pool === o.pool) {
-        o.out(`confirmed: ${url} is answered by ${o.pool} after ${((now() - started) / 1000).toFixed(1)} s${command ? ` (host command: ${command})` : ''}`);
+      const active = header(res, 'x-active-pool');
+      const after = `after ${((now() - started) / 1000).toFixed(1)} s${command ? ` (host command: ${command})` : ''}`;
+      if (o.confirm === 'active' && active === o.pool) {
+        o.out(`confirmed: ${url} has ${o.pool} active ${after}; this answer came from ${pool ?? 'no pool'} (${res.status})`);
         return { ok: true, waitedMs: now() - started };
       }
-      answer = `${res.status} from ${pool ?? 'no pool'}`;
+      if (o.confirm !== 'active' && res.status === 200 && pool === o.pool) {
+        o.out(`confirmed: ${url} is answered by ${o.pool} ${after}`);
+        return { ok: true, waitedMs: now() - started };
+      }
+      answer = `${res.status} from ${pool ?? 'no pool'}${active ? `, active ${active}` : ''}`;
     } catch (err) {
       answer = (err as Error).message;
     }

@@ -142,6 +142,8 @@ export class AwsReleaseBackend implements ReleaseBackend {
       timeoutMs: this.o.flipTimeoutMs ?? 120_000,
       pollMs: this.o.pollMs ?? 2000,
       out: (l) => lines.push(l),
+      // Active, not answered-by: a failing new release is still promoted, and judged by the guard.
+      confirm: 'active',
       now: this.o.now,
       sleep: this.o.sleep,
     });

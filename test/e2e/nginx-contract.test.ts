@@ -24,6 +24,8 @@ test('pool headers reach the client unchanged and nginx hides its version', asyn
     expect(JSON.parse(proxied.body)).toMatchObject({ pool, release: proxied.headers['x-release-id'] });
     expect(proxied.headers.server).toBe('nginx');
     expect(proxied.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+    // What the flip path confirms a promotion by (even when the other pool answered).
+    expect(proxied.headers['x-active-pool']).toBe(pool);
   }
 });
 
@@ -101,6 +103,7 @@ test('the JSON error page names the pools the request was routed by', async () =
   const res = await httpRequest(`${stack.url}/version`, { agent: false });
   expect(res.status).toBe(502);
   expect(res.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+  expect(res.headers['x-active-pool']).toBe('blue');
   expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', active_pool: 'blue', primary_pool: 'blue', request_id: res.headers['x-request-id'] });
   expect(await logEntryFor(stack, res)).toMatchObject({ status: 502, active_pool: 'blue', primary_pool: 'blue' });
 });

@@ -44,7 +44,7 @@ beforeEach(async () => {
   // The public endpoint: answers from the pool the parameter names, as a host that applied it would.
   endpoint = http.createServer((_req, res) => {
     void get(names.activePool).then((pool) => {
-      res.writeHead(200, { 'X-App-Pool': pool ?? 'none', 'Content-Type': 'application/json' });
+      res.writeHead(200, { 'X-App-Pool': pool ?? 'none', 'X-Active-Pool': pool ?? 'none', 'Content-Type': 'application/json' });
       res.end('{}');
     });
   });

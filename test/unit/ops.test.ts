@@ -69,10 +69,11 @@ test('parseSince', () => {
 describe('flipOnAws', () => {
   let server: http.Server;
   let servedPool = 'blue';
+  let activeOnHost = 'blue';
   let url: string;
   beforeAll(async () => {
     server = http.createServer((_req, res) => {
-      res.writeHead(200, { 'X-App-Pool': servedPool });
+      res.writeHead(200, { 'X-App-Pool': servedPool, 'X-Active-Pool': activeOnHost });
       res.end('{}');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -86,6 +87,7 @@ describe('flipOnAws', () => {
   beforeEach(() => {
     lines = [];
     servedPool = 'blue';
+    activeOnHost = 'blue';
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).resolves({ Parameter: { Value: 'blue' } });
     ssmMock.on(GetParameterCommand, { Name: params.publicUrl }).resolves({ Parameter: { Value: url } });
     ssmMock.on(GetParameterCommand, { Name: params.instanceId }).resolves({ Parameter: { Value: 'i-0abc' } });
@@ -104,7 +106,7 @@ describe('flipOnAws', () => {
     expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({ Name: params.activePool, Value: 'green', Type: 'String', Overwrite: true });
     expect(lines[0]).toBe('/bluegreen/p/active-pool: blue → green');
     expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input).toMatchObject({ InstanceId: 'i-0abc' });
-    expect(lines).toContain('waiting… host command: InProgress, endpoint: 200 from blue');
+    expect(lines).toContain('waiting… host command: InProgress, endpoint: 200 from blue, active blue');
     expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(host command: Success\)$/);
   });
 
@@ -119,6 +121,22 @@ describe('flipOnAws', () => {
     ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
     const outcome = await flipOnAws({ ...base(), timeoutMs: 3000, now: () => (t += 500) });
     expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green/) });
+  });
+
+  test("confirm 'active': a promotion is confirmed by the host's active pool while the other pool still answers", async () => {
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ Status: 'Success' }] });
+    let polls = 0;
+    ssmMock.on(ListCommandsCommand).callsFake(() => {
+      if (++polls === 2) activeOnHost = 'green'; // applied; green fails, so blue keeps answering
+      return { Commands: [{ Status: 'Success' }] };
+    });
+    const outcome = await flipOnAws({ ...base(), confirm: 'active' });
+    expect(outcome.ok).toBe(true);
+    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(host command: Success\); this answer came from blue \(200\)$/);
+    // The default still wants the new pool's own answer.
+    activeOnHost = 'green';
+    let t = 0;
+    expect((await flipOnAws({ ...base(), timeoutMs: 2000, now: () => (t += 500) })).ok).toBe(false);
   });
 
   test('--no-wait: only the write', async () => {

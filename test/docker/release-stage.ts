@@ -1,0 +1,137 @@
+// A deployed stage, as far as this machine can have one: the host's real Compose set on the Docker
+// Engine (compose-set.ts), its pool state and release record in moto_server, `bluegreen release
+// --stage`'s own code (ops/release: the orchestrator over the AWS backend), and the alert function's
+// own code (lambda/alert/runtime.ts) as the server-side guard, fed nginx's access log from the host
+// directory the way the log subscription feeds it. Two things stand in for AWS plumbing that cannot
+// run here: Run Command (the backend's deploy runs the real bluegreen-apply directly) and the
+// EventBridge → Run Command path (a loop runs bluegreen-apply when the pool state changes, as the
+// rule does; the timer would too, within a minute).
+import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
+import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import * as path from 'node:path';
+import { encodeSubscription } from '../../lambda/alert/decode';
+import { releaseGateFromEnv, ruleConfigFromEnv } from '../../lambda/alert/config';
+import { AlertRuntime, HandleResult } from '../../lambda/alert/runtime';
+import { parameterNames } from '../../lib/config';
+import { LogTail } from '../../local/log-tail';
+import { ReleaseOptions } from '../../ops/release/args';
+import { AwsReleaseBackend } from '../../ops/release/aws-backend';
+import { runRelease } from '../../ops/release/orchestrator';
+import { parseStepLines, RunOnHostsResult } from '../../ops/release/run-command';
+import { ComposeSet } from './compose-set';
+
+const HOST = 'i-0harness0000000001';
+
+export interface DockerStage {
+  set: ComposeSet;
+  ssm: SSMClient;
+  backend: AwsReleaseBackend;
+  /** Every guard decision the alert function's code took (rollback / promote / abort-canary). */
+  guardActions: Array<{ at: number; action: string }>;
+  /** `bluegreen release --stage` against the Compose set: the exit code and what it printed. */
+  release(options: Partial<ReleaseOptions> & { release: string }): Promise<{ code: number; lines: string[] }>;
+  stop(): Promise<void>;
+}
+
+/** Turns a Compose set (booted, pool state in moto) into a stage with the release CLI and the guard. */
+export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, string> = {}): Promise<DockerStage> {
+  const config = { endpoint: set.moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const ssm = new SSMClient(config);
+  const logs = new CloudWatchLogsClient(config);
+  const sqs = new SQSClient(config);
+  const names = parameterNames(set.stage);
+  const logGroup = `/bluegreen/${set.stage}/nginx/access`;
+  const put = (Name: string, Value: string, Type: 'String' | 'SecureString' = 'String') => ssm.send(new PutParameterCommand({ Name, Value, Type, Overwrite: true }));
+  // What the stack creates besides the pool state (compose-set.ts put that).
+  await put(names.release, '{}');
+  await put(names.maintenance, 'off');
+  await put(names.publicUrl, set.url);
+  await put(names.instanceId, HOST);
+  await logs.send(new CreateLogGroupCommand({ logGroupName: logGroup })).catch(() => undefined);
+  const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `undelivered-${set.project}` }))).QueueUrl!;
+
+  // One bluegreen-apply at a time, like the host's lock: the deploy and the "EventBridge" loop share it.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = chain.then(fn, fn);
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  const runApply = async (args: string[]): Promise<RunOnHostsResult> => {
+    const r = await serialized(() => set.apply(...args));
+    const ok = r.code === 0;
+    return { commandId: 'harness', hosts: [{ host: HOST, status: ok ? 'Success' : 'Failed', ok, steps: parseStepLines(r.stdout, HOST), ...(ok ? {} : { error: r.stderr.trim().split('\n').slice(-3).join(' | ') }) }] };
+  };
+
+  // EventBridge "Parameter Store Change" on the active pool / canary share → bluegreen-apply.
+  let stopped = false;
+  let lastSeen = '';
+  const hostLoop = (async () => {
+    while (!stopped) {
+      const res = await ssm.send(new GetParametersCommand({ Names: [names.activePool, names.canaryPercent] })).catch(() => undefined);
+      const seen = (res?.Parameters ?? []).map((p) => `${p.Name}=${p.Value}`).sort().join(' ');
+      if (res && seen !== lastSeen) {
+        lastSeen = seen;
+        await serialized(() => set.apply());
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+
+  // The alert function, fed what the CloudWatch agent would ship: new access-log lines, in batches.
+  const guardActions: DockerStage['guardActions'] = [];
+  const rules = ruleConfigFromEnv(gateEnv);
+  const runtime = new AlertRuntime(
+    {
+      stage: set.stage,
+      region: 'us-east-1',
+      logGroup,
+      maintenanceParam: names.maintenance,
+      webhookParam: names.slackWebhookUrl,
+      stateParam: names.alertState,
+      deadLetterQueueUrl: queueUrl,
+      metricsNamespace: 'Harness',
+      rules,
+      rebuildLookbackMs: 60_000,
+      parameterMaxAgeMs: 60_000,
+      release: { recordParam: names.release, activePoolParam: names.activePool, canaryParam: names.canaryPercent, gate: releaseGateFromEnv(gateEnv, rules) },
+    },
+    { ssm, logs, sqs, log: () => undefined, emit: () => undefined },
+  );
+  const tail = new LogTail(path.join(set.logDir, 'access.log'));
+  tail.read(); // history is not news
+  let nextId = 0;
+  const feed = (async () => {
+    while (!stopped) {
+      const lines = tail.read();
+      const now = Date.now();
+      const event = lines.length
+        ? encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup, logStream: HOST, logEvents: lines.map((message) => ({ id: String(nextId++), timestamp: now, message })) })
+        : { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} };
+      const result: HandleResult | undefined = await runtime.handle(event).catch(() => undefined);
+      if (result?.guard) guardActions.push({ at: Date.now(), action: result.guard });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+
+  const backend = new AwsReleaseBackend({ ssm, stage: set.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply });
+  return {
+    set,
+    ssm,
+    backend,
+    guardActions,
+    async release(o) {
+      const lines: string[] = [];
+      const options: ReleaseOptions = { env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: 10, promote: true, deployTimeoutSeconds: 180, ...o };
+      const code = await runRelease(options, backend, { out: (l) => lines.push(l), pollMs: 200, graceMs: 15_000 });
+      return { code, lines };
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([hostLoop, feed]);
+      tail.close();
+      for (const c of [ssm, logs, sqs]) c.destroy();
+    },
+  };
+}
