@@ -6,26 +6,19 @@
 // Not a test: prints a table and writes bench/results/release-docker.{json,md}. Loopback only.
 //
 //   npm run bench:release-docker [-- --connections 16 --bake 10]
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAccessLogLine } from '../lambda/alert/access-log';
-import { REPO_ROOT } from '../local/defaults';
 import { runLoad, summarize } from '../local/load';
 import { dockerEngine, startComposeSet } from '../test/docker/compose-set';
 import { startDockerStage } from '../test/docker/release-stage';
+import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, writeResults } from './release-figures';
 
-interface Row {
+interface Row extends ReleaseTimings {
   scenario: string;
   exitCode: number;
   outcome: string;
   requests: number;
   failed: number;
-  secondsToFlip: number | null;
-  secondsToPromoted: number | null;
-  secondsPromotionToRollback: number | null;
-  badPoolTouched: number | null;
   reason: string;
 }
 
@@ -50,30 +43,13 @@ async function main() {
       const result = await load;
       const summary = summarize(result.samples, result.durationMs);
       const record = (await stage.backend.readRecord())!;
-      const at = (step: string) => {
-        const s = record.steps.find((x) => x.step === step);
-        return s ? Date.parse(s.at) : undefined;
-      };
-      const promoteAt = at('promote');
-      const finishedAt = record.finishedAt ? Date.parse(record.finishedAt) : undefined;
-      const poolAddr = set.addresses[record.pool];
-      const since = Date.parse(record.startedAt);
-      const entries = readFileSync(path.join(set.logDir, 'access.log'), 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => parseAccessLogLine(l))
-        .flatMap((p) => (p.ok && (p.entry.msec ?? 0) * 1000 >= since ? [p.entry] : []));
-      const secs = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 10) / 100);
       const row: Row = {
         scenario: name,
         exitCode: code,
         outcome: record.state,
         requests: summary.requests,
         failed: summary.failed,
-        secondsToFlip: secs(promoteAt !== undefined ? promoteAt - commandAt : undefined),
-        secondsToPromoted: secs(record.state === 'promoted' && finishedAt ? finishedAt - commandAt : undefined),
-        secondsPromotionToRollback: secs(record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined),
-        badPoolTouched: record.state === 'rolled-back' ? entries.filter((e) => e.upstream_addr.includes(`${poolAddr}:`)).length : null,
+        ...releaseTimings(record, commandAt, entriesSince(path.join(set.logDir, 'access.log'), record), `${set.addresses[record.pool]}:`),
         reason: record.reason ?? '',
       };
       console.log(`${name}: exit ${code}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`);
@@ -87,16 +63,14 @@ async function main() {
     await set.down();
   }
 
-  const cpu = os.cpus();
   const meta = {
     date: new Date().toISOString(),
-    machine: `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    machine: machine(),
     engine: engine.line,
     load: `${connections} keep-alive connections at full speed to the published nginx port, no re-send on a closed connection; from 2 s before the release to 2 s after it ends`,
     bakeSeconds: bake,
     gate: 'defaults: > 2.0% of at least 50 requests first sent to the release pool (ALERT_ERROR_RATE, ALERT_MIN_WINDOW)',
   };
-  const f = (x: number | null) => (x === null ? '–' : x.toFixed(2));
   const md = [
     '# bench/release-docker: releases on the host Compose set (Docker Engine harness) under full-speed load',
     '',
@@ -106,15 +80,12 @@ async function main() {
     '',
     '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool |',
     '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${f(r.secondsToFlip)} | ${f(r.secondsToPromoted)} | ${f(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`),
+    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`),
     '',
     's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test).',
     '',
   ].join('\n');
-  mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release-docker.json'), `${JSON.stringify({ meta, rows }, null, 2)}\n`);
-  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release-docker.md'), md);
-  console.log(`\n${md}`);
+  writeResults('release-docker', { meta, rows }, md);
 }
 
 main().then(

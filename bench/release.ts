@@ -5,32 +5,24 @@
 //
 //   npm run bench:release [-- --connections 16 --bake 10 --canary-seconds 10]
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAccessLogLine } from '../lambda/alert/access-log';
 import { REPO_ROOT } from '../local/defaults';
 import { runLoad, summarize } from '../local/load';
 import { readStackState } from '../local/stack';
 import { readLocalRecord } from '../local/release-store';
 import { npmStart } from '../test/helpers/npm-start';
+import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, stepAt, writeResults } from './release-figures';
 
-interface Row {
+interface Row extends ReleaseTimings {
   scenario: string;
   command: string;
   exitCode: number | null;
   outcome: string;
   requests: number;
   failed: number;
-  /** Command start → the flip (promotion); null when never promoted. */
-  secondsToFlip: number | null;
-  /** Command start → record promoted. */
-  secondsToPromoted: number | null;
-  /** Promotion → rollback (bad release). */
-  secondsPromotionToRollback: number | null;
-  /** Requests with an attempt on the release's pool, from the release start to the end of the run. */
-  badPoolTouched: number | null;
   /** Share of requests first sent to the canary pool during the canary (log). */
   canaryShare: number | null;
   reason: string;
@@ -72,26 +64,14 @@ async function main() {
       const result = await load;
       const summary = summarize(result.samples, result.durationMs);
       const record = readLocalRecord(stateDir)!;
-      const at = (step: string) => {
-        const s = record.steps.find((x) => x.step === step);
-        return s ? Date.parse(s.at) : undefined;
-      };
-      const promoteAt = at('promote');
-      const finishedAt = record.finishedAt ? Date.parse(record.finishedAt) : undefined;
-      const poolAddr = state.upstreamEnv[record.pool === 'blue' ? 'BLUE_UPSTREAM' : 'GREEN_UPSTREAM'];
-      const since = Date.parse(record.startedAt);
-      const entries = readFileSync(state.accessLog, 'utf8')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => parseAccessLogLine(l))
-        .flatMap((p) => (p.ok && p.entry.msec! * 1000 >= since ? [p.entry] : []));
+      const entries = entriesSince(state.accessLog, record);
       let canaryShare: number | null = null;
-      const canaryAt = at('canary');
+      const canaryAt = stepAt(record, 'canary');
+      const promoteAt = stepAt(record, 'promote');
       if (canaryAt && promoteAt) {
         const during = entries.filter((e) => e.msec! * 1000 > canaryAt + 200 && e.msec! * 1000 < promoteAt - 300 && e.active_pool === record.previousPool);
         canaryShare = during.length ? during.filter((e) => e.primary_pool === record.pool).length / during.length : null;
       }
-      const secs = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 10) / 100);
       const row: Row = {
         scenario: name,
         command: `bluegreen release ${args.join(' ')}`,
@@ -99,10 +79,7 @@ async function main() {
         outcome: record.state,
         requests: summary.requests,
         failed: summary.failed,
-        secondsToFlip: secs(promoteAt !== undefined ? promoteAt - commandAt : undefined),
-        secondsToPromoted: secs(record.state === 'promoted' && finishedAt ? finishedAt - commandAt : undefined),
-        secondsPromotionToRollback: secs(record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined),
-        badPoolTouched: record.state === 'rolled-back' || record.state === 'failed' ? entries.filter((e) => e.upstream_addr.includes(poolAddr)).length : null,
+        ...releaseTimings(record, commandAt, entries, state.upstreamEnv[record.pool === 'blue' ? 'BLUE_UPSTREAM' : 'GREEN_UPSTREAM']),
         canaryShare,
         reason: record.reason ?? '',
       };
@@ -120,16 +97,14 @@ async function main() {
     rmSync(stateDir, { recursive: true, force: true });
   }
 
-  const cpu = os.cpus();
   const meta = {
     date: new Date().toISOString(),
-    machine: `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    machine: machine(),
     load: `${connections} keep-alive connections at full speed, no re-send on a closed connection (retryStaleSockets:false); from 2 s before the command to 2 s after it exits`,
     bakeSeconds: bake,
     canarySeconds,
     gate: 'defaults: > 2.0% of at least 50 requests first sent to the release pool (ALERT_ERROR_RATE, ALERT_MIN_WINDOW)',
   };
-  const f = (x: number | null, digits = 2) => (x === null ? '–' : x.toFixed(digits));
   const md = [
     '# bench/release: releases in local mode under full-speed load',
     '',
@@ -139,16 +114,13 @@ async function main() {
     '',
     '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool | canary share |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${f(r.secondsToFlip)} | ${f(r.secondsToPromoted)} | ${f(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} | ${r.canaryShare === null ? '–' : `${(r.canaryShare * 100).toFixed(1)}%`} |`),
+    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} | ${r.canaryShare === null ? '–' : `${(r.canaryShare * 100).toFixed(1)}%`} |`),
     '',
     's to flip / s to promoted: from the command (a new `node` process) to the promotion flip / to the record `promoted` (bake included).',
     'requests on the bad pool: requests with an attempt on the release pool from the release start (a failed attempt is retried on the other pool inside the request).',
     '',
   ].join('\n');
-  mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release.json'), `${JSON.stringify({ meta, rows }, null, 2)}\n`);
-  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', 'release.md'), md);
-  console.log(`\n${md}`);
+  writeResults('release', { meta, rows }, md);
 }
 
 main().then(

@@ -2,7 +2,8 @@
 // Engine (compose-set.ts), its pool state and release record in moto_server, `bluegreen release
 // --stage`'s own code (ops/release: the orchestrator over the AWS backend), and the alert function's
 // own code (lambda/alert/runtime.ts) as the server-side guard, fed nginx's access log from the host
-// directory the way the log subscription feeds it. Two things stand in for AWS plumbing that cannot
+// directory the way the log subscription feeds it, and told of record changes as the stack's
+// EventBridge rule tells it. Two things stand in for AWS plumbing that cannot
 // run here: Run Command (the backend's deploy runs the real bluegreen-apply directly) and the
 // EventBridge → Run Command path (a loop runs bluegreen-apply when the pool state changes, as the
 // rule does; the timer would too, within a minute).
@@ -102,15 +103,27 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   const tail = new LogTail(path.join(set.logDir, 'access.log'));
   tail.read(); // history is not news
   let nextId = 0;
+  let lastRecord: string | undefined;
+  const handle = async (event: unknown) => {
+    const result: HandleResult | undefined = await runtime.handle(event).catch(() => undefined);
+    if (result?.guard) guardActions.push({ at: Date.now(), action: result.guard });
+  };
   const feed = (async () => {
     while (!stopped) {
+      // The stack's rule on the record ("Parameter Store Change" → the function), as on AWS.
+      const record = (await ssm.send(new GetParametersCommand({ Names: [names.release] })).catch(() => undefined))?.Parameters?.[0]?.Value;
+      if (record !== undefined && record !== lastRecord) {
+        lastRecord = record;
+        await handle({ source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: names.release, operation: 'Update' } });
+      }
+      // The log subscription (new lines), else the one-minute tick (here every 0.5 s).
       const lines = tail.read();
       const now = Date.now();
-      const event = lines.length
-        ? encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup, logStream: HOST, logEvents: lines.map((message) => ({ id: String(nextId++), timestamp: now, message })) })
-        : { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} };
-      const result: HandleResult | undefined = await runtime.handle(event).catch(() => undefined);
-      if (result?.guard) guardActions.push({ at: Date.now(), action: result.guard });
+      await handle(
+        lines.length
+          ? encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup, logStream: HOST, logEvents: lines.map((message) => ({ id: String(nextId++), timestamp: now, message })) })
+          : { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} },
+      );
       await new Promise((r) => setTimeout(r, 500));
     }
   })();

@@ -10,6 +10,7 @@ import { ReleaseRecord } from '../../lambda/alert/release-record';
 import { AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
 import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
 import { Moto, startMoto } from '../helpers/moto';
+import { bakingRecord } from '../helpers/release';
 import { SlackReceiver, startSlackReceiver } from '../helpers/slack-receiver';
 
 const STAGE = 'guard';
@@ -64,27 +65,8 @@ afterEach(() => slack.close());
 
 const runtime = () => new AlertRuntime(env, { ...clients, delivery: { sleep: async () => undefined, timeoutMs: 1000 }, log: (r) => logged.push(r), emit: () => undefined });
 
-function record(overrides: Partial<ReleaseRecord>): ReleaseRecord {
-  const now = Date.now();
-  return {
-    id: `20261123-140000-green-v2-${suite}`,
-    pool: 'green',
-    release: 'v2',
-    env: {},
-    previousPool: 'blue',
-    previousRelease: 'v1',
-    replacedRelease: 'v0',
-    strategy: 'all-at-once',
-    canaryPercent: 0,
-    bakeSeconds: 60,
-    state: 'baking',
-    startedAt: new Date(now - 30_000).toISOString(),
-    updatedAt: new Date(now - 5_000).toISOString(),
-    bakeUntil: new Date(now + 55_000).toISOString(),
-    steps: [{ at: new Date(now - 30_000).toISOString(), step: 'start', ok: true }],
-    ...overrides,
-  };
-}
+/** A release baking on green, started 30 s ago (bakeUntil 50 s from now); one id per test. */
+const record = (overrides: Partial<ReleaseRecord>): ReleaseRecord => bakingRecord(Date.now() - 30_000, { id: `20261123-140000-green-v2-${suite}`, ...overrides });
 
 /** An access-log line as nginx writes it: `primary` is where the request went first, `pool` who answered. */
 function line(at: number, primary: string, pool: string, upstreamStatus: string, active = 'green'): string {

@@ -6,30 +6,12 @@ import { CANARY_ABORTED_STEP, guardRelease, recordAfterGuard, ReleaseGate, relea
 import { FINAL_STATES, ReleaseRecord, ReleaseState } from '../../lambda/alert/release-record';
 import { DEFAULT_RULE_CONFIG, WindowItem } from '../../lambda/alert/rules';
 import { slackMessage } from '../../lambda/alert/slack';
+import { bakingRecord } from '../helpers/release';
 
 const T0 = Date.parse('2026-11-23T14:02:33Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function record(over: Partial<ReleaseRecord> = {}): ReleaseRecord {
-  return {
-    id: '20261123-140233-green-v2',
-    pool: 'green',
-    release: 'v2',
-    env: {},
-    previousPool: 'blue',
-    previousRelease: 'v1',
-    replacedRelease: 'v0',
-    strategy: 'all-at-once',
-    canaryPercent: 0,
-    bakeSeconds: 60,
-    state: 'baking',
-    startedAt: iso(T0),
-    updatedAt: iso(T0 + 20_000),
-    bakeUntil: iso(T0 + 80_000),
-    steps: [{ at: iso(T0), step: 'deploy', ok: true, host: 'local' }],
-    ...over,
-  };
-}
+const record = (over: Partial<ReleaseRecord> = {}): ReleaseRecord => bakingRecord(T0, over);
 
 /** `n` window items first sent to `pool` after the release started, `failed` of them failed. */
 function items(pool: string, n: number, failed = 0, opts: { at?: number; saw5xx?: number } = {}): WindowItem[] {

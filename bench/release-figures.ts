@@ -1,0 +1,65 @@
+// What both release benches (local mode, Docker Engine harness) measure from a finished release:
+// its timings from the record's steps, the access-log lines since it started, and the results files.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AccessLogEntry, parseAccessLogLine } from '../lambda/alert/access-log';
+import type { ReleaseRecord } from '../lambda/alert/release-record';
+import { REPO_ROOT } from '../local/defaults';
+
+export interface ReleaseTimings {
+  /** Command start → the flip (promotion); null when never promoted. */
+  secondsToFlip: number | null;
+  /** Command start → record promoted. */
+  secondsToPromoted: number | null;
+  /** Promotion → rollback (bad release). */
+  secondsPromotionToRollback: number | null;
+  /** Requests with an attempt on the release's pool since the release started (a rolled-back or failed release only). */
+  badPoolTouched: number | null;
+}
+
+const secs = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 10) / 100);
+
+/** When `step` was first written to the record (epoch ms). */
+export function stepAt(record: ReleaseRecord, step: string): number | undefined {
+  const s = record.steps.find((x) => x.step === step);
+  return s ? Date.parse(s.at) : undefined;
+}
+
+/** The access-log entries nginx wrote since the release started. */
+export function entriesSince(accessLog: string, record: ReleaseRecord): AccessLogEntry[] {
+  const since = Date.parse(record.startedAt);
+  return readFileSync(accessLog, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => parseAccessLogLine(l))
+    .flatMap((p) => (p.ok && (p.entry.msec ?? 0) * 1000 >= since ? [p.entry] : []));
+}
+
+/** @param poolAddr the release pool's upstream address as nginx logs it (host:port) */
+export function releaseTimings(record: ReleaseRecord, commandAt: number, entries: readonly AccessLogEntry[], poolAddr: string): ReleaseTimings {
+  const promoteAt = stepAt(record, 'promote');
+  const finishedAt = record.finishedAt ? Date.parse(record.finishedAt) : undefined;
+  return {
+    secondsToFlip: secs(promoteAt !== undefined ? promoteAt - commandAt : undefined),
+    secondsToPromoted: secs(record.state === 'promoted' && finishedAt ? finishedAt - commandAt : undefined),
+    secondsPromotionToRollback: secs(record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined),
+    badPoolTouched: record.state === 'rolled-back' || record.state === 'failed' ? entries.filter((e) => e.upstream_addr.includes(poolAddr)).length : null,
+  };
+}
+
+export function machine(): string {
+  const cpu = os.cpus();
+  return `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+}
+
+/** A figure for a table cell ('–' when there is none). */
+export const cell = (x: number | null, digits = 2) => (x === null ? '–' : x.toFixed(digits));
+
+/** Writes bench/results/<name>.{json,md} and prints the markdown. */
+export function writeResults(name: string, json: unknown, md: string): void {
+  mkdirSync(path.join(REPO_ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(path.join(REPO_ROOT, 'bench', 'results', `${name}.md`), md);
+  console.log(`\n${md}`);
+}
