@@ -36,7 +36,7 @@ export function ruleConfigFromEnv(env: Record<string, string | undefined>): Rule
 export const RELEASE_GATE_ENV = {
   errorRate: 'RELEASE_GATE_ERROR_RATE',
   minRequests: 'RELEASE_GATE_MIN_REQUESTS',
-} as const satisfies Record<keyof ReleaseGate, string>;
+} as const satisfies Record<Exclude<keyof ReleaseGate, 'windowSize'>, string>;
 
 
 /**
@@ -44,10 +44,11 @@ export const RELEASE_GATE_ENV = {
  * as many requests as the alert judges (ALERT_MIN_WINDOW, default 50), unless RELEASE_GATE_ERROR_RATE
  * / RELEASE_GATE_MIN_REQUESTS are set. 50, not fewer: at a 2% threshold one stray failure among 20
  * requests (5%) would roll a healthy release back; among 50 it is 2%, not above the gate. The gate
- * judges the alert's window, so it can never need more requests than ALERT_WINDOW holds.
+ * judges the alert's window, so it can never need more requests than ALERT_WINDOW holds (and a
+ * canary's minimum is capped at its share of the window: release-guard.ts `canaryMinRequests`).
  */
 export function releaseGateFromEnv(env: Record<string, string | undefined>, rules: RuleConfig = ruleConfigFromEnv(env)): ReleaseGate {
-  const read = (key: keyof ReleaseGate, fallback: number, ok: (n: number) => boolean, what: string): number => {
+  const read = (key: keyof typeof RELEASE_GATE_ENV, fallback: number, ok: (n: number) => boolean, what: string): number => {
     const name = RELEASE_GATE_ENV[key];
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return fallback;
@@ -56,6 +57,7 @@ export function releaseGateFromEnv(env: Record<string, string | undefined>, rule
     return n;
   };
   const gate: ReleaseGate = {
+    windowSize: rules.windowSize,
     errorRate: read('errorRate', rules.errorRateThreshold, (n) => n > 0 && n < 1, 'a fraction between 0 and 1, e.g. 0.02'),
     minRequests: read('minRequests', rules.minWindow, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
   };

@@ -10,6 +10,18 @@ export interface ReleaseGate {
   errorRate: number;
   /** Requests first sent to the release's pool the window must hold before the gate judges. */
   minRequests: number;
+  /**
+   * Requests the window holds (the alert's ALERT_WINDOW). A canary of N% only ever has about
+   * N% of them, so its minimum is capped at that share: otherwise a 10% canary (about 20 of 200)
+   * could never reach a minimum of 50 and a failing canary would never be aborted.
+   */
+  windowSize?: number;
+}
+
+/** The minimum a canary of `percent`% can reach in the window: the gate's, capped at its share. */
+export function canaryMinRequests(gate: ReleaseGate, percent: number): number {
+  if (gate.windowSize === undefined) return gate.minRequests;
+  return Math.min(gate.minRequests, Math.max(1, Math.floor((gate.windowSize * percent) / 100)));
 }
 
 export type GuardAction =
@@ -43,15 +55,16 @@ export function describeFigures(pool: string, f: ReleaseFigures): string {
   return `${pool} failed ${f.failed} of ${f.requests} requests first sent to it (${pct(f.rate)}); users saw 5xx on ${f.usersSaw5xx}`;
 }
 
-function crossed(f: ReleaseFigures, gate: ReleaseGate): boolean {
-  return f.requests >= gate.minRequests && f.rate > gate.errorRate;
+function crossed(f: ReleaseFigures, gate: ReleaseGate, minRequests = gate.minRequests): boolean {
+  return f.requests >= minRequests && f.rate > gate.errorRate;
 }
 
 /**
  * What the guard must do now for `record`:
  * - `baking`: the release's pool above the gate (at least `gate.minRequests` requests first sent to
  *   it, failure rate > `gate.errorRate`) → rollback; else, once `now >= bakeUntil` → promote.
- * - `verifying` with a canary share > 0: above the gate → abort-canary.
+ * - `verifying` with a canary share > 0: above the gate → abort-canary, the minimum capped at the
+ *   canary's share of the window (`canaryMinRequests`).
  * - anything else (deploying, verifying without canary, final states, no record) → none.
  * Only requests at or after the record's `startedAt` count.
  */
@@ -74,7 +87,7 @@ export function guardRelease(record: ReleaseRecord | undefined, window: readonly
   }
   if (record.state === 'verifying' && record.canaryPercent > 0) {
     const figures = releaseFigures(window, record.pool, since);
-    if (crossed(figures, gate)) {
+    if (crossed(figures, gate, canaryMinRequests(gate, record.canaryPercent))) {
       return {
         action: 'abort-canary',
         figures,

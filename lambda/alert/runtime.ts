@@ -132,13 +132,15 @@ export class AlertRuntime {
       this.log({ level: 'INFO', msg: 'decision', decision: d });
       if (d.suppressed) result.suppressed++;
     }
+    const before = JSON.stringify(persistable(this.state));
+    this.state = out.state;
+    // The guard first: a bad release raises exactly these alerts, and a slow Slack must not hold
+    // up the rollback (delivery can take seconds per alert with retries).
+    await this.guardRelease(maintenance, result);
     for (const d of out.toPost) {
       if (await this.post(d)) result.posted++;
       else result.undelivered++;
     }
-    const before = JSON.stringify(persistable(this.state));
-    this.state = out.state;
-    await this.guardRelease(maintenance, result);
     const after = persistable(this.state);
     if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.

@@ -1,6 +1,7 @@
 // `bluegreen release` / `bluegreen history`: the command lines, parsed and validated before anything
 // is read or written (a bad value is exit 2, one line, nothing changed).
 import { parseArgs } from 'node:util';
+import { POOL_STATE_PATTERNS } from '../../lib/config';
 import { ConfigError, parsePool, Pool } from '../../local/defaults';
 import type { ReleaseStrategy } from '../../lambda/alert/release-record';
 
@@ -13,6 +14,7 @@ export const DEFAULT_BAKE_SECONDS = 120;
 export const DEFAULT_CANARY_PERCENT = 10;
 export const DEFAULT_CANARY_SECONDS = 60;
 export const MAX_DURATION_SECONDS = 24 * 3600;
+export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
 
 export interface ReleaseOptions {
   release: string;
@@ -52,7 +54,8 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --canary-duration D   how long the canary runs before promotion (default ${DEFAULT_CANARY_SECONDS}s)
   --bake D              watch after promotion (default ${DEFAULT_BAKE_SECONDS / 60}m); D like 30s, 2m, 1h
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
-  --deploy-timeout D    how long to wait for the pool agent (default 2m)
+  --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
+                        take two container recreations of up to 2 min each, plus a wait for the lock)
   One release at a time: naming the active pool or starting while a release is in progress is bad input.
   Exit 0 promoted (or deployed with --no-promote), 1 failed gate or rolled back (reason and runbook
   section printed), 2 bad input (nothing changed).
@@ -82,7 +85,10 @@ function parseEnvPairs(pairs: string[]): Record<string, string> {
       throw new ConfigError(`--env must be KEY=VALUE with KEY like FAULT_RATE (letters, digits, _; not starting with a digit), got "${pair}"`);
     }
     if (RESERVED_ENV.has(key)) throw new ConfigError(`--env ${key}: set by the pool agent itself (${[...RESERVED_ENV].join(', ')}); use --release for the release id`);
-    env[key] = pair.slice(eq + 1);
+    const value = pair.slice(eq + 1);
+    // The host writes KEY='value' lines into the pool's env file and refuses these (bluegreen-apply).
+    if (/['\n\r]/.test(value)) throw new ConfigError(`--env ${key}: the value must not hold a single quote or a line break`);
+    env[key] = value;
   }
   return env;
 }
@@ -123,7 +129,8 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   if (v.release === undefined) throw new ConfigError('--release ID is required (see bluegreen release --help)');
   if (!RELEASE_ID_PATTERN.test(v.release)) throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
   const pool = v.pool === undefined ? undefined : parsePool(v.pool, '--pool');
-  if (v.image !== undefined && !/^[a-z0-9][a-zA-Z0-9._/:@-]{0,254}$/.test(v.image)) {
+  // The same pattern the image parameter enforces in SSM (and the host checks again).
+  if (v.image !== undefined && !new RegExp(POOL_STATE_PATTERNS.image).test(v.image)) {
     throw new ConfigError(`--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`);
   }
   let strategy: ReleaseStrategy;
@@ -141,7 +148,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   }
   const canarySeconds = v['canary-duration'] === undefined ? DEFAULT_CANARY_SECONDS : parseDuration(v['canary-duration'], '--canary-duration');
   const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
-  const deployTimeoutSeconds = v['deploy-timeout'] === undefined ? 120 : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  const deployTimeoutSeconds = v['deploy-timeout'] === undefined ? DEFAULT_DEPLOY_TIMEOUT_SECONDS : parseDuration(v['deploy-timeout'], '--deploy-timeout');
   return {
     options: {
       release: v.release,

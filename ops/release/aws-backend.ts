@@ -95,8 +95,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
     const names = this.params.pools[pool];
-    // Env and image first, the release last: a host that reconciles in between sees the release
-    // unchanged and waits for the next run (the release id is what the smoke test checks).
+    // Env and image first, the release last. Only the host's one-minute timer may read them in
+    // between (the pool-switch rule does not fire on pool parameters); it would reconcile a
+    // half-written state, which the deploy that follows replaces with the whole one.
     await this.put(names.env, JSON.stringify(desired.env));
     await this.put(names.image, desired.image ?? DEFAULT_APP_IMAGE);
     await this.put(names.release, desired.release);
@@ -121,6 +122,10 @@ export class AwsReleaseBackend implements ReleaseBackend {
       result.problem ??
       (failedHost ? `${failedHost.host}: ${failedStep ? `step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}` : `Run Command ${failedHost.status}${failedHost.error ? ` (${failedHost.error})` : ''}`}` : undefined);
     return { ok: !reason && result.hosts.length > 0, steps, ...(reason ? { reason } : {}) };
+  }
+
+  async canaryPercent(): Promise<number> {
+    return Number((await getParameter(this.o.ssm, this.params.canaryPercent)) ?? '0') || 0;
   }
 
   async setCanary(percent: number): Promise<void> {

@@ -55,6 +55,8 @@ export interface ReleaseBackend {
    * the pool's own port) and waits for its report. Never touches the active pool: the agent refuses.
    */
   deploy(pool: Pool, options: DeployOptions): Promise<DeployReport>;
+  /** The share (0-99) of requests first sent to the idle pool now. */
+  canaryPercent(): Promise<number>;
   /** Sets the share (0-99) of requests first sent to the idle pool. */
   setCanary(percent: number): Promise<void>;
   /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */

@@ -5,7 +5,7 @@ import { ConfigError, Pool } from '../../local/defaults';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { header, httpRequest } from '../../local/http';
 import { readStackState, StackState } from '../../local/stack';
-import { readActivePool, setCanary, switchPool } from '../../local/switch';
+import { readActivePool, readCanaryPercent, setCanary, switchPool } from '../../local/switch';
 import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
 import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from '../../local/release-store';
@@ -84,6 +84,10 @@ export class LocalReleaseBackend implements ReleaseBackend {
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
     return { ok: false, steps: [], reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)` };
+  }
+
+  async canaryPercent(): Promise<number> {
+    return readCanaryPercent(this.stack());
   }
 
   async setCanary(percent: number): Promise<void> {

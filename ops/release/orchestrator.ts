@@ -12,8 +12,13 @@ type Out = (line: string) => void;
 
 /** A record neither final nor touched for this long past its last deadline was abandoned (a killed CLI). */
 export const STALE_AFTER_MS = 10 * 60_000;
-/** How long past bakeUntil the CLI waits for the server side before it finishes the record itself. */
-export const BAKE_GRACE_MS = 30_000;
+/**
+ * How long past bakeUntil the CLI waits for the server side before it finishes the record itself:
+ * on AWS a bake with no traffic is finished by the alert function's one-minute tick, plus delivery.
+ */
+export const BAKE_GRACE_MS = 90_000;
+/** A promotion's flip (Run Command, then the endpoint) is confirmed well within this on AWS. */
+export const PROMOTION_BOUND_MS = 10 * 60_000;
 
 export const RUNBOOK = {
   failed: 'RUNBOOK.md#release-failed',
@@ -63,6 +68,13 @@ const CANCELLED = 'cancelled by the operator before promotion';
 
 /** Thrown inside the flow for an operator mistake: exit 2, nothing changed. */
 class BadInput extends Error {}
+
+/** The record was written by someone else (the guard) since this command last wrote it. */
+class Superseded extends Error {
+  constructor(readonly record: ReleaseRecord | undefined) {
+    super('the release record changed outside this command');
+  }
+}
 
 /**
  * Runs one release. Returns the exit code: 0 promoted (or deployed with --no-promote), 1 failed gate,
@@ -133,7 +145,17 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     updatedAt: new Date(startedAt).toISOString(),
     steps: [],
   };
+  let written = false;
+  /**
+   * Writes the record, unless the guard wrote it since this command last did (its rollback or
+   * abort must never be overwritten): then the flow stops with what the guard decided.
+   */
   const save = async (changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>) => {
+    if (written) {
+      const stored = await backend.readRecord();
+      if (!stored || stored.id !== record.id || stored.updatedAt !== record.updatedAt) throw new Superseded(stored && stored.id === record.id ? stored : undefined);
+    }
+    written = true;
     const at = stamp();
     record = { ...record, ...changes, updatedAt: at, steps: step ? [...record.steps, { at, ...step }] : record.steps };
     if (changes.state && isFinal(changes.state)) record.finishedAt = at;
@@ -141,9 +163,10 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   };
 
   const failed = async (reason: string, restore: boolean): Promise<number> => {
-    await save({ state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
     say(`FAILED: ${reason}`);
+    // Restored first, then final: a final record lets the next release start on this pool.
     if (restore) await restorePool();
+    await save({ state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
     say(`release ${record.id} failed; ${record.previousPool} stays active on ${record.previousRelease}. Runbook: ${RUNBOOK.failed}`);
     return 1;
   };
@@ -177,9 +200,18 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     }
   };
 
+  const flow = async (): Promise<number> => {
   // ---- deploy and gate ----------------------------------------------------------------------
   say(`release ${record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${previousRelease}) on ${backend.target}`);
   await save({}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
+  // A canary share left by a release that never finished would send part of the traffic to the
+  // pool this release is about to replace: back to 0 first.
+  const leftover = await backend.canaryPercent();
+  if (leftover !== 0) {
+    await backend.setCanary(0);
+    say(`canary: a share of ${leftover}% was left by an earlier release; set back to 0`);
+    await save({}, { step: 'canary-reset', ok: true, detail: `${leftover}% → 0%` });
+  }
   say(`deploy: ${pool} ${replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
   let report: DeployReport;
   try {
@@ -208,7 +240,12 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   };
   if (options.strategy === 'canary') {
     await save({}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
-    await backend.setCanary(options.canaryPercent);
+    try {
+      await backend.setCanary(options.canaryPercent);
+    } catch (err) {
+      await backend.setCanary(0).catch(() => undefined);
+      return failed(`the canary share could not be set: ${(err as Error).message}`, false);
+    }
     say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
     const until = o.now() + options.canarySeconds * 1000;
     while (o.now() < until) {
@@ -233,6 +270,10 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
 
   // ---- promote = flip --------------------------------------------------------------------------
   if (o.signal?.aborted) return failed(CANCELLED, false);
+  // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
+  // even if this process dies while the flip is confirmed. The provisional end leaves room for
+  // the confirmation; the real one is written once the flip is confirmed.
+  await save({ state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
   const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
   if (!flip.ok) {
     const nowActive = await backend.activePool().catch(() => undefined);
@@ -241,7 +282,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   }
   say(`promoted: ${flip.detail}`);
   const bakeUntil = o.now() + options.bakeSeconds * 1000;
-  await save({ state: 'baking', bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
+  await save({ bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
   o.onBaking?.();
   say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
 
@@ -262,6 +303,14 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     await save({ state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
     say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
     return 0;
+  }
+  };
+
+  try {
+    return await flow();
+  } catch (err) {
+    if (err instanceof Superseded) return finishedElsewhere(err.record);
+    throw err;
   }
 
   function finishedElsewhere(r: ReleaseRecord | undefined): number {

@@ -176,7 +176,8 @@ test('(c) FAULT_RATE=0.2: promoted, then rolled back by the guard within the bak
 test('(e) the CLI SIGKILLed mid-bake of a bad release: the guard in npm start still rolls it back', async () => {
   // No traffic while the CLI runs, so the bake is still on when it dies.
   const c = cli('release', '--release', 'r6-bad', '--env', 'FAULT_RATE=0.2', '--bake', '60s');
-  await waitFor(() => record()?.release === 'r6-bad' && record()?.state === 'baking', 'the release to bake', 30_000);
+  // Baking with the flip confirmed (the 'promote' step; 'promoting' is written before the flip).
+  await waitFor(() => record()?.release === 'r6-bad' && record()?.state === 'baking' && record()!.steps.some((s) => s.step === 'promote'), 'the release to bake', 30_000);
   c.child.kill('SIGKILL');
   await c.exited;
   expect(active()).toBe('green');

@@ -20,7 +20,7 @@ test('defaults: idle pool, all-at-once, default bake, promote', () => {
     canarySeconds: 0,
     bakeSeconds: DEFAULT_BAKE_SECONDS,
     promote: true,
-    deployTimeoutSeconds: 120,
+    deployTimeoutSeconds: 300,
   });
 });
 
@@ -69,6 +69,11 @@ test.each([
   [['--release', 'v2', '--bake', '0s'], /between 1s and 24h/],
   [['--release', 'v2', '--bake', '25h'], /between 1s and 24h/],
   [['--release', 'v2', '--image', 'Has Spaces'], /--image must be/],
+  // What SSM's pattern for the image parameter refuses is refused here, before anything is written.
+  [['--release', 'v2', '--image', 'registry.example.com:5000/app:v2'], /--image must be/],
+  [['--release', 'v2', '--image', 'ghcr.io/Org/App:v2'], /--image must be/],
+  [['--release', 'v2', '--env', "GREETING=it's"], /must not hold a single quote or a line break/],
+  [['--release', 'v2', '--env', 'A=line\nbreak'], /must not hold a single quote or a line break/],
   [['--release', 'v2', '--frobnicate'], /Unknown option/],
   [['--release', 'v2', 'extra'], /positional/],
 ])('bad input %j → ConfigError', (args, message) => {

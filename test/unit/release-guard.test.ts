@@ -2,7 +2,7 @@
 // Slack (releaseAnnouncements): pure functions, table-driven.
 import { releaseGateFromEnv } from '../../lambda/alert/config';
 import { announced, releaseAnnouncements } from '../../lambda/alert/release-events';
-import { CANARY_ABORTED_STEP, guardRelease, recordAfterGuard, ReleaseGate, releaseFigures } from '../../lambda/alert/release-guard';
+import { CANARY_ABORTED_STEP, canaryMinRequests, guardRelease, recordAfterGuard, ReleaseGate, releaseFigures } from '../../lambda/alert/release-guard';
 import { FINAL_STATES, ReleaseRecord, ReleaseState } from '../../lambda/alert/release-record';
 import { DEFAULT_RULE_CONFIG, WindowItem } from '../../lambda/alert/rules';
 import { slackMessage } from '../../lambda/alert/slack';
@@ -63,6 +63,20 @@ describe('guardRelease', () => {
     expect(result.action === 'abort-canary' && result.reason).toMatch(/^canary aborted: green failed 5 of 25 .*canary share set to 0$/);
   });
 
+  test('with the default gate (50 requests, window 200) a failing 10% canary is aborted: its minimum is its share of the window', () => {
+    const defaults = releaseGateFromEnv({});
+    expect(canaryMinRequests(defaults, 10)).toBe(20);
+    expect(canaryMinRequests(defaults, 50)).toBe(50);
+    expect(canaryMinRequests(defaults, 1)).toBe(2);
+    // A full window at 10%: about 20 canary requests, every one failed by green.
+    const window = [...items('blue', 180, 0), ...items('green', 20, 20)];
+    const canary = record({ state: 'verifying', strategy: 'canary', canaryPercent: 10 });
+    expect(guardRelease(canary, window, NOW, defaults).action).toBe('abort-canary');
+    expect(guardRelease(canary, [...items('blue', 181, 0), ...items('green', 19, 19)], NOW, defaults).action).toBe('none');
+    // Baking keeps the full minimum: 20 failed requests of the new pool are not yet 50.
+    expect(guardRelease(record(), window, NOW, defaults).action).toBe('none');
+  });
+
   test('releaseFigures filters by primary pool and time', () => {
     const w = [...items('green', 3, 1, { at: T0 - 5 }), ...items('green', 4, 2), ...items('blue', 5, 5)];
     expect(releaseFigures(w, 'green', T0)).toEqual({ requests: 4, failed: 2, rate: 0.5, usersSaw5xx: 0 });
@@ -98,7 +112,7 @@ describe('gate settings from the environment', () => {
     ['a small window: the default follows its minimum', { ALERT_WINDOW: '10', ALERT_MIN_WINDOW: '5' }, { errorRate: 0.02, minRequests: 5 }],
     ['empty means unset', { RELEASE_GATE_ERROR_RATE: '', RELEASE_GATE_MIN_REQUESTS: ' ' }, { errorRate: 0.02, minRequests: 50 }],
   ])('%s', (_name, env, expected) => {
-    expect(releaseGateFromEnv(env)).toEqual(expected);
+    expect(releaseGateFromEnv(env)).toEqual({ windowSize: Number(env.ALERT_WINDOW ?? 200), ...expected });
   });
 
   test.each<[Record<string, string>, string]>([

@@ -69,6 +69,11 @@ class FakeBackend implements ReleaseBackend {
     if (next.ok) this.applied[pool] = structuredClone(this.desired[pool]);
     return next;
   }
+  /** A share left on the data plane before the release (an earlier release that never finished). */
+  leftoverCanary = 0;
+  async canaryPercent() {
+    return this.canary.at(-1) ?? this.leftoverCanary;
+  }
   async setCanary(percent: number) {
     this.canary.push(percent);
   }
@@ -107,7 +112,8 @@ test('all-at-once, bake finished by the server side: exit 0, idle pool deployed 
   const r = backend.record!;
   expect(r).toMatchObject({ id: '20261123-140233-green-v2', pool: 'green', previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', replacedEnv: { OLD: '1' }, strategy: 'all-at-once', bakeSeconds: 60 });
   expect(Date.parse(r.bakeUntil!) - Date.parse(r.steps.find((s) => s.step === 'promote')!.at)).toBe(60_000);
-  expect(r.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promote']);
+  // 'promoting' is written before the flip: the guard watches from the moment the pool may take traffic.
+  expect(r.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promoting', 'promote']);
   // One timestamped line per step.
   expect(text()).toMatch(/^14:02:33\.000Z {2}release 20261123-140233-green-v2: v2 → green/m);
   expect(text()).toMatch(/PROMOTED: v2 on green.*release-promoted/);
@@ -296,4 +302,44 @@ test('interrupted during the canary: the share goes back to 0, the record is fai
   expect(backend.canary).toEqual([10, 0]);
   expect(backend.flips).toEqual([]);
   expect(backend.record).toMatchObject({ state: 'failed', reason: 'cancelled by the operator before promotion' });
+});
+
+test('the guard rolling back while the flip is confirmed: the CLI never overwrites it (exit 1, rolled-back)', async () => {
+  const { backend, run, text } = setup();
+  // The guard sees 'baking' (written before the flip) and rolls back while the flip is confirmed.
+  backend.flipResult = (pool) => {
+    if (pool === 'green' && backend.record?.state === 'baking') {
+      const at = new Date(T0 + 1000).toISOString();
+      backend.record = { ...backend.record, state: 'rolled-back', reason: 'gate crossed while baking', figures, updatedAt: at, finishedAt: at };
+    }
+    return { ok: true, detail: `${pool} is active` };
+  };
+  expect(await run()).toBe(1);
+  expect(backend.record).toMatchObject({ state: 'rolled-back', reason: 'gate crossed while baking' });
+  expect(text()).toMatch(/ROLLED BACK by the guard: gate crossed while baking/);
+  expect(states(backend)).toEqual(['deploying', 'verifying', 'baking']); // nothing written after the guard
+});
+
+test('a canary share left by an earlier release is set back to 0 before the deploy', async () => {
+  const { backend, run, text } = setup();
+  backend.server = promoteAtBakeEnd;
+  backend.leftoverCanary = 30;
+  expect(await run()).toBe(0);
+  expect(backend.canary).toEqual([0]);
+  expect(backend.record!.steps.map((s) => s.step)).toContain('canary-reset');
+  expect(text()).toMatch(/a share of 30% was left by an earlier release; set back to 0/);
+});
+
+test('the canary share cannot be set: failed, share back to 0, never promoted', async () => {
+  const { backend, run, text } = setup(['--canary-percent', '10', '--canary-duration', '30s']);
+  const setCanary = backend.setCanary.bind(backend);
+  backend.setCanary = async (p) => {
+    if (p > 0) throw new Error('i-1 Failed');
+    return setCanary(p);
+  };
+  expect(await run()).toBe(1);
+  expect(backend.flips).toEqual([]);
+  expect(backend.canary).toEqual([0]);
+  expect(backend.record).toMatchObject({ state: 'failed', reason: 'the canary share could not be set: i-1 Failed' });
+  expect(text()).toMatch(/release-failed/);
 });
