@@ -4,7 +4,7 @@
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { Alerting } from './alerting';
-import { BlueGreenConfig, hostReadParameterNames } from './config';
+import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
 import { HostNetwork } from './host-network';
 import { Operations } from './operations';
@@ -69,7 +69,8 @@ export class BlueGreenStack extends Stack {
     }
     this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
       stage: config.stage,
-      parameterNames: hostReadParameterNames(config.stage),
+      // Not the six pool parameters: the release CLI writes them and runs bluegreen-apply itself (see PoolSwitch).
+      parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
       hostTagKey: STAGE_TAG_KEY,
     });
 

@@ -58,9 +58,16 @@ export class PoolParameters extends Construct {
     });
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'OwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
     const all: string[] = [];
+    // One after another: without dependencies CloudFormation creates all ten at once, and their
+    // PutParameter calls (a few TPS at standard throughput) can be throttled; a ThrottlingException
+    // is not ignored and would fail the first deploy. Each waits for the one before.
+    let previous: CreateOnlyParameter | undefined;
     const param = (id: string, logicalId: string, parameterName: string, initialValue: string, description: string, allowedPattern?: string) => {
       all.push(parameterName);
-      return new CreateOnlyParameter(this, id, { parameterName, initialValue, description: `bluegreen ${stage}: ${description}`, allowedPattern, role: this.role, logGroup, logicalId });
+      const created = new CreateOnlyParameter(this, id, { parameterName, initialValue, description: `bluegreen ${stage}: ${description}`, allowedPattern, role: this.role, logGroup, logicalId });
+      if (previous) created.node.addDependency(previous);
+      previous = created;
+      return created;
     };
 
     this.activePool = param('ActivePool', 'PoolStateActivePool', names.activePool, props.initialActivePool ?? 'blue', 'the pool nginx sends traffic to first (blue|green). Changing it flips the pool.', POOL_STATE_PATTERNS.activePool);

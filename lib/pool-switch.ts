@@ -1,10 +1,15 @@
-// The pool-switch path: a change of the stage's pool state (active-pool, canary-percent, a pool's
-// image/release/env) reaches the stage's hosts within seconds. EventBridge's "Parameter Store Change"
-// event → SSM Run Command (AWS-RunShellScript) on the hosts tagged with the stage → bluegreen-apply
-// (reads the parameters and reconciles: flag files for the active pool and canary, the idle pool's
-// container for a new image/release/env). `bluegreen release` also sends the command itself.
-// The event carries no value: the host reads the parameter itself. Delivery is best effort, so the
-// host also reconciles every minute (bluegreen-apply.timer).
+// The pool-switch path: a change of the stage's active pool or canary share reaches the stage's hosts
+// within seconds. EventBridge's "Parameter Store Change" event → SSM Run Command (AWS-RunShellScript)
+// on the hosts tagged with the stage → bluegreen-apply (reads the parameters and reconciles: flag
+// files for the active pool and canary, the idle pool's container for a new image/release/env).
+// The event carries no value: the host reads the parameter itself.
+// The rule does not fire on the six pool parameters (a pool's image/release/env): `bluegreen release`
+// writes three of them per deploy and then runs bluegreen-apply itself through Run Command, reading
+// each host's steps. Rule-triggered runs would only race it (serialized by the host's lock) and, for
+// a failing release, repeat its deploy and restore. An operator's direct change of a pool parameter is
+// picked up by the timer.
+// Delivery is best effort, so the host also reconciles every minute (bluegreen-apply.timer): the
+// safety net for every pool-state parameter, the rule or not.
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -12,7 +17,10 @@ import { Construct } from 'constructs';
 
 export interface PoolSwitchProps {
   readonly stage: string;
-  /** Names of the parameters whose changes trigger bluegreen-apply (exact names, no prefix). */
+  /**
+   * Names of the parameters whose changes trigger bluegreen-apply (exact names, no prefix): the
+   * active pool and the canary share, not the parameters the release deploy writes itself.
+   */
   readonly parameterNames: string[];
   /** EC2 tag key/value that marks the stage's hosts. */
   readonly hostTagKey: string;

@@ -109,6 +109,24 @@ test('their function may put and delete exactly these ten parameters (no wildcar
   expect(fn).toHaveLength(1);
 });
 
+test('created one after another (no PutParameter burst to throttle): all but the first depend on another one', () => {
+  const resources = template.findResources('Custom::CreateOnlyParameter');
+  const ids = Object.keys(resources);
+  expect(ids).toHaveLength(ALL.length);
+  const dependsOn = (id: string) => ((resources[id].DependsOn ?? []) as string[]).filter((d) => ids.includes(d));
+  const roots = ids.filter((id) => dependsOn(id).length === 0);
+  expect(roots).toEqual(['PoolStateActivePool']);
+  // A single chain: each one is the dependency of at most one other, and following it from the root reaches all.
+  const next = new Map<string, string>();
+  for (const id of ids) for (const d of dependsOn(id)) {
+    expect(next.has(d)).toBe(false);
+    next.set(d, id);
+  }
+  const chain = [roots[0]];
+  while (next.has(chain[chain.length - 1])) chain.push(next.get(chain[chain.length - 1])!);
+  expect([...chain].sort()).toEqual([...ids].sort());
+});
+
 test('the host boots after the pool state exists', () => {
   const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
   for (const id of Object.values(createOnly(template)).map((r) => r.logicalId)) expect(instance.DependsOn).toContain(id);
