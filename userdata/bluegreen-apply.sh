@@ -481,6 +481,30 @@ smoke() {
   echo "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
   return 1
 }
+# What the pool's running container differs in from its .applied file (which only says what it
+# was last started with: a failed restore, or a run killed between recreate and write_applied,
+# leaves the two apart). Prints nothing when it runs the applied image and release and is healthy
+# (or its health check is still starting).
+drift() {
+  d_id=$(container_id "$1")
+  d_want_image=$(field "$state/pools/$1.applied" image)
+  d_want_release=$(field "$state/pools/$1.applied" release)
+  d_info=$(docker inspect -f '{{.Config.Image}}{{println}}{{range .Config.Env}}{{println .}}{{end}}' "$d_id" 2>/dev/null) || {
+    echo "docker inspect $d_id failed"
+    return
+  }
+  d_image=$(printf '%s\n' "$d_info" | head -n1)
+  d_release=$(printf '%s\n' "$d_info" | sed -n 's/^RELEASE_ID=//p' | head -n1)
+  d_out=
+  if [ "$d_image" != "$d_want_image" ] || [ "$d_release" != "$d_want_release" ]; then
+    d_out="the container runs release ${d_release:-none} ($d_image)"
+  fi
+  case "$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$d_id" 2>/dev/null)" in
+    "running healthy" | "running starting") ;;
+    *) d_out="${d_out:+$d_out, }the container is not healthy: $(health_detail "$1")" ;;
+  esac
+  printf '%s' "$d_out"
+}
 
 reconcile() {
   pool=$1
@@ -488,13 +512,20 @@ reconcile() {
   desired=$(desired_key "$pool")
   id=$(container_id "$pool")
   failed_file=$state/pools/$pool.failed
+  drifted=
   if [ "$applied" = "$desired" ] && [ -n "$id" ]; then
-    rm -f "$failed_file"
-    step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image)); unchanged"
-    return
+    drifted=$(drift "$pool")
+    if [ -z "$drifted" ]; then
+      rm -f "$failed_file"
+      step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image)); unchanged"
+      return
+    fi
+    drifted="the applied file says release $(get "$pool" release) ($(get "$pool" image)) but $drifted"
   fi
   if [ "$pool" = "$active" ]; then
-    if [ "$applied" = "$desired" ]; then
+    if [ -n "$drifted" ]; then
+      step reconcile "$pool" false "active pool: $drifted; the active pool is never recreated here: flip to $(other "$pool") first, then bluegreen-apply recreates $pool as the idle pool"
+    elif [ "$applied" = "$desired" ]; then
       step reconcile "$pool" false "active pool has no container (docker compose ps app_$pool); the active pool is never recreated here: nginx sends its requests to $(other "$pool") (backup) meanwhile"
     else
       step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
@@ -505,6 +536,7 @@ reconcile() {
     step reconcile "$pool" false "release $(get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
     return
   fi
+  [ -z "$drifted" ] || step reconcile "$pool" true "$drifted: recreating"
 
   if ! out=$(prepare_image "$(get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
