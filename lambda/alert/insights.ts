@@ -2,9 +2,12 @@
 // query strings: the alert messages link to them, and the stack saves them.
 
 export const INSIGHTS_QUERIES = {
+  // Comparisons belong to `filter` only, so a 5xx is counted as floor(status / 500): 1 for 500-599
+  // (an HTTP status is at most 599), 0 for anything below 500.
   'error-rate-by-pool': [
     'filter ispresent(status)',
-    '| stats count(*) as requests, sum(status >= 500) as errors_5xx, 100 * sum(status >= 500) / count(*) as error_rate_pct by bin(1m) as minute, pool',
+    '| fields floor(status / 500) as is_5xx',
+    '| stats count(*) as requests, sum(is_5xx) as errors_5xx, 100 * sum(is_5xx) / count(*) as error_rate_pct by bin(1m) as minute, pool',
     '| sort minute desc',
   ].join('\n'),
   'failovers-inside-requests': [
@@ -24,8 +27,10 @@ export const INSIGHTS_QUERIES = {
     '| limit 10',
   ].join('\n'),
   'traffic-by-release': ['stats count(*) as requests by release, pool', '| sort requests desc'].join('\n'),
+  // Per log stream (the instance id, as the alert function keys hosts), not nginx's `host`
+  // ($hostname: the nginx container id under Compose, new with every container recreation).
   'recent-planned-switches': [
-    'stats min(@timestamp) as first_seen, max(@timestamp) as last_seen, count(*) as requests by active_pool, host',
+    'stats min(@timestamp) as first_seen, max(@timestamp) as last_seen, count(*) as requests by active_pool, @logStream',
     '| sort first_seen desc',
   ].join('\n'),
   'around-an-alert': [
@@ -42,7 +47,7 @@ export const INSIGHTS_QUERY_QUESTIONS: Record<keyof typeof INSIGHTS_QUERIES, str
   'latency-by-pool': 'request time p50/p95/p99 by pool',
   'top-5xx-uris': 'the URIs with the most 5xx (client-facing or on an attempt)',
   'traffic-by-release': 'requests by release and pool',
-  'recent-planned-switches': 'when each pool was the active one, per host (a flip shows as a new row)',
+  'recent-planned-switches': 'when each pool was the active one, per host instance (log stream; a flip shows as a new row)',
   'around-an-alert': 'the latest requests with their attempts (what the Slack button opens)',
 };
 
