@@ -1,6 +1,7 @@
-// The EC2 host that runs the Compose set (nginx + blue + green): Amazon Linux 2023, IMDSv2, an
-// encrypted gp3 root volume, no SSH (Session Manager only), a role limited to what the host does,
-// and the repo's nginx/, app/ and userdata/ delivered as assets (inline user data is capped at 16 KB).
+// The EC2 host that runs the Compose set (nginx + blue + green): Amazon Linux 2023, IMDSv2 with a
+// hop limit of 1 (no IMDS from containers), an encrypted gp3 root volume, no SSH (Session Manager
+// only), a role limited to what the host does, a fixed Elastic IP, and the repo's nginx/, app/ and
+// userdata/ delivered as assets (inline user data is capped at 16 KB).
 //
 // The host is replaced only when its own files change (the asset hashes in the user data). Nothing
 // else reaches its properties: the AMI is resolved by EC2 at launch (or pinned by amiId), and the
@@ -197,7 +198,12 @@ export class PoolHost extends Construct {
       userData,
       // A change to any host file replaces the host: it boots from scratch with the new files.
       userDataCausesReplacement: true,
-      requireImdsv2: true,
+      // IMDSv2 only, and a PUT response hop limit of 1: the token answer cannot cross the extra hop
+      // into a container's network namespace, so a pool image cannot take the host role's
+      // credentials. The host's own scripts call IMDS from the host itself. (The metadata props put
+      // MetadataOptions on the instance; requireImdsv2 cannot set the hop limit.)
+      httpTokens: ec2.HttpTokens.REQUIRED,
+      httpPutResponseHopLimit: 1,
       detailedMonitoring: true,
       associatePublicIpAddress: true,
       blockDevices: [
@@ -216,9 +222,15 @@ export class PoolHost extends Construct {
     Tags.of(this.instance).add(STAGE_TAG_KEY, stage);
     Tags.of(this.instance).add('Name', `bluegreen-${stage}`);
 
-    // A fixed address: the public URL survives host replacement.
-    this.address = new ec2.CfnEIP(this, 'Address', { domain: 'vpc', tags: [{ key: 'Name', value: `bluegreen-${stage}` }] });
-    new ec2.CfnEIPAssociation(this, 'AddressAssociation', { allocationId: this.address.attrAllocationId, instanceId: this.instance.instanceId });
+    // A fixed address: the public URL survives host replacement. Attached by the EIP's own
+    // InstanceId (an in-place update that moves it to the new host), not by a separate
+    // EIPAssociation: on a replacement CloudFormation would delete the old association in cleanup,
+    // after the address had moved, and could detach it from the new host.
+    this.address = new ec2.CfnEIP(this, 'Address', {
+      domain: 'vpc',
+      instanceId: this.instance.instanceId,
+      tags: [{ key: 'Name', value: `bluegreen-${stage}` }],
+    });
     this.publicUrl = `http://${this.address.ref}:${HOST_PORTS.public}`;
 
     const ack = (id: string, reason: string) => Validations.of(this.role).acknowledge({ id: `AwsSolutions::${id}`, reason });

@@ -50,8 +50,10 @@ test('the instance keeps its logical id and every property (UserData, ImageId in
   expect(b.resource.Properties).toEqual(a.resource.Properties);
   expect(b.resource.Properties.ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
   expect(JSON.stringify(b.resource.Properties.UserData)).not.toMatch(/shop-99|9\.9\.9|ghcr\.io/);
-  // and what it is launched with
-  expect(only(changed, 'AWS::EC2::LaunchTemplate').resource.Properties).toEqual(only(base, 'AWS::EC2::LaunchTemplate').resource.Properties);
+  // and what it is launched with: no launch template (the metadata options are instance properties,
+  // compared above), and the same instance profile
+  expect(changed.findResources('AWS::EC2::LaunchTemplate')).toEqual({});
+  expect(b.resource.Properties.MetadataOptions).toEqual({ HttpPutResponseHopLimit: 1, HttpTokens: 'required' });
   expect(only(changed, 'AWS::IAM::InstanceProfile').resource.Properties).toEqual(only(base, 'AWS::IAM::InstanceProfile').resource.Properties);
 });
 

@@ -46,8 +46,8 @@ describe('host', () => {
     expect(JSON.stringify(template.toJSON())).not.toMatch(/"FromPort":\s*22\b/);
   });
 
-  test('IMDSv2 is required', () => {
-    template.hasResourceProperties('AWS::EC2::LaunchTemplate', { LaunchTemplateData: { MetadataOptions: { HttpTokens: 'required' } } });
+  test('IMDSv2 is required, with a hop limit of 1 (see host-hardening.test.ts)', () => {
+    template.hasResourceProperties('AWS::EC2::Instance', { MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 } });
   });
 
   test('the root volume is encrypted gp3', () => {
@@ -124,7 +124,8 @@ describe('host', () => {
 
   test('a fixed public address outlives host replacement', () => {
     template.resourceCountIs('AWS::EC2::EIP', 1);
-    template.hasResourceProperties('AWS::EC2::EIPAssociation', { InstanceId: Match.anyValue(), AllocationId: Match.anyValue() });
+    template.hasResourceProperties('AWS::EC2::EIP', { Domain: 'vpc', InstanceId: Match.anyValue() });
+    template.resourceCountIs('AWS::EC2::EIPAssociation', 0); // see host-hardening.test.ts
   });
 });
 
