@@ -101,7 +101,7 @@ export class BlueGreenStack extends Stack {
     new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
     new CfnOutput(this, 'SlackWebhookParameter', {
       value: names.slackWebhookUrl,
-      description: 'Create it once: aws ssm put-parameter --type SecureString --name <this> --value <webhook URL>',
+      description: `Create it once (JSON input: AWS CLI v1 would fetch an https:// --value): aws ssm put-parameter --cli-input-json '{"Name": "${names.slackWebhookUrl}", "Type": "SecureString", "Value": "<webhook URL>"}'`,
     });
     new CfnOutput(this, 'UndeliveredAlertsQueue', { value: this.alerting.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${config.stage}` });
