@@ -102,9 +102,14 @@ export class Operations extends Construct {
         left: [...['blue', 'green'].map((p) => m(ns, `Errors5xx-${p}`).with({ label: p })), m(ns, 'ClientErrors5xx').with({ label: 'to clients' })],
         width: 8,
       }),
-      new cloudwatch.GraphWidget({
+      // Percentiles over every request, from the log itself (Logs Insights' pct), the same query
+      // `bluegreen insights latency-percentiles` runs: no doubt about what a metric filter's
+      // aggregation keeps.
+      new cloudwatch.LogQueryWidget({
         title: 'Request time p50 / p99 (s)',
-        left: [m(ns, 'RequestTime', 'p50').with({ label: 'p50' }), m(ns, 'RequestTime', 'p99').with({ label: 'p99' })],
+        logGroupNames: [props.accessLogGroup.logGroupName],
+        queryString: INSIGHTS_QUERIES['latency-percentiles'],
+        view: cloudwatch.LogQueryVisualizationType.LINE,
         width: 8,
       }),
     );

@@ -20,6 +20,11 @@ export const INSIGHTS_QUERIES = {
     'filter ispresent(request_time)',
     '| stats pct(request_time, 50) as p50_s, pct(request_time, 95) as p95_s, pct(request_time, 99) as p99_s, count(*) as requests by pool',
   ].join('\n'),
+  'latency-percentiles': [
+    'filter ispresent(request_time)',
+    '| stats pct(request_time, 50) as p50_s, pct(request_time, 99) as p99_s by bin(1m) as minute',
+    '| sort minute desc',
+  ].join('\n'),
   'top-5xx-uris': [
     'filter status >= 500 or upstream_status like /5\\d\\d/',
     '| stats count(*) as failed by uri',
@@ -45,6 +50,7 @@ export const INSIGHTS_QUERY_QUESTIONS: Record<keyof typeof INSIGHTS_QUERIES, str
   'error-rate-by-pool': 'requests, client-facing 5xx and error rate, by pool, per minute',
   'failovers-inside-requests': 'requests the active pool failed and the backup answered ("500, 200")',
   'latency-by-pool': 'request time p50/p95/p99 by pool',
+  'latency-percentiles': 'request time p50/p99 per minute, computed from every request (the dashboard graph)',
   'top-5xx-uris': 'the URIs with the most 5xx (client-facing or on an attempt)',
   'traffic-by-release': 'requests by release and pool',
   'recent-planned-switches': 'when each pool was the active one, per host instance (log stream; a flip shows as a new row)',

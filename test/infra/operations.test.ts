@@ -39,6 +39,17 @@ test('the dashboard shows traffic, errors, latency, failovers, alerts, alarms an
   for (const metric of ['AlertsPosted', 'AlertsSuppressed', 'AlertsUndelivered', 'FailedOverRequests', 'mem_used_percent', 'disk_used_percent', 'cpu_usage_active']) expect(body).toContain(metric);
 });
 
+test('request time percentiles come from every request: a Logs Insights widget over the access log, with the saved query', () => {
+  const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+  // The body is a join of JSON text and tokens (the log group's name): tokens become a placeholder.
+  const parts = dashboard.Properties.DashboardBody['Fn::Join'][1] as unknown[];
+  const widgets = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join('')).widgets as Array<{ type: string; properties: { title?: string; query?: string } }>;
+  const latency = widgets.find((w) => w.properties.title === 'Request time p50 / p99 (s)')!;
+  expect(latency.type).toBe('log');
+  expect(latency.properties.query).toBe(`SOURCE 'TOKEN' | ${INSIGHTS_QUERIES['latency-percentiles']}`);
+  expect(INSIGHTS_QUERIES['latency-percentiles']).toMatch(/pct\(request_time, 50\).*pct\(request_time, 99\).*by bin\(1m\)/s);
+});
+
 test('the CLI finds the deployment through two parameters', () => {
   template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/public-url', Type: 'String' });
   template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/instance-id', Type: 'String' });
