@@ -1,7 +1,7 @@
 // The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`). One CLI for
-// local mode and deployed stages: flip and maintenance act on AWS when a stage is named
+// local mode and deployed stages: flip, status and maintenance act on AWS when a stage is named
 // (--stage or $BLUEGREEN_STAGE), on the local stack otherwise.
-import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand } from '../local/commands';
+import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand, statusCommand } from '../local/commands';
 import { ConfigError } from '../local/defaults';
 import { NginxMissingError } from '../local/nginx-binary';
 import { PortInUseError } from '../local/ports';
@@ -9,11 +9,11 @@ import { startCommand } from '../local/start';
 import {
   awsFlipCommand,
   awsMaintenanceCommand,
+  awsStatusCommand,
   FLIP_AWS_USAGE,
   insightsCommand,
   INSIGHTS_USAGE,
   MAINTENANCE_AWS_USAGE,
-  statusCommand,
   STATUS_USAGE,
 } from '../ops/commands';
 import { namesStage } from '../ops/aws-target';
@@ -40,7 +40,7 @@ const COMMANDS: Record<string, Command> = {
     run: (_args, env, out) => startCommand(env, out),
   },
   flip: { summary: 'flip <blue|green> [--stage S]: switch the active pool and confirm it end to end', usage: FLIP_AWS_USAGE, run: localOrAws(flipCommand, awsFlipCommand) },
-  status: { summary: 'status [--stage S]: active pool, maintenance, host, what the endpoint answers, last alerts', usage: STATUS_USAGE, run: statusCommand },
+  status: { summary: 'status [--stage S]: active pool, each pool\'s release and health, maintenance, what the endpoint answers', usage: STATUS_USAGE, run: localOrAws(statusCommand, awsStatusCommand) },
   maintenance: { summary: 'maintenance <on|off> [--stage S]: alerts are evaluated and logged but not posted while on', usage: MAINTENANCE_AWS_USAGE, run: localOrAws(maintenanceCommand, awsMaintenanceCommand) },
   insights: { summary: 'insights <query> [--since 1h] [--stage S]: run a saved Logs Insights query, print a table', usage: INSIGHTS_USAGE, run: insightsCommand },
   release: {
@@ -81,6 +81,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       err(`bluegreen ${name}: ${e.message}`);
       return 2;
     }
+    // The SDK found no region or no credentials: the operator's setup, i.e. bad input (exit 2).
+    if (e instanceof Error && /^Region is missing/.test(e.message)) {
+      err(`bluegreen ${name}: no AWS region: pass --region or set AWS_REGION (or a region in the --profile's config)`);
+      return 2;
+    }
+    if (e instanceof Error && e.name === 'CredentialsProviderError') {
+      err(`bluegreen ${name}: no AWS credentials: ${e.message} (pass --profile, or run aws configure / aws sso login)`);
+      return 2;
+    }
+    // AWS refused the credentials it was given: the call failed (exit 1).
     const awsHint = e instanceof Error && /credential|Could not load|ExpiredToken|UnrecognizedClient|AccessDenied/i.test(`${e.name} ${e.message}`);
     if (awsHint) {
       err(`bluegreen ${name}: AWS refused or found no credentials: ${(e as Error).message} (use --profile/--region, or aws configure / aws sso login)`);

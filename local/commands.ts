@@ -1,13 +1,14 @@
-// The local-mode operator commands: flip, chaos, check (start is in start.ts).
+// The local-mode operator commands: flip, status, maintenance, chaos, check (start is in start.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseArgs } from 'node:util';
-import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, parseChaosMode, parsePool, Pool, POOLS } from './defaults';
+import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, otherPool, parseChaosMode, parsePool, Pool, POOLS } from './defaults';
 import { header, httpRequest } from './http';
 import { runCheck } from './check';
+import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState } from './stack';
-import { switchPool } from './switch';
-import { MAINTENANCE_FILE } from './watcher';
+import { readActivePool, readCanaryPercent, switchPool } from './switch';
+import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
 type Out = (line: string) => void;
 
@@ -21,6 +22,97 @@ function requireLocalStack(env: NodeJS.ProcessEnv): StackState {
   const state = readStackState(stateDir(env));
   if (!state) throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
   return state;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Prints `key  value` rows with the values aligned (status, local and AWS). */
+export function printRows(rows: ReadonlyArray<readonly [string, string]>, out: Out): void {
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) out(`${k.padEnd(width)}  ${v}`);
+}
+
+/** GET /version through a public entry: `200 from blue (release r1) in 3 ms`, and whether it was a 200. */
+export async function describeEndpoint(url: string, timeoutMs = 5000): Promise<{ healthy: boolean; text: string }> {
+  const started = Date.now();
+  try {
+    const res = await httpRequest(`${url}/version`, { timeoutMs, agent: false });
+    const text = `${res.status} from ${header(res, 'x-app-pool') ?? 'no pool'} (release ${header(res, 'x-release-id') ?? '?'}) in ${Date.now() - started} ms`;
+    return { healthy: res.status === 200, text };
+  } catch (err) {
+    return { healthy: false, text: `no answer: ${(err as Error).message}` };
+  }
+}
+
+/** One pool as seen on its own port: the release it runs (GET /version) and its health (GET /healthz). */
+async function describePool(state: StackState, dir: string, pool: Pool): Promise<string> {
+  const base = poolUrl(state, pool);
+  const get = (p: string) => httpRequest(`${base}${p}`, { timeoutMs: 2000, agent: false }).then(
+    (res) => ({ status: res.status, body: res.body, error: undefined }),
+    (err: Error) => ({ status: 0, body: '', error: err.message.replace(`GET ${base}${p}: `, '') }),
+  );
+  const [version, health] = await Promise.all([get('/version'), get('/healthz')]);
+  const applied = readApplied(dir, pool);
+  let release: string | undefined;
+  if (version.status === 200) {
+    try {
+      const answered = (JSON.parse(version.body) as { release?: unknown }).release;
+      if (typeof answered === 'string') release = `release ${answered}`;
+    } catch {
+      // not the pool contract's JSON: fall back to what the pool agent applied
+    }
+  }
+  if (!release) {
+    const why = version.error ?? `status ${version.status}`;
+    release = applied?.ok ? `release ${applied.release} (as the pool agent applied it; GET /version: ${why})` : `release unknown (GET /version: ${why})`;
+  }
+  const healthText =
+    health.status === 200 ? 'healthy (GET /healthz 200)' : health.error ? `down (GET /healthz: ${health.error})` : `unhealthy (GET /healthz ${health.status})`;
+  const agent = applied && !applied.ok ? `; the pool agent's last run failed: ${applied.reason ?? 'no reason given'}` : '';
+  return `${release}, ${healthText}, ${base}${agent}`;
+}
+
+/** `status` without a stage: the local stack, as `flip` and `maintenance` find it. */
+export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  if (args.length > 0) {
+    throw new UsageError(`status takes no arguments without --stage, got "${args.join(' ')}" (--region and --profile need --stage S or $BLUEGREEN_STAGE)`);
+  }
+  const dir = stateDir(env);
+  const state = requireLocalStack(env);
+  if (!alive(state.supervisorPid)) {
+    throw new UsageError(`no local stack is running (${dir}/state.json was left by process ${state.supervisorPid}, which has exited): start one with npm start`);
+  }
+  const [blue, green, endpoint] = await Promise.all([describePool(state, dir, 'blue'), describePool(state, dir, 'green'), describeEndpoint(state.url)]);
+  const active = readActivePool(state);
+  const canary = readCanaryPercent(state);
+  const record = readLocalRecord(dir);
+  const lastRelease = record
+    ? `${record.id}: release ${record.release} to ${record.pool}, ${record.state}${record.reason ? ` (${record.reason})` : ''}, ${record.finishedAt ?? record.updatedAt}`
+    : 'none';
+  printRows(
+    [
+      ['stack', `local (${dir})`],
+      ['active pool', active],
+      ['canary', canary > 0 ? `${canary}% of requests try ${otherPool(active)} first` : '0% (none)'],
+      ['blue pool', blue],
+      ['green pool', green],
+      ['maintenance', maintenanceOn(dir) ? 'on: alerts are evaluated and printed, not posted' : 'off'],
+      ['last release', lastRelease],
+      ['access log', state.accessLog],
+      ['error log', state.errorLog],
+      ['public URL', state.url],
+      ['endpoint now', endpoint.text],
+    ],
+    out,
+  );
+  return endpoint.healthy ? 0 : 1;
 }
 
 /** Polls GET /version through nginx until the given pool answers; returns ms waited or undefined. */

@@ -1,9 +1,9 @@
-// The AWS-side operator commands of the one CLI: flip / maintenance (with --stage), status, insights.
+// The AWS-side operator commands of the one CLI: flip / maintenance / status (with --stage), insights.
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
 import { ConfigError, parsePool } from '../local/defaults';
-import { header, httpRequest } from '../local/http';
+import { describeEndpoint, printRows } from '../local/commands';
 import { flipOnAws } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights';
@@ -54,11 +54,15 @@ export async function awsMaintenanceCommand(args: string[], env: NodeJS.ProcessE
 }
 
 export const STATUS_USAGE = `usage: bluegreen status [--stage S]
-  The active pool, maintenance, the host, what the public endpoint answers now, the last alerts.
-  Exit 0 when the endpoint answers 200, 1 otherwise.
+  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, the host, what the public
+  endpoint answers now, the last alerts.
+  Without: the local stack (npm start, found through $BLUEGREEN_STATE_DIR or .bluegreen/local): the
+  active pool, the canary share, each pool's release and health on its own port, maintenance, the
+  last release, the log paths, what the public entry answers now.
+  Exit 0 when the endpoint answers 200, 1 otherwise, 2 bad input (no local stack, no AWS region).
 ${AWS_HELP}`;
 
-export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
@@ -69,25 +73,14 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
     out(`stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`);
     return 1;
   }
-  let endpoint = 'not checked (no public-url parameter)';
-  let healthy = false;
-  if (url) {
-    const started = Date.now();
-    try {
-      const res = await httpRequest(`${url}/version`, { timeoutMs: 5000, agent: false });
-      healthy = res.status === 200;
-      endpoint = `${res.status} from ${header(res, 'x-app-pool') ?? 'no pool'} (release ${header(res, 'x-release-id') ?? '?'}) in ${Date.now() - started} ms`;
-    } catch (err) {
-      endpoint = `no answer: ${(err as Error).message}`;
-    }
-  }
+  const endpoint = url ? await describeEndpoint(url) : { healthy: false, text: 'not checked (no public-url parameter)' };
   const rows: Array<[string, string]> = [
     ['stage', target.stage],
     ['active pool', active],
     ['maintenance', maintenance ?? '(parameter missing)'],
     ['host', instance ?? '?'],
     ['public URL', url ?? '?'],
-    ['endpoint now', endpoint],
+    ['endpoint now', endpoint.text],
   ];
   let last: Array<[string, number]> = [];
   try {
@@ -96,9 +89,8 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
     // a hand-edited state: show none rather than fail
   }
   rows.push(['last alerts', last.length ? last.slice(0, 5).map(([k, at]) => `${k} at ${new Date(at).toISOString()}`).join('; ') : 'none posted']);
-  const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) out(`${k.padEnd(width)}  ${v}`);
-  return healthy ? 0 : 1;
+  printRows(rows, out);
+  return endpoint.healthy ? 0 : 1;
 }
 
 export const INSIGHTS_USAGE = `usage: bluegreen insights <query> [--since 1h] [--stage S]
