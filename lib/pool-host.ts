@@ -21,6 +21,9 @@ const REPO_ROOT = path.join(__dirname, '..');
 /** Host ports (DESIGN.md "Ports"): the one definition the security group and the docs use. */
 export const HOST_PORTS = { public: 8080, poolFirst: 8081, poolLast: 8082 } as const;
 
+/** The SSM actions that return parameter values: the host role is denied them on every parameter but its own. */
+export const HOST_DENIED_PARAMETER_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
+
 /** The EC2 tag Run Command targets to reach a stage's hosts. */
 export const STAGE_TAG_KEY = 'BluegreenStage';
 
@@ -110,14 +113,22 @@ export class PoolHost extends Construct {
       managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
     const params = parameterNames(stage);
+    const parameterArn = (name: string) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
+    const ownParameters = hostReadParameterNames(stage).map(parameterArn);
     // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
-    // release and env), no wildcard: the stage path also holds the Slack webhook SecureString, which
-    // the account's aws/ssm key would let any reader of the path decrypt.
+    // release and env), no wildcard.
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters }));
+    // ...and nothing else: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *, which would
+    // let the host read (and, through the account's aws/ssm key, decrypt) the stage's Slack webhook,
+    // the alert state, the release record, and every other parameter of the account, other stages'
+    // included. An explicit Deny of every parameter but its own beats that Allow; NotResource keeps
+    // it true for parameters added later. These are the four actions that return parameter values.
     this.role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadPoolState',
-        actions: ['ssm:GetParameter', 'ssm:GetParameters'],
-        resources: hostReadParameterNames(stage).map((name) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) })),
+        sid: 'DenyOtherParameters',
+        effect: iam.Effect.DENY,
+        actions: HOST_DENIED_PARAMETER_ACTIONS,
+        notResources: ownParameters,
       }),
     );
     this.role.addToPolicy(
@@ -154,10 +165,20 @@ export class PoolHost extends Construct {
     const userData = ec2.UserData.forLinux();
     userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
     for (const [name, asset] of Object.entries(assets)) {
-      asset.grantRead(this.role);
       const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
       userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
     }
+    // The host reads its three asset objects and nothing else of the bootstrap bucket (which holds
+    // every asset of every stack in the account and region): `aws s3 cp` of one object (the
+    // download commands above) needs s3:GetObject on that object only. (Asset.grantRead would give
+    // s3:GetObject*, GetBucket* and List* on the whole bucket.)
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadOwnAssets',
+        actions: ['s3:GetObject'],
+        resources: Object.values(assets).map((asset) => asset.bucket.arnForObjects(asset.s3ObjectKey)),
+      }),
+    );
     // What /etc/bluegreen/env holds. Only values fixed for the life of the stage: anything that
     // changed per deploy here would replace the host. Pool images/releases are read from SSM.
     const registry = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
@@ -236,18 +257,11 @@ export class PoolHost extends Construct {
     const ack = (id: string, reason: string) => Validations.of(this.role).acknowledge({ id: `AwsSolutions::${id}`, reason });
     ack(
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-      'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent.',
+      'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host\'s own pool state by the DenyOtherParameters statement.',
     );
     ack(
       'AwsSolutions-IAM5[Resource::*]',
       `Two actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${props.metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository.`,
-    );
-    for (const action of ['s3:GetBucket*', 's3:GetObject*', 's3:List*']) {
-      ack(`AwsSolutions-IAM5[Action::${action}]`, 'Generated by Asset.grantRead: read-only access to the host files asset objects in the CDK bootstrap bucket.');
-    }
-    ack(
-      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]',
-      'Generated by Asset.grantRead for the host files assets: the CDK bootstrap asset bucket, read-only.',
     );
 
     if (!props.amiId) {

@@ -148,10 +148,10 @@ describe('host role', () => {
       Resource: [{ 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] }, { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] }],
     });
     expect(bySid.PublishHostMetrics).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'Bluegreen/prod/Host' } } });
-    // The rest is the assets' read-only grant.
-    const others = statements.filter((s) => !s.Sid);
-    expect(others.length).toBeGreaterThan(0);
-    for (const s of others) expect(s.Action).toEqual(['s3:GetBucket*', 's3:GetObject*', 's3:List*']);
+    // Every other parameter is denied, and the assets are read object by object (see host-least-privilege.test.ts).
+    expect(bySid.DenyOtherParameters).toMatchObject({ Effect: 'Deny' });
+    expect(bySid.ReadOwnAssets).toMatchObject({ Action: 's3:GetObject', Effect: 'Allow' });
+    expect(statements.filter((s) => !s.Sid)).toEqual([]);
     // Nothing can write a parameter or create log groups.
     expect(JSON.stringify(statements)).not.toMatch(/ssm:Put|logs:CreateLogGroup|"\*:\*"/);
   });

@@ -1,0 +1,188 @@
+// Issue 9, items 1 and 2: the host role reads what the host needs and nothing more, even where an
+// AWS-managed policy would give more. Item 1: AmazonSSMManagedInstanceCore allows
+// ssm:GetParameter(s) on *, so only an explicit Deny keeps the Slack webhook (and every other
+// parameter that is not the host's pool state) out of the host's reach. Item 2: the host reads its
+// three asset objects, not the whole CDK bootstrap bucket. Checked on every shape of the app the
+// nag/lint test covers, with a small evaluator of the synthesized statements (explicit Deny beats
+// any Allow) standing in for IAM.
+import { Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { buildApp } from '../../bin/app';
+import { hostReadParameterNames, parameterNames } from '../../lib/config';
+import { newApp, synthTemplate } from '../helpers/cdk';
+
+const variants: Array<[string, Record<string, unknown>]> = [
+  ['defaults', {}],
+  ['prod with operators', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '0.0.0.0/0' }],
+  ['existing VPC, Graviton', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small' }],
+  ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
+];
+
+// The account the evaluator pretends to deploy to: pseudo parameters become these values.
+const ENV: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '111122223333', 'AWS::URLSuffix': 'amazonaws.com' };
+const ssmArn = (name: string, account = ENV['AWS::AccountId'], region = ENV['AWS::Region']) => `arn:aws:ssm:${region}:${account}:parameter${name}`;
+const VALUE_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
+
+/**
+ * A synthesized string (Fn::Join / Fn::Sub / Ref of pseudo parameters) as it resolves in ENV; a
+ * reference to one of the stack's own resources stays a placeholder that matches no ARN here.
+ */
+function resolve(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as Record<string, unknown>;
+  if (typeof v.Ref === 'string') return ENV[v.Ref] ?? `<${v.Ref}>`;
+  if (Array.isArray(v['Fn::GetAtt'])) return `<${(v['Fn::GetAtt'] as string[]).join('.')}>`;
+  if (v['Fn::Join']) {
+    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
+    return parts.map(resolve).join(sep);
+  }
+  if (typeof v['Fn::Sub'] === 'string') return (v['Fn::Sub'] as string).replace(/\$\{([^}]+)\}/g, (_m, name: string) => ENV[name] ?? `<${name}>`);
+  throw new Error(`cannot resolve ${JSON.stringify(value)} in the test's account`);
+}
+
+interface Statement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Action: string | string[];
+  Resource?: unknown;
+  NotResource?: unknown;
+  Condition?: unknown;
+}
+const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const glob = (pattern: string, text: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(text);
+const matchesStatement = (s: Statement, action: string, arn: string) =>
+  list(s.Action).some((a) => glob(a, action)) &&
+  (s.NotResource !== undefined ? !list(s.NotResource).map(resolve).some((r) => glob(r, arn)) : list(s.Resource).map(resolve).some((r) => glob(r, arn)));
+
+/**
+ * IAM's evaluation for one principal (no conditions in the statements it is asked about): an
+ * explicit Deny wins, then any Allow, else implicit deny. `managed` stands for the AWS-managed
+ * policy's statements (the parts of AmazonSSMManagedInstanceCore that matter here).
+ */
+function decide(statements: Statement[], action: string, arn: string): 'allow' | 'deny' | 'implicit-deny' {
+  if (statements.some((s) => s.Effect === 'Deny' && matchesStatement(s, action, arn))) return 'deny';
+  return statements.some((s) => s.Effect === 'Allow' && matchesStatement(s, action, arn)) ? 'allow' : 'implicit-deny';
+}
+// AmazonSSMManagedInstanceCore's parameter read (version 3 of the AWS-managed policy).
+const MANAGED_CORE: Statement[] = [{ Effect: 'Allow', Action: ['ssm:GetParameter', 'ssm:GetParameters'], Resource: '*' }];
+
+function hostPolicy(template: Template): Statement[] {
+  const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith('HostRoleDefaultPolicy'));
+  expect(policies).toHaveLength(1);
+  // and the role carries no inline policy of its own that these checks would miss
+  const roles = Object.entries(template.findResources('AWS::IAM::Role')).filter(([id]) => id.startsWith('HostRole'));
+  expect(roles).toHaveLength(1);
+  expect(roles[0][1].Properties.Policies).toBeUndefined();
+  return policies[0][1].Properties.PolicyDocument.Statement as Statement[];
+}
+
+/** Every parameter name of a stage (the one definition in lib/config.ts), flattened. */
+function stageParameterNames(stage: string): string[] {
+  const names: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') names.push(v);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  const { root: _root, ...rest } = parameterNames(stage);
+  walk(rest);
+  return names;
+}
+
+describe.each(variants)('%s', (_name, context) => {
+  let template: Template;
+  let statements: Statement[];
+  let stage: string;
+  beforeAll(() => {
+    template = synthTemplate(context);
+    statements = hostPolicy(template);
+    stage = (context.stage as string | undefined) ?? 'dev';
+  });
+
+  describe('item 1: parameters', () => {
+    test('an explicit Deny of the value-returning SSM actions on every parameter but the host\'s own eight', () => {
+      const denies = statements.filter((s) => s.Effect === 'Deny');
+      expect(denies).toHaveLength(1);
+      const [deny] = denies;
+      expect(deny.Sid).toBe('DenyOtherParameters');
+      expect(list(deny.Action).sort()).toEqual([...VALUE_ACTIONS].sort());
+      expect(deny.Resource).toBeUndefined();
+      expect(deny.Condition).toBeUndefined();
+      const own = hostReadParameterNames(stage);
+      expect(own).toHaveLength(8);
+      expect(list(deny.NotResource).map(resolve).sort()).toEqual(own.map((n) => ssmArn(n)).sort());
+      // the Allow and the Deny's exemption are the same eight parameters
+      const read = statements.find((s) => s.Sid === 'ReadPoolState')!;
+      expect(list(read.Resource).map(resolve).sort()).toEqual(list(deny.NotResource).map(resolve).sort());
+    });
+
+    test('with the managed policy\'s GetParameter(s) on *, the host reads its own pool state and nothing else: not the webhook, the alert state, the release record, maintenance, another stage, another app', () => {
+      const effective = [...MANAGED_CORE, ...statements];
+      const own = hostReadParameterNames(stage);
+      for (const name of own) {
+        for (const action of ['ssm:GetParameter', 'ssm:GetParameters']) expect([name, action, decide(effective, action, ssmArn(name))]).toEqual([name, action, 'allow']);
+      }
+      const n = parameterNames(stage);
+      const forbidden = [
+        ...stageParameterNames(stage).filter((name) => !own.includes(name)),
+        parameterNames(stage === 'prod' ? 'dev' : 'prod').slackWebhookUrl,
+        '/other-app/database-password',
+        'unrooted-secret',
+      ];
+      // the ones the issue names are among them
+      expect(forbidden).toEqual(expect.arrayContaining([n.slackWebhookUrl, n.alertState, n.release, n.maintenance, n.publicUrl, n.instanceId, n.ecrRepository]));
+      for (const name of forbidden) {
+        const arn = name.startsWith('/') ? ssmArn(name) : ssmArn(`/${name}`);
+        for (const action of VALUE_ACTIONS) expect([name, action, decide(effective, action, arn)]).toEqual([name, action, 'deny']);
+      }
+      // a path read of the stage (GetParametersByPath's resource is the path) and another region or account
+      expect(decide(effective, 'ssm:GetParametersByPath', ssmArn(`/bluegreen/${stage}`))).toBe('deny');
+      expect(decide(effective, 'ssm:GetParameter', ssmArn(n.slackWebhookUrl, '111122223333', 'us-east-1'))).toBe('deny');
+      expect(decide(effective, 'ssm:GetParameter', ssmArn(n.activePool, '444455556666'))).toBe('deny');
+    });
+
+    test('nothing else of the role reads a parameter value or decrypts', () => {
+      const readers = statements.filter((s) => s.Effect === 'Allow' && list(s.Action).some((a) => /^(ssm:GetParameter|kms:)/.test(a)));
+      expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState']);
+    });
+  });
+
+  describe('item 2: assets', () => {
+    test('s3:GetObject on exactly the three asset objects the user data downloads, and no other S3 permission', () => {
+      const s3 = statements.filter((s) => list(s.Action).some((a) => a.startsWith('s3:')));
+      expect(s3).toHaveLength(1);
+      const [read] = s3;
+      expect(read).toMatchObject({ Sid: 'ReadOwnAssets', Effect: 'Allow', Action: 's3:GetObject' });
+      const objects = list(read.Resource).map(resolve);
+      expect(objects).toHaveLength(3);
+      // the objects are the ones `aws s3 cp` fetches in the user data, key for key
+      const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+      const userData = resolve(instance.Properties.UserData['Fn::Base64']);
+      const downloads = [...userData.matchAll(/aws s3 cp '?s3:\/\/([^/']+)\/([^' ]+)'?/g)].map(([, bucket, key]) => `arn:aws:s3:::${bucket}/${key}`);
+      expect(downloads).toHaveLength(3);
+      expect(objects.sort()).toEqual(downloads.sort());
+      for (const arn of objects) expect(arn).toMatch(/^arn:aws:s3:::cdk-[a-z0-9]+-assets-111122223333-eu-west-1\/[0-9a-f]{64}\.zip$/);
+      // no wildcard anywhere in it: not the bucket, not bucket/*
+      expect(JSON.stringify(read.Resource)).not.toContain('*');
+    });
+
+    test('no bucket-level or listing action, and no other object of the bootstrap bucket is readable', () => {
+      const actions = statements.flatMap((s) => list(s.Action));
+      expect(actions.filter((a) => /^s3:/.test(a))).toEqual(['s3:GetObject']);
+      expect(actions.filter((a) => /^s3:(List|GetBucket|GetObject[A-Z*])/.test(a))).toEqual([]);
+      const objects = list(statements.find((s) => s.Sid === 'ReadOwnAssets')!.Resource).map(resolve);
+      const bucket = objects[0].split('/')[0];
+      expect(decide(statements, 's3:GetObject', `${bucket}/${'0'.repeat(64)}.zip`)).toBe('implicit-deny');
+      expect(decide(statements, 's3:ListBucket', bucket)).toBe('implicit-deny');
+      for (const arn of objects) expect(decide(statements, 's3:GetObject', arn)).toBe('allow');
+    });
+
+    test('no cdk-nag acknowledgement for S3 wildcards is left on the role (nothing generates them now)', () => {
+      const stack = buildApp(newApp(context));
+      const role = stack.node.findAll().find((c) => c instanceof iam.Role && c.node.path.endsWith('/Host/Role'))!;
+      expect(role).toBeDefined();
+      const acknowledged = role.node.metadata.filter((m) => m.type === 'aws:cdk:acknowledged-rules').flatMap((m) => Object.keys(m.data as object));
+      expect(acknowledged.length).toBeGreaterThan(0);
+      expect(acknowledged.filter((id) => /s3/i.test(id))).toEqual([]);
+    });
+  });
+});
