@@ -37,14 +37,21 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
     const lastAre = (pool: string) => () => load.samples.length > 20 && load.samples.slice(-20).every((s) => s.pool === pool);
     await load.after(50, 'before the first flip');
 
+    const flips: Array<{ from: number; to: number }> = [];
+    let before = Date.now();
     const toGreen = await stack.flip('green');
+    flips.push({ from: before, to: Date.now() });
     expect(toGreen).toMatchObject({ code: 0, stderr: '' });
     expect(toGreen.stdout.trim()).toBe('switch-pool: active pool is now green (nginx reads it per request; no reload)');
     expect(stack.activePool()).toBe('green');
     await waitFor(lastAre('green'), 'traffic on green');
+    await load.after(100, 'on green');
+    before = Date.now();
     expect((await stack.flip('blue')).code).toBe(0);
+    flips.push({ from: before, to: Date.now() });
     expect(stack.activePool()).toBe('blue');
     await waitFor(lastAre('blue'), 'traffic back on blue');
+    await load.after(100, 'back on blue');
     const result = await load.finish();
 
     const summary = summarize(result.samples, result.durationMs);
@@ -60,8 +67,21 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
     expect(malformed).toEqual([]);
     const served = entries.filter((e) => e.uri === '/version');
     expect(served.filter((e) => !(e.pool === e.active_pool && e.primary_pool === e.active_pool && e.upstream_status === '200'))).toEqual([]);
-    const order = served.map((e) => e.active_pool).filter((p, i, all) => i === 0 || all[i - 1] !== p);
-    expect(order).toEqual(['blue', 'green', 'blue']);
+    // Each request names the pool active when it came in (lines are written when requests end, so
+    // the log's own order interleaves around a flip): judged by start time, outside each flip's
+    // window (plus nginx's cached-clock slack), blue before, green between, blue after.
+    const SLACK_MS = 50;
+    const startedAt = (e: (typeof served)[number]) => (e.msec ?? 0) * 1000 - e.request_time * 1000;
+    const phase = (t: number) => (t < flips[0].from - SLACK_MS ? 0 : t > flips[0].to + SLACK_MS && t < flips[1].from - SLACK_MS ? 1 : t > flips[1].to + SLACK_MS ? 2 : undefined);
+    const byPhase: Array<typeof served> = [[], [], []];
+    for (const e of served) {
+      const p = phase(startedAt(e));
+      if (p !== undefined) byPhase[p].push(e);
+    }
+    for (const [p, pool] of ['blue', 'green', 'blue'].entries()) {
+      expect(byPhase[p].length).toBeGreaterThan(5);
+      expect(byPhase[p].filter((e) => e.active_pool !== pool)).toEqual([]);
+    }
   });
 
   test('12 flips under full-speed keep-alive load: 0 failed for a client that never re-sends', async () => {
