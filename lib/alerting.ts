@@ -17,7 +17,7 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { AlertSettings, parameterNames } from './config';
+import { ALERT_RESERVED_CONCURRENCY, AlertSettings, parameterNames } from './config';
 import { parameterChangePattern } from './pool-switch';
 
 export const ALERT_ENTRY = path.join(__dirname, '..', 'lambda', 'alert', 'handler.ts');
@@ -101,7 +101,7 @@ export class Alerting extends Construct {
       logGroup,
       description: `bluegreen ${stage}: access-log alert rules → Slack`,
       // One invocation at a time: the engine state (window, episodes, cooldowns) has one owner.
-      reservedConcurrentExecutions: 1,
+      reservedConcurrentExecutions: ALERT_RESERVED_CONCURRENCY,
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
       onFailure: new SqsDestination(this.deadLetterQueue),

@@ -50,6 +50,15 @@ export interface AlertSettings {
 
 export class ConfigError extends Error {}
 
+/**
+ * The alert function reserves this much concurrency (its invocations are serialized: one owns the
+ * engine state at a time), and Lambda refuses a reservation that would leave the account fewer
+ * than 100 unreserved: the account's quota must be at least their sum.
+ */
+export const ALERT_RESERVED_CONCURRENCY = 1;
+export const LAMBDA_MIN_UNRESERVED_CONCURRENCY = 100;
+export const MIN_ACCOUNT_CONCURRENCY = ALERT_RESERVED_CONCURRENCY + LAMBDA_MIN_UNRESERVED_CONCURRENCY;
+
 /** Context keys this app reads: the one list that validation, docs and tests use. */
 export const CONTEXT_KEYS = {
   stage: 'deployment stage; names the stack, the SSM path /bluegreen/<stage>/ and the log groups (default dev)',
@@ -77,6 +86,7 @@ export const CONTEXT_KEYS = {
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
+  accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
 
@@ -204,6 +214,14 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   const errorRate = Number(errorRateRaw);
   if (!(errorRate > 0 && errorRate < 1)) throw new ConfigError(`context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`);
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
+  if (str('accountConcurrencyLimit') !== undefined) {
+    const quota = int('accountConcurrencyLimit', 0, 1, 1_000_000);
+    if (quota < MIN_ACCOUNT_CONCURRENCY) {
+      throw new ConfigError(
+        `context key "accountConcurrencyLimit" is ${quota}: the alert function reserves ${ALERT_RESERVED_CONCURRENCY} concurrent execution and Lambda keeps ${LAMBDA_MIN_UNRESERVED_CONCURRENCY} unreserved, so the account needs a quota of at least ${MIN_ACCOUNT_CONCURRENCY} in this region; the deploy would fail. Raise it first: Service Quotas, AWS Lambda, "Concurrent executions" (L-B99A9384)`,
+      );
+    }
+  }
   const alerts: AlertSettings = {
     window,
     minWindow,

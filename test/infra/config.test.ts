@@ -56,6 +56,10 @@ test.each([
   [{ alertWindow: '100', alertMinWindow: '150' }, 'context key "alertMinWindow" must be a whole number 1-100, got "150"'],
   [{ alertErrorRate: '2' }, 'context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "2"'],
   [{ runbookUrl: 'http://wiki/runbook' }, 'context key "runbookUrl" must be an https:// URL, got "http://wiki/runbook"'],
+  // A new account's quota (10) cannot take the alert function's reservation: said at synth, not at deploy.
+  [{ accountConcurrencyLimit: '10' }, 'context key "accountConcurrencyLimit" is 10: the alert function reserves 1 concurrent execution and Lambda keeps 100 unreserved, so the account needs a quota of at least 101'],
+  [{ accountConcurrencyLimit: '100' }, 'so the account needs a quota of at least 101 in this region; the deploy would fail. Raise it first: Service Quotas, AWS Lambda, "Concurrent executions" (L-B99A9384)'],
+  [{ accountConcurrencyLimit: 'lots' }, 'context key "accountConcurrencyLimit" must be a whole number 1-1000000, got "lots"'],
   [{ createVpc: 'yes' }, 'context key "createVpc" must be true or false, got "yes"'],
   [{ vpcId: 'vpc-0123456789abcdef0' }, 'context key "vpcId" is only read with createVpc=false'],
   [{ createVpc: 'false' }, 'context key "vpcId" is required with createVpc=false'],
@@ -94,4 +98,10 @@ test('parameterNames: one definition of the pool state names (contract section 4
   });
   expect(hostReadParameterNames('prod')).toHaveLength(8);
   expect(hostReadParameterNames('prod')).not.toContain(names.slackWebhookUrl);
+});
+
+test('an account quota that can take the reservation (101 or more) passes; unset is not checked', () => {
+  expect(() => parseConfig({ accountConcurrencyLimit: '101' })).not.toThrow();
+  expect(() => parseConfig({ accountConcurrencyLimit: 1000 })).not.toThrow();
+  expect(() => parseConfig({})).not.toThrow();
 });
