@@ -1,7 +1,7 @@
 // A local data plane: real nginx (the repo's nginx.conf, rendered by the repo's renderer) in front
 // of the two pool apps as child processes. Used by `npm start`, the e2e tests and bench/.
 import { ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { APP_ENTRY, ChaosMode, NGINX_DIR, Pool, POOLS } from './defaults';
 import { httpRequest } from './http';
@@ -35,7 +35,12 @@ export interface StackOptions {
   /** Receives every line the children print. */
   onOutput?: (source: string, line: string) => void;
   readyTimeoutMs?: number;
-  /** A child exited on its own (not through stop() or killPool()): a crash the caller should hear of. */
+  /**
+   * A child exited on its own (not through stop() or killPool()): a crash the caller should hear of.
+   * A pool: at once. nginx: the stack stops its workers and restarts it (NGINX_RESTARTS times, said
+   * through onOutput as a 'supervisor' line); this is called only when it cannot be brought back
+   * (it exited again, or the restart failed), with its workers already stopped.
+   */
   onUnexpectedExit?: (name: Pool | 'nginx', reason: string) => void;
 }
 
@@ -92,32 +97,190 @@ function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Kills an nginx left behind in this state dir by a supervisor that was killed itself. */
-function stopLeftoverNginx(pidFile: string): boolean {
-  if (!existsSync(pidFile)) return false;
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 1) return false;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** pid, process group and state of a live process, from /proc (Linux); undefined when it is gone or unreadable. */
+function procStat(pid: number): { pgrp: number; state: string } | undefined {
   try {
-    // Only an nginx: a pid can be reused by anything once its process is gone.
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes('nginx')) return false;
-    process.kill(pid, 'SIGTERM');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { pgrp: Number(pgrp), state };
+  } catch {
+    return undefined;
+  }
+}
+
+const hasProc = () => existsSync('/proc/self/stat');
+
+/** Whether any process of group `pgid` still runs. A zombie (exited, not yet reaped) holds no port: it counts as gone. */
+function groupAlive(pgid: number): boolean {
+  if (hasProc()) {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = procStat(Number(entry));
+      if (stat && stat.pgrp === pgid && stat.state !== 'Z') return true;
+    }
+    return false;
+  }
+  try {
+    process.kill(-pgid, 0);
     return true;
   } catch {
     return false;
   }
 }
 
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is empty already.
+  }
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(25);
+  }
+}
+
+/**
+ * Ends every process of an nginx started in its own group (master, workers, cache processes):
+ * SIGTERM (nginx's fast shutdown), SIGKILL to whatever is left after `graceMs`. Signalling the
+ * group, not the master, is what reaches workers whose master is gone (killed with SIGKILL, the
+ * workers go on serving on the port). The group id is the master's pid; Linux does not hand that
+ * number to a new process while any member of the group lives, so the signal cannot hit a stranger.
+ */
+async function stopNginxGroup(pgid: number, graceMs: number): Promise<void> {
+  if (!groupAlive(pgid)) return;
+  signalGroup(pgid, 'SIGTERM');
+  if (await waitUntil(() => !groupAlive(pgid), graceMs)) return;
+  signalGroup(pgid, 'SIGKILL');
+  await waitUntil(() => !groupAlive(pgid), 2000);
+}
+
+/**
+ * nginx processes of this state dir on this machine (Linux): nginx rewrites its workers' command
+ * line to "nginx: worker process" (the -p prefix is gone) and its environment area with it, but
+ * every nginx process holds the state dir's logs open. That is what ties a worker to this state dir,
+ * whether its master lives or not. Empty where /proc is missing (macOS) or unreadable.
+ */
+function nginxProcessesOf(stateDir: string): number[] {
+  if (!hasProc()) return [];
+  const logsDir = path.join(path.resolve(stateDir), 'logs') + path.sep;
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('nginx')) continue;
+      if (procStat(Number(entry))?.state === 'Z') continue;
+      const fdDir = `/proc/${entry}/fd`;
+      if (readdirSync(fdDir).some((fd) => readlinkOr(path.join(fdDir, fd)).startsWith(logsDir))) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile, or another user's process: not ours to stop.
+    }
+  }
+  return found;
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return procStat(pid)?.state !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** A process's command line; where there is no /proc to read it from (macOS), "node" (trust the pid). */
+function commandOf(pid: number): string {
+  if (!hasProc()) return 'node';
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function readlinkOr(file: string): string {
+  try {
+    return readlinkSync(file);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Kills an nginx left behind in this state dir: its master (the pid file) when a supervisor was
+ * killed itself, and workers whose master was killed (reparented, still holding the port and
+ * answering 502 once the pools are gone). Returns how many processes it stopped.
+ */
+async function stopLeftoverNginx(stateDir: string): Promise<number> {
+  // A supervisor still running in this state dir (a second `npm start`) owns its nginx: not leftover.
+  let owner: number | undefined;
+  try {
+    owner = readStackState(stateDir)?.supervisorPid;
+  } catch {
+    // An unreadable state file names no supervisor.
+  }
+  if (owner && owner !== process.pid && processRuns(owner) && commandOf(owner).includes('node')) return 0;
+  const pids = new Set(nginxProcessesOf(stateDir));
+  const pidFile = path.join(stateDir, 'run', 'nginx.pid');
+  const master = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+  if (Number.isInteger(master) && master > 1) {
+    try {
+      // Only an nginx: a pid can be reused by anything once its process is gone.
+      if (readFileSync(`/proc/${master}/cmdline`, 'utf8').includes('nginx')) pids.add(master);
+    } catch {
+      // Gone (or no /proc): its workers, if any, were found above.
+    }
+  }
+  if (pids.size === 0) return 0;
+  const alive = () => [...pids].filter((pid) => (procStat(pid)?.state ?? 'Z') !== 'Z');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      pids.delete(pid);
+    }
+  }
+  if (!(await waitUntil(() => alive().length === 0, 3000))) {
+    for (const pid of alive()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    await waitUntil(() => alive().length === 0, 2000);
+  }
+  return pids.size;
+}
+
+/** How many times the stack restarts an nginx that exited on its own before it reports the exit (Compose's unless-stopped, bounded). */
+export const NGINX_RESTARTS = 1;
+
 export class LocalStack {
   private readonly children = new Map<string, ChildProcess>();
   private readonly killOnExit = () => {
-    for (const child of this.children.values()) child.kill('SIGKILL');
+    for (const [name, child] of this.children) {
+      if (name === 'nginx' && child.pid) signalGroup(child.pid, 'SIGKILL');
+      else child.kill('SIGKILL');
+    }
   };
   private stopping = false;
   /** Release and extra env per pool, so a pool restarted after killPool runs what it ran. */
   private readonly poolRuns = new Map<Pool, PoolRun>();
   /** Children this class is stopping on purpose, so their exit is not reported as a crash. */
   private readonly expectedExits = new Set<ChildProcess>();
+  /** nginx restarts done after it exited on its own (at most NGINX_RESTARTS). */
+  private nginxRestarts = 0;
+  /** Stopping the workers of an nginx that exited on its own, and restarting it; never rejects. */
+  private nginxRecovery: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly state: StackState,
@@ -142,6 +305,11 @@ export class LocalStack {
     const host = options.host ?? '127.0.0.1';
     const stateDir = path.resolve(options.stateDir);
     const nginxBin = findNginx();
+    // Before the port checks: workers orphaned by a killed master hold the nginx port.
+    const leftover = await stopLeftoverNginx(stateDir);
+    if (leftover > 0) {
+      options.onOutput?.('supervisor', `stopped an nginx left running by an earlier run in this directory (${leftover} process${leftover === 1 ? '' : 'es'})`);
+    }
     const wanted: StackPorts = { nginx: 0, blue: 0, green: 0, ...options.ports };
     const ports: StackPorts = { ...wanted };
     for (const key of ['nginx', 'blue', 'green'] as const) {
@@ -152,9 +320,6 @@ export class LocalStack {
     const confDir = path.join(stateDir, 'conf');
     for (const dir of ['conf', 'logs', 'run', 'tmp', 'switch']) mkdirSync(path.join(stateDir, dir), { recursive: true });
     chmodSync(path.join(stateDir, 'switch'), 0o755);
-    if (stopLeftoverNginx(path.join(stateDir, 'run', 'nginx.pid'))) {
-      options.onOutput?.('supervisor', 'stopped an nginx left running by an earlier run in this directory');
-    }
     // Links, not copies: local mode runs the very files the host runs.
     const link = (name: string, target: string) => {
       const file = path.join(confDir, name);
@@ -212,8 +377,43 @@ export class LocalStack {
     this.children.set(name, child);
     child.once('exit', (code, signal) => {
       if (this.stopping || this.expectedExits.has(child)) return;
-      this.options.onUnexpectedExit?.(name, signal ? `killed by ${signal}` : `exit code ${code}`);
+      const reason = signal ? `killed by ${signal}` : `exit code ${code}`;
+      if (name === 'nginx') this.nginxRecovery = this.nginxRecovery.then(() => this.recoverNginx(child, reason));
+      else this.options.onUnexpectedExit?.(name, reason);
     });
+  }
+
+  /**
+   * nginx exited on its own. Its workers may not have (a master killed with SIGKILL leaves them
+   * serving on the port): stop its process group, then restart it once, as Compose's
+   * `restart: unless-stopped` would; a second exit (or a restart that fails) goes to the caller.
+   */
+  private async recoverNginx(child: ChildProcess, reason: string): Promise<void> {
+    if (child.pid) await stopNginxGroup(child.pid, 2000);
+    if (this.stopping) return;
+    if (this.nginxRestarts >= NGINX_RESTARTS) {
+      const times = `${this.nginxRestarts} restart${this.nginxRestarts === 1 ? '' : 's'}`;
+      this.options.onUnexpectedExit?.('nginx', `${reason} again after ${times}; its workers were stopped`);
+      return;
+    }
+    this.nginxRestarts += 1;
+    try {
+      await this.startNginx();
+    } catch (err) {
+      if (this.stopping) return;
+      this.options.onUnexpectedExit?.('nginx', `${reason}; its workers were stopped; the restart failed: ${(err as Error).message}`);
+      return;
+    }
+    this.output('supervisor', `nginx exited (${reason}); its workers were stopped; restarted nginx (${this.nginxRestarts} of ${NGINX_RESTARTS})`);
+  }
+
+  /** Stops the current nginx and every process of its group (workers included). */
+  private async stopNginx(graceMs: number): Promise<void> {
+    const nginx = this.children.get('nginx');
+    if (!nginx?.pid) return;
+    this.expectedExits.add(nginx);
+    await stopNginxGroup(nginx.pid, graceMs);
+    await waitExit(nginx, 1000);
   }
 
   private kill(child: ChildProcess, signal: NodeJS.Signals) {
@@ -304,8 +504,17 @@ export class LocalStack {
     // request for blue. Local mode is one user's processes, so root's workers stay root; nginx
     // keeps -g settings across reloads.
     const globals = process.getuid?.() === 0 ? 'daemon off; user root;' : 'daemon off;';
+    if (this.stopping) throw new Error('the stack is stopping');
+    // Its own process group (still our child: not unref'd), so stopping it can signal the group and
+    // reach workers whose master is gone; Ctrl-C in the terminal reaches the supervisor, which stops it.
     const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', globals], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let ready = false;
+    // Registered before watch(): an nginx that never came up is this call's rejection, not a crash report.
+    child.once('exit', () => {
+      if (!ready) this.expectedExits.add(child);
     });
     this.watch('nginx', child);
     let stderr = '';
@@ -321,8 +530,16 @@ export class LocalStack {
       child.once('error', reject);
     });
     exited.catch(() => undefined);
-    await Promise.race([exited, this.waitReady(this.options.readyTimeoutMs ?? 15_000)]);
-    this.assertSwitchDirVisible();
+    try {
+      await Promise.race([exited, this.waitReady(this.options.readyTimeoutMs ?? 15_000)]);
+      this.assertSwitchDirVisible();
+    } catch (err) {
+      // Workers an nginx that failed its start left behind must not keep the port.
+      this.expectedExits.add(child);
+      if (child.pid) await stopNginxGroup(child.pid, 2000);
+      throw err;
+    }
+    ready = true;
   }
 
   /**
@@ -401,11 +618,10 @@ export class LocalStack {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const nginx = this.children.get('nginx');
-    if (nginx) {
-      this.kill(nginx, 'SIGTERM');
-      await waitExit(nginx, 5000);
-    }
+    await this.stopNginx(5000);
+    // A restart under way sees `stopping` before it spawns, or its nginx was the one just stopped.
+    await this.nginxRecovery;
+    await this.stopNginx(5000);
     await Promise.all(
       POOLS.map(async (pool) => {
         const child = this.children.get(pool);

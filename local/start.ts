@@ -44,7 +44,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   }
   const healthTimeoutMs = env.RELEASE_HEALTH_TIMEOUT_SECONDS ? parseSeconds(env.RELEASE_HEALTH_TIMEOUT_SECONDS, 'RELEASE_HEALTH_TIMEOUT_SECONDS') * 1000 : DEFAULT_HEALTH_TIMEOUT_MS;
   const verbose = env.BLUEGREEN_VERBOSE === '1';
-  let crashed: ((reason: string) => void) | undefined;
+  // Set once the stack serves; a crash reported before that is kept for it.
+  let crashed: (reason: string) => void = (reason) => (earlyCrash ??= reason);
+  let earlyCrash: string | undefined;
   const stack = await LocalStack.start({
     stateDir: config.stateDir,
     ports: config.ports,
@@ -56,7 +58,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
       if (verbose || source === 'nginx' || source === 'supervisor') out(`[${source}] ${line}`);
     },
     onUnexpectedExit: (name, reason) => {
-      if (name === 'nginx') crashed?.(`nginx exited (${reason}); see the error log`);
+      // The stack has stopped nginx's workers and restarted it once already ("[supervisor] ...
+      // restarted nginx (1 of 1)"): an nginx that will not stay up stops the supervisor.
+      if (name === 'nginx') crashed(`[supervisor] nginx exited (${reason}); see the error log`);
       // A pool dying is what failover is for: say so, keep serving from the other pool.
       else out(`[supervisor] ${name} pool exited (${reason}); nginx sends its traffic to the other pool`);
     },
@@ -100,6 +104,7 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
       });
     };
     crashed = (reason) => stop(reason, 1);
+    if (earlyCrash) stop(earlyCrash, 1);
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 0));
   });
 }
