@@ -36,7 +36,13 @@ export class ParameterCache {
 }
 
 /** What outlives a cold start: episodes, the error-rate episode and cooldowns (not the window). */
-export type PersistedState = Omit<EngineState, 'window'>;
+export type PersistedState = Omit<EngineState, 'window'> & {
+  /**
+   * Keys (runtime.ts deliveryKey) of the decisions already posted or sent to the dead-letter queue,
+   * written after each one: Lambda's retry of a batch that timed out half-way skips them.
+   */
+  delivered?: string[];
+};
 
 export function persistable(state: EngineState): PersistedState {
   const { window: _window, ...rest } = state;
@@ -47,7 +53,7 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   try {
     const res = await ssm.send(new GetParameterCommand({ Name: name }));
     const parsed = JSON.parse(res.Parameter?.Value ?? '{}') as Partial<PersistedState>;
-    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced };
+    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced, delivered: Array.isArray(parsed.delivered) ? parsed.delivered.filter((k) => typeof k === 'string') : undefined };
   } catch (err) {
     if ((err as Error).name === 'ParameterNotFound') return undefined;
     if (err instanceof SyntaxError) return undefined; // a hand-edited value: start clean rather than fail forever

@@ -37,7 +37,12 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
 const clients = { ssm: new SSMClient({}), logs: new CloudWatchLogsClient({}), sqs: new SQSClient({}) };
 let runtime: AlertRuntime | undefined;
 
-export const handler = async (event: unknown) => {
+/** The part of Lambda's context the function uses: the time left, which bounds Slack delivery. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export const handler = async (event: unknown, context?: InvocationContext) => {
   runtime ??= new AlertRuntime(alertEnvFrom(process.env), clients);
-  return runtime.handle(event);
+  return runtime.handle(event, context ? () => context.getRemainingTimeInMillis() : undefined);
 };

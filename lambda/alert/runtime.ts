@@ -3,7 +3,7 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { loadState, ParameterCache, persistable, putValue, recentEntries, saveRecord, saveState, sendToDeadLetter } from './aws';
+import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
 import { emfLine, MetricName } from './metrics';
@@ -64,6 +64,29 @@ export interface AlertDeps {
   /** Where EMF metric lines go (stdout on Lambda, where CloudWatch picks them up). */
   emit?: (line: string) => void;
   now?: () => number;
+  /**
+   * Kept free of Slack at the end of the invocation's time: saving state and the dead-letter sends
+   * happen in it. Default 10 s.
+   */
+  safetyMarginMs?: number;
+}
+
+/** Time left in this invocation (Lambda's `context.getRemainingTimeInMillis`). */
+export type RemainingMs = () => number;
+
+export const DEFAULT_SAFETY_MARGIN_MS = 10_000;
+/** How long a delivered decision's key is kept: far longer than Lambda retries a batch. */
+export const DELIVERED_KEEP_MS = 24 * 3_600_000;
+/** At most this many keys (the state parameter is a 4 KB standard one). */
+export const DELIVERED_MAX = 40;
+
+/** A decision's identity across Lambda's retries of a batch: the same lines give the same key. */
+export function deliveryKey(d: Decision): string {
+  return `${d.kind}|${d.host ?? ''}|${d.at}`;
+}
+
+function atOf(key: string): number {
+  return Number(key.slice(key.lastIndexOf('|') + 1)) || 0;
 }
 
 export interface HandleResult {
@@ -75,6 +98,8 @@ export interface HandleResult {
   posted: number;
   suppressed: number;
   undelivered: number;
+  /** Decisions skipped because an earlier try of this batch already posted them or sent them to the DLQ. */
+  alreadyDelivered: number;
   /** What the release guard did in this invocation, if anything. */
   guard?: 'rollback' | 'abort-canary' | 'promote';
 }
@@ -85,6 +110,12 @@ export class AlertRuntime {
   private state: EngineState = emptyState();
   private loaded = false;
   private readonly seen = new Set<string>();
+  /** Keys of decisions posted or dead-lettered (persisted with the state, see deliveryKey). */
+  private delivered: string[] = [];
+  /** The state a retry of the current invocation must start from: what the checkpoints write. */
+  private checkpointBase: PersistedState | undefined;
+  /** Epoch ms (Date.now) by which Slack delivery must be over in the current invocation. */
+  private deadline: number | undefined;
   private readonly params: ParameterCache;
   private readonly recordCache: ParameterCache;
   private readonly log: (record: Record<string, unknown>) => void;
@@ -100,8 +131,27 @@ export class AlertRuntime {
     this.now = deps.now ?? Date.now;
   }
 
-  async handle(event: unknown): Promise<HandleResult> {
-    const result: HandleResult = { status: 'ignored', evaluated: 0, duplicates: 0, malformed: 0, decisions: 0, posted: 0, suppressed: 0, undelivered: 0 };
+  /**
+   * One invocation. `remainingMs` (the handler passes Lambda's `context.getRemainingTimeInMillis`)
+   * bounds Slack delivery: what cannot be delivered in time goes to the dead-letter queue.
+   */
+  async handle(event: unknown, remainingMs?: RemainingMs): Promise<HandleResult> {
+    this.deadline = remainingMs ? Date.now() + remainingMs() - (this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    try {
+      return await this.handleEvent(event);
+    } catch (err) {
+      // The in-memory state may be ahead of what was saved: Lambda's retry starts from SSM (state
+      // plus the checkpointed deliveries), so it makes the same decisions and skips those done.
+      this.loaded = false;
+      throw err;
+    } finally {
+      this.checkpointBase = undefined;
+      this.deadline = undefined;
+    }
+  }
+
+  private async handleEvent(event: unknown): Promise<HandleResult> {
+    const result: HandleResult = { status: 'ignored', evaluated: 0, duplicates: 0, malformed: 0, decisions: 0, posted: 0, suppressed: 0, undelivered: 0, alreadyDelivered: 0 };
     if (isGuardEvent(event)) return this.handleGuardEvent(result);
     let batch;
     try {
@@ -132,16 +182,14 @@ export class AlertRuntime {
       this.log({ level: 'INFO', msg: 'decision', decision: d });
       if (d.suppressed) result.suppressed++;
     }
-    const before = JSON.stringify(persistable(this.state));
+    this.checkpointBase = persistable(this.state);
+    const before = JSON.stringify(this.persisted());
     this.state = out.state;
     // The guard first: a bad release raises exactly these alerts, and a slow Slack must not hold
     // up the rollback (delivery can take seconds per alert with retries).
     await this.guardRelease(maintenance, result);
-    for (const d of out.toPost) {
-      if (await this.post(d)) result.posted++;
-      else result.undelivered++;
-    }
-    const after = persistable(this.state);
+    for (const d of out.toPost) await this.postCounted(d, result);
+    const after = this.persisted();
     if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.
     for (const e of fresh) this.remember(e.id);
@@ -164,10 +212,11 @@ export class AlertRuntime {
     if (!this.env.release) return result;
     if (!this.loaded) await this.coldStart(this.now());
     const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
-    const before = JSON.stringify(persistable(this.state));
+    this.checkpointBase = persistable(this.state);
+    const before = JSON.stringify(this.persisted());
     this.recordCache.clear();
     await this.guardRelease(maintenance, result);
-    const after = persistable(this.state);
+    const after = this.persisted();
     if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
     return { ...result, status: 'processed' };
   }
@@ -200,8 +249,7 @@ export class AlertRuntime {
       result.decisions++;
       this.log({ level: 'INFO', msg: 'decision', decision: d });
       if (d.suppressed) result.suppressed++;
-      else if (await this.post(d)) result.posted++;
-      else result.undelivered++;
+      else await this.postCounted(d, result);
     }
     this.state = { ...this.state, releaseAnnounced: announced(record) };
   }
@@ -209,7 +257,9 @@ export class AlertRuntime {
   /** After a cold start: episodes and cooldowns from SSM, the window from the log group. */
   private async coldStart(batchStart: number): Promise<void> {
     const persisted = await loadState(this.deps.ssm, this.env.stateParam);
-    let state: EngineState = { ...emptyState(), ...persisted, window: [] };
+    const { delivered, ...engine } = persisted ?? {};
+    this.delivered = delivered ?? [];
+    let state: EngineState = { ...emptyState(), ...engine, window: [] };
     const { entries, ids } = await recentEntries(this.deps.logs, this.env.logGroup, batchStart, this.env.rebuildLookbackMs, this.env.rules.windowSize);
     state = seedWindow(state, entries, this.env.rules);
     for (const id of ids) this.remember(id);
@@ -226,6 +276,32 @@ export class AlertRuntime {
     }
   }
 
+  /** The state to save: the engine's, and the recent delivery keys (pruned by age and count). */
+  private persisted(base: PersistedState = persistable(this.state)): PersistedState {
+    const oldest = this.now() - DELIVERED_KEEP_MS;
+    this.delivered = this.delivered.filter((k) => atOf(k) >= oldest).slice(-DELIVERED_MAX);
+    return this.delivered.length ? { ...base, delivered: this.delivered } : base;
+  }
+
+  /**
+   * Posts a decision unless an earlier try of this batch already did (or dead-lettered it), then
+   * records it as done in SSM at once: a Lambda timeout kills the process without a goodbye, so
+   * what is saved at the end of the invocation cannot be relied on. The checkpoint holds the state
+   * from before this batch, so the retry makes the same decisions and skips the ones done.
+   */
+  private async postCounted(d: Decision, result: HandleResult): Promise<void> {
+    const key = deliveryKey(d);
+    if (this.delivered.includes(key)) {
+      result.alreadyDelivered++;
+      this.log({ level: 'INFO', msg: 'alert already delivered by an earlier try of this batch', kind: d.kind, key });
+      return;
+    }
+    if (await this.post(d)) result.posted++;
+    else result.undelivered++;
+    this.delivered.push(key);
+    if (this.checkpointBase) await saveState(this.deps.ssm, this.env.stateParam, this.persisted(this.checkpointBase));
+  }
+
   /** Posts to Slack; whatever cannot be delivered goes to the dead-letter queue. */
   private async post(d: Decision): Promise<boolean> {
     const webhook = await this.params.get(this.env.webhookParam, true);
@@ -238,12 +314,14 @@ export class AlertRuntime {
         logsUrl: insightsUrl(this.env.region, this.env.logGroup, INSIGHTS_QUERIES['around-an-alert'], new Date(d.at - 5 * 60_000), new Date(d.at + 5 * 60_000)),
         runbookUrl: this.env.runbookUrl,
       });
-      const delivery = await deliver(webhook, message, this.deps.delivery);
+      const delivery = await deliver(webhook, message, { ...this.deps.delivery, deadline: this.deadline });
       if (delivery.delivered) {
         this.log({ level: 'INFO', msg: 'alert posted', kind: d.kind, attempts: delivery.attempts });
         return true;
       }
-      reason = `Slack did not take it: ${delivery.last} after ${delivery.attempts} attempts`;
+      reason = delivery.outOfTime
+        ? `no time left in this invocation: ${delivery.last} after ${delivery.attempts} attempts`
+        : `Slack did not take it: ${delivery.last} after ${delivery.attempts} attempts`;
     }
     this.log({ level: 'ERROR', msg: 'alert undelivered', kind: d.kind, reason, decision: d });
     // If this throws too, the invocation fails and Lambda's retries and on-failure destination take over.

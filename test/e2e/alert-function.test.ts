@@ -167,6 +167,86 @@ test('Slack down: retried, then the alert goes to the dead-letter queue', async 
   expect(JSON.parse(messages[0].Body!).reason).toBe('Slack did not take it: HTTP 503 after 4 attempts');
 });
 
+describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
+  const rateLimited = { status: 429, headers: { 'Retry-After': '2' } };
+  const perAlert = () => {
+    const counts = new Map<string, number>();
+    for (const t of posted()) counts.set(t, (counts.get(t) ?? 0) + 1);
+    return counts;
+  };
+  const deadLetters = async () => {
+    const all: Array<{ reason: string; decision: { kind: string } }> = [];
+    for (;;) {
+      const res = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+      if (!res.Messages?.length) return all;
+      all.push(...res.Messages.map((m) => JSON.parse(m.Body!)));
+    }
+  };
+
+  test('a budget too short for every alert under 429 + Retry-After: what fits is posted once, the rest dead-lettered as out of time, returned before the budget', async () => {
+    // Real sleeps: Slack asks for 2 s before each retry. Budget 5 s with a 1 s margin = 4 s for Slack.
+    slack.script = [rateLimited, 200, ...Array(20).fill(rateLimited)];
+    const fn = runtime({ delivery: { timeoutMs: 500 }, safetyMarginMs: 1000 });
+    const started = Date.now();
+    const budgetMs = 5000;
+    const result = await fn.handle(payload(events(FIXTURE)), () => started + budgetMs - Date.now());
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(budgetMs);
+    const toPost = result.posted + result.undelivered;
+    expect(toPost).toBeGreaterThanOrEqual(2);
+    expect(result.posted).toBe(1);
+    expect([...perAlert().values()]).toEqual([1]);
+    const dlq = await deadLetters();
+    expect(dlq).toHaveLength(result.undelivered);
+    for (const m of dlq) expect(m.reason).toMatch(/^no time left in this invocation: HTTP 429, next try in 2000 ms but \d+ ms left after 1 attempts$/);
+    // Each undelivered alert tried once, none slept past the deadline.
+    expect(slack.hits).toBe(2 + result.undelivered);
+  }, 20_000);
+
+  test('a retry of a batch that stopped mid-delivery (timeout) posts nothing twice, in a new container or the same one', async () => {
+    // How many alerts this batch makes, from a clean run on a copy of the state.
+    const clean = await runtime().handle(payload(events(FIXTURE)));
+    expect(clean.posted).toBeGreaterThanOrEqual(2);
+
+    for (const container of ['new', 'same'] as const) {
+      slack.received.length = 0;
+      await clients.ssm.send(new PutParameterCommand({ Name: env.stateParam, Value: '{}', Type: 'String', Overwrite: true }));
+      // The first alert goes out, the second meets a 429 and the "function" dies while waiting:
+      // what Lambda's timeout does (the process is frozen, nothing after runs).
+      slack.script = [200, rateLimited];
+      const dying = runtime({
+        delivery: {
+          timeoutMs: 500,
+          sleep: async () => {
+            throw new Error('Task timed out after 120.00 seconds');
+          },
+        },
+      });
+      const batch = events(FIXTURE);
+      await expect(dying.handle(payload(batch))).rejects.toThrow('Task timed out');
+      expect(posted()).toHaveLength(1);
+      const first = posted()[0];
+
+      // Lambda retries the same batch (same event ids).
+      const retryFn = container === 'new' ? runtime() : dying;
+      // The same instance, with Slack back to normal (its delivery options are private deps).
+      if (container === 'same') (retryFn as unknown as { deps: AlertDeps }).deps.delivery = { sleep: async () => undefined, timeoutMs: 500 };
+      const retry = await retryFn.handle(payload(batch));
+      expect(retry).toMatchObject({ status: 'processed', duplicates: 0, alreadyDelivered: 1, posted: clean.posted - 1, undelivered: 0 });
+      const counts = perAlert();
+      expect(counts.get(first)).toBe(1);
+      expect([...counts.values()].every((n) => n === 1)).toBe(true);
+      expect(posted()).toHaveLength(clean.posted);
+
+      // A further redelivery is a duplicate; the state parameter stays small.
+      expect(await retryFn.handle(payload(batch))).toMatchObject({ duplicates: batch.length, posted: 0 });
+      const saved = (await clients.ssm.send(new GetParameterCommand({ Name: env.stateParam }))).Parameter!.Value!;
+      expect(JSON.parse(saved).delivered).toHaveLength(clean.posted);
+      expect(saved.length).toBeLessThan(4096);
+    }
+  }, 20_000);
+});
+
 describe('faults injected with aws-sdk-client-mock', () => {
   test('SSM throttling on the first read fails the invocation (Lambda retries it) without touching state', async () => {
     const ssm = mockClient(SSMClient);

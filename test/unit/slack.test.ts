@@ -181,3 +181,45 @@ test('every runbook link in a Slack message lands on a RUNBOOK.md section', () =
     .map((l) => l.slice(3).trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
   for (const anchor of Object.values(RUNBOOK_ANCHORS)) expect(anchors).toContain(anchor);
 });
+
+describe('a deadline (the invocation budget)', () => {
+  test('a Retry-After that would end past the deadline stops the retries: out of time, not slept', async () => {
+    slack.script = [{ status: 429, headers: { 'Retry-After': '2' } }];
+    const result = await deliver(slack.url, body, { sleep, deadline: Date.now() + 1500 });
+    expect(result).toMatchObject({ delivered: false, attempts: 1, outOfTime: true });
+    expect(result.last).toMatch(/^HTTP 429, next try in 2000 ms but \d+ ms left$/);
+    expect(slept).toEqual([]);
+    expect(slack.hits).toBe(1);
+  });
+
+  test('a Retry-After that fits is honoured', async () => {
+    slack.script = [{ status: 429, headers: { 'Retry-After': '2' } }];
+    expect(await deliver(slack.url, body, { sleep, deadline: Date.now() + 10_000 })).toEqual({ delivered: true, attempts: 2, last: 'HTTP 200' });
+    expect(slept).toEqual([2000]);
+  });
+
+  test('no attempt starts at or past the deadline', async () => {
+    const result = await deliver(slack.url, body, { sleep, deadline: Date.now() - 1 });
+    expect(result).toMatchObject({ delivered: false, attempts: 0, outOfTime: true });
+    expect(slack.hits).toBe(0);
+  });
+
+  test("an attempt's timeout is cut to the deadline", async () => {
+    slack.script = ['hang'];
+    const started = Date.now();
+    const result = await deliver(slack.url, body, { sleep, timeoutMs: 5000, deadline: started + 400 });
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(result).toMatchObject({ delivered: false, outOfTime: true });
+    expect(result.last).toMatch(/^timeout after \d+ ms/);
+  });
+
+  test('the clock is the one the deadline was set with', async () => {
+    slack.script = [500];
+    let t = 0;
+    const result = await deliver(slack.url, body, { sleep, baseDelayMs: 300, clock: () => t, deadline: 350 });
+    expect(result).toMatchObject({ delivered: false, attempts: 1, outOfTime: true });
+    t = 0;
+    slack.script = [500];
+    expect(await deliver(slack.url, body, { sleep, baseDelayMs: 300, clock: () => t, deadline: 1000 })).toMatchObject({ delivered: true, attempts: 2 });
+  });
+});
