@@ -61,6 +61,8 @@ export interface StackState extends NginxTarget {
 }
 
 export const STATE_FILE = 'state.json';
+/** Tries a pool gets when its port is briefly in use (100 ms apart). */
+const PORT_BUSY_ATTEMPTS = 30;
 
 export function readStackState(stateDir: string): StackState | undefined {
   const file = path.join(stateDir, STATE_FILE);
@@ -428,6 +430,20 @@ export class LocalStack {
    */
   async startPool(pool: Pool, run?: PoolRun): Promise<void> {
     const wanted = run ?? this.poolRuns.get(pool) ?? { release: this.options.releases?.[pool] ?? `${pool}-local`, env: {} };
+    // A pool restarted on its fixed port can find it briefly taken: between the old process's exit
+    // and the new listen, the kernel may hand the same number out as the source port of an
+    // outgoing connection (loopback ports come from the same range). That passes within moments.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.spawnPool(pool, wanted);
+      } catch (err) {
+        if (attempt >= PORT_BUSY_ATTEMPTS || !/EADDRINUSE/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  private async spawnPool(pool: Pool, wanted: PoolRun): Promise<void> {
     const child = spawn(process.execPath, [APP_ENTRY], {
       env: {
         ...process.env,
