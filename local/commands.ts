@@ -6,7 +6,7 @@ import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, otherPool, pars
 import { header, httpRequest } from './http';
 import { runCheck } from './check';
 import { readApplied, readLocalRecord } from './release-store';
-import { poolUrl, readStackState, StackState } from './stack';
+import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, switchPool } from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
@@ -22,15 +22,6 @@ function requireLocalStack(env: NodeJS.ProcessEnv): StackState {
   const state = readStackState(stateDir(env));
   if (!state) throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
   return state;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Prints `key  value` rows with the values aligned (status, local and AWS). */
@@ -86,7 +77,7 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
   }
   const dir = stateDir(env);
   const state = requireLocalStack(env);
-  if (!alive(state.supervisorPid)) {
+  if (!supervisorRunning(state)) {
     throw new UsageError(`no local stack is running (${dir}/state.json was left by process ${state.supervisorPid}, which has exited): start one with npm start`);
   }
   const [blue, green, endpoint] = await Promise.all([describePool(state, dir, 'blue'), describePool(state, dir, 'green'), describeEndpoint(state.url)]);

@@ -70,6 +70,16 @@ export function readStackState(stateDir: string): StackState | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as StackState;
 }
 
+/** Whether the supervisor (`npm start`) that wrote a state.json still runs (EPERM: it runs as another user). */
+export function supervisorRunning(state: Pick<StackState, 'supervisorPid'>): boolean {
+  try {
+    process.kill(state.supervisorPid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function poolUrl(state: Pick<StackState, 'host' | 'ports'>, pool: Pool): string {
   return `http://${state.host}:${state.ports[pool]}`;
 }

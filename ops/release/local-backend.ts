@@ -4,20 +4,11 @@
 import { ConfigError, Pool } from '../../local/defaults';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { header, httpRequest } from '../../local/http';
-import { readStackState, StackState } from '../../local/stack';
+import { readStackState, StackState, supervisorRunning } from '../../local/stack';
 import { readActivePool, readCanaryPercent, setCanary, switchPool } from '../../local/switch';
 import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
 import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from '../../local/release-store';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class LocalReleaseBackend implements ReleaseBackend {
   readonly target = 'local';
@@ -31,7 +22,7 @@ export class LocalReleaseBackend implements ReleaseBackend {
   /** The running stack's state.json; throws when npm start is not running here. */
   stack(): StackState {
     const state = readStackState(this.stateDir);
-    if (!state || !alive(state.supervisorPid)) {
+    if (!state || !supervisorRunning(state)) {
       throw new ConfigError(`no local stack is running in ${this.stateDir} (start one with npm start)`);
     }
     return state;
@@ -80,7 +71,7 @@ export class LocalReleaseBackend implements ReleaseBackend {
         const failed = applied.steps.find((s) => !s.ok);
         return { ok: applied.ok, steps: applied.steps, reason: applied.ok ? undefined : (applied.reason ?? failed?.detail ?? `step ${failed?.step ?? '?'} failed`) };
       }
-      if (!alive(state.supervisorPid)) return { ok: false, steps: [], reason: 'npm start (the supervisor running the pool agent) exited' };
+      if (!supervisorRunning(state)) return { ok: false, steps: [], reason: 'npm start (the supervisor running the pool agent) exited' };
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
     return { ok: false, steps: [], reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)` };
