@@ -33,6 +33,11 @@ export interface BlueGreenConfig {
   readonly logRetentionDays: RetentionDays;
   readonly vpc: VpcConfig;
   readonly alerts: AlertSettings;
+  /**
+   * Who gets the alert pipeline's alarms by email (SNS email subscriptions to the stage's alarm
+   * topic): the path that works when Slack or the alert function does not. Empty = none (synth warns).
+   */
+  readonly alarmEmails: readonly string[];
 }
 
 /** Alert rule and alarm settings (strings: they become the function's environment). */
@@ -86,6 +91,7 @@ export const CONTEXT_KEYS = {
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
+  alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -116,6 +122,13 @@ export const POOL_STATE_PATTERNS = {
 /** The image parameter's value for "the project's app/ image, built on the host". */
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
+/**
+ * An address SNS can deliver to: one @, no spaces, commas, quotes or angle brackets, a dotted
+ * domain. Deliberately simple: SNS itself sends the confirmation, and a typo is what this catches.
+ */
+const EMAIL = /^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+/** More would be a mailing list's job; SNS sends each address a confirmation at every new subscription. */
+export const MAX_ALARM_EMAILS = 10;
 const IMAGE = new RegExp(POOL_STATE_PATTERNS.image);
 
 function parseCidr(key: string, value: string): string {
@@ -214,6 +227,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   const errorRate = Number(errorRateRaw);
   if (!(errorRate > 0 && errorRate < 1)) throw new ConfigError(`context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`);
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
+  const alarmEmails = parseEmails(context.alarmEmails);
   if (str('accountConcurrencyLimit') !== undefined) {
     const quota = int('accountConcurrencyLimit', 0, 1, 1_000_000);
     if (quota < MIN_ACCOUNT_CONCURRENCY) {
@@ -235,6 +249,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   return {
     stage,
     alerts,
+    alarmEmails,
     instanceType,
     publicCidr,
     operatorCidr,
@@ -250,6 +265,24 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     logRetentionDays: retention as RetentionDays,
     vpc,
   };
+}
+
+/**
+ * Context `alarmEmails`: "a@x.com,b@y.com" (from -c) or ["a@x.com", "b@y.com"] (cdk.json). Each
+ * address is checked; duplicates (case-insensitive) are dropped, since SNS would subscribe once.
+ */
+function parseEmails(value: unknown): string[] {
+  const key = 'alarmEmails';
+  if (value === undefined || value === null || value === '') return [];
+  let items: string[];
+  if (typeof value === 'string') items = csv(value);
+  else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) items = value.map((v: string) => v.trim()).filter(Boolean);
+  else throw new ConfigError(`context key "${key}" must be comma-separated email addresses or a list of them, got ${JSON.stringify(value)}`);
+  const bad = items.filter((e) => !EMAIL.test(e) || e.length > 254);
+  if (bad.length) throw new ConfigError(`context key "${key}" must be email addresses like oncall@example.com, got "${bad.join('", "')}"`);
+  const unique = [...new Map(items.map((e) => [e.toLowerCase(), e])).values()];
+  if (unique.length > MAX_ALARM_EMAILS) throw new ConfigError(`context key "${key}" lists ${unique.length} addresses; at most ${MAX_ALARM_EMAILS} (use a mailing list or subscribe your pager to the AlarmTopic output)`);
+  return unique;
 }
 
 export type PoolName = 'blue' | 'green';

@@ -20,6 +20,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     logRetentionDays: 30,
     vpc: { create: true, cidr: '10.80.0.0/16' },
     alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
+    alarmEmails: [],
   });
 });
 
