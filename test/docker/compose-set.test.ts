@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { httpRequest } from '../../local/http';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
+import { baseImages, withoutDigest } from '../helpers/base-images';
 import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
@@ -61,6 +62,18 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(result.code).toBe(0);
     return result;
   };
+
+  test('(0) the harness tagged its offline image as the base images the files name, and the set runs them', async () => {
+    const files = baseImages();
+    const tags = { nginx: withoutDigest(files.nginx), node: withoutDigest(files.node) };
+    const label = (image: string) => execFileSync('docker', ['image', 'inspect', '-f', '{{ index .Config.Labels "bluegreen.harness.rootfs" }}', image], { encoding: 'utf8' }).trim();
+    expect(label(tags.nginx)).toMatch(/^[0-9a-f]{12}$/);
+    expect(label(tags.node)).toBe(label(tags.nginx));
+    expect(engine.ready && engine.line).toContain(`images=${tags.nginx},${tags.node} `);
+    // The running nginx is that image (by the name the Compose file gives, or its tag when pinned by digest).
+    const running = execFileSync('docker', ['inspect', '-f', '{{.Config.Image}}', set.containerId('nginx')], { encoding: 'utf8' }).trim();
+    expect(running).toBe(set.env.NGINX_IMAGE ?? files.nginx);
+  });
 
   test('(a) boots healthy from the pool state in SSM and answers through the published port', async () => {
     process.stdout.write(`docker: engine ${engine.ready ? engine.line : ''}; set booted in ${bootMs} ms\n`);
