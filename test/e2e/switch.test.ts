@@ -130,9 +130,12 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
     const unset = await runScript(SWITCH, ['green'], { ...switchEnv(stack.state), SWITCH_DIR: '' });
     expect(unset.code).toBe(2);
     expect(unset.stderr).toContain('SWITCH_DIR is not set');
-    const missing = await runScript(SWITCH, ['green'], { ...switchEnv(stack.state), SWITCH_DIR: '/nonexistent/switch' });
+    // Under the stack's own state dir: a fixed path like /nonexistent/switch is shared by every run on
+    // the machine, and anything that once created it (as root) turns this check into a flip.
+    const absent = path.join(stack.state.prefix, 'no-such-switch-dir');
+    const missing = await runScript(SWITCH, ['green'], { ...switchEnv(stack.state), SWITCH_DIR: absent });
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain("SWITCH_DIR '/nonexistent/switch' is not a directory");
+    expect(missing.stderr).toContain(`SWITCH_DIR '${absent}' is not a directory`);
     expect(await servedBy('blue')).toBe(true);
   });
 
