@@ -14,7 +14,7 @@ interface Report {
 
 const variants: Array<[string, Record<string, unknown>]> = [
   ['defaults', {}],
-  ['prod with operators and a narrow public CIDR', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24' }],
+  ['prod with operators, a narrow public CIDR and alarm emails', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24', alarmEmails: 'oncall@example.com,sre@example.com' }],
   ['existing VPC, Graviton, custom images', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small', blueImage: 'ghcr.io/acme/shop:1.4.2', greenImage: 'ghcr.io/acme/shop:1.5.0' }],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
 ];
