@@ -1,6 +1,7 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
 
 export type VpcConfig =
   | { readonly create: true; readonly cidr: string }
@@ -33,6 +34,8 @@ export interface BlueGreenConfig {
   readonly logRetentionDays: RetentionDays;
   readonly vpc: VpcConfig;
   readonly alerts: AlertSettings;
+  /** nginx's timeouts to the pools and the slow path prefixes (rendered on the host by render-upstream.sh). */
+  readonly proxy: ProxySettings;
 }
 
 /** Alert rule and alarm settings (strings: they become the function's environment). */
@@ -86,6 +89,11 @@ export const CONTEXT_KEYS = {
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
+  proxyConnectTimeout: `nginx's timeout for connecting to a pool, e.g. 500ms (default ${PROXY_SETTINGS.connectTimeout.default})`,
+  proxySendTimeout: `nginx's timeout between two writes of a request to a pool (default ${PROXY_SETTINGS.sendTimeout.default})`,
+  proxyReadTimeout: `nginx's timeout between two reads of a pool's answer: what a hung pool costs a request before it goes to the other pool (default ${PROXY_SETTINGS.readTimeout.default})`,
+  proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
+  slowPaths: 'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -222,6 +230,23 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
       );
     }
   }
+  const proxyKeys: Record<ProxySettingKey, ContextKey> = {
+    connectTimeout: 'proxyConnectTimeout',
+    sendTimeout: 'proxySendTimeout',
+    readTimeout: 'proxyReadTimeout',
+    nextUpstreamTimeout: 'proxyNextUpstreamTimeout',
+    slowPaths: 'slowPaths',
+  };
+  let proxy: ProxySettings;
+  try {
+    proxy = parseProxySettings(
+      Object.fromEntries(Object.entries(proxyKeys).map(([setting, key]) => [setting, str(key)])),
+      (setting) => `context key "${proxyKeys[setting]}"`,
+    );
+  } catch (err) {
+    if (err instanceof ProxySettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
   const alerts: AlertSettings = {
     window,
     minWindow,
@@ -249,6 +274,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     ecrKeepImages: int('ecrKeepImages', 30, 1, 1000),
     logRetentionDays: retention as RetentionDays,
     vpc,
+    proxy,
   };
 }
 
