@@ -27,7 +27,7 @@
 #   SLOW_PATHS             comma-separated prefix:timeout, e.g. /reports/:30s,/upload/:60s: requests
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
-# Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts").
+# Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
 # Output: the config on stdout. Bad input: a message on stderr, exit 2, nothing on stdout.
 set -eu
 
@@ -128,7 +128,7 @@ if [ -n "$slow_paths" ]; then
     seen="$seen$prefix "
     check_time "SLOW_PATHS timeout of '$prefix'" "$timeout"
     # Longer than the failover window: a slow request that timed out is past the window and is not
-    # re-run on the other pool (DECISIONS.md, "Slow paths").
+    # re-run on the other pool (DECISIONS.md, "Per-stage timeouts and slow paths").
     [ "$(time_ms "$timeout")" -gt "$next_ms" ] ||
       fail "SLOW_PATHS timeout of '$prefix' ($timeout) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT ($next_timeout); for shorter waits raise PROXY_READ_TIMEOUT"
     slow_count=$((slow_count + 1))
