@@ -17,6 +17,7 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
+import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName } from '../lambda/alert/alarm-notification';
 import { ALERT_RESERVED_CONCURRENCY, AlertSettings, parameterNames } from './config';
 import { parameterChangePattern } from './pool-switch';
 
@@ -157,8 +158,14 @@ export class Alerting extends Construct {
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(2) })],
     });
 
+    // Named (not generated): the function recognises them by name for its Slack message and runbook
+    // link, and the name is what an email subject shows. The description is the body of the email,
+    // so it carries the runbook link too.
+    const runbook = (alarm: PipelineAlarm) =>
+      settings.runbookUrl ? `Runbook: ${settings.runbookUrl}#${PIPELINE_ALARMS[alarm].anchor}` : `Runbook: RUNBOOK.md#${PIPELINE_ALARMS[alarm].anchor}`;
     this.errorsAlarm = new cloudwatch.Alarm(this, 'FunctionErrors', {
-      alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late (RUNBOOK.md, "Undelivered alerts")`,
+      alarmName: pipelineAlarmName(stage, 'alert-function-errors'),
+      alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late or lost, and its failed batches go to the dead-letter queue. ${runbook('alert-function-errors')}`,
       metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       threshold: settings.alarmFunctionErrors,
       evaluationPeriods: 1,
@@ -166,7 +173,8 @@ export class Alerting extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     this.undeliveredAlarm = new cloudwatch.Alarm(this, 'UndeliveredAlerts', {
-      alarmDescription: `bluegreen ${stage}: alerts that did not reach Slack are waiting in the dead-letter queue (RUNBOOK.md, "Undelivered alerts")`,
+      alarmName: pipelineAlarmName(stage, 'undelivered-alerts'),
+      alarmDescription: `bluegreen ${stage}: alerts that did not reach Slack are waiting in the dead-letter queue; Slack may not show this alarm either. ${runbook('undelivered-alerts')}`,
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: settings.alarmUndeliveredAlerts,
       evaluationPeriods: 1,

@@ -3,6 +3,7 @@
 // repository, the log groups, alerts, and the outputs an operator needs.
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
 import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
@@ -28,6 +29,7 @@ export class BlueGreenStack extends Stack {
   public readonly logGroups: HostLogGroups;
   public readonly poolSwitch: PoolSwitch;
   public readonly alerting: Alerting;
+  public readonly alarmTopic: AlarmTopic;
   public readonly operations: Operations;
   public readonly releases: ReleaseRepository;
 
@@ -82,6 +84,15 @@ export class BlueGreenStack extends Stack {
       logRetention: config.logRetentionDays,
     });
 
+    // The pipeline's own alarms page by email (no Slack, no function needed) and in Slack.
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+      stage: config.stage,
+      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm],
+      emails: config.alarmEmails,
+      slackFunction: this.alerting.function,
+      deadLetterQueue: this.alerting.deadLetterQueue,
+    });
+
     this.operations = new Operations(this, 'Operations', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
@@ -105,6 +116,10 @@ export class BlueGreenStack extends Stack {
       description: `Create it once (JSON input: AWS CLI v1 would fetch an https:// --value): aws ssm put-parameter --cli-input-json '{"Name": "${names.slackWebhookUrl}", "Type": "SecureString", "Value": "<webhook URL>"}'`,
     });
     new CfnOutput(this, 'UndeliveredAlertsQueue', { value: this.alerting.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'AlarmTopic', {
+      value: this.alarmTopic.topic.topicArn,
+      description: 'The alert pipeline alarms (ALARM and OK): email subscribers from alarmEmails and Slack; subscribe a pager here too',
+    });
     new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${config.stage}` });
     new CfnOutput(this, 'FlipCommand', {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,

@@ -36,6 +36,11 @@ export interface BlueGreenConfig {
   readonly alerts: AlertSettings;
   /** nginx's timeouts to the pools and the slow path prefixes (rendered on the host by render-upstream.sh). */
   readonly proxy: ProxySettings;
+  /**
+   * Who gets the alert pipeline's alarms by email (SNS email subscriptions to the stage's alarm
+   * topic): the path that works when Slack or the alert function does not. Empty = none (synth warns).
+   */
+  readonly alarmEmails: readonly string[];
 }
 
 /** Alert rule and alarm settings (strings: they become the function's environment). */
@@ -89,11 +94,12 @@ export const CONTEXT_KEYS = {
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
-  proxyConnectTimeout: `nginx's timeout for connecting to a pool, e.g. 500ms ; changing it replaces the host (default ${PROXY_SETTINGS.connectTimeout.default})`,
-  proxySendTimeout: `nginx's timeout between two writes of a request to a pool ; changing it replaces the host (default ${PROXY_SETTINGS.sendTimeout.default})`,
-  proxyReadTimeout: `nginx's timeout between two reads of a pool's answer: what a hung pool costs a request before it goes to the other pool ; changing it replaces the host (default ${PROXY_SETTINGS.readTimeout.default})`,
-  proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read ; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
+  proxyConnectTimeout: `nginx's timeout for connecting to a pool, e.g. 500ms; changing it replaces the host (default ${PROXY_SETTINGS.connectTimeout.default})`,
+  proxySendTimeout: `nginx's timeout between two writes of a request to a pool; changing it replaces the host (default ${PROXY_SETTINGS.sendTimeout.default})`,
+  proxyReadTimeout: `nginx's timeout between two reads of a pool's answer: what a hung pool costs a request before it goes to the other pool; changing it replaces the host (default ${PROXY_SETTINGS.readTimeout.default})`,
+  proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
   slowPaths: 'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
+  alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -124,6 +130,13 @@ export const POOL_STATE_PATTERNS = {
 /** The image parameter's value for "the project's app/ image, built on the host". */
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
+/**
+ * An address SNS can deliver to: one @, no spaces, commas, quotes or angle brackets, a dotted
+ * domain. Deliberately simple: SNS itself sends the confirmation, and a typo is what this catches.
+ */
+const EMAIL = /^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+/** More would be a mailing list's job; SNS sends each address a confirmation at every new subscription. */
+export const MAX_ALARM_EMAILS = 10;
 const IMAGE = new RegExp(POOL_STATE_PATTERNS.image);
 
 function parseCidr(key: string, value: string): string {
@@ -222,6 +235,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   const errorRate = Number(errorRateRaw);
   if (!(errorRate > 0 && errorRate < 1)) throw new ConfigError(`context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`);
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
+  const alarmEmails = parseEmails(context.alarmEmails);
   if (str('accountConcurrencyLimit') !== undefined) {
     const quota = int('accountConcurrencyLimit', 0, 1, 1_000_000);
     if (quota < MIN_ACCOUNT_CONCURRENCY) {
@@ -260,6 +274,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   return {
     stage,
     alerts,
+    alarmEmails,
     instanceType,
     publicCidr,
     operatorCidr,
@@ -276,6 +291,24 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     vpc,
     proxy,
   };
+}
+
+/**
+ * Context `alarmEmails`: "a@x.com,b@y.com" (from -c) or ["a@x.com", "b@y.com"] (cdk.json). Each
+ * address is checked; duplicates (case-insensitive) are dropped, since SNS would subscribe once.
+ */
+function parseEmails(value: unknown): string[] {
+  const key = 'alarmEmails';
+  if (value === undefined || value === null || value === '') return [];
+  let items: string[];
+  if (typeof value === 'string') items = csv(value);
+  else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) items = value.map((v: string) => v.trim()).filter(Boolean);
+  else throw new ConfigError(`context key "${key}" must be comma-separated email addresses or a list of them, got ${JSON.stringify(value)}`);
+  const bad = items.filter((e) => !EMAIL.test(e) || e.length > 254);
+  if (bad.length) throw new ConfigError(`context key "${key}" must be email addresses like oncall@example.com, got "${bad.join('", "')}"`);
+  const unique = [...new Map(items.map((e) => [e.toLowerCase(), e])).values()];
+  if (unique.length > MAX_ALARM_EMAILS) throw new ConfigError(`context key "${key}" lists ${unique.length} addresses; at most ${MAX_ALARM_EMAILS} (use a mailing list or subscribe your pager to the AlarmTopic output)`);
+  return unique;
 }
 
 export type PoolName = 'blue' | 'green';

@@ -36,6 +36,7 @@
 #   BLUEGREEN_PUBLISH_ADDR, BLUEGREEN_HTTP_PORT, BLUE_PORT, GREEN_PORT  published ports
 #                        (default 0.0.0.0, 8080, 8081, 8082); smoke tests use 127.0.0.1:<pool port>
 #   NGINX_IMAGE, POOL_HEALTHCHECK  passed to Compose when set
+#   BASE_IMAGE           app/'s base image for the bluegreen-app:local build (default: the Dockerfile's)
 #   SWITCH_DIR           the switch dir as this shell sees it            (default $BLUEGREEN_HOME/switch)
 #   NGINX_SWITCH_DIR     the switch dir as nginx sees it (default /etc/bluegreen/switch in Compose;
 #                        $SWITCH_DIR for a local nginx, i.e. when NGINX_PREFIX is set)
@@ -123,7 +124,24 @@ p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
 # Value patterns: the same as the parameters' AllowedPattern (lib/config.ts POOL_STATE_PATTERNS).
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
 IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
-matches() { printf '%s' "$1" | grep -Eq "$2"; }
+# A value with a line break never matches (grep would match it line by line, and it would split a
+# line of Compose's .env in two).
+matches() {
+  case $1 in *'
+'*) return 1 ;;
+  esac
+  printf '%s' "$1" | grep -Eq "$2"
+}
+
+# Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
+# (the base of app/'s build), e.g. a registry mirror or a digest pin (name:tag@sha256:<64 hex>).
+# Checked like the pool images; a bad one stops the run before anything is touched.
+for var in NGINX_IMAGE BASE_IMAGE; do
+  val=$(eval "printf '%s' \"\${$var:-}\"")
+  if [ -n "$val" ] && ! matches "$val" "$IMAGE_RE"; then
+    fail 2 "$var is '$(oneline "$val")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
+  fi
+done
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 # pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
@@ -344,6 +362,15 @@ write_compose_env() {
   mv -f "$f.tmp" "$f"
 }
 
+# app/ as bluegreen-app:local, FROM the Dockerfile's BASE_IMAGE or the environment's.
+build_app() {
+  if [ -n "${BASE_IMAGE:-}" ]; then
+    docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$local_image" "$home/app"
+  else
+    docker build -q -t "$local_image" "$home/app"
+  fi
+}
+
 # Pull the image (or build app/ for bluegreen-app:local). Fails without touching the pool.
 prepare_image() {
   if [ "$1" = "$local_image" ]; then
@@ -352,7 +379,7 @@ prepare_image() {
       echo "$local_image built from app/"
       return 0
     fi
-    out=$(docker build -q -t "$local_image" "$home/app" 2>&1) || {
+    out=$(build_app 2>&1) || {
       echo "build of $local_image from app/ failed: $(echo "$out" | tail -n 3)"
       return 1
     }

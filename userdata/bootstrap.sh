@@ -61,7 +61,34 @@ log "layout"
 mkdir -p "$home/conf" "$home/switch" /var/lib/bluegreen/pools /var/log/bluegreen
 install -m 0755 "$home/userdata/bluegreen-apply.sh" /usr/local/bin/bluegreen-apply
 install -m 0755 "$home/userdata/bluegreen-nginx.sh" /usr/local/bin/bluegreen-nginx
+install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen
 install -m 0644 "$home/userdata/logrotate.conf" /etc/logrotate.d/bluegreen
+
+# AL2023 has no cron: logrotate runs only from logrotate.timer. Were it disabled (a hardened AMI, a
+# changed preset), nothing would rotate and /var/log/bluegreen would grow until the disk is full,
+# so the timer is enabled here and the bootstrap fails if it cannot be. `logrotate -d` reads the
+# configuration without touching a file: a broken one fails here, not on the first night.
+ensure_log_rotation() {
+  local conf=$1
+  logrotate -d "$conf" >/dev/null 2>&1 || {
+    log "logrotate rejects $conf: $(logrotate -d "$conf" 2>&1 | grep -m1 -i error || echo 'see logrotate -d')"
+    return 1
+  }
+  if ! systemctl is-enabled --quiet logrotate.timer; then
+    log "logrotate.timer is $(systemctl is-enabled logrotate.timer 2>&1 || true): enabling it"
+    systemctl enable --now logrotate.timer || {
+      log "cannot enable logrotate.timer: the logs in /var/log/bluegreen would never rotate"
+      return 1
+    }
+  fi
+  systemctl is-active --quiet logrotate.timer || systemctl start logrotate.timer || {
+    log "cannot start logrotate.timer: the logs in /var/log/bluegreen would never rotate"
+    return 1
+  }
+  log "logrotate.timer enabled and active; $conf accepted"
+}
+log "log rotation"
+ensure_log_rotation /etc/logrotate.d/bluegreen
 
 log "services"
 install -m 0644 "$home/userdata/bluegreen.service" "$home/userdata/bluegreen-apply.service" \

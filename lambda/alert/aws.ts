@@ -4,6 +4,7 @@ import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cl
 import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AccessLogEntry, parseAccessLogLine } from './access-log';
+import { ALARM_SEVERITY, AlarmStateChange } from './alarm-notification';
 import { ReleaseRecord, serializeRecord } from './release-record';
 import { Decision, EngineState } from './rules';
 
@@ -112,6 +113,17 @@ export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, decisio
       QueueUrl: queueUrl,
       MessageBody: JSON.stringify({ stage, reason, decision }),
       MessageAttributes: { kind: { DataType: 'String', StringValue: decision.kind }, severity: { DataType: 'String', StringValue: decision.severity } },
+    }),
+  );
+}
+
+/** An alarm state change Slack did not take: the same queue, the same shape (`alarm` instead of `decision`). */
+export async function sendAlarmToDeadLetter(sqs: SQSClient, queueUrl: string, alarm: AlarmStateChange, reason: string, stage: string): Promise<void> {
+  await sqs.send(
+    new SendMessageCommand({
+      QueueUrl: queueUrl,
+      MessageBody: JSON.stringify({ stage, reason, alarm }),
+      MessageAttributes: { kind: { DataType: 'String', StringValue: 'alarm' }, severity: { DataType: 'String', StringValue: ALARM_SEVERITY[alarm.state] } },
     }),
   );
 }

@@ -3,7 +3,8 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendToDeadLetter } from './aws';
+import { alarmChanges, AlarmStateChange, isSnsEvent } from './alarm-notification';
+import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
 import { emfLine, MetricName } from './metrics';
@@ -12,7 +13,7 @@ import { announced, releaseAnnouncements } from './release-events';
 import { guardRelease, recordAfterGuard, ReleaseGate } from './release-guard';
 import { isFinal, parseRecord } from './release-record';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from './rules';
-import { deliver, DeliveryOptions, slackMessage } from './slack';
+import { alarmSlackMessage, deliver, DeliveryOptions, slackMessage } from './slack';
 
 export interface AlertEnv {
   stage: string;
@@ -153,6 +154,7 @@ export class AlertRuntime {
   private async handleEvent(event: unknown): Promise<HandleResult> {
     const result: HandleResult = { status: 'ignored', evaluated: 0, duplicates: 0, malformed: 0, decisions: 0, posted: 0, suppressed: 0, undelivered: 0, alreadyDelivered: 0 };
     if (isGuardEvent(event)) return this.handleGuardEvent(result);
+    if (isSnsEvent(event)) return this.handleAlarmEvent(event, result);
     let batch;
     try {
       batch = decodeSubscription(event);
@@ -254,6 +256,43 @@ export class AlertRuntime {
     this.state = { ...this.state, releaseAnnounced: announced(record) };
   }
 
+  /**
+   * Alarm state changes from the stage's alarm topic (SNS) → Slack, in the alerts' style. This path
+   * touches nothing else (no engine state, no log group, no maintenance flag: it reports on the
+   * alert pipeline itself, which planned work does not excuse), so it still posts when the rest of
+   * the function is what fails. What Slack does not take goes to the dead-letter queue like an
+   * alert; the topic's email subscribers have it from SNS in any case.
+   */
+  private async handleAlarmEvent(event: unknown, result: HandleResult): Promise<HandleResult> {
+    const { changes, rejected } = alarmChanges(event);
+    for (const r of rejected) this.log({ level: 'ERROR', msg: 'rejected SNS record', messageId: r.messageId, reason: r.reason });
+    result.status = changes.length ? 'processed' : 'rejected';
+    for (const change of changes) {
+      // SNS delivers at least once: the same message id is posted once per container.
+      const seenKey = `sns:${change.messageId}`;
+      if (change.messageId && this.seen.has(seenKey)) {
+        result.duplicates++;
+        this.log({ level: 'INFO', msg: 'alarm notification already handled', messageId: change.messageId, alarm: change.alarmName });
+        continue;
+      }
+      result.decisions++;
+      this.log({ level: 'INFO', msg: 'alarm state change', alarm: change.alarmName, state: change.state, previousState: change.previousState, reason: change.reason });
+      if (await this.postAlarm(change)) result.posted++;
+      else result.undelivered++;
+      if (change.messageId) this.remember(seenKey);
+    }
+    this.metrics({ AlertsPosted: result.posted, AlertsUndelivered: result.undelivered });
+    return result;
+  }
+
+  private postAlarm(change: AlarmStateChange): Promise<boolean> {
+    return this.toSlack(
+      () => alarmSlackMessage(change, { stage: this.env.stage, runbookUrl: this.env.runbookUrl }),
+      { kind: 'alarm', alarm: change.alarmName, state: change.state },
+      (reason) => sendAlarmToDeadLetter(this.deps.sqs, this.env.deadLetterQueueUrl, change, reason, this.env.stage),
+    );
+  }
+
   /** After a cold start: episodes and cooldowns from SSM, the window from the log group. */
   private async coldStart(batchStart: number): Promise<void> {
     const persisted = await loadState(this.deps.ssm, this.env.stateParam);
@@ -303,29 +342,42 @@ export class AlertRuntime {
   }
 
   /** Posts to Slack; whatever cannot be delivered goes to the dead-letter queue. */
-  private async post(d: Decision): Promise<boolean> {
+  private post(d: Decision): Promise<boolean> {
+    return this.toSlack(
+      () =>
+        slackMessage(d, {
+          stage: this.env.stage,
+          logsUrl: insightsUrl(this.env.region, this.env.logGroup, INSIGHTS_QUERIES['around-an-alert'], new Date(d.at - 5 * 60_000), new Date(d.at + 5 * 60_000)),
+          runbookUrl: this.env.runbookUrl,
+        }),
+      { kind: d.kind, decision: d },
+      (reason) => sendToDeadLetter(this.deps.sqs, this.env.deadLetterQueueUrl, d, reason, this.env.stage),
+    );
+  }
+
+  /**
+   * The one Slack path (alerts and alarm notifications): the webhook from its SecureString, delivery
+   * within the invocation's budget, and the dead-letter queue with the reason when Slack does not
+   * take it. `what` says in the log which message it was.
+   */
+  private async toSlack(message: () => Record<string, unknown>, what: Record<string, unknown>, deadLetter: (reason: string) => Promise<void>): Promise<boolean> {
     const webhook = await this.params.get(this.env.webhookParam, true);
     let reason: string;
     if (!webhook) {
       reason = `no Slack webhook: SecureString ${this.env.webhookParam} does not exist`;
     } else {
-      const message = slackMessage(d, {
-        stage: this.env.stage,
-        logsUrl: insightsUrl(this.env.region, this.env.logGroup, INSIGHTS_QUERIES['around-an-alert'], new Date(d.at - 5 * 60_000), new Date(d.at + 5 * 60_000)),
-        runbookUrl: this.env.runbookUrl,
-      });
-      const delivery = await deliver(webhook, message, { ...this.deps.delivery, deadline: this.deadline });
+      const delivery = await deliver(webhook, message(), { ...this.deps.delivery, deadline: this.deadline });
       if (delivery.delivered) {
-        this.log({ level: 'INFO', msg: 'alert posted', kind: d.kind, attempts: delivery.attempts });
+        this.log({ level: 'INFO', msg: 'alert posted', kind: what.kind, attempts: delivery.attempts });
         return true;
       }
       reason = delivery.outOfTime
         ? `no time left in this invocation: ${delivery.last} after ${delivery.attempts} attempts`
         : `Slack did not take it: ${delivery.last} after ${delivery.attempts} attempts`;
     }
-    this.log({ level: 'ERROR', msg: 'alert undelivered', kind: d.kind, reason, decision: d });
+    this.log({ level: 'ERROR', msg: 'alert undelivered', reason, ...what });
     // If this throws too, the invocation fails and Lambda's retries and on-failure destination take over.
-    await sendToDeadLetter(this.deps.sqs, this.env.deadLetterQueueUrl, d, reason, this.env.stage);
+    await deadLetter(reason);
     return false;
   }
 

@@ -1,5 +1,6 @@
 // Slack: the Block Kit message for a decision, and delivery to an incoming webhook with a timeout,
 // retries with backoff on 429/5xx/timeouts, and none on other 4xx.
+import { ALARM_SEVERITY, AlarmStateChange, alarmConsoleUrl, describeTrigger, PIPELINE_ALARMS, pipelineAlarmOf } from './alarm-notification';
 import { AlertKind, Decision, Severity } from './rules';
 
 export const SEVERITY_COLOURS: Record<Severity, string> = {
@@ -107,6 +108,41 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   return {
     text: `[${ctx.stage}] ${d.summary}`,
     attachments: [{ color: SEVERITY_COLOURS[d.severity], blocks }],
+  };
+}
+
+/**
+ * A CloudWatch alarm state change (from the stage's alarm topic) as a Slack message in the same
+ * style as the alerts: title and what happened, the fields, a button to the alarm and one to its
+ * RUNBOOK.md section (the pipeline's alarms; another alarm on the topic gets the console button only).
+ */
+export function alarmSlackMessage(change: AlarmStateChange, ctx: Pick<MessageContext, 'stage' | 'runbookUrl'>): Record<string, unknown> {
+  const known = pipelineAlarmOf(ctx.stage, change.alarmName);
+  const titles = known ? PIPELINE_ALARMS[known] : undefined;
+  const title =
+    change.state === 'OK' ? (titles?.ok ?? `:white_check_mark: OK: ${change.alarmName}`) : change.state === 'ALARM' ? (titles?.alarm ?? `:rotating_light: Alarm: ${change.alarmName}`) : `:grey_question: Insufficient data: ${change.alarmName}`;
+  // The pipeline's own alarms have a title that says what their description says; another alarm's description is news.
+  const summary = [known ? undefined : change.description, change.reason].filter(Boolean).join('\n');
+  const fields = [
+    `*Stage*\n${ctx.stage}`,
+    `*Alarm*\n${change.alarmName}`,
+    `*State*\n${change.previousState ? `${change.previousState} → ` : ''}${change.state}`,
+    `*When*\n${change.at ? new Date(change.at).toISOString() : '?'}`,
+  ];
+  const trigger = describeTrigger(change.trigger);
+  if (trigger) fields.push(`*Condition*\n${trigger}`);
+  const blocks: Array<Record<string, unknown>> = [
+    { type: 'section', text: { type: 'mrkdwn', text: `*${title}*${summary ? `\n${summary}` : ''}` } },
+    { type: 'section', fields: fields.map((text) => ({ type: 'mrkdwn', text })) },
+  ];
+  const buttons: Array<Record<string, unknown>> = [];
+  const consoleUrl = alarmConsoleUrl(change);
+  if (consoleUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Alarm in the console' }, url: consoleUrl });
+  if (ctx.runbookUrl && known) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: `${ctx.runbookUrl}#${PIPELINE_ALARMS[known].anchor}` });
+  if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
+  return {
+    text: `[${ctx.stage}] ${change.state}: ${change.alarmName}${change.reason ? ` (${change.reason})` : ''}`,
+    attachments: [{ color: SEVERITY_COLOURS[ALARM_SEVERITY[change.state]], blocks }],
   };
 }
 

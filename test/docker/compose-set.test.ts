@@ -4,12 +4,15 @@
 // apply-upstream.sh (through bluegreen-nginx) against nginx in its container. Traffic goes only to
 // the set's published ports on 127.0.0.1, bounded in time and count, from a keep-alive client that
 // never re-sends a request (a load balancer in front of the host behaves the same).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { httpRequest } from '../../local/http';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
+import { baseImages, withoutDigest } from '../helpers/base-images';
+import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
 
@@ -59,6 +62,18 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(result.code).toBe(0);
     return result;
   };
+
+  test('(0) the harness tagged its offline image as the base images the files name, and the set runs them', async () => {
+    const files = baseImages();
+    const tags = { nginx: withoutDigest(files.nginx), node: withoutDigest(files.node) };
+    const label = (image: string) => execFileSync('docker', ['image', 'inspect', '-f', '{{ index .Config.Labels "bluegreen.harness.rootfs" }}', image], { encoding: 'utf8' }).trim();
+    expect(label(tags.nginx)).toMatch(/^[0-9a-f]{12}$/);
+    expect(label(tags.node)).toBe(label(tags.nginx));
+    expect(engine.ready && engine.line).toContain(`images=${tags.nginx},${tags.node} `);
+    // The running nginx is that image (by the name the Compose file gives, or its tag when pinned by digest).
+    const running = execFileSync('docker', ['inspect', '-f', '{{.Config.Image}}', set.containerId('nginx')], { encoding: 'utf8' }).trim();
+    expect(running).toBe(set.env.NGINX_IMAGE ?? files.nginx);
+  });
 
   test('(a) boots healthy from the pool state in SSM and answers through the published port', async () => {
     process.stdout.write(`docker: engine ${engine.ready ? engine.line : ''}; set booted in ${bootMs} ms\n`);
@@ -230,5 +245,39 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(set.containerId('green')).toBe(ids.green);
     expect(set.containerId('blue')).toBe(ids.blue);
     await set.setPool('green', { release: 'green-2' });
+  }, 60_000);
+
+  test('(g) log rotation with the real logrotate.conf and bluegreen-nginx under traffic: no line lost, nginx writes the new file', async () => {
+    // The host's logrotate.conf on the set's log dir; its postrotate (bluegreen-log-reopen) reaches
+    // nginx in its container through the real bluegreen-nginx, as on the host.
+    const work = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-logrotate-'));
+    try {
+      const commands = installCommands(path.join(work, 'bin'));
+      const rotate = () => runLogrotate(testLogrotateConf(set.logDir, commands), work, { ...set.env, BLUEGREEN_NGINX: commands['/usr/local/bin/bluegreen-nginx'] });
+      // A first rotation takes the earlier tests' lines out of the way (and must succeed as well).
+      const first = await rotate();
+      expect(first).toMatchObject({ code: 0, stderr: '' });
+      rmSync(path.join(set.logDir, 'access.log.1'), { force: true });
+
+      const traffic = startTaggedTraffic(set.url, 'dock');
+      await traffic.after(300);
+      const run = await rotate();
+      await traffic.after(300);
+      await traffic.stop();
+
+      expect(run).toMatchObject({ code: 0, stderr: '' });
+      expect(traffic.errors).toEqual([]);
+      const sent = [...traffic.answered].sort();
+      const logged = await waitFor(() => {
+        const l = loggedTags(set.logDir, 'dock');
+        return l.current.length + l.rotated.length >= sent.length ? l : undefined;
+      }, `${sent.length} access-log lines`);
+      expect([...logged.rotated, ...logged.current].sort()).toEqual(sent);
+      expect(logged.rotated.length).toBeGreaterThanOrEqual(300);
+      expect(logged.current.length).toBeGreaterThanOrEqual(300);
+      process.stdout.write(`docker logrotate: ${sent.length} requests, ${logged.rotated.length} lines in access.log.1, ${logged.current.length} in access.log, 0 lost\n`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   }, 60_000);
 });

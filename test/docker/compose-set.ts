@@ -10,6 +10,7 @@ import { parameterNames } from '../../lib/config';
 import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
+import { baseImages, withoutDigest } from '../helpers/base-images';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 
 const run = promisify(execFile);
@@ -67,6 +68,19 @@ export interface ComposeSet {
 
 const APPLY = 'userdata/bluegreen-apply.sh';
 
+/**
+ * A base image pinned by digest cannot be the harness's offline image (it is tagged name:tag, and no
+ * local image has the registry's digest): the set then runs with the tag, through the host's own
+ * overrides (NGINX_IMAGE for Compose, BASE_IMAGE for bluegreen-apply's build of app/).
+ */
+function offlineImageOverrides(): Record<string, string> {
+  const { nginx, node } = baseImages();
+  return {
+    ...(nginx !== withoutDigest(nginx) ? { NGINX_IMAGE: withoutDigest(nginx) } : {}),
+    ...(node !== withoutDigest(node) ? { BASE_IMAGE: withoutDigest(node) } : {}),
+  };
+}
+
 /** Boots the set the way the host does: `bluegreen-apply --no-reload`, then `docker compose up --wait`. */
 export async function startComposeSet(options: { active?: Pool; releases?: Record<Pool, string>; hostEnv?: Record<string, string> } = {}): Promise<ComposeSet> {
   const base = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-'));
@@ -99,6 +113,7 @@ export async function startComposeSet(options: { active?: Pool; releases?: Recor
     BLUE_PORT: String(bluePort),
     GREEN_PORT: String(greenPort),
     BLUEGREEN_WAIT_TIMEOUT: '90',
+    ...offlineImageOverrides(),
     // What the stack's user data adds to /etc/bluegreen/env (e.g. the timeouts, SLOW_PATHS).
     ...options.hostEnv,
   };

@@ -24,11 +24,6 @@ dockerd_log=${DOCKERD_LOG:-$cache/dockerd.log}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-# The images the project's files name (docker-compose.yml's nginx, app/Dockerfile's FROM). Read
-# from the files themselves so a version bump there cannot leave the harness tagging stale names.
-# shellcheck disable=SC2016 # a literal ${...} in the pattern
-nginx_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*\${NGINX_IMAGE:-\([^}]*\)}.*/\1/p' "$repo/userdata/docker-compose.yml" | head -n1)
-node_image=$(sed -n 's/^ARG BASE_IMAGE=\(.*\)$/\1/p' "$repo/app/Dockerfile" | head -n1)
 # What goes into the rootfs; part of the cache key, so a change here rebuilds it.
 suite=bookworm
 packages="nginx nodejs wget ca-certificates"
@@ -51,8 +46,17 @@ unavailable() {
 }
 
 [ "$(id -u)" -eq 0 ] || unavailable "the harness needs root (apt-get, dockerd), running as uid $(id -u)"
-[ -n "$nginx_image" ] || die "no nginx image found in userdata/docker-compose.yml (image: \${NGINX_IMAGE:-...})"
-[ -n "$node_image" ] || die "no base image found in app/Dockerfile (ARG BASE_IMAGE=...)"
+
+# The images the project's files name (docker-compose.yml's nginx, app/Dockerfile's FROM), read from
+# the files by base-images.sh so a version bump there cannot leave the harness tagging stale names.
+# A name pinned by digest (name:tag@sha256:...) is tagged as name:tag: `docker tag` cannot create a
+# digest, and no local image can have the registry's; the docker tests then run with NGINX_IMAGE and
+# BASE_IMAGE set to the tag (test/docker/compose-set.ts), the host pulls the pinned digest.
+images=$(sh "$here/base-images.sh" "$repo") || die "cannot read the base images from the project's files"
+nginx_ref=$(echo "$images" | sed -n 's/^nginx //p')
+node_ref=$(echo "$images" | sed -n 's/^node //p')
+nginx_image=${nginx_ref%@sha256:*}
+node_image=${node_ref%@sha256:*}
 mkdir -p "$cache"
 rm -f "$status_file"
 
@@ -190,9 +194,13 @@ else
 fi
 
 begin
-docker build -q -t bluegreen-app:local "$repo/app" >"$cache/build.log" 2>&1 || die "docker build app/ failed; see $cache/build.log"
+docker build -q --build-arg "BASE_IMAGE=$node_image" -t bluegreen-app:local "$repo/app" >"$cache/build.log" 2>&1 || die "docker build app/ failed; see $cache/build.log"
 done_step "images: bluegreen-app:local built from app/"
 
 engine=$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo unknown)
+pinned=
+[ "$nginx_ref" = "$nginx_image" ] || pinned="$pinned nginx-digest"
+[ "$node_ref" = "$node_image" ] || pinned="$pinned node-digest"
+[ -z "$pinned" ] || echo "harness: the files pin digests ($nginx_ref, $node_ref): tagged without them; the docker tests set NGINX_IMAGE and BASE_IMAGE"
 echo "ready engine=$engine compose=$compose_version images=$nginx_image,$node_image rootfs=$key" >"$status_file"
 echo "harness: ready in $(ms_since "$started") ms (engine $engine, compose $compose_version)"

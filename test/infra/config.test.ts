@@ -21,6 +21,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     logRetentionDays: 30,
     vpc: { create: true, cidr: '10.80.0.0/16' },
     alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
+    alarmEmails: [],
     proxy: DEFAULT_PROXY_SETTINGS,
   });
   expect(DEFAULT_PROXY_SETTINGS).toEqual({ connectTimeout: '500ms', sendTimeout: '2s', readTimeout: '1s', nextUpstreamTimeout: '3s', slowPaths: [] });

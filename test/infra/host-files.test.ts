@@ -170,14 +170,87 @@ test('the CloudWatch agent config tails the file nginx writes, into the stage lo
   expect(files[0]).toMatchObject({ timestamp_format: '%Y-%m-%dT%H:%M:%S', timezone: 'UTC' });
 });
 
-test('logrotate renames (never copytruncate) and makes nginx reopen', () => {
+test('logrotate renames (never copytruncate) and makes nginx reopen through a check that can fail', () => {
   const conf = read('userdata', 'logrotate.conf');
   expect(conf).not.toMatch(/^\s*copytruncate/m);
-  expect(conf).toContain('/usr/local/bin/bluegreen-nginx -s reopen');
+  // (Run for real in test/e2e/log-rotation.test.ts and on a Docker Engine in test/docker/.)
+  expect(conf).toContain('/usr/local/bin/bluegreen-log-reopen /var/log/bluegreen');
+  expect(conf).not.toContain('|| true');
+  expect(read('userdata', 'bootstrap.sh')).toContain('install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen');
+});
+
+describe("bootstrap's log rotation check (AL2023 rotates only from logrotate.timer)", () => {
+  // The function itself, cut out of bootstrap.sh and run by bash with systemctl and logrotate
+  // replaced by stubs that record their calls and answer as told.
+  const bootstrap = read('userdata', 'bootstrap.sh');
+  const fn = bootstrap.match(/^ensure_log_rotation\(\) \{\n[\s\S]*?^\}\n/m)?.[0];
+  const call = bootstrap.match(/^ensure_log_rotation (\S+)$/m)?.[1];
+
+  function run(stub: { enabled: string; enable?: number; active?: number; conf?: number }) {
+    if (!fn) throw new Error('bootstrap.sh has no ensure_log_rotation() { ... }');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bootstrap-'));
+    try {
+      const calls = path.join(dir, 'calls');
+      writeFileSync(
+        path.join(dir, 'systemctl'),
+        `#!/bin/sh\necho "systemctl $*" >>${calls}\ncase "$*" in\n` +
+          `"is-enabled --quiet logrotate.timer") [ "${stub.enabled}" = enabled ] ;;\n` +
+          `"is-enabled logrotate.timer") echo ${stub.enabled}; [ "${stub.enabled}" = enabled ] ;;\n` +
+          `"enable --now logrotate.timer") echo "Failed to enable unit" >&2; exit ${stub.enable ?? 0} ;;\n` +
+          `"is-active --quiet logrotate.timer") exit ${stub.active ?? 0} ;;\n` +
+          `*) exit 0 ;;\nesac\n`,
+        { mode: 0o755 },
+      );
+      writeFileSync(path.join(dir, 'logrotate'), `#!/bin/sh\necho "logrotate $*" >>${calls}\necho "error: $2:3 unknown option" >&2\nexit ${stub.conf ?? 0}\n`, { mode: 0o755 });
+      const script = `set -euo pipefail\nlog() { echo "bootstrap: $*"; }\n${fn}ensure_log_rotation /etc/logrotate.d/bluegreen\n`;
+      const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+      const log = (() => {
+        try {
+          return readFileSync(calls, 'utf8').trim().split('\n');
+        } catch {
+          return [];
+        }
+      })();
+      return { code: result.status, out: result.stdout + result.stderr, calls: log };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('bootstrap runs it on the installed configuration', () => {
+    expect(call).toBe('/etc/logrotate.d/bluegreen');
+    expect(bootstrap).toContain('install -m 0644 "$home/userdata/logrotate.conf" /etc/logrotate.d/bluegreen');
+  });
+
+  test('an enabled timer is left as it is', () => {
+    const r = run({ enabled: 'enabled' });
+    expect(r.code).toBe(0);
+    expect(r.calls).toEqual(['logrotate -d /etc/logrotate.d/bluegreen', 'systemctl is-enabled --quiet logrotate.timer', 'systemctl is-active --quiet logrotate.timer']);
+    expect(r.out).toContain('bootstrap: logrotate.timer enabled and active');
+  });
+
+  test('a disabled timer is enabled and started, saying so', () => {
+    const r = run({ enabled: 'disabled' });
+    expect(r.code).toBe(0);
+    expect(r.calls).toContain('systemctl enable --now logrotate.timer');
+    expect(r.out).toContain('bootstrap: logrotate.timer is disabled: enabling it');
+  });
+
+  test('a timer that cannot be enabled fails the bootstrap, saying what it means', () => {
+    const r = run({ enabled: 'masked', enable: 1 });
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('bootstrap: cannot enable logrotate.timer: the logs in /var/log/bluegreen would never rotate');
+  });
+
+  test('a configuration logrotate rejects fails the bootstrap, naming the error', () => {
+    const r = run({ enabled: 'enabled', conf: 1 });
+    expect(r.code).not.toBe(0);
+    expect(r.out).toContain('bootstrap: logrotate rejects /etc/logrotate.d/bluegreen: error: /etc/logrotate.d/bluegreen:3 unknown option');
+  });
 });
 
 test('the host scripts pass shellcheck', () => {
-  const files = ['userdata/bluegreen-apply.sh', 'userdata/bluegreen-nginx.sh', 'userdata/bootstrap.sh', 'test/docker/harness.sh'];
+  const files = ['userdata/bluegreen-apply.sh', 'userdata/bluegreen-nginx.sh', 'userdata/bluegreen-log-reopen.sh', 'userdata/bootstrap.sh', 'test/docker/harness.sh'];
   const result = spawnSync('shellcheck', ['--external-sources', ...files], { cwd: REPO_ROOT, encoding: 'utf8' });
   if (result.error) throw new Error(`shellcheck is not installed (apt-get install shellcheck): ${result.error.message}`);
   expect(result.stdout + result.stderr).toBe('');

@@ -1,0 +1,156 @@
+// CloudWatch alarm state changes as SNS delivers them to Lambda: {"Records":[{"EventSource":"aws:sns",
+// "Sns":{"MessageId", "Message": JSON of the alarm}}]}. The alert pipeline's own alarms (their names
+// and runbook sections) are defined here once: the stack names the alarms with them, the function
+// titles its Slack messages and picks the runbook section with them.
+import type { Severity } from './rules';
+
+/** The alert pipeline's alarms, by the suffix of their name (`bluegreen-<stage>-<suffix>`). */
+export const PIPELINE_ALARMS = {
+  'alert-function-errors': {
+    anchor: 'alert-function-errors',
+    alarm: ':rotating_light: Alarm: the alert function is failing (alerts may be late or lost)',
+    ok: ':white_check_mark: OK: the alert function runs without errors again',
+  },
+  'undelivered-alerts': {
+    anchor: 'undelivered-alerts',
+    alarm: ':rotating_light: Alarm: alerts did not reach Slack (waiting in the dead-letter queue)',
+    ok: ':white_check_mark: OK: no undelivered alerts are waiting',
+  },
+} as const;
+export type PipelineAlarm = keyof typeof PIPELINE_ALARMS;
+
+/** The one definition of an alarm's name: the stack sets it, the function reads it back. */
+export function pipelineAlarmName(stage: string, alarm: PipelineAlarm): string {
+  return `bluegreen-${stage}-${alarm}`;
+}
+
+/** Which of the pipeline's alarms a name is, for this stage; undefined = some other alarm. */
+export function pipelineAlarmOf(stage: string, alarmName: string): PipelineAlarm | undefined {
+  return (Object.keys(PIPELINE_ALARMS) as PipelineAlarm[]).find((a) => pipelineAlarmName(stage, a) === alarmName);
+}
+
+export type AlarmState = 'ALARM' | 'OK' | 'INSUFFICIENT_DATA';
+const STATES: readonly string[] = ['ALARM', 'OK', 'INSUFFICIENT_DATA'];
+
+/** An alarm state's severity: the pipeline's alarms mean on-call may be blind, so ALARM is critical. */
+export const ALARM_SEVERITY: Record<AlarmState, Severity> = { ALARM: 'critical', OK: 'ok', INSUFFICIENT_DATA: 'warning' };
+
+export interface AlarmTrigger {
+  metricName?: string;
+  namespace?: string;
+  statistic?: string;
+  period?: number;
+  evaluationPeriods?: number;
+  comparisonOperator?: string;
+  threshold?: number;
+}
+
+/** One alarm state change, from one SNS record. */
+export interface AlarmStateChange {
+  /** SNS message id: the same notification delivered twice has the same id. */
+  messageId: string;
+  alarmName: string;
+  description?: string;
+  state: AlarmState;
+  previousState?: string;
+  reason: string;
+  /** Epoch ms of the state change (StateChangeTime). */
+  at: number;
+  /** The alarm's ARN when the message carries it (region and account come from it). */
+  alarmArn?: string;
+  accountId?: string;
+  trigger?: AlarmTrigger;
+}
+
+/** A record that is SNS but not an alarm state change (someone published by hand): said, not posted. */
+export interface RejectedRecord {
+  messageId: string;
+  reason: string;
+}
+
+/** An SNS event (what an SNS subscription invokes Lambda with). */
+export function isSnsEvent(event: unknown): boolean {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  return Array.isArray(records) && records.length > 0 && records.every((r) => (r as { EventSource?: unknown } | null)?.EventSource === 'aws:sns');
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The alarm state changes in an SNS event; records that are not one are listed with the reason. */
+export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rejected: RejectedRecord[] } {
+  const changes: AlarmStateChange[] = [];
+  const rejected: RejectedRecord[] = [];
+  const records = ((event as { Records?: unknown[] } | null)?.Records ?? []) as Array<{ Sns?: { MessageId?: unknown; Message?: unknown; Timestamp?: unknown } }>;
+  for (const record of records) {
+    const sns = record?.Sns ?? {};
+    const messageId = str(sns.MessageId) ?? '';
+    let m: Record<string, unknown>;
+    try {
+      m = JSON.parse(String(sns.Message ?? '')) as Record<string, unknown>;
+      if (typeof m !== 'object' || m === null) throw new Error('not an object');
+    } catch {
+      rejected.push({ messageId, reason: 'the SNS message is not JSON: not a CloudWatch alarm notification' });
+      continue;
+    }
+    const alarmName = str(m.AlarmName);
+    const state = str(m.NewStateValue);
+    if (!alarmName || !state || !STATES.includes(state)) {
+      rejected.push({ messageId, reason: 'the SNS message has no AlarmName or NewStateValue: not a CloudWatch alarm notification' });
+      continue;
+    }
+    const at = Date.parse(str(m.StateChangeTime) ?? '') || Date.parse(str(sns.Timestamp) ?? '') || 0;
+    const t = (m.Trigger ?? {}) as Record<string, unknown>;
+    changes.push({
+      messageId,
+      alarmName,
+      description: str(m.AlarmDescription),
+      state: state as AlarmState,
+      previousState: str(m.OldStateValue),
+      reason: str(m.NewStateReason) ?? '',
+      at,
+      alarmArn: str(m.AlarmArn),
+      accountId: str(m.AWSAccountId),
+      trigger: m.Trigger
+        ? {
+            metricName: str(t.MetricName),
+            namespace: str(t.Namespace),
+            statistic: str(t.Statistic),
+            period: num(t.Period),
+            evaluationPeriods: num(t.EvaluationPeriods),
+            comparisonOperator: str(t.ComparisonOperator),
+            threshold: num(t.Threshold),
+          }
+        : undefined,
+    });
+  }
+  return { changes, rejected };
+}
+
+/** The alarm's page in the CloudWatch console, from its ARN (arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>). */
+export function alarmConsoleUrl(change: AlarmStateChange): string | undefined {
+  const region = change.alarmArn?.split(':')[3];
+  if (!region) return undefined;
+  return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#alarmsV2:alarm/${encodeURIComponent(change.alarmName)}`;
+}
+
+const COMPARISONS: Record<string, string> = {
+  GreaterThanOrEqualToThreshold: '>=',
+  GreaterThanThreshold: '>',
+  LessThanThreshold: '<',
+  LessThanOrEqualToThreshold: '<=',
+};
+
+/** "Errors (AWS/Lambda) Sum over 300 s >= 1", as far as the trigger tells. */
+export function describeTrigger(t: AlarmTrigger | undefined): string | undefined {
+  if (!t?.metricName) return undefined;
+  const op = t.comparisonOperator ? (COMPARISONS[t.comparisonOperator] ?? t.comparisonOperator) : undefined;
+  return [
+    `${t.metricName}${t.namespace ? ` (${t.namespace})` : ''}`,
+    t.statistic ? t.statistic.toLowerCase() : undefined,
+    t.period !== undefined ? `over ${t.period} s` : undefined,
+    op && t.threshold !== undefined ? `${op} ${t.threshold}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}

@@ -1,0 +1,51 @@
+// When each release line of the base images stops getting fixes: the one table
+// test/infra/base-images.test.ts checks the project's images against (README: how to bump the base
+// images). A line missing here fails the test until its date is added from the source named.
+
+export interface SupportTable {
+  /** Where the dates come from (re-read it when adding a line). */
+  source: string;
+  /** Release line → last day it gets fixes (YYYY-MM-DD). */
+  lines: Record<string, string>;
+  /** The lines a project image may use at all (LTS / stable), beyond being still supported. */
+  preferred: (line: string) => boolean;
+  preferredWhat: string;
+}
+
+export const BASE_IMAGE_SUPPORT: Record<'node' | 'nginx', SupportTable> = {
+  node: {
+    // nodejs/Release README and schedule.json ("end"), also https://nodejs.org/en/about/previous-releases.
+    source: 'https://github.com/nodejs/Release#release-schedule (schedule.json, "end")',
+    lines: {
+      '18': '2025-04-30',
+      '20': '2026-04-30',
+      '21': '2024-06-01',
+      '22': '2027-04-30',
+      '23': '2025-06-01',
+      '24': '2028-04-30',
+      '25': '2026-06-01',
+      '26': '2029-04-30',
+    },
+    // Odd lines up to 25 never become LTS; from 27 on every line does (the 2026 schedule change).
+    preferred: (line) => Number(line) >= 27 || Number(line) % 2 === 0,
+    preferredWhat: 'an LTS line (even up to 26)',
+  },
+  nginx: {
+    // nginx.org supports the current stable (even minor) and mainline (odd) lines only: a stable line
+    // ends when the next one is released (each April), a mainline when it becomes that stable.
+    // 1.28.0 came out 2025-04-23, 1.30.0 on 2026-04-14 (nginx.org news, CHANGES-1.30). 1.30's date is
+    // the expected release of 1.32.0: this test then asks for the bump.
+    source: 'https://nginx.org/en/download.html and https://nginx.org/ (news: nginx-1.x.0 stable version released)',
+    lines: {
+      '1.24': '2024-04-23',
+      '1.25': '2024-04-23',
+      '1.26': '2025-04-23',
+      '1.27': '2025-04-23',
+      '1.28': '2026-04-14',
+      '1.29': '2026-04-14',
+      '1.30': '2027-04-30',
+    },
+    preferred: (line) => Number(line.split('.')[1]) % 2 === 0,
+    preferredWhat: 'a stable line (even minor version)',
+  },
+};
