@@ -8,6 +8,9 @@ const http = require('node:http');
 
 const POOLS = ['blue', 'green'];
 const CHAOS_MODES = ['error', 'timeout'];
+/** The /slow/ route's wait when no ms is given, and the longest it waits. */
+const SLOW_DEFAULT_MS = 3000;
+const SLOW_MAX_MS = 60_000;
 
 /**
  * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, failHealthz?: boolean }} AppConfig
@@ -146,6 +149,18 @@ function createApp(config, options = {}) {
     }
     if (url.pathname === '/') {
       return sendJson(res, 200, { pool: config.pool, release: config.release, message: 'hello from bluegreen' });
+    }
+    // A legitimately slow route (a report, an upload): /slow/<anything>?ms=N answers after N ms
+    // (default 3000, at most SLOW_MAX_MS), for trying SLOW_PATHS. A client that goes away ends the wait.
+    if (url.pathname.startsWith('/slow/')) {
+      const msText = url.searchParams.get('ms') ?? String(SLOW_DEFAULT_MS);
+      const ms = Number(msText);
+      if (!/^\d{1,6}$/.test(msText) || ms > SLOW_MAX_MS) {
+        return sendJson(res, 400, { error: `ms must be a whole number of milliseconds 0-${SLOW_MAX_MS}`, got: msText });
+      }
+      const timer = setTimeout(() => sendJson(res, 200, { pool: config.pool, release: config.release, path: url.pathname, waitedMs: ms }), ms);
+      res.on('close', () => clearTimeout(timer));
+      return;
     }
     return sendJson(res, 404, { error: 'not found', path: url.pathname });
   });

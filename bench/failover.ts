@@ -18,14 +18,14 @@ import { applyUpstream } from '../local/switch';
 interface Setting {
   name: string;
   source: string;
-  /** proxy-failover.conf directives to override; null removes the directive (nginx default). */
+  /** nginx directives to override (in routes.conf or proxy-failover.conf); null removes the directive (nginx default). */
   proxy: Record<string, string | null>;
   /** Renderer inputs: the primary's max_fails / fail_timeout. */
   upstream: Record<string, string>;
 }
 
 const SETTINGS: Setting[] = [
-  { name: 'ours', source: 'nginx/proxy-failover.conf + render-upstream.sh defaults', proxy: {}, upstream: {} },
+  { name: 'ours', source: 'nginx/proxy-failover.conf + render-upstream.sh defaults (no slow paths)', proxy: {}, upstream: {} },
   {
     name: 'ref-A',
     source: 'published setting A',
@@ -52,13 +52,20 @@ const SETTINGS: Setting[] = [
   },
 ];
 
-/** Our proxy-failover.conf with some directives changed: everything else stays identical. */
-export function applyProxySettings(conf: string, overrides: Record<string, string | null>): string {
-  let out = conf;
+const directivePattern = (directive: string) => new RegExp(`^([ \\t]*)${directive}\\s+[^;]+;`, 'gm');
+
+/**
+ * Our config with some directives changed, everything else identical: the timeouts live in the
+ * rendered routes.conf (every location), the retry policy in proxy-failover.conf. The references
+ * are written into the rendered text because the renderer refuses some of them on purpose (ref-A's
+ * retry window is no longer than one attempt).
+ */
+export function applyProxySettings(files: { routes: string; failover: string }, overrides: Record<string, string | null>): { routes: string; failover: string } {
+  const out = { ...files };
   for (const [directive, value] of Object.entries(overrides)) {
-    const pattern = new RegExp(`^${directive}\\s+[^;]+;`, 'm');
-    if (!pattern.test(out)) throw new Error(`${directive} not found in proxy-failover.conf`);
-    out = out.replace(pattern, value === null ? `# ${directive}: nginx default` : `${directive} ${value};`);
+    const file = directivePattern(directive).test(out.routes) ? 'routes' : directivePattern(directive).test(out.failover) ? 'failover' : undefined;
+    if (!file) throw new Error(`${directive} not found in routes.conf or proxy-failover.conf`);
+    out[file] = out[file].replace(directivePattern(directive), (_, indent: string) => (value === null ? `${indent}# ${directive}: nginx default` : `${indent}${directive} ${value};`));
   }
   return out;
 }
@@ -88,13 +95,25 @@ interface ChaosRow extends Pick<LoadSummary, 'requests' | 'failed' | 'failures' 
   staleSocketRetries: number;
 }
 
+/** Directives the renderer writes into routes.conf (the timeouts); the rest are in proxy-failover.conf. */
+const ROUTES_DIRECTIVES = ['proxy_connect_timeout', 'proxy_send_timeout', 'proxy_read_timeout', 'proxy_next_upstream_timeout'];
+const pickRoutes = (o: Setting['proxy']) => Object.fromEntries(Object.entries(o).filter(([k]) => ROUTES_DIRECTIVES.includes(k)));
+const pickFailover = (o: Setting['proxy']) => Object.fromEntries(Object.entries(o).filter(([k]) => !ROUTES_DIRECTIVES.includes(k)));
+
 async function withStack<T>(setting: Setting, fn: (stack: LocalStack) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bench-'));
   const failoverConf = path.join(dir, 'proxy-failover.conf');
-  writeFileSync(failoverConf, applyProxySettings(readFileSync(path.join(NGINX_DIR, 'proxy-failover.conf'), 'utf8'), setting.proxy));
+  const failover = readFileSync(path.join(NGINX_DIR, 'proxy-failover.conf'), 'utf8');
+  writeFileSync(failoverConf, applyProxySettings({ routes: '', failover }, pickFailover(setting.proxy)).failover);
   let stack: LocalStack | undefined;
   try {
-    stack = await LocalStack.start({ stateDir: path.join(dir, 'stack'), activePool: 'blue', failoverConf, upstreamEnv: setting.upstream });
+    stack = await LocalStack.start({
+      stateDir: path.join(dir, 'stack'),
+      activePool: 'blue',
+      failoverConf,
+      routesOverride: (routes) => applyProxySettings({ routes, failover: '' }, pickRoutes(setting.proxy)).routes,
+      upstreamEnv: setting.upstream,
+    });
     return await fn(stack);
   } finally {
     await stack?.stop();

@@ -57,6 +57,7 @@ export class BlueGreenStack extends Stack {
       amiId: config.amiId,
       repository: this.releases.repository,
       poolHealthcheck: config.poolHealthcheck,
+      proxy: config.proxy,
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,

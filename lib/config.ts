@@ -1,6 +1,7 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
 
 export type VpcConfig =
   | { readonly create: true; readonly cidr: string }
@@ -33,6 +34,8 @@ export interface BlueGreenConfig {
   readonly logRetentionDays: RetentionDays;
   readonly vpc: VpcConfig;
   readonly alerts: AlertSettings;
+  /** nginx's timeouts to the pools and the slow path prefixes (rendered on the host by render-upstream.sh). */
+  readonly proxy: ProxySettings;
   /**
    * Who gets the alert pipeline's alarms by email (SNS email subscriptions to the stage's alarm
    * topic): the path that works when Slack or the alert function does not. Empty = none (synth warns).
@@ -91,6 +94,11 @@ export const CONTEXT_KEYS = {
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
+  proxyConnectTimeout: `nginx's timeout for connecting to a pool, e.g. 500ms; changing it replaces the host (default ${PROXY_SETTINGS.connectTimeout.default})`,
+  proxySendTimeout: `nginx's timeout between two writes of a request to a pool; changing it replaces the host (default ${PROXY_SETTINGS.sendTimeout.default})`,
+  proxyReadTimeout: `nginx's timeout between two reads of a pool's answer: what a hung pool costs a request before it goes to the other pool; changing it replaces the host (default ${PROXY_SETTINGS.readTimeout.default})`,
+  proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
+  slowPaths: 'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
   alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
@@ -236,6 +244,23 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
       );
     }
   }
+  const proxyKeys: Record<ProxySettingKey, ContextKey> = {
+    connectTimeout: 'proxyConnectTimeout',
+    sendTimeout: 'proxySendTimeout',
+    readTimeout: 'proxyReadTimeout',
+    nextUpstreamTimeout: 'proxyNextUpstreamTimeout',
+    slowPaths: 'slowPaths',
+  };
+  let proxy: ProxySettings;
+  try {
+    proxy = parseProxySettings(
+      Object.fromEntries(Object.entries(proxyKeys).map(([setting, key]) => [setting, str(key)])),
+      (setting) => `context key "${proxyKeys[setting]}"`,
+    );
+  } catch (err) {
+    if (err instanceof ProxySettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
   const alerts: AlertSettings = {
     window,
     minWindow,
@@ -264,6 +289,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     ecrKeepImages: int('ecrKeepImages', 30, 1, 1000),
     logRetentionDays: retention as RetentionDays,
     vpc,
+    proxy,
   };
 }
 

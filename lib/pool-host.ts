@@ -15,6 +15,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ecrRepositoryName, hostReadParameterNames, parameterNames } from './config';
+import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from './proxy-settings';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
@@ -63,6 +64,12 @@ export interface PoolHostProps {
   readonly bootstrapTimeout?: Duration;
   /** @default 20 GiB */
   readonly rootVolumeGiB?: number;
+  /**
+   * nginx's timeouts to the pools and the slow path prefixes, checked (parseProxySettings); the
+   * host's render-upstream.sh renders them into routes.conf. Changing them replaces the host.
+   * @default DEFAULT_PROXY_SETTINGS
+   */
+  readonly proxy?: ProxySettings;
 }
 
 /** Graviton instance families (a1, t4g, m7g, c7gn, ...) need the arm64 AMI. */
@@ -200,6 +207,8 @@ export class PoolHost extends Construct {
       GREEN_IMAGE_PARAM: params.pools.green.image,
       GREEN_RELEASE_PARAM: params.pools.green.release,
       GREEN_ENV_PARAM: params.pools.green.env,
+      // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
+      ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
     };
     userData.addCommands(
       "cat > /etc/bluegreen/env <<'ENV'",

@@ -30,7 +30,16 @@ export interface StackOptions {
   releases?: Partial<Record<Pool, string>>;
   /** A proxy-failover.conf other than the repo's (bench reference settings). */
   failoverConf?: string;
-  /** Extra renderer inputs, e.g. { MAX_FAILS: '2', FAIL_TIMEOUT: '5s' } for bench references. */
+  /**
+   * Rewrites the rendered routes.conf before nginx first starts: bench reference settings that the
+   * renderer refuses on purpose (a retry window shorter than one attempt). A later apply-upstream.sh
+   * renders it afresh, without this.
+   */
+  routesOverride?: (routesConf: string) => string;
+  /**
+   * Extra renderer inputs, e.g. { MAX_FAILS: '2', FAIL_TIMEOUT: '5s' } for bench references, or
+   * proxySettingsEnv(...) (timeouts, SLOW_PATHS); kept in state.json for later applies.
+   */
   upstreamEnv?: Record<string, string>;
   /** Receives every line the children print. */
   onOutput?: (source: string, line: string) => void;
@@ -368,6 +377,8 @@ export class LocalStack {
       if (result && result.code !== 0) throw new Error(result.stderr.trim());
     }
     writeFileSync(path.join(confDir, 'upstream.conf'), await renderUpstream(state));
+    const routes = await renderUpstream(state, 'routes');
+    writeFileSync(path.join(confDir, 'routes.conf'), options.routesOverride ? options.routesOverride(routes) : routes);
 
     const stack = new LocalStack(state, options);
     try {

@@ -4,12 +4,24 @@ import { LocalStack } from './stack';
 import { releaseGateFromEnv, ruleConfigFromEnv } from '../lambda/alert/config';
 import { DEFAULT_HEALTH_TIMEOUT_MS, PoolAgent } from './pool-agent';
 import { AlertWatcher } from './watcher';
+import { ProxySettings, proxySettingsEnv, proxySettingsFromEnv, ProxySettingsError } from '../lib/proxy-settings';
 
 export interface StartConfig {
   stateDir: string;
   ports: { nginx: number; blue: number; green: number };
   activePool: ReturnType<typeof parsePool>;
   releases: { blue: string; green: string };
+  /** nginx's timeouts and slow paths (PROXY_*_TIMEOUT, SLOW_PATHS): the same settings as CDK context on a host. */
+  proxy: ProxySettings;
+}
+
+function proxyFromEnv(env: NodeJS.ProcessEnv): ProxySettings {
+  try {
+    return proxySettingsFromEnv(env);
+  } catch (err) {
+    if (err instanceof ProxySettingsError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 /** Reads the documented environment overrides; throws naming the variable that is wrong. */
@@ -23,6 +35,7 @@ export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
     },
     activePool: env.ACTIVE_POOL ? parsePool(env.ACTIVE_POOL, 'ACTIVE_POOL') : DEFAULT_ACTIVE_POOL,
     releases: { blue: env.RELEASE_ID_BLUE || 'blue-local', green: env.RELEASE_ID_GREEN || 'green-local' },
+    proxy: proxyFromEnv(env),
   };
 }
 
@@ -53,6 +66,7 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
     portSources: { nginx: 'NGINX_PORT', blue: 'BLUE_PORT', green: 'GREEN_PORT' },
     activePool: config.activePool,
     releases: config.releases,
+    upstreamEnv: proxySettingsEnv(config.proxy),
     onOutput: (source, line) => {
       // Pool apps print a JSON line per start; nginx prints only problems: always show those.
       if (verbose || source === 'nginx' || source === 'supervisor') out(`[${source}] ${line}`);
@@ -68,6 +82,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   const { ports, host, accessLog, errorLog } = stack.state;
   out(`blue  pool: http://${host}:${ports.blue} (release ${config.releases.blue})`);
   out(`green pool: http://${host}:${ports.green} (release ${config.releases.green})`);
+  const { proxy } = config;
+  const slow = proxy.slowPaths.map((p) => `${p.prefix} ${p.timeout}`).join(', ');
+  out(`timeouts: ${proxy.readTimeout} per read, failover within ${proxy.nextUpstreamTimeout}; slow paths: ${slow || 'none (SLOW_PATHS)'}`);
   out(`access log: ${accessLog}`);
   out(`error log:  ${errorLog}`);
   const watcher = new AlertWatcher({

@@ -10,11 +10,11 @@ export interface NginxTarget {
   nginxBin: string;
   /** nginx -p: where logs/, run/ and tmp/ live. */
   prefix: string;
-  /** Holds nginx.conf (a link to nginx/nginx.conf) and the rendered upstream.conf. */
+  /** Holds nginx.conf (a link to nginx/nginx.conf) and the rendered upstream.conf and routes.conf. */
   confDir: string;
   /** green-active and canary: what nginx checks per request (local mode: `<stateDir>/switch`). */
   switchDir: string;
-  /** Renderer inputs other than SWITCH_DIR: BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, ... */
+  /** Renderer inputs other than SWITCH_DIR: BLUE_UPSTREAM, GREEN_UPSTREAM, MAX_FAILS, PROXY_*_TIMEOUT, SLOW_PATHS, ... */
   upstreamEnv: Record<string, string>;
 }
 
@@ -58,7 +58,7 @@ export function setCanary(target: NginxTarget, percent: number | string): Promis
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--canary', String(percent)], switchEnv(target));
 }
 
-/** Re-renders upstream.conf and reloads nginx only if it changed (pool addresses, settings). */
+/** Re-renders upstream.conf and routes.conf and reloads nginx only if one changed (pool addresses, settings). */
 export function applyUpstream(target: NginxTarget, extraEnv: Record<string, string> = {}): Promise<ScriptResult> {
   return runScript(path.join(NGINX_DIR, 'apply-upstream.sh'), [], { ...switchEnv(target), ...extraEnv });
 }
@@ -80,9 +80,12 @@ export function readCanaryPercent(target: Pick<NginxTarget, 'switchDir'>): numbe
   return match ? Number(match[1]) : 0;
 }
 
-/** Renders upstream.conf content (the initial render, before nginx starts). */
-export async function renderUpstream(target: NginxTarget): Promise<string> {
-  const result = await runScript(path.join(NGINX_DIR, 'render-upstream.sh'), [], switchEnv(target));
+/** The files render-upstream.sh renders: upstream.conf (pools) and routes.conf (locations and timeouts). */
+export type RenderedFile = 'upstream' | 'routes';
+
+/** Renders upstream.conf or routes.conf content (the initial render, before nginx starts). */
+export async function renderUpstream(target: NginxTarget, file: RenderedFile = 'upstream'): Promise<string> {
+  const result = await runScript(path.join(NGINX_DIR, 'render-upstream.sh'), [file], switchEnv(target));
   if (result.code !== 0) throw new Error(result.stderr.trim());
   return result.stdout;
 }

@@ -1,8 +1,15 @@
 #!/bin/sh
-# Renders upstream.conf (http context) for nginx.conf: one upstream block per pool being primary
-# (the other pool its backup), and where the switch dir is. Which block a request uses is decided
-# per request from the switch dir (see nginx.conf), so a flip never needs a new upstream.conf.
-# The one renderer used by the host (bluegreen-apply), local mode and the tests.
+# Renders the two files nginx.conf includes that differ per stage:
+#   render-upstream.sh          upstream.conf (http context): one upstream block per pool being
+#                               primary (the other pool its backup), and where the switch dir is.
+#                               Which block a request uses is decided per request from the switch
+#                               dir (see nginx.conf), so a flip never needs a new upstream.conf.
+#   render-upstream.sh routes   routes.conf (server context): the proxied locations with their
+#                               timeouts: `/` (every path) and one per slow path prefix.
+# The one renderer used by the host (bluegreen-apply), local mode and the tests, and the one
+# definition of the timeout defaults and syntax (lib/proxy-settings.ts checks CDK context and local
+# env with the same rules; test/unit/proxy-settings.test.ts holds the two to agreement).
+# Every input is checked in both modes, so a bad value fails whichever render runs first.
 # POSIX sh on purpose: the host needs nothing but a shell to run it.
 #
 # Input (environment):
@@ -12,6 +19,15 @@
 #   MAX_FAILS        failed attempts that take the primary out      (default 1)
 #   FAIL_TIMEOUT     how long it stays out before one probe request (default 5s)
 #   UPSTREAM_KEEPALIVE idle keep-alive connections per worker, per block (default 64)
+#   PROXY_CONNECT_TIMEOUT  connecting to a pool                     (default 500ms)
+#   PROXY_SEND_TIMEOUT     between two writes of the request        (default 2s)
+#   PROXY_READ_TIMEOUT     between two reads of the answer: what a hung pool costs (default 1s)
+#   PROXY_NEXT_UPSTREAM_TIMEOUT  the failover window: a failed attempt is retried on the other
+#                          pool only within it; longer than connect + read   (default 3s)
+#   SLOW_PATHS             comma-separated prefix:timeout, e.g. /reports/:30s,/upload/:60s: requests
+#                          under a prefix may take that long between two reads (longest prefix
+#                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
+# Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
 # Output: the config on stdout. Bad input: a message on stderr, exit 2, nothing on stdout.
 set -eu
 
@@ -28,6 +44,20 @@ green=${GREEN_UPSTREAM:-app_green:3000}
 max_fails=${MAX_FAILS:-1}
 fail_timeout=${FAIL_TIMEOUT:-5s}
 keepalive=${UPSTREAM_KEEPALIVE:-64}
+connect_timeout=${PROXY_CONNECT_TIMEOUT:-500ms}
+send_timeout=${PROXY_SEND_TIMEOUT:-2s}
+read_timeout=${PROXY_READ_TIMEOUT:-1s}
+next_timeout=${PROXY_NEXT_UPSTREAM_TIMEOUT:-3s}
+slow_paths=${SLOW_PATHS:-}
+# The most slow paths one stage may list: each is a location block, and a long list is a sign the
+# default read timeout is wrong for the app.
+max_slow_paths=20
+
+mode=${1:-upstream}
+case "$mode" in
+  upstream | routes) [ $# -le 1 ] || fail "takes at most one argument (upstream or routes), got '$*'" ;;
+  *) fail "unknown output '$mode': expected upstream (upstream.conf) or routes (routes.conf)" ;;
+esac
 
 [ -n "$switch_dir" ] || fail "SWITCH_DIR is not set; expected the switch dir's absolute path as nginx sees it"
 # The value lands inside a quoted nginx string: a quote, space, brace or variable sign could
@@ -43,6 +73,103 @@ done
 matches "$max_fails" '^[0-9]+$' || fail "MAX_FAILS must be a whole number, got '$max_fails'"
 matches "$fail_timeout" '^[0-9]+(ms|s)?$' || fail "FAIL_TIMEOUT must be an nginx time like 5s or 500ms, got '$fail_timeout'"
 matches "$keepalive" '^[0-9]+$' || fail "UPSTREAM_KEEPALIVE must be a whole number, got '$keepalive'"
+
+# An nginx time in milliseconds: a whole number with ms or s, no leading zero, at most 6 digits
+# (so the shell's arithmetic cannot overflow), 1ms to 300s.
+TIME_RE='^[1-9][0-9]{0,5}(ms|s)$'
+MAX_TIME_MS=300000
+time_ms() {
+  case "$1" in
+    *ms) echo "${1%ms}" ;;
+    *) echo $((${1%s} * 1000)) ;;
+  esac
+}
+check_time() {
+  name=$1 value=$2
+  if ! matches "$value" "$TIME_RE" || [ "$(time_ms "$value")" -gt "$MAX_TIME_MS" ]; then
+    fail "$name must be an nginx time like 1s or 500ms, from 1ms to 300s, got '$value'"
+  fi
+}
+check_time PROXY_CONNECT_TIMEOUT "$connect_timeout"
+check_time PROXY_SEND_TIMEOUT "$send_timeout"
+check_time PROXY_READ_TIMEOUT "$read_timeout"
+check_time PROXY_NEXT_UPSTREAM_TIMEOUT "$next_timeout"
+connect_ms=$(time_ms "$connect_timeout")
+read_ms=$(time_ms "$read_timeout")
+next_ms=$(time_ms "$next_timeout")
+# nginx checks the window when an attempt has failed: an attempt that timed out after connect +
+# read must still be inside it, or a hung primary is never retried on the backup (DECISIONS.md).
+[ "$next_ms" -gt $((connect_ms + read_ms)) ] ||
+  fail "PROXY_NEXT_UPSTREAM_TIMEOUT ($next_timeout) must be longer than PROXY_CONNECT_TIMEOUT + PROXY_READ_TIMEOUT ($connect_timeout + $read_timeout), or a pool that timed out is never retried on the other pool"
+
+# SLOW_PATHS: checked whole before anything is printed. A prefix lands in a location line, so only
+# plain path characters pass (no space, brace, semicolon, quote or variable sign).
+PREFIX_RE='^/[A-Za-z0-9._~/@+-]*$'
+slow_count=0
+seen=' '
+if [ -n "$slow_paths" ]; then
+  matches "$slow_paths" '^[^[:space:]]+$' || fail "SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '$slow_paths'"
+  rest=$slow_paths,
+  while [ -n "$rest" ]; do
+    entry=${rest%%,*}
+    rest=${rest#*,}
+    case "$entry" in
+      '') fail "SLOW_PATHS has an empty entry (two commas in a row, or one at an end), got '$slow_paths'" ;;
+      *:*) ;;
+      *) fail "SLOW_PATHS entry '$entry' must be prefix:timeout, e.g. /reports/:30s" ;;
+    esac
+    prefix=${entry%:*}
+    timeout=${entry##*:}
+    matches "$prefix" "$PREFIX_RE" || fail "SLOW_PATHS prefix '$prefix' must start with / and hold only letters, digits and ._~/@+-"
+    [ "$prefix" != / ] || fail "SLOW_PATHS prefix '/' is every path: raise PROXY_READ_TIMEOUT instead"
+    case "$seen" in
+      *" $prefix "*) fail "SLOW_PATHS lists '$prefix' twice" ;;
+    esac
+    seen="$seen$prefix "
+    check_time "SLOW_PATHS timeout of '$prefix'" "$timeout"
+    # Longer than the failover window: a slow request that timed out is past the window and is not
+    # re-run on the other pool (DECISIONS.md, "Per-stage timeouts and slow paths").
+    [ "$(time_ms "$timeout")" -gt "$next_ms" ] ||
+      fail "SLOW_PATHS timeout of '$prefix' ($timeout) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT ($next_timeout); for shorter waits raise PROXY_READ_TIMEOUT"
+    slow_count=$((slow_count + 1))
+    [ "$slow_count" -le "$max_slow_paths" ] || fail "SLOW_PATHS lists more than $max_slow_paths prefixes"
+  done
+fi
+
+if [ "$mode" = routes ]; then
+  location() {
+    cat <<CONF
+location $1 {
+    include proxy-failover.conf;
+    proxy_connect_timeout $connect_timeout;
+    proxy_send_timeout $send_timeout;
+    proxy_read_timeout $2;
+    proxy_next_upstream_timeout $next_timeout;
+    # A variable naming an upstream block: nginx picks the block by name, no resolver.
+    proxy_pass http://bluegreen_\$bluegreen_primary_pool;
+}
+CONF
+  }
+  cat <<CONF
+# Rendered by render-upstream.sh routes: do not edit. Change the settings (CDK context, or the
+# environment in local mode) and apply them with apply-upstream.sh.
+# Every path: a failed attempt (error, timeout, 5xx) is retried on the other pool within
+# $next_timeout, two attempts at most, each $connect_timeout to connect + $read_timeout between reads.
+CONF
+  location / "$read_timeout"
+  rest=${slow_paths:+$slow_paths,}
+  while [ -n "$rest" ]; do
+    entry=${rest%%,*}
+    rest=${rest#*,}
+    cat <<CONF
+
+# Slow path: up to ${entry##*:} between two reads. Quick failures (refused, reset, a 5xx within
+# $next_timeout) still go to the other pool; an attempt that ran past $next_timeout is not re-run.
+CONF
+    location "${entry%:*}" "${entry##*:}"
+  done
+  exit 0
+fi
 
 block() {
   primary_pool=$1 primary=$2 backup_pool=$3 backup=$4

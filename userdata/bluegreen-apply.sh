@@ -7,7 +7,9 @@
 #     the desired release); a failed gate puts the previous release back. The active pool is never
 #     recreated: a difference there is reported;
 #   - nginx's pool addresses: when a container's address differs from upstream.conf,
-#     nginx/apply-upstream.sh (nginx -t + graceful reload; the old config keeps serving on failure).
+#     nginx/apply-upstream.sh (nginx -t + graceful reload; the old config keeps serving on failure);
+#   - nginx's timeouts and slow paths (PROXY_*_TIMEOUT, SLOW_PATHS in /etc/bluegreen/env): rendered
+#     into routes.conf by apply-upstream.sh, which reloads only when the rendered files changed.
 # Run by SSM Run Command (the release CLI, EventBridge on parameter changes), a systemd timer every
 # minute (safety net), and at boot (--no-reload). Idempotent: nothing changed, nothing touched.
 #
@@ -207,6 +209,10 @@ render_fallback() {
     SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
       sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot" &&
       mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
+  fi
+  if [ "$boot" = yes ] && [ "$manage" != no ] && [ ! -f "$BLUEGREEN_CONF_DIR/routes.conf" ]; then
+    SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" routes >"$BLUEGREEN_CONF_DIR/.routes.conf.boot" &&
+      mv -f "$BLUEGREEN_CONF_DIR/.routes.conf.boot" "$BLUEGREEN_CONF_DIR/routes.conf"
   fi
 }
 # shellcheck disable=SC2086 # names is a word list on purpose
@@ -426,6 +432,10 @@ if [ "$boot" = yes ]; then
   fi
   mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
   say "rendered upstream.conf (no reload)"
+  # The timeouts and slow paths from /etc/bluegreen/env (checked at synth, and again by the renderer).
+  SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" routes >"$BLUEGREEN_CONF_DIR/.routes.conf.boot"
+  mv -f "$BLUEGREEN_CONF_DIR/.routes.conf.boot" "$BLUEGREEN_CONF_DIR/routes.conf"
+  say "rendered routes.conf (no reload)"
   if [ "$bad_values" -gt 0 ]; then exit 2; fi
   if [ "$failed_steps" -gt 0 ]; then exit 1; fi
   exit 0
@@ -457,6 +467,29 @@ sync_addresses() {
   fi
 }
 sync_addresses
+
+# --- nginx's timeouts and slow paths --------------------------------------------------------------
+# Rendered from the environment (/etc/bluegreen/env) with the addresses upstream.conf holds; every
+# run, so an edited env file is applied by the next run. apply-upstream.sh compares the rendered
+# files with the running ones and reloads only on a real change: a run with nothing new is silent.
+apply_settings() {
+  if [ "$manage" != no ]; then
+    bu=$(upstream_addr blue)
+    gu=$(upstream_addr green)
+    # No upstream.conf yet (nothing rendered): the boot writes it.
+    [ -n "$bu" ] && [ -n "$gu" ] || return 0
+    set -- "BLUE_UPSTREAM=$bu:3000" "GREEN_UPSTREAM=$gu:3000"
+  fi
+  if out=$(env SWITCH_DIR="$nginx_switch" "$@" sh "$home/nginx/apply-upstream.sh" 2>&1); then
+    case "$out" in
+      *"unchanged; no reload"*) ;;
+      *) step settings - true "$out" ;;
+    esac
+  else
+    step settings - false "nginx keeps its previous config: $out"
+  fi
+}
+apply_settings
 
 # --- the active pool ------------------------------------------------------------------------------
 say "$p_active = $active"

@@ -82,7 +82,7 @@ function offlineImageOverrides(): Record<string, string> {
 }
 
 /** Boots the set the way the host does: `bluegreen-apply --no-reload`, then `docker compose up --wait`. */
-export async function startComposeSet(options: { active?: Pool; releases?: Record<Pool, string> } = {}): Promise<ComposeSet> {
+export async function startComposeSet(options: { active?: Pool; releases?: Record<Pool, string>; hostEnv?: Record<string, string> } = {}): Promise<ComposeSet> {
   const base = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-'));
   const home = path.join(base, 'home');
   // The asset layout of /opt/bluegreen: copies, since nginx sees BLUEGREEN_HOME through a bind
@@ -114,6 +114,8 @@ export async function startComposeSet(options: { active?: Pool; releases?: Recor
     GREEN_PORT: String(greenPort),
     BLUEGREEN_WAIT_TIMEOUT: '90',
     ...offlineImageOverrides(),
+    // What the stack's user data adds to /etc/bluegreen/env (e.g. the timeouts, SLOW_PATHS).
+    ...options.hostEnv,
   };
   const names = parameterNames(stage);
   const releases = options.releases ?? { blue: 'blue-1', green: 'green-1' };

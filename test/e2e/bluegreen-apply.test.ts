@@ -3,7 +3,7 @@
 // share go through the repo's switch-pool.sh to a real local nginx (no reload). The pool containers
 // (pull, recreate, health, smoke, addresses) are exercised on a Docker Engine in test/docker/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
@@ -153,6 +153,49 @@ test('--no-reload (boot) writes the switch dir and upstream.conf from SSM withou
   expect(greenActive()).toBe(true);
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-5');
   expect(workerPids(stack)).toEqual(workers);
+});
+
+test('timeouts and slow paths from the host env file: rendered at boot, applied by the next run with one reload, then left alone; a bad value keeps the running config', async () => {
+  stack = await startTestStack({ activePool: 'blue' });
+  await putParameter('blue');
+  const envFile = path.join(stateDir, 'env');
+  const routesConf = () => readFileSync(path.join(stack.state.confDir, 'routes.conf'), 'utf8');
+  const run = (...args: string[]) => runScript(APPLY, args, applyEnv({ BLUEGREEN_ENV_FILE: envFile }));
+  // What the stack's user data writes for context slowPaths=/slow/:10s (test/infra/stack.test.ts).
+  writeFileSync(envFile, "export PROXY_READ_TIMEOUT='1s'\nexport SLOW_PATHS='/slow/:10s'\n");
+  const workers = workerPids(stack);
+
+  const applied = await run();
+  expect(applied.code).toBe(0);
+  expect(applied.stdout).toContain('step=settings pool=- ok=true detail=apply-upstream: routes.conf updated (config tested, nginx reloaded gracefully)');
+  expect(routesConf()).toMatch(/^location \/slow\/ \{\n[^}]*proxy_read_timeout 10s;/m);
+  await waitFor(() => workerPids(stack).every((pid) => !workers.includes(pid)), 'new nginx workers after the reload');
+  expect((await httpRequest(`${stack.url}/slow/report?ms=3000`, { agent: false })).status).toBe(200);
+
+  // Nothing new: no step line, no reload (the timer runs this every minute).
+  const reloaded = workerPids(stack);
+  const again = await run();
+  expect(again.code).toBe(0);
+  expect(again.stdout).not.toContain('step=settings');
+  expect(workerPids(stack)).toEqual(reloaded);
+
+  // A bad value (an env file edited by hand): refused by the renderer, the running config kept.
+  const before = routesConf();
+  writeFileSync(envFile, "export SLOW_PATHS='/slow/:10s;deny all'\n");
+  const bad = await run();
+  expect(bad.code).toBe(1);
+  expect(bad.stdout).toMatch(/^step=settings pool=- ok=false detail=nginx keeps its previous config: render-upstream: SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces/m);
+  expect(routesConf()).toBe(before);
+  expect(workerPids(stack)).toEqual(reloaded);
+
+  // Boot renders routes.conf from the env file, without touching nginx.
+  writeFileSync(envFile, "export SLOW_PATHS='/slow/:20s'\n");
+  rmSync(path.join(stack.state.confDir, 'routes.conf'));
+  const boot = await run('--no-reload');
+  expect(boot.code).toBe(0);
+  expect(boot.stdout).toContain('bluegreen-apply: rendered routes.conf (no reload)');
+  expect(routesConf()).toContain('proxy_read_timeout 20s;');
+  expect(workerPids(stack)).toEqual(reloaded);
 });
 
 test('one run at a time: a run waits for the lock, and gives up with exit 1 when it is held too long', async () => {

@@ -126,3 +126,19 @@ test('a bad setting names the variable', async () => {
   expect(await exited(started.child)).toBe(2);
   expect(started.output().trim()).toBe('bluegreen start: ACTIVE_POOL must be one of blue|green, got "purple"');
 });
+
+test('SLOW_PATHS and the timeouts from the environment: npm start serves a listed 3 s route, and says what it runs with', async () => {
+  started = await npmStart({ SLOW_PATHS: '/slow/:10s', PROXY_READ_TIMEOUT: '2s', PROXY_NEXT_UPSTREAM_TIMEOUT: '5s' });
+  await waitFor(() => started!.output().includes('ready:'), 'the ready line', 30_000);
+  expect(started.output()).toContain('timeouts: 2s per read, failover within 5s; slow paths: /slow/ 10s');
+  const res = await httpRequest(`http://127.0.0.1:${started.ports.nginx}/slow/report?ms=3000`, { agent: false, timeoutMs: 15_000 });
+  expect(res.status).toBe(200);
+  expect(res.headers['x-app-pool']).toBe('blue');
+});
+
+test('a bad SLOW_PATHS names the variable and starts nothing', async () => {
+  started = await npmStart({ SLOW_PATHS: '/reports/:30s;' });
+  expect(await exited(started.child)).toBe(2);
+  expect(started.output().trim()).toBe("bluegreen start: SLOW_PATHS timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'");
+  expect(existsSync(path.join(stateDir, 'state.json'))).toBe(false);
+});

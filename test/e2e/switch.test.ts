@@ -324,7 +324,7 @@ describe('apply-upstream.sh: render, compare, nginx -t, reload; restore on failu
     const workers = workerPids(stack);
     const result = await applyUpstream(stack.state);
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    expect(result.stdout.trim()).toBe('apply-upstream: upstream.conf is unchanged; no reload');
+    expect(result.stdout.trim()).toBe('apply-upstream: upstream.conf and routes.conf are unchanged; no reload');
     expect(workerPids(stack)).toEqual(workers);
   });
 
@@ -382,7 +382,7 @@ describe('apply-upstream.sh: render, compare, nginx -t, reload; restore on failu
     const results = await Promise.all([applyUpstream(stack.state, { MAX_FAILS: '4' }), applyUpstream(stack.state, { MAX_FAILS: '4' })]);
     expect(results.map((r) => r.code)).toEqual([0, 0]);
     expect(results.map((r) => r.stdout.trim()).sort()).toEqual([
-      'apply-upstream: upstream.conf is unchanged; no reload',
+      'apply-upstream: upstream.conf and routes.conf are unchanged; no reload',
       'apply-upstream: upstream.conf updated (config tested, nginx reloaded gracefully)',
     ]);
     expect(upstreamConf()).toContain('max_fails=4');

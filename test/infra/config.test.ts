@@ -2,6 +2,7 @@
 import { parseConfig, CONTEXT_KEYS, hostReadParameterNames, parameterNames } from '../../lib/config';
 import { buildApp } from '../../bin/app';
 import { newApp } from '../helpers/cdk';
+import { DEFAULT_PROXY_SETTINGS } from '../../lib/proxy-settings';
 
 test('defaults: a dev stage that synthesizes with no context at all', () => {
   expect(parseConfig({})).toEqual({
@@ -21,6 +22,23 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     vpc: { create: true, cidr: '10.80.0.0/16' },
     alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
     alarmEmails: [],
+    proxy: DEFAULT_PROXY_SETTINGS,
+  });
+  expect(DEFAULT_PROXY_SETTINGS).toEqual({ connectTimeout: '500ms', sendTimeout: '2s', readTimeout: '1s', nextUpstreamTimeout: '3s', slowPaths: [] });
+});
+
+test('timeouts and slow paths per stage: typed, longest prefix first is not required', () => {
+  const config = parseConfig({ proxyReadTimeout: '2s', proxyNextUpstreamTimeout: '5s', slowPaths: '/reports/:30s,/upload/:60s,/reports/big/:300s' });
+  expect(config.proxy).toEqual({
+    connectTimeout: '500ms',
+    sendTimeout: '2s',
+    readTimeout: '2s',
+    nextUpstreamTimeout: '5s',
+    slowPaths: [
+      { prefix: '/reports/', timeout: '30s' },
+      { prefix: '/upload/', timeout: '60s' },
+      { prefix: '/reports/big/', timeout: '300s' },
+    ],
   });
 });
 
@@ -62,6 +80,15 @@ test.each([
   [{ accountConcurrencyLimit: '100' }, 'so the account needs a quota of at least 101 in this region; the deploy would fail. Raise it first: Service Quotas, AWS Lambda, "Concurrent executions" (L-B99A9384)'],
   [{ accountConcurrencyLimit: 'lots' }, 'context key "accountConcurrencyLimit" must be a whole number 1-1000000, got "lots"'],
   [{ createVpc: 'yes' }, 'context key "createVpc" must be true or false, got "yes"'],
+  [{ proxyReadTimeout: '5 s' }, `context key "proxyReadTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '5 s'`],
+  [{ proxyConnectTimeout: '0ms' }, `context key "proxyConnectTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '0ms'`],
+  [{ proxyReadTimeout: '3s' }, 'context key "proxyNextUpstreamTimeout" (3s) must be longer than context key "proxyConnectTimeout" + context key "proxyReadTimeout" (500ms + 3s), or a pool that timed out is never retried on the other pool'],
+  [{ slowPaths: '/reports/:30s;' }, `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'`],
+  [{ slowPaths: '/reports/ {}:30s' }, `context key "slowPaths" must be prefix:timeout pairs separated by commas, without spaces`],
+  [{ slowPaths: 'reports:30s' }, `context key "slowPaths" prefix 'reports' must start with / and hold only letters, digits and ._~/@+-`],
+  [{ slowPaths: '/reports/:30s,/reports/:60s' }, `context key "slowPaths" lists '/reports/' twice`],
+  [{ slowPaths: '/reports/:600s' }, `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '600s'`],
+  [{ slowPaths: '/reports/:2s' }, `context key "slowPaths" timeout of '/reports/' (2s) must be longer than context key "proxyNextUpstreamTimeout" (3s); for shorter waits raise context key "proxyReadTimeout"`],
   [{ vpcId: 'vpc-0123456789abcdef0' }, 'context key "vpcId" is only read with createVpc=false'],
   [{ createVpc: 'false' }, 'context key "vpcId" is required with createVpc=false'],
   [{ createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0' }, 'context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (1), got ""'],

@@ -122,6 +122,20 @@ describe('host', () => {
     expect(JSON.stringify(instance.Properties.UserData)).toContain("export POOL_HEALTHCHECK='wget -q -O /dev/null http://127.0.0.1:3000/healthz'");
   });
 
+  test('the host environment carries nginx\'s timeouts and slow paths: the defaults written out, a stage\'s own values when given', () => {
+    const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
+    const userData = JSON.stringify(instance.Properties.UserData);
+    for (const line of ["export PROXY_CONNECT_TIMEOUT='500ms'", "export PROXY_SEND_TIMEOUT='2s'", "export PROXY_READ_TIMEOUT='1s'", "export PROXY_NEXT_UPSTREAM_TIMEOUT='3s'", "export SLOW_PATHS=''"]) {
+      expect(userData).toContain(line);
+    }
+    const t = synthTemplate({ proxyReadTimeout: '2s', proxyNextUpstreamTimeout: '5s', slowPaths: '/reports/:30s,/upload/:60s' });
+    const [custom] = Object.values(t.findResources('AWS::EC2::Instance'));
+    const customUserData = JSON.stringify(custom.Properties.UserData);
+    expect(customUserData).toContain("export PROXY_READ_TIMEOUT='2s'");
+    expect(customUserData).toContain("export PROXY_NEXT_UPSTREAM_TIMEOUT='5s'");
+    expect(customUserData).toContain("export SLOW_PATHS='/reports/:30s,/upload/:60s'");
+  });
+
   test('a fixed public address outlives host replacement', () => {
     template.resourceCountIs('AWS::EC2::EIP', 1);
     template.hasResourceProperties('AWS::EC2::EIP', { Domain: 'vpc', InstanceId: Match.anyValue() });

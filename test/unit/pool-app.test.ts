@@ -36,6 +36,20 @@ test('GET /healthz: 200 when healthy; every answer, even a 404, carries the pool
   expect(missing.headers['x-app-pool']).toBe('green');
 });
 
+test('GET /slow/<path>?ms=N: a legitimately slow route (for SLOW_PATHS) answers 200 after N ms; a bad or huge N is a 400 at once', async () => {
+  const res = await get('/slow/report?ms=50');
+  expect(res.status).toBe(200);
+  expect(res.headers['x-app-pool']).toBe('green');
+  expect(JSON.parse(res.body)).toMatchObject({ pool: 'green', path: '/slow/report', waitedMs: 50 });
+  for (const ms of ['abc', '-1', '60001', '1e9']) {
+    const bad = await get(`/slow/report?ms=${ms}`);
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ error: 'ms must be a whole number of milliseconds 0-60000', got: ms });
+  }
+  // A client that gives up ends the wait: the server closes without waiting for it.
+  await expect(get('/slow/report?ms=60000', 'GET', 100)).rejects.toThrow();
+});
+
 test('error chaos: every other request answers 500, chaos endpoints still answer, stop heals', async () => {
   expect((await get('/chaos/start?mode=error', 'POST')).status).toBe(200);
   for (const path of ['/version', '/healthz', '/']) expect((await get(path)).status).toBe(500);

@@ -1,4 +1,4 @@
-// The upstream renderer (POSIX sh), run the way the host and local mode run it.
+// The renderer (POSIX sh) of upstream.conf and routes.conf, run the way the host and local mode run it.
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -8,9 +8,9 @@ const run = promisify(execFile);
 const RENDER = path.join(NGINX_DIR, 'render-upstream.sh');
 const SWITCH_DIR = '/etc/bluegreen/switch';
 
-async function render(env: Record<string, string>) {
+async function render(env: Record<string, string>, args: string[] = []) {
   try {
-    const { stdout, stderr } = await run('sh', [RENDER], { env: { PATH: process.env.PATH, ...env } });
+    const { stdout, stderr } = await run('sh', [RENDER, ...args], { env: { PATH: process.env.PATH, ...env } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -80,4 +80,99 @@ test.each([
   expect(result.code).toBe(2);
   expect(result.stdout).toBe('');
   expect(result.stderr.trim()).toBe(`render-upstream: ${message}`);
+});
+
+// ---- routes.conf: the proxied locations and their timeouts ---------------------------------------
+
+/** The text of one location block of routes.conf. */
+function location(conf: string, prefix: string): string {
+  const match = new RegExp(`^location ${prefix.replace(/[/.]/g, '\\$&')} \\{\\n([\\s\\S]*?)^\\}`, 'm').exec(conf);
+  if (!match) throw new Error(`no location ${prefix} in:\n${conf}`);
+  return match[1];
+}
+
+test('routes: by default one location for every path, with the timeouts DECISIONS.md chose', async () => {
+  const { code, stdout, stderr } = await render({ SWITCH_DIR }, ['routes']);
+  expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  expect(stdout.match(/^location /gm)).toHaveLength(1);
+  const all = location(stdout, '/');
+  for (const line of [
+    'include proxy-failover.conf;',
+    'proxy_connect_timeout 500ms;',
+    'proxy_send_timeout 2s;',
+    'proxy_read_timeout 1s;',
+    'proxy_next_upstream_timeout 3s;',
+    'proxy_pass http://bluegreen_$bluegreen_primary_pool;',
+  ]) {
+    expect(all).toContain(`    ${line}\n`);
+  }
+});
+
+test('routes: the timeouts come from the environment; each slow path gets its own location with its read timeout', async () => {
+  const { stdout } = await render(
+    { SWITCH_DIR, PROXY_CONNECT_TIMEOUT: '200ms', PROXY_SEND_TIMEOUT: '5s', PROXY_READ_TIMEOUT: '2s', PROXY_NEXT_UPSTREAM_TIMEOUT: '5s', SLOW_PATHS: '/reports/:30s,/reports/big/:300s,/upload:60000ms' },
+    ['routes'],
+  );
+  expect(stdout.match(/^location /gm)).toHaveLength(4);
+  expect(location(stdout, '/')).toContain('proxy_read_timeout 2s;');
+  for (const [prefix, read] of [
+    ['/reports/', '30s'],
+    ['/reports/big/', '300s'],
+    ['/upload', '60000ms'],
+  ]) {
+    const block = location(stdout, prefix);
+    expect(block).toContain(`proxy_read_timeout ${read};`);
+    // The rest as on every path: the same retry policy, connect/send timeouts and failover window.
+    expect(block).toContain('include proxy-failover.conf;');
+    expect(block).toContain('proxy_connect_timeout 200ms;');
+    expect(block).toContain('proxy_send_timeout 5s;');
+    expect(block).toContain('proxy_next_upstream_timeout 5s;');
+    expect(block).toContain('proxy_pass http://bluegreen_$bluegreen_primary_pool;');
+  }
+});
+
+test('routes and upstream: the same settings render the same bytes (apply-upstream.sh reloads only on a real change)', async () => {
+  const env = { SWITCH_DIR, SLOW_PATHS: '/reports/:30s' };
+  expect((await render(env, ['routes'])).stdout).toBe((await render(env, ['routes'])).stdout);
+  // upstream.conf does not hold the timeouts: changing them changes only routes.conf.
+  expect((await render(env)).stdout).toBe((await render({ SWITCH_DIR })).stdout);
+  expect((await render(env, ['upstream'])).stdout).toBe((await render({ SWITCH_DIR })).stdout);
+});
+
+const TIME = 'must be an nginx time like 1s or 500ms, from 1ms to 300s';
+test.each([
+  [{ PROXY_READ_TIMEOUT: '5 s' }, `PROXY_READ_TIMEOUT ${TIME}, got '5 s'`],
+  [{ PROXY_READ_TIMEOUT: '5' }, `PROXY_READ_TIMEOUT ${TIME}, got '5'`],
+  [{ PROXY_CONNECT_TIMEOUT: '0ms' }, `PROXY_CONNECT_TIMEOUT ${TIME}, got '0ms'`],
+  [{ PROXY_SEND_TIMEOUT: '1m' }, `PROXY_SEND_TIMEOUT ${TIME}, got '1m'`],
+  [{ PROXY_NEXT_UPSTREAM_TIMEOUT: '301s' }, `PROXY_NEXT_UPSTREAM_TIMEOUT ${TIME}, got '301s'`],
+  [{ PROXY_READ_TIMEOUT: '3s;' }, `PROXY_READ_TIMEOUT ${TIME}, got '3s;'`],
+  [{ PROXY_READ_TIMEOUT: '2500ms' }, 'PROXY_NEXT_UPSTREAM_TIMEOUT (3s) must be longer than PROXY_CONNECT_TIMEOUT + PROXY_READ_TIMEOUT (500ms + 2500ms), or a pool that timed out is never retried on the other pool'],
+  [{ SLOW_PATHS: '/reports/:30s, /upload/:60s' }, "SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '/reports/:30s, /upload/:60s'"],
+  [{ SLOW_PATHS: '/reports/:30s,' }, "SLOW_PATHS has an empty entry (two commas in a row, or one at an end), got '/reports/:30s,'"],
+  [{ SLOW_PATHS: '/reports/' }, "SLOW_PATHS entry '/reports/' must be prefix:timeout, e.g. /reports/:30s"],
+  [{ SLOW_PATHS: 'reports/:30s' }, "SLOW_PATHS prefix 'reports/' must start with / and hold only letters, digits and ._~/@+-"],
+  [{ SLOW_PATHS: '/r{}:30s' }, "SLOW_PATHS prefix '/r{}' must start with / and hold only letters, digits and ._~/@+-"],
+  [{ SLOW_PATHS: '/r;deny:30s' }, "SLOW_PATHS prefix '/r;deny' must start with / and hold only letters, digits and ._~/@+-"],
+  [{ SLOW_PATHS: '/$uri:30s' }, "SLOW_PATHS prefix '/$uri' must start with / and hold only letters, digits and ._~/@+-"],
+  [{ SLOW_PATHS: '/:30s' }, "SLOW_PATHS prefix '/' is every path: raise PROXY_READ_TIMEOUT instead"],
+  [{ SLOW_PATHS: '/a/:30s,/a/:60s' }, "SLOW_PATHS lists '/a/' twice"],
+  [{ SLOW_PATHS: '/a/:30' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '30'`],
+  [{ SLOW_PATHS: '/a/:10m' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '10m'`],
+  [{ SLOW_PATHS: '/a/:301s' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '301s'`],
+  [{ SLOW_PATHS: '/a/:3s' }, "SLOW_PATHS timeout of '/a/' (3s) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT (3s); for shorter waits raise PROXY_READ_TIMEOUT"],
+  [{ SLOW_PATHS: Array.from({ length: 21 }, (_, i) => `/p${i}/:10s`).join(',') }, 'SLOW_PATHS lists more than 20 prefixes'],
+])('bad timeout input %p: exit 2 in both outputs, a message naming it, nothing on stdout', async (env, message) => {
+  for (const args of [['routes'], []]) {
+    const result = await render({ SWITCH_DIR, ...(env as Record<string, string>) }, args);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr.trim()).toBe(`render-upstream: ${message}`);
+  }
+});
+
+test('an unknown output is refused', async () => {
+  const result = await render({ SWITCH_DIR }, ['servers']);
+  expect(result).toMatchObject({ code: 2, stdout: '' });
+  expect(result.stderr.trim()).toBe("render-upstream: unknown output 'servers': expected upstream (upstream.conf) or routes (routes.conf)");
 });

@@ -1,0 +1,111 @@
+// The per-stage proxy timeouts and slow paths, checked before they reach the renderer: CDK context
+// at synth (lib/config.ts), the environment in local mode (local/start.ts). nginx/render-upstream.sh
+// renders them and checks them again with the same rules and defaults (it is what the host runs);
+// test/unit/proxy-settings.test.ts holds the two to agreement. Pure: no CDK, no I/O.
+
+/** The settings, each with the renderer's environment variable that carries it to the host and to local nginx. */
+export const PROXY_SETTINGS = {
+  connectTimeout: { env: 'PROXY_CONNECT_TIMEOUT', default: '500ms' },
+  sendTimeout: { env: 'PROXY_SEND_TIMEOUT', default: '2s' },
+  readTimeout: { env: 'PROXY_READ_TIMEOUT', default: '1s' },
+  nextUpstreamTimeout: { env: 'PROXY_NEXT_UPSTREAM_TIMEOUT', default: '3s' },
+  slowPaths: { env: 'SLOW_PATHS', default: '' },
+} as const;
+export type ProxySettingKey = keyof typeof PROXY_SETTINGS;
+
+export interface SlowPath {
+  readonly prefix: string;
+  readonly timeout: string;
+}
+
+export interface ProxySettings {
+  readonly connectTimeout: string;
+  readonly sendTimeout: string;
+  readonly readTimeout: string;
+  readonly nextUpstreamTimeout: string;
+  readonly slowPaths: readonly SlowPath[];
+}
+
+/** A whole number with ms or s, no leading zero, at most 6 digits; 1ms to 300s. */
+const TIME = /^[1-9][0-9]{0,5}(ms|s)$/;
+export const MAX_TIME_MS = 300_000;
+/** Plain path characters only: a prefix lands in an nginx location line. */
+const PREFIX = /^\/[A-Za-z0-9._~/@+-]*$/;
+export const MAX_SLOW_PATHS = 20;
+
+export class ProxySettingsError extends Error {}
+
+export function timeMs(value: string): number {
+  return value.endsWith('ms') ? Number(value.slice(0, -2)) : Number(value.slice(0, -1)) * 1000;
+}
+
+/**
+ * Checks raw values (undefined or '' = the default) and returns them typed. `name` says how the
+ * caller's user spells each setting (a context key, an environment variable): every message names it.
+ */
+export function parseProxySettings(raw: Partial<Record<ProxySettingKey, string>>, name: (key: ProxySettingKey) => string): ProxySettings {
+  const value = (key: ProxySettingKey): string => {
+    const v = raw[key];
+    return v === undefined || v === '' ? PROXY_SETTINGS[key].default : v;
+  };
+  const time = (label: string, v: string): string => {
+    if (!TIME.test(v) || timeMs(v) > MAX_TIME_MS) throw new ProxySettingsError(`${label} must be an nginx time like 1s or 500ms, from 1ms to 300s, got '${v}'`);
+    return v;
+  };
+  const connectTimeout = time(name('connectTimeout'), value('connectTimeout'));
+  const sendTimeout = time(name('sendTimeout'), value('sendTimeout'));
+  const readTimeout = time(name('readTimeout'), value('readTimeout'));
+  const nextUpstreamTimeout = time(name('nextUpstreamTimeout'), value('nextUpstreamTimeout'));
+  if (timeMs(nextUpstreamTimeout) <= timeMs(connectTimeout) + timeMs(readTimeout)) {
+    throw new ProxySettingsError(
+      `${name('nextUpstreamTimeout')} (${nextUpstreamTimeout}) must be longer than ${name('connectTimeout')} + ${name('readTimeout')} (${connectTimeout} + ${readTimeout}), or a pool that timed out is never retried on the other pool`,
+    );
+  }
+
+  const slowName = name('slowPaths');
+  const text = value('slowPaths');
+  const slowPaths: SlowPath[] = [];
+  if (text !== '') {
+    if (/\s/.test(text)) throw new ProxySettingsError(`${slowName} must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '${text}'`);
+    for (const entry of text.split(',')) {
+      if (entry === '') throw new ProxySettingsError(`${slowName} has an empty entry (two commas in a row, or one at an end), got '${text}'`);
+      const colon = entry.lastIndexOf(':');
+      if (colon < 0) throw new ProxySettingsError(`${slowName} entry '${entry}' must be prefix:timeout, e.g. /reports/:30s`);
+      const prefix = entry.slice(0, colon);
+      const timeout = entry.slice(colon + 1);
+      if (!PREFIX.test(prefix)) throw new ProxySettingsError(`${slowName} prefix '${prefix}' must start with / and hold only letters, digits and ._~/@+-`);
+      if (prefix === '/') throw new ProxySettingsError(`${slowName} prefix '/' is every path: raise ${name('readTimeout')} instead`);
+      if (slowPaths.some((p) => p.prefix === prefix)) throw new ProxySettingsError(`${slowName} lists '${prefix}' twice`);
+      time(`${slowName} timeout of '${prefix}'`, timeout);
+      if (timeMs(timeout) <= timeMs(nextUpstreamTimeout)) {
+        throw new ProxySettingsError(
+          `${slowName} timeout of '${prefix}' (${timeout}) must be longer than ${name('nextUpstreamTimeout')} (${nextUpstreamTimeout}); for shorter waits raise ${name('readTimeout')}`,
+        );
+      }
+      slowPaths.push({ prefix, timeout });
+      if (slowPaths.length > MAX_SLOW_PATHS) throw new ProxySettingsError(`${slowName} lists more than ${MAX_SLOW_PATHS} prefixes`);
+    }
+  }
+  return { connectTimeout, sendTimeout, readTimeout, nextUpstreamTimeout, slowPaths };
+}
+
+/** The defaults, typed. */
+export const DEFAULT_PROXY_SETTINGS: ProxySettings = parseProxySettings({}, (key) => PROXY_SETTINGS[key].env);
+
+/** The renderer's environment for these settings (every variable set, defaults included). */
+export function proxySettingsEnv(settings: ProxySettings): Record<string, string> {
+  return {
+    [PROXY_SETTINGS.connectTimeout.env]: settings.connectTimeout,
+    [PROXY_SETTINGS.sendTimeout.env]: settings.sendTimeout,
+    [PROXY_SETTINGS.readTimeout.env]: settings.readTimeout,
+    [PROXY_SETTINGS.nextUpstreamTimeout.env]: settings.nextUpstreamTimeout,
+    [PROXY_SETTINGS.slowPaths.env]: settings.slowPaths.map((p) => `${p.prefix}:${p.timeout}`).join(','),
+  };
+}
+
+/** Reads the settings from an environment (local mode); messages name the variables. */
+export function proxySettingsFromEnv(env: NodeJS.ProcessEnv): ProxySettings {
+  const raw: Partial<Record<ProxySettingKey, string>> = {};
+  for (const key of Object.keys(PROXY_SETTINGS) as ProxySettingKey[]) raw[key] = env[PROXY_SETTINGS[key].env];
+  return parseProxySettings(raw, (key) => PROXY_SETTINGS[key].env);
+}

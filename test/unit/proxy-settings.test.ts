@@ -1,0 +1,91 @@
+// lib/proxy-settings.ts (what synth and local mode check) against nginx/render-upstream.sh (what
+// the host and local nginx render): the same defaults, the same accepted values, the same messages.
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { NGINX_DIR } from '../../local/defaults';
+import { DEFAULT_PROXY_SETTINGS, PROXY_SETTINGS, ProxySettingKey, proxySettingsEnv, proxySettingsFromEnv } from '../../lib/proxy-settings';
+
+const run = promisify(execFile);
+const SWITCH_DIR = '/etc/bluegreen/switch';
+
+async function renderRoutes(env: Record<string, string>): Promise<{ ok: boolean; stdout: string; message: string }> {
+  try {
+    const { stdout } = await run('sh', [path.join(NGINX_DIR, 'render-upstream.sh'), 'routes'], { env: { PATH: process.env.PATH, SWITCH_DIR, ...env } });
+    return { ok: true, stdout, message: '' };
+  } catch (e) {
+    const err = e as { stderr: string };
+    return { ok: false, stdout: '', message: err.stderr.trim().replace(/^render-upstream: /, '') };
+  }
+}
+
+function parse(env: Record<string, string>): { ok: boolean; message: string } {
+  try {
+    proxySettingsFromEnv(env);
+    return { ok: true, message: '' };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
+}
+
+test('the same defaults: the renderer with no settings renders what the TS defaults render', async () => {
+  const bare = await renderRoutes({});
+  const fromTs = await renderRoutes(proxySettingsEnv(DEFAULT_PROXY_SETTINGS));
+  expect(bare.ok).toBe(true);
+  expect(fromTs.stdout).toBe(bare.stdout);
+  for (const key of Object.keys(PROXY_SETTINGS) as ProxySettingKey[]) {
+    if (key !== 'slowPaths') expect(bare.stdout).toContain(` ${PROXY_SETTINGS[key].default};`);
+  }
+  expect(DEFAULT_PROXY_SETTINGS.slowPaths).toEqual([]);
+});
+
+// Every rule, on both sides of its edge.
+const CASES: Record<string, string>[] = [
+  {},
+  { PROXY_READ_TIMEOUT: '2s', PROXY_NEXT_UPSTREAM_TIMEOUT: '5s' },
+  { PROXY_READ_TIMEOUT: '2500ms' },
+  { PROXY_READ_TIMEOUT: '2499ms' },
+  { PROXY_CONNECT_TIMEOUT: '1ms' },
+  { PROXY_CONNECT_TIMEOUT: '0ms' },
+  { PROXY_CONNECT_TIMEOUT: '0500ms' },
+  { PROXY_SEND_TIMEOUT: '300s' },
+  { PROXY_SEND_TIMEOUT: '300001ms' },
+  { PROXY_SEND_TIMEOUT: '1234567s' },
+  { PROXY_SEND_TIMEOUT: '1.5s' },
+  { PROXY_READ_TIMEOUT: '1' },
+  { PROXY_NEXT_UPSTREAM_TIMEOUT: '1m' },
+  { SLOW_PATHS: '' },
+  { SLOW_PATHS: '/reports/:30s,/upload/:60s' },
+  { SLOW_PATHS: '/reports/:30s,/reports/big/:300s' },
+  { SLOW_PATHS: '/a/:3001ms' },
+  { SLOW_PATHS: '/a/:3000ms' },
+  { SLOW_PATHS: '/a/:3s' },
+  { SLOW_PATHS: '/a/:4s', PROXY_NEXT_UPSTREAM_TIMEOUT: '4s' },
+  { SLOW_PATHS: '/~user/a.b_c-d@e+f:10s' },
+  { SLOW_PATHS: '/' + ':10s' },
+  { SLOW_PATHS: 'a:10s' },
+  { SLOW_PATHS: '/a b:10s' },
+  { SLOW_PATHS: '/a;b:10s' },
+  { SLOW_PATHS: '/a}:10s' },
+  { SLOW_PATHS: '/a":10s' },
+  { SLOW_PATHS: '/a$b:10s' },
+  { SLOW_PATHS: '/a:b:10s' },
+  { SLOW_PATHS: '/a/' },
+  { SLOW_PATHS: '/a/:10s,' },
+  { SLOW_PATHS: ',/a/:10s' },
+  { SLOW_PATHS: '/a/:10s,,/b/:10s' },
+  { SLOW_PATHS: '/a/:10s,/a/:20s' },
+  { SLOW_PATHS: '/a/:10s,/a:20s' },
+  { SLOW_PATHS: Array.from({ length: 20 }, (_, i) => `/p${i}/:10s`).join(',') },
+  { SLOW_PATHS: Array.from({ length: 21 }, (_, i) => `/p${i}/:10s`).join(',') },
+];
+
+test.each(CASES)('%p: accepted or refused alike, with the same message', async (env) => {
+  const shell = await renderRoutes(env);
+  const ts = parse(env);
+  expect(ts).toEqual({ ok: shell.ok, message: shell.message });
+  if (shell.ok) {
+    // What the TS side passes on (normalised) renders exactly what the raw values render.
+    expect((await renderRoutes(proxySettingsEnv(proxySettingsFromEnv(env)))).stdout).toBe(shell.stdout);
+  }
+});
