@@ -127,6 +127,11 @@ export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rej
   return { changes, rejected };
 }
 
+/** A RUNBOOK.md section's link: the runbook's URL (any fragment it has replaced) and the section's anchor. */
+export function runbookLink(runbookUrl: string, anchor: string): string {
+  return `${runbookUrl.replace(/#.*$/, '')}#${anchor}`;
+}
+
 /** The alarm's page in the CloudWatch console, from its ARN (arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>). */
 export function alarmConsoleUrl(change: AlarmStateChange): string | undefined {
   const region = change.alarmArn?.split(':')[3];
