@@ -81,6 +81,17 @@ test('the alert function is subscribed (Slack), SNS may invoke it for this topic
   });
 });
 
+test('every subscription (email and function) drops a new alarm\'s first OK: a MessageBody filter for changes into or out of ALARM', () => {
+  // GIVEN the prod stage with two addresses WHEN synthesized THEN all three subscriptions carry the same policy
+  const subscriptions = Object.values(template.findResources('AWS::SNS::Subscription')).map((s) => s.Properties);
+  expect(subscriptions.map((s) => s.Protocol).sort()).toEqual(['email', 'email', 'lambda']);
+  for (const s of subscriptions) {
+    expect(s.TopicArn).toEqual(topicRef());
+    expect(s.FilterPolicyScope).toBe('MessageBody');
+    expect(s.FilterPolicy).toEqual({ $or: [{ NewStateValue: ['ALARM'] }, { OldStateValue: ['ALARM'] }] });
+  }
+});
+
 test('least privilege: the function gets no SNS or KMS rights (SNS invokes it; it only posts to Slack)', () => {
   const policies = template.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
   expect(JSON.stringify(policies)).not.toMatch(/"(sns|kms):/);

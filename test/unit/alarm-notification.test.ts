@@ -2,7 +2,7 @@
 // runbook section of each of the pipeline's alarms, which RUNBOOK.md must have.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { alarmChanges, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf, runbookLink } from '../../lambda/alert/alarm-notification';
+import { alarmChanges, isNotified, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf, runbookLink } from '../../lambda/alert/alarm-notification';
 import { Decision } from '../../lambda/alert/rules';
 import { alarmSlackMessage, SEVERITY_COLOURS, slackMessage } from '../../lambda/alert/slack';
 import { REPO_ROOT } from '../../local/defaults';
@@ -51,6 +51,22 @@ test('pipeline alarm names: one definition, read back per stage (prod is not pro
   expect(pipelineAlarmOf('prod', 'bluegreen-prod-alert-function-errors')).toBe('alert-function-errors');
   expect(pipelineAlarmOf('prod', 'bluegreen-prod-eu-undelivered-alerts')).toBeUndefined();
   expect(pipelineAlarmOf('prod-eu', 'bluegreen-prod-eu-undelivered-alerts')).toBe('undelivered-alerts');
+});
+
+describe('which state changes are notified (the function applies the subscriptions\' filter again)', () => {
+  test.each([
+    ['OK', 'ALARM', true],
+    ['INSUFFICIENT_DATA', 'ALARM', true],
+    [undefined, 'ALARM', true],
+    ['ALARM', 'OK', true],
+    ['ALARM', 'INSUFFICIENT_DATA', true],
+    // A new or replaced alarm's first evaluation: not news, after every deploy that creates one.
+    ['INSUFFICIENT_DATA', 'OK', false],
+    ['OK', 'INSUFFICIENT_DATA', false],
+    [undefined, 'OK', false],
+  ] as const)('%s → %s: %s', (previousState, state, expected) => {
+    expect(isNotified({ previousState, state })).toBe(expected);
+  });
 });
 
 test('runbookLink: the one way a RUNBOOK.md section is linked (a fragment already on the URL is replaced, not doubled)', () => {
