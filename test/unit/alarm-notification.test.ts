@@ -75,6 +75,13 @@ test('runbookLink: the one way a RUNBOOK.md section is linked (a fragment alread
   expect(runbookLink('RUNBOOK.md', 'alert-function-errors')).toBe('RUNBOOK.md#alert-function-errors');
 });
 
+test('RUNBOOK\'s Undelivered alerts section tells every body the dead-letter queue can hold, the SNS redrive envelope included', () => {
+  const runbook = readFileSync(path.join(REPO_ROOT, 'RUNBOOK.md'), 'utf8');
+  const section = runbook.slice(runbook.indexOf('\n## Undelivered alerts'), runbook.indexOf('\n## ', runbook.indexOf('\n## Undelivered alerts') + 1));
+  // An alert or alarm the function could not post; a whole invocation Lambda gave up on; a notification SNS could not hand over.
+  for (const shape of ['`reason`', '`alarm`', '`requestContext`', '`"Type": "Notification"`', '`TopicArn`', '`Message`']) expect(section).toContain(shape);
+});
+
 describe('the Slack message', () => {
   const ctx = { stage: 'prod', runbookUrl: 'https://example.com/RUNBOOK.md' };
   const [change] = alarmChanges(FIXTURES.undeliveredAlarm).changes;
