@@ -16,7 +16,6 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { NOTIFIED_CHANGES } from '../lambda/alert/alarm-notification';
 
 /** Id of the synth warning for a stage whose alarms reach nobody outside Slack. */
 export const NO_ALARM_EMAIL_WARNING = 'bluegreen:alarmTopic:noEmail';
@@ -99,14 +98,13 @@ export class AlarmTopic extends Construct {
       alarm.addOkAction(action);
     }
 
-    // Every subscription gets the same filter: into ALARM or out of it, never a new alarm's first OK
-    // (INSUFFICIENT_DATA → OK, after each deploy that creates or replaces one). CDK's typed filters
-    // cannot say "$or" across two keys; a SubscriptionFilter's conditions render as given, so the
-    // policy goes in exactly as NOTIFIED_CHANGES spells it (FilterPolicyScope MessageBody).
-    const filterPolicyWithMessageBody = { $or: sns.FilterOrPolicy.filter(new sns.SubscriptionFilter([...NOTIFIED_CHANGES.$or])) };
-
+    // No subscription filter policy, on purpose: CloudWatch's alarm email is formatted text, not the
+    // JSON a MessageBody policy reads, and nothing documented says SNS would let an ALARM through such
+    // a policy to an email address. A dropped ALARM email is the failure this topic exists to prevent;
+    // an OK email after a deploy creates an alarm is noise. The function drops that first OK itself
+    // (isNotified), so Slack stays quiet (DECISIONS.md, "A new alarm's first OK").
     const emails = props.emails ?? [];
-    for (const address of emails) this.topic.addSubscription(new subscriptions.EmailSubscription(address, { filterPolicyWithMessageBody }));
+    for (const address of emails) this.topic.addSubscription(new subscriptions.EmailSubscription(address));
     if (emails.length === 0) {
       Annotations.of(this).addWarningV2(
         NO_ALARM_EMAIL_WARNING,
@@ -114,7 +112,7 @@ export class AlarmTopic extends Construct {
       );
     }
     if (props.slackFunction) {
-      this.topic.addSubscription(new subscriptions.LambdaSubscription(props.slackFunction, { deadLetterQueue: props.deadLetterQueue, filterPolicyWithMessageBody }));
+      this.topic.addSubscription(new subscriptions.LambdaSubscription(props.slackFunction, { deadLetterQueue: props.deadLetterQueue }));
     }
   }
 }

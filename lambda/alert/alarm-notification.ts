@@ -130,13 +130,14 @@ export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rej
 /**
  * The state changes anyone hears about: into ALARM, and out of it (the recovery). A new or replaced
  * alarm starts in INSUFFICIENT_DATA and goes to OK at its first evaluation, which fires its OK
- * actions ("OK: ... again" after every deploy that creates one): that change reaches nobody. An SNS
- * subscription filter policy on the message body (scope MessageBody), so the topic's email and
- * function subscriptions both use it; the function applies it again (`isNotified`).
+ * actions ("OK: ... again" after every deploy that creates one): the function does not post that
+ * change (`isNotified`). Written in SNS filter-policy form so a pager subscribed by hand to the JSON
+ * message can take it as its FilterPolicy (scope MessageBody); the topic's own email subscriptions
+ * carry no policy (lib/alarm-topic.ts says why).
  */
 export const NOTIFIED_CHANGES = { $or: [{ NewStateValue: ['ALARM'] }, { OldStateValue: ['ALARM'] }] } as const;
 
-/** Whether `NOTIFIED_CHANGES` lets a change through (the function's own check: a subscription without the policy, a hand-made test). */
+/** Whether `NOTIFIED_CHANGES` lets a change through: the function posts only those. */
 export function isNotified(change: Pick<AlarmStateChange, 'state' | 'previousState'>): boolean {
   const body: Record<string, string | undefined> = { NewStateValue: change.state, OldStateValue: change.previousState };
   return NOTIFIED_CHANGES.$or.some((rule) => Object.entries(rule).every(([key, values]) => (values as readonly string[]).includes(body[key] ?? '')));

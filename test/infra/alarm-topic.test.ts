@@ -81,14 +81,14 @@ test('the alert function is subscribed (Slack), SNS may invoke it for this topic
   });
 });
 
-test('every subscription (email and function) drops a new alarm\'s first OK: a MessageBody filter for changes into or out of ALARM', () => {
-  // GIVEN the prod stage with two addresses WHEN synthesized THEN all three subscriptions carry the same policy
+test('no subscription filters: an email gets every change CloudWatch sends (the function drops a first OK itself)', () => {
+  // A body filter policy on CloudWatch's formatted-text email could drop the ALARM itself.
   const subscriptions = Object.values(template.findResources('AWS::SNS::Subscription')).map((s) => s.Properties);
   expect(subscriptions.map((s) => s.Protocol).sort()).toEqual(['email', 'email', 'lambda']);
   for (const s of subscriptions) {
     expect(s.TopicArn).toEqual(topicRef());
-    expect(s.FilterPolicyScope).toBe('MessageBody');
-    expect(s.FilterPolicy).toEqual({ $or: [{ NewStateValue: ['ALARM'] }, { OldStateValue: ['ALARM'] }] });
+    expect(s.FilterPolicy).toBeUndefined();
+    expect(s.FilterPolicyScope).toBeUndefined();
   }
 });
 
