@@ -98,6 +98,11 @@ export class AlarmTopic extends Construct {
       alarm.addOkAction(action);
     }
 
+    // No subscription filter policy, on purpose: CloudWatch's alarm email is formatted text, not the
+    // JSON a MessageBody policy reads, and nothing documented says SNS would let an ALARM through such
+    // a policy to an email address. A dropped ALARM email is the failure this topic exists to prevent;
+    // an OK email after a deploy creates an alarm is noise. The function drops that first OK itself
+    // (isNotified), so Slack stays quiet (DECISIONS.md, "A new alarm's first OK").
     const emails = props.emails ?? [];
     for (const address of emails) this.topic.addSubscription(new subscriptions.EmailSubscription(address));
     if (emails.length === 0) {

@@ -17,7 +17,7 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName } from '../lambda/alert/alarm-notification';
+import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
 import { ALERT_RESERVED_CONCURRENCY, AlertSettings, parameterNames } from './config';
 import { parameterChangePattern } from './pool-switch';
 
@@ -161,8 +161,7 @@ export class Alerting extends Construct {
     // Named (not generated): the function recognises them by name for its Slack message and runbook
     // link, and the name is what an email subject shows. The description is the body of the email,
     // so it carries the runbook link too.
-    const runbook = (alarm: PipelineAlarm) =>
-      settings.runbookUrl ? `Runbook: ${settings.runbookUrl}#${PIPELINE_ALARMS[alarm].anchor}` : `Runbook: RUNBOOK.md#${PIPELINE_ALARMS[alarm].anchor}`;
+    const runbook = (alarm: PipelineAlarm) => `Runbook: ${runbookLink(settings.runbookUrl ?? 'RUNBOOK.md', PIPELINE_ALARMS[alarm].anchor)}`;
     this.errorsAlarm = new cloudwatch.Alarm(this, 'FunctionErrors', {
       alarmName: pipelineAlarmName(stage, 'alert-function-errors'),
       alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late or lost, and its failed batches go to the dead-letter queue. ${runbook('alert-function-errors')}`,

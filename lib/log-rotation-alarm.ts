@@ -7,7 +7,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { PIPELINE_ALARMS, pipelineAlarmName } from '../lambda/alert/alarm-notification';
+import { PIPELINE_ALARMS, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
 
 /**
  * The phrase every final-failure line of bluegreen-log-reopen carries (its tag and the start of its
@@ -51,7 +51,7 @@ export class LogRotationAlarm extends Construct {
       // The email body: what it means, that OK does not mean fixed, where the runbook is.
       alarmDescription:
         `bluegreen ${stage}: a log rotation on the host failed, nginx did not reopen its logs and may still write into access.log.1, which the next rotation compresses (lines lost, and the CloudWatch agent ships nothing new). ` +
-        `OK only means no further failure was reported: check the host. Runbook: ${props.runbookUrl ?? 'RUNBOOK.md'}#${anchor}`,
+        `OK only means no further failure was reported: check the host. Runbook: ${runbookLink(props.runbookUrl ?? 'RUNBOOK.md', anchor)}`,
       metric: this.metricFilter.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
       threshold: 1,
       evaluationPeriods: 1,

@@ -132,6 +132,27 @@ export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rej
   return { changes, rejected };
 }
 
+/**
+ * The state changes anyone hears about: into ALARM, and out of it (the recovery). A new or replaced
+ * alarm starts in INSUFFICIENT_DATA and goes to OK at its first evaluation, which fires its OK
+ * actions ("OK: ... again" after every deploy that creates one): the function does not post that
+ * change (`isNotified`). Written in SNS filter-policy form so a pager subscribed by hand to the JSON
+ * message can take it as its FilterPolicy (scope MessageBody); the topic's own email subscriptions
+ * carry no policy (lib/alarm-topic.ts says why).
+ */
+export const NOTIFIED_CHANGES = { $or: [{ NewStateValue: ['ALARM'] }, { OldStateValue: ['ALARM'] }] } as const;
+
+/** Whether `NOTIFIED_CHANGES` lets a change through: the function posts only those. */
+export function isNotified(change: Pick<AlarmStateChange, 'state' | 'previousState'>): boolean {
+  const body: Record<string, string | undefined> = { NewStateValue: change.state, OldStateValue: change.previousState };
+  return NOTIFIED_CHANGES.$or.some((rule) => Object.entries(rule).every(([key, values]) => (values as readonly string[]).includes(body[key] ?? '')));
+}
+
+/** A RUNBOOK.md section's link: the runbook's URL (any fragment it has replaced) and the section's anchor. */
+export function runbookLink(runbookUrl: string, anchor: string): string {
+  return `${runbookUrl.replace(/#.*$/, '')}#${anchor}`;
+}
+
 /** The alarm's page in the CloudWatch console, from its ARN (arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>). */
 export function alarmConsoleUrl(change: AlarmStateChange): string | undefined {
   const region = change.alarmArn?.split(':')[3];

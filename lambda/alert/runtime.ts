@@ -3,7 +3,7 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { alarmChanges, AlarmStateChange, isSnsEvent } from './alarm-notification';
+import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from './alarm-notification';
 import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
@@ -277,7 +277,12 @@ export class AlertRuntime {
       }
       result.decisions++;
       this.log({ level: 'INFO', msg: 'alarm state change', alarm: change.alarmName, state: change.state, previousState: change.previousState, reason: change.reason });
-      if (await this.postAlarm(change)) result.posted++;
+      // The subscription's filter policy drops these; this is the same rule again for a subscription
+      // made without it (by hand, or an older stack).
+      if (!isNotified(change)) {
+        result.suppressed++;
+        this.log({ level: 'INFO', msg: 'alarm state change not posted', alarm: change.alarmName, why: 'not into or out of ALARM (a new alarm\'s first evaluation)' });
+      } else if (await this.postAlarm(change)) result.posted++;
       else result.undelivered++;
       if (change.messageId) this.remember(seenKey);
     }

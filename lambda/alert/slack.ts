@@ -1,6 +1,6 @@
 // Slack: the Block Kit message for a decision, and delivery to an incoming webhook with a timeout,
 // retries with backoff on 429/5xx/timeouts, and none on other 4xx.
-import { ALARM_SEVERITY, AlarmStateChange, alarmConsoleUrl, describeTrigger, PIPELINE_ALARMS, pipelineAlarmOf } from './alarm-notification';
+import { ALARM_SEVERITY, AlarmStateChange, alarmConsoleUrl, describeTrigger, PIPELINE_ALARMS, pipelineAlarmOf, runbookLink } from './alarm-notification';
 import { AlertKind, Decision, Severity } from './rules';
 
 export const SEVERITY_COLOURS: Record<Severity, string> = {
@@ -102,7 +102,7 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   if (detailText) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: detailText }] });
   const buttons: Array<Record<string, unknown>> = [];
   if (ctx.logsUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Logs around the event' }, url: ctx.logsUrl });
-  if (ctx.runbookUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: `${ctx.runbookUrl}#${RUNBOOK_ANCHORS[d.kind]}` });
+  if (ctx.runbookUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: runbookLink(ctx.runbookUrl, RUNBOOK_ANCHORS[d.kind]) });
   if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
   if (ctx.logsHint) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: ctx.logsHint }] });
   return {
@@ -138,7 +138,7 @@ export function alarmSlackMessage(change: AlarmStateChange, ctx: Pick<MessageCon
   const buttons: Array<Record<string, unknown>> = [];
   const consoleUrl = alarmConsoleUrl(change);
   if (consoleUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Alarm in the console' }, url: consoleUrl });
-  if (ctx.runbookUrl && known) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: `${ctx.runbookUrl}#${PIPELINE_ALARMS[known].anchor}` });
+  if (ctx.runbookUrl && known) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: runbookLink(ctx.runbookUrl, PIPELINE_ALARMS[known].anchor) });
   if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
   return {
     text: `[${ctx.stage}] ${change.state}: ${change.alarmName}${change.reason ? ` (${change.reason})` : ''}`,

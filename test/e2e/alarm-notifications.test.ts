@@ -18,7 +18,7 @@ let moto: Moto;
 let slack: SlackReceiver;
 let sqs: SQSClient;
 let queueUrl: string;
-let handler: (event: unknown) => Promise<{ status: string; posted: number; undelivered: number; duplicates: number }>;
+let handler: (event: unknown) => Promise<{ status: string; posted: number; undelivered: number; duplicates: number; suppressed: number }>;
 const saved = { ...process.env };
 
 beforeAll(async () => {
@@ -106,6 +106,23 @@ test('undelivered-alerts ALARM then OK: both reach Slack in the alerts\' style, 
   expect(blocksOf(o)[0].text!.text).toMatch(/^\*:white_check_mark: OK: no undelivered alerts are waiting\*/);
   expect(fieldsOf(o)).toContain('*State*\nALARM → OK');
   expect(buttons(o).Runbook).toBe(`${RUNBOOK}#undelivered-alerts`);
+});
+
+test('a new alarm\'s first OK (INSUFFICIENT_DATA → OK, after a deploy) is logged, not posted; a recovery (ALARM → OK) still is', async () => {
+  // GIVEN the OK notification of an alarm a deploy just created (its previous state: INSUFFICIENT_DATA)
+  const first = fresh(FIXTURES.undeliveredOk);
+  const message = JSON.parse(first.Records[0].Sns.Message);
+  first.Records[0].Sns.Message = JSON.stringify({ ...message, OldStateValue: 'INSUFFICIENT_DATA' });
+  // WHEN SNS delivers it (a subscription without the filter policy)
+  const result = await handler(first);
+  // THEN nothing reaches Slack or the dead-letter queue; the log says why
+  expect(result).toMatchObject({ status: 'processed', posted: 0, undelivered: 0, suppressed: 1 });
+  expect(slack.received).toEqual([]);
+  const lines = log.mock.calls.map((c) => JSON.parse(String(c[0])));
+  expect(lines).toContainEqual(expect.objectContaining({ level: 'INFO', msg: 'alarm state change not posted', alarm: 'bluegreen-prod-undelivered-alerts' }));
+  // AND a real recovery of the same alarm is posted
+  expect(await handler(fresh(FIXTURES.undeliveredOk))).toMatchObject({ posted: 1 });
+  expect(slack.received).toHaveLength(1);
 });
 
 test('alert-function-errors ALARM: its own title and runbook section', async () => {

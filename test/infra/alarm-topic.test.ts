@@ -39,6 +39,13 @@ test('the stage\'s alarms have the topic as their ALARM and their OK action, and
   expect(String(byName['bluegreen-prod-alert-function-errors'].AlarmDescription)).toContain('https://wiki.example.com/RUNBOOK.md#alert-function-errors');
 });
 
+test('a runbookUrl with a fragment: the email body links the section once (runbookLink, as the Slack button does)', () => {
+  const t = synthTemplate({ stage: 'prod', alarmEmails: 'oncall@example.com', runbookUrl: 'https://github.com/o/r/blob/main/RUNBOOK.md#top' });
+  const descriptions = Object.values(t.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: Match.stringLikeRegexp('^bluegreen-prod-') } })).map((a) => String(a.Properties.AlarmDescription));
+  expect(descriptions.join('\n')).toContain('Runbook: https://github.com/o/r/blob/main/RUNBOOK.md#undelivered-alerts');
+  for (const d of descriptions) expect(d).not.toContain('#top');
+});
+
 test('the key lets CloudWatch publish (Decrypt, GenerateDataKey*), and nothing else beyond the account\'s own administration', () => {
   const key = Object.values(template.findResources('AWS::KMS::Key'))[0];
   const statements = key.Properties.KeyPolicy.Statement as Array<{ Principal: Record<string, unknown>; Action: unknown }>;
@@ -72,6 +79,17 @@ test('the alert function is subscribed (Slack), SNS may invoke it for this topic
   template.hasResourceProperties('AWS::SQS::QueuePolicy', {
     PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Allow', Principal: { Service: 'sns.amazonaws.com' }, Action: 'sqs:SendMessage', Condition: { ArnEquals: { 'aws:SourceArn': topicRef() } } })]) },
   });
+});
+
+test('no subscription filters: an email gets every change CloudWatch sends (the function drops a first OK itself)', () => {
+  // A body filter policy on CloudWatch's formatted-text email could drop the ALARM itself.
+  const subscriptions = Object.values(template.findResources('AWS::SNS::Subscription')).map((s) => s.Properties);
+  expect(subscriptions.map((s) => s.Protocol).sort()).toEqual(['email', 'email', 'lambda']);
+  for (const s of subscriptions) {
+    expect(s.TopicArn).toEqual(topicRef());
+    expect(s.FilterPolicy).toBeUndefined();
+    expect(s.FilterPolicyScope).toBeUndefined();
+  }
 });
 
 test('least privilege: the function gets no SNS or KMS rights (SNS invokes it; it only posts to Slack)', () => {

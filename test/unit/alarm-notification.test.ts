@@ -2,7 +2,7 @@
 // runbook section of each of the pipeline's alarms, which RUNBOOK.md must have.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { alarmChanges, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf } from '../../lambda/alert/alarm-notification';
+import { alarmChanges, isNotified, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf, runbookLink } from '../../lambda/alert/alarm-notification';
 import { Decision } from '../../lambda/alert/rules';
 import { alarmSlackMessage, SEVERITY_COLOURS, slackMessage } from '../../lambda/alert/slack';
 import { REPO_ROOT } from '../../local/defaults';
@@ -53,6 +53,35 @@ test('pipeline alarm names: one definition, read back per stage (prod is not pro
   expect(pipelineAlarmOf('prod-eu', 'bluegreen-prod-eu-undelivered-alerts')).toBe('undelivered-alerts');
 });
 
+describe('which state changes are notified (the function applies the subscriptions\' filter again)', () => {
+  test.each([
+    ['OK', 'ALARM', true],
+    ['INSUFFICIENT_DATA', 'ALARM', true],
+    [undefined, 'ALARM', true],
+    ['ALARM', 'OK', true],
+    ['ALARM', 'INSUFFICIENT_DATA', true],
+    // A new or replaced alarm's first evaluation: not news, after every deploy that creates one.
+    ['INSUFFICIENT_DATA', 'OK', false],
+    ['OK', 'INSUFFICIENT_DATA', false],
+    [undefined, 'OK', false],
+  ] as const)('%s → %s: %s', (previousState, state, expected) => {
+    expect(isNotified({ previousState, state })).toBe(expected);
+  });
+});
+
+test('runbookLink: the one way a RUNBOOK.md section is linked (a fragment already on the URL is replaced, not doubled)', () => {
+  expect(runbookLink('https://example.com/RUNBOOK.md', 'undelivered-alerts')).toBe('https://example.com/RUNBOOK.md#undelivered-alerts');
+  expect(runbookLink('https://github.com/o/r/blob/main/RUNBOOK.md#readme', 'failover')).toBe('https://github.com/o/r/blob/main/RUNBOOK.md#failover');
+  expect(runbookLink('RUNBOOK.md', 'alert-function-errors')).toBe('RUNBOOK.md#alert-function-errors');
+});
+
+test('RUNBOOK\'s Undelivered alerts section tells every body the dead-letter queue can hold, the SNS redrive envelope included', () => {
+  const runbook = readFileSync(path.join(REPO_ROOT, 'RUNBOOK.md'), 'utf8');
+  const section = runbook.slice(runbook.indexOf('\n## Undelivered alerts'), runbook.indexOf('\n## ', runbook.indexOf('\n## Undelivered alerts') + 1));
+  // An alert or alarm the function could not post; a whole invocation Lambda gave up on; a notification SNS could not hand over.
+  for (const shape of ['`reason`', '`alarm`', '`requestContext`', '`"Type": "Notification"`', '`TopicArn`', '`Message`']) expect(section).toContain(shape);
+});
+
 describe('the Slack message', () => {
   const ctx = { stage: 'prod', runbookUrl: 'https://example.com/RUNBOOK.md' };
   const [change] = alarmChanges(FIXTURES.undeliveredAlarm).changes;
@@ -69,6 +98,14 @@ describe('the Slack message', () => {
     const runbook = (m: Message) => m.attachments[0].blocks.find((b) => b.type === 'actions')!.elements!.find((e) => e.text.text === 'Runbook')!;
     expect(runbook(alarm).url).toBe('https://example.com/RUNBOOK.md#undelivered-alerts');
     expect(runbook(alert).url).toBe('https://example.com/RUNBOOK.md#failover');
+  });
+
+  test('a runbookUrl with a fragment: alert and alarm buttons both link the section, not "#top#section"', () => {
+    const withFragment = { stage: 'prod', runbookUrl: 'https://github.com/o/r/blob/main/RUNBOOK.md#top' };
+    const decision: Decision = { kind: 'failover', severity: 'warning', at: change.at, host: 'i-1', summary: 'x', suppressed: null, details: {} };
+    const runbook = (m: Message) => m.attachments[0].blocks.find((b) => b.type === 'actions')!.elements!.find((e) => e.text.text === 'Runbook')!.url;
+    expect(runbook(alarmSlackMessage(change, withFragment) as Message)).toBe('https://github.com/o/r/blob/main/RUNBOOK.md#undelivered-alerts');
+    expect(runbook(slackMessage(decision, withFragment) as Message)).toBe('https://github.com/o/r/blob/main/RUNBOOK.md#failover');
   });
 
   test('without runbookUrl: no runbook button, the console button stays', () => {

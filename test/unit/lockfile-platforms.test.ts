@@ -21,6 +21,8 @@ const PLATFORMS = [
   { os: 'darwin', cpu: 'x64' },
   { os: 'win32', cpu: 'x64' },
   { os: 'linux', cpu: 'x64' },
+  // Devcontainers and Linux VMs on Apple Silicon (glibc, like the x64 row: see the libc check below).
+  { os: 'linux', cpu: 'arm64' },
 ] as const;
 
 const lock = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
