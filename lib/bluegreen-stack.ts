@@ -7,6 +7,7 @@ import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
 import { BlueGreenConfig } from './config';
 import { HostLogGroups } from './host-log-groups';
+import { LogRotationAlarm } from './log-rotation-alarm';
 import { HostNetwork } from './host-network';
 import { Operations } from './operations';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -30,6 +31,7 @@ export class BlueGreenStack extends Stack {
   public readonly poolSwitch: PoolSwitch;
   public readonly alerting: Alerting;
   public readonly alarmTopic: AlarmTopic;
+  public readonly logRotationAlarm: LogRotationAlarm;
   public readonly operations: Operations;
   public readonly releases: ReleaseRepository;
 
@@ -84,10 +86,18 @@ export class BlueGreenStack extends Stack {
       logRetention: config.logRetentionDays,
     });
 
+    // A failed log rotation on the host (nginx did not reopen its logs): found in the error log group.
+    this.logRotationAlarm = new LogRotationAlarm(this, 'LogRotation', {
+      stage: config.stage,
+      errorLogGroup: this.logGroups.error,
+      metricsNamespace: hostMetricsNamespace,
+      runbookUrl: config.alerts.runbookUrl,
+    });
+
     // The pipeline's own alarms page by email (no Slack, no function needed) and in Slack.
     this.alarmTopic = new AlarmTopic(this, 'Alarms', {
       stage: config.stage,
-      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm],
+      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm],
       emails: config.alarmEmails,
       slackFunction: this.alerting.function,
       deadLetterQueue: this.alerting.deadLetterQueue,
@@ -98,7 +108,7 @@ export class BlueGreenStack extends Stack {
       accessLogGroup: this.logGroups.access,
       alertMetricsNamespace: this.alerting.metricsNamespace,
       hostMetricsNamespace,
-      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm],
+      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm],
     });
 
     const names = this.parameters.names;

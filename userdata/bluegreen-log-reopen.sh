@@ -8,6 +8,12 @@
 # (logrotate's output: `journalctl -u logrotate.service`) and in the journal (tag bluegreen-logrotate)
 # and exits 1, so logrotate fails loudly: otherwise nginx writes on into X.log.1, which the next
 # rotation compresses and a later one deletes, losing those lines without a word.
+# Nobody reads a host's journal, so the final failure is also one line appended to
+# LOG_DIR/log-rotation-failures: the CloudWatch agent ships that file to the error log group
+# (cloudwatch-agent.json), whose metric filter feeds the alarm bluegreen-<stage>-log-rotation-failed
+# (lib/log-rotation-alarm.ts: the pattern is this line's "bluegreen-logrotate: nginx did not reopen
+# its logs"). A file of its own, written by this script alone: nginx's error.log is the file nginx
+# failed to reopen, and the name is no *.log, so this rotation never renames it.
 #
 # Environment: BLUEGREEN_NGINX (default /usr/local/bin/bluegreen-nginx), BLUEGREEN_REOPEN_TRIES
 # (default 5), BLUEGREEN_REOPEN_PAUSE (seconds between tries, default 3).
@@ -17,6 +23,7 @@ nginx=${BLUEGREEN_NGINX:-/usr/local/bin/bluegreen-nginx}
 tries=${BLUEGREEN_REOPEN_TRIES:-5}
 pause=${BLUEGREEN_REOPEN_PAUSE:-3}
 tag=bluegreen-logrotate
+failures="$dir/log-rotation-failures"
 
 # say PRIORITY MESSAGE...: stderr, and the journal with a priority an alarm can match (logger is
 # util-linux's, on the host).
@@ -53,9 +60,11 @@ while :; do
     why="\`$nginx -s reopen\` failed: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300)"
   fi
   if [ "$attempt" -ge "$tries" ]; then
-    say err "nginx did not reopen its logs in $dir after $tries tries ($why). It may still be" \
-      "writing to the rotated *.log.1 files, which the next rotation compresses: run" \
-      "\`sudo bluegreen-nginx -s reopen\` (RUNBOOK: a failed log rotation)"
+    msg="nginx did not reopen its logs in $dir after $tries tries ($why). It may still be writing to the rotated *.log.1 files, which the next rotation compresses: run \`sudo bluegreen-nginx -s reopen\` (RUNBOOK: a failed log rotation)"
+    say err "$msg"
+    # One line, for the alarm (see above); its time first, as the agent reads no timestamp here.
+    printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$tag" "$msg" >>"$failures" ||
+      say err "cannot append to $failures: the CloudWatch alarm will not see this failure"
     exit 1
   fi
   say warning "try $attempt of $tries: $why; again in ${pause}s"

@@ -16,6 +16,11 @@ export const PIPELINE_ALARMS = {
     alarm: ':rotating_light: Alarm: alerts did not reach Slack (waiting in the dead-letter queue)',
     ok: ':white_check_mark: OK: no undelivered alerts are waiting',
   },
+  'log-rotation-failed': {
+    anchor: 'a-failed-log-rotation',
+    alarm: ':rotating_light: Alarm: a log rotation on the host failed (nginx may still write to access.log.1; lines will be lost)',
+    ok: ':white_check_mark: OK: no further failed log rotation reported (check that nginx writes access.log again)',
+  },
 } as const;
 export type PipelineAlarm = keyof typeof PIPELINE_ALARMS;
 

@@ -4,7 +4,7 @@
 // apply-upstream.sh (through bluegreen-nginx) against nginx in its container. Traffic goes only to
 // the set's published ports on 127.0.0.1, bounded in time and count, from a keep-alive client that
 // never re-sends a request (a load balancer in front of the host behaves the same).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +12,9 @@ import { httpRequest } from '../../local/http';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
 import { baseImages, withoutDigest } from '../helpers/base-images';
+import { matchesFilterPattern } from '../helpers/filter-pattern';
 import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
+import { LOG_ROTATION_FAILED_PATTERN } from '../../lib/log-rotation-alarm';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
 
@@ -248,7 +250,8 @@ describeDocker('the host Compose set on a Docker Engine', () => {
   }, 60_000);
 
   test('(g) log rotation with the real logrotate.conf and bluegreen-nginx under traffic: no line lost, nginx writes the new file', async () => {
-    // The host's logrotate.conf on the set's log dir; its postrotate (bluegreen-log-reopen) reaches
+    // The host's logrotate.conf on the set's log dir, included by AL2023's global logrotate.conf
+    // (create, dateext) as logrotate.service runs it; its postrotate (bluegreen-log-reopen) reaches
     // nginx in its container through the real bluegreen-nginx, as on the host.
     const work = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-logrotate-'));
     try {
@@ -280,4 +283,44 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       rmSync(work, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // Last: it stops nginx (and starts it again).
+  test('(h) a rotation while the nginx container is stopped fails loudly: logrotate fails, one alarm line, no access.log until nginx is back', async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-logrotate-'));
+    const failures = path.join(set.logDir, 'log-rotation-failures');
+    try {
+      const commands = installCommands(path.join(work, 'bin'));
+      await httpRequest(`${set.url}/version?before=stop`, { agent: false });
+      await waitFor(() => existsSync(path.join(set.logDir, 'access.log')) && readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('before=stop'), 'a line in access.log');
+      // GIVEN the nginx container is stopped: the real bluegreen-nginx cannot reach nginx
+      await set.compose('stop', 'nginx');
+
+      // WHEN logrotate runs through the global conf
+      const run = await runLogrotate(testLogrotateConf(set.logDir, commands), work, {
+        ...set.env,
+        BLUEGREEN_NGINX: commands['/usr/local/bin/bluegreen-nginx'],
+        BLUEGREEN_REOPEN_TRIES: '2',
+        BLUEGREEN_REOPEN_PAUSE: '0.2',
+      });
+
+      // THEN it fails, naming docker compose's answer, the log dir is as the RUNBOOK says, and the
+      // line for the alarm matches the alarm's filter pattern
+      expect(run.code).not.toBe(0);
+      expect(run.stderr).toContain(`bluegreen-logrotate: nginx did not reopen its logs in ${set.logDir} after 2 tries`);
+      expect(existsSync(path.join(set.logDir, 'access.log'))).toBe(false);
+      expect(readFileSync(path.join(set.logDir, 'access.log.1'), 'utf8')).toContain('before=stop');
+      const lines = readFileSync(failures, 'utf8').split('\n').filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(matchesFilterPattern(LOG_ROTATION_FAILED_PATTERN, lines[0])).toBe(true);
+      process.stdout.write(`docker logrotate, nginx stopped: ${lines[0]}\n`);
+
+      // AND once nginx runs again it writes a new access.log
+      await set.compose('start', 'nginx');
+      await waitFor(async () => (await httpRequest(`${set.url}/version?after=start`, { agent: false }).catch(() => undefined))?.status === 200, 'nginx answering again', 30_000);
+      await waitFor(() => existsSync(path.join(set.logDir, 'access.log')) && readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('after=start'), 'a new access.log');
+    } finally {
+      rmSync(failures, { force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -1,10 +1,11 @@
 // The host's log rotation with the real logrotate and a real nginx (the repo's nginx.conf, a local
-// stack): userdata/logrotate.conf with the test's paths, its postrotate bluegreen-log-reopen.sh, and
+// stack): userdata/logrotate.conf with the test's paths, included by AL2023's global logrotate.conf
+// (`create`, `dateext`) as on the host, its postrotate bluegreen-log-reopen.sh, and
 // in place of bluegreen-nginx (which reaches nginx in its container) a wrapper with the same
 // interface that runs this nginx binary with the stack's prefix and config. The same rotation runs
 // against nginx in its container on a Docker Engine in test/docker/compose-set.test.ts.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { httpRequest } from '../../local/http';
@@ -41,9 +42,10 @@ beforeEach(async () => {
   await httpRequest(`${stack.url}/version`, { agent: false });
   await waitFor(() => existsSync(accessLog()) && statSync(accessLog()).size > 0, 'a line in access.log');
 });
-// ...an unrotated log dir and its own logrotate state.
+// ...an unrotated log dir (whatever a rotation named its files) and its own logrotate state.
 afterEach(() => {
-  for (const f of ['access.log.1', 'error.log.1', 'logrotate.state']) rmSync(path.join(f.endsWith('.state') ? work : logDir, f), { force: true });
+  for (const f of readdirSync(logDir)) if (/\.log[.-]|^log-rotation-failures$/.test(f)) rmSync(path.join(logDir, f), { force: true });
+  rmSync(path.join(work, 'logrotate.state'), { force: true });
 });
 
 const accessLog = () => path.join(logDir, 'access.log');
@@ -98,9 +100,52 @@ test('a reopen that keeps failing makes logrotate fail, naming the error, after 
   expect(run.stderr).toContain('sudo bluegreen-nginx -s reopen');
   expect(run.stderr.match(/try \d of 3/g)).toEqual(['try 1 of 3', 'try 2 of 3']);
   expect(run.stderr).toMatch(/error running shared postrotate script/);
-  // (nginx still writes to access.log.1 until someone reopens, as the RUNBOOK says)
+  // ...and leaves the host as the RUNBOOK describes it: no access.log, access.log.1 growing...
   expect(existsSync(accessLog())).toBe(false);
+  const rotated = path.join(logDir, 'access.log.1');
+  const size = statSync(rotated).size;
+  await httpRequest(`${stack.url}/version?after=failed-rotation`, { agent: false });
+  await waitFor(() => statSync(rotated).size > size, 'access.log.1 to grow');
+  expect(readFileSync(rotated, 'utf8')).toContain('after=failed-rotation');
+  expect(existsSync(accessLog())).toBe(false);
+  // ...and one line for the alarm in log-rotation-failures (the CloudWatch agent ships it)
+  const failures = readFileSync(path.join(logDir, 'log-rotation-failures'), 'utf8').split('\n').filter(Boolean);
+  expect(failures).toHaveLength(1);
+  expect(failures[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ bluegreen-logrotate: nginx did not reopen its logs in .* after 3 tries \(.*service "nginx" is not running/);
   await reopenByHand();
+});
+
+test("through the host's global logrotate.conf (create, dateext): the stanza still renames to access.log.1 and leaves access.log to nginx", async () => {
+  // GIVEN a bluegreen-nginx that exits 0 but never signals nginx (the check's only evidence is the files)
+  const silent = writeCommand('silent-nginx-2', 'exit 0');
+
+  // WHEN logrotate runs through AL2023's /etc/logrotate.conf, whose `create` would make access.log
+  // itself and whose `dateext` would name the rotated file access.log-YYYYMMDD
+  const run = await rotate(silent, { BLUEGREEN_REOPEN_TRIES: '1' });
+
+  // THEN the stanza's nocreate/nodateext win: no dated file, access.log.1 there, access.log not, so
+  // the reopen that never happened is seen and logrotate fails
+  expect(readdirSync(logDir).filter((f) => /\.log-\d{8}/.test(f))).toEqual([]);
+  expect(existsSync(path.join(logDir, 'access.log.1'))).toBe(true);
+  expect(existsSync(accessLog())).toBe(false);
+  expect(run.code).not.toBe(0);
+  await reopenByHand();
+});
+
+test('a second rotation the same day (maxsize) rotates again, with no collision with the first', async () => {
+  // GIVEN a rotation that worked today
+  expect(await rotate(nginxCommand)).toMatchObject({ code: 0, stderr: '' });
+  await httpRequest(`${stack.url}/version?second=1`, { agent: false });
+  await waitFor(() => existsSync(accessLog()) && readFileSync(accessLog(), 'utf8').includes('second=1'), 'a line in the new access.log');
+
+  // WHEN logrotate rotates again the same day (as maxsize does on a busy day)
+  const second = await rotate(nginxCommand);
+
+  // THEN it rotated: the second file is access.log.1, the first moved on to access.log.2 (then compressed next time)
+  expect(second).toMatchObject({ code: 0, stderr: '' });
+  expect(readFileSync(path.join(logDir, 'access.log.1'), 'utf8')).toContain('second=1');
+  expect(existsSync(path.join(logDir, 'access.log.2.gz'))).toBe(true);
+  await waitFor(() => existsSync(accessLog()), 'a new access.log');
 });
 
 test('a reopen command that succeeds without nginx reopening is a failure too', async () => {

@@ -49,15 +49,33 @@ export interface LogrotateRun {
   stderr: string;
 }
 
-/** `logrotate -f -s <state> <conf>` (forced: "daily" has not passed), without blocking the event loop. */
+/**
+ * The host's global /etc/logrotate.conf: the RHEL/Fedora family's (AL2023's logrotate package ships
+ * it; Fedora's text): `weekly`, `rotate 4`, `create`, `dateext`, `include /etc/logrotate.d`. On the
+ * host logrotate.service runs this file, never the stanza alone, and its defaults apply to every
+ * included stanza that does not override them: a test that ran the stanza alone would miss what
+ * `create` and `dateext` do to it.
+ */
+export const HOST_GLOBAL_CONF = path.join(REPO_ROOT, 'test', 'fixtures', 'al2023-logrotate.conf');
+
+/**
+ * `logrotate -f -s <state> <global conf>` as logrotate.service runs it: the stanza (`conf`, from
+ * testLogrotateConf) as `<workDir>/logrotate.d/bluegreen`, included by HOST_GLOBAL_CONF with its
+ * include line pointed there. Forced: "daily" has not passed. Does not block the event loop.
+ */
 export function runLogrotate(conf: string, workDir: string, env: Record<string, string> = {}): Promise<LogrotateRun> {
   const bin = ['/usr/sbin/logrotate', '/sbin/logrotate', '/usr/bin/logrotate'].find((p) => existsSync(p));
   if (!bin) throw new Error('logrotate is not installed (apt-get install logrotate / dnf install logrotate)');
-  const confFile = path.join(workDir, 'logrotate.conf');
+  const includeDir = path.join(workDir, 'logrotate.d');
+  mkdirSync(includeDir, { recursive: true });
+  const global = readFileSync(HOST_GLOBAL_CONF, 'utf8');
+  if (!/^include \/etc\/logrotate\.d$/m.test(global)) throw new Error(`${HOST_GLOBAL_CONF}: no "include /etc/logrotate.d" line to point at the test's stanza`);
+  const globalFile = path.join(workDir, 'logrotate.conf');
   // logrotate ignores a configuration writable by others.
-  writeFileSync(confFile, conf, { mode: 0o644 });
+  writeFileSync(globalFile, global.replace(/^include \/etc\/logrotate\.d$/m, `include ${includeDir}`), { mode: 0o644 });
+  writeFileSync(path.join(includeDir, 'bluegreen'), conf, { mode: 0o644 });
   return new Promise((resolve) => {
-    execFile(bin, ['-f', '-s', path.join(workDir, 'logrotate.state'), confFile], { env: { ...process.env, ...env }, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(bin, ['-f', '-s', path.join(workDir, 'logrotate.state'), globalFile], { env: { ...process.env, ...env }, encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
       resolve({ code, stdout, stderr });
     });

@@ -26,10 +26,10 @@ test('one topic per stage, encrypted with a rotated customer-managed key, plain 
   });
 });
 
-test('both alarms have the topic as their ALARM and their OK action, and are named for the function to recognise', () => {
+test('the stage\'s alarms have the topic as their ALARM and their OK action, and are named for the function to recognise', () => {
   const alarms = template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: Match.stringLikeRegexp('^bluegreen-prod-') } });
   const byName: Record<string, Record<string, unknown>> = Object.fromEntries(Object.values(alarms).map((a) => [a.Properties.AlarmName, a.Properties]));
-  expect(Object.keys(byName).sort()).toEqual(['bluegreen-prod-alert-function-errors', 'bluegreen-prod-undelivered-alerts']);
+  expect(Object.keys(byName).sort()).toEqual(['bluegreen-prod-alert-function-errors', 'bluegreen-prod-log-rotation-failed', 'bluegreen-prod-undelivered-alerts']);
   for (const props of Object.values(byName)) {
     expect(props.AlarmActions).toEqual([topicRef()]);
     expect(props.OKActions).toEqual([topicRef()]);

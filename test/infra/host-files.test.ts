@@ -165,8 +165,9 @@ test('bootstrap: pool images and releases come from SSM, ECR pulls go through th
 test('the CloudWatch agent config tails the file nginx writes, into the stage log groups', () => {
   const agent = JSON.parse(read('userdata', 'cloudwatch-agent.json'));
   const files = agent.logs.logs_collected.files.collect_list;
-  expect(files.map((f: { file_path: string }) => f.file_path)).toEqual(['/var/log/bluegreen/access.log', '/var/log/bluegreen/error.log']);
-  expect(files.map((f: { log_group_name: string }) => f.log_group_name)).toEqual(['__ACCESS_LOG_GROUP__', '__ERROR_LOG_GROUP__']);
+  // (log-rotation-failures: bluegreen-log-reopen's failure line, for the alarm; test/infra/log-rotation-alarm.test.ts)
+  expect(files.map((f: { file_path: string }) => f.file_path)).toEqual(['/var/log/bluegreen/access.log', '/var/log/bluegreen/error.log', '/var/log/bluegreen/log-rotation-failures']);
+  expect(files.map((f: { log_group_name: string }) => f.log_group_name)).toEqual(['__ACCESS_LOG_GROUP__', '__ERROR_LOG_GROUP__', '__ERROR_LOG_GROUP__']);
   expect(files[0]).toMatchObject({ timestamp_format: '%Y-%m-%dT%H:%M:%S', timezone: 'UTC' });
 });
 
@@ -176,6 +177,9 @@ test('logrotate renames (never copytruncate) and makes nginx reopen through a ch
   // (Run for real in test/e2e/log-rotation.test.ts and on a Docker Engine in test/docker/.)
   expect(conf).toContain('/usr/local/bin/bluegreen-log-reopen /var/log/bluegreen');
   expect(conf).not.toContain('|| true');
+  // The check needs these whatever /etc/logrotate.conf says (AL2023's has create and dateext).
+  expect(conf).toMatch(/^\s*nocreate$/m);
+  expect(conf).toMatch(/^\s*nodateext$/m);
   expect(read('userdata', 'bootstrap.sh')).toContain('install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen');
 });
 
