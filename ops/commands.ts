@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
 import { ConfigError, parsePool } from '../local/defaults';
 import { describeEndpoint, printRows } from '../local/commands';
-import { flipOnAws } from './aws-flip';
+import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights';
 
@@ -21,19 +21,24 @@ function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: s
 }
 
 
-export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS]
-  Writes /bluegreen/<stage>/active-pool, then waits until the public endpoint answers from the new
-  pool (the host applies the change through Run Command). Exit 0 confirmed, 1 not confirmed, 2 bad input.
+export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS] [--answers N]
+  Writes /bluegreen/<stage>/active-pool, then waits until every host of the stage applied it (the
+  pool-switch rule's Run Command ended Success on each) and the public URL answers from the new pool
+  N times in a row (--answers, default ${DEFAULT_CONFIRM_ANSWERS}, at most ${MAX_CONFIRM_ANSWERS}; through a load balancer each answer
+  may come from another host). Exit 0 confirmed, 1 not confirmed (the hosts and answers say why),
+  2 bad input.
   Without --stage (and $BLUEGREEN_STAGE), flips the local stack instead.
 ${AWS_HELP}`;
 
 export async function awsFlipCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
-  const { values, positionals } = parse(args, { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } });
+  const { values, positionals } = parse(args, { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' }, answers: { type: 'string' } });
   const pool = parsePool(positionals[0], 'pool');
   const timeoutS = Number(values.timeout ?? 120);
   if (!(timeoutS > 0 && timeoutS <= 900)) throw new ConfigError(`--timeout must be 1-900 seconds, got "${values.timeout}"`);
+  const answers = Number(values.answers ?? DEFAULT_CONFIRM_ANSWERS);
+  if (!(Number.isInteger(answers) && answers >= 1 && answers <= MAX_CONFIRM_ANSWERS)) throw new ConfigError(`--answers must be a whole number 1-${MAX_CONFIRM_ANSWERS}, got "${values.answers}"`);
   const target = awsTarget(values, env);
-  const outcome = await flipOnAws({ ssm: target.ssm, params: target.params, pool, wait: !values['no-wait'], timeoutMs: timeoutS * 1000, pollMs: 2000, out });
+  const outcome = await flipOnAws({ ssm: target.ssm, stage: target.stage, params: target.params, pool, wait: !values['no-wait'], timeoutMs: timeoutS * 1000, pollMs: 2000, answers, out });
   if (!outcome.ok) out(`flip not confirmed: ${outcome.reason}`);
   return outcome.ok ? 0 : 1;
 }

@@ -1,7 +1,7 @@
 // The AWS operator commands' logic with injected SDK clients (aws-sdk-client-mock): query polling
 // and its failure states, the flip's wait loop (success, host failure, timeout), the table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { GetParameterCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CommandInvocationStatus, GetParameterCommand, ListCommandInvocationsCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -67,13 +67,18 @@ test('parseSince', () => {
 });
 
 describe('flipOnAws', () => {
+  // The public URL: one host's nginx, or a load balancer in front of several hosts, answering in
+  // turn (round robin). Each host serves `served[i]` and reports `active[i]` as its active pool.
   let server: http.Server;
-  let servedPool = 'blue';
-  let activeOnHost = 'blue';
+  let served: string[] = ['blue'];
+  /** Undefined: each host reports the pool it serves as active. */
+  let active: string[] | undefined;
+  let turn = 0;
   let url: string;
   beforeAll(async () => {
     server = http.createServer((_req, res) => {
-      res.writeHead(200, { 'X-App-Pool': servedPool, 'X-Active-Pool': activeOnHost });
+      const i = turn++ % served.length;
+      res.writeHead(200, { 'X-App-Pool': served[i], 'X-Active-Pool': active?.[i] ?? served[i] });
       res.end('{}');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -81,60 +86,67 @@ describe('flipOnAws', () => {
   });
   afterAll(() => new Promise((r) => server.close(r)));
 
-  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url', instanceId: '/bluegreen/p/instance-id' };
-  const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
+  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url' };
+  const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), stage: 'p', params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
+  /** The command the pool-switch rule sends: AWS-RunShellScript to the stage tag. */
+  const switchCommand = { CommandId: 'c-switch', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(), Status: 'InProgress' as const };
+  const invocations = (statuses: Record<string, string>) => ({
+    CommandInvocations: Object.entries(statuses).map(([InstanceId, Status]) => ({ InstanceId, Status: Status as CommandInvocationStatus })),
+  });
   let lines: string[];
   beforeEach(() => {
     lines = [];
-    servedPool = 'blue';
-    activeOnHost = 'blue';
+    served = ['blue'];
+    active = undefined;
+    turn = 0;
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).resolves({ Parameter: { Value: 'blue' } });
     ssmMock.on(GetParameterCommand, { Name: params.publicUrl }).resolves({ Parameter: { Value: url } });
-    ssmMock.on(GetParameterCommand, { Name: params.instanceId }).resolves({ Parameter: { Value: 'i-0abc' } });
     ssmMock.on(PutParameterCommand).resolves({});
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [switchCommand] });
   });
 
-  test('writes the parameter, waits with progress, confirms when the endpoint answers from the new pool', async () => {
+  test('one host: writes the parameter, waits with progress, confirms when the host applied it and the endpoint answers from the new pool', async () => {
     let polls = 0;
-    ssmMock.on(ListCommandsCommand).callsFake(() => {
+    ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
       polls++;
-      if (polls === 2) servedPool = 'green'; // the host applied it
-      return { Commands: [{ Status: polls < 2 ? 'InProgress' : 'Success' }] };
+      if (polls === 2) served = ['green']; // the host applied it
+      return invocations({ 'i-0abc': polls < 2 ? 'InProgress' : 'Success' });
     });
     const outcome = await flipOnAws(base());
     expect(outcome.ok).toBe(true);
     expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({ Name: params.activePool, Value: 'green', Type: 'String', Overwrite: true });
     expect(lines[0]).toBe('/bluegreen/p/active-pool: blue → green');
-    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input).toMatchObject({ InstanceId: 'i-0abc' });
-    expect(lines).toContain('waiting… host command: InProgress, endpoint: 200 from blue, active blue');
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(host command: Success\)$/);
+    // The pool-switch's command is found by document and time; its hosts by its invocations.
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toEqual(expect.arrayContaining([{ key: 'DocumentName', value: 'AWS-RunShellScript' }]));
+    expect(ssmMock.commandCalls(ListCommandInvocationsCommand)[0].args[0].input).toMatchObject({ CommandId: 'c-switch' });
+    expect(lines).toContain('waiting… hosts: i-0abc InProgress; endpoint: 0 of 10 in a row from green (last: 200 from blue, active blue)');
+    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\)$/);
   });
 
-  test('the host command failing ends the wait with the reason and the runbook section', async () => {
-    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ Status: 'Failed' }] });
+  test('the host command failing ends the wait with the host, the reason and the runbook section', async () => {
+    ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-0abc': 'Failed' }));
     const outcome = await flipOnAws(base());
-    expect(outcome).toEqual({ ok: false, reason: expect.stringContaining("the host's bluegreen-apply command Failed; the endpoint still answers 200 from blue") });
+    expect(outcome).toEqual({ ok: false, reason: expect.stringContaining('bluegreen-apply ended Failed on i-0abc (of 1 hosts') });
+    expect(outcome.ok || outcome.reason).toMatch(/the endpoint answers 200 from blue.*RUNBOOK\.md "When a flip does not land"/);
   });
 
   test('no confirmation within the timeout: not ok, saying what the endpoint answers', async () => {
     let t = 0;
     ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
     const outcome = await flipOnAws({ ...base(), timeoutMs: 3000, now: () => (t += 500) });
-    expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green/) });
+    expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green 10 times in a row \(last: 200 from blue, active blue; hosts: no command seen yet\)/) });
   });
 
   test("confirm 'active': a promotion is confirmed by the host's active pool while the other pool still answers", async () => {
-    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ Status: 'Success' }] });
     let polls = 0;
-    ssmMock.on(ListCommandsCommand).callsFake(() => {
-      if (++polls === 2) activeOnHost = 'green'; // applied; green fails, so blue keeps answering
-      return { Commands: [{ Status: 'Success' }] };
+    ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
+      if (++polls === 2) active = ['green']; // applied; green fails, so blue keeps answering
+      return invocations({ 'i-0abc': polls < 2 ? 'InProgress' : 'Success' });
     });
     const outcome = await flipOnAws({ ...base(), confirm: 'active' });
     expect(outcome.ok).toBe(true);
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(host command: Success\); this answer came from blue \(200\)$/);
+    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\); the last answer came from blue \(200\)$/);
     // The default still wants the new pool's own answer.
-    activeOnHost = 'green';
     let t = 0;
     expect((await flipOnAws({ ...base(), timeoutMs: 2000, now: () => (t += 500) })).ok).toBe(false);
   });
@@ -148,5 +160,52 @@ describe('flipOnAws', () => {
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound' }));
     expect(await flipOnAws(base())).toEqual({ ok: false, reason: '/bluegreen/p/active-pool does not exist: is the stack deployed in this account and region?' });
     expect(ssmMock.commandCalls(PutParameterCommand)).toHaveLength(0);
+  });
+
+  describe('a fleet of three hosts behind a load balancer (no instance-id parameter)', () => {
+    test('one lagging host: not confirmed by a lucky answer; confirmed once N answers in a row come from the new pool', async () => {
+      // No command listed (the hosts' timers apply it): the endpoint alone decides.
+      ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
+      served = ['green', 'green', 'blue'];
+      let polls = 0;
+      ssmMock.on(ListCommandsCommand).callsFake(() => {
+        if (++polls === 3) served = ['green', 'green', 'green']; // the third host's timer applied it
+        return { Commands: [] };
+      });
+      const outcome = await flipOnAws(base());
+      expect(outcome.ok).toBe(true);
+      expect(lines).toContain('waiting… hosts: no command seen yet; endpoint: 2 of 10 in a row from green (last: 200 from blue, active blue)');
+      expect(polls).toBe(3);
+    });
+
+    test('every host must report Success: confirmed only after the last one did, each host named', async () => {
+      served = ['green', 'green', 'green'];
+      let polls = 0;
+      ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
+        polls++;
+        return invocations({ 'i-1': 'Success', 'i-2': 'Success', 'i-3': polls < 3 ? 'InProgress' : 'Success' });
+      });
+      const outcome = await flipOnAws(base());
+      expect(outcome.ok).toBe(true);
+      expect(polls).toBe(3);
+      expect(lines).toContain('waiting… hosts: i-1 Success, i-2 Success, i-3 InProgress; endpoint: 10 of 10 in a row from green (last: 200 from green, active green)');
+      expect(lines.at(-1)).toMatch(/is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)$/);
+    });
+
+    test('one host failing the switch: not confirmed, naming that host, at once', async () => {
+      served = ['green', 'blue', 'green'];
+      ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success', 'i-2': 'Failed', 'i-3': 'Success' }));
+      const outcome = await flipOnAws(base());
+      expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^bluegreen-apply ended Failed on i-2 \(of 3 hosts; those keep the old pool until their one-minute timer applies it\)/) });
+      expect(ssmMock.commandCalls(ListCommandInvocationsCommand)).toHaveLength(1);
+    });
+
+    test('--answers bounds the requests of one round', async () => {
+      served = ['green'];
+      ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success' }));
+      expect((await flipOnAws({ ...base(), answers: 3 })).ok).toBe(true);
+      expect(turn).toBe(3);
+      expect(lines.at(-1)).toMatch(/\(3 answers in a row; hosts: i-1 Success\)$/);
+    });
   });
 });

@@ -1,0 +1,119 @@
+// The stage's hosts as Run Command sees them: one host (single-host mode) or many (fleet mode), found
+// by the stage tag alone, never by the mode. The CLI's flip, release and status read them here:
+// which commands reached which host and how each ended, and which hosts the SSM agent reports.
+import {
+  Command,
+  DescribeInstanceInformationCommand,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { STAGE_TAG_KEY } from '../lib/pool-host';
+
+/** The Run Command target that means "every host of the stage" (the pool-switch rule uses the same tag). */
+export function stageTarget(stage: string): { Key: string; Values: string[] } {
+  return { Key: `tag:${STAGE_TAG_KEY}`, Values: [stage] };
+}
+
+/** Invocation statuses that will not change any more. */
+export const FINAL_STATUSES: ReadonlySet<string> = new Set([
+  'Success',
+  'Failed',
+  'TimedOut',
+  'Cancelled',
+  'Undeliverable',
+  'Terminated',
+  'DeliveryTimedOut',
+  'ExecutionTimedOut',
+  'Rejected',
+]);
+
+/** Command statuses after which no invocation of it starts any more (e.g. MaxErrors reached: Failed). */
+const FINAL_COMMAND_STATUSES: ReadonlySet<string> = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
+
+export function isFailedStatus(status: string): boolean {
+  return FINAL_STATUSES.has(status) && status !== 'Success';
+}
+
+export interface HostInvocation {
+  host: string;
+  status: string;
+}
+
+/** Every host a command reached (or is waiting to reach), with its status; paginated. */
+export async function commandInvocations(ssm: SSMClient, commandId: string): Promise<HostInvocation[]> {
+  const hosts: HostInvocation[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, NextToken }));
+    for (const i of page?.CommandInvocations ?? []) if (i.InstanceId) hosts.push({ host: i.InstanceId, status: String(i.Status ?? 'Pending') });
+    NextToken = page?.NextToken;
+  } while (NextToken);
+  return hosts.sort((a, b) => a.host.localeCompare(b.host));
+}
+
+/** The command's own status when it is final (no more invocations will start), else undefined. */
+export async function finalCommandStatus(ssm: SSMClient, commandId: string): Promise<string | undefined> {
+  const res = await ssm.send(new ListCommandsCommand({ CommandId: commandId }));
+  const status = res?.Commands?.[0]?.Status;
+  return status && FINAL_COMMAND_STATUSES.has(status) ? status : undefined;
+}
+
+function targetsStage(command: Command, stage: string): boolean {
+  const want = stageTarget(stage);
+  return (command.Targets ?? []).some((t) => t.Key === want.Key && (t.Values ?? []).includes(stage));
+}
+
+/**
+ * The newest bluegreen-apply command sent to the stage's hosts (by the stage tag) at or after
+ * `since`: after a flip, the one the pool-switch rule sent for it. Undefined when none is seen yet.
+ */
+export async function latestStageCommand(ssm: SSMClient, stage: string, since: Date): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
+  let latest: Command | undefined;
+  let NextToken: string | undefined;
+  do {
+    const page = await ssm.send(
+      new ListCommandsCommand({
+        Filters: [
+          { key: 'InvokedAfter', value: since.toISOString() },
+          { key: 'DocumentName', value: 'AWS-RunShellScript' },
+        ],
+        NextToken,
+      }),
+    );
+    for (const c of page?.Commands ?? []) {
+      if (!c.CommandId || !targetsStage(c, stage)) continue;
+      if (!latest || (c.RequestedDateTime?.getTime() ?? 0) > (latest.RequestedDateTime?.getTime() ?? 0)) latest = c;
+    }
+    NextToken = page?.NextToken;
+  } while (NextToken);
+  return latest ? { commandId: latest.CommandId!, requestedAt: latest.RequestedDateTime } : undefined;
+}
+
+export interface StageHost {
+  host: string;
+  /** What the SSM agent last reported: Online, ConnectionLost, Inactive. */
+  ping: string;
+  lastPingAt?: Date;
+  address?: string;
+}
+
+/** The stage's hosts as SSM knows them (managed instances carrying the stage tag); paginated. */
+export async function stageHosts(ssm: SSMClient, stage: string): Promise<StageHost[]> {
+  const hosts: StageHost[] = [];
+  let NextToken: string | undefined;
+  do {
+    const page = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: `tag:${STAGE_TAG_KEY}`, Values: [stage] }], NextToken }));
+    for (const i of page?.InstanceInformationList ?? []) {
+      if (!i.InstanceId) continue;
+      hosts.push({ host: i.InstanceId, ping: String(i.PingStatus ?? '?'), ...(i.LastPingDateTime ? { lastPingAt: i.LastPingDateTime } : {}), ...(i.IPAddress ? { address: i.IPAddress } : {}) });
+    }
+    NextToken = page?.NextToken;
+  } while (NextToken);
+  return hosts.sort((a, b) => a.host.localeCompare(b.host));
+}
+
+/** "i-1 Success, i-2 InProgress" (or "none yet"). */
+export function describeInvocations(hosts: readonly HostInvocation[]): string {
+  return hosts.length ? hosts.map((h) => `${h.host} ${h.status}`).join(', ') : 'none listed yet';
+}
