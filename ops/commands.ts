@@ -1,5 +1,9 @@
 // The AWS-side operator commands of the one CLI: flip / maintenance / status (with --stage), insights.
-import { PutParameterCommand } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { parseRecord, ReleaseRecord } from '../lambda/alert/release-record';
+import { STAGE_TAG_KEY } from '../lib/pool-host';
+import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './fleet';
+import { parseStepLines } from './release/run-command';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
 import { ConfigError, parsePool } from '../local/defaults';
@@ -59,8 +63,10 @@ export async function awsMaintenanceCommand(args: string[], env: NodeJS.ProcessE
 }
 
 export const STATUS_USAGE = `usage: bluegreen status [--stage S]
-  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, the host, what the public
-  endpoint answers now, the last alerts.
+  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, what the public endpoint (the
+  host, or the load balancer of a fleet) answers now, the last alerts, the last release, and each
+  host of the stage (tagged ${STAGE_TAG_KEY}=<stage>): its SSM agent, how the last bluegreen-apply Run
+  Command ended there and the active pool it reported, its gate in the last release.
   Without: the local stack (npm start, found through $BLUEGREEN_STATE_DIR or .bluegreen/local): the
   active pool, the canary share, each pool's release and health on its own port, maintenance, the
   last release, the log paths, what the public entry answers now.
@@ -71,8 +77,8 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
-  const [active, maintenance, url, instance, stateText] = await Promise.all(
-    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState].map((n) => getParameter(ssm, n)),
+  const [active, maintenance, url, instance, stateText, recordText] = await Promise.all(
+    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState, params.release].map((n) => getParameter(ssm, n)),
   );
   if (active === undefined) {
     out(`stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`);
@@ -83,7 +89,8 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
     ['stage', target.stage],
     ['active pool', active],
     ['maintenance', maintenance ?? '(parameter missing)'],
-    ['host', instance ?? '?'],
+    // Single-host mode names its host; a fleet has none (its hosts are listed below).
+    ['host', instance ?? 'none named (a fleet: see hosts)'],
     ['public URL', url ?? '?'],
     ['endpoint now', endpoint.text],
   ];
@@ -94,8 +101,62 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
     // a hand-edited state: show none rather than fail
   }
   rows.push(['last alerts', last.length ? last.slice(0, 5).map(([k, at]) => `${k} at ${new Date(at).toISOString()}`).join('; ') : 'none posted']);
+  const record = parseRecord(recordText);
+  rows.push(['last release', record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none']);
+  rows.push(...(await hostRows(ssm, target.stage, record, Date.now())));
   printRows(rows, out);
   return endpoint.healthy ? 0 : 1;
+}
+
+/** How far back status looks for the last bluegreen-apply Run Command on the stage's hosts. */
+const LAST_COMMAND_LOOKBACK_MS = 24 * 3600_000;
+
+/**
+ * The stage's hosts, one row each: the SSM agent's ping, how the last bluegreen-apply Run Command
+ * ended there (and the active pool it reported), the host's gate in the last release. Hosts come
+ * from SSM (managed instances with the stage tag) and from that command's invocations; what SSM
+ * refuses to show is said in the row, never fatal.
+ */
+async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | undefined, now: number): Promise<Array<[string, string]>> {
+  const problems: string[] = [];
+  const known = await stageHosts(ssm, stage).catch((err: Error) => {
+    problems.push(`agents not readable: ${err.message}`);
+    return [] as StageHost[];
+  });
+  const command = await latestStageCommand(ssm, stage, new Date(now - LAST_COMMAND_LOOKBACK_MS)).catch((err: Error) => {
+    problems.push(`Run Command not readable: ${err.message}`);
+    return undefined;
+  });
+  const invocations = command ? await commandInvocations(ssm, command.commandId).catch(() => []) : [];
+  const gates = new Map((record ? hostGates(record.steps) : []).map((g) => [g.host, g]));
+  const ids = [...new Set([...known.map((h) => h.host), ...invocations.map((i) => i.host)])].sort();
+  const online = known.filter((h) => h.ping === 'Online').length;
+  const rows: Array<[string, string]> = [
+    [
+      'hosts',
+      `${ids.length} tagged ${STAGE_TAG_KEY}=${stage} (${online} online)` +
+        (command ? `; last bluegreen-apply Run Command ${command.commandId}${command.requestedAt ? ` at ${command.requestedAt.toISOString()}` : ''}` : '; no bluegreen-apply Run Command in 24 h') +
+        (problems.length ? `; ${problems.join('; ')}` : ''),
+    ],
+  ];
+  for (const id of ids) {
+    const agent = known.find((h) => h.host === id);
+    const inv = invocations.find((i) => i.host === id);
+    const parts = [agent ? `agent ${agent.ping}` : 'agent not listed'];
+    if (inv) {
+      let active = '';
+      if (command && inv.status === 'Success') {
+        const res = await ssm.send(new GetCommandInvocationCommand({ CommandId: command.commandId, InstanceId: id })).catch(() => undefined);
+        const step = parseStepLines(res?.StandardOutputContent ?? '', id).find((s) => s.step === 'active');
+        if (step) active = `, active ${step.pool}`;
+      }
+      parts.push(`last apply ${inv.status}${active}`);
+    } else if (command) parts.push('not in the last apply');
+    const gate = gates.get(id);
+    if (gate && record) parts.push(`release ${record.release}: ${gate.ok ? 'gate ok' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`);
+    rows.push([`  ${id}`, parts.join('; ')]);
+  }
+  return rows;
 }
 
 export const INSIGHTS_USAGE = `usage: bluegreen insights <query> [--since 1h] [--stage S]

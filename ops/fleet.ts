@@ -117,3 +117,35 @@ export async function stageHosts(ssm: SSMClient, stage: string): Promise<StageHo
 export function describeInvocations(hosts: readonly HostInvocation[]): string {
   return hosts.length ? hosts.map((h) => `${h.host} ${h.status}`).join(', ') : 'none listed yet';
 }
+
+/** One host's part in a release, from the record's steps: its first `host` step (the deploy, not the restore). */
+export interface HostGate {
+  host: string;
+  ok: boolean;
+  notRun: boolean;
+  /** The first failed step of that host, e.g. "step health (green: unhealthy after 60 s)". */
+  failure?: string;
+}
+
+export function hostGates(steps: readonly { step: string; ok: boolean; host?: string; detail?: string }[]): HostGate[] {
+  const gates = new Map<string, HostGate>();
+  for (const [i, s] of steps.entries()) {
+    if (s.step !== 'host' || !s.host || gates.has(s.host)) continue;
+    const notRun = !s.ok && /^Run Command NotRun/.test(s.detail ?? '');
+    // The host's own steps come right before its `host` step.
+    let failed: (typeof steps)[number] | undefined;
+    for (let j = i - 1; j >= 0 && steps[j].host === s.host && steps[j].step !== 'host'; j--) if (!steps[j].ok) failed = steps[j];
+    const failure = s.ok || notRun ? undefined : failed ? `step ${failed.step}${failed.detail ? ` (${failed.detail})` : ''}` : s.detail;
+    gates.set(s.host, { host: s.host, ok: s.ok, notRun, ...(failure ? { failure } : {}) });
+  }
+  return [...gates.values()];
+}
+
+/** "3/3 ok" or "1/3 ok; failed i-2; not run i-3"; '' when the record names no hosts (local mode). */
+export function summarizeHostGates(gates: readonly HostGate[]): string {
+  if (gates.length === 0) return '';
+  const ok = gates.filter((g) => g.ok).length;
+  const failed = gates.filter((g) => !g.ok && !g.notRun).map((g) => g.host);
+  const notRun = gates.filter((g) => g.notRun).map((g) => g.host);
+  return [`${ok}/${gates.length} ok`, ...(failed.length ? [`failed ${failed.join(', ')}`] : []), ...(notRun.length ? [`not run ${notRun.join(', ')}`] : [])].join('; ');
+}

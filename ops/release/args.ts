@@ -70,7 +70,8 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
 
 export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
-  The releases, newest first: id, pool, release, strategy, outcome, duration, reason.
+  The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
+  also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
   Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
 
 /** 30s, 2m, 1h, 90 (seconds), 1m30s → seconds. Throws naming the flag. */

@@ -1,11 +1,12 @@
 // The AWS operator commands' logic with injected SDK clients (aws-sdk-client-mock): query polling
 // and its failure states, the flip's wait loop (success, host failure, timeout), the table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { CommandInvocationStatus, GetParameterCommand, ListCommandInvocationsCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CommandInvocationStatus, DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandInvocationsCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { flipOnAws } from '../../ops/aws-flip';
+import { awsStatusCommand } from '../../ops/commands';
 import { formatTable, parseSince, QueryError, runQuery } from '../../ops/insights';
 
 const logsMock = mockClient(CloudWatchLogsClient);
@@ -207,5 +208,70 @@ describe('flipOnAws', () => {
       expect(turn).toBe(3);
       expect(lines.at(-1)).toMatch(/\(3 answers in a row; hosts: i-1 Success\)$/);
     });
+  });
+});
+
+describe('status --stage on a fleet: one row per host', () => {
+  let server: http.Server;
+  let url: string;
+  beforeAll(async () => {
+    server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'X-App-Pool': 'green', 'X-Release-Id': 'v2', 'X-Active-Pool': 'green' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  test('the hosts by the stage tag: agent, the last bluegreen-apply and the active pool it reported, the last release gate per host', async () => {
+    const at = '2026-11-23T18:00:00.000Z';
+    const record = {
+      id: '20261123-180000-green-v3', pool: 'green', release: 'v3', env: {}, previousPool: 'blue', previousRelease: 'v2', replacedRelease: 'v1', strategy: 'all-at-once',
+      canaryPercent: 0, bakeSeconds: 60, state: 'failed', reason: 'gate failed on green: i-2: step health failed', startedAt: at, updatedAt: at,
+      steps: [
+        { at, step: 'start', ok: true },
+        { at, step: 'smoke', ok: true, host: 'i-1', detail: 'green: /version answers v3' },
+        { at, step: 'host', ok: true, host: 'i-1', detail: 'Run Command Success' },
+        { at, step: 'health', ok: false, host: 'i-2', detail: 'green: unhealthy after 60 s' },
+        { at, step: 'host', ok: false, host: 'i-2', detail: 'Run Command Failed' },
+        { at, step: 'host', ok: false, host: 'i-3', detail: 'Run Command NotRun: not run' },
+        // The restore that followed: not the gate.
+        { at, step: 'host', ok: true, host: 'i-2', detail: 'Run Command Success' },
+      ],
+    };
+    const values: Record<string, string> = { '/bluegreen/p/active-pool': 'green', '/bluegreen/p/maintenance': 'off', '/bluegreen/p/public-url': url, '/bluegreen/p/release': JSON.stringify(record) };
+    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name in values ? { Parameter: { Value: values[Name] } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
+    ssmMock.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [
+        { InstanceId: 'i-1', PingStatus: 'Online' },
+        { InstanceId: 'i-2', PingStatus: 'Online' },
+        { InstanceId: 'i-3', PingStatus: 'ConnectionLost' },
+      ],
+    });
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: 'c-9', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(at) }] });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }, { InstanceId: 'i-2', Status: 'Success' }, { InstanceId: 'i-3', Status: 'Failed' }] });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: 'step=active pool=green ok=true detail=unchanged\n' });
+    const lines: string[] = [];
+    const code = await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l));
+    expect(code).toBe(0);
+    const text = lines.join('\n');
+    expect(text).toMatch(/^host\s+none named \(a fleet: see hosts\)$/m);
+    expect(text).toMatch(/^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m);
+    expect(text).toMatch(/^hosts\s+3 tagged BluegreenStage=p \(2 online\); last bluegreen-apply Run Command c-9 at 2026-11-23T18:00:00\.000Z$/m);
+    expect(text).toMatch(/^ {2}i-1\s+agent Online; last apply Success, active green; release v3: gate ok$/m);
+    expect(text).toMatch(/^ {2}i-2\s+agent Online; last apply Success, active green; release v3: gate FAILED \(step health \(green: unhealthy after 60 s\)\)$/m);
+    expect(text).toMatch(/^ {2}i-3\s+agent ConnectionLost; last apply Failed; release v3: not run$/m);
+    // Found by the stage tag, never by an instance id.
+    expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input.Filters).toEqual([{ Key: 'tag:BluegreenStage', Values: ['p'] }]);
+  });
+
+  test('SSM refusing the host calls is said in the row, not fatal', async () => {
+    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name === '/bluegreen/p/active-pool' ? { Parameter: { Value: 'blue' } } : Name === '/bluegreen/p/public-url' ? { Parameter: { Value: url } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
+    ssmMock.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('not authorized to perform ssm:DescribeInstanceInformation'), { name: 'AccessDeniedException' }));
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
+    const lines: string[] = [];
+    expect(await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l))).toBe(0);
+    expect(lines.join('\n')).toMatch(/^hosts\s+0 tagged BluegreenStage=p \(0 online\); no bluegreen-apply Run Command in 24 h; agents not readable: not authorized to perform ssm:DescribeInstanceInformation$/m);
   });
 });

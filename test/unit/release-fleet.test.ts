@@ -20,6 +20,7 @@ import { parameterNames } from '../../lib/config';
 import { parseRecord } from '../../lambda/alert/release-record';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
+import { formatHistory, historyRows } from '../../ops/release/history';
 import { runRelease } from '../../ops/release/orchestrator';
 
 const STAGE = 'fleet';
@@ -135,6 +136,13 @@ test('one host of three fails its gate: exit 1, nothing promoted, the record nam
   expect(text).toContain('hosts: 1 of 3 passed the gate; failed: i-2; not run: i-3');
   expect(text).toContain('RUNBOOK.md#release-failed');
   expect(text).not.toMatch(/promoted/i);
+
+  // history: each host's gate in its own column (the deploy's, not the restore's).
+  const rows = historyRows([record], Date.now());
+  expect(rows[0].hosts).toBe('1/3 ok; failed i-2; not run i-3');
+  const table = formatHistory(rows).split('\n');
+  expect(table[0]).toMatch(/^ID\s+POOL\s+RELEASE\s+STRATEGY\s+OUTCOME\s+DURATION\s+HOSTS\s+REASON$/);
+  expect(table[1]).toMatch(/\s1\/3 ok; failed i-2; not run i-3\s+gate failed on green: i-2: step health failed/);
 });
 
 test('every host passes: the gate says so per host, the flip is confirmed on every host and through the URL, promoted', async () => {
@@ -146,6 +154,7 @@ test('every host passes: the gate says so per host, the flip is confirmed on eve
   const record = parseRecord(store.get(names.release))!;
   expect(record.state).toBe('promoted');
   expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '3 of 3 hosts' });
+  expect(historyRows([record], Date.now())[0].hosts).toBe('3/3 ok');
   const text = lines.join('\n');
   expect(text).toContain('hosts: 3 of 3 passed the gate');
   expect(text).toContain('gate passed: green is healthy and answers v2 on all 3 hosts');
