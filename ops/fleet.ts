@@ -31,6 +31,17 @@ export const FINAL_STATUSES: ReadonlySet<string> = new Set([
 /** Command statuses after which no invocation of it starts any more (e.g. MaxErrors reached: Failed). */
 const FINAL_COMMAND_STATUSES: ReadonlySet<string> = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
 
+/**
+ * The status this CLI gives a host Run Command never started because the command ended first
+ * (MaxErrors reached): not a failure of that host, which still runs what it ran.
+ */
+export const NOT_RUN = 'NotRun';
+
+/** The detail of a release's per-host `host` step: "Run Command <status>[: <error>]". */
+export function hostStepDetail(status: string, error?: string): string {
+  return `Run Command ${status}${error ? `: ${error}` : ''}`;
+}
+
 export function isFailedStatus(status: string): boolean {
   return FINAL_STATUSES.has(status) && status !== 'Success';
 }
@@ -131,7 +142,7 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
   const gates = new Map<string, HostGate>();
   for (const [i, s] of steps.entries()) {
     if (s.step !== 'host' || !s.host || gates.has(s.host)) continue;
-    const notRun = !s.ok && /^Run Command NotRun/.test(s.detail ?? '');
+    const notRun = !s.ok && (s.detail ?? '').startsWith(hostStepDetail(NOT_RUN));
     // The host's own steps come right before its `host` step.
     let failed: (typeof steps)[number] | undefined;
     for (let j = i - 1; j >= 0 && steps[j].host === s.host && steps[j].step !== 'host'; j--) if (!steps[j].ok) failed = steps[j];

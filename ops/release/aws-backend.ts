@@ -6,6 +6,7 @@ import type { Pool } from '../../local/defaults';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
 import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
 import { flipOnAws } from '../aws-flip';
+import { hostStepDetail, NOT_RUN } from '../fleet';
 import { getParameter } from '../aws-target';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult, RunRate } from './run-command';
@@ -33,7 +34,7 @@ export interface AwsBackendOptions {
 function hostFailure(h: HostResult): string {
   const failedStep = h.steps.find((s) => !s.ok);
   if (failedStep) return `${h.host}: step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}`;
-  return `${h.host}: ${h.status === 'NotRun' ? 'not run' : `Run Command ${h.status}`}${h.error ? ` (${h.error})` : ''}`;
+  return `${h.host}: ${h.status === NOT_RUN ? 'not run' : `Run Command ${h.status}`}${h.error ? ` (${h.error})` : ''}`;
 }
 
 /**
@@ -42,8 +43,8 @@ function hostFailure(h: HostResult): string {
  * it still runs what it ran before.
  */
 export function deployFailure(result: RunOnHostsResult): string | undefined {
-  const failed = result.hosts.filter((h) => !h.ok && h.status !== 'NotRun');
-  const notRun = result.hosts.filter((h) => h.status === 'NotRun');
+  const failed = result.hosts.filter((h) => !h.ok && h.status !== NOT_RUN);
+  const notRun = result.hosts.filter((h) => h.status === NOT_RUN);
   const parts = failed.map(hostFailure);
   if (notRun.length) parts.push(`not run on ${notRun.map((h) => h.host).join(', ')} (Run Command stopped after the failure)`);
   if (result.problem) parts.unshift(result.problem);
@@ -139,7 +140,7 @@ export class AwsReleaseBackend implements ReleaseBackend {
     const at = new Date((this.o.now ?? Date.now)()).toISOString();
     const steps = result.hosts.flatMap((h) => [
       ...h.steps.map((s) => ({ at, step: s.step, ok: s.ok, host: h.host, ...(s.detail ? { detail: `${s.pool}: ${s.detail}` } : { detail: s.pool }) })),
-      { at, step: 'host', ok: h.ok, host: h.host, detail: `Run Command ${h.status}${h.error ? `: ${h.error}` : ''}` },
+      { at, step: 'host', ok: h.ok, host: h.host, detail: hostStepDetail(h.status, h.error) },
     ]);
     const reason = deployFailure(result);
     return { ok: !reason, steps, ...(reason ? { reason } : {}) };

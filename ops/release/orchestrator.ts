@@ -6,6 +6,7 @@ import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
 import { DesiredPool, isFinal, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
+import { hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
 
@@ -72,14 +73,13 @@ const CANCELLED = 'cancelled by the operator before promotion';
  * listed); undefined when the backend reports no hosts (local mode).
  */
 export function hostGate(report: DeployReport): { total: number; passed: string[]; failed: string[]; notRun: string[] } | undefined {
-  const hosts = report.steps.filter((s) => s.step === 'host' && s.host);
-  if (hosts.length === 0) return undefined;
-  const notRun = hosts.filter((s) => !s.ok && /^Run Command NotRun/.test(s.detail ?? '')).map((s) => s.host!);
+  const gates = hostGates(report.steps);
+  if (gates.length === 0) return undefined;
   return {
-    total: hosts.length,
-    passed: hosts.filter((s) => s.ok).map((s) => s.host!),
-    failed: hosts.filter((s) => !s.ok && !notRun.includes(s.host!)).map((s) => s.host!),
-    notRun,
+    total: gates.length,
+    passed: gates.filter((g) => g.ok).map((g) => g.host),
+    failed: gates.filter((g) => !g.ok && !g.notRun).map((g) => g.host),
+    notRun: gates.filter((g) => g.notRun).map((g) => g.host),
   };
 }
 

@@ -3,7 +3,7 @@
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { STAGE_TAG_KEY } from '../../lib/pool-host';
 import { DEPLOY_RATE, RunRate } from './rate';
-import { commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, stageTarget } from '../fleet';
+import { commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
 
 export type { RunRate } from './rate';
 export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';
@@ -143,7 +143,7 @@ async function collect(ssm: SSMClient, commandId: string, statuses: Map<string, 
   for (const [host, status] of statuses) {
     if (NOT_STARTED.has(status)) {
       const why = commandEnded ? 'not run: Run Command stopped after the failure elsewhere (MaxErrors)' : `not started (${status})`;
-      results.push({ host, status: commandEnded ? 'NotRun' : status, ok: false, steps: [], error: why });
+      results.push({ host, status: commandEnded ? NOT_RUN : status, ok: false, steps: [], error: why });
       continue;
     }
     let stdout = '';
