@@ -70,6 +70,9 @@ export async function finalCommandStatus(ssm: SSMClient, commandId: string): Pro
   return status && FINAL_COMMAND_STATUSES.has(status) ? status : undefined;
 }
 
+/** At most this many pages (50 commands each) are read looking for the stage's newest command. */
+const MAX_COMMAND_PAGES = 20;
+
 function targetsStage(command: Command, stage: string): boolean {
   const want = stageTarget(stage);
   return (command.Targets ?? []).some((t) => t.Key === want.Key && (t.Values ?? []).includes(stage));
@@ -82,6 +85,8 @@ function targetsStage(command: Command, stage: string): boolean {
 export async function latestStageCommand(ssm: SSMClient, stage: string, since: Date): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
   let latest: Command | undefined;
   let NextToken: string | undefined;
+  // ListCommands lists the whole account's commands: a busy account's day can hold thousands.
+  let pages = 0;
   do {
     const page = await ssm.send(
       new ListCommandsCommand({
@@ -97,7 +102,7 @@ export async function latestStageCommand(ssm: SSMClient, stage: string, since: D
       if (!latest || (c.RequestedDateTime?.getTime() ?? 0) > (latest.RequestedDateTime?.getTime() ?? 0)) latest = c;
     }
     NextToken = page?.NextToken;
-  } while (NextToken);
+  } while (NextToken && ++pages < MAX_COMMAND_PAGES);
   return latest ? { commandId: latest.CommandId!, requestedAt: latest.RequestedDateTime } : undefined;
 }
 
