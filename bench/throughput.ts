@@ -236,7 +236,7 @@ async function main() {
     `\`GET /version\` at full speed over N keep-alive connections for ${seconds} s, ${runs} runs per cell, direct and nginx interleaved;`,
     'req/s, p50 and p99 are the medians of the runs, requests and failed their sums. "direct" goes straight to the blue pool\'s port,',
     '"nginx" through the public port to the same pool. Failed = any answer other than 200 (node) or any non-2xx/3xx answer or socket',
-    'error (wrk). "server CPU" is the CPU time nginx (all its processes) and the pool used per 1000 requests (/proc), median of the runs.',
+    'error (wrk). "CPU ms / 1k req" is the CPU time nginx (all its processes) and the pool used per 1000 requests (/proc), median of the runs.',
     'The node client times in whole milliseconds (p50 0–1 ms means "under the clock\'s resolution"); wrk in microseconds.',
     ...(skipped.length ? ['', `Skipped: ${skipped.join(', ')} (not installed; \`apt-get install wrk\`).`] : []),
     '',
