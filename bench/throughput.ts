@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../local/defaults';
 import { percentile, runLoad, summarize } from '../local/load';
 import { LocalStack } from '../local/stack';
+import { table } from './table';
 
 export type Target = 'direct' | 'nginx';
 export type Client = 'node' | 'wrk';
@@ -156,13 +157,6 @@ async function measure(stack: LocalStack, client: Client, target: Target, connec
 }
 
 // ---- output ----------------------------------------------------------------------------------------
-
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map((r) => line(r.map(String)))].join('\n');
-}
 
 const wrkAvailable = () => spawnSync('wrk', ['--version']).error === undefined;
 
