@@ -2,6 +2,7 @@
 // (bin/app.ts) with cdk.json's context.
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
+import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { synthTemplate } from '../helpers/cdk';
 
 const OPERATOR = '198.51.100.7/32';
@@ -253,5 +254,22 @@ describe('alarms', () => {
   test('the topic lets exactly the stage\'s five alarms publish', () => {
     const policy = only(template, 'AWS::SNS::TopicPolicy').resource.Properties.PolicyDocument.Statement.find((s: any) => s.Sid === 'CloudWatchAlarmsPublish');
     expect(policy.Condition.ArnEquals['aws:SourceArn']).toHaveLength(5);
+  });
+});
+
+describe('the fleet alarms in Slack', () => {
+  test('each is a pipeline alarm: its own title and a Runbook button to its RUNBOOK.md section', () => {
+    for (const [name, anchor, words] of [
+      ['bluegreen-prod-unhealthy-hosts', 'unhealthy-hosts', /fails the load balancer health check/],
+      ['bluegreen-prod-hosts-below-desired', 'fewer-hosts-in-service-than-desired', /fewer fleet hosts in service than desired/],
+    ] as const) {
+      const message = alarmSlackMessage(
+        { messageId: 'm-1', alarmName: name, state: 'ALARM', previousState: 'OK', reason: 'Threshold Crossed', at: Date.UTC(2026, 10, 23) },
+        { stage: 'prod', runbookUrl: 'https://wiki.example.com/RUNBOOK.md' },
+      ) as { attachments: Array<{ blocks: Array<{ type: string; text?: { text: string }; elements?: Array<{ text: { text: string }; url: string }> }> }> };
+      const blocks = message.attachments[0].blocks;
+      expect(blocks[0].text!.text).toMatch(words);
+      expect(blocks.find((b) => b.type === 'actions')!.elements!.find((e) => e.text.text === 'Runbook')!.url).toBe(`https://wiki.example.com/RUNBOOK.md#${anchor}`);
+    }
   });
 });
