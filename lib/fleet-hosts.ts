@@ -5,8 +5,9 @@
 // or a domain, and the two alarms that say the fleet is short of hosts.
 //
 // How a host joins (issue 10, item 3): it boots, bootstrap.sh brings up the stage's current state
-// from SSM (active pool, each pool's image and release) and checks GET /version through nginx; only
-// then does the user data complete the launch lifecycle hook, so the group puts it InService and
+// from SSM (active pool, each pool's image and release) and checks GET /version through nginx,
+// bluegreen-apply reconciles once more (a flip during the boot); only then does the user data
+// complete the launch lifecycle hook, so the group puts it InService and
 // registers it with the target group; it then waits for the target group to call it healthy and
 // only then sends the CloudFormation signal. A host that fails its bootstrap never serves: its
 // lifecycle action is abandoned (the group terminates it) and its signal says failure.
@@ -139,7 +140,11 @@ export class FleetHosts extends Construct {
       `aws autoscaling complete-lifecycle-action --region ${Aws.REGION} --auto-scaling-group-name ${groupName} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id "$(${imds('instance-id')})" --lifecycle-action-result ${result}`;
     userData.addOnExitCommands(`if [ "$exitCode" -ne 0 ]; then ${lifecycle('ABANDON')} || true; fi`);
     userData.addCommands(
-      '# fleet: bootstrap.sh succeeded (the stage state is applied, GET /version answers through nginx): join the group',
+      '# fleet: bootstrap.sh succeeded (the stage state is applied, GET /version answers through nginx).',
+      '# Reconcile once more with SSM as it is now: a flip or promote during the boot may not have reached this host.',
+      '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
+      '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',
+      '# ...then join the group',
       lifecycle('CONTINUE'),
       `instance_id="$(${imds('instance-id')})"`,
       'for attempt in $(seq 1 90); do',

@@ -104,7 +104,7 @@ describe('launch template', () => {
     expect(body(fleetScript)).toBe(body(hostScript));
   });
 
-  test('after bootstrap.sh: complete the launch hook, wait for a healthy target, then signal the group (failure abandons the launch)', () => {
+  test('after bootstrap.sh: reconcile once more (a flip during the boot), complete the launch hook, wait for a healthy target, then signal the group (failure abandons the launch)', () => {
     const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
     const asg = only(template, 'AWS::AutoScaling::AutoScalingGroup').id;
     const tg = only(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').id;
@@ -113,7 +113,8 @@ describe('launch template', () => {
       expect(i).toBeGreaterThanOrEqual(0);
       return i;
     };
-    expect(at('bash /opt/bluegreen/userdata/bootstrap.sh')).toBeLessThan(at('--lifecycle-action-result CONTINUE'));
+    expect(at('bash /opt/bluegreen/userdata/bootstrap.sh')).toBeLessThan(at('/usr/local/bin/bluegreen-apply ||'));
+    expect(at('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(at('--lifecycle-action-result CONTINUE'));
     expect(at('--lifecycle-action-result CONTINUE')).toBeLessThan(at(`--target-group-arn ${JSON.stringify(ref(tg))}`));
     expect(s).toContain('[ "$state" = healthy ] ||');
     expect(s).toMatch(new RegExp(`cfn-signal .*--resource ${asg} `));
