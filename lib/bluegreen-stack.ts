@@ -70,7 +70,7 @@ export class BlueGreenStack extends Stack {
     };
     let publicUrl: string;
     if (config.fleet) {
-      this.fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: config.fleet, runbookUrl: config.alerts.runbookUrl });
+      this.fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: config.fleet, runbookUrl: config.alerts.runbookUrl, logRetentionDays: config.logRetentionDays });
       // Hosts read the pool state at boot: it must exist first.
       this.fleet.group.node.addDependency(this.parameters);
       publicUrl = this.fleet.publicUrl;

@@ -29,6 +29,7 @@ import { Construct } from 'constructs';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
 import { FleetConfig, FleetHttps, minInstancesInService } from './config';
 import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
+import { LoadBalancerLogs } from './load-balancer-logs';
 import { ProxySettings, timeMs } from './proxy-settings';
 
 /** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
@@ -62,6 +63,8 @@ export interface FleetHostsProps extends Omit<PoolHostProps, 'subnets'> {
   readonly fleet: FleetConfig;
   /** nginx's timeouts: the ALB's idle timeout and the deregistration delay must outlast its longest wait. */
   readonly proxy: ProxySettings;
+  /** Days the load balancer's access logs are kept (the stage's log retention). */
+  readonly logRetentionDays: number;
   /** RUNBOOK.md as the team reads it (the alarm descriptions link its sections). */
   readonly runbookUrl?: string;
 }
@@ -81,6 +84,8 @@ export class FleetHosts extends Construct {
   public readonly role: iam.Role;
   /** What clients use: https://<domainName> with HTTPS, else http://<the ALB's DNS name>. */
   public readonly publicUrl: string;
+  /** The load balancer's access logs (S3). */
+  public readonly accessLogs: LoadBalancerLogs;
   public readonly unhealthyHostsAlarm: cloudwatch.Alarm;
   public readonly belowDesiredAlarm: cloudwatch.Alarm;
 
@@ -232,6 +237,7 @@ export class FleetHosts extends Construct {
       idleTimeout: Duration.seconds(Math.max(60, longestProxyWaitSeconds(props.proxy) + 5)),
     });
     this.publicUrl = this.listen(props.fleet.https, stage);
+    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });
 
     this.unhealthyHostsAlarm = this.alarm('unhealthy-hosts', stage, props.runbookUrl, {
       description: `bluegreen ${stage}: at least one host fails the load balancer's health check (GET ${FLEET_HEALTH_CHECK_PATH} through nginx) for 2 minutes; the group replaces it, the others carry the traffic.`,
@@ -262,11 +268,6 @@ export class FleetHosts extends Construct {
     Validations.of(this.group).acknowledge({
       id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet',
       reason: 'The desired count is context hosts, on purpose: no scaling policy changes it, and a deploy with a new hosts value is how the fleet is resized.',
-    });
-    Validations.of(this.loadBalancer).acknowledge({
-      id: 'AwsSolutions-ELB2',
-      reason:
-        'No ALB access logs: every request is already logged by nginx on each host (JSON access log shipped to the stage access log group, the alerts and dashboards read it). The ALB log bucket policy needs the region-specific ELB account, which this environment-agnostic template cannot name.',
     });
     Validations.of(this.group).acknowledge({
       id: 'AwsSolutions-AS3',

@@ -177,6 +177,30 @@ describe('load balancer and target group', () => {
     );
   });
 
+  test('access logs to a private, SSE-S3, TLS-only bucket kept for the log retention; ELB may write only AWSLogs/<account>/, in any region', () => {
+    const bucket = only(template, 'AWS::S3::Bucket');
+    expect(bucket.resource.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 30, Status: 'Enabled' }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+    });
+    const lb = only(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer').resource as { Properties: Record<string, any>; DependsOn: string[] };
+    expect(lb.Properties.LoadBalancerAttributes).toEqual(
+      expect.arrayContaining([{ Key: 'access_logs.s3.enabled', Value: 'true' }, { Key: 'access_logs.s3.bucket', Value: ref(bucket.id) }]),
+    );
+    const policy = only(template, 'AWS::S3::BucketPolicy');
+    expect(lb.DependsOn).toContain(policy.id);
+    const write = policy.resource.Properties.PolicyDocument.Statement.find((st: any) => st.Sid === 'ElbWritesAccessLogs');
+    expect(write.Action).toBe('s3:PutObject');
+    expect(write.Principal.Service).toBe('logdelivery.elasticloadbalancing.amazonaws.com');
+    expect(JSON.stringify(write.Principal.AWS)).toContain('Fn::FindInMap');
+    expect(JSON.stringify(write.Resource)).toContain('/AWSLogs/');
+    // the region table: an old region names its ELB account, a new one "none" (the bucket's own account is used)
+    const [table] = Object.values(template.toJSON().Mappings) as Array<Record<string, { account: string }>>;
+    expect(table['eu-west-1'].account).toBe('156460612806');
+    expect(table['eu-south-2'].account).toBe('none');
+  });
+
   test('target group: the hosts\' nginx port, health check GET /version through nginx expecting 200', () => {
     template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
       Port: 8080,
