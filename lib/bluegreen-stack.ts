@@ -128,6 +128,7 @@ export class BlueGreenStack extends Stack {
       alertMetricsNamespace: this.alerting.metricsNamespace,
       hostMetricsNamespace,
       alarms: pipelineAlarms,
+      fleetWidgets: this.fleet?.dashboardWidgets(),
     });
 
     const names = this.parameters.names;

@@ -275,6 +275,41 @@ export class FleetHosts extends Construct {
     });
   }
 
+  /** The fleet's row on the stage dashboard: hosts in service against desired and target health; the load balancer's view of requests. */
+  public dashboardWidgets(): cloudwatch.IWidget[] {
+    const groupName = this.group.autoScalingGroupName;
+    const group = (metricName: string, label: string) =>
+      new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1), label });
+    const tg = this.targetGroup.metrics;
+    const lb = this.loadBalancer.metrics;
+    return [
+      new cloudwatch.GraphWidget({
+        title: 'Fleet hosts',
+        left: [
+          group('GroupDesiredCapacity', 'desired'),
+          group('GroupInServiceInstances', 'in service'),
+          tg.healthyHostCount({ period: Duration.minutes(1), statistic: 'Minimum', label: 'healthy targets' }),
+          tg.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum', label: 'unhealthy targets' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Load balancer requests and errors',
+        left: [
+          lb.requestCount({ period: Duration.minutes(1), label: 'requests' }),
+          lb.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the ALB itself' }),
+          lb.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the hosts' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Load balancer target response time',
+        left: [lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p99', label: 'p99' }), lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p50', label: 'p50' })],
+        width: 8,
+      }),
+    ];
+  }
+
   /** The listeners: HTTPS on 443 and 80 redirecting to it, or HTTP on 80 alone. Returns the public URL. */
   private listen(https: FleetHttps, stage: string): string {
     if (https.kind === 'none') {

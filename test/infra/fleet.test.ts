@@ -282,6 +282,12 @@ describe('alarms', () => {
   });
 });
 
+test('the stage dashboard gets a fleet row: hosts in service against desired, target health, the load balancer\'s requests, errors and response time', () => {
+  const body = JSON.stringify(only(template, 'AWS::CloudWatch::Dashboard').resource.Properties.DashboardBody);
+  for (const words of ['Fleet hosts', 'GroupInServiceInstances', 'HealthyHostCount', 'UnHealthyHostCount', 'HTTPCode_ELB_5XX_Count', 'HTTPCode_Target_5XX_Count', 'TargetResponseTime']) expect(body).toContain(words);
+  expect(JSON.stringify(only(synthTemplate({ stage: 'prod' }), 'AWS::CloudWatch::Dashboard').resource.Properties.DashboardBody)).not.toContain('Fleet hosts');
+});
+
 describe('the fleet alarms in Slack', () => {
   test('each is a pipeline alarm: its own title and a Runbook button to its RUNBOOK.md section', () => {
     for (const [name, anchor, words] of [
