@@ -69,6 +69,8 @@ export const FLEET_LIMITS = {
   /** An Auto Scaling group's hard ceiling here: beyond it the design changes (DECISIONS.md). */
   maxHosts: 100,
   defaultMinHealthyPercentage: 100,
+  /** Below half, a rolling update would take most of the fleet out at once: not a rolling update any more. */
+  lowestMinHealthyPercentage: 50,
 } as const;
 
 /** Hosts a rolling host update keeps in service: minHealthyPercentage of the desired count, rounded up. */
@@ -140,8 +142,8 @@ export const CONTEXT_KEYS = {
   alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   hosts: 'number of hosts; 1 = one EC2 host with an Elastic IP (the default); 2 or more = fleet mode: an Auto Scaling group across two zones behind an Application Load Balancer (README "From one host to a fleet")',
   minHosts: 'fleet mode: the Auto Scaling group\'s minimum, at most hosts (default hosts)',
-  maxHosts: `fleet mode: the Auto Scaling group's maximum, above the hosts a rolling update keeps in service, at most 100 (default hosts + 1: room for the one extra host of a rolling update)`,
-  minHealthyPercentage: 'fleet mode: share of the desired hosts, in percent (50-100), kept in service while a host change rolls through the group (default 100: one extra host at a time)',
+  maxHosts: `fleet mode: the Auto Scaling group's maximum, above the hosts a rolling update keeps in service, at most ${FLEET_LIMITS.maxHosts} (default hosts + 1: room for the one extra host of a rolling update)`,
+  minHealthyPercentage: `fleet mode: share of the desired hosts, in percent (${FLEET_LIMITS.lowestMinHealthyPercentage}-100), kept in service while a host change rolls through the group (default ${FLEET_LIMITS.defaultMinHealthyPercentage}: one extra host at a time)`,
   certificateArn: 'fleet mode: ARN of an ACM certificate (same region) covering domainName; the load balancer answers HTTPS on 443 and redirects 80 to it (needs domainName)',
   domainName: 'fleet mode: the name clients use, e.g. shop.example.com; with hostedZoneId and no certificateArn the stack creates a DNS-validated certificate; with hostedZoneId the stack creates the alias records',
   hostedZoneId: 'fleet mode: Route 53 hosted zone id (Z...) of domainName: the stack validates the certificate and creates the A/AAAA alias records in it',
@@ -365,7 +367,7 @@ function parseFleet(
   const max = int('maxHosts', Math.min(desired + 1, FLEET_LIMITS.maxHosts), 1, FLEET_LIMITS.maxHosts);
   if (min > desired) throw new ConfigError(`context key "minHosts" (${min}) must not exceed hosts (${desired})`);
   if (max < desired) throw new ConfigError(`context key "maxHosts" (${max}) must be at least hosts (${desired})`);
-  const minHealthyPercentage = int('minHealthyPercentage', FLEET_LIMITS.defaultMinHealthyPercentage, 50, 100);
+  const minHealthyPercentage = int('minHealthyPercentage', FLEET_LIMITS.defaultMinHealthyPercentage, FLEET_LIMITS.lowestMinHealthyPercentage, 100);
   const inService = minInstancesInService({ desired, minHealthyPercentage });
   if (max <= inService) {
     throw new ConfigError(
