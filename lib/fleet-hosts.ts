@@ -2,7 +2,8 @@
 // A launch template with the single host's user data, files, role and security group logic
 // (buildHostParts), an Auto Scaling group across the VPC's two zones, an internet-facing ALB
 // (from publicCidr) forwarding to the hosts' nginx port, HTTPS when the context gives a certificate
-// or a domain, and the two alarms that say the fleet is short of hosts.
+// or a domain, the ALB's access logs, the two alarms that say the fleet is short of hosts and the
+// fleet's dashboard row.
 //
 // How a host joins (issue 10, item 3): it boots, bootstrap.sh brings up the stage's current state
 // from SSM (active pool, each pool's image and release) and checks GET /version through nginx,
@@ -15,7 +16,7 @@
 // Rolling host changes (item 5): a change to the launch template (the host files' asset hashes in
 // the user data, a pinned AMI, the instance type) rolls through the group by CloudFormation's
 // AutoScalingRollingUpdate, one host at a time, keeping minHealthyPercentage of the hosts in
-// service and waiting on each new host's signal (DECISIONS.md "Rolling host changes").
+// service and waiting on each new host's signal (DECISIONS.md "Fleet mode: the stack").
 import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
