@@ -12,6 +12,7 @@ import { NGINX_DIR, otherPool, Pool, REPO_ROOT } from '../local/defaults';
 import { LoadSummary, percentile, runLoad, summarize } from '../local/load';
 import { LocalStack } from '../local/stack';
 import { applyUpstream } from '../local/switch';
+import { table } from './table';
 
 // ---- the settings compared -------------------------------------------------------------------
 
@@ -271,13 +272,6 @@ function mergeRuns(rows: ChaosRow[]): ChaosRow {
     rps: median(rows.map((r) => r.rps)),
     staleSocketRetries: rows.reduce((a, r) => a + r.staleSocketRetries, 0),
   };
-}
-
-function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map((r) => line(r.map(String)))].join('\n');
 }
 
 function failureText(row: { failed: number; failures: Record<string, number> }): string {

@@ -5,7 +5,8 @@ import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
-import { BlueGreenConfig } from './config';
+import { BlueGreenConfig, hostsParameterValue } from './config';
+import { FleetHosts, instanceRefreshPreferences } from './fleet-hosts';
 import { HostLogGroups } from './host-log-groups';
 import { LogRotationAlarm } from './log-rotation-alarm';
 import { HostNetwork } from './host-network';
@@ -25,7 +26,10 @@ export function stackName(stage: string): string {
 }
 
 export class BlueGreenStack extends Stack {
-  public readonly host: PoolHost;
+  /** The single host (context hosts=1); undefined in fleet mode. */
+  public readonly host?: PoolHost;
+  /** The fleet (context hosts >= 2); undefined in single-host mode. */
+  public readonly fleet?: FleetHosts;
   public readonly parameters: PoolParameters;
   public readonly logGroups: HostLogGroups;
   public readonly poolSwitch: PoolSwitch;
@@ -49,7 +53,7 @@ export class BlueGreenStack extends Stack {
     });
     this.releases = new ReleaseRepository(this, 'Releases', { stage: config.stage, keepImages: config.ecrKeepImages });
     const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
-    this.host = new PoolHost(this, 'Host', {
+    const hostProps = {
       stage: config.stage,
       vpc: network.vpc,
       subnets: network.subnets,
@@ -63,14 +67,25 @@ export class BlueGreenStack extends Stack {
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,
-    });
-    // The host reads the pool state at boot: it must exist first.
-    this.host.instance.node.addDependency(this.parameters);
-    if (!config.vpc.create) {
-      Validations.of(this.host.instance).acknowledge({
-        id: 'CloudFormation-Validate::W3010',
-        reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
-      });
+    };
+    let publicUrl: string;
+    if (config.fleet) {
+      this.fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: config.fleet, runbookUrl: config.alerts.runbookUrl, logRetentionDays: config.logRetentionDays });
+      // Hosts read the pool state at boot: it must exist first.
+      this.fleet.group.node.addDependency(this.parameters);
+      publicUrl = this.fleet.publicUrl;
+    } else {
+      const host = new PoolHost(this, 'Host', hostProps);
+      this.host = host;
+      // The host reads the pool state at boot: it must exist first.
+      host.instance.node.addDependency(this.parameters);
+      if (!config.vpc.create) {
+        Validations.of(host.instance).acknowledge({
+          id: 'CloudFormation-Validate::W3010',
+          reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
+        });
+      }
+      publicUrl = host.publicUrl;
     }
     this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
       stage: config.stage,
@@ -94,10 +109,14 @@ export class BlueGreenStack extends Stack {
       runbookUrl: config.alerts.runbookUrl,
     });
 
+    // Fleet mode adds the fleet's two alarms (single-host mode's list is unchanged).
+    const pipelineAlarms = [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm];
+    if (this.fleet) pipelineAlarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);
+
     // The pipeline's own alarms page by email (no Slack, no function needed) and in Slack.
     this.alarmTopic = new AlarmTopic(this, 'Alarms', {
       stage: config.stage,
-      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm],
+      alarms: pipelineAlarms,
       emails: config.alarmEmails,
       slackFunction: this.alerting.function,
       deadLetterQueue: this.alerting.deadLetterQueue,
@@ -108,15 +127,29 @@ export class BlueGreenStack extends Stack {
       accessLogGroup: this.logGroups.access,
       alertMetricsNamespace: this.alerting.metricsNamespace,
       hostMetricsNamespace,
-      alarms: [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm],
+      alarms: pipelineAlarms,
+      fleetWidgets: this.fleet?.dashboardWidgets(),
     });
 
     const names = this.parameters.names;
     // Where the operator CLI finds the deployment: no CloudFormation call needed to flip or check.
-    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: names.publicUrl, stringValue: this.host.publicUrl, description: `bluegreen ${config.stage}: the public entry` });
-    new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: names.instanceId, stringValue: this.host.instance.instanceId, description: `bluegreen ${config.stage}: the host` });
-    new CfnOutput(this, 'PublicUrl', { value: this.host.publicUrl, description: 'The public entry (nginx)' });
-    new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
+    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: names.publicUrl, stringValue: publicUrl, description: `bluegreen ${config.stage}: the public entry` });
+    if (this.host) {
+      new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: names.instanceId, stringValue: this.host.instance.instanceId, description: `bluegreen ${config.stage}: the host` });
+      new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (nginx)' });
+      new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
+    }
+    if (this.fleet && config.fleet) {
+      // No instance-id parameter: the hosts come and go; they are found by the tag BluegreenStage=<stage>.
+      new ssm.StringParameter(this, 'HostsParameter', { parameterName: names.hosts, stringValue: hostsParameterValue(config.fleet), description: `bluegreen ${config.stage}: fleet mode and its desired host count` });
+      new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
+      new CfnOutput(this, 'LoadBalancerDnsName', { value: this.fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
+      new CfnOutput(this, 'AutoScalingGroup', { value: this.fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
+      new CfnOutput(this, 'InstanceRefreshCommand', {
+        value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${this.fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(config.fleet))}'`,
+        description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',
+      });
+    }
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
     new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
     new CfnOutput(this, 'ReleaseParameter', { value: names.release, description: 'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history' });

@@ -41,6 +41,46 @@ export interface BlueGreenConfig {
    * topic): the path that works when Slack or the alert function does not. Empty = none (synth warns).
    */
   readonly alarmEmails: readonly string[];
+  /** Fleet mode (context hosts >= 2): hosts behind an ALB; undefined = the single host with its Elastic IP. */
+  readonly fleet?: FleetConfig;
+}
+
+/** How clients reach the fleet's load balancer. */
+export type FleetHttps =
+  /** HTTP on 80 only: for trials (no TLS, no name). */
+  | { readonly kind: 'none' }
+  /** An existing ACM certificate for domainName; the alias record is created when hostedZoneId is given. */
+  | { readonly kind: 'certificate'; readonly certificateArn: string; readonly domainName: string; readonly hostedZoneId?: string }
+  /** The stack creates a DNS-validated certificate for domainName in the zone and the alias records. */
+  | { readonly kind: 'dns'; readonly domainName: string; readonly hostedZoneId: string };
+
+export interface FleetConfig {
+  /** Desired hosts (context hosts). */
+  readonly desired: number;
+  readonly min: number;
+  readonly max: number;
+  /** Hosts (% of desired) that stay in service during a rolling host update. */
+  readonly minHealthyPercentage: number;
+  readonly https: FleetHttps;
+}
+
+/** Fleet defaults and limits: the one place the validation, the stack and the docs take them from. */
+export const FLEET_LIMITS = {
+  /** An Auto Scaling group's hard ceiling here: beyond it the design changes (DECISIONS.md). */
+  maxHosts: 100,
+  defaultMinHealthyPercentage: 100,
+  /** Below half, a rolling update would take most of the fleet out at once: not a rolling update any more. */
+  lowestMinHealthyPercentage: 50,
+} as const;
+
+/** Hosts a rolling host update keeps in service: minHealthyPercentage of the desired count, rounded up. */
+export function minInstancesInService(fleet: Pick<FleetConfig, 'desired' | 'minHealthyPercentage'>): number {
+  return Math.ceil((fleet.desired * fleet.minHealthyPercentage) / 100);
+}
+
+/** The value of /bluegreen/<stage>/hosts in fleet mode (absent = the single host). */
+export function hostsParameterValue(fleet: FleetConfig): string {
+  return `fleet:${fleet.desired}`;
 }
 
 /** Alert rule and alarm settings (strings: they become the function's environment). */
@@ -100,6 +140,13 @@ export const CONTEXT_KEYS = {
   proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
   slowPaths: 'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
   alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
+  hosts: 'number of hosts; 1 = one EC2 host with an Elastic IP (the default); 2 or more = fleet mode: an Auto Scaling group across two zones behind an Application Load Balancer (README "From one host to a fleet")',
+  minHosts: 'fleet mode: the Auto Scaling group\'s minimum, at most hosts (default hosts)',
+  maxHosts: `fleet mode: the Auto Scaling group's maximum, above the hosts a rolling update keeps in service, at most ${FLEET_LIMITS.maxHosts} (default hosts + 1: room for the one extra host of a rolling update)`,
+  minHealthyPercentage: `fleet mode: share of the desired hosts, in percent (${FLEET_LIMITS.lowestMinHealthyPercentage}-100), kept in service while a host change rolls through the group (default ${FLEET_LIMITS.defaultMinHealthyPercentage}: one extra host at a time)`,
+  certificateArn: 'fleet mode: ARN of an ACM certificate (same region) covering domainName; the load balancer answers HTTPS on 443 and redirects 80 to it (needs domainName)',
+  domainName: 'fleet mode: the name clients use, e.g. shop.example.com; with hostedZoneId and no certificateArn the stack creates a DNS-validated certificate; with hostedZoneId the stack creates the alias records',
+  hostedZoneId: 'fleet mode: Route 53 hosted zone id (Z...) of domainName: the stack validates the certificate and creates the A/AAAA alias records in it',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -261,6 +308,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     if (err instanceof ProxySettingsError) throw new ConfigError(err.message);
     throw err;
   }
+  const fleet = parseFleet(str, int, vpc);
   const alerts: AlertSettings = {
     window,
     minWindow,
@@ -290,7 +338,75 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     logRetentionDays: retention as RetentionDays,
     vpc,
     proxy,
+    fleet,
   };
+}
+
+const FLEET_ONLY_KEYS = ['minHosts', 'maxHosts', 'minHealthyPercentage', 'certificateArn', 'domainName', 'hostedZoneId'] as const;
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+
+/**
+ * Context hosts and the fleet-only keys. hosts=1 (the default) is the single host: a fleet-only key
+ * with it is an error, not silently ignored. A fleet needs two zones: the created VPC spans two; an
+ * existing VPC must name public subnets in at least two zones.
+ */
+function parseFleet(
+  str: (key: ContextKey) => string | undefined,
+  int: (key: ContextKey, fallback: number, min: number, max: number) => number,
+  vpc: VpcConfig,
+): FleetConfig | undefined {
+  const desired = int('hosts', 1, 1, FLEET_LIMITS.maxHosts);
+  if (desired === 1) {
+    const given = FLEET_ONLY_KEYS.find((k) => str(k) !== undefined);
+    if (given) {
+      throw new ConfigError(`context key "${given}" is only read in fleet mode (hosts of 2 or more); hosts is 1 (one host with an Elastic IP). Set -c hosts=2 for a fleet behind a load balancer`);
+    }
+    return undefined;
+  }
+  const min = int('minHosts', desired, 1, FLEET_LIMITS.maxHosts);
+  const max = int('maxHosts', Math.min(desired + 1, FLEET_LIMITS.maxHosts), 1, FLEET_LIMITS.maxHosts);
+  if (min > desired) throw new ConfigError(`context key "minHosts" (${min}) must not exceed hosts (${desired})`);
+  if (max < desired) throw new ConfigError(`context key "maxHosts" (${max}) must be at least hosts (${desired})`);
+  const minHealthyPercentage = int('minHealthyPercentage', FLEET_LIMITS.defaultMinHealthyPercentage, FLEET_LIMITS.lowestMinHealthyPercentage, 100);
+  const inService = minInstancesInService({ desired, minHealthyPercentage });
+  if (max <= inService) {
+    throw new ConfigError(
+      `context key "maxHosts" (${max}) must exceed the ${inService} hosts a rolling update keeps in service (minHealthyPercentage ${minHealthyPercentage}% of hosts ${desired}): the update launches its new host next to them, and CloudFormation refuses a MinInstancesInService that is not below MaxSize. Raise maxHosts to ${inService + 1} or lower minHealthyPercentage`,
+    );
+  }
+  if (!vpc.create && new Set(vpc.availabilityZones).size < 2) {
+    throw new ConfigError(
+      `context key "publicSubnetIds" must name public subnets in at least two availability zones in fleet mode (hosts=${desired}): the load balancer and the hosts span two zones; got zones "${vpc.availabilityZones.join(',')}"`,
+    );
+  }
+  const certificateArn = str('certificateArn');
+  const domainName = str('domainName')?.toLowerCase();
+  const hostedZoneId = str('hostedZoneId');
+  if (certificateArn !== undefined && !/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/.test(certificateArn)) {
+    throw new ConfigError(`context key "certificateArn" must be an ACM certificate ARN like arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-..., got "${certificateArn}"`);
+  }
+  if (domainName !== undefined && !DOMAIN.test(domainName)) {
+    throw new ConfigError(`context key "domainName" must be a DNS name like shop.example.com, got "${domainName}"`);
+  }
+  if (hostedZoneId !== undefined && !/^Z[A-Z0-9]{1,32}$/.test(hostedZoneId)) {
+    throw new ConfigError(`context key "hostedZoneId" must be a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ, got "${hostedZoneId}"`);
+  }
+  let https: FleetHttps;
+  if (certificateArn !== undefined) {
+    if (domainName === undefined) {
+      throw new ConfigError('context key "domainName" is required with certificateArn: it is the name clients use (the certificate covers it), and the public URL /bluegreen/<stage>/public-url is https://<domainName>');
+    }
+    https = { kind: 'certificate', certificateArn, domainName, hostedZoneId };
+  } else if (domainName !== undefined) {
+    if (hostedZoneId === undefined) {
+      throw new ConfigError('context key "hostedZoneId" is required with domainName and no certificateArn: the stack validates the certificate it creates by DNS in that zone');
+    }
+    https = { kind: 'dns', domainName, hostedZoneId };
+  } else {
+    if (hostedZoneId !== undefined) throw new ConfigError('context key "hostedZoneId" needs domainName: the name to create in the zone');
+    https = { kind: 'none' };
+  }
+  return { desired, min, max, minHealthyPercentage, https };
 }
 
 /**
@@ -340,7 +456,10 @@ export function parameterNames(stage: string) {
     slackWebhookUrl: `${root}/slack-webhook-url`,
     alertState: `${root}/alert-state`,
     publicUrl: `${root}/public-url`,
+    /** The single host's instance id; not written in fleet mode (hosts carry the tag BluegreenStage=<stage>). */
     instanceId: `${root}/instance-id`,
+    /** Fleet mode only: `fleet:<desired>` (hostsParameterValue); absent = the single host. */
+    hosts: `${root}/hosts`,
     /** URI of the stage's ECR repository (for the CLI's push hint). */
     ecrRepository: `${root}/ecr-repository`,
   };

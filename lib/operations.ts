@@ -14,6 +14,8 @@ export interface OperationsProps {
   /** Namespace of the host's CloudWatch agent metrics (dimension InstanceId). */
   readonly hostMetricsNamespace: string;
   readonly alarms: cloudwatch.IAlarm[];
+  /** Fleet mode: a row for the hosts and the load balancer (FleetHosts.dashboardWidgets). */
+  readonly fleetWidgets?: cloudwatch.IWidget[];
 }
 
 export class Operations extends Construct {
@@ -127,5 +129,6 @@ export class Operations extends Construct {
       new cloudwatch.GraphWidget({ title: 'Host memory %', left: [host('mem_used_percent', 'memory')], width: 8 }),
       new cloudwatch.GraphWidget({ title: 'Host disk % (/)', left: [host('disk_used_percent', 'disk')], width: 8 }),
     );
+    if (props.fleetWidgets?.length) this.dashboard.addWidgets(...props.fleetWidgets);
   }
 }

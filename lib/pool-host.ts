@@ -78,6 +78,163 @@ export function cpuTypeFor(instanceType: string): ec2.AmazonLinuxCpuType {
   return family === 'a1' || /^[a-z]+\d+g/.test(family) ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64;
 }
 
+/** What every host of a stage shares, single or fleet: its security group, role and boot script. */
+export interface HostParts {
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly role: iam.Role;
+  /** Downloads the host files, writes /etc/bluegreen/env and runs bootstrap.sh (which checks GET /version through nginx). */
+  readonly userData: ec2.UserData;
+}
+
+export interface HostPartsProps extends Omit<PoolHostProps, 'vpc' | 'subnets' | 'instanceType' | 'amiId' | 'bootstrapTimeout' | 'rootVolumeGiB' | 'publicCidr'> {
+  readonly vpc: ec2.IVpc;
+  /** Who reaches the public entry (nginx, 8080): the public CIDR for the single host, the load balancer for a fleet. */
+  readonly publicPeer: ec2.IPeer;
+  /** The security group's description (it names who reaches the public entry). */
+  readonly securityGroupDescription: string;
+}
+
+/**
+ * The one source of a host's security group, role, files and user data: the single host (PoolHost)
+ * and the fleet's launch template (FleetHosts) both build theirs here, so a host is the same
+ * machine in both modes. Construct ids are the single host's (its logical ids must not move).
+ */
+export function buildHostParts(scope: Construct, props: HostPartsProps): HostParts {
+  const { stage } = props;
+  if (props.operatorCidr?.endsWith('/0')) {
+    throw new Error(`PoolHost: operatorCidr must not be world-open, got "${props.operatorCidr}"`);
+  }
+
+  const securityGroup = new ec2.SecurityGroup(scope, 'SecurityGroup', {
+    vpc: props.vpc,
+    description: props.securityGroupDescription,
+    // The host pulls packages and images and talks to SSM, Logs and CloudWatch over HTTPS.
+    allowAllOutbound: true,
+  });
+  securityGroup.addIngressRule(props.publicPeer, ec2.Port.tcp(HOST_PORTS.public), 'public entry (nginx)');
+  if (props.operatorCidr) {
+    securityGroup.addIngressRule(
+      ec2.Peer.ipv4(props.operatorCidr),
+      ec2.Port.tcpRange(HOST_PORTS.poolFirst, HOST_PORTS.poolLast),
+      'direct pool access for operators (blue 8081, green 8082)',
+    );
+  }
+  const role = new iam.Role(scope, 'Role', {
+    assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+    description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
+    managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+  });
+  const params = parameterNames(stage);
+  const parameterArn = (name: string) => Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
+  const ownParameters = hostReadParameterNames(stage).map(parameterArn);
+  // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
+  // release and env), no wildcard.
+  role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters }));
+  // ...and nothing else: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *, which would
+  // let the host read (and, through the account's aws/ssm key, decrypt) the stage's Slack webhook,
+  // the alert state, the release record, and every other parameter of the account, other stages'
+  // included. An explicit Deny of every parameter but its own beats that Allow; NotResource keeps
+  // it true for parameters added later. These are the four actions that return parameter values.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'DenyOtherParameters',
+      effect: iam.Effect.DENY,
+      actions: HOST_DENIED_PARAMETER_ACTIONS,
+      notResources: ownParameters,
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'PullReleaseImages',
+      actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
+      resources: [props.repository.repositoryArn],
+    }),
+  );
+  // The registry login (docker's ECR credential helper) has no resource-level permission.
+  role.addToPolicy(new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ShipNginxLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
+      resources: [props.accessLogGroup, props.errorLogGroup].map((g) => `${g.logGroupArn}`),
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'PublishHostMetrics',
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringEquals: { 'cloudwatch:namespace': props.metricsNamespace } },
+    }),
+  );
+
+  const assets = {
+    nginx: new Asset(scope, 'NginxFiles', { path: path.join(REPO_ROOT, 'nginx') }),
+    app: new Asset(scope, 'AppFiles', { path: path.join(REPO_ROOT, 'app') }),
+    userdata: new Asset(scope, 'HostFiles', { path: path.join(REPO_ROOT, 'userdata') }),
+  };
+
+  const userData = ec2.UserData.forLinux();
+  userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
+  for (const [name, asset] of Object.entries(assets)) {
+    const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
+    userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
+  }
+  // The host reads its three asset objects and nothing else of the bootstrap bucket (which holds
+  // every asset of every stack in the account and region): `aws s3 cp` of one object (the
+  // download commands above) needs s3:GetObject on that object only. (Asset.grantRead would give
+  // s3:GetObject*, GetBucket* and List* on the whole bucket.)
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReadOwnAssets',
+      actions: ['s3:GetObject'],
+      resources: Object.values(assets).map((asset) => asset.bucket.arnForObjects(asset.s3ObjectKey)),
+    }),
+  );
+  // What /etc/bluegreen/env holds. Only values fixed for the life of the stage: anything that
+  // changed per deploy here would replace the host. Pool images/releases are read from SSM.
+  const registry = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+  const env: Record<string, string> = {
+    STAGE: stage,
+    AWS_REGION: Aws.REGION,
+    AWS_DEFAULT_REGION: Aws.REGION,
+    ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
+    ERROR_LOG_GROUP: props.errorLogGroup.logGroupName,
+    METRICS_NAMESPACE: props.metricsNamespace,
+    POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
+    ECR_REGISTRY: registry,
+    ECR_REPOSITORY: `${registry}/${ecrRepositoryName(stage)}`,
+    ACTIVE_POOL_PARAM: params.activePool,
+    CANARY_PARAM: params.canaryPercent,
+    BLUE_IMAGE_PARAM: params.pools.blue.image,
+    BLUE_RELEASE_PARAM: params.pools.blue.release,
+    BLUE_ENV_PARAM: params.pools.blue.env,
+    GREEN_IMAGE_PARAM: params.pools.green.image,
+    GREEN_RELEASE_PARAM: params.pools.green.release,
+    GREEN_ENV_PARAM: params.pools.green.env,
+    // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
+    ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
+  };
+  userData.addCommands(
+    "cat > /etc/bluegreen/env <<'ENV'",
+    // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
+    ...Object.entries(env).map(([k, v]) => `export ${k}='${v}'`),
+    'ENV',
+    'bash /opt/bluegreen/userdata/bootstrap.sh',
+  );
+
+  const ack = (id: string, reason: string) => Validations.of(role).acknowledge({ id: `AwsSolutions::${id}`, reason });
+  ack(
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+    'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host\'s own pool state by the DenyOtherParameters statement.',
+  );
+  ack(
+    'AwsSolutions-IAM5[Resource::*]',
+    `Actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${props.metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository. In fleet mode also elasticloadbalancing:DescribeTargetHealth (read-only: the host waits until its target is healthy before it signals).`,
+  );
+  return { securityGroup, role, userData };
+}
+
 export class PoolHost extends Construct {
   public readonly instance: ec2.Instance;
   public readonly securityGroup: ec2.SecurityGroup;
@@ -89,24 +246,13 @@ export class PoolHost extends Construct {
     super(scope, id);
     const { stage } = props;
     const instanceType = props.instanceType ?? 't3.small';
-    if (props.operatorCidr?.endsWith('/0')) {
-      throw new Error(`PoolHost: operatorCidr must not be world-open, got "${props.operatorCidr}"`);
-    }
-
-    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.vpc,
-      description: `bluegreen ${stage}: ${HOST_PORTS.public} from the public CIDR, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
-      // The host pulls packages and images and talks to SSM, Logs and CloudWatch over HTTPS.
-      allowAllOutbound: true,
+    const { securityGroup, role, userData } = buildHostParts(this, {
+      ...props,
+      publicPeer: ec2.Peer.ipv4(props.publicCidr),
+      securityGroupDescription: `bluegreen ${stage}: ${HOST_PORTS.public} from the public CIDR, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
     });
-    this.securityGroup.addIngressRule(ec2.Peer.ipv4(props.publicCidr), ec2.Port.tcp(HOST_PORTS.public), 'public entry (nginx)');
-    if (props.operatorCidr) {
-      this.securityGroup.addIngressRule(
-        ec2.Peer.ipv4(props.operatorCidr),
-        ec2.Port.tcpRange(HOST_PORTS.poolFirst, HOST_PORTS.poolLast),
-        'direct pool access for operators (blue 8081, green 8082)',
-      );
-    }
+    this.securityGroup = securityGroup;
+    this.role = role;
     if (props.publicCidr.endsWith('/0')) {
       Validations.of(this.securityGroup).acknowledge({
         id: 'AwsSolutions-EC23',
@@ -114,115 +260,11 @@ export class PoolHost extends Construct {
       });
     }
 
-    this.role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
-    });
-    const params = parameterNames(stage);
-    const parameterArn = (name: string) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
-    const ownParameters = hostReadParameterNames(stage).map(parameterArn);
-    // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
-    // release and env), no wildcard.
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters }));
-    // ...and nothing else: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *, which would
-    // let the host read (and, through the account's aws/ssm key, decrypt) the stage's Slack webhook,
-    // the alert state, the release record, and every other parameter of the account, other stages'
-    // included. An explicit Deny of every parameter but its own beats that Allow; NotResource keeps
-    // it true for parameters added later. These are the four actions that return parameter values.
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'DenyOtherParameters',
-        effect: iam.Effect.DENY,
-        actions: HOST_DENIED_PARAMETER_ACTIONS,
-        notResources: ownParameters,
-      }),
-    );
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'PullReleaseImages',
-        actions: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
-        resources: [props.repository.repositoryArn],
-      }),
-    );
-    // The registry login (docker's ECR credential helper) has no resource-level permission.
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ShipNginxLogs',
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
-        resources: [props.accessLogGroup, props.errorLogGroup].map((g) => `${g.logGroupArn}`),
-      }),
-    );
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'PublishHostMetrics',
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'cloudwatch:namespace': props.metricsNamespace } },
-      }),
-    );
-
-    const assets = {
-      nginx: new Asset(this, 'NginxFiles', { path: path.join(REPO_ROOT, 'nginx') }),
-      app: new Asset(this, 'AppFiles', { path: path.join(REPO_ROOT, 'app') }),
-      userdata: new Asset(this, 'HostFiles', { path: path.join(REPO_ROOT, 'userdata') }),
-    };
-
-    const userData = ec2.UserData.forLinux();
-    userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
-    for (const [name, asset] of Object.entries(assets)) {
-      const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
-      userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
-    }
-    // The host reads its three asset objects and nothing else of the bootstrap bucket (which holds
-    // every asset of every stack in the account and region): `aws s3 cp` of one object (the
-    // download commands above) needs s3:GetObject on that object only. (Asset.grantRead would give
-    // s3:GetObject*, GetBucket* and List* on the whole bucket.)
-    this.role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadOwnAssets',
-        actions: ['s3:GetObject'],
-        resources: Object.values(assets).map((asset) => asset.bucket.arnForObjects(asset.s3ObjectKey)),
-      }),
-    );
-    // What /etc/bluegreen/env holds. Only values fixed for the life of the stage: anything that
-    // changed per deploy here would replace the host. Pool images/releases are read from SSM.
-    const registry = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
-    const env: Record<string, string> = {
-      STAGE: stage,
-      AWS_REGION: Aws.REGION,
-      AWS_DEFAULT_REGION: Aws.REGION,
-      ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
-      ERROR_LOG_GROUP: props.errorLogGroup.logGroupName,
-      METRICS_NAMESPACE: props.metricsNamespace,
-      POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
-      ECR_REGISTRY: registry,
-      ECR_REPOSITORY: `${registry}/${ecrRepositoryName(stage)}`,
-      ACTIVE_POOL_PARAM: params.activePool,
-      CANARY_PARAM: params.canaryPercent,
-      BLUE_IMAGE_PARAM: params.pools.blue.image,
-      BLUE_RELEASE_PARAM: params.pools.blue.release,
-      BLUE_ENV_PARAM: params.pools.blue.env,
-      GREEN_IMAGE_PARAM: params.pools.green.image,
-      GREEN_RELEASE_PARAM: params.pools.green.release,
-      GREEN_ENV_PARAM: params.pools.green.env,
-      // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
-      ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
-    };
-    userData.addCommands(
-      "cat > /etc/bluegreen/env <<'ENV'",
-      // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
-      ...Object.entries(env).map(([k, v]) => `export ${k}='${v}'`),
-      'ENV',
-      'bash /opt/bluegreen/userdata/bootstrap.sh',
-    );
-
     this.instance = new ec2.Instance(this, 'Instance', {
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       instanceType: new ec2.InstanceType(instanceType),
-      machineImage: props.amiId ? pinnedImage(props.amiId) : ec2.MachineImage.resolveSsmParameterAtLaunch(al2023Parameter(instanceType)),
+      machineImage: hostMachineImage(instanceType, props.amiId),
       securityGroup: this.securityGroup,
       role: this.role,
       userData,
@@ -236,16 +278,7 @@ export class PoolHost extends Construct {
       httpPutResponseHopLimit: 1,
       detailedMonitoring: true,
       associatePublicIpAddress: true,
-      blockDevices: [
-        {
-          deviceName: '/dev/xvda',
-          volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeGiB ?? 20, {
-            encrypted: true,
-            volumeType: ec2.EbsDeviceVolumeType.GP3,
-            deleteOnTermination: true,
-          }),
-        },
-      ],
+      blockDevices: hostBlockDevices(props.rootVolumeGiB),
       resourceSignalTimeout: props.bootstrapTimeout ?? Duration.minutes(20),
     });
     userData.addSignalOnExitCommand(this.instance);
@@ -262,16 +295,6 @@ export class PoolHost extends Construct {
       tags: [{ key: 'Name', value: `bluegreen-${stage}` }],
     });
     this.publicUrl = `http://${this.address.ref}:${HOST_PORTS.public}`;
-
-    const ack = (id: string, reason: string) => Validations.of(this.role).acknowledge({ id: `AwsSolutions::${id}`, reason });
-    ack(
-      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-      'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host\'s own pool state by the DenyOtherParameters statement.',
-    );
-    ack(
-      'AwsSolutions-IAM5[Resource::*]',
-      `Two actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${props.metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository.`,
-    );
 
     if (!props.amiId) {
       // cfn-lint's AMI id format check predates EC2's launch-time resolution of public SSM parameters.
@@ -291,6 +314,21 @@ export class PoolHost extends Construct {
       reason: 'The host is stateless and CloudFormation replaces it whenever its files change (userDataCausesReplacement); termination protection would block those replacements and cdk destroy.',
     });
   }
+}
+
+/** The host's image: Amazon Linux 2023 resolved by EC2 at launch, or the pinned amiId. */
+export function hostMachineImage(instanceType: string, amiId?: string): ec2.IMachineImage {
+  return amiId ? pinnedImage(amiId) : ec2.MachineImage.resolveSsmParameterAtLaunch(al2023Parameter(instanceType));
+}
+
+/** The host's root volume: encrypted gp3, gone with the host (it is stateless). */
+export function hostBlockDevices(rootVolumeGiB = 20): ec2.BlockDevice[] {
+  return [
+    {
+      deviceName: '/dev/xvda',
+      volume: ec2.BlockDeviceVolume.ebs(rootVolumeGiB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+    },
+  ];
 }
 
 /** An exact AMI: the same image on every deploy until the operator changes it. */

@@ -21,6 +21,17 @@ export const PIPELINE_ALARMS = {
     alarm: ':rotating_light: Alarm: a log rotation on the host failed (nginx may still write to access.log.1; lines will be lost)',
     ok: ':white_check_mark: OK: no further failed log rotation reported (check that nginx writes access.log again)',
   },
+  // Fleet mode only (context hosts >= 2): the load balancer's and the Auto Scaling group's view.
+  'unhealthy-hosts': {
+    anchor: 'unhealthy-hosts',
+    alarm: ':rotating_light: Alarm: a fleet host fails the load balancer health check (the others carry its traffic; the group replaces it)',
+    ok: ':white_check_mark: OK: every fleet host passes the load balancer health check again',
+  },
+  'hosts-below-desired': {
+    anchor: 'fewer-hosts-in-service-than-desired',
+    alarm: ':rotating_light: Alarm: fewer fleet hosts in service than desired (replacements are not joining)',
+    ok: ':white_check_mark: OK: the fleet has its desired number of hosts in service again',
+  },
 } as const;
 export type PipelineAlarm = keyof typeof PIPELINE_ALARMS;
 

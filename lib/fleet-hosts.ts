@@ -1,0 +1,367 @@
+// Fleet mode (context hosts >= 2): the same host, N times, behind an Application Load Balancer.
+// A launch template with the single host's user data, files, role and security group logic
+// (buildHostParts), an Auto Scaling group across the VPC's two zones, an internet-facing ALB
+// (from publicCidr) forwarding to the hosts' nginx port, HTTPS when the context gives a certificate
+// or a domain, the ALB's access logs, the two alarms that say the fleet is short of hosts and the
+// fleet's dashboard row.
+//
+// How a host joins (issue 10, item 3): it boots, bootstrap.sh brings up the stage's current state
+// from SSM (active pool, each pool's image and release) and checks GET /version through nginx,
+// bluegreen-apply reconciles once more (a flip during the boot); only then does the user data
+// complete the launch lifecycle hook, so the group puts it InService and
+// registers it with the target group; it then waits for the target group to call it healthy and
+// only then sends the CloudFormation signal. A host that fails its bootstrap never serves: its
+// lifecycle action is abandoned (the group terminates it) and its signal says failure.
+//
+// Rolling host changes (item 5): a change to the launch template (the host files' asset hashes in
+// the user data, a pinned AMI, the instance type) rolls through the group by CloudFormation's
+// AutoScalingRollingUpdate, one host at a time, keeping minHealthyPercentage of the hosts in
+// service and waiting on each new host's signal (DECISIONS.md "Fleet mode: the stack").
+import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as route53 from 'aws-cdk-lib/aws-route53';
+import * as targets from 'aws-cdk-lib/aws-route53-targets';
+import { Construct } from 'constructs';
+import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
+import { FleetConfig, FleetHttps, minInstancesInService } from './config';
+import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
+import { LoadBalancerLogs } from './load-balancer-logs';
+import { ProxySettings, timeMs } from './proxy-settings';
+
+/** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
+export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
+/** The health check path through nginx: 200 while nginx and at least one pool answer. */
+export const FLEET_HEALTH_CHECK_PATH = '/version';
+/** Below desired this long = a replacement is failing, not just booting (a bootstrap takes minutes). */
+export const BELOW_DESIRED_MINUTES = 15;
+
+/** The Auto Scaling group's name: fixed, so the user data can complete its lifecycle action (a Ref would be circular). */
+export function fleetGroupName(stage: string): string {
+  return `bluegreen-${stage}-hosts`;
+}
+
+/**
+ * An instance refresh started by hand (a new Amazon Linux AMI, which EC2 resolves at launch, or
+ * recycling every host): the same pace as the rolling update, one extra host at a time.
+ */
+export function instanceRefreshPreferences(fleet: Pick<FleetConfig, 'desired' | 'minHealthyPercentage'>) {
+  return {
+    MinHealthyPercentage: fleet.minHealthyPercentage,
+    // One host above desired: 100 + the share one host is of the group (what AWS allows: at most 200, at most 100 above the minimum).
+    MaxHealthyPercentage: Math.min(200, fleet.minHealthyPercentage + Math.ceil(100 / fleet.desired)),
+    InstanceWarmup: 60,
+    SkipMatching: false,
+  };
+}
+
+export interface FleetHostsProps extends Omit<PoolHostProps, 'subnets'> {
+  readonly subnets: ec2.SubnetSelection;
+  readonly fleet: FleetConfig;
+  /** nginx's timeouts: the ALB's idle timeout and the deregistration delay must outlast its longest wait. */
+  readonly proxy: ProxySettings;
+  /** Days the load balancer's access logs are kept (the stage's log retention). */
+  readonly logRetentionDays: number;
+  /** RUNBOOK.md as the team reads it (the alarm descriptions link its sections). */
+  readonly runbookUrl?: string;
+}
+
+/** nginx's longest wait for a pool (a slow path's, or the read timeout), in seconds, rounded up. */
+export function longestProxyWaitSeconds(proxy: ProxySettings): number {
+  const ms = Math.max(timeMs(proxy.readTimeout), timeMs(proxy.nextUpstreamTimeout), ...proxy.slowPaths.map((p) => timeMs(p.timeout)));
+  return Math.ceil(ms / 1000);
+}
+
+export class FleetHosts extends Construct {
+  public readonly group: autoscaling.AutoScalingGroup;
+  public readonly launchTemplate: ec2.LaunchTemplate;
+  public readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  public readonly targetGroup: elbv2.ApplicationTargetGroup;
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly role: iam.Role;
+  /** What clients use: https://<domainName> with HTTPS, else http://<the ALB's DNS name>. */
+  public readonly publicUrl: string;
+  /** The load balancer's access logs (S3). */
+  public readonly accessLogs: LoadBalancerLogs;
+  public readonly unhealthyHostsAlarm: cloudwatch.Alarm;
+  public readonly belowDesiredAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: FleetHostsProps) {
+    super(scope, id);
+    const { stage, fleet } = props;
+    const instanceType = props.instanceType ?? 't3.small';
+    const groupName = fleetGroupName(stage);
+
+    // The load balancer's own group: the only way in from publicCidr (listeners are not "open").
+    const lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: props.vpc,
+      description: `bluegreen ${stage} load balancer: ${fleet.https.kind === 'none' ? '80' : '80 and 443'} from the public CIDR`,
+      allowAllOutbound: false,
+    });
+    const ports = fleet.https.kind === 'none' ? [80] : [80, 443];
+    for (const port of ports) lbSecurityGroup.addIngressRule(ec2.Peer.ipv4(props.publicCidr), ec2.Port.tcp(port), `public entry (${port === 443 ? 'HTTPS' : 'HTTP'})`);
+    if (props.publicCidr.endsWith('/0')) {
+      Validations.of(lbSecurityGroup).acknowledge({
+        id: 'AwsSolutions-EC23',
+        reason: `The load balancer is the service's public entry (${ports.join(' and ')}), meant to be reachable from anywhere (context publicCidr); the hosts take ${HOST_PORTS.public} from this group only.`,
+      });
+    }
+
+    const parts = buildHostParts(this, {
+      ...props,
+      publicPeer: lbSecurityGroup,
+      securityGroupDescription: `bluegreen ${stage} fleet host: ${HOST_PORTS.public} from the load balancer only, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
+    });
+    this.securityGroup = parts.securityGroup;
+    this.role = parts.role;
+    lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(HOST_PORTS.public), 'to the hosts (nginx)');
+
+    // Join only when ready: complete the launch hook after bootstrap.sh succeeded (or abandon it
+    // at once when it failed), wait for the target group's verdict, then signal (the signal's
+    // trap, added below, reports the exit code). The target group ARN is known before the group.
+    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
+      vpc: props.vpc,
+      port: HOST_PORTS.public,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targetType: elbv2.TargetType.INSTANCE,
+      healthCheck: {
+        path: FLEET_HEALTH_CHECK_PATH,
+        port: 'traffic-port',
+        healthyHttpCodes: '200',
+        interval: Duration.seconds(10),
+        timeout: Duration.seconds(5),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 2,
+      },
+      // A leaving host finishes its requests first: as long as nginx may wait on a pool, at least 30 s.
+      deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + 5)),
+    });
+    const userData = parts.userData;
+    const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
+    const lifecycle = (result: string) =>
+      `aws autoscaling complete-lifecycle-action --region ${Aws.REGION} --auto-scaling-group-name ${groupName} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id "$(${imds('instance-id')})" --lifecycle-action-result ${result}`;
+    userData.addOnExitCommands(`if [ "$exitCode" -ne 0 ]; then ${lifecycle('ABANDON')} || true; fi`);
+    userData.addCommands(
+      '# fleet: bootstrap.sh succeeded (the stage state is applied, GET /version answers through nginx).',
+      '# Reconcile once more with SSM as it is now: a flip or promote during the boot may not have reached this host.',
+      '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
+      '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',
+      '# ...then join the group',
+      lifecycle('CONTINUE'),
+      `instance_id="$(${imds('instance-id')})"`,
+      'for attempt in $(seq 1 90); do',
+      `  state="$(aws elbv2 describe-target-health --region ${Aws.REGION} --target-group-arn ${this.targetGroup.targetGroupArn} --targets Id="$instance_id",Port=${HOST_PORTS.public} --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text || true)"`,
+      '  [ "$state" = healthy ] && break',
+      '  sleep 10',
+      'done',
+      '[ "$state" = healthy ] || { echo "bluegreen: the target group never called this host healthy (last state: $state)" >&2; exit 1; }',
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'CompleteOwnLaunch',
+        actions: ['autoscaling:CompleteLifecycleAction'],
+        resources: [Stack.of(this).formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${groupName}` })],
+      }),
+    );
+    // No resource-level permission exists for DescribeTargetHealth (read-only).
+    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadOwnTargetHealth', actions: ['elasticloadbalancing:DescribeTargetHealth'], resources: ['*'] }));
+
+    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      instanceType: new ec2.InstanceType(instanceType),
+      machineImage: hostMachineImage(instanceType, props.amiId),
+      userData,
+      role: this.role,
+      securityGroup: this.securityGroup,
+      // The same instance metadata rule as the single host: IMDSv2 only, hop limit 1 (no
+      // credentials for the pools' containers).
+      httpTokens: ec2.LaunchTemplateHttpTokens.REQUIRED,
+      httpPutResponseHopLimit: 1,
+      httpEndpoint: true,
+      detailedMonitoring: true,
+      associatePublicIpAddress: true,
+      blockDevices: hostBlockDevices(props.rootVolumeGiB),
+    });
+
+    const timeout = props.bootstrapTimeout ?? Duration.minutes(20);
+    this.group = new autoscaling.AutoScalingGroup(this, 'Group', {
+      autoScalingGroupName: groupName,
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      launchTemplate: this.launchTemplate,
+      minCapacity: fleet.min,
+      maxCapacity: fleet.max,
+      desiredCapacity: fleet.desired,
+      // EC2 and the target group's health check: a host nginx no longer answers on is replaced.
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({
+        additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB],
+        gracePeriod: Duration.minutes(5),
+      }),
+      // Creation waits for every host's signal (sent after it is healthy in the target group).
+      signals: autoscaling.Signals.waitForAll({ timeout }),
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService: minInstancesInService(fleet),
+        waitOnResourceSignals: true,
+        pauseTime: timeout,
+      }),
+      groupMetrics: [new autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES, autoscaling.GroupMetric.DESIRED_CAPACITY)],
+    });
+    // In the group's own definition, so it holds for the very first hosts too (a separate
+    // LifecycleHook resource would be created after them).
+    (this.group.node.defaultChild as autoscaling.CfnAutoScalingGroup).lifecycleHookSpecificationList = [
+      {
+        lifecycleHookName: BOOTSTRAP_HOOK_NAME,
+        lifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING',
+        defaultResult: 'ABANDON',
+        heartbeatTimeout: timeout.toSeconds(),
+      },
+    ];
+    userData.addSignalOnExitCommand(this.group);
+    // Every host carries the stage tag from launch: Run Command and the CLI find the fleet by it.
+    Tags.of(this.group).add(STAGE_TAG_KEY, stage, { applyToLaunchedInstances: true });
+    Tags.of(this.group).add('Name', `bluegreen-${stage}`, { applyToLaunchedInstances: true });
+    // ...and the launch template's own tags (instances and volumes), so the tag is there from the first second.
+    Tags.of(this.launchTemplate).add(STAGE_TAG_KEY, stage);
+    this.group.attachToApplicationTargetGroup(this.targetGroup);
+
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      internetFacing: true,
+      securityGroup: lbSecurityGroup,
+      dropInvalidHeaderFields: true,
+      // Longer than nginx's longest wait on a pool, so a slow route is not cut by the ALB first.
+      idleTimeout: Duration.seconds(Math.max(60, longestProxyWaitSeconds(props.proxy) + 5)),
+    });
+    this.publicUrl = this.listen(props.fleet.https, stage);
+    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });
+
+    this.unhealthyHostsAlarm = this.alarm('unhealthy-hosts', stage, props.runbookUrl, {
+      description: `bluegreen ${stage}: at least one host fails the load balancer's health check (GET ${FLEET_HEALTH_CHECK_PATH} through nginx) for 2 minutes; the group replaces it, the others carry the traffic.`,
+      metric: this.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      threshold: 1,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+    const groupMetric = (metricName: string) =>
+      new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1) });
+    this.belowDesiredAlarm = this.alarm('hosts-below-desired', stage, props.runbookUrl, {
+      description: `bluegreen ${stage}: fewer hosts in service than desired for ${BELOW_DESIRED_MINUTES} minutes: replacements are failing to join (bootstrap or health check), or the zone has no capacity.`,
+      metric: new cloudwatch.MathExpression({
+        expression: 'desired - inService',
+        usingMetrics: { desired: groupMetric('GroupDesiredCapacity'), inService: groupMetric('GroupInServiceInstances') },
+        label: 'hosts missing',
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      evaluationPeriods: BELOW_DESIRED_MINUTES,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    });
+
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup/*:autoScalingGroupName/${groupName}]`,
+      reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only action is completing a host's own launch.`,
+    });
+    Validations.of(this.group).acknowledge({
+      id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet',
+      reason: 'The desired count is context hosts, on purpose: no scaling policy changes it, and a deploy with a new hosts value is how the fleet is resized.',
+    });
+    Validations.of(this.group).acknowledge({
+      id: 'AwsSolutions-AS3',
+      reason: 'Scaling events reach on-call through the two fleet alarms (unhealthy hosts, in service below desired) on the stage alarm topic; a notification per launch would page for every rolling update.',
+    });
+  }
+
+  /** The fleet's row on the stage dashboard: hosts in service against desired and target health; the load balancer's view of requests. */
+  public dashboardWidgets(): cloudwatch.IWidget[] {
+    const groupName = this.group.autoScalingGroupName;
+    const group = (metricName: string, label: string) =>
+      new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1), label });
+    const tg = this.targetGroup.metrics;
+    const lb = this.loadBalancer.metrics;
+    return [
+      new cloudwatch.GraphWidget({
+        title: 'Fleet hosts',
+        left: [
+          group('GroupDesiredCapacity', 'desired'),
+          group('GroupInServiceInstances', 'in service'),
+          tg.healthyHostCount({ period: Duration.minutes(1), statistic: 'Minimum', label: 'healthy targets' }),
+          tg.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum', label: 'unhealthy targets' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Load balancer requests and errors',
+        left: [
+          lb.requestCount({ period: Duration.minutes(1), label: 'requests' }),
+          lb.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the ALB itself' }),
+          lb.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the hosts' }),
+        ],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Load balancer target response time',
+        left: [lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p99', label: 'p99' }), lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p50', label: 'p50' })],
+        width: 8,
+      }),
+    ];
+  }
+
+  /** The listeners: HTTPS on 443 and 80 redirecting to it, or HTTP on 80 alone. Returns the public URL. */
+  private listen(https: FleetHttps, stage: string): string {
+    if (https.kind === 'none') {
+      this.loadBalancer.addListener('Http', { port: 80, protocol: elbv2.ApplicationProtocol.HTTP, open: false, defaultTargetGroups: [this.targetGroup] });
+      return `http://${this.loadBalancer.loadBalancerDnsName}`;
+    }
+    const zone =
+      https.hostedZoneId === undefined
+        ? undefined
+        : // fromHostedZoneAttributes, not fromLookup: synth stays offline.
+          // The zone's name only resolves relative record names; ours are fully qualified (trailing dot).
+          route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: https.hostedZoneId, zoneName: https.domainName });
+    const certificate =
+      https.kind === 'certificate'
+        ? acm.Certificate.fromCertificateArn(this, 'Certificate', https.certificateArn)
+        : new acm.Certificate(this, 'Certificate', {
+            domainName: https.domainName,
+            validation: acm.CertificateValidation.fromDns(zone),
+            certificateName: `bluegreen-${stage}`,
+          });
+    this.loadBalancer.addListener('Https', {
+      port: 443,
+      protocol: elbv2.ApplicationProtocol.HTTPS,
+      open: false,
+      certificates: [certificate],
+      // TLS 1.3 and 1.2 with post-quantum hybrid key exchange: AWS's recommended policy for new listeners.
+      sslPolicy: elbv2.SslPolicy.TLS13_12_PQ,
+      defaultTargetGroups: [this.targetGroup],
+    });
+    this.loadBalancer.addListener('Http', {
+      port: 80,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      open: false,
+      defaultAction: elbv2.ListenerAction.redirect({ protocol: 'HTTPS', port: '443', permanent: true }),
+    });
+    if (zone) {
+      const target = route53.RecordTarget.fromAlias(new targets.LoadBalancerTarget(this.loadBalancer));
+      // A only: the load balancer is IPv4 (the stage's VPC has no IPv6 range), so an AAAA alias would answer nothing.
+      new route53.ARecord(this, 'AliasA', { zone, recordName: `${https.domainName}.`, target });
+    }
+    return `https://${https.domainName}`;
+  }
+
+  private alarm(name: PipelineAlarm, stage: string, runbookUrl: string | undefined, p: { description: string } & Omit<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription'>): cloudwatch.Alarm {
+    const { description, ...props } = p;
+    return new cloudwatch.Alarm(this, name === 'unhealthy-hosts' ? 'UnhealthyHostsAlarm' : 'BelowDesiredAlarm', {
+      ...props,
+      alarmName: pipelineAlarmName(stage, name),
+      alarmDescription: `${description} Runbook: ${runbookLink(runbookUrl ?? 'RUNBOOK.md', PIPELINE_ALARMS[name].anchor)}`,
+      // No data = no hosts reporting yet (a new stack): not a breach; the signals gate creation.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+}

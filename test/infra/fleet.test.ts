@@ -1,0 +1,306 @@
+// Fleet mode (issue 10): what `-c hosts=3` synthesizes. One promise per test, against the real app
+// (bin/app.ts) with cdk.json's context.
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
+import { alarmSlackMessage } from '../../lambda/alert/slack';
+import { synthTemplate } from '../helpers/cdk';
+
+const OPERATOR = '198.51.100.7/32';
+const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
+const ZONE = 'Z0123456789ABCDEFGHIJ';
+const FLEET = { stage: 'prod', hosts: '3', operatorCidr: OPERATOR, publicCidr: '203.0.113.0/24' };
+
+let template: Template;
+beforeAll(() => {
+  template = synthTemplate(FLEET);
+});
+
+const only = (t: Template, type: string) => {
+  const found = Object.entries(t.findResources(type));
+  expect(found).toHaveLength(1);
+  return { id: found[0][0], resource: found[0][1] as { Properties: Record<string, any>; CreationPolicy?: any; UpdatePolicy?: any } };
+};
+/** The user data script as text, CloudFormation tokens rendered as {"Ref": ...}. */
+const script = (userData: any): string =>
+  (userData['Fn::Base64']['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('');
+const ref = (id: string) => ({ Ref: id });
+
+describe('mode', () => {
+  test('no single host: no instance, no Elastic IP, no instance-id parameter; an Auto Scaling group and a load balancer instead', () => {
+    template.resourceCountIs('AWS::EC2::Instance', 0);
+    template.resourceCountIs('AWS::EC2::EIP', 0);
+    template.resourcePropertiesCountIs('AWS::SSM::Parameter', { Name: '/bluegreen/prod/instance-id' }, 0);
+    template.resourceCountIs('AWS::AutoScaling::AutoScalingGroup', 1);
+    template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
+  });
+
+  test('the CLI finds the mode in /bluegreen/<stage>/hosts and the entry in public-url (http://<ALB DNS> without a certificate)', () => {
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/hosts', Value: 'fleet:3' });
+    const lb = only(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer').id;
+    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/public-url', Value: { 'Fn::Join': ['', ['http://', { 'Fn::GetAtt': [lb, 'DNSName'] }]] } });
+  });
+});
+
+describe('Auto Scaling group', () => {
+  test('desired/min/max from context, across the two public subnets, named for the stage', () => {
+    const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(p).toMatchObject({ AutoScalingGroupName: fleetGroupName('prod'), DesiredCapacity: '3', MinSize: '3', MaxSize: '4' });
+    expect(p.VPCZoneIdentifier).toHaveLength(2);
+  });
+
+  test('health check type ELB with a grace period; the target group is attached', () => {
+    const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(p.HealthCheckType).toBe('ELB');
+    expect(p.HealthCheckGracePeriod).toBe(300);
+    expect(p.TargetGroupARNs).toEqual([ref(only(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').id)]);
+  });
+
+  test('a host goes InService only after its bootstrap: a launch lifecycle hook in the group itself, abandoned by default', () => {
+    const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(p.LifecycleHookSpecificationList).toEqual([
+      { LifecycleHookName: BOOTSTRAP_HOOK_NAME, LifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING', DefaultResult: 'ABANDON', HeartbeatTimeout: 1200 },
+    ]);
+  });
+
+  test('creation waits for every host to signal; a host change rolls one host at a time keeping all 3 in service and waiting on signals', () => {
+    const asg = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(asg.CreationPolicy).toEqual({ ResourceSignal: { Count: 3, Timeout: 'PT20M' } });
+    expect(asg.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({ MaxBatchSize: 1, MinInstancesInService: 3, WaitOnResourceSignals: true, PauseTime: 'PT20M' });
+  });
+
+  test('minHealthyPercentage sets the hosts kept in service (rounded up)', () => {
+    const t = synthTemplate({ ...FLEET, hosts: '4', maxHosts: '6', minHealthyPercentage: '60' });
+    expect(only(t, 'AWS::AutoScaling::AutoScalingGroup').resource.UpdatePolicy.AutoScalingRollingUpdate.MinInstancesInService).toBe(3);
+  });
+
+  test('every host carries BluegreenStage=<stage> from launch (Run Command and the CLI find the fleet by it)', () => {
+    const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(p.Tags).toContainEqual({ Key: 'BluegreenStage', Value: 'prod', PropagateAtLaunch: true });
+    const lt = only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData;
+    expect(lt.TagSpecifications.find((s: any) => s.ResourceType === 'instance').Tags).toContainEqual({ Key: 'BluegreenStage', Value: 'prod' });
+  });
+
+  test('group metrics for the in-service alarm are collected', () => {
+    const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
+    expect(p.MetricsCollection).toEqual([{ Granularity: '1Minute', Metrics: ['GroupInServiceInstances', 'GroupDesiredCapacity'] }]);
+  });
+});
+
+describe('launch template', () => {
+  test('the single host\'s machine: IMDSv2 with hop limit 1, encrypted gp3 root volume, the same AMI and type', () => {
+    const lt = only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData;
+    expect(lt.MetadataOptions).toEqual({ HttpEndpoint: 'enabled', HttpPutResponseHopLimit: 1, HttpTokens: 'required' });
+    expect(lt.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, VolumeSize: 20, VolumeType: 'gp3' } }]);
+    expect(lt.ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
+    expect(lt.InstanceType).toBe('t3.small');
+  });
+
+  test('the same user data and files as the single host, up to and including bootstrap.sh', () => {
+    const single = synthTemplate({ stage: 'prod', operatorCidr: OPERATOR });
+    const hostScript = script(only(single, 'AWS::EC2::Instance').resource.Properties.UserData);
+    const fleetScript = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+    const body = (s: string) => s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
+    expect(body(hostScript).length).toBeGreaterThan(500);
+    expect(body(fleetScript)).toBe(body(hostScript));
+  });
+
+  test('after bootstrap.sh: reconcile once more (a flip during the boot), complete the launch hook, wait for a healthy target, then signal the group (failure abandons the launch)', () => {
+    const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+    const asg = only(template, 'AWS::AutoScaling::AutoScalingGroup').id;
+    const tg = only(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').id;
+    const at = (needle: string) => {
+      const i = s.indexOf(needle);
+      expect(i).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    expect(at('bash /opt/bluegreen/userdata/bootstrap.sh')).toBeLessThan(at('/usr/local/bin/bluegreen-apply ||'));
+    expect(at('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(at('--lifecycle-action-result CONTINUE'));
+    expect(at('--lifecycle-action-result CONTINUE')).toBeLessThan(at(`--target-group-arn ${JSON.stringify(ref(tg))}`));
+    expect(s).toContain('[ "$state" = healthy ] ||');
+    expect(s).toMatch(new RegExp(`cfn-signal .*--resource ${asg} `));
+    expect(s).toMatch(/if \[ "\$exitCode" -ne 0 \]; then aws autoscaling complete-lifecycle-action .*--lifecycle-action-result ABANDON/);
+  });
+
+  test('the fleet role: the single host\'s statements plus completing its own launch and reading target health', () => {
+    const single = synthTemplate({ stage: 'prod', operatorCidr: OPERATOR });
+    const sids = (t: Template, prefix: string) => {
+      const [policy] = Object.entries(t.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith(prefix));
+      return (policy[1].Properties.PolicyDocument.Statement as Array<{ Sid: string }>).map((s) => s.Sid);
+    };
+    expect(sids(template, 'FleetRole')).toEqual([...sids(single, 'HostRole'), 'CompleteOwnLaunch', 'ReadOwnTargetHealth']);
+  });
+});
+
+describe('security groups', () => {
+  const groupOf = (t: Template, description: RegExp) => {
+    const found = Object.entries(t.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp(description.source) } }));
+    expect(found).toHaveLength(1);
+    return { id: found[0][0], props: found[0][1].Properties };
+  };
+
+  test('hosts: 8080 from the load balancer\'s group only, 8081-8082 from operatorCidr only', () => {
+    const host = groupOf(template, /^bluegreen prod fleet host/);
+    const lb = groupOf(template, /^bluegreen prod load balancer/);
+    expect(host.props.SecurityGroupIngress).toEqual([
+      { CidrIp: OPERATOR, Description: 'direct pool access for operators (blue 8081, green 8082)', FromPort: 8081, IpProtocol: 'tcp', ToPort: 8082 },
+    ]);
+    const ingress = Object.values(template.findResources('AWS::EC2::SecurityGroupIngress')).map((r) => r.Properties);
+    expect(ingress).toEqual([
+      expect.objectContaining({ FromPort: 8080, ToPort: 8080, GroupId: { 'Fn::GetAtt': [host.id, 'GroupId'] }, SourceSecurityGroupId: { 'Fn::GetAtt': [lb.id, 'GroupId'] } }),
+    ]);
+  });
+
+  test('load balancer: 80 from publicCidr without a certificate, nothing else in; out only to the hosts\' nginx', () => {
+    const lb = groupOf(template, /^bluegreen prod load balancer/);
+    expect(lb.props.SecurityGroupIngress).toEqual([{ CidrIp: '203.0.113.0/24', Description: 'public entry (HTTP)', FromPort: 80, IpProtocol: 'tcp', ToPort: 80 }]);
+    const egress = Object.values(template.findResources('AWS::EC2::SecurityGroupEgress')).map((r) => r.Properties);
+    expect(egress).toEqual([expect.objectContaining({ FromPort: 8080, ToPort: 8080, GroupId: { 'Fn::GetAtt': [lb.id, 'GroupId'] } })]);
+  });
+
+  test('with HTTPS: 80 and 443 from publicCidr', () => {
+    const t = synthTemplate({ ...FLEET, certificateArn: CERT, domainName: 'shop.example.com' });
+    expect(groupOf(t, /^bluegreen prod load balancer/).props.SecurityGroupIngress.map((r: { FromPort: number }) => r.FromPort)).toEqual([80, 443]);
+  });
+});
+
+describe('load balancer and target group', () => {
+  test('internet-facing across both zones, invalid headers dropped, idle timeout above nginx\'s longest wait', () => {
+    const t = synthTemplate({ ...FLEET, slowPaths: '/reports/:120s' });
+    const { Properties: p } = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer').resource;
+    expect(p.Scheme).toBe('internet-facing');
+    expect(p.Subnets).toHaveLength(2);
+    expect(p.LoadBalancerAttributes).toEqual(
+      expect.arrayContaining([
+        { Key: 'routing.http.drop_invalid_header_fields.enabled', Value: 'true' },
+        { Key: 'idle_timeout.timeout_seconds', Value: '125' },
+      ]),
+    );
+  });
+
+  test('access logs to a private, SSE-S3, TLS-only bucket kept for the log retention; ELB may write only AWSLogs/<account>/, in any region', () => {
+    const bucket = only(template, 'AWS::S3::Bucket');
+    expect(bucket.resource.Properties).toMatchObject({
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      LifecycleConfiguration: { Rules: [{ ExpirationInDays: 30, Status: 'Enabled' }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+    });
+    const lb = only(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer').resource as { Properties: Record<string, any>; DependsOn: string[] };
+    expect(lb.Properties.LoadBalancerAttributes).toEqual(
+      expect.arrayContaining([{ Key: 'access_logs.s3.enabled', Value: 'true' }, { Key: 'access_logs.s3.bucket', Value: ref(bucket.id) }]),
+    );
+    const policy = only(template, 'AWS::S3::BucketPolicy');
+    expect(lb.DependsOn).toContain(policy.id);
+    const write = policy.resource.Properties.PolicyDocument.Statement.find((st: any) => st.Sid === 'ElbWritesAccessLogs');
+    expect(write.Action).toBe('s3:PutObject');
+    expect(write.Principal.Service).toBe('logdelivery.elasticloadbalancing.amazonaws.com');
+    expect(JSON.stringify(write.Principal.AWS)).toContain('Fn::FindInMap');
+    expect(JSON.stringify(write.Resource)).toContain('/AWSLogs/');
+    // the region table: an old region names its ELB account, a new one "none" (the bucket's own account is used)
+    const [table] = Object.values(template.toJSON().Mappings) as Array<Record<string, { account: string }>>;
+    expect(table['eu-west-1'].account).toBe('156460612806');
+    expect(table['eu-south-2'].account).toBe('none');
+  });
+
+  test('target group: the hosts\' nginx port, health check GET /version through nginx expecting 200', () => {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      Port: 8080,
+      Protocol: 'HTTP',
+      TargetType: 'instance',
+      HealthCheckPath: '/version',
+      HealthCheckPort: 'traffic-port',
+      Matcher: { HttpCode: '200' },
+      HealthCheckIntervalSeconds: 10,
+      HealthyThresholdCount: 2,
+      UnhealthyThresholdCount: 2,
+    });
+  });
+
+  test('without a certificate: HTTP on 80 forwarding to the hosts, no 443', () => {
+    const { Properties: p } = only(template, 'AWS::ElasticLoadBalancingV2::Listener').resource;
+    expect(p).toMatchObject({ Port: 80, Protocol: 'HTTP', DefaultActions: [{ Type: 'forward', TargetGroupArn: ref(only(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').id) }] });
+  });
+});
+
+describe('HTTPS', () => {
+  const listeners = (t: Template) => Object.values(t.findResources('AWS::ElasticLoadBalancingV2::Listener')).map((r) => r.Properties);
+
+  test('a given certificate: 443 with it and a current TLS policy, 80 redirects to 443, public URL https://<domainName>, no record without a zone', () => {
+    const t = synthTemplate({ ...FLEET, certificateArn: CERT, domainName: 'shop.example.com' });
+    const [https, http] = [listeners(t).find((l) => l.Port === 443)!, listeners(t).find((l) => l.Port === 80)!];
+    expect(https).toMatchObject({ Protocol: 'HTTPS', Certificates: [{ CertificateArn: CERT }], SslPolicy: 'ELBSecurityPolicy-TLS13-1-2-PQ-2025-09' });
+    expect(http.DefaultActions).toEqual([{ Type: 'redirect', RedirectConfig: { Port: '443', Protocol: 'HTTPS', StatusCode: 'HTTP_301' } }]);
+    t.resourceCountIs('AWS::CertificateManager::Certificate', 0);
+    t.resourceCountIs('AWS::Route53::RecordSet', 0);
+    t.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/public-url', Value: 'https://shop.example.com' });
+  });
+
+  test('domainName + hostedZoneId: a DNS-validated certificate in that zone and an alias A record to the load balancer', () => {
+    const t = synthTemplate({ ...FLEET, domainName: 'shop.example.com', hostedZoneId: ZONE });
+    const cert = only(t, 'AWS::CertificateManager::Certificate');
+    expect(cert.resource.Properties).toMatchObject({ DomainName: 'shop.example.com', ValidationMethod: 'DNS', DomainValidationOptions: [{ DomainName: 'shop.example.com', HostedZoneId: ZONE }] });
+    expect(listeners(t).find((l) => l.Port === 443)!.Certificates).toEqual([{ CertificateArn: ref(cert.id) }]);
+    const lb = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer').id;
+    const record = only(t, 'AWS::Route53::RecordSet').resource.Properties;
+    expect(record).toMatchObject({ Name: 'shop.example.com.', Type: 'A', HostedZoneId: ZONE, AliasTarget: { HostedZoneId: { 'Fn::GetAtt': [lb, 'CanonicalHostedZoneID'] } } });
+  });
+
+  test('a given certificate with a zone: the record is created, no certificate', () => {
+    const t = synthTemplate({ ...FLEET, certificateArn: CERT, domainName: 'shop.example.com', hostedZoneId: ZONE });
+    t.resourceCountIs('AWS::CertificateManager::Certificate', 0);
+    t.resourceCountIs('AWS::Route53::RecordSet', 1);
+  });
+});
+
+describe('alarms', () => {
+  const alarm = (t: Template, name: string) => {
+    const found = Object.values(t.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: name } }));
+    expect(found).toHaveLength(1);
+    return found[0].Properties;
+  };
+  const topic = () => ref(only(template, 'AWS::SNS::Topic').id);
+
+  test('unhealthy targets: the target group\'s UnHealthyHostCount, 2 minutes, ALARM and OK to the stage alarm topic, runbook linked', () => {
+    const p = alarm(template, 'bluegreen-prod-unhealthy-hosts');
+    expect(p).toMatchObject({ MetricName: 'UnHealthyHostCount', Namespace: 'AWS/ApplicationELB', Statistic: 'Maximum', Threshold: 1, EvaluationPeriods: 2, Period: 60, TreatMissingData: 'notBreaching' });
+    expect(p.AlarmActions).toEqual([topic()]);
+    expect(p.OKActions).toEqual([topic()]);
+    expect(p.AlarmDescription).toContain('RUNBOOK.md#unhealthy-hosts');
+  });
+
+  test('in service below desired: desired - inService >= 1 for 15 minutes, to the topic', () => {
+    const p = alarm(template, 'bluegreen-prod-hosts-below-desired');
+    expect(p.Metrics[0]).toMatchObject({ Expression: 'desired - inService', ReturnData: true });
+    expect(p.Metrics.slice(1).map((m: any) => m.MetricStat.Metric.MetricName).sort()).toEqual(['GroupDesiredCapacity', 'GroupInServiceInstances']);
+    expect(p).toMatchObject({ Threshold: 1, EvaluationPeriods: 15, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+    expect(p.AlarmActions).toEqual([topic()]);
+    expect(p.AlarmDescription).toContain('RUNBOOK.md#fewer-hosts-in-service-than-desired');
+  });
+
+  test('the topic lets exactly the stage\'s five alarms publish', () => {
+    const policy = only(template, 'AWS::SNS::TopicPolicy').resource.Properties.PolicyDocument.Statement.find((s: any) => s.Sid === 'CloudWatchAlarmsPublish');
+    expect(policy.Condition.ArnEquals['aws:SourceArn']).toHaveLength(5);
+  });
+});
+
+test('the stage dashboard gets a fleet row: hosts in service against desired, target health, the load balancer\'s requests, errors and response time', () => {
+  const body = JSON.stringify(only(template, 'AWS::CloudWatch::Dashboard').resource.Properties.DashboardBody);
+  for (const words of ['Fleet hosts', 'GroupInServiceInstances', 'HealthyHostCount', 'UnHealthyHostCount', 'HTTPCode_ELB_5XX_Count', 'HTTPCode_Target_5XX_Count', 'TargetResponseTime']) expect(body).toContain(words);
+  expect(JSON.stringify(only(synthTemplate({ stage: 'prod' }), 'AWS::CloudWatch::Dashboard').resource.Properties.DashboardBody)).not.toContain('Fleet hosts');
+});
+
+describe('the fleet alarms in Slack', () => {
+  test('each is a pipeline alarm: its own title and a Runbook button to its RUNBOOK.md section', () => {
+    for (const [name, anchor, words] of [
+      ['bluegreen-prod-unhealthy-hosts', 'unhealthy-hosts', /fails the load balancer health check/],
+      ['bluegreen-prod-hosts-below-desired', 'fewer-hosts-in-service-than-desired', /fewer fleet hosts in service than desired/],
+    ] as const) {
+      const message = alarmSlackMessage(
+        { messageId: 'm-1', alarmName: name, state: 'ALARM', previousState: 'OK', reason: 'Threshold Crossed', at: Date.UTC(2026, 10, 23) },
+        { stage: 'prod', runbookUrl: 'https://wiki.example.com/RUNBOOK.md' },
+      ) as { attachments: Array<{ blocks: Array<{ type: string; text?: { text: string }; elements?: Array<{ text: { text: string }; url: string }> }> }> };
+      const blocks = message.attachments[0].blocks;
+      expect(blocks[0].text!.text).toMatch(words);
+      expect(blocks.find((b) => b.type === 'actions')!.elements!.find((e) => e.text.text === 'Runbook')!.url).toBe(`https://wiki.example.com/RUNBOOK.md#${anchor}`);
+    }
+  });
+});
