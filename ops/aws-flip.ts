@@ -55,7 +55,7 @@ interface HostsView {
 /** What Run Command reports for the newest command sent to the stage's hosts since the write. */
 async function hostsView(ssm: SSMClient, stage: string, since: Date): Promise<HostsView> {
   try {
-    const command = await latestStageCommand(ssm, stage, since);
+    const command = await latestStageCommand(ssm, stage, since, true);
     if (!command) return {};
     return { hosts: await commandInvocations(ssm, command.commandId) };
   } catch (err) {

@@ -15,6 +15,12 @@ export function stageTarget(stage: string): { Key: string; Values: string[] } {
   return { Key: `tag:${STAGE_TAG_KEY}`, Values: [stage] };
 }
 
+/** The comment on the Run Commands this CLI sends itself (the pool-switch rule's carry none). */
+export function cliCommandComment(stage: string, what: string): string {
+  return `${cliCommentPrefix(stage)}${what}`.slice(0, 100);
+}
+const cliCommentPrefix = (stage: string) => `bluegreen ${stage}: `;
+
 /** Invocation statuses that will not change any more. */
 export const FINAL_STATUSES: ReadonlySet<string> = new Set([
   'Success',
@@ -81,8 +87,10 @@ function targetsStage(command: Command, stage: string): boolean {
 /**
  * The newest bluegreen-apply command sent to the stage's hosts (by the stage tag) at or after
  * `since`: after a flip, the one the pool-switch rule sent for it. Undefined when none is seen yet.
+ * `ruleOnly`: skip the commands this CLI sent itself (a release's deploy or canary share), which
+ * can fall inside the clock-skew margin of a promotion's flip.
  */
-export async function latestStageCommand(ssm: SSMClient, stage: string, since: Date): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
+export async function latestStageCommand(ssm: SSMClient, stage: string, since: Date, ruleOnly = false): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
   let latest: Command | undefined;
   let NextToken: string | undefined;
   // ListCommands lists the whole account's commands: a busy account's day can hold thousands.
@@ -99,6 +107,7 @@ export async function latestStageCommand(ssm: SSMClient, stage: string, since: D
     );
     for (const c of page?.Commands ?? []) {
       if (!c.CommandId || !targetsStage(c, stage)) continue;
+      if (ruleOnly && (c.Comment ?? '').startsWith(cliCommentPrefix(stage))) continue;
       if (!latest || (c.RequestedDateTime?.getTime() ?? 0) > (latest.RequestedDateTime?.getTime() ?? 0)) latest = c;
     }
     NextToken = page?.NextToken;

@@ -3,7 +3,7 @@
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { STAGE_TAG_KEY } from '../../lib/pool-host';
 import { DEPLOY_RATE, RunRate } from './rate';
-import { commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
+import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
 
 export type { RunRate } from './rate';
 export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';
@@ -92,7 +92,7 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
       DocumentName: 'AWS-RunShellScript',
       Targets: [stageTarget(o.stage)],
       Parameters: { commands: [command], executionTimeout: [String(executionSeconds)] },
-      Comment: `bluegreen ${o.stage}: release deploy (${command})`.slice(0, 100),
+      Comment: cliCommandComment(o.stage, `release deploy (${command})`),
       TimeoutSeconds: deliverySeconds,
       MaxConcurrency: rate.maxConcurrency,
       MaxErrors: rate.maxErrors,

@@ -201,6 +201,21 @@ describe('flipOnAws', () => {
       expect(ssmMock.commandCalls(ListCommandInvocationsCommand)).toHaveLength(1);
     });
 
+    test("the CLI's own commands (a release's canary share just before the promotion) are not taken for the rule's", async () => {
+      served = ['green'];
+      const at = new Date();
+      ssmMock.on(ListCommandsCommand).resolves({
+        Commands: [
+          { ...switchCommand, CommandId: 'c-switch', RequestedDateTime: new Date(at.getTime() - 1000) },
+          { ...switchCommand, CommandId: 'c-canary', RequestedDateTime: at, Comment: 'bluegreen p: release deploy (/usr/local/bin/bluegreen-apply)' },
+        ],
+      });
+      ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-switch' }).resolves(invocations({ 'i-1': 'Success' }));
+      ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-canary' }).resolves(invocations({ 'i-1': 'Failed' }));
+      expect((await flipOnAws(base())).ok).toBe(true);
+      expect(ssmMock.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId)).toEqual(['c-switch']);
+    });
+
     test('--answers bounds the requests of one round', async () => {
       served = ['green'];
       ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success' }));
