@@ -108,6 +108,9 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
   return endpoint.healthy ? 0 : 1;
 }
 
+/** An SDK error in one line (a deserialization error carries a second one). */
+const firstLine = (err: Error) => err.message.split('\n')[0];
+
 /** How far back status looks for the last bluegreen-apply Run Command on the stage's hosts. */
 const LAST_COMMAND_LOOKBACK_MS = 24 * 3600_000;
 
@@ -120,11 +123,11 @@ const LAST_COMMAND_LOOKBACK_MS = 24 * 3600_000;
 async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | undefined, now: number): Promise<Array<[string, string]>> {
   const problems: string[] = [];
   const known = await stageHosts(ssm, stage).catch((err: Error) => {
-    problems.push(`agents not readable: ${err.message}`);
+    problems.push(`agents not readable: ${firstLine(err)}`);
     return [] as StageHost[];
   });
   const command = await latestStageCommand(ssm, stage, new Date(now - LAST_COMMAND_LOOKBACK_MS)).catch((err: Error) => {
-    problems.push(`Run Command not readable: ${err.message}`);
+    problems.push(`Run Command not readable: ${firstLine(err)}`);
     return undefined;
   });
   const invocations = command ? await commandInvocations(ssm, command.commandId).catch(() => []) : [];
