@@ -1,10 +1,14 @@
 // The AWS-side operator commands of the one CLI: flip / maintenance / status (with --stage), insights.
-import { PutParameterCommand } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { parseRecord, ReleaseRecord } from '../lambda/alert/release-record';
+import { STAGE_TAG_KEY } from '../lib/pool-host';
+import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './fleet';
+import { parseStepLines } from './release/run-command';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
 import { ConfigError, parsePool } from '../local/defaults';
 import { describeEndpoint, printRows } from '../local/commands';
-import { flipOnAws } from './aws-flip';
+import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights';
 
@@ -21,19 +25,24 @@ function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: s
 }
 
 
-export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS]
-  Writes /bluegreen/<stage>/active-pool, then waits until the public endpoint answers from the new
-  pool (the host applies the change through Run Command). Exit 0 confirmed, 1 not confirmed, 2 bad input.
+export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS] [--answers N]
+  Writes /bluegreen/<stage>/active-pool, then waits until every host of the stage applied it (the
+  pool-switch rule's Run Command ended Success on each) and the public URL answers from the new pool
+  N times in a row (--answers, default ${DEFAULT_CONFIRM_ANSWERS}, at most ${MAX_CONFIRM_ANSWERS}; through a load balancer each answer
+  may come from another host). Exit 0 confirmed, 1 not confirmed (the hosts and answers say why),
+  2 bad input.
   Without --stage (and $BLUEGREEN_STAGE), flips the local stack instead.
 ${AWS_HELP}`;
 
 export async function awsFlipCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
-  const { values, positionals } = parse(args, { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' } });
+  const { values, positionals } = parse(args, { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' }, answers: { type: 'string' } });
   const pool = parsePool(positionals[0], 'pool');
   const timeoutS = Number(values.timeout ?? 120);
   if (!(timeoutS > 0 && timeoutS <= 900)) throw new ConfigError(`--timeout must be 1-900 seconds, got "${values.timeout}"`);
+  const answers = Number(values.answers ?? DEFAULT_CONFIRM_ANSWERS);
+  if (!(Number.isInteger(answers) && answers >= 1 && answers <= MAX_CONFIRM_ANSWERS)) throw new ConfigError(`--answers must be a whole number 1-${MAX_CONFIRM_ANSWERS}, got "${values.answers}"`);
   const target = awsTarget(values, env);
-  const outcome = await flipOnAws({ ssm: target.ssm, params: target.params, pool, wait: !values['no-wait'], timeoutMs: timeoutS * 1000, pollMs: 2000, out });
+  const outcome = await flipOnAws({ ssm: target.ssm, stage: target.stage, params: target.params, pool, wait: !values['no-wait'], timeoutMs: timeoutS * 1000, pollMs: 2000, answers, out });
   if (!outcome.ok) out(`flip not confirmed: ${outcome.reason}`);
   return outcome.ok ? 0 : 1;
 }
@@ -54,8 +63,10 @@ export async function awsMaintenanceCommand(args: string[], env: NodeJS.ProcessE
 }
 
 export const STATUS_USAGE = `usage: bluegreen status [--stage S]
-  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, the host, what the public
-  endpoint answers now, the last alerts.
+  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, what the public endpoint (the
+  host, or the load balancer of a fleet) answers now, the last alerts, the last release, and each
+  host of the stage (tagged ${STAGE_TAG_KEY}=<stage>): its SSM agent, how the last bluegreen-apply Run
+  Command ended there and the active pool it reported, its gate in the last release.
   Without: the local stack (npm start, found through $BLUEGREEN_STATE_DIR or .bluegreen/local): the
   active pool, the canary share, each pool's release and health on its own port, maintenance, the
   last release, the log paths, what the public entry answers now.
@@ -66,8 +77,8 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
-  const [active, maintenance, url, instance, stateText] = await Promise.all(
-    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState].map((n) => getParameter(ssm, n)),
+  const [active, maintenance, url, instance, stateText, recordText] = await Promise.all(
+    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState, params.release].map((n) => getParameter(ssm, n)),
   );
   if (active === undefined) {
     out(`stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`);
@@ -78,7 +89,8 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
     ['stage', target.stage],
     ['active pool', active],
     ['maintenance', maintenance ?? '(parameter missing)'],
-    ['host', instance ?? '?'],
+    // Single-host mode names its host; a fleet has none (its hosts are listed below).
+    ['host', instance ?? 'none named (a fleet: see hosts)'],
     ['public URL', url ?? '?'],
     ['endpoint now', endpoint.text],
   ];
@@ -89,8 +101,65 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
     // a hand-edited state: show none rather than fail
   }
   rows.push(['last alerts', last.length ? last.slice(0, 5).map(([k, at]) => `${k} at ${new Date(at).toISOString()}`).join('; ') : 'none posted']);
+  const record = parseRecord(recordText);
+  rows.push(['last release', record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none']);
+  rows.push(...(await hostRows(ssm, target.stage, record, Date.now())));
   printRows(rows, out);
   return endpoint.healthy ? 0 : 1;
+}
+
+/** An SDK error in one line (a deserialization error carries a second one). */
+const firstLine = (err: Error) => err.message.split('\n')[0];
+
+/** How far back status looks for the last bluegreen-apply Run Command on the stage's hosts. */
+const LAST_COMMAND_LOOKBACK_MS = 24 * 3600_000;
+
+/**
+ * The stage's hosts, one row each: the SSM agent's ping, how the last bluegreen-apply Run Command
+ * ended there (and the active pool it reported), the host's gate in the last release. Hosts come
+ * from SSM (managed instances with the stage tag) and from that command's invocations; what SSM
+ * refuses to show is said in the row, never fatal.
+ */
+async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | undefined, now: number): Promise<Array<[string, string]>> {
+  const problems: string[] = [];
+  const known = await stageHosts(ssm, stage).catch((err: Error) => {
+    problems.push(`agents not readable: ${firstLine(err)}`);
+    return [] as StageHost[];
+  });
+  const command = await latestStageCommand(ssm, stage, new Date(now - LAST_COMMAND_LOOKBACK_MS)).catch((err: Error) => {
+    problems.push(`Run Command not readable: ${firstLine(err)}`);
+    return undefined;
+  });
+  const invocations = command ? await commandInvocations(ssm, command.commandId).catch(() => []) : [];
+  const gates = new Map((record ? hostGates(record.steps) : []).map((g) => [g.host, g]));
+  const ids = [...new Set([...known.map((h) => h.host), ...invocations.map((i) => i.host)])].sort();
+  const online = known.filter((h) => h.ping === 'Online').length;
+  const rows: Array<[string, string]> = [
+    [
+      'hosts',
+      `${ids.length} tagged ${STAGE_TAG_KEY}=${stage} (${online} online)` +
+        (command ? `; last bluegreen-apply Run Command ${command.commandId}${command.requestedAt ? ` at ${command.requestedAt.toISOString()}` : ''}` : '; no bluegreen-apply Run Command in 24 h') +
+        (problems.length ? `; ${problems.join('; ')}` : ''),
+    ],
+  ];
+  for (const id of ids) {
+    const agent = known.find((h) => h.host === id);
+    const inv = invocations.find((i) => i.host === id);
+    const parts = [agent ? `agent ${agent.ping}` : 'agent not listed'];
+    if (inv) {
+      let active = '';
+      if (command && inv.status === 'Success') {
+        const res = await ssm.send(new GetCommandInvocationCommand({ CommandId: command.commandId, InstanceId: id })).catch(() => undefined);
+        const step = parseStepLines(res?.StandardOutputContent ?? '', id).find((s) => s.step === 'active');
+        if (step) active = `, active ${step.pool}`;
+      }
+      parts.push(`last apply ${inv.status}${active}`);
+    } else if (command) parts.push('not in the last apply');
+    const gate = gates.get(id);
+    if (gate && record) parts.push(`release ${record.release}: ${gate.ok ? 'gate ok' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`);
+    rows.push([`  ${id}`, parts.join('; ')]);
+  }
+  return rows;
 }
 
 export const INSIGHTS_USAGE = `usage: bluegreen insights <query> [--since 1h] [--stage S]

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { POOL_STATE_PATTERNS } from '../../lib/config';
 import { ConfigError, parsePool, Pool } from '../../local/defaults';
 import type { ReleaseStrategy } from '../../lambda/alert/release-record';
+import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from './rate';
 
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -31,11 +32,13 @@ export interface ReleaseOptions {
   promote: boolean;
   /** Seconds to wait for the pool agent(s) to report a deploy. */
   deployTimeoutSeconds: number;
+  /** Run Command's rate control for the deploy on the stage's hosts (AWS; ignored locally). @default DEPLOY_RATE */
+  deployRate?: RunRate;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
-                         [--bake 2m] [--no-promote] [--stage S]
+                         [--bake 2m] [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
   Ships release ID to the idle pool while the active pool keeps serving, then:
     deploy    the pool agent restarts (locally) or recreates (AWS) the idle pool only, waits for its
               /healthz and smoke-tests /version on the pool's own port (it must answer ID)
@@ -55,14 +58,20 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --bake D              watch after promotion (default ${DEFAULT_BAKE_SECONDS / 60}m); D like 30s, 2m, 1h
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
   --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
-                        take two container recreations of up to 2 min each, plus a wait for the lock)
+                        take two container recreations of up to 2 min each, plus a wait for the lock);
+                        on a fleet: per host, and the longest wait with no host finishing
+  --max-concurrency N   hosts deployed at a time: a count or a percentage (default ${DEPLOY_RATE.maxConcurrency}: half the
+                        fleet, at least one host; the idle pool is every host's backup)
+  --max-errors N        failed hosts after which no further host starts the deploy (default ${DEPLOY_RATE.maxErrors}: the
+                        first failure stops it). Any failed host fails the release; nothing is promoted
   One release at a time: naming the active pool or starting while a release is in progress is bad input.
   Exit 0 promoted (or deployed with --no-promote), 1 failed gate or rolled back (reason and runbook
   section printed), 2 bad input (nothing changed).
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
 
 export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
-  The releases, newest first: id, pool, release, strategy, outcome, duration, reason.
+  The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
+  also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
   Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
 
 /** 30s, 2m, 1h, 90 (seconds), 1m30s → seconds. Throws naming the flag. */
@@ -120,6 +129,8 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         bake: { type: 'string' },
         'no-promote': { type: 'boolean' },
         'deploy-timeout': { type: 'string' },
+        'max-concurrency': { type: 'string' },
+        'max-errors': { type: 'string' },
       },
     });
   } catch (err) {
@@ -149,6 +160,10 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   const canarySeconds = v['canary-duration'] === undefined ? DEFAULT_CANARY_SECONDS : parseDuration(v['canary-duration'], '--canary-duration');
   const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
   const deployTimeoutSeconds = v['deploy-timeout'] === undefined ? DEFAULT_DEPLOY_TIMEOUT_SECONDS : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  const maxConcurrency = v['max-concurrency'] ?? DEPLOY_RATE.maxConcurrency;
+  if (!MAX_CONCURRENCY_PATTERN.test(maxConcurrency)) throw new ConfigError(`--max-concurrency must be a number of hosts (1, 2, ...) or a percentage (1%-100%), got "${maxConcurrency}"`);
+  const maxErrors = v['max-errors'] ?? DEPLOY_RATE.maxErrors;
+  if (!MAX_ERRORS_PATTERN.test(maxErrors)) throw new ConfigError(`--max-errors must be a number of hosts (0, 1, ...) or a percentage (0%-100%), got "${maxErrors}"`);
   return {
     options: {
       release: v.release,
@@ -161,6 +176,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       bakeSeconds,
       promote: !v['no-promote'],
       deployTimeoutSeconds,
+      deployRate: { maxConcurrency, maxErrors },
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };

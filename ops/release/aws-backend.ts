@@ -6,9 +6,10 @@ import type { Pool } from '../../local/defaults';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
 import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
 import { flipOnAws } from '../aws-flip';
+import { hostStepDetail, NOT_RUN } from '../fleet';
 import { getParameter } from '../aws-target';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
-import { runApplyOnStageHosts, RunOnHostsResult } from './run-command';
+import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult, RunRate } from './run-command';
 
 export interface AwsBackendOptions {
   ssm: SSMClient;
@@ -24,7 +25,32 @@ export interface AwsBackendOptions {
    * How bluegreen-apply is run on the stage's hosts. Default: Run Command. The Docker Engine harness
    * runs the real script against the real Compose set instead (Run Command cannot reach it).
    */
-  runApply?: (args: string[], timeoutMs: number) => Promise<RunOnHostsResult>;
+  runApply?: (args: string[], timeoutMs: number, rate: RunRate) => Promise<RunOnHostsResult>;
+  /** Answers in a row from the new pool through the public URL that confirm a promotion's flip. */
+  confirmAnswers?: number;
+}
+
+/** One host's gate result in a line: the failed step and its detail, or Run Command's status. */
+function hostFailure(h: HostResult): string {
+  const failedStep = h.steps.find((s) => !s.ok);
+  if (failedStep) return `${h.host}: step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}`;
+  return `${h.host}: ${h.status === NOT_RUN ? 'not run' : `Run Command ${h.status}`}${h.error ? ` (${h.error})` : ''}`;
+}
+
+/**
+ * Why a deploy on the stage's hosts failed, naming every host that did not pass (undefined: all
+ * passed). A host that never ran it (Run Command stopped after the first failure) is named apart:
+ * it still runs what it ran before.
+ */
+export function deployFailure(result: RunOnHostsResult): string | undefined {
+  const failed = result.hosts.filter((h) => !h.ok && h.status !== NOT_RUN);
+  const notRun = result.hosts.filter((h) => h.status === NOT_RUN);
+  const parts = failed.map(hostFailure);
+  if (notRun.length) parts.push(`not run on ${notRun.map((h) => h.host).join(', ')} (Run Command stopped after the failure)`);
+  if (result.problem) parts.unshift(result.problem);
+  if (parts.length === 0) return result.hosts.length ? undefined : 'no host reported';
+  const count = result.hosts.length > 1 ? ` [${failed.length} of ${result.hosts.length} hosts failed]` : '';
+  return `${parts.join('; ')}${count}`;
 }
 
 export class AwsReleaseBackend implements ReleaseBackend {
@@ -103,25 +129,21 @@ export class AwsReleaseBackend implements ReleaseBackend {
     await this.put(names.release, desired.release);
   }
 
-  private runApply(args: string[], timeoutMs: number): Promise<RunOnHostsResult> {
-    if (this.o.runApply) return this.o.runApply(args, timeoutMs);
-    return runApplyOnStageHosts({ ssm: this.o.ssm, stage: this.o.stage, args, timeoutMs, pollMs: this.o.pollMs ?? 2000, out: this.o.out, sleep: this.o.sleep, now: this.o.now });
+  private runApply(args: string[], timeoutMs: number, rate: RunRate): Promise<RunOnHostsResult> {
+    if (this.o.runApply) return this.o.runApply(args, timeoutMs, rate);
+    return runApplyOnStageHosts({ ssm: this.o.ssm, stage: this.o.stage, args, timeoutMs, rate, pollMs: this.o.pollMs ?? 2000, out: this.o.out, sleep: this.o.sleep, now: this.o.now });
   }
 
   async deploy(_pool: Pool, options: DeployOptions): Promise<DeployReport> {
     // --retry: an explicit deploy tries again a desired state that failed before.
-    const result = await this.runApply(['--retry'], options.timeoutMs);
+    const result = await this.runApply(['--retry'], options.timeoutMs, options.rate ?? DEPLOY_RATE);
     const at = new Date((this.o.now ?? Date.now)()).toISOString();
     const steps = result.hosts.flatMap((h) => [
       ...h.steps.map((s) => ({ at, step: s.step, ok: s.ok, host: h.host, ...(s.detail ? { detail: `${s.pool}: ${s.detail}` } : { detail: s.pool }) })),
-      { at, step: 'host', ok: h.ok, host: h.host, detail: `Run Command ${h.status}${h.error ? `: ${h.error}` : ''}` },
+      { at, step: 'host', ok: h.ok, host: h.host, detail: hostStepDetail(h.status, h.error) },
     ]);
-    const failedHost = result.hosts.find((h) => !h.ok);
-    const failedStep = failedHost?.steps.find((s) => !s.ok);
-    const reason =
-      result.problem ??
-      (failedHost ? `${failedHost.host}: ${failedStep ? `step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}` : `Run Command ${failedHost.status}${failedHost.error ? ` (${failedHost.error})` : ''}`}` : undefined);
-    return { ok: !reason && result.hosts.length > 0, steps, ...(reason ? { reason } : {}) };
+    const reason = deployFailure(result);
+    return { ok: !reason, steps, ...(reason ? { reason } : {}) };
   }
 
   async canaryPercent(): Promise<number> {
@@ -132,8 +154,8 @@ export class AwsReleaseBackend implements ReleaseBackend {
     await this.put(this.params.canaryPercent, String(percent));
     // Applied by the hosts at once (not left to the event or the timer), so the share is in force
     // before the CLI starts counting the canary's time.
-    const result = await this.runApply([], 120_000);
-    const failed = result.problem ?? result.hosts.filter((h) => !h.ok).map((h) => `${h.host} ${h.status}`).join(', ');
+    const result = await this.runApply([], 120_000, EVERY_HOST_RATE);
+    const failed = deployFailure(result);
     if (failed) throw new Error(`canary ${percent}% not applied on every host: ${failed}`);
   }
 
@@ -141,7 +163,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
     const lines: string[] = [];
     const outcome = await flipOnAws({
       ssm: this.o.ssm,
+      stage: this.o.stage,
       params: this.params,
+      ...(this.o.confirmAnswers ? { answers: this.o.confirmAnswers } : {}),
       pool,
       wait: true,
       timeoutMs: this.o.flipTimeoutMs ?? 120_000,

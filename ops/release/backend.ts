@@ -3,6 +3,7 @@
 // flow and the rules; a backend only reads and writes state and asks the pool agent to act.
 import type { Pool } from '../../local/defaults';
 import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
+import type { RunRate } from './run-command';
 
 /** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
 export interface DeployReport {
@@ -23,8 +24,10 @@ export interface FlipResult {
 export interface DeployOptions {
   /** The release id asking for it (the record id, or `<id>:restore`): agents echo it back. */
   requestId: string;
-  /** How long to wait for the agent(s) to report. */
+  /** How long to wait for the agent(s) to report (on AWS: per host, and without any host finishing). */
   timeoutMs: number;
+  /** How many hosts at a time and how many failures stop it (AWS Run Command); ignored locally. */
+  rate?: RunRate;
 }
 
 /**

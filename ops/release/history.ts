@@ -1,5 +1,6 @@
 // `bluegreen history`: the record versions folded into one row per release, newest first.
 import { isFinal, ReleaseRecord } from '../../lambda/alert/release-record';
+import { hostGates, summarizeHostGates } from '../fleet';
 import { isStale } from './orchestrator';
 
 export interface HistoryRow {
@@ -9,6 +10,8 @@ export interface HistoryRow {
   strategy: string;
   outcome: string;
   duration: string;
+  /** Each host's gate (AWS): "3/3 ok", "1/3 ok; failed i-2; not run i-3"; '' locally. */
+  hosts: string;
   reason: string;
 }
 
@@ -40,6 +43,7 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
       strategy: r.strategy === 'canary' ? `canary ${r.canaryPercent}%` : r.strategy,
       outcome,
       duration: formatDuration(end - start) + (r.finishedAt ? '' : '+'),
+      hosts: summarizeHostGates(hostGates(r.steps)),
       reason: r.reason ?? '',
     };
   });
@@ -47,8 +51,10 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
 
 export function formatHistory(rows: readonly HistoryRow[]): string {
   if (rows.length === 0) return 'no releases yet';
-  const header: HistoryRow = { id: 'ID', pool: 'POOL', release: 'RELEASE', strategy: 'STRATEGY', outcome: 'OUTCOME', duration: 'DURATION', reason: 'REASON' };
-  const cols = ['id', 'pool', 'release', 'strategy', 'outcome', 'duration'] as const;
+  const header: HistoryRow = { id: 'ID', pool: 'POOL', release: 'RELEASE', strategy: 'STRATEGY', outcome: 'OUTCOME', duration: 'DURATION', hosts: 'HOSTS', reason: 'REASON' };
+  // The hosts column only where a record names hosts (a deployed stage): local history stays as it was.
+  const withHosts = rows.some((r) => r.hosts !== '');
+  const cols = ['id', 'pool', 'release', 'strategy', 'outcome', 'duration', ...(withHosts ? (['hosts'] as const) : [])] as const;
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))])) as Record<(typeof cols)[number], number>;
   return [header, ...rows].map((r) => [...cols.map((c) => r[c].padEnd(width[c])), r.reason].join('  ').trimEnd()).join('\n');
 }

@@ -6,7 +6,9 @@ import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
 import { DesiredPool, isFinal, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
+import { hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
+import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
 
 type Out = (line: string) => void;
 
@@ -65,6 +67,21 @@ export function releaseRecordId(at: number, pool: Pool, release: string): string
 const clock = (at: number) => new Date(at).toISOString().slice(11, 23) + 'Z';
 
 const CANCELLED = 'cancelled by the operator before promotion';
+
+/**
+ * The per-host outcome of a deploy on a stage (the backend's `host` steps, one per host Run Command
+ * listed); undefined when the backend reports no hosts (local mode).
+ */
+export function hostGate(report: DeployReport): { total: number; passed: string[]; failed: string[]; notRun: string[] } | undefined {
+  const gates = hostGates(report.steps);
+  if (gates.length === 0) return undefined;
+  return {
+    total: gates.length,
+    passed: gates.filter((g) => g.ok).map((g) => g.host),
+    failed: gates.filter((g) => !g.ok && !g.notRun).map((g) => g.host),
+    notRun: gates.filter((g) => g.notRun).map((g) => g.host),
+  };
+}
 
 /** Thrown inside the flow for an operator mistake: exit 2, nothing changed. */
 class BadInput extends Error {}
@@ -176,7 +193,9 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     try {
       await backend.setDesiredPool(pool, previous);
       say(`restore ${pool} to its previous release ${previous.release}`);
-      const report = await deployWithProgress(`${record.id}:restore`, `restoring ${pool}`);
+      // Every host, whatever fails: each one goes back to the release it ran (hosts the deploy never
+      // reached are already there; the agent finds nothing to do).
+      const report = await deployWithProgress(`${record.id}:restore`, `restoring ${pool}`, EVERY_HOST_RATE);
       printSteps(report);
       say(report.ok ? `restored: ${pool} runs ${previous.release} again` : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`);
     } catch (err) {
@@ -184,11 +203,11 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     }
   };
 
-  const deployWithProgress = async (requestId: string, what: string): Promise<DeployReport> => {
+  const deployWithProgress = async (requestId: string, what: string, rate: RunRate): Promise<DeployReport> => {
     const began = o.now();
     const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
     try {
-      return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000 });
+      return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000, rate });
     } finally {
       if (ticker) clearInterval(ticker);
     }
@@ -216,16 +235,19 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   let report: DeployReport;
   try {
     await backend.setDesiredPool(pool, desired);
-    report = await deployWithProgress(record.id, `deploying ${options.release} to ${pool}`);
+    report = await deployWithProgress(record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
   } catch (err) {
     report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
   }
   printSteps(report);
+  const gate = hostGate(report);
+  if (gate) say(`hosts: ${gate.passed.length} of ${gate.total} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}`);
   record = { ...record, steps: [...record.steps, ...report.steps] };
+  // One host failing is the release failing: nothing is promoted anywhere.
   if (!report.ok) return failed(`gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
   if (o.signal?.aborted) return failed(CANCELLED, true);
-  say(`gate passed: ${pool} is healthy and answers ${options.release}`);
-  await save({ state: 'verifying' }, { step: 'gate', ok: true });
+  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${gate.total === 1 ? 'the host' : `all ${gate.total} hosts`}` : ''}`);
+  await save({ state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${gate.total} hosts` } : {}) });
 
   if (!options.promote) {
     await save({ state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });

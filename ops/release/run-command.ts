@@ -1,7 +1,12 @@
 // Runs the host agent (bluegreen-apply) on every host of a stage through SSM Run Command and reads
 // back what each host reported, step by step: the per-host, per-step result of a release's deploy.
-import { GetCommandInvocationCommand, ListCommandInvocationsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { STAGE_TAG_KEY } from '../../lib/pool-host';
+import { DEPLOY_RATE, RunRate } from './rate';
+import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
+
+export type { RunRate } from './rate';
+export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';
 
 export const APPLY_COMMAND = '/usr/local/bin/bluegreen-apply';
 
@@ -36,15 +41,28 @@ export function parseStepLines(output: string, host: string): HostStep[] {
   return steps;
 }
 
-const FINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled', 'Undeliverable', 'Terminated', 'DeliveryTimedOut', 'ExecutionTimedOut', 'Rejected']);
+/** How many rounds Run Command needs at this concurrency (a percentage; unknown for a host count). */
+function rounds(rate: RunRate): number | undefined {
+  const m = /^(\d+)%$/.exec(rate.maxConcurrency);
+  return m ? Math.ceil(100 / Number(m[1])) : undefined;
+}
+
+/** SendCommand's TimeoutSeconds upper bound (two days). */
+const MAX_DELIVERY_SECONDS = 172_800;
 
 export interface RunOnHostsOptions {
   ssm: SSMClient;
   stage: string;
   /** Arguments after bluegreen-apply, e.g. ['--retry']. */
   args?: string[];
+  /**
+   * How long one host may take (its execution timeout), and how long the CLI waits without any host
+   * finishing before it gives up (hosts run in rounds at a concurrency below 100%).
+   */
   timeoutMs: number;
   pollMs: number;
+  /** @default DEPLOY_RATE */
+  rate?: RunRate;
   /** How long to wait for Run Command to list at least one target before giving up. */
   noHostsAfterMs?: number;
   out?: (line: string) => void;
@@ -62,36 +80,54 @@ export interface RunOnHostsResult {
 export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnHostsResult> {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const rate = o.rate ?? DEPLOY_RATE;
   const command = [APPLY_COMMAND, ...(o.args ?? [])].join(' ');
+  const executionSeconds = Math.ceil(o.timeoutMs / 1000);
+  // Hosts of a later round start only when a slot frees up: the delivery timeout (counted from the
+  // send) must cover the rounds before them.
+  const n = rounds(rate);
+  const deliverySeconds = n === undefined ? MAX_DELIVERY_SECONDS : Math.min(MAX_DELIVERY_SECONDS, Math.max(30, executionSeconds * n));
   const sent = await o.ssm.send(
     new SendCommandCommand({
       DocumentName: 'AWS-RunShellScript',
-      Targets: [{ Key: `tag:${STAGE_TAG_KEY}`, Values: [o.stage] }],
-      Parameters: { commands: [command], executionTimeout: [String(Math.ceil(o.timeoutMs / 1000))] },
-      Comment: `bluegreen ${o.stage}: release deploy (${command})`.slice(0, 100),
-      TimeoutSeconds: Math.max(30, Math.ceil(o.timeoutMs / 1000)),
+      Targets: [stageTarget(o.stage)],
+      Parameters: { commands: [command], executionTimeout: [String(executionSeconds)] },
+      Comment: cliCommandComment(o.stage, `release deploy (${command})`),
+      TimeoutSeconds: deliverySeconds,
+      MaxConcurrency: rate.maxConcurrency,
+      MaxErrors: rate.maxErrors,
     }),
   );
   const commandId = sent.Command?.CommandId;
   if (!commandId) throw new Error('SendCommand returned no command id');
-  o.out?.(`Run Command ${commandId}: ${command} on the hosts tagged ${STAGE_TAG_KEY}=${o.stage}`);
+  o.out?.(`Run Command ${commandId}: ${command} on the hosts tagged ${STAGE_TAG_KEY}=${o.stage} (${rate.maxConcurrency} at a time, stop after ${rate.maxErrors} errors)`);
 
   const started = now();
+  let lastProgress = started;
+  let finished = 0;
   let statuses = new Map<string, string>();
   let lastShown = '';
   for (;;) {
-    const listed = await o.ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId }));
-    statuses = new Map((listed.CommandInvocations ?? []).filter((i) => i.InstanceId).map((i) => [i.InstanceId!, String(i.Status ?? 'Pending')]));
-    const done = statuses.size > 0 && [...statuses.values()].every((s) => FINAL.has(s));
-    if (done) break;
+    const listed = await commandInvocations(o.ssm, commandId);
+    statuses = new Map(listed.map((i) => [i.host, i.status]));
+    const finals = [...statuses.values()].filter((s) => FINAL_STATUSES.has(s)).length;
+    if (statuses.size > 0 && finals === statuses.size) break;
+    // MaxErrors reached: the command is final and hosts not started yet never will be.
+    if (statuses.size > 0 && finals > 0 && (await finalCommandStatus(o.ssm, commandId))) {
+      return { commandId, hosts: await collect(o.ssm, commandId, statuses, true) };
+    }
+    if (finals > finished) {
+      finished = finals;
+      lastProgress = now();
+    }
     const waited = now() - started;
     if (statuses.size === 0 && waited >= (o.noHostsAfterMs ?? 60_000)) {
       return { commandId, hosts: [], problem: `no host tagged ${STAGE_TAG_KEY}=${o.stage} picked the command up in ${Math.round(waited / 1000)} s (is the SSM agent online?)` };
     }
-    if (waited >= o.timeoutMs) {
-      return { commandId, hosts: await collect(o.ssm, commandId, statuses), problem: `the hosts did not finish within ${Math.round(o.timeoutMs / 1000)} s` };
+    if (now() - lastProgress >= o.timeoutMs) {
+      return { commandId, hosts: await collect(o.ssm, commandId, statuses), problem: `the hosts did not finish within ${Math.round(o.timeoutMs / 1000)} s (${describeInvocations(listed)})` };
     }
-    const line = `  hosts: ${statuses.size ? [...statuses].map(([h, s]) => `${h} ${s}`).join(', ') : 'none listed yet'}`;
+    const line = `  hosts: ${describeInvocations(listed)}`;
     if (line !== lastShown) o.out?.(line);
     lastShown = line;
     await sleep(o.pollMs);
@@ -99,15 +135,23 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   return { commandId, hosts: await collect(o.ssm, commandId, statuses) };
 }
 
-async function collect(ssm: SSMClient, commandId: string, statuses: Map<string, string>): Promise<HostResult[]> {
+/** Statuses of a host the command has not started on (yet). */
+const NOT_STARTED = new Set(['Pending', 'Delayed']);
+
+async function collect(ssm: SSMClient, commandId: string, statuses: Map<string, string>, commandEnded = false): Promise<HostResult[]> {
   const results: HostResult[] = [];
   for (const [host, status] of statuses) {
+    if (NOT_STARTED.has(status)) {
+      const why = commandEnded ? 'not run: Run Command stopped after the failure elsewhere (MaxErrors)' : `not started (${status})`;
+      results.push({ host, status: commandEnded ? NOT_RUN : status, ok: false, steps: [], error: why });
+      continue;
+    }
     let stdout = '';
     let stderr = '';
     try {
       const inv = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: host }));
-      stdout = inv.StandardOutputContent ?? '';
-      stderr = inv.StandardErrorContent ?? '';
+      stdout = inv?.StandardOutputContent ?? '';
+      stderr = inv?.StandardErrorContent ?? '';
     } catch (err) {
       stderr = `could not read the output: ${(err as Error).message}`;
     }

@@ -1,11 +1,12 @@
 // The AWS operator commands' logic with injected SDK clients (aws-sdk-client-mock): query polling
 // and its failure states, the flip's wait loop (success, host failure, timeout), the table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { GetParameterCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CommandInvocationStatus, DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandInvocationsCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { flipOnAws } from '../../ops/aws-flip';
+import { awsStatusCommand } from '../../ops/commands';
 import { formatTable, parseSince, QueryError, runQuery } from '../../ops/insights';
 
 const logsMock = mockClient(CloudWatchLogsClient);
@@ -67,13 +68,18 @@ test('parseSince', () => {
 });
 
 describe('flipOnAws', () => {
+  // The public URL: one host's nginx, or a load balancer in front of several hosts, answering in
+  // turn (round robin). Each host serves `served[i]` and reports `active[i]` as its active pool.
   let server: http.Server;
-  let servedPool = 'blue';
-  let activeOnHost = 'blue';
+  let served: string[] = ['blue'];
+  /** Undefined: each host reports the pool it serves as active. */
+  let active: string[] | undefined;
+  let turn = 0;
   let url: string;
   beforeAll(async () => {
     server = http.createServer((_req, res) => {
-      res.writeHead(200, { 'X-App-Pool': servedPool, 'X-Active-Pool': activeOnHost });
+      const i = turn++ % served.length;
+      res.writeHead(200, { 'X-App-Pool': served[i], 'X-Active-Pool': active?.[i] ?? served[i] });
       res.end('{}');
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -81,60 +87,67 @@ describe('flipOnAws', () => {
   });
   afterAll(() => new Promise((r) => server.close(r)));
 
-  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url', instanceId: '/bluegreen/p/instance-id' };
-  const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
+  const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url' };
+  const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), stage: 'p', params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
+  /** The command the pool-switch rule sends: AWS-RunShellScript to the stage tag. */
+  const switchCommand = { CommandId: 'c-switch', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(), Status: 'InProgress' as const };
+  const invocations = (statuses: Record<string, string>) => ({
+    CommandInvocations: Object.entries(statuses).map(([InstanceId, Status]) => ({ InstanceId, Status: Status as CommandInvocationStatus })),
+  });
   let lines: string[];
   beforeEach(() => {
     lines = [];
-    servedPool = 'blue';
-    activeOnHost = 'blue';
+    served = ['blue'];
+    active = undefined;
+    turn = 0;
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).resolves({ Parameter: { Value: 'blue' } });
     ssmMock.on(GetParameterCommand, { Name: params.publicUrl }).resolves({ Parameter: { Value: url } });
-    ssmMock.on(GetParameterCommand, { Name: params.instanceId }).resolves({ Parameter: { Value: 'i-0abc' } });
     ssmMock.on(PutParameterCommand).resolves({});
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [switchCommand] });
   });
 
-  test('writes the parameter, waits with progress, confirms when the endpoint answers from the new pool', async () => {
+  test('one host: writes the parameter, waits with progress, confirms when the host applied it and the endpoint answers from the new pool', async () => {
     let polls = 0;
-    ssmMock.on(ListCommandsCommand).callsFake(() => {
+    ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
       polls++;
-      if (polls === 2) servedPool = 'green'; // the host applied it
-      return { Commands: [{ Status: polls < 2 ? 'InProgress' : 'Success' }] };
+      if (polls === 2) served = ['green']; // the host applied it
+      return invocations({ 'i-0abc': polls < 2 ? 'InProgress' : 'Success' });
     });
     const outcome = await flipOnAws(base());
     expect(outcome.ok).toBe(true);
     expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({ Name: params.activePool, Value: 'green', Type: 'String', Overwrite: true });
     expect(lines[0]).toBe('/bluegreen/p/active-pool: blue → green');
-    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input).toMatchObject({ InstanceId: 'i-0abc' });
-    expect(lines).toContain('waiting… host command: InProgress, endpoint: 200 from blue, active blue');
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(host command: Success\)$/);
+    // The pool-switch's command is found by document and time; its hosts by its invocations.
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toEqual(expect.arrayContaining([{ key: 'DocumentName', value: 'AWS-RunShellScript' }]));
+    expect(ssmMock.commandCalls(ListCommandInvocationsCommand)[0].args[0].input).toMatchObject({ CommandId: 'c-switch' });
+    expect(lines).toContain('waiting… hosts: i-0abc InProgress; endpoint: 0 of 10 in a row from green (last: 200 from blue, active blue)');
+    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\)$/);
   });
 
-  test('the host command failing ends the wait with the reason and the runbook section', async () => {
-    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ Status: 'Failed' }] });
+  test('the host command failing ends the wait with the host, the reason and the runbook section', async () => {
+    ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-0abc': 'Failed' }));
     const outcome = await flipOnAws(base());
-    expect(outcome).toEqual({ ok: false, reason: expect.stringContaining("the host's bluegreen-apply command Failed; the endpoint still answers 200 from blue") });
+    expect(outcome).toEqual({ ok: false, reason: expect.stringContaining('bluegreen-apply ended Failed on i-0abc (of 1 hosts') });
+    expect(outcome.ok || outcome.reason).toMatch(/the endpoint answers 200 from blue.*RUNBOOK\.md "When a flip does not land"/);
   });
 
   test('no confirmation within the timeout: not ok, saying what the endpoint answers', async () => {
     let t = 0;
     ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
     const outcome = await flipOnAws({ ...base(), timeoutMs: 3000, now: () => (t += 500) });
-    expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green/) });
+    expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green 10 times in a row \(last: 200 from blue, active blue; hosts: no command seen yet\)/) });
   });
 
   test("confirm 'active': a promotion is confirmed by the host's active pool while the other pool still answers", async () => {
-    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ Status: 'Success' }] });
     let polls = 0;
-    ssmMock.on(ListCommandsCommand).callsFake(() => {
-      if (++polls === 2) activeOnHost = 'green'; // applied; green fails, so blue keeps answering
-      return { Commands: [{ Status: 'Success' }] };
+    ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
+      if (++polls === 2) active = ['green']; // applied; green fails, so blue keeps answering
+      return invocations({ 'i-0abc': polls < 2 ? 'InProgress' : 'Success' });
     });
     const outcome = await flipOnAws({ ...base(), confirm: 'active' });
     expect(outcome.ok).toBe(true);
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(host command: Success\); this answer came from blue \(200\)$/);
+    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\); the last answer came from blue \(200\)$/);
     // The default still wants the new pool's own answer.
-    activeOnHost = 'green';
     let t = 0;
     expect((await flipOnAws({ ...base(), timeoutMs: 2000, now: () => (t += 500) })).ok).toBe(false);
   });
@@ -148,5 +161,132 @@ describe('flipOnAws', () => {
     ssmMock.on(GetParameterCommand, { Name: params.activePool }).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound' }));
     expect(await flipOnAws(base())).toEqual({ ok: false, reason: '/bluegreen/p/active-pool does not exist: is the stack deployed in this account and region?' });
     expect(ssmMock.commandCalls(PutParameterCommand)).toHaveLength(0);
+  });
+
+  describe('a fleet of three hosts behind a load balancer (no instance-id parameter)', () => {
+    test('one lagging host: not confirmed by a lucky answer; confirmed once N answers in a row come from the new pool', async () => {
+      // No command listed (the hosts' timers apply it): the endpoint alone decides.
+      ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
+      served = ['green', 'green', 'blue'];
+      let polls = 0;
+      ssmMock.on(ListCommandsCommand).callsFake(() => {
+        if (++polls === 3) served = ['green', 'green', 'green']; // the third host's timer applied it
+        return { Commands: [] };
+      });
+      const outcome = await flipOnAws(base());
+      expect(outcome.ok).toBe(true);
+      expect(lines).toContain('waiting… hosts: no command seen yet; endpoint: 2 of 10 in a row from green (last: 200 from blue, active blue)');
+      expect(polls).toBe(3);
+    });
+
+    test('every host must report Success: confirmed only after the last one did, each host named', async () => {
+      served = ['green', 'green', 'green'];
+      let polls = 0;
+      ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
+        polls++;
+        return invocations({ 'i-1': 'Success', 'i-2': 'Success', 'i-3': polls < 3 ? 'InProgress' : 'Success' });
+      });
+      const outcome = await flipOnAws(base());
+      expect(outcome.ok).toBe(true);
+      expect(polls).toBe(3);
+      expect(lines).toContain('waiting… hosts: i-1 Success, i-2 Success, i-3 InProgress; endpoint: 10 of 10 in a row from green (last: 200 from green, active green)');
+      expect(lines.at(-1)).toMatch(/is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)$/);
+    });
+
+    test('one host failing the switch: not confirmed, naming that host, at once', async () => {
+      served = ['green', 'blue', 'green'];
+      ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success', 'i-2': 'Failed', 'i-3': 'Success' }));
+      const outcome = await flipOnAws(base());
+      expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^bluegreen-apply ended Failed on i-2 \(of 3 hosts; those keep the old pool until their one-minute timer applies it\)/) });
+      expect(ssmMock.commandCalls(ListCommandInvocationsCommand)).toHaveLength(1);
+    });
+
+    test("the CLI's own commands (a release's canary share just before the promotion) are not taken for the rule's", async () => {
+      served = ['green'];
+      const at = new Date();
+      ssmMock.on(ListCommandsCommand).resolves({
+        Commands: [
+          { ...switchCommand, CommandId: 'c-switch', RequestedDateTime: new Date(at.getTime() - 1000) },
+          { ...switchCommand, CommandId: 'c-canary', RequestedDateTime: at, Comment: 'bluegreen p: release deploy (/usr/local/bin/bluegreen-apply)' },
+        ],
+      });
+      ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-switch' }).resolves(invocations({ 'i-1': 'Success' }));
+      ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-canary' }).resolves(invocations({ 'i-1': 'Failed' }));
+      expect((await flipOnAws(base())).ok).toBe(true);
+      expect(ssmMock.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId)).toEqual(['c-switch']);
+    });
+
+    test('--answers bounds the requests of one round', async () => {
+      served = ['green'];
+      ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success' }));
+      expect((await flipOnAws({ ...base(), answers: 3 })).ok).toBe(true);
+      expect(turn).toBe(3);
+      expect(lines.at(-1)).toMatch(/\(3 answers in a row; hosts: i-1 Success\)$/);
+    });
+  });
+});
+
+describe('status --stage on a fleet: one row per host', () => {
+  let server: http.Server;
+  let url: string;
+  beforeAll(async () => {
+    server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'X-App-Pool': 'green', 'X-Release-Id': 'v2', 'X-Active-Pool': 'green' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  test('the hosts by the stage tag: agent, the last bluegreen-apply and the active pool it reported, the last release gate per host', async () => {
+    const at = '2026-11-23T18:00:00.000Z';
+    const record = {
+      id: '20261123-180000-green-v3', pool: 'green', release: 'v3', env: {}, previousPool: 'blue', previousRelease: 'v2', replacedRelease: 'v1', strategy: 'all-at-once',
+      canaryPercent: 0, bakeSeconds: 60, state: 'failed', reason: 'gate failed on green: i-2: step health failed', startedAt: at, updatedAt: at,
+      steps: [
+        { at, step: 'start', ok: true },
+        { at, step: 'smoke', ok: true, host: 'i-1', detail: 'green: /version answers v3' },
+        { at, step: 'host', ok: true, host: 'i-1', detail: 'Run Command Success' },
+        { at, step: 'health', ok: false, host: 'i-2', detail: 'green: unhealthy after 60 s' },
+        { at, step: 'host', ok: false, host: 'i-2', detail: 'Run Command Failed' },
+        { at, step: 'host', ok: false, host: 'i-3', detail: 'Run Command NotRun: not run' },
+        // The restore that followed: not the gate.
+        { at, step: 'host', ok: true, host: 'i-2', detail: 'Run Command Success' },
+      ],
+    };
+    const values: Record<string, string> = { '/bluegreen/p/active-pool': 'green', '/bluegreen/p/maintenance': 'off', '/bluegreen/p/public-url': url, '/bluegreen/p/release': JSON.stringify(record) };
+    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name in values ? { Parameter: { Value: values[Name] } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
+    ssmMock.on(DescribeInstanceInformationCommand).resolves({
+      InstanceInformationList: [
+        { InstanceId: 'i-1', PingStatus: 'Online' },
+        { InstanceId: 'i-2', PingStatus: 'Online' },
+        { InstanceId: 'i-3', PingStatus: 'ConnectionLost' },
+      ],
+    });
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: 'c-9', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(at) }] });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }, { InstanceId: 'i-2', Status: 'Success' }, { InstanceId: 'i-3', Status: 'Failed' }] });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: 'step=active pool=green ok=true detail=unchanged\n' });
+    const lines: string[] = [];
+    const code = await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l));
+    expect(code).toBe(0);
+    const text = lines.join('\n');
+    expect(text).toMatch(/^host\s+none named \(a fleet: see hosts\)$/m);
+    expect(text).toMatch(/^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m);
+    expect(text).toMatch(/^hosts\s+3 tagged BluegreenStage=p \(2 online\); last bluegreen-apply Run Command c-9 at 2026-11-23T18:00:00\.000Z$/m);
+    expect(text).toMatch(/^ {2}i-1\s+agent Online; last apply Success, active green; release v3: gate ok$/m);
+    expect(text).toMatch(/^ {2}i-2\s+agent Online; last apply Success, active green; release v3: gate FAILED \(step health \(green: unhealthy after 60 s\)\)$/m);
+    expect(text).toMatch(/^ {2}i-3\s+agent ConnectionLost; last apply Failed; release v3: not run$/m);
+    // Found by the stage tag, never by an instance id.
+    expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input.Filters).toEqual([{ Key: 'tag:BluegreenStage', Values: ['p'] }]);
+  });
+
+  test('SSM refusing the host calls is said in the row, not fatal', async () => {
+    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name === '/bluegreen/p/active-pool' ? { Parameter: { Value: 'blue' } } : Name === '/bluegreen/p/public-url' ? { Parameter: { Value: url } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
+    ssmMock.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('not authorized to perform ssm:DescribeInstanceInformation'), { name: 'AccessDeniedException' }));
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
+    const lines: string[] = [];
+    expect(await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l))).toBe(0);
+    expect(lines.join('\n')).toMatch(/^hosts\s+0 tagged BluegreenStage=p \(0 online\); no bluegreen-apply Run Command in 24 h; agents not readable: not authorized to perform ssm:DescribeInstanceInformation$/m);
   });
 });

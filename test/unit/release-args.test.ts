@@ -21,7 +21,14 @@ test('defaults: idle pool, all-at-once, default bake, promote', () => {
     bakeSeconds: DEFAULT_BAKE_SECONDS,
     promote: true,
     deployTimeoutSeconds: 300,
+    // Fleet mode: half the hosts at a time, the first failure stops the deploy (DECISIONS.md).
+    deployRate: { maxConcurrency: '50%', maxErrors: '0' },
   });
+});
+
+test('--max-concurrency / --max-errors: a host count or a percentage, as Run Command takes them', () => {
+  expect(parseReleaseArgs(['--release', 'v2', '--max-concurrency', '1', '--max-errors', '10%']).options.deployRate).toEqual({ maxConcurrency: '1', maxErrors: '10%' });
+  expect(parseReleaseArgs(['--release', 'v2', '--max-concurrency', '100%', '--max-errors', '2']).options.deployRate).toEqual({ maxConcurrency: '100%', maxErrors: '2' });
 });
 
 test('every flag', () => {
@@ -75,6 +82,11 @@ test.each([
   [['--release', 'v2', '--env', "GREETING=it's"], /must not hold a single quote or a line break/],
   [['--release', 'v2', '--env', 'A=line\nbreak'], /must not hold a single quote or a line break/],
   [['--release', 'v2', '--frobnicate'], /Unknown option/],
+  [['--release', 'v2', '--max-concurrency', '0'], /--max-concurrency must be a number of hosts/],
+  [['--release', 'v2', '--max-concurrency', '150%'], /--max-concurrency must be/],
+  [['--release', 'v2', '--max-concurrency', 'half'], /--max-concurrency must be/],
+  [['--release', 'v2', '--max-errors', '1.5'], /--max-errors must be a number of hosts/],
+  [['--release', 'v2', '--max-errors', '101%'], /--max-errors must be/],
   [['--release', 'v2', 'extra'], /positional/],
 ])('bad input %j → ConfigError', (args, message) => {
   expect(() => parseReleaseArgs(args as string[])).toThrow(ConfigError);

@@ -1,8 +1,8 @@
 // The release's deploy on AWS: Run Command to the stage's hosts, per-host status and the agent's
 // step lines read back (aws-sdk-client-mock: moto runs no commands).
-import { GetCommandInvocationCommand, ListCommandInvocationsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, ListCommandInvocationsCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
-import { parseStepLines, runApplyOnStageHosts } from '../../ops/release/run-command';
+import { DEPLOY_RATE, EVERY_HOST_RATE, parseStepLines, runApplyOnStageHosts } from '../../ops/release/run-command';
 
 const ssmMock = mockClient(SSMClient);
 afterEach(() => ssmMock.reset());
@@ -81,5 +81,65 @@ describe('runApplyOnStageHosts', () => {
     expect(result.problem).toMatch(/did not finish within 30 s/);
     expect(result.hosts[0]).toMatchObject({ host: 'i-1', status: 'InProgress', ok: false });
     expect(result.hosts[0].steps).toHaveLength(1);
+  });
+});
+
+describe('runApplyOnStageHosts on a fleet: rate control', () => {
+  const ssm = new SSMClient({ region: 'us-east-1' });
+
+  test('SendCommand carries MaxConcurrency/MaxErrors: the deploy default (half the hosts, stop at the first failure) or the rate given', async () => {
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-5' } });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }] });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: OUTPUT });
+    await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 300_000, pollMs: 1, sleep: noSleep });
+    await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 120_000, pollMs: 1, sleep: noSleep, rate: EVERY_HOST_RATE });
+    const [deploy, everyHost] = ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+    expect(deploy).toMatchObject({ MaxConcurrency: '50%', MaxErrors: '0', Parameters: { executionTimeout: ['300'] } });
+    // Hosts of the second round start when the first round is done: delivery covers both rounds.
+    expect(deploy.TimeoutSeconds).toBe(600);
+    expect(everyHost).toMatchObject({ MaxConcurrency: '100%', MaxErrors: '100%', TimeoutSeconds: 120 });
+    expect(DEPLOY_RATE).toEqual({ maxConcurrency: '50%', maxErrors: '0' });
+  });
+
+  test('MaxErrors reached: the hosts never started are reported as not run, without waiting for the deadline', async () => {
+    let t = 0;
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-6' } });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({
+      CommandInvocations: [
+        { InstanceId: 'i-1', Status: 'Success' },
+        { InstanceId: 'i-2', Status: 'Failed' },
+        { InstanceId: 'i-3', Status: 'Pending' },
+      ],
+    });
+    ssmMock.on(ListCommandsCommand, { CommandId: 'c-6' }).resolves({ Commands: [{ CommandId: 'c-6', Status: 'Failed' }] });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-1' }).resolves({ StandardOutputContent: OUTPUT });
+    ssmMock
+      .on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-2' })
+      .resolves({ StandardOutputContent: 'step=health pool=green ok=false detail=unhealthy after 60 s', StandardErrorContent: 'bluegreen-apply: green did not become healthy\n' });
+    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 300_000, pollMs: 1, sleep: noSleep, now: () => (t += 1000) });
+    expect(result.problem).toBeUndefined();
+    expect(t).toBeLessThan(10_000); // it did not sit out the 300 s
+    const byHost = Object.fromEntries(result.hosts.map((h) => [h.host, h]));
+    expect(byHost['i-1'].ok).toBe(true);
+    expect(byHost['i-2']).toMatchObject({ ok: false, status: 'Failed' });
+    expect(byHost['i-3']).toMatchObject({ ok: false, status: 'NotRun', steps: [], error: expect.stringMatching(/^not run: Run Command stopped after the failure/) });
+    expect(ssmMock.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input.InstanceId)).toEqual(['i-1', 'i-2']);
+  });
+
+  test('hosts finishing round after round keep the wait alive past the timeout (the timeout is per host, not per fleet)', async () => {
+    let t = 0;
+    let polls = 0;
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-7' } });
+    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: 'c-7', Status: 'InProgress' }] });
+    // One host finishes every 4 polls (40 s of the fake clock); the timeout is 60 s; the fleet takes 120 s.
+    ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
+      const done = Math.floor(++polls / 4);
+      return { CommandInvocations: ['i-1', 'i-2', 'i-3'].map((InstanceId, i) => ({ InstanceId, Status: i < done ? 'Success' : i === done ? 'InProgress' : 'Pending' })) };
+    });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: OUTPUT });
+    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 60_000, pollMs: 1, sleep: noSleep, now: () => (t += 5_000), rate: { maxConcurrency: '1', maxErrors: '0' } });
+    expect(result.problem).toBeUndefined();
+    expect(result.hosts.map((h) => [h.host, h.ok])).toEqual([['i-1', true], ['i-2', true], ['i-3', true]]);
+    expect(t).toBeGreaterThan(60_000);
   });
 });
