@@ -59,6 +59,8 @@ export interface ComposeSet {
   put(values: Record<string, string>): Promise<void>;
   setPool(pool: Pool, state: { image?: string; release?: string; env?: Record<string, string> }): Promise<void>;
   apply(...args: string[]): Promise<ScriptResult>;
+  /** bluegreen-apply with extra environment on top of the host's (e.g. a parameter name override). */
+  applyWith(extraEnv: Record<string, string>, ...args: string[]): Promise<ScriptResult>;
   compose(...args: string[]): Promise<string>;
   containerId(pool: Pool | 'nginx'): string;
   containerAddress(pool: Pool): string;
@@ -81,8 +83,25 @@ function offlineImageOverrides(): Record<string, string> {
   };
 }
 
+export interface ComposeSetOptions {
+  active?: Pool;
+  releases?: Record<Pool, string>;
+  /** What the stack's user data adds to /etc/bluegreen/env (timeouts, SLOW_PATHS). */
+  hostEnv?: Record<string, string>;
+  /**
+   * One host of a fleet (test/docker/fleet.ts): its number in the fleet gives it a project name
+   * (`bgtest<pid>h<i>`) and a subnet of its own, next to the other hosts of the same test.
+   */
+  fleetIndex?: number;
+  /** A moto_server shared by the fleet's hosts (one stage, one SSM); the set then never stops it. */
+  moto?: Moto;
+}
+
+/** The Compose project name of a fleet's host: the stale-set cleanup finds a killed run's by it. */
+export const FLEET_PROJECT = /^bgtest(\d+)h\d+$/;
+
 /** Boots the set the way the host does: `bluegreen-apply --no-reload`, then `docker compose up --wait`. */
-export async function startComposeSet(options: { active?: Pool; releases?: Record<Pool, string>; hostEnv?: Record<string, string> } = {}): Promise<ComposeSet> {
+export async function startComposeSet(options: ComposeSetOptions = {}): Promise<ComposeSet> {
   const base = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-'));
   const home = path.join(base, 'home');
   // The asset layout of /opt/bluegreen: copies, since nginx sees BLUEGREEN_HOME through a bind
@@ -91,13 +110,16 @@ export async function startComposeSet(options: { active?: Pool; releases?: Recor
   const stateDir = path.join(base, 'state');
   const logDir = path.join(base, 'logs');
   mkdirSync(logDir, { recursive: true });
-  const project = `bgtest${process.pid}`;
-  // A subnet of its own (a test set next to a real one, or a leftover, never collides on addresses).
-  const octet = 200 + (process.pid % 50);
+  const fleet = options.fleetIndex;
+  const project = fleet === undefined ? `bgtest${process.pid}` : `bgtest${process.pid}h${fleet}`;
+  // A subnet of its own (a test set next to a real one, or a leftover, never collides on addresses);
+  // a fleet's hosts take theirs from another range (100-189), one each.
+  const octet = fleet === undefined ? 200 + (process.pid % 50) : 100 + ((process.pid + fleet) % 90);
   const subnet = `192.168.${octet}.0/24`;
   const addresses = { blue: `192.168.${octet}.11`, green: `192.168.${octet}.12` };
   const [httpPort, bluePort, greenPort] = [await freePort(), await freePort(), await freePort()];
-  const moto = await startMoto();
+  const ownMoto = options.moto === undefined;
+  const moto = options.moto ?? (await startMoto());
   const stage = 'dock';
   const env: Record<string, string> = {
     ...moto.env,
@@ -154,6 +176,7 @@ export async function startComposeSet(options: { active?: Pool; releases?: Recor
       });
     },
     apply: (...args) => runScript(path.join(home, APPLY), args, env),
+    applyWith: (extraEnv, ...args) => runScript(path.join(home, APPLY), args, { ...env, ...extraEnv }),
     compose,
     containerId(pool) {
       const service = pool === 'nginx' ? 'nginx' : `app_${pool}`;
@@ -167,7 +190,7 @@ export async function startComposeSet(options: { active?: Pool; releases?: Recor
       try {
         if (existsSync(path.join(home, 'userdata', '.env'))) await compose('down', '--remove-orphans', '--timeout', '5');
       } finally {
-        await moto.stop();
+        if (ownMoto) await moto.stop();
         rmSync(base, { recursive: true, force: true });
       }
     },
