@@ -6,8 +6,10 @@
 // fleet's dashboard row.
 //
 // How a host joins (issue 10, item 3): it boots, bootstrap.sh brings up the stage's current state
-// from SSM (active pool, each pool's image and release) and checks GET /version through nginx,
-// bluegreen-apply reconciles once more (a flip during the boot); only then does the user data
+// from SSM (active pool, each pool's image and release) and checks GET /version through nginx;
+// if a release is in progress it waits until the release is over (bluegreen-join, heartbeating
+// the lifecycle action: a scale-out never brings up a half-released host), bluegreen-apply
+// reconciles once more (the release's outcome, a flip during the boot); only then does the user data
 // complete the launch lifecycle hook, so the group puts it InService and
 // registers it with the target group; it then waits for the target group to call it healthy and
 // only then sends the CloudFormation signal. A host that fails its bootstrap never serves: its
@@ -28,7 +30,8 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
-import { FleetConfig, FleetHttps, minInstancesInService } from './config';
+import { FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
+import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
 import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
 import { LoadBalancerLogs } from './load-balancer-logs';
 import { ProxySettings, timeMs } from './proxy-settings';
@@ -111,9 +114,18 @@ export class FleetHosts extends Construct {
       });
     }
 
+    const releaseParam = parameterNames(stage).release;
     const parts = buildHostParts(this, {
       ...props,
       publicPeer: lbSecurityGroup,
+      // A new host joins between releases (userdata/bluegreen-join.sh): it reads the release record
+      // (what a release writes there is the pool state the host already reads) by the CLI's rule.
+      extraReadParameters: [releaseParam],
+      extraEnv: {
+        RELEASE_PARAM: releaseParam,
+        RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
+        RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
+      },
       securityGroupDescription: `bluegreen ${stage} fleet host: ${HOST_PORTS.public} from the load balancer only, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
     });
     this.securityGroup = parts.securityGroup;
@@ -147,7 +159,9 @@ export class FleetHosts extends Construct {
     userData.addOnExitCommands(`if [ "$exitCode" -ne 0 ]; then ${lifecycle('ABANDON')} || true; fi`);
     userData.addCommands(
       '# fleet: bootstrap.sh succeeded (the stage state is applied, GET /version answers through nginx).',
-      '# Reconcile once more with SSM as it is now: a flip or promote during the boot may not have reached this host.',
+      '# Never join during a release: wait until it is promoted, rolled back or failed (holding the lifecycle action).',
+      `/usr/local/bin/bluegreen-join ${groupName} ${BOOTSTRAP_HOOK_NAME} "$(${imds('instance-id')})"`,
+      '# Reconcile with SSM as it is now: the release\'s outcome, or a flip during the boot, may not have reached this host.',
       '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
       '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',
       '# ...then join the group',
@@ -163,7 +177,8 @@ export class FleetHosts extends Construct {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'CompleteOwnLaunch',
-        actions: ['autoscaling:CompleteLifecycleAction'],
+        // The heartbeat holds the launch while a release is in progress (bluegreen-join).
+        actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
         resources: [Stack.of(this).formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${groupName}` })],
       }),
     );
@@ -264,7 +279,7 @@ export class FleetHosts extends Construct {
 
     Validations.of(this.role).acknowledge({
       id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup/*:autoScalingGroupName/${groupName}]`,
-      reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only action is completing a host's own launch.`,
+      reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only actions are completing a host's own launch and holding it with heartbeats while a release is in progress.`,
     });
     Validations.of(this.group).acknowledge({
       id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet',

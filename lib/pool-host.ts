@@ -92,6 +92,10 @@ export interface HostPartsProps extends Omit<PoolHostProps, 'vpc' | 'subnets' | 
   readonly publicPeer: ec2.IPeer;
   /** The security group's description (it names who reaches the public entry). */
   readonly securityGroupDescription: string;
+  /** Parameters this kind of host reads beyond the pool state (a fleet host: the release record, to join between releases). */
+  readonly extraReadParameters?: readonly string[];
+  /** Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings). */
+  readonly extraEnv?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -126,7 +130,7 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
   });
   const params = parameterNames(stage);
   const parameterArn = (name: string) => Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
-  const ownParameters = hostReadParameterNames(stage).map(parameterArn);
+  const ownParameters = [...hostReadParameterNames(stage), ...(props.extraReadParameters ?? [])].map(parameterArn);
   // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
   // release and env), no wildcard.
   role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters }));
@@ -214,6 +218,7 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     GREEN_ENV_PARAM: params.pools.green.env,
     // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
     ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
+    ...props.extraEnv,
   };
   userData.addCommands(
     "cat > /etc/bluegreen/env <<'ENV'",

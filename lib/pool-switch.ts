@@ -14,6 +14,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { hostApplyCommand } from './host-apply-command';
 
 export interface PoolSwitchProps {
   readonly stage: string;
@@ -24,7 +25,7 @@ export interface PoolSwitchProps {
   readonly parameterNames: string[];
   /** EC2 tag key/value that marks the stage's hosts. */
   readonly hostTagKey: string;
-  /** @default '/usr/local/bin/bluegreen-apply' */
+  /** @default hostApplyCommand(): bluegreen-apply, or the join step on a host still bootstrapping */
   readonly command?: string;
   /** Seconds Run Command lets the command run. @default 120 */
   readonly executionTimeoutSeconds?: number;
@@ -75,7 +76,7 @@ export class PoolSwitch extends Construct {
           arn: documentArn,
           roleArn: this.role.roleArn,
           input: JSON.stringify({
-            commands: [props.command ?? '/usr/local/bin/bluegreen-apply'],
+            commands: [props.command ?? hostApplyCommand()],
             executionTimeout: [String(props.executionTimeoutSeconds ?? 120)],
           }),
           runCommandParameters: { runCommandTargets: [{ key: `tag:${props.hostTagKey}`, values: [props.stage] }] },

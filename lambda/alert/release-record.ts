@@ -69,6 +69,21 @@ export function isFinal(state: ReleaseState): boolean {
   return FINAL_STATES.includes(state);
 }
 
+/** A record neither final nor touched for this long past its last deadline was abandoned (a killed CLI). */
+export const STALE_AFTER_MS = 10 * 60_000;
+
+/** Abandoned: not final, and neither written nor due (bakeUntil) for STALE_AFTER_MS. */
+export function isStale(record: ReleaseRecord, now: number, staleAfterMs = STALE_AFTER_MS): boolean {
+  if (isFinal(record.state)) return false;
+  const last = Math.max(Date.parse(record.updatedAt) || 0, record.bakeUntil ? Date.parse(record.bakeUntil) || 0 : 0);
+  return now - last > staleAfterMs;
+}
+
+/** In progress = not final and not abandoned: one release at a time, and a joining fleet host waits for it. */
+export function inProgress(record: ReleaseRecord | undefined, now: number, staleAfterMs = STALE_AFTER_MS): record is ReleaseRecord {
+  return record !== undefined && !isFinal(record.state) && !isStale(record, now, staleAfterMs);
+}
+
 /** A stored value that is a release record, or undefined ("{}" before the first release, junk). */
 export function parseRecord(value: string | undefined): ReleaseRecord | undefined {
   if (!value) return undefined;

@@ -4,7 +4,7 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
-import { DesiredPool, isFinal, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
+import { DesiredPool, inProgress, isFinal, isStale, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
 import { hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
@@ -12,8 +12,6 @@ import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
 
 type Out = (line: string) => void;
 
-/** A record neither final nor touched for this long past its last deadline was abandoned (a killed CLI). */
-export const STALE_AFTER_MS = 10 * 60_000;
 /**
  * How long past bakeUntil the CLI waits for the server side before it finishes the record itself:
  * on AWS a bake with no traffic is finished by the alert function's one-minute tick, plus delivery.
@@ -47,16 +45,8 @@ export interface ReleaseIO {
   onBaking?: () => void;
 }
 
-/** In progress = not final and not abandoned. */
-export function isStale(record: ReleaseRecord, now: number, staleAfterMs = STALE_AFTER_MS): boolean {
-  if (isFinal(record.state)) return false;
-  const last = Math.max(Date.parse(record.updatedAt) || 0, record.bakeUntil ? Date.parse(record.bakeUntil) || 0 : 0);
-  return now - last > staleAfterMs;
-}
-
-export function inProgress(record: ReleaseRecord | undefined, now: number, staleAfterMs = STALE_AFTER_MS): record is ReleaseRecord {
-  return record !== undefined && !isFinal(record.state) && !isStale(record, now, staleAfterMs);
-}
+// Defined with the record (a joining fleet host applies the same rule: lib/fleet-hosts.ts).
+export { inProgress, isStale, STALE_AFTER_MS };
 
 /** 20261123-140233-green-v2: UTC start time, pool, release. */
 export function releaseRecordId(at: number, pool: Pool, release: string): string {

@@ -1,14 +1,13 @@
 // Runs the host agent (bluegreen-apply) on every host of a stage through SSM Run Command and reads
 // back what each host reported, step by step: the per-host, per-step result of a release's deploy.
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { APPLY_PATH, hostApplyCommand } from '../../lib/host-apply-command';
 import { STAGE_TAG_KEY } from '../../lib/pool-host';
 import { DEPLOY_RATE, RunRate } from './rate';
 import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
 
 export type { RunRate } from './rate';
 export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';
-
-export const APPLY_COMMAND = '/usr/local/bin/bluegreen-apply';
 
 export interface HostStep {
   host: string;
@@ -81,7 +80,8 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const rate = o.rate ?? DEPLOY_RATE;
-  const command = [APPLY_COMMAND, ...(o.args ?? [])].join(' ');
+  // What the operator reads; the hosts get it wrapped (a bootstrapping host answers `step=join`).
+  const command = [APPLY_PATH, ...(o.args ?? [])].join(' ');
   const executionSeconds = Math.ceil(o.timeoutMs / 1000);
   // Hosts of a later round start only when a slot frees up: the delivery timeout (counted from the
   // send) must cover the rounds before them.
@@ -91,7 +91,7 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
     new SendCommandCommand({
       DocumentName: 'AWS-RunShellScript',
       Targets: [stageTarget(o.stage)],
-      Parameters: { commands: [command], executionTimeout: [String(executionSeconds)] },
+      Parameters: { commands: [hostApplyCommand(o.args)], executionTimeout: [String(executionSeconds)] },
       Comment: cliCommandComment(o.stage, `release deploy (${command})`),
       TimeoutSeconds: deliverySeconds,
       MaxConcurrency: rate.maxConcurrency,

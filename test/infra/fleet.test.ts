@@ -3,6 +3,8 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
+import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { hostReadParameterNames } from '../../lib/config';
 import { synthTemplate } from '../helpers/cdk';
 
 const OPERATOR = '198.51.100.7/32';
@@ -101,7 +103,20 @@ describe('launch template', () => {
     const fleetScript = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
     const body = (s: string) => s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
     expect(body(hostScript).length).toBeGreaterThan(500);
-    expect(body(fleetScript)).toBe(body(hostScript));
+    // ...plus the three lines a fleet host joins by (bluegreen-join), from the release CLI's own constants.
+    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`, `export RELEASE_FINAL_STATES='${FINAL_STATES.join(' ')}'`, `export RELEASE_STALE_AFTER_SECONDS='${STALE_AFTER_MS / 1000}'`];
+    expect(body(fleetScript)).toBe(body(hostScript).replace('\nENV\n', `\n${joinEnv.join('\n')}\nENV\n`));
+    expect(joinEnv[1]).toBe("export RELEASE_FINAL_STATES='deployed promoted rolled-back failed'");
+  });
+
+  test('a host never joins during a release: bluegreen-join (holding the launch with heartbeats) after bootstrap.sh, then bluegreen-apply, then CONTINUE', () => {
+    const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+    const join = s.indexOf(`/usr/local/bin/bluegreen-join ${fleetGroupName('prod')} ${BOOTSTRAP_HOOK_NAME} "$(curl`);
+    expect(join).toBeGreaterThan(s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
+    expect(join).toBeLessThan(s.indexOf('/usr/local/bin/bluegreen-apply ||'));
+    expect(s.indexOf('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(s.indexOf('--lifecycle-action-result CONTINUE'));
+    // Its failure (still a release after JOIN_MAX_WAIT_SECONDS) exits the user data: the launch is abandoned.
+    expect(s.slice(join, s.indexOf('\n', join))).not.toContain('||');
   });
 
   test('after bootstrap.sh: reconcile once more (a flip during the boot), complete the launch hook, wait for a healthy target, then signal the group (failure abandons the launch)', () => {
@@ -128,6 +143,17 @@ describe('launch template', () => {
       return (policy[1].Properties.PolicyDocument.Statement as Array<{ Sid: string }>).map((s) => s.Sid);
     };
     expect(sids(template, 'FleetRole')).toEqual([...sids(single, 'HostRole'), 'CompleteOwnLaunch', 'ReadOwnTargetHealth']);
+  });
+
+  test('the fleet role reads the release record too (to join between releases), and heartbeats only its own launch', () => {
+    const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) => id.startsWith('FleetRole'))!;
+    const bySid = Object.fromEntries((policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>).map((st) => [st.Sid, st]));
+    const names = (resources: unknown[]) => resources.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
+    const expected = [...hostReadParameterNames('prod'), '/bluegreen/prod/release'].sort();
+    expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
+    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(expected);
+    expect(bySid.CompleteOwnLaunch.Action).toEqual(['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat']);
+    expect(JSON.stringify(bySid.CompleteOwnLaunch.Resource)).toContain(`:autoScalingGroupName/${fleetGroupName('prod')}`);
   });
 });
 

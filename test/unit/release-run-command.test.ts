@@ -1,5 +1,6 @@
 // The release's deploy on AWS: Run Command to the stage's hosts, per-host status and the agent's
 // step lines read back (aws-sdk-client-mock: moto runs no commands).
+import { hostApplyCommand } from '../../lib/host-apply-command';
 import { GetCommandInvocationCommand, ListCommandInvocationsCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DEPLOY_RATE, EVERY_HOST_RATE, parseStepLines, runApplyOnStageHosts } from '../../ops/release/run-command';
@@ -45,7 +46,8 @@ describe('runApplyOnStageHosts', () => {
     const input = ssmMock.commandCalls(SendCommandCommand)[0].args[0].input;
     expect(input.DocumentName).toBe('AWS-RunShellScript');
     expect(input.Targets).toEqual([{ Key: 'tag:BluegreenStage', Values: ['p'] }]);
-    expect(input.Parameters?.commands).toEqual(['/usr/local/bin/bluegreen-apply']);
+    expect(input.Parameters?.commands).toEqual([hostApplyCommand()]);
+    expect(hostApplyCommand()).toContain('else /usr/local/bin/bluegreen-apply; fi');
     expect(lines.some((l) => l.includes('i-1 InProgress'))).toBe(true);
   });
 

@@ -1,0 +1,25 @@
+// The one command Run Command runs on a stage's hosts (the pool-switch rule, and the release CLI's
+// deploy, canary and restore): bluegreen-apply — unless the host is still bootstrapping.
+//
+// Why (issue 10, item 3): Run Command finds hosts by their stage tag, and a host launched by a
+// scale-out carries the tag (and answers Run Command) minutes before its bootstrap has installed
+// bluegreen-apply and brought the pools up. Sent to it, the command would fail ("not found", or a
+// half-built Compose set) and fail a whole release or flip for a host that serves nothing yet. So a
+// bootstrapping host answers with one `step=join` line and exit 0; it is not in service, and before it
+// joins it waits until no release is in progress and applies the stage's state as it is then
+// (userdata/bluegreen-join.sh), so it never enters service half-released.
+// No CDK import here: the CLI bundles this too.
+
+/** bootstrap.sh creates it first thing and removes it once the host answers through nginx. */
+export const BOOTSTRAPPING_MARKER = '/var/lib/bluegreen/bootstrapping';
+export const APPLY_PATH = '/usr/local/bin/bluegreen-apply';
+/** The step a still-bootstrapping host reports instead of running anything (ops/fleet.ts counts it as joining). */
+export const JOINING_STEP = 'join';
+export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins with the stage state once no release is in progress';
+
+/** The shell command for AWS-RunShellScript: bluegreen-apply with `args`, or the join step on a bootstrapping host. */
+export function hostApplyCommand(args: readonly string[] = []): string {
+  for (const a of args) if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
+  const apply = [APPLY_PATH, ...args].join(' ');
+  return `if [ -e ${BOOTSTRAPPING_MARKER} ] || [ ! -x ${APPLY_PATH} ]; then echo 'step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}'; else ${apply}; fi`;
+}

@@ -1,0 +1,112 @@
+#!/bin/sh
+# bluegreen-join: fleet mode only. The user data runs it after bootstrap.sh succeeded and before the
+# host completes its launch lifecycle action (= before the group puts it InService and the load
+# balancer sends it traffic). It returns once no release is in progress on the stage, so a host that a
+# scale-out, a replacement or a rolling update launches during `bluegreen release` never enters
+# service half-released: it waits, holding its lifecycle action with heartbeats, until the release
+# is promoted, rolled back or failed; the user data then runs bluegreen-apply (the stage's state as it
+# is then) and joins. A host that finished bootstrapping while the release was still deploying is
+# deployed and gated by it like every other host (Run Command finds it by its tag); one still
+# bootstrapping answers the release's command with `step=join` (lib/host-apply-command.ts).
+#
+# "In progress" is the release CLI's own rule (lambda/alert/release-record.ts inProgress): the record
+# at RELEASE_PARAM is not in a final state and was written, or is due (bakeUntil), within
+# RELEASE_STALE_AFTER_SECONDS. Those values come from /etc/bluegreen/env, written by the stack from
+# the same constants (lib/fleet-hosts.ts).
+#
+# Usage: bluegreen-join <auto-scaling-group> <lifecycle-hook> <instance-id>
+#        bluegreen-join --verdict [now-epoch-seconds]   (the record JSON on stdin; prints
+#                       none | final | stale | in-progress <id> <state>; for the tests)
+# Environment: RELEASE_PARAM, RELEASE_FINAL_STATES (space-separated), RELEASE_STALE_AFTER_SECONDS,
+#   AWS_REGION; JOIN_POLL_SECONDS (15), JOIN_HEARTBEAT_SECONDS (300: well inside the hook's
+#   heartbeat timeout), JOIN_MAX_WAIT_SECONDS (21600).
+# Exit codes: 0 no release in progress (join now); 1 still waiting after JOIN_MAX_WAIT_SECONDS (the
+#   user data then abandons the launch and the group tries another host); 2 usage or configuration.
+set -eu
+
+env_file=${BLUEGREEN_ENV_FILE:-/etc/bluegreen/env}
+if [ -f "$env_file" ]; then
+  # shellcheck disable=SC1090
+  . "$env_file"
+fi
+
+say() { echo "bluegreen-join: $*"; }
+die() {
+  echo "bluegreen-join: $2" >&2
+  exit "$1"
+}
+
+: "${RELEASE_FINAL_STATES:?bluegreen-join: RELEASE_FINAL_STATES is not set (fleet hosts get it in /etc/bluegreen/env)}"
+: "${RELEASE_STALE_AFTER_SECONDS:?bluegreen-join: RELEASE_STALE_AFTER_SECONDS is not set}"
+
+# The record (stdin) against the rule. Junk or "{}" = no record, as parseRecord reads it. Times are
+# ISO 8601 with milliseconds (toISOString); unreadable ones count as 0, as Date.parse's NaN does.
+verdict() {
+  jq -r --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
+    def epoch: if type == "string" then (try (sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) catch 0) else 0 end;
+    if type != "object" or (.state | type) != "string" or (.id | type) != "string" then "none"
+    elif (.state as $s | [$finals | splits(" +")] | any(. == $s)) then "final"
+    elif ($now - ([(.updatedAt | epoch), (.bakeUntil | epoch)] | max)) > $stale then "stale"
+    else "in-progress \(.id) \(.state)" end' 2>/dev/null || echo none
+}
+
+if [ "${1:-}" = "--verdict" ]; then
+  verdict "${2:-$(date +%s)}"
+  exit 0
+fi
+
+[ $# -eq 3 ] || die 2 "usage: bluegreen-join <auto-scaling-group> <lifecycle-hook> <instance-id>"
+group=$1
+hook=$2
+instance=$3
+: "${RELEASE_PARAM:?bluegreen-join: RELEASE_PARAM is not set}"
+poll=${JOIN_POLL_SECONDS:-15}
+heartbeat_every=${JOIN_HEARTBEAT_SECONDS:-300}
+max_wait=${JOIN_MAX_WAIT_SECONDS:-21600}
+
+started=$(date +%s)
+last_heartbeat=$started
+waited_for=
+while :; do
+  now=$(date +%s)
+  if out=$(aws ssm get-parameter --name "$RELEASE_PARAM" --query Parameter.Value --output text 2>&1); then
+    state=$(printf '%s' "$out" | verdict "$now")
+  elif printf '%s' "$out" | grep -q ParameterNotFound; then
+    state=none
+  else
+    # Not knowing is not "no release": keep the host out a little longer rather than join blind.
+    state="unknown $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-200)"
+  fi
+  case $state in
+    none | final | stale)
+      if [ -n "$waited_for" ]; then
+        say "release $waited_for is over ($state) after $((now - started)) s: joining with the stage state as it is now"
+      else
+        say "no release in progress ($state): joining"
+      fi
+      exit 0
+      ;;
+  esac
+  # in-progress <id> <state>, or unknown <why>
+  case $state in
+    in-progress*)
+      id=$(echo "$state" | cut -d' ' -f2)
+      [ "$id" = "$waited_for" ] || say "release $id is in progress ($(echo "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
+      waited_for=$id
+      ;;
+    *) say "cannot read $RELEASE_PARAM ($state): retrying" ;;
+  esac
+  if [ $((now - started)) -ge "$max_wait" ]; then
+    die 1 "still not joining after $((now - started)) s (limit ${max_wait} s): ${state}"
+  fi
+  if [ $((now - last_heartbeat)) -ge "$heartbeat_every" ]; then
+    # Keeps the launch lifecycle action open (its heartbeat timeout is the bootstrap timeout). A failed
+    # heartbeat is retried next round; if the hook times out the launch is abandoned, as for a slow bootstrap.
+    if hb=$(aws autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name "$group" --lifecycle-hook-name "$hook" --instance-id "$instance" 2>&1); then
+      last_heartbeat=$now
+    else
+      say "lifecycle heartbeat failed: $(printf '%s' "$hb" | tr '\n' ' ' | cut -c1-200)"
+    fi
+  fi
+  sleep "$poll"
+done
