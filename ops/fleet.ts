@@ -8,6 +8,7 @@ import {
   ListCommandsCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { JOINING_STEP } from '../lib/host-apply-command';
 import { STAGE_TAG_KEY } from '../lib/pool-host';
 
 /** The Run Command target that means "every host of the stage" (the pool-switch rule uses the same tag). */
@@ -148,6 +149,8 @@ export interface HostGate {
   host: string;
   ok: boolean;
   notRun: boolean;
+  /** Still bootstrapping when the command came (step `join`): not in service, not gated; it joins after the release. */
+  joining: boolean;
   /** The first failed step of that host, e.g. "step health (green: unhealthy after 60 s)". */
   failure?: string;
 }
@@ -159,9 +162,13 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
     const notRun = !s.ok && (s.detail ?? '').startsWith(hostStepDetail(NOT_RUN));
     // The host's own steps come right before its `host` step.
     let failed: (typeof steps)[number] | undefined;
-    for (let j = i - 1; j >= 0 && steps[j].host === s.host && steps[j].step !== 'host'; j--) if (!steps[j].ok) failed = steps[j];
+    let joining = false;
+    for (let j = i - 1; j >= 0 && steps[j].host === s.host && steps[j].step !== 'host'; j--) {
+      if (!steps[j].ok) failed = steps[j];
+      if (steps[j].step === JOINING_STEP) joining = true;
+    }
     const failure = s.ok || notRun ? undefined : failed ? `step ${failed.step}${failed.detail ? ` (${failed.detail})` : ''}` : s.detail;
-    gates.set(s.host, { host: s.host, ok: s.ok, notRun, ...(failure ? { failure } : {}) });
+    gates.set(s.host, { host: s.host, ok: s.ok && !joining, notRun, joining: s.ok && joining, ...(failure ? { failure } : {}) });
   }
   return [...gates.values()];
 }
@@ -170,7 +177,13 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
 export function summarizeHostGates(gates: readonly HostGate[]): string {
   if (gates.length === 0) return '';
   const ok = gates.filter((g) => g.ok).length;
-  const failed = gates.filter((g) => !g.ok && !g.notRun).map((g) => g.host);
+  const failed = gates.filter((g) => !g.ok && !g.notRun && !g.joining).map((g) => g.host);
   const notRun = gates.filter((g) => g.notRun).map((g) => g.host);
-  return [`${ok}/${gates.length} ok`, ...(failed.length ? [`failed ${failed.join(', ')}`] : []), ...(notRun.length ? [`not run ${notRun.join(', ')}`] : [])].join('; ');
+  const joining = gates.filter((g) => g.joining).map((g) => g.host);
+  return [
+    `${ok}/${gates.length} ok`,
+    ...(failed.length ? [`failed ${failed.join(', ')}`] : []),
+    ...(notRun.length ? [`not run ${notRun.join(', ')}`] : []),
+    ...(joining.length ? [`joining ${joining.join(', ')}`] : []),
+  ].join('; ');
 }

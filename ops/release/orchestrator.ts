@@ -62,14 +62,15 @@ const CANCELLED = 'cancelled by the operator before promotion';
  * The per-host outcome of a deploy on a stage (the backend's `host` steps, one per host Run Command
  * listed); undefined when the backend reports no hosts (local mode).
  */
-export function hostGate(report: DeployReport): { total: number; passed: string[]; failed: string[]; notRun: string[] } | undefined {
+export function hostGate(report: DeployReport): { total: number; passed: string[]; failed: string[]; notRun: string[]; joining: string[] } | undefined {
   const gates = hostGates(report.steps);
   if (gates.length === 0) return undefined;
   return {
     total: gates.length,
     passed: gates.filter((g) => g.ok).map((g) => g.host),
-    failed: gates.filter((g) => !g.ok && !g.notRun).map((g) => g.host),
+    failed: gates.filter((g) => !g.ok && !g.notRun && !g.joining).map((g) => g.host),
     notRun: gates.filter((g) => g.notRun).map((g) => g.host),
+    joining: gates.filter((g) => g.joining).map((g) => g.host),
   };
 }
 
@@ -231,13 +232,21 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   }
   printSteps(report);
   const gate = hostGate(report);
-  if (gate) say(`hosts: ${gate.passed.length} of ${gate.total} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}`);
+  const inService = gate ? gate.total - gate.joining.length : 0;
+  if (gate) {
+    say(
+      `hosts: ${gate.passed.length} of ${inService} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}` +
+        (gate.joining.length ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome` : ''),
+    );
+  }
   record = { ...record, steps: [...record.steps, ...report.steps] };
   // One host failing is the release failing: nothing is promoted anywhere.
   if (!report.ok) return failed(`gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
+  // A gate nobody took is no gate: every host answered that it is still bootstrapping.
+  if (gate && gate.passed.length === 0) return failed(`gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
   if (o.signal?.aborted) return failed(CANCELLED, true);
-  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${gate.total === 1 ? 'the host' : `all ${gate.total} hosts`}` : ''}`);
-  await save({ state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${gate.total} hosts` } : {}) });
+  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`);
+  await save({ state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
 
   if (!options.promote) {
     await save({ state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });

@@ -17,6 +17,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { parameterNames } from '../../lib/config';
+import { hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
 import { parseRecord } from '../../lambda/alert/release-record';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
@@ -120,8 +121,8 @@ test('one host of three fails its gate: exit 1, nothing promoted, the record nam
   // The idle pool is back on what it ran, on every host (the restore runs everywhere, whatever fails).
   expect(store.get(names.pools.green.release)).toBe('v0');
   expect(sendInputs().map((i) => [i.MaxConcurrency, i.MaxErrors, i.Parameters?.commands])).toEqual([
-    ['50%', '0', ['/usr/local/bin/bluegreen-apply --retry']],
-    ['100%', '100%', ['/usr/local/bin/bluegreen-apply --retry']],
+    ['50%', '0', [hostApplyCommand(['--retry'])]],
+    ['100%', '100%', [hostApplyCommand(['--retry'])]],
   ]);
 
   const record = parseRecord(store.get(names.release))!;
@@ -159,4 +160,33 @@ test('every host passes: the gate says so per host, the flip is confirmed on eve
   expect(text).toContain('hosts: 3 of 3 passed the gate');
   expect(text).toContain('gate passed: green is healthy and answers v2 on all 3 hosts');
   expect(text).toMatch(/promoted: confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)/);
+});
+
+// Scale-out during a release (issue 10, item 3): a host launched minutes ago carries the stage tag and
+// answers Run Command before its bootstrap is done; the command answers the join step there.
+const joining: HostAnswer = { status: 'Success', stdout: `step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}` };
+
+test('a host still bootstrapping during the deploy is neither gated nor a failure: the release goes on with the hosts in service, and says so', async () => {
+  stage([{ 'i-1': { status: 'Success', stdout: ok('green', 'v2') }, 'i-2': { status: 'Success', stdout: ok('green', 'v2') }, 'i-3': joining }]);
+  const { lines, promise } = run();
+  expect(await promise).toBe(0);
+  expect(writesOf(names.activePool)).toEqual(['green']);
+  const record = parseRecord(store.get(names.release))!;
+  expect(record.state).toBe('promoted');
+  expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '2 of 2 hosts (1 joining)' });
+  expect(historyRows([record], Date.now())[0].hosts).toBe('2/3 ok; joining i-3');
+  const text = lines.join('\n');
+  expect(text).toContain('hosts: 2 of 2 passed the gate; 1 still bootstrapping (i-3): not in service, they join after this release with its outcome');
+  expect(text).toContain('gate passed: green is healthy and answers v2 on all 2 hosts');
+});
+
+test('no host in service took the deploy (all still bootstrapping): no gate, so nothing is promoted', async () => {
+  stage([Object.fromEntries(HOSTS.map((h) => [h, joining]))]);
+  const { lines, promise } = run();
+  expect(await promise).toBe(1);
+  expect(writesOf(names.activePool)).toEqual([]);
+  const record = parseRecord(store.get(names.release))!;
+  expect(record.state).toBe('failed');
+  expect(record.reason).toBe('gate not run on green: no host in service took the deploy (3 still bootstrapping: i-1, i-2, i-3)');
+  expect(lines.join('\n')).not.toMatch(/gate passed/);
 });

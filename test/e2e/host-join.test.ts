@@ -1,0 +1,214 @@
+// Issue 10, item 3: a fleet host launched during a release (scale-out, replacement, rolling update)
+// never enters service half-released.
+//  - Run Command's command (lib/host-apply-command.ts), run by a real shell: on a host still
+//    bootstrapping it answers the join step and succeeds instead of failing the release or flip.
+//  - userdata/bluegreen-join.sh, for real, with the aws CLI reading the release record from
+//    moto_server: it holds the host out while a release is in progress (heartbeating its launch
+//    lifecycle action) and lets it join once the release is over, stale, or absent. moto 5.2 has no
+//    lifecycle-action API, so an `aws` shim records the `autoscaling` calls (and passes every other
+//    call to the real CLI).
+//  - The script's rule is the release CLI's rule: `--verdict` against inProgress() on the same records.
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO_ROOT } from '../../local/defaults';
+import { parameterNames } from '../../lib/config';
+import { APPLY_PATH, BOOTSTRAPPING_MARKER, hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
+import { FINAL_STATES, inProgress, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { parseStepLines } from '../../ops/release/run-command';
+import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { waitFor } from '../helpers/stack';
+
+const JOIN = path.join(REPO_ROOT, 'userdata', 'bluegreen-join.sh');
+const STAGE = 'join';
+const RELEASE_PARAM = parameterNames(STAGE).release;
+const RULE_ENV = { RELEASE_FINAL_STATES: FINAL_STATES.join(' '), RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000) };
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-join-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+function run(command: string, args: string[], env: Record<string, string>, stdin?: string): Promise<Run> & { output: () => string } {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(stdin ?? '');
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+  return Object.assign(done, { output: () => stdout + stderr });
+}
+
+describe("Run Command's command on a host (the pool-switch rule's and the release CLI's)", () => {
+  /** The real command string, its two host paths moved into this test's directory. */
+  const commandHere = (args: string[] = []) => hostApplyCommand(args).split(BOOTSTRAPPING_MARKER).join(path.join(dir, 'bootstrapping')).split(APPLY_PATH).join(path.join(dir, 'bluegreen-apply'));
+  const installApply = () => {
+    // Stands in for bluegreen-apply: echoes its arguments as a step line and exits 3.
+    writeFileSync(path.join(dir, 'bluegreen-apply'), '#!/bin/sh\necho "step=active pool=green ok=true detail=args $*"\nexit 3\n');
+    chmodSync(path.join(dir, 'bluegreen-apply'), 0o755);
+  };
+  const sh = (command: string) => run('sh', ['-c', command], {});
+
+  test('before bootstrap.sh installed bluegreen-apply: the join step, exit 0 (the old command failed here: "not found", exit 127)', async () => {
+    const result = await sh(commandHere(['--retry']));
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(parseStepLines(result.stdout, 'i-new')).toEqual([{ host: 'i-new', step: JOINING_STEP, pool: '-', ok: true, detail: JOINING_DETAIL }]);
+    // What Run Command ran before this change, on the same host:
+    const old = await sh(path.join(dir, 'bluegreen-apply --retry'));
+    expect(old.code).toBe(127);
+  });
+
+  test('while bootstrap.sh runs (its marker is there): the join step, bluegreen-apply is not run', async () => {
+    installApply();
+    writeFileSync(path.join(dir, 'bootstrapping'), '');
+    const result = await sh(commandHere(['--retry']));
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toBe(`step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}`);
+  });
+
+  test('a bootstrapped host runs bluegreen-apply with the arguments, and its exit code is the command\'s', async () => {
+    installApply();
+    const result = await sh(commandHere(['--retry']));
+    expect(result.code).toBe(3);
+    expect(result.stdout.trim()).toBe('step=active pool=green ok=true detail=args --retry');
+  });
+
+  test('bootstrap.sh sets the same marker first and removes it only once nginx answers', () => {
+    const script = readFileSync(path.join(REPO_ROOT, 'userdata', 'bootstrap.sh'), 'utf8');
+    expect(script).toContain(`bootstrapping=${BOOTSTRAPPING_MARKER}\n`);
+    const set = script.indexOf('touch "$bootstrapping"');
+    const removed = script.indexOf('rm -f "$bootstrapping"');
+    expect(set).toBeGreaterThan(0);
+    expect(set).toBeLessThan(script.indexOf('dnf install'));
+    expect(removed).toBeGreaterThan(script.indexOf('log "ready:'));
+    expect(script.split('rm -f "$bootstrapping"')).toHaveLength(2);
+  });
+});
+
+describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq', () => {
+  const now = Date.parse('2026-11-23T19:10:00.000Z');
+  const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
+  const base = { id: 'r1', pool: 'green', release: 'v2', env: {}, previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 300, startedAt: at(30), steps: [] as ReleaseRecord['steps'] } as const;
+  const records: Array<[string, string]> = [
+    ['deploying, written just now', serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)],
+    ['verifying, 9 min ago', serializeRecord({ ...base, state: 'verifying', updatedAt: at(9) } as ReleaseRecord)],
+    ['deploying, 11 min ago (abandoned)', serializeRecord({ ...base, state: 'deploying', updatedAt: at(11) } as ReleaseRecord)],
+    ['baking, written 40 min ago, bake ends in 5 min', serializeRecord({ ...base, state: 'baking', updatedAt: at(40), bakeUntil: at(-5) } as ReleaseRecord)],
+    ['baking, bake ended 9 min ago', serializeRecord({ ...base, state: 'baking', updatedAt: at(40), bakeUntil: at(9) } as ReleaseRecord)],
+    ['baking, bake ended 11 min ago', serializeRecord({ ...base, state: 'baking', updatedAt: at(40), bakeUntil: at(11) } as ReleaseRecord)],
+    ...FINAL_STATES.map((state): [string, string] => [`${state}, just now`, serializeRecord({ ...base, state, updatedAt: at(0) } as ReleaseRecord)]),
+    ['deploying, updatedAt unreadable', serializeRecord({ ...base, state: 'deploying', updatedAt: 'yesterday' } as ReleaseRecord)],
+    ['an empty record (before the first release)', '{}'],
+    ['junk', 'not json'],
+  ];
+
+  test.each(records)('%s', async (_name, value) => {
+    const parsed = (() => {
+      try {
+        const r = JSON.parse(value) as ReleaseRecord;
+        return r && typeof r.id === 'string' && typeof r.state === 'string' ? r : undefined;
+      } catch {
+        return undefined;
+      }
+    })();
+    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env' }, value);
+    expect(result.code).toBe(0);
+    const verdict = result.stdout.trim();
+    expect([verdict.startsWith('in-progress'), verdict]).toEqual([inProgress(parsed, now), verdict]);
+    if (verdict.startsWith('in-progress')) expect(verdict).toBe(`in-progress r1 ${parsed!.state}`);
+  });
+});
+
+describe('bluegreen-join against moto: the host waits out a release before it joins', () => {
+  let moto: Moto;
+  beforeAll(async () => {
+    moto = await startMoto();
+  });
+  afterAll(async () => {
+    await moto?.stop();
+  });
+
+  /** An `aws` first on PATH: records autoscaling calls (moto has no lifecycle actions), the rest goes to the real CLI. */
+  function awsShim(): { env: Record<string, string>; calls: () => string[] } {
+    const real = execFileSync('sh', ['-c', 'command -v aws'], { encoding: 'utf8' }).trim();
+    const bin = path.join(dir, 'bin');
+    const log = path.join(dir, 'autoscaling-calls');
+    writeFileSync(log, '');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(path.join(bin, 'aws'), `#!/bin/sh\nif [ "$1" = autoscaling ]; then echo "$*" >> '${log}'; exit 0; fi\nexec '${real}' "$@"\n`);
+    chmodSync(path.join(bin, 'aws'), 0o755);
+    return { env: { PATH: `${bin}:${process.env.PATH}` }, calls: () => readFileSync(log, 'utf8').split('\n').filter(Boolean) };
+  }
+
+  const record = (state: ReleaseRecord['state'], updatedAt: string) =>
+    serializeRecord({ id: '20261123-191000-green-v2', pool: 'green', release: 'v2', env: {}, previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, state, startedAt: updatedAt, updatedAt, steps: [] });
+
+  const join = (shim: ReturnType<typeof awsShim>, extra: Record<string, string> = {}) =>
+    run('sh', [JOIN, 'bluegreen-join-hosts', 'bluegreen-bootstrap', 'i-0new'], {
+      ...moto.env,
+      ...shim.env,
+      ...RULE_ENV,
+      BLUEGREEN_ENV_FILE: '/nonexistent/env',
+      RELEASE_PARAM,
+      JOIN_POLL_SECONDS: '1',
+      JOIN_HEARTBEAT_SECONDS: '1',
+      ...extra,
+    });
+
+  test('no record yet (a stage that never released): joins at once', async () => {
+    const result = await join(awsShim());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('bluegreen-join: no release in progress (none): joining');
+  });
+
+  test('a release in progress: the host waits, heartbeating its own launch, and joins once the release is promoted', async () => {
+    await putParameters(moto, { [RELEASE_PARAM]: record('baking', new Date().toISOString()) });
+    const shim = awsShim();
+    const joining = join(shim);
+    let exited = false;
+    void joining.then(() => (exited = true));
+    await waitFor(() => joining.output().includes('is in progress (baking): waiting for it to finish before joining'), 'the host to wait', 30_000);
+    await waitFor(() => shim.calls().length >= 2, 'two lifecycle heartbeats', 30_000);
+    expect(exited).toBe(false);
+    expect(shim.calls()[0]).toBe('autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name bluegreen-join-hosts --lifecycle-hook-name bluegreen-bootstrap --instance-id i-0new');
+
+    await putParameters(moto, { [RELEASE_PARAM]: record('promoted', new Date().toISOString()) });
+    const result = await joining;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/release 20261123-191000-green-v2 is over \(final\) after \d+ s: joining with the stage state as it is now/);
+    // said once, not once per poll
+    expect(result.stdout.split('waiting for it to finish').length).toBe(2);
+  });
+
+  test('an abandoned record (not written for longer than the CLI allows) does not hold the fleet back', async () => {
+    await putParameters(moto, { [RELEASE_PARAM]: record('deploying', new Date(Date.now() - STALE_AFTER_MS - 60_000).toISOString()) });
+    const result = await join(awsShim());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('no release in progress (stale): joining');
+  });
+
+  test('a release still in progress after JOIN_MAX_WAIT_SECONDS: exit 1 (the user data abandons the launch)', async () => {
+    await putParameters(moto, { [RELEASE_PARAM]: record('verifying', new Date().toISOString()) });
+    const result = await join(awsShim(), { JOIN_MAX_WAIT_SECONDS: '2' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/still not joining after \d+ s \(limit 2 s\): in-progress 20261123-191000-green-v2 verifying/);
+  });
+
+  test('SSM unreadable: the host does not join blind; it retries and gives up at the limit', async () => {
+    const result = await join(awsShim(), { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', JOIN_MAX_WAIT_SECONDS: '1', AWS_MAX_ATTEMPTS: '1' });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(`bluegreen-join: cannot read ${RELEASE_PARAM}`);
+    expect(result.stdout).not.toContain('joining');
+  });
+});
