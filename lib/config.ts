@@ -66,8 +66,12 @@ export interface FleetConfig {
 
 /** Fleet defaults and limits: the one place the validation, the stack and the docs take them from. */
 export const FLEET_LIMITS = {
-  /** An Auto Scaling group's hard ceiling here: beyond it the design changes (DECISIONS.md). */
-  maxHosts: 100,
+  /**
+   * The most hosts a stage's group may have: the pool-switch rule's Run Command (EventBridge sets no
+   * MaxConcurrency or MaxErrors) reaches up to 50 hosts at once by default; past that a flip would
+   * go in batches and stop at the first failed host. Beyond it the design changes (DECISIONS.md).
+   */
+  maxHosts: 50,
   defaultMinHealthyPercentage: 100,
   /** Below half, a rolling update would take most of the fleet out at once: not a rolling update any more. */
   lowestMinHealthyPercentage: 50,

@@ -35,7 +35,10 @@ test('an existing VPC with public subnets in two zones takes a fleet', () => {
 });
 
 test.each<[string, Record<string, unknown>, RegExp]>([
-  ['hosts below 1', { hosts: '0' }, /context key "hosts" must be a whole number 1-100, got "0"/],
+  ['hosts below 1', { hosts: '0' }, /context key "hosts" must be a whole number 1-50, got "0"/],
+  // The pool-switch rule's Run Command reaches 50 hosts at once (no MaxConcurrency on an EventBridge target).
+  ['hosts above 50', { hosts: '51' }, /context key "hosts" must be a whole number 1-50, got "51"/],
+  ['maxHosts above 50', { hosts: '50', maxHosts: '51' }, /context key "maxHosts" must be a whole number 1-50, got "51"/],
   ['hosts not a number', { hosts: 'two' }, /context key "hosts" must be a whole number/],
   ['minHosts with one host', { minHosts: '1' }, /context key "minHosts" is only read in fleet mode \(hosts of 2 or more\); hosts is 1/],
   ['maxHosts with hosts=1', { hosts: '1', maxHosts: '3' }, /context key "maxHosts" is only read in fleet mode/],
