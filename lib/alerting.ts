@@ -29,6 +29,11 @@ export interface AlertingProps {
   readonly settings: AlertSettings;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Fleet mode: the function reads the stage's hosts parameter (`fleet:<n>`) to say "N of M hosts"
+   * in its messages. @default false (the single host: no such parameter, no read, no grant)
+   */
+  readonly fleet?: boolean;
 }
 
 export class Alerting extends Construct {
@@ -79,7 +84,7 @@ export class Alerting extends Construct {
       new iam.PolicyStatement({
         sid: 'ReadParameters',
         actions: ['ssm:GetParameter'],
-        resources: [names.maintenance, names.slackWebhookUrl, names.alertState].map(parameterArn),
+        resources: [names.maintenance, names.slackWebhookUrl, names.alertState, ...(props.fleet ? [names.hosts] : [])].map(parameterArn),
       }),
     );
     role.addToPolicy(new iam.PolicyStatement({ sid: 'WriteState', actions: ['ssm:PutParameter'], resources: [parameterArn(names.alertState)] }));
@@ -119,6 +124,7 @@ export class Alerting extends Construct {
         STAGE: stage,
         ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
         MAINTENANCE_PARAM: names.maintenance,
+        ...(props.fleet ? { HOSTS_PARAM: names.hosts } : {}),
         SLACK_WEBHOOK_PARAM: names.slackWebhookUrl,
         STATE_PARAM: names.alertState,
         RELEASE_PARAM: names.release,

@@ -99,6 +99,7 @@ export class BlueGreenStack extends Stack {
       accessLogGroup: this.logGroups.access,
       settings: config.alerts,
       logRetention: config.logRetentionDays,
+      fleet: config.fleet !== undefined,
     });
 
     // A failed log rotation on the host (nginx did not reopen its logs): found in the error log group.

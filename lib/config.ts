@@ -1,6 +1,7 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { formatHostsParameter } from '../lambda/alert/fleet-size';
 import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
 
 export type VpcConfig =
@@ -82,9 +83,12 @@ export function minInstancesInService(fleet: Pick<FleetConfig, 'desired' | 'minH
   return Math.ceil((fleet.desired * fleet.minHealthyPercentage) / 100);
 }
 
-/** The value of /bluegreen/<stage>/hosts in fleet mode (absent = the single host). */
+/**
+ * The value of /bluegreen/<stage>/hosts in fleet mode (absent = the single host). The format and its
+ * parser live in lambda/alert/fleet-size.ts: the alert function reads it, and its bundle must not pull CDK.
+ */
 export function hostsParameterValue(fleet: FleetConfig): string {
-  return `fleet:${fleet.desired}`;
+  return formatHostsParameter(fleet.desired);
 }
 
 /** Alert rule and alarm settings (strings: they become the function's environment). */

@@ -69,7 +69,7 @@ export async function saveState(ssm: SSMClient, name: string, state: PersistedSt
 /**
  * The last `limit` access-log entries written to the group in [end - lookback, end): a cold start
  * rebuilds the error-rate window from them. Malformed lines are skipped (they were counted when
- * they first arrived).
+ * they first arrived). `hosts[i]` is the log stream (the host) of `entries[i]`.
  */
 export async function recentEntries(
   logs: CloudWatchLogsClient,
@@ -78,23 +78,27 @@ export async function recentEntries(
   lookbackMs: number,
   limit: number,
   maxPages = 20,
-): Promise<{ entries: AccessLogEntry[]; ids: string[] }> {
-  const events: Array<{ id: string; message: string; timestamp: number }> = [];
+): Promise<{ entries: AccessLogEntry[]; hosts: string[]; ids: string[] }> {
+  const events: Array<{ id: string; message: string; timestamp: number; stream: string }> = [];
   let nextToken: string | undefined;
   for (let page = 0; page < maxPages; page++) {
     const res = await logs.send(new FilterLogEventsCommand({ logGroupName, startTime: endMs - lookbackMs, endTime: endMs - 1, nextToken }));
-    for (const e of res.events ?? []) if (e.eventId && e.message) events.push({ id: e.eventId, message: e.message, timestamp: e.timestamp ?? 0 });
+    for (const e of res.events ?? []) if (e.eventId && e.message) events.push({ id: e.eventId, message: e.message, timestamp: e.timestamp ?? 0, stream: e.logStreamName ?? '' });
     nextToken = res.nextToken;
     if (!nextToken) break;
   }
   events.sort((a, b) => a.timestamp - b.timestamp);
   const last = events.slice(-limit);
   const entries: AccessLogEntry[] = [];
+  const hosts: string[] = [];
   for (const e of last) {
     const parsed = parseAccessLogLine(e.message);
-    if (parsed.ok) entries.push(parsed.entry);
+    if (parsed.ok) {
+      entries.push(parsed.entry);
+      hosts.push(e.stream);
+    }
   }
-  return { entries, ids: last.map((e) => e.id) };
+  return { entries, hosts, ids: last.map((e) => e.id) };
 }
 
 /** Writes the release record (lambda/alert/release-record.ts), advanced tier only when it needs 8 KB. */

@@ -18,6 +18,8 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
     region: required(env, 'AWS_REGION'),
     logGroup: required(env, 'ACCESS_LOG_GROUP'),
     maintenanceParam: required(env, 'MAINTENANCE_PARAM'),
+    // Set by the stack; without it (an older stack) M of "N of M hosts" is the hosts seen logging.
+    hostsParam: env.HOSTS_PARAM || undefined,
     webhookParam: required(env, 'SLACK_WEBHOOK_PARAM'),
     stateParam: required(env, 'STATE_PARAM'),
     deadLetterQueueUrl: required(env, 'DEAD_LETTER_QUEUE_URL'),

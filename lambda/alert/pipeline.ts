@@ -25,7 +25,8 @@ export interface BatchResult {
   malformed: Array<{ reason: string; line: string }>;
 }
 
-export function processLines(state: EngineState, lines: readonly RawLine[], config: RuleConfig, maintenance: boolean): BatchResult {
+/** `fleetSize`: the stage's desired hosts (EvaluateOptions.fleetSize); local mode passes none. */
+export function processLines(state: EngineState, lines: readonly RawLine[], config: RuleConfig, maintenance: boolean, fleetSize?: number): BatchResult {
   const inputs: EngineInput[] = [];
   const malformed: BatchResult['malformed'] = [];
   for (const line of lines) {
@@ -36,7 +37,7 @@ export function processLines(state: EngineState, lines: readonly RawLine[], conf
     }
     inputs.push({ entry: parsed.entry, host: line.host, at: entryTime(parsed.entry, line.receivedAt) });
   }
-  const { state: next, decisions } = evaluate(state, inputs, { config, maintenance });
+  const { state: next, decisions } = evaluate(state, inputs, { config, maintenance, fleetSize });
   let failedOver = 0;
   let failed = 0;
   for (const { entry } of inputs) {

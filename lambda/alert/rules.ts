@@ -49,6 +49,8 @@ export interface WindowItem {
   /** Set on failed requests only: what the alert message lists. */
   uri?: string;
   upstream?: string;
+  /** Set on failed requests only: the host that logged it (a fleet's error-rate alert names them). */
+  host?: string;
 }
 
 interface HostState {
@@ -80,6 +82,15 @@ export interface EngineState {
 export const STALE_AFTER_SWITCH_MS = 10_000;
 /** A host that has logged nothing for this long was replaced: its state is dropped. */
 export const FORGET_HOST_MS = 86_400_000;
+/**
+ * A host counts as one of the stage's hosts (the "M" of "N of M hosts") while it logged within this
+ * long. In a fleet the load balancer's health check (GET /version every 10 s, through nginx) makes
+ * every host in service log several lines a minute even without traffic, so 5 minutes of silence
+ * means the host is gone (terminated by a rolling update or the group) or cannot ship its log; a
+ * longer span would keep counting a replaced host, a shorter one would drop a host whose log
+ * shipping lags. Its open episode stops counting then too.
+ */
+export const FLEET_SEEN_MS = 5 * 60_000;
 
 export function emptyState(): EngineState {
   return { hosts: {}, window: [], lastPosted: {} };
@@ -104,6 +115,11 @@ export interface WindowFigures {
   failedPools: Array<[string, number]>;
   topUris: Array<[string, number]>;
   topUpstreams: Array<[string, number]>;
+  /**
+   * In a fleet only (windowFigures with byHost): every host the failed requests came from, most
+   * first ('?' for a request whose host is not known, e.g. rebuilt from history without it).
+   */
+  failedHosts?: Array<[string, number]>;
 }
 
 export interface Decision {
@@ -133,6 +149,11 @@ export interface Decision {
 export interface EvaluateOptions {
   config: RuleConfig;
   maintenance: boolean;
+  /**
+   * Desired hosts of the stage (the hosts parameter, `fleet:<n>`); undefined or 1 = a single host.
+   * Messages say "N of M hosts" only when M (fleetTotal) is above 1; a single host's stay as they were.
+   */
+  fleetSize?: number;
 }
 
 const POOLS = new Set(['blue', 'green']);
@@ -151,13 +172,14 @@ export function failedByPrimary(entry: Pick<AccessLogEntry, 'status' | 'upstream
   return entry.upstream_status.includes('5') && upstreamStatuses(entry).some((s) => s >= 500);
 }
 
-/** The window item for one request. */
-export function windowItem(entry: AccessLogEntry, at: number): WindowItem {
+/** The window item for one request; `host` is kept on failed requests only (state stays small). */
+export function windowItem(entry: AccessLogEntry, at: number, host?: string): WindowItem {
   const p = primaryPool(entry);
   const primary = POOLS.has(p) ? p : '';
   if (!failedByPrimary(entry)) return { bad: false, primary, at };
   const item: WindowItem = { bad: true, primary, at, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined };
   if (entry.status >= 500) item.saw5xx = true;
+  if (host) item.host = host;
   return item;
 }
 
@@ -167,15 +189,19 @@ function top(items: string[], n: number): Array<[string, number]> {
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, n);
 }
 
-/** Seeds the error-rate window from history (a cold start's rebuild): no decisions, no episodes. */
-export function seedWindow(state: EngineState, entries: readonly AccessLogEntry[], config: RuleConfig): EngineState {
-  const window = entries.slice(-config.windowSize).map((entry) => windowItem(entry, entryTime(entry, 0)));
+/**
+ * Seeds the error-rate window from history (a cold start's rebuild): no decisions, no episodes.
+ * `hosts[i]`, when given, is the host that logged `entries[i]` (its log stream).
+ */
+export function seedWindow(state: EngineState, entries: readonly AccessLogEntry[], config: RuleConfig, hosts?: readonly string[]): EngineState {
+  const from = Math.max(0, entries.length - config.windowSize);
+  const window = entries.slice(from).map((entry, i) => windowItem(entry, entryTime(entry, 0), hosts?.[from + i]));
   return { ...state, window: [...window, ...state.window].slice(-config.windowSize) };
 }
 
-export function windowFigures(window: readonly WindowItem[]): WindowFigures {
+export function windowFigures(window: readonly WindowItem[], options: { byHost?: boolean } = {}): WindowFigures {
   const badItems = window.filter((w) => w.bad);
-  return {
+  const figures: WindowFigures = {
     requests: window.length,
     bad: badItems.length,
     rate: window.length ? badItems.length / window.length : 0,
@@ -184,6 +210,35 @@ export function windowFigures(window: readonly WindowItem[]): WindowFigures {
     topUris: top(badItems.map((w) => w.uri ?? '?'), 5),
     topUpstreams: top(badItems.flatMap((w) => (w.upstream ? w.upstream.split(/,\s*/) : [])), 3),
   };
+  if (options.byHost) figures.failedHosts = top(badItems.map((w) => w.host ?? '?'), Infinity);
+  return figures;
+}
+
+/** Hosts that logged within FLEET_SEEN_MS of `at` (an open episode of a host gone longer is not counted). */
+function recentHosts(state: EngineState, at: number): HostState[] {
+  return Object.values(state.hosts).filter((h) => h.lastSeen !== undefined && at - h.lastSeen <= FLEET_SEEN_MS);
+}
+
+/**
+ * The "M" of "N of M hosts": the desired count, or more when more hosts are logging (a rolling update
+ * runs one extra host; a missing or stale hosts parameter must not make the count wrong). Above 1 = a fleet.
+ */
+export function fleetTotal(state: EngineState, at: number, fleetSize: number | undefined): number {
+  return Math.max(fleetSize ?? 1, recentHosts(state, at).length);
+}
+
+/** The hosts a fleet's error-rate message names: a few, most failed requests first. */
+const HOSTS_LISTED = 3;
+
+/** " — failed requests from N of M hosts: i-a 40, i-b 2" for the error-rate messages of a fleet. */
+function failedHostsText(figures: WindowFigures, total: number): { text: string; count: string } {
+  const hosts = figures.failedHosts ?? [];
+  const known = hosts.filter(([host]) => host !== '?').length;
+  const of = Math.max(total, known);
+  if (figures.bad === 0) return { text: ` — no failed requests from any of the ${of} hosts`, count: `0 of ${of}` };
+  const listed = hosts.slice(0, HOSTS_LISTED).map(([host, n]) => `${host} ${n}`);
+  const more = hosts.length > HOSTS_LISTED ? `, … (${hosts.length - HOSTS_LISTED} more)` : '';
+  return { text: ` — failed requests from ${known} of ${of} hosts: ${listed.join(', ')}${more}`, count: `${known} of ${of}` };
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -255,6 +310,10 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
           if (primary === h.episode.from) h.healthyStreak = 0;
         } else {
           const canary = active !== undefined && primary !== active;
+          // In a fleet: how many hosts have the backup answering now, this one included.
+          const total = fleetTotal(next, at, options.fleetSize);
+          const onServed = 1 + recentHosts(next, at).filter((o) => o !== h && o.episode?.to === served).length;
+          const fleet = total > 1 ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` } : undefined;
           const d = decide(
             {
               kind: 'failover',
@@ -264,13 +323,14 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
               pool: served,
               activePool: active,
               release: entry.release,
-              summary: `Failover on ${host}: ${primary} is failing, ${served} is answering${canary ? ` (canary requests first sent to ${primary})` : ''}`,
+              summary: `Failover on ${host}: ${primary} is failing, ${served} is answering${canary ? ` (canary requests first sent to ${primary})` : ''}${fleet?.text ?? ''}`,
               details: {
                 ...(canary ? { primary_pool: primary } : {}),
                 upstream_status: entry.upstream_status || '-',
                 upstream_addr: entry.upstream_addr || '-',
                 uri: entry.uri,
                 request_id: entry.request_id,
+                ...(fleet ? { hosts_failing_over: fleet.count } : {}),
               },
             },
             `failover:${host}`,
@@ -285,6 +345,8 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
           h.episode = undefined;
           h.healthyStreak = 0;
           if (episode.posted) {
+            const total = fleetTotal(next, at, options.fleetSize);
+            const fleet = total > 1 ? stillFailingOver(recentHosts(next, at), episode.to, total) : undefined;
             decide({
               kind: 'failover_recovered',
               severity: 'ok',
@@ -293,8 +355,8 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
               pool: served,
               activePool: active,
               release: entry.release,
-              summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s`,
-              details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests },
+              summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s${fleet?.text ?? ''}`,
+              details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests, ...(fleet ? { hosts_failing_over: fleet.count } : {}) },
             });
           }
         }
@@ -302,14 +364,16 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     }
 
     // Error rate over the last N requests, stage-wide: the share failed by their primary pool.
-    const item = windowItem(entry, at);
+    const item = windowItem(entry, at, host);
     next.window.push(item);
     if (item.bad) badInWindow++;
     while (next.window.length > config.windowSize) if (next.window.shift()!.bad) badInWindow--;
     if (next.window.length >= config.minWindow) {
       const rate = badInWindow / next.window.length;
       if (!next.errorRate && rate > config.errorRateThreshold) {
-        const figures = windowFigures(next.window);
+        const total = fleetTotal(next, at, options.fleetSize);
+        const figures = windowFigures(next.window, { byHost: total > 1 });
+        const fleet = total > 1 ? failedHostsText(figures, total) : undefined;
         const d = decide(
           {
             kind: 'error_rate',
@@ -317,9 +381,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
             at,
             host,
             activePool: active,
-            summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})`,
+            summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})${fleet?.text ?? ''}`,
             window: figures,
-            details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx },
+            details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx, ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
           },
           'error_rate',
         );
@@ -327,7 +391,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
       } else if (next.errorRate) {
         next.errorRate.peak = Math.max(next.errorRate.peak, rate);
         if (rate <= config.errorRateThreshold * config.recoveryRatio) {
-          const figures = windowFigures(next.window);
+          const total = fleetTotal(next, at, options.fleetSize);
+          const figures = windowFigures(next.window, { byHost: total > 1 });
+          const fleet = total > 1 ? failedHostsText(figures, total) : undefined;
           const episode = next.errorRate;
           next.errorRate = undefined;
           if (episode.posted) {
@@ -337,9 +403,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
               at,
               host,
               activePool: active,
-              summary: `Error rate back to ${pct(figures.rate)} over the last ${figures.requests} requests (peak ${pct(episode.peak)})`,
+              summary: `Error rate back to ${pct(figures.rate)} over the last ${figures.requests} requests (peak ${pct(episode.peak)})${fleet?.text ?? ''}`,
               window: figures,
-              details: { duration_s: Math.round((at - episode.since) / 1000), peak: pct(episode.peak) },
+              details: { duration_s: Math.round((at - episode.since) / 1000), peak: pct(episode.peak), ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
             });
           }
         }
@@ -371,6 +437,19 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     for (const [key, last] of Object.entries(next.lastPosted)) if (latest - last >= config.cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
   }
   return { state: next, decisions };
+}
+
+/**
+ * " — still on green on 1 of 3 hosts" for a fleet's recovery message: the hosts whose backup `to`
+ * still answers (the recovered one is already out of them); else those failing over the other way;
+ * else none.
+ */
+function stillFailingOver(hosts: readonly HostState[], to: string, total: number): { text: string; count: string } {
+  const open = hosts.filter((h) => h.episode !== undefined);
+  const sameWay = open.filter((h) => h.episode!.to === to).length;
+  if (sameWay > 0) return { text: ` — still on ${to} on ${sameWay} of ${total} hosts`, count: `${sameWay} of ${total}` };
+  if (open.length > 0) return { text: ` — no host on ${to} now, still failing over on ${open.length} of ${total} hosts`, count: `${open.length} of ${total}` };
+  return { text: ' — no host failing over now', count: `0 of ${total}` };
 }
 
 /** Epoch ms of an entry: `msec` when nginx wrote it, else the ISO `time`, else the fallback. */

@@ -7,6 +7,7 @@ import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from './alarm-
 import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
+import { parseHostsParameter } from './fleet-size';
 import { emfLine, MetricName } from './metrics';
 import { processLines } from './pipeline';
 import { announced, releaseAnnouncements } from './release-events';
@@ -20,6 +21,11 @@ export interface AlertEnv {
   region: string;
   logGroup: string;
   maintenanceParam: string;
+  /**
+   * The stage's hosts parameter (`fleet:<n>` in fleet mode, absent on a single host): messages say
+   * "N of M hosts" in a fleet. Undefined (older stacks, tests) = the hosts seen logging decide M.
+   */
+  hostsParam?: string;
   webhookParam: string;
   stateParam: string;
   deadLetterQueueUrl: string;
@@ -173,7 +179,8 @@ export class AlertRuntime {
     if (!this.loaded) await this.coldStart(Math.min(...batch.logEvents.map((e) => e.timestamp)));
 
     const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
-    const out = processLines(this.state, fresh.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })), this.env.rules, maintenance);
+    const fleetSize = await this.fleetSize();
+    const out = processLines(this.state, fresh.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })), this.env.rules, maintenance, fleetSize);
     result.status = 'processed';
     result.evaluated = out.evaluated;
     result.malformed = out.malformed.length;
@@ -207,6 +214,22 @@ export class AlertRuntime {
       FailedOverRequests: out.failedOver,
     });
     return result;
+  }
+
+  /**
+   * The stage's desired hosts (the hosts parameter), for the "N of M hosts" of fleet messages;
+   * undefined on a single host. It only words the messages, so a value that cannot be read or
+   * parsed is logged as an error and the hosts seen logging stand in: it never costs an alert.
+   */
+  private async fleetSize(): Promise<number | undefined> {
+    const name = this.env.hostsParam;
+    if (!name) return undefined;
+    try {
+      return parseHostsParameter(await this.params.get(name));
+    } catch (err) {
+      this.log({ level: 'ERROR', msg: 'hosts parameter not usable: counting the hosts seen logging instead', parameter: name, reason: (err as Error).message });
+      return undefined;
+    }
   }
 
   /** The record changed, or the minute ticked (EventBridge): announce, and judge with the window held. */
@@ -304,8 +327,8 @@ export class AlertRuntime {
     const { delivered, ...engine } = persisted ?? {};
     this.delivered = delivered ?? [];
     let state: EngineState = { ...emptyState(), ...engine, window: [] };
-    const { entries, ids } = await recentEntries(this.deps.logs, this.env.logGroup, batchStart, this.env.rebuildLookbackMs, this.env.rules.windowSize);
-    state = seedWindow(state, entries, this.env.rules);
+    const { entries, hosts, ids } = await recentEntries(this.deps.logs, this.env.logGroup, batchStart, this.env.rebuildLookbackMs, this.env.rules.windowSize);
+    state = seedWindow(state, entries, this.env.rules, hosts);
     for (const id of ids) this.remember(id);
     this.state = state;
     this.loaded = true;

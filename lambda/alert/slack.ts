@@ -42,6 +42,8 @@ export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+/** Failing hosts a message lists (the summary says how many there are in all). */
+const SLACK_HOSTS_LISTED = 10;
 
 function isReleaseKind(kind: AlertKind): boolean {
   return kind.startsWith('release_');
@@ -83,6 +85,8 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
       `*Window*: ${w.bad} of ${w.requests} requests failed by their primary pool (${pct(w.rate)}: served by the other pool, a 5xx attempt or a 5xx status)`,
       `*Users saw 5xx*: ${w.usersSaw5xx} of ${w.requests} (${pct(w.requests ? w.usersSaw5xx / w.requests : 0)})${w.usersSaw5xx === 0 && w.bad > 0 ? ': failover answered every one' : ''}`,
       w.failedPools.length ? `*Failing pool*: ${w.failedPools.map(([p, n]) => `${p} ×${n}`).join(', ')}` : '',
+      // A fleet only (rules.ts sets failedHosts there): which hosts the failed requests came from.
+      w.failedHosts?.length ? `*Failing hosts*: ${w.failedHosts.slice(0, SLACK_HOSTS_LISTED).map(([h, n]) => `\`${h}\` ×${n}`).join(', ')}${w.failedHosts.length > SLACK_HOSTS_LISTED ? `, and ${w.failedHosts.length - SLACK_HOSTS_LISTED} more` : ''}` : '',
       w.topUris.length ? `*Top URIs*: ${w.topUris.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
       w.topUpstreams.length ? `*Upstreams*: ${w.topUpstreams.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
     ].filter(Boolean);

@@ -116,3 +116,24 @@ test('a one-minute tick runs the release guard, so a bake ends with no traffic a
     SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsReleaseGuardTick'), 'Arn'] },
   });
 });
+
+describe('fleet mode: the function reads the hosts parameter for "N of M hosts" (issue 10 item 6)', () => {
+  const readResources = (t: Template) => {
+    const policies = t.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
+    const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid?: string; Resource: unknown[] }>;
+    // Sorted: CDK orders a statement's resources itself.
+    return statements.find((s) => s.Sid === 'ReadParameters')!.Resource.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
+  };
+  const env = (t: Template) => Object.values(t.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('alert rules') } }))[0].Properties.Environment.Variables;
+
+  test('hosts=3: HOSTS_PARAM names /bluegreen/<stage>/hosts, and GetParameter is granted on exactly that parameter besides the three', () => {
+    const fleet = synthTemplate({ stage: 'prod', hosts: '3', operatorCidr: '198.51.100.7/32' });
+    expect(env(fleet).HOSTS_PARAM).toBe('/bluegreen/prod/hosts');
+    expect(readResources(fleet)).toEqual(['/bluegreen/prod/alert-state', '/bluegreen/prod/hosts', '/bluegreen/prod/maintenance', '/bluegreen/prod/slack-webhook-url']);
+  });
+
+  test('the single host: no HOSTS_PARAM, no grant (there is no such parameter)', () => {
+    expect(env(template).HOSTS_PARAM).toBeUndefined();
+    expect(readResources(template)).toEqual(['/bluegreen/prod/alert-state', '/bluegreen/prod/maintenance', '/bluegreen/prod/slack-webhook-url']);
+  });
+});

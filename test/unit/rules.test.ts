@@ -1,6 +1,7 @@
 // The rule engine, table-driven: each case is a sequence of requests and the decisions it must give.
 import { AccessLogEntry, parseAccessLogLine, primaryPool } from '../../lambda/alert/access-log';
-import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, evaluate, failedByPrimary, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
+import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, EngineState, evaluate, failedByPrimary, FLEET_SEEN_MS, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
+import { formatHostsParameter, parseHostsParameter } from '../../lambda/alert/fleet-size';
 import { processLines } from '../../lambda/alert/pipeline';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
@@ -326,5 +327,100 @@ describe('pipeline', () => {
     const state = emptyState();
     evaluate(state, [{ entry: failedOver(), host: 'i-1', at: T0 }], { config: DEFAULT_RULE_CONFIG, maintenance: false });
     expect(state).toEqual(emptyState());
+  });
+});
+
+describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-host messages unchanged', () => {
+  const config = { ...DEFAULT_RULE_CONFIG, minWindow: 1000, windowSize: 1000 };
+  /** Requests from several hosts, one second apart, in the order given. */
+  const fleetRun = (steps: Array<[string, AccessLogEntry]>, fleetSize: number | undefined, opts: { config?: RuleConfig; start?: EngineState; from?: number } = {}) =>
+    evaluate(
+      opts.start ?? emptyState(),
+      steps.map(([host, e], i) => ({ entry: e, host, at: (opts.from ?? T0) + i * 1000 })),
+      { config: opts.config ?? config, maintenance: false, fleetSize },
+    );
+  const summaries = (r: ReturnType<typeof fleetRun>, kind: string) => r.decisions.filter((d) => d.kind === kind).map((d) => d.summary);
+  /** Three hosts logging healthy traffic: all three are seen. */
+  const healthy3: Array<[string, AccessLogEntry]> = [
+    ['i-a', ok()],
+    ['i-b', ok()],
+    ['i-c', ok()],
+  ];
+
+  test('two of three hosts failing over to green: the second alert says 2 of 3', () => {
+    const r = fleetRun([...healthy3, ['i-a', failedOver()], ['i-b', failedOver()]], 3);
+    expect(summaries(r, 'failover')).toEqual([
+      'Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts',
+      'Failover on i-b: blue is failing, green is answering — green answering on 2 of 3 hosts',
+    ]);
+    expect(r.decisions.filter((d) => d.kind === 'failover').map((d) => d.details.hosts_failing_over)).toEqual(['1 of 3', '2 of 3']);
+  });
+
+  test('recovery of one says how many are still failing over; the last says none', () => {
+    const r = fleetRun(
+      [...healthy3, ['i-a', failedOver()], ['i-b', failedOver()], ['i-a', ok()], ['i-a', ok()], ['i-a', ok()], ['i-b', ok()], ['i-b', ok()], ['i-b', ok()]],
+      3,
+    );
+    expect(summaries(r, 'failover_recovered')).toEqual([
+      'Recovered on i-a: blue is answering again after 4 s — still on green on 1 of 3 hosts',
+      'Recovered on i-b: blue is answering again after 6 s — no host failing over now',
+    ]);
+    expect(r.decisions.filter((d) => d.kind === 'failover_recovered').map((d) => d.details.hosts_failing_over)).toEqual(['1 of 3', '0 of 3']);
+  });
+
+  test('a single host (no fleet size, or 1) keeps its messages byte for byte', () => {
+    for (const size of [undefined, 1]) {
+      const r = fleetRun([['i-1', ok()], ['i-1', failedOver()], ['i-1', ok()], ['i-1', ok()], ['i-1', ok()]], size);
+      expect(r.decisions.map((d) => d.summary)).toEqual(['Failover on i-1: blue is failing, green is answering', 'Recovered on i-1: blue is answering again after 3 s']);
+      expect(r.decisions.map((d) => Object.keys(d.details))).toEqual([
+        ['upstream_status', 'upstream_addr', 'uri', 'request_id'],
+        ['duration_s', 'requests_on_backup'],
+      ]);
+    }
+  });
+
+  test('M is the hosts seen logging when the parameter is missing or smaller (a rolling update runs one more)', () => {
+    expect(summaries(fleetRun([...healthy3, ['i-a', failedOver()]], undefined), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts']);
+    expect(summaries(fleetRun([...healthy3, ['i-d', ok()], ['i-a', failedOver()]], 3), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 4 hosts']);
+    // The desired count stands when fewer hosts have logged yet.
+    expect(summaries(fleetRun([['i-a', failedOver()]], 3), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts']);
+  });
+
+  test('a host silent for longer than FLEET_SEEN_MS is not counted, nor its open episode', () => {
+    // i-gone fails over at T0, then logs nothing more (terminated with its episode open).
+    const gone = fleetRun([['i-gone', failedOver()]], undefined);
+    const then = (from: number) => summaries(fleetRun([['i-a', ok()], ['i-b', ok()], ['i-a', failedOver()]], undefined, { start: gone.state, from }), 'failover');
+    // Still within FLEET_SEEN_MS of its last line at i-a's failover: counted, in M and in N.
+    expect(then(T0 + FLEET_SEEN_MS - 2000)).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 2 of 3 hosts']);
+    // Past it: neither.
+    expect(then(T0 + FLEET_SEEN_MS)).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 2 hosts']);
+  });
+
+  test('error rate stays per stage; in a fleet it says which hosts the failed requests came from', () => {
+    const small = { ...DEFAULT_RULE_CONFIG, minWindow: 10, windowSize: 10 };
+    const r = fleetRun([...healthy3, ...times(6, (): [string, AccessLogEntry] => ['i-b', ok()]), ['i-a', failedOver()], ...times(10, (): [string, AccessLogEntry] => ['i-c', ok()])], 3, { config: small });
+    const [alert] = r.decisions.filter((d) => d.kind === 'error_rate');
+    expect(alert.summary).toBe('Error rate 10.0% over the last 10 requests (threshold 2.0%): 1 failed by their primary pool (blue 1), users saw 5xx on 0 (0.0%) — failed requests from 1 of 3 hosts: i-a 1');
+    expect(alert.details).toEqual({ failed: 1, requests: 10, users_saw_5xx: 0, hosts_with_failures: '1 of 3' });
+    expect(alert.window!.failedHosts).toEqual([['i-a', 1]]);
+    const [recovered] = r.decisions.filter((d) => d.kind === 'error_rate_recovered');
+    expect(recovered.summary).toBe('Error rate back to 0.0% over the last 10 requests (peak 10.0%) — no failed requests from any of the 3 hosts');
+    // A single host: the same alert as before, no host figures.
+    const single = run([...times(5, ok), failedOver()]).decisions.find((d) => d.kind === 'error_rate')!;
+    expect(single.window!.failedHosts).toBeUndefined();
+    expect(single.details).toEqual({ failed: 1, requests: 6, users_saw_5xx: 0 });
+  });
+
+  test('window items carry the host on failed requests only; a cold start seeds them from the log streams', () => {
+    const r = fleetRun([['i-a', ok()], ['i-a', failedOver()]], 3);
+    expect(r.state.window.map((w) => w.host)).toEqual([undefined, 'i-a']);
+    const seeded = seedWindow(emptyState(), [failedOver(), ok()], DEFAULT_RULE_CONFIG, ['i-x', 'i-y']);
+    expect(seeded.window.map((w) => w.host)).toEqual(['i-x', undefined]);
+  });
+
+  test('the hosts parameter: one format for the stack and the function, a bad value named', () => {
+    expect(parseHostsParameter(formatHostsParameter(3))).toBe(3);
+    expect(parseHostsParameter(undefined)).toBeUndefined();
+    for (const bad of ['fleet:0', 'fleet:', 'fleet:two', '3', 'fleet:3.5']) expect(() => parseHostsParameter(bad)).toThrow(`hosts parameter value must be "fleet:<n>" (n a whole number >= 1), got "${bad}"`);
   });
 });

@@ -105,6 +105,25 @@ describe('message', () => {
     expect(text).toContain(logsUrl.slice(0, 60));
   });
 
+  test('a fleet: the failing hosts with their counts, and the "N of M hosts" details (a single host shows neither)', () => {
+    const fleet: Decision = {
+      ...decision,
+      summary: `${decision.summary} — failed requests from 2 of 3 hosts: i-0abc 6, i-0def 2`,
+      window: { ...decision.window!, failedHosts: [['i-0abc', 6], ['i-0def', 2]] },
+      details: { ...decision.details, hosts_with_failures: '2 of 3' },
+    };
+    const message = slackMessage(fleet, { stage: 'prod' });
+    expect(message.text).toContain('— failed requests from 2 of 3 hosts: i-0abc 6, i-0def 2');
+    const text = JSON.stringify(message.attachments);
+    expect(text).toContain('*Failing hosts*: `i-0abc` ×6, `i-0def` ×2');
+    expect(text).toContain('hosts_with_failures: `2 of 3`');
+    const many = slackMessage({ ...fleet, window: { ...fleet.window!, failedHosts: Array.from({ length: 12 }, (_, i): [string, number] => [`i-${i}`, 1]) } }, { stage: 'prod' });
+    expect(JSON.stringify(many.attachments)).toContain('`i-9` ×1, and 2 more');
+    const single = JSON.stringify(slackMessage(decision, { stage: 'prod' }).attachments);
+    expect(single).not.toContain('Failing hosts');
+    expect(single).not.toContain('hosts_');
+  });
+
   test.each([
     ['critical', '#d32f2f'],
     ['ok', '#2e7d32'],
