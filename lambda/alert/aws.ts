@@ -62,8 +62,51 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   }
 }
 
-export async function saveState(ssm: SSMClient, name: string, state: PersistedState): Promise<void> {
-  await ssm.send(new PutParameterCommand({ Name: name, Value: JSON.stringify(state), Type: 'String', Overwrite: true }));
+/** A standard parameter holds 4,096 bytes; a little is left for safety. */
+export const STATE_MAX_BYTES = 4_000;
+
+const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8');
+
+/**
+ * The state cut to fit its parameter. A fleet keeps one entry per host (and per host cooldown) for
+ * a day, so 50 hosts, or a rolling update that doubles them, outgrow 4 KB and the save would fail
+ * the function. What goes first costs least: cooldowns posted before `spentBefore` (run out: they
+ * decide nothing), oldest first; hosts with no open failover episode, least recently seen first (a
+ * dropped host only misses a planned-switch notice); running cooldowns (one alert may repeat); hosts
+ * in an episode; delivered keys, oldest first.
+ */
+export function fitState(state: PersistedState, spentBefore = 0, maxBytes = STATE_MAX_BYTES): { state: PersistedState; dropped: number } {
+  if (bytes(state) <= maxBytes) return { state, dropped: 0 };
+  const out: PersistedState = { ...state, hosts: { ...state.hosts }, lastPosted: { ...state.lastPosted }, ...(state.delivered ? { delivered: [...state.delivered] } : {}) };
+  const byAge = (entries: Array<[string, number]>) => entries.sort((a, b) => a[1] - b[1]).map(([k]) => k);
+  const quiet = byAge(Object.entries(out.hosts).filter(([, h]) => !h.episode).map(([k, h]) => [k, h.lastSeen ?? 0]));
+  const cooldowns = byAge(Object.entries(out.lastPosted));
+  const spent = cooldowns.filter((k) => out.lastPosted[k] < spentBefore);
+  const running = cooldowns.filter((k) => out.lastPosted[k] >= spentBefore);
+  const inEpisode = byAge(Object.entries(out.hosts).filter(([, h]) => h.episode).map(([k, h]) => [k, h.lastSeen ?? 0]));
+  const steps: Array<() => void> = [
+    ...spent.map((k) => () => delete out.lastPosted[k]),
+    ...quiet.map((k) => () => delete out.hosts[k]),
+    ...running.map((k) => () => delete out.lastPosted[k]),
+    ...inEpisode.map((k) => () => delete out.hosts[k]),
+    ...(out.delivered ?? []).map(() => () => out.delivered!.shift()),
+  ];
+  let dropped = 0;
+  // Removing keys by the byte count of each: cheap enough for a state of a few KB.
+  let size = bytes(out);
+  for (const step of steps) {
+    if (size <= maxBytes) break;
+    step();
+    dropped++;
+    size = bytes(out);
+  }
+  return { state: out, dropped };
+}
+
+export async function saveState(ssm: SSMClient, name: string, state: PersistedState, spentBefore = 0): Promise<number> {
+  const fitted = fitState(state, spentBefore);
+  await ssm.send(new PutParameterCommand({ Name: name, Value: JSON.stringify(fitted.state), Type: 'String', Overwrite: true }));
+  return fitted.dropped;
 }
 
 /**

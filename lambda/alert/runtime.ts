@@ -199,7 +199,7 @@ export class AlertRuntime {
     await this.guardRelease(maintenance, result);
     for (const d of out.toPost) await this.postCounted(d, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
+    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after, this.spentBefore());
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.
     for (const e of fresh) this.remember(e.id);
 
@@ -242,7 +242,7 @@ export class AlertRuntime {
     this.recordCache.clear();
     await this.guardRelease(maintenance, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after);
+    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after, this.spentBefore());
     return { ...result, status: 'processed' };
   }
 
@@ -344,6 +344,11 @@ export class AlertRuntime {
   }
 
   /** The state to save: the engine's, and the recent delivery keys (pruned by age and count). */
+  /** Cooldowns posted before this have run out (the state may drop them first to fit). */
+  private spentBefore(): number {
+    return this.now() - this.env.rules.cooldownMs;
+  }
+
   private persisted(base: PersistedState = persistable(this.state)): PersistedState {
     const oldest = this.now() - DELIVERED_KEEP_MS;
     this.delivered = this.delivered.filter((k) => atOf(k) >= oldest).slice(-DELIVERED_MAX);
@@ -366,7 +371,7 @@ export class AlertRuntime {
     if (await this.post(d)) result.posted++;
     else result.undelivered++;
     this.delivered.push(key);
-    if (this.checkpointBase) await saveState(this.deps.ssm, this.env.stateParam, this.persisted(this.checkpointBase));
+    if (this.checkpointBase) await saveState(this.deps.ssm, this.env.stateParam, this.persisted(this.checkpointBase), this.spentBefore());
   }
 
   /** Posts to Slack; whatever cannot be delivered goes to the dead-letter queue. */

@@ -129,3 +129,19 @@ test('a cold start rebuilds the window with each failed request\'s host from its
   expect(rate[0]).toContain('2 failed by their primary pool');
   expect(rate[0]).toContain('— failed requests from 1 of 3 hosts: i-0aaa 2');
 });
+
+test('fifty hosts and a rolling update (100 log streams in a day): the state still fits its 4 KB parameter and every batch is processed', async () => {
+  const { send, logs } = await stage('fleet50', 'fleet:50');
+  const many = Array.from({ length: 100 }, (_, i) => `i-0${String(i).padStart(16, '0')}`);
+  for (const host of many) await send(host, [HEALTHY]);
+  // A few hosts fail over: their episodes are what the state keeps first.
+  for (const host of many.slice(-3)) await send(host, [FAILED_OVER]);
+  logs.mockRestore();
+  // moto stores any size; SSM refuses a standard parameter over 4,096 bytes (the old code saved 9,409 here).
+  const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
+  const value = (await ssm.send(new GetParameterCommand({ Name: '/bluegreen/fleet50/alert-state' }))).Parameter!.Value!;
+  expect(Buffer.byteLength(value)).toBeLessThanOrEqual(4096);
+  const state = JSON.parse(value) as { hosts: Record<string, { episode?: unknown }> };
+  for (const host of many.slice(-3)) expect(state.hosts[host]?.episode).toBeDefined();
+  expect(texts().filter((t) => t.includes('Failover on'))).toHaveLength(3);
+});
