@@ -76,7 +76,12 @@ export interface EngineState {
    * here so it is persisted with the rest of the state. The runtimes set it after posting.
    */
   releaseAnnounced?: { id: string; state: string };
+  /** The last planned switch posted on a fleet: the other hosts' same switch is not posted again. */
+  fleetSwitch?: { from: string; to: string; at: number };
 }
+
+/** A fleet's hosts all switch within this of each other (Run Command at once, the one-minute timer at worst). */
+export const FLEET_SWITCH_MS = 2 * 60_000;
 
 /** After a reload, old nginx workers still finish requests under the old config for a moment. */
 export const STALE_AFTER_SWITCH_MS = 10_000;
@@ -140,8 +145,8 @@ export interface Decision {
   reason?: string;
   summary: string;
   window?: WindowFigures;
-  /** Why it is not posted: null = post it. */
-  suppressed: null | 'cooldown' | 'maintenance';
+  /** Why it is not posted: null = post it; 'fleet' = the same planned switch already posted for another host. */
+  suppressed: null | 'cooldown' | 'maintenance' | 'fleet';
   /** Details an on-call engineer wants in the message. */
   details: Record<string, string | number>;
 }
@@ -280,7 +285,11 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
 
     // Planned switch: the configured primary changed. Info, never a failover.
     if (active && h.activePool && active !== h.activePool && !staleLine) {
-      decide({
+      // On a fleet one flip is N hosts switching: posted once, for the first host that logs it.
+      const total = fleetTotal(next, at, options.fleetSize);
+      const seen = next.fleetSwitch;
+      const sameFlip = total > 1 && seen !== undefined && seen.from === h.activePool && seen.to === active && at - seen.at < FLEET_SWITCH_MS;
+      const d = decide({
         kind: 'planned_switch',
         severity: 'info',
         at,
@@ -288,9 +297,11 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
         pool: active,
         previousPool: h.activePool,
         activePool: active,
-        summary: `Planned switch on ${host}: active pool ${h.activePool} → ${active}`,
-        details: { from: h.activePool, to: active },
+        summary: `Planned switch on ${host}: active pool ${h.activePool} → ${active}${total > 1 ? ` — the fleet's ${total} hosts follow (posted once, for the first)` : ''}`,
+        details: { from: h.activePool, to: active, ...(total > 1 ? { hosts: total } : {}) },
       });
+      if (sameFlip && d.suppressed === null) d.suppressed = 'fleet';
+      else if (total > 1 && !sameFlip) next.fleetSwitch = { from: h.activePool, to: active, at };
       h.lastSwitch = { from: h.activePool, at };
       // An episode against the old primary is over: the operator moved traffic on purpose.
       if (h.episode) {

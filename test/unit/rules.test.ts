@@ -347,6 +347,31 @@ describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-hos
     ['i-c', ok()],
   ];
 
+  test('a flip on a fleet is posted once, for the first host to switch; a switch back is posted again (once)', () => {
+    const flip: Array<[string, AccessLogEntry]> = [['i-a', ok('green')], ['i-b', ok('green')], ['i-c', ok('green')]];
+    const back: Array<[string, AccessLogEntry]> = [['i-b', ok('blue')], ['i-a', ok('blue')], ['i-c', ok('blue')]];
+    const r1 = fleetRun([...healthy3, ...flip], 3);
+    // a minute later (sooner, a host's old-config line is not a switch back: STALE_AFTER_SWITCH_MS)
+    const r2 = fleetRun(back, 3, { start: r1.state, from: T0 + 60_000 });
+    const switches = [...r1.decisions, ...r2.decisions].filter((d) => d.kind === 'planned_switch');
+    expect(switches.map((d) => [d.host, d.suppressed])).toEqual([
+      ['i-a', null],
+      ['i-b', 'fleet'],
+      ['i-c', 'fleet'],
+      ['i-b', null],
+      ['i-a', 'fleet'],
+      ['i-c', 'fleet'],
+    ]);
+    expect(switches[0].summary).toBe("Planned switch on i-a: active pool blue → green — the fleet's 3 hosts follow (posted once, for the first)");
+    // a single host: every switch posted, wording unchanged
+    const s1 = fleetRun([['i-a', ok()], ['i-a', ok('green')]], undefined);
+    const s2 = fleetRun([['i-a', ok('blue')]], undefined, { start: s1.state, from: T0 + 60_000 });
+    expect([...s1.decisions, ...s2.decisions].filter((d) => d.kind === 'planned_switch').map((d) => [d.summary, d.suppressed])).toEqual([
+      ['Planned switch on i-a: active pool blue → green', null],
+      ['Planned switch on i-a: active pool green → blue', null],
+    ]);
+  });
+
   test('two of three hosts failing over to green: the second alert says 2 of 3', () => {
     const r = fleetRun([...healthy3, ['i-a', failedOver()], ['i-b', failedOver()]], 3);
     expect(summaries(r, 'failover')).toEqual([
