@@ -65,7 +65,9 @@ heartbeat_every=${JOIN_HEARTBEAT_SECONDS:-300}
 max_wait=${JOIN_MAX_WAIT_SECONDS:-21600}
 
 started=$(date +%s)
-last_heartbeat=$started
+# The first heartbeat goes out in the first round of waiting: the bootstrap has already used part
+# of the hook's timeout.
+last_heartbeat=0
 waited_for=
 while :; do
   now=$(date +%s)

@@ -198,9 +198,12 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
     expect(result.stdout).toContain('no release in progress (stale): joining');
   });
 
-  test('a release still in progress after JOIN_MAX_WAIT_SECONDS: exit 1 (the user data abandons the launch)', async () => {
+  test('a release still in progress after JOIN_MAX_WAIT_SECONDS: exit 1 (the user data abandons the launch); the first heartbeat went out at once', async () => {
     await putParameters(moto, { [RELEASE_PARAM]: record('verifying', new Date().toISOString()) });
-    const result = await join(awsShim(), { JOIN_MAX_WAIT_SECONDS: '2' });
+    const shim = awsShim();
+    const result = await join(shim, { JOIN_MAX_WAIT_SECONDS: '2', JOIN_HEARTBEAT_SECONDS: '300' });
+    // The bootstrap already used part of the hook's timeout: waiting starts with a heartbeat, not 5 minutes later.
+    expect(shim.calls()).toHaveLength(1);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/still not joining after \d+ s \(limit 2 s\): in-progress 20261123-191000-green-v2 verifying/);
   });
