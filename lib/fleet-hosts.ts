@@ -29,6 +29,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
+import * as path from 'node:path';
+import { BOOTSTRAPPING_MARKER } from './host-apply-command';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
 import { FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
 import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
@@ -118,7 +120,7 @@ export class FleetHosts extends Construct {
     const parts = buildHostParts(this, {
       ...props,
       publicPeer: lbSecurityGroup,
-      // A new host joins between releases (userdata/bluegreen-join.sh): it reads the release record
+      // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
       // (what a release writes there is the pool state the host already reads) by the CLI's rule.
       extraReadParameters: [releaseParam],
       extraEnv: {
@@ -126,6 +128,11 @@ export class FleetHosts extends Construct {
         RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
         RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
       },
+      // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
+      extraAssets: { fleet: 'fleet' },
+      // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
+      // (lib/host-apply-command.ts): a host launched during a release or flip does not fail it.
+      beforeBootstrap: [`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`],
       securityGroupDescription: `bluegreen ${stage} fleet host: ${HOST_PORTS.public} from the load balancer only, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
     });
     this.securityGroup = parts.securityGroup;
@@ -159,8 +166,10 @@ export class FleetHosts extends Construct {
     userData.addOnExitCommands(`if [ "$exitCode" -ne 0 ]; then ${lifecycle('ABANDON')} || true; fi`);
     userData.addCommands(
       '# fleet: bootstrap.sh succeeded (the stage state is applied, GET /version answers through nginx).',
+      '# From now on Run Command runs bluegreen-apply here (a release that reaches this host gates it like the others).',
+      `rm -f ${BOOTSTRAPPING_MARKER}`,
       '# Never join during a release: wait until it is promoted, rolled back or failed (holding the lifecycle action).',
-      `/usr/local/bin/bluegreen-join ${groupName} ${BOOTSTRAP_HOOK_NAME} "$(${imds('instance-id')})"`,
+      `sh /opt/bluegreen/fleet/bluegreen-join.sh ${groupName} ${BOOTSTRAP_HOOK_NAME} "$(${imds('instance-id')})"`,
       '# Reconcile with SSM as it is now: the release\'s outcome, or a flip during the boot, may not have reached this host.',
       '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
       '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',

@@ -7,7 +7,7 @@
 // half-built Compose set) and fail a whole release or flip for a host that serves nothing yet. So a
 // bootstrapping host answers with one `step=join` line and exit 0; it is not in service, and before it
 // joins it waits until no release is in progress and applies the stage's state as it is then
-// (userdata/bluegreen-join.sh), so it never enters service half-released.
+// (fleet/bluegreen-join.sh), so it never enters service half-released.
 // No CDK import here: the CLI bundles this too.
 
 /** bootstrap.sh creates it first thing and removes it once the host answers through nginx. */

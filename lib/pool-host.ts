@@ -96,6 +96,14 @@ export interface HostPartsProps extends Omit<PoolHostProps, 'vpc' | 'subnets' | 
   readonly extraReadParameters?: readonly string[];
   /** Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings). */
   readonly extraEnv?: Readonly<Record<string, string>>;
+  /**
+   * More repository folders delivered like nginx/, app/ and userdata/ (to /opt/bluegreen/<name>):
+   * a fleet host's fleet/. Kept out of userdata/ so that fleet-only files never change the single
+   * host's assets (a changed asset replaces it).
+   */
+  readonly extraAssets?: Readonly<Record<string, string>>;
+  /** Commands right before bootstrap.sh (a fleet host marks itself bootstrapping). */
+  readonly beforeBootstrap?: readonly string[];
 }
 
 /**
@@ -176,6 +184,9 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     nginx: new Asset(scope, 'NginxFiles', { path: path.join(REPO_ROOT, 'nginx') }),
     app: new Asset(scope, 'AppFiles', { path: path.join(REPO_ROOT, 'app') }),
     userdata: new Asset(scope, 'HostFiles', { path: path.join(REPO_ROOT, 'userdata') }),
+    ...Object.fromEntries(
+      Object.entries(props.extraAssets ?? {}).map(([name, dir]) => [name, new Asset(scope, `${name[0].toUpperCase()}${name.slice(1)}Files`, { path: path.join(REPO_ROOT, dir) })]),
+    ),
   };
 
   const userData = ec2.UserData.forLinux();
@@ -184,7 +195,7 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
     userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
   }
-  // The host reads its three asset objects and nothing else of the bootstrap bucket (which holds
+  // The host reads its asset objects (three; a fleet host four) and nothing else of the bootstrap bucket (which holds
   // every asset of every stack in the account and region): `aws s3 cp` of one object (the
   // download commands above) needs s3:GetObject on that object only. (Asset.grantRead would give
   // s3:GetObject*, GetBucket* and List* on the whole bucket.)
@@ -225,6 +236,7 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
     ...Object.entries(env).map(([k, v]) => `export ${k}='${v}'`),
     'ENV',
+    ...(props.beforeBootstrap ?? []),
     'bash /opt/bluegreen/userdata/bootstrap.sh',
   );
 

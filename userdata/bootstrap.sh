@@ -13,13 +13,6 @@ home=/opt/bluegreen
 . /etc/bluegreen/env
 : "${STAGE:?}" "${AWS_REGION:?}" "${ACCESS_LOG_GROUP:?}" "${ERROR_LOG_GROUP:?}" "${METRICS_NAMESPACE:?}"
 
-# Until this host answers through nginx, Run Command's bluegreen-apply (a flip, a release's deploy)
-# answers "step=join" here instead of running on a half-built host (lib/host-apply-command.ts). Left in
-# place when the bootstrap fails: such a host never serves (single host: rolled back; fleet: abandoned).
-bootstrapping=/var/lib/bluegreen/bootstrapping
-mkdir -p "$(dirname "$bootstrapping")"
-touch "$bootstrapping"
-
 # Docker Compose v2 plugin, pinned. Checksums as published for this release (the same values the
 # Docker Official Images pin in docker-library/docker versions.json).
 COMPOSE_VERSION=2.29.6
@@ -69,8 +62,6 @@ mkdir -p "$home/conf" "$home/switch" /var/lib/bluegreen/pools /var/log/bluegreen
 install -m 0755 "$home/userdata/bluegreen-apply.sh" /usr/local/bin/bluegreen-apply
 install -m 0755 "$home/userdata/bluegreen-nginx.sh" /usr/local/bin/bluegreen-nginx
 install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen
-# Fleet mode only (the user data runs it before joining the group): waits out a release in progress.
-install -m 0755 "$home/userdata/bluegreen-join.sh" /usr/local/bin/bluegreen-join
 install -m 0644 "$home/userdata/logrotate.conf" /etc/logrotate.d/bluegreen
 
 # AL2023 has no cron: logrotate runs only from logrotate.timer. Were it disabled (a hardened AMI, a
@@ -122,7 +113,6 @@ log "verify"
 for _ in $(seq 1 30); do
   if curl -fsS -o /dev/null http://127.0.0.1:8080/version; then
     log "ready: $(curl -fsS http://127.0.0.1:8080/version)"
-    rm -f "$bootstrapping"
     exit 0
   fi
   sleep 2

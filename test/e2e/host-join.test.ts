@@ -2,7 +2,7 @@
 // never enters service half-released.
 //  - Run Command's command (lib/host-apply-command.ts), run by a real shell: on a host still
 //    bootstrapping it answers the join step and succeeds instead of failing the release or flip.
-//  - userdata/bluegreen-join.sh, for real, with the aws CLI reading the release record from
+//  - fleet/bluegreen-join.sh, for real, with the aws CLI reading the release record from
 //    moto_server: it holds the host out while a release is in progress (heartbeating its launch
 //    lifecycle action) and lets it join once the release is over, stale, or absent. moto 5.2 has no
 //    lifecycle-action API, so an `aws` shim records the `autoscaling` calls (and passes every other
@@ -20,7 +20,7 @@ import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
 
-const JOIN = path.join(REPO_ROOT, 'userdata', 'bluegreen-join.sh');
+const JOIN = path.join(REPO_ROOT, 'fleet', 'bluegreen-join.sh');
 const STAGE = 'join';
 const RELEASE_PARAM = parameterNames(STAGE).release;
 const RULE_ENV = { RELEASE_FINAL_STATES: FINAL_STATES.join(' '), RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000) };
@@ -86,17 +86,6 @@ describe("Run Command's command on a host (the pool-switch rule's and the releas
     const result = await sh(commandHere(['--retry']));
     expect(result.code).toBe(3);
     expect(result.stdout.trim()).toBe('step=active pool=green ok=true detail=args --retry');
-  });
-
-  test('bootstrap.sh sets the same marker first and removes it only once nginx answers', () => {
-    const script = readFileSync(path.join(REPO_ROOT, 'userdata', 'bootstrap.sh'), 'utf8');
-    expect(script).toContain(`bootstrapping=${BOOTSTRAPPING_MARKER}\n`);
-    const set = script.indexOf('touch "$bootstrapping"');
-    const removed = script.indexOf('rm -f "$bootstrapping"');
-    expect(set).toBeGreaterThan(0);
-    expect(set).toBeLessThan(script.indexOf('dnf install'));
-    expect(removed).toBeGreaterThan(script.indexOf('log "ready:'));
-    expect(script.split('rm -f "$bootstrapping"')).toHaveLength(2);
   });
 });
 

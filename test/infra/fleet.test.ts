@@ -5,6 +5,7 @@ import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
+import { BOOTSTRAPPING_MARKER } from '../../lib/host-apply-command';
 import { synthTemplate } from '../helpers/cdk';
 
 const OPERATOR = '198.51.100.7/32';
@@ -97,22 +98,31 @@ describe('launch template', () => {
     expect(lt.InstanceType).toBe('t3.small');
   });
 
-  test('the same user data and files as the single host, up to and including bootstrap.sh', () => {
+  test('the same user data and files as the single host, up to and including bootstrap.sh; plus only the fleet\'s join parts', () => {
     const single = synthTemplate({ stage: 'prod', operatorCidr: OPERATOR });
     const hostScript = script(only(single, 'AWS::EC2::Instance').resource.Properties.UserData);
     const fleetScript = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
     const body = (s: string) => s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
     expect(body(hostScript).length).toBeGreaterThan(500);
-    // ...plus the three lines a fleet host joins by (bluegreen-join), from the release CLI's own constants.
+    // The fleet's own lines: its fleet/ asset (download + unzip), the three join settings from the
+    // release CLI's constants, and the bootstrapping marker. Without them, the single host's script.
     const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`, `export RELEASE_FINAL_STATES='${FINAL_STATES.join(' ')}'`, `export RELEASE_STALE_AFTER_SECONDS='${STALE_AFTER_MS / 1000}'`];
-    expect(body(fleetScript)).toBe(body(hostScript).replace('\nENV\n', `\n${joinEnv.join('\n')}\nENV\n`));
+    const marker = ['mkdir -p /var/lib/bluegreen', `touch ${BOOTSTRAPPING_MARKER}`];
+    const fleetLines = body(fleetScript).split('\n');
+    const own = fleetLines.filter((l) => /bluegreen-fleet\.zip|\/opt\/bluegreen\/fleet/.test(l) || joinEnv.includes(l) || marker.includes(l));
+    expect(own.filter((l) => /bluegreen-fleet\.zip|\/opt\/bluegreen\/fleet/.test(l))).toHaveLength(4);
+    expect(own.filter((l) => joinEnv.includes(l) || marker.includes(l))).toEqual([...joinEnv, ...marker]);
+    expect(fleetLines.filter((l) => !own.includes(l)).join('\n')).toBe(body(hostScript));
     expect(joinEnv[1]).toBe("export RELEASE_FINAL_STATES='deployed promoted rolled-back failed'");
+    // The marker is set just before bootstrap.sh and removed just after it succeeded.
+    expect(fleetScript.indexOf(`touch ${BOOTSTRAPPING_MARKER}\nbash /opt/bluegreen/userdata/bootstrap.sh`)).toBeGreaterThan(0);
+    expect(fleetScript.indexOf(`rm -f ${BOOTSTRAPPING_MARKER}`)).toBeGreaterThan(fleetScript.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
   });
 
   test('a host never joins during a release: bluegreen-join (holding the launch with heartbeats) after bootstrap.sh, then bluegreen-apply, then CONTINUE', () => {
     const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
-    const join = s.indexOf(`/usr/local/bin/bluegreen-join ${fleetGroupName('prod')} ${BOOTSTRAP_HOOK_NAME} "$(curl`);
-    expect(join).toBeGreaterThan(s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
+    const join = s.indexOf(`sh /opt/bluegreen/fleet/bluegreen-join.sh ${fleetGroupName('prod')} ${BOOTSTRAP_HOOK_NAME} "$(curl`);
+    expect(join).toBeGreaterThan(s.indexOf(`rm -f ${BOOTSTRAPPING_MARKER}`));
     expect(join).toBeLessThan(s.indexOf('/usr/local/bin/bluegreen-apply ||'));
     expect(s.indexOf('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(s.indexOf('--lifecycle-action-result CONTINUE'));
     // Its failure (still a release after JOIN_MAX_WAIT_SECONDS) exits the user data: the launch is abandoned.
@@ -143,6 +153,12 @@ describe('launch template', () => {
       return (policy[1].Properties.PolicyDocument.Statement as Array<{ Sid: string }>).map((s) => s.Sid);
     };
     expect(sids(template, 'FleetRole')).toEqual([...sids(single, 'HostRole'), 'CompleteOwnLaunch', 'ReadOwnTargetHealth']);
+    // ReadOwnAssets: the single host's three objects and the fleet/ asset
+    const assets = (t: Template, prefix: string) => {
+      const [policy] = Object.entries(t.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith(prefix));
+      return (policy[1].Properties.PolicyDocument.Statement as Array<{ Sid: string; Resource: unknown[] }>).find((st) => st.Sid === 'ReadOwnAssets')!.Resource.length;
+    };
+    expect([assets(single, 'HostRole'), assets(template, 'FleetRole')]).toEqual([3, 4]);
   });
 
   test('the fleet role reads the release record too (to join between releases), and heartbeats only its own launch', () => {
