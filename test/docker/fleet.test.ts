@@ -223,6 +223,19 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
         // It finished its bootstrap before the deploy came: deployed and gated like the others.
         expect(gates.find((g) => g.host === id)).toMatchObject({ ok: true, joining: false });
       }
+      // Registered only after the release was over, and after its own bluegreen-apply.
+      expect(launched.apply?.code).toBe(0);
+      expect(phases.registered!).toBeGreaterThan(finishedAt);
+      expect(phases.registered!).toBeGreaterThanOrEqual(phases.applied!);
+
+      // What the balancer sent it: nothing before its registration (its log's start of each request,
+      // ms resolution), then only the release's outcome: the new active pool on v4.
+      const entries = fleet.lbLog(from).entries;
+      const onIt = entries.filter((e) => e.targets.some((t) => fleet.hostOf(t) === id));
+      expect(onIt.filter((e) => e.startMsec < phases.registered! - 1)).toEqual([]);
+      expect(onIt.filter((e) => e.status !== 200 || e.pool !== pool || e.release !== 'v4' || fleet.hostOf(e.targets[e.targets.length - 1]) !== id)).toEqual([]);
+      expect(served.byHost[id]).toBe(onIt.length);
+      expect(onIt.length).toBeGreaterThan(100);
       // It booted while the release was in progress (else this run shows no wait: the bake is too
       // short for this machine), waited in bluegreen-join for that very release, heartbeating its
       // launch, and went on only once the record was final.
@@ -239,19 +252,6 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
         expect(hb.at).toBeGreaterThanOrEqual(phases.joinStarted!);
         expect(hb.at).toBeLessThanOrEqual(phases.joinExited!);
       }
-      // Registered only after the release was over, and after its own bluegreen-apply.
-      expect(launched.apply?.code).toBe(0);
-      expect(phases.registered!).toBeGreaterThan(finishedAt);
-      expect(phases.registered!).toBeGreaterThanOrEqual(phases.applied!);
-
-      // What the balancer sent it: nothing before its registration (its log's start of each request,
-      // ms resolution), then only the release's outcome: the new active pool on v4.
-      const entries = fleet.lbLog(from).entries;
-      const onIt = entries.filter((e) => e.targets.some((t) => fleet.hostOf(t) === id));
-      expect(onIt.filter((e) => e.startMsec < phases.registered! - 1)).toEqual([]);
-      expect(onIt.filter((e) => e.status !== 200 || e.pool !== pool || e.release !== 'v4' || fleet.hostOf(e.targets[e.targets.length - 1]) !== id)).toEqual([]);
-      expect(served.byHost[id]).toBe(onIt.length);
-      expect(onIt.length).toBeGreaterThan(100);
       // Every host, the newcomer too, runs the release's outcome.
       for (const h of [...inService, host]) expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool, active: pool, release: 'v4' });
       // Nobody saw a failure.
