@@ -68,7 +68,8 @@ export interface ComposeSet {
   down(): Promise<void>;
 }
 
-const APPLY = 'userdata/bluegreen-apply.sh';
+/** bluegreen-apply inside BLUEGREEN_HOME (bootstrap.sh installs it from there as /usr/local/bin/bluegreen-apply). */
+export const APPLY = 'userdata/bluegreen-apply.sh';
 
 /**
  * A base image pinned by digest cannot be the harness's offline image (it is tagged name:tag, and no
@@ -95,6 +96,13 @@ export interface ComposeSetOptions {
   fleetIndex?: number;
   /** A moto_server shared by the fleet's hosts (one stage, one SSM); the set then never stops it. */
   moto?: Moto;
+  /**
+   * A host launched into a running stage (fleet.ts launchHost): the pool state is already in SSM,
+   * written by the stage (maybe by a release in progress); the set reads it and never writes it.
+   */
+  joinStage?: boolean;
+  /** The published nginx port, when it must be known before the set exists (a balancer target reserved for it). */
+  httpPort?: number;
 }
 
 /** The Compose project name of a fleet's host: the stale-set cleanup finds a killed run's by it. */
@@ -117,7 +125,7 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
   const octet = fleet === undefined ? 200 + (process.pid % 50) : 100 + ((process.pid + fleet) % 90);
   const subnet = `192.168.${octet}.0/24`;
   const addresses = { blue: `192.168.${octet}.11`, green: `192.168.${octet}.12` };
-  const [httpPort, bluePort, greenPort] = [await freePort(), await freePort(), await freePort()];
+  const [httpPort, bluePort, greenPort] = [options.httpPort ?? (await freePort()), await freePort(), await freePort()];
   const ownMoto = options.moto === undefined;
   const moto = options.moto ?? (await startMoto());
   const stage = 'dock';
@@ -142,7 +150,7 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
   const names = parameterNames(stage);
   const releases = options.releases ?? { blue: 'blue-1', green: 'green-1' };
   const put = (values: Record<string, string>) => putParameters(moto, values);
-  await put({
+  if (!options.joinStage) await put({
     [names.activePool]: options.active ?? 'blue',
     [names.canaryPercent]: '0',
     ...Object.fromEntries((['blue', 'green'] as const).flatMap((p) => [

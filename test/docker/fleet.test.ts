@@ -5,8 +5,14 @@
 //   - `bluegreen release`'s own code (the AWS backend, Run Command stood in for with rate control):
 //     a good release deployed, gated and promoted on every host, 0 failed; then one with one host
 //     failing its gate: nothing promoted anywhere, the record names the host, 0 failed;
+//   - a host launched (scale-out) right as a release starts: it answers the deploy with `step=join`
+//     while it bootstraps, waits in bluegreen-join until the release is over, and enters the
+//     balancer only then, with the release's outcome, 0 failed;
 //   - a host killed mid-load: the balancer routes around it; what failed is counted and explained.
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
+import { JOINING_STEP } from '../../lib/host-apply-command';
+import { otherPool, Pool } from '../../local/defaults';
 import { summarize, Sample } from '../../local/load';
 import { flipOnAws } from '../../ops/aws-flip';
 import { hostGates } from '../../ops/fleet';
@@ -14,8 +20,8 @@ import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
 import { httpRequest, header } from '../../local/http';
 import { startLoad, STRICT_CLIENT } from '../helpers/load';
-import { dockerEngine } from './compose-set';
-import { Fleet, killHost, LB_FAIL_TIMEOUT_S, startFleet } from './fleet';
+import { dockerEngine, stepLines } from './compose-set';
+import { Fleet, killHost, LaunchedHost, LB_FAIL_TIMEOUT_S, startFleet } from './fleet';
 
 const engine = dockerEngine();
 if (!engine.ready) {
@@ -24,13 +30,21 @@ if (!engine.ready) {
 }
 const describeDocker = engine.ready ? describe : describe.skip;
 
-// Bounded: a 2-core machine runs two hosts (six containers), the balancer, moto and the client.
+// Bounded: a 2-core machine runs two hosts (six containers; nine while a third joins), the balancer,
+// moto and the client.
+/**
+ * The launched host's release bakes this long: its bootstrap (a Compose set up from the stage's
+ * state: 22 s under this file's load, measured) must end while the release (deploy, flip, bake) is
+ * still in progress, or the run shows no wait (the test then says so).
+ */
+const JOIN_BAKE_S = 30;
 const LOAD = { connections: 8, ratePerSec: 300, durationMs: 150_000, maxRequests: 1_000_000, requestTimeoutMs: 5_000, ...STRICT_CLIENT } as const;
 
 describeDocker('fleet mode: two hosts behind a load balancer', () => {
   let fleet: Fleet;
   beforeAll(async () => {
-    fleet = await startFleet({ hosts: 2, active: 'blue', releases: { blue: 'v1', green: 'v0' } });
+    // One spare balancer slot: the host the scale-out test launches.
+    fleet = await startFleet({ hosts: 2, spares: 1, active: 'blue', releases: { blue: 'v1', green: 'v0' } });
   }, 240_000);
   afterAll(async () => {
     await fleet?.down();
@@ -156,6 +170,100 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       expect(served.byHost[h.id]).toBeGreaterThan(100);
     }
   }, 240_000);
+
+  test("a host launched during a release joins only after it, with the release's outcome; 0 failed", async () => {
+    const active = (await param(fleet.names.activePool)) as Pool;
+    const pool = otherPool(active);
+    const inService = [...fleet.hosts];
+    const backend = new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+    const from = fleet.lbLog().end;
+    const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
+    let launched: LaunchedHost | undefined;
+    try {
+      await load.after(1_000, 'before the release');
+      const lines: string[] = [];
+      // The scale-out right as the release starts: the group launches a host, tagged (so reached by
+      // Run Command) from now on, bootstrapping for a while. Every host at once (100%), so the deploy
+      // reaches it while it boots; the bake outlasts its bootstrap (no guard here: the CLI finishes
+      // the bake after its grace, as in the good release above).
+      launched = fleet.launchHost();
+      const code = await runRelease(
+        { release: 'v4', env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: JOIN_BAKE_S, promote: true, deployTimeoutSeconds: 180, deployRate: { maxConcurrency: '100%', maxErrors: '0' } },
+        backend,
+        { out: (l) => lines.push(l), pollMs: 200, graceMs: 500 },
+      );
+      const record = (await backend.readRecord())!;
+      const host = await launched.ready;
+      await load.after(1_500, 'after the new host joined');
+      const result = await load.finish();
+      const { summary, served } = figures(`release v4 with ${launched.id} launched at its start`, result.samples, result.durationMs, from);
+      const { phases, id } = launched;
+      const finishedAt = Date.parse(record.finishedAt ?? '');
+      const at = (t: number | undefined) => (t === undefined ? '-' : `${((t - phases.launched) / 1000).toFixed(1)} s`);
+      const joinedDeploy = record.steps.some((s) => s.host === id && s.step === JOINING_STEP);
+      process.stdout.write(
+        `  ${id}: the deploy found it ${joinedDeploy ? 'still bootstrapping (it answered step=join)' : 'bootstrapped (deployed and gated like the others)'}; from its launch: ` +
+          `marker removed ${at(phases.markerRemoved)}, join waiting ${at(phases.joinWaiting)}, release final ${at(finishedAt)}, join exited ${at(phases.joinExited)}, ` +
+          `bluegreen-apply ${at(phases.applied)}, registered ${at(phases.registered)}; held out ${(((phases.joinExited ?? 0) - (phases.markerRemoved ?? 0)) / 1000).toFixed(1)} s after its bootstrap, ` +
+          `${launched.heartbeats().length} lifecycle heartbeats; its bluegreen-apply before joining: ${stepLines(launched.apply?.stdout ?? '').map((s) => `${s.step} ${s.pool}${s.ok ? '' : ' FAILED'}`).join(', ')}\n`,
+      );
+      process.stdout.write(`${lines.join('\n')}\n${launched.join.stdout}`);
+
+      // The release: promoted, with the newcomer counted as joining (or, had it booted first, gated).
+      expect(code).toBe(0);
+      expect(record).toMatchObject({ release: 'v4', pool, state: 'promoted' });
+      expect(await param(fleet.names.activePool)).toBe(pool);
+      const gates = hostGates(record.steps);
+      expect(gates.filter((g) => g.host !== id)).toEqual(inService.map((h) => expect.objectContaining({ host: h.id, ok: true, joining: false })));
+      if (joinedDeploy) {
+        // The deploy found it bootstrapping: `step=join`, not gated, not failed, its marker still there.
+        expect(gates.find((g) => g.host === id)).toMatchObject({ ok: false, joining: true, notRun: false });
+        expect(lines.join('\n')).toContain(`1 still bootstrapping (${id}): not in service, they join after this release with its outcome`);
+      } else {
+        // It finished its bootstrap before the deploy came: deployed and gated like the others.
+        expect(gates.find((g) => g.host === id)).toMatchObject({ ok: true, joining: false });
+      }
+      // Registered only after the release was over, and after its own bluegreen-apply.
+      expect(launched.apply?.code).toBe(0);
+      expect(phases.registered!).toBeGreaterThan(finishedAt);
+      expect(phases.registered!).toBeGreaterThanOrEqual(phases.applied!);
+
+      // What the balancer sent it: nothing before its registration (its log's start of each request,
+      // ms resolution), then only the release's outcome: the new active pool on v4.
+      const entries = fleet.lbLog(from).entries;
+      const onIt = entries.filter((e) => e.targets.some((t) => fleet.hostOf(t) === id));
+      expect(onIt.filter((e) => e.startMsec < phases.registered! - 1)).toEqual([]);
+      expect(onIt.filter((e) => e.status !== 200 || e.pool !== pool || e.release !== 'v4' || fleet.hostOf(e.targets[e.targets.length - 1]) !== id)).toEqual([]);
+      expect(served.byHost[id]).toBe(onIt.length);
+      expect(onIt.length).toBeGreaterThan(100);
+      // It booted while the release was in progress (else this run shows no wait: the bake is too
+      // short for this machine), waited in bluegreen-join for that very release, heartbeating its
+      // launch, and went on only once the record was final.
+      if (!(phases.markerRemoved! < finishedAt)) throw new Error(`${id} finished its bootstrap after the release did: raise JOIN_BAKE_S (${JOIN_BAKE_S} s) for this machine`);
+      expect(launched.join.code).toBe(0);
+      expect(launched.join.stdout).toContain(`bluegreen-join: release ${record.id} is in progress (`);
+      expect(launched.join.stdout).toMatch(new RegExp(`bluegreen-join: release ${record.id} is over \\(final\\) after \\d+ s: joining`));
+      expect(phases.joinWaiting!).toBeLessThan(finishedAt);
+      expect(phases.joinExited!).toBeGreaterThan(finishedAt);
+      const heartbeats = launched.heartbeats();
+      expect(heartbeats.length).toBeGreaterThanOrEqual(1);
+      for (const hb of heartbeats) {
+        expect(hb.call).toBe(`autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name ${fleetGroupName(fleet.stage)} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id ${id}`);
+        expect(hb.at).toBeGreaterThanOrEqual(phases.joinStarted!);
+        expect(hb.at).toBeLessThanOrEqual(phases.joinExited!);
+      }
+      // Every host, the newcomer too, runs the release's outcome.
+      for (const h of [...inService, host]) expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool, active: pool, release: 'v4' });
+      // Nobody saw a failure.
+      expect(summary.failures).toEqual({});
+      expect(served.lbFailed).toBe(0);
+      for (const h of inService) expect(served.byHost[h.id]).toBeGreaterThan(100);
+    } finally {
+      await load.finish().catch(() => undefined);
+      // Scale-in again, so the kill below runs on the two hosts it is written for.
+      if (launched) await fleet.terminate(launched);
+    }
+  }, 300_000);
 
   test('a host killed mid-load: the balancer routes around it; failures only among requests in flight on it, none after', async () => {
     const [survivor, victim] = fleet.hosts;
