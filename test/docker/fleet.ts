@@ -15,7 +15,7 @@
 // A host launched into the running fleet (launchHost: the Auto Scaling group's scale-out or
 // replacement) carries the stage tag from its launch (both stand-ins reach it), boots its Compose
 // set from the stage's state with its marker set, removes the marker, runs the real
-// userdata/bluegreen-join.sh against moto (an `aws` shim records its lifecycle heartbeats: moto has
+// fleet/bluegreen-join.sh against moto (an `aws` shim records its lifecycle heartbeats: moto has
 // no lifecycle actions), then bluegreen-apply, and only then is registered with the balancer (the
 // user data's complete-lifecycle-action → InService → registered).
 //
@@ -266,7 +266,7 @@ export function errorBudget(rate: RunRate, hosts: number): number {
   return pct ? Math.floor((Number(pct[1]) * hosts) / 100) : Number(rate.maxErrors);
 }
 
-const JOIN_SCRIPT = path.join(REPO_ROOT, 'userdata', 'bluegreen-join.sh');
+const JOIN_SCRIPT = path.join(REPO_ROOT, 'fleet', 'bluegreen-join.sh');
 /** A joining host re-reads the release record every JOIN_POLL_S and heartbeats every JOIN_HEARTBEAT_S: short, for a test. */
 const JOIN_POLL_S = 1;
 const JOIN_HEARTBEAT_S = 5;
