@@ -39,16 +39,25 @@ die() {
 : "${RELEASE_FINAL_STATES:?bluegreen-join: RELEASE_FINAL_STATES is not set (fleet hosts get it in /etc/bluegreen/env)}"
 : "${RELEASE_STALE_AFTER_SECONDS:?bluegreen-join: RELEASE_STALE_AFTER_SECONDS is not set}"
 
-# The record (stdin) against the rule. Junk or "{}" = no record, as parseRecord reads it. Times are
-# ISO 8601 with milliseconds (toISOString); unreadable ones count as 0, as Date.parse's NaN does.
+# The record (stdin) against the rule. What parseRecord does not take as a record (junk, "{}", no
+# id/state, a pool other than blue|green, no steps list) = no record. Times are ISO 8601 with
+# milliseconds (toISOString); unreadable ones count as 0, as Date.parse's NaN does. The input is read
+# raw and parsed inside jq, so jq itself failing (missing, broken) is "unknown", never "none".
 verdict() {
-  jq -r --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
+  jq -rRs --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
     def epoch: if type == "string" then (try (sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) catch 0) else 0 end;
-    if type != "object" or (.state | type) != "string" or (.id | type) != "string" then "none"
-    elif (.state as $s | [$finals | splits(" +")] | any(. == $s)) then "final"
-    elif ($now - ([(.updatedAt | epoch), (.bakeUntil | epoch)] | max)) > $stale then "stale"
-    else "in-progress \(.id) \(.state)" end' 2>/dev/null || echo none
+    (try fromjson catch null) as $r
+    | if ($r | type) != "object" or ($r.state | type) != "string" or ($r.id | type) != "string"
+        or ($r.pool != "blue" and $r.pool != "green") or ($r.steps | type) != "array" then "none"
+      elif ($r.state as $s | [$finals | splits(" +")] | any(. == $s)) then "final"
+      elif ($now - ([($r.updatedAt | epoch), ($r.bakeUntil | epoch)] | max)) > $stale then "stale"
+      else "in-progress \($r.id) \($r.state)" end' 2>/dev/null || echo "unknown (jq failed)"
 }
+
+# jq with its regular expressions and date functions, or nothing here can be trusted: a host that
+# cannot tell whether a release is in progress does not join (exit 2: the launch is abandoned).
+[ "$(jq -n '"2026-01-01T00:00:00.000Z" | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601' 2>/dev/null)" = 1767225600 ] ||
+  die 2 "jq is missing or lacks sub/fromdateiso8601: cannot read the release record"
 
 if [ "${1:-}" = "--verdict" ]; then
   verdict "${2:-$(date +%s)}"
@@ -64,6 +73,8 @@ poll=${JOIN_POLL_SECONDS:-15}
 heartbeat_every=${JOIN_HEARTBEAT_SECONDS:-300}
 max_wait=${JOIN_MAX_WAIT_SECONDS:-21600}
 
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 started=$(date +%s)
 # The first heartbeat goes out in the first round of waiting: the bootstrap has already used part
 # of the hook's timeout.
@@ -71,13 +82,14 @@ last_heartbeat=0
 waited_for=
 while :; do
   now=$(date +%s)
-  if out=$(aws ssm get-parameter --name "$RELEASE_PARAM" --query Parameter.Value --output text 2>&1); then
+  # stderr apart: a warning on it must not become part of the value.
+  if out=$(aws ssm get-parameter --name "$RELEASE_PARAM" --query Parameter.Value --output text 2>"$errors"); then
     state=$(printf '%s' "$out" | verdict "$now")
-  elif printf '%s' "$out" | grep -q ParameterNotFound; then
+  elif grep -q ParameterNotFound "$errors"; then
     state=none
   else
     # Not knowing is not "no release": keep the host out a little longer rather than join blind.
-    state="unknown $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-200)"
+    state="unknown $(tr '\n' ' ' <"$errors" | cut -c1-200)"
   fi
   case $state in
     none | final | stale)

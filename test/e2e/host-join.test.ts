@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
 import { parameterNames } from '../../lib/config';
 import { APPLY_PATH, BOOTSTRAPPING_MARKER, hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
-import { FINAL_STATES, inProgress, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { FINAL_STATES, inProgress, parseRecord, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
@@ -103,23 +103,29 @@ describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq'
     ...FINAL_STATES.map((state): [string, string] => [`${state}, just now`, serializeRecord({ ...base, state, updatedAt: at(0) } as ReleaseRecord)]),
     ['deploying, updatedAt unreadable', serializeRecord({ ...base, state: 'deploying', updatedAt: 'yesterday' } as ReleaseRecord)],
     ['an empty record (before the first release)', '{}'],
+    ['no pool (not a record for parseRecord)', JSON.stringify({ ...JSON.parse(serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)), pool: 'purple' })],
+    ['steps not a list', JSON.stringify({ ...JSON.parse(serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)), steps: {} })],
     ['junk', 'not json'],
   ];
 
   test.each(records)('%s', async (_name, value) => {
-    const parsed = (() => {
-      try {
-        const r = JSON.parse(value) as ReleaseRecord;
-        return r && typeof r.id === 'string' && typeof r.state === 'string' ? r : undefined;
-      } catch {
-        return undefined;
-      }
-    })();
+    const parsed = parseRecord(value);
     const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env' }, value);
     expect(result.code).toBe(0);
     const verdict = result.stdout.trim();
     expect([verdict.startsWith('in-progress'), verdict]).toEqual([inProgress(parsed, now), verdict]);
     if (verdict.startsWith('in-progress')) expect(verdict).toBe(`in-progress r1 ${parsed!.state}`);
+  });
+
+  test('a jq that cannot do the rule (missing, or without sub/fromdateiso8601): exit 2, never "no release"', async () => {
+    const bin = path.join(dir, 'bin');
+    execFileSync('mkdir', ['-p', bin]);
+    writeFileSync(path.join(bin, 'jq'), '#!/bin/sh\necho "jq: error: sub/2 is not defined" >&2\nexit 3\n');
+    chmodSync(path.join(bin, 'jq'), 0o755);
+    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env', PATH: `${bin}:${process.env.PATH}` }, records[0][1]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('jq is missing or lacks sub/fromdateiso8601');
+    expect(result.stdout).toBe('');
   });
 });
 
@@ -182,6 +188,18 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
     expect(result.stdout).toMatch(/release 20261123-191000-green-v2 is over \(final\) after \d+ s: joining with the stage state as it is now/);
     // said once, not once per poll
     expect(result.stdout.split('waiting for it to finish').length).toBe(2);
+  });
+
+  test('a warning on the aws CLI\'s stderr is not read as part of the record (the host still waits)', async () => {
+    await putParameters(moto, { [RELEASE_PARAM]: record('baking', new Date().toISOString()) });
+    const shim = awsShim();
+    const noisy = path.join(dir, 'noisy');
+    execFileSync('mkdir', ['-p', noisy]);
+    writeFileSync(path.join(noisy, 'aws'), `#!/bin/sh\necho "WARNING: a deprecation notice" >&2\nexec '${path.join(dir, 'bin', 'aws')}' "$@"\n`);
+    chmodSync(path.join(noisy, 'aws'), 0o755);
+    const result = await join(shim, { PATH: `${noisy}:${shim.env.PATH}`, JOIN_MAX_WAIT_SECONDS: '1' });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('is in progress (baking): waiting');
   });
 
   test('an abandoned record (not written for longer than the CLI allows) does not hold the fleet back', async () => {
