@@ -15,6 +15,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { PoolHost, STAGE_TAG_KEY } from './pool-host';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
+import { hostApplyCommand } from './host-apply-command';
 import { ReleaseRepository } from './release-repository';
 
 export interface BlueGreenStackProps extends StackProps {
@@ -92,6 +93,9 @@ export class BlueGreenStack extends Stack {
       // Not the six pool parameters: the release CLI writes them and runs bluegreen-apply itself (see PoolSwitch).
       parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
       hostTagKey: STAGE_TAG_KEY,
+      // A fleet launches hosts while it serves: one still booting answers the join step (lib/host-apply-command.ts).
+      // The single host keeps the plain command: its stack stays exactly as before fleet mode.
+      ...(config.fleet ? { command: hostApplyCommand() } : {}),
     });
 
     this.alerting = new Alerting(this, 'Alerts', {

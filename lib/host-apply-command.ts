@@ -17,9 +17,17 @@ export const APPLY_PATH = '/usr/local/bin/bluegreen-apply';
 export const JOINING_STEP = 'join';
 export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins with the stage state once no release is in progress';
 
+/**
+ * cloud-init writes it when the user data has finished: a host without it is still in its first
+ * boot. Before the fleet's user data sets the marker (it first downloads the host's files), only
+ * this tells a booting host from an in-service one that lost bluegreen-apply, which must fail.
+ */
+export const BOOT_FINISHED = '/var/lib/cloud/instance/boot-finished';
+
 /** The shell command for AWS-RunShellScript: bluegreen-apply with `args`, or the join step on a bootstrapping host. */
 export function hostApplyCommand(args: readonly string[] = []): string {
   for (const a of args) if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
   const apply = [APPLY_PATH, ...args].join(' ');
-  return `if [ -e ${BOOTSTRAPPING_MARKER} ] || [ ! -x ${APPLY_PATH} ]; then echo 'step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}'; else ${apply}; fi`;
+  const booting = `[ -e ${BOOTSTRAPPING_MARKER} ] || { [ ! -x ${APPLY_PATH} ] && [ ! -e ${BOOT_FINISHED} ]; }`;
+  return `if ${booting}; then echo 'step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}'; else ${apply}; fi`;
 }

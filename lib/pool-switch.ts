@@ -14,7 +14,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { hostApplyCommand } from './host-apply-command';
+import { APPLY_PATH } from './host-apply-command';
 
 export interface PoolSwitchProps {
   readonly stage: string;
@@ -25,7 +25,7 @@ export interface PoolSwitchProps {
   readonly parameterNames: string[];
   /** EC2 tag key/value that marks the stage's hosts. */
   readonly hostTagKey: string;
-  /** @default hostApplyCommand(): bluegreen-apply, or the join step on a host still bootstrapping */
+  /** @default bluegreen-apply (a fleet passes hostApplyCommand(): the join step on a host still bootstrapping) */
   readonly command?: string;
   /** Seconds Run Command lets the command run. @default 120 */
   readonly executionTimeoutSeconds?: number;
@@ -76,7 +76,7 @@ export class PoolSwitch extends Construct {
           arn: documentArn,
           roleArn: this.role.roleArn,
           input: JSON.stringify({
-            commands: [props.command ?? hostApplyCommand()],
+            commands: [props.command ?? APPLY_PATH],
             executionTimeout: [String(props.executionTimeoutSeconds ?? 120)],
           }),
           runCommandParameters: { runCommandTargets: [{ key: `tag:${props.hostTagKey}`, values: [props.stage] }] },

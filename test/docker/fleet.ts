@@ -39,7 +39,7 @@ import { promisify } from 'node:util';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parameterNames } from '../../lib/config';
 import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '../../lib/fleet-hosts';
-import { APPLY_PATH, BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
 import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
 import { ScriptResult } from '../../local/switch';
@@ -280,6 +280,9 @@ function hostRoot(parent: string, id: string, bootstrapping: boolean): string {
   const root = path.join(parent, id);
   mkdirSync(path.join(root, path.dirname(BOOTSTRAPPING_MARKER)), { recursive: true });
   if (bootstrapping) writeFileSync(path.join(root, BOOTSTRAPPING_MARKER), '');
+  // A host in service has finished its first boot (cloud-init's mark); a launched one has not yet.
+  mkdirSync(path.join(root, path.dirname(BOOT_FINISHED)), { recursive: true });
+  if (!bootstrapping) writeFileSync(path.join(root, BOOT_FINISHED), '');
   return root;
 }
 
@@ -304,7 +307,9 @@ export function commandOn(root: string, args: readonly string[] = []): string {
     .split(BOOTSTRAPPING_MARKER)
     .join(path.join(root, BOOTSTRAPPING_MARKER))
     .split(APPLY_PATH)
-    .join(path.join(root, APPLY_PATH));
+    .join(path.join(root, APPLY_PATH))
+    .split(BOOT_FINISHED)
+    .join(path.join(root, BOOT_FINISHED));
 }
 
 /** `sh -c command`, as AWS-RunShellScript runs it (the caller's environment plus `env`). */
@@ -575,6 +580,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         // Stamped before the flag appears: every request the balancer sends it started after this.
         phases.registered = Date.now();
         register(slot);
+        // The user data ends once its target is healthy: cloud-init marks the first boot finished.
+        writeFileSync(path.join(root, BOOT_FINISHED), '');
         hosts.push(host);
         launching.splice(launching.indexOf(tagged), 1);
         return host;

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
 import { parameterNames } from '../../lib/config';
-import { APPLY_PATH, BOOTSTRAPPING_MARKER, hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
 import { FINAL_STATES, inProgress, parseRecord, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
@@ -56,7 +56,14 @@ function run(command: string, args: string[], env: Record<string, string>, stdin
 
 describe("Run Command's command on a host (the pool-switch rule's and the release CLI's)", () => {
   /** The real command string, its two host paths moved into this test's directory. */
-  const commandHere = (args: string[] = []) => hostApplyCommand(args).split(BOOTSTRAPPING_MARKER).join(path.join(dir, 'bootstrapping')).split(APPLY_PATH).join(path.join(dir, 'bluegreen-apply'));
+  const commandHere = (args: string[] = []) =>
+    hostApplyCommand(args)
+      .split(BOOTSTRAPPING_MARKER)
+      .join(path.join(dir, 'bootstrapping'))
+      .split(APPLY_PATH)
+      .join(path.join(dir, 'bluegreen-apply'))
+      .split(BOOT_FINISHED)
+      .join(path.join(dir, 'boot-finished'));
   const installApply = () => {
     // Stands in for bluegreen-apply: echoes its arguments as a step line and exits 3.
     writeFileSync(path.join(dir, 'bluegreen-apply'), '#!/bin/sh\necho "step=active pool=green ok=true detail=args $*"\nexit 3\n');
@@ -71,6 +78,13 @@ describe("Run Command's command on a host (the pool-switch rule's and the releas
     // What Run Command ran before this change, on the same host:
     const old = await sh(path.join(dir, 'bluegreen-apply --retry'));
     expect(old.code).toBe(127);
+  });
+
+  test('a host past its first boot without bluegreen-apply fails (exit 127): it is in service and must not pass as joining', async () => {
+    writeFileSync(path.join(dir, 'boot-finished'), '');
+    const result = await sh(commandHere(['--retry']));
+    expect(result.code).toBe(127);
+    expect(result.stdout).not.toContain(`step=${JOINING_STEP}`);
   });
 
   test('while bootstrap.sh runs (its marker is there): the join step, bluegreen-apply is not run', async () => {

@@ -5,7 +5,7 @@ import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
-import { BOOTSTRAPPING_MARKER } from '../../lib/host-apply-command';
+import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
 import { synthTemplate } from '../helpers/cdk';
 
 const OPERATOR = '198.51.100.7/32';
@@ -87,6 +87,11 @@ describe('Auto Scaling group', () => {
     const { Properties: p } = only(template, 'AWS::AutoScaling::AutoScalingGroup').resource;
     expect(p.MetricsCollection).toEqual([{ Granularity: '1Minute', Metrics: ['GroupInServiceInstances', 'GroupDesiredCapacity'] }]);
   });
+});
+
+test('the pool-switch rule runs the command that answers the join step on a host still booting (the single host keeps the plain one)', () => {
+  const [rule] = Object.values(template.findResources('AWS::Events::Rule')).filter((r) => JSON.stringify(r).includes('ApplyPoolState'));
+  expect(JSON.parse(rule.Properties.Targets[0].Input)).toEqual({ commands: [hostApplyCommand()], executionTimeout: ['120'] });
 });
 
 describe('launch template', () => {

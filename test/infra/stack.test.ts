@@ -1,6 +1,5 @@
 // The synthesized stack keeps every promise of the host, its network, the parameters and the
 // switch path. One promise per test, against the real app (bin/app.ts) with cdk.json's context.
-import { hostApplyCommand } from '../../lib/host-apply-command';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { synthTemplate } from '../helpers/cdk';
 
@@ -243,8 +242,7 @@ describe('pool switch', () => {
         Match.objectLike({
           Id: 'ApplyPoolState',
           Arn: { 'Fn::Join': ['', Match.arrayWith(['::document/AWS-RunShellScript'])] },
-          // bluegreen-apply, or the join step on a host still bootstrapping (test/e2e/host-join.test.ts runs it)
-          Input: JSON.stringify({ commands: [hostApplyCommand()], executionTimeout: ['120'] }),
+          Input: JSON.stringify({ commands: ['/usr/local/bin/bluegreen-apply'], executionTimeout: ['120'] }),
           RunCommandParameters: { RunCommandTargets: [{ Key: 'tag:BluegreenStage', Values: ['prod'] }] },
         }),
       ],
