@@ -19,6 +19,12 @@ type Out = (line: string) => void;
 export const BAKE_GRACE_MS = 90_000;
 /** A promotion's flip (Run Command, then the endpoint) is confirmed well within this on AWS. */
 export const PROMOTION_BOUND_MS = 10 * 60_000;
+/**
+ * While a phase runs longer than this (a deploy in rounds, a long canary) the record is written
+ * again: not final and not written for STALE_AFTER_MS means abandoned, to the next release and to a
+ * fleet host waiting to join (fleet/bluegreen-join.sh), which would otherwise join mid-release.
+ */
+export const RECORD_REFRESH_MS = STALE_AFTER_MS / 2;
 
 export const RUNBOOK = {
   failed: 'RUNBOOK.md#release-failed',
@@ -34,6 +40,8 @@ export interface ReleaseIO {
   sleep?: (ms: number) => Promise<void>;
   /** How often the record is re-read while waiting. */
   pollMs?: number;
+  /** How often a long phase writes the record again (RECORD_REFRESH_MS). */
+  refreshMs?: number;
   graceMs?: number;
   staleAfterMs?: number;
   /**
@@ -93,6 +101,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     now: Date.now,
     sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
     pollMs: 250,
+    refreshMs: RECORD_REFRESH_MS,
     graceMs: BAKE_GRACE_MS,
     staleAfterMs: STALE_AFTER_MS,
     ...(typeof io === 'function' ? { out: io } : io),
@@ -197,10 +206,17 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   const deployWithProgress = async (requestId: string, what: string, rate: RunRate): Promise<DeployReport> => {
     const began = o.now();
     const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
+    // Run Command in rounds can outlast the stale limit: the record says the release is alive.
+    let refreshing: Promise<void> = Promise.resolve();
+    const refresher = setInterval(() => {
+      refreshing = refreshing.then(() => save({}).catch((err: Error) => say(`could not refresh the release record: ${err.message}`)));
+    }, o.refreshMs);
     try {
       return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000, rate });
     } finally {
       if (ticker) clearInterval(ticker);
+      clearInterval(refresher);
+      await refreshing;
     }
   };
 
@@ -269,11 +285,17 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     }
     say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
     const until = o.now() + options.canarySeconds * 1000;
+    let refreshedAt = o.now();
     while (o.now() < until) {
       const r = await current();
       if (!r || r.state !== 'verifying') {
         await backend.setCanary(0).catch(() => undefined);
         return finishedElsewhere(r);
+      }
+      // A long canary: the record says the release is alive (a fleet host waits to join).
+      if (o.now() - refreshedAt >= o.refreshMs) {
+        await save({});
+        refreshedAt = o.now();
       }
       if (o.signal?.aborted) {
         await backend.setCanary(0);

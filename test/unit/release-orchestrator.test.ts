@@ -3,7 +3,7 @@ import type { Pool } from '../../local/defaults';
 import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../ops/release/backend';
-import { BAKE_GRACE_MS, inProgress, isStale, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
+import { BAKE_GRACE_MS, inProgress, isStale, RECORD_REFRESH_MS, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
 
 const T0 = Date.parse('2026-11-23T14:02:33.000Z');
 
@@ -342,4 +342,41 @@ test('the canary share cannot be set: failed, share back to 0, never promoted', 
   expect(backend.canary).toEqual([0]);
   expect(backend.record).toMatchObject({ state: 'failed', reason: 'the canary share could not be set: i-1 Failed' });
   expect(text()).toMatch(/release-failed/);
+});
+
+// A fleet host launched during a release waits while the record is in progress (fleet/bluegreen-join.sh,
+// the same inProgress rule): a long phase must never let the record go stale while the release runs.
+test('a 15-minute canary keeps the record in progress the whole time (written again every RECORD_REFRESH_MS)', async () => {
+  const { backend, run, clock } = setup(['--strategy', 'canary', '--canary-percent', '10', '--canary-duration', '15m']);
+  backend.server = promoteAtBakeEnd;
+  const stale: number[] = [];
+  const sleep = clock.sleep;
+  clock.sleep = async (ms: number) => {
+    // not final, yet no longer in progress by the rule = a waiting host would join now
+    if (backend.record && isStale(backend.record, clock.t)) stale.push(clock.t - T0);
+    await sleep(ms);
+  };
+  expect(await run()).toBe(0);
+  expect(stale).toEqual([]);
+  // writes during the canary: at most RECORD_REFRESH_MS apart
+  const canaryWrites = backend.versions.filter((v) => v.state === 'verifying').map((v) => Date.parse(v.updatedAt));
+  expect(canaryWrites.length).toBeGreaterThanOrEqual(3);
+  for (let i = 1; i < canaryWrites.length; i++) expect(canaryWrites[i] - canaryWrites[i - 1]).toBeLessThanOrEqual(RECORD_REFRESH_MS + 250);
+});
+
+test('a deploy that outlasts RECORD_REFRESH_MS (Run Command in rounds) writes the record again while it waits', async () => {
+  const backend = new FakeBackend(new Clock());
+  const deploy = backend.deploy.bind(backend);
+  // real time here: the refresh is a timer around the backend's deploy call
+  backend.deploy = async (pool, options) => {
+    await new Promise((r) => setTimeout(r, 250));
+    return deploy(pool, options);
+  };
+  backend.server = (r, now) => (r.state === 'baking' ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() } : undefined);
+  const options = parseReleaseArgs(['--release', 'v2', '--bake', '1s']).options;
+  expect(await runRelease(options, backend, { out: () => undefined, refreshMs: 40, pollMs: 1 })).toBe(0);
+  const deploying = backend.versions.filter((v) => v.state === 'deploying');
+  // the start write, then refreshes while deploy() waited ~250 ms
+  expect(deploying.length).toBeGreaterThanOrEqual(4);
+  expect(new Set(deploying.map((v) => v.updatedAt)).size).toBeGreaterThanOrEqual(2);
 });
