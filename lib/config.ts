@@ -68,9 +68,10 @@ export interface FleetConfig {
 /** Fleet defaults and limits: the one place the validation, the stack and the docs take them from. */
 export const FLEET_LIMITS = {
   /**
-   * The most hosts a stage's group may have: the pool-switch rule's Run Command (EventBridge sets no
-   * MaxConcurrency or MaxErrors) reaches up to 50 hosts at once by default; past that a flip would
-   * go in batches and stop at the first failed host. Beyond it the design changes (DECISIONS.md).
+   * The most hosts a stage's group may have (maxHosts, a rolling update's extra host included, so
+   * hosts is at most 49 at minHealthyPercentage 100): the pool-switch rule's Run Command (EventBridge
+   * sets no MaxConcurrency or MaxErrors) reaches up to 50 hosts at once by default; past that a flip
+   * would go in batches and stop at the first failed host. Beyond it the design changes (DECISIONS.md).
    */
   maxHosts: 50,
   defaultMinHealthyPercentage: 100,
@@ -378,8 +379,13 @@ function parseFleet(
   const minHealthyPercentage = int('minHealthyPercentage', FLEET_LIMITS.defaultMinHealthyPercentage, FLEET_LIMITS.lowestMinHealthyPercentage, 100);
   const inService = minInstancesInService({ desired, minHealthyPercentage });
   if (max <= inService) {
+    // The way out named must be one synth accepts: past the group limit, fewer hosts or a lower percentage.
+    const fix =
+      inService + 1 <= FLEET_LIMITS.maxHosts
+        ? `Raise maxHosts to ${inService + 1} or lower minHealthyPercentage`
+        : `maxHosts cannot go above ${FLEET_LIMITS.maxHosts} (the group limit): set hosts to at most ${FLEET_LIMITS.maxHosts - 1} at minHealthyPercentage ${minHealthyPercentage}, or lower minHealthyPercentage`;
     throw new ConfigError(
-      `context key "maxHosts" (${max}) must exceed the ${inService} hosts a rolling update keeps in service (minHealthyPercentage ${minHealthyPercentage}% of hosts ${desired}): the update launches its new host next to them, and CloudFormation refuses a MinInstancesInService that is not below MaxSize. Raise maxHosts to ${inService + 1} or lower minHealthyPercentage`,
+      `context key "maxHosts" (${max}) must exceed the ${inService} hosts a rolling update keeps in service (minHealthyPercentage ${minHealthyPercentage}% of hosts ${desired}): the update launches its new host next to them, and CloudFormation refuses a MinInstancesInService that is not below MaxSize. ${fix}`,
     );
   }
   if (!vpc.create && new Set(vpc.availabilityZones).size < 2) {

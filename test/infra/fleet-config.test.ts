@@ -39,6 +39,8 @@ test.each<[string, Record<string, unknown>, RegExp]>([
   // The pool-switch rule's Run Command reaches 50 hosts at once (no MaxConcurrency on an EventBridge target).
   ['hosts above 50', { hosts: '51' }, /context key "hosts" must be a whole number 1-50, got "51"/],
   ['maxHosts above 50', { hosts: '50', maxHosts: '51' }, /context key "maxHosts" must be a whole number 1-50, got "51"/],
+  // 50 hosts at 100% would need a 51st for the rolling update: the message names a way synth accepts.
+  ['hosts=50 at 100%', { hosts: '50' }, /maxHosts cannot go above 50 \(the group limit\): set hosts to at most 49 at minHealthyPercentage 100, or lower minHealthyPercentage/],
   ['hosts not a number', { hosts: 'two' }, /context key "hosts" must be a whole number/],
   ['minHosts with one host', { minHosts: '1' }, /context key "minHosts" is only read in fleet mode \(hosts of 2 or more\); hosts is 1/],
   ['maxHosts with hosts=1', { hosts: '1', maxHosts: '3' }, /context key "maxHosts" is only read in fleet mode/],
@@ -66,4 +68,9 @@ test.each<[string, Record<string, unknown>, RegExp]>([
 ])('%s: a ConfigError naming the key', (_name, context, message) => {
   expect(() => parseConfig(context)).toThrow(ConfigError);
   expect(() => parseConfig(context)).toThrow(message);
+});
+
+test('the largest fleets synth accepts: 49 hosts at 100% (group max 50), 50 hosts at 98%', () => {
+  expect(parseConfig({ hosts: '49' }).fleet).toMatchObject({ desired: 49, max: 50, minHealthyPercentage: 100 });
+  expect(parseConfig({ hosts: '50', minHealthyPercentage: '98' }).fleet).toMatchObject({ desired: 50, max: 50, minHealthyPercentage: 98 });
 });
