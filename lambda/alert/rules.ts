@@ -155,7 +155,8 @@ export interface EvaluateOptions {
   config: RuleConfig;
   maintenance: boolean;
   /**
-   * Desired hosts of the stage (the hosts parameter, `fleet:<n>`); undefined or 1 = a single host.
+   * Desired hosts of the stage (the hosts parameter, `fleet:<n>`); 0 = a fleet whose size could not
+   * be read (the hosts seen stand in); undefined = a single host (no hosts parameter, local mode).
    * Messages say "N of M hosts" only when M (fleetTotal) is above 1; a single host's stay as they were.
    */
   fleetSize?: number;
@@ -229,7 +230,9 @@ function recentHosts(state: EngineState, at: number): HostState[] {
  * runs one extra host; a missing or stale hosts parameter must not make the count wrong). Above 1 = a fleet.
  */
 export function fleetTotal(state: EngineState, at: number, fleetSize: number | undefined): number {
-  return Math.max(fleetSize ?? 1, recentHosts(state, at).length);
+  // No fleet size = a single host: a replaced instance logging next to its successor is not a fleet.
+  if (fleetSize === undefined) return 1;
+  return Math.max(fleetSize, recentHosts(state, at).length);
 }
 
 /** The hosts a fleet's error-rate message names: a few, most failed requests first. */

@@ -218,17 +218,17 @@ export class AlertRuntime {
 
   /**
    * The stage's desired hosts (the hosts parameter), for the "N of M hosts" of fleet messages;
-   * undefined on a single host. It only words the messages, so a value that cannot be read or
-   * parsed is logged as an error and the hosts seen logging stand in: it never costs an alert.
+   * undefined on a single host (no HOSTS_PARAM). It only words the messages, so a value that cannot
+   * be read or parsed is logged as an error and the hosts seen logging stand in (0): it never costs an alert.
    */
   private async fleetSize(): Promise<number | undefined> {
     const name = this.env.hostsParam;
     if (!name) return undefined;
     try {
-      return parseHostsParameter(await this.params.get(name));
+      return parseHostsParameter(await this.params.get(name)) ?? 0;
     } catch (err) {
       this.log({ level: 'ERROR', msg: 'hosts parameter not usable: counting the hosts seen logging instead', parameter: name, reason: (err as Error).message });
-      return undefined;
+      return 0;
     }
   }
 

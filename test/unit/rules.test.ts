@@ -404,8 +404,10 @@ describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-hos
     }
   });
 
-  test('M is the hosts seen logging when the parameter is missing or smaller (a rolling update runs one more)', () => {
-    expect(summaries(fleetRun([...healthy3, ['i-a', failedOver()]], undefined), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts']);
+  test('M is the hosts seen logging when the fleet\'s size is unknown (0) or smaller (a rolling update runs one more)', () => {
+    expect(summaries(fleetRun([...healthy3, ['i-a', failedOver()]], 0), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts']);
+    // No fleet size at all = a single host: its replacement logging next to it is not a fleet.
+    expect(summaries(fleetRun([['i-old', ok()], ['i-new', ok()], ['i-new', failedOver()]], undefined), 'failover')).toEqual(['Failover on i-new: blue is failing, green is answering']);
     expect(summaries(fleetRun([...healthy3, ['i-d', ok()], ['i-a', failedOver()]], 3), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 4 hosts']);
     // The desired count stands when fewer hosts have logged yet.
     expect(summaries(fleetRun([['i-a', failedOver()]], 3), 'failover')).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 1 of 3 hosts']);
@@ -413,8 +415,8 @@ describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-hos
 
   test('a host silent for longer than FLEET_SEEN_MS is not counted, nor its open episode', () => {
     // i-gone fails over at T0, then logs nothing more (terminated with its episode open).
-    const gone = fleetRun([['i-gone', failedOver()]], undefined);
-    const then = (from: number) => summaries(fleetRun([['i-a', ok()], ['i-b', ok()], ['i-a', failedOver()]], undefined, { start: gone.state, from }), 'failover');
+    const gone = fleetRun([['i-gone', failedOver()]], 0);
+    const then = (from: number) => summaries(fleetRun([['i-a', ok()], ['i-b', ok()], ['i-a', failedOver()]], 0, { start: gone.state, from }), 'failover');
     // Still within FLEET_SEEN_MS of its last line at i-a's failover: counted, in M and in N.
     expect(then(T0 + FLEET_SEEN_MS - 2000)).toEqual(['Failover on i-a: blue is failing, green is answering — green answering on 2 of 3 hosts']);
     // Past it: neither.
