@@ -156,7 +156,7 @@ async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | u
       parts.push(`last apply ${inv.status}${active}`);
     } else if (command) parts.push('not in the last apply');
     const gate = gates.get(id);
-    if (gate && record) parts.push(`release ${record.release}: ${gate.ok ? 'gate ok' : gate.joining ? 'joined after it (was bootstrapping)' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`);
+    if (gate && record) parts.push(`release ${record.release}: ${gate.ok ? 'gate ok' : gate.joining ? 'was bootstrapping (not gated; joins after the release)' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`);
     rows.push([`  ${id}`, parts.join('; ')]);
   }
   return rows;

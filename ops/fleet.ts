@@ -155,6 +155,11 @@ export interface HostGate {
   failure?: string;
 }
 
+/** Failed its gate: not passed, and neither never started (not run) nor still bootstrapping (joining). */
+export function gateFailed(g: HostGate): boolean {
+  return !g.ok && !g.notRun && !g.joining;
+}
+
 export function hostGates(steps: readonly { step: string; ok: boolean; host?: string; detail?: string }[]): HostGate[] {
   const gates = new Map<string, HostGate>();
   for (const [i, s] of steps.entries()) {
@@ -177,7 +182,7 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
 export function summarizeHostGates(gates: readonly HostGate[]): string {
   if (gates.length === 0) return '';
   const ok = gates.filter((g) => g.ok).length;
-  const failed = gates.filter((g) => !g.ok && !g.notRun && !g.joining).map((g) => g.host);
+  const failed = gates.filter(gateFailed).map((g) => g.host);
   const notRun = gates.filter((g) => g.notRun).map((g) => g.host);
   const joining = gates.filter((g) => g.joining).map((g) => g.host);
   return [

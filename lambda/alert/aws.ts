@@ -54,7 +54,7 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   try {
     const res = await ssm.send(new GetParameterCommand({ Name: name }));
     const parsed = JSON.parse(res.Parameter?.Value ?? '{}') as Partial<PersistedState>;
-    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced, ...(parsed.fleetSwitch ? { fleetSwitch: parsed.fleetSwitch } : {}), delivered: Array.isArray(parsed.delivered) ? parsed.delivered.filter((k) => typeof k === 'string') : undefined };
+    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced, ...(parsed.fleetSwitches ? { fleetSwitches: parsed.fleetSwitches } : {}), delivered: Array.isArray(parsed.delivered) ? parsed.delivered.filter((k) => typeof k === 'string') : undefined };
   } catch (err) {
     if ((err as Error).name === 'ParameterNotFound') return undefined;
     if (err instanceof SyntaxError) return undefined; // a hand-edited value: start clean rather than fail forever

@@ -76,8 +76,11 @@ export interface EngineState {
    * here so it is persisted with the rest of the state. The runtimes set it after posting.
    */
   releaseAnnounced?: { id: string; state: string };
-  /** The last planned switch posted on a fleet: the other hosts' same switch is not posted again. */
-  fleetSwitch?: { from: string; to: string; at: number };
+  /**
+   * On a fleet, when each direction of planned switch ("blue>green", "green>blue") was last posted:
+   * the other hosts' same switch is not posted again (a slow host's flip after a quick flip back too).
+   */
+  fleetSwitches?: Record<string, number>;
 }
 
 /** A fleet's hosts all switch within this of each other (Run Command at once, the one-minute timer at worst). */
@@ -290,8 +293,9 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     if (active && h.activePool && active !== h.activePool && !staleLine) {
       // On a fleet one flip is N hosts switching: posted once, for the first host that logs it.
       const total = fleetTotal(next, at, options.fleetSize);
-      const seen = next.fleetSwitch;
-      const sameFlip = total > 1 && seen !== undefined && seen.from === h.activePool && seen.to === active && at - seen.at < FLEET_SWITCH_MS;
+      const direction = `${h.activePool}>${active}`;
+      const seen = next.fleetSwitches?.[direction];
+      const sameFlip = total > 1 && seen !== undefined && at - seen < FLEET_SWITCH_MS;
       const d = decide({
         kind: 'planned_switch',
         severity: 'info',
@@ -304,7 +308,7 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
         details: { from: h.activePool, to: active, ...(total > 1 ? { hosts: total } : {}) },
       });
       if (sameFlip && d.suppressed === null) d.suppressed = 'fleet';
-      else if (total > 1 && !sameFlip) next.fleetSwitch = { from: h.activePool, to: active, at };
+      else if (total > 1 && !sameFlip) next.fleetSwitches = { ...next.fleetSwitches, [direction]: at };
       h.lastSwitch = { from: h.activePool, at };
       // An episode against the old primary is over: the operator moved traffic on purpose.
       if (h.episode) {

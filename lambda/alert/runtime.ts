@@ -199,7 +199,7 @@ export class AlertRuntime {
     await this.guardRelease(maintenance, result);
     for (const d of out.toPost) await this.postCounted(d, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after, this.spentBefore());
+    if (JSON.stringify(after) !== before) await this.save(after);
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.
     for (const e of fresh) this.remember(e.id);
 
@@ -242,7 +242,7 @@ export class AlertRuntime {
     this.recordCache.clear();
     await this.guardRelease(maintenance, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await saveState(this.deps.ssm, this.env.stateParam, after, this.spentBefore());
+    if (JSON.stringify(after) !== before) await this.save(after);
     return { ...result, status: 'processed' };
   }
 
@@ -343,12 +343,14 @@ export class AlertRuntime {
     }
   }
 
-  /** The state to save: the engine's, and the recent delivery keys (pruned by age and count). */
-  /** Cooldowns posted before this have run out (the state may drop them first to fit). */
-  private spentBefore(): number {
-    return this.now() - this.env.rules.cooldownMs;
+  /** Saves the state, cut to fit its parameter (fitState); what had to go is logged. */
+  private async save(state: PersistedState): Promise<void> {
+    // Cooldowns posted before this have run out: the first to go when the state must shrink.
+    const dropped = await saveState(this.deps.ssm, this.env.stateParam, state, this.now() - this.env.rules.cooldownMs);
+    if (dropped > 0) this.log({ level: 'WARN', msg: 'alert state cut to fit its parameter (4 KB)', dropped });
   }
 
+  /** The state to save: the engine's, and the recent delivery keys (pruned by age and count). */
   private persisted(base: PersistedState = persistable(this.state)): PersistedState {
     const oldest = this.now() - DELIVERED_KEEP_MS;
     this.delivered = this.delivered.filter((k) => atOf(k) >= oldest).slice(-DELIVERED_MAX);
@@ -371,7 +373,7 @@ export class AlertRuntime {
     if (await this.post(d)) result.posted++;
     else result.undelivered++;
     this.delivered.push(key);
-    if (this.checkpointBase) await saveState(this.deps.ssm, this.env.stateParam, this.persisted(this.checkpointBase), this.spentBefore());
+    if (this.checkpointBase) await this.save(this.persisted(this.checkpointBase));
   }
 
   /** Posts to Slack; whatever cannot be delivered goes to the dead-letter queue. */

@@ -6,7 +6,7 @@ import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
 import { DesiredPool, inProgress, isFinal, isStale, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
-import { hostGates } from '../fleet';
+import { gateFailed, hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
 
@@ -76,7 +76,7 @@ export function hostGate(report: DeployReport): { total: number; passed: string[
   return {
     total: gates.length,
     passed: gates.filter((g) => g.ok).map((g) => g.host),
-    failed: gates.filter((g) => !g.ok && !g.notRun && !g.joining).map((g) => g.host),
+    failed: gates.filter(gateFailed).map((g) => g.host),
     notRun: gates.filter((g) => g.notRun).map((g) => g.host),
     joining: gates.filter((g) => g.joining).map((g) => g.host),
   };

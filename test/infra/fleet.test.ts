@@ -126,7 +126,9 @@ describe('launch template', () => {
 
   test('a host never joins during a release: bluegreen-join (holding the launch with heartbeats) after bootstrap.sh, then bluegreen-apply, then CONTINUE', () => {
     const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
-    const join = s.indexOf(`sh /opt/bluegreen/fleet/bluegreen-join.sh ${fleetGroupName('prod')} ${BOOTSTRAP_HOOK_NAME} "$(curl`);
+    const join = s.indexOf(`sh /opt/bluegreen/fleet/bluegreen-join.sh ${fleetGroupName('prod')} ${BOOTSTRAP_HOOK_NAME} "$instance_id"`);
+    // the instance id assigned on a line of its own before (a failed IMDS call stops the script there)
+    expect(s.lastIndexOf('instance_id="$(curl', join)).toBeGreaterThan(s.indexOf(`rm -f ${BOOTSTRAPPING_MARKER}`));
     expect(join).toBeGreaterThan(s.indexOf(`rm -f ${BOOTSTRAPPING_MARKER}`));
     expect(join).toBeLessThan(s.indexOf('/usr/local/bin/bluegreen-apply ||'));
     expect(s.indexOf('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(s.indexOf('--lifecycle-action-result CONTINUE'));

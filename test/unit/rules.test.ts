@@ -363,6 +363,16 @@ describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-hos
       ['i-c', 'fleet'],
     ]);
     expect(switches[0].summary).toBe("Planned switch on i-a: active pool blue → green — the fleet's 3 hosts follow (posted once, for the first)");
+    // A quick flip back, then a slow host's late line of the first flip: not posted again.
+    const q1 = fleetRun([...healthy3, ['i-a', ok('green')], ['i-b', ok('green')]], 3);
+    const q2 = fleetRun([['i-a', ok('blue')], ['i-b', ok('blue')], ['i-c', ok('green')]], 3, { start: q1.state, from: T0 + 20_000 });
+    expect([...q1.decisions, ...q2.decisions].filter((d) => d.kind === 'planned_switch').map((d) => [d.host, d.previousPool, d.pool, d.suppressed])).toEqual([
+      ['i-a', 'blue', 'green', null],
+      ['i-b', 'blue', 'green', 'fleet'],
+      ['i-a', 'green', 'blue', null],
+      ['i-b', 'green', 'blue', 'fleet'],
+      ['i-c', 'blue', 'green', 'fleet'],
+    ]);
     // a single host: every switch posted, wording unchanged
     const s1 = fleetRun([['i-a', ok()], ['i-a', ok('green')]], undefined);
     const s2 = fleetRun([['i-a', ok('blue')]], undefined, { start: s1.state, from: T0 + 60_000 });
