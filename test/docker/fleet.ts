@@ -42,7 +42,7 @@ import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '..
 import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
 import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
-import { ScriptResult } from '../../local/switch';
+import { runScript, ScriptResult } from '../../local/switch';
 import { NOT_RUN } from '../../ops/fleet';
 import { HostResult, parseStepLines, RunOnHostsResult, RunRate } from '../../ops/release/run-command';
 import { baseImages, withoutDigest } from '../helpers/base-images';
@@ -314,15 +314,8 @@ export function commandOn(root: string, args: readonly string[] = []): string {
 
 /** `sh -c command`, as AWS-RunShellScript runs it (the caller's environment plus `env`). */
 function runShell(command: string, env: Record<string, string> = {}): Promise<ScriptResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+  // runScript spawns `sh <file> <args>`: with `-c` as the file that is `sh -c command`.
+  return runScript('-c', [command], env);
 }
 
 /**
