@@ -156,7 +156,7 @@ export interface HostGate {
 }
 
 /** Failed its gate: not passed, and neither never started (not run) nor still bootstrapping (joining). */
-export function gateFailed(g: HostGate): boolean {
+function gateFailed(g: HostGate): boolean {
   return !g.ok && !g.notRun && !g.joining;
 }
 
@@ -178,15 +178,26 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
   return [...gates.values()];
 }
 
+/** The hosts of a deploy by outcome: passed its gate, failed it, never started (not run), still bootstrapping (joining). */
+export interface HostGateGroups {
+  total: number;
+  passed: string[];
+  failed: string[];
+  notRun: string[];
+  joining: string[];
+}
+
+export function groupHostGates(gates: readonly HostGate[]): HostGateGroups {
+  const hosts = (keep: (g: HostGate) => boolean) => gates.filter(keep).map((g) => g.host);
+  return { total: gates.length, passed: hosts((g) => g.ok), failed: hosts(gateFailed), notRun: hosts((g) => g.notRun), joining: hosts((g) => g.joining) };
+}
+
 /** "3/3 ok" or "1/3 ok; failed i-2; not run i-3"; '' when the record names no hosts (local mode). */
 export function summarizeHostGates(gates: readonly HostGate[]): string {
   if (gates.length === 0) return '';
-  const ok = gates.filter((g) => g.ok).length;
-  const failed = gates.filter(gateFailed).map((g) => g.host);
-  const notRun = gates.filter((g) => g.notRun).map((g) => g.host);
-  const joining = gates.filter((g) => g.joining).map((g) => g.host);
+  const { total, passed, failed, notRun, joining } = groupHostGates(gates);
   return [
-    `${ok}/${gates.length} ok`,
+    `${passed.length}/${total} ok`,
     ...(failed.length ? [`failed ${failed.join(', ')}`] : []),
     ...(notRun.length ? [`not run ${notRun.join(', ')}`] : []),
     ...(joining.length ? [`joining ${joining.join(', ')}`] : []),

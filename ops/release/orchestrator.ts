@@ -6,7 +6,7 @@ import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
 import { DesiredPool, inProgress, isFinal, isStale, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
-import { gateFailed, hostGates } from '../fleet';
+import { groupHostGates, HostGateGroups, hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
 
@@ -70,16 +70,9 @@ const CANCELLED = 'cancelled by the operator before promotion';
  * The per-host outcome of a deploy on a stage (the backend's `host` steps, one per host Run Command
  * listed); undefined when the backend reports no hosts (local mode).
  */
-export function hostGate(report: DeployReport): { total: number; passed: string[]; failed: string[]; notRun: string[]; joining: string[] } | undefined {
+export function hostGate(report: DeployReport): HostGateGroups | undefined {
   const gates = hostGates(report.steps);
-  if (gates.length === 0) return undefined;
-  return {
-    total: gates.length,
-    passed: gates.filter((g) => g.ok).map((g) => g.host),
-    failed: gates.filter(gateFailed).map((g) => g.host),
-    notRun: gates.filter((g) => g.notRun).map((g) => g.host),
-    joining: gates.filter((g) => g.joining).map((g) => g.host),
-  };
+  return gates.length === 0 ? undefined : groupHostGates(gates);
 }
 
 /** Thrown inside the flow for an operator mistake: exit 2, nothing changed. */
