@@ -24,6 +24,9 @@ export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins wit
  */
 export const BOOT_FINISHED = '/var/lib/cloud/instance/boot-finished';
 
+/** Every host path the command reads (a test that runs it under a stand-in root moves each one). */
+export const HOST_PATHS = [BOOTSTRAPPING_MARKER, APPLY_PATH, BOOT_FINISHED] as const;
+
 /** The shell command for AWS-RunShellScript: bluegreen-apply with `args`, or the join step on a bootstrapping host. */
 export function hostApplyCommand(args: readonly string[] = []): string {
   for (const a of args) if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);

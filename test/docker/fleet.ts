@@ -39,7 +39,8 @@ import { promisify } from 'node:util';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parameterNames } from '../../lib/config';
 import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '../../lib/fleet-hosts';
-import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER } from '../../lib/host-apply-command';
+import { hostCommandUnder } from '../helpers/host-command';
 import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
@@ -301,16 +302,6 @@ function installApply(root: string, set: ComposeSet): string {
   return file;
 }
 
-/** Run Command's command on one host: the real hostApplyCommand, its two host paths under the host's root. */
-export function commandOn(root: string, args: readonly string[] = []): string {
-  return hostApplyCommand(args)
-    .split(BOOTSTRAPPING_MARKER)
-    .join(path.join(root, BOOTSTRAPPING_MARKER))
-    .split(APPLY_PATH)
-    .join(path.join(root, APPLY_PATH))
-    .split(BOOT_FINISHED)
-    .join(path.join(root, BOOT_FINISHED));
-}
 
 /** `sh -c command`, as AWS-RunShellScript runs it (the caller's environment plus `env`). */
 function runShell(command: string, env: Record<string, string> = {}): Promise<ScriptResult> {
@@ -479,7 +470,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
           await put(own, JSON.stringify({ ...(JSON.parse(value(n.env) ?? '{}') as Record<string, string>), ...fault!.env }));
           overrides[`${pool.toUpperCase()}_ENV_PARAM`] = own;
         }
-        return runShell(commandOn(host.root, args), overrides);
+        return runShell(hostCommandUnder(host.root, args), overrides);
       });
     },
     tagged: () => members().map(({ id, root }) => ({ id, root })),

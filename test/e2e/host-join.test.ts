@@ -9,12 +9,13 @@
 //    call to the real CLI).
 //  - The script's rule is the release CLI's rule: `--verdict` against inProgress() on the same records.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
 import { parameterNames } from '../../lib/config';
-import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
+import { hostCommandUnder } from '../helpers/host-command';
 import { FINAL_STATES, inProgress, parseRecord, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
@@ -55,19 +56,18 @@ function run(command: string, args: string[], env: Record<string, string>, stdin
 }
 
 describe("Run Command's command on a host (the pool-switch rule's and the release CLI's)", () => {
-  /** The real command string, its two host paths moved into this test's directory. */
-  const commandHere = (args: string[] = []) =>
-    hostApplyCommand(args)
-      .split(BOOTSTRAPPING_MARKER)
-      .join(path.join(dir, 'bootstrapping'))
-      .split(APPLY_PATH)
-      .join(path.join(dir, 'bluegreen-apply'))
-      .split(BOOT_FINISHED)
-      .join(path.join(dir, 'boot-finished'));
+  /** The real command string, its host paths moved under this test's directory. */
+  const commandHere = (args: string[] = []) => hostCommandUnder(dir, args);
+  const at = (hostPath: string) => path.join(dir, hostPath);
+  /** Writes a host file under this test's directory (its parent made first). */
+  const put = (hostPath: string, content = '') => {
+    mkdirSync(path.dirname(at(hostPath)), { recursive: true });
+    writeFileSync(at(hostPath), content);
+  };
   const installApply = () => {
     // Stands in for bluegreen-apply: echoes its arguments as a step line and exits 3.
-    writeFileSync(path.join(dir, 'bluegreen-apply'), '#!/bin/sh\necho "step=active pool=green ok=true detail=args $*"\nexit 3\n');
-    chmodSync(path.join(dir, 'bluegreen-apply'), 0o755);
+    put(APPLY_PATH, '#!/bin/sh\necho "step=active pool=green ok=true detail=args $*"\nexit 3\n');
+    chmodSync(at(APPLY_PATH), 0o755);
   };
   const sh = (command: string) => run('sh', ['-c', command], {});
 
@@ -76,12 +76,12 @@ describe("Run Command's command on a host (the pool-switch rule's and the releas
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(parseStepLines(result.stdout, 'i-new')).toEqual([{ host: 'i-new', step: JOINING_STEP, pool: '-', ok: true, detail: JOINING_DETAIL }]);
     // What Run Command ran before this change, on the same host:
-    const old = await sh(path.join(dir, 'bluegreen-apply --retry'));
+    const old = await sh(`${at(APPLY_PATH)} --retry`);
     expect(old.code).toBe(127);
   });
 
   test('a host past its first boot without bluegreen-apply fails (exit 127): it is in service and must not pass as joining', async () => {
-    writeFileSync(path.join(dir, 'boot-finished'), '');
+    put(BOOT_FINISHED);
     const result = await sh(commandHere(['--retry']));
     expect(result.code).toBe(127);
     expect(result.stdout).not.toContain(`step=${JOINING_STEP}`);
@@ -89,7 +89,7 @@ describe("Run Command's command on a host (the pool-switch rule's and the releas
 
   test('while bootstrap.sh runs (its marker is there): the join step, bluegreen-apply is not run', async () => {
     installApply();
-    writeFileSync(path.join(dir, 'bootstrapping'), '');
+    put(BOOTSTRAPPING_MARKER);
     const result = await sh(commandHere(['--retry']));
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toBe(`step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}`);
