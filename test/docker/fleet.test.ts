@@ -16,6 +16,7 @@ import { otherPool, Pool } from '../../local/defaults';
 import { summarize, Sample } from '../../local/load';
 import { flipOnAws } from '../../ops/aws-flip';
 import { hostGates } from '../../ops/fleet';
+import { ReleaseOptions } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
 import { httpRequest, header } from '../../local/http';
@@ -38,6 +39,8 @@ const describeDocker = engine.ready ? describe : describe.skip;
  * still in progress, or the run shows no wait (the test then says so).
  */
 const JOIN_BAKE_S = 30;
+/** Every host in one round (keeps the file within its time; the default 50% rounds run in the failing-gate test). */
+const EVERY_HOST_AT_ONCE = { maxConcurrency: '100%', maxErrors: '0' } as const;
 const LOAD = { connections: 8, ratePerSec: 300, durationMs: 150_000, maxRequests: 1_000_000, requestTimeoutMs: 5_000, ...STRICT_CLIENT } as const;
 
 describeDocker('fleet mode: two hosts behind a load balancer', () => {
@@ -56,6 +59,19 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const res = await httpRequest(`${url}/version`, { timeoutMs: 3000, agent: false });
     return { status: res.status, pool: header(res, 'x-app-pool'), active: header(res, 'x-active-pool'), release: header(res, 'x-release-id') };
   };
+  /** The release CLI's AWS backend on the harness's stage (Run Command stood in for by the fleet). */
+  const stageBackend = () => new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+  /** An all-at-once release of `release` (deploy at the default 50% rate unless `deployRate` says otherwise). */
+  const releaseOf = (release: string, o: Pick<ReleaseOptions, 'bakeSeconds' | 'deployRate'>): ReleaseOptions => ({
+    release,
+    env: {},
+    strategy: 'all-at-once',
+    canaryPercent: 0,
+    canarySeconds: 10,
+    promote: true,
+    deployTimeoutSeconds: 180,
+    ...o,
+  });
   const figures = (what: string, samples: Sample[], durationMs: number, from: number) => {
     const summary = summarize(samples, durationMs);
     const served = fleet.servedBy(fleet.lbLog(from).entries);
@@ -91,7 +107,7 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
   }, 120_000);
 
   test('a good release to the fleet: deployed and gated on every host, promoted through the balancer, 0 failed', async () => {
-    const backend = new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+    const backend = stageBackend();
     const from = fleet.lbLog().end;
     const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
     await load.after(1_000, 'before the release');
@@ -100,7 +116,7 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     // No alert function runs here (release.test.ts has the guard on one host): the CLI finishes the
     // short bake itself once its grace is over, and says so.
     const code = await runRelease(
-      { release: 'v2', env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: 2, promote: true, deployTimeoutSeconds: 180, deployRate: { maxConcurrency: '100%', maxErrors: '0' } },
+      releaseOf('v2', { bakeSeconds: 2, deployRate: EVERY_HOST_AT_ONCE }),
       backend,
       { out: (l) => lines.push(l), pollMs: 200, graceMs: 500 },
     );
@@ -126,13 +142,13 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const [good, bad] = fleet.hosts;
     // On `bad` only, release v3 starts with FAIL_HEALTHZ=1: its /healthz answers 503 (fleet.ts HostFault).
     fleet.fault = { host: bad.id, release: 'v3', env: { FAIL_HEALTHZ: '1' } };
-    const backend = new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+    const backend = stageBackend();
     const from = fleet.lbLog().end;
     const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
     await load.after(1_000, 'before the release');
     const lines: string[] = [];
     const code = await runRelease(
-      { release: 'v3', env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: 10, promote: true, deployTimeoutSeconds: 180 },
+      releaseOf('v3', { bakeSeconds: 10 }),
       backend,
       { out: (l) => lines.push(l), pollMs: 200 },
     );
@@ -175,7 +191,7 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const active = (await param(fleet.names.activePool)) as Pool;
     const pool = otherPool(active);
     const inService = [...fleet.hosts];
-    const backend = new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+    const backend = stageBackend();
     const from = fleet.lbLog().end;
     const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
     let launched: LaunchedHost | undefined;
@@ -188,7 +204,7 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       // the bake after its grace, as in the good release above).
       launched = fleet.launchHost();
       const code = await runRelease(
-        { release: 'v4', env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: JOIN_BAKE_S, promote: true, deployTimeoutSeconds: 180, deployRate: { maxConcurrency: '100%', maxErrors: '0' } },
+        releaseOf('v4', { bakeSeconds: JOIN_BAKE_S, deployRate: EVERY_HOST_AT_ONCE }),
         backend,
         { out: (l) => lines.push(l), pollMs: 200, graceMs: 500 },
       );
