@@ -155,10 +155,18 @@ async function collect(ssm: SSMClient, commandId: string, statuses: Map<string, 
     } catch (err) {
       stderr = `could not read the output: ${(err as Error).message}`;
     }
-    const steps = parseStepLines(stdout, host);
-    const ok = status === 'Success' && steps.every((s) => s.ok);
-    const error = ok ? undefined : stderr.trim().split('\n').slice(-3).join(' | ') || undefined;
-    results.push({ host, status, ok, steps, ...(error ? { error } : {}) });
+    results.push(hostResult(host, status, stdout, stderr));
   }
   return results;
+}
+
+/**
+ * One host's result from what its command printed: ok when Run Command says Success and every
+ * `step=` line is ok; when not, the last lines of stderr say why.
+ */
+export function hostResult(host: string, status: string, stdout: string, stderr: string): HostResult {
+  const steps = parseStepLines(stdout, host);
+  const ok = status === 'Success' && steps.every((s) => s.ok);
+  const error = ok ? undefined : stderr.trim().split('\n').slice(-3).join(' | ') || undefined;
+  return { host, status, ok, steps, ...(error ? { error } : {}) };
 }

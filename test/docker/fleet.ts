@@ -45,7 +45,7 @@ import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
 import { NOT_RUN } from '../../ops/fleet';
-import { HostResult, parseStepLines, RunOnHostsResult, RunRate } from '../../ops/release/run-command';
+import { HostResult, hostResult, RunOnHostsResult, RunRate } from '../../ops/release/run-command';
 import { baseImages, withoutDigest } from '../helpers/base-images';
 import { Moto, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
@@ -490,12 +490,9 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const round = queue.splice(0, slots);
         const done = await Promise.all(round.map(async (h) => ({ h, r: await fleet.applyOn(h, args) })));
         for (const { h, r } of done) {
-          const status = r.code === 0 ? 'Success' : 'Failed';
-          const steps = parseStepLines(r.stdout, h.id);
-          const ok = status === 'Success' && steps.every((s) => s.ok);
-          if (!ok) errors++;
-          const error = ok ? undefined : r.stderr.trim().split('\n').slice(-3).join(' | ') || undefined;
-          results.set(h.id, { host: h.id, status, ok, steps, ...(error ? { error } : {}) });
+          const result = hostResult(h.id, r.code === 0 ? 'Success' : 'Failed', r.stdout, r.stderr);
+          if (!result.ok) errors++;
+          results.set(h.id, result);
         }
       }
       return { commandId: `harness-${Date.now()}`, hosts: targets.map((h) => results.get(h.id)!) };

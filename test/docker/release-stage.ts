@@ -19,7 +19,7 @@ import { LogTail } from '../../local/log-tail';
 import { ReleaseOptions } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
-import { parseStepLines, RunOnHostsResult } from '../../ops/release/run-command';
+import { hostResult, RunOnHostsResult } from '../../ops/release/run-command';
 import { ComposeSet } from './compose-set';
 
 const HOST = 'i-0harness0000000001';
@@ -61,8 +61,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   };
   const runApply = async (args: string[]): Promise<RunOnHostsResult> => {
     const r = await serialized(() => set.apply(...args));
-    const ok = r.code === 0;
-    return { commandId: 'harness', hosts: [{ host: HOST, status: ok ? 'Success' : 'Failed', ok, steps: parseStepLines(r.stdout, HOST), ...(ok ? {} : { error: r.stderr.trim().split('\n').slice(-3).join(' | ') }) }] };
+    return { commandId: 'harness', hosts: [hostResult(HOST, r.code === 0 ? 'Success' : 'Failed', r.stdout, r.stderr)] };
   };
 
   // EventBridge "Parameter Store Change" on the active pool / canary share → bluegreen-apply.
