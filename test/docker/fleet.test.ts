@@ -81,6 +81,20 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     );
     return { summary, served };
   };
+  /** A release run by the CLI's own code while the load runs through the balancer; its figures and output printed. */
+  const releaseUnderLoad = async (what: string, options: ReleaseOptions, io: { graceMs?: number } = {}) => {
+    const backend = stageBackend();
+    const from = fleet.lbLog().end;
+    const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
+    await load.after(1_000, 'before the release');
+    const lines: string[] = [];
+    const code = await runRelease(options, backend, { out: (l) => lines.push(l), pollMs: 200, ...io });
+    await load.after(1_000, 'after the release');
+    const result = await load.finish();
+    const { summary, served } = figures(what, result.samples, result.durationMs, from);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return { code, backend, result, summary, served };
+  };
 
   test('flip under load: every host follows the active-pool parameter, confirmed through the balancer, 0 failed', async () => {
     const from = fleet.lbLog().end;
@@ -107,23 +121,10 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
   }, 120_000);
 
   test('a good release to the fleet: deployed and gated on every host, promoted through the balancer, 0 failed', async () => {
-    const backend = stageBackend();
-    const from = fleet.lbLog().end;
-    const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
-    await load.after(1_000, 'before the release');
-    const lines: string[] = [];
     // Every host at once (100%) keeps this file within its time; the 50% rounds are exercised below.
     // No alert function runs here (release.test.ts has the guard on one host): the CLI finishes the
     // short bake itself once its grace is over, and says so.
-    const code = await runRelease(
-      releaseOf('v2', { bakeSeconds: 2, deployRate: EVERY_HOST_AT_ONCE }),
-      backend,
-      { out: (l) => lines.push(l), pollMs: 200, graceMs: 500 },
-    );
-    await load.after(1_000, 'after the release');
-    const result = await load.finish();
-    const { summary, served } = figures('release v2 (good)', result.samples, result.durationMs, from);
-    process.stdout.write(`${lines.join('\n')}\n`);
+    const { code, backend, result, summary, served } = await releaseUnderLoad('release v2 (good)', releaseOf('v2', { bakeSeconds: 2, deployRate: EVERY_HOST_AT_ONCE }), { graceMs: 500 });
     expect(code).toBe(0);
     expect(summary.failures).toEqual({});
     expect(served.lbFailed).toBe(0);
@@ -142,21 +143,8 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const [good, bad] = fleet.hosts;
     // On `bad` only, release v3 starts with FAIL_HEALTHZ=1: its /healthz answers 503 (fleet.ts HostFault).
     fleet.fault = { host: bad.id, release: 'v3', env: { FAIL_HEALTHZ: '1' } };
-    const backend = stageBackend();
-    const from = fleet.lbLog().end;
-    const load = startLoad({ url: `${fleet.url}/version`, ...LOAD });
-    await load.after(1_000, 'before the release');
-    const lines: string[] = [];
-    const code = await runRelease(
-      releaseOf('v3', { bakeSeconds: 10 }),
-      backend,
-      { out: (l) => lines.push(l), pollMs: 200 },
-    );
-    await load.after(1_000, 'after the release');
-    const result = await load.finish();
+    const { code, backend, result, summary, served } = await releaseUnderLoad('release v3 (gate fails on one host)', releaseOf('v3', { bakeSeconds: 10 }));
     fleet.fault = undefined;
-    const { summary, served } = figures('release v3 (gate fails on one host)', result.samples, result.durationMs, from);
-    process.stdout.write(`${lines.join('\n')}\n`);
 
     expect(code).toBe(1);
     expect(summary.failures).toEqual({});
