@@ -39,7 +39,7 @@ export class ParameterCache {
 /** What outlives a cold start: episodes, the error-rate episode and cooldowns (not the window). */
 export type PersistedState = Omit<EngineState, 'window'> & {
   /**
-   * Keys (runtime.ts deliveryKey) of the decisions already posted or sent to the dead-letter queue,
+   * Entries (delivered.ts: key and delivery time) of the decisions already posted or sent to the dead-letter queue,
    * written after each one: Lambda's retry of a batch that timed out half-way skips them.
    */
   delivered?: string[];

@@ -6,6 +6,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from './alarm-notification';
 import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
 import { decodeSubscription, PayloadError } from './decode';
+import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
 import { parseHostsParameter } from './fleet-size';
 import { emfLine, MetricName } from './metrics';
@@ -82,20 +83,6 @@ export interface AlertDeps {
 export type RemainingMs = () => number;
 
 export const DEFAULT_SAFETY_MARGIN_MS = 10_000;
-/** How long a delivered decision's key is kept: far longer than Lambda retries a batch. */
-export const DELIVERED_KEEP_MS = 24 * 3_600_000;
-/** At most this many keys (the state parameter is a 4 KB standard one). */
-export const DELIVERED_MAX = 40;
-
-/** A decision's identity across Lambda's retries of a batch: the same lines give the same key. */
-export function deliveryKey(d: Decision): string {
-  return `${d.kind}|${d.host ?? ''}|${d.at}`;
-}
-
-function atOf(key: string): number {
-  return Number(key.slice(key.lastIndexOf('|') + 1)) || 0;
-}
-
 export interface HandleResult {
   status: 'ignored' | 'processed' | 'rejected';
   evaluated: number;
@@ -117,7 +104,7 @@ export class AlertRuntime {
   private state: EngineState = emptyState();
   private loaded = false;
   private readonly seen = new Set<string>();
-  /** Keys of decisions posted or dead-lettered (persisted with the state, see deliveryKey). */
+  /** Decisions posted or dead-lettered, with when (persisted with the state, see delivered.ts). */
   private delivered: string[] = [];
   /** The state a retry of the current invocation must start from: what the checkpoints write. */
   private checkpointBase: PersistedState | undefined;
@@ -325,7 +312,7 @@ export class AlertRuntime {
   private async coldStart(batchStart: number): Promise<void> {
     const persisted = await loadState(this.deps.ssm, this.env.stateParam);
     const { delivered, ...engine } = persisted ?? {};
-    this.delivered = delivered ?? [];
+    this.delivered = normalizeDelivered(delivered ?? [], this.now());
     let state: EngineState = { ...emptyState(), ...engine, window: [] };
     const { entries, hosts, ids } = await recentEntries(this.deps.logs, this.env.logGroup, batchStart, this.env.rebuildLookbackMs, this.env.rules.windowSize);
     state = seedWindow(state, entries, this.env.rules, hosts);
@@ -352,8 +339,7 @@ export class AlertRuntime {
 
   /** The state to save: the engine's, and the recent delivery keys (pruned by age and count). */
   private persisted(base: PersistedState = persistable(this.state)): PersistedState {
-    const oldest = this.now() - DELIVERED_KEEP_MS;
-    this.delivered = this.delivered.filter((k) => atOf(k) >= oldest).slice(-DELIVERED_MAX);
+    this.delivered = pruneDelivered(this.delivered, this.now());
     return this.delivered.length ? { ...base, delivered: this.delivered } : base;
   }
 
@@ -365,14 +351,14 @@ export class AlertRuntime {
    */
   private async postCounted(d: Decision, result: HandleResult): Promise<void> {
     const key = deliveryKey(d);
-    if (this.delivered.includes(key)) {
+    if (wasDelivered(this.delivered, key)) {
       result.alreadyDelivered++;
       this.log({ level: 'INFO', msg: 'alert already delivered by an earlier try of this batch', kind: d.kind, key });
       return;
     }
     if (await this.post(d)) result.posted++;
     else result.undelivered++;
-    this.delivered.push(key);
+    this.delivered.push(deliveredEntry(key, this.now()));
     if (this.checkpointBase) await this.save(this.persisted(this.checkpointBase));
   }
 

@@ -65,6 +65,9 @@ beforeEach(async () => {
 afterEach(() => slack.close());
 
 let metricLines: string[] = [];
+/** When nginx wrote the fixture's lines (their `msec`): the tests' clocks are set from it, never from the calendar. */
+const WRITTEN_AT = Math.max(...FIXTURE.map((l) => Math.round(JSON.parse(l).msec * 1000)));
+const DAY_MS = 24 * 3_600_000;
 const runtime = (overrides: Partial<AlertDeps> = {}) =>
   new AlertRuntime(env, { ...clients, delivery: { sleep: async () => undefined, timeoutMs: 500 }, log: (r) => records.push(r), emit: (l) => metricLines.push(l), ...overrides });
 
@@ -203,9 +206,15 @@ describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
     expect(slack.hits).toBe(2 + result.undelivered);
   }, 20_000);
 
-  test('a retry of a batch that stopped mid-delivery (timeout) posts nothing twice, in a new container or the same one', async () => {
+  // The clock the function runs with: the minute the lines were written, or 14 days later (the
+  // CloudWatch agent ships a backlog that old after an outage: its lines keep their own times).
+  test.each([
+    ['a minute after the lines were written', WRITTEN_AT + 60_000],
+    ['14 days after (a backlog shipped after an outage)', WRITTEN_AT + 14 * DAY_MS],
+  ])('a retry of a batch that stopped mid-delivery (timeout) posts nothing twice, in a new container or the same one: %s', async (_when, nowMs) => {
+    const now = () => nowMs;
     // How many alerts this batch makes, from a clean run on a copy of the state.
-    const clean = await runtime().handle(payload(events(FIXTURE)));
+    const clean = await runtime({ now }).handle(payload(events(FIXTURE, nowMs)));
     expect(clean.posted).toBeGreaterThanOrEqual(2);
 
     for (const container of ['new', 'same'] as const) {
@@ -215,6 +224,7 @@ describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
       // what Lambda's timeout does (the process is frozen, nothing after runs).
       slack.script = [200, rateLimited];
       const dying = runtime({
+        now,
         delivery: {
           timeoutMs: 500,
           sleep: async () => {
@@ -222,13 +232,13 @@ describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
           },
         },
       });
-      const batch = events(FIXTURE);
+      const batch = events(FIXTURE, nowMs);
       await expect(dying.handle(payload(batch))).rejects.toThrow('Task timed out');
       expect(posted()).toHaveLength(1);
       const first = posted()[0];
 
       // Lambda retries the same batch (same event ids).
-      const retryFn = container === 'new' ? runtime() : dying;
+      const retryFn = container === 'new' ? runtime({ now }) : dying;
       // The same instance, with Slack back to normal (its delivery options are private deps).
       if (container === 'same') (retryFn as unknown as { deps: AlertDeps }).deps.delivery = { sleep: async () => undefined, timeoutMs: 500 };
       const retry = await retryFn.handle(payload(batch));
