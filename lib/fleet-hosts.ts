@@ -19,7 +19,7 @@
 // the user data, a pinned AMI, the instance type) rolls through the group by CloudFormation's
 // AutoScalingRollingUpdate, one host at a time, keeping minHealthyPercentage of the hosts in
 // service and waiting on each new host's signal (DECISIONS.md "Fleet mode: the stack").
-import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -48,6 +48,17 @@ export const BELOW_DESIRED_MINUTES = 15;
 /** The Auto Scaling group's name: fixed, so the user data can complete its lifecycle action (a Ref would be circular). */
 export function fleetGroupName(stage: string): string {
   return `bluegreen-${stage}-hosts`;
+}
+
+/**
+ * The group's ARN as IAM evaluates the lifecycle actions on it, any generated id:
+ * `arn:…:autoScalingGroup:<id>:autoScalingGroupName/<name>` (a colon after autoScalingGroup, as in
+ * the Service Authorization Reference; with a slash there the role is denied on a real account and every
+ * fleet's first deploy rolls back). The id is unknown until the group exists, and a Ref would be
+ * circular (the launch template's user data names the group).
+ */
+export function fleetGroupArnPattern(stack: Stack, groupName: string): string {
+  return stack.formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${groupName}`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
 }
 
 /**
@@ -189,7 +200,7 @@ export class FleetHosts extends Construct {
         sid: 'CompleteOwnLaunch',
         // The heartbeat holds the launch while a release is in progress (bluegreen-join).
         actions: ['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat'],
-        resources: [Stack.of(this).formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${groupName}` })],
+        resources: [fleetGroupArnPattern(Stack.of(this), groupName)],
       }),
     );
     // No resource-level permission exists for DescribeTargetHealth (read-only).
@@ -288,7 +299,7 @@ export class FleetHosts extends Construct {
     });
 
     Validations.of(this.role).acknowledge({
-      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup/*:autoScalingGroupName/${groupName}]`,
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${groupName}]`,
       reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only actions are completing a host's own launch and holding it with heartbeats while a release is in progress.`,
     });
     Validations.of(this.group).acknowledge({

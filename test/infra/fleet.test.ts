@@ -7,6 +7,7 @@ import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record'
 import { hostReadParameterNames } from '../../lib/config';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
 import { synthTemplate } from '../helpers/cdk';
+import { CfnTemplate, TemplateResolver } from '../helpers/iam';
 
 const OPERATOR = '198.51.100.7/32';
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
@@ -176,7 +177,9 @@ describe('launch template', () => {
     expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
     expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(expected);
     expect(bySid.CompleteOwnLaunch.Action).toEqual(['autoscaling:CompleteLifecycleAction', 'autoscaling:RecordLifecycleActionHeartbeat']);
-    expect(JSON.stringify(bySid.CompleteOwnLaunch.Resource)).toContain(`:autoScalingGroupName/${fleetGroupName('prod')}`);
+    // The ARN IAM evaluates: a colon after autoScalingGroup, then the group's generated id (any) and its name.
+    const resolver = new TemplateResolver(template.toJSON() as CfnTemplate, 'BlueGreen-prod');
+    expect(resolver.resolve(bySid.CompleteOwnLaunch.Resource)).toBe(`arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/${fleetGroupName('prod')}`);
   });
 });
 
