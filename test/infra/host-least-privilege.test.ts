@@ -3,13 +3,15 @@
 // ssm:GetParameter(s) on *, so only an explicit Deny keeps the Slack webhook (and every other
 // parameter that is not the host's pool state) out of the host's reach. Item 2: the host reads its
 // three asset objects, not the whole CDK bootstrap bucket. Checked on every shape of the app the
-// nag/lint test covers, with a small evaluator of the synthesized statements (explicit Deny beats
-// any Allow) standing in for IAM.
+// nag/lint test covers, with the IAM helper's evaluator (test/helpers/iam.ts: explicit Deny beats
+// any Allow) standing in for IAM; test/infra/iam-contract.test.ts holds the same statements against
+// AWS's Service Authorization Reference.
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { buildApp } from '../../bin/app';
 import { hostReadParameterNames, parameterNames } from '../../lib/config';
 import { newApp, synthTemplate } from '../helpers/cdk';
+import { AWS_MANAGED_EXCERPTS, CfnTemplate, evaluate, list, RawStatement, resolveStatement, TemplateResolver, TEST_ENV } from '../helpers/iam';
 
 const variants: Array<[string, Record<string, unknown>]> = [
   ['defaults', {}],
@@ -18,53 +20,21 @@ const variants: Array<[string, Record<string, unknown>]> = [
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
 ];
 
-// The account the evaluator pretends to deploy to: pseudo parameters become these values.
-const ENV: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': 'eu-west-1', 'AWS::AccountId': '111122223333', 'AWS::URLSuffix': 'amazonaws.com' };
-const ssmArn = (name: string, account = ENV['AWS::AccountId'], region = ENV['AWS::Region']) => `arn:aws:ssm:${region}:${account}:parameter${name}`;
+const ssmArn = (name: string, account: string = TEST_ENV.account, region: string = TEST_ENV.region) => `arn:aws:ssm:${region}:${account}:parameter${name}`;
 const VALUE_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
 
-/**
- * A synthesized string (Fn::Join / Fn::Sub / Ref of pseudo parameters) as it resolves in ENV; a
- * reference to one of the stack's own resources stays a placeholder that matches no ARN here.
- */
-function resolve(value: unknown): string {
-  if (typeof value === 'string') return value;
-  const v = value as Record<string, unknown>;
-  if (typeof v.Ref === 'string') return ENV[v.Ref] ?? `<${v.Ref}>`;
-  if (Array.isArray(v['Fn::GetAtt'])) return `<${(v['Fn::GetAtt'] as string[]).join('.')}>`;
-  if (v['Fn::Join']) {
-    const [sep, parts] = v['Fn::Join'] as [string, unknown[]];
-    return parts.map(resolve).join(sep);
-  }
-  if (typeof v['Fn::Sub'] === 'string') return (v['Fn::Sub'] as string).replace(/\$\{([^}]+)\}/g, (_m, name: string) => ENV[name] ?? `<${name}>`);
-  throw new Error(`cannot resolve ${JSON.stringify(value)} in the test's account`);
-}
+/** A synthesized value as it resolves in the test account (the template is the variant's). */
+let resolver: TemplateResolver;
+const resolve = (value: unknown): string => resolver.resolve(value);
 
-interface Statement {
-  Sid?: string;
-  Effect: 'Allow' | 'Deny';
-  Action: string | string[];
-  Resource?: unknown;
-  NotResource?: unknown;
-  Condition?: unknown;
-}
-const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-const glob = (pattern: string, text: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(text);
-const matchesStatement = (s: Statement, action: string, arn: string) =>
-  list(s.Action).some((a) => glob(a, action)) &&
-  (s.NotResource !== undefined ? !list(s.NotResource).map(resolve).some((r) => glob(r, arn)) : list(s.Resource).map(resolve).some((r) => glob(r, arn)));
-
-/**
- * IAM's evaluation for one principal (no conditions in the statements it is asked about): an
- * explicit Deny wins, then any Allow, else implicit deny. `managed` stands for the AWS-managed
- * policy's statements (the parts of AmazonSSMManagedInstanceCore that matter here).
- */
+type Statement = RawStatement;
+/** IAM's decision (test/helpers/iam.ts's evaluator) for one principal's statements, as synthesized. */
 function decide(statements: Statement[], action: string, arn: string): 'allow' | 'deny' | 'implicit-deny' {
-  if (statements.some((s) => s.Effect === 'Deny' && matchesStatement(s, action, arn))) return 'deny';
-  return statements.some((s) => s.Effect === 'Allow' && matchesStatement(s, action, arn)) ? 'allow' : 'implicit-deny';
+  const decision = evaluate(statements.map((s) => resolveStatement(s, resolve)), { action, resource: arn });
+  return decision === 'explicit-deny' ? 'deny' : decision;
 }
-// AmazonSSMManagedInstanceCore's parameter read (version 3 of the AWS-managed policy).
-const MANAGED_CORE: Statement[] = [{ Effect: 'Allow', Action: ['ssm:GetParameter', 'ssm:GetParameters'], Resource: '*' }];
+// AmazonSSMManagedInstanceCore's parameter read (the excerpt the IAM helper keeps of the AWS-managed policy).
+const MANAGED_CORE: Statement[] = AWS_MANAGED_EXCERPTS.AmazonSSMManagedInstanceCore;
 
 function hostPolicy(template: Template): Statement[] {
   const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith('HostRoleDefaultPolicy'));
@@ -94,6 +64,7 @@ describe.each(variants)('%s', (_name, context) => {
   let stage: string;
   beforeAll(() => {
     template = synthTemplate(context);
+    resolver = new TemplateResolver(template.toJSON() as CfnTemplate, `BlueGreen-${(context.stage as string | undefined) ?? 'dev'}`);
     statements = hostPolicy(template);
     stage = (context.stage as string | undefined) ?? 'dev';
   });
