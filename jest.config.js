@@ -3,6 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Names a missing tool (nginx, moto_server, ...) once, with its install line, before any test runs.
+  globalSetup: '<rootDir>/test/global-setup.ts',
   transform: {
     '^.+\\.tsx?$': ['@swc/jest'],
   },

@@ -49,3 +49,20 @@ export const BASE_IMAGE_SUPPORT: Record<'node' | 'nginx', SupportTable> = {
     preferredWhat: 'a stable line (even minor version)',
   },
 };
+
+/** How long before a line's end of support the check starts to warn (the time to plan a bump). */
+export const SUPPORT_WARN_DAYS = 60;
+
+export type SupportVerdict = { verdict: 'supported' } | { verdict: 'ending'; daysLeft: number } | { verdict: 'ended' };
+
+/**
+ * A line ending on `end` (YYYY-MM-DD, its last day of fixes), judged on `today` (YYYY-MM-DD):
+ * supported, ending within SUPPORT_WARN_DAYS (a warning, not a failure), or ended.
+ */
+export function supportVerdict(end: string, today: string): SupportVerdict {
+  const daysLeft = Math.round((Date.parse(`${end}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
+  if (Number.isNaN(daysLeft)) throw new Error(`not a date: ${Number.isNaN(Date.parse(end)) ? end : today}`);
+  if (daysLeft < 0) return { verdict: 'ended' };
+  if (daysLeft <= SUPPORT_WARN_DAYS) return { verdict: 'ending', daysLeft };
+  return { verdict: 'supported' };
+}

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { POOL_STATE_PATTERNS, parseConfig } from '../../lib/config';
 import { REPO_ROOT } from '../../local/defaults';
 import { parseReleaseArgs } from '../../ops/release/args';
-import { BASE_IMAGE_SUPPORT } from '../helpers/base-image-support';
+import { BASE_IMAGE_SUPPORT, SUPPORT_WARN_DAYS, supportVerdict } from '../helpers/base-image-support';
 import { BASE_IMAGES_READER as READER, baseImages } from '../helpers/base-images';
 
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
@@ -24,6 +24,8 @@ function parseRef(ref: string) {
 /** The release line a tag names: node '26-alpine' → '26', nginx '1.30.1-alpine' → '1.30'. */
 const lineOf = { node: (tag: string) => tag.match(/^(\d+)(?:[.-]|$)/)?.[1], nginx: (tag: string) => tag.match(/^(\d+\.\d+)(?:[.-]|$)/)?.[1] };
 
+// The one test in the repository that reads the calendar (it exists to notice the date): the
+// clock-ahead run (test/clock-ahead.sh) leaves this file out.
 const today = new Date().toISOString().slice(0, 10);
 
 describe.each(['node', 'nginx'] as const)('the %s base image', (what) => {
@@ -40,8 +42,27 @@ describe.each(['node', 'nginx'] as const)('the %s base image', (what) => {
     const line = lineOf[what](parseRef(ref).tag)!;
     const end = table.lines[line];
     if (!end) throw new Error(`${ref}: line ${line} is not in test/helpers/base-image-support.ts: add its end-of-support date from ${table.source}`);
-    if (end < today) throw new Error(`${ref}: ${what} ${line} stopped getting fixes on ${end}: move to a supported line (README: how to bump the base images; ${table.source})`);
+    const support = supportVerdict(end, today);
+    if (support.verdict === 'ended') throw new Error(`${ref}: ${what} ${line} stopped getting fixes on ${end}: move to a supported line (README: how to bump the base images; ${table.source})`);
+    if (support.verdict === 'ending') console.warn(`${ref}: ${what} ${line} stops getting fixes on ${end}, in ${support.daysLeft} days: plan the bump (README: how to bump the base images)`);
     if (!table.preferred(line)) throw new Error(`${ref}: ${what} ${line} is not ${table.preferredWhat}`);
+  });
+});
+
+describe(`the support verdict: a warning ${SUPPORT_WARN_DAYS} days before a line's last day, a failure only after it`, () => {
+  test.each([
+    ['2027-04-30', '2027-01-01', 'supported'],
+    ['2027-04-30', '2027-03-15', 'ending'],
+    ['2027-04-30', '2027-03-01', 'ending'],
+    ['2027-04-30', '2027-04-30', 'ending'],
+    ['2027-04-30', '2027-05-01', 'ended'],
+  ])('a line ending %s, on %s: %s', (end, on, verdict) => {
+    expect(supportVerdict(end, on).verdict).toBe(verdict);
+  });
+
+  test('days left are counted in whole days', () => {
+    expect(supportVerdict('2027-04-30', '2027-03-01')).toEqual({ verdict: 'ending', daysLeft: 60 });
+    expect(supportVerdict('2027-04-30', '2027-02-28').verdict).toBe('supported');
   });
 });
 
