@@ -73,7 +73,7 @@ export const STATUS_USAGE = `usage: bluegreen status [--stage S]
   Exit 0 when the endpoint answers 200, 1 otherwise, 2 bad input (no local stack, no AWS region).
 ${AWS_HELP}`;
 
-export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, now: () => number = Date.now): Promise<number> {
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
@@ -103,7 +103,7 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
   rows.push(['last alerts', last.length ? last.slice(0, 5).map(([k, at]) => `${k} at ${new Date(at).toISOString()}`).join('; ') : 'none posted']);
   const record = parseRecord(recordText);
   rows.push(['last release', record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none']);
-  rows.push(...(await hostRows(ssm, target.stage, record, Date.now())));
+  rows.push(...(await hostRows(ssm, target.stage, record, now())));
   printRows(rows, out);
   return endpoint.healthy ? 0 : 1;
 }

@@ -50,6 +50,21 @@ export const BASE_IMAGE_SUPPORT: Record<'node' | 'nginx', SupportTable> = {
   },
 };
 
+/**
+ * The Lambda runtimes the stacks use → the day AWS deprecates them (no more security patches; creating
+ * functions on it is blocked about a month later, updating them two). The runtime's end is a date
+ * like a base image's, so it is judged here, not by cfn-lint's own date rules (E2531/E2533/W2531),
+ * which read the calendar inside a test that must not.
+ */
+export const LAMBDA_RUNTIME_SUPPORT = {
+  source: 'https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html ("Supported runtimes", Deprecation date)',
+  lines: {
+    'nodejs20.x': '2026-04-30',
+    'nodejs22.x': '2027-04-30',
+    'nodejs24.x': '2028-04-30',
+  } as Record<string, string>,
+};
+
 /** How long before a line's end of support the check starts to warn (the time to plan a bump). */
 export const SUPPORT_WARN_DAYS = 60;
 

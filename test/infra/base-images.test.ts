@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { POOL_STATE_PATTERNS, parseConfig } from '../../lib/config';
 import { REPO_ROOT } from '../../local/defaults';
 import { parseReleaseArgs } from '../../ops/release/args';
-import { BASE_IMAGE_SUPPORT, SUPPORT_WARN_DAYS, supportVerdict } from '../helpers/base-image-support';
+import { BASE_IMAGE_SUPPORT, LAMBDA_RUNTIME_SUPPORT, SUPPORT_WARN_DAYS, supportVerdict } from '../helpers/base-image-support';
+import { synthTemplate } from '../helpers/cdk';
 import { BASE_IMAGES_READER as READER, baseImages } from '../helpers/base-images';
 
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
@@ -47,6 +48,22 @@ describe.each(['node', 'nginx'] as const)('the %s base image', (what) => {
     if (support.verdict === 'ending') console.warn(`${ref}: ${what} ${line} stops getting fixes on ${end}, in ${support.daysLeft} days: plan the bump (README: how to bump the base images)`);
     if (!table.preferred(line)) throw new Error(`${ref}: ${what} ${line} is not ${table.preferredWhat}`);
   });
+});
+
+test(`every Lambda runtime the stacks use is supported today (${today})`, () => {
+  const runtimes = new Set<string>();
+  for (const context of [{}, { stage: 'fleet', hosts: '3' }]) {
+    const functions = synthTemplate(context).findResources('AWS::Lambda::Function');
+    for (const fn of Object.values(functions)) runtimes.add((fn as { Properties: { Runtime: string } }).Properties.Runtime);
+  }
+  expect(runtimes.size).toBeGreaterThan(0);
+  for (const runtime of runtimes) {
+    const end = LAMBDA_RUNTIME_SUPPORT.lines[runtime];
+    if (!end) throw new Error(`Lambda runtime ${runtime} is not in test/helpers/base-image-support.ts: add its deprecation date from ${LAMBDA_RUNTIME_SUPPORT.source}`);
+    const support = supportVerdict(end, today);
+    if (support.verdict === 'ended') throw new Error(`Lambda runtime ${runtime} was deprecated on ${end}: move to a supported one (${LAMBDA_RUNTIME_SUPPORT.source})`);
+    if (support.verdict === 'ending') console.warn(`Lambda runtime ${runtime} is deprecated on ${end}, in ${support.daysLeft} days: plan the move (${LAMBDA_RUNTIME_SUPPORT.source})`);
+  }
 });
 
 describe(`the support verdict: a warning ${SUPPORT_WARN_DAYS} days before a line's last day, a failure only after it`, () => {

@@ -268,8 +268,10 @@ describe('status --stage on a fleet: one row per host', () => {
     ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }, { InstanceId: 'i-2', Status: 'Success' }, { InstanceId: 'i-3', Status: 'Failed' }] });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: 'step=active pool=green ok=true detail=unchanged\n' });
     const lines: string[] = [];
-    const code = await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l));
+    // Half an hour after the command: status looks back 24 h from its own clock.
+    const code = await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l), () => Date.parse(at) + 30 * 60_000);
     expect(code).toBe(0);
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toContainEqual({ key: 'InvokedAfter', value: '2026-11-22T18:30:00.000Z' });
     const text = lines.join('\n');
     expect(text).toMatch(/^host\s+none named \(a fleet: see hosts\)$/m);
     expect(text).toMatch(/^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m);
