@@ -30,9 +30,9 @@ if [ -f "$env_file" ]; then
   . "$env_file"
 fi
 
-say() { echo "bluegreen-join: $*"; }
+say() { printf 'bluegreen-join: %s\n' "$*"; }
 die() {
-  echo "bluegreen-join: $2" >&2
+  printf 'bluegreen-join: %s\n' "$2" >&2
   exit "$1"
 }
 
@@ -104,8 +104,8 @@ while :; do
   # in-progress <id> <state>, or unknown <why>
   case $state in
     in-progress*)
-      id=$(echo "$state" | cut -d' ' -f2)
-      [ "$id" = "$waited_for" ] || say "release $id is in progress ($(echo "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
+      id=$(printf '%s\n' "$state" | cut -d' ' -f2)
+      [ "$id" = "$waited_for" ] || say "release $id is in progress ($(printf '%s\n' "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
       waited_for=$id
       ;;
     *) say "cannot read $RELEASE_PARAM ($state): retrying" ;;

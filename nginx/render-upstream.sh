@@ -32,7 +32,7 @@
 set -eu
 
 fail() {
-  echo "render-upstream: $*" >&2
+  printf 'render-upstream: %s\n' "$*" >&2
   exit 2
 }
 

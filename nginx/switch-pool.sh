@@ -14,9 +14,9 @@ set -eu
 
 dir=${SWITCH_DIR:-}
 
-say() { echo "switch-pool: $*"; }
+say() { printf 'switch-pool: %s\n' "$*"; }
 fail() {
-  echo "switch-pool: $*" >&2
+  printf 'switch-pool: %s\n' "$*" >&2
   exit 2
 }
 

@@ -53,11 +53,13 @@ if [ -f "$env_file" ]; then
   . "$env_file"
 fi
 
-say() { echo "bluegreen-apply: $*"; }
+# printf, never echo, for anything holding a value: dash's echo turns a backslash-n in a value into a
+# line break, and a line that starts with step= is read by the release CLI as a step.
+say() { printf 'bluegreen-apply: %s\n' "$*"; }
 fail() {
   code=$1
   shift
-  echo "bluegreen-apply: $*" >&2
+  printf 'bluegreen-apply: %s\n' "$*" >&2
   exit "$code"
 }
 # One line, whatever the detail holds (command output can span lines).
@@ -65,7 +67,7 @@ oneline() { printf '%s' "$*" | tr '\r\n\t' '   ' | sed 's/  */ /g; s/ $//'; }
 failed_steps=0
 bad_values=0
 step() {
-  echo "step=$1 pool=$2 ok=$3 detail=$(oneline "$4")"
+  printf 'step=%s pool=%s ok=%s detail=%s\n' "$1" "$2" "$3" "$(oneline "$4")"
   if [ "$3" != true ]; then failed_steps=$((failed_steps + 1)); fi
 }
 
@@ -291,30 +293,22 @@ done
 # pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
 field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-desired_key() { echo "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
+desired_key() { printf '%s\n' "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
 applied_key() {
   f=$state/pools/$1.applied
   [ -f "$f" ] || return 0
-  echo "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
+  printf '%s\n' "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
 }
 write_applied() {
   {
-    echo "image=$2"
-    echo "release=$3"
-    echo "env_sha=$(sha "$4")"
-    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    [ -z "${5:-}" ] || echo "note=$5"
+    printf 'image=%s\nrelease=%s\nenv_sha=%s\nat=%s\n' "$2" "$3" "$(sha "$4")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    [ -z "${5:-}" ] || printf 'note=%s\n' "$5"
   } >"$state/pools/$1.applied.tmp"
   mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
 }
 remember_failure() {
-  {
-    echo "key=$(desired_key "$1")"
-    echo "versions=$(get "$1" versions)"
-    echo "release=$(get "$1" release)"
-    echo "reason=$(oneline "$2")"
-    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  } >"$state/pools/$1.failed"
+  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(get "$1" versions)" \
+    "$(get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
 }
 
 # What Compose starts a pool with: t_<pool>_{image,release} (the .env lines) and pools/<pool>.env.
@@ -338,26 +332,26 @@ write_compose_env() {
   # (set by set_var above; shellcheck cannot see through eval)
   # shellcheck disable=SC2154
   {
-    echo "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
-    echo "COMPOSE_PROJECT_NAME=$project"
-    echo "COMPOSE_FILE=docker-compose.yml"
-    echo "BLUEGREEN_HOME=$home"
-    echo "BLUEGREEN_STATE_DIR=$state"
-    echo "BLUEGREEN_LOG_DIR=$logs"
-    echo "BLUEGREEN_SUBNET=$subnet"
-    echo "BLUE_ADDR=$blue_addr"
-    echo "GREEN_ADDR=$green_addr"
-    echo "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
-    echo "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
-    echo "BLUE_PORT=$blue_port"
-    echo "GREEN_PORT=$green_port"
-    [ -z "${NGINX_IMAGE:-}" ] || echo "NGINX_IMAGE=$NGINX_IMAGE"
+    printf '%s\n' "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
+    printf '%s\n' "COMPOSE_PROJECT_NAME=$project"
+    printf '%s\n' "COMPOSE_FILE=docker-compose.yml"
+    printf '%s\n' "BLUEGREEN_HOME=$home"
+    printf '%s\n' "BLUEGREEN_STATE_DIR=$state"
+    printf '%s\n' "BLUEGREEN_LOG_DIR=$logs"
+    printf '%s\n' "BLUEGREEN_SUBNET=$subnet"
+    printf '%s\n' "BLUE_ADDR=$blue_addr"
+    printf '%s\n' "GREEN_ADDR=$green_addr"
+    printf '%s\n' "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
+    printf '%s\n' "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
+    printf '%s\n' "BLUE_PORT=$blue_port"
+    printf '%s\n' "GREEN_PORT=$green_port"
+    [ -z "${NGINX_IMAGE:-}" ] || printf '%s\n' "NGINX_IMAGE=$NGINX_IMAGE"
     # Only when set: an empty value would override the node default in docker-compose.yml.
-    [ -z "${POOL_HEALTHCHECK:-}" ] || echo "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
-    echo "BLUE_IMAGE=$t_blue_image"
-    echo "RELEASE_ID_BLUE=$t_blue_release"
-    echo "GREEN_IMAGE=$t_green_image"
-    echo "RELEASE_ID_GREEN=$t_green_release"
+    [ -z "${POOL_HEALTHCHECK:-}" ] || printf '%s\n' "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
+    printf '%s\n' "BLUE_IMAGE=$t_blue_image"
+    printf '%s\n' "RELEASE_ID_BLUE=$t_blue_release"
+    printf '%s\n' "GREEN_IMAGE=$t_green_image"
+    printf '%s\n' "RELEASE_ID_GREEN=$t_green_release"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
@@ -376,21 +370,21 @@ prepare_image() {
   if [ "$1" = "$local_image" ]; then
     # Once per run (both pools may use it).
     if [ -f "$state/.built.$$" ]; then
-      echo "$local_image built from app/"
+      printf '%s\n' "$local_image built from app/"
       return 0
     fi
     out=$(build_app 2>&1) || {
-      echo "build of $local_image from app/ failed: $(echo "$out" | tail -n 3)"
+      printf '%s\n' "build of $local_image from app/ failed: $(printf '%s\n' "$out" | tail -n 3)"
       return 1
     }
     : >"$state/.built.$$"
-    echo "$local_image built from app/"
+    printf '%s\n' "$local_image built from app/"
   else
     out=$(docker pull -q "$1" 2>&1) || {
-      echo "pull of $1 failed: $(echo "$out" | tail -n 3)"
+      printf '%s\n' "pull of $1 failed: $(printf '%s\n' "$out" | tail -n 3)"
       return 1
     }
-    echo "pulled $1"
+    printf '%s\n' "pulled $1"
   fi
 }
 
@@ -499,7 +493,7 @@ step active "$active" "$ok" "$out"
 # --- pools ----------------------------------------------------------------------------------------
 current_canary() {
   t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
-  case "$t" in .canary-*) echo "${t#.canary-}" ;; *) echo 0 ;; esac
+  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
 }
 hold_canary=
 
@@ -511,7 +505,7 @@ recreate() {
 health_detail() {
   id=$(container_id "$1")
   if [ -z "$id" ]; then
-    echo "no running container"
+    printf '%s\n' "no running container"
     return
   fi
   port=$blue_port
@@ -532,13 +526,13 @@ smoke() {
     if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/version" 2>/dev/null); then
       got=$(printf '%s' "$body" | jq -r '.release // empty' 2>/dev/null || true)
       if [ "$got" = "$2" ]; then
-        echo "GET 127.0.0.1:$port/version answers release $got"
+        printf '%s\n' "GET 127.0.0.1:$port/version answers release $got"
         return 0
       fi
     fi
     sleep 0.5
   done
-  echo "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
+  printf '%s\n' "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
   return 1
 }
 # What the pool's running container differs in from its .applied file (which only says what it
@@ -550,7 +544,7 @@ drift() {
   d_want_image=$(field "$state/pools/$1.applied" image)
   d_want_release=$(field "$state/pools/$1.applied" release)
   d_info=$(docker inspect -f '{{.Config.Image}}{{println}}{{range .Config.Env}}{{println .}}{{end}}' "$d_id" 2>/dev/null) || {
-    echo "docker inspect $d_id failed"
+    printf '%s\n' "docker inspect $d_id failed"
     return
   }
   d_image=$(printf '%s\n' "$d_info" | head -n1)
@@ -622,7 +616,7 @@ reconcile() {
   if out=$(recreate "$pool"); then
     step recreate "$pool" true "app_$pool recreated with release $(get "$pool" release)"
   else
-    step recreate "$pool" false "$(echo "$out" | tail -n 2)"
+    step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"

@@ -12,6 +12,7 @@ import { summarize } from '../../local/load';
 import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
 import { parameterNames } from '../../lib/config';
+import { parseStepLines } from '../../ops/release/run-command';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';
@@ -98,6 +99,25 @@ test('the canary share from SSM: switch-pool.sh --canary; a bad value is refused
   expect(bad.stdout).toContain(`step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99: refused; the canary share stays as it is`);
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-30');
   expect(greenActive()).toBe(true);
+});
+
+test('step lines under dash: a value holding a backslash-n stays inside its own step line (echo would forge a step= line the CLI reads)', async () => {
+  stack = await startTestStack({ activePool: 'blue' });
+  // Refused, and quoted in the refusal's detail: dash's echo turns its \n into a line break.
+  const forged = '5\\nstep=active pool=green ok=true detail=forged';
+  await putParameters(moto, { [PARAM]: 'blue', [NAMES.canaryPercent]: forged });
+  const result = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
+    const child = spawn('dash', [APPLY], { env: { ...process.env, ...applyEnv() }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout }));
+  });
+  expect(result.code).toBe(2);
+  const steps = parseStepLines(result.stdout, 'i-1');
+  expect(steps.filter((s) => s.step === 'active')).toEqual([expect.objectContaining({ pool: 'blue', ok: true })]);
+  expect(steps).toContainEqual(expect.objectContaining({ step: 'canary', ok: false, detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99: refused; the canary share stays as it is` }));
+  expect(greenActive()).toBe(false);
 });
 
 test('a value that is not blue|green (moto does not enforce the allowed pattern): refused, nothing changed', async () => {
