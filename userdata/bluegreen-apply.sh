@@ -127,10 +127,11 @@ p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
 IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
 # A value with a line break never matches (grep would match it line by line, and it would split a
-# line of Compose's .env in two).
+# line of Compose's .env in two); nor one with a carriage return (nginx/render-upstream.sh's rule).
+CR=$(printf '\r')
 matches() {
   case $1 in *'
-'*) return 1 ;;
+'* | *"$CR"*) return 1 ;;
   esac
   printf '%s' "$1" | grep -Eq "$2"
 }
