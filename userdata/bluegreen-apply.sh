@@ -136,6 +136,24 @@ matches() {
   printf '%s' "$1" | grep -Eq "$2"
 }
 
+# A pool env (JSON text) -> its env file lines (stdout, exit 0), or why it is refused (stdout, exit 1).
+# The rule is userdata/pool-env.json, the release CLI's too (lib/pool-env.ts).
+pool_env() {
+  pe_out=$(printf '%s' "$1" | jq -rRs --slurpfile rule "$home/userdata/pool-env.json" -f "$home/userdata/pool-env.jq" 2>/dev/null) ||
+    pe_out="refused: could not be checked (jq failed on $home/userdata/pool-env.jq)"
+  case $pe_out in
+    ok) return 0 ;;
+    "ok
+"*)
+      printf '%s\n' "${pe_out#ok?}"
+      return 0
+      ;;
+    "refused: "*) printf '%s\n' "${pe_out#refused: }" ;;
+    *) printf '%s\n' "could not be checked (pool-env.jq printed neither ok nor refused)" ;;
+  esac
+  return 1
+}
+
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
 # (the base of app/'s build), e.g. a registry mirror or a digest pin (name:tag@sha256:<64 hex>).
 # Checked like the pool images; a bad one stops the run before anything is touched.
@@ -145,6 +163,11 @@ for var in NGINX_IMAGE BASE_IMAGE; do
     fail 2 "$var is '$(oneline "$val")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
   fi
 done
+
+# POOL_HEALTHCHECK goes into Compose's .env between single quotes, as a pool env's values do.
+if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HEALTHCHECK" '{POOL_HEALTHCHECK: $v}')"); then
+  fail 2 "POOL_HEALTHCHECK is '$(oneline "$POOL_HEALTHCHECK")': $out; nothing was changed"
+fi
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 # pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
@@ -262,19 +285,11 @@ for pool in blue green; do
   problem=
   matches "$image" "$IMAGE_RE" || problem="$pi is '$image', not an image reference"
   [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$pr is '$release', not a release id ($RELEASE_RE)"
+  envlines=
   if [ -z "$problem" ]; then
-    # A JSON object of strings, with environment variable names; no quote or line break in a value
-    # (the pool's env file holds KEY='value' lines); the host sets APP_POOL, RELEASE_ID, PORT, HOST.
-    if ! why=$(printf '%s' "$envjson" | jq -r '
-        if type != "object" then "not a JSON object"
-        elif ([.[] | select(type != "string")] | length) > 0 then "values must be strings"
-        elif ([keys[] | select(test("^[A-Za-z_][A-Za-z0-9_]*$") | not)] | length) > 0 then "keys must be environment variable names"
-        elif ([keys[] | select(. == "APP_POOL" or . == "RELEASE_ID" or . == "PORT" or . == "HOST")] | length) > 0 then "APP_POOL, RELEASE_ID, PORT and HOST are set by the host"
-        elif ([.[] | select(test("[\u0027\n\r]"))] | length) > 0 then "values must not hold a single quote or a line break"
-        else "" end' 2>/dev/null); then
-      why="not valid JSON"
-    fi
-    [ -z "$why" ] || problem="$pe is not usable: $why"
+    # The env file's grammar and its writer in one (pool-env.jq): the lines come only from an env
+    # the rule accepts, so what Compose reads is what was checked.
+    if out=$(pool_env "$envjson"); then envlines=$out; else problem="$pe is not usable: $out"; fi
   fi
   if [ -n "$problem" ]; then
     bad_values=$((bad_values + 1))
@@ -285,7 +300,7 @@ for pool in blue green; do
   set_var "$pool" valid yes
   set_var "$pool" image "$image"
   set_var "$pool" release "$release"
-  set_var "$pool" envlines "$(printf '%s' "$envjson" | jq -r 'to_entries | sort_by(.key)[] | "\(.key)=\u0027\(.value)\u0027"')"
+  set_var "$pool" envlines "$envlines"
   set_var "$pool" versions "$(version "$pi"),$(version "$pr"),$(version "$pe")"
 done
 

@@ -323,4 +323,35 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       rmSync(work, { recursive: true, force: true });
     }
   }, 90_000);
+
+  // Last: it takes the set down and boots it again, as a reboot does (bluegreen.service: ExecStop
+  // `docker compose down`; at boot `bluegreen-apply --no-reload`, then `docker compose up --wait`).
+  test('(i) a host booting with an idle pool env ending in a backslash: the value is refused, nginx and both pools come up', async () => {
+    const applied = (pool: Pool) => /^release=(.*)$/m.exec(readFileSync(path.join(set.stateDir, 'pools', `${pool}.applied`), 'utf8'))![1];
+    const greenRan = applied('green');
+    await set.compose('down', '--timeout', '5');
+    // Compose read `A='x\'` as a value running on into the next line: `docker compose up` failed for
+    // every service, nginx included, and bluegreen.service's Restart=on-failure tried again for ever.
+    await set.put({ [`/bluegreen/${set.stage}/active-pool`]: 'blue' });
+    await set.setPool('green', { release: 'green-8', env: { A: 'x\\' } });
+
+    const boot = await set.apply('--no-reload');
+    const up = await set.compose('up', '-d', '--wait', '--wait-timeout', '120').then(
+      () => 'up',
+      (err: Error) => err.message,
+    );
+    expect(up).toBe('up');
+    expect(boot.code).toBe(2);
+    expect(stepLines(boot.stdout)).toContainEqual({
+      step: 'validate',
+      pool: 'green',
+      ok: false,
+      detail: `/bluegreen/${set.stage}/pools/green/env is not usable: values must not end in a backslash (Compose reads \\' as a quote inside '...'): refused; the pool is left as it is`,
+    });
+
+    expect((await set.compose('ps', '--services', '--status', 'running')).split('\n').filter(Boolean).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
+    expect(await version(set.url)).toMatchObject({ status: 200, pool: 'blue' });
+    // The refused pool starts with what it ran before the reboot.
+    expect((await version(set.poolUrl('green'))).body).toMatchObject({ pool: 'green', release: greenRan });
+  }, 240_000);
 });

@@ -3,7 +3,7 @@
 // share go through the repo's switch-pool.sh to a real local nginx (no reload). The pool containers
 // (pull, recreate, health, smoke, addresses) are exercised on a Docker Engine in test/docker/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
@@ -241,4 +241,68 @@ test('unknown arguments: exit 2 with the usage', async () => {
   const result = await apply('--force');
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry])");
+});
+
+// ---- a host that manages its pools, booting (--no-reload): what it writes for Compose -------------
+// No Docker here: a `docker` first on PATH records the calls and succeeds (build, pull), and knows of
+// no container. What Compose itself makes of the files is test/docker's (env-file, compose-set).
+describe('a booting host that manages its pools: the files Compose starts from', () => {
+  let home: string;
+  let calls: string;
+  beforeEach(() => {
+    home = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-apply-home-'));
+    for (const sub of ['nginx', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+    mkdirSync(path.join(home, 'bin'));
+    calls = path.join(home, 'docker-calls');
+    writeFileSync(path.join(home, 'bin', 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\ncase "$1" in build|pull) echo ok ;; esac\nexit 0\n`);
+    chmodSync(path.join(home, 'bin', 'docker'), 0o755);
+  });
+  afterEach(() => rmSync(home, { recursive: true, force: true }));
+
+  const hostEnv = (extra: Record<string, string> = {}) => ({
+    ...moto.env,
+    STAGE,
+    PATH: `${path.join(home, 'bin')}:${process.env.PATH}`,
+    BLUEGREEN_HOME: home,
+    BLUEGREEN_STATE_DIR: stateDir,
+    BLUEGREEN_LOG_DIR: path.join(home, 'logs'),
+    BLUEGREEN_ENV_FILE: '/nonexistent/env',
+    ...extra,
+  });
+  const boot = (extra: Record<string, string> = {}) => runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), ['--no-reload'], hostEnv(extra));
+  const poolState = (pool: 'blue' | 'green', state: { image?: string; release: string; env: string }) => ({
+    [NAMES.pools[pool].image]: state.image ?? 'bluegreen-app:local',
+    [NAMES.pools[pool].release]: state.release,
+    [NAMES.pools[pool].env]: state.env,
+  });
+  const envFile = (pool: 'blue' | 'green') => readFileSync(path.join(stateDir, 'pools', `${pool}.env`), 'utf8');
+  const composeEnv = () => readFileSync(path.join(home, 'userdata', '.env'), 'utf8');
+
+  test.each([
+    ['a trailing backslash (Compose reads \\\' as a quote: the file breaks)', '{"A":"x\\\\"}', 'values must not end in a backslash'],
+    ['a trailing backslash and a second value (HOST smuggled in)', '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}', 'values must not end in a backslash'],
+    ['a key ending in a line feed (a bare key: filled from the agent\'s environment)', '{"SECRET_ON_HOST\\n":"x"}', 'keys must be environment variable names'],
+    ['a reserved key ending in a line feed', '{"HOST\\n":"x"}', 'keys must be environment variable names'],
+  ])('the idle pool\'s env with %s: refused (exit 2), its env file not written, the active pool boots', async (_name, env, problem) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
+      ...poolState('green', { release: 'green-2', env }),
+    });
+    const result = await boot();
+    expect(result.code).toBe(2);
+    const steps = parseStepLines(result.stdout, 'i-1');
+    expect(steps).toContainEqual(expect.objectContaining({ step: 'validate', pool: 'green', ok: false, detail: expect.stringContaining(`${NAMES.pools.green.env} is not usable: ${problem}`) }));
+    expect(envFile('green')).toBe('');
+    expect(envFile('blue')).toBe("GREETING='hi'\n");
+    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-1\n');
+  });
+
+  test('POOL_HEALTHCHECK from the host env file goes into Compose\'s .env between single quotes: one ending in a backslash stops the run before anything is written', async () => {
+    await putParameters(moto, { [PARAM]: 'blue', ...poolState('blue', { release: 'blue-1', env: '{}' }), ...poolState('green', { release: 'green-1', env: '{}' }) });
+    const result = await boot({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("POOL_HEALTHCHECK is 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\': values must not end in a backslash");
+    expect(existsSync(path.join(home, 'userdata', '.env'))).toBe(false);
+  });
 });
