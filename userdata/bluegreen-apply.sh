@@ -405,6 +405,82 @@ prepare_image() {
 }
 
 # --- boot: write what nginx and Compose start from; start nothing -----------------------------------
+# What the release record (fleet hosts: RELEASE_PARAM) says the stage's hosts run in a pool: the
+# release's own pool once its gate passed on every host, or the pool it left active (previous*): every
+# host's deploy run also checks that the active pool runs its desired state, and a difference fails
+# the deploy. Sets r_image, r_release, r_envlines and returns 0, or sets r_why and returns 1.
+record_read=no
+record_state() {
+  r_why=
+  if [ -z "${RELEASE_PARAM:-}" ]; then
+    r_why="no release record on this host"
+    return 1
+  fi
+  if [ "$record_read" = no ]; then
+    record_read=yes
+    record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null | jq -r '.Parameter.Value' 2>/dev/null) || record=
+  fi
+  rs=$(printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
+    def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
+    (try fromjson catch null)
+    | if type != "object" then empty
+      elif .pool == $p and passed then [(.image // $local), .release, (.env | tojson)]
+      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, (.previousEnv | tojson)]
+      else empty end
+    | select(all(.[]; type == "string")) | .[]' 2>/dev/null) || rs=
+  if [ -z "$rs" ]; then
+    r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
+    return 1
+  fi
+  r_image=$(printf '%s\n' "$rs" | sed -n 1p)
+  r_release=$(printf '%s\n' "$rs" | sed -n 2p)
+  r_env=$(printf '%s\n' "$rs" | sed -n '3,$p')
+  if ! matches "$r_image" "$IMAGE_RE" || ! matches "$r_release" "$RELEASE_RE"; then
+    r_why="the release record's $1 state ('$r_image', '$r_release') is not an image and a release id: refused"
+    return 1
+  fi
+  if ! r_envlines=$(pool_env "$r_env"); then
+    r_why="the release record's $1 env is not usable: $r_envlines: refused"
+    return 1
+  fi
+}
+
+# Starts a pool with this image, release and env lines: the .env values and its env file.
+start_with() {
+  set_var "t_$1" image "$2"
+  set_var "t_$1" release "$3"
+  printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
+  write_applied "$1" "$2" "$3" "$4" "$5"
+}
+
+# The active pool serves as soon as nginx starts: it boots with what it ran and passed the gate here
+# (.applied, its env file), never with a desired state nothing gated. A brand-new host has nothing
+# applied: a fleet host takes what the release record says the hosts run; without one, the desired
+# state is all there is (the stack's initial state, or what releases left). The next run reports a
+# desired state the active pool does not run; only a release to the idle pool and a flip make it live.
+boot_active() {
+  pool=$1
+  if [ -f "$state/pools/$pool.applied" ]; then
+    what="its applied release $(get "t_$pool" release) ($(get "t_$pool" image))"
+  elif record_state "$pool"; then
+    start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+    what="release $r_release ($r_image): what the release record says the stage's hosts run"
+  elif [ "$(get "$pool" valid)" = yes ]; then
+    start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
+    what="its desired release $(get "$pool" release) ($(get "$pool" image)): nothing applied here, and $r_why"
+  else
+    what="release $(get "t_$pool" release) ($(get "t_$pool" image)): nothing applied here, its desired state refused, and $r_why"
+  fi
+  if [ "$(get "$pool" valid)" = yes ] && [ "$(applied_key "$pool")" != "$(desired_key "$pool")" ] && [ -f "$state/pools/$pool.applied" ]; then
+    what="$what; its desired release $(get "$pool" release) ($(get "$pool" image)) is not applied to the active pool"
+  fi
+  if out=$(prepare_image "$(get "t_$pool" image)"); then
+    step pull "$pool" true "$out; the active pool starts with $what"
+  else
+    step pull "$pool" false "$out; the active pool was to start with $what"
+  fi
+}
+
 if [ "$boot" = yes ]; then
   out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
   step active "$active" "$ok" "$out"
@@ -413,8 +489,18 @@ if [ "$boot" = yes ]; then
     step canary "$idle" "$ok" "$out"
   fi
   if [ "$manage" != no ]; then
+    boot_active "$active"
     for pool in blue green; do
-      [ "$(get "$pool" valid)" = yes ] || continue
+      [ "$pool" != "$active" ] || continue
+      if [ "$(get "$pool" valid)" != yes ]; then
+        # Refused: it starts with what it ran (or, on a brand-new host, what the record or the
+        # defaults give), and its image must be there for Compose to start it.
+        if [ ! -f "$state/pools/$pool.applied" ] && record_state "$pool"; then
+          start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+        fi
+        prepare_image "$(get "t_$pool" image)" >/dev/null || true
+        continue
+      fi
       failed_file=$state/pools/$pool.failed
       if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$(desired_key "$pool")" ] &&
         [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
@@ -423,10 +509,7 @@ if [ "$boot" = yes ]; then
         continue
       fi
       if out=$(prepare_image "$(get "$pool" image)"); then
-        set_var "t_$pool" image "$(get "$pool" image)"
-        set_var "t_$pool" release "$(get "$pool" release)"
-        printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
-        write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
+        start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
         step pull "$pool" true "$out; starts with release $(get "$pool" release)"
       elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(get "t_$pool" image)" >/dev/null; then
         step pull "$pool" false "$out; starts with its last applied release $(get "t_$pool" release)"

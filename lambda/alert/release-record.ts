@@ -48,6 +48,13 @@ export interface ReleaseRecord {
   env: Record<string, string>;
   previousPool: Pool;
   previousRelease: string;
+  /**
+   * What the previous (active) pool ran when the release started: a fleet host launched later boots
+   * its active pool with it once every host's deploy passed (each deploy run checks that the active
+   * pool runs its desired state). Absent in records written before it existed.
+   */
+  previousImage?: string;
+  previousEnv?: Record<string, string>;
   /** What the idle pool ran before the release: restored when the gate fails. */
   replacedRelease: string;
   replacedImage?: string;

@@ -107,7 +107,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   let active: Pool;
   let pool: Pool;
   let replaced: DesiredPool;
-  let previousRelease: string;
+  let previous: DesiredPool | undefined;
   try {
     if (options.image !== undefined && !backend.supportsImages) {
       throw new BadInput(`--image needs a deployed stage (--stage S): the ${backend.target} stack runs the project's app/ only; use --release and --env`);
@@ -125,7 +125,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     const idleDesired = (await backend.desiredPool(pool)) ?? (await backend.currentPool(pool));
     if (!idleDesired) throw new Error(`the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`);
     replaced = idleDesired;
-    previousRelease = ((await backend.currentPool(active)) ?? (await backend.desiredPool(active)))?.release ?? 'unknown';
+    previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
@@ -134,6 +134,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     throw err;
   }
 
+  const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
   const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
   let record: ReleaseRecord = {
@@ -144,6 +145,8 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     env: options.env,
     previousPool: active,
     previousRelease,
+    ...(previous?.image ? { previousImage: previous.image } : {}),
+    ...(previous ? { previousEnv: previous.env } : {}),
     replacedRelease: replaced.release,
     ...(replaced.image ? { replacedImage: replaced.image } : {}),
     replacedEnv: replaced.env,

@@ -298,6 +298,78 @@ describe('a booting host that manages its pools: the files Compose starts from',
     expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-1\n');
   });
 
+  test('rebooting: the active pool boots with its applied release, never with a desired state written for it since (nothing gated it); the idle pool boots with its desired one', async () => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    expect((await boot()).code).toBe(0);
+    // While the host is down, someone writes the ACTIVE pool's desired state (the release CLI never does).
+    await putParameters(moto, {
+      ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
+      ...poolState('green', { release: 'green-2', env: '{"NEXT":"1"}' }),
+    });
+    writeFileSync(calls, '');
+    const result = await boot();
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain('BLUE_IMAGE=bluegreen-app:local\nRELEASE_ID_BLUE=blue-1\n');
+    expect(envFile('blue')).toBe("GREETING='hi'\n");
+    expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({
+        step: 'pull',
+        pool: 'blue',
+        ok: true,
+        detail: expect.stringContaining('the active pool starts with its applied release blue-1 (bluegreen-app:local); its desired release blue-9 (registry.example.com/evil:1) is not applied to the active pool'),
+      }),
+    );
+    // The idle pool: as before, its desired state (the next run gates nothing new: it takes no traffic).
+    expect(composeEnv()).toContain('RELEASE_ID_GREEN=green-2\n');
+    expect(envFile('green')).toBe("NEXT='1'\n");
+  });
+
+  const record = (r: Record<string, unknown>) =>
+    JSON.stringify({ id: 'r1', release: 'x', env: {}, replacedRelease: 'x', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, startedAt: '2026-11-23T19:00:00.000Z', updatedAt: '2026-11-23T19:05:00.000Z', steps: [], ...r });
+  test.each([
+    ['its release promoted to the active pool', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', image: 'registry.example.com/app:2', env: { A: '1' } }), { image: 'registry.example.com/app:2', release: 'blue-2', file: "A='1'\n" }],
+    ['the active pool left active by a rolled-back release', record({ pool: 'green', previousPool: 'blue', state: 'rolled-back', previousRelease: 'blue-3', previousEnv: { B: '2' } }), { image: 'bluegreen-app:local', release: 'blue-3', file: "B='2'\n" }],
+  ])('a brand-new fleet host, the release record naming %s: the active pool boots with what the stage\'s hosts run, not with a desired state nothing gated', async (_name, value, want) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      [NAMES.release]: value,
+      ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    const result = await boot({ RELEASE_PARAM: NAMES.release });
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain(`BLUE_IMAGE=${want.image}\nRELEASE_ID_BLUE=${want.release}\n`);
+    expect(envFile('blue')).toBe(want.file);
+    expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with release ${want.release} (${want.image}): what the release record says the stage's hosts run`) }),
+    );
+  });
+
+  test.each([
+    ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
+    ['a release that failed its gate (the active pool was not checked by every host)', record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
+    ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
+  ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      [NAMES.release]: value,
+      ...poolState('blue', { release: 'blue-9', env: '{}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    const result = await boot({ RELEASE_PARAM: NAMES.release });
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with its desired release blue-9 (bluegreen-app:local): nothing applied here, and ${why}`) }),
+    );
+  });
+
   test('POOL_HEALTHCHECK from the host env file goes into Compose\'s .env between single quotes: one ending in a backslash stops the run before anything is written', async () => {
     await putParameters(moto, { [PARAM]: 'blue', ...poolState('blue', { release: 'blue-1', env: '{}' }), ...poolState('green', { release: 'green-1', env: '{}' }) });
     const result = await boot({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\' });

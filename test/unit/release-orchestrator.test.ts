@@ -111,6 +111,9 @@ test('all-at-once, bake finished by the server side: exit 0, idle pool deployed 
   expect(states(backend)).toEqual(['deploying', 'verifying', 'baking', 'promoted']);
   const r = backend.record!;
   expect(r).toMatchObject({ id: '20261123-140233-green-v2', pool: 'green', previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', replacedEnv: { OLD: '1' }, strategy: 'all-at-once', bakeSeconds: 60 });
+  // What the active pool ran (the project's image: no previousImage), for a fleet host booting later.
+  expect(r).toMatchObject({ previousEnv: {} });
+  expect(r.previousImage).toBeUndefined();
   expect(Date.parse(r.bakeUntil!) - Date.parse(r.steps.find((s) => s.step === 'promote')!.at)).toBe(60_000);
   // 'promoting' is written before the flip: the guard watches from the moment the pool may take traffic.
   expect(r.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promoting', 'promote']);
