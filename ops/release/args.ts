@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { POOL_STATE_PATTERNS } from '../../lib/config';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../lib/pool-env';
 import { ConfigError, parsePool, Pool } from '../../local/defaults';
-import type { ReleaseStrategy } from '../../lambda/alert/release-record';
+import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../lambda/alert/release-record';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from './rate';
 
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -14,7 +14,8 @@ export { ENV_KEY_PATTERN, RESERVED_ENV };
 export const DEFAULT_BAKE_SECONDS = 120;
 export const DEFAULT_CANARY_PERCENT = 10;
 export const DEFAULT_CANARY_SECONDS = 60;
-export const MAX_DURATION_SECONDS = 24 * 3600;
+// With the record: it bounds a record's bakeUntil (lambda/alert/release-record.ts BAKE_AHEAD_MS).
+export { MAX_DURATION_SECONDS };
 export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
 
 export interface ReleaseOptions {
