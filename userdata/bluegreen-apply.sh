@@ -418,7 +418,14 @@ record_state() {
   fi
   if [ "$record_read" = no ]; then
     record_read=yes
-    record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null | jq -r '.Parameter.Value' 2>/dev/null) || record=
+    if ! record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null) ||
+      ! record=$(printf '%s' "$record" | jq -er '.Parameter.Value' 2>/dev/null); then
+      record_read=failed
+    fi
+  fi
+  if [ "$record_read" = failed ]; then
+    r_why="the release record ($RELEASE_PARAM) could not be read"
+    return 1
   fi
   rs=$(printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
     def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");

@@ -355,14 +355,15 @@ describe('a booting host that manages its pools: the files Compose starts from',
     ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['a release that failed its gate (the active pool was not checked by every host)', record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
+    ['nothing it can read (no such parameter)', undefined, 'the release record (/bluegreen/it/release-missing) could not be read'],
   ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
     await putParameters(moto, {
       [PARAM]: 'blue',
-      [NAMES.release]: value,
+      ...(value === undefined ? {} : { [NAMES.release]: value }),
       ...poolState('blue', { release: 'blue-9', env: '{}' }),
       ...poolState('green', { release: 'green-1', env: '{}' }),
     });
-    const result = await boot({ RELEASE_PARAM: NAMES.release });
+    const result = await boot({ RELEASE_PARAM: value === undefined ? `${NAMES.release}-missing` : NAMES.release });
     expect(result.code).toBe(0);
     expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
     expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
