@@ -434,7 +434,7 @@ record_state() {
       elif .pool == $p and passed then [(.image // $local), .release, (.env | tojson)]
       elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, (.previousEnv | tojson)]
       else empty end
-    | select(all(.[]; type == "string")) | .[]' 2>/dev/null) || rs=
+    | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null) || rs=
   if [ -z "$rs" ]; then
     r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
     return 1

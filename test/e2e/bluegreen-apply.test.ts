@@ -355,6 +355,7 @@ describe('a booting host that manages its pools: the files Compose starts from',
     ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['a release that failed its gate (the active pool was not checked by every host)', record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
+    ['an image holding a line feed (its lines would shift the fields)', record({ pool: 'blue', previousPool: 'green', state: 'promoted', image: 'registry.example.com/app:2\nblue-2', release: '{}', env: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['nothing it can read (no such parameter)', undefined, 'the release record (/bluegreen/it/release-missing) could not be read'],
   ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
     await putParameters(moto, {
