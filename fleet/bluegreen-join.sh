@@ -16,8 +16,9 @@
 #
 # Usage: bluegreen-join <auto-scaling-group> <lifecycle-hook> <instance-id>
 #        bluegreen-join --verdict [now-epoch-seconds]   (the record JSON on stdin; prints
-#                       none | final | stale | in-progress <id> <state>; for the tests)
+#                       none | final | invalid <why> | stale | in-progress <id> <state>; for the tests)
 # Environment: RELEASE_PARAM, RELEASE_FINAL_STATES (space-separated), RELEASE_STALE_AFTER_SECONDS,
+#   RELEASE_BAKE_AHEAD_SECONDS,
 #   AWS_REGION; JOIN_POLL_SECONDS (15), JOIN_HEARTBEAT_SECONDS (300: well inside the hook's
 #   heartbeat timeout), JOIN_MAX_WAIT_SECONDS (21600).
 # Exit codes: 0 no release in progress (join now); 1 still waiting after JOIN_MAX_WAIT_SECONDS (the
@@ -30,34 +31,55 @@ if [ -f "$env_file" ]; then
   . "$env_file"
 fi
 
-say() { echo "bluegreen-join: $*"; }
+say() { printf 'bluegreen-join: %s\n' "$*"; }
 die() {
-  echo "bluegreen-join: $2" >&2
+  printf 'bluegreen-join: %s\n' "$2" >&2
   exit "$1"
 }
 
 : "${RELEASE_FINAL_STATES:?bluegreen-join: RELEASE_FINAL_STATES is not set (fleet hosts get it in /etc/bluegreen/env)}"
 : "${RELEASE_STALE_AFTER_SECONDS:?bluegreen-join: RELEASE_STALE_AFTER_SECONDS is not set}"
+: "${RELEASE_BAKE_AHEAD_SECONDS:?bluegreen-join: RELEASE_BAKE_AHEAD_SECONDS is not set}"
 
-# The record (stdin) against the rule. What parseRecord does not take as a record (junk, "{}", no
-# id/state, a pool other than blue|green, no steps list) = no record. Times are ISO 8601 with
-# milliseconds (toISOString); unreadable ones count as 0, as Date.parse's NaN does. The input is read
-# raw and parsed inside jq, so jq itself failing (missing, broken) is "unknown", never "none".
+# The record (stdin) against the rule (lambda/alert/release-record.ts recordVerdict). What parseRecord
+# does not take as a record (junk, "{}", no id/state, a pool other than blue|green, no steps list) =
+# no record. Times are read only in the form the CLI writes (YYYY-MM-DDTHH:MM:SS[.sss]Z, a real date,
+# from 1970) and compared in milliseconds, as parseRecordTime does; a record with another form, a
+# startedAt after its updatedAt, an updatedAt ahead of this clock by more than the stale limit or a
+# bakeUntil further past updatedAt than the longest bake and a promotion is invalid (with the same
+# reason as recordTimesProblem), and an invalid record is not in progress. The input is read raw and
+# parsed inside jq, so jq itself failing (missing, broken) is "unknown", never "none".
 verdict() {
-  jq -rRs --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
-    def epoch: if type == "string" then (try (sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601) catch 0) else 0 end;
+  jq -rRs --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --argjson ahead "$RELEASE_BAKE_AHEAD_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
+    def ms:
+      if type == "string" and test("\\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{3})?Z\\z") and (.[0:4] | tonumber) >= 1970 then
+        (.[0:19] + "Z") as $s
+        | (try ($s | fromdateiso8601) catch null) as $e
+        | if $e != null and ($e | todateiso8601) == $s then $e * 1000 + (if length == 24 then .[20:23] | tonumber else 0 end) else null end
+      else null end;
+    def problem($r):
+      ($r.startedAt | ms) as $started | ($r.updatedAt | ms) as $updated
+      | ($r.bakeUntil != null) as $baking | ($r.bakeUntil | ms) as $bake
+      | if $started == null then "startedAt is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
+        elif $updated == null then "updatedAt is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
+        elif $baking and $bake == null then "bakeUntil is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
+        elif $started > $updated then "startedAt is after updatedAt"
+        elif $updated > $now * 1000 + $stale * 1000 then "updatedAt is more than \($stale) s ahead of this clock"
+        elif $baking and $bake > $updated + $ahead * 1000 then "bakeUntil is more than \($ahead) s after updatedAt (the longest bake and a promotion)"
+        else null end;
     (try fromjson catch null) as $r
     | if ($r | type) != "object" or ($r.state | type) != "string" or ($r.id | type) != "string"
         or ($r.pool != "blue" and $r.pool != "green") or ($r.steps | type) != "array" then "none"
       elif ($r.state as $s | [$finals | splits(" +")] | any(. == $s)) then "final"
-      elif ($now - ([($r.updatedAt | epoch), ($r.bakeUntil | epoch)] | max)) > $stale then "stale"
-      else "in-progress \($r.id) \($r.state)" end' 2>/dev/null || echo "unknown (jq failed)"
+      elif problem($r) != null then "invalid \(problem($r))"
+      elif ($now * 1000 - ([($r.updatedAt | ms), ($r.bakeUntil | ms // 0)] | max)) > $stale * 1000 then "stale"
+      else "in-progress \($r.id) \($r.state)" end' 2>/dev/null || printf '%s\n' "unknown (jq failed)"
 }
 
 # jq with its regular expressions and date functions, or nothing here can be trusted: a host that
 # cannot tell whether a release is in progress does not join (exit 2: the launch is abandoned).
-[ "$(jq -n '"2026-01-01T00:00:00.000Z" | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601' 2>/dev/null)" = 1767225600 ] ||
-  die 2 "jq is missing or lacks sub/fromdateiso8601: cannot read the release record"
+[ "$(jq -n '"2026-01-01T00:00:00Z" | select(test("\\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\\z")) | fromdateiso8601 | select(todateiso8601 == "2026-01-01T00:00:00Z")' 2>/dev/null)" = 1767225600 ] ||
+  die 2 "jq is missing or lacks test/fromdateiso8601/todateiso8601: cannot read the release record"
 
 if [ "${1:-}" = "--verdict" ]; then
   verdict "${2:-$(date +%s)}"
@@ -92,7 +114,7 @@ while :; do
     state="unknown $(tr '\n' ' ' <"$errors" | cut -c1-200)"
   fi
   case $state in
-    none | final | stale)
+    none | final | stale | invalid*)
       if [ -n "$waited_for" ]; then
         say "release $waited_for is over ($state) after $((now - started)) s: joining with the stage state as it is now"
       else
@@ -104,8 +126,8 @@ while :; do
   # in-progress <id> <state>, or unknown <why>
   case $state in
     in-progress*)
-      id=$(echo "$state" | cut -d' ' -f2)
-      [ "$id" = "$waited_for" ] || say "release $id is in progress ($(echo "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
+      id=$(printf '%s\n' "$state" | cut -d' ' -f2)
+      [ "$id" = "$waited_for" ] || say "release $id is in progress ($(printf '%s\n' "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
       waited_for=$id
       ;;
     *) say "cannot read $RELEASE_PARAM ($state): retrying" ;;

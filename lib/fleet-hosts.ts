@@ -32,7 +32,7 @@ import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { BOOTSTRAPPING_MARKER } from './host-apply-command';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
-import { FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
+import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
 import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
 import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
 import { LoadBalancerLogs } from './load-balancer-logs';
@@ -138,6 +138,7 @@ export class FleetHosts extends Construct {
         RELEASE_PARAM: releaseParam,
         RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
         RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
+        RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
       },
       // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
       extraAssets: { fleet: 'fleet' },

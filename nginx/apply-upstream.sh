@@ -21,11 +21,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${BLUEGREEN_CONF_DIR:-}
 
-say() { echo "apply-upstream: $*"; }
+say() { printf 'apply-upstream: %s\n' "$*"; }
 fail() {
   code=$1
   shift
-  echo "apply-upstream: $*" >&2
+  printf 'apply-upstream: %s\n' "$*" >&2
   exit "$code"
 }
 

@@ -32,11 +32,20 @@
 set -eu
 
 fail() {
-  echo "render-upstream: $*" >&2
+  printf 'render-upstream: %s\n' "$*" >&2
   exit 2
 }
 
-matches() { printf '%s' "$1" | grep -Eq "$2"; }
+# One line or no match: grep matches line by line, so a value whose first line passed carried its
+# other lines into the config (a whole location block of someone's choosing). A carriage return is
+# refused with it (nginx takes it as white space between tokens).
+CR=$(printf '\r')
+matches() {
+  case $1 in *'
+'* | *"$CR"*) return 1 ;;
+  esac
+  printf '%s' "$1" | grep -Eq "$2"
+}
 
 switch_dir=${SWITCH_DIR:-}
 blue=${BLUE_UPSTREAM:-app_blue:3000}

@@ -14,9 +14,9 @@ set -eu
 
 dir=${SWITCH_DIR:-}
 
-say() { echo "switch-pool: $*"; }
+say() { printf 'switch-pool: %s\n' "$*"; }
 fail() {
-  echo "switch-pool: $*" >&2
+  printf 'switch-pool: %s\n' "$*" >&2
   exit 2
 }
 
@@ -121,7 +121,11 @@ case "${1:-}" in
   --canary)
     [ $# -eq 2 ] || fail "$usage; nothing changed"
     # No leading zeros: the value is also a directory name, and 010 is not 10 to every shell.
-    printf '%s' "$2" | grep -Eq '^(0|[1-9][0-9]?)$' || fail "the canary share must be a whole number 0-99, got '$2'; nothing changed"
+    # A glob on the whole value, not grep (which matches line by line: "5<newline>x" passed).
+    case $2 in
+      [0-9] | [1-9][0-9]) ;;
+      *) fail "the canary share must be a whole number 0-99, got '$2'; nothing changed" ;;
+    esac
     canary "$2"
     ;;
   '') fail "$usage; nothing changed" ;;

@@ -53,11 +53,13 @@ if [ -f "$env_file" ]; then
   . "$env_file"
 fi
 
-say() { echo "bluegreen-apply: $*"; }
+# printf, never echo, for anything holding a value: dash's echo turns a backslash-n in a value into a
+# line break, and a line that starts with step= is read by the release CLI as a step.
+say() { printf 'bluegreen-apply: %s\n' "$*"; }
 fail() {
   code=$1
   shift
-  echo "bluegreen-apply: $*" >&2
+  printf 'bluegreen-apply: %s\n' "$*" >&2
   exit "$code"
 }
 # One line, whatever the detail holds (command output can span lines).
@@ -65,7 +67,7 @@ oneline() { printf '%s' "$*" | tr '\r\n\t' '   ' | sed 's/  */ /g; s/ $//'; }
 failed_steps=0
 bad_values=0
 step() {
-  echo "step=$1 pool=$2 ok=$3 detail=$(oneline "$4")"
+  printf 'step=%s pool=%s ok=%s detail=%s\n' "$1" "$2" "$3" "$(oneline "$4")"
   if [ "$3" != true ]; then failed_steps=$((failed_steps + 1)); fi
 }
 
@@ -125,12 +127,31 @@ p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
 IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
 # A value with a line break never matches (grep would match it line by line, and it would split a
-# line of Compose's .env in two).
+# line of Compose's .env in two); nor one with a carriage return (nginx/render-upstream.sh's rule).
+CR=$(printf '\r')
 matches() {
   case $1 in *'
-'*) return 1 ;;
+'* | *"$CR"*) return 1 ;;
   esac
   printf '%s' "$1" | grep -Eq "$2"
+}
+
+# A pool env (JSON text) -> its env file lines (stdout, exit 0), or why it is refused (stdout, exit 1).
+# The rule is userdata/pool-env.json, the release CLI's too (lib/pool-env.ts).
+pool_env() {
+  pe_out=$(printf '%s' "$1" | jq -rRs --slurpfile rule "$home/userdata/pool-env.json" -f "$home/userdata/pool-env.jq" 2>/dev/null) ||
+    pe_out="refused: could not be checked (jq failed on $home/userdata/pool-env.jq)"
+  case $pe_out in
+    ok) return 0 ;;
+    "ok
+"*)
+      printf '%s\n' "${pe_out#ok?}"
+      return 0
+      ;;
+    "refused: "*) printf '%s\n' "${pe_out#refused: }" ;;
+    *) printf '%s\n' "could not be checked (pool-env.jq printed neither ok nor refused)" ;;
+  esac
+  return 1
 }
 
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
@@ -142,6 +163,11 @@ for var in NGINX_IMAGE BASE_IMAGE; do
     fail 2 "$var is '$(oneline "$val")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
   fi
 done
+
+# POOL_HEALTHCHECK goes into Compose's .env between single quotes, as a pool env's values do.
+if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HEALTHCHECK" '{POOL_HEALTHCHECK: $v}')"); then
+  fail 2 "POOL_HEALTHCHECK is '$(oneline "$POOL_HEALTHCHECK")': $out; nothing was changed"
+fi
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 # pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
@@ -259,19 +285,11 @@ for pool in blue green; do
   problem=
   matches "$image" "$IMAGE_RE" || problem="$pi is '$image', not an image reference"
   [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$pr is '$release', not a release id ($RELEASE_RE)"
+  envlines=
   if [ -z "$problem" ]; then
-    # A JSON object of strings, with environment variable names; no quote or line break in a value
-    # (the pool's env file holds KEY='value' lines); the host sets APP_POOL, RELEASE_ID, PORT, HOST.
-    if ! why=$(printf '%s' "$envjson" | jq -r '
-        if type != "object" then "not a JSON object"
-        elif ([.[] | select(type != "string")] | length) > 0 then "values must be strings"
-        elif ([keys[] | select(test("^[A-Za-z_][A-Za-z0-9_]*$") | not)] | length) > 0 then "keys must be environment variable names"
-        elif ([keys[] | select(. == "APP_POOL" or . == "RELEASE_ID" or . == "PORT" or . == "HOST")] | length) > 0 then "APP_POOL, RELEASE_ID, PORT and HOST are set by the host"
-        elif ([.[] | select(test("[\u0027\n\r]"))] | length) > 0 then "values must not hold a single quote or a line break"
-        else "" end' 2>/dev/null); then
-      why="not valid JSON"
-    fi
-    [ -z "$why" ] || problem="$pe is not usable: $why"
+    # The env file's grammar and its writer in one (pool-env.jq): the lines come only from an env
+    # the rule accepts, so what Compose reads is what was checked.
+    if out=$(pool_env "$envjson"); then envlines=$out; else problem="$pe is not usable: $out"; fi
   fi
   if [ -n "$problem" ]; then
     bad_values=$((bad_values + 1))
@@ -282,7 +300,7 @@ for pool in blue green; do
   set_var "$pool" valid yes
   set_var "$pool" image "$image"
   set_var "$pool" release "$release"
-  set_var "$pool" envlines "$(printf '%s' "$envjson" | jq -r 'to_entries | sort_by(.key)[] | "\(.key)=\u0027\(.value)\u0027"')"
+  set_var "$pool" envlines "$envlines"
   set_var "$pool" versions "$(version "$pi"),$(version "$pr"),$(version "$pe")"
 done
 
@@ -291,30 +309,22 @@ done
 # pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
 field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-desired_key() { echo "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
+desired_key() { printf '%s\n' "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
 applied_key() {
   f=$state/pools/$1.applied
   [ -f "$f" ] || return 0
-  echo "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
+  printf '%s\n' "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
 }
 write_applied() {
   {
-    echo "image=$2"
-    echo "release=$3"
-    echo "env_sha=$(sha "$4")"
-    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    [ -z "${5:-}" ] || echo "note=$5"
+    printf 'image=%s\nrelease=%s\nenv_sha=%s\nat=%s\n' "$2" "$3" "$(sha "$4")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    [ -z "${5:-}" ] || printf 'note=%s\n' "$5"
   } >"$state/pools/$1.applied.tmp"
   mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
 }
 remember_failure() {
-  {
-    echo "key=$(desired_key "$1")"
-    echo "versions=$(get "$1" versions)"
-    echo "release=$(get "$1" release)"
-    echo "reason=$(oneline "$2")"
-    echo "at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  } >"$state/pools/$1.failed"
+  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(get "$1" versions)" \
+    "$(get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
 }
 
 # What Compose starts a pool with: t_<pool>_{image,release} (the .env lines) and pools/<pool>.env.
@@ -338,26 +348,26 @@ write_compose_env() {
   # (set by set_var above; shellcheck cannot see through eval)
   # shellcheck disable=SC2154
   {
-    echo "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
-    echo "COMPOSE_PROJECT_NAME=$project"
-    echo "COMPOSE_FILE=docker-compose.yml"
-    echo "BLUEGREEN_HOME=$home"
-    echo "BLUEGREEN_STATE_DIR=$state"
-    echo "BLUEGREEN_LOG_DIR=$logs"
-    echo "BLUEGREEN_SUBNET=$subnet"
-    echo "BLUE_ADDR=$blue_addr"
-    echo "GREEN_ADDR=$green_addr"
-    echo "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
-    echo "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
-    echo "BLUE_PORT=$blue_port"
-    echo "GREEN_PORT=$green_port"
-    [ -z "${NGINX_IMAGE:-}" ] || echo "NGINX_IMAGE=$NGINX_IMAGE"
+    printf '%s\n' "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
+    printf '%s\n' "COMPOSE_PROJECT_NAME=$project"
+    printf '%s\n' "COMPOSE_FILE=docker-compose.yml"
+    printf '%s\n' "BLUEGREEN_HOME=$home"
+    printf '%s\n' "BLUEGREEN_STATE_DIR=$state"
+    printf '%s\n' "BLUEGREEN_LOG_DIR=$logs"
+    printf '%s\n' "BLUEGREEN_SUBNET=$subnet"
+    printf '%s\n' "BLUE_ADDR=$blue_addr"
+    printf '%s\n' "GREEN_ADDR=$green_addr"
+    printf '%s\n' "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
+    printf '%s\n' "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
+    printf '%s\n' "BLUE_PORT=$blue_port"
+    printf '%s\n' "GREEN_PORT=$green_port"
+    [ -z "${NGINX_IMAGE:-}" ] || printf '%s\n' "NGINX_IMAGE=$NGINX_IMAGE"
     # Only when set: an empty value would override the node default in docker-compose.yml.
-    [ -z "${POOL_HEALTHCHECK:-}" ] || echo "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
-    echo "BLUE_IMAGE=$t_blue_image"
-    echo "RELEASE_ID_BLUE=$t_blue_release"
-    echo "GREEN_IMAGE=$t_green_image"
-    echo "RELEASE_ID_GREEN=$t_green_release"
+    [ -z "${POOL_HEALTHCHECK:-}" ] || printf '%s\n' "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
+    printf '%s\n' "BLUE_IMAGE=$t_blue_image"
+    printf '%s\n' "RELEASE_ID_BLUE=$t_blue_release"
+    printf '%s\n' "GREEN_IMAGE=$t_green_image"
+    printf '%s\n' "RELEASE_ID_GREEN=$t_green_release"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
@@ -376,25 +386,108 @@ prepare_image() {
   if [ "$1" = "$local_image" ]; then
     # Once per run (both pools may use it).
     if [ -f "$state/.built.$$" ]; then
-      echo "$local_image built from app/"
+      printf '%s\n' "$local_image built from app/"
       return 0
     fi
     out=$(build_app 2>&1) || {
-      echo "build of $local_image from app/ failed: $(echo "$out" | tail -n 3)"
+      printf '%s\n' "build of $local_image from app/ failed: $(printf '%s\n' "$out" | tail -n 3)"
       return 1
     }
     : >"$state/.built.$$"
-    echo "$local_image built from app/"
+    printf '%s\n' "$local_image built from app/"
   else
     out=$(docker pull -q "$1" 2>&1) || {
-      echo "pull of $1 failed: $(echo "$out" | tail -n 3)"
+      printf '%s\n' "pull of $1 failed: $(printf '%s\n' "$out" | tail -n 3)"
       return 1
     }
-    echo "pulled $1"
+    printf '%s\n' "pulled $1"
   fi
 }
 
 # --- boot: write what nginx and Compose start from; start nothing -----------------------------------
+# What the release record (fleet hosts: RELEASE_PARAM) says the stage's hosts run in a pool: the
+# release's own pool once its gate passed on every host, or the pool it left active (previous*): every
+# host's deploy run also checks that the active pool runs its desired state, and a difference fails
+# the deploy. Sets r_image, r_release, r_envlines and returns 0, or sets r_why and returns 1.
+record_read=no
+record_state() {
+  r_why=
+  if [ -z "${RELEASE_PARAM:-}" ]; then
+    r_why="no release record on this host"
+    return 1
+  fi
+  if [ "$record_read" = no ]; then
+    record_read=yes
+    if ! record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null) ||
+      ! record=$(printf '%s' "$record" | jq -er '.Parameter.Value' 2>/dev/null); then
+      record_read=failed
+    fi
+  fi
+  if [ "$record_read" = failed ]; then
+    r_why="the release record ($RELEASE_PARAM) could not be read"
+    return 1
+  fi
+  rs=$(printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
+    def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
+    (try fromjson catch null)
+    | if type != "object" then empty
+      elif .pool == $p and passed then [(.image // $local), .release, (.env | tojson)]
+      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, (.previousEnv | tojson)]
+      else empty end
+    | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null) || rs=
+  if [ -z "$rs" ]; then
+    r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
+    return 1
+  fi
+  r_image=$(printf '%s\n' "$rs" | sed -n 1p)
+  r_release=$(printf '%s\n' "$rs" | sed -n 2p)
+  r_env=$(printf '%s\n' "$rs" | sed -n '3,$p')
+  if ! matches "$r_image" "$IMAGE_RE" || ! matches "$r_release" "$RELEASE_RE"; then
+    r_why="the release record's $1 state ('$r_image', '$r_release') is not an image and a release id: refused"
+    return 1
+  fi
+  if ! r_envlines=$(pool_env "$r_env"); then
+    r_why="the release record's $1 env is not usable: $r_envlines: refused"
+    return 1
+  fi
+}
+
+# Starts a pool with this image, release and env lines: the .env values and its env file.
+start_with() {
+  set_var "t_$1" image "$2"
+  set_var "t_$1" release "$3"
+  printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
+  write_applied "$1" "$2" "$3" "$4" "$5"
+}
+
+# The active pool serves as soon as nginx starts: it boots with what it ran and passed the gate here
+# (.applied, its env file), never with a desired state nothing gated. A brand-new host has nothing
+# applied: a fleet host takes what the release record says the hosts run; without one, the desired
+# state is all there is (the stack's initial state, or what releases left). The next run reports a
+# desired state the active pool does not run; only a release to the idle pool and a flip make it live.
+boot_active() {
+  pool=$1
+  if [ -f "$state/pools/$pool.applied" ]; then
+    what="its applied release $(get "t_$pool" release) ($(get "t_$pool" image))"
+  elif record_state "$pool"; then
+    start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+    what="release $r_release ($r_image): what the release record says the stage's hosts run"
+  elif [ "$(get "$pool" valid)" = yes ]; then
+    start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
+    what="its desired release $(get "$pool" release) ($(get "$pool" image)): nothing applied here, and $r_why"
+  else
+    what="release $(get "t_$pool" release) ($(get "t_$pool" image)): nothing applied here, its desired state refused, and $r_why"
+  fi
+  if [ "$(get "$pool" valid)" = yes ] && [ "$(applied_key "$pool")" != "$(desired_key "$pool")" ] && [ -f "$state/pools/$pool.applied" ]; then
+    what="$what; its desired release $(get "$pool" release) ($(get "$pool" image)) is not applied to the active pool"
+  fi
+  if out=$(prepare_image "$(get "t_$pool" image)"); then
+    step pull "$pool" true "$out; the active pool starts with $what"
+  else
+    step pull "$pool" false "$out; the active pool was to start with $what"
+  fi
+}
+
 if [ "$boot" = yes ]; then
   out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
   step active "$active" "$ok" "$out"
@@ -403,8 +496,18 @@ if [ "$boot" = yes ]; then
     step canary "$idle" "$ok" "$out"
   fi
   if [ "$manage" != no ]; then
+    boot_active "$active"
     for pool in blue green; do
-      [ "$(get "$pool" valid)" = yes ] || continue
+      [ "$pool" != "$active" ] || continue
+      if [ "$(get "$pool" valid)" != yes ]; then
+        # Refused: it starts with what it ran (or, on a brand-new host, what the record or the
+        # defaults give), and its image must be there for Compose to start it.
+        if [ ! -f "$state/pools/$pool.applied" ] && record_state "$pool"; then
+          start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+        fi
+        prepare_image "$(get "t_$pool" image)" >/dev/null || true
+        continue
+      fi
       failed_file=$state/pools/$pool.failed
       if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$(desired_key "$pool")" ] &&
         [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
@@ -413,10 +516,7 @@ if [ "$boot" = yes ]; then
         continue
       fi
       if out=$(prepare_image "$(get "$pool" image)"); then
-        set_var "t_$pool" image "$(get "$pool" image)"
-        set_var "t_$pool" release "$(get "$pool" release)"
-        printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
-        write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
+        start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
         step pull "$pool" true "$out; starts with release $(get "$pool" release)"
       elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(get "t_$pool" image)" >/dev/null; then
         step pull "$pool" false "$out; starts with its last applied release $(get "t_$pool" release)"
@@ -499,7 +599,7 @@ step active "$active" "$ok" "$out"
 # --- pools ----------------------------------------------------------------------------------------
 current_canary() {
   t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
-  case "$t" in .canary-*) echo "${t#.canary-}" ;; *) echo 0 ;; esac
+  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
 }
 hold_canary=
 
@@ -511,7 +611,7 @@ recreate() {
 health_detail() {
   id=$(container_id "$1")
   if [ -z "$id" ]; then
-    echo "no running container"
+    printf '%s\n' "no running container"
     return
   fi
   port=$blue_port
@@ -532,13 +632,13 @@ smoke() {
     if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/version" 2>/dev/null); then
       got=$(printf '%s' "$body" | jq -r '.release // empty' 2>/dev/null || true)
       if [ "$got" = "$2" ]; then
-        echo "GET 127.0.0.1:$port/version answers release $got"
+        printf '%s\n' "GET 127.0.0.1:$port/version answers release $got"
         return 0
       fi
     fi
     sleep 0.5
   done
-  echo "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
+  printf '%s\n' "GET 127.0.0.1:$port/version answers ${got:+release }${got:-no 200}, expected release $2"
   return 1
 }
 # What the pool's running container differs in from its .applied file (which only says what it
@@ -550,7 +650,7 @@ drift() {
   d_want_image=$(field "$state/pools/$1.applied" image)
   d_want_release=$(field "$state/pools/$1.applied" release)
   d_info=$(docker inspect -f '{{.Config.Image}}{{println}}{{range .Config.Env}}{{println .}}{{end}}' "$d_id" 2>/dev/null) || {
-    echo "docker inspect $d_id failed"
+    printf '%s\n' "docker inspect $d_id failed"
     return
   }
   d_image=$(printf '%s\n' "$d_info" | head -n1)
@@ -622,7 +722,7 @@ reconcile() {
   if out=$(recreate "$pool"); then
     step recreate "$pool" true "app_$pool recreated with release $(get "$pool" release)"
   else
-    step recreate "$pool" false "$(echo "$out" | tail -n 2)"
+    step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"

@@ -2,7 +2,7 @@
 // release's pool by the one failure measure the error-rate alert uses (rules.ts `failedByPrimary`),
 // over the window items whose primary is that pool. The alert Lambda and the local watcher call it
 // on every batch and act on the answer (flip back, set the canary to 0, write the record).
-import type { Pool, ReleaseFigures, ReleaseRecord } from './release-record';
+import { parseRecordTime, type Pool, type ReleaseFigures, type ReleaseRecord } from './release-record';
 import type { WindowItem } from './rules';
 
 export interface ReleaseGate {
@@ -70,8 +70,8 @@ function crossed(f: ReleaseFigures, gate: ReleaseGate, minRequests = gate.minReq
  */
 export function guardRelease(record: ReleaseRecord | undefined, window: readonly WindowItem[], now: number, gate: ReleaseGate): GuardAction {
   if (!record) return { action: 'none' };
-  const started = Date.parse(record.startedAt);
-  const since = Number.isNaN(started) ? -Infinity : started;
+  // Times as every reader of the record reads them (parseRecordTime): never what Date.parse guesses.
+  const since = parseRecordTime(record.startedAt) ?? -Infinity;
   if (record.state === 'baking') {
     const figures = releaseFigures(window, record.pool, since);
     if (crossed(figures, gate)) {
@@ -81,8 +81,8 @@ export function guardRelease(record: ReleaseRecord | undefined, window: readonly
         reason: `gate crossed while baking: ${describeFigures(record.pool, figures)}, above the gate of ${pct(gate.errorRate)}; traffic back on ${record.previousPool} (${record.previousRelease})`,
       };
     }
-    const bakeUntil = record.bakeUntil === undefined ? NaN : Date.parse(record.bakeUntil);
-    if (!Number.isNaN(bakeUntil) && now >= bakeUntil) return { action: 'promote', figures };
+    const bakeUntil = parseRecordTime(record.bakeUntil);
+    if (bakeUntil !== undefined && now >= bakeUntil) return { action: 'promote', figures };
     return { action: 'none' };
   }
   if (record.state === 'verifying' && record.canaryPercent > 0) {

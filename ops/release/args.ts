@@ -2,19 +2,20 @@
 // is read or written (a bad value is exit 2, one line, nothing changed).
 import { parseArgs } from 'node:util';
 import { POOL_STATE_PATTERNS } from '../../lib/config';
+import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../lib/pool-env';
 import { ConfigError, parsePool, Pool } from '../../local/defaults';
-import type { ReleaseStrategy } from '../../lambda/alert/release-record';
+import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../lambda/alert/release-record';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from './rate';
 
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-export const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-/** Variables the pool agent sets itself: a release must not override them. */
-export const RESERVED_ENV = new Set(['APP_POOL', 'RELEASE_ID', 'PORT', 'HOST']);
+// The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.
+export { ENV_KEY_PATTERN, RESERVED_ENV };
 
 export const DEFAULT_BAKE_SECONDS = 120;
 export const DEFAULT_CANARY_PERCENT = 10;
 export const DEFAULT_CANARY_SECONDS = 60;
-export const MAX_DURATION_SECONDS = 24 * 3600;
+// With the record: it bounds a record's bakeUntil (lambda/alert/release-record.ts BAKE_AHEAD_MS).
+export { MAX_DURATION_SECONDS };
 export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
 
 export interface ReleaseOptions {
@@ -95,8 +96,8 @@ function parseEnvPairs(pairs: string[]): Record<string, string> {
     }
     if (RESERVED_ENV.has(key)) throw new ConfigError(`--env ${key}: set by the pool agent itself (${[...RESERVED_ENV].join(', ')}); use --release for the release id`);
     const value = pair.slice(eq + 1);
-    // The host writes KEY='value' lines into the pool's env file and refuses these (bluegreen-apply).
-    if (/['\n\r]/.test(value)) throw new ConfigError(`--env ${key}: the value must not hold a single quote or a line break`);
+    const problem = envValueProblem(value);
+    if (problem) throw new ConfigError(`--env ${key}: ${problem}`);
     env[key] = value;
   }
   return env;

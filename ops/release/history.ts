@@ -1,7 +1,6 @@
 // `bluegreen history`: the record versions folded into one row per release, newest first.
-import { isFinal, ReleaseRecord } from '../../lambda/alert/release-record';
+import { isFinal, recordVerdict, ReleaseRecord } from '../../lambda/alert/release-record';
 import { hostGates, summarizeHostGates } from '../fleet';
-import { isStale } from './orchestrator';
 
 export interface HistoryRow {
   id: string;
@@ -35,7 +34,10 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
     const start = Date.parse(r.startedAt);
     const end = r.finishedAt ? Date.parse(r.finishedAt) : now;
     let outcome: string = r.state;
-    if (!isFinal(r.state)) outcome = isStale(r, now) ? `${r.state} (abandoned)` : `${r.state} (in progress)`;
+    if (!isFinal(r.state)) {
+      const verdict = recordVerdict(r, now);
+      outcome = verdict.kind === 'invalid' ? `${r.state} (not in progress: ${verdict.reason})` : verdict.kind === 'stale' ? `${r.state} (abandoned)` : `${r.state} (in progress)`;
+    }
     return {
       id: r.id,
       pool: r.pool,

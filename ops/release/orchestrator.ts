@@ -4,7 +4,7 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError, otherPool, Pool } from '../../local/defaults';
 import { describeFigures } from '../../lambda/alert/release-guard';
-import { DesiredPool, inProgress, isFinal, isStale, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { DesiredPool, inProgress, isFinal, isStale, PROMOTION_BOUND_MS, recordVerdict, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
@@ -17,8 +17,8 @@ type Out = (line: string) => void;
  * on AWS a bake with no traffic is finished by the alert function's one-minute tick, plus delivery.
  */
 export const BAKE_GRACE_MS = 90_000;
-/** A promotion's flip (Run Command, then the endpoint) is confirmed well within this on AWS. */
-export const PROMOTION_BOUND_MS = 10 * 60_000;
+// With the record: the bound limits how far ahead of updatedAt a record's bakeUntil may be.
+export { PROMOTION_BOUND_MS };
 /**
  * While a phase runs longer than this (a deploy in rounds, a long canary) the record is written
  * again: not final and not written for STALE_AFTER_MS means abandoned, to the next release and to a
@@ -107,12 +107,15 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   let active: Pool;
   let pool: Pool;
   let replaced: DesiredPool;
-  let previousRelease: string;
+  let previous: DesiredPool | undefined;
+  let invalidRecord: string | undefined;
   try {
     if (options.image !== undefined && !backend.supportsImages) {
       throw new BadInput(`--image needs a deployed stage (--stage S): the ${backend.target} stack runs the project's app/ only; use --release and --env`);
     }
     const existing = await backend.readRecord();
+    const verdict = existing && recordVerdict(existing, o.now(), o.staleAfterMs);
+    if (existing && verdict?.kind === 'invalid') invalidRecord = `release ${existing.id} (${existing.state}) is not in progress: ${verdict.reason}`;
     if (inProgress(existing, o.now(), o.staleAfterMs)) {
       throw new BadInput(
         `release ${existing.id} is in progress (${existing.state} since ${existing.updatedAt}); one release at a time. ` +
@@ -125,7 +128,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     const idleDesired = (await backend.desiredPool(pool)) ?? (await backend.currentPool(pool));
     if (!idleDesired) throw new Error(`the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`);
     replaced = idleDesired;
-    previousRelease = ((await backend.currentPool(active)) ?? (await backend.desiredPool(active)))?.release ?? 'unknown';
+    previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
@@ -134,6 +137,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     throw err;
   }
 
+  const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
   const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
   let record: ReleaseRecord = {
@@ -144,6 +148,8 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     env: options.env,
     previousPool: active,
     previousRelease,
+    ...(previous?.image ? { previousImage: previous.image } : {}),
+    ...(previous ? { previousEnv: previous.env } : {}),
     replacedRelease: replaced.release,
     ...(replaced.image ? { replacedImage: replaced.image } : {}),
     replacedEnv: replaced.env,
@@ -221,6 +227,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
 
   const flow = async (): Promise<number> => {
   // ---- deploy and gate ----------------------------------------------------------------------
+  if (invalidRecord) say(invalidRecord);
   say(`release ${record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${previousRelease}) on ${backend.target}`);
   await save({}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
   // A canary share left by a release that never finished would send part of the traffic to the

@@ -323,4 +323,66 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       rmSync(work, { recursive: true, force: true });
     }
   }, 90_000);
+
+  // Last: it takes the set down and boots it again, as a reboot does (bluegreen.service: ExecStop
+  // `docker compose down`; at boot `bluegreen-apply --no-reload`, then `docker compose up --wait`).
+  const applied = (pool: Pool) => /^release=(.*)$/m.exec(readFileSync(path.join(set.stateDir, 'pools', `${pool}.applied`), 'utf8'))![1];
+  test('(i) a host booting with an idle pool env ending in a backslash: the value is refused, nginx and both pools come up', async () => {
+    const greenRan = applied('green');
+    await set.compose('down', '--timeout', '5');
+    // Compose read `A='x\'` as a value running on into the next line: `docker compose up` failed for
+    // every service, nginx included, and bluegreen.service's Restart=on-failure tried again for ever.
+    await set.put({ [`/bluegreen/${set.stage}/active-pool`]: 'blue' });
+    await set.setPool('green', { release: 'green-8', env: { A: 'x\\' } });
+
+    const boot = await set.apply('--no-reload');
+    const up = await set.compose('up', '-d', '--wait', '--wait-timeout', '120').then(
+      () => 'up',
+      (err: Error) => err.message,
+    );
+    expect(up).toBe('up');
+    expect(boot.code).toBe(2);
+    expect(stepLines(boot.stdout)).toContainEqual({
+      step: 'validate',
+      pool: 'green',
+      ok: false,
+      detail: `/bluegreen/${set.stage}/pools/green/env is not usable: values must not end in a backslash (Compose reads \\' as a quote inside '...'): refused; the pool is left as it is`,
+    });
+
+    expect((await set.compose('ps', '--services', '--status', 'running')).split('\n').filter(Boolean).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
+    expect(await version(set.url)).toMatchObject({ status: 200, pool: 'blue' });
+    // The refused pool starts with what it ran before the reboot.
+    expect((await version(set.poolUrl('green'))).body).toMatchObject({ pool: 'green', release: greenRan });
+  }, 240_000);
+
+  test('(j) a host rebooting after its ACTIVE pool\'s desired state was written: the active pool boots with its applied release, the next run reports the difference and recreates nothing', async () => {
+    await set.compose('down', '--timeout', '5');
+    const blueRan = applied('blue');
+    await set.put({ [`/bluegreen/${set.stage}/active-pool`]: 'blue' });
+    await set.setPool('green', { release: applied('green'), env: {} });
+    // Nothing gated blue-66 (the release CLI never writes the active pool): at boot it went live.
+    await set.setPool('blue', { release: 'blue-66', env: {} });
+
+    const boot = await set.apply('--no-reload');
+    const up = await set.compose('up', '-d', '--wait', '--wait-timeout', '120').then(
+      () => 'up',
+      (err: Error) => err.message,
+    );
+    expect(up).toBe('up');
+    expect(await version(set.url)).toMatchObject({ status: 200, pool: 'blue', body: { release: blueRan } });
+    expect(boot.code).toBe(0);
+    expect(stepLines(boot.stdout)).toContainEqual(
+      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with its applied release ${blueRan} (bluegreen-app:local); its desired release blue-66 (bluegreen-app:local) is not applied to the active pool`) }),
+    );
+
+    // The timer's next run: the difference is reported, the active pool is not recreated.
+    const blueId = set.containerId('blue');
+    const next = await set.apply();
+    expect(next.code).toBe(1);
+    expect(stepLines(next.stdout)).toContainEqual(
+      expect.objectContaining({ step: 'reconcile', pool: 'blue', ok: false, detail: expect.stringContaining(`active pool runs release ${blueRan}, desired blue-66; the active pool is never recreated`) }),
+    );
+    expect(set.containerId('blue')).toBe(blueId);
+    expect(await version(set.url)).toMatchObject({ pool: 'blue', body: { release: blueRan } });
+  }, 240_000);
 });

@@ -3,7 +3,7 @@
 // share go through the repo's switch-pool.sh to a real local nginx (no reload). The pool containers
 // (pull, recreate, health, smoke, addresses) are exercised on a Docker Engine in test/docker/.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/defaults';
@@ -12,6 +12,7 @@ import { summarize } from '../../local/load';
 import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
 import { parameterNames } from '../../lib/config';
+import { parseStepLines } from '../../ops/release/run-command';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';
@@ -98,6 +99,25 @@ test('the canary share from SSM: switch-pool.sh --canary; a bad value is refused
   expect(bad.stdout).toContain(`step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99: refused; the canary share stays as it is`);
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-30');
   expect(greenActive()).toBe(true);
+});
+
+test('step lines under dash: a value holding a backslash-n stays inside its own step line (echo would forge a step= line the CLI reads)', async () => {
+  stack = await startTestStack({ activePool: 'blue' });
+  // Refused, and quoted in the refusal's detail: dash's echo turns its \n into a line break.
+  const forged = '5\\nstep=active pool=green ok=true detail=forged';
+  await putParameters(moto, { [PARAM]: 'blue', [NAMES.canaryPercent]: forged });
+  const result = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
+    const child = spawn('dash', [APPLY], { env: { ...process.env, ...applyEnv() }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout }));
+  });
+  expect(result.code).toBe(2);
+  const steps = parseStepLines(result.stdout, 'i-1');
+  expect(steps.filter((s) => s.step === 'active')).toEqual([expect.objectContaining({ pool: 'blue', ok: true })]);
+  expect(steps).toContainEqual(expect.objectContaining({ step: 'canary', ok: false, detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99: refused; the canary share stays as it is` }));
+  expect(greenActive()).toBe(false);
 });
 
 test('a value that is not blue|green (moto does not enforce the allowed pattern): refused, nothing changed', async () => {
@@ -221,4 +241,142 @@ test('unknown arguments: exit 2 with the usage', async () => {
   const result = await apply('--force');
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry])");
+});
+
+// ---- a host that manages its pools, booting (--no-reload): what it writes for Compose -------------
+// No Docker here: a `docker` first on PATH records the calls and succeeds (build, pull), and knows of
+// no container. What Compose itself makes of the files is test/docker's (env-file, compose-set).
+describe('a booting host that manages its pools: the files Compose starts from', () => {
+  let home: string;
+  let calls: string;
+  beforeEach(() => {
+    home = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-apply-home-'));
+    for (const sub of ['nginx', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+    mkdirSync(path.join(home, 'bin'));
+    calls = path.join(home, 'docker-calls');
+    writeFileSync(path.join(home, 'bin', 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\ncase "$1" in build|pull) echo ok ;; esac\nexit 0\n`);
+    chmodSync(path.join(home, 'bin', 'docker'), 0o755);
+  });
+  afterEach(() => rmSync(home, { recursive: true, force: true }));
+
+  const hostEnv = (extra: Record<string, string> = {}) => ({
+    ...moto.env,
+    STAGE,
+    PATH: `${path.join(home, 'bin')}:${process.env.PATH}`,
+    BLUEGREEN_HOME: home,
+    BLUEGREEN_STATE_DIR: stateDir,
+    BLUEGREEN_LOG_DIR: path.join(home, 'logs'),
+    BLUEGREEN_ENV_FILE: '/nonexistent/env',
+    ...extra,
+  });
+  const boot = (extra: Record<string, string> = {}) => runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), ['--no-reload'], hostEnv(extra));
+  const poolState = (pool: 'blue' | 'green', state: { image?: string; release: string; env: string }) => ({
+    [NAMES.pools[pool].image]: state.image ?? 'bluegreen-app:local',
+    [NAMES.pools[pool].release]: state.release,
+    [NAMES.pools[pool].env]: state.env,
+  });
+  const envFile = (pool: 'blue' | 'green') => readFileSync(path.join(stateDir, 'pools', `${pool}.env`), 'utf8');
+  const composeEnv = () => readFileSync(path.join(home, 'userdata', '.env'), 'utf8');
+
+  test.each([
+    ['a trailing backslash (Compose reads \\\' as a quote: the file breaks)', '{"A":"x\\\\"}', 'values must not end in a backslash'],
+    ['a trailing backslash and a second value (HOST smuggled in)', '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}', 'values must not end in a backslash'],
+    ['a key ending in a line feed (a bare key: filled from the agent\'s environment)', '{"SECRET_ON_HOST\\n":"x"}', 'keys must be environment variable names'],
+    ['a reserved key ending in a line feed', '{"HOST\\n":"x"}', 'keys must be environment variable names'],
+  ])('the idle pool\'s env with %s: refused (exit 2), its env file not written, the active pool boots', async (_name, env, problem) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
+      ...poolState('green', { release: 'green-2', env }),
+    });
+    const result = await boot();
+    expect(result.code).toBe(2);
+    const steps = parseStepLines(result.stdout, 'i-1');
+    expect(steps).toContainEqual(expect.objectContaining({ step: 'validate', pool: 'green', ok: false, detail: expect.stringContaining(`${NAMES.pools.green.env} is not usable: ${problem}`) }));
+    expect(envFile('green')).toBe('');
+    expect(envFile('blue')).toBe("GREETING='hi'\n");
+    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-1\n');
+  });
+
+  test('rebooting: the active pool boots with its applied release, never with a desired state written for it since (nothing gated it); the idle pool boots with its desired one', async () => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    expect((await boot()).code).toBe(0);
+    // While the host is down, someone writes the ACTIVE pool's desired state (the release CLI never does).
+    await putParameters(moto, {
+      ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
+      ...poolState('green', { release: 'green-2', env: '{"NEXT":"1"}' }),
+    });
+    writeFileSync(calls, '');
+    const result = await boot();
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain('BLUE_IMAGE=bluegreen-app:local\nRELEASE_ID_BLUE=blue-1\n');
+    expect(envFile('blue')).toBe("GREETING='hi'\n");
+    expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({
+        step: 'pull',
+        pool: 'blue',
+        ok: true,
+        detail: expect.stringContaining('the active pool starts with its applied release blue-1 (bluegreen-app:local); its desired release blue-9 (registry.example.com/evil:1) is not applied to the active pool'),
+      }),
+    );
+    // The idle pool: as before, its desired state (the next run gates nothing new: it takes no traffic).
+    expect(composeEnv()).toContain('RELEASE_ID_GREEN=green-2\n');
+    expect(envFile('green')).toBe("NEXT='1'\n");
+  });
+
+  const record = (r: Record<string, unknown>) =>
+    JSON.stringify({ id: 'r1', release: 'x', env: {}, replacedRelease: 'x', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, startedAt: '2026-11-23T19:00:00.000Z', updatedAt: '2026-11-23T19:05:00.000Z', steps: [], ...r });
+  test.each([
+    ['its release promoted to the active pool', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', image: 'registry.example.com/app:2', env: { A: '1' } }), { image: 'registry.example.com/app:2', release: 'blue-2', file: "A='1'\n" }],
+    ['the active pool left active by a rolled-back release', record({ pool: 'green', previousPool: 'blue', state: 'rolled-back', previousRelease: 'blue-3', previousEnv: { B: '2' } }), { image: 'bluegreen-app:local', release: 'blue-3', file: "B='2'\n" }],
+  ])('a brand-new fleet host, the release record naming %s: the active pool boots with what the stage\'s hosts run, not with a desired state nothing gated', async (_name, value, want) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      [NAMES.release]: value,
+      ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    const result = await boot({ RELEASE_PARAM: NAMES.release });
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain(`BLUE_IMAGE=${want.image}\nRELEASE_ID_BLUE=${want.release}\n`);
+    expect(envFile('blue')).toBe(want.file);
+    expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with release ${want.release} (${want.image}): what the release record says the stage's hosts run`) }),
+    );
+  });
+
+  test.each([
+    ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
+    ['a release that failed its gate (the active pool was not checked by every host)', record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
+    ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
+    ['an image holding a line feed (its lines would shift the fields)', record({ pool: 'blue', previousPool: 'green', state: 'promoted', image: 'registry.example.com/app:2\nblue-2', release: '{}', env: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
+    ['nothing it can read (no such parameter)', undefined, 'the release record (/bluegreen/it/release-missing) could not be read'],
+  ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...(value === undefined ? {} : { [NAMES.release]: value }),
+      ...poolState('blue', { release: 'blue-9', env: '{}' }),
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+    });
+    const result = await boot({ RELEASE_PARAM: value === undefined ? `${NAMES.release}-missing` : NAMES.release });
+    expect(result.code).toBe(0);
+    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
+    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with its desired release blue-9 (bluegreen-app:local): nothing applied here, and ${why}`) }),
+    );
+  });
+
+  test('POOL_HEALTHCHECK from the host env file goes into Compose\'s .env between single quotes: one ending in a backslash stops the run before anything is written', async () => {
+    await putParameters(moto, { [PARAM]: 'blue', ...poolState('blue', { release: 'blue-1', env: '{}' }), ...poolState('green', { release: 'green-1', env: '{}' }) });
+    const result = await boot({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("POOL_HEALTHCHECK is 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\': values must not end in a backslash");
+    expect(existsSync(path.join(home, 'userdata', '.env'))).toBe(false);
+  });
 });

@@ -16,7 +16,7 @@ import { REPO_ROOT } from '../../local/defaults';
 import { parameterNames } from '../../lib/config';
 import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
 import { hostCommandUnder } from '../helpers/host-command';
-import { FINAL_STATES, inProgress, parseRecord, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { BAKE_AHEAD_MS, FINAL_STATES, inProgress, parseRecord, recordVerdict, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
@@ -24,7 +24,7 @@ import { waitFor } from '../helpers/stack';
 const JOIN = path.join(REPO_ROOT, 'fleet', 'bluegreen-join.sh');
 const STAGE = 'join';
 const RELEASE_PARAM = parameterNames(STAGE).release;
-const RULE_ENV = { RELEASE_FINAL_STATES: FINAL_STATES.join(' '), RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000) };
+const RULE_ENV = { RELEASE_FINAL_STATES: FINAL_STATES.join(' '), RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000), RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000) };
 
 let dir: string;
 beforeEach(() => {
@@ -106,7 +106,9 @@ describe("Run Command's command on a host (the pool-switch rule's and the releas
 describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq', () => {
   const now = Date.parse('2026-11-23T19:10:00.000Z');
   const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
-  const base = { id: 'r1', pool: 'green', release: 'v2', env: {}, previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 300, startedAt: at(30), steps: [] as ReleaseRecord['steps'] } as const;
+  const base = { id: 'r1', pool: 'green', release: 'v2', env: {}, previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 300, startedAt: at(60), steps: [] as ReleaseRecord['steps'] } as const;
+  const dated = (cases: Array<[string, Partial<ReleaseRecord>]>): Array<[string, string]> =>
+    cases.map(([name, fields]) => [name, JSON.stringify({ ...base, ...fields })]);
   const records: Array<[string, string]> = [
     ['deploying, written just now', serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)],
     ['verifying, 9 min ago', serializeRecord({ ...base, state: 'verifying', updatedAt: at(9) } as ReleaseRecord)],
@@ -120,25 +122,54 @@ describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq'
     ['no pool (not a record for parseRecord)', JSON.stringify({ ...JSON.parse(serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)), pool: 'purple' })],
     ['steps not a list', JSON.stringify({ ...JSON.parse(serializeRecord({ ...base, state: 'deploying', updatedAt: at(0) } as ReleaseRecord)), steps: {} })],
     ['junk', 'not json'],
+    // Dates: one form (what the CLI writes), read the same way, and bounded. Before, jq read a
+    // +00:00 date as unreadable (stale) and Date.parse as a time (in progress), and a far-future
+    // bakeUntil held every release and every joining host until then.
+    ...dated([
+      ['baking, bakeUntil in 2999 (held every release and every joining host until then)', { state: 'baking', updatedAt: at(1), bakeUntil: '2999-01-01T00:00:00.000Z' }],
+      ['deploying, updatedAt with +00:00 (stale to jq, in progress to Date.parse)', { state: 'deploying', updatedAt: at(1).replace('.000Z', '+00:00') }],
+      ['baking, bakeUntil with +00:00 in 5 min', { state: 'baking', updatedAt: at(40), bakeUntil: at(-5).replace('.000Z', '+00:00') }],
+      ['deploying, updatedAt 2 h ahead of the clock', { state: 'deploying', updatedAt: at(-120) }],
+      ['deploying, updatedAt 9 min ahead of the clock (skew)', { state: 'deploying', updatedAt: at(-9) }],
+      ['baking, bakeUntil the longest bake and a promotion after updatedAt', { state: 'baking', updatedAt: at(1), bakeUntil: new Date(now - 60_000 + BAKE_AHEAD_MS).toISOString() }],
+      ['baking, bakeUntil one second further', { state: 'baking', updatedAt: at(1), bakeUntil: new Date(now - 60_000 + BAKE_AHEAD_MS + 1000).toISOString() }],
+      ['deploying, startedAt after updatedAt', { state: 'deploying', startedAt: at(0), updatedAt: at(1) }],
+      ['deploying, updatedAt without milliseconds', { state: 'deploying', updatedAt: at(1).replace('.000Z', 'Z') }],
+      ['deploying, updatedAt with a trailing line feed', { state: 'deploying', updatedAt: `${at(1)}\n` }],
+      ['deploying, updatedAt with one digit of milliseconds', { state: 'deploying', updatedAt: at(1).replace('.000Z', '.5Z') }],
+      ['deploying, updatedAt on 30 February', { state: 'deploying', updatedAt: '2026-02-30T19:09:00.000Z', startedAt: '2026-02-01T00:00:00.000Z' }],
+      ['deploying, updatedAt at 24:00', { state: 'deploying', updatedAt: '2026-11-23T24:00:00.000Z' }],
+      ['deploying, startedAt a number', { state: 'deploying', startedAt: 1795979400000 as unknown as string, updatedAt: at(1) }],
+      ['baking, bakeUntil null (no bake yet)', { state: 'baking', updatedAt: at(1), bakeUntil: null as unknown as string }],
+      ['promoted, bakeUntil in 2999 (a final record stays final)', { state: 'promoted', updatedAt: at(1), bakeUntil: '2999-01-01T00:00:00.000Z' }],
+    ]),
   ];
 
-  test.each(records)('%s', async (_name, value) => {
+  /** The verdict by the CLI's own functions, in the script's words. */
+  const cliVerdict = (value: string): string => {
     const parsed = parseRecord(value);
+    if (!parsed) return 'none';
+    const v = recordVerdict(parsed, now);
+    if (v.kind === 'invalid') return `invalid ${v.reason}`;
+    return v.kind === 'in-progress' ? `in-progress ${parsed.id} ${parsed.state}` : v.kind;
+  };
+
+  test.each(records)('%s', async (_name, value) => {
     const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env' }, value);
     expect(result.code).toBe(0);
     const verdict = result.stdout.trim();
-    expect([verdict.startsWith('in-progress'), verdict]).toEqual([inProgress(parsed, now), verdict]);
-    if (verdict.startsWith('in-progress')) expect(verdict).toBe(`in-progress r1 ${parsed!.state}`);
+    expect(verdict).toBe(cliVerdict(value));
+    expect(verdict.startsWith('in-progress')).toBe(inProgress(parseRecord(value), now));
   });
 
-  test('a jq that cannot do the rule (missing, or without sub/fromdateiso8601): exit 2, never "no release"', async () => {
+  test('a jq that cannot do the rule (missing, or without test/fromdateiso8601/todateiso8601): exit 2, never "no release"', async () => {
     const bin = path.join(dir, 'bin');
     execFileSync('mkdir', ['-p', bin]);
     writeFileSync(path.join(bin, 'jq'), '#!/bin/sh\necho "jq: error: sub/2 is not defined" >&2\nexit 3\n');
     chmodSync(path.join(bin, 'jq'), 0o755);
     const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env', PATH: `${bin}:${process.env.PATH}` }, records[0][1]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('jq is missing or lacks sub/fromdateiso8601');
+    expect(result.stderr).toContain("jq is missing or lacks test/fromdateiso8601/todateiso8601");
     expect(result.stdout).toBe('');
   });
 });

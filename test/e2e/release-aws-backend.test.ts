@@ -119,6 +119,9 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
   expect(await get(names.pools.blue.release)).toBe('v1'); // the previous release stays on blue
   const record = (await backend.readRecord())!;
   expect(record).toMatchObject({ pool: 'green', release: 'v2', previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', state: 'promoted' });
+  // What blue ran (the app image: no previousImage), for a fleet host that boots later.
+  expect(record.previousEnv).toEqual({});
+  expect(record.previousImage).toBeUndefined();
   expect(record.steps.filter((s) => s.host === 'i-1').map((s) => s.step)).toEqual(['recreate', 'health', 'smoke', 'host']);
   expect(fake.calls).toEqual([['--retry']]);
   expect(lines.join('\n')).toMatch(/PROMOTED/);

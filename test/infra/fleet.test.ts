@@ -3,7 +3,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
-import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
 import { synthTemplate } from '../helpers/cdk';
@@ -110,9 +110,9 @@ describe('launch template', () => {
     const fleetScript = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
     const body = (s: string) => s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
     expect(body(hostScript).length).toBeGreaterThan(500);
-    // The fleet's own lines: its fleet/ asset (download + unzip), the three join settings from the
+    // The fleet's own lines: its fleet/ asset (download + unzip), the four join settings from the
     // release CLI's constants, and the bootstrapping marker. Without them, the single host's script.
-    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`, `export RELEASE_FINAL_STATES='${FINAL_STATES.join(' ')}'`, `export RELEASE_STALE_AFTER_SECONDS='${STALE_AFTER_MS / 1000}'`];
+    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`, `export RELEASE_FINAL_STATES='${FINAL_STATES.join(' ')}'`, `export RELEASE_STALE_AFTER_SECONDS='${STALE_AFTER_MS / 1000}'`, `export RELEASE_BAKE_AHEAD_SECONDS='${BAKE_AHEAD_MS / 1000}'`];
     const marker = ['mkdir -p /var/lib/bluegreen', `touch ${BOOTSTRAPPING_MARKER}`];
     const fleetLines = body(fleetScript).split('\n');
     const own = fleetLines.filter((l) => /bluegreen-fleet\.zip|\/opt\/bluegreen\/fleet/.test(l) || joinEnv.includes(l) || marker.includes(l));

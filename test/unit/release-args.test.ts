@@ -79,8 +79,11 @@ test.each([
   // What SSM's pattern for the image parameter refuses is refused here, before anything is written.
   [['--release', 'v2', '--image', 'registry.example.com:5000/app:v2'], /--image must be/],
   [['--release', 'v2', '--image', 'ghcr.io/Org/App:v2'], /--image must be/],
-  [['--release', 'v2', '--env', "GREETING=it's"], /must not hold a single quote or a line break/],
-  [['--release', 'v2', '--env', 'A=line\nbreak'], /must not hold a single quote or a line break/],
+  [['--release', 'v2', '--env', "GREETING=it's"], /--env GREETING: values must not hold a single quote, a line break or a NUL character/],
+  [['--release', 'v2', '--env', 'A=line\nbreak'], /--env A: values must not hold a single quote, a line break or a NUL character/],
+  // Compose reads \' inside '...' as a quote: the host's env file would run on into the next line.
+  [['--release', 'v2', '--env', 'A=x\\'], /--env A: values must not end in a backslash/],
+  [['--release', 'v2', '--env', 'SECRET_ON_HOST\n=x'], /--env must be KEY=VALUE/],
   [['--release', 'v2', '--frobnicate'], /Unknown option/],
   [['--release', 'v2', '--max-concurrency', '0'], /--max-concurrency must be a number of hosts/],
   [['--release', 'v2', '--max-concurrency', '150%'], /--max-concurrency must be/],

@@ -1,6 +1,6 @@
 // The release flow against a fake backend and a virtual clock: every exit path of runRelease.
 import type { Pool } from '../../local/defaults';
-import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
+import { BAKE_AHEAD_MS, type DesiredPool, type ReleaseRecord } from '../../lambda/alert/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../ops/release/backend';
 import { BAKE_GRACE_MS, inProgress, isStale, RECORD_REFRESH_MS, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
@@ -111,6 +111,9 @@ test('all-at-once, bake finished by the server side: exit 0, idle pool deployed 
   expect(states(backend)).toEqual(['deploying', 'verifying', 'baking', 'promoted']);
   const r = backend.record!;
   expect(r).toMatchObject({ id: '20261123-140233-green-v2', pool: 'green', previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', replacedEnv: { OLD: '1' }, strategy: 'all-at-once', bakeSeconds: 60 });
+  // What the active pool ran (the project's image: no previousImage), for a fleet host booting later.
+  expect(r).toMatchObject({ previousEnv: {} });
+  expect(r.previousImage).toBeUndefined();
   expect(Date.parse(r.bakeUntil!) - Date.parse(r.steps.find((s) => s.step === 'promote')!.at)).toBe(60_000);
   // 'promoting' is written before the flip: the guard watches from the moment the pool may take traffic.
   expect(r.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promoting', 'promote']);
@@ -277,7 +280,7 @@ test('a record replaced by another release mid-bake: exit 1, nothing overwritten
 });
 
 test('in progress / stale rules and the record id', () => {
-  const base = { state: 'deploying', updatedAt: new Date(T0).toISOString() } as ReleaseRecord;
+  const base = { state: 'deploying', startedAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString() } as ReleaseRecord;
   expect(inProgress(base, T0 + 1000)).toBe(true);
   expect(inProgress(base, T0 + STALE_AFTER_MS + 1)).toBe(false);
   expect(inProgress({ ...base, state: 'promoted' }, T0)).toBe(false);
@@ -285,6 +288,16 @@ test('in progress / stale rules and the record id', () => {
   // A long bake is not stale before its end.
   expect(isStale({ ...base, state: 'baking', bakeUntil: new Date(T0 + 3600_000).toISOString() }, T0 + STALE_AFTER_MS + 1)).toBe(false);
   expect(releaseRecordId(T0, 'blue', 'v1.2')).toBe('20261123-140233-blue-v1.2');
+});
+
+test('a record whose times the CLI never writes is not in progress: a far-future bakeUntil does not hold the next release, and the CLI says why', async () => {
+  const { backend, run, text } = setup();
+  const at = new Date(T0 - 60_000).toISOString();
+  backend.record = { id: 'forged', pool: 'green', release: 'x', env: {}, previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, state: 'baking', startedAt: at, updatedAt: at, bakeUntil: '2999-01-01T00:00:00.000Z', steps: [] };
+  backend.server = promoteAtBakeEnd;
+  expect(await run()).toBe(0);
+  expect(text()).toContain(`release forged (baking) is not in progress: bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`);
+  expect(backend.record!.state).toBe('promoted');
 });
 
 test('interrupted during the canary: the share goes back to 0, the record is failed, no flip', async () => {

@@ -176,3 +176,33 @@ test('an unknown output is refused', async () => {
   expect(result).toMatchObject({ code: 2, stdout: '' });
   expect(result.stderr.trim()).toBe("render-upstream: unknown output 'servers': expected upstream (upstream.conf) or routes (routes.conf)");
 });
+
+// grep matches line by line: before the renderer refused line breaks, a value whose first line was
+// good carried its other lines into the config (a multi-line SLOW_PATHS rendered a working
+// `location /a { return 200 pwned; }`; so did SWITCH_DIR, both upstreams, MAX_FAILS, FAIL_TIMEOUT,
+// UPSTREAM_KEEPALIVE and PROXY_SEND_TIMEOUT, whose time nothing does arithmetic on).
+const GOOD_FIRST_LINE: Record<string, string> = {
+  SWITCH_DIR,
+  BLUE_UPSTREAM: 'app_blue:3000',
+  GREEN_UPSTREAM: 'app_green:3000',
+  MAX_FAILS: '1',
+  FAIL_TIMEOUT: '5s',
+  UPSTREAM_KEEPALIVE: '64',
+  PROXY_CONNECT_TIMEOUT: '500ms',
+  PROXY_SEND_TIMEOUT: '2s',
+  PROXY_READ_TIMEOUT: '1s',
+  PROXY_NEXT_UPSTREAM_TIMEOUT: '3s',
+  SLOW_PATHS: '/a/:10s',
+};
+const INJECTED = '}\nlocation /a { return 200 pwned; }\nlocation /zz {';
+test.each(Object.keys(GOOD_FIRST_LINE).flatMap((name) => [
+  [name, 'a line feed', `${GOOD_FIRST_LINE[name]}\n${INJECTED}`],
+  [name, 'a carriage return', `${GOOD_FIRST_LINE[name]}\r${INJECTED.replace(/\n/g, '\r')}`],
+]))('%s holding %s after a good first line: refused in both outputs, nothing rendered', async (name, _what, value) => {
+  for (const args of [['routes'], []]) {
+    const result = await render({ SWITCH_DIR, [name]: value }, args);
+    expect(result.stdout).toBe('');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(new RegExp(`^render-upstream: ${name} must `));
+  }
+});
