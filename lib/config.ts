@@ -1,6 +1,7 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { MAX_FLEET_HOSTS } from '../lambda/alert/aws-limits';
 import { formatHostsParameter } from '../lambda/alert/fleet-size';
 import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
 
@@ -69,11 +70,12 @@ export interface FleetConfig {
 export const FLEET_LIMITS = {
   /**
    * The most hosts a stage's group may have (maxHosts, a rolling update's extra host included, so
-   * hosts is at most 49 at minHealthyPercentage 100): the pool-switch rule's Run Command (EventBridge
-   * sets no MaxConcurrency or MaxErrors) reaches up to 50 hosts at once by default; past that a flip
-   * would go in batches and stop at the first failed host. Beyond it the design changes (DECISIONS.md).
+   * hosts is at most one fewer at minHealthyPercentage 100): the pool-switch rule's Run Command
+   * (EventBridge sets no MaxConcurrency or MaxErrors) reaches this many hosts at once by default;
+   * past that a flip would go in batches and stop at the first failed host. Beyond it the design
+   * changes (DECISIONS.md).
    */
-  maxHosts: 50,
+  maxHosts: MAX_FLEET_HOSTS,
   defaultMinHealthyPercentage: 100,
   /** Below half, a rolling update would take most of the fleet out at once: not a rolling update any more. */
   lowestMinHealthyPercentage: 50,

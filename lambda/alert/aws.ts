@@ -5,6 +5,7 @@ import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient 
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AccessLogEntry, parseAccessLogLine } from './access-log';
 import { ALARM_SEVERITY, AlarmStateChange } from './alarm-notification';
+import { limit } from './aws-limits';
 import { ReleaseRecord, serializeRecord } from './release-record';
 import { Decision, EngineState } from './rules';
 
@@ -62,8 +63,8 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   }
 }
 
-/** A standard parameter holds 4,096 bytes; a little is left for safety. */
-export const STATE_MAX_BYTES = 4_000;
+/** The state is a standard parameter: its value is measured in bytes (UTF-8), as SSM measures it. */
+export const STATE_MAX_BYTES = limit('standardParameterValue');
 
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8');
 

@@ -3,6 +3,7 @@
 // stage's hosts (bluegreen-apply reports each step), the flip through the existing flip path.
 import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Pool } from '../../local/defaults';
+import { limit } from '../../lambda/alert/aws-limits';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
 import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
 import { flipOnAws } from '../aws-flip';
@@ -75,12 +76,12 @@ export class AwsReleaseBackend implements ReleaseBackend {
     await this.put(this.params.release, serializeRecord(record), 'Intelligent-Tiering');
   }
 
-  /** Every version SSM keeps of the record parameter (the last 100 writes), oldest first. */
+  /** Every version SSM keeps of the record parameter (the last AWS_LIMITS.parameterVersions writes), oldest first. */
   async history(): Promise<ReleaseRecord[]> {
     const records: ReleaseRecord[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: 50, NextToken }));
+      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: limit('parameterHistoryPage'), NextToken }));
       for (const p of page.Parameters ?? []) {
         const r = parseRecord(p.Value);
         if (r) records.push(r);

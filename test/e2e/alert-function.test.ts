@@ -7,6 +7,7 @@ import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, Pu
 import { GetParameterCommand, PutParameterCommand, SSMClient, DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { limit } from '../../lambda/alert/aws-limits';
 import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
 import { AlertDeps, AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
 import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
@@ -252,7 +253,7 @@ describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
       expect(await retryFn.handle(payload(batch))).toMatchObject({ duplicates: batch.length, posted: 0 });
       const saved = (await clients.ssm.send(new GetParameterCommand({ Name: env.stateParam }))).Parameter!.Value!;
       expect(JSON.parse(saved).delivered).toHaveLength(clean.posted);
-      expect(saved.length).toBeLessThan(4096);
+      expect(Buffer.byteLength(saved)).toBeLessThanOrEqual(limit('standardParameterValue'));
     }
   }, 20_000);
 });

@@ -1,4 +1,4 @@
-// The alert function's persisted state must fit its standard SSM parameter (4,096 bytes) whatever
+// The alert function's persisted state must fit its standard SSM parameter (4 KB, in bytes) whatever
 // the fleet's size: fitState drops what costs least first.
 import { fitState, PersistedState, STATE_MAX_BYTES } from '../../lambda/alert/aws';
 
