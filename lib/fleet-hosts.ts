@@ -36,7 +36,7 @@ import { FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
 import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
 import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
 import { LoadBalancerLogs } from './load-balancer-logs';
-import { ProxySettings, timeMs } from './proxy-settings';
+import { loadBalancerIdleSeconds, longestProxyWaitSeconds, ProxySettings, WAIT_MARGIN_SECONDS } from './proxy-settings';
 
 /** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
 export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
@@ -84,12 +84,6 @@ export interface FleetHostsProps extends Omit<PoolHostProps, 'subnets'> {
   readonly logRetentionDays: number;
   /** RUNBOOK.md as the team reads it (the alarm descriptions link its sections). */
   readonly runbookUrl?: string;
-}
-
-/** nginx's longest wait for a pool (a slow path's, or the read timeout), in seconds, rounded up. */
-export function longestProxyWaitSeconds(proxy: ProxySettings): number {
-  const ms = Math.max(timeMs(proxy.readTimeout), timeMs(proxy.nextUpstreamTimeout), ...proxy.slowPaths.map((p) => timeMs(p.timeout)));
-  return Math.ceil(ms / 1000);
 }
 
 export class FleetHosts extends Construct {
@@ -168,7 +162,7 @@ export class FleetHosts extends Construct {
         unhealthyThresholdCount: 2,
       },
       // A leaving host finishes its requests first: as long as nginx may wait on a pool, at least 30 s.
-      deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + 5)),
+      deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + WAIT_MARGIN_SECONDS)),
     });
     const userData = parts.userData;
     const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
@@ -270,8 +264,11 @@ export class FleetHosts extends Construct {
       internetFacing: true,
       securityGroup: lbSecurityGroup,
       dropInvalidHeaderFields: true,
-      // Longer than nginx's longest wait on a pool, so a slow route is not cut by the ALB first.
-      idleTimeout: Duration.seconds(Math.max(60, longestProxyWaitSeconds(props.proxy) + 5)),
+      // Set explicitly (idle_timeout.timeout_seconds), from the stage's timeouts: longer than nginx's
+      // longest wait on a pool, so a slow route is not cut by the ALB first, and shorter than nginx's
+      // keepalive_timeout (routes.conf renders keepaliveSeconds from the same settings), so nginx never
+      // closes a connection the ALB is about to reuse.
+      idleTimeout: Duration.seconds(loadBalancerIdleSeconds(props.proxy)),
     });
     this.publicUrl = this.listen(props.fleet.https, stage);
     this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });

@@ -1,11 +1,16 @@
 // Fleet mode (issue 10): what `-c hosts=3` synthesizes. One promise per test, against the real app
 // (bin/app.ts) with cdk.json's context.
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
+import { limit } from '../../lambda/alert/aws-limits';
+import { NGINX_DIR } from '../../local/defaults';
 import { synthTemplate } from '../helpers/cdk';
 import { CfnTemplate, TemplateResolver } from '../helpers/iam';
 
@@ -227,6 +232,29 @@ describe('load balancer and target group', () => {
         { Key: 'idle_timeout.timeout_seconds', Value: '125' },
       ]),
     );
+  });
+
+  test.each<[string, Record<string, string>]>([
+    ['default timeouts', {}],
+    ['a slow path of 120 s', { slowPaths: '/reports/:120s' }],
+    ['a read timeout of 61 s', { proxyReadTimeout: '61s', proxyNextUpstreamTimeout: '62s' }],
+  ])('%s: the idle timeout is set explicitly, and the routes.conf the hosts render from their env keeps idle connections longer', (_name, context) => {
+    const t = synthTemplate({ ...FLEET, ...context });
+    const attributes = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer').resource.Properties.LoadBalancerAttributes as Array<{ Key: string; Value: string }>;
+    const idle = Number(attributes.find((a) => a.Key === 'idle_timeout.timeout_seconds')!.Value);
+    expect(idle).toBeGreaterThanOrEqual(limit('albIdleTimeoutDefault'));
+    expect(idle).toBeLessThanOrEqual(limit('albIdleTimeoutMax'));
+    // What a host renders: render-upstream.sh routes with the timeouts its user data writes to /etc/bluegreen/env.
+    const userData = script(only(t, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+    const env = Object.fromEntries([...userData.matchAll(/^export ((?:PROXY_[A-Z_]+_TIMEOUT)|SLOW_PATHS)='([^']*)'$/gm)].map((m) => [m[1], m[2]]));
+    expect(Object.keys(env)).toHaveLength(5);
+    const routes = execFileSync('sh', [path.join(NGINX_DIR, 'render-upstream.sh'), 'routes'], { env: { PATH: process.env.PATH, SWITCH_DIR: '/etc/bluegreen/switch', ...env }, encoding: 'utf8' });
+    // nginx's keepalive_timeout for these requests: routes.conf's (server level) over nginx.conf's (http level).
+    const seconds = (conf: string) => /^\s*keepalive_timeout (\d+)s;$/m.exec(conf)?.[1];
+    const keepalive = Number(seconds(routes) ?? seconds(readFileSync(path.join(NGINX_DIR, 'nginx.conf'), 'utf8')));
+    // AWS: the target's keep-alive must exceed the load balancer's idle timeout, or the ALB reuses a
+    // connection nginx is closing and answers 502.
+    expect(keepalive).toBeGreaterThan(idle);
   });
 
   test('access logs to a private, SSE-S3, TLS-only bucket kept for the log retention; ELB may write only AWSLogs/<account>/, in any region', () => {
