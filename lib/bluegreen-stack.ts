@@ -15,7 +15,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { PoolHost, STAGE_TAG_KEY } from './pool-host';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
-import { hostApplyCommand } from './host-apply-command';
+import { hostApplyCommand, NO_DEPLOY } from './host-apply-command';
 import { ReleaseRepository } from './release-repository';
 
 export interface BlueGreenStackProps extends StackProps {
@@ -94,8 +94,10 @@ export class BlueGreenStack extends Stack {
       parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
       hostTagKey: STAGE_TAG_KEY,
       // A fleet launches hosts while it serves: one still booting answers the join step (lib/host-apply-command.ts).
-      // The single host keeps the plain command: its stack stays exactly as before fleet mode.
-      ...(config.fleet ? { command: hostApplyCommand() } : {}),
+      // --no-deploy: a flip or a canary share reaches every host at once, and must not deploy the idle
+      // pool's new release there ahead of the release's own paced Run Command (the canary share is
+      // written when a release starts). The single host keeps the plain command (one host has no pace to keep).
+      ...(config.fleet ? { command: hostApplyCommand([NO_DEPLOY]) } : {}),
     });
 
     this.alerting = new Alerting(this, 'Alerts', {

@@ -122,9 +122,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
     const names = this.params.pools[pool];
-    // Env and image first, the release last. Only the host's one-minute timer may read them in
-    // between (the pool-switch rule does not fire on pool parameters); it would reconcile a
-    // half-written state, which the deploy that follows replaces with the whole one.
+    // Env and image first, the release last. Nothing deploys them in between: the pool-switch rule
+    // does not fire on pool parameters and the hosts' timers run --no-deploy; the deploy that
+    // follows (this release's Run Command, at its pace) applies the whole state.
     await this.put(names.env, JSON.stringify(desired.env));
     await this.put(names.image, desired.image ?? DEFAULT_APP_IMAGE);
     await this.put(names.release, desired.release);

@@ -220,5 +220,5 @@ test('unknown arguments: exit 2 with the usage', async () => {
   stack = await startTestStack({ activePool: 'blue' });
   const result = await apply('--force');
   expect(result.code).toBe(2);
-  expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry])");
+  expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])");
 });

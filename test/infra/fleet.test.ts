@@ -8,7 +8,7 @@ import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
-import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
+import { BOOTSTRAPPING_MARKER, hostApplyCommand, NO_DEPLOY } from '../../lib/host-apply-command';
 import { limit } from '../../lambda/alert/aws-limits';
 import { NGINX_DIR } from '../../local/defaults';
 import { synthTemplate } from '../helpers/cdk';
@@ -95,9 +95,9 @@ describe('Auto Scaling group', () => {
   });
 });
 
-test('the pool-switch rule runs the command that answers the join step on a host still booting (the single host keeps the plain one)', () => {
+test('the pool-switch rule runs the command that answers the join step on a host still booting, and never deploys (the single host keeps the plain one)', () => {
   const [rule] = Object.values(template.findResources('AWS::Events::Rule')).filter((r) => JSON.stringify(r).includes('ApplyPoolState'));
-  expect(JSON.parse(rule.Properties.Targets[0].Input)).toEqual({ commands: [hostApplyCommand()], executionTimeout: ['120'] });
+  expect(JSON.parse(rule.Properties.Targets[0].Input)).toEqual({ commands: [hostApplyCommand([NO_DEPLOY])], executionTimeout: ['120'] });
 });
 
 describe('launch template', () => {

@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { APPLY_PATH, NO_DEPLOY, TIMER_APPLY_ARGS } from '../../lib/host-apply-command';
 import { REPO_ROOT } from '../../local/defaults';
 
 interface Service {
@@ -150,7 +151,10 @@ test('systemd: boot renders from SSM then brings the set up; the timer reconcile
   const service = read('userdata', 'bluegreen.service');
   expect(service).toContain('ExecStartPre=-/usr/local/bin/bluegreen-apply --no-reload');
   expect(service).toMatch(/^ExecStart=\/usr\/bin\/docker compose up -d --wait/m);
-  expect(read('userdata', 'bluegreen-apply.service')).toContain('ExecStart=/usr/local/bin/bluegreen-apply\n');
+  // The timer never deploys a pool's new release (a release's own Run Command paces that): the unit
+  // runs what lib/host-apply-command.ts says the timer runs.
+  expect(/^ExecStart=(.*)$/m.exec(read('userdata', 'bluegreen-apply.service'))![1]).toBe([APPLY_PATH, ...TIMER_APPLY_ARGS].join(' '));
+  expect(TIMER_APPLY_ARGS).toEqual([NO_DEPLOY]);
   expect(read('userdata', 'bluegreen-apply.timer')).toContain('OnCalendar=minutely');
 });
 
