@@ -161,9 +161,10 @@ export function boundEnv(env: Record<string, string>, maxBytes = RECORD_ENV_MAX_
  * steps' details are shortened, then middle steps dropped (the first, `start`, and the newest stay).
  */
 export function serializeRecord(record: ReleaseRecord): string {
+  // A record the guard re-writes is what SSM held: an older or hand-written one may lack env.
   const bounded: ReleaseRecord = {
     ...record,
-    env: boundEnv(record.env),
+    ...(record.env ? { env: boundEnv(record.env) } : {}),
     ...(record.replacedEnv ? { replacedEnv: boundEnv(record.replacedEnv) } : {}),
     ...(record.reason !== undefined ? { reason: cutToBytes(record.reason, RECORD_REASON_MAX_BYTES) } : {}),
   };

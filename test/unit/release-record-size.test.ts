@@ -76,6 +76,9 @@ test('env and replacedEnv are bounded, in bytes: values cut on a character bound
   expect(boundEnv({ A: 'é' })).toEqual({ A: 'é' });
   const small = { ...fleetRecord({ A: 'é' }), steps: [] };
   expect(serializeRecord(small)).toBe(JSON.stringify(small));
+  // A record as SSM may hold it from before (no env at all) is written as it is.
+  const bare = { id: 'a', pool: 'green', state: 'failed', steps: [] } as unknown as ReleaseRecord;
+  expect(serializeRecord(bare)).toBe(JSON.stringify(bare));
 });
 
 test(`a reason naming all ${MAX_FLEET_HOSTS} failed hosts is cut to its bound; the record still fits`, () => {
