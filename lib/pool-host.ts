@@ -16,6 +16,7 @@ import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ecrRepositoryName, hostReadParameterNames, parameterNames } from './config';
 import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from './proxy-settings';
+import { hostRetryEnv } from '../lambda/alert/ssm-budget';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
@@ -229,6 +230,9 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     GREEN_ENV_PARAM: params.pools.green.env,
     // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
     ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
+    // A throttled Parameter Store call (the account's budget, shared with every host and stage) is
+    // retried with backoff by the aws CLI, not failed: bluegreen-apply and bluegreen-join source this file.
+    ...hostRetryEnv(),
     ...props.extraEnv,
   };
   userData.addCommands(

@@ -4,6 +4,7 @@
 import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Pool } from '../../local/defaults';
 import { limit } from '../../lambda/alert/aws-limits';
+import { CLI_RECORD_POLL_MS } from '../../lambda/alert/ssm-budget';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
 import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
 import { flipOnAws } from '../aws-flip';
@@ -57,6 +58,7 @@ export function deployFailure(result: RunOnHostsResult): string | undefined {
 export class AwsReleaseBackend implements ReleaseBackend {
   readonly target: string;
   readonly supportsImages = true;
+  readonly recordPollMs = CLI_RECORD_POLL_MS;
   private readonly params: ReturnType<typeof parameterNames>;
 
   constructor(private readonly o: AwsBackendOptions) {

@@ -14,6 +14,8 @@ import { runScript, switchEnv } from '../../local/switch';
 import { parameterNames } from '../../lib/config';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { startThrottleProxy } from '../helpers/throttle-proxy';
+import { synthTemplate } from '../helpers/cdk';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';
 
 const APPLY = path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh');
@@ -222,3 +224,26 @@ test('unknown arguments: exit 2 with the usage', async () => {
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])");
 });
+
+test("a throttled SSM read is retried with backoff by the host's aws CLI, as /etc/bluegreen/env configures it: the run succeeds, never a failed step", async () => {
+  // What the stack writes to the host's /etc/bluegreen/env for the aws CLI's retries (the user data).
+  const userData = JSON.stringify(synthTemplate({}).toJSON());
+  const retryLines = [...userData.matchAll(/export (AWS_RETRY_MODE|AWS_MAX_ATTEMPTS)='([^']*)'/g)].map((m) => `export ${m[1]}='${m[2]}'`);
+  const envFile = path.join(stateDir, 'env');
+  writeFileSync(envFile, `${retryLines.join('\n')}\n`);
+  stack = await startTestStack({ activePool: 'blue' });
+  await putParameter('green');
+  const proxy = await startThrottleProxy(moto.endpoint);
+  try {
+    // Five in a row: past AWS CLI v1's legacy default (5 attempts) and v2's standard one (3).
+    proxy.throttleNext(5, ['GetParameters']);
+    const result = await runScript(APPLY, [], applyEnv({ AWS_ENDPOINT_URL: proxy.endpoint, BLUEGREEN_ENV_FILE: envFile }));
+    expect(proxy.throttled.GetParameters).toBe(5);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('step=active pool=green ok=true');
+    expect(greenActive()).toBe(true);
+  } finally {
+    await proxy.close();
+  }
+}, 120_000);
