@@ -152,6 +152,12 @@ export class BlueGreenStack extends Stack {
       new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
       new CfnOutput(this, 'LoadBalancerDnsName', { value: this.fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
       new CfnOutput(this, 'AutoScalingGroup', { value: this.fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
+      if (this.fleet.volumeKeyPolicyStatements) {
+        new CfnOutput(this, 'EbsKeyPolicyStatements', {
+          value: this.toJsonString(this.fleet.volumeKeyPolicyStatements),
+          description: `Statements the key policy of ${config.fleet.ebsKmsKeyArn} must hold before the deploy (the Auto Scaling service-linked role launches the hosts; without them every launch fails): aws kms get-key-policy --key-id <key> --policy-name default`,
+        });
+      }
       new CfnOutput(this, 'InstanceRefreshCommand', {
         value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${this.fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(config.fleet))}'`,
         description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',

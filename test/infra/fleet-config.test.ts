@@ -9,6 +9,7 @@ const PAST = String(MAX + 1);
 
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
 const ZONE = 'Z0123456789ABCDEFGHIJ';
+const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab';
 
 test('hosts unset or 1: the single host, no fleet', () => {
   expect(parseConfig({}).fleet).toBeUndefined();
@@ -35,6 +36,13 @@ test('HTTPS: a DNS-validated certificate from domainName + hostedZoneId; a given
 
 const TWO_ZONES = { createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0,subnet-0123456789abcdef1', availabilityZones: 'eu-west-1a,eu-west-1b' };
 
+test('ebsKmsKeyArn: a key ARN (a multi-Region key\'s too) in fleet mode; unset = the account\'s default EBS key', () => {
+  expect(parseConfig({ hosts: '2', ebsKmsKeyArn: KEY }).fleet!.ebsKmsKeyArn).toBe(KEY);
+  const mrk = 'arn:aws:kms:us-east-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
+  expect(parseConfig({ hosts: '2', ebsKmsKeyArn: mrk }).fleet!.ebsKmsKeyArn).toBe(mrk);
+  expect(parseConfig({ hosts: '2' }).fleet!.ebsKmsKeyArn).toBeUndefined();
+});
+
 test('an existing VPC with public subnets in two zones takes a fleet', () => {
   expect(parseConfig({ hosts: '2', ...TWO_ZONES }).fleet).toBeDefined();
 });
@@ -60,6 +68,9 @@ test.each<[string, Record<string, unknown>, RegExp]>([
   ['a malformed certificate ARN', { hosts: '2', certificateArn: 'arn:aws:iam::123456789012:server-certificate/x', domainName: 'shop.example.com' }, /context key "certificateArn" must be an ACM certificate ARN/],
   ['a malformed domain', { hosts: '2', domainName: 'shop_example', hostedZoneId: ZONE }, /context key "domainName" must be a DNS name/],
   ['a malformed zone id', { hosts: '2', domainName: 'shop.example.com', hostedZoneId: 'example.com' }, /context key "hostedZoneId" must be a Route 53 hosted zone id/],
+  ['an EBS key with one host', { ebsKmsKeyArn: KEY }, /context key "ebsKmsKeyArn" is only read in fleet mode/],
+  ['an EBS key given by its alias', { hosts: '2', ebsKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:alias/ebs' }, /context key "ebsKmsKeyArn" must be a KMS key ARN .*a key, not an alias/],
+  ['an EBS key id without its ARN', { hosts: '2', ebsKmsKeyArn: '0123abcd-0123-4567-89ab-0123456789ab' }, /context key "ebsKmsKeyArn" must be a KMS key ARN/],
   [
     'an existing VPC with one zone',
     { hosts: '2', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a' },

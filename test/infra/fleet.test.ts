@@ -1,6 +1,6 @@
 // Fleet mode (issue 10): what `-c hosts=3` synthesizes. One promise per test, against the real app
 // (bin/app.ts) with cdk.json's context.
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +11,8 @@ import { hostReadParameterNames } from '../../lib/config';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand, NO_DEPLOY } from '../../lib/host-apply-command';
 import { limit } from '../../lambda/alert/aws-limits';
 import { NGINX_DIR } from '../../local/defaults';
-import { synthTemplate } from '../helpers/cdk';
+import { newApp, synthTemplate } from '../helpers/cdk';
+import { buildApp } from '../../bin/app';
 import { CfnTemplate, TemplateResolver } from '../helpers/iam';
 
 const OPERATOR = '198.51.100.7/32';
@@ -107,6 +108,30 @@ describe('launch template', () => {
     expect(lt.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, VolumeSize: 20, VolumeType: 'gp3' } }]);
     expect(lt.ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
     expect(lt.InstanceType).toBe('t3.small');
+  });
+
+  test('ebsKmsKeyArn: the volumes encrypted with that key, and the key policy the Auto Scaling service-linked role needs printed (an output and a synth warning)', () => {
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab';
+    const app = newApp({ ...FLEET, ebsKmsKeyArn: key });
+    const stack = buildApp(app);
+    const t = Template.fromStack(stack);
+    const lt = only(t, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData;
+    expect(lt.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, KmsKeyId: key, VolumeSize: 20, VolumeType: 'gp3' } }]);
+    // The statements, with the account's service-linked role (AWS's documented key policy sections).
+    const resolver = new TemplateResolver(t.toJSON() as CfnTemplate, 'BlueGreen-prod');
+    const statements = JSON.parse(resolver.resolve(t.toJSON().Outputs.EbsKeyPolicyStatements.Value));
+    const role = 'arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling';
+    expect(statements).toEqual([
+      { Sid: 'Allow service-linked role use of the customer managed key', Effect: 'Allow', Principal: { AWS: role }, Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'], Resource: '*' },
+      { Sid: 'Allow attachment of persistent resources', Effect: 'Allow', Principal: { AWS: role }, Action: ['kms:CreateGrant'], Resource: '*', Condition: { Bool: { 'kms:GrantIsForAWSResource': true } } },
+    ]);
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AWSServiceRoleForAutoScaling'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].entry.data).toContain(key);
+    expect(warnings[0].entry.data).toMatch(/kms:CreateGrant with kms:GrantIsForAWSResource/);
+    // Without the key: the account's default EBS key, no statements to print, no warning.
+    expect(template.toJSON().Outputs.EbsKeyPolicyStatements).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('KmsKeyId');
   });
 
   test('the same user data and files as the single host, up to and including bootstrap.sh; plus only the fleet\'s join parts', () => {
