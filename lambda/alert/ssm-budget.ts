@@ -47,7 +47,7 @@ export const PARAMETER_MAX_AGE_MS = 60_000;
  * was saved on every batch: a fleet's hosts each ship a batch every few seconds.
  */
 export const STATE_SAVE_INTERVAL_MS = 60_000;
-/** The CloudWatch agent ships each host's log every 5 s (force_flush_interval's default): one batch per host. */
+/** The CloudWatch agent ships each host's log this often (userdata/cloudwatch-agent.json force_flush_interval): a batch per host. */
 export const AGENT_FLUSH_SECONDS = 5;
 
 /**

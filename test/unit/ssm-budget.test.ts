@@ -3,7 +3,11 @@
 // cadences the code itself uses.
 import { limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
 import { RECORD_MAX_AGE_MS as FUNCTION_RECORD_MAX_AGE_MS } from '../../lambda/alert/runtime';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT } from '../../local/defaults';
 import {
+  AGENT_FLUSH_SECONDS,
   BUDGET_SHARE,
   CLI_RECORD_POLL_MS,
   fanOutBurst,
@@ -46,6 +50,9 @@ test('the model counts the code\'s own cadences', () => {
   // One GetParameters a timer run: the host's parameters fit one call.
   expect(hostReadParameterNames('prod').length).toBeLessThanOrEqual(limit('getParametersNames'));
   expect(HOST_TIMER.randomizedDelaySeconds + HOST_TIMER.accuracySeconds).toBeLessThanOrEqual(HOST_TIMER.periodSeconds);
+  // The function's batches: one per host per agent flush.
+  const agent = JSON.parse(readFileSync(path.join(REPO_ROOT, 'userdata', 'cloudwatch-agent.json'), 'utf8')) as { logs: { force_flush_interval: number } };
+  expect(agent.logs.force_flush_interval).toBe(AGENT_FLUSH_SECONDS);
 });
 
 test('a Run Command to every host at once is the one burst past the budget: retried, with backoff, by every caller', () => {
