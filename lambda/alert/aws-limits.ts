@@ -1,5 +1,5 @@
 // The AWS limits this project relies on, as data: each one with the documentation that states it
-// (read 2026-11-24) and what in this project depends on it. Code, stack and tests take the numbers
+// (read 2026-12-06) and what in this project depends on it. Code, stack and tests take the numbers
 // from here; DECISIONS.md ("Limits as data") says what each one decided.
 //
 // Why here: the alert function bundles this (state and record sizes), so it must be free of CDK and
