@@ -15,7 +15,7 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { PoolHost, STAGE_TAG_KEY } from './pool-host';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
-import { hostApplyCommand } from './host-apply-command';
+import { hostApplyCommand, NO_DEPLOY } from './host-apply-command';
 import { ReleaseRepository } from './release-repository';
 
 export interface BlueGreenStackProps extends StackProps {
@@ -94,8 +94,10 @@ export class BlueGreenStack extends Stack {
       parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
       hostTagKey: STAGE_TAG_KEY,
       // A fleet launches hosts while it serves: one still booting answers the join step (lib/host-apply-command.ts).
-      // The single host keeps the plain command: its stack stays exactly as before fleet mode.
-      ...(config.fleet ? { command: hostApplyCommand() } : {}),
+      // --no-deploy: a flip or a canary share reaches every host at once, and must not deploy the idle
+      // pool's new release there ahead of the release's own paced Run Command (the canary share is
+      // written when a release starts). The single host keeps the plain command (one host has no pace to keep).
+      ...(config.fleet ? { command: hostApplyCommand([NO_DEPLOY]) } : {}),
     });
 
     this.alerting = new Alerting(this, 'Alerts', {
@@ -150,6 +152,12 @@ export class BlueGreenStack extends Stack {
       new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
       new CfnOutput(this, 'LoadBalancerDnsName', { value: this.fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
       new CfnOutput(this, 'AutoScalingGroup', { value: this.fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
+      if (this.fleet.volumeKeyPolicyStatements) {
+        new CfnOutput(this, 'EbsKeyPolicyStatements', {
+          value: this.toJsonString(this.fleet.volumeKeyPolicyStatements),
+          description: `Statements the key policy of ${config.fleet.ebsKmsKeyArn} must hold before the deploy (the Auto Scaling service-linked role launches the hosts; without them every launch fails): aws kms get-key-policy --key-id <key> --policy-name default`,
+        });
+      }
       new CfnOutput(this, 'InstanceRefreshCommand', {
         value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${this.fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(config.fleet))}'`,
         description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',

@@ -1,6 +1,7 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { MAX_FLEET_HOSTS } from '../lambda/alert/aws-limits';
 import { formatHostsParameter } from '../lambda/alert/fleet-size';
 import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
 
@@ -58,6 +59,12 @@ export type FleetHttps =
 export interface FleetConfig {
   /** Desired hosts (context hosts). */
   readonly desired: number;
+  /**
+   * A customer managed KMS key for the hosts' root volumes (context ebsKmsKeyArn); undefined = the
+   * account's default EBS key. The Auto Scaling service-linked role launches the hosts: the key's
+   * policy must grant it (fleetKeyPolicyStatements), or every launch fails.
+   */
+  readonly ebsKmsKeyArn?: string;
   readonly min: number;
   readonly max: number;
   /** Hosts (% of desired) that stay in service during a rolling host update. */
@@ -69,11 +76,12 @@ export interface FleetConfig {
 export const FLEET_LIMITS = {
   /**
    * The most hosts a stage's group may have (maxHosts, a rolling update's extra host included, so
-   * hosts is at most 49 at minHealthyPercentage 100): the pool-switch rule's Run Command (EventBridge
-   * sets no MaxConcurrency or MaxErrors) reaches up to 50 hosts at once by default; past that a flip
-   * would go in batches and stop at the first failed host. Beyond it the design changes (DECISIONS.md).
+   * hosts is at most one fewer at minHealthyPercentage 100): the pool-switch rule's Run Command
+   * (EventBridge sets no MaxConcurrency or MaxErrors) reaches this many hosts at once by default;
+   * past that a flip would go in batches and stop at the first failed host. Beyond it the design
+   * changes (DECISIONS.md).
    */
-  maxHosts: 50,
+  maxHosts: MAX_FLEET_HOSTS,
   defaultMinHealthyPercentage: 100,
   /** Below half, a rolling update would take most of the fleet out at once: not a rolling update any more. */
   lowestMinHealthyPercentage: 50,
@@ -156,6 +164,7 @@ export const CONTEXT_KEYS = {
   certificateArn: 'fleet mode: ARN of an ACM certificate (same region) covering domainName; the load balancer answers HTTPS on 443 and redirects 80 to it (needs domainName)',
   domainName: 'fleet mode: the name clients use, e.g. shop.example.com; with hostedZoneId and no certificateArn the stack creates a DNS-validated certificate; with hostedZoneId the stack creates the alias records',
   hostedZoneId: 'fleet mode: Route 53 hosted zone id (Z...) of domainName: the stack validates the certificate and creates the A/AAAA alias records in it',
+  ebsKmsKeyArn: 'fleet mode: ARN of a customer managed KMS key (same region) that encrypts the hosts\' root volumes; its key policy must grant the Auto Scaling service-linked role AWSServiceRoleForAutoScaling (the stack\'s EbsKeyPolicyStatements output; README "Encrypted volumes with your own key") (default: the account\'s default EBS key)',
   accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -351,7 +360,9 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   };
 }
 
-const FLEET_ONLY_KEYS = ['minHosts', 'maxHosts', 'minHealthyPercentage', 'certificateArn', 'domainName', 'hostedZoneId'] as const;
+const FLEET_ONLY_KEYS = ['minHosts', 'maxHosts', 'minHealthyPercentage', 'certificateArn', 'domainName', 'hostedZoneId', 'ebsKmsKeyArn'] as const;
+/** A KMS key's ARN (not an alias: the key policy to change is the key's): a key id, or a multi-Region key's mrk- id. */
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /**
@@ -420,7 +431,13 @@ function parseFleet(
     if (hostedZoneId !== undefined) throw new ConfigError('context key "hostedZoneId" needs domainName: the name to create in the zone');
     https = { kind: 'none' };
   }
-  return { desired, min, max, minHealthyPercentage, https };
+  const ebsKmsKeyArn = str('ebsKmsKeyArn');
+  if (ebsKmsKeyArn !== undefined && !KMS_KEY_ARN.test(ebsKmsKeyArn)) {
+    throw new ConfigError(
+      `context key "ebsKmsKeyArn" must be a KMS key ARN like arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab (a key, not an alias: its key policy must grant the Auto Scaling service-linked role), got "${ebsKmsKeyArn}"`,
+    );
+  }
+  return { desired, min, max, minHealthyPercentage, https, ...(ebsKmsKeyArn ? { ebsKmsKeyArn } : {}) };
 }
 
 /**

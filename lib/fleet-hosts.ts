@@ -19,13 +19,14 @@
 // the user data, a pinned AMI, the instance type) rolls through the group by CloudFormation's
 // AutoScalingRollingUpdate, one host at a time, keeping minHealthyPercentage of the hosts in
 // service and waiting on each new host's signal (DECISIONS.md "Fleet mode: the stack").
-import { ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
@@ -36,7 +37,7 @@ import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/rel
 import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
 import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
 import { LoadBalancerLogs } from './load-balancer-logs';
-import { ProxySettings, timeMs } from './proxy-settings';
+import { loadBalancerIdleSeconds, longestProxyWaitSeconds, ProxySettings, WAIT_MARGIN_SECONDS } from './proxy-settings';
 
 /** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
 export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
@@ -44,6 +45,36 @@ export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
 export const FLEET_HEALTH_CHECK_PATH = '/version';
 /** Below desired this long = a replacement is failing, not just booting (a bootstrap takes minutes). */
 export const BELOW_DESIRED_MINUTES = 15;
+
+/** The role Amazon EC2 Auto Scaling launches a group's instances with (the group names no other). */
+export const AUTOSCALING_SERVICE_LINKED_ROLE = 'aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling';
+
+/**
+ * What a customer managed key's policy must grant the Auto Scaling service-linked role for the group
+ * to launch hosts whose volumes it encrypts (EC2 Auto Scaling User Guide, "Required AWS KMS key policy
+ * for use with encrypted volumes"): using the key, and grants for the volumes it attaches. Without
+ * them every launch fails (Client.InternalError), and the deploy with it.
+ */
+export function autoScalingKeyPolicyStatements(roleArn: string) {
+  const principal = { AWS: roleArn };
+  return [
+    {
+      Sid: 'Allow service-linked role use of the customer managed key',
+      Effect: 'Allow',
+      Principal: principal,
+      Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'],
+      Resource: '*',
+    },
+    {
+      Sid: 'Allow attachment of persistent resources',
+      Effect: 'Allow',
+      Principal: principal,
+      Action: ['kms:CreateGrant'],
+      Resource: '*',
+      Condition: { Bool: { 'kms:GrantIsForAWSResource': true } },
+    },
+  ];
+}
 
 /** The Auto Scaling group's name: fixed, so the user data can complete its lifecycle action (a Ref would be circular). */
 export function fleetGroupName(stage: string): string {
@@ -86,12 +117,6 @@ export interface FleetHostsProps extends Omit<PoolHostProps, 'subnets'> {
   readonly runbookUrl?: string;
 }
 
-/** nginx's longest wait for a pool (a slow path's, or the read timeout), in seconds, rounded up. */
-export function longestProxyWaitSeconds(proxy: ProxySettings): number {
-  const ms = Math.max(timeMs(proxy.readTimeout), timeMs(proxy.nextUpstreamTimeout), ...proxy.slowPaths.map((p) => timeMs(p.timeout)));
-  return Math.ceil(ms / 1000);
-}
-
 export class FleetHosts extends Construct {
   public readonly group: autoscaling.AutoScalingGroup;
   public readonly launchTemplate: ec2.LaunchTemplate;
@@ -104,6 +129,8 @@ export class FleetHosts extends Construct {
   /** The load balancer's access logs (S3). */
   public readonly accessLogs: LoadBalancerLogs;
   public readonly unhealthyHostsAlarm: cloudwatch.Alarm;
+  /** With ebsKmsKeyArn: the statements that key's policy must hold (autoScalingKeyPolicyStatements). */
+  public readonly volumeKeyPolicyStatements?: ReturnType<typeof autoScalingKeyPolicyStatements>;
   public readonly belowDesiredAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: FleetHostsProps) {
@@ -169,7 +196,7 @@ export class FleetHosts extends Construct {
         unhealthyThresholdCount: 2,
       },
       // A leaving host finishes its requests first: as long as nginx may wait on a pool, at least 30 s.
-      deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + 5)),
+      deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + WAIT_MARGIN_SECONDS)),
     });
     const userData = parts.userData;
     const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
@@ -220,8 +247,17 @@ export class FleetHosts extends Construct {
       httpEndpoint: true,
       detailedMonitoring: true,
       associatePublicIpAddress: true,
-      blockDevices: hostBlockDevices(props.rootVolumeGiB),
+      blockDevices: hostBlockDevices(props.rootVolumeGiB, fleet.ebsKmsKeyArn ? kms.Key.fromKeyArn(this, 'VolumeKey', fleet.ebsKmsKeyArn) : undefined),
     });
+    if (fleet.ebsKmsKeyArn) {
+      // Nothing at synth or deploy can check another key's policy: say what it must hold, before the
+      // deploy that would otherwise fail at its first launch.
+      this.volumeKeyPolicyStatements = autoScalingKeyPolicyStatements(Stack.of(this).formatArn({ service: 'iam', region: '', resource: 'role', resourceName: AUTOSCALING_SERVICE_LINKED_ROLE }));
+      Annotations.of(this.launchTemplate).addWarningV2(
+        '@bluegreen/ebs-kms-key-policy',
+        `The hosts' volumes are encrypted with ${fleet.ebsKmsKeyArn} and the Auto Scaling service-linked role launches them: that key's policy must allow arn:aws:iam::<this account>:role/${AUTOSCALING_SERVICE_LINKED_ROLE} kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey and kms:CreateGrant with kms:GrantIsForAWSResource, or every launch fails. The statements: the EbsKeyPolicyStatements output, and README "Encrypted volumes with your own key"; add them before deploying.`,
+      );
+    }
 
     const timeout = props.bootstrapTimeout ?? Duration.minutes(20);
     this.group = new autoscaling.AutoScalingGroup(this, 'Group', {
@@ -271,8 +307,11 @@ export class FleetHosts extends Construct {
       internetFacing: true,
       securityGroup: lbSecurityGroup,
       dropInvalidHeaderFields: true,
-      // Longer than nginx's longest wait on a pool, so a slow route is not cut by the ALB first.
-      idleTimeout: Duration.seconds(Math.max(60, longestProxyWaitSeconds(props.proxy) + 5)),
+      // Set explicitly (idle_timeout.timeout_seconds), from the stage's timeouts: longer than nginx's
+      // longest wait on a pool, so a slow route is not cut by the ALB first, and shorter than nginx's
+      // keepalive_timeout (routes.conf renders keepaliveSeconds from the same settings), so nginx never
+      // closes a connection the ALB is about to reuse.
+      idleTimeout: Duration.seconds(loadBalancerIdleSeconds(props.proxy)),
     });
     this.publicUrl = this.listen(props.fleet.https, stage);
     this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });

@@ -24,6 +24,16 @@ export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins wit
  */
 export const BOOT_FINISHED = '/var/lib/cloud/instance/boot-finished';
 
+/**
+ * bluegreen-apply's flag for the runs that must not deploy (item 3b): the host's one-minute timer and a
+ * fleet's pool-switch rule run on every host at once, and a pool's new desired release is deployed by
+ * the release's own Run Command, at its --max-concurrency and stopping at its --max-errors. These
+ * runs keep nginx, the active pool and the canary share in step and restart a pool on what it runs.
+ */
+export const NO_DEPLOY = '--no-deploy';
+/** The timer's command: userdata/bluegreen-apply.service's ExecStart is APPLY_PATH with these (a test holds it to them). */
+export const TIMER_APPLY_ARGS: readonly string[] = [NO_DEPLOY];
+
 /** Every host path the command reads (a test that runs it under a stand-in root moves each one). */
 export const HOST_PATHS = [BOOTSTRAPPING_MARKER, APPLY_PATH, BOOT_FINISHED] as const;
 

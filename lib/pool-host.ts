@@ -11,11 +11,13 @@ import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ecrRepositoryName, hostReadParameterNames, parameterNames } from './config';
 import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from './proxy-settings';
+import { hostRetryEnv } from '../lambda/alert/ssm-budget';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
@@ -229,6 +231,9 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     GREEN_ENV_PARAM: params.pools.green.env,
     // Every value written, defaults included: `cat /etc/bluegreen/env` shows what nginx runs with.
     ...proxySettingsEnv(props.proxy ?? DEFAULT_PROXY_SETTINGS),
+    // A throttled Parameter Store call (the account's budget, shared with every host and stage) is
+    // retried with backoff by the aws CLI, not failed: bluegreen-apply and bluegreen-join source this file.
+    ...hostRetryEnv(),
     ...props.extraEnv,
   };
   userData.addCommands(
@@ -338,12 +343,15 @@ export function hostMachineImage(instanceType: string, amiId?: string): ec2.IMac
   return amiId ? pinnedImage(amiId) : ec2.MachineImage.resolveSsmParameterAtLaunch(al2023Parameter(instanceType));
 }
 
-/** The host's root volume: encrypted gp3, gone with the host (it is stateless). */
-export function hostBlockDevices(rootVolumeGiB = 20): ec2.BlockDevice[] {
+/**
+ * The host's root volume: encrypted gp3, gone with the host (it is stateless). Encrypted with `kmsKey`
+ * when given, else with the account's default EBS key for the region.
+ */
+export function hostBlockDevices(rootVolumeGiB = 20, kmsKey?: kms.IKey): ec2.BlockDevice[] {
   return [
     {
       deviceName: '/dev/xvda',
-      volume: ec2.BlockDeviceVolume.ebs(rootVolumeGiB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+      volume: ec2.BlockDeviceVolume.ebs(rootVolumeGiB, { encrypted: true, ...(kmsKey ? { kmsKey } : {}), volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
     },
   ];
 }

@@ -6,10 +6,11 @@
 // The rule does not fire on the six pool parameters (a pool's image/release/env): `bluegreen release`
 // writes three of them per deploy and then runs bluegreen-apply itself through Run Command, reading
 // each host's steps. Rule-triggered runs would only race it (serialized by the host's lock) and, for
-// a failing release, repeat its deploy and restore. An operator's direct change of a pool parameter is
-// picked up by the timer.
+// a failing release, repeat its deploy and restore. A pool's new desired state is deployed by the
+// release's own Run Command (or `bluegreen-apply` by hand), at the pace it sets: a fleet's rule runs
+// bluegreen-apply --no-deploy, and so does the host's timer.
 // Delivery is best effort, so the host also reconciles every minute (bluegreen-apply.timer): the
-// safety net for every pool-state parameter, the rule or not.
+// safety net for the active pool and the canary share, the rule or not.
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';

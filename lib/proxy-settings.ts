@@ -2,6 +2,14 @@
 // at synth (lib/config.ts), the environment in local mode (local/start.ts). nginx/render-upstream.sh
 // renders them and checks them again with the same rules and defaults (it is what the host runs);
 // test/unit/proxy-settings.test.ts holds the two to agreement. Pure: no CDK, no I/O.
+//
+// The same settings decide two timeouts in front of nginx: a fleet's load balancer must wait longer
+// than nginx may wait on a pool (or it cuts a slow route), and nginx must keep an idle keep-alive
+// connection open longer than the load balancer does (or the balancer reuses a connection nginx is
+// closing and answers 502 with no nginx log line). loadBalancerIdleSeconds and keepaliveSeconds say
+// both; render-upstream.sh renders the second into routes.conf from the same settings, by the same
+// rule (the parity test again).
+import { limit } from '../lambda/alert/aws-limits';
 
 /** The settings, each with the renderer's environment variable that carries it to the host and to local nginx. */
 export const PROXY_SETTINGS = {
@@ -108,4 +116,35 @@ export function proxySettingsFromEnv(env: NodeJS.ProcessEnv): ProxySettings {
   const raw: Partial<Record<ProxySettingKey, string>> = {};
   for (const key of Object.keys(PROXY_SETTINGS) as ProxySettingKey[]) raw[key] = env[PROXY_SETTINGS[key].env];
   return parseProxySettings(raw, (key) => PROXY_SETTINGS[key].env);
+}
+
+/** nginx's longest wait for a pool (a slow path's, the failover window or the read timeout), in whole seconds. */
+export function longestProxyWaitSeconds(proxy: ProxySettings): number {
+  const ms = Math.max(timeMs(proxy.readTimeout), timeMs(proxy.nextUpstreamTimeout), ...proxy.slowPaths.map((p) => timeMs(p.timeout)));
+  return Math.ceil(ms / 1000);
+}
+
+/** The load balancer (and a leaving host's deregistration) outlasts nginx's longest wait by this much. */
+export const WAIT_MARGIN_SECONDS = 5;
+/**
+ * nginx keeps an idle keep-alive connection open this much longer than the load balancer: the
+ * balancer must always be the side that closes it (nginx's own default, 75 s, is the ALB's default
+ * idle timeout plus this).
+ */
+export const KEEPALIVE_MARGIN_SECONDS = 15;
+
+/**
+ * The fleet's load balancer idle timeout (idle_timeout.timeout_seconds): the ALB's default, or nginx's
+ * longest wait on a pool plus a margin when that is longer, so the balancer never cuts a request
+ * nginx still allows.
+ */
+export function loadBalancerIdleSeconds(proxy: ProxySettings): number {
+  const seconds = Math.max(limit('albIdleTimeoutDefault'), longestProxyWaitSeconds(proxy) + WAIT_MARGIN_SECONDS);
+  if (seconds > limit('albIdleTimeoutMax')) throw new ProxySettingsError(`the load balancer's idle timeout would be ${seconds} s; an ALB takes at most ${limit('albIdleTimeoutMax')} s`);
+  return seconds;
+}
+
+/** nginx's keepalive_timeout (routes.conf, server level): always longer than the load balancer's idle timeout. */
+export function keepaliveSeconds(proxy: ProxySettings): number {
+  return loadBalancerIdleSeconds(proxy) + KEEPALIVE_MARGIN_SECONDS;
 }

@@ -5,7 +5,8 @@
 #                               Which block a request uses is decided per request from the switch
 #                               dir (see nginx.conf), so a flip never needs a new upstream.conf.
 #   render-upstream.sh routes   routes.conf (server context): the proxied locations with their
-#                               timeouts: `/` (every path) and one per slow path prefix.
+#                               timeouts: `/` (every path) and one per slow path prefix; and
+#                               keepalive_timeout, longer than a fleet's load balancer idle timeout.
 # The one renderer used by the host (bluegreen-apply), local mode and the tests, and the one
 # definition of the timeout defaults and syntax (lib/proxy-settings.ts checks CDK context and local
 # env with the same rules; test/unit/proxy-settings.test.ts holds the two to agreement).
@@ -28,6 +29,9 @@
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
 # Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
+# keepalive_timeout is not an input: it follows from the timeouts, by lib/proxy-settings.ts's rule
+# (keepaliveSeconds; test/unit/proxy-settings.test.ts holds the two to it): the load balancer's idle
+# timeout is max(60 s, the longest wait + 5 s), and nginx holds an idle connection 15 s longer.
 # Output: the config on stdout. Bad input: a message on stderr, exit 2, nothing on stdout.
 set -eu
 
@@ -106,6 +110,8 @@ check_time PROXY_NEXT_UPSTREAM_TIMEOUT "$next_timeout"
 connect_ms=$(time_ms "$connect_timeout")
 read_ms=$(time_ms "$read_timeout")
 next_ms=$(time_ms "$next_timeout")
+longest_ms=$read_ms
+[ "$next_ms" -le "$longest_ms" ] || longest_ms=$next_ms
 # nginx checks the window when an attempt has failed: an attempt that timed out after connect +
 # read must still be inside it, or a hung primary is never retried on the backup (DECISIONS.md).
 [ "$next_ms" -gt $((connect_ms + read_ms)) ] ||
@@ -136,6 +142,7 @@ if [ -n "$slow_paths" ]; then
     esac
     seen="$seen$prefix "
     check_time "SLOW_PATHS timeout of '$prefix'" "$timeout"
+    [ "$(time_ms "$timeout")" -le "$longest_ms" ] || longest_ms=$(time_ms "$timeout")
     # Longer than the failover window: a slow request that timed out is past the window and is not
     # re-run on the other pool (DECISIONS.md, "Per-stage timeouts and slow paths").
     [ "$(time_ms "$timeout")" -gt "$next_ms" ] ||
@@ -146,6 +153,10 @@ if [ -n "$slow_paths" ]; then
 fi
 
 if [ "$mode" = routes ]; then
+  # The ALB's default idle timeout (60 s), or the longest wait (rounded up) + 5 s; then 15 s more.
+  idle_s=$(((longest_ms + 999) / 1000 + 5))
+  [ "$idle_s" -ge 60 ] || idle_s=60
+  keepalive_s=$((idle_s + 15))
   location() {
     cat <<CONF
 location $1 {
@@ -162,6 +173,10 @@ CONF
   cat <<CONF
 # Rendered by render-upstream.sh routes: do not edit. Change the settings (CDK context, or the
 # environment in local mode) and apply them with apply-upstream.sh.
+# An idle keep-alive connection stays open longer than a load balancer in front keeps it (${idle_s} s
+# there): the balancer closes it first, never reusing one nginx is closing (a 502 no log line shows).
+keepalive_timeout ${keepalive_s}s;
+
 # Every path: a failed attempt (error, timeout, 5xx) is retried on the other pool within
 # $next_timeout, two attempts at most, each $connect_timeout to connect + $read_timeout between reads.
 CONF

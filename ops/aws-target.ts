@@ -5,6 +5,7 @@ import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { logGroupNames, parameterNames, STAGE_PATTERN } from '../lib/config';
 import { ConfigError } from '../local/defaults';
+import { sdkRetryConfig } from '../lambda/alert/ssm-budget';
 
 export const AWS_FLAGS = {
   stage: { type: 'string' },
@@ -23,7 +24,8 @@ export interface AwsTarget {
 export function awsTarget(flags: { stage?: string; region?: string; profile?: string }, env: NodeJS.ProcessEnv): AwsTarget {
   const stage = flags.stage ?? env.BLUEGREEN_STAGE ?? 'dev';
   if (!STAGE_PATTERN.test(stage)) throw new ConfigError(`--stage must be a stage name like prod, got "${stage}"`);
-  const config = { region: flags.region, profile: flags.profile };
+  // A throttled call is retried with backoff (Parameter Store's budget is the account's, shared with the hosts).
+  const config = { region: flags.region, profile: flags.profile, ...sdkRetryConfig() };
   return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
 }
 

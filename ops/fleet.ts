@@ -8,6 +8,7 @@ import {
   ListCommandsCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { limit } from '../lambda/alert/aws-limits';
 import { JOINING_STEP } from '../lib/host-apply-command';
 import { STAGE_TAG_KEY } from '../lib/pool-host';
 
@@ -18,7 +19,7 @@ export function stageTarget(stage: string): { Key: string; Values: string[] } {
 
 /** The comment on the Run Commands this CLI sends itself (the pool-switch rule's carry none). */
 export function cliCommandComment(stage: string, what: string): string {
-  return `${cliCommentPrefix(stage)}${what}`.slice(0, 100);
+  return `${cliCommentPrefix(stage)}${what}`.slice(0, limit('sendCommandComment'));
 }
 const cliCommentPrefix = (stage: string) => `bluegreen ${stage}: `;
 

@@ -13,11 +13,15 @@
 # Run by SSM Run Command (the release CLI, EventBridge on parameter changes), a systemd timer every
 # minute (safety net), and at boot (--no-reload). Idempotent: nothing changed, nothing touched.
 #
-# Usage: bluegreen-apply [--no-reload] [--retry]
+# Usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy]
 #   --no-reload  boot: nginx and the pools are not running yet. Writes everything they start from
 #                (switch dir, upstream.conf, Compose .env, pool env files, images) and starts nothing.
 #   --retry      try a desired pool state again that failed before (the timer does not, so a failing
 #                release is not redeployed every minute; new parameter versions are tried anyway).
+#   --no-deploy  never start a pool on a desired state it does not run yet (the timer, a fleet's
+#                pool-switch rule): a release's deploy is paced by its own Run Command
+#                (--max-concurrency, --max-errors), which a run on every host would bypass. The rest
+#                (nginx, the active pool, the canary share, a pool restarted on what it runs) as usual.
 # Prints `step=<name> pool=<blue|green|-> ok=<true|false> detail=...` per step (the release CLI reads
 # these from Run Command output) and `bluegreen-apply: ...` lines for people.
 # Exit codes: 0 ok, 1 a step failed, 2 a bad parameter value (that part is left as it was),
@@ -73,11 +77,13 @@ step() {
 
 boot=no
 retry=no
+deploy=yes
 for arg in "$@"; do
   case "$arg" in
     --no-reload) boot=yes ;;
     --retry) retry=yes ;;
-    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry])" ;;
+    --no-deploy) deploy=no ;;
+    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])" ;;
   esac
 done
 
@@ -431,9 +437,12 @@ record_state() {
     def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
     (try fromjson catch null)
     | if type != "object" then empty
-      elif .pool == $p and passed then [(.image // $local), .release, (.env | tojson)]
-      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, (.previousEnv | tojson)]
+      elif .pool == $p and passed then [(.image // $local), .release, .env]
+      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, .previousEnv]
       else empty end
+    # An env the record had to cut (the CLI adds its "…" key) is a summary, not what the pool ran.
+    | select(.[2] | type == "object" and (has("…") | not))
+    | .[2] |= tojson
     | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null) || rs=
   if [ -z "$rs" ]; then
     r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
@@ -694,6 +703,12 @@ reconcile() {
   fi
   if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$desired" ] && [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ]; then
     step reconcile "$pool" false "release $(get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
+    return
+  fi
+  if [ "$deploy" = no ] && [ "$applied" != "$desired" ]; then
+    # No canary request may go first to a pool that does not run its desired release.
+    hold_canary="$pool does not run its desired release $(get "$pool" release) yet"
+    step reconcile "$pool" true "runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release): not deployed by this run (--no-deploy); a release's Run Command deploys it at its own pace"
     return
   fi
   [ -z "$drifted" ] || step reconcile "$pool" true "$drifted: recreating"

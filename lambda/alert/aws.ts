@@ -5,6 +5,8 @@ import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient 
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AccessLogEntry, parseAccessLogLine } from './access-log';
 import { ALARM_SEVERITY, AlarmStateChange } from './alarm-notification';
+import { limit } from './aws-limits';
+import { STATE_SAVE_INTERVAL_MS } from './ssm-budget';
 import { ReleaseRecord, serializeRecord } from './release-record';
 import { Decision, EngineState } from './rules';
 
@@ -62,8 +64,8 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   }
 }
 
-/** A standard parameter holds 4,096 bytes; a little is left for safety. */
-export const STATE_MAX_BYTES = 4_000;
+/** The state is a standard parameter: its value is measured in bytes (UTF-8), as SSM measures it. */
+export const STATE_MAX_BYTES = limit('standardParameterValue');
 
 const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
@@ -101,6 +103,31 @@ export function fitState(state: PersistedState, spentBefore = 0, maxBytes = STAT
     size = bytes(out);
   }
   return { state: out, dropped };
+}
+
+/**
+ * The state without what moves with every line (each host's last-seen time and healthy streak, an
+ * episode's request count, the error-rate peak): what a save is needed for at once when it changes.
+ */
+export function lastingPart(state: PersistedState): PersistedState {
+  const hosts = Object.fromEntries(
+    Object.entries(state.hosts).map(([id, h]) => {
+      const { lastSeen: _seen, healthyStreak: _streak, ...rest } = h;
+      return [id, { ...rest, healthyStreak: 0, ...(rest.episode ? { episode: { ...rest.episode, requests: 0 } } : {}) }];
+    }),
+  );
+  return { ...state, hosts, ...(state.errorRate ? { errorRate: { ...state.errorRate, peak: 0 } } : {}) };
+}
+
+/**
+ * Whether the state must be saved now: at once when its lasting part changed; when only last-seen
+ * times and counters moved, once STATE_SAVE_INTERVAL_MS has passed since the last save (they cost
+ * nothing to lose: a host that logs is seen again, a counter restarts). A fleet's hosts each send a
+ * batch every few seconds, and a save per batch was most of the stage's Parameter Store requests.
+ */
+export function saveDue(before: PersistedState, after: PersistedState, msSinceSave: number): boolean {
+  if (JSON.stringify(lastingPart(after)) !== JSON.stringify(lastingPart(before))) return true;
+  return msSinceSave >= STATE_SAVE_INTERVAL_MS && JSON.stringify(after) !== JSON.stringify(before);
 }
 
 export async function saveState(ssm: SSMClient, name: string, state: PersistedState, spentBefore = 0): Promise<number> {

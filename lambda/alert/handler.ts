@@ -4,6 +4,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { releaseGateFromEnv, ruleConfigFromEnv } from './config';
 import { AlertEnv, AlertRuntime } from './runtime';
+import { PARAMETER_MAX_AGE_MS, sdkRetryConfig } from './ssm-budget';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
@@ -27,7 +28,7 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
     metricsNamespace: required(env, 'METRICS_NAMESPACE'),
     rules,
     rebuildLookbackMs: Number(env.REBUILD_LOOKBACK_SECONDS ?? 300) * 1000,
-    parameterMaxAgeMs: Number(env.PARAMETER_MAX_AGE_SECONDS ?? 60) * 1000,
+    parameterMaxAgeMs: env.PARAMETER_MAX_AGE_SECONDS ? Number(env.PARAMETER_MAX_AGE_SECONDS) * 1000 : PARAMETER_MAX_AGE_MS,
     // The stack sets all three; without them (an older stack) the function guards no releases.
     release: env.RELEASE_PARAM
       ? { recordParam: env.RELEASE_PARAM, activePoolParam: required(env, 'ACTIVE_POOL_PARAM'), canaryParam: required(env, 'CANARY_PARAM'), gate: releaseGateFromEnv(env, rules) }
@@ -35,8 +36,14 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
   };
 }
 
+/**
+ * The clients' configuration: a throttled call (Parameter Store's budget is the account's, shared with
+ * every host and stage) is retried with backoff inside the invocation, not failed.
+ */
+export const CLIENT_CONFIG = sdkRetryConfig();
+
 // Created once per container, during init.
-const clients = { ssm: new SSMClient({}), logs: new CloudWatchLogsClient({}), sqs: new SQSClient({}) };
+const clients = { ssm: new SSMClient(CLIENT_CONFIG), logs: new CloudWatchLogsClient(CLIENT_CONFIG), sqs: new SQSClient(CLIENT_CONFIG) };
 let runtime: AlertRuntime | undefined;
 
 /** The part of Lambda's context the function uses: the time left, which bounds Slack delivery. */

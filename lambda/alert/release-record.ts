@@ -1,6 +1,7 @@
 // The release record (DESIGN.md "Releases"): one JSON document per stage for the release in progress
 // or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
 // guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
+import { limit } from './aws-limits';
 
 export type Pool = 'blue' | 'green';
 
@@ -168,23 +169,102 @@ export function parseRecord(value: string | undefined): ReleaseRecord | undefine
 }
 
 /**
- * A standard SSM parameter holds 4 KB; the record of a release on several hosts can outgrow that,
- * so it is written with Intelligent-Tiering (advanced, 8 KB, only when needed), and the details of
- * the oldest steps are shortened, then middle steps dropped, before it would outgrow 8 KB.
+ * The record's parameter is written with Intelligent-Tiering: standard (4 KB) while it fits, advanced
+ * (8 KB) when a multi-host record needs it. SSM counts bytes, so the record is measured in bytes of
+ * UTF-8: an env value or a step detail in another script takes two to four bytes a character.
  */
-export const RECORD_MAX_CHARS = 8000;
+export const RECORD_MAX_BYTES = limit('advancedParameterValue');
+/**
+ * env, replacedEnv and previousEnv each take at most this much of the record: a release's env (up to the 4 KB of
+ * its own parameter) must not leave the steps, which say what each host did, without room. The full
+ * env stays in /bluegreen/<stage>/pools/<pool>/env.
+ */
+export const RECORD_ENV_MAX_BYTES = 1024;
+/** The reason names every failed host (50 on a fleet failing everywhere); past this it is cut (each host's step still names it). */
+export const RECORD_REASON_MAX_BYTES = 2048;
+/** What is kept of an env value, and of an older step's detail, once the record must shrink. */
+const ENV_VALUE_KEPT_BYTES = 48;
+const STEP_DETAIL_KEPT_BYTES = 64;
+/** The key that says how many env keys a bounded env left out (not an environment variable name). */
+export const ENV_LEFT_OUT = '…';
 
+const utf8 = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** `text` cut to at most `maxBytes` of UTF-8, on a character boundary, saying how long it was. */
+export function cutToBytes(text: string, maxBytes: number): string {
+  const size = utf8(text);
+  if (size <= maxBytes) return text;
+  const suffix = `…[${size} bytes]`;
+  let kept = '';
+  let used = utf8(suffix);
+  for (const c of text) {
+    const n = utf8(c);
+    if (used + n > maxBytes) break;
+    kept += c;
+    used += n;
+  }
+  return kept + suffix;
+}
+
+/** The marker's value when every key was kept but values were cut. */
+export const ENV_VALUES_CUT = 'values cut';
+
+/**
+ * An env as the record keeps it: as it is when its JSON fits `maxBytes`; else every value cut to its
+ * first bytes and, if the keys still do not fit, the first keys (sorted) and how many were left out.
+ * A cut env always carries the ENV_LEFT_OUT key: it is a summary for people, and a host booting from
+ * the record (userdata/bluegreen-apply.sh) must see that it cannot run it.
+ */
+export function boundEnv(env: Record<string, string>, maxBytes = RECORD_ENV_MAX_BYTES): Record<string, string> {
+  if (utf8(JSON.stringify(env)) <= maxBytes) return env;
+  const keys = Object.keys(env).sort();
+  const out: Record<string, string> = {};
+  for (const [i, key] of keys.entries()) {
+    const withKey = { ...out, [key]: cutToBytes(env[key], ENV_VALUE_KEPT_BYTES) };
+    const rest = keys.length - i - 1;
+    // Room for the marker too, whichever it ends up saying.
+    if (utf8(JSON.stringify({ ...withKey, [ENV_LEFT_OUT]: `${rest || ''} more keys` })) > maxBytes) {
+      out[ENV_LEFT_OUT] = `${keys.length - i} more keys`;
+      return out;
+    }
+    out[key] = withKey[key];
+  }
+  out[ENV_LEFT_OUT] = ENV_VALUES_CUT;
+  return out;
+}
+
+/**
+ * The record as stored: env, replacedEnv, previousEnv and the reason bounded; if it is still too large, the oldest
+ * steps' details are shortened, then middle steps dropped (the first, `start`, and the newest stay).
+ */
 export function serializeRecord(record: ReleaseRecord): string {
-  let text = JSON.stringify(record);
-  if (text.length <= RECORD_MAX_CHARS) return text;
-  const steps = record.steps.map((s) => ({ ...s }));
-  for (let i = 0; i < steps.length && text.length > RECORD_MAX_CHARS; i++) {
-    if (steps[i].detail) steps[i].detail = steps[i].detail!.slice(0, 40);
-    text = JSON.stringify({ ...record, steps });
+  // A record the guard re-writes is what SSM held: an older or hand-written one may lack env.
+  const bounded: ReleaseRecord = {
+    ...record,
+    ...(record.env ? { env: boundEnv(record.env) } : {}),
+    ...(record.replacedEnv ? { replacedEnv: boundEnv(record.replacedEnv) } : {}),
+    ...(record.previousEnv ? { previousEnv: boundEnv(record.previousEnv) } : {}),
+    ...(record.reason !== undefined ? { reason: cutToBytes(record.reason, RECORD_REASON_MAX_BYTES) } : {}),
+  };
+  const whole = JSON.stringify(bounded);
+  // The size is kept by difference (a step's JSON, one comma) rather than by serializing the whole
+  // record again per step: a fleet's record has hundreds of them.
+  let size = utf8(whole);
+  if (size <= RECORD_MAX_BYTES) return whole;
+  const json = (value: unknown) => utf8(JSON.stringify(value));
+  const steps = bounded.steps.map((s) => ({ ...s }));
+  for (let i = 0; i < steps.length && size > RECORD_MAX_BYTES; i++) {
+    const detail = steps[i].detail;
+    if (detail === undefined) continue;
+    steps[i].detail = cutToBytes(detail, STEP_DETAIL_KEPT_BYTES);
+    size -= json(detail) - json(steps[i].detail);
   }
-  while (text.length > RECORD_MAX_CHARS && steps.length > 1) {
-    steps.splice(1, 1); // keep the first step (start) and the newest ones
-    text = JSON.stringify({ ...record, steps });
+  while (size > RECORD_MAX_BYTES && steps.length > 1) {
+    const [gone] = steps.splice(1, 1); // keep the first step (start) and the newest ones
+    size -= json(gone) + 1;
   }
+  const text = JSON.stringify({ ...bounded, steps });
+  // Only an image reference of kilobytes could get here: SSM would refuse the write anyway.
+  if (utf8(text) > RECORD_MAX_BYTES) throw new Error(`release record ${record.id} is ${utf8(text)} bytes even with one step; its parameter holds ${RECORD_MAX_BYTES}`);
   return text;
 }

@@ -4,7 +4,8 @@ import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from './alarm-notification';
-import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
+import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveDue, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
+import { RECORD_MAX_AGE_MS } from './ssm-budget';
 import { decodeSubscription, PayloadError } from './decode';
 import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
 import { insightsUrl, INSIGHTS_QUERIES } from './insights';
@@ -50,8 +51,8 @@ export interface ReleaseParams {
   gate: ReleaseGate;
 }
 
-/** How stale the release record may be when the guard judges it: a new bake is seen within this. */
-export const RECORD_MAX_AGE_MS = 5000;
+// How stale the release record may be when the guard judges it (a cadence of the stage's Parameter Store budget).
+export { RECORD_MAX_AGE_MS };
 
 /**
  * An EventBridge event for the release guard: "Parameter Store Change" of the record (announce it
@@ -110,6 +111,8 @@ export class AlertRuntime {
   private checkpointBase: PersistedState | undefined;
   /** Epoch ms (Date.now) by which Slack delivery must be over in the current invocation. */
   private deadline: number | undefined;
+  /** When the state was last saved (this.now()): last-seen times alone are saved at most every STATE_SAVE_INTERVAL_MS. */
+  private savedAt = 0;
   private readonly params: ParameterCache;
   private readonly recordCache: ParameterCache;
   private readonly log: (record: Record<string, unknown>) => void;
@@ -179,14 +182,15 @@ export class AlertRuntime {
       if (d.suppressed) result.suppressed++;
     }
     this.checkpointBase = persistable(this.state);
-    const before = JSON.stringify(this.persisted());
+    // A copy: the delivered keys are appended to in place while alerts are posted.
+    const before = structuredClone(this.persisted());
     this.state = out.state;
     // The guard first: a bad release raises exactly these alerts, and a slow Slack must not hold
     // up the rollback (delivery can take seconds per alert with retries).
     await this.guardRelease(maintenance, result);
     for (const d of out.toPost) await this.postCounted(d, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await this.save(after);
+    if (saveDue(before, after, this.now() - this.savedAt)) await this.save(after);
     // Only now are these events done: if anything above threw, Lambda's retry must see them again.
     for (const e of fresh) this.remember(e.id);
 
@@ -225,11 +229,12 @@ export class AlertRuntime {
     if (!this.loaded) await this.coldStart(this.now());
     const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
     this.checkpointBase = persistable(this.state);
-    const before = JSON.stringify(this.persisted());
+    // A copy: the delivered keys are appended to in place while alerts are posted.
+    const before = structuredClone(this.persisted());
     this.recordCache.clear();
     await this.guardRelease(maintenance, result);
     const after = this.persisted();
-    if (JSON.stringify(after) !== before) await this.save(after);
+    if (saveDue(before, after, this.now() - this.savedAt)) await this.save(after);
     return { ...result, status: 'processed' };
   }
 
@@ -319,6 +324,8 @@ export class AlertRuntime {
     for (const id of ids) this.remember(id);
     this.state = state;
     this.loaded = true;
+    // What SSM holds is as fresh as a save.
+    this.savedAt = this.now();
     this.log({ level: 'INFO', msg: 'cold start', restoredState: persisted !== undefined, windowRebuiltFrom: entries.length });
   }
 
@@ -334,6 +341,7 @@ export class AlertRuntime {
   private async save(state: PersistedState): Promise<void> {
     // Cooldowns posted before this have run out: the first to go when the state must shrink.
     const dropped = await saveState(this.deps.ssm, this.env.stateParam, state, this.now() - this.env.rules.cooldownMs);
+    this.savedAt = this.now();
     if (dropped > 0) this.log({ level: 'WARN', msg: 'alert state cut to fit its parameter (4 KB)', dropped });
   }
 

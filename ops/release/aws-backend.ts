@@ -3,6 +3,8 @@
 // stage's hosts (bluegreen-apply reports each step), the flip through the existing flip path.
 import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Pool } from '../../local/defaults';
+import { limit } from '../../lambda/alert/aws-limits';
+import { CLI_RECORD_POLL_MS } from '../../lambda/alert/ssm-budget';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
 import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
 import { flipOnAws } from '../aws-flip';
@@ -56,6 +58,7 @@ export function deployFailure(result: RunOnHostsResult): string | undefined {
 export class AwsReleaseBackend implements ReleaseBackend {
   readonly target: string;
   readonly supportsImages = true;
+  readonly recordPollMs = CLI_RECORD_POLL_MS;
   private readonly params: ReturnType<typeof parameterNames>;
 
   constructor(private readonly o: AwsBackendOptions) {
@@ -75,12 +78,12 @@ export class AwsReleaseBackend implements ReleaseBackend {
     await this.put(this.params.release, serializeRecord(record), 'Intelligent-Tiering');
   }
 
-  /** Every version SSM keeps of the record parameter (the last 100 writes), oldest first. */
+  /** Every version SSM keeps of the record parameter (the last AWS_LIMITS.parameterVersions writes), oldest first. */
   async history(): Promise<ReleaseRecord[]> {
     const records: ReleaseRecord[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: 50, NextToken }));
+      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: limit('parameterHistoryPage'), NextToken }));
       for (const p of page.Parameters ?? []) {
         const r = parseRecord(p.Value);
         if (r) records.push(r);
@@ -121,9 +124,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
     const names = this.params.pools[pool];
-    // Env and image first, the release last. Only the host's one-minute timer may read them in
-    // between (the pool-switch rule does not fire on pool parameters); it would reconcile a
-    // half-written state, which the deploy that follows replaces with the whole one.
+    // Env and image first, the release last. Nothing deploys them in between: the pool-switch rule
+    // does not fire on pool parameters and the hosts' timers run --no-deploy; the deploy that
+    // follows (this release's Run Command, at its pace) applies the whole state.
     await this.put(names.env, JSON.stringify(desired.env));
     await this.put(names.image, desired.image ?? DEFAULT_APP_IMAGE);
     await this.put(names.release, desired.release);

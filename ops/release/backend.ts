@@ -39,6 +39,11 @@ export interface ReleaseBackend {
   readonly target: string;
   /** Whether --image means something here (AWS pulls images; the local stack runs app/ only). */
   readonly supportsImages: boolean;
+  /**
+   * How often the record may be re-read while the release waits (a canary, the bake): on a stage each
+   * read is a Parameter Store request from the account's shared budget. Unset: every 250 ms (a file).
+   */
+  readonly recordPollMs?: number;
   /** The release record (in progress or last finished); undefined when there has never been one. */
   readRecord(): Promise<ReleaseRecord | undefined>;
   /** Writes the record (the server-side guard reads it) and appends it to the history. */

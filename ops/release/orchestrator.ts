@@ -9,6 +9,7 @@ import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../fleet';
 import { DeployReport, ReleaseBackend } from './backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
+import { CLI_RECORD_REFRESH_MS } from '../../lambda/alert/ssm-budget';
 
 type Out = (line: string) => void;
 
@@ -19,12 +20,10 @@ type Out = (line: string) => void;
 export const BAKE_GRACE_MS = 90_000;
 // With the record: the bound limits how far ahead of updatedAt a record's bakeUntil may be.
 export { PROMOTION_BOUND_MS };
-/**
- * While a phase runs longer than this (a deploy in rounds, a long canary) the record is written
- * again: not final and not written for STALE_AFTER_MS means abandoned, to the next release and to a
- * fleet host waiting to join (fleet/bluegreen-join.sh), which would otherwise join mid-release.
- */
-export const RECORD_REFRESH_MS = STALE_AFTER_MS / 2;
+/** How often a long phase writes the record again (see CLI_RECORD_REFRESH_MS: a record left alone goes stale). */
+export const RECORD_REFRESH_MS = CLI_RECORD_REFRESH_MS;
+/** How often the record is re-read while waiting, where the backend does not say (local: a file). */
+const DEFAULT_POLL_MS = 250;
 
 export const RUNBOOK = {
   failed: 'RUNBOOK.md#release-failed',
@@ -93,7 +92,7 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   const o: Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> & Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'> = {
     now: Date.now,
     sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
-    pollMs: 250,
+    pollMs: backend.recordPollMs ?? DEFAULT_POLL_MS,
     refreshMs: RECORD_REFRESH_MS,
     graceMs: BAKE_GRACE_MS,
     staleAfterMs: STALE_AFTER_MS,

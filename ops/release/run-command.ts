@@ -1,6 +1,7 @@
 // Runs the host agent (bluegreen-apply) on every host of a stage through SSM Run Command and reads
 // back what each host reported, step by step: the per-host, per-step result of a release's deploy.
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { limit } from '../../lambda/alert/aws-limits';
 import { APPLY_PATH, hostApplyCommand } from '../../lib/host-apply-command';
 import { STAGE_TAG_KEY } from '../../lib/pool-host';
 import { DEPLOY_RATE, RunRate } from './rate';
@@ -47,7 +48,7 @@ function rounds(rate: RunRate): number | undefined {
 }
 
 /** SendCommand's TimeoutSeconds upper bound (two days). */
-const MAX_DELIVERY_SECONDS = 172_800;
+const MAX_DELIVERY_SECONDS = limit('sendCommandTimeout');
 
 export interface RunOnHostsOptions {
   ssm: SSMClient;

@@ -5,11 +5,14 @@
 //   - `bluegreen release`'s own code (the AWS backend, Run Command stood in for with rate control):
 //     a good release deployed, gated and promoted on every host, 0 failed; then one with one host
 //     failing its gate: nothing promoted anywhere, the record names the host, 0 failed;
+//   - a failing release at --max-concurrency 1 while every host's timer runs (sped up): Run Command
+//     reaches the first host only, and no timer deploys it anywhere else;
 //   - a host launched (scale-out) right as a release starts: it answers the deploy with `step=join`
 //     while it bootstraps, waits in bluegreen-join until the release is over, and enters the
 //     balancer only then, with the release's outcome, 0 failed;
 //   - a host killed mid-load: the balancer routes around it; what failed is counted and explained.
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { execFileSync } from 'node:child_process';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { JOINING_STEP } from '../../lib/host-apply-command';
 import { otherPool, Pool } from '../../local/defaults';
@@ -22,7 +25,7 @@ import { runRelease } from '../../ops/release/orchestrator';
 import { httpRequest, header } from '../../local/http';
 import { startLoad, STRICT_CLIENT } from '../helpers/load';
 import { dockerEngine, stepLines } from './compose-set';
-import { Fleet, killHost, LaunchedHost, LB_FAIL_TIMEOUT_S, startFleet } from './fleet';
+import { Fleet, FleetHost, killHost, LaunchedHost, LB_FAIL_TIMEOUT_S, startFleet } from './fleet';
 
 const engine = dockerEngine();
 if (!engine.ready) {
@@ -173,6 +176,61 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool: 'blue', active: 'blue', release: 'v2' });
       expect(served.byHost[h.id]).toBeGreaterThan(100);
     }
+  }, 240_000);
+
+  test('a failing release at --max-concurrency 1 reaches one host only: every host\'s timer runs during it and none deploys it; 0 failed', async () => {
+    const [first, second] = fleet.hosts;
+    const active = (await param(fleet.names.activePool)) as Pool;
+    const pool = otherPool(active);
+    const ran = (await param(fleet.names.pools[pool].release))!;
+    /** The idle pool's container on a host: a deploy (or its restore) recreates it, with a new id. */
+    const idleContainer = (h: FleetHost) =>
+      execFileSync('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${h.set.project}`, '--filter', `label=com.docker.compose.service=app_${pool}`], { encoding: 'utf8' }).trim();
+    const untouched = idleContainer(second);
+    // Run Command starts the deploy on the first host only (one at a time) and it fails its gate
+    // there: with --max-errors 0 no other host starts it.
+    fleet.fault = { host: first.id, release: 'v5', env: { FAIL_HEALTHZ: '1' } };
+    // The hosts' timers, sped up so that this release's minute holds several of their runs: every 3 s,
+    // each host at its own offset (the unit's shape: minutely, spread over the randomized delay).
+    fleet.timer.speedUp({ periodMs: 3_000, spreadMs: 3_000 });
+    const runsBefore = fleet.timer.runs().length;
+    let outcome: Awaited<ReturnType<typeof releaseUnderLoad>>;
+    try {
+      outcome = await releaseUnderLoad('release v5 (fails on the first host) at --max-concurrency 1, timers every 3 s', releaseOf('v5', { bakeSeconds: 10, deployRate: { maxConcurrency: '1', maxErrors: '0' } }));
+    } finally {
+      fleet.fault = undefined;
+      fleet.timer.reset();
+    }
+    const { code, backend, summary, served } = outcome;
+    const record = (await backend.readRecord())!;
+    const [startedAt, finishedAt] = [Date.parse(record.startedAt), Date.parse(record.finishedAt ?? '')];
+    const during = fleet.timer.runs().slice(runsBefore).filter((r) => r.startedAt >= startedAt && r.startedAt <= finishedAt);
+    const deploySteps = (stdout: string) => stepLines(stdout).filter((s) => s.pool === pool && ['pull', 'recreate', 'health', 'smoke', 'restore'].includes(s.step));
+    process.stdout.write(
+      `  timer runs during the release: ${fleet.hosts.map((h) => `${h.id} ${during.filter((r) => r.host === h.id).length}`).join(', ')}; ` +
+        `${second.id}'s said: ${[...new Set(during.filter((r) => r.host === second.id).flatMap((r) => stepLines(r.result.stdout).filter((s) => s.pool === pool && s.step === 'reconcile').map((s) => s.detail)))].join(' | ')}\n`,
+    );
+
+    expect(code).toBe(1);
+    expect(record).toMatchObject({ release: 'v5', pool, state: 'failed' });
+    const gates = hostGates(record.steps);
+    expect(gates).toEqual([
+      expect.objectContaining({ host: first.id, ok: false, notRun: false, failure: expect.stringMatching(/^step (recreate|health)/) }),
+      expect.objectContaining({ host: second.id, ok: false, notRun: true }),
+    ]);
+    // The second host's timer ran while the release was in progress, and deployed nothing there.
+    const secondRuns = during.filter((r) => r.host === second.id);
+    expect(secondRuns.length).toBeGreaterThan(0);
+    for (const r of secondRuns) expect(deploySteps(r.result.stdout)).toEqual([]);
+    expect(idleContainer(second)).toBe(untouched);
+    expect(await hostAnswer(second.set.poolUrl(pool))).toMatchObject({ status: 200, pool, release: ran });
+    // No timer run deployed it on the first host either: its only deploy was the release's own.
+    for (const r of during.filter((x) => x.host === first.id)) expect(deploySteps(r.result.stdout)).toEqual([]);
+    // Restored everywhere, nothing promoted, nobody saw a failure.
+    expect(await param(fleet.names.pools[pool].release)).toBe(ran);
+    expect(await param(fleet.names.activePool)).toBe(active);
+    expect(summary.failures).toEqual({});
+    expect(served.lbFailed).toBe(0);
   }, 240_000);
 
   test("a host launched during a release joins only after it, with the release's outcome; 0 failed", async () => {

@@ -6,12 +6,17 @@
 //   - Run Command (the release CLI's deploy and canary share): runs the real bluegreen-apply on every
 //     host, in rounds of MaxConcurrency, stops starting hosts once more than MaxErrors failed, and
 //     reports per-host invocations the way ops/release/run-command.ts reads them;
-//   - the pool-switch rule (EventBridge "Parameter Store Change" → Run Command): a loop runs
-//     bluegreen-apply on every host when the active pool or the canary share changes.
+//   - the pool-switch rule (EventBridge "Parameter Store Change" → Run Command): a loop runs the
+//     fleet rule's command on every host when the active pool or the canary share changes.
 // Both run on each host what Run Command runs there: the real hostApplyCommand string
 // (lib/host-apply-command.ts) through `sh -c`, its two paths moved under the host's own root
 // directory (its bootstrapping marker, and a launcher for its bluegreen-apply). So a host still
 // bootstrapping answers `step=join` exactly as on AWS.
+// And the host's own systemd timer: every host in service runs the command of
+// userdata/bluegreen-apply.service (ExecStart, read from the unit) on the schedule of
+// userdata/bluegreen-apply.timer (a fixed offset per host within its randomized delay, as
+// FixedRandomDelay gives), a run skipped while the previous one is still going; a test may speed
+// the schedule up (the same shape, shorter), since a release on this machine lasts about a minute.
 // A host launched into the running fleet (launchHost: the Auto Scaling group's scale-out or
 // replacement) carries the stage tag from its launch (both stand-ins reach it), boots its Compose
 // set from the stage's state with its marker set, removes the marker, runs the real
@@ -39,7 +44,7 @@ import { promisify } from 'node:util';
 import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { parameterNames } from '../../lib/config';
 import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '../../lib/fleet-hosts';
-import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, NO_DEPLOY } from '../../lib/host-apply-command';
 import { hostCommandUnder } from '../helpers/host-command';
 import { REPO_ROOT } from '../../local/defaults';
 import { freePort } from '../../local/ports';
@@ -146,6 +151,11 @@ export interface Fleet {
    * balancer: startFleet's `spares`): see the header comment. Returns at once; `ready` follows it in.
    */
   launchHost(): LaunchedHost;
+  /**
+   * The hosts' timers (see the header): every run so far, and the schedule they follow (the unit's;
+   * `speedUp` for a test: the same shape, shorter; `reset` back to the unit's).
+   */
+  timer: { runs(): TimerRun[]; speedUp(schedule: TimerSchedule): void; reset(): void };
   /** Scale-in of a launched host: deregistered from the balancer, untagged, its Compose set removed. */
   terminate(host: LaunchedHost): Promise<void>;
   /** The balancer's access log from a byte offset: which target answered each request. */
@@ -303,6 +313,50 @@ function installApply(root: string, set: ComposeSet): string {
 }
 
 
+/** The host timer's schedule: every `periodMs`, each host at its own fixed offset within `spreadMs`. */
+export interface TimerSchedule {
+  periodMs: number;
+  spreadMs: number;
+}
+
+/** A systemd time span as these units write it (`5s`, `1min`, `55s`): ms. */
+function timeSpanMs(value: string): number {
+  const m = /^(\d+)\s*(ms|s|sec|min|m)?$/.exec(value.trim());
+  if (!m) throw new Error(`unreadable systemd time span: ${value}`);
+  const unit = m[2] ?? 's';
+  return Number(m[1]) * (unit === 'ms' ? 1 : unit === 'min' || unit === 'm' ? 60_000 : 1000);
+}
+
+/** A key of a systemd unit file (the last one wins, as systemd reads it). */
+function unitKey(file: string, key: string): string | undefined {
+  const values = [...readFileSync(path.join(REPO_ROOT, 'userdata', file), 'utf8').matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1].trim());
+  return values.at(-1);
+}
+
+/** The schedule of userdata/bluegreen-apply.timer: wall-clock minutes, spread by its randomized delay and accuracy. */
+export function hostTimerSchedule(): TimerSchedule {
+  const calendar = unitKey('bluegreen-apply.timer', 'OnCalendar');
+  if (calendar !== 'minutely') throw new Error(`the harness's timer knows OnCalendar=minutely, the unit says ${calendar}`);
+  // systemd's default accuracy is one minute; the unit narrows it.
+  const spreadMs = timeSpanMs(unitKey('bluegreen-apply.timer', 'RandomizedDelaySec') ?? '0') + timeSpanMs(unitKey('bluegreen-apply.timer', 'AccuracySec') ?? '1min');
+  return { periodMs: 60_000, spreadMs: Math.min(spreadMs, 60_000) };
+}
+
+/** What the timer runs on a host: userdata/bluegreen-apply.service's ExecStart, as the unit says it. */
+export function hostTimerCommand(): string {
+  const command = unitKey('bluegreen-apply.service', 'ExecStart');
+  if (!command?.startsWith(APPLY_PATH)) throw new Error(`bluegreen-apply.service's ExecStart is not ${APPLY_PATH}: ${command}`);
+  return command;
+}
+
+/** One run of a host's timer, as the harness saw it. */
+export interface TimerRun {
+  host: string;
+  startedAt: number;
+  endedAt: number;
+  result: ScriptResult;
+}
+
 /** `sh -c command`, as AWS-RunShellScript runs it (the caller's environment plus `env`). */
 function runShell(command: string, env: Record<string, string> = {}): Promise<ScriptResult> {
   // runScript spawns `sh <file> <args>`: with `-c` as the file that is `sh -c command`.
@@ -437,6 +491,9 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   await put(names.maintenance, 'off');
   await put(names.publicUrl, url);
 
+  const timerRuns: TimerRun[] = [];
+  let timerSchedule = hostTimerSchedule();
+
   // One command at a time per host, like bluegreen-apply's own lock.
   const chains = new Map<string, Promise<unknown>>();
   const serialized = <T>(host: TaggedHost, fn: () => Promise<T>): Promise<T> => {
@@ -474,6 +531,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       });
     },
     tagged: () => members().map(({ id, root }) => ({ id, root })),
+    timer: {
+      runs: () => [...timerRuns],
+      speedUp: (schedule) => (timerSchedule = schedule),
+      reset: () => (timerSchedule = hostTimerSchedule()),
+    },
     async runApply(args, _timeoutMs, rate) {
       const targets = fleet.tagged();
       const slots = concurrency(rate, targets.length);
@@ -624,6 +686,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     async down() {
       stopped = true;
       await loop;
+      await timers;
       await down();
     },
   };
@@ -638,10 +701,37 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       if (res && seen !== lastSeen) {
         const first = lastSeen === '';
         lastSeen = seen;
-        if (!first) await Promise.all(fleet.tagged().map((h) => fleet.applyOn(h).catch(() => undefined)));
+        if (!first) await Promise.all(fleet.tagged().map((h) => fleet.applyOn(h, [NO_DEPLOY]).catch(() => undefined)));
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+  })();
+  // The hosts' timers: each host in service at its fixed offset in the spread (FixedRandomDelay: drawn
+  // once per host), every period; a run still going (bluegreen-apply waits for the host's lock behind a
+  // Run Command) makes systemd skip the elapse, so it is skipped here too.
+  const timerCommand = hostTimerCommand();
+  const offsets = new Map<string, number>();
+  const busy = new Set<string>();
+  const timers = (async () => {
+    const lastRun = new Map<string, number>();
+    while (!stopped) {
+      const now = Date.now();
+      for (const host of [...hosts]) {
+        if (!offsets.has(host.id)) offsets.set(host.id, Math.random());
+        const { periodMs, spreadMs } = timerSchedule;
+        const due = Math.floor(now / periodMs) * periodMs + offsets.get(host.id)! * spreadMs;
+        if (now < due || (lastRun.get(host.id) ?? 0) >= due || busy.has(host.id)) continue;
+        lastRun.set(host.id, now);
+        busy.add(host.id);
+        const startedAt = Date.now();
+        void serialized(host, () => runShell(timerCommand.split(APPLY_PATH).join(path.join(host.root, APPLY_PATH))))
+          .then((result) => timerRuns.push({ host: host.id, startedAt, endedAt: Date.now(), result }))
+          .catch(() => undefined)
+          .finally(() => busy.delete(host.id));
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    while (busy.size) await new Promise((r) => setTimeout(r, 100));
   })();
   return fleet;
 }

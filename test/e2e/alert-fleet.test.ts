@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
 import { encodeSubscription } from '../../lambda/alert/decode';
 import { REPO_ROOT } from '../../local/defaults';
 import { Moto, startMoto } from '../helpers/moto';
@@ -130,9 +131,9 @@ test('a cold start rebuilds the window with each failed request\'s host from its
   expect(rate[0]).toContain('— failed requests from 1 of 3 hosts: i-0aaa 2');
 });
 
-test('fifty hosts and a rolling update (100 log streams in a day): the state still fits its 4 KB parameter and every batch is processed', async () => {
-  const { send, logs } = await stage('fleet50', 'fleet:50');
-  const many = Array.from({ length: 100 }, (_, i) => `i-0${String(i).padStart(16, '0')}`);
+test('the largest fleet and a rolling update (twice its hosts logging in a day): the state still fits its 4 KB parameter and every batch is processed', async () => {
+  const { send, logs } = await stage('fleet50', `fleet:${MAX_FLEET_HOSTS}`);
+  const many = Array.from({ length: 2 * MAX_FLEET_HOSTS }, (_, i) => `i-0${String(i).padStart(16, '0')}`);
   for (const host of many) await send(host, [HEALTHY]);
   // A few hosts fail over: their episodes are what the state keeps first.
   for (const host of many.slice(-3)) await send(host, [FAILED_OVER]);
@@ -140,7 +141,7 @@ test('fifty hosts and a rolling update (100 log streams in a day): the state sti
   // moto stores any size; SSM refuses a standard parameter over 4,096 bytes (the old code saved 9,409 here).
   const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
   const value = (await ssm.send(new GetParameterCommand({ Name: '/bluegreen/fleet50/alert-state' }))).Parameter!.Value!;
-  expect(Buffer.byteLength(value)).toBeLessThanOrEqual(4096);
+  expect(Buffer.byteLength(value)).toBeLessThanOrEqual(limit('standardParameterValue'));
   const state = JSON.parse(value) as { hosts: Record<string, { episode?: unknown }> };
   for (const host of many.slice(-3)) expect(state.hosts[host]?.episode).toBeDefined();
   expect(texts().filter((t) => t.includes('Failover on'))).toHaveLength(3);

@@ -7,11 +7,15 @@ import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, Pu
 import { GetParameterCommand, PutParameterCommand, SSMClient, DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { limit } from '../../lambda/alert/aws-limits';
 import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
 import { AlertDeps, AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
 import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
 import { REPO_ROOT } from '../../local/defaults';
 import { Moto, startMoto } from '../helpers/moto';
+import { startThrottleProxy } from '../helpers/throttle-proxy';
+import { CLIENT_CONFIG } from '../../lambda/alert/handler';
+import { STATE_SAVE_INTERVAL_MS } from '../../lambda/alert/ssm-budget';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 
 const FIXTURE = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);
@@ -252,13 +256,65 @@ describe('Slack delivery within the invocation budget (Lambda timeout)', () => {
       expect(await retryFn.handle(payload(batch))).toMatchObject({ duplicates: batch.length, posted: 0 });
       const saved = (await clients.ssm.send(new GetParameterCommand({ Name: env.stateParam }))).Parameter!.Value!;
       expect(JSON.parse(saved).delivered).toHaveLength(clean.posted);
-      expect(saved.length).toBeLessThan(4096);
+      expect(Buffer.byteLength(saved)).toBeLessThanOrEqual(limit('standardParameterValue'));
     }
   }, 20_000);
 });
 
+describe('Parameter Store requests', () => {
+  /** A line every request of which its primary pool answered: nothing but the host's last-seen time moves. */
+  const healthy = FIXTURE.find((l) => {
+    const e = JSON.parse(l);
+    return e.status === 200 && e.pool === e.active_pool && e.primary_pool === e.active_pool && !String(e.upstream_status).includes(',');
+  })!;
+  const at = (when: number) => JSON.stringify({ ...JSON.parse(healthy), msec: when / 1000, time: new Date(when).toISOString() });
+
+  test('a host whose batches change only its last-seen time: the state is saved at most once a minute, not per batch', async () => {
+    const counting = new SSMClient({ region: 'us-east-1' });
+    const mock = mockClient(counting);
+    const puts: string[] = [];
+    mock.on(GetParameterCommand).callsFake((input) => clients.ssm.send(new GetParameterCommand(input)));
+    mock.on(PutParameterCommand).callsFake((input) => {
+      puts.push(input.Name);
+      return clients.ssm.send(new PutParameterCommand(input));
+    });
+    let now = WRITTEN_AT;
+    const fn = runtime({ ssm: counting, now: () => now });
+    // Two minutes of one fleet host: the CloudWatch agent ships a batch every 5 s.
+    const batches = 24;
+    for (let i = 0; i < batches; i++) {
+      const result = await fn.handle(payload(Array.from({ length: 3 }, (_, j) => ({ id: `seen-${i}-${j}`, timestamp: now + j, message: at(now + j) }))));
+      expect(result.status).toBe('processed');
+      now += 5_000;
+    }
+    mock.restore();
+    const saves = puts.filter((n) => n === env.stateParam).length;
+    // The first batch (a host never seen before), then one save a minute for the last-seen times.
+    expect(saves).toBeLessThanOrEqual(1 + Math.ceil((batches * 5_000) / STATE_SAVE_INTERVAL_MS));
+    expect(saves).toBeGreaterThanOrEqual(2);
+    const saved = JSON.parse((await clients.ssm.send(new GetParameterCommand({ Name: env.stateParam }))).Parameter!.Value!);
+    expect(now - 5_000 - saved.hosts[STREAM].lastSeen).toBeLessThanOrEqual(STATE_SAVE_INTERVAL_MS);
+    expect(slack.received).toEqual([]);
+  });
+
+  test('throttled SSM calls are retried with backoff inside the invocation (the clients\' retry configuration): the batch is processed and posted', async () => {
+    const proxy = await startThrottleProxy(moto.endpoint);
+    try {
+      const ssm = new SSMClient({ ...CLIENT_CONFIG, endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+      // Past the SDK's default 3 attempts: the first read (the state, at a cold start) throttled 4 times.
+      proxy.throttleNext(4, ['GetParameter', 'PutParameter']);
+      const result = await runtime({ ssm }).handle(payload(events(FIXTURE)));
+      expect(Object.values(proxy.throttled).reduce((a, b) => a + b, 0)).toBe(4);
+      expect(result).toMatchObject({ status: 'processed', evaluated: FIXTURE.length, undelivered: 0 });
+      expect(posted().some((t) => t.startsWith(`[${STAGE}] Failover on ${STREAM}`))).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  }, 30_000);
+});
+
 describe('faults injected with aws-sdk-client-mock', () => {
-  test('SSM throttling on the first read fails the invocation (Lambda retries it) without touching state', async () => {
+  test('SSM still throttled after the SDK\'s retries (a stubbed send has none) fails the invocation (Lambda retries it) without touching state', async () => {
     const ssm = mockClient(SSMClient);
     ssm.on(GetParameterCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     const fn = runtime({ ssm: new SSMClient({ region: 'us-east-1' }) });

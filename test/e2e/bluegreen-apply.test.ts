@@ -12,9 +12,12 @@ import { summarize } from '../../local/load';
 import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
 import { parameterNames } from '../../lib/config';
+import { boundEnv } from '../../lambda/alert/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { startThrottleProxy } from '../helpers/throttle-proxy';
+import { synthTemplate } from '../helpers/cdk';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';
 
 const APPLY = path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh');
@@ -240,7 +243,7 @@ test('unknown arguments: exit 2 with the usage', async () => {
   stack = await startTestStack({ activePool: 'blue' });
   const result = await apply('--force');
   expect(result.code).toBe(2);
-  expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry])");
+  expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])");
 });
 
 // ---- a host that manages its pools, booting (--no-reload): what it writes for Compose -------------
@@ -357,6 +360,11 @@ describe('a booting host that manages its pools: the files Compose starts from',
     ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
     ['an image holding a line feed (its lines would shift the fields)', record({ pool: 'blue', previousPool: 'green', state: 'promoted', image: 'registry.example.com/app:2\nblue-2', release: '{}', env: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
     ['nothing it can read (no such parameter)', undefined, 'the release record (/bluegreen/it/release-missing) could not be read'],
+    [
+      'an env the record had to cut to fit (every key kept, values shortened: a summary, not what the pool ran)',
+      record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: boundEnv(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`SETTING_${i}`, 'v'.repeat(200)]))) }),
+      'the release record (/bluegreen/it/release) names no gated state for blue',
+    ],
   ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
     await putParameters(moto, {
       [PARAM]: 'blue',
@@ -380,3 +388,26 @@ describe('a booting host that manages its pools: the files Compose starts from',
     expect(existsSync(path.join(home, 'userdata', '.env'))).toBe(false);
   });
 });
+
+test("a throttled SSM read is retried with backoff by the host's aws CLI, as /etc/bluegreen/env configures it: the run succeeds, never a failed step", async () => {
+  // What the stack writes to the host's /etc/bluegreen/env for the aws CLI's retries (the user data).
+  const userData = JSON.stringify(synthTemplate({}).toJSON());
+  const retryLines = [...userData.matchAll(/export (AWS_RETRY_MODE|AWS_MAX_ATTEMPTS)='([^']*)'/g)].map((m) => `export ${m[1]}='${m[2]}'`);
+  const envFile = path.join(stateDir, 'env');
+  writeFileSync(envFile, `${retryLines.join('\n')}\n`);
+  stack = await startTestStack({ activePool: 'blue' });
+  await putParameter('green');
+  const proxy = await startThrottleProxy(moto.endpoint);
+  try {
+    // Five in a row: past AWS CLI v1's legacy default (5 attempts) and v2's standard one (3).
+    proxy.throttleNext(5, ['GetParameters']);
+    const result = await runScript(APPLY, [], applyEnv({ AWS_ENDPOINT_URL: proxy.endpoint, BLUEGREEN_ENV_FILE: envFile }));
+    expect(proxy.throttled.GetParameters).toBe(5);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('step=active pool=green ok=true');
+    expect(greenActive()).toBe(true);
+  } finally {
+    await proxy.close();
+  }
+}, 120_000);

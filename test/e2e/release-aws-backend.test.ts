@@ -12,6 +12,8 @@ import { runRelease } from '../../ops/release/orchestrator';
 import { RunOnHostsResult } from '../../ops/release/run-command';
 import { ReleaseRecord } from '../../lambda/alert/release-record';
 import { Moto, startMoto } from '../helpers/moto';
+import { startThrottleProxy } from '../helpers/throttle-proxy';
+import { awsTarget } from '../../ops/aws-target';
 
 let moto: Moto;
 let ssm: SSMClient;
@@ -152,3 +154,26 @@ test('naming the active pool is bad input: exit 2 and nothing written', async ()
   expect(fake.calls).toEqual([]);
   expect(lines.join('\n')).toMatch(/--pool blue is the active pool/);
 });
+
+test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff: a release whose reads and writes are throttled is promoted all the same", async () => {
+  // Parameter Store's budget is the account's: the hosts' timers, the alert function or another stage
+  // can use it up for a second. Throttle the release's first calls past the SDK's default 3 attempts.
+  const proxy = await startThrottleProxy(moto.endpoint);
+  const saved = { ...process.env };
+  Object.assign(process.env, { ...moto.env, AWS_ENDPOINT_URL: proxy.endpoint });
+  try {
+    const target = awsTarget({ stage, region: 'us-east-1' }, {});
+    const fake = host(() => true);
+    const backend = new AwsReleaseBackend({ ssm: target.ssm, stage, pollMs: 50, runApply: fake.runApply });
+    proxy.throttleNext(4, ['GetParameter', 'GetParameters', 'PutParameter']);
+    const lines: string[] = [];
+    const code = await runRelease(options(), backend, io(lines));
+    expect(Object.values(proxy.throttled).reduce((a, b) => a + b, 0)).toBe(4);
+    expect(code).toBe(0);
+    expect(await get(names.activePool)).toBe('green');
+    expect((await backend.readRecord())?.state).toBe('promoted');
+  } finally {
+    process.env = saved;
+    await proxy.close();
+  }
+}, 60_000);

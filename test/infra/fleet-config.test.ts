@@ -1,9 +1,15 @@
 // Fleet mode's context (issue 10, items 1 and 2): hosts switches the mode; impossible combinations
 // fail synth with a message naming the key; the single host stays the default.
+import { MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
 import { ConfigError, hostsParameterValue, minInstancesInService, parameterNames, parseConfig } from '../../lib/config';
+
+/** The group limit (Run Command's default concurrency, lambda/alert/aws-limits.ts) and one past it. */
+const MAX = MAX_FLEET_HOSTS;
+const PAST = String(MAX + 1);
 
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
 const ZONE = 'Z0123456789ABCDEFGHIJ';
+const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab';
 
 test('hosts unset or 1: the single host, no fleet', () => {
   expect(parseConfig({}).fleet).toBeUndefined();
@@ -30,17 +36,24 @@ test('HTTPS: a DNS-validated certificate from domainName + hostedZoneId; a given
 
 const TWO_ZONES = { createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0,subnet-0123456789abcdef1', availabilityZones: 'eu-west-1a,eu-west-1b' };
 
+test('ebsKmsKeyArn: a key ARN (a multi-Region key\'s too) in fleet mode; unset = the account\'s default EBS key', () => {
+  expect(parseConfig({ hosts: '2', ebsKmsKeyArn: KEY }).fleet!.ebsKmsKeyArn).toBe(KEY);
+  const mrk = 'arn:aws:kms:us-east-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef';
+  expect(parseConfig({ hosts: '2', ebsKmsKeyArn: mrk }).fleet!.ebsKmsKeyArn).toBe(mrk);
+  expect(parseConfig({ hosts: '2' }).fleet!.ebsKmsKeyArn).toBeUndefined();
+});
+
 test('an existing VPC with public subnets in two zones takes a fleet', () => {
   expect(parseConfig({ hosts: '2', ...TWO_ZONES }).fleet).toBeDefined();
 });
 
 test.each<[string, Record<string, unknown>, RegExp]>([
-  ['hosts below 1', { hosts: '0' }, /context key "hosts" must be a whole number 1-50, got "0"/],
-  // The pool-switch rule's Run Command reaches 50 hosts at once (no MaxConcurrency on an EventBridge target).
-  ['hosts above 50', { hosts: '51' }, /context key "hosts" must be a whole number 1-50, got "51"/],
-  ['maxHosts above 50', { hosts: '50', maxHosts: '51' }, /context key "maxHosts" must be a whole number 1-50, got "51"/],
-  // 50 hosts at 100% would need a 51st for the rolling update: the message names a way synth accepts.
-  ['hosts=50 at 100%', { hosts: '50' }, /maxHosts cannot go above 50 \(the group limit\): set hosts to at most 49 at minHealthyPercentage 100, or lower minHealthyPercentage/],
+  ['hosts below 1', { hosts: '0' }, new RegExp(`context key "hosts" must be a whole number 1-${MAX}, got "0"`)],
+  // The pool-switch rule's Run Command reaches MAX hosts at once (no MaxConcurrency on an EventBridge target).
+  ['hosts above the group limit', { hosts: PAST }, new RegExp(`context key "hosts" must be a whole number 1-${MAX}, got "${PAST}"`)],
+  ['maxHosts above the group limit', { hosts: String(MAX), maxHosts: PAST }, new RegExp(`context key "maxHosts" must be a whole number 1-${MAX}, got "${PAST}"`)],
+  // MAX hosts at 100% would need one more for the rolling update: the message names a way synth accepts.
+  ['hosts at the group limit, 100%', { hosts: String(MAX) }, new RegExp(`maxHosts cannot go above ${MAX} \\(the group limit\\): set hosts to at most ${MAX - 1} at minHealthyPercentage 100, or lower minHealthyPercentage`)],
   ['hosts not a number', { hosts: 'two' }, /context key "hosts" must be a whole number/],
   ['minHosts with one host', { minHosts: '1' }, /context key "minHosts" is only read in fleet mode \(hosts of 2 or more\); hosts is 1/],
   ['maxHosts with hosts=1', { hosts: '1', maxHosts: '3' }, /context key "maxHosts" is only read in fleet mode/],
@@ -55,6 +68,9 @@ test.each<[string, Record<string, unknown>, RegExp]>([
   ['a malformed certificate ARN', { hosts: '2', certificateArn: 'arn:aws:iam::123456789012:server-certificate/x', domainName: 'shop.example.com' }, /context key "certificateArn" must be an ACM certificate ARN/],
   ['a malformed domain', { hosts: '2', domainName: 'shop_example', hostedZoneId: ZONE }, /context key "domainName" must be a DNS name/],
   ['a malformed zone id', { hosts: '2', domainName: 'shop.example.com', hostedZoneId: 'example.com' }, /context key "hostedZoneId" must be a Route 53 hosted zone id/],
+  ['an EBS key with one host', { ebsKmsKeyArn: KEY }, /context key "ebsKmsKeyArn" is only read in fleet mode/],
+  ['an EBS key given by its alias', { hosts: '2', ebsKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:alias/ebs' }, /context key "ebsKmsKeyArn" must be a KMS key ARN .*a key, not an alias/],
+  ['an EBS key id without its ARN', { hosts: '2', ebsKmsKeyArn: '0123abcd-0123-4567-89ab-0123456789ab' }, /context key "ebsKmsKeyArn" must be a KMS key ARN/],
   [
     'an existing VPC with one zone',
     { hosts: '2', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a' },
@@ -70,7 +86,7 @@ test.each<[string, Record<string, unknown>, RegExp]>([
   expect(() => parseConfig(context)).toThrow(message);
 });
 
-test('the largest fleets synth accepts: 49 hosts at 100% (group max 50), 50 hosts at 98%', () => {
-  expect(parseConfig({ hosts: '49' }).fleet).toMatchObject({ desired: 49, max: 50, minHealthyPercentage: 100 });
-  expect(parseConfig({ hosts: '50', minHealthyPercentage: '98' }).fleet).toMatchObject({ desired: 50, max: 50, minHealthyPercentage: 98 });
+test('the largest fleets synth accepts: one host below the group limit at 100%, the limit itself at 98%', () => {
+  expect(parseConfig({ hosts: String(MAX - 1) }).fleet).toMatchObject({ desired: MAX - 1, max: MAX, minHealthyPercentage: 100 });
+  expect(parseConfig({ hosts: String(MAX), minHealthyPercentage: '98' }).fleet).toMatchObject({ desired: MAX, max: MAX, minHealthyPercentage: 98 });
 });

@@ -1,12 +1,18 @@
 // Fleet mode (issue 10): what `-c hosts=3` synthesizes. One promise per test, against the real app
 // (bin/app.ts) with cdk.json's context.
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../lambda/alert/slack';
 import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
 import { hostReadParameterNames } from '../../lib/config';
-import { BOOTSTRAPPING_MARKER, hostApplyCommand } from '../../lib/host-apply-command';
-import { synthTemplate } from '../helpers/cdk';
+import { BOOTSTRAPPING_MARKER, hostApplyCommand, NO_DEPLOY } from '../../lib/host-apply-command';
+import { limit } from '../../lambda/alert/aws-limits';
+import { NGINX_DIR } from '../../local/defaults';
+import { newApp, synthTemplate } from '../helpers/cdk';
+import { buildApp } from '../../bin/app';
 import { CfnTemplate, TemplateResolver } from '../helpers/iam';
 
 const OPERATOR = '198.51.100.7/32';
@@ -90,9 +96,9 @@ describe('Auto Scaling group', () => {
   });
 });
 
-test('the pool-switch rule runs the command that answers the join step on a host still booting (the single host keeps the plain one)', () => {
+test('the pool-switch rule runs the command that answers the join step on a host still booting, and never deploys (the single host keeps the plain one)', () => {
   const [rule] = Object.values(template.findResources('AWS::Events::Rule')).filter((r) => JSON.stringify(r).includes('ApplyPoolState'));
-  expect(JSON.parse(rule.Properties.Targets[0].Input)).toEqual({ commands: [hostApplyCommand()], executionTimeout: ['120'] });
+  expect(JSON.parse(rule.Properties.Targets[0].Input)).toEqual({ commands: [hostApplyCommand([NO_DEPLOY])], executionTimeout: ['120'] });
 });
 
 describe('launch template', () => {
@@ -102,6 +108,30 @@ describe('launch template', () => {
     expect(lt.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, VolumeSize: 20, VolumeType: 'gp3' } }]);
     expect(lt.ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
     expect(lt.InstanceType).toBe('t3.small');
+  });
+
+  test('ebsKmsKeyArn: the volumes encrypted with that key, and the key policy the Auto Scaling service-linked role needs printed (an output and a synth warning)', () => {
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab';
+    const app = newApp({ ...FLEET, ebsKmsKeyArn: key });
+    const stack = buildApp(app);
+    const t = Template.fromStack(stack);
+    const lt = only(t, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData;
+    expect(lt.BlockDeviceMappings).toEqual([{ DeviceName: '/dev/xvda', Ebs: { DeleteOnTermination: true, Encrypted: true, KmsKeyId: key, VolumeSize: 20, VolumeType: 'gp3' } }]);
+    // The statements, with the account's service-linked role (AWS's documented key policy sections).
+    const resolver = new TemplateResolver(t.toJSON() as CfnTemplate, 'BlueGreen-prod');
+    const statements = JSON.parse(resolver.resolve(t.toJSON().Outputs.EbsKeyPolicyStatements.Value));
+    const role = 'arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling';
+    expect(statements).toEqual([
+      { Sid: 'Allow service-linked role use of the customer managed key', Effect: 'Allow', Principal: { AWS: role }, Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'], Resource: '*' },
+      { Sid: 'Allow attachment of persistent resources', Effect: 'Allow', Principal: { AWS: role }, Action: ['kms:CreateGrant'], Resource: '*', Condition: { Bool: { 'kms:GrantIsForAWSResource': true } } },
+    ]);
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AWSServiceRoleForAutoScaling'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].entry.data).toContain(key);
+    expect(warnings[0].entry.data).toMatch(/kms:CreateGrant with kms:GrantIsForAWSResource/);
+    // Without the key: the account's default EBS key, no statements to print, no warning.
+    expect(template.toJSON().Outputs.EbsKeyPolicyStatements).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('KmsKeyId');
   });
 
   test('the same user data and files as the single host, up to and including bootstrap.sh; plus only the fleet\'s join parts', () => {
@@ -227,6 +257,29 @@ describe('load balancer and target group', () => {
         { Key: 'idle_timeout.timeout_seconds', Value: '125' },
       ]),
     );
+  });
+
+  test.each<[string, Record<string, string>]>([
+    ['default timeouts', {}],
+    ['a slow path of 120 s', { slowPaths: '/reports/:120s' }],
+    ['a read timeout of 61 s', { proxyReadTimeout: '61s', proxyNextUpstreamTimeout: '62s' }],
+  ])('%s: the idle timeout is set explicitly, and the routes.conf the hosts render from their env keeps idle connections longer', (_name, context) => {
+    const t = synthTemplate({ ...FLEET, ...context });
+    const attributes = only(t, 'AWS::ElasticLoadBalancingV2::LoadBalancer').resource.Properties.LoadBalancerAttributes as Array<{ Key: string; Value: string }>;
+    const idle = Number(attributes.find((a) => a.Key === 'idle_timeout.timeout_seconds')!.Value);
+    expect(idle).toBeGreaterThanOrEqual(limit('albIdleTimeoutDefault'));
+    expect(idle).toBeLessThanOrEqual(limit('albIdleTimeoutMax'));
+    // What a host renders: render-upstream.sh routes with the timeouts its user data writes to /etc/bluegreen/env.
+    const userData = script(only(t, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+    const env = Object.fromEntries([...userData.matchAll(/^export ((?:PROXY_[A-Z_]+_TIMEOUT)|SLOW_PATHS)='([^']*)'$/gm)].map((m) => [m[1], m[2]]));
+    expect(Object.keys(env)).toHaveLength(5);
+    const routes = execFileSync('sh', [path.join(NGINX_DIR, 'render-upstream.sh'), 'routes'], { env: { PATH: process.env.PATH, SWITCH_DIR: '/etc/bluegreen/switch', ...env }, encoding: 'utf8' });
+    // nginx's keepalive_timeout for these requests: routes.conf's (server level) over nginx.conf's (http level).
+    const seconds = (conf: string) => /^\s*keepalive_timeout (\d+)s;$/m.exec(conf)?.[1];
+    const keepalive = Number(seconds(routes) ?? seconds(readFileSync(path.join(NGINX_DIR, 'nginx.conf'), 'utf8')));
+    // AWS: the target's keep-alive must exceed the load balancer's idle timeout, or the ALB reuses a
+    // connection nginx is closing and answers 502.
+    expect(keepalive).toBeGreaterThan(idle);
   });
 
   test('access logs to a private, SSE-S3, TLS-only bucket kept for the log retention; ELB may write only AWSLogs/<account>/, in any region', () => {

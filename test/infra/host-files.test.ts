@@ -6,6 +6,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { APPLY_PATH, NO_DEPLOY, TIMER_APPLY_ARGS } from '../../lib/host-apply-command';
+import { HOST_TIMER, hostRetryEnv, JOIN_POLL_SECONDS } from '../../lambda/alert/ssm-budget';
+import { synthTemplate } from '../helpers/cdk';
 import { REPO_ROOT } from '../../local/defaults';
 
 interface Service {
@@ -150,8 +153,47 @@ test('systemd: boot renders from SSM then brings the set up; the timer reconcile
   const service = read('userdata', 'bluegreen.service');
   expect(service).toContain('ExecStartPre=-/usr/local/bin/bluegreen-apply --no-reload');
   expect(service).toMatch(/^ExecStart=\/usr\/bin\/docker compose up -d --wait/m);
-  expect(read('userdata', 'bluegreen-apply.service')).toContain('ExecStart=/usr/local/bin/bluegreen-apply\n');
+  // The timer never deploys a pool's new release (a release's own Run Command paces that): the unit
+  // runs what lib/host-apply-command.ts says the timer runs.
+  expect(/^ExecStart=(.*)$/m.exec(read('userdata', 'bluegreen-apply.service'))![1]).toBe([APPLY_PATH, ...TIMER_APPLY_ARGS].join(' '));
+  expect(TIMER_APPLY_ARGS).toEqual([NO_DEPLOY]);
   expect(read('userdata', 'bluegreen-apply.timer')).toContain('OnCalendar=minutely');
+});
+
+test("the timer's schedule is the request model's: minutely, each host at a fixed offset within the randomized delay", () => {
+  const timer = read('userdata', 'bluegreen-apply.timer');
+  const key = (name: string) => [...timer.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => m[1]);
+  expect(key('OnCalendar')).toEqual([HOST_TIMER.onCalendar]);
+  expect(key('RandomizedDelaySec')).toEqual([`${HOST_TIMER.randomizedDelaySeconds}s`]);
+  expect(key('AccuracySec')).toEqual([`${HOST_TIMER.accuracySeconds}s`]);
+  expect(key('FixedRandomDelay')).toEqual([HOST_TIMER.fixedRandomDelay ? 'yes' : 'no']);
+});
+
+test('the units use only keys systemd knows (systemd-analyze verify: an unknown key is ignored with a warning)', () => {
+  const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
+  if (analyze.status !== 0) {
+    process.stderr.write('host-files.test.ts: systemd-analyze not found; unit keys not verified\n');
+    return;
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-units-'));
+  try {
+    for (const unit of ['bluegreen-apply.timer', 'bluegreen-apply.service']) cpSync(path.join(REPO_ROOT, 'userdata', unit), path.join(dir, unit));
+    const verify = spawnSync('systemd-analyze', ['verify', path.join(dir, 'bluegreen-apply.timer')], { encoding: 'utf8' });
+    expect(`${verify.stdout}${verify.stderr}`).not.toMatch(/Unknown key|Unknown section|Failed to parse/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the hosts' aws CLI retries a throttled call with backoff: /etc/bluegreen/env carries the retry mode and attempts", () => {
+  for (const context of [{}, { hosts: '2' }]) {
+    const template = JSON.stringify(synthTemplate(context).toJSON());
+    for (const [k, v] of Object.entries(hostRetryEnv())) expect(template).toContain(`export ${k}='${v}'`);
+  }
+});
+
+test("a joining host polls the release record at the request model's cadence (bluegreen-join's default)", () => {
+  expect(read('fleet', 'bluegreen-join.sh')).toContain(`poll=\${JOIN_POLL_SECONDS:-${JOIN_POLL_SECONDS}}`);
 });
 
 test('bootstrap: pool images and releases come from SSM, ECR pulls go through the credential helper', () => {

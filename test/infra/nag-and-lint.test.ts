@@ -21,11 +21,11 @@ const variants: Array<[string, Record<string, unknown>]> = [
   ['existing VPC, Graviton, custom images', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small', blueImage: 'ghcr.io/acme/shop:1.4.2', greenImage: 'ghcr.io/acme/shop:1.5.0' }],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
   // Fleet mode (issue 10): HTTP for trials, a DNS-validated certificate with its alias record, a
-  // given certificate in an existing two-zone VPC with a pinned AMI and slow paths.
+  // given certificate in an existing two-zone VPC with a pinned AMI, slow paths and its own EBS key.
   ['fleet of 3, HTTP', { stage: 'fleet', hosts: '3', operatorCidr: '198.51.100.7/32' }],
   ['fleet, DNS-validated certificate and alias record', { stage: 'fleetdns', hosts: '2', maxHosts: '6', domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', publicCidr: '203.0.113.0/24' }],
   [
-    'fleet, given certificate, existing VPC, pinned AMI',
+    'fleet, given certificate, existing VPC, pinned AMI, own EBS key',
     {
       stage: 'fleetcert',
       hosts: '4',
@@ -40,6 +40,7 @@ const variants: Array<[string, Record<string, unknown>]> = [
       availabilityZones: 'eu-west-1a,eu-west-1b',
       amiId: 'ami-0123456789abcdef0',
       slowPaths: '/reports/:120s',
+      ebsKmsKeyArn: 'arn:aws:kms:eu-west-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab',
     },
   ],
 ];

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NGINX_DIR } from '../../local/defaults';
-import { DEFAULT_PROXY_SETTINGS, PROXY_SETTINGS, ProxySettingKey, proxySettingsEnv, proxySettingsFromEnv } from '../../lib/proxy-settings';
+import { DEFAULT_PROXY_SETTINGS, keepaliveSeconds, loadBalancerIdleSeconds, PROXY_SETTINGS, ProxySettingKey, proxySettingsEnv, proxySettingsFromEnv } from '../../lib/proxy-settings';
 
 const run = promisify(execFile);
 const SWITCH_DIR = '/etc/bluegreen/switch';
@@ -78,7 +78,18 @@ const CASES: Record<string, string>[] = [
   { SLOW_PATHS: '/a/:10s,/a:20s' },
   { SLOW_PATHS: Array.from({ length: 20 }, (_, i) => `/p${i}/:10s`).join(',') },
   { SLOW_PATHS: Array.from({ length: 21 }, (_, i) => `/p${i}/:10s`).join(',') },
+  // keepalive_timeout's edges: the longest wait rounded up to whole seconds, and the ALB's 60 s floor.
+  { SLOW_PATHS: '/a/:55s' },
+  { SLOW_PATHS: '/a/:55001ms' },
+  { SLOW_PATHS: '/a/:56s' },
+  { PROXY_READ_TIMEOUT: '61s', PROXY_NEXT_UPSTREAM_TIMEOUT: '62s' },
 ];
+
+/** routes.conf's keepalive_timeout, in seconds (undefined when there is none). */
+const renderedKeepalive = (routes: string) => {
+  const m = routes.match(/^keepalive_timeout (\d+)s;$/m);
+  return m ? Number(m[1]) : undefined;
+};
 
 test.each(CASES)('%p: accepted or refused alike, with the same message', async (env) => {
   const shell = await renderRoutes(env);
@@ -87,5 +98,9 @@ test.each(CASES)('%p: accepted or refused alike, with the same message', async (
   if (shell.ok) {
     // What the TS side passes on (normalised) renders exactly what the raw values render.
     expect((await renderRoutes(proxySettingsEnv(proxySettingsFromEnv(env)))).stdout).toBe(shell.stdout);
+    // The keep-alive nginx serves with is the TS rule's, and outlasts the load balancer's idle timeout.
+    const settings = proxySettingsFromEnv(env);
+    expect(renderedKeepalive(shell.stdout)).toBe(keepaliveSeconds(settings));
+    expect(keepaliveSeconds(settings)).toBeGreaterThan(loadBalancerIdleSeconds(settings));
   }
 });
