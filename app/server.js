@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // @ts-check
-// The demo pool app: the contract every pool image must honour (see DESIGN.md, "Pool app").
+// The demo pool app: the contract every pool image must honour (README "How it works", `app/`).
 // Zero dependencies so the same file runs in the host's container and as a local process.
 'use strict';
 

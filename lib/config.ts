@@ -461,7 +461,7 @@ function parseEmails(value: unknown): string[] {
 export type PoolName = 'blue' | 'green';
 export const POOLS: readonly PoolName[] = ['blue', 'green'];
 
-/** A pool's desired state in SSM (contract section 4): what the host agent reconciles. */
+/** A pool's desired state in SSM (README "What the stack creates"): what the host agent reconciles. */
 export interface PoolParameterNames {
   /** Registry image; DEFAULT_APP_IMAGE = the app/ image built on the host. */
   readonly image: string;

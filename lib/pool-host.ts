@@ -21,7 +21,7 @@ import { hostRetryEnv } from '../lambda/alert/ssm-budget';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
-/** Host ports (DESIGN.md "Ports"): the one definition the security group and the docs use. */
+/** Host ports (README "What the stack creates"): the one definition the security group and the docs use. */
 export const HOST_PORTS = { public: 8080, poolFirst: 8081, poolLast: 8082 } as const;
 
 /** The SSM actions that return parameter values: the host role is denied them on every parameter but its own. */

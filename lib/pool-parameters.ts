@@ -1,4 +1,4 @@
-// The stage's pool state in SSM (contract section 4): the active pool, maintenance, the canary share,
+// The stage's pool state in SSM (README "What the stack creates"): the active pool, maintenance, the canary share,
 // each pool's desired image/release/env, and the release record. CloudFormation creates them once
 // (CreateOnlyParameter) and never writes them again: operators, `bluegreen release` and the alert
 // function own their values from then on. Context (initialActivePool, blueImage, releaseBlue, ...)

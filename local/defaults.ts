@@ -7,7 +7,7 @@ export type Pool = (typeof POOLS)[number];
 export const CHAOS_MODES = ['error', 'timeout'] as const;
 export type ChaosMode = (typeof CHAOS_MODES)[number];
 
-/** DESIGN.md "Ports": nginx is the public entry, each pool has a direct port for operators. */
+/** Ports: nginx is the public entry, each pool has a direct port for operators. */
 export const DEFAULT_PORTS = { nginx: 8080, blue: 8081, green: 8082 } as const;
 export const DEFAULT_ACTIVE_POOL: Pool = 'blue';
 

@@ -1,4 +1,4 @@
-// Local mode's release state: plain files in the state dir (contract section 4), shared by the CLI
+// Local mode's release state: plain files in the state dir (the local counterpart of the stage's SSM parameters), shared by the CLI
 // (ops/release/local-backend.ts), the pool agent (local/pool-agent.ts) and the server-side guard
 // (local/watcher.ts), which run in different processes. Every write is atomic (temp file + rename);
 // the history is append-only, one JSON record per line.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bluegreen-apply: the host agent. Makes the host run what SSM says (contract section 5):
+# bluegreen-apply: the host agent. Makes the host run what SSM says (DECISIONS "The host agent reconciles pools"):
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
 #   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)

@@ -1,4 +1,4 @@
-// The nginx JSON access-log entry: its fields (DESIGN.md "nginx") and a parser that never throws.
+// The nginx JSON access-log entry: its fields (nginx/nginx.conf `log_format`; DECISIONS "Access log") and a parser that never throws.
 // One definition for the alert Lambda, the local watcher, the tests and the benches.
 
 export const ACCESS_LOG_FIELDS = [

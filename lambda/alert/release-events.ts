@@ -1,4 +1,4 @@
-// Release events for Slack (DESIGN.md "Releases"): pure. Given the release record and what was last
+// Release events for Slack (DECISIONS "Releases"): pure. Given the release record and what was last
 // announced for it, which messages to post — each transition once, never twice. The runtimes keep
 // `lastAnnounced` (EngineState.releaseAnnounced, persisted with the engine state) and set it to
 // `announced(record)` once the decisions were handled.

@@ -1,4 +1,4 @@
-// The release gate (DESIGN.md "Releases"): pure. While a release bakes (or runs a canary), judge the
+// The release gate (DECISIONS "Releases"): pure. While a release bakes (or runs a canary), judge the
 // release's pool by the one failure measure the error-rate alert uses (rules.ts `failedByPrimary`),
 // over the window items whose primary is that pool. The alert Lambda and the local watcher call it
 // on every batch and act on the answer (flip back, set the canary to 0, write the record).

@@ -1,4 +1,4 @@
-// The release record (DESIGN.md "Releases"): one JSON document per stage for the release in progress
+// The release record (DECISIONS "Releases"): one JSON document per stage for the release in progress
 // or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
 // guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
 import { limit } from './aws-limits';

@@ -1,4 +1,4 @@
-// The alert rule engine (DESIGN.md "Alert rules"): pure. Entries and a state value in, decisions and
+// The alert rule engine (README "Alerts"; DECISIONS "Alerts"): pure. Entries and a state value in, decisions and
 // the next state out. The same module runs in the Lambda and in local mode's watcher.
 import { AccessLogEntry, primaryPool, upstreamStatuses } from './access-log';
 import type { ReleaseFigures } from './release-record';

@@ -1,5 +1,5 @@
 // `bluegreen release`: the flow an operator runs, the same for the local stack and a deployed stage
-// (DESIGN.md "Releases"). The CLI drives deploy → gate → canary → promote; the bake and its
+// (DECISIONS "Releases"). The CLI drives deploy → gate → canary → promote; the bake and its
 // rollback belong to the server-side guard (the alert Lambda / the local watcher), so this process
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError, otherPool, Pool } from '../../local/defaults';

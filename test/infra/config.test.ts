@@ -111,7 +111,7 @@ test('the pinned AMI and the image retention are typed; image and release ids ar
   expect(CONTEXT_KEYS.amiId).toMatch(/replaces the host/);
 });
 
-test('parameterNames: one definition of the pool state names (contract section 4)', () => {
+test('parameterNames: one definition of the pool state names', () => {
   const names = parameterNames('prod');
   expect(names).toMatchObject({
     activePool: '/bluegreen/prod/active-pool',

@@ -138,7 +138,7 @@ test('nginx starts only after both pools are healthy, and has a health check of 
 test('nginx runs the repo config from the asset, sees the switch dir, and writes its logs to a host directory', () => {
   expect(services.nginx.command).toEqual(['nginx', '-p', '/var/lib/bluegreen/', '-c', '/etc/bluegreen/conf/nginx.conf', '-g', 'daemon off;']);
   // /opt/bluegreen (nginx/, conf/, switch/) at /etc/bluegreen: the host's /opt/bluegreen/switch is
-  // the /etc/bluegreen/switch that upstream.conf names (contract section 1).
+  // the /etc/bluegreen/switch that upstream.conf names.
   expect(services.nginx.volumes).toContain('/opt/bluegreen:/etc/bluegreen:ro');
   expect(scriptDefault('bluegreen-apply.sh', /nginx_switch=\$\{NGINX_SWITCH_DIR:-(\/etc\/bluegreen\/switch)\}/)).toBe('/etc/bluegreen/switch');
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^SWITCH_DIR=\$\{SWITCH_DIR:-\$home\/switch\}$/m);

@@ -1,4 +1,4 @@
-// The pool state parameters (contract section 4): created once by CloudFormation, never written by it
+// The pool state parameters (README "What the stack creates"): created once by CloudFormation, never written by it
 // again. Checked on the template, and on the very handler AwsCustomResource deploys.
 import * as path from 'node:path';
 import { SSMClient } from '@aws-sdk/client-ssm';

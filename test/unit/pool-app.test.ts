@@ -1,4 +1,4 @@
-// The pool app contract (DESIGN.md "Pool app") over a real socket.
+// The pool app contract (README "How it works", `app/`) over a real socket.
 import { spawn, spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
