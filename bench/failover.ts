@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { NGINX_DIR, otherPool, Pool, REPO_ROOT } from '../local/defaults';
+import { NGINX_DIR, REPO_ROOT } from '../local/paths';
+import { otherPool, Pool } from '../core/pools';
 import { LoadSummary, percentile, runLoad, summarize } from '../local/load';
 import { LocalStack } from '../local/stack';
 import { applyUpstream } from '../local/switch';

@@ -3,9 +3,9 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AccessLogEntry, parseAccessLogLine } from '../lambda/alert/access-log';
-import type { ReleaseRecord } from '../lambda/alert/release-record';
-import { REPO_ROOT } from '../local/defaults';
+import { AccessLogEntry, parseAccessLogLine } from '../core/access-log';
+import type { ReleaseRecord } from '../core/release-record';
+import { REPO_ROOT } from '../local/paths';
 
 export interface ReleaseTimings {
   /** Command start → the flip (promotion); null when never promoted. */

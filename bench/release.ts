@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT } from '../local/defaults';
+import { REPO_ROOT } from '../local/paths';
 import { runLoad, summarize } from '../local/load';
 import { readStackState } from '../local/stack';
 import { readLocalRecord } from '../local/release-store';

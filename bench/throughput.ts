@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT } from '../local/defaults';
+import { REPO_ROOT } from '../local/paths';
 import { percentile, runLoad, summarize } from '../local/load';
 import { LocalStack } from '../local/stack';
 import { table } from './table';

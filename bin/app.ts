@@ -3,7 +3,8 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { BlueGreenStack, stackName } from '../lib/bluegreen-stack';
-import { ConfigError, parseConfig } from '../lib/config';
+import { ConfigError } from '../core/config-error';
+import { parseConfig } from '../lib/stack-config';
 
 export function buildApp(app: App): BlueGreenStack {
   const config = parseConfig(app.node.getAllContext());

@@ -1,8 +1,8 @@
 // The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`). One CLI for
 // local mode and deployed stages: flip, status and maintenance act on AWS when a stage is named
 // (--stage or $BLUEGREEN_STAGE), on the local stack otherwise.
-import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand, statusCommand } from '../local/commands';
-import { ConfigError } from '../local/defaults';
+import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand, statusCommand } from '../local/local-commands';
+import { ConfigError } from '../core/config-error';
 import { NginxMissingError } from '../local/nginx-binary';
 import { PortInUseError } from '../local/ports';
 import { startCommand } from '../local/start';
@@ -15,10 +15,10 @@ import {
   INSIGHTS_USAGE,
   MAINTENANCE_AWS_USAGE,
   STATUS_USAGE,
-} from '../ops/commands';
+} from '../ops/stage-commands';
 import { namesStage } from '../ops/aws-target';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
-import { historyCommand, releaseCommand } from '../ops/release/commands';
+import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 
 type Out = (line: string) => void;
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;

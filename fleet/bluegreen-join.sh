@@ -7,9 +7,9 @@
 # is promoted, rolled back or failed; the user data then runs bluegreen-apply (the stage's state as it
 # is then) and joins. A host that finished bootstrapping while the release was still deploying is
 # deployed and gated by it like every other host (Run Command finds it by its tag); one still
-# bootstrapping answers the release's command with `step=join` (lib/host-apply-command.ts).
+# bootstrapping answers the release's command with `step=join` (core/host-command.ts).
 #
-# "In progress" is the release CLI's own rule (lambda/alert/release-record.ts inProgress): the record
+# "In progress" is the release CLI's own rule (core/release-record.ts inProgress): the record
 # at RELEASE_PARAM is not in a final state and was written, or is due (bakeUntil), within
 # RELEASE_STALE_AFTER_SECONDS. Those values come from /etc/bluegreen/env, written by the stack from
 # the same constants (lib/fleet-hosts.ts).
@@ -41,7 +41,7 @@ die() {
 : "${RELEASE_STALE_AFTER_SECONDS:?bluegreen-join: RELEASE_STALE_AFTER_SECONDS is not set}"
 : "${RELEASE_BAKE_AHEAD_SECONDS:?bluegreen-join: RELEASE_BAKE_AHEAD_SECONDS is not set}"
 
-# The record (stdin) against the rule (lambda/alert/release-record.ts recordVerdict). What parseRecord
+# The record (stdin) against the rule (core/release-record.ts recordVerdict). What parseRecord
 # does not take as a record (junk, "{}", no id/state, a pool other than blue|green, no steps list) =
 # no record. Times are read only in the form the CLI writes (YYYY-MM-DDTHH:MM:SS[.sss]Z, a real date,
 # from 1970) and compared in milliseconds, as parseRecordTime does; a record with another form, a

@@ -17,8 +17,9 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
-import { ALERT_RESERVED_CONCURRENCY, AlertSettings, parameterNames } from './config';
+import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
+import { ALERT_RESERVED_CONCURRENCY, AlertSettings } from './stack-config';
+import { parameterNames } from '../core/names';
 import { parameterChangePattern } from './pool-switch';
 
 export const ALERT_ENTRY = path.join(__dirname, '..', 'lambda', 'alert', 'handler.ts');

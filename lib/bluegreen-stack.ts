@@ -5,17 +5,18 @@ import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
-import { BlueGreenConfig, hostsParameterValue } from './config';
+import { BlueGreenConfig, hostsParameterValue } from './stack-config';
 import { FleetHosts, instanceRefreshPreferences } from './fleet-hosts';
 import { HostLogGroups } from './host-log-groups';
 import { LogRotationAlarm } from './log-rotation-alarm';
 import { HostNetwork } from './host-network';
 import { Operations } from './operations';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
-import { PoolHost, STAGE_TAG_KEY } from './pool-host';
+import { PoolHost } from './pool-host';
+import { STAGE_TAG_KEY } from '../core/names';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
-import { hostApplyCommand, NO_DEPLOY } from './host-apply-command';
+import { hostApplyCommand, NO_DEPLOY } from '../core/host-command';
 import { ReleaseRepository } from './release-repository';
 
 export interface BlueGreenStackProps extends StackProps {
@@ -93,7 +94,7 @@ export class BlueGreenStack extends Stack {
       // Not the six pool parameters: the release CLI writes them and runs bluegreen-apply itself (see PoolSwitch).
       parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
       hostTagKey: STAGE_TAG_KEY,
-      // A fleet launches hosts while it serves: one still booting answers the join step (lib/host-apply-command.ts).
+      // A fleet launches hosts while it serves: one still booting answers the join step (core/host-command.ts).
       // --no-deploy: a flip or a canary share reaches every host at once, and must not deploy the idle
       // pool's new release there ahead of the release's own paced Run Command (the canary share is
       // written when a release starts). The single host keeps the plain command (one host has no pace to keep).

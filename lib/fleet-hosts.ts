@@ -31,13 +31,16 @@ import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as targets from 'aws-cdk-lib/aws-route53-targets';
 import { Construct } from 'constructs';
 import * as path from 'node:path';
-import { BOOTSTRAPPING_MARKER } from './host-apply-command';
-import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
-import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../lambda/alert/release-record';
-import { FleetConfig, FleetHttps, minInstancesInService, parameterNames } from './config';
-import { buildHostParts, HOST_PORTS, hostBlockDevices, hostMachineImage, PoolHostProps, STAGE_TAG_KEY } from './pool-host';
+import { BOOTSTRAPPING_MARKER } from '../core/host-command';
+import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
+import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../core/release-record';
+import { FleetConfig, FleetHttps, minInstancesInService } from './stack-config';
+import { parameterNames } from '../core/names';
+import { buildHostParts, hostBlockDevices, hostMachineImage, PoolHostProps } from './pool-host';
+import { PORTS } from '../core/ports';
+import { STAGE_TAG_KEY } from '../core/names';
 import { LoadBalancerLogs } from './load-balancer-logs';
-import { loadBalancerIdleSeconds, longestProxyWaitSeconds, ProxySettings, WAIT_MARGIN_SECONDS } from './proxy-settings';
+import { loadBalancerIdleSeconds, longestProxyWaitSeconds, ProxySettings, WAIT_MARGIN_SECONDS } from '../core/proxy-settings';
 
 /** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
 export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
@@ -150,7 +153,7 @@ export class FleetHosts extends Construct {
     if (props.publicCidr.endsWith('/0')) {
       Validations.of(lbSecurityGroup).acknowledge({
         id: 'AwsSolutions-EC23',
-        reason: `The load balancer is the service's public entry (${ports.join(' and ')}), meant to be reachable from anywhere (context publicCidr); the hosts take ${HOST_PORTS.public} from this group only.`,
+        reason: `The load balancer is the service's public entry (${ports.join(' and ')}), meant to be reachable from anywhere (context publicCidr); the hosts take ${PORTS.nginx} from this group only.`,
       });
     }
 
@@ -170,20 +173,20 @@ export class FleetHosts extends Construct {
       // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
       extraAssets: { fleet: 'fleet' },
       // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
-      // (lib/host-apply-command.ts): a host launched during a release or flip does not fail it.
+      // (core/host-command.ts): a host launched during a release or flip does not fail it.
       beforeBootstrap: [`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`],
-      securityGroupDescription: `bluegreen ${stage} fleet host: ${HOST_PORTS.public} from the load balancer only, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
+      securityGroupDescription: `bluegreen ${stage} fleet host: ${PORTS.nginx} from the load balancer only, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
     });
     this.securityGroup = parts.securityGroup;
     this.role = parts.role;
-    lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(HOST_PORTS.public), 'to the hosts (nginx)');
+    lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(PORTS.nginx), 'to the hosts (nginx)');
 
     // Join only when ready: complete the launch hook after bootstrap.sh succeeded (or abandon it
     // at once when it failed), wait for the target group's verdict, then signal (the signal's
     // trap, added below, reports the exit code). The target group ARN is known before the group.
     this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
       vpc: props.vpc,
-      port: HOST_PORTS.public,
+      port: PORTS.nginx,
       protocol: elbv2.ApplicationProtocol.HTTP,
       targetType: elbv2.TargetType.INSTANCE,
       healthCheck: {
@@ -217,7 +220,7 @@ export class FleetHosts extends Construct {
       '# ...then join the group',
       lifecycle('CONTINUE'),
       'for attempt in $(seq 1 90); do',
-      `  state="$(aws elbv2 describe-target-health --region ${Aws.REGION} --target-group-arn ${this.targetGroup.targetGroupArn} --targets Id="$instance_id",Port=${HOST_PORTS.public} --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text || true)"`,
+      `  state="$(aws elbv2 describe-target-health --region ${Aws.REGION} --target-group-arn ${this.targetGroup.targetGroupArn} --targets Id="$instance_id",Port=${PORTS.nginx} --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text || true)"`,
       '  [ "$state" = healthy ] && break',
       '  sleep 10',
       'done',

@@ -3,7 +3,7 @@
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { logGroupNames } from './config';
+import { logGroupNames } from '../core/names';
 
 export interface HostLogGroupsProps {
   readonly stage: string;

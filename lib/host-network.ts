@@ -4,7 +4,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { VpcConfig } from './config';
+import { VpcConfig } from './stack-config';
 
 export interface HostNetworkProps {
   readonly vpc: VpcConfig;

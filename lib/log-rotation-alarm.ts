@@ -7,7 +7,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { PIPELINE_ALARMS, pipelineAlarmName, runbookLink } from '../lambda/alert/alarm-notification';
+import { PIPELINE_ALARMS, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
 
 /**
  * The phrase every final-failure line of bluegreen-log-reopen carries (its tag and the start of its

@@ -4,7 +4,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { INSIGHTS_QUERIES, QueryName } from '../lambda/alert/insights';
+import { INSIGHTS_QUERIES, QueryName } from '../core/insights-queries';
 
 export interface OperationsProps {
   readonly stage: string;

@@ -15,20 +15,17 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { ecrRepositoryName, hostReadParameterNames, parameterNames } from './config';
-import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from './proxy-settings';
-import { hostRetryEnv } from '../lambda/alert/ssm-budget';
+import { ecrRepositoryName, hostReadParameterNames, parameterNames } from '../core/names';
+import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from '../core/proxy-settings';
+import { hostRetryEnv } from '../core/ssm-budget';
+import { STAGE_TAG_KEY } from '../core/names';
+import { PORTS } from '../core/ports';
 
 const REPO_ROOT = path.join(__dirname, '..');
-
-/** Host ports (README "What the stack creates"): the one definition the security group and the docs use. */
-export const HOST_PORTS = { public: 8080, poolFirst: 8081, poolLast: 8082 } as const;
 
 /** The SSM actions that return parameter values: the host role is denied them on every parameter but its own. */
 export const HOST_DENIED_PARAMETER_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
 
-/** The EC2 tag Run Command targets to reach a stage's hosts. */
-export const STAGE_TAG_KEY = 'BluegreenStage';
 
 /** Amazon Linux 2023's public SSM parameter for the instance type's architecture. */
 export function al2023Parameter(instanceType: string): string {
@@ -125,11 +122,11 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     // The host pulls packages and images and talks to SSM, Logs and CloudWatch over HTTPS.
     allowAllOutbound: true,
   });
-  securityGroup.addIngressRule(props.publicPeer, ec2.Port.tcp(HOST_PORTS.public), 'public entry (nginx)');
+  securityGroup.addIngressRule(props.publicPeer, ec2.Port.tcp(PORTS.nginx), 'public entry (nginx)');
   if (props.operatorCidr) {
     securityGroup.addIngressRule(
       ec2.Peer.ipv4(props.operatorCidr),
-      ec2.Port.tcpRange(HOST_PORTS.poolFirst, HOST_PORTS.poolLast),
+      ec2.Port.tcpRange(PORTS.blue, PORTS.green),
       'direct pool access for operators (blue 8081, green 8082)',
     );
   }
@@ -271,14 +268,14 @@ export class PoolHost extends Construct {
     const { securityGroup, role, userData } = buildHostParts(this, {
       ...props,
       publicPeer: ec2.Peer.ipv4(props.publicCidr),
-      securityGroupDescription: `bluegreen ${stage}: ${HOST_PORTS.public} from the public CIDR, ${HOST_PORTS.poolFirst}-${HOST_PORTS.poolLast} from operators; no SSH`,
+      securityGroupDescription: `bluegreen ${stage}: ${PORTS.nginx} from the public CIDR, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
     });
     this.securityGroup = securityGroup;
     this.role = role;
     if (props.publicCidr.endsWith('/0')) {
       Validations.of(this.securityGroup).acknowledge({
         id: 'AwsSolutions-EC23',
-        reason: `Port ${HOST_PORTS.public} is the service's public entry and is meant to be reachable from anywhere (context publicCidr). The operator ports and every other port stay closed.`,
+        reason: `Port ${PORTS.nginx} is the service's public entry and is meant to be reachable from anywhere (context publicCidr). The operator ports and every other port stay closed.`,
       });
     }
 
@@ -316,7 +313,7 @@ export class PoolHost extends Construct {
       instanceId: this.instance.instanceId,
       tags: [{ key: 'Name', value: `bluegreen-${stage}` }],
     });
-    this.publicUrl = `http://${this.address.ref}:${HOST_PORTS.public}`;
+    this.publicUrl = `http://${this.address.ref}:${PORTS.nginx}`;
 
     if (!props.amiId) {
       // cfn-lint's AMI id format check predates EC2's launch-time resolution of public SSM parameters.

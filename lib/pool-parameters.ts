@@ -9,7 +9,9 @@ import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { DEFAULT_APP_IMAGE, parameterNames, PoolName, POOL_STATE_PATTERNS } from './config';
+import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from '../core/patterns';
+import { parameterNames } from '../core/names';
+import { Pool } from '../core/pools';
 import { CreateOnlyParameter } from './create-only-parameter';
 
 export const ACTIVE_POOL_PATTERN = POOL_STATE_PATTERNS.activePool;
@@ -25,7 +27,7 @@ export interface InitialPool {
 export interface PoolParametersProps {
   readonly stage: string;
   /** @default 'blue' */
-  readonly initialActivePool?: PoolName;
+  readonly initialActivePool?: Pool;
   readonly blue: InitialPool;
   readonly green: InitialPool;
   /** Retention of the create-only resources' function log. @default logs.RetentionDays.ONE_MONTH */
@@ -40,7 +42,7 @@ export class PoolParameters extends Construct {
   public readonly maintenance: CreateOnlyParameter;
   public readonly canaryPercent: CreateOnlyParameter;
   public readonly release: CreateOnlyParameter;
-  public readonly pools: Record<PoolName, { image: CreateOnlyParameter; release: CreateOnlyParameter; env: CreateOnlyParameter }>;
+  public readonly pools: Record<Pool, { image: CreateOnlyParameter; release: CreateOnlyParameter; env: CreateOnlyParameter }>;
   /** The role of the create-only parameters' function: put/delete on exactly these parameters. */
   public readonly role: iam.Role;
 
@@ -73,9 +75,9 @@ export class PoolParameters extends Construct {
     this.activePool = param('ActivePool', 'PoolStateActivePool', names.activePool, props.initialActivePool ?? 'blue', 'the pool nginx sends traffic to first (blue|green). Changing it flips the pool.', POOL_STATE_PATTERNS.activePool);
     this.maintenance = param('Maintenance', 'PoolStateMaintenance', names.maintenance, 'off', 'on = alerts are evaluated and logged but not posted.', POOL_STATE_PATTERNS.maintenance);
     this.canaryPercent = param('CanaryPercent', 'PoolStateCanaryPercent', names.canaryPercent, '0', 'share (0-99) of requests whose first try goes to the idle pool.', POOL_STATE_PATTERNS.canaryPercent);
-    // "{}" = no release yet; the record's shape is lambda/alert/release-record.ts.
+    // "{}" = no release yet; the record's shape is core/release-record.ts.
     this.release = param('Release', 'PoolStateRelease', names.release, '{}', 'the release record (JSON), written by bluegreen release and the alert function; history = GetParameterHistory.');
-    const pool = (p: PoolName) => ({
+    const pool = (p: Pool) => ({
       image: param(`${cap(p)}Image`, `PoolState${cap(p)}Image`, names.pools[p].image, props[p].image ?? DEFAULT_APP_IMAGE, `desired image of the ${p} pool (${DEFAULT_APP_IMAGE} = the app/ image built on the host).`, POOL_STATE_PATTERNS.image),
       release: param(`${cap(p)}Release`, `PoolState${cap(p)}Release`, names.pools[p].release, props[p].release, `desired release id of the ${p} pool (X-Release-Id).`, POOL_STATE_PATTERNS.release),
       env: param(`${cap(p)}Env`, `PoolState${cap(p)}Env`, names.pools[p].env, '{}', `extra environment of the ${p} pool, a JSON object of strings.`),

@@ -15,7 +15,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { APPLY_PATH } from './host-apply-command';
+import { APPLY_PATH } from '../core/host-command';
 
 export interface PoolSwitchProps {
   readonly stage: string;

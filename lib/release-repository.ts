@@ -9,7 +9,7 @@ import { CfnOutput, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { ecrRepositoryName, parameterNames } from './config';
+import { ecrRepositoryName, parameterNames } from '../core/names';
 
 export interface ReleaseRepositoryProps {
   readonly stage: string;

@@ -1,7 +1,7 @@
 // The failover check (the seed grader's): baseline from the active pool, chaos on it, ~10 s of
 // requests through nginx, then a verdict. Works on local mode and on a deployed host alike.
-import { ChaosMode, isPool, otherPool, Pool } from './defaults';
-import { header, httpRequest } from './http';
+import { ChaosMode, isPool, otherPool, Pool } from '../core/pools';
+import { header, httpRequest } from '../support/http';
 import { runLoad, summarize, LoadSummary } from './load';
 
 export interface CheckOptions {

@@ -1,7 +1,7 @@
 // Load generator for `check`, the e2e tests and bench/: N concurrent keep-alive clients, bounded in
 // time and count, one sample per request. Loopback or an operator-given URL only.
 import * as http from 'node:http';
-import { HttpError, httpRequest } from './http';
+import { HttpError, httpRequest } from '../support/http';
 
 export interface LoadOptions {
   url: string;

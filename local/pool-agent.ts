@@ -3,10 +3,10 @@
 // restarts that pool's process with the new release and env, waits for /healthz, smoke-tests
 // /version on the pool's own port, and writes what it did to pools/<pool>.applied.json. It never
 // restarts the active pool: it writes a refusal instead.
-import type { ReleaseStep } from '../lambda/alert/release-record';
+import type { ReleaseStep } from '../core/release-record';
 import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
-import { Pool, POOLS } from './defaults';
-import { header, httpRequest } from './http';
+import { Pool, POOLS } from '../core/pools';
+import { header, httpRequest } from '../support/http';
 
 /** What the agent needs from the stack (LocalStack has it all). */
 export interface AgentStack {

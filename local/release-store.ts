@@ -1,11 +1,11 @@
 // Local mode's release state: plain files in the state dir (the local counterpart of the stage's SSM parameters), shared by the CLI
-// (ops/release/local-backend.ts), the pool agent (local/pool-agent.ts) and the server-side guard
+// (local/release-backend.ts), the pool agent (local/pool-agent.ts) and the server-side guard
 // (local/watcher.ts), which run in different processes. Every write is atomic (temp file + rename);
 // the history is append-only, one JSON record per line.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { Pool } from './defaults';
-import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../lambda/alert/release-record';
+import type { Pool } from '../core/pools';
+import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../core/release-record';
 
 /** pools/<pool>.json: what the pool should run. `request` names who asked (the agent echoes it). */
 export interface LocalDesiredPool extends DesiredPool {

@@ -3,8 +3,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { APP_ENTRY, ChaosMode, NGINX_DIR, Pool, POOLS } from './defaults';
-import { httpRequest } from './http';
+import { APP_ENTRY, NGINX_DIR } from './paths';
+import { ChaosMode, Pool, POOLS } from '../core/pools';
+import { httpRequest } from '../support/http';
 import { findNginx } from './nginx-binary';
 import { assertPortFree, freePort } from './ports';
 import { NginxTarget, readActivePool, readCanaryPercent, renderUpstream, ScriptResult, setCanary, switchPool } from './switch';

@@ -1,10 +1,13 @@
 // `npm start`: the local data plane in the foreground until Ctrl-C / SIGTERM.
-import { ConfigError, DEFAULT_ACTIVE_POOL, DEFAULT_PORTS, LOCAL_STATE_DIR, parsePool, parsePort } from './defaults';
+import { ConfigError } from '../core/config-error';
+import { DEFAULT_ACTIVE_POOL, parsePool } from '../core/pools';
+import { PORTS, parsePort } from '../core/ports';
+import { LOCAL_STATE_DIR } from './paths';
 import { LocalStack } from './stack';
-import { releaseGateFromEnv, ruleConfigFromEnv } from '../lambda/alert/config';
+import { releaseGateFromEnv, ruleConfigFromEnv } from '../core/rule-config';
 import { DEFAULT_HEALTH_TIMEOUT_MS, PoolAgent } from './pool-agent';
 import { AlertWatcher } from './watcher';
-import { ProxySettings, proxySettingsEnv, proxySettingsFromEnv, ProxySettingsError } from '../lib/proxy-settings';
+import { ProxySettings, proxySettingsEnv, proxySettingsFromEnv, ProxySettingsError } from '../core/proxy-settings';
 
 export interface StartConfig {
   stateDir: string;
@@ -29,9 +32,9 @@ export function startConfigFromEnv(env: NodeJS.ProcessEnv): StartConfig {
   return {
     stateDir: env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR,
     ports: {
-      nginx: parsePort(env.NGINX_PORT, 'NGINX_PORT', DEFAULT_PORTS.nginx),
-      blue: parsePort(env.BLUE_PORT, 'BLUE_PORT', DEFAULT_PORTS.blue),
-      green: parsePort(env.GREEN_PORT, 'GREEN_PORT', DEFAULT_PORTS.green),
+      nginx: parsePort(env.NGINX_PORT, 'NGINX_PORT', PORTS.nginx),
+      blue: parsePort(env.BLUE_PORT, 'BLUE_PORT', PORTS.blue),
+      green: parsePort(env.GREEN_PORT, 'GREEN_PORT', PORTS.green),
     },
     activePool: env.ACTIVE_POOL ? parsePool(env.ACTIVE_POOL, 'ACTIVE_POOL') : DEFAULT_ACTIVE_POOL,
     releases: { blue: env.RELEASE_ID_BLUE || 'blue-local', green: env.RELEASE_ID_GREEN || 'green-local' },

@@ -3,7 +3,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
-import { NGINX_DIR, Pool } from './defaults';
+import { NGINX_DIR } from './paths';
+import { Pool } from '../core/pools';
 
 /** What the scripts need to know about a running local nginx (also what `state.json` holds). */
 export interface NginxTarget {

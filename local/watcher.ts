@@ -6,14 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { processLines } from '../lambda/alert/pipeline';
-import { announced, releaseAnnouncements } from '../lambda/alert/release-events';
-import { GuardAction, guardRelease, recordAfterGuard, ReleaseGate } from '../lambda/alert/release-guard';
-import { isFinal, ReleaseRecord } from '../lambda/alert/release-record';
-import { Decision, emptyState, EngineState, RuleConfig } from '../lambda/alert/rules';
-import { deliver, DeliveryOptions, slackMessage } from '../lambda/alert/slack';
+import { processLines } from '../core/line-batch';
+import { announced, releaseAnnouncements } from '../core/release-events';
+import { GuardAction, guardRelease, recordAfterGuard, ReleaseGate } from '../core/release-guard';
+import { isFinal, ReleaseRecord } from '../core/release-record';
+import { Decision, emptyState, EngineState, RuleConfig } from '../core/rules';
+import { deliver, DeliveryOptions, slackMessage } from '../core/slack-message';
 import { readLocalRecord, writeLocalRecord } from './release-store';
-import type { Pool } from './defaults';
+import type { Pool } from '../core/pools';
 import { LogTail } from './log-tail';
 import type { ScriptResult } from './switch';
 

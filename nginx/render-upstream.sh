@@ -8,7 +8,7 @@
 #                               timeouts: `/` (every path) and one per slow path prefix; and
 #                               keepalive_timeout, longer than a fleet's load balancer idle timeout.
 # The one renderer used by the host (bluegreen-apply), local mode and the tests, and the one
-# definition of the timeout defaults and syntax (lib/proxy-settings.ts checks CDK context and local
+# definition of the timeout defaults and syntax (core/proxy-settings.ts checks CDK context and local
 # env with the same rules; test/unit/proxy-settings.test.ts holds the two to agreement).
 # Every input is checked in both modes, so a bad value fails whichever render runs first.
 # POSIX sh on purpose: the host needs nothing but a shell to run it.
@@ -29,7 +29,7 @@
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
 # Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
-# keepalive_timeout is not an input: it follows from the timeouts, by lib/proxy-settings.ts's rule
+# keepalive_timeout is not an input: it follows from the timeouts, by core/proxy-settings.ts's rule
 # (keepaliveSeconds; test/unit/proxy-settings.test.ts holds the two to it): the load balancer's idle
 # timeout is max(60 s, the longest wait + 5 s), and nginx holds an idle connection 15 s longer.
 # Output: the config on stdout. Bad input: a message on stderr, exit 2, nothing on stdout.

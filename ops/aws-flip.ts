@@ -5,9 +5,9 @@
 // pool, so a host the balancer still sends traffic to cannot be missed by one lucky answer.
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getParameter } from './aws-target';
-import { commandInvocations, describeInvocations, HostInvocation, isFailedStatus, latestStageCommand } from './fleet';
-import { Pool } from '../local/defaults';
-import { header, httpRequest } from '../local/http';
+import { commandInvocations, describeInvocations, HostInvocation, isFailedStatus, latestStageCommand } from './stage-hosts';
+import { Pool } from '../core/pools';
+import { header, httpRequest } from '../support/http';
 
 /** Answers in a row from the new pool that confirm a flip through the public URL. */
 export const DEFAULT_CONFIRM_ANSWERS = 10;

@@ -3,9 +3,10 @@
 // AWS_PROFILE, then the SDK's own resolution).
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { logGroupNames, parameterNames, STAGE_PATTERN } from '../lib/config';
-import { ConfigError } from '../local/defaults';
-import { sdkRetryConfig } from '../lambda/alert/ssm-budget';
+import { logGroupNames, parameterNames } from '../core/names';
+import { STAGE_PATTERN } from '../core/patterns';
+import { ConfigError } from '../core/config-error';
+import { sdkRetryConfig } from '../core/ssm-budget';
 
 export const AWS_FLAGS = {
   stage: { type: 'string' },

@@ -1,5 +1,5 @@
 # A pool's env file, written so that Compose reads exactly the values that were checked: the rule is
-# pool-env.json (the release CLI applies the same file: lib/pool-env.ts). Run by bluegreen-apply as
+# pool-env.json (the release CLI applies the same file: core/pool-env.ts). Run by bluegreen-apply as
 #   jq -rRs --slurpfile rule pool-env.json -f pool-env.jq   (stdin: the env parameter's raw text)
 # Prints `ok` and then one KEY='value' line per variable, sorted by key; or one line
 # `refused: <why>` and nothing else. No line is ever printed for an env the rule refuses.

@@ -3,12 +3,12 @@
 import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { AccessLogEntry, parseAccessLogLine } from './access-log';
-import { ALARM_SEVERITY, AlarmStateChange } from './alarm-notification';
-import { limit } from './aws-limits';
-import { STATE_SAVE_INTERVAL_MS } from './ssm-budget';
-import { ReleaseRecord, serializeRecord } from './release-record';
-import { Decision, EngineState } from './rules';
+import { AccessLogEntry, parseAccessLogLine } from '../../core/access-log';
+import { ALARM_SEVERITY, AlarmStateChange } from '../../core/alarm-notification';
+import { limit } from '../../core/aws-limits';
+import { STATE_SAVE_INTERVAL_MS } from '../../core/ssm-budget';
+import { ReleaseRecord, serializeRecord } from '../../core/release-record';
+import { Decision, EngineState } from '../../core/rules';
 
 /** SSM parameters with a max age; `undefined` when the parameter does not exist. */
 export class ParameterCache {
@@ -171,7 +171,7 @@ export async function recentEntries(
   return { entries, hosts, ids: last.map((e) => e.id) };
 }
 
-/** Writes the release record (lambda/alert/release-record.ts), advanced tier only when it needs 8 KB. */
+/** Writes the release record (core/release-record.ts), advanced tier only when it needs 8 KB. */
 export async function saveRecord(ssm: SSMClient, name: string, record: ReleaseRecord): Promise<void> {
   await ssm.send(new PutParameterCommand({ Name: name, Value: serializeRecord(record), Type: 'String', Overwrite: true, Tier: 'Intelligent-Tiering' }));
 }

@@ -1,6 +1,6 @@
 // The record of decisions already posted (or dead-lettered), kept with the alert state so that
 // Lambda's retry of a batch never posts one twice. Pure: the caller passes the clock.
-import type { Decision } from './rules';
+import type { Decision } from '../../core/rules';
 
 /**
  * How long a delivered decision's key is kept, counted from its delivery (its arrival here), not

@@ -2,9 +2,9 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { releaseGateFromEnv, ruleConfigFromEnv } from './config';
+import { releaseGateFromEnv, ruleConfigFromEnv } from '../../core/rule-config';
 import { AlertEnv, AlertRuntime } from './runtime';
-import { PARAMETER_MAX_AGE_MS, sdkRetryConfig } from './ssm-budget';
+import { PARAMETER_MAX_AGE_MS, sdkRetryConfig } from '../../core/ssm-budget';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];

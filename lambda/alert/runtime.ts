@@ -3,20 +3,20 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from './alarm-notification';
+import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from '../../core/alarm-notification';
 import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveDue, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
-import { RECORD_MAX_AGE_MS } from './ssm-budget';
+import { RECORD_MAX_AGE_MS } from '../../core/ssm-budget';
 import { decodeSubscription, PayloadError } from './decode';
 import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
-import { insightsUrl, INSIGHTS_QUERIES } from './insights';
-import { parseHostsParameter } from './fleet-size';
+import { insightsUrl, INSIGHTS_QUERIES } from '../../core/insights-queries';
+import { parseHostsParameter } from '../../core/fleet-size';
 import { emfLine, MetricName } from './metrics';
-import { processLines } from './pipeline';
-import { announced, releaseAnnouncements } from './release-events';
-import { guardRelease, recordAfterGuard, ReleaseGate } from './release-guard';
-import { isFinal, parseRecord } from './release-record';
-import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from './rules';
-import { alarmSlackMessage, deliver, DeliveryOptions, slackMessage } from './slack';
+import { processLines } from '../../core/line-batch';
+import { announced, releaseAnnouncements } from '../../core/release-events';
+import { guardRelease, recordAfterGuard, ReleaseGate } from '../../core/release-guard';
+import { isFinal, parseRecord } from '../../core/release-record';
+import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
+import { alarmSlackMessage, deliver, DeliveryOptions, slackMessage } from '../../core/slack-message';
 
 export interface AlertEnv {
   stage: string;

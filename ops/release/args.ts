@@ -1,10 +1,11 @@
 // `bluegreen release` / `bluegreen history`: the command lines, parsed and validated before anything
 // is read or written (a bad value is exit 2, one line, nothing changed).
 import { parseArgs } from 'node:util';
-import { POOL_STATE_PATTERNS } from '../../lib/config';
-import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../lib/pool-env';
-import { ConfigError, parsePool, Pool } from '../../local/defaults';
-import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../lambda/alert/release-record';
+import { POOL_STATE_PATTERNS } from '../../core/patterns';
+import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
+import { ConfigError } from '../../core/config-error';
+import { parsePool, Pool } from '../../core/pools';
+import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../core/release-record';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from './rate';
 
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -14,7 +15,7 @@ export { ENV_KEY_PATTERN, RESERVED_ENV };
 export const DEFAULT_BAKE_SECONDS = 120;
 export const DEFAULT_CANARY_PERCENT = 10;
 export const DEFAULT_CANARY_SECONDS = 60;
-// With the record: it bounds a record's bakeUntil (lambda/alert/release-record.ts BAKE_AHEAD_MS).
+// With the record: it bounds a record's bakeUntil (core/release-record.ts BAKE_AHEAD_MS).
 export { MAX_DURATION_SECONDS };
 export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
 

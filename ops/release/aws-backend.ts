@@ -2,15 +2,16 @@
 // once by the stack, never rewritten by CloudFormation), the deploy through Run Command on the
 // stage's hosts (bluegreen-apply reports each step), the flip through the existing flip path.
 import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import type { Pool } from '../../local/defaults';
-import { limit } from '../../lambda/alert/aws-limits';
-import { CLI_RECORD_POLL_MS } from '../../lambda/alert/ssm-budget';
-import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../lambda/alert/release-record';
-import { DEFAULT_APP_IMAGE, parameterNames } from '../../lib/config';
+import type { Pool } from '../../core/pools';
+import { limit } from '../../core/aws-limits';
+import { CLI_RECORD_POLL_MS } from '../../core/ssm-budget';
+import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../core/release-record';
+import { DEFAULT_APP_IMAGE } from '../../core/patterns';
+import { parameterNames } from '../../core/names';
 import { flipOnAws } from '../aws-flip';
-import { hostStepDetail, NOT_RUN } from '../fleet';
+import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult, RunRate } from './run-command';
 
 export interface AwsBackendOptions {

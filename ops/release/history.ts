@@ -1,6 +1,6 @@
 // `bluegreen history`: the record versions folded into one row per release, newest first.
-import { isFinal, recordVerdict, ReleaseRecord } from '../../lambda/alert/release-record';
-import { hostGates, summarizeHostGates } from '../fleet';
+import { isFinal, recordVerdict, ReleaseRecord } from '../../core/release-record';
+import { hostGates, summarizeHostGates } from '../stage-hosts';
 
 export interface HistoryRow {
   id: string;

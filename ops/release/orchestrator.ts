@@ -2,14 +2,15 @@
 // (DECISIONS "Releases"). The CLI drives deploy → gate → canary → promote; the bake and its
 // rollback belong to the server-side guard (the alert Lambda / the local watcher), so this process
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
-import { ConfigError, otherPool, Pool } from '../../local/defaults';
-import { describeFigures } from '../../lambda/alert/release-guard';
-import { DesiredPool, inProgress, isFinal, isStale, PROMOTION_BOUND_MS, recordVerdict, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { ConfigError } from '../../core/config-error';
+import { otherPool, Pool } from '../../core/pools';
+import { describeFigures } from '../../core/release-guard';
+import { DesiredPool, inProgress, isFinal, isStale, PROMOTION_BOUND_MS, recordVerdict, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../core/release-record';
 import { ReleaseOptions } from './args';
-import { groupHostGates, HostGateGroups, hostGates } from '../fleet';
-import { DeployReport, ReleaseBackend } from './backend';
+import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
+import { DeployReport, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
-import { CLI_RECORD_REFRESH_MS } from '../../lambda/alert/ssm-budget';
+import { CLI_RECORD_REFRESH_MS } from '../../core/ssm-budget';
 
 type Out = (line: string) => void;
 

@@ -1,11 +1,11 @@
 // Runs the host agent (bluegreen-apply) on every host of a stage through SSM Run Command and reads
 // back what each host reported, step by step: the per-host, per-step result of a release's deploy.
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { limit } from '../../lambda/alert/aws-limits';
-import { APPLY_PATH, hostApplyCommand } from '../../lib/host-apply-command';
-import { STAGE_TAG_KEY } from '../../lib/pool-host';
+import { limit } from '../../core/aws-limits';
+import { APPLY_PATH, hostApplyCommand } from '../../core/host-command';
+import { STAGE_TAG_KEY } from '../../core/names';
 import { DEPLOY_RATE, RunRate } from './rate';
-import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../fleet';
+import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../stage-hosts';
 
 export type { RunRate } from './rate';
 export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';

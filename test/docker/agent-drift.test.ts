@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
 
 const engine = dockerEngine();

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
 import { baseImages, withoutDigest } from '../helpers/base-images';

@@ -6,8 +6,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { parameterNames } from '../../lib/config';
-import { REPO_ROOT } from '../../local/defaults';
+import { parameterNames } from '../../core/names';
+import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
 import { baseImages, withoutDigest } from '../helpers/base-images';

@@ -9,8 +9,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
-import { POOL_ENV_RULE_FILE, poolEnvFileLines } from '../../lib/pool-env';
+import { REPO_ROOT } from '../../local/paths';
+import { POOL_ENV_RULE_FILE, poolEnvFileLines } from '../../core/pool-env';
 import { dockerEngine } from './compose-set';
 
 const engine = dockerEngine();

@@ -9,7 +9,7 @@
 //   - the pool-switch rule (EventBridge "Parameter Store Change" → Run Command): a loop runs the
 //     fleet rule's command on every host when the active pool or the canary share changes.
 // Both run on each host what Run Command runs there: the real hostApplyCommand string
-// (lib/host-apply-command.ts) through `sh -c`, its two paths moved under the host's own root
+// (core/host-command.ts) through `sh -c`, its two paths moved under the host's own root
 // directory (its bootstrapping marker, and a launcher for its bluegreen-apply). So a host still
 // bootstrapping answers `step=join` exactly as on AWS.
 // And the host's own systemd timer: every host in service runs the command of
@@ -41,15 +41,15 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../lambda/alert/release-record';
-import { parameterNames } from '../../lib/config';
+import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../core/release-record';
+import { parameterNames } from '../../core/names';
 import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '../../lib/fleet-hosts';
-import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, NO_DEPLOY } from '../../lib/host-apply-command';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, NO_DEPLOY } from '../../core/host-command';
 import { hostCommandUnder } from '../helpers/host-command';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
-import { NOT_RUN } from '../../ops/fleet';
+import { NOT_RUN } from '../../ops/stage-hosts';
 import { HostResult, hostResult, RunOnHostsResult, RunRate } from '../../ops/release/run-command';
 import { baseImages, withoutDigest } from '../helpers/base-images';
 import { Moto, startMoto } from '../helpers/moto';

@@ -12,9 +12,9 @@ import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/c
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import * as path from 'node:path';
 import { encodeSubscription } from '../../lambda/alert/decode';
-import { releaseGateFromEnv, ruleConfigFromEnv } from '../../lambda/alert/config';
+import { releaseGateFromEnv, ruleConfigFromEnv } from '../../core/rule-config';
 import { AlertRuntime, HandleResult } from '../../lambda/alert/runtime';
-import { parameterNames } from '../../lib/config';
+import { parameterNames } from '../../core/names';
 import { LogTail } from '../../local/log-tail';
 import { ReleaseOptions } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';

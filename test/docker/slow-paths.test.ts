@@ -3,7 +3,7 @@
 // (boot render), and an edited value is applied by the next bluegreen-apply run (one reload).
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { ComposeSet, dockerEngine, startComposeSet, stepLines } from './compose-set';
 
 const engine = dockerEngine();

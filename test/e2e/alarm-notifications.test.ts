@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { Moto, startMoto } from '../helpers/moto';
 import { Received, startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 

@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
+import { limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
 import { encodeSubscription } from '../../lambda/alert/decode';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { Moto, startMoto } from '../helpers/moto';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 

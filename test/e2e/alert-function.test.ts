@@ -7,15 +7,15 @@ import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, Pu
 import { GetParameterCommand, PutParameterCommand, SSMClient, DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { limit } from '../../lambda/alert/aws-limits';
+import { limit } from '../../core/aws-limits';
 import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
 import { AlertDeps, AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
-import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
-import { REPO_ROOT } from '../../local/defaults';
+import { DEFAULT_RULE_CONFIG } from '../../core/rules';
+import { REPO_ROOT } from '../../local/paths';
 import { Moto, startMoto } from '../helpers/moto';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { CLIENT_CONFIG } from '../../lambda/alert/handler';
-import { STATE_SAVE_INTERVAL_MS } from '../../lambda/alert/ssm-budget';
+import { STATE_SAVE_INTERVAL_MS } from '../../core/ssm-budget';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 
 const FIXTURE = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);

@@ -6,7 +6,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { encodeSubscription } from '../../lambda/alert/decode';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { Moto, startMoto } from '../helpers/moto';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 

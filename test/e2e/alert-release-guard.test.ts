@@ -6,9 +6,9 @@ import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-clo
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
-import { ReleaseRecord } from '../../lambda/alert/release-record';
+import { ReleaseRecord } from '../../core/release-record';
 import { AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
-import { DEFAULT_RULE_CONFIG } from '../../lambda/alert/rules';
+import { DEFAULT_RULE_CONFIG } from '../../core/rules';
 import { Moto, startMoto } from '../helpers/moto';
 import { bakingRecord } from '../helpers/release';
 import { SlackReceiver, startSlackReceiver } from '../helpers/slack-receiver';

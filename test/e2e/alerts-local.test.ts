@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { npmStart, Started } from '../helpers/npm-start';
 import { startLoad } from '../helpers/load';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';

@@ -2,9 +2,9 @@
 import { logEntryFor, readAccessLog, startTestStack, waitFor } from '../helpers/stack';
 import { startLoad, STRICT_CLIENT, TEST_LOAD } from '../helpers/load';
 import { summarize } from '../../local/load';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { LocalStack } from '../../local/stack';
-import { upstreamStatuses } from '../../lambda/alert/access-log';
+import { upstreamStatuses } from '../../core/access-log';
 
 // The total bound nginx/proxy-failover.conf promises: 2 tries x (connect 0.5 s + read 1 s) = 3 s;
 // a request must never hang past it (slack for a loaded 2-core machine).

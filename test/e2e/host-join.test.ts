@@ -1,6 +1,6 @@
 // Issue 10, item 3: a fleet host launched during a release (scale-out, replacement, rolling update)
 // never enters service half-released.
-//  - Run Command's command (lib/host-apply-command.ts), run by a real shell: on a host still
+//  - Run Command's command (core/host-command.ts), run by a real shell: on a host still
 //    bootstrapping it answers the join step and succeeds instead of failing the release or flip.
 //  - fleet/bluegreen-join.sh, for real, with the aws CLI reading the release record from
 //    moto_server: it holds the host out while a release is in progress (heartbeating its launch
@@ -12,11 +12,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
-import { parameterNames } from '../../lib/config';
-import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
+import { REPO_ROOT } from '../../local/paths';
+import { parameterNames } from '../../core/names';
+import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../core/host-command';
 import { hostCommandUnder } from '../helpers/host-command';
-import { BAKE_AHEAD_MS, FINAL_STATES, inProgress, parseRecord, recordVerdict, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../lambda/alert/release-record';
+import { BAKE_AHEAD_MS, FINAL_STATES, inProgress, parseRecord, recordVerdict, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../core/release-record';
 import { parseStepLines } from '../../ops/release/run-command';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';

@@ -3,7 +3,7 @@
 // closed and answers 502 with no nginx log line. Real nginx with the repo's config: one connection
 // kept idle for as long as the ALB would keep it, then used again.
 import * as net from 'node:net';
-import { DEFAULT_PROXY_SETTINGS, loadBalancerIdleSeconds } from '../../lib/proxy-settings';
+import { DEFAULT_PROXY_SETTINGS, loadBalancerIdleSeconds } from '../../core/proxy-settings';
 import { LocalStack } from '../../local/stack';
 import { startTestStack } from '../helpers/stack';
 

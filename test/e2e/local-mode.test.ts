@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../local/ports';
 import { npmStart as startNpm, Started } from '../helpers/npm-start';
-import { REPO_ROOT } from '../../local/defaults';
-import { httpRequest } from '../../local/http';
+import { REPO_ROOT } from '../../local/paths';
+import { httpRequest } from '../../support/http';
 import { waitFor } from '../helpers/stack';
 
 const run = promisify(execFile);

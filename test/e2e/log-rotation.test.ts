@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { LocalStack } from '../../local/stack';
 import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
 import { startTestStack, waitFor } from '../helpers/stack';

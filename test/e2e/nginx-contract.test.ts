@@ -1,7 +1,7 @@
 // The public entry's contract: headers, the JSON access log, /chaos refused, retry policy by method.
 import { logEntryFor, readAccessLog, startTestStack, waitFor, workerPids } from '../helpers/stack';
-import { ACCESS_LOG_FIELDS } from '../../lambda/alert/access-log';
-import { httpRequest } from '../../local/http';
+import { ACCESS_LOG_FIELDS } from '../../core/access-log';
+import { httpRequest } from '../../support/http';
 import { LocalStack } from '../../local/stack';
 
 let stack: LocalStack;

@@ -5,7 +5,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { httpRequest } from '../../local/http';
+import { httpRequest } from '../../support/http';
 import { LocalStack } from '../../local/stack';
 import { npmStart, Started } from '../helpers/npm-start';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';

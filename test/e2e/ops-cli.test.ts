@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
-import { parameterNames } from '../../lib/config';
+import { parameterNames } from '../../core/names';
 import { Moto, startMoto } from '../helpers/moto';
 import { startTestStack } from '../helpers/stack';
 

@@ -5,12 +5,12 @@
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { parameterNames } from '../../lib/config';
+import { parameterNames } from '../../core/names';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { ReleaseOptions } from '../../ops/release/args';
 import { runRelease } from '../../ops/release/orchestrator';
 import { RunOnHostsResult } from '../../ops/release/run-command';
-import { ReleaseRecord } from '../../lambda/alert/release-record';
+import { ReleaseRecord } from '../../core/release-record';
 import { Moto, startMoto } from '../helpers/moto';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { awsTarget } from '../../ops/aws-target';

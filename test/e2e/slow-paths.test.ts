@@ -3,7 +3,7 @@
 // and ends as nginx's clean JSON 504, bounded; everything else keeps the default path's failover.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { httpRequest, HttpResponse } from '../../local/http';
+import { httpRequest, HttpResponse } from '../../support/http';
 import { LocalStack } from '../../local/stack';
 import { applyUpstream } from '../../local/switch';
 import { logEntryFor, startTestStack, waitFor, workerPids } from '../helpers/stack';

@@ -6,8 +6,8 @@ import * as path from 'node:path';
 import { LogEntry, logEntryFor, readAccessLog, startTestStack, waitFor, workerPids } from '../helpers/stack';
 import { startLoad, STRICT_CLIENT, TEST_LOAD } from '../helpers/load';
 import { runLoad, summarize } from '../../local/load';
-import { httpRequest } from '../../local/http';
-import { NGINX_DIR } from '../../local/defaults';
+import { httpRequest } from '../../support/http';
+import { NGINX_DIR } from '../../local/paths';
 import { LocalStack } from '../../local/stack';
 import { applyUpstream, runScript, switchEnv } from '../../local/switch';
 

@@ -2,7 +2,7 @@
 // Docker harness uses too, so the tests and the harness can never read them differently.
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 export const BASE_IMAGES_READER = path.join(REPO_ROOT, 'test', 'docker', 'base-images.sh');
 

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { App, Tags } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
 

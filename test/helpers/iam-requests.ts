@@ -5,10 +5,11 @@
 // (the asset objects the user data fetches, generated names), never from the policies under test.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames, POOLS } from '../../lib/config';
+import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames } from '../../core/names';
+import { POOLS } from '../../core/pools';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
-import { STAGE_TAG_KEY } from '../../lib/pool-host';
-import { REPO_ROOT } from '../../local/defaults';
+import { STAGE_TAG_KEY } from '../../core/names';
+import { REPO_ROOT } from '../../local/paths';
 import { CfnTemplate, ContextValue, list, resolveStatement, RawStatement, Statement, TemplateResolver, TEST_ENV } from './iam';
 
 const { partition: P, region: R, account: A } = TEST_ENV;
@@ -245,13 +246,13 @@ export function requestTable(f: StageFacts): RequestRow[] {
   };
   allow(op, 'ops/aws-flip.ts', 'flip: writes the active pool', 'ssm:PutParameter', withOverwrite(n.activePool));
   allow(op, 'ops/aws-flip.ts', 'flip: confirms through the public URL', 'ssm:GetParameter', param(n.publicUrl));
-  runCommandReads('ops/fleet.ts', 'flip, status, release: the pool-switch rule\'s and the release\'s commands per host');
-  allow(op, 'ops/commands.ts', 'maintenance on|off', 'ssm:PutParameter', withOverwrite(n.maintenance));
-  allow(op, 'ops/commands.ts', 'status: one GetParameter each', 'ssm:GetParameter', ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState, n.release].map(param));
-  allow(op, 'ops/fleet.ts', 'status: the stage\'s SSM agents by tag', 'ssm:DescribeInstanceInformation', '*');
-  allow(op, 'ops/insights.ts', 'insights: a saved query on the access log', 'logs:StartQuery', groupScope(logs.access));
+  runCommandReads('ops/stage-hosts.ts', 'flip, status, release: the pool-switch rule\'s and the release\'s commands per host');
+  allow(op, 'ops/stage-commands.ts', 'maintenance on|off', 'ssm:PutParameter', withOverwrite(n.maintenance));
+  allow(op, 'ops/stage-commands.ts', 'status: one GetParameter each', 'ssm:GetParameter', ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState, n.release].map(param));
+  allow(op, 'ops/stage-hosts.ts', 'status: the stage\'s SSM agents by tag', 'ssm:DescribeInstanceInformation', '*');
+  allow(op, 'ops/insights-query.ts', 'insights: a saved query on the access log', 'logs:StartQuery', groupScope(logs.access));
   // The request names a query id, not a group: the policy grants it on "*".
-  allow(op, 'ops/insights.ts', 'insights: the query\'s rows', 'logs:GetQueryResults', groupScope(logs.access));
+  allow(op, 'ops/insights-query.ts', 'insights: the query\'s rows', 'logs:GetQueryResults', groupScope(logs.access));
   allow(op, 'ops/release/aws-backend.ts', 'release: the record, the active pool, the canary share', 'ssm:GetParameter', ...[n.release, n.activePool, n.canaryPercent].map(param));
   allow(op, 'ops/release/aws-backend.ts', 'release: a pool\'s desired state (either pool may be the idle one)', 'ssm:GetParameters', ...POOLS.flatMap((p) => Object.values(n.pools[p]).map(param)));
   allow(op, 'ops/release/aws-backend.ts', 'release: writes the record, the canary share and the idle pool\'s desired state', 'ssm:PutParameter', ...[n.release, n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite));
@@ -261,9 +262,9 @@ export function requestTable(f: StageFacts): RequestRow[] {
   for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:InitiateLayerUpload', 'ecr:UploadLayerPart', 'ecr:CompleteLayerUpload', 'ecr:PutImage']) {
     allow(op, 'README.md', '"4. Release": docker push to the stage repository', action, repository(ecrRepositoryName(stage)));
   }
-  deny(op, 'ops/commands.ts', 'the webhook (created once by an administrator, read by the function only)', 'ssm:GetParameter', param(n.slackWebhookUrl));
-  deny(op, 'ops/commands.ts', 'a write of the webhook', 'ssm:PutParameter', withOverwrite(n.slackWebhookUrl));
-  deny(op, 'ops/commands.ts', 'a write of the alert function\'s state', 'ssm:PutParameter', withOverwrite(n.alertState));
+  deny(op, 'ops/stage-commands.ts', 'the webhook (created once by an administrator, read by the function only)', 'ssm:GetParameter', param(n.slackWebhookUrl));
+  deny(op, 'ops/stage-commands.ts', 'a write of the webhook', 'ssm:PutParameter', withOverwrite(n.slackWebhookUrl));
+  deny(op, 'ops/stage-commands.ts', 'a write of the alert function\'s state', 'ssm:PutParameter', withOverwrite(n.alertState));
   deny(op, 'ops/aws-flip.ts', 'another stage\'s active pool', 'ssm:PutParameter', withOverwrite(parameterNames(other).activePool));
   deny(op, 'ops/release/run-command.ts', 'Run Command on another stage\'s host', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(OTHER_INSTANCE, other));
   deny(op, 'README.md', 'a push to another stage\'s repository', 'ecr:PutImage', repository(ecrRepositoryName(other)));
@@ -275,7 +276,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
   const files = [
     ...['userdata/bluegreen-apply.sh', 'userdata/bootstrap.sh', 'userdata/bluegreen-log-reopen.sh', 'fleet/bluegreen-join.sh', 'lib/pool-host.ts', 'lib/fleet-hosts.ts'],
     ...['lambda/alert/aws.ts', 'lambda/alert/runtime.ts', 'lambda/alert/handler.ts'],
-    ...['ops/aws-flip.ts', 'ops/aws-target.ts', 'ops/commands.ts', 'ops/fleet.ts', 'ops/insights.ts', 'ops/release/aws-backend.ts', 'ops/release/run-command.ts'],
+    ...['ops/aws-flip.ts', 'ops/aws-target.ts', 'ops/stage-commands.ts', 'ops/stage-hosts.ts', 'ops/insights-query.ts', 'ops/release/aws-backend.ts', 'ops/release/run-command.ts'],
   ];
   const cliService: Record<string, string> = { elbv2: 'elasticloadbalancing' };
   const sdkService: Record<string, string> = { 'client-ssm': 'ssm', 'client-cloudwatch-logs': 'logs', 'client-sqs': 'sqs' };

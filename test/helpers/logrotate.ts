@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
-import { httpRequest } from '../../local/http';
+import { REPO_ROOT } from '../../local/paths';
+import { httpRequest } from '../../support/http';
 
 /** The host's log dir, as logrotate.conf, docker-compose.yml and the CloudWatch agent name it. */
 export const HOST_LOG_DIR = '/var/log/bluegreen';

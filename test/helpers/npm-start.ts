@@ -1,6 +1,6 @@
 // `npm start` as a user runs it, on free ports and its own state dir, with its output captured.
 import { ChildProcess, spawn } from 'node:child_process';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
 
 export interface Started {

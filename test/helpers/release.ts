@@ -1,6 +1,6 @@
 // A release record as the CLI writes it for a release baking on green (blue active before, v1 → v2):
 // the shape the guard, the events and the runtimes are tested against.
-import { ReleaseRecord } from '../../lambda/alert/release-record';
+import { ReleaseRecord } from '../../core/release-record';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

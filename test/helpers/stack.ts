@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AccessLogEntry, parseAccessLogLine } from '../../lambda/alert/access-log';
+import { AccessLogEntry, parseAccessLogLine } from '../../core/access-log';
 import { LocalStack, StackOptions } from '../../local/stack';
 
 export async function startTestStack(options: Partial<StackOptions> = {}): Promise<LocalStack> {

@@ -4,7 +4,8 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
 import { NO_ALARM_EMAIL_WARNING } from '../../lib/alarm-topic';
-import { ConfigError, parseConfig } from '../../lib/config';
+import { ConfigError } from '../../core/config-error';
+import { parseConfig } from '../../lib/stack-config';
 import { newApp, synthTemplate } from '../helpers/cdk';
 
 const EMAILS = 'oncall@example.com, Platform.Team+alarms@example.org';

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 const CDK = path.join(REPO_ROOT, 'node_modules', '.bin', 'cdk');
 let home: string;

@@ -1,8 +1,9 @@
 // Context validation: a bad key or value fails synth with a message naming it and what it accepts.
-import { parseConfig, CONTEXT_KEYS, hostReadParameterNames, parameterNames } from '../../lib/config';
+import { parseConfig, CONTEXT_KEYS } from '../../lib/stack-config';
+import { hostReadParameterNames, parameterNames } from '../../core/names';
 import { buildApp } from '../../bin/app';
 import { newApp } from '../helpers/cdk';
-import { DEFAULT_PROXY_SETTINGS } from '../../lib/proxy-settings';
+import { DEFAULT_PROXY_SETTINGS } from '../../core/proxy-settings';
 
 test('defaults: a dev stage that synthesizes with no context at all', () => {
   expect(parseConfig({})).toEqual({

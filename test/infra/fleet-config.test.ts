@@ -1,9 +1,11 @@
 // Fleet mode's context (issue 10, items 1 and 2): hosts switches the mode; impossible combinations
 // fail synth with a message naming the key; the single host stays the default.
-import { MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
-import { ConfigError, hostsParameterValue, minInstancesInService, parameterNames, parseConfig } from '../../lib/config';
+import { MAX_FLEET_HOSTS } from '../../core/aws-limits';
+import { ConfigError } from '../../core/config-error';
+import { hostsParameterValue, minInstancesInService, parseConfig } from '../../lib/stack-config';
+import { parameterNames } from '../../core/names';
 
-/** The group limit (Run Command's default concurrency, lambda/alert/aws-limits.ts) and one past it. */
+/** The group limit (Run Command's default concurrency, core/aws-limits.ts) and one past it. */
 const MAX = MAX_FLEET_HOSTS;
 const PAST = String(MAX + 1);
 

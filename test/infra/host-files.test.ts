@@ -6,10 +6,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { APPLY_PATH, NO_DEPLOY, TIMER_APPLY_ARGS } from '../../lib/host-apply-command';
-import { HOST_TIMER, hostRetryEnv, JOIN_POLL_SECONDS } from '../../lambda/alert/ssm-budget';
+import { APPLY_PATH, NO_DEPLOY, TIMER_APPLY_ARGS } from '../../core/host-command';
+import { HOST_TIMER, hostRetryEnv, JOIN_POLL_SECONDS } from '../../core/ssm-budget';
 import { synthTemplate } from '../helpers/cdk';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 interface Service {
   ports: string[];
@@ -154,7 +154,7 @@ test('systemd: boot renders from SSM then brings the set up; the timer reconcile
   expect(service).toContain('ExecStartPre=-/usr/local/bin/bluegreen-apply --no-reload');
   expect(service).toMatch(/^ExecStart=\/usr\/bin\/docker compose up -d --wait/m);
   // The timer never deploys a pool's new release (a release's own Run Command paces that): the unit
-  // runs what lib/host-apply-command.ts says the timer runs.
+  // runs what core/host-command.ts says the timer runs.
   expect(/^ExecStart=(.*)$/m.exec(read('userdata', 'bluegreen-apply.service'))![1]).toBe([APPLY_PATH, ...TIMER_APPLY_ARGS].join(' '));
   expect(TIMER_APPLY_ARGS).toEqual([NO_DEPLOY]);
   expect(read('userdata', 'bluegreen-apply.timer')).toContain('OnCalendar=minutely');

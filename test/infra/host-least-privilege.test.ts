@@ -9,7 +9,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { buildApp } from '../../bin/app';
-import { hostReadParameterNames, parameterNames } from '../../lib/config';
+import { hostReadParameterNames, parameterNames } from '../../core/names';
 import { newApp, synthTemplate } from '../helpers/cdk';
 import { AWS_MANAGED_EXCERPTS, CfnTemplate, evaluate, list, RawStatement, resolveStatement, TemplateResolver, TEST_ENV } from '../helpers/iam';
 
@@ -46,7 +46,7 @@ function hostPolicy(template: Template): Statement[] {
   return policies[0][1].Properties.PolicyDocument.Statement as Statement[];
 }
 
-/** Every parameter name of a stage (the one definition in lib/config.ts), flattened. */
+/** Every parameter name of a stage (the one definition in lib/stack-config.ts), flattened. */
 function stageParameterNames(stage: string): string[] {
   const names: string[] = [];
   const walk = (v: unknown): void => {

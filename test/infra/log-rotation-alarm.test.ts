@@ -6,9 +6,9 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { logGroupNames } from '../../lib/config';
+import { logGroupNames } from '../../core/names';
 import { LOG_ROTATION_FAILED_PATTERN, LOG_ROTATION_FAILURES_METRIC } from '../../lib/log-rotation-alarm';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { synthTemplate } from '../helpers/cdk';
 import { filterPatternTerms, matchesFilterPattern } from '../helpers/filter-pattern';
 import { HOST_LOG_DIR } from '../helpers/logrotate';

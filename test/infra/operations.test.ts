@@ -1,6 +1,6 @@
 // Saved Logs Insights queries (the very strings the CLI runs) and the stage dashboard.
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { INSIGHTS_QUERIES } from '../../lambda/alert/insights';
+import { INSIGHTS_QUERIES } from '../../core/insights-queries';
 import { synthTemplate } from '../helpers/cdk';
 
 let template: Template;

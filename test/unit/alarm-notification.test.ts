@@ -2,10 +2,10 @@
 // runbook section of each of the pipeline's alarms, which RUNBOOK.md must have.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { alarmChanges, isNotified, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf, runbookLink } from '../../lambda/alert/alarm-notification';
-import { Decision } from '../../lambda/alert/rules';
-import { alarmSlackMessage, SEVERITY_COLOURS, slackMessage } from '../../lambda/alert/slack';
-import { REPO_ROOT } from '../../local/defaults';
+import { alarmChanges, isNotified, isSnsEvent, PIPELINE_ALARMS, pipelineAlarmName, pipelineAlarmOf, runbookLink } from '../../core/alarm-notification';
+import { Decision } from '../../core/rules';
+import { alarmSlackMessage, SEVERITY_COLOURS, slackMessage } from '../../core/slack-message';
+import { REPO_ROOT } from '../../local/paths';
 
 const FIXTURES = JSON.parse(readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'alarm-notifications.json'), 'utf8'));
 type Block = { type: string; text?: { type: string; text: string }; fields?: Array<{ type: string }>; elements?: Array<{ text: { text: string }; url: string }> };

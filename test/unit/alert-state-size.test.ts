@@ -1,6 +1,6 @@
 // The alert function's persisted state must fit its standard SSM parameter (4 KB, in bytes) whatever
 // the fleet's size: fitState drops what costs least first.
-import { MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
+import { MAX_FLEET_HOSTS } from '../../core/aws-limits';
 import { fitState, PersistedState, STATE_MAX_BYTES } from '../../lambda/alert/aws';
 
 /** The largest fleet during a rolling update: its replaced hosts still count for a day beside the new ones. */

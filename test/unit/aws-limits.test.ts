@@ -1,9 +1,10 @@
-// The AWS limits the code relies on (lambda/alert/aws-limits.ts): each one stated by an AWS
+// The AWS limits the code relies on (core/aws-limits.ts): each one stated by an AWS
 // documentation page, and the code's own figures held to them.
-import { AWS_LIMITS, AwsLimit, limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
+import { AWS_LIMITS, AwsLimit, limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
 import { STATE_MAX_BYTES } from '../../lambda/alert/aws';
-import { FLEET_LIMITS, hostReadParameterNames } from '../../lib/config';
-import { cliCommandComment } from '../../ops/fleet';
+import { FLEET_LIMITS } from '../../lib/stack-config';
+import { hostReadParameterNames } from '../../core/names';
+import { cliCommandComment } from '../../ops/stage-hosts';
 
 test.each(Object.entries(AWS_LIMITS) as Array<[string, AwsLimit]>)('%s: a positive number, worded and linked to docs.aws.amazon.com', (_name, l) => {
   expect(Number.isInteger(l.value) && l.value > 0).toBe(true);

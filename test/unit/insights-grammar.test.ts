@@ -2,7 +2,7 @@
 // the check that catches a query the real engine would reject), and the queries answer with the
 // columns `bluegreen insights` prints.
 import { checkInsightsQuery } from '../helpers/insights-grammar';
-import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS } from '../../lambda/alert/insights';
+import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS } from '../../core/insights-queries';
 
 /** The query's commands, as `[name, rest]`, split on the `|` between commands. */
 function commands(query: string): Array<[string, string]> {

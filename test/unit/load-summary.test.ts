@@ -1,7 +1,8 @@
 import { percentile, summarize, Sample } from '../../local/load';
-import { parseAccessLogLine, upstreamStatuses } from '../../lambda/alert/access-log';
+import { parseAccessLogLine, upstreamStatuses } from '../../core/access-log';
 import { findNginx, NGINX_INSTALL_HINT } from '../../local/nginx-binary';
-import { parsePool, parsePort } from '../../local/defaults';
+import { parsePool } from '../../core/pools';
+import { parsePort } from '../../core/ports';
 
 const sample = (latencyMs: number, status = 200, pool: string | null = 'blue', error?: string): Sample => ({ sentAt: 0, latencyMs, status, pool, error });
 

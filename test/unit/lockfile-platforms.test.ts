@@ -5,7 +5,7 @@
 // builds as optional dependencies must have an entry for every platform the README supports.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 interface LockEntry {
   version?: string;

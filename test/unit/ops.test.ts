@@ -6,8 +6,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { flipOnAws } from '../../ops/aws-flip';
-import { awsStatusCommand } from '../../ops/commands';
-import { formatTable, parseSince, QueryError, runQuery } from '../../ops/insights';
+import { awsStatusCommand } from '../../ops/stage-commands';
+import { formatTable, parseSince, QueryError, runQuery } from '../../ops/insights-query';
 
 const logsMock = mockClient(CloudWatchLogsClient);
 const ssmMock = mockClient(SSMClient);

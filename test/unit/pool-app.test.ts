@@ -2,8 +2,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { APP_ENTRY as APP } from '../../local/defaults';
-import { httpRequest } from '../../local/http';
+import { APP_ENTRY as APP } from '../../local/paths';
+import { httpRequest } from '../../support/http';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { createApp, configFromEnv } = require('../../app/server.js') as typeof import('../../app/server.js');
 

@@ -1,12 +1,12 @@
 // The pool env rule (userdata/pool-env.json) as the two readers apply it: the release CLI
-// (lib/pool-env.ts) and the host, whose jq program (userdata/pool-env.jq) is also the env file's
+// (core/pool-env.ts) and the host, whose jq program (userdata/pool-env.jq) is also the env file's
 // writer. Both get the same texts and must give the same verdict, word for word, and the host must
 // write exactly the lines the rule promises. What Compose makes of those lines is
 // test/docker/env-file.test.ts's.
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
-import { POOL_ENV_RULE, POOL_ENV_RULE_FILE, poolEnvFileLines, poolEnvTextProblem } from '../../lib/pool-env';
+import { REPO_ROOT } from '../../local/paths';
+import { POOL_ENV_RULE, POOL_ENV_RULE_FILE, poolEnvFileLines, poolEnvTextProblem } from '../../core/pool-env';
 
 const PROGRAM = path.join(REPO_ROOT, 'userdata', 'pool-env.jq');
 

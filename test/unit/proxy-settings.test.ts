@@ -1,10 +1,10 @@
-// lib/proxy-settings.ts (what synth and local mode check) against nginx/render-upstream.sh (what
+// core/proxy-settings.ts (what synth and local mode check) against nginx/render-upstream.sh (what
 // the host and local nginx render): the same defaults, the same accepted values, the same messages.
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { NGINX_DIR } from '../../local/defaults';
-import { DEFAULT_PROXY_SETTINGS, keepaliveSeconds, loadBalancerIdleSeconds, PROXY_SETTINGS, ProxySettingKey, proxySettingsEnv, proxySettingsFromEnv } from '../../lib/proxy-settings';
+import { NGINX_DIR } from '../../local/paths';
+import { DEFAULT_PROXY_SETTINGS, keepaliveSeconds, loadBalancerIdleSeconds, PROXY_SETTINGS, ProxySettingKey, proxySettingsEnv, proxySettingsFromEnv } from '../../core/proxy-settings';
 
 const run = promisify(execFile);
 const SWITCH_DIR = '/etc/bluegreen/switch';

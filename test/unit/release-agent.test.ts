@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Pool } from '../../local/defaults';
+import type { Pool } from '../../core/pools';
 import { AgentStack, PoolAgent } from '../../local/pool-agent';
 import { readApplied, readDesired, writeDesired } from '../../local/release-store';
 

@@ -16,9 +16,9 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { parameterNames } from '../../lib/config';
-import { hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../lib/host-apply-command';
-import { parseRecord } from '../../lambda/alert/release-record';
+import { parameterNames } from '../../core/names';
+import { hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../core/host-command';
+import { parseRecord } from '../../core/release-record';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { formatHistory, historyRows } from '../../ops/release/history';

@@ -1,11 +1,11 @@
 // The release gate (guardRelease), the record it writes, its settings, and the release events for
 // Slack (releaseAnnouncements): pure functions, table-driven.
-import { releaseGateFromEnv } from '../../lambda/alert/config';
-import { announced, releaseAnnouncements } from '../../lambda/alert/release-events';
-import { CANARY_ABORTED_STEP, canaryMinRequests, guardRelease, recordAfterGuard, ReleaseGate, releaseFigures } from '../../lambda/alert/release-guard';
-import { FINAL_STATES, ReleaseRecord, ReleaseState } from '../../lambda/alert/release-record';
-import { DEFAULT_RULE_CONFIG, WindowItem } from '../../lambda/alert/rules';
-import { slackMessage } from '../../lambda/alert/slack';
+import { releaseGateFromEnv } from '../../core/rule-config';
+import { announced, releaseAnnouncements } from '../../core/release-events';
+import { CANARY_ABORTED_STEP, canaryMinRequests, guardRelease, recordAfterGuard, ReleaseGate, releaseFigures } from '../../core/release-guard';
+import { FINAL_STATES, ReleaseRecord, ReleaseState } from '../../core/release-record';
+import { DEFAULT_RULE_CONFIG, WindowItem } from '../../core/rules';
+import { slackMessage } from '../../core/slack-message';
 import { bakingRecord } from '../helpers/release';
 
 const T0 = Date.parse('2026-11-23T14:02:33Z');

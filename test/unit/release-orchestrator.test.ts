@@ -1,8 +1,8 @@
 // The release flow against a fake backend and a virtual clock: every exit path of runRelease.
-import type { Pool } from '../../local/defaults';
-import { BAKE_AHEAD_MS, type DesiredPool, type ReleaseRecord } from '../../lambda/alert/release-record';
+import type { Pool } from '../../core/pools';
+import { BAKE_AHEAD_MS, type DesiredPool, type ReleaseRecord } from '../../core/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../ops/release/backend';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
 import { BAKE_GRACE_MS, inProgress, isStale, RECORD_REFRESH_MS, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
 
 const T0 = Date.parse('2026-11-23T14:02:33.000Z');

@@ -1,7 +1,7 @@
 // The release record must fit its parameter (8 KB, advanced tier) in bytes, as SSM counts them, on the
 // largest fleet and whatever the release's env holds: multi-byte values and details included.
-import { limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
-import { boundEnv, ENV_LEFT_OUT, parseRecord, RECORD_ENV_MAX_BYTES, RECORD_REASON_MAX_BYTES, ReleaseRecord, ReleaseStep, serializeRecord } from '../../lambda/alert/release-record';
+import { limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
+import { boundEnv, ENV_LEFT_OUT, parseRecord, RECORD_ENV_MAX_BYTES, RECORD_REASON_MAX_BYTES, ReleaseRecord, ReleaseStep, serializeRecord } from '../../core/release-record';
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 const AT = '2026-11-24T10:00:00.000Z';

@@ -1,6 +1,6 @@
 // The release's deploy on AWS: Run Command to the stage's hosts, per-host status and the agent's
 // step lines read back (aws-sdk-client-mock: moto runs no commands).
-import { hostApplyCommand } from '../../lib/host-apply-command';
+import { hostApplyCommand } from '../../core/host-command';
 import { GetCommandInvocationCommand, ListCommandInvocationsCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DEPLOY_RATE, EVERY_HOST_RATE, parseStepLines, runApplyOnStageHosts } from '../../ops/release/run-command';

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { NGINX_DIR } from '../../local/defaults';
+import { NGINX_DIR } from '../../local/paths';
 
 const run = promisify(execFile);
 const RENDER = path.join(NGINX_DIR, 'render-upstream.sh');

@@ -1,8 +1,8 @@
 // The rule engine, table-driven: each case is a sequence of requests and the decisions it must give.
-import { AccessLogEntry, parseAccessLogLine, primaryPool } from '../../lambda/alert/access-log';
-import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, EngineState, evaluate, failedByPrimary, FLEET_SEEN_MS, RuleConfig, seedWindow, windowFigures } from '../../lambda/alert/rules';
-import { formatHostsParameter, parseHostsParameter } from '../../lambda/alert/fleet-size';
-import { processLines } from '../../lambda/alert/pipeline';
+import { AccessLogEntry, parseAccessLogLine, primaryPool } from '../../core/access-log';
+import { DEFAULT_RULE_CONFIG, emptyState, EngineInput, EngineState, evaluate, failedByPrimary, FLEET_SEEN_MS, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
+import { formatHostsParameter, parseHostsParameter } from '../../core/fleet-size';
+import { processLines } from '../../core/line-batch';
 
 const T0 = Date.parse('2026-11-22T10:00:00Z');
 

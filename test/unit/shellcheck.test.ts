@@ -1,6 +1,6 @@
 // Every shell script in the repo passes shellcheck (they run on hosts with nothing but a shell).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 
 const scripts = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '*.sh', '.ci/run'], { cwd: REPO_ROOT, encoding: 'utf8' })
   .split('\n')

@@ -1,10 +1,10 @@
 // Slack delivery against a real local HTTP server, and the Block Kit message.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
-import { deliver, RUNBOOK_ANCHORS, slackMessage, SEVERITY_COLOURS } from '../../lambda/alert/slack';
-import { Decision } from '../../lambda/alert/rules';
-import { insightsUrl } from '../../lambda/alert/insights';
+import { REPO_ROOT } from '../../local/paths';
+import { deliver, RUNBOOK_ANCHORS, slackMessage, SEVERITY_COLOURS } from '../../core/slack-message';
+import { Decision } from '../../core/rules';
+import { insightsUrl } from '../../core/insights-queries';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 
 let slack: SlackReceiver;

@@ -1,11 +1,11 @@
-// The stage's Parameter Store requests (lambda/alert/ssm-budget.ts) on the largest fleet while a
+// The stage's Parameter Store requests (core/ssm-budget.ts) on the largest fleet while a
 // release runs: the busiest second stays under half the account's budget, as modelled from the
 // cadences the code itself uses.
-import { limit, MAX_FLEET_HOSTS } from '../../lambda/alert/aws-limits';
+import { limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
 import { RECORD_MAX_AGE_MS as FUNCTION_RECORD_MAX_AGE_MS } from '../../lambda/alert/runtime';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import {
   AGENT_FLUSH_SECONDS,
   BUDGET_SHARE,
@@ -17,8 +17,8 @@ import {
   RECORD_MAX_AGE_MS,
   releaseSources,
   STAGE_BUDGET_PER_SECOND,
-} from '../../lambda/alert/ssm-budget';
-import { hostReadParameterNames } from '../../lib/config';
+} from '../../core/ssm-budget';
+import { hostReadParameterNames } from '../../core/names';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { RECORD_REFRESH_MS } from '../../ops/release/orchestrator';
 import { SSMClient } from '@aws-sdk/client-ssm';

@@ -1,7 +1,7 @@
 // What a newcomer needs besides npm, and the Node.js the README recommends: one list, held true.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/defaults';
+import { REPO_ROOT } from '../../local/paths';
 import { missingTools, missingToolsMessage, readmeToolRows, TEST_TOOLS } from '../tools';
 
 const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');

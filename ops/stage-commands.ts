@@ -1,16 +1,17 @@
 // The AWS-side operator commands of the one CLI: flip / maintenance / status (with --stage), insights.
 import { GetCommandInvocationCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { parseRecord, ReleaseRecord } from '../lambda/alert/release-record';
-import { STAGE_TAG_KEY } from '../lib/pool-host';
-import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './fleet';
+import { parseRecord, ReleaseRecord } from '../core/release-record';
+import { STAGE_TAG_KEY } from '../core/names';
+import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './stage-hosts';
 import { parseStepLines } from './release/run-command';
 import { parseArgs } from 'node:util';
-import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../lambda/alert/insights';
-import { ConfigError, parsePool } from '../local/defaults';
-import { describeEndpoint, printRows } from '../local/commands';
+import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../core/insights-queries';
+import { ConfigError } from '../core/config-error';
+import { parsePool } from '../core/pools';
+import { describeEndpoint, printRows } from '../local/local-commands';
 import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
-import { formatTable, parseSince, QueryError, runQuery } from './insights';
+import { formatTable, parseSince, QueryError, runQuery } from './insights-query';
 
 type Out = (line: string) => void;
 

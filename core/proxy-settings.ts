@@ -1,5 +1,5 @@
 // The per-stage proxy timeouts and slow paths, checked before they reach the renderer: CDK context
-// at synth (lib/config.ts), the environment in local mode (local/start.ts). nginx/render-upstream.sh
+// at synth (lib/stack-config.ts), the environment in local mode (local/start.ts). nginx/render-upstream.sh
 // renders them and checks them again with the same rules and defaults (it is what the host runs);
 // test/unit/proxy-settings.test.ts holds the two to agreement. Pure: no CDK, no I/O.
 //
@@ -9,7 +9,7 @@
 // closing and answers 502 with no nginx log line). loadBalancerIdleSeconds and keepaliveSeconds say
 // both; render-upstream.sh renders the second into routes.conf from the same settings, by the same
 // rule (the parity test again).
-import { limit } from '../lambda/alert/aws-limits';
+import { limit } from './aws-limits';
 
 /** The settings, each with the renderer's environment variable that carries it to the host and to local nginx. */
 export const PROXY_SETTINGS = {

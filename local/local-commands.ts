@@ -2,8 +2,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseArgs } from 'node:util';
-import { ChaosMode, ConfigError, DEFAULT_PORTS, LOCAL_STATE_DIR, otherPool, parseChaosMode, parsePool, Pool, POOLS } from './defaults';
-import { header, httpRequest } from './http';
+import { ChaosMode, otherPool, parseChaosMode, parsePool, Pool, POOLS } from '../core/pools';
+import { ConfigError } from '../core/config-error';
+import { PORTS } from '../core/ports';
+import { LOCAL_STATE_DIR } from './paths';
+import { header, httpRequest } from '../support/http';
 import { runCheck } from './check';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
@@ -148,7 +151,7 @@ export async function chaosCommand(args: string[], env: NodeJS.ProcessEnv, out: 
   const pool = parsePool(poolArg, 'pool');
   const mode: ChaosMode | 'stop' = modeArg === 'stop' ? 'stop' : parseChaosMode(modeArg, 'mode (or stop)');
   const state = readStackState(stateDir(env));
-  const base = state ? poolUrl(state, pool) : `http://127.0.0.1:${DEFAULT_PORTS[pool]}`;
+  const base = state ? poolUrl(state, pool) : `http://127.0.0.1:${PORTS[pool]}`;
   const path = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
   const res = await httpRequest(`${base}${path}`, { method: 'POST', timeoutMs: 5000, agent: false });
   out(`${pool}: ${res.status} ${res.body.trim()}`);
@@ -159,8 +162,8 @@ export const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] 
                        [--duration SECONDS] [--concurrency N]
   Baseline from the active pool, chaos on it, requests through nginx, chaos stopped.
   PASS needs zero non-200 answers and >= 95% served by the other pool. Exit 0 PASS, 1 FAIL.
-  --url          public entry (default: the running local stack, else http://127.0.0.1:${DEFAULT_PORTS.nginx})
-  --blue-url     blue pool (default: --url's host, port ${DEFAULT_PORTS.blue}); --green-url likewise (${DEFAULT_PORTS.green})`;
+  --url          public entry (default: the running local stack, else http://127.0.0.1:${PORTS.nginx})
+  --blue-url     blue pool (default: --url's host, port ${PORTS.blue}); --green-url likewise (${PORTS.green})`;
 
 function parseCheckArgs(args: string[]) {
   try {
@@ -183,17 +186,17 @@ function parseCheckArgs(args: string[]) {
 export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
   const { values } = parseCheckArgs(args);
   const state = values.url ? undefined : readStackState(stateDir(env));
-  const url = (values.url ?? state?.url ?? `http://127.0.0.1:${DEFAULT_PORTS.nginx}`).replace(/\/+$/, '');
+  const url = (values.url ?? state?.url ?? `http://127.0.0.1:${PORTS.nginx}`).replace(/\/+$/, '');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new UsageError(`--url must be a URL like http://HOST:${DEFAULT_PORTS.nginx}, got "${url}"`);
+    throw new UsageError(`--url must be a URL like http://HOST:${PORTS.nginx}, got "${url}"`);
   }
   const poolUrls = {} as Record<Pool, string>;
   for (const pool of POOLS) {
     const given = pool === 'blue' ? values['blue-url'] : values['green-url'];
-    poolUrls[pool] = (given ?? (state ? poolUrl(state, pool) : `${parsed.protocol}//${parsed.hostname}:${DEFAULT_PORTS[pool]}`)).replace(/\/+$/, '');
+    poolUrls[pool] = (given ?? (state ? poolUrl(state, pool) : `${parsed.protocol}//${parsed.hostname}:${PORTS[pool]}`)).replace(/\/+$/, '');
   }
   const durationS = Number(values.duration);
   const concurrency = Number(values.concurrency);

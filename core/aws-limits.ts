@@ -62,7 +62,7 @@ export const AWS_LIMITS = {
     unit: 'requests per second',
     says: 'Parameter Store\'s default throughput, per account and Region, for GetParameter, GetParameters and PutParameter together (higher throughput is a paid setting)',
     doc: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-throughput.html',
-    usedBy: 'the request model (lambda/alert/ssm-budget.ts): hosts\' timers, the alert function, the CLI, joining hosts',
+    usedBy: 'the request model (core/ssm-budget.ts): hosts\' timers, the alert function, the CLI, joining hosts',
   },
   sendCommandInstanceIds: {
     value: 50,
@@ -132,7 +132,7 @@ export const AWS_LIMITS = {
     unit: 'seconds',
     says: 'Application Load Balancer: idle_timeout.timeout_seconds, valid range 1-4000 seconds',
     doc: 'https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html',
-    usedBy: 'the fleet\'s load balancer idle timeout (lib/proxy-settings.ts loadBalancerIdleSeconds)',
+    usedBy: 'the fleet\'s load balancer idle timeout (core/proxy-settings.ts loadBalancerIdleSeconds)',
   },
   albIdleTimeoutMax: {
     value: 4000,

@@ -1,12 +1,12 @@
 // The CLI side of `bluegreen release` and `bluegreen history`: parse, pick the backend (local stack
 // or a deployed stage, like every other command), run, print.
-import { LOCAL_STATE_DIR } from '../../local/defaults';
+import { LOCAL_STATE_DIR } from '../../local/paths';
 import { awsTarget, namesStage } from '../aws-target';
 import { AwsReleaseBackend } from './aws-backend';
 import { parseHistoryArgs, parseReleaseArgs } from './args';
-import { ReleaseBackend } from './backend';
+import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
-import { LocalReleaseBackend } from './local-backend';
+import { LocalReleaseBackend } from '../../local/release-backend';
 import { runRelease } from './orchestrator';
 
 type Out = (line: string) => void;

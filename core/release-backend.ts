@@ -1,9 +1,9 @@
-// What `bluegreen release` needs from where the pools run: the local stack (local-backend.ts) or a
+// What `bluegreen release` needs from where the pools run: the local stack (local/release-backend.ts) or a
 // deployed stage (aws-backend.ts, SSM + Run Command). The orchestrator (orchestrator.ts) holds the
 // flow and the rules; a backend only reads and writes state and asks the pool agent to act.
-import type { Pool } from '../../local/defaults';
-import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../../lambda/alert/release-record';
-import type { RunRate } from './run-command';
+import type { Pool } from './pools';
+import type { DesiredPool, ReleaseRecord, ReleaseStep } from './release-record';
+import type { RunRate } from '../ops/release/run-command';
 
 /** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
 export interface DeployReport {

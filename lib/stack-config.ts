@@ -1,9 +1,11 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { MAX_FLEET_HOSTS } from '../lambda/alert/aws-limits';
-import { formatHostsParameter } from '../lambda/alert/fleet-size';
-import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from './proxy-settings';
+import { ConfigError } from '../core/config-error';
+import { POOL_STATE_PATTERNS, STAGE_PATTERN } from '../core/patterns';
+import { MAX_FLEET_HOSTS } from '../core/aws-limits';
+import { formatHostsParameter } from '../core/fleet-size';
+import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from '../core/proxy-settings';
 
 export type VpcConfig =
   | { readonly create: true; readonly cidr: string }
@@ -94,7 +96,7 @@ export function minInstancesInService(fleet: Pick<FleetConfig, 'desired' | 'minH
 
 /**
  * The value of /bluegreen/<stage>/hosts in fleet mode (absent = the single host). The format and its
- * parser live in lambda/alert/fleet-size.ts: the alert function reads it, and its bundle must not pull CDK.
+ * parser live in core/fleet-size.ts: the alert function reads it, and its bundle must not pull CDK.
  */
 export function hostsParameterValue(fleet: FleetConfig): string {
   return formatHostsParameter(fleet.desired);
@@ -112,8 +114,6 @@ export interface AlertSettings {
   readonly alarmUndeliveredAlerts: number;
   readonly runbookUrl?: string;
 }
-
-export class ConfigError extends Error {}
 
 /**
  * The alert function reserves this much concurrency (its invocations are serialized: one owns the
@@ -176,24 +176,7 @@ function isToolkitKey(key: string): boolean {
 
 const RETENTION_DAYS = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
 
-/** A stage name: it becomes part of the stack name, the SSM path and the log group names. */
-export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
-/**
- * Value patterns of the pool state parameters: the stack sets them as the parameters' AllowedPattern
- * (SSM refuses other values), the CLI checks its input against them, the host checks what it reads.
- */
-export const POOL_STATE_PATTERNS = {
-  activePool: '^(blue|green)$',
-  maintenance: '^(on|off)$',
-  canaryPercent: '^([0-9]|[1-9][0-9])$',
-  release: '^[A-Za-z0-9._-]{1,64}$',
-  // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
-  // the value ends up in the host's Compose environment file.
-  image: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
-} as const;
-/** The image parameter's value for "the project's app/ image, built on the host". */
-export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
 /**
  * An address SNS can deliver to: one @, no spaces, commas, quotes or angle brackets, a dotted
@@ -458,55 +441,3 @@ function parseEmails(value: unknown): string[] {
   return unique;
 }
 
-export type PoolName = 'blue' | 'green';
-export const POOLS: readonly PoolName[] = ['blue', 'green'];
-
-/** A pool's desired state in SSM (README "What the stack creates"): what the host agent reconciles. */
-export interface PoolParameterNames {
-  /** Registry image; DEFAULT_APP_IMAGE = the app/ image built on the host. */
-  readonly image: string;
-  /** Release id the pool reports in X-Release-Id. */
-  readonly release: string;
-  /** Extra environment of the pool's container: a JSON object of strings, `{}` when none. */
-  readonly env: string;
-}
-
-/** SSM parameter names of a stage: the one definition the stack, the host, the Lambda and the CLI use. */
-export function parameterNames(stage: string) {
-  const root = `/bluegreen/${stage}`;
-  const pool = (p: PoolName): PoolParameterNames => ({ image: `${root}/pools/${p}/image`, release: `${root}/pools/${p}/release`, env: `${root}/pools/${p}/env` });
-  return {
-    root,
-    activePool: `${root}/active-pool`,
-    maintenance: `${root}/maintenance`,
-    /** Share (0-99) of requests whose first try goes to the idle pool. */
-    canaryPercent: `${root}/canary-percent`,
-    /** The release record (JSON, lambda/alert/release-record.ts); its history = GetParameterHistory. */
-    release: `${root}/release`,
-    pools: { blue: pool('blue'), green: pool('green') } as Readonly<Record<PoolName, PoolParameterNames>>,
-    slackWebhookUrl: `${root}/slack-webhook-url`,
-    alertState: `${root}/alert-state`,
-    publicUrl: `${root}/public-url`,
-    /** The single host's instance id; not written in fleet mode (hosts carry the tag BluegreenStage=<stage>). */
-    instanceId: `${root}/instance-id`,
-    /** Fleet mode only: `fleet:<desired>` (hostsParameterValue); absent = the single host. */
-    hosts: `${root}/hosts`,
-    /** URI of the stage's ECR repository (for the CLI's push hint). */
-    ecrRepository: `${root}/ecr-repository`,
-  };
-}
-
-/** The parameters the host agent reads: active pool, canary share and the six pool parameters. */
-export function hostReadParameterNames(stage: string): string[] {
-  const n = parameterNames(stage);
-  return [n.activePool, n.canaryPercent, ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env])];
-}
-
-/** The stage's ECR repository name. */
-export function ecrRepositoryName(stage: string): string {
-  return `bluegreen-${stage}`;
-}
-
-export function logGroupNames(stage: string) {
-  return { access: `/bluegreen/${stage}/nginx/access`, error: `/bluegreen/${stage}/nginx/error` };
-}

@@ -8,9 +8,9 @@ import {
   ListCommandsCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { limit } from '../lambda/alert/aws-limits';
-import { JOINING_STEP } from '../lib/host-apply-command';
-import { STAGE_TAG_KEY } from '../lib/pool-host';
+import { limit } from '../core/aws-limits';
+import { JOINING_STEP } from '../core/host-command';
+import { STAGE_TAG_KEY } from '../core/names';
 
 /** The Run Command target that means "every host of the stage" (the pool-switch rule uses the same tag). */
 export function stageTarget(stage: string): { Key: string; Values: string[] } {

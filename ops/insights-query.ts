@@ -1,7 +1,7 @@
 // `bluegreen insights <query> --since 1h`: runs one of the saved Logs Insights queries (the same
 // strings the stack saves as query definitions) and prints the rows as a table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { ConfigError } from '../local/defaults';
+import { ConfigError } from '../core/config-error';
 
 export type QueryRows = Array<Record<string, string>>;
 

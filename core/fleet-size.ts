@@ -1,5 +1,5 @@
 // The value of /bluegreen/<stage>/hosts: `fleet:<desired hosts>` in fleet mode, absent for the single
-// host. One format for its writer (the stack, lib/config.ts hostsParameterValue) and its reader (the
+// host. One format for its writer (the stack, lib/stack-config.ts hostsParameterValue) and its reader (the
 // alert function, which words its messages for the fleet). Kept free of CDK so the Lambda bundle
 // stays small.
 

@@ -13,7 +13,7 @@
 /** bootstrap.sh creates it first thing and removes it once the host answers through nginx. */
 export const BOOTSTRAPPING_MARKER = '/var/lib/bluegreen/bootstrapping';
 export const APPLY_PATH = '/usr/local/bin/bluegreen-apply';
-/** The step a still-bootstrapping host reports instead of running anything (ops/fleet.ts counts it as joining). */
+/** The step a still-bootstrapping host reports instead of running anything (ops/stage-hosts.ts counts it as joining). */
 export const JOINING_STEP = 'join';
 export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins with the stage state once no release is in progress';
 

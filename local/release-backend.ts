@@ -1,14 +1,15 @@
 // The release backend for the local stack (`npm start`): state files in the state dir (contract
 // section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
 // (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
-import { ConfigError, Pool } from '../../local/defaults';
+import { ConfigError } from '../core/config-error';
+import { Pool } from '../core/pools';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { header, httpRequest } from '../../local/http';
-import { readStackState, StackState, supervisorRunning } from '../../local/stack';
-import { readActivePool, readCanaryPercent, setCanary, switchPool } from '../../local/switch';
-import type { DesiredPool, ReleaseRecord } from '../../lambda/alert/release-record';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from './backend';
-import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from '../../local/release-store';
+import { header, httpRequest } from '../support/http';
+import { readStackState, StackState, supervisorRunning } from './stack';
+import { readActivePool, readCanaryPercent, setCanary, switchPool } from './switch';
+import type { DesiredPool, ReleaseRecord } from '../core/release-record';
+import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../core/release-backend';
+import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from './release-store';
 
 export class LocalReleaseBackend implements ReleaseBackend {
   readonly target = 'local';

@@ -1,0 +1,57 @@
+// The names of a stage's resources that more than one part must agree on: SSM parameters, log groups,
+// the ECR repository and the tag that marks a stage's hosts. The stack creates them, the host agent, the
+// alert function and the CLI read them.
+import { Pool, POOLS } from './pools';
+
+/** The EC2 tag Run Command targets to reach a stage's hosts. */
+export const STAGE_TAG_KEY = 'BluegreenStage';
+
+/** A pool's desired state in SSM (README "What the stack creates"): what the host agent reconciles. */
+export interface PoolParameterNames {
+  /** Registry image; DEFAULT_APP_IMAGE = the app/ image built on the host. */
+  readonly image: string;
+  /** Release id the pool reports in X-Release-Id. */
+  readonly release: string;
+  /** Extra environment of the pool's container: a JSON object of strings, `{}` when none. */
+  readonly env: string;
+}
+
+/** SSM parameter names of a stage: the one definition the stack, the host, the Lambda and the CLI use. */
+export function parameterNames(stage: string) {
+  const root = `/bluegreen/${stage}`;
+  const pool = (p: Pool): PoolParameterNames => ({ image: `${root}/pools/${p}/image`, release: `${root}/pools/${p}/release`, env: `${root}/pools/${p}/env` });
+  return {
+    root,
+    activePool: `${root}/active-pool`,
+    maintenance: `${root}/maintenance`,
+    /** Share (0-99) of requests whose first try goes to the idle pool. */
+    canaryPercent: `${root}/canary-percent`,
+    /** The release record (JSON, core/release-record.ts); its history = GetParameterHistory. */
+    release: `${root}/release`,
+    pools: { blue: pool('blue'), green: pool('green') } as Readonly<Record<Pool, PoolParameterNames>>,
+    slackWebhookUrl: `${root}/slack-webhook-url`,
+    alertState: `${root}/alert-state`,
+    publicUrl: `${root}/public-url`,
+    /** The single host's instance id; not written in fleet mode (hosts carry the tag BluegreenStage=<stage>). */
+    instanceId: `${root}/instance-id`,
+    /** Fleet mode only: `fleet:<desired>` (hostsParameterValue); absent = the single host. */
+    hosts: `${root}/hosts`,
+    /** URI of the stage's ECR repository (for the CLI's push hint). */
+    ecrRepository: `${root}/ecr-repository`,
+  };
+}
+
+/** The parameters the host agent reads: active pool, canary share and the six pool parameters. */
+export function hostReadParameterNames(stage: string): string[] {
+  const n = parameterNames(stage);
+  return [n.activePool, n.canaryPercent, ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env])];
+}
+
+/** The stage's ECR repository name. */
+export function ecrRepositoryName(stage: string): string {
+  return `bluegreen-${stage}`;
+}
+
+export function logGroupNames(stage: string) {
+  return { access: `/bluegreen/${stage}/nginx/access`, error: `/bluegreen/${stage}/nginx/error` };
+}

@@ -1,0 +1,21 @@
+// The value patterns of a stage: what SSM's AllowedPattern, the CLI's input checks and the host agent
+// accept. Strings (not RegExp) where a pattern also goes into a template or a generated shell file.
+
+/** A stage name: it becomes part of the stack name, the SSM path and the log group names. */
+export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
+
+/**
+ * Value patterns of the pool state parameters: the stack sets them as the parameters' AllowedPattern
+ * (SSM refuses other values), the CLI checks its input against them, the host checks what it reads.
+ */
+export const POOL_STATE_PATTERNS = {
+  activePool: '^(blue|green)$',
+  maintenance: '^(on|off)$',
+  canaryPercent: '^([0-9]|[1-9][0-9])$',
+  release: '^[A-Za-z0-9._-]{1,64}$',
+  // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
+  // the value ends up in the host's Compose environment file.
+  image: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
+} as const;
+/** The image parameter's value for "the project's app/ image, built on the host". */
+export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
