@@ -19,6 +19,7 @@ import {
 import { namesStage } from '../ops/aws-target';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
+import { localReleaseBackend } from '../local/release-backend';
 
 type Out = (line: string) => void;
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
@@ -46,9 +47,9 @@ const COMMANDS: Record<string, Command> = {
   release: {
     summary: 'release --release ID [--strategy canary] [--bake 2m] [--stage S]: ship to the idle pool, gate, promote, bake (auto rollback)',
     usage: RELEASE_USAGE,
-    run: (args, env, out) => releaseCommand(args, env, out, out === consoleOut && process.stdout.isTTY ? process.stdout : undefined),
+    run: (args, env, out) => releaseCommand(args, env, out, localReleaseBackend, out === consoleOut && process.stdout.isTTY ? process.stdout : undefined),
   },
-  history: { summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason', usage: HISTORY_USAGE, run: historyCommand },
+  history: { summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason', usage: HISTORY_USAGE, run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend) },
   chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool', usage: 'usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool\'s own port (local stack).', run: chaosCommand },
   check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', usage: CHECK_USAGE, run: checkCommand },
 };

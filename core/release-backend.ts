@@ -3,7 +3,7 @@
 // flow and the rules; a backend only reads and writes state and asks the pool agent to act.
 import type { Pool } from './pools';
 import type { DesiredPool, ReleaseRecord, ReleaseStep } from './release-record';
-import type { RunRate } from '../ops/release/run-command';
+import type { RunRate } from './run-rate';
 
 /** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
 export interface DeployReport {

@@ -7,6 +7,7 @@ import { ConfigError } from '../core/config-error';
 import { PORTS } from '../core/ports';
 import { LOCAL_STATE_DIR } from './paths';
 import { header, httpRequest } from '../support/http';
+import { describeEndpoint, printRows } from '../support/endpoint';
 import { runCheck } from './check';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
@@ -25,24 +26,6 @@ function requireLocalStack(env: NodeJS.ProcessEnv): StackState {
   const state = readStackState(stateDir(env));
   if (!state) throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
   return state;
-}
-
-/** Prints `key  value` rows with the values aligned (status, local and AWS). */
-export function printRows(rows: ReadonlyArray<readonly [string, string]>, out: Out): void {
-  const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) out(`${k.padEnd(width)}  ${v}`);
-}
-
-/** GET /version through a public entry: `200 from blue (release r1) in 3 ms`, and whether it was a 200. */
-export async function describeEndpoint(url: string, timeoutMs = 5000): Promise<{ healthy: boolean; text: string }> {
-  const started = Date.now();
-  try {
-    const res = await httpRequest(`${url}/version`, { timeoutMs, agent: false });
-    const text = `${res.status} from ${header(res, 'x-app-pool') ?? 'no pool'} (release ${header(res, 'x-release-id') ?? '?'}) in ${Date.now() - started} ms`;
-    return { healthy: res.status === 200, text };
-  } catch (err) {
-    return { healthy: false, text: `no answer: ${(err as Error).message}` };
-  }
 }
 
 /** One pool as seen on its own port: the release it runs (GET /version) and its health (GET /healthz). */

@@ -10,6 +10,7 @@ import { readActivePool, readCanaryPercent, setCanary, switchPool } from './swit
 import type { DesiredPool, ReleaseRecord } from '../core/release-record';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../core/release-backend';
 import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from './release-store';
+import { LOCAL_STATE_DIR } from './paths';
 
 export class LocalReleaseBackend implements ReleaseBackend {
   readonly target = 'local';
@@ -164,4 +165,9 @@ function readRange(file: string, from: number, to: number): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The backend `bluegreen release` uses when no stage is named: the local stack in $BLUEGREEN_STATE_DIR. */
+export function localReleaseBackend(env: NodeJS.ProcessEnv): ReleaseBackend {
+  return new LocalReleaseBackend(env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR);
 }

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../core/insights-queries';
 import { ConfigError } from '../core/config-error';
 import { parsePool } from '../core/pools';
-import { describeEndpoint, printRows } from '../local/local-commands';
+import { describeEndpoint, printRows } from '../support/endpoint';
 import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights-query';

@@ -16,7 +16,8 @@ import { announced, releaseAnnouncements } from '../../core/release-events';
 import { guardRelease, recordAfterGuard, ReleaseGate } from '../../core/release-guard';
 import { isFinal, parseRecord } from '../../core/release-record';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
-import { alarmSlackMessage, deliver, DeliveryOptions, slackMessage } from '../../core/slack-message';
+import { alarmSlackMessage, slackMessage } from '../../core/slack-message';
+import { deliver, DeliveryOptions } from '../../support/slack-webhook';
 
 export interface AlertEnv {
   stage: string;

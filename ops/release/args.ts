@@ -6,7 +6,7 @@ import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
 import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../core/release-record';
-import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from './rate';
+import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 // The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.

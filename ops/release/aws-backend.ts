@@ -12,7 +12,8 @@ import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
-import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult, RunRate } from './run-command';
+import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult } from './run-command';
+import { RunRate } from '../../core/run-rate';
 
 export interface AwsBackendOptions {
   ssm: SSMClient;

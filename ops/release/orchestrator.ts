@@ -9,7 +9,7 @@ import { DesiredPool, inProgress, isFinal, isStale, PROMOTION_BOUND_MS, recordVe
 import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
 import { DeployReport, ReleaseBackend } from '../../core/release-backend';
-import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from './rate';
+import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from '../../core/run-rate';
 import { CLI_RECORD_REFRESH_MS } from '../../core/ssm-budget';
 
 type Out = (line: string) => void;

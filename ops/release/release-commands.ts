@@ -1,20 +1,17 @@
 // The CLI side of `bluegreen release` and `bluegreen history`: parse, pick the backend (local stack
 // or a deployed stage, like every other command), run, print.
-import { LOCAL_STATE_DIR } from '../../local/paths';
 import { awsTarget, namesStage } from '../aws-target';
 import { AwsReleaseBackend } from './aws-backend';
 import { parseHistoryArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
-import { LocalReleaseBackend } from '../../local/release-backend';
 import { runRelease } from './orchestrator';
 
 type Out = (line: string) => void;
 type AwsFlags = { stage?: string; region?: string; profile?: string };
 
-export function localReleaseBackend(env: NodeJS.ProcessEnv): LocalReleaseBackend {
-  return new LocalReleaseBackend(env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR);
-}
+/** Local mode's backend, given by the CLI's entry point (the CLI against AWS does not load local mode). */
+export type LocalBackend = (env: NodeJS.ProcessEnv) => ReleaseBackend;
 
 /** The deployed stage's backend: SSM for the state and the record, Run Command for the deploy. */
 export async function awsReleaseBackend(flags: AwsFlags, env: NodeJS.ProcessEnv, out?: Out): Promise<ReleaseBackend> {
@@ -22,8 +19,8 @@ export async function awsReleaseBackend(flags: AwsFlags, env: NodeJS.ProcessEnv,
   return new AwsReleaseBackend({ ssm: target.ssm, stage: target.stage, out });
 }
 
-async function backendFor(args: string[], flags: AwsFlags, env: NodeJS.ProcessEnv, out?: Out): Promise<ReleaseBackend> {
-  return namesStage(args, env) ? awsReleaseBackend(flags, env, out) : localReleaseBackend(env);
+async function backendFor(args: string[], flags: AwsFlags, env: NodeJS.ProcessEnv, local: LocalBackend, out?: Out): Promise<ReleaseBackend> {
+  return namesStage(args, env) ? awsReleaseBackend(flags, env, out) : local(env);
 }
 
 /**
@@ -61,9 +58,9 @@ function progressWriter(out: Out, stream: NodeJS.WriteStream | undefined): { out
 }
 
 /** @param terminal the terminal `out` prints to, for an in-place progress line (the CLI passes stdout). */
-export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, terminal?: NodeJS.WriteStream): Promise<number> {
+export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, local: LocalBackend, terminal?: NodeJS.WriteStream): Promise<number> {
   const { options, aws } = parseReleaseArgs(args);
-  const backend = await backendFor(args, aws, env, out);
+  const backend = await backendFor(args, aws, env, local, out);
   // Ctrl-C before promotion cancels cleanly (canary share back to 0, record failed); once the bake
   // runs, the server side owns the release and an interrupt just ends this process.
   const controller = new AbortController();
@@ -82,9 +79,9 @@ export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out
   }
 }
 
-export async function historyCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+export async function historyCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, local: LocalBackend): Promise<number> {
   const { limit, aws } = parseHistoryArgs(args);
-  const backend = await backendFor(args, aws, env);
+  const backend = await backendFor(args, aws, env, local);
   const rows = historyRows(await backend.history(), Date.now()).slice(0, limit);
   out(formatHistory(rows));
   return 0;

@@ -4,11 +4,10 @@ import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws
 import { limit } from '../../core/aws-limits';
 import { APPLY_PATH, hostApplyCommand } from '../../core/host-command';
 import { STAGE_TAG_KEY } from '../../core/names';
-import { DEPLOY_RATE, RunRate } from './rate';
+import { DEPLOY_RATE, RunRate } from '../../core/run-rate';
 import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../stage-hosts';
 
-export type { RunRate } from './rate';
-export { DEPLOY_RATE, EVERY_HOST_RATE } from './rate';
+export { DEPLOY_RATE, EVERY_HOST_RATE } from '../../core/run-rate';
 
 export interface HostStep {
   host: string;

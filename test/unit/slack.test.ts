@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
-import { deliver, RUNBOOK_ANCHORS, slackMessage, SEVERITY_COLOURS } from '../../core/slack-message';
+import { deliver } from '../../support/slack-webhook';
+import { RUNBOOK_ANCHORS, slackMessage, SEVERITY_COLOURS } from '../../core/slack-message';
 import { Decision } from '../../core/rules';
 import { insightsUrl } from '../../core/insights-queries';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
