@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { processLines } from '../core/line-batch';
 import { announced, releaseAnnouncements } from '../core/release-events';
-import { GuardAction, guardRelease, recordAfterGuard, ReleaseGate } from '../core/release-guard';
+import { guardRelease, ReleaseGate } from '../core/release-guard';
+import { actOnGuard, GuardPorts } from '../core/guard-actuator';
 import { isFinal, ReleaseRecord } from '../core/release-record';
 import { Decision, emptyState, EngineState, RuleConfig } from '../core/rules';
 import { deliver, DeliveryOptions } from '../support/slack-webhook';
@@ -153,42 +154,38 @@ export class AlertWatcher {
   private async guard(): Promise<void> {
     const { release, stateDir, out } = this.options;
     if (!release) return;
-    let record = readLocalRecord(stateDir);
+    const record = readLocalRecord(stateDir);
     await this.announce(record);
     if (!record || isFinal(record.state)) return;
     const now = this.now();
     const action = guardRelease(record, this.state.window, now, release.gate);
-    if (action.action === 'none') return;
-    if (!(await this.act(record, action))) return;
-    // Written only if nobody changed the record meanwhile (the CLI finishing a canary, say).
-    const latest = readLocalRecord(stateDir);
-    if (!latest || latest.id !== record.id || latest.state !== record.state || latest.updatedAt !== record.updatedAt) {
-      out(`[release] ${record.id} changed while the guard acted (${action.action}); not overwriting it`);
+    const outcome = await actOnGuard(record, action, now, 'local-watcher', this.guardPorts(release));
+    if (outcome.kind === 'nothing') return;
+    if (outcome.kind === 'switch-failed') {
+      const key = `${record.id}:${outcome.action}`;
+      if (this.lastActFailure !== key) out(`[release] ${outcome.action} of ${record.id} failed, retrying: ${outcome.detail}`);
+      this.lastActFailure = key;
       return;
     }
-    const next = recordAfterGuard(record, action, now, 'local-watcher');
-    if (!next) return;
-    writeLocalRecord(stateDir, next);
-    record = next;
-    out(`[release] ${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}`);
-    await this.announce(record);
+    if (outcome.detail !== undefined) out(`[release] ${outcome.action} ${record.id}: ${outcome.detail}`);
+    if (outcome.kind === 'record-changed') {
+      out(`[release] ${record.id} changed while the guard acted (${outcome.action}); not overwriting it`);
+      return;
+    }
+    out(`[release] ${outcome.record.id}: ${outcome.record.state}${outcome.record.reason ? ` (${outcome.record.reason})` : ''}`);
+    await this.announce(outcome.record);
   }
 
-  /** The flip back / canary reset the action needs; false when it did not happen (retried next poll). */
-  private async act(record: ReleaseRecord, action: GuardAction): Promise<boolean> {
-    const { release, out } = this.options;
-    if (!release) return false;
-    let result: ScriptResult | undefined;
-    if (action.action === 'rollback') result = await release.flip(record.previousPool);
-    else if (action.action === 'abort-canary') result = await release.canary(0);
-    if (result && result.code !== 0) {
-      const key = `${record.id}:${action.action}`;
-      if (this.lastActFailure !== key) out(`[release] ${action.action} of ${record.id} failed, retrying: ${result.stderr.trim() || `exit ${result.code}`}`);
-      this.lastActFailure = key;
-      return false;
-    }
-    if (result) out(`[release] ${action.action} ${record.id}: ${result.stdout.trim()}`);
-    return true;
+  /** Local mode's side of the guard: switch-pool.sh for the switches, release.json for the record. */
+  private guardPorts(release: ReleaseGuardOptions): GuardPorts {
+    const { stateDir } = this.options;
+    const switched = (result: ScriptResult) => ({ ok: result.code === 0, detail: result.code === 0 ? result.stdout.trim() : result.stderr.trim() || `exit ${result.code}` });
+    return {
+      flip: async (pool) => switched(await release.flip(pool)),
+      setCanary: async (percent) => switched(await release.canary(percent)),
+      readRecord: async () => readLocalRecord(stateDir),
+      writeRecord: async (next) => writeLocalRecord(stateDir, next),
+    };
   }
 
   private async announce(record: ReleaseRecord | undefined): Promise<void> {

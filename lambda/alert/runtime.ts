@@ -13,7 +13,8 @@ import { parseHostsParameter } from '../../core/fleet-size';
 import { emfLine, MetricName } from './metrics';
 import { processLines } from '../../core/line-batch';
 import { announced, releaseAnnouncements } from '../../core/release-events';
-import { guardRelease, recordAfterGuard, ReleaseGate } from '../../core/release-guard';
+import { guardRelease, ReleaseGate } from '../../core/release-guard';
+import { actOnGuard, GuardPorts } from '../../core/guard-actuator';
 import { isFinal, parseRecord } from '../../core/release-record';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
 import { alarmSlackMessage, slackMessage } from '../../core/slack-message';
@@ -250,15 +251,18 @@ export class AlertRuntime {
     if (!release) return;
     let record = parseRecord(await this.recordCache.get(release.recordParam));
     if (record && !isFinal(record.state)) {
-      const action = guardRelease(record, this.state.window, this.now(), release.gate);
-      if (action.action !== 'none') {
-        if (action.action === 'rollback') await putValue(this.deps.ssm, release.activePoolParam, record.previousPool);
-        if (action.action === 'abort-canary') await putValue(this.deps.ssm, release.canaryParam, '0');
-        const next = recordAfterGuard(record, action, this.now(), 'alert-function')!;
-        await saveRecord(this.deps.ssm, release.recordParam, next);
+      const now = this.now();
+      const action = guardRelease(record, this.state.window, now, release.gate);
+      const outcome = await actOnGuard(record, action, now, 'alert-function', this.guardPorts(release));
+      if (outcome.kind === 'record-changed') {
         this.recordCache.clear();
-        this.log({ level: 'INFO', msg: 'release guard', action: action.action, record: next.id, state: next.state, reason: next.reason, figures: next.figures });
-        result.guard = action.action;
+        this.log({ level: 'INFO', msg: 'release guard: the record changed while the guard acted; not overwriting it', action: outcome.action, record: record.id });
+        record = parseRecord(await this.recordCache.get(release.recordParam));
+      } else if (outcome.kind === 'written') {
+        this.recordCache.clear();
+        const next = outcome.record;
+        this.log({ level: 'INFO', msg: 'release guard', action: outcome.action, record: next.id, state: next.state, reason: next.reason, figures: next.figures });
+        result.guard = outcome.action;
         record = next;
       }
     }
@@ -270,6 +274,29 @@ export class AlertRuntime {
       else await this.postCounted(d, result);
     }
     this.state = { ...this.state, releaseAnnounced: announced(record) };
+  }
+
+  /**
+   * The function's side of the guard: the switches are parameter writes every host follows (a throw
+   * fails the invocation, which Lambda retries), and the record is re-read uncached before it is written.
+   */
+  private guardPorts(release: ReleaseParams): GuardPorts {
+    const ssm = this.deps.ssm;
+    return {
+      flip: async (pool) => {
+        await putValue(ssm, release.activePoolParam, pool);
+        return { ok: true, detail: `${release.activePoolParam} = ${pool}` };
+      },
+      setCanary: async (percent) => {
+        await putValue(ssm, release.canaryParam, String(percent));
+        return { ok: true, detail: `${release.canaryParam} = ${percent}` };
+      },
+      readRecord: async () => {
+        this.recordCache.clear();
+        return parseRecord(await this.recordCache.get(release.recordParam));
+      },
+      writeRecord: (next) => saveRecord(ssm, release.recordParam, next),
+    };
   }
 
   /**

@@ -135,6 +135,37 @@ test('a failing canary is aborted: share back to 0, record failed, the active po
   expect(saved.figures).toMatchObject({ requests: 20, failed: 10 });
 });
 
+test('a record the CLI rewrote while the guard switched is not overwritten (compare before write)', async () => {
+  // GIVEN a failing canary, and an operator whose Ctrl-C lands while the function resets the share
+  await put(`${root}/active-pool`, 'blue');
+  await put(`${root}/canary-percent`, '10');
+  const canary = record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined });
+  await put(env.release!.recordParam, JSON.stringify(canary));
+  const cancelled: ReleaseRecord = { ...canary, state: 'failed', reason: 'cancelled by the operator', updatedAt: new Date(Date.now() + 1000).toISOString() };
+  const real = clients.ssm;
+  const racing = {
+    send: async (command: unknown) => {
+      const answer = await real.send(command as GetParameterCommand);
+      const input = (command as { input?: { Name?: string } }).input;
+      if (command instanceof PutParameterCommand && input?.Name === env.release!.canaryParam) await put(env.release!.recordParam, JSON.stringify(cancelled));
+      return answer;
+    },
+  } as unknown as SSMClient;
+  const now = Date.now();
+  const lines = Array.from({ length: 200 }, (_, i) =>
+    i % 10 === 0 ? (i % 20 === 0 ? line(now + i, 'green', 'blue', '500, 200', 'blue') : line(now + i, 'green', 'green', '200', 'blue')) : line(now + i, 'blue', 'blue', '200', 'blue'),
+  );
+  // WHEN the function judges the canary and acts
+  const fn = new AlertRuntime(env, { ...clients, ssm: racing, delivery: { sleep: async () => undefined, timeoutMs: 1000 }, log: (r) => logged.push(r), emit: () => undefined });
+  const result = await fn.handle(batch(lines, now));
+  // THEN the share is 0 and the record is the CLI's, not the guard's copy of the older one
+  expect(await get(`${root}/canary-percent`)).toBe('0');
+  expect(result.guard).toBeUndefined();
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved).toMatchObject({ state: 'failed', reason: 'cancelled by the operator' });
+  expect(saved.steps.map((s) => s.step)).not.toContain('canary-aborted');
+});
+
 test('the record parameter changing (EventBridge) announces a new release once, with no traffic at all', async () => {
   const fn = runtime();
   const event = { source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: env.release!.recordParam, operation: 'Update' } };
