@@ -1,7 +1,7 @@
 // The one command Run Command runs on a stage's hosts (the pool-switch rule, and the release CLI's
 // deploy, canary and restore): bluegreen-apply — unless the host is still bootstrapping.
 //
-// Why (issue 10, item 3): Run Command finds hosts by their stage tag, and a host launched by a
+// Why: Run Command finds hosts by their stage tag, and a host launched by a
 // scale-out carries the tag (and answers Run Command) minutes before its bootstrap has installed
 // bluegreen-apply and brought the pools up. Sent to it, the command would fail ("not found", or a
 // half-built Compose set) and fail a whole release or flip for a host that serves nothing yet. So a
@@ -9,8 +9,9 @@
 // joins it waits until no release is in progress and applies the stage's state as it is then
 // (fleet/bluegreen-join.sh), so it never enters service half-released.
 // No CDK import here: the CLI bundles this too.
+import { formatStepLine } from './step-line';
 
-/** bootstrap.sh creates it first thing and removes it once the host answers through nginx. */
+/** The fleet's user data creates it before bootstrap.sh runs and removes it once the host has joined (lib/fleet-hosts.ts). */
 export const BOOTSTRAPPING_MARKER = '/var/lib/bluegreen/bootstrapping';
 export const APPLY_PATH = '/usr/local/bin/bluegreen-apply';
 /** The step a still-bootstrapping host reports instead of running anything (ops/stage-hosts.ts counts it as joining). */
@@ -25,7 +26,7 @@ export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins wit
 export const BOOT_FINISHED = '/var/lib/cloud/instance/boot-finished';
 
 /**
- * bluegreen-apply's flag for the runs that must not deploy (item 3b): the host's one-minute timer and a
+ * bluegreen-apply's flag for the runs that must not deploy: the host's one-minute timer and a
  * fleet's pool-switch rule run on every host at once, and a pool's new desired release is deployed by
  * the release's own Run Command, at its --max-concurrency and stopping at its --max-errors. These
  * runs keep nginx, the active pool and the canary share in step and restart a pool on what it runs.
@@ -42,5 +43,5 @@ export function hostApplyCommand(args: readonly string[] = []): string {
   for (const a of args) if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
   const apply = [APPLY_PATH, ...args].join(' ');
   const booting = `[ -e ${BOOTSTRAPPING_MARKER} ] || { [ ! -x ${APPLY_PATH} ] && [ ! -e ${BOOT_FINISHED} ]; }`;
-  return `if ${booting}; then echo 'step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}'; else ${apply}; fi`;
+  return `if ${booting}; then echo '${formatStepLine({ step: JOINING_STEP, pool: '-', ok: true, detail: JOINING_DETAIL })}'; else ${apply}; fi`;
 }

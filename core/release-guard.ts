@@ -2,7 +2,8 @@
 // release's pool by the one failure measure the error-rate alert uses (rules.ts `failedByPrimary`),
 // over the window items whose primary is that pool. The alert Lambda and the local watcher call it
 // on every batch and act on the answer (flip back, set the canary to 0, write the record).
-import { parseRecordTime, type Pool, type ReleaseFigures, type ReleaseRecord } from './release-record';
+import { parseRecordTime, type ReleaseFigures, type ReleaseRecord } from './release-record';
+import { type Pool } from './pools';
 import type { WindowItem } from './rules';
 
 export interface ReleaseGate {

@@ -2,8 +2,8 @@
 // or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
 // guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
 import { limit } from './aws-limits';
+import type { Pool } from './pools';
 
-export type Pool = 'blue' | 'green';
 
 /**
  * deploying → verifying → (deployed, with --no-promote) | baking → promoted | rolled-back;

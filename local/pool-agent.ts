@@ -6,6 +6,7 @@
 import type { ReleaseStep } from '../core/release-record';
 import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
 import { Pool, POOLS } from '../core/pools';
+import { formatStepLine } from '../core/step-line';
 import { header, httpRequest } from '../support/http';
 
 /** What the agent needs from the stack (LocalStack has it all). */
@@ -84,7 +85,7 @@ export class PoolAgent {
     const steps: ReleaseStep[] = [];
     const step = (name: string, ok: boolean, detail: string) => {
       steps.push({ at: new Date().toISOString(), step: name, ok, detail, host: HOST });
-      out(`[agent] step=${name} pool=${pool} ok=${ok} detail=${detail}`);
+      out(`[agent] ${formatStepLine({ step: name, pool, ok, detail })}`);
     };
     const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>) =>
       writeApplied(stateDir, pool, { ...applied, at: new Date().toISOString(), steps, ...(desired.request ? { request: desired.request } : {}) });

@@ -3,7 +3,7 @@ import { GetCommandInvocationCommand, PutParameterCommand, SSMClient } from '@aw
 import { parseRecord, ReleaseRecord } from '../core/release-record';
 import { STAGE_TAG_KEY } from '../core/names';
 import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './stage-hosts';
-import { parseStepLines } from './release/run-command';
+import { parseStepLines } from '../core/step-line';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../core/insights-queries';
 import { ConfigError } from '../core/config-error';

@@ -5,17 +5,10 @@ import { limit } from '../../core/aws-limits';
 import { APPLY_PATH, hostApplyCommand } from '../../core/host-command';
 import { STAGE_TAG_KEY } from '../../core/names';
 import { DEPLOY_RATE, RunRate } from '../../core/run-rate';
+import { HostStep, parseStepLines } from '../../core/step-line';
 import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../stage-hosts';
 
 export { DEPLOY_RATE, EVERY_HOST_RATE } from '../../core/run-rate';
-
-export interface HostStep {
-  host: string;
-  step: string;
-  pool: string;
-  ok: boolean;
-  detail?: string;
-}
 
 export interface HostResult {
   host: string;
@@ -25,19 +18,6 @@ export interface HostResult {
   steps: HostStep[];
   /** The last lines of stderr when the host failed. */
   error?: string;
-}
-
-const STEP_LINE = /^step=(\S+) pool=(\S+) ok=(true|false)(?: detail=(.*))?$/;
-
-/** The `step=… pool=… ok=… detail=…` lines bluegreen-apply prints, in order; other lines are ignored. */
-export function parseStepLines(output: string, host: string): HostStep[] {
-  const steps: HostStep[] = [];
-  for (const raw of output.split('\n')) {
-    const m = raw.trim().match(STEP_LINE);
-    if (!m) continue;
-    steps.push({ host, step: m[1], pool: m[2], ok: m[3] === 'true', ...(m[4] ? { detail: m[4].trim() } : {}) });
-  }
-  return steps;
 }
 
 /** How many rounds Run Command needs at this concurrency (a percentage; unknown for a host count). */

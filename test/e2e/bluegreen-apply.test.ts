@@ -13,7 +13,7 @@ import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
 import { parameterNames } from '../../core/names';
 import { boundEnv } from '../../core/release-record';
-import { parseStepLines } from '../../ops/release/run-command';
+import { parseStepLines } from '../../core/step-line';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { startThrottleProxy } from '../helpers/throttle-proxy';

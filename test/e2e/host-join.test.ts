@@ -17,7 +17,7 @@ import { parameterNames } from '../../core/names';
 import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../core/host-command';
 import { hostCommandUnder } from '../helpers/host-command';
 import { BAKE_AHEAD_MS, FINAL_STATES, inProgress, parseRecord, recordVerdict, ReleaseRecord, serializeRecord, STALE_AFTER_MS } from '../../core/release-record';
-import { parseStepLines } from '../../ops/release/run-command';
+import { parseStepLines } from '../../core/step-line';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
 

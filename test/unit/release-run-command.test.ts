@@ -3,7 +3,8 @@
 import { hostApplyCommand } from '../../core/host-command';
 import { GetCommandInvocationCommand, ListCommandInvocationsCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
-import { DEPLOY_RATE, EVERY_HOST_RATE, parseStepLines, runApplyOnStageHosts } from '../../ops/release/run-command';
+import { DEPLOY_RATE, EVERY_HOST_RATE, runApplyOnStageHosts } from '../../ops/release/run-command';
+import { parseStepLines } from '../../core/step-line';
 
 const ssmMock = mockClient(SSMClient);
 afterEach(() => ssmMock.reset());
