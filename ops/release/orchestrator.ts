@@ -125,132 +125,18 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
   const target = await check(options, backend, o);
   if (typeof target === 'number') return target;
   const run = newRun(options, backend, o, target);
-  const { pool, active, say, progress } = run;
-  const { invalidRecord } = target;
-  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
-
-  const flow = async (): Promise<number> => {
-  // ---- deploy and gate ----------------------------------------------------------------------
-  if (invalidRecord) say(invalidRecord);
-  say(`release ${run.record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${run.record.previousRelease}) on ${backend.target}`);
-  await save(run, {}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
-  // A canary share left by a release that never finished would send part of the traffic to the
-  // pool this release is about to replace: back to 0 first.
-  const leftover = await backend.canaryPercent();
-  if (leftover !== 0) {
-    await backend.setCanary(0);
-    say(`canary: a share of ${leftover}% was left by an earlier release; set back to 0`);
-    await save(run, {}, { step: 'canary-reset', ok: true, detail: `${leftover}% → 0%` });
-  }
-  say(`deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
-  let report: DeployReport;
   try {
-    await backend.setDesiredPool(pool, desired);
-    report = await deployWithProgress(run, run.record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
-  } catch (err) {
-    report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
-  }
-  printSteps(run, report);
-  const gate = hostGate(report);
-  const inService = gate ? gate.total - gate.joining.length : 0;
-  if (gate) {
-    say(
-      `hosts: ${gate.passed.length} of ${inService} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}` +
-        (gate.joining.length ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome` : ''),
-    );
-  }
-  run.record = { ...run.record, steps: [...run.record.steps, ...report.steps] };
-  // One host failing is the release failing: nothing is promoted anywhere.
-  if (!report.ok) return failed(run, `gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
-  // A gate nobody took is no gate: every host answered that it is still bootstrapping.
-  if (gate && gate.passed.length === 0) return failed(run, `gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
-  if (o.signal?.aborted) return failed(run, CANCELLED, true);
-  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`);
-  await save(run, { state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
-
-  if (!options.promote) {
-    await save(run, { state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });
-    say(`deployed: ${pool} runs ${options.release} idle; promote it with: bluegreen flip ${pool}`);
-    return 0;
-  }
-
-  // ---- canary ----------------------------------------------------------------------------------
-  if (options.strategy === 'canary') {
-    await save(run, {}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
-    try {
-      await backend.setCanary(options.canaryPercent);
-    } catch (err) {
-      await backend.setCanary(0).catch(() => undefined);
-      return failed(run, `the canary share could not be set: ${(err as Error).message}`, false);
+    await start(run, target.invalidRecord);
+    const gateFailed = await deployAndGate(run);
+    if (gateFailed !== undefined) return gateFailed;
+    if (!options.promote) return await leaveIdle(run);
+    if (options.strategy === 'canary') {
+      const canaryEnded = await canary(run);
+      if (canaryEnded !== undefined) return canaryEnded;
     }
-    say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
-    const until = o.now() + options.canarySeconds * 1000;
-    let refreshedAt = o.now();
-    while (o.now() < until) {
-      const r = await current(run);
-      if (!r || r.state !== 'verifying') {
-        await backend.setCanary(0).catch(() => undefined);
-        return finishedElsewhere(run, r);
-      }
-      // A long canary: the record says the release is alive (a fleet host waits to join).
-      if (o.now() - refreshedAt >= o.refreshMs) {
-        await save(run, {});
-        refreshedAt = o.now();
-      }
-      if (o.signal?.aborted) {
-        await backend.setCanary(0);
-        return failed(run, CANCELLED, false);
-      }
-      progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
-      await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
-    }
-    await backend.setCanary(0);
-    const r = await current(run);
-    if (!r || r.state !== 'verifying') return finishedElsewhere(run, r);
-    run.record = r;
-    say(`canary held ${options.canarySeconds} s clean: promoting`);
-  }
-
-  // ---- promote = flip --------------------------------------------------------------------------
-  if (o.signal?.aborted) return failed(run, CANCELLED, false);
-  // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
-  // even if this process dies while the flip is confirmed. The provisional end leaves room for
-  // the confirmation; the real one is written once the flip is confirmed.
-  await save(run, { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
-  const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
-  if (!flip.ok) {
-    const nowActive = await backend.activePool().catch(() => undefined);
-    if (nowActive === pool) await backend.flip(active).catch(() => undefined);
-    return failed(run, `promotion not confirmed: ${flip.detail}`, false);
-  }
-  say(`promoted: ${flip.detail}`);
-  const bakeUntil = o.now() + options.bakeSeconds * 1000;
-  await save(run, { bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
-  o.onBaking?.();
-  say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
-
-  // ---- bake: the server side finishes it; this process only watches ----------------------------
-  for (;;) {
-    const r = await current(run);
-    if (!r || r.state !== 'baking') return finishedElsewhere(run, r);
-    const left = bakeUntil - o.now();
-    if (left > -o.graceMs) {
-      progress(left > 0 ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left` : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`);
-      await o.sleep(o.pollMs);
-      continue;
-    }
-    // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
-    const nowActive = await backend.activePool();
-    run.record = r;
-    if (nowActive !== pool) return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
-    await save(run, { state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
-    say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
-    return 0;
-  }
-  };
-
-  try {
-    return await flow();
+    const promoted = await promote(run);
+    if (typeof promoted === 'number') return promoted;
+    return await watchBake(run, promoted.bakeUntil);
   } catch (err) {
     if (err instanceof Superseded) return finishedElsewhere(run, err.record);
     throw err;
@@ -339,6 +225,147 @@ function newRun(options: ReleaseOptions, backend: ReleaseBackend, o: Settings, {
     record,
     written: false,
   };
+}
+
+/** Start: the record says a release runs, and no canary share is left from an earlier one. */
+async function start(run: Run, invalidRecord: string | undefined): Promise<void> {
+  const { options, backend, pool, active, say } = run;
+  if (invalidRecord) say(invalidRecord);
+  say(`release ${run.record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${run.record.previousRelease}) on ${backend.target}`);
+  await save(run, {}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
+  // A canary share left by a release that never finished would send part of the traffic to the
+  // pool this release is about to replace: back to 0 first.
+  const leftover = await backend.canaryPercent();
+  if (leftover !== 0) {
+    await backend.setCanary(0);
+    say(`canary: a share of ${leftover}% was left by an earlier release; set back to 0`);
+    await save(run, {}, { step: 'canary-reset', ok: true, detail: `${leftover}% → 0%` });
+  }
+}
+
+/** Deploy and gate: the idle pool runs the new release on every host, or is put back. Exit code 1 when the gate fails. */
+async function deployAndGate(run: Run): Promise<number | undefined> {
+  const { options, backend, pool, o, say } = run;
+  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
+  say(`deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
+  let report: DeployReport;
+  try {
+    await backend.setDesiredPool(pool, desired);
+    report = await deployWithProgress(run, run.record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
+  } catch (err) {
+    report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
+  }
+  printSteps(run, report);
+  const gate = hostGate(report);
+  const inService = gate ? gate.total - gate.joining.length : 0;
+  if (gate) {
+    say(
+      `hosts: ${gate.passed.length} of ${inService} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}` +
+        (gate.joining.length ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome` : ''),
+    );
+  }
+  run.record = { ...run.record, steps: [...run.record.steps, ...report.steps] };
+  // One host failing is the release failing: nothing is promoted anywhere.
+  if (!report.ok) return failed(run, `gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
+  // A gate nobody took is no gate: every host answered that it is still bootstrapping.
+  if (gate && gate.passed.length === 0) return failed(run, `gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
+  if (o.signal?.aborted) return failed(run, CANCELLED, true);
+  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`);
+  await save(run, { state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
+  return undefined;
+}
+
+/** --no-promote: the release ends after the gate, its pool idle. */
+async function leaveIdle(run: Run): Promise<number> {
+  await save(run, { state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });
+  run.say(`deployed: ${run.pool} runs ${run.options.release} idle; promote it with: bluegreen flip ${run.pool}`);
+  return 0;
+}
+
+/** Canary: a share of the requests goes to the new pool while the guard watches. The exit code when the release ends here. */
+async function canary(run: Run): Promise<number | undefined> {
+  const { options, backend, pool, active, o, say, progress } = run;
+  await save(run, {}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
+  try {
+    await backend.setCanary(options.canaryPercent);
+  } catch (err) {
+    await backend.setCanary(0).catch(() => undefined);
+    return failed(run, `the canary share could not be set: ${(err as Error).message}`, false);
+  }
+  say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
+  const until = o.now() + options.canarySeconds * 1000;
+  let refreshedAt = o.now();
+  while (o.now() < until) {
+    const r = await current(run);
+    if (!r || r.state !== 'verifying') {
+      await backend.setCanary(0).catch(() => undefined);
+      return finishedElsewhere(run, r);
+    }
+    // A long canary: the record says the release is alive (a fleet host waits to join).
+    if (o.now() - refreshedAt >= o.refreshMs) {
+      await save(run, {});
+      refreshedAt = o.now();
+    }
+    if (o.signal?.aborted) {
+      await backend.setCanary(0);
+      return failed(run, CANCELLED, false);
+    }
+    progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
+    await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
+  }
+  await backend.setCanary(0);
+  const r = await current(run);
+  if (!r || r.state !== 'verifying') return finishedElsewhere(run, r);
+  run.record = r;
+  say(`canary held ${options.canarySeconds} s clean: promoting`);
+  return undefined;
+}
+
+/** Promote = flip. Returns the end of the bake, or exit code 1 when the flip was not confirmed. */
+async function promote(run: Run): Promise<number | { bakeUntil: number }> {
+  const { options, backend, pool, active, o, say } = run;
+  if (o.signal?.aborted) return failed(run, CANCELLED, false);
+  // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
+  // even if this process dies while the flip is confirmed. The provisional end leaves room for
+  // the confirmation; the real one is written once the flip is confirmed.
+  await save(run, { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
+  const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
+  if (!flip.ok) {
+    const nowActive = await backend.activePool().catch(() => undefined);
+    if (nowActive === pool) await backend.flip(active).catch(() => undefined);
+    return failed(run, `promotion not confirmed: ${flip.detail}`, false);
+  }
+  say(`promoted: ${flip.detail}`);
+  const bakeUntil = o.now() + options.bakeSeconds * 1000;
+  await save(run, { bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
+  return { bakeUntil };
+}
+
+/**
+ * Bake: the server side finishes it (and rolls back on its own); this process only watches, so
+ * an interrupt from here on disarms nothing.
+ */
+async function watchBake(run: Run, bakeUntil: number): Promise<number> {
+  const { options, backend, pool, o, say, progress } = run;
+  o.onBaking?.();
+  say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
+  for (;;) {
+    const r = await current(run);
+    if (!r || r.state !== 'baking') return finishedElsewhere(run, r);
+    const left = bakeUntil - o.now();
+    if (left > -o.graceMs) {
+      progress(left > 0 ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left` : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`);
+      await o.sleep(o.pollMs);
+      continue;
+    }
+    // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
+    const nowActive = await backend.activePool();
+    run.record = r;
+    if (nowActive !== pool) return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
+    await save(run, { state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
+    say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
+    return 0;
+  }
 }
 
 /**
