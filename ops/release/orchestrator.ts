@@ -85,12 +85,66 @@ class Superseded extends Error {
   }
 }
 
+/** ReleaseIO with every default filled in. */
+type Settings = Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> & Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'>;
+
+/** What the checks found: the pools this release involves and what each of them ran. */
+interface Target {
+  active: Pool;
+  pool: Pool;
+  replaced: DesiredPool;
+  previous: DesiredPool | undefined;
+  /** Why a stored record does not count as in progress although its state says so: said once the release starts. */
+  invalidRecord: string | undefined;
+}
+
+/**
+ * One release under way, shared by its phases. The record is the one this command last wrote (or
+ * adopted from the guard): each write compares it with the stored one first.
+ */
+interface Run {
+  readonly options: ReleaseOptions;
+  readonly backend: ReleaseBackend;
+  readonly o: Settings;
+  readonly say: Out;
+  readonly progress: Out;
+  readonly active: Pool;
+  readonly pool: Pool;
+  readonly replaced: DesiredPool;
+  readonly startedAt: number;
+  record: ReleaseRecord;
+  written: boolean;
+}
+
 /**
  * Runs one release. Returns the exit code: 0 promoted (or deployed with --no-promote), 1 failed gate,
  * canary aborted or rolled back, 2 bad input (nothing changed).
  */
 export async function runRelease(options: ReleaseOptions, backend: ReleaseBackend, io: ReleaseIO | Out): Promise<number> {
-  const o: Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> & Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'> = {
+  const o = settings(backend, io);
+  const target = await check(options, backend, o);
+  if (typeof target === 'number') return target;
+  const run = newRun(options, backend, o, target);
+  try {
+    await start(run, target.invalidRecord);
+    const gateFailed = await deployAndGate(run);
+    if (gateFailed !== undefined) return gateFailed;
+    if (!options.promote) return await leaveIdle(run);
+    if (options.strategy === 'canary') {
+      const canaryEnded = await canary(run);
+      if (canaryEnded !== undefined) return canaryEnded;
+    }
+    const promoted = await promote(run);
+    if (typeof promoted === 'number') return promoted;
+    return await watchBake(run, promoted.bakeUntil);
+  } catch (err) {
+    if (err instanceof Superseded) return finishedElsewhere(run, err.record);
+    throw err;
+  }
+}
+
+function settings(backend: ReleaseBackend, io: ReleaseIO | Out): Settings {
+  return {
     now: Date.now,
     sleep: (ms: number) => new Promise((r) => setTimeout(r, ms)),
     pollMs: backend.recordPollMs ?? DEFAULT_POLL_MS,
@@ -99,15 +153,10 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     staleAfterMs: STALE_AFTER_MS,
     ...(typeof io === 'function' ? { out: io } : io),
   };
-  const say = (line: string) => o.out(`${clock(o.now())}  ${line}`);
-  const progress = (line: string) => o.progress?.(`${clock(o.now())}  ${line}`);
-  const stamp = () => new Date(o.now()).toISOString();
+}
 
-  // ---- validate: nothing is written before every check passed -------------------------------
-  let active: Pool;
-  let pool: Pool;
-  let replaced: DesiredPool;
-  let previous: DesiredPool | undefined;
+/** Checks: nothing is written before every check passed. Returns the target, or exit code 2. */
+async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settings): Promise<Target | number> {
   let invalidRecord: string | undefined;
   try {
     if (options.image !== undefined && !backend.supportsImages) {
@@ -122,13 +171,13 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
           `It counts as abandoned ${Math.round(o.staleAfterMs / 60_000)} min after its last update.`,
       );
     }
-    active = await backend.activePool();
-    pool = options.pool ?? otherPool(active);
+    const active = await backend.activePool();
+    const pool = options.pool ?? otherPool(active);
     if (pool === active) throw new BadInput(`--pool ${pool} is the active pool: a release goes to the idle pool (${otherPool(active)}); flip first if you mean to replace ${pool}`);
     const idleDesired = (await backend.desiredPool(pool)) ?? (await backend.currentPool(pool));
     if (!idleDesired) throw new Error(`the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`);
-    replaced = idleDesired;
-    previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
+    const previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
+    return { active, pool, replaced: idleDesired, previous, invalidRecord };
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
@@ -136,11 +185,13 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     }
     throw err;
   }
+}
 
+/** The release's record as first written: what the guard and a joining host need to put things back. */
+function newRun(options: ReleaseOptions, backend: ReleaseBackend, o: Settings, { active, pool, replaced, previous }: Target): Run {
   const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
-  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
-  let record: ReleaseRecord = {
+  const record: ReleaseRecord = {
     id: releaseRecordId(startedAt, pool, options.release),
     pool,
     ...(options.image ? { image: options.image } : {}),
@@ -161,92 +212,50 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     updatedAt: new Date(startedAt).toISOString(),
     steps: [],
   };
-  let written = false;
-  /**
-   * Writes the record, unless the guard wrote it since this command last did (its rollback or
-   * abort must never be overwritten): then the flow stops with what the guard decided.
-   */
-  const save = async (changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>) => {
-    if (written) {
-      const stored = await backend.readRecord();
-      if (!stored || stored.id !== record.id || stored.updatedAt !== record.updatedAt) throw new Superseded(stored && stored.id === record.id ? stored : undefined);
-    }
-    written = true;
-    const at = stamp();
-    record = { ...record, ...changes, updatedAt: at, steps: step ? [...record.steps, { at, ...step }] : record.steps };
-    if (changes.state && isFinal(changes.state)) record.finishedAt = at;
-    await backend.writeRecord(record);
+  return {
+    options,
+    backend,
+    o,
+    say: (line: string) => o.out(`${clock(o.now())}  ${line}`),
+    progress: (line: string) => o.progress?.(`${clock(o.now())}  ${line}`),
+    active,
+    pool,
+    replaced,
+    startedAt,
+    record,
+    written: false,
   };
+}
 
-  const failed = async (reason: string, restore: boolean): Promise<number> => {
-    say(`FAILED: ${reason}`);
-    // Restored first, then final: a final record lets the next release start on this pool.
-    if (restore) await restorePool();
-    await save({ state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
-    say(`release ${record.id} failed; ${record.previousPool} stays active on ${record.previousRelease}. Runbook: ${RUNBOOK.failed}`);
-    return 1;
-  };
-
-  const restorePool = async () => {
-    const previous: DesiredPool = { release: replaced.release, env: replaced.env, ...(replaced.image ? { image: replaced.image } : {}) };
-    try {
-      await backend.setDesiredPool(pool, previous);
-      say(`restore ${pool} to its previous release ${previous.release}`);
-      // Every host, whatever fails: each one goes back to the release it ran (hosts the deploy never
-      // reached are already there; the agent finds nothing to do).
-      const report = await deployWithProgress(`${record.id}:restore`, `restoring ${pool}`, EVERY_HOST_RATE);
-      printSteps(report);
-      say(report.ok ? `restored: ${pool} runs ${previous.release} again` : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`);
-    } catch (err) {
-      say(`restore of ${pool} failed: ${(err as Error).message}`);
-    }
-  };
-
-  const deployWithProgress = async (requestId: string, what: string, rate: RunRate): Promise<DeployReport> => {
-    const began = o.now();
-    const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
-    // Run Command in rounds can outlast the stale limit: the record says the release is alive.
-    let refreshing: Promise<void> = Promise.resolve();
-    const refresher = setInterval(() => {
-      refreshing = refreshing.then(() => save({}).catch((err: Error) => say(`could not refresh the release record: ${err.message}`)));
-    }, o.refreshMs);
-    try {
-      return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000, rate });
-    } finally {
-      if (ticker) clearInterval(ticker);
-      clearInterval(refresher);
-      await refreshing;
-    }
-  };
-
-  const printSteps = (report: DeployReport) => {
-    for (const s of report.steps) {
-      o.out(`${clock(Date.parse(s.at) || o.now())}    ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}${s.host ? ` [${s.host}]` : ''}${s.detail ? `: ${s.detail}` : ''}`);
-    }
-  };
-
-  const flow = async (): Promise<number> => {
-  // ---- deploy and gate ----------------------------------------------------------------------
+/** Start: the record says a release runs, and no canary share is left from an earlier one. */
+async function start(run: Run, invalidRecord: string | undefined): Promise<void> {
+  const { options, backend, pool, active, say } = run;
   if (invalidRecord) say(invalidRecord);
-  say(`release ${record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${previousRelease}) on ${backend.target}`);
-  await save({}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
+  say(`release ${run.record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${run.record.previousRelease}) on ${backend.target}`);
+  await save(run, {}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
   // A canary share left by a release that never finished would send part of the traffic to the
   // pool this release is about to replace: back to 0 first.
   const leftover = await backend.canaryPercent();
   if (leftover !== 0) {
     await backend.setCanary(0);
     say(`canary: a share of ${leftover}% was left by an earlier release; set back to 0`);
-    await save({}, { step: 'canary-reset', ok: true, detail: `${leftover}% → 0%` });
+    await save(run, {}, { step: 'canary-reset', ok: true, detail: `${leftover}% → 0%` });
   }
-  say(`deploy: ${pool} ${replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
+}
+
+/** Deploy and gate: the idle pool runs the new release on every host, or is put back. Exit code 1 when the gate fails. */
+async function deployAndGate(run: Run): Promise<number | undefined> {
+  const { options, backend, pool, o, say } = run;
+  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
+  say(`deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
   let report: DeployReport;
   try {
     await backend.setDesiredPool(pool, desired);
-    report = await deployWithProgress(record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
+    report = await deployWithProgress(run, run.record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
   } catch (err) {
     report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
   }
-  printSteps(report);
+  printSteps(run, report);
   const gate = hostGate(report);
   const inService = gate ? gate.total - gate.joining.length : 0;
   if (gate) {
@@ -255,84 +264,94 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
         (gate.joining.length ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome` : ''),
     );
   }
-  record = { ...record, steps: [...record.steps, ...report.steps] };
+  run.record = { ...run.record, steps: [...run.record.steps, ...report.steps] };
   // One host failing is the release failing: nothing is promoted anywhere.
-  if (!report.ok) return failed(`gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
+  if (!report.ok) return failed(run, `gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
   // A gate nobody took is no gate: every host answered that it is still bootstrapping.
-  if (gate && gate.passed.length === 0) return failed(`gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
-  if (o.signal?.aborted) return failed(CANCELLED, true);
+  if (gate && gate.passed.length === 0) return failed(run, `gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
+  if (o.signal?.aborted) return failed(run, CANCELLED, true);
   say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`);
-  await save({ state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
+  await save(run, { state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
+  return undefined;
+}
 
-  if (!options.promote) {
-    await save({ state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });
-    say(`deployed: ${pool} runs ${options.release} idle; promote it with: bluegreen flip ${pool}`);
-    return 0;
+/** --no-promote: the release ends after the gate, its pool idle. */
+async function leaveIdle(run: Run): Promise<number> {
+  await save(run, { state: 'deployed' }, { step: 'deployed', ok: true, detail: 'left idle (--no-promote)' });
+  run.say(`deployed: ${run.pool} runs ${run.options.release} idle; promote it with: bluegreen flip ${run.pool}`);
+  return 0;
+}
+
+/** Canary: a share of the requests goes to the new pool while the guard watches. The exit code when the release ends here. */
+async function canary(run: Run): Promise<number | undefined> {
+  const { options, backend, pool, active, o, say, progress } = run;
+  await save(run, {}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
+  try {
+    await backend.setCanary(options.canaryPercent);
+  } catch (err) {
+    await backend.setCanary(0).catch(() => undefined);
+    return failed(run, `the canary share could not be set: ${(err as Error).message}`, false);
   }
-
-  // ---- canary ----------------------------------------------------------------------------------
-  const current = async (): Promise<ReleaseRecord | undefined> => {
-    const r = await backend.readRecord();
-    return r && r.id === record.id ? r : undefined;
-  };
-  if (options.strategy === 'canary') {
-    await save({}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
-    try {
-      await backend.setCanary(options.canaryPercent);
-    } catch (err) {
+  say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
+  const until = o.now() + options.canarySeconds * 1000;
+  let refreshedAt = o.now();
+  while (o.now() < until) {
+    const r = await current(run);
+    if (!r || r.state !== 'verifying') {
       await backend.setCanary(0).catch(() => undefined);
-      return failed(`the canary share could not be set: ${(err as Error).message}`, false);
+      return finishedElsewhere(run, r);
     }
-    say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
-    const until = o.now() + options.canarySeconds * 1000;
-    let refreshedAt = o.now();
-    while (o.now() < until) {
-      const r = await current();
-      if (!r || r.state !== 'verifying') {
-        await backend.setCanary(0).catch(() => undefined);
-        return finishedElsewhere(r);
-      }
-      // A long canary: the record says the release is alive (a fleet host waits to join).
-      if (o.now() - refreshedAt >= o.refreshMs) {
-        await save({});
-        refreshedAt = o.now();
-      }
-      if (o.signal?.aborted) {
-        await backend.setCanary(0);
-        return failed(CANCELLED, false);
-      }
-      progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
-      await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
+    // A long canary: the record says the release is alive (a fleet host waits to join).
+    if (o.now() - refreshedAt >= o.refreshMs) {
+      await save(run, {});
+      refreshedAt = o.now();
     }
-    await backend.setCanary(0);
-    const r = await current();
-    if (!r || r.state !== 'verifying') return finishedElsewhere(r);
-    record = r;
-    say(`canary held ${options.canarySeconds} s clean: promoting`);
+    if (o.signal?.aborted) {
+      await backend.setCanary(0);
+      return failed(run, CANCELLED, false);
+    }
+    progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
+    await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
   }
+  await backend.setCanary(0);
+  const r = await current(run);
+  if (!r || r.state !== 'verifying') return finishedElsewhere(run, r);
+  run.record = r;
+  say(`canary held ${options.canarySeconds} s clean: promoting`);
+  return undefined;
+}
 
-  // ---- promote = flip --------------------------------------------------------------------------
-  if (o.signal?.aborted) return failed(CANCELLED, false);
+/** Promote = flip. Returns the end of the bake, or exit code 1 when the flip was not confirmed. */
+async function promote(run: Run): Promise<number | { bakeUntil: number }> {
+  const { options, backend, pool, active, o, say } = run;
+  if (o.signal?.aborted) return failed(run, CANCELLED, false);
   // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
   // even if this process dies while the flip is confirmed. The provisional end leaves room for
   // the confirmation; the real one is written once the flip is confirmed.
-  await save({ state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
+  await save(run, { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
   const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
   if (!flip.ok) {
     const nowActive = await backend.activePool().catch(() => undefined);
     if (nowActive === pool) await backend.flip(active).catch(() => undefined);
-    return failed(`promotion not confirmed: ${flip.detail}`, false);
+    return failed(run, `promotion not confirmed: ${flip.detail}`, false);
   }
   say(`promoted: ${flip.detail}`);
   const bakeUntil = o.now() + options.bakeSeconds * 1000;
-  await save({ bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
+  await save(run, { bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
+  return { bakeUntil };
+}
+
+/**
+ * Bake: the server side finishes it (and rolls back on its own); this process only watches, so
+ * an interrupt from here on disarms nothing.
+ */
+async function watchBake(run: Run, bakeUntil: number): Promise<number> {
+  const { options, backend, pool, o, say, progress } = run;
   o.onBaking?.();
   say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
-
-  // ---- bake: the server side finishes it; this process only watches ----------------------------
   for (;;) {
-    const r = await current();
-    if (!r || r.state !== 'baking') return finishedElsewhere(r);
+    const r = await current(run);
+    if (!r || r.state !== 'baking') return finishedElsewhere(run, r);
     const left = bakeUntil - o.now();
     if (left > -o.graceMs) {
       progress(left > 0 ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left` : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`);
@@ -341,45 +360,110 @@ export async function runRelease(options: ReleaseOptions, backend: ReleaseBacken
     }
     // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
     const nowActive = await backend.activePool();
-    record = r;
-    if (nowActive !== pool) return failed(`the active pool changed to ${nowActive} during the bake, outside this release`, false);
-    await save({ state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
+    run.record = r;
+    if (nowActive !== pool) return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
+    await save(run, { state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
     say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
     return 0;
   }
-  };
+}
 
-  try {
-    return await flow();
-  } catch (err) {
-    if (err instanceof Superseded) return finishedElsewhere(err.record);
-    throw err;
+/**
+ * Writes the record, unless the guard wrote it since this command last did (its rollback or
+ * abort must never be overwritten): then the flow stops with what the guard decided.
+ */
+async function save(run: Run, changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>): Promise<void> {
+  if (run.written) {
+    const stored = await run.backend.readRecord();
+    if (!stored || stored.id !== run.record.id || stored.updatedAt !== run.record.updatedAt) throw new Superseded(stored && stored.id === run.record.id ? stored : undefined);
   }
+  run.written = true;
+  const at = new Date(run.o.now()).toISOString();
+  run.record = { ...run.record, ...changes, updatedAt: at, steps: step ? [...run.record.steps, { at, ...step }] : run.record.steps };
+  if (changes.state && isFinal(changes.state)) run.record.finishedAt = at;
+  await run.backend.writeRecord(run.record);
+}
 
-  function finishedElsewhere(r: ReleaseRecord | undefined): number {
-    if (!r) {
-      say(`the release record was replaced by another release while ${record.id} ran: stopping here. Runbook: ${RUNBOOK.failed}`);
+/** This release's record as stored now; undefined once another release replaced it. */
+async function current(run: Run): Promise<ReleaseRecord | undefined> {
+  const r = await run.backend.readRecord();
+  return r && r.id === run.record.id ? r : undefined;
+}
+
+async function failed(run: Run, reason: string, restore: boolean): Promise<number> {
+  run.say(`FAILED: ${reason}`);
+  // Restored first, then final: a final record lets the next release start on this pool.
+  if (restore) await restorePool(run);
+  await save(run, { state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
+  run.say(`release ${run.record.id} failed; ${run.record.previousPool} stays active on ${run.record.previousRelease}. Runbook: ${RUNBOOK.failed}`);
+  return 1;
+}
+
+async function restorePool(run: Run): Promise<void> {
+  const { backend, pool, replaced, say } = run;
+  const previous: DesiredPool = { release: replaced.release, env: replaced.env, ...(replaced.image ? { image: replaced.image } : {}) };
+  try {
+    await backend.setDesiredPool(pool, previous);
+    say(`restore ${pool} to its previous release ${previous.release}`);
+    // Every host, whatever fails: each one goes back to the release it ran (hosts the deploy never
+    // reached are already there; the agent finds nothing to do).
+    const report = await deployWithProgress(run, `${run.record.id}:restore`, `restoring ${pool}`, EVERY_HOST_RATE);
+    printSteps(run, report);
+    say(report.ok ? `restored: ${pool} runs ${previous.release} again` : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`);
+  } catch (err) {
+    say(`restore of ${pool} failed: ${(err as Error).message}`);
+  }
+}
+
+async function deployWithProgress(run: Run, requestId: string, what: string, rate: RunRate): Promise<DeployReport> {
+  const { options, backend, pool, o, progress, say } = run;
+  const began = o.now();
+  const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
+  // Run Command in rounds can outlast the stale limit: the record says the release is alive.
+  let refreshing: Promise<void> = Promise.resolve();
+  const refresher = setInterval(() => {
+    refreshing = refreshing.then(() => save(run, {}).catch((err: Error) => say(`could not refresh the release record: ${err.message}`)));
+  }, o.refreshMs);
+  try {
+    return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000, rate });
+  } finally {
+    if (ticker) clearInterval(ticker);
+    clearInterval(refresher);
+    await refreshing;
+  }
+}
+
+function printSteps(run: Run, report: DeployReport): void {
+  for (const s of report.steps) {
+    run.o.out(`${clock(Date.parse(s.at) || run.o.now())}    ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}${s.host ? ` [${s.host}]` : ''}${s.detail ? `: ${s.detail}` : ''}`);
+  }
+}
+
+/** Says how the release ended when the record shows someone else (the guard, another release) ended it. */
+function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
+  const { say } = run;
+  if (!r) {
+    say(`the release record was replaced by another release while ${run.record.id} ran: stopping here. Runbook: ${RUNBOOK.failed}`);
+    return 1;
+  }
+  run.record = r;
+  const took = `${((Date.parse(r.finishedAt ?? r.updatedAt) - run.startedAt) / 1000).toFixed(1)} s`;
+  switch (r.state) {
+    case 'promoted':
+      say(`PROMOTED: ${r.release} on ${r.pool}, bake clean (${took} from start). Runbook: ${RUNBOOK.promoted}`);
+      return 0;
+    case 'rolled-back':
+      say(`ROLLED BACK by the guard: ${r.reason ?? 'no reason given'}`);
+      if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
+      say(`${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`);
       return 1;
-    }
-    record = r;
-    const took = `${((Date.parse(r.finishedAt ?? r.updatedAt) - startedAt) / 1000).toFixed(1)} s`;
-    switch (r.state) {
-      case 'promoted':
-        say(`PROMOTED: ${r.release} on ${r.pool}, bake clean (${took} from start). Runbook: ${RUNBOOK.promoted}`);
-        return 0;
-      case 'rolled-back':
-        say(`ROLLED BACK by the guard: ${r.reason ?? 'no reason given'}`);
-        if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
-        say(`${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`);
-        return 1;
-      case 'failed':
-        say(`FAILED: ${r.reason ?? 'no reason given'}`);
-        if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
-        say(`${r.previousPool} stays active on ${r.previousRelease}. Runbook: ${RUNBOOK.failed}`);
-        return 1;
-      default:
-        say(`the record is now ${r.state} (not written by this command): stopping here. Runbook: ${RUNBOOK.failed}`);
-        return 1;
-    }
+    case 'failed':
+      say(`FAILED: ${r.reason ?? 'no reason given'}`);
+      if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
+      say(`${r.previousPool} stays active on ${r.previousRelease}. Runbook: ${RUNBOOK.failed}`);
+      return 1;
+    default:
+      say(`the record is now ${r.state} (not written by this command): stopping here. Runbook: ${RUNBOOK.failed}`);
+      return 1;
   }
 }
