@@ -19,3 +19,8 @@ export const POOL_STATE_PATTERNS = {
 } as const;
 /** The image parameter's value for "the project's app/ image, built on the host". */
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
+
+/** The same patterns compiled, for the checks written in TypeScript. */
+export const POOL_STATE_REGEXPS = Object.fromEntries(Object.entries(POOL_STATE_PATTERNS).map(([k, v]) => [k, new RegExp(v)])) as {
+  readonly [K in keyof typeof POOL_STATE_PATTERNS]: RegExp;
+};

@@ -2,7 +2,7 @@
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ConfigError } from '../core/config-error';
-import { POOL_STATE_PATTERNS, STAGE_PATTERN } from '../core/patterns';
+import { POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
 import { formatHostsParameter } from '../core/fleet-size';
 import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from '../core/proxy-settings';
@@ -177,7 +177,7 @@ function isToolkitKey(key: string): boolean {
 const RETENTION_DAYS = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
 
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
-const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
+const RELEASE = POOL_STATE_REGEXPS.release;
 /**
  * An address SNS can deliver to: one @, no spaces, commas, quotes or angle brackets, a dotted
  * domain. Deliberately simple: SNS itself sends the confirmation, and a typo is what this catches.
@@ -185,7 +185,7 @@ const RELEASE = new RegExp(POOL_STATE_PATTERNS.release);
 const EMAIL = /^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 /** More would be a mailing list's job; SNS sends each address a confirmation at every new subscription. */
 export const MAX_ALARM_EMAILS = 10;
-const IMAGE = new RegExp(POOL_STATE_PATTERNS.image);
+const IMAGE = POOL_STATE_REGEXPS.image;
 
 function parseCidr(key: string, value: string): string {
   const m = value.match(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/);

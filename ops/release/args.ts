@@ -1,14 +1,13 @@
 // `bluegreen release` / `bluegreen history`: the command lines, parsed and validated before anything
 // is read or written (a bad value is exit 2, one line, nothing changed).
 import { parseArgs } from 'node:util';
-import { POOL_STATE_PATTERNS } from '../../core/patterns';
+import { POOL_STATE_REGEXPS } from '../../core/patterns';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
 import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../core/release-record';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 
-export const RELEASE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 // The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.
 export { ENV_KEY_PATTERN, RESERVED_ENV };
 
@@ -140,10 +139,10 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   }
   const v = parsed.values;
   if (v.release === undefined) throw new ConfigError('--release ID is required (see bluegreen release --help)');
-  if (!RELEASE_ID_PATTERN.test(v.release)) throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
+  if (!POOL_STATE_REGEXPS.release.test(v.release)) throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
   const pool = v.pool === undefined ? undefined : parsePool(v.pool, '--pool');
   // The same pattern the image parameter enforces in SSM (and the host checks again).
-  if (v.image !== undefined && !new RegExp(POOL_STATE_PATTERNS.image).test(v.image)) {
+  if (v.image !== undefined && !POOL_STATE_REGEXPS.image.test(v.image)) {
     throw new ConfigError(`--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`);
   }
   let strategy: ReleaseStrategy;
@@ -157,7 +156,8 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   if (strategy === 'canary') {
     const raw = v['canary-percent'] ?? String(DEFAULT_CANARY_PERCENT);
     canaryPercent = Number(raw);
-    if (!/^\d{1,2}$/.test(raw) || canaryPercent < 1 || canaryPercent > 99) throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
+    // The parameter's own pattern (0-99), and a canary needs at least 1.
+    if (!POOL_STATE_REGEXPS.canaryPercent.test(raw) || canaryPercent < 1) throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
   }
   const canarySeconds = v['canary-duration'] === undefined ? DEFAULT_CANARY_SECONDS : parseDuration(v['canary-duration'], '--canary-duration');
   const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
