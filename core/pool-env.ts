@@ -1,11 +1,8 @@
 // A pool's extra environment (`--env KEY=VALUE`, /bluegreen/<stage>/pools/<pool>/env): which values
 // the host can write into the pool's env file so that Compose reads exactly them. The rule is data,
-// userdata/pool-env.json, read here and by the host (userdata/pool-env.jq, which also writes the
-// file); test/unit/pool-env.test.ts runs both on the same values. Pure: no CDK.
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
-
-interface PoolEnvRule {
+// defined here and generated into userdata/pool-env.json for the host (userdata/pool-env.jq applies it
+// and writes the file); test/unit/pool-env.test.ts runs both on the same values.
+export interface PoolEnvRule {
   /** A variable name, without anchors (each reader anchors it to the whole key). */
   keyPattern: string;
   /** Set by the host itself (docker-compose.yml's `environment:` and the app's own listener). */
@@ -17,9 +14,27 @@ interface PoolEnvRule {
   problems: Record<'notJson' | 'notObject' | 'notString' | 'badKey' | 'reservedKey' | 'badValue' | 'endsInBackslash', string>;
 }
 
-/** The host's asset holds the same file (bootstrap unpacks userdata/ into /opt/bluegreen/userdata). */
-export const POOL_ENV_RULE_FILE = path.join(__dirname, '..', 'userdata', 'pool-env.json');
-export const POOL_ENV_RULE = JSON.parse(readFileSync(POOL_ENV_RULE_FILE, 'utf8')) as PoolEnvRule;
+/** The rule: the host gets it as userdata/pool-env.json, generated from this (core/host-files.ts). */
+export const POOL_ENV_RULE: PoolEnvRule = {
+  "keyPattern": "[A-Za-z_][A-Za-z0-9_]{0,127}",
+  "reservedKeys": [
+    "APP_POOL",
+    "RELEASE_ID",
+    "PORT",
+    "HOST"
+  ],
+  "valueForbiddenPattern": "['\\n\\r\\x00]",
+  "valueForbiddenEnd": "\\",
+  "problems": {
+    "notJson": "not valid JSON",
+    "notObject": "not a JSON object",
+    "notString": "values must be strings",
+    "badKey": "keys must be environment variable names (a letter or _, then letters, digits or _; at most 128; one line)",
+    "reservedKey": "APP_POOL, RELEASE_ID, PORT and HOST are set by the host",
+    "badValue": "values must not hold a single quote, a line break or a NUL character",
+    "endsInBackslash": "values must not end in a backslash (Compose reads \\' as a quote inside '...')"
+  }
+};
 
 /** JavaScript's `$` without the m flag is the end of the text (jq's is not: the host anchors with \z). */
 export const ENV_KEY_PATTERN = new RegExp(`^(?:${POOL_ENV_RULE.keyPattern})$`);

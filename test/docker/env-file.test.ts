@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
-import { POOL_ENV_RULE_FILE, poolEnvFileLines } from '../../core/pool-env';
+import { poolEnvFileLines } from '../../core/pool-env';
 import { dockerEngine } from './compose-set';
 
 const engine = dockerEngine();
@@ -27,7 +27,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 /** The env file the host writes for `env` (its jq writer), or why it refuses it. */
 function hostWrites(env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', POOL_ENV_RULE_FILE, '-f', path.join(REPO_ROOT, 'userdata', 'pool-env.jq')], (error, stdout) =>
+    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', path.join(REPO_ROOT, 'userdata', 'pool-env.json'), '-f', path.join(REPO_ROOT, 'userdata', 'pool-env.jq')], (error, stdout) =>
       error ? reject(error) : resolve(stdout),
     );
     child.stdin!.end(JSON.stringify(env));

@@ -6,14 +6,14 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
-import { POOL_ENV_RULE, POOL_ENV_RULE_FILE, poolEnvFileLines, poolEnvTextProblem } from '../../core/pool-env';
+import { POOL_ENV_RULE, poolEnvFileLines, poolEnvTextProblem } from '../../core/pool-env';
 
 const PROGRAM = path.join(REPO_ROOT, 'userdata', 'pool-env.jq');
 
 /** The host's verdict: the way bluegreen-apply runs it. */
 function host(text: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', POOL_ENV_RULE_FILE, '-f', PROGRAM], (error, stdout, stderr) =>
+    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', path.join(REPO_ROOT, 'userdata', 'pool-env.json'), '-f', PROGRAM], (error, stdout, stderr) =>
       error ? reject(new Error(`jq failed: ${stderr}`)) : resolve(stdout),
     );
     child.stdin!.end(text);
