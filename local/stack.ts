@@ -1,20 +1,20 @@
 // A local data plane: real nginx (the repo's nginx.conf, rendered by the repo's renderer) in front
 // of the two pool apps as child processes. Used by `npm start`, the e2e tests and bench/.
 import { ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { APP_ENTRY, NGINX_DIR } from './paths';
 import { ChaosMode, Pool, POOLS } from '../core/pools';
 import { httpRequest } from '../support/http';
 import { findNginx } from './nginx-binary';
 import { assertPortFree, freePort } from './ports';
-import { NginxTarget, readActivePool, readCanaryPercent, renderUpstream, ScriptResult, setCanary, switchPool } from './switch';
+import { readActivePool, readCanaryPercent, renderUpstream, ScriptResult, setCanary, switchPool } from './switch';
+import { stopLeftoverNginx } from './leftover-nginx';
+import { groupAlive, signalGroup, waitUntil } from './process-groups';
+import { newStackState, poolUrl, removeStackState, StackPorts, StackState, writeStackState } from './stack-state';
 
-export interface StackPorts {
-  nginx: number;
-  blue: number;
-  green: number;
-}
+export { poolUrl, readStackState, STATE_FILE, supervisorRunning } from './stack-state';
+export type { StackPorts, StackState } from './stack-state';
 
 export interface StackOptions {
   /** Where conf/, logs/, run/ and tmp/ go; also nginx's -p prefix. */
@@ -60,39 +60,8 @@ export interface PoolRun {
   env: Record<string, string>;
 }
 
-/** What another process (the CLI's flip/chaos/check) needs to find a running local stack. */
-export interface StackState extends NginxTarget {
-  supervisorPid: number;
-  host: string;
-  ports: StackPorts;
-  url: string;
-  accessLog: string;
-  errorLog: string;
-}
-
-export const STATE_FILE = 'state.json';
 /** Tries a pool gets when its port is briefly in use (100 ms apart). */
 const PORT_BUSY_ATTEMPTS = 30;
-
-export function readStackState(stateDir: string): StackState | undefined {
-  const file = path.join(stateDir, STATE_FILE);
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as StackState;
-}
-
-/** Whether the supervisor (`npm start`) that wrote a state.json still runs (EPERM: it runs as another user). */
-export function supervisorRunning(state: Pick<StackState, 'supervisorPid'>): boolean {
-  try {
-    process.kill(state.supervisorPid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export function poolUrl(state: Pick<StackState, 'host' | 'ports'>, pool: Pool): string {
-  return `http://${state.host}:${state.ports[pool]}`;
-}
 
 function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void) {
   let buffer = '';
@@ -119,57 +88,6 @@ function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** pid, process group and state of a live process, from /proc (Linux); undefined when it is gone or unreadable. */
-function procStat(pid: number): { pgrp: number; state: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pgrp: Number(pgrp), state };
-  } catch {
-    return undefined;
-  }
-}
-
-const hasProc = () => existsSync('/proc/self/stat');
-
-/** Whether any process of group `pgid` still runs. A zombie (exited, not yet reaped) holds no port: it counts as gone. */
-function groupAlive(pgid: number): boolean {
-  if (hasProc()) {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const stat = procStat(Number(entry));
-      if (stat && stat.pgrp === pgid && stat.state !== 'Z') return true;
-    }
-    return false;
-  }
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: the group is empty already.
-  }
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (check()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-}
-
 /**
  * Ends every process of an nginx started in its own group (master, workers, cache processes):
  * SIGTERM (nginx's fast shutdown), SIGKILL to whatever is left after `graceMs`. Signalling the
@@ -183,104 +101,6 @@ async function stopNginxGroup(pgid: number, graceMs: number): Promise<void> {
   if (await waitUntil(() => !groupAlive(pgid), graceMs)) return;
   signalGroup(pgid, 'SIGKILL');
   await waitUntil(() => !groupAlive(pgid), 2000);
-}
-
-/**
- * nginx processes of this state dir on this machine (Linux): nginx rewrites its workers' command
- * line to "nginx: worker process" (the -p prefix is gone) and its environment area with it, but
- * every nginx process holds the state dir's logs open. That is what ties a worker to this state dir,
- * whether its master lives or not. Empty where /proc is missing (macOS) or unreadable.
- */
-function nginxProcessesOf(stateDir: string): number[] {
-  if (!hasProc()) return [];
-  const logsDir = path.join(path.resolve(stateDir), 'logs') + path.sep;
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('nginx')) continue;
-      if (procStat(Number(entry))?.state === 'Z') continue;
-      const fdDir = `/proc/${entry}/fd`;
-      if (readdirSync(fdDir).some((fd) => readlinkOr(path.join(fdDir, fd)).startsWith(logsDir))) found.push(Number(entry));
-    } catch {
-      // Gone meanwhile, or another user's process: not ours to stop.
-    }
-  }
-  return found;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return procStat(pid)?.state !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** A process's command line; where there is no /proc to read it from (macOS), "node" (trust the pid). */
-function commandOf(pid: number): string {
-  if (!hasProc()) return 'node';
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function readlinkOr(file: string): string {
-  try {
-    return readlinkSync(file);
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Kills an nginx left behind in this state dir: its master (the pid file) when a supervisor was
- * killed itself, and workers whose master was killed (reparented, still holding the port and
- * answering 502 once the pools are gone). Returns how many processes it stopped.
- */
-async function stopLeftoverNginx(stateDir: string): Promise<number> {
-  // A supervisor still running in this state dir (a second `npm start`) owns its nginx: not leftover.
-  let owner: number | undefined;
-  try {
-    owner = readStackState(stateDir)?.supervisorPid;
-  } catch {
-    // An unreadable state file names no supervisor.
-  }
-  if (owner && owner !== process.pid && processRuns(owner) && commandOf(owner).includes('node')) return 0;
-  const pids = new Set(nginxProcessesOf(stateDir));
-  const pidFile = path.join(stateDir, 'run', 'nginx.pid');
-  const master = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-  if (Number.isInteger(master) && master > 1) {
-    try {
-      // Only an nginx: a pid can be reused by anything once its process is gone.
-      if (readFileSync(`/proc/${master}/cmdline`, 'utf8').includes('nginx')) pids.add(master);
-    } catch {
-      // Gone (or no /proc): its workers, if any, were found above.
-    }
-  }
-  if (pids.size === 0) return 0;
-  const alive = () => [...pids].filter((pid) => (procStat(pid)?.state ?? 'Z') !== 'Z');
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      pids.delete(pid);
-    }
-  }
-  if (!(await waitUntil(() => alive().length === 0, 3000))) {
-    for (const pid of alive()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
-    }
-    await waitUntil(() => alive().length === 0, 2000);
-  }
-  return pids.size;
 }
 
 /** How many times the stack restarts an nginx that exited on its own before it reports the exit (Compose's unless-stopped, bounded). */
@@ -353,23 +173,7 @@ export class LocalStack {
     link('canary-buckets.conf', path.join(NGINX_DIR, 'canary-buckets.conf'));
     writeFileSync(path.join(confDir, 'listen.conf'), `# Written by local mode.\nlisten ${host}:${ports.nginx};\n`);
 
-    const state: StackState = {
-      supervisorPid: process.pid,
-      host,
-      ports,
-      url: `http://${host}:${ports.nginx}`,
-      nginxBin,
-      prefix: stateDir + path.sep,
-      confDir,
-      switchDir: path.join(stateDir, 'switch'),
-      accessLog: path.join(stateDir, 'logs', 'access.log'),
-      errorLog: path.join(stateDir, 'logs', 'error.log'),
-      upstreamEnv: {
-        ...options.upstreamEnv,
-        BLUE_UPSTREAM: `${host}:${ports.blue}`,
-        GREEN_UPSTREAM: `${host}:${ports.green}`,
-      },
-    };
+    const state = newStackState(stateDir, host, ports, nginxBin, options.upstreamEnv);
     // Through switch-pool.sh, so local mode writes the switch dir exactly as the host does.
     for (const result of [
       options.activePool ? await switchPool(state, options.activePool) : undefined,
@@ -389,7 +193,7 @@ export class LocalStack {
       await stack.stop();
       throw err;
     }
-    writeFileSync(path.join(stateDir, STATE_FILE), JSON.stringify(state, null, 2));
+    writeStackState(state);
     return stack;
   }
 
@@ -670,6 +474,6 @@ export class LocalStack {
     );
     this.children.clear();
     process.off('exit', this.killOnExit);
-    rmSync(path.join(this.state.prefix, STATE_FILE), { force: true });
+    removeStackState(this.state);
   }
 }
