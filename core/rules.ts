@@ -257,204 +257,293 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 /**
  * Evaluates a batch of entries in order. Returns every decision (posted or suppressed: the caller
  * logs them all) and the next state. Does not mutate `state`.
+ *
+ * Per line, in this order (each step sees what the steps before it recorded): the host's planned
+ * switch and active pool, its failover episode, the stage's error-rate window, users seeing a 5xx.
+ * Then the state is pruned. The steps work on `next`, the batch's own copy of the state.
  */
 export function evaluate(state: EngineState, inputs: readonly EngineInput[], options: EvaluateOptions): { state: EngineState; decisions: Decision[] } {
-  const { config } = options;
   const next: EngineState = structuredClone(state);
   const decisions: Decision[] = [];
+  const decide = decider(next.lastPosted, options, decisions);
+  // Kept incrementally: recounting the window per request made the engine O(window) per line.
+  let badInWindow = next.window.reduce((n, w) => n + (w.bad ? 1 : 0), 0);
 
-  const decide = (d: Omit<Decision, 'suppressed'>, cooldownKey?: string): Decision => {
+  for (const input of inputs) {
+    const line = readLine(input);
+    const h = observeHost(next.hosts, line);
+    plannedSwitchRule(next, h, line, options.fleetSize, decide);
+    failoverRule(next, h, line, options, decide);
+    badInWindow = slideWindow(next.window, windowItem(line.entry, line.at, line.host), badInWindow, options.config.windowSize);
+    errorRateRule(next, badInWindow, line, options, decide);
+    usersSeeErrorsRule(line, decide);
+  }
+  pruneState(next, latestAt(inputs), options.config.cooldownMs);
+  return { state: next, decisions };
+}
+
+/** One input line as the rules read it: the pools it names, each only when it is blue or green. */
+interface Line {
+  entry: AccessLogEntry;
+  host: string;
+  at: number;
+  /** The configured primary when nginx wrote the line. */
+  active?: string;
+  /** The pool that answered. */
+  served?: string;
+  /** The pool the request was first sent to. */
+  primary?: string;
+}
+
+function readLine({ entry, host, at }: EngineInput): Line {
+  const pool = (p: string) => (POOLS.has(p) ? p : undefined);
+  return { entry, host, at, active: pool(entry.active_pool), served: pool(entry.pool), primary: pool(primaryPool(entry)) };
+}
+
+/** Records a decision (posted, or suppressed by maintenance or its cooldown key's cooldown) and returns it. */
+type Decide = (d: Omit<Decision, 'suppressed'>, cooldownKey?: string) => Decision;
+
+/** The one place decisions are made: appends to `decisions`, and to `lastPosted` when one is posted under a cooldown key. */
+function decider(lastPosted: EngineState['lastPosted'], options: Pick<EvaluateOptions, 'config' | 'maintenance'>, decisions: Decision[]): Decide {
+  return (d, cooldownKey) => {
     let suppressed: Decision['suppressed'] = null;
     if (options.maintenance) suppressed = 'maintenance';
     else if (cooldownKey !== undefined) {
-      const last = next.lastPosted[cooldownKey];
-      if (last !== undefined && d.at - last < config.cooldownMs) suppressed = 'cooldown';
-      else next.lastPosted[cooldownKey] = d.at;
+      const last = lastPosted[cooldownKey];
+      if (last !== undefined && d.at - last < options.config.cooldownMs) suppressed = 'cooldown';
+      else lastPosted[cooldownKey] = d.at;
     }
     const decision = { ...d, suppressed };
     decisions.push(decision);
     return decision;
   };
+}
 
-  // Kept incrementally: recounting the window per request made the engine O(window) per line.
-  let badInWindow = next.window.reduce((n, w) => n + (w.bad ? 1 : 0), 0);
+/** The state of the host that wrote the line (new hosts start empty), marked as seen at the line's time. */
+function observeHost(hosts: EngineState['hosts'], line: Line): HostState {
+  const h = (hosts[line.host] ??= { healthyStreak: 0 });
+  h.lastSeen = line.at;
+  return h;
+}
 
-  for (const { entry, host, at } of inputs) {
-    const h = (next.hosts[host] ??= { healthyStreak: 0 });
-    const active = POOLS.has(entry.active_pool) ? entry.active_pool : undefined;
-    const served = POOLS.has(entry.pool) ? entry.pool : undefined;
-    const p = primaryPool(entry);
-    const primary = POOLS.has(p) ? p : undefined;
-    h.lastSeen = at;
-    // A line from an old worker finishing a request under the previous config: not a switch back.
-    const staleLine = active !== undefined && h.lastSwitch !== undefined && active === h.lastSwitch.from && active !== h.activePool && at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS;
+/** A line from an old worker finishing a request under the previous config: not a switch back. */
+function isStaleLine(h: HostState, line: Line): boolean {
+  const { active, at } = line;
+  return active !== undefined && h.lastSwitch !== undefined && active === h.lastSwitch.from && active !== h.activePool && at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS;
+}
 
-    // Planned switch: the configured primary changed. Info, never a failover.
-    if (active && h.activePool && active !== h.activePool && !staleLine) {
-      // On a fleet one flip is N hosts switching: posted once, for the first host that logs it.
-      const total = fleetTotal(next, at, options.fleetSize);
-      const direction = `${h.activePool}>${active}`;
-      const seen = next.fleetSwitches?.[direction];
-      const sameFlip = total > 1 && seen !== undefined && at - seen < FLEET_SWITCH_MS;
-      const d = decide({
-        kind: 'planned_switch',
-        severity: 'info',
-        at,
-        host,
-        pool: active,
-        previousPool: h.activePool,
-        activePool: active,
-        summary: `Planned switch on ${host}: active pool ${h.activePool} → ${active}${total > 1 ? ` — the fleet's ${total} hosts follow (posted once, for the first)` : ''}`,
-        details: { from: h.activePool, to: active, ...(total > 1 ? { hosts: total } : {}) },
-      });
-      if (sameFlip && d.suppressed === null) d.suppressed = 'fleet';
-      else if (total > 1 && !sameFlip) next.fleetSwitches = { ...next.fleetSwitches, [direction]: at };
-      h.lastSwitch = { from: h.activePool, at };
-      // An episode against the old primary is over: the operator moved traffic on purpose.
-      if (h.episode) {
-        h.episode = undefined;
-        h.healthyStreak = 0;
-      }
-    }
-    if (active && !staleLine) h.activePool = active;
-
-    // Failover episodes, per host: a request served by a pool other than the one it was first sent
-    // to. Every line names its own primary (older lines: the active pool), so a canary request
-    // answered by the canary pool is no failover, and neither is an old worker's late line.
-    if (primary && served) {
-      if (served !== primary) {
-        if (h.episode) {
-          h.episode.requests++;
-          if (primary === h.episode.from) h.healthyStreak = 0;
-        } else {
-          const canary = active !== undefined && primary !== active;
-          // In a fleet: how many hosts have the backup answering now, this one included.
-          const total = fleetTotal(next, at, options.fleetSize);
-          const onServed = 1 + recentHosts(next, at).filter((o) => o !== h && o.episode?.to === served).length;
-          const fleet = total > 1 ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` } : undefined;
-          const d = decide(
-            {
-              kind: 'failover',
-              severity: 'warning',
-              at,
-              host,
-              pool: served,
-              activePool: active,
-              release: entry.release,
-              summary: `Failover on ${host}: ${primary} is failing, ${served} is answering${canary ? ` (canary requests first sent to ${primary})` : ''}${fleet?.text ?? ''}`,
-              details: {
-                ...(canary ? { primary_pool: primary } : {}),
-                upstream_status: entry.upstream_status || '-',
-                upstream_addr: entry.upstream_addr || '-',
-                uri: entry.uri,
-                request_id: entry.request_id,
-                ...(fleet ? { hosts_failing_over: fleet.count } : {}),
-              },
-            },
-            `failover:${host}`,
-          );
-          h.episode = { since: at, from: primary, to: served, posted: d.suppressed === null, requests: 1 };
-          h.healthyStreak = 0;
-        }
-      } else if (h.episode && primary === h.episode.from) {
-        h.healthyStreak++;
-        if (h.healthyStreak >= config.recoveryConsecutive) {
-          const episode = h.episode;
-          h.episode = undefined;
-          h.healthyStreak = 0;
-          if (episode.posted) {
-            const total = fleetTotal(next, at, options.fleetSize);
-            const fleet = total > 1 ? stillFailingOver(recentHosts(next, at), episode.to, total) : undefined;
-            decide({
-              kind: 'failover_recovered',
-              severity: 'ok',
-              at,
-              host,
-              pool: served,
-              activePool: active,
-              release: entry.release,
-              summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s${fleet?.text ?? ''}`,
-              details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests, ...(fleet ? { hosts_failing_over: fleet.count } : {}) },
-            });
-          }
-        }
-      }
-    }
-
-    // Error rate over the last N requests, stage-wide: the share failed by their primary pool.
-    const item = windowItem(entry, at, host);
-    next.window.push(item);
-    if (item.bad) badInWindow++;
-    while (next.window.length > config.windowSize) if (next.window.shift()!.bad) badInWindow--;
-    if (next.window.length >= config.minWindow) {
-      const rate = badInWindow / next.window.length;
-      if (!next.errorRate && rate > config.errorRateThreshold) {
-        const total = fleetTotal(next, at, options.fleetSize);
-        const figures = windowFigures(next.window, { byHost: total > 1 });
-        const fleet = total > 1 ? failedHostsText(figures, total) : undefined;
-        const d = decide(
-          {
-            kind: 'error_rate',
-            severity: 'warning',
-            at,
-            host,
-            activePool: active,
-            summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})${fleet?.text ?? ''}`,
-            window: figures,
-            details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx, ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
-          },
-          'error_rate',
-        );
-        next.errorRate = { since: at, posted: d.suppressed === null, peak: figures.rate };
-      } else if (next.errorRate) {
-        next.errorRate.peak = Math.max(next.errorRate.peak, rate);
-        if (rate <= config.errorRateThreshold * config.recoveryRatio) {
-          const total = fleetTotal(next, at, options.fleetSize);
-          const figures = windowFigures(next.window, { byHost: total > 1 });
-          const fleet = total > 1 ? failedHostsText(figures, total) : undefined;
-          const episode = next.errorRate;
-          next.errorRate = undefined;
-          if (episode.posted) {
-            decide({
-              kind: 'error_rate_recovered',
-              severity: 'ok',
-              at,
-              host,
-              activePool: active,
-              summary: `Error rate back to ${pct(figures.rate)} over the last ${figures.requests} requests (peak ${pct(episode.peak)})${fleet?.text ?? ''}`,
-              window: figures,
-              details: { duration_s: Math.round((at - episode.since) / 1000), peak: pct(episode.peak), ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
-            });
-          }
-        }
-      }
-    }
-
-    // Users see errors: a 5xx reached the client (both pools failed for this request).
-    if (entry.status >= 500) {
-      decide(
-        {
-          kind: 'users_see_errors',
-          severity: 'critical',
-          at,
-          host,
-          pool: served,
-          activePool: active,
-          release: entry.release,
-          summary: `Users see errors on ${host}: ${entry.method} ${entry.uri.split('?')[0]} answered ${entry.status} (upstream ${entry.upstream_status || 'none'})`,
-          details: { status: entry.status, upstream_status: entry.upstream_status || '-', upstream_addr: entry.upstream_addr || '-', request_id: entry.request_id },
-        },
-        'users_see_errors',
-      );
+/**
+ * Planned switch: the configured primary changed. Info, never a failover. Then the host's active
+ * pool follows the line (a stale line changes neither).
+ */
+function plannedSwitchRule(next: EngineState, h: HostState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+  const { active, host, at } = line;
+  if (!active || isStaleLine(h, line)) return;
+  if (h.activePool && active !== h.activePool) {
+    // On a fleet one flip is N hosts switching: posted once, for the first host that logs it.
+    const total = fleetTotal(next, at, fleetSize);
+    const direction = `${h.activePool}>${active}`;
+    const seen = next.fleetSwitches?.[direction];
+    const sameFlip = total > 1 && seen !== undefined && at - seen < FLEET_SWITCH_MS;
+    const d = decide({
+      kind: 'planned_switch',
+      severity: 'info',
+      at,
+      host,
+      pool: active,
+      previousPool: h.activePool,
+      activePool: active,
+      summary: `Planned switch on ${host}: active pool ${h.activePool} → ${active}${total > 1 ? ` — the fleet's ${total} hosts follow (posted once, for the first)` : ''}`,
+      details: { from: h.activePool, to: active, ...(total > 1 ? { hosts: total } : {}) },
+    });
+    if (sameFlip && d.suppressed === null) d.suppressed = 'fleet';
+    else if (total > 1 && !sameFlip) next.fleetSwitches = { ...next.fleetSwitches, [direction]: at };
+    h.lastSwitch = { from: h.activePool, at };
+    // An episode against the old primary is over: the operator moved traffic on purpose.
+    if (h.episode) {
+      h.episode = undefined;
+      h.healthyStreak = 0;
     }
   }
-  // Keep the state small (it is persisted): forget replaced hosts and cooldowns that have run out.
-  const latest = inputs.length ? Math.max(...inputs.map((i) => i.at)) : undefined;
-  if (latest !== undefined) {
-    for (const [host, h] of Object.entries(next.hosts)) if (h.lastSeen !== undefined && latest - h.lastSeen > FORGET_HOST_MS) delete next.hosts[host];
-    for (const [key, last] of Object.entries(next.lastPosted)) if (latest - last >= config.cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
+  h.activePool = active;
+}
+
+/**
+ * Failover episodes, per host: a request served by a pool other than the one it was first sent
+ * to. Every line names its own primary (older lines: the active pool), so a canary request
+ * answered by the canary pool is no failover, and neither is an old worker's late line.
+ */
+function failoverRule(next: EngineState, h: HostState, line: Line, options: EvaluateOptions, decide: Decide): void {
+  const { primary, served } = line;
+  if (!primary || !served) return;
+  if (served !== primary) {
+    if (!h.episode) openEpisode(next, h, line, options.fleetSize, decide);
+    else {
+      h.episode.requests++;
+      if (primary === h.episode.from) h.healthyStreak = 0;
+    }
+  } else if (h.episode && primary === h.episode.from) {
+    h.healthyStreak++;
+    if (h.healthyStreak >= options.config.recoveryConsecutive) closeEpisode(next, h, line, options.fleetSize, decide);
   }
-  return { state: next, decisions };
+}
+
+/** The first request of a host served by another pool than its primary: a failover alert (cooled down per host). */
+function openEpisode(next: EngineState, h: HostState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+  const { entry, host, at, active } = line;
+  const primary = line.primary!;
+  const served = line.served!;
+  const canary = active !== undefined && primary !== active;
+  // In a fleet: how many hosts have the backup answering now, this one included.
+  const total = fleetTotal(next, at, fleetSize);
+  const onServed = 1 + recentHosts(next, at).filter((o) => o !== h && o.episode?.to === served).length;
+  const fleet = total > 1 ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` } : undefined;
+  const d = decide(
+    {
+      kind: 'failover',
+      severity: 'warning',
+      at,
+      host,
+      pool: served,
+      activePool: active,
+      release: entry.release,
+      summary: `Failover on ${host}: ${primary} is failing, ${served} is answering${canary ? ` (canary requests first sent to ${primary})` : ''}${fleet?.text ?? ''}`,
+      details: {
+        ...(canary ? { primary_pool: primary } : {}),
+        upstream_status: entry.upstream_status || '-',
+        upstream_addr: entry.upstream_addr || '-',
+        uri: entry.uri,
+        request_id: entry.request_id,
+        ...(fleet ? { hosts_failing_over: fleet.count } : {}),
+      },
+    },
+    `failover:${host}`,
+  );
+  h.episode = { since: at, from: primary, to: served, posted: d.suppressed === null, requests: 1 };
+  h.healthyStreak = 0;
+}
+
+/** Enough answers in a row from the primary again: the episode ends, with a recovery when its failover was posted. */
+function closeEpisode(next: EngineState, h: HostState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+  const { entry, host, at, active, primary, served } = line;
+  const episode = h.episode!;
+  h.episode = undefined;
+  h.healthyStreak = 0;
+  if (!episode.posted) return;
+  const total = fleetTotal(next, at, fleetSize);
+  const fleet = total > 1 ? stillFailingOver(recentHosts(next, at), episode.to, total) : undefined;
+  decide({
+    kind: 'failover_recovered',
+    severity: 'ok',
+    at,
+    host,
+    pool: served,
+    activePool: active,
+    release: entry.release,
+    summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s${fleet?.text ?? ''}`,
+    details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests, ...(fleet ? { hosts_failing_over: fleet.count } : {}) },
+  });
+}
+
+/** Appends `item` to the window and drops the oldest beyond `windowSize`; returns the window's new count of bad items. */
+function slideWindow(window: WindowItem[], item: WindowItem, badInWindow: number, windowSize: number): number {
+  let bad = badInWindow;
+  window.push(item);
+  if (item.bad) bad++;
+  while (window.length > windowSize) if (window.shift()!.bad) bad--;
+  return bad;
+}
+
+/**
+ * Error rate over the last N requests, stage-wide: the share failed by their primary pool. Judged
+ * once the window holds minWindow requests; fires above the threshold, recovers at or below
+ * threshold × recoveryRatio.
+ */
+function errorRateRule(next: EngineState, badInWindow: number, line: Line, options: EvaluateOptions, decide: Decide): void {
+  const { config } = options;
+  if (next.window.length < config.minWindow) return;
+  const rate = badInWindow / next.window.length;
+  if (!next.errorRate && rate > config.errorRateThreshold) errorRateFired(next, line, options, decide);
+  else if (next.errorRate) {
+    next.errorRate.peak = Math.max(next.errorRate.peak, rate);
+    if (rate <= config.errorRateThreshold * config.recoveryRatio) errorRateRecovered(next, line, options.fleetSize, decide);
+  }
+}
+
+/** The window's figures for a message, by host on a fleet, and the fleet's "N of M hosts" text. */
+function errorRateFigures(next: EngineState, at: number, fleetSize: number | undefined): { figures: WindowFigures; fleet?: { text: string; count: string } } {
+  const total = fleetTotal(next, at, fleetSize);
+  const figures = windowFigures(next.window, { byHost: total > 1 });
+  return { figures, fleet: total > 1 ? failedHostsText(figures, total) : undefined };
+}
+
+function errorRateFired(next: EngineState, line: Line, options: EvaluateOptions, decide: Decide): void {
+  const { host, at, active } = line;
+  const { figures, fleet } = errorRateFigures(next, at, options.fleetSize);
+  const d = decide(
+    {
+      kind: 'error_rate',
+      severity: 'warning',
+      at,
+      host,
+      activePool: active,
+      summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(options.config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})${fleet?.text ?? ''}`,
+      window: figures,
+      details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx, ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
+    },
+    'error_rate',
+  );
+  next.errorRate = { since: at, posted: d.suppressed === null, peak: figures.rate };
+}
+
+function errorRateRecovered(next: EngineState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+  const { host, at, active } = line;
+  const { figures, fleet } = errorRateFigures(next, at, fleetSize);
+  const episode = next.errorRate!;
+  next.errorRate = undefined;
+  if (!episode.posted) return;
+  decide({
+    kind: 'error_rate_recovered',
+    severity: 'ok',
+    at,
+    host,
+    activePool: active,
+    summary: `Error rate back to ${pct(figures.rate)} over the last ${figures.requests} requests (peak ${pct(episode.peak)})${fleet?.text ?? ''}`,
+    window: figures,
+    details: { duration_s: Math.round((at - episode.since) / 1000), peak: pct(episode.peak), ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
+  });
+}
+
+/** Users see errors: a 5xx reached the client (both pools failed for this request). */
+function usersSeeErrorsRule(line: Line, decide: Decide): void {
+  const { entry, host, at, active, served } = line;
+  if (!(entry.status >= 500)) return;
+  decide(
+    {
+      kind: 'users_see_errors',
+      severity: 'critical',
+      at,
+      host,
+      pool: served,
+      activePool: active,
+      release: entry.release,
+      summary: `Users see errors on ${host}: ${entry.method} ${entry.uri.split('?')[0]} answered ${entry.status} (upstream ${entry.upstream_status || 'none'})`,
+      details: { status: entry.status, upstream_status: entry.upstream_status || '-', upstream_addr: entry.upstream_addr || '-', request_id: entry.request_id },
+    },
+    'users_see_errors',
+  );
+}
+
+/** The latest request time of a batch (undefined for an empty batch: nothing is pruned). */
+function latestAt(inputs: readonly EngineInput[]): number | undefined {
+  return inputs.length ? Math.max(...inputs.map((i) => i.at)) : undefined;
+}
+
+/** Keeps the state small (it is persisted): forgets replaced hosts and cooldowns that have run out. */
+function pruneState(next: EngineState, latest: number | undefined, cooldownMs: number): void {
+  if (latest === undefined) return;
+  for (const [host, h] of Object.entries(next.hosts)) if (h.lastSeen !== undefined && latest - h.lastSeen > FORGET_HOST_MS) delete next.hosts[host];
+  for (const [key, last] of Object.entries(next.lastPosted)) if (latest - last >= cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
 }
 
 /**

@@ -1,20 +1,24 @@
 // A local data plane: real nginx (the repo's nginx.conf, rendered by the repo's renderer) in front
 // of the two pool apps as child processes. Used by `npm start`, the e2e tests and bench/.
-import { ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+// The parts: the state file (stack-state.ts), nginx's configuration (nginx-config.ts) and process
+// (nginx-process.ts), the pool apps (pool-apps.ts), all under one ChildSupervisor (child-supervisor.ts);
+// an nginx left by an earlier run is stopped first (leftover-nginx.ts).
 import * as path from 'node:path';
-import { APP_ENTRY, NGINX_DIR } from './paths';
 import { ChaosMode, Pool, POOLS } from '../core/pools';
-import { httpRequest } from '../support/http';
+import { ChildSupervisor } from './child-supervisor';
+import { stopLeftoverNginx } from './leftover-nginx';
+import { writeNginxConfig } from './nginx-config';
 import { findNginx } from './nginx-binary';
+import { NginxProcess, waitServing } from './nginx-process';
+import { PoolApps, PoolRun } from './pool-apps';
 import { assertPortFree, freePort } from './ports';
-import { NginxTarget, readActivePool, readCanaryPercent, renderUpstream, ScriptResult, setCanary, switchPool } from './switch';
+import { newStackState, poolUrl, removeStackState, StackPorts, StackState, writeStackState } from './stack-state';
+import { readActivePool, readCanaryPercent, ScriptResult, setCanary, switchPool } from './switch';
 
-export interface StackPorts {
-  nginx: number;
-  blue: number;
-  green: number;
-}
+export { NGINX_RESTARTS } from './nginx-process';
+export type { PoolRun } from './pool-apps';
+export { poolUrl, readStackState, STATE_FILE, supervisorRunning } from './stack-state';
+export type { StackPorts, StackState } from './stack-state';
 
 export interface StackOptions {
   /** Where conf/, logs/, run/ and tmp/ go; also nginx's -p prefix. */
@@ -54,261 +58,30 @@ export interface StackOptions {
   onUnexpectedExit?: (name: Pool | 'nginx', reason: string) => void;
 }
 
-export interface PoolRun {
-  release: string;
-  /** Extra environment for the pool app, e.g. { FAULT_RATE: '0.2' }. */
-  env: Record<string, string>;
-}
-
-/** What another process (the CLI's flip/chaos/check) needs to find a running local stack. */
-export interface StackState extends NginxTarget {
-  supervisorPid: number;
-  host: string;
-  ports: StackPorts;
-  url: string;
-  accessLog: string;
-  errorLog: string;
-}
-
-export const STATE_FILE = 'state.json';
-/** Tries a pool gets when its port is briefly in use (100 ms apart). */
-const PORT_BUSY_ATTEMPTS = 30;
-
-export function readStackState(stateDir: string): StackState | undefined {
-  const file = path.join(stateDir, STATE_FILE);
-  if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as StackState;
-}
-
-/** Whether the supervisor (`npm start`) that wrote a state.json still runs (EPERM: it runs as another user). */
-export function supervisorRunning(state: Pick<StackState, 'supervisorPid'>): boolean {
-  try {
-    process.kill(state.supervisorPid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** The ports asked for (0: a free one), each checked free. */
+async function choosePorts(host: string, options: Pick<StackOptions, 'ports' | 'portSources'>): Promise<StackPorts> {
+  const wanted: StackPorts = { nginx: 0, blue: 0, green: 0, ...options.ports };
+  const ports: StackPorts = { ...wanted };
+  for (const key of ['nginx', 'blue', 'green'] as const) {
+    if (wanted[key] === 0) ports[key] = await freePort(host);
+    else await assertPortFree(wanted[key], host, options.portSources?.[key] ?? `${key} port`);
   }
+  return ports;
 }
-
-export function poolUrl(state: Pick<StackState, 'host' | 'ports'>, pool: Pool): string {
-  return `http://${state.host}:${state.ports[pool]}`;
-}
-
-function onLines(stream: NodeJS.ReadableStream, fn: (line: string) => void) {
-  let buffer = '';
-  stream.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      fn(buffer.slice(0, nl));
-      buffer = buffer.slice(nl + 1);
-    }
-  });
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** pid, process group and state of a live process, from /proc (Linux); undefined when it is gone or unreadable. */
-function procStat(pid: number): { pgrp: number; state: string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may hold spaces: the fields after the last ')' are fixed.
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pgrp: Number(pgrp), state };
-  } catch {
-    return undefined;
-  }
-}
-
-const hasProc = () => existsSync('/proc/self/stat');
-
-/** Whether any process of group `pgid` still runs. A zombie (exited, not yet reaped) holds no port: it counts as gone. */
-function groupAlive(pgid: number): boolean {
-  if (hasProc()) {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const stat = procStat(Number(entry));
-      if (stat && stat.pgrp === pgid && stat.state !== 'Z') return true;
-    }
-    return false;
-  }
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: the group is empty already.
-  }
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (check()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(25);
-  }
-}
-
-/**
- * Ends every process of an nginx started in its own group (master, workers, cache processes):
- * SIGTERM (nginx's fast shutdown), SIGKILL to whatever is left after `graceMs`. Signalling the
- * group, not the master, is what reaches workers whose master is gone (killed with SIGKILL, the
- * workers go on serving on the port). The group id is the master's pid; Linux does not hand that
- * number to a new process while any member of the group lives, so the signal cannot hit a stranger.
- */
-async function stopNginxGroup(pgid: number, graceMs: number): Promise<void> {
-  if (!groupAlive(pgid)) return;
-  signalGroup(pgid, 'SIGTERM');
-  if (await waitUntil(() => !groupAlive(pgid), graceMs)) return;
-  signalGroup(pgid, 'SIGKILL');
-  await waitUntil(() => !groupAlive(pgid), 2000);
-}
-
-/**
- * nginx processes of this state dir on this machine (Linux): nginx rewrites its workers' command
- * line to "nginx: worker process" (the -p prefix is gone) and its environment area with it, but
- * every nginx process holds the state dir's logs open. That is what ties a worker to this state dir,
- * whether its master lives or not. Empty where /proc is missing (macOS) or unreadable.
- */
-function nginxProcessesOf(stateDir: string): number[] {
-  if (!hasProc()) return [];
-  const logsDir = path.join(path.resolve(stateDir), 'logs') + path.sep;
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('nginx')) continue;
-      if (procStat(Number(entry))?.state === 'Z') continue;
-      const fdDir = `/proc/${entry}/fd`;
-      if (readdirSync(fdDir).some((fd) => readlinkOr(path.join(fdDir, fd)).startsWith(logsDir))) found.push(Number(entry));
-    } catch {
-      // Gone meanwhile, or another user's process: not ours to stop.
-    }
-  }
-  return found;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return procStat(pid)?.state !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** A process's command line; where there is no /proc to read it from (macOS), "node" (trust the pid). */
-function commandOf(pid: number): string {
-  if (!hasProc()) return 'node';
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function readlinkOr(file: string): string {
-  try {
-    return readlinkSync(file);
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Kills an nginx left behind in this state dir: its master (the pid file) when a supervisor was
- * killed itself, and workers whose master was killed (reparented, still holding the port and
- * answering 502 once the pools are gone). Returns how many processes it stopped.
- */
-async function stopLeftoverNginx(stateDir: string): Promise<number> {
-  // A supervisor still running in this state dir (a second `npm start`) owns its nginx: not leftover.
-  let owner: number | undefined;
-  try {
-    owner = readStackState(stateDir)?.supervisorPid;
-  } catch {
-    // An unreadable state file names no supervisor.
-  }
-  if (owner && owner !== process.pid && processRuns(owner) && commandOf(owner).includes('node')) return 0;
-  const pids = new Set(nginxProcessesOf(stateDir));
-  const pidFile = path.join(stateDir, 'run', 'nginx.pid');
-  const master = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-  if (Number.isInteger(master) && master > 1) {
-    try {
-      // Only an nginx: a pid can be reused by anything once its process is gone.
-      if (readFileSync(`/proc/${master}/cmdline`, 'utf8').includes('nginx')) pids.add(master);
-    } catch {
-      // Gone (or no /proc): its workers, if any, were found above.
-    }
-  }
-  if (pids.size === 0) return 0;
-  const alive = () => [...pids].filter((pid) => (procStat(pid)?.state ?? 'Z') !== 'Z');
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      pids.delete(pid);
-    }
-  }
-  if (!(await waitUntil(() => alive().length === 0, 3000))) {
-    for (const pid of alive()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
-    }
-    await waitUntil(() => alive().length === 0, 2000);
-  }
-  return pids.size;
-}
-
-/** How many times the stack restarts an nginx that exited on its own before it reports the exit (Compose's unless-stopped, bounded). */
-export const NGINX_RESTARTS = 1;
 
 export class LocalStack {
-  private readonly children = new Map<string, ChildProcess>();
-  private readonly killOnExit = () => {
-    for (const [name, child] of this.children) {
-      if (name === 'nginx' && child.pid) signalGroup(child.pid, 'SIGKILL');
-      else child.kill('SIGKILL');
-    }
-  };
-  private stopping = false;
-  /** Release and extra env per pool, so a pool restarted after killPool runs what it ran. */
-  private readonly poolRuns = new Map<Pool, PoolRun>();
-  /** Children this class is stopping on purpose, so their exit is not reported as a crash. */
-  private readonly expectedExits = new Set<ChildProcess>();
-  /** nginx restarts done after it exited on its own (at most NGINX_RESTARTS). */
-  private nginxRestarts = 0;
-  /** Stopping the workers of an nginx that exited on its own, and restarting it; never rejects. */
-  private nginxRecovery: Promise<void> = Promise.resolve();
+  private readonly supervisor = new ChildSupervisor<Pool | 'nginx'>();
+  private readonly nginx: NginxProcess;
+  private readonly pools: PoolApps;
 
   private constructor(
     readonly state: StackState,
-    private readonly options: StackOptions,
+    options: StackOptions,
   ) {
-    process.on('exit', this.killOnExit);
+    const output = (source: string, line: string) => options.onOutput?.(source, line);
+    const { readyTimeoutMs, onUnexpectedExit } = options;
+    this.nginx = new NginxProcess(state, this.supervisor, { readyTimeoutMs, output, onUnexpectedExit });
+    this.pools = new PoolApps(state, this.supervisor, { releases: options.releases, readyTimeoutMs, output, onUnexpectedExit });
   }
 
   get url(): string {
@@ -332,117 +105,20 @@ export class LocalStack {
     if (leftover > 0) {
       options.onOutput?.('supervisor', `stopped an nginx left running by an earlier run in this directory (${leftover} process${leftover === 1 ? '' : 'es'})`);
     }
-    const wanted: StackPorts = { nginx: 0, blue: 0, green: 0, ...options.ports };
-    const ports: StackPorts = { ...wanted };
-    for (const key of ['nginx', 'blue', 'green'] as const) {
-      if (wanted[key] === 0) ports[key] = await freePort(host);
-      else await assertPortFree(wanted[key], host, options.portSources?.[key] ?? `${key} port`);
-    }
-
-    const confDir = path.join(stateDir, 'conf');
-    for (const dir of ['conf', 'logs', 'run', 'tmp', 'switch']) mkdirSync(path.join(stateDir, dir), { recursive: true });
-    chmodSync(path.join(stateDir, 'switch'), 0o755);
-    // Links, not copies: local mode runs the very files the host runs.
-    const link = (name: string, target: string) => {
-      const file = path.join(confDir, name);
-      rmSync(file, { force: true });
-      symlinkSync(target, file);
-    };
-    link('nginx.conf', path.join(NGINX_DIR, 'nginx.conf'));
-    link('proxy-failover.conf', options.failoverConf ?? path.join(NGINX_DIR, 'proxy-failover.conf'));
-    link('canary-buckets.conf', path.join(NGINX_DIR, 'canary-buckets.conf'));
-    writeFileSync(path.join(confDir, 'listen.conf'), `# Written by local mode.\nlisten ${host}:${ports.nginx};\n`);
-
-    const state: StackState = {
-      supervisorPid: process.pid,
-      host,
-      ports,
-      url: `http://${host}:${ports.nginx}`,
-      nginxBin,
-      prefix: stateDir + path.sep,
-      confDir,
-      switchDir: path.join(stateDir, 'switch'),
-      accessLog: path.join(stateDir, 'logs', 'access.log'),
-      errorLog: path.join(stateDir, 'logs', 'error.log'),
-      upstreamEnv: {
-        ...options.upstreamEnv,
-        BLUE_UPSTREAM: `${host}:${ports.blue}`,
-        GREEN_UPSTREAM: `${host}:${ports.green}`,
-      },
-    };
-    // Through switch-pool.sh, so local mode writes the switch dir exactly as the host does.
-    for (const result of [
-      options.activePool ? await switchPool(state, options.activePool) : undefined,
-      await setCanary(state, options.canaryPercent ?? 0),
-    ]) {
-      if (result && result.code !== 0) throw new Error(result.stderr.trim());
-    }
-    writeFileSync(path.join(confDir, 'upstream.conf'), await renderUpstream(state));
-    const routes = await renderUpstream(state, 'routes');
-    writeFileSync(path.join(confDir, 'routes.conf'), options.routesOverride ? options.routesOverride(routes) : routes);
+    const ports = await choosePorts(host, options);
+    const state = newStackState(stateDir, host, ports, nginxBin, options.upstreamEnv);
+    await writeNginxConfig(state, options);
 
     const stack = new LocalStack(state, options);
     try {
       for (const pool of POOLS) await stack.startPool(pool);
-      await stack.startNginx();
+      await stack.nginx.start();
     } catch (err) {
       await stack.stop();
       throw err;
     }
-    writeFileSync(path.join(stateDir, STATE_FILE), JSON.stringify(state, null, 2));
+    writeStackState(state);
     return stack;
-  }
-
-  private output(source: string, line: string) {
-    this.options.onOutput?.(source, line);
-  }
-
-  private watch(name: Pool | 'nginx', child: ChildProcess) {
-    this.children.set(name, child);
-    child.once('exit', (code, signal) => {
-      if (this.stopping || this.expectedExits.has(child)) return;
-      const reason = signal ? `killed by ${signal}` : `exit code ${code}`;
-      if (name === 'nginx') this.nginxRecovery = this.nginxRecovery.then(() => this.recoverNginx(child, reason));
-      else this.options.onUnexpectedExit?.(name, reason);
-    });
-  }
-
-  /**
-   * nginx exited on its own. Its workers may not have (a master killed with SIGKILL leaves them
-   * serving on the port): stop its process group, then restart it once, as Compose's
-   * `restart: unless-stopped` would; a second exit (or a restart that fails) goes to the caller.
-   */
-  private async recoverNginx(child: ChildProcess, reason: string): Promise<void> {
-    if (child.pid) await stopNginxGroup(child.pid, 2000);
-    if (this.stopping) return;
-    if (this.nginxRestarts >= NGINX_RESTARTS) {
-      const times = `${this.nginxRestarts} restart${this.nginxRestarts === 1 ? '' : 's'}`;
-      this.options.onUnexpectedExit?.('nginx', `${reason} again after ${times}; its workers were stopped`);
-      return;
-    }
-    this.nginxRestarts += 1;
-    try {
-      await this.startNginx();
-    } catch (err) {
-      if (this.stopping) return;
-      this.options.onUnexpectedExit?.('nginx', `${reason}; its workers were stopped; the restart failed: ${(err as Error).message}`);
-      return;
-    }
-    this.output('supervisor', `nginx exited (${reason}); its workers were stopped; restarted nginx (${this.nginxRestarts} of ${NGINX_RESTARTS})`);
-  }
-
-  /** Stops the current nginx and every process of its group (workers included). */
-  private async stopNginx(graceMs: number): Promise<void> {
-    const nginx = this.children.get('nginx');
-    if (!nginx?.pid) return;
-    this.expectedExits.add(nginx);
-    await stopNginxGroup(nginx.pid, graceMs);
-    await waitExit(nginx, 1000);
-  }
-
-  private kill(child: ChildProcess, signal: NodeJS.Signals) {
-    this.expectedExits.add(child);
-    child.kill(signal);
   }
 
   /**
@@ -450,68 +126,8 @@ export class LocalStack {
    * when it exits first or does not listen in time. Without `run`: what the pool ran last (after
    * killPool), else the release it was started with.
    */
-  async startPool(pool: Pool, run?: PoolRun): Promise<void> {
-    const wanted = run ?? this.poolRuns.get(pool) ?? { release: this.options.releases?.[pool] ?? `${pool}-local`, env: {} };
-    // A pool restarted on its fixed port can find it briefly taken: between the old process's exit
-    // and the new listen, the kernel may hand the same number out as the source port of an
-    // outgoing connection (loopback ports come from the same range). That passes within moments.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.spawnPool(pool, wanted);
-      } catch (err) {
-        if (attempt >= PORT_BUSY_ATTEMPTS || !/EADDRINUSE/.test((err as Error).message)) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  private async spawnPool(pool: Pool, wanted: PoolRun): Promise<void> {
-    const child = spawn(process.execPath, [APP_ENTRY], {
-      env: {
-        ...process.env,
-        ...wanted.env,
-        APP_POOL: pool,
-        RELEASE_ID: wanted.release,
-        PORT: String(this.state.ports[pool]),
-        HOST: this.state.host,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let listening = false;
-    // Registered before watch(): a pool that never came up is this call's rejection, not a crash report.
-    child.once('exit', () => {
-      if (!listening) this.expectedExits.add(child);
-    });
-    this.watch(pool, child);
-    const timeoutMs = this.options.readyTimeoutMs ?? 15_000;
-    await new Promise<void>((resolve, reject) => {
-      let stderr = '';
-      const timer = setTimeout(() => {
-        this.kill(child, 'SIGKILL');
-        reject(new Error(`${pool} pool did not listen within ${timeoutMs} ms: ${stderr.trim()}`));
-      }, timeoutMs);
-      onLines(child.stdout!, (line) => {
-        this.output(pool, line);
-        if (line.includes('"listening"')) {
-          listening = true;
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      onLines(child.stderr!, (line) => {
-        stderr += `${line}\n`;
-        this.output(pool, line);
-      });
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`${pool} pool exited before listening (${signal ?? `exit code ${code}`}): ${stderr.trim()}`));
-      });
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    this.poolRuns.set(pool, { release: wanted.release, env: { ...wanted.env } });
+  startPool(pool: Pool, run?: PoolRun): Promise<void> {
+    return this.pools.start(pool, run);
   }
 
   /**
@@ -519,99 +135,18 @@ export class LocalStack {
    * environment), on the same port. The old one gets SIGTERM and finishes what it is answering;
    * nginx sends new requests for that pool to the other one until the new process listens.
    */
-  async restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void> {
-    const child = this.children.get(pool);
-    if (child) {
-      this.kill(child, 'SIGTERM');
-      await waitExit(child, 5000);
-      this.children.delete(pool);
-    }
-    await this.startPool(pool, { release: run.release, env: run.env ?? {} });
+  restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void> {
+    return this.pools.restart(pool, run);
   }
 
   /** What a pool process runs (or ran last): its release id and the extra env it was given. */
   poolRun(pool: Pool): PoolRun | undefined {
-    const run = this.poolRuns.get(pool);
-    return run && { release: run.release, env: { ...run.env } };
-  }
-
-  private async startNginx(): Promise<void> {
-    const { nginxBin, prefix, confDir } = this.state;
-    // nginx workers stat the switch dir on every request. Started as root, nginx runs them as
-    // nobody, who cannot see into a 0700 state dir (mkdtemp, a root home): they would take every
-    // request for blue. Local mode is one user's processes, so root's workers stay root; nginx
-    // keeps -g settings across reloads.
-    const globals = process.getuid?.() === 0 ? 'daemon off; user root;' : 'daemon off;';
-    if (this.stopping) throw new Error('the stack is stopping');
-    // Its own process group (still our child: not unref'd), so stopping it can signal the group and
-    // reach workers whose master is gone; Ctrl-C in the terminal reaches the supervisor, which stops it.
-    const child = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', globals], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    let ready = false;
-    // Registered before watch(): an nginx that never came up is this call's rejection, not a crash report.
-    child.once('exit', () => {
-      if (!ready) this.expectedExits.add(child);
-    });
-    this.watch('nginx', child);
-    let stderr = '';
-    onLines(child.stderr!, (line) => {
-      stderr += `${line}\n`;
-      this.output('nginx', line);
-    });
-    const exited = new Promise<never>((_, reject) => {
-      child.once('exit', (code, signal) => {
-        const log = existsSync(this.state.errorLog) ? readFileSync(this.state.errorLog, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
-        reject(new Error(`nginx exited during start-up (${signal ?? code}): ${(stderr.trim() || log).trim()}`));
-      });
-      child.once('error', reject);
-    });
-    exited.catch(() => undefined);
-    try {
-      await Promise.race([exited, this.waitReady(this.options.readyTimeoutMs ?? 15_000)]);
-      this.assertSwitchDirVisible();
-    } catch (err) {
-      // Workers an nginx that failed its start left behind must not keep the port.
-      this.expectedExits.add(child);
-      if (child.pid) await stopNginxGroup(child.pid, 2000);
-      throw err;
-    }
-    ready = true;
-  }
-
-  /**
-   * nginx treats a flag it cannot stat as absent (blue, no canary) and only logs it, so a
-   * permission problem would be a silent flip: refuse to run instead.
-   */
-  private assertSwitchDirVisible(): void {
-    const log = existsSync(this.state.errorLog) ? readFileSync(this.state.errorLog, 'utf8') : '';
-    for (const line of log.split('\n')) {
-      const denied = line.includes(`stat() "${this.state.switchDir}/`) && /failed \(((?:13|20): [^)]*)\)/.exec(line);
-      if (denied) {
-        throw new Error(
-          `nginx workers cannot look into the switch dir ${this.state.switchDir} (${denied[1]}): ` +
-            'make it and every directory above it searchable by the nginx worker user (chmod o+x)',
-        );
-      }
-    }
+    return this.pools.run(pool);
   }
 
   /** Resolves when GET /version through nginx answers 200: the stack serves end to end. */
-  async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const res = await httpRequest(`${this.url}/version`, { timeoutMs: 1000, agent: false });
-        if (res.status === 200) return;
-        last = `status ${res.status}`;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`${this.url}/version did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+  waitReady(timeoutMs: number): Promise<void> {
+    return waitServing(this.url, timeoutMs);
   }
 
   /** Flips the active pool through switch-pool.sh (a flag file; no reload). */
@@ -633,43 +168,28 @@ export class LocalStack {
     return readCanaryPercent(this.state);
   }
 
-  async chaos(pool: Pool, mode: ChaosMode | 'stop'): Promise<void> {
-    const target = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
-    const res = await httpRequest(`${this.poolUrl(pool)}${target}`, { method: 'POST', timeoutMs: 5000, agent: false });
-    if (res.status !== 200) throw new Error(`chaos ${mode} on ${pool}: status ${res.status} ${res.body}`);
+  chaos(pool: Pool, mode: ChaosMode | 'stop'): Promise<void> {
+    return this.pools.chaos(pool, mode);
   }
 
   /** Kills a pool app (SIGKILL by default: no goodbye, as a crash would). */
-  async killPool(pool: Pool, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.children.get(pool);
-    if (!child) return;
-    this.kill(child, signal);
-    await waitExit(child, 5000);
-    this.children.delete(pool);
+  killPool(pool: Pool, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return this.pools.stop(pool, signal, 5000);
   }
 
   pid(name: Pool | 'nginx'): number | undefined {
-    return this.children.get(name)?.pid;
+    return this.supervisor.get(name)?.pid;
   }
 
   /** Stops nginx first (no request reaches a stopped pool), then the pools. */
   async stop(): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    await this.stopNginx(5000);
+    if (!this.supervisor.beginStopAll()) return;
+    await this.nginx.stop(5000);
     // A restart under way sees `stopping` before it spawns, or its nginx was the one just stopped.
-    await this.nginxRecovery;
-    await this.stopNginx(5000);
-    await Promise.all(
-      POOLS.map(async (pool) => {
-        const child = this.children.get(pool);
-        if (!child) return;
-        this.kill(child, 'SIGTERM');
-        await waitExit(child, 3000);
-      }),
-    );
-    this.children.clear();
-    process.off('exit', this.killOnExit);
-    rmSync(path.join(this.state.prefix, STATE_FILE), { force: true });
+    await this.nginx.settled();
+    await this.nginx.stop(5000);
+    await Promise.all(POOLS.map((pool) => this.pools.stop(pool, 'SIGTERM', 3000)));
+    this.supervisor.release();
+    removeStackState(this.state);
   }
 }
