@@ -160,7 +160,7 @@ export interface EvaluateOptions {
   /**
    * Desired hosts of the stage (the hosts parameter, `fleet:<n>`); 0 = a fleet whose size could not
    * be read (the hosts seen stand in); undefined = a single host (no hosts parameter, local mode).
-   * Messages say "N of M hosts" only when M (fleetTotal) is above 1; a single host's stay as they were.
+   * Messages say "N of M hosts" only when M (hostTotal) is above 1; a single host's stay as they were.
    */
   fleetSize?: number;
 }
@@ -232,7 +232,7 @@ function recentHosts(state: EngineState, at: number): HostState[] {
  * The "M" of "N of M hosts": the desired count, or more when more hosts are logging (a rolling update
  * runs one extra host; a missing or stale hosts parameter must not make the count wrong). Above 1 = a fleet.
  */
-export function fleetTotal(state: EngineState, at: number, fleetSize: number | undefined): number {
+export function hostTotal(state: EngineState, at: number, fleetSize: number | undefined): number {
   // No fleet size = a single host: a replaced instance logging next to its successor is not a fleet.
   if (fleetSize === undefined) return 1;
   return Math.max(fleetSize, recentHosts(state, at).length);
@@ -341,7 +341,7 @@ function plannedSwitchRule(next: EngineState, h: HostState, line: Line, fleetSiz
   if (!active || isStaleLine(h, line)) return;
   if (h.activePool && active !== h.activePool) {
     // On a fleet one flip is N hosts switching: posted once, for the first host that logs it.
-    const total = fleetTotal(next, at, fleetSize);
+    const total = hostTotal(next, at, fleetSize);
     const direction = `${h.activePool}>${active}`;
     const seen = next.fleetSwitches?.[direction];
     const sameFlip = total > 1 && seen !== undefined && at - seen < FLEET_SWITCH_MS;
@@ -395,7 +395,7 @@ function openEpisode(next: EngineState, h: HostState, line: Line, fleetSize: num
   const served = line.served!;
   const canary = active !== undefined && primary !== active;
   // In a fleet: how many hosts have the backup answering now, this one included.
-  const total = fleetTotal(next, at, fleetSize);
+  const total = hostTotal(next, at, fleetSize);
   const onServed = 1 + recentHosts(next, at).filter((o) => o !== h && o.episode?.to === served).length;
   const fleet = total > 1 ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` } : undefined;
   const d = decide(
@@ -430,7 +430,7 @@ function closeEpisode(next: EngineState, h: HostState, line: Line, fleetSize: nu
   h.episode = undefined;
   h.healthyStreak = 0;
   if (!episode.posted) return;
-  const total = fleetTotal(next, at, fleetSize);
+  const total = hostTotal(next, at, fleetSize);
   const fleet = total > 1 ? stillFailingOver(recentHosts(next, at), episode.to, total) : undefined;
   decide({
     kind: 'failover_recovered',
@@ -472,7 +472,7 @@ function errorRateRule(next: EngineState, badInWindow: number, line: Line, optio
 
 /** The window's figures for a message, by host on a fleet, and the fleet's "N of M hosts" text. */
 function errorRateFigures(next: EngineState, at: number, fleetSize: number | undefined): { figures: WindowFigures; fleet?: { text: string; count: string } } {
-  const total = fleetTotal(next, at, fleetSize);
+  const total = hostTotal(next, at, fleetSize);
   const figures = windowFigures(next.window, { byHost: total > 1 });
   return { figures, fleet: total > 1 ? failedHostsText(figures, total) : undefined };
 }
