@@ -163,12 +163,15 @@ pool_env() {
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
 # (the base of app/'s build), e.g. a registry mirror or a digest pin (name:tag@sha256:<64 hex>).
 # Checked like the pool images; a bad one stops the run before anything is touched.
-for var in NGINX_IMAGE BASE_IMAGE; do
-  val=$(eval "printf '%s' \"\${$var:-}\"")
-  if [ -n "$val" ] && ! matches "$val" "$IMAGE_RE"; then
-    fail 2 "$var is '$(oneline "$val")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
+# check_host_image <name> <value>; the callers pass the value through a command substitution, as the
+# check always read it (a trailing line break is dropped before the check).
+check_host_image() {
+  if [ -n "$2" ] && ! matches "$2" "$IMAGE_RE"; then
+    fail 2 "$1 is '$(oneline "$2")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
   fi
-done
+}
+check_host_image NGINX_IMAGE "$(printf '%s' "${NGINX_IMAGE:-}")"
+check_host_image BASE_IMAGE "$(printf '%s' "${BASE_IMAGE:-}")"
 
 # POOL_HEALTHCHECK goes into Compose's .env between single quotes, as a pool env's values do.
 if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HEALTHCHECK" '{POOL_HEALTHCHECK: $v}')"); then
@@ -176,9 +179,64 @@ if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HE
 fi
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
-# pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
-get() { eval "printf '%s' \"\${${1}_${2}:-}\""; }
-set_var() { eval "${1}_${2}=\$3"; }
+# --- per-pool values ------------------------------------------------------------------------------
+# POSIX sh has no arrays: one plain variable per pool and value, reached through an explicit case
+# over the two pools (a pool name here is always blue or green: the active pool is checked first).
+#   desired, from SSM and validated: <pool>_valid (yes|no), <pool>_image, <pool>_release,
+#     <pool>_envlines (its env file's lines), <pool>_versions (the three parameters' versions);
+#   started: <pool>_start_image, <pool>_start_release, what Compose starts the pool with (the .env
+#     lines, beside pools/<pool>.env): what it runs (its .applied), or desired when nothing was
+#     applied yet; a deploy and the boot change them.
+blue_valid='' blue_image='' blue_release='' blue_envlines='' blue_versions='' blue_start_image='' blue_start_release=''
+green_valid='' green_image='' green_release='' green_envlines='' green_versions='' green_start_image='' green_start_release=''
+# pool_get <pool> <value>: prints it (empty when never set).
+pool_get() {
+  case $1.$2 in
+    blue.valid) printf '%s' "$blue_valid" ;;
+    blue.image) printf '%s' "$blue_image" ;;
+    blue.release) printf '%s' "$blue_release" ;;
+    blue.envlines) printf '%s' "$blue_envlines" ;;
+    blue.versions) printf '%s' "$blue_versions" ;;
+    blue.start_image) printf '%s' "$blue_start_image" ;;
+    blue.start_release) printf '%s' "$blue_start_release" ;;
+    green.valid) printf '%s' "$green_valid" ;;
+    green.image) printf '%s' "$green_image" ;;
+    green.release) printf '%s' "$green_release" ;;
+    green.envlines) printf '%s' "$green_envlines" ;;
+    green.versions) printf '%s' "$green_versions" ;;
+    green.start_image) printf '%s' "$green_start_image" ;;
+    green.start_release) printf '%s' "$green_start_release" ;;
+    *) fail 1 "pool_get: no value '$2' for pool '$1'" ;;
+  esac
+}
+# set_invalid <pool>: its desired state was refused.
+set_invalid() {
+  case $1 in
+    blue) blue_valid=no ;;
+    green) green_valid=no ;;
+  esac
+}
+# set_desired <pool> <image> <release> <envlines> <versions>: a desired state that passed the checks.
+set_desired() {
+  case $1 in
+    blue) blue_valid=yes blue_image=$2 blue_release=$3 blue_envlines=$4 blue_versions=$5 ;;
+    green) green_valid=yes green_image=$2 green_release=$3 green_envlines=$4 green_versions=$5 ;;
+  esac
+}
+# set_start <pool> <image> <release>: what Compose starts the pool with from now on.
+set_start() {
+  case $1 in
+    blue) blue_start_image=$2 blue_start_release=$3 ;;
+    green) green_start_image=$2 green_start_release=$3 ;;
+  esac
+}
+# The parameter names of a pool's desired state: sets p_image, p_release, p_env.
+pool_params() {
+  case $1 in
+    blue) p_image=$p_blue_image p_release=$p_blue_release p_env=$p_blue_env ;;
+    green) p_image=$p_green_image p_release=$p_green_release p_env=$p_green_env ;;
+  esac
+}
 
 # --- layout (host): what nginx and Compose read must exist even when SSM cannot be read ---------
 mkdir -p "$state/pools" "$SWITCH_DIR"
@@ -282,9 +340,10 @@ fi
 # Per pool: desired image/release/env, validated. A bad value leaves that pool as it is.
 for pool in blue green; do
   [ "$manage" != no ] || break
-  pi=$(get "p_$pool" image)
-  pr=$(get "p_$pool" release)
-  pe=$(get "p_$pool" env)
+  pool_params "$pool"
+  pi=$p_image
+  pr=$p_release
+  pe=$p_env
   image=$(value "$pi")
   release=$(value "$pr")
   envjson=$(value "$pe")
@@ -299,15 +358,11 @@ for pool in blue green; do
   fi
   if [ -n "$problem" ]; then
     bad_values=$((bad_values + 1))
-    set_var "$pool" valid no
+    set_invalid "$pool"
     step validate "$pool" false "$problem: refused; the pool is left as it is"
     continue
   fi
-  set_var "$pool" valid yes
-  set_var "$pool" image "$image"
-  set_var "$pool" release "$release"
-  set_var "$pool" envlines "$envlines"
-  set_var "$pool" versions "$(version "$pi"),$(version "$pr"),$(version "$pe")"
+  set_desired "$pool" "$image" "$release" "$envlines" "$(version "$pi"),$(version "$pr"),$(version "$pe")"
 done
 
 # --- pool state files ------------------------------------------------------------------------------
@@ -315,7 +370,7 @@ done
 # pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
 field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-desired_key() { printf '%s\n' "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
+desired_key() { printf '%s\n' "$(pool_get "$1" image) $(pool_get "$1" release) $(sha "$(pool_get "$1" envlines)")"; }
 applied_key() {
   f=$state/pools/$1.applied
   [ -f "$f" ] || return 0
@@ -329,30 +384,27 @@ write_applied() {
   mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
 }
 remember_failure() {
-  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(get "$1" versions)" \
-    "$(get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
+  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(pool_get "$1" versions)" \
+    "$(pool_get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
 }
 
-# What Compose starts a pool with: t_<pool>_{image,release} (the .env lines) and pools/<pool>.env.
+# What Compose starts a pool with: <pool>_start_{image,release} (the .env lines) and pools/<pool>.env.
 # They start as what the pool runs (its .applied), or as desired when nothing was applied yet.
 for pool in blue green; do
   [ "$manage" != no ] || break
   f=$state/pools/$pool.applied
   if [ -f "$f" ]; then
-    set_var "t_$pool" image "$(field "$f" image)"
-    set_var "t_$pool" release "$(field "$f" release)"
+    s_image=$(field "$f" image)
+    s_release=$(field "$f" release)
   else
-    set_var "t_$pool" image "$(get "$pool" image)"
-    set_var "t_$pool" release "$(get "$pool" release)"
+    s_image=$(pool_get "$pool" image)
+    s_release=$(pool_get "$pool" release)
   fi
-  [ -n "$(get "t_$pool" image)" ] || set_var "t_$pool" image "$local_image"
-  [ -n "$(get "t_$pool" release)" ] || set_var "t_$pool" release "$pool-1"
+  set_start "$pool" "${s_image:-$local_image}" "${s_release:-$pool-1}"
 done
 
 write_compose_env() {
   f=$home/userdata/.env
-  # (set by set_var above; shellcheck cannot see through eval)
-  # shellcheck disable=SC2154
   {
     printf '%s\n' "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
     printf '%s\n' "COMPOSE_PROJECT_NAME=$project"
@@ -370,10 +422,10 @@ write_compose_env() {
     [ -z "${NGINX_IMAGE:-}" ] || printf '%s\n' "NGINX_IMAGE=$NGINX_IMAGE"
     # Only when set: an empty value would override the node default in docker-compose.yml.
     [ -z "${POOL_HEALTHCHECK:-}" ] || printf '%s\n' "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
-    printf '%s\n' "BLUE_IMAGE=$t_blue_image"
-    printf '%s\n' "RELEASE_ID_BLUE=$t_blue_release"
-    printf '%s\n' "GREEN_IMAGE=$t_green_image"
-    printf '%s\n' "RELEASE_ID_GREEN=$t_green_release"
+    printf '%s\n' "BLUE_IMAGE=$blue_start_image"
+    printf '%s\n' "RELEASE_ID_BLUE=$blue_start_release"
+    printf '%s\n' "GREEN_IMAGE=$green_start_image"
+    printf '%s\n' "RELEASE_ID_GREEN=$green_start_release"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
@@ -463,8 +515,7 @@ record_state() {
 
 # Starts a pool with this image, release and env lines: the .env values and its env file.
 start_with() {
-  set_var "t_$1" image "$2"
-  set_var "t_$1" release "$3"
+  set_start "$1" "$2" "$3"
   printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
   write_applied "$1" "$2" "$3" "$4" "$5"
 }
@@ -477,20 +528,20 @@ start_with() {
 boot_active() {
   pool=$1
   if [ -f "$state/pools/$pool.applied" ]; then
-    what="its applied release $(get "t_$pool" release) ($(get "t_$pool" image))"
+    what="its applied release $(pool_get "$pool" start_release) ($(pool_get "$pool" start_image))"
   elif record_state "$pool"; then
     start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
     what="release $r_release ($r_image): what the release record says the stage's hosts run"
-  elif [ "$(get "$pool" valid)" = yes ]; then
-    start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
-    what="its desired release $(get "$pool" release) ($(get "$pool" image)): nothing applied here, and $r_why"
+  elif [ "$(pool_get "$pool" valid)" = yes ]; then
+    start_with "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" boot
+    what="its desired release $(pool_get "$pool" release) ($(pool_get "$pool" image)): nothing applied here, and $r_why"
   else
-    what="release $(get "t_$pool" release) ($(get "t_$pool" image)): nothing applied here, its desired state refused, and $r_why"
+    what="release $(pool_get "$pool" start_release) ($(pool_get "$pool" start_image)): nothing applied here, its desired state refused, and $r_why"
   fi
-  if [ "$(get "$pool" valid)" = yes ] && [ "$(applied_key "$pool")" != "$(desired_key "$pool")" ] && [ -f "$state/pools/$pool.applied" ]; then
-    what="$what; its desired release $(get "$pool" release) ($(get "$pool" image)) is not applied to the active pool"
+  if [ "$(pool_get "$pool" valid)" = yes ] && [ "$(applied_key "$pool")" != "$(desired_key "$pool")" ] && [ -f "$state/pools/$pool.applied" ]; then
+    what="$what; its desired release $(pool_get "$pool" release) ($(pool_get "$pool" image)) is not applied to the active pool"
   fi
-  if out=$(prepare_image "$(get "t_$pool" image)"); then
+  if out=$(prepare_image "$(pool_get "$pool" start_image)"); then
     step pull "$pool" true "$out; the active pool starts with $what"
   else
     step pull "$pool" false "$out; the active pool was to start with $what"
@@ -508,27 +559,27 @@ if [ "$boot" = yes ]; then
     boot_active "$active"
     for pool in blue green; do
       [ "$pool" != "$active" ] || continue
-      if [ "$(get "$pool" valid)" != yes ]; then
+      if [ "$(pool_get "$pool" valid)" != yes ]; then
         # Refused: it starts with what it ran (or, on a brand-new host, what the record or the
         # defaults give), and its image must be there for Compose to start it.
         if [ ! -f "$state/pools/$pool.applied" ] && record_state "$pool"; then
           start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
         fi
-        prepare_image "$(get "t_$pool" image)" >/dev/null || true
+        prepare_image "$(pool_get "$pool" start_image)" >/dev/null || true
         continue
       fi
       failed_file=$state/pools/$pool.failed
       if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$(desired_key "$pool")" ] &&
-        [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
-        step pool "$pool" false "release $(get "$pool" release) failed before ($(field "$failed_file" reason)); booting the last applied release $(get "t_$pool" release)"
-        prepare_image "$(get "t_$pool" image)" >/dev/null || true
+        [ "$(field "$failed_file" versions)" = "$(pool_get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
+        step pool "$pool" false "release $(pool_get "$pool" release) failed before ($(field "$failed_file" reason)); booting the last applied release $(pool_get "$pool" start_release)"
+        prepare_image "$(pool_get "$pool" start_image)" >/dev/null || true
         continue
       fi
-      if out=$(prepare_image "$(get "$pool" image)"); then
-        start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
-        step pull "$pool" true "$out; starts with release $(get "$pool" release)"
-      elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(get "t_$pool" image)" >/dev/null; then
-        step pull "$pool" false "$out; starts with its last applied release $(get "t_$pool" release)"
+      if out=$(prepare_image "$(pool_get "$pool" image)"); then
+        start_with "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" boot
+        step pull "$pool" true "$out; starts with release $(pool_get "$pool" release)"
+      elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(pool_get "$pool" start_image)" >/dev/null; then
+        step pull "$pool" false "$out; starts with its last applied release $(pool_get "$pool" start_release)"
       else
         step pull "$pool" false "$out"
       fi
@@ -686,10 +737,10 @@ reconcile() {
     drifted=$(drift "$pool")
     if [ -z "$drifted" ]; then
       rm -f "$failed_file"
-      step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image)); unchanged"
+      step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image)); unchanged"
       return
     fi
-    drifted="the applied file says release $(get "$pool" release) ($(get "$pool" image)) but $drifted"
+    drifted="the applied file says release $(pool_get "$pool" release) ($(pool_get "$pool" image)) but $drifted"
   fi
   if [ "$pool" = "$active" ]; then
     if [ -n "$drifted" ]; then
@@ -697,23 +748,23 @@ reconcile() {
     elif [ "$applied" = "$desired" ]; then
       step reconcile "$pool" false "active pool has no container (docker compose ps app_$pool); the active pool is never recreated here: nginx sends its requests to $(other "$pool") (backup) meanwhile"
     else
-      step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
+      step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(pool_get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
     fi
     return
   fi
-  if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$desired" ] && [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ]; then
-    step reconcile "$pool" false "release $(get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
+  if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$desired" ] && [ "$(field "$failed_file" versions)" = "$(pool_get "$pool" versions)" ]; then
+    step reconcile "$pool" false "release $(pool_get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
     return
   fi
   if [ "$deploy" = no ] && [ "$applied" != "$desired" ]; then
     # No canary request may go first to a pool that does not run its desired release.
-    hold_canary="$pool does not run its desired release $(get "$pool" release) yet"
-    step reconcile "$pool" true "runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release): not deployed by this run (--no-deploy); a release's Run Command deploys it at its own pace"
+    hold_canary="$pool does not run its desired release $(pool_get "$pool" release) yet"
+    step reconcile "$pool" true "runs release $(field "$state/pools/$pool.applied" release), desired $(pool_get "$pool" release): not deployed by this run (--no-deploy); a release's Run Command deploys it at its own pace"
     return
   fi
   [ -z "$drifted" ] || step reconcile "$pool" true "$drifted: recreating"
 
-  if ! out=$(prepare_image "$(get "$pool" image)"); then
+  if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
     remember_failure "$pool" "$out"
     return
@@ -726,22 +777,21 @@ reconcile() {
     step canary "$pool" "$ok" "while $pool is recreated: $out"
   fi
 
-  prev_image=$(get "t_$pool" image)
-  prev_release=$(get "t_$pool" release)
+  prev_image=$(pool_get "$pool" start_image)
+  prev_release=$(pool_get "$pool" start_release)
   cp -p "$state/pools/$pool.env" "$state/pools/$pool.env.prev"
-  set_var "t_$pool" image "$(get "$pool" image)"
-  set_var "t_$pool" release "$(get "$pool" release)"
-  printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
+  set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)"
+  printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 
   reason=
   if out=$(recreate "$pool"); then
-    step recreate "$pool" true "app_$pool recreated with release $(get "$pool" release)"
+    step recreate "$pool" true "app_$pool recreated with release $(pool_get "$pool" release)"
   else
     step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"
-    if out=$(smoke "$pool" "$(get "$pool" release)"); then
+    if out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
       step smoke "$pool" true "$out"
     else
       reason="smoke: $out"
@@ -753,18 +803,17 @@ reconcile() {
   fi
 
   if [ -z "$reason" ]; then
-    write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)"
+    write_applied "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)"
     rm -f "$failed_file" "$state/pools/$pool.env.prev"
-    step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image))"
+    step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image))"
     sync_addresses report "$pool"
     return
   fi
 
   # The gate failed: put the previous release back, so the idle pool is a healthy backup again.
   remember_failure "$pool" "$reason"
-  hold_canary="$pool failed release $(get "$pool" release)"
-  set_var "t_$pool" image "$prev_image"
-  set_var "t_$pool" release "$prev_release"
+  hold_canary="$pool failed release $(pool_get "$pool" release)"
+  set_start "$pool" "$prev_image" "$prev_release"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   if recreate "$pool" >/dev/null && healthy "$pool"; then
     step restore "$pool" true "back on release $prev_release ($prev_image)"
@@ -776,11 +825,11 @@ reconcile() {
 
 if [ "$manage" != no ]; then
   for pool in "$idle" "$active"; do
-    [ "$(get "$pool" valid)" = yes ] || continue
+    [ "$(pool_get "$pool" valid)" = yes ] || continue
     reconcile "$pool"
     failed=$state/pools/$pool.failed
     if [ "$pool" = "$idle" ] && [ -f "$failed" ] && [ "$(field "$failed" key)" = "$(desired_key "$pool")" ] && [ -z "$hold_canary" ]; then
-      hold_canary="$pool's desired release $(get "$pool" release) failed"
+      hold_canary="$pool's desired release $(pool_get "$pool" release) failed"
     fi
   done
 else
