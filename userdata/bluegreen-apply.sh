@@ -74,6 +74,12 @@ step() {
   printf 'step=%s pool=%s ok=%s detail=%s\n' "$1" "$2" "$3" "$(oneline "$4")"
   if [ "$3" != true ]; then failed_steps=$((failed_steps + 1)); fi
 }
+# The exit code every run ends with: 2 a bad parameter value, 1 a failed step, else 0.
+finish() {
+  if [ "$bad_values" -gt 0 ]; then exit 2; fi
+  if [ "$failed_steps" -gt 0 ]; then exit 1; fi
+  exit 0
+}
 
 boot=no
 retry=no
@@ -163,12 +169,15 @@ pool_env() {
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
 # (the base of app/'s build), e.g. a registry mirror or a digest pin (name:tag@sha256:<64 hex>).
 # Checked like the pool images; a bad one stops the run before anything is touched.
-for var in NGINX_IMAGE BASE_IMAGE; do
-  val=$(eval "printf '%s' \"\${$var:-}\"")
-  if [ -n "$val" ] && ! matches "$val" "$IMAGE_RE"; then
-    fail 2 "$var is '$(oneline "$val")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
+# check_host_image <name> <value>; the callers pass the value through a command substitution, as the
+# check always read it (a trailing line break is dropped before the check).
+check_host_image() {
+  if [ -n "$2" ] && ! matches "$2" "$IMAGE_RE"; then
+    fail 2 "$1 is '$(oneline "$2")', not an image reference like nginx:1.30-alpine or nginx:1.30-alpine@sha256:<64 hex>; nothing was changed"
   fi
-done
+}
+check_host_image NGINX_IMAGE "$(printf '%s' "${NGINX_IMAGE:-}")"
+check_host_image BASE_IMAGE "$(printf '%s' "${BASE_IMAGE:-}")"
 
 # POOL_HEALTHCHECK goes into Compose's .env between single quotes, as a pool env's values do.
 if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HEALTHCHECK" '{POOL_HEALTHCHECK: $v}')"); then
@@ -176,13 +185,70 @@ if [ -n "${POOL_HEALTHCHECK:-}" ] && ! out=$(pool_env "$(jq -n --arg v "$POOL_HE
 fi
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
-# pool variable access without arrays: get blue image -> $blue_image. Names are validated (blue|green).
-get() { eval "printf '%s' \"\${${1}_${2}:-}\""; }
-set_var() { eval "${1}_${2}=\$3"; }
+
+# --- per-pool values ------------------------------------------------------------------------------
+# POSIX sh has no arrays: one plain variable per pool and value, reached through an explicit case
+# over the two pools (a pool name here is always blue or green: the active pool is checked first).
+#   desired, from SSM and validated: <pool>_valid (yes|no), <pool>_image, <pool>_release,
+#     <pool>_envlines (its env file's lines), <pool>_versions (the three parameters' versions);
+#   started: <pool>_start_image, <pool>_start_release, what Compose starts the pool with (the .env
+#     lines, beside pools/<pool>.env): what it runs (its .applied), or desired when nothing was
+#     applied yet; a deploy and the boot change them.
+blue_valid='' blue_image='' blue_release='' blue_envlines='' blue_versions='' blue_start_image='' blue_start_release=''
+green_valid='' green_image='' green_release='' green_envlines='' green_versions='' green_start_image='' green_start_release=''
+# pool_get <pool> <value>: prints it (empty when never set).
+pool_get() {
+  case $1.$2 in
+    blue.valid) printf '%s' "$blue_valid" ;;
+    blue.image) printf '%s' "$blue_image" ;;
+    blue.release) printf '%s' "$blue_release" ;;
+    blue.envlines) printf '%s' "$blue_envlines" ;;
+    blue.versions) printf '%s' "$blue_versions" ;;
+    blue.start_image) printf '%s' "$blue_start_image" ;;
+    blue.start_release) printf '%s' "$blue_start_release" ;;
+    green.valid) printf '%s' "$green_valid" ;;
+    green.image) printf '%s' "$green_image" ;;
+    green.release) printf '%s' "$green_release" ;;
+    green.envlines) printf '%s' "$green_envlines" ;;
+    green.versions) printf '%s' "$green_versions" ;;
+    green.start_image) printf '%s' "$green_start_image" ;;
+    green.start_release) printf '%s' "$green_start_release" ;;
+    *) fail 1 "pool_get: no value '$2' for pool '$1'" ;;
+  esac
+}
+# set_invalid <pool>: its desired state was refused.
+set_invalid() {
+  case $1 in
+    blue) blue_valid=no ;;
+    green) green_valid=no ;;
+  esac
+}
+# set_desired <pool> <image> <release> <envlines> <versions>: a desired state that passed the checks.
+set_desired() {
+  case $1 in
+    blue) blue_valid=yes blue_image=$2 blue_release=$3 blue_envlines=$4 blue_versions=$5 ;;
+    green) green_valid=yes green_image=$2 green_release=$3 green_envlines=$4 green_versions=$5 ;;
+  esac
+}
+# set_start <pool> <image> <release>: what Compose starts the pool with from now on.
+set_start() {
+  case $1 in
+    blue) blue_start_image=$2 blue_start_release=$3 ;;
+    green) green_start_image=$2 green_start_release=$3 ;;
+  esac
+}
+# The parameter names of a pool's desired state: sets p_image, p_release, p_env.
+pool_params() {
+  case $1 in
+    blue) p_image=$p_blue_image p_release=$p_blue_release p_env=$p_blue_env ;;
+    green) p_image=$p_green_image p_release=$p_green_release p_env=$p_green_env ;;
+  esac
+}
 
 # --- layout (host): what nginx and Compose read must exist even when SSM cannot be read ---------
-mkdir -p "$state/pools" "$SWITCH_DIR"
-if [ "$manage" != no ]; then
+prepare_layout() {
+  mkdir -p "$state/pools" "$SWITCH_DIR"
+  [ "$manage" != no ] || return 0
   mkdir -p "$BLUEGREEN_CONF_DIR" "$logs"
   if [ "$BLUEGREEN_CONF_DIR" = "$home/conf" ]; then
     # conf/ mirrors local mode: links to the asset's nginx files, plus the rendered upstream.conf.
@@ -195,7 +261,8 @@ if [ "$manage" != no ]; then
   for pool in blue green; do
     [ -f "$state/pools/$pool.env" ] || : >"$state/pools/$pool.env"
   done
-fi
+}
+prepare_layout
 
 # One run at a time: the timer, Run Command and an operator never overlap. A run waits for the
 # one holding the lock (a release deploy takes a minute or two), then reconciles what is left.
@@ -229,93 +296,109 @@ upstream_addr() {
   sed -n "s/^[[:space:]]*server[[:space:]]\{1,\}\([^[:space:]:]*\):[0-9]*[[:space:]].*# $1 (primary).*/\1/p" "$BLUEGREEN_CONF_DIR/upstream.conf" | head -n1
 }
 
-# --- read the pool state -------------------------------------------------------------------------
-names="$p_active $p_canary"
-if [ "$manage" != no ]; then
-  names="$names $p_blue_image $p_blue_release $p_blue_env $p_green_image $p_green_release $p_green_env"
-fi
-
+# --- nginx's files --------------------------------------------------------------------------------
+# render-upstream.sh as nginx sees the switch dir: upstream.conf (the pools' fixed addresses when
+# pools are managed here) or, with `routes`, routes.conf. Stdout: the rendered file.
+render_upstream_conf() {
+  if [ "$manage" != no ]; then
+    SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
+      sh "$home/nginx/render-upstream.sh"
+  else
+    SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh"
+  fi
+}
+render_routes_conf() { SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" routes; }
 render_fallback() {
   # Boot without SSM: nginx must still start, with the addresses it would get anyway.
   if [ "$boot" = yes ] && [ "$manage" != no ] && [ ! -f "$BLUEGREEN_CONF_DIR/upstream.conf" ]; then
-    SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
-      sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot" &&
+    render_upstream_conf >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot" &&
       mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
   fi
   if [ "$boot" = yes ] && [ "$manage" != no ] && [ ! -f "$BLUEGREEN_CONF_DIR/routes.conf" ]; then
-    SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" routes >"$BLUEGREEN_CONF_DIR/.routes.conf.boot" &&
+    render_routes_conf >"$BLUEGREEN_CONF_DIR/.routes.conf.boot" &&
       mv -f "$BLUEGREEN_CONF_DIR/.routes.conf.boot" "$BLUEGREEN_CONF_DIR/routes.conf"
   fi
 }
-# shellcheck disable=SC2086 # names is a word list on purpose
-if ! json=$(aws ssm get-parameters --names $names --output json 2>&1); then
-  render_fallback
-  fail 3 "could not read the pool state from SSM ($root): $(oneline "$json"); nginx keeps serving its current config"
-fi
-missing=$(printf '%s' "$json" | jq -r '(.InvalidParameters // []) | join(" ")')
-if [ -n "$missing" ]; then
-  render_fallback
-  case " $missing " in
-    *" $p_active "*) fail 3 "could not read $p_active: ParameterNotFound; nginx keeps serving its current config" ;;
-    *) fail 3 "could not read $missing: ParameterNotFound; nothing changed" ;;
-  esac
-fi
+
+# --- read the pool state -------------------------------------------------------------------------
+# One get-parameters call for every name this host reads: sets json, or stops (exit 3) with nothing
+# changed (at boot, nginx's files are rendered first so that it can start).
+read_ssm() {
+  names="$p_active $p_canary"
+  if [ "$manage" != no ]; then
+    names="$names $p_blue_image $p_blue_release $p_blue_env $p_green_image $p_green_release $p_green_env"
+  fi
+  # shellcheck disable=SC2086 # names is a word list on purpose
+  if ! json=$(aws ssm get-parameters --names $names --output json 2>&1); then
+    render_fallback
+    fail 3 "could not read the pool state from SSM ($root): $(oneline "$json"); nginx keeps serving its current config"
+  fi
+  missing=$(printf '%s' "$json" | jq -r '(.InvalidParameters // []) | join(" ")')
+  if [ -n "$missing" ]; then
+    render_fallback
+    case " $missing " in
+      *" $p_active "*) fail 3 "could not read $p_active: ParameterNotFound; nginx keeps serving its current config" ;;
+      *) fail 3 "could not read $missing: ParameterNotFound; nothing changed" ;;
+    esac
+  fi
+}
 value() { printf '%s' "$json" | jq -r --arg n "$1" '.Parameters[] | select(.Name == $n) | .Value'; }
 version() { printf '%s' "$json" | jq -r --arg n "$1" '.Parameters[] | select(.Name == $n) | .Version'; }
 
-active=$(value "$p_active")
-# The parameter has an allowed pattern, but nothing stops an older or emulated SSM from holding
-# anything: the host checks again before it acts.
-case "$active" in
-  blue | green) ;;
-  *) fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config" ;;
-esac
-idle=$(other "$active")
-canary=$(value "$p_canary")
-canary_ok=yes
-if ! matches "$canary" '^([0-9]|[1-9][0-9])$'; then
-  canary_ok=no
-  bad_values=$((bad_values + 1))
-  step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
-fi
+# The active pool: sets active and idle, or stops (exit 2).
+read_active() {
+  active=$(value "$p_active")
+  # The parameter has an allowed pattern, but nothing stops an older or emulated SSM from holding
+  # anything: the host checks again before it acts.
+  case "$active" in
+    blue | green) ;;
+    *) fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config" ;;
+  esac
+  idle=$(other "$active")
+}
+# The canary share: sets canary, and canary_ok=no when it is refused.
+read_canary() {
+  canary=$(value "$p_canary")
+  canary_ok=yes
+  if ! matches "$canary" '^([0-9]|[1-9][0-9])$'; then
+    canary_ok=no
+    bad_values=$((bad_values + 1))
+    step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
+  fi
+}
 
-# Per pool: desired image/release/env, validated. A bad value leaves that pool as it is.
-for pool in blue green; do
-  [ "$manage" != no ] || break
-  pi=$(get "p_$pool" image)
-  pr=$(get "p_$pool" release)
-  pe=$(get "p_$pool" env)
-  image=$(value "$pi")
-  release=$(value "$pr")
-  envjson=$(value "$pe")
+# A pool's desired image/release/env, validated: set_desired, or set_invalid and a refused step (a
+# bad value leaves that pool as it is).
+read_desired() {
+  pool=$1
+  pool_params "$pool"
+  image=$(value "$p_image")
+  release=$(value "$p_release")
+  envjson=$(value "$p_env")
   problem=
-  matches "$image" "$IMAGE_RE" || problem="$pi is '$image', not an image reference"
-  [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$pr is '$release', not a release id ($RELEASE_RE)"
+  matches "$image" "$IMAGE_RE" || problem="$p_image is '$image', not an image reference"
+  [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$p_release is '$release', not a release id ($RELEASE_RE)"
   envlines=
   if [ -z "$problem" ]; then
     # The env file's grammar and its writer in one (pool-env.jq): the lines come only from an env
     # the rule accepts, so what Compose reads is what was checked.
-    if out=$(pool_env "$envjson"); then envlines=$out; else problem="$pe is not usable: $out"; fi
+    if out=$(pool_env "$envjson"); then envlines=$out; else problem="$p_env is not usable: $out"; fi
   fi
   if [ -n "$problem" ]; then
     bad_values=$((bad_values + 1))
-    set_var "$pool" valid no
+    set_invalid "$pool"
     step validate "$pool" false "$problem: refused; the pool is left as it is"
-    continue
+    return
   fi
-  set_var "$pool" valid yes
-  set_var "$pool" image "$image"
-  set_var "$pool" release "$release"
-  set_var "$pool" envlines "$envlines"
-  set_var "$pool" versions "$(version "$pi"),$(version "$pr"),$(version "$pe")"
-done
+  set_desired "$pool" "$image" "$release" "$envlines" "$(version "$p_image"),$(version "$p_release"),$(version "$p_env")"
+}
 
 # --- pool state files ------------------------------------------------------------------------------
 # pools/<pool>.applied: what the pool's container was last started with (image, release, env_sha).
 # pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
 field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-desired_key() { printf '%s\n' "$(get "$1" image) $(get "$1" release) $(sha "$(get "$1" envlines)")"; }
+desired_key() { printf '%s\n' "$(pool_get "$1" image) $(pool_get "$1" release) $(sha "$(pool_get "$1" envlines)")"; }
 applied_key() {
   f=$state/pools/$1.applied
   [ -f "$f" ] || return 0
@@ -329,30 +412,32 @@ write_applied() {
   mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
 }
 remember_failure() {
-  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(get "$1" versions)" \
-    "$(get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
+  printf 'key=%s\nversions=%s\nrelease=%s\nreason=%s\nat=%s\n' "$(desired_key "$1")" "$(pool_get "$1" versions)" \
+    "$(pool_get "$1" release)" "$(oneline "$2")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$state/pools/$1.failed"
+}
+# Whether the pool's desired state (these very parameter versions) failed before and is not to be
+# tried again (no --retry).
+failed_before() {
+  [ "$retry" = no ] && [ "$(field "$state/pools/$1.failed" key)" = "$(desired_key "$1")" ] &&
+    [ "$(field "$state/pools/$1.failed" versions)" = "$(pool_get "$1" versions)" ]
 }
 
-# What Compose starts a pool with: t_<pool>_{image,release} (the .env lines) and pools/<pool>.env.
-# They start as what the pool runs (its .applied), or as desired when nothing was applied yet.
-for pool in blue green; do
-  [ "$manage" != no ] || break
-  f=$state/pools/$pool.applied
+# What Compose starts the pool with at first: what it runs (its .applied), or its desired state when
+# nothing was applied yet; app/'s build and <pool>-1 when neither says.
+init_start() {
+  f=$state/pools/$1.applied
   if [ -f "$f" ]; then
-    set_var "t_$pool" image "$(field "$f" image)"
-    set_var "t_$pool" release "$(field "$f" release)"
+    s_image=$(field "$f" image)
+    s_release=$(field "$f" release)
   else
-    set_var "t_$pool" image "$(get "$pool" image)"
-    set_var "t_$pool" release "$(get "$pool" release)"
+    s_image=$(pool_get "$1" image)
+    s_release=$(pool_get "$1" release)
   fi
-  [ -n "$(get "t_$pool" image)" ] || set_var "t_$pool" image "$local_image"
-  [ -n "$(get "t_$pool" release)" ] || set_var "t_$pool" release "$pool-1"
-done
+  set_start "$1" "${s_image:-$local_image}" "${s_release:-$1-1}"
+}
 
 write_compose_env() {
   f=$home/userdata/.env
-  # (set by set_var above; shellcheck cannot see through eval)
-  # shellcheck disable=SC2154
   {
     printf '%s\n' "# Written by bluegreen-apply from /etc/bluegreen/env and the pool state it applied: do not edit."
     printf '%s\n' "COMPOSE_PROJECT_NAME=$project"
@@ -370,14 +455,22 @@ write_compose_env() {
     [ -z "${NGINX_IMAGE:-}" ] || printf '%s\n' "NGINX_IMAGE=$NGINX_IMAGE"
     # Only when set: an empty value would override the node default in docker-compose.yml.
     [ -z "${POOL_HEALTHCHECK:-}" ] || printf '%s\n' "POOL_HEALTHCHECK='$POOL_HEALTHCHECK'"
-    printf '%s\n' "BLUE_IMAGE=$t_blue_image"
-    printf '%s\n' "RELEASE_ID_BLUE=$t_blue_release"
-    printf '%s\n' "GREEN_IMAGE=$t_green_image"
-    printf '%s\n' "RELEASE_ID_GREEN=$t_green_release"
+    printf '%s\n' "BLUE_IMAGE=$blue_start_image"
+    printf '%s\n' "RELEASE_ID_BLUE=$blue_start_release"
+    printf '%s\n' "GREEN_IMAGE=$green_start_image"
+    printf '%s\n' "RELEASE_ID_GREEN=$green_start_release"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
 
+# Starts a pool with this image, release and env lines: the .env values and its env file.
+start_with() {
+  set_start "$1" "$2" "$3"
+  printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
+  write_applied "$1" "$2" "$3" "$4" "$5"
+}
+
+# --- images -----------------------------------------------------------------------------------------
 # app/ as bluegreen-app:local, FROM the Dockerfile's BASE_IMAGE or the environment's.
 build_app() {
   if [ -n "${BASE_IMAGE:-}" ]; then
@@ -410,7 +503,21 @@ prepare_image() {
   fi
 }
 
-# --- boot: write what nginx and Compose start from; start nothing -----------------------------------
+# --- the switch dir (nginx/switch-pool.sh, no reload) ------------------------------------------------
+switch_active() {
+  out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
+  step active "$active" "$ok" "$out"
+}
+switch_canary() {
+  out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+  step canary "$idle" "$ok" "$out"
+}
+current_canary() {
+  t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
+  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
+}
+
+# --- the release record (boot) ------------------------------------------------------------------------
 # What the release record (fleet hosts: RELEASE_PARAM) says the stage's hosts run in a pool: the
 # release's own pool once its gate passed on every host, or the pool it left active (previous*): every
 # host's deploy run also checks that the active pool runs its desired state, and a difference fails
@@ -422,28 +529,12 @@ record_state() {
     r_why="no release record on this host"
     return 1
   fi
-  if [ "$record_read" = no ]; then
-    record_read=yes
-    if ! record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null) ||
-      ! record=$(printf '%s' "$record" | jq -er '.Parameter.Value' 2>/dev/null); then
-      record_read=failed
-    fi
-  fi
+  read_release_record
   if [ "$record_read" = failed ]; then
     r_why="the release record ($RELEASE_PARAM) could not be read"
     return 1
   fi
-  rs=$(printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
-    def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
-    (try fromjson catch null)
-    | if type != "object" then empty
-      elif .pool == $p and passed then [(.image // $local), .release, .env]
-      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, .previousEnv]
-      else empty end
-    # An env the record had to cut (the CLI adds its "…" key) is a summary, not what the pool ran.
-    | select(.[2] | type == "object" and (has("…") | not))
-    | .[2] |= tojson
-    | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null) || rs=
+  rs=$(record_gated_state "$1") || rs=
   if [ -z "$rs" ]; then
     r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
     return 1
@@ -460,15 +551,32 @@ record_state() {
     return 1
   fi
 }
-
-# Starts a pool with this image, release and env lines: the .env values and its env file.
-start_with() {
-  set_var "t_$1" image "$2"
-  set_var "t_$1" release "$3"
-  printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
-  write_applied "$1" "$2" "$3" "$4" "$5"
+# The record's value, read once per run: sets record, and record_read=yes (or failed).
+read_release_record() {
+  [ "$record_read" = no ] || return 0
+  record_read=yes
+  if ! record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null) ||
+    ! record=$(printf '%s' "$record" | jq -er '.Parameter.Value' 2>/dev/null); then
+    record_read=failed
+  fi
+}
+# The gated state the record names for a pool: image, release, then the env (JSON) on the lines
+# after; nothing when it names none.
+record_gated_state() {
+  printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
+    def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
+    (try fromjson catch null)
+    | if type != "object" then empty
+      elif .pool == $p and passed then [(.image // $local), .release, .env]
+      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, .previousEnv]
+      else empty end
+    # An env the record had to cut (the CLI adds its "…" key) is a summary, not what the pool ran.
+    | select(.[2] | type == "object" and (has("…") | not))
+    | .[2] |= tojson
+    | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null
 }
 
+# --- boot: write what nginx and Compose start from; start nothing -----------------------------------
 # The active pool serves as soon as nginx starts: it boots with what it ran and passed the gate here
 # (.applied, its env file), never with a desired state nothing gated. A brand-new host has nothing
 # applied: a fleet host takes what the release record says the hosts run; without one, the desired
@@ -476,79 +584,82 @@ start_with() {
 # desired state the active pool does not run; only a release to the idle pool and a flip make it live.
 boot_active() {
   pool=$1
-  if [ -f "$state/pools/$pool.applied" ]; then
-    what="its applied release $(get "t_$pool" release) ($(get "t_$pool" image))"
-  elif record_state "$pool"; then
-    start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
-    what="release $r_release ($r_image): what the release record says the stage's hosts run"
-  elif [ "$(get "$pool" valid)" = yes ]; then
-    start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
-    what="its desired release $(get "$pool" release) ($(get "$pool" image)): nothing applied here, and $r_why"
-  else
-    what="release $(get "t_$pool" release) ($(get "t_$pool" image)): nothing applied here, its desired state refused, and $r_why"
-  fi
-  if [ "$(get "$pool" valid)" = yes ] && [ "$(applied_key "$pool")" != "$(desired_key "$pool")" ] && [ -f "$state/pools/$pool.applied" ]; then
-    what="$what; its desired release $(get "$pool" release) ($(get "$pool" image)) is not applied to the active pool"
-  fi
-  if out=$(prepare_image "$(get "t_$pool" image)"); then
+  choose_active_boot_state "$pool"
+  if out=$(prepare_image "$(pool_get "$pool" start_image)"); then
     step pull "$pool" true "$out; the active pool starts with $what"
   else
     step pull "$pool" false "$out; the active pool was to start with $what"
   fi
 }
-
-if [ "$boot" = yes ]; then
-  out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
-  step active "$active" "$ok" "$out"
-  if [ "$canary_ok" = yes ]; then
-    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
-    step canary "$idle" "$ok" "$out"
+# Starts the active pool (start_with) on what it ran, the record's state or its desired state, in
+# that order; sets what (the step's words for it).
+choose_active_boot_state() {
+  if [ -f "$state/pools/$1.applied" ]; then
+    what="its applied release $(pool_get "$1" start_release) ($(pool_get "$1" start_image))"
+  elif record_state "$1"; then
+    start_with "$1" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+    what="release $r_release ($r_image): what the release record says the stage's hosts run"
+  elif [ "$(pool_get "$1" valid)" = yes ]; then
+    start_with "$1" "$(pool_get "$1" image)" "$(pool_get "$1" release)" "$(pool_get "$1" envlines)" boot
+    what="its desired release $(pool_get "$1" release) ($(pool_get "$1" image)): nothing applied here, and $r_why"
+  else
+    what="release $(pool_get "$1" start_release) ($(pool_get "$1" start_image)): nothing applied here, its desired state refused, and $r_why"
   fi
+  if [ "$(pool_get "$1" valid)" = yes ] && [ "$(applied_key "$1")" != "$(desired_key "$1")" ] && [ -f "$state/pools/$1.applied" ]; then
+    what="$what; its desired release $(pool_get "$1" release) ($(pool_get "$1" image)) is not applied to the active pool"
+  fi
+}
+
+# The idle pool boots with its desired state; one that failed before (not --retry) or whose image
+# cannot be had boots with what it last applied.
+boot_idle() {
+  pool=$1
+  if [ "$(pool_get "$pool" valid)" != yes ]; then
+    boot_refused "$pool"
+    return
+  fi
+  if failed_before "$pool" && [ -f "$state/pools/$pool.applied" ]; then
+    step pool "$pool" false "release $(pool_get "$pool" release) failed before ($(field "$state/pools/$pool.failed" reason)); booting the last applied release $(pool_get "$pool" start_release)"
+    prepare_image "$(pool_get "$pool" start_image)" >/dev/null || true
+    return
+  fi
+  if out=$(prepare_image "$(pool_get "$pool" image)"); then
+    start_with "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" boot
+    step pull "$pool" true "$out; starts with release $(pool_get "$pool" release)"
+  elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(pool_get "$pool" start_image)" >/dev/null; then
+    step pull "$pool" false "$out; starts with its last applied release $(pool_get "$pool" start_release)"
+  else
+    step pull "$pool" false "$out"
+  fi
+}
+# Refused: it starts with what it ran (or, on a brand-new host, what the record or the defaults
+# give), and its image must be there for Compose to start it.
+boot_refused() {
+  if [ ! -f "$state/pools/$1.applied" ] && record_state "$1"; then
+    start_with "$1" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+  fi
+  prepare_image "$(pool_get "$1" start_image)" >/dev/null || true
+}
+
+# The boot run (--no-reload): the switch dir, both pools' start state and images, Compose's .env,
+# upstream.conf and routes.conf; then exits.
+boot_run() {
+  switch_active
+  if [ "$canary_ok" = yes ]; then switch_canary; fi
   if [ "$manage" != no ]; then
     boot_active "$active"
-    for pool in blue green; do
-      [ "$pool" != "$active" ] || continue
-      if [ "$(get "$pool" valid)" != yes ]; then
-        # Refused: it starts with what it ran (or, on a brand-new host, what the record or the
-        # defaults give), and its image must be there for Compose to start it.
-        if [ ! -f "$state/pools/$pool.applied" ] && record_state "$pool"; then
-          start_with "$pool" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
-        fi
-        prepare_image "$(get "t_$pool" image)" >/dev/null || true
-        continue
-      fi
-      failed_file=$state/pools/$pool.failed
-      if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$(desired_key "$pool")" ] &&
-        [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ] && [ -f "$state/pools/$pool.applied" ]; then
-        step pool "$pool" false "release $(get "$pool" release) failed before ($(field "$failed_file" reason)); booting the last applied release $(get "t_$pool" release)"
-        prepare_image "$(get "t_$pool" image)" >/dev/null || true
-        continue
-      fi
-      if out=$(prepare_image "$(get "$pool" image)"); then
-        start_with "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)" boot
-        step pull "$pool" true "$out; starts with release $(get "$pool" release)"
-      elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(get "t_$pool" image)" >/dev/null; then
-        step pull "$pool" false "$out; starts with its last applied release $(get "t_$pool" release)"
-      else
-        step pull "$pool" false "$out"
-      fi
-    done
+    boot_idle "$idle"
     write_compose_env
-    SWITCH_DIR=$nginx_switch BLUE_UPSTREAM=$blue_addr:3000 GREEN_UPSTREAM=$green_addr:3000 \
-      sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
-  else
-    SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
   fi
+  render_upstream_conf >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
   mv -f "$BLUEGREEN_CONF_DIR/.upstream.conf.boot" "$BLUEGREEN_CONF_DIR/upstream.conf"
   say "rendered upstream.conf (no reload)"
   # The timeouts and slow paths from /etc/bluegreen/env (checked at synth, and again by the renderer).
-  SWITCH_DIR=$nginx_switch sh "$home/nginx/render-upstream.sh" routes >"$BLUEGREEN_CONF_DIR/.routes.conf.boot"
+  render_routes_conf >"$BLUEGREEN_CONF_DIR/.routes.conf.boot"
   mv -f "$BLUEGREEN_CONF_DIR/.routes.conf.boot" "$BLUEGREEN_CONF_DIR/routes.conf"
   say "rendered routes.conf (no reload)"
-  if [ "$bad_values" -gt 0 ]; then exit 2; fi
-  if [ "$failed_steps" -gt 0 ]; then exit 1; fi
-  exit 0
-fi
+  finish
+}
 
 # --- nginx's view of the pool addresses -------------------------------------------------------------
 # Fixed addresses on the Compose network keep a recreated pool where it was; if a container still
@@ -575,7 +686,6 @@ sync_addresses() {
     step upstream - false "pool address changed:$changes nginx keeps its previous upstream.conf: $out"
   fi
 }
-sync_addresses
 
 # --- nginx's timeouts and slow paths --------------------------------------------------------------
 # Rendered from the environment (/etc/bluegreen/env) with the addresses upstream.conf holds; every
@@ -598,21 +708,9 @@ apply_settings() {
     step settings - false "nginx keeps its previous config: $out"
   fi
 }
-apply_settings
 
-# --- the active pool ------------------------------------------------------------------------------
-say "$p_active = $active"
-out=$(sh "$home/nginx/switch-pool.sh" "$active" 2>&1) && ok=true || ok=false
-step active "$active" "$ok" "$out"
-
-# --- pools ----------------------------------------------------------------------------------------
-current_canary() {
-  t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
-  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
-}
-hold_canary=
-
-# Recreate one pool's container with its t_ values; health-checked by --wait. Prints the failure.
+# --- a pool's container: recreate, health, smoke --------------------------------------------------
+# Recreate one pool's container with its start values; health-checked by --wait. Prints the failure.
 recreate() {
   write_compose_env
   compose up -d --no-deps --force-recreate --wait --wait-timeout "$wait_timeout" "app_$1" 2>&1
@@ -675,73 +773,106 @@ drift() {
   printf '%s' "$d_out"
 }
 
+# --- pools ----------------------------------------------------------------------------------------
+# Set to why when no canary request may go first to the idle pool this run (its share is then held
+# at 0%).
+hold_canary=
+
+# One pool with a valid desired state: left alone when it runs it, reported when it is the active
+# pool (never recreated) or its state failed before or --no-deploy holds it, else deployed.
 reconcile() {
   pool=$1
   applied=$(applied_key "$pool")
   desired=$(desired_key "$pool")
   id=$(container_id "$pool")
-  failed_file=$state/pools/$pool.failed
   drifted=
   if [ "$applied" = "$desired" ] && [ -n "$id" ]; then
     drifted=$(drift "$pool")
     if [ -z "$drifted" ]; then
-      rm -f "$failed_file"
-      step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image)); unchanged"
+      rm -f "$state/pools/$pool.failed"
+      step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image)); unchanged"
       return
     fi
-    drifted="the applied file says release $(get "$pool" release) ($(get "$pool" image)) but $drifted"
+    drifted="the applied file says release $(pool_get "$pool" release) ($(pool_get "$pool" image)) but $drifted"
   fi
   if [ "$pool" = "$active" ]; then
-    if [ -n "$drifted" ]; then
-      step reconcile "$pool" false "active pool: $drifted; the active pool is never recreated here: flip to $(other "$pool") first, then bluegreen-apply recreates $pool as the idle pool"
-    elif [ "$applied" = "$desired" ]; then
-      step reconcile "$pool" false "active pool has no container (docker compose ps app_$pool); the active pool is never recreated here: nginx sends its requests to $(other "$pool") (backup) meanwhile"
-    else
-      step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
-    fi
+    report_active
     return
   fi
-  if [ "$retry" = no ] && [ "$(field "$failed_file" key)" = "$desired" ] && [ "$(field "$failed_file" versions)" = "$(get "$pool" versions)" ]; then
-    step reconcile "$pool" false "release $(get "$pool" release) failed at $(field "$failed_file" at) ($(field "$failed_file" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
+  if failed_before "$pool"; then
+    step reconcile "$pool" false "release $(pool_get "$pool" release) failed at $(field "$state/pools/$pool.failed" at) ($(field "$state/pools/$pool.failed" reason)); not tried again: bluegreen-apply --retry, or write the parameters again"
     return
   fi
   if [ "$deploy" = no ] && [ "$applied" != "$desired" ]; then
     # No canary request may go first to a pool that does not run its desired release.
-    hold_canary="$pool does not run its desired release $(get "$pool" release) yet"
-    step reconcile "$pool" true "runs release $(field "$state/pools/$pool.applied" release), desired $(get "$pool" release): not deployed by this run (--no-deploy); a release's Run Command deploys it at its own pace"
+    hold_canary="$pool does not run its desired release $(pool_get "$pool" release) yet"
+    step reconcile "$pool" true "runs release $(field "$state/pools/$pool.applied" release), desired $(pool_get "$pool" release): not deployed by this run (--no-deploy); a release's Run Command deploys it at its own pace"
     return
   fi
   [ -z "$drifted" ] || step reconcile "$pool" true "$drifted: recreating"
+  deploy_pool
+}
 
-  if ! out=$(prepare_image "$(get "$pool" image)"); then
+# The active pool (reconcile's pool, applied, desired, drifted) differs from its desired state or
+# has no container: reported, never recreated here.
+report_active() {
+  if [ -n "$drifted" ]; then
+    step reconcile "$pool" false "active pool: $drifted; the active pool is never recreated here: flip to $(other "$pool") first, then bluegreen-apply recreates $pool as the idle pool"
+  elif [ "$applied" = "$desired" ]; then
+    step reconcile "$pool" false "active pool has no container (docker compose ps app_$pool); the active pool is never recreated here: nginx sends its requests to $(other "$pool") (backup) meanwhile"
+  else
+    step reconcile "$pool" false "active pool runs release $(field "$state/pools/$pool.applied" release), desired $(pool_get "$pool" release); the active pool is never recreated: release to the idle pool, or flip away first"
+  fi
+}
+
+# The idle pool (reconcile's pool) onto its desired state: pull -> canary at 0% -> recreate ->
+# health -> smoke; then keep it, or put the previous release back.
+deploy_pool() {
+  if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
     remember_failure "$pool" "$out"
     return
   fi
   step pull "$pool" true "$out"
+  pause_canary
+  stage_desired
+  run_gate
+  if [ -z "$reason" ]; then
+    keep_deployed
+  else
+    restore_previous
+  fi
+}
 
-  # No canary request may have this pool as its first try while it is being replaced.
+# No canary request may have this pool as its first try while it is being replaced.
+pause_canary() {
   if [ "$(current_canary)" != 0 ]; then
     out=$(sh "$home/nginx/switch-pool.sh" --canary 0 2>&1) && ok=true || ok=false
     step canary "$pool" "$ok" "while $pool is recreated: $out"
   fi
+}
 
-  prev_image=$(get "t_$pool" image)
-  prev_release=$(get "t_$pool" release)
+# The pool's start values and env file become its desired state; the previous ones are kept in
+# prev_image, prev_release and pools/<pool>.env.prev.
+stage_desired() {
+  prev_image=$(pool_get "$pool" start_image)
+  prev_release=$(pool_get "$pool" start_release)
   cp -p "$state/pools/$pool.env" "$state/pools/$pool.env.prev"
-  set_var "t_$pool" image "$(get "$pool" image)"
-  set_var "t_$pool" release "$(get "$pool" release)"
-  printf '%s\n' "$(get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
+  set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)"
+  printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
+}
 
+# Recreate, health check, smoke test: a step each; sets reason to the failed gate (empty: passed).
+run_gate() {
   reason=
   if out=$(recreate "$pool"); then
-    step recreate "$pool" true "app_$pool recreated with release $(get "$pool" release)"
+    step recreate "$pool" true "app_$pool recreated with release $(pool_get "$pool" release)"
   else
     step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"
-    if out=$(smoke "$pool" "$(get "$pool" release)"); then
+    if out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
       step smoke "$pool" true "$out"
     else
       reason="smoke: $out"
@@ -751,20 +882,21 @@ reconcile() {
     reason="health: $(health_detail "$pool")"
     step health "$pool" false "$(health_detail "$pool")"
   fi
+}
 
-  if [ -z "$reason" ]; then
-    write_applied "$pool" "$(get "$pool" image)" "$(get "$pool" release)" "$(get "$pool" envlines)"
-    rm -f "$failed_file" "$state/pools/$pool.env.prev"
-    step reconcile "$pool" true "runs release $(get "$pool" release) ($(get "$pool" image))"
-    sync_addresses report "$pool"
-    return
-  fi
+# The gate passed: the pool runs its desired state (.applied), and nginx follows its address.
+keep_deployed() {
+  write_applied "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)"
+  rm -f "$state/pools/$pool.failed" "$state/pools/$pool.env.prev"
+  step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image))"
+  sync_addresses report "$pool"
+}
 
-  # The gate failed: put the previous release back, so the idle pool is a healthy backup again.
+# The gate failed: put the previous release back, so the idle pool is a healthy backup again.
+restore_previous() {
   remember_failure "$pool" "$reason"
-  hold_canary="$pool failed release $(get "$pool" release)"
-  set_var "t_$pool" image "$prev_image"
-  set_var "t_$pool" release "$prev_release"
+  hold_canary="$pool failed release $(pool_get "$pool" release)"
+  set_start "$pool" "$prev_image" "$prev_release"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   if recreate "$pool" >/dev/null && healthy "$pool"; then
     step restore "$pool" true "back on release $prev_release ($prev_image)"
@@ -774,30 +906,47 @@ reconcile() {
   sync_addresses
 }
 
-if [ "$manage" != no ]; then
+# Both pools, the idle one first; an idle pool whose desired state failed holds the canary share.
+reconcile_pools() {
+  if [ "$manage" = no ]; then
+    step pools - true "not managed here (BLUEGREEN_MANAGE_POOLS=no): active pool and canary only"
+    return
+  fi
   for pool in "$idle" "$active"; do
-    [ "$(get "$pool" valid)" = yes ] || continue
+    [ "$(pool_get "$pool" valid)" = yes ] || continue
     reconcile "$pool"
     failed=$state/pools/$pool.failed
     if [ "$pool" = "$idle" ] && [ -f "$failed" ] && [ "$(field "$failed" key)" = "$(desired_key "$pool")" ] && [ -z "$hold_canary" ]; then
-      hold_canary="$pool's desired release $(get "$pool" release) failed"
+      hold_canary="$pool's desired release $(pool_get "$pool" release) failed"
     fi
   done
-else
-  step pools - true "not managed here (BLUEGREEN_MANAGE_POOLS=no): active pool and canary only"
-fi
+}
 
 # --- canary ---------------------------------------------------------------------------------------
-if [ "$canary_ok" = yes ]; then
+apply_canary() {
+  [ "$canary_ok" = yes ] || return 0
   if [ -n "$hold_canary" ] && [ "$canary" != 0 ]; then
     out=$(sh "$home/nginx/switch-pool.sh" --canary 0 2>&1) || true
     step canary "$idle" false "held at 0% instead of $canary%: $hold_canary; $out"
   else
-    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
-    step canary "$idle" "$ok" "$out"
+    switch_canary
   fi
-fi
+}
 
-if [ "$bad_values" -gt 0 ]; then exit 2; fi
-if [ "$failed_steps" -gt 0 ]; then exit 1; fi
-exit 0
+# --- the run ----------------------------------------------------------------------------------------
+read_ssm
+read_active
+read_canary
+if [ "$manage" != no ]; then
+  for pool in blue green; do read_desired "$pool"; done
+  for pool in blue green; do init_start "$pool"; done
+fi
+if [ "$boot" = yes ]; then boot_run; fi
+
+sync_addresses
+apply_settings
+say "$p_active = $active"
+switch_active
+reconcile_pools
+apply_canary
+finish
