@@ -135,7 +135,7 @@ p_green_image=${GREEN_IMAGE_PARAM:-$root/pools/green/image}
 p_green_release=${GREEN_RELEASE_PARAM:-$root/pools/green/release}
 p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
 
-# Value patterns: the same as the parameters' AllowedPattern (lib/config.ts POOL_STATE_PATTERNS).
+# Value patterns: the same as the parameters' AllowedPattern (lib/stack-config.ts POOL_STATE_PATTERNS).
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
 IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
 # A value with a line break never matches (grep would match it line by line, and it would split a
@@ -149,7 +149,7 @@ matches() {
 }
 
 # A pool env (JSON text) -> its env file lines (stdout, exit 0), or why it is refused (stdout, exit 1).
-# The rule is userdata/pool-env.json, the release CLI's too (lib/pool-env.ts).
+# The rule is userdata/pool-env.json, the release CLI's too (core/pool-env.ts).
 pool_env() {
   pe_out=$(printf '%s' "$1" | jq -rRs --slurpfile rule "$home/userdata/pool-env.json" -f "$home/userdata/pool-env.jq" 2>/dev/null) ||
     pe_out="refused: could not be checked (jq failed on $home/userdata/pool-env.jq)"
