@@ -21,11 +21,12 @@ async function failoverUnderLoad(breakPrimary: () => Promise<void>) {
   // A client that never re-sends: failover must happen inside nginx, not in the client.
   const load = startLoad({ url: `${stack.url}/version`, ...TEST_LOAD, ...STRICT_CLIENT });
   await load.after(50, 'before breaking blue');
-  const breakAt = load.samples.length;
   await breakPrimary();
+  const landedAt = Date.now();
   await load.after(400, 'after breaking blue');
   const result = await load.finish();
-  const after = result.samples.slice(breakAt + 16); // requests sent once the break had landed
+  // Requests sent once the break had landed (by send time: a request sent before it may finish after).
+  const after = result.samples.filter((s) => result.startedAt + s.sentAt >= landedAt);
   return { summary: summarize(result.samples, result.durationMs), after: summarize(after, result.durationMs) };
 }
 
