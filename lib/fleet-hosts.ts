@@ -157,26 +157,26 @@ export class FleetHosts extends Construct {
       });
     }
 
-    const releaseParam = parameterNames(stage).release;
     const parts = buildHostParts(this, {
       ...props,
       publicPeer: lbSecurityGroup,
-      // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
-      // (what a release writes there is the pool state the host already reads) by the CLI's rule.
-      extraReadParameters: [releaseParam],
-      extraEnv: {
-        RELEASE_PARAM: releaseParam,
-        RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
-        RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
-        RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
-      },
-      // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
-      extraAssets: { fleet: 'fleet' },
-      // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
-      // (core/host-command.ts): a host launched during a release or flip does not fail it.
-      beforeBootstrap: [`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`],
       securityGroupDescription: `bluegreen ${stage} fleet host: ${PORTS.nginx} from the load balancer only, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
     });
+    // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
+    // (what a release writes there is the pool state the host already reads) by the CLI's rule.
+    const releaseParam = parameterNames(stage).release;
+    parts.allowReadParameters([releaseParam]);
+    // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
+    parts.addFiles('fleet');
+    parts.addEnv({
+      RELEASE_PARAM: releaseParam,
+      RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
+      RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
+      RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
+    });
+    // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
+    // (core/host-command.ts): a host launched during a release or flip does not fail it.
+    parts.addBeforeBootstrap(`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`);
     this.securityGroup = parts.securityGroup;
     this.role = parts.role;
     lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(PORTS.nginx), 'to the hosts (nginx)');
@@ -201,7 +201,7 @@ export class FleetHosts extends Construct {
       // A leaving host finishes its requests first: as long as nginx may wait on a pool, at least 30 s.
       deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + WAIT_MARGIN_SECONDS)),
     });
-    const userData = parts.userData;
+    const userData = parts.renderUserData();
     const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
     const lifecycle = (result: string) =>
       `aws autoscaling complete-lifecycle-action --region ${Aws.REGION} --auto-scaling-group-name ${groupName} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id "$(${imds('instance-id')})" --lifecycle-action-result ${result}`;
