@@ -36,7 +36,7 @@ import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '
 import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../core/release-record';
 import { FleetConfig, FleetHttps, minInstancesInService } from './stack-config';
 import { parameterNames } from '../core/names';
-import { buildHostParts, hostBlockDevices, hostMachineImage, PoolHostProps } from './pool-host';
+import { buildHostParts, HostParts, hostBlockDevices, hostMachineImage, PoolHostProps } from './pool-host';
 import { PORTS } from '../core/ports';
 import { STAGE_TAG_KEY } from '../core/names';
 import { LoadBalancerLogs } from './load-balancer-logs';
@@ -138,11 +138,44 @@ export class FleetHosts extends Construct {
 
   constructor(scope: Construct, id: string, props: FleetHostsProps) {
     super(scope, id);
-    const { stage, fleet } = props;
-    const instanceType = props.instanceType ?? 't3.small';
+    const { stage } = props;
     const groupName = fleetGroupName(stage);
 
-    // The load balancer's own group: the only way in from publicCidr (listeners are not "open").
+    const lbSecurityGroup = this.createLoadBalancerSecurityGroup(props);
+    const parts = buildHostParts(this, {
+      ...props,
+      publicPeer: lbSecurityGroup,
+      securityGroupDescription: `bluegreen ${stage} fleet host: ${PORTS.nginx} from the load balancer only, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
+    });
+    this.prepareJoin(parts, stage);
+    this.securityGroup = parts.securityGroup;
+    this.role = parts.role;
+    lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(PORTS.nginx), 'to the hosts (nginx)');
+
+    // The target group ARN is known before the group: the join steps wait for its verdict.
+    this.targetGroup = this.createTargetGroup(props);
+    const userData = parts.renderUserData();
+    this.addJoinSteps(userData, groupName);
+    this.grantJoin(groupName);
+
+    this.launchTemplate = this.createLaunchTemplate(props, userData);
+    if (props.fleet.ebsKmsKeyArn) this.volumeKeyPolicyStatements = this.warnOfVolumeKeyPolicy(props.fleet.ebsKmsKeyArn);
+    this.group = this.createGroup(props, groupName);
+    // The exit trap signals the group after the join steps' abandon on failure: the group waits on it.
+    userData.addSignalOnExitCommand(this.group);
+
+    this.loadBalancer = this.createLoadBalancer(props, lbSecurityGroup);
+    this.publicUrl = this.listen(props.fleet.https, stage);
+    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });
+
+    this.unhealthyHostsAlarm = this.createUnhealthyHostsAlarm(stage, props.runbookUrl);
+    this.belowDesiredAlarm = this.createBelowDesiredAlarm(stage, groupName, props.runbookUrl);
+    this.acknowledgeGroup();
+  }
+
+  /** The load balancer's own group: the only way in from publicCidr (listeners are not "open"). */
+  private createLoadBalancerSecurityGroup(props: FleetHostsProps): ec2.SecurityGroup {
+    const { stage, fleet } = props;
     const lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc: props.vpc,
       description: `bluegreen ${stage} load balancer: ${fleet.https.kind === 'none' ? '80' : '80 and 443'} from the public CIDR`,
@@ -156,35 +189,12 @@ export class FleetHosts extends Construct {
         reason: `The load balancer is the service's public entry (${ports.join(' and ')}), meant to be reachable from anywhere (context publicCidr); the hosts take ${PORTS.nginx} from this group only.`,
       });
     }
+    return lbSecurityGroup;
+  }
 
-    const releaseParam = parameterNames(stage).release;
-    const parts = buildHostParts(this, {
-      ...props,
-      publicPeer: lbSecurityGroup,
-      // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
-      // (what a release writes there is the pool state the host already reads) by the CLI's rule.
-      extraReadParameters: [releaseParam],
-      extraEnv: {
-        RELEASE_PARAM: releaseParam,
-        RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
-        RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
-        RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
-      },
-      // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
-      extraAssets: { fleet: 'fleet' },
-      // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
-      // (core/host-command.ts): a host launched during a release or flip does not fail it.
-      beforeBootstrap: [`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`],
-      securityGroupDescription: `bluegreen ${stage} fleet host: ${PORTS.nginx} from the load balancer only, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
-    });
-    this.securityGroup = parts.securityGroup;
-    this.role = parts.role;
-    lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(PORTS.nginx), 'to the hosts (nginx)');
-
-    // Join only when ready: complete the launch hook after bootstrap.sh succeeded (or abandon it
-    // at once when it failed), wait for the target group's verdict, then signal (the signal's
-    // trap, added below, reports the exit code). The target group ARN is known before the group.
-    this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
+  /** The hosts' nginx behind the load balancer, checked through GET /version. */
+  private createTargetGroup(props: FleetHostsProps): elbv2.ApplicationTargetGroup {
+    return new elbv2.ApplicationTargetGroup(this, 'Targets', {
       vpc: props.vpc,
       port: PORTS.nginx,
       protocol: elbv2.ApplicationProtocol.HTTP,
@@ -201,7 +211,40 @@ export class FleetHosts extends Construct {
       // A leaving host finishes its requests first: as long as nginx may wait on a pool, at least 30 s.
       deregistrationDelay: Duration.seconds(Math.max(30, longestProxyWaitSeconds(props.proxy) + WAIT_MARGIN_SECONDS)),
     });
-    const userData = parts.userData;
+  }
+
+  // How a host joins (see the top of this file): what it gets before its bootstrap, the user data after
+  // bootstrap.sh, what its role may do for it.
+
+  /** What a join needs on the host before its user data is rendered: the release record, fleet/, its settings, the bootstrapping marker. */
+  private prepareJoin(parts: HostParts, stage: string): void {
+    // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
+    // (what a release writes there is the pool state the host already reads) by the CLI's rule.
+    const releaseParam = parameterNames(stage).release;
+    parts.allowReadParameters([releaseParam]);
+    // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
+    parts.addFiles('fleet');
+    parts.addEnv({
+      RELEASE_PARAM: releaseParam,
+      RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
+      RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
+      RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
+    });
+    // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
+    // (core/host-command.ts): a host launched during a release or flip does not fail it.
+    parts.addBeforeBootstrap(`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`);
+  }
+
+  /**
+   * Join only when ready: after bootstrap.sh, complete the launch hook (or abandon it at once when the
+   * script failed), wait for the target group's verdict, then signal (the group's signal, added to the
+   * exit trap after these steps, reports the exit code).
+   *
+   * Inline, not a script under fleet/: moving the steps would change the launch template's user data
+   * (and the fleet/ asset's hash in it), and a changed launch template rolls through the group,
+   * replacing every host of a fleet on upgrade.
+   */
+  private addJoinSteps(userData: ec2.UserData, groupName: string): void {
     const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
     const lifecycle = (result: string) =>
       `aws autoscaling complete-lifecycle-action --region ${Aws.REGION} --auto-scaling-group-name ${groupName} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id "$(${imds('instance-id')})" --lifecycle-action-result ${result}`;
@@ -226,6 +269,10 @@ export class FleetHosts extends Construct {
       'done',
       '[ "$state" = healthy ] || { echo "bluegreen: the target group never called this host healthy (last state: $state)" >&2; exit 1; }',
     );
+  }
+
+  /** What the host role may do to join: complete and hold its own launch, read its target's health. */
+  private grantJoin(groupName: string): void {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'CompleteOwnLaunch',
@@ -236,8 +283,17 @@ export class FleetHosts extends Construct {
     );
     // No resource-level permission exists for DescribeTargetHealth (read-only).
     this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadOwnTargetHealth', actions: ['elasticloadbalancing:DescribeTargetHealth'], resources: ['*'] }));
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${groupName}]`,
+      reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only actions are completing a host's own launch and holding it with heartbeats while a release is in progress.`,
+    });
+  }
 
-    this.launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+  /** The hosts' launch template: the single host's image, user data, role and metadata rule. */
+  private createLaunchTemplate(props: FleetHostsProps, userData: ec2.UserData): ec2.LaunchTemplate {
+    const instanceType = props.instanceType ?? 't3.small';
+    const { ebsKmsKeyArn } = props.fleet;
+    return new ec2.LaunchTemplate(this, 'LaunchTemplate', {
       instanceType: new ec2.InstanceType(instanceType),
       machineImage: hostMachineImage(instanceType, props.amiId),
       userData,
@@ -250,20 +306,31 @@ export class FleetHosts extends Construct {
       httpEndpoint: true,
       detailedMonitoring: true,
       associatePublicIpAddress: true,
-      blockDevices: hostBlockDevices(props.rootVolumeGiB, fleet.ebsKmsKeyArn ? kms.Key.fromKeyArn(this, 'VolumeKey', fleet.ebsKmsKeyArn) : undefined),
+      blockDevices: hostBlockDevices(props.rootVolumeGiB, ebsKmsKeyArn ? kms.Key.fromKeyArn(this, 'VolumeKey', ebsKmsKeyArn) : undefined),
     });
-    if (fleet.ebsKmsKeyArn) {
-      // Nothing at synth or deploy can check another key's policy: say what it must hold, before the
-      // deploy that would otherwise fail at its first launch.
-      this.volumeKeyPolicyStatements = autoScalingKeyPolicyStatements(Stack.of(this).formatArn({ service: 'iam', region: '', resource: 'role', resourceName: AUTOSCALING_SERVICE_LINKED_ROLE }));
-      Annotations.of(this.launchTemplate).addWarningV2(
-        '@bluegreen/ebs-kms-key-policy',
-        `The hosts' volumes are encrypted with ${fleet.ebsKmsKeyArn} and the Auto Scaling service-linked role launches them: that key's policy must allow arn:aws:iam::<this account>:role/${AUTOSCALING_SERVICE_LINKED_ROLE} kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey and kms:CreateGrant with kms:GrantIsForAWSResource, or every launch fails. The statements: the EbsKeyPolicyStatements output, and README "Encrypted volumes with your own key"; add them before deploying.`,
-      );
-    }
+  }
 
+  /**
+   * Nothing at synth or deploy can check another key's policy: say what it must hold, before the
+   * deploy that would otherwise fail at its first launch. Returns the statements.
+   */
+  private warnOfVolumeKeyPolicy(ebsKmsKeyArn: string): ReturnType<typeof autoScalingKeyPolicyStatements> {
+    const statements = autoScalingKeyPolicyStatements(Stack.of(this).formatArn({ service: 'iam', region: '', resource: 'role', resourceName: AUTOSCALING_SERVICE_LINKED_ROLE }));
+    Annotations.of(this.launchTemplate).addWarningV2(
+      '@bluegreen/ebs-kms-key-policy',
+      `The hosts' volumes are encrypted with ${ebsKmsKeyArn} and the Auto Scaling service-linked role launches them: that key's policy must allow arn:aws:iam::<this account>:role/${AUTOSCALING_SERVICE_LINKED_ROLE} kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey and kms:CreateGrant with kms:GrantIsForAWSResource, or every launch fails. The statements: the EbsKeyPolicyStatements output, and README "Encrypted volumes with your own key"; add them before deploying.`,
+    );
+    return statements;
+  }
+
+  /**
+   * The Auto Scaling group: the launch hook the join completes, the signals creation and rolling
+   * updates wait for, the stage tag on every host, registered with the target group.
+   */
+  private createGroup(props: FleetHostsProps, groupName: string): autoscaling.AutoScalingGroup {
+    const { stage, fleet } = props;
     const timeout = props.bootstrapTimeout ?? Duration.minutes(20);
-    this.group = new autoscaling.AutoScalingGroup(this, 'Group', {
+    const group = new autoscaling.AutoScalingGroup(this, 'Group', {
       autoScalingGroupName: groupName,
       vpc: props.vpc,
       vpcSubnets: props.subnets,
@@ -288,7 +355,7 @@ export class FleetHosts extends Construct {
     });
     // In the group's own definition, so it holds for the very first hosts too (a separate
     // LifecycleHook resource would be created after them).
-    (this.group.node.defaultChild as autoscaling.CfnAutoScalingGroup).lifecycleHookSpecificationList = [
+    (group.node.defaultChild as autoscaling.CfnAutoScalingGroup).lifecycleHookSpecificationList = [
       {
         lifecycleHookName: BOOTSTRAP_HOOK_NAME,
         lifecycleTransition: 'autoscaling:EC2_INSTANCE_LAUNCHING',
@@ -296,19 +363,21 @@ export class FleetHosts extends Construct {
         heartbeatTimeout: timeout.toSeconds(),
       },
     ];
-    userData.addSignalOnExitCommand(this.group);
     // Every host carries the stage tag from launch: Run Command and the CLI find the fleet by it.
-    Tags.of(this.group).add(STAGE_TAG_KEY, stage, { applyToLaunchedInstances: true });
-    Tags.of(this.group).add('Name', `bluegreen-${stage}`, { applyToLaunchedInstances: true });
+    Tags.of(group).add(STAGE_TAG_KEY, stage, { applyToLaunchedInstances: true });
+    Tags.of(group).add('Name', `bluegreen-${stage}`, { applyToLaunchedInstances: true });
     // ...and the launch template's own tags (instances and volumes), so the tag is there from the first second.
     Tags.of(this.launchTemplate).add(STAGE_TAG_KEY, stage);
-    this.group.attachToApplicationTargetGroup(this.targetGroup);
+    group.attachToApplicationTargetGroup(this.targetGroup);
+    return group;
+  }
 
-    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
+  private createLoadBalancer(props: FleetHostsProps, securityGroup: ec2.SecurityGroup): elbv2.ApplicationLoadBalancer {
+    return new elbv2.ApplicationLoadBalancer(this, 'LoadBalancer', {
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       internetFacing: true,
-      securityGroup: lbSecurityGroup,
+      securityGroup,
       dropInvalidHeaderFields: true,
       // Set explicitly (idle_timeout.timeout_seconds), from the stage's timeouts: longer than nginx's
       // longest wait on a pool, so a slow route is not cut by the ALB first, and shorter than nginx's
@@ -316,19 +385,22 @@ export class FleetHosts extends Construct {
       // closes a connection the ALB is about to reuse.
       idleTimeout: Duration.seconds(loadBalancerIdleSeconds(props.proxy)),
     });
-    this.publicUrl = this.listen(props.fleet.https, stage);
-    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });
+  }
 
-    this.unhealthyHostsAlarm = this.alarm('unhealthy-hosts', stage, props.runbookUrl, {
+  private createUnhealthyHostsAlarm(stage: string, runbookUrl: string | undefined): cloudwatch.Alarm {
+    return this.alarm('unhealthy-hosts', stage, runbookUrl, {
       description: `bluegreen ${stage}: at least one host fails the load balancer's health check (GET ${FLEET_HEALTH_CHECK_PATH} through nginx) for 2 minutes; the group replaces it, the others carry the traffic.`,
       metric: this.targetGroup.metrics.unhealthyHostCount({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: 1,
       evaluationPeriods: 2,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
+  }
+
+  private createBelowDesiredAlarm(stage: string, groupName: string, runbookUrl: string | undefined): cloudwatch.Alarm {
     const groupMetric = (metricName: string) =>
       new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1) });
-    this.belowDesiredAlarm = this.alarm('hosts-below-desired', stage, props.runbookUrl, {
+    return this.alarm('hosts-below-desired', stage, runbookUrl, {
       description: `bluegreen ${stage}: fewer hosts in service than desired for ${BELOW_DESIRED_MINUTES} minutes: replacements are failing to join (bootstrap or health check), or the zone has no capacity.`,
       metric: new cloudwatch.MathExpression({
         expression: 'desired - inService',
@@ -340,11 +412,10 @@ export class FleetHosts extends Construct {
       evaluationPeriods: BELOW_DESIRED_MINUTES,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     });
+  }
 
-    Validations.of(this.role).acknowledge({
-      id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${groupName}]`,
-      reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only actions are completing a host's own launch and holding it with heartbeats while a release is in progress.`,
-    });
+  /** cdk-nag's and CDK's findings on the group, each acknowledged with its reason. */
+  private acknowledgeGroup(): void {
     Validations.of(this.group).acknowledge({
       id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet',
       reason: 'The desired count is context hosts, on purpose: no scaling policy changes it, and a deploy with a new hosts value is how the fleet is resized.',

@@ -77,45 +77,131 @@ export function cpuTypeFor(instanceType: string): ec2.AmazonLinuxCpuType {
   return family === 'a1' || /^[a-z]+\d+g/.test(family) ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64;
 }
 
-/** What every host of a stage shares, single or fleet: its security group, role and boot script. */
-export interface HostParts {
-  readonly securityGroup: ec2.SecurityGroup;
-  readonly role: iam.Role;
-  /** Downloads the host files, writes /etc/bluegreen/env and runs bootstrap.sh (which checks GET /version through nginx). */
-  readonly userData: ec2.UserData;
-}
-
 export interface HostPartsProps extends Omit<PoolHostProps, 'vpc' | 'subnets' | 'instanceType' | 'amiId' | 'bootstrapTimeout' | 'rootVolumeGiB' | 'publicCidr'> {
   readonly vpc: ec2.IVpc;
   /** Who reaches the public entry (nginx, 8080): the public CIDR for the single host, the load balancer for a fleet. */
   readonly publicPeer: ec2.IPeer;
   /** The security group's description (it names who reaches the public entry). */
   readonly securityGroupDescription: string;
-  /** Parameters this kind of host reads beyond the pool state (a fleet host: the release record, to join between releases). */
-  readonly extraReadParameters?: readonly string[];
-  /** Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings). */
-  readonly extraEnv?: Readonly<Record<string, string>>;
-  /**
-   * More repository folders delivered like nginx/, app/ and userdata/ (to /opt/bluegreen/<name>):
-   * a fleet host's fleet/. Kept out of userdata/ so that fleet-only files never change the single
-   * host's assets (a changed asset replaces it).
-   */
-  readonly extraAssets?: Readonly<Record<string, string>>;
-  /** Commands right before bootstrap.sh (a fleet host marks itself bootstrapping). */
-  readonly beforeBootstrap?: readonly string[];
 }
+
+/** The repository folders every host gets (to /opt/bluegreen/<name>), in download order, with their construct ids. */
+const HOST_FILES: ReadonlyArray<{ readonly name: string; readonly id: string }> = [
+  { name: 'nginx', id: 'NginxFiles' },
+  { name: 'app', id: 'AppFiles' },
+  { name: 'userdata', id: 'HostFiles' },
+];
 
 /**
  * The one source of a host's security group, role, files and user data: the single host (PoolHost)
  * and the fleet's launch template (FleetHosts) both build theirs here, so a host is the same
  * machine in both modes. Construct ids are the single host's (its logical ids must not move).
+ *
+ * A kind of host that needs more says so with the methods of HostParts, before it renders the user
+ * data (a fleet host: the release record it reads, its fleet/ files, its join settings and its
+ * bootstrapping marker); what it runs after bootstrap.sh, it appends to the rendered user data.
  */
 export function buildHostParts(scope: Construct, props: HostPartsProps): HostParts {
-  const { stage } = props;
-  if (props.operatorCidr?.endsWith('/0')) {
-    throw new Error(`PoolHost: operatorCidr must not be world-open, got "${props.operatorCidr}"`);
+  return new HostParts(scope, props);
+}
+
+/** What every host of a stage shares, single or fleet: its security group, role, files and boot script. */
+export class HostParts {
+  public readonly securityGroup: ec2.SecurityGroup;
+  public readonly role: iam.Role;
+  private readonly scope: Construct;
+  private readonly parameterStatements: HostParameterStatements;
+  private readonly readOwnAssets: iam.PolicyStatement;
+  private readonly files: Record<string, Asset> = {};
+  private readonly env: Record<string, string>;
+  private readonly beforeBootstrap: string[] = [];
+  private rendered?: ec2.UserData;
+
+  constructor(scope: Construct, props: HostPartsProps) {
+    if (props.operatorCidr?.endsWith('/0')) {
+      throw new Error(`PoolHost: operatorCidr must not be world-open, got "${props.operatorCidr}"`);
+    }
+    this.scope = scope;
+    this.securityGroup = hostSecurityGroup(scope, props);
+    const { role, parameterStatements } = hostRole(scope, props);
+    this.role = role;
+    this.parameterStatements = parameterStatements;
+    for (const { name, id } of HOST_FILES) this.files[name] = new Asset(scope, id, { path: path.join(REPO_ROOT, name) });
+    // The host reads its asset objects (three; a fleet host four) and nothing else of the bootstrap bucket (which holds
+    // every asset of every stack in the account and region): `aws s3 cp` of one object (the
+    // download commands in the user data) needs s3:GetObject on that object only. (Asset.grantRead would give
+    // s3:GetObject*, GetBucket* and List* on the whole bucket.)
+    this.readOwnAssets = new iam.PolicyStatement({ sid: 'ReadOwnAssets', actions: ['s3:GetObject'], resources: Object.values(this.files).map(assetObjectArn) });
+    role.addToPolicy(this.readOwnAssets);
+    this.env = hostEnv(props);
+    acknowledgeHostRole(role, props.metricsNamespace);
   }
 
+  /** Parameters this kind of host reads beyond the pool state (a fleet host: the release record, to join between releases). */
+  public allowReadParameters(names: readonly string[]): void {
+    const arns = names.map((name) => parameterArn(this.scope, name));
+    this.parameterStatements.readPoolState.addResources(...arns);
+    this.parameterStatements.denyOtherParameters.addNotResources(...arns);
+  }
+
+  /**
+   * One more repository folder delivered like nginx/, app/ and userdata/ (to /opt/bluegreen/<folder>):
+   * a fleet host's fleet/. Kept out of userdata/ so that fleet-only files never change the single
+   * host's assets (a changed asset replaces it).
+   */
+  public addFiles(folder: string): void {
+    this.assertNotRendered('addFiles');
+    if (this.files[folder]) throw new Error(`HostParts: ${folder}/ is already delivered`);
+    const asset = new Asset(this.scope, `${folder[0].toUpperCase()}${folder.slice(1)}Files`, { path: path.join(REPO_ROOT, folder) });
+    this.files[folder] = asset;
+    this.readOwnAssets.addResources(assetObjectArn(asset));
+  }
+
+  /** Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings); none may replace a common one. */
+  public addEnv(env: Readonly<Record<string, string>>): void {
+    this.assertNotRendered('addEnv');
+    const taken = Object.keys(env).filter((key) => key in this.env);
+    if (taken.length > 0) throw new Error(`HostParts: /etc/bluegreen/env already sets ${taken.join(', ')}`);
+    Object.assign(this.env, env);
+  }
+
+  /** Commands right before bootstrap.sh (a fleet host marks itself bootstrapping). */
+  public addBeforeBootstrap(...commands: string[]): void {
+    this.assertNotRendered('addBeforeBootstrap');
+    this.beforeBootstrap.push(...commands);
+  }
+
+  /**
+   * The user data, rendered once: downloads the host files, writes /etc/bluegreen/env and runs
+   * bootstrap.sh (which checks GET /version through nginx). The caller appends what follows it.
+   */
+  public renderUserData(): ec2.UserData {
+    this.assertNotRendered('renderUserData');
+    const userData = ec2.UserData.forLinux();
+    userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
+    for (const [name, asset] of Object.entries(this.files)) {
+      const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
+      userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
+    }
+    userData.addCommands(
+      "cat > /etc/bluegreen/env <<'ENV'",
+      // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
+      ...Object.entries(this.env).map(([k, v]) => `export ${k}='${v}'`),
+      'ENV',
+      ...this.beforeBootstrap,
+      'bash /opt/bluegreen/userdata/bootstrap.sh',
+    );
+    this.rendered = userData;
+    return userData;
+  }
+
+  private assertNotRendered(step: string): void {
+    if (this.rendered) throw new Error(`HostParts.${step}: the user data is already rendered (add files, env and commands before renderUserData)`);
+  }
+}
+
+/** The host's security group: the public entry from publicPeer, the pools from operatorCidr, nothing else in. */
+function hostSecurityGroup(scope: Construct, props: HostPartsProps): ec2.SecurityGroup {
   const securityGroup = new ec2.SecurityGroup(scope, 'SecurityGroup', {
     vpc: props.vpc,
     description: props.securityGroupDescription,
@@ -130,30 +216,47 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
       'direct pool access for operators (blue 8081, green 8082)',
     );
   }
+  return securityGroup;
+}
+
+/** The two statements that say which parameters a host reads: HostParts.allowReadParameters widens both. */
+interface HostParameterStatements {
+  readonly readPoolState: iam.PolicyStatement;
+  readonly denyOtherParameters: iam.PolicyStatement;
+}
+
+function parameterArn(scope: Construct, name: string): string {
+  return Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
+}
+
+function assetObjectArn(asset: Asset): string {
+  return asset.bucket.arnForObjects(asset.s3ObjectKey);
+}
+
+/** The host role and what every host may do with it (its asset objects are granted with the files). */
+function hostRole(scope: Construct, props: HostPartsProps): { role: iam.Role; parameterStatements: HostParameterStatements } {
   const role = new iam.Role(scope, 'Role', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-    description: `bluegreen ${stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
+    description: `bluegreen ${props.stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
     managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
   });
-  const params = parameterNames(stage);
-  const parameterArn = (name: string) => Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
-  const ownParameters = [...hostReadParameterNames(stage), ...(props.extraReadParameters ?? [])].map(parameterArn);
+  const ownParameters = hostReadParameterNames(props.stage).map((name) => parameterArn(scope, name));
   // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
   // release and env), no wildcard.
-  role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters }));
+  const readPoolState = new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters });
+  role.addToPolicy(readPoolState);
   // ...and nothing else: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *, which would
   // let the host read (and, through the account's aws/ssm key, decrypt) the stage's Slack webhook,
   // the alert state, the release record, and every other parameter of the account, other stages'
   // included. An explicit Deny of every parameter but its own beats that Allow; NotResource keeps
   // it true for parameters added later. These are the four actions that return parameter values.
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      sid: 'DenyOtherParameters',
-      effect: iam.Effect.DENY,
-      actions: HOST_DENIED_PARAMETER_ACTIONS,
-      notResources: ownParameters,
-    }),
-  );
+  const denyOtherParameters = new iam.PolicyStatement({
+    sid: 'DenyOtherParameters',
+    effect: iam.Effect.DENY,
+    actions: HOST_DENIED_PARAMETER_ACTIONS,
+    notResources: ownParameters,
+  });
+  role.addToPolicy(denyOtherParameters);
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'PullReleaseImages',
@@ -178,37 +281,18 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
       conditions: { StringEquals: { 'cloudwatch:namespace': props.metricsNamespace } },
     }),
   );
+  return { role, parameterStatements: { readPoolState, denyOtherParameters } };
+}
 
-  const assets = {
-    nginx: new Asset(scope, 'NginxFiles', { path: path.join(REPO_ROOT, 'nginx') }),
-    app: new Asset(scope, 'AppFiles', { path: path.join(REPO_ROOT, 'app') }),
-    userdata: new Asset(scope, 'HostFiles', { path: path.join(REPO_ROOT, 'userdata') }),
-    ...Object.fromEntries(
-      Object.entries(props.extraAssets ?? {}).map(([name, dir]) => [name, new Asset(scope, `${name[0].toUpperCase()}${name.slice(1)}Files`, { path: path.join(REPO_ROOT, dir) })]),
-    ),
-  };
-
-  const userData = ec2.UserData.forLinux();
-  userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
-  for (const [name, asset] of Object.entries(assets)) {
-    const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
-    userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
-  }
-  // The host reads its asset objects (three; a fleet host four) and nothing else of the bootstrap bucket (which holds
-  // every asset of every stack in the account and region): `aws s3 cp` of one object (the
-  // download commands above) needs s3:GetObject on that object only. (Asset.grantRead would give
-  // s3:GetObject*, GetBucket* and List* on the whole bucket.)
-  role.addToPolicy(
-    new iam.PolicyStatement({
-      sid: 'ReadOwnAssets',
-      actions: ['s3:GetObject'],
-      resources: Object.values(assets).map((asset) => asset.bucket.arnForObjects(asset.s3ObjectKey)),
-    }),
-  );
-  // What /etc/bluegreen/env holds. Only values fixed for the life of the stage: anything that
-  // changed per deploy here would replace the host. Pool images/releases are read from SSM.
+/**
+ * What /etc/bluegreen/env holds on every host. Only values fixed for the life of the stage: anything that
+ * changed per deploy here would replace the host. Pool images/releases are read from SSM.
+ */
+function hostEnv(props: HostPartsProps): Record<string, string> {
+  const { stage } = props;
+  const params = parameterNames(stage);
   const registry = `${Aws.ACCOUNT_ID}.dkr.ecr.${Aws.REGION}.${Aws.URL_SUFFIX}`;
-  const env: Record<string, string> = {
+  return {
     STAGE: stage,
     AWS_REGION: Aws.REGION,
     AWS_DEFAULT_REGION: Aws.REGION,
@@ -231,17 +315,11 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
     // A throttled Parameter Store call (the account's budget, shared with every host and stage) is
     // retried with backoff by the aws CLI, not failed: bluegreen-apply and bluegreen-join source this file.
     ...hostRetryEnv(),
-    ...props.extraEnv,
   };
-  userData.addCommands(
-    "cat > /etc/bluegreen/env <<'ENV'",
-    // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
-    ...Object.entries(env).map(([k, v]) => `export ${k}='${v}'`),
-    'ENV',
-    ...(props.beforeBootstrap ?? []),
-    'bash /opt/bluegreen/userdata/bootstrap.sh',
-  );
+}
 
+/** cdk-nag's findings on the host role, each acknowledged with its reason. */
+function acknowledgeHostRole(role: iam.Role, metricsNamespace: string): void {
   const ack = (id: string, reason: string) => Validations.of(role).acknowledge({ id: `AwsSolutions::${id}`, reason });
   ack(
     'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
@@ -249,9 +327,8 @@ export function buildHostParts(scope: Construct, props: HostPartsProps): HostPar
   );
   ack(
     'AwsSolutions-IAM5[Resource::*]',
-    `Actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${props.metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository. In fleet mode also elasticloadbalancing:DescribeTargetHealth (read-only: the host waits until its target is healthy before it signals).`,
+    `Actions without resource-level permissions: cloudwatch:PutMetricData, limited to the ${metricsNamespace} namespace by condition, and ecr:GetAuthorizationToken (the registry login); image pulls are limited to the stage's repository. In fleet mode also elasticloadbalancing:DescribeTargetHealth (read-only: the host waits until its target is healthy before it signals).`,
   );
-  return { securityGroup, role, userData };
 }
 
 export class PoolHost extends Construct {
@@ -265,13 +342,14 @@ export class PoolHost extends Construct {
     super(scope, id);
     const { stage } = props;
     const instanceType = props.instanceType ?? 't3.small';
-    const { securityGroup, role, userData } = buildHostParts(this, {
+    const parts = buildHostParts(this, {
       ...props,
       publicPeer: ec2.Peer.ipv4(props.publicCidr),
       securityGroupDescription: `bluegreen ${stage}: ${PORTS.nginx} from the public CIDR, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
     });
-    this.securityGroup = securityGroup;
-    this.role = role;
+    this.securityGroup = parts.securityGroup;
+    this.role = parts.role;
+    const userData = parts.renderUserData();
     if (props.publicCidr.endsWith('/0')) {
       Validations.of(this.securityGroup).acknowledge({
         id: 'AwsSolutions-EC23',
