@@ -1,4 +1,4 @@
-// Parameter Store's request budget, modelled in one place (item 3c). Every caller of Parameter Store
+// Parameter Store's request budget, modelled in one place. Every caller of Parameter Store
 // in a stage shares one budget per account and Region (AWS_LIMITS.parameterStoreThroughput: 40
 // requests a second for GetParameter, GetParameters and PutParameter together, by default): the
 // hosts' one-minute timers, hosts waiting to join, the alert function and the release CLI. This
@@ -101,7 +101,7 @@ export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[]
 }
 
 /**
- * The same before item 3c: timers within AccuracySec 5 s, the alert state saved on every batch (one
+ * The same before the budget model (the earlier cadences): timers within AccuracySec 5 s, the alert state saved on every batch (one
  * per host every AGENT_FLUSH_SECONDS), the CLI polling the record every 250 ms.
  */
 export function previousReleaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[] {

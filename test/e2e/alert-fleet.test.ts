@@ -1,4 +1,4 @@
-// Fleet wording (issue 10 item 6) through the deployed entry point: handler.ts with the environment a
+// Fleet wording through the deployed entry point: handler.ts with the environment a
 // fleet stack sets (HOSTS_PARAM), the hosts parameter in moto_server, subscription payloads from three
 // log streams (three hosts) built from lines real nginx wrote, and the real local Slack receiver.
 import { readFileSync } from 'node:fs';

@@ -117,7 +117,7 @@ test('a one-minute tick runs the release guard, so a bake ends with no traffic a
   });
 });
 
-describe('fleet mode: the function reads the hosts parameter for "N of M hosts" (issue 10 item 6)', () => {
+describe('fleet mode: the function reads the hosts parameter for "N of M hosts"', () => {
   const readResources = (t: Template) => {
     const policies = t.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
     const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid?: string; Resource: unknown[] }>;

@@ -1,4 +1,4 @@
-// Fleet mode's context (issue 10, items 1 and 2): hosts switches the mode; impossible combinations
+// Fleet mode's context: hosts switches the mode; impossible combinations
 // fail synth with a message naming the key; the single host stays the default.
 import { MAX_FLEET_HOSTS } from '../../core/aws-limits';
 import { ConfigError } from '../../core/config-error';

@@ -1,4 +1,4 @@
-// Fleet mode (issue 10): what `-c hosts=3` synthesizes. One promise per test, against the real app
+// Fleet mode: what `-c hosts=3` synthesizes. One promise per test, against the real app
 // (bin/app.ts) with cdk.json's context.
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { execFileSync } from 'node:child_process';

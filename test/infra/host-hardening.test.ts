@@ -1,4 +1,4 @@
-// Issue 9, items 3 and 13: what a container on the host can reach, and what a host replacement
+// What a container on the host can reach, and what a host replacement
 // does to the public address. Both checked on every shape of the app the nag/lint test covers
 // (default VPC, an existing VPC with Graviton, a pinned AMI).
 import { Template } from 'aws-cdk-lib/assertions';

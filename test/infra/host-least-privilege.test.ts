@@ -1,4 +1,4 @@
-// Issue 9, items 1 and 2: the host role reads what the host needs and nothing more, even where an
+// The host role reads what the host needs and nothing more, even where an
 // AWS-managed policy would give more. Item 1: AmazonSSMManagedInstanceCore allows
 // ssm:GetParameter(s) on *, so only an explicit Deny keeps the Slack webhook (and every other
 // parameter that is not the host's pool state) out of the host's reach. Item 2: the host reads its

@@ -20,7 +20,7 @@ const variants: Array<[string, Record<string, unknown>]> = [
   ['prod with operators, a narrow public CIDR and alarm emails', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24', alarmEmails: 'oncall@example.com,sre@example.com' }],
   ['existing VPC, Graviton, custom images', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small', blueImage: 'ghcr.io/acme/shop:1.4.2', greenImage: 'ghcr.io/acme/shop:1.5.0' }],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
-  // Fleet mode (issue 10): HTTP for trials, a DNS-validated certificate with its alias record, a
+  // Fleet mode: HTTP for trials, a DNS-validated certificate with its alias record, a
   // given certificate in an existing two-zone VPC with a pinned AMI, slow paths and its own EBS key.
   ['fleet of 3, HTTP', { stage: 'fleet', hosts: '3', operatorCidr: '198.51.100.7/32' }],
   ['fleet, DNS-validated certificate and alias record', { stage: 'fleetdns', hosts: '2', maxHosts: '6', domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', publicCidr: '203.0.113.0/24' }],

@@ -1,5 +1,5 @@
-// A stack update that changes only settings leaves the host and the pool state alone (issue 8,
-// "Must show"). Two synths that differ in alert settings, initial pool images/releases, retention
+// A stack update that changes only settings leaves the host and the pool state alone.
+// Two synths that differ in alert settings, initial pool images/releases, retention
 // and tags must give the same instance (logical id and properties), and must not hand the pool
 // state resources anything to do. Only the host's own files (nginx/, app/, userdata/: the asset
 // hashes in its user data) replace it.

@@ -1,4 +1,4 @@
-// Fleet mode (issue 10) must leave the default single-host stack exactly as it was: an upgrade of
+// Fleet mode must leave the default single-host stack exactly as it was: an upgrade of
 // the project must not replace, move or re-permission anyone's host. This test synthesizes the
 // single-host app and compares it with test/fixtures/single-host-resources.json, generated from
 // main's code before fleet mode existed: every logical id with its type, every output, and the

@@ -162,7 +162,7 @@ test('every host passes: the gate says so per host, the flip is confirmed on eve
   expect(text).toMatch(/promoted: confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)/);
 });
 
-// Scale-out during a release (issue 10, item 3): a host launched minutes ago carries the stage tag and
+// Scale-out during a release: a host launched minutes ago carries the stage tag and
 // answers Run Command before its bootstrap is done; the command answers the join step there.
 const joining: HostAnswer = { status: 'Success', stdout: `step=${JOINING_STEP} pool=- ok=true detail=${JOINING_DETAIL}` };
 

@@ -330,7 +330,7 @@ describe('pipeline', () => {
   });
 });
 
-describe('fleet wording (issue 10 item 6): "N of M hosts" in a fleet, single-host messages unchanged', () => {
+describe('fleet wording: "N of M hosts" in a fleet, single-host messages unchanged', () => {
   const config = { ...DEFAULT_RULE_CONFIG, minWindow: 1000, windowSize: 1000 };
   /** Requests from several hosts, one second apart, in the order given. */
   const fleetRun = (steps: Array<[string, AccessLogEntry]>, fleetSize: number | undefined, opts: { config?: RuleConfig; start?: EngineState; from?: number } = {}) =>

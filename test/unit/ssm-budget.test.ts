@@ -31,7 +31,7 @@ test(`at ${MAX_FLEET_HOSTS} hosts during a release: the busiest second is under 
   expect({ average: Number(load.averagePerSecond.toFixed(2)), busiest: load.busiestSecond }).toEqual({ average: 4.96, busiest: 19 });
 });
 
-test('before item 3c (timers within 5 s, a state save per batch, the CLI polling every 250 ms) the same fleet went past the whole budget', () => {
+test('before the budget model (timers within 5 s, a state save per batch, the CLI polling every 250 ms) the same fleet went past the whole budget', () => {
   const before = parameterStoreLoad(previousReleaseSources(MAX_FLEET_HOSTS));
   expect(before.busiestSecond).toBeGreaterThan(limit('parameterStoreThroughput'));
   const timers = (l: ReturnType<typeof parameterStoreLoad>) => l.bySource.find((s) => s.name === 'hosts\' timers')!.busiestSecond;
