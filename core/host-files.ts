@@ -1,12 +1,120 @@
 // The files the host scripts read their facts from, generated from core so the shell never keeps a
 // copy: `npm run generate` writes them, test/unit/host-files.test.ts fails when one is stale. Each is
-// a repository path (relative, `/`-separated) and its exact content.
+// a repository path (relative, `/`-separated) and its exact content. Each ships in the asset folder of
+// the script that reads it, next to it (the script finds it from its own path, on a host and locally).
+import { limit } from './aws-limits';
 import { POOL_ENV_RULE } from './pool-env';
+import { KEEPALIVE_MARGIN_SECONDS, MAX_SLOW_PATHS, MAX_TIME_MS, PREFIX_PATTERN, PROXY_SETTINGS, ProxySettingKey, TIME_PATTERN, WAIT_MARGIN_SECONDS } from './proxy-settings';
+import { BAKE_AHEAD_MS, CLOCK_AHEAD_MS, FINAL_STATES, RECORD_TIME, STALE_AFTER_MS } from './release-record';
 
 /** The generated files' banner: a reader of the host file learns where to change it. */
 export const GENERATED_BY = 'Generated from core/ by `npm run generate` (core/host-files.ts): do not edit.';
 
+/**
+ * A JavaScript pattern as jq (Oniguruma) reads it the same way: the whole input (`\A`…`\z`: jq's `$`
+ * also matches before a final line feed) and ASCII digits only (JavaScript's `\d`; Oniguruma's
+ * matches any Unicode digit). Refuses a pattern using more than that translation covers.
+ */
+export function jqPattern(re: RegExp): string {
+  const body = re.source.slice(1, -1);
+  if (re.flags !== '' || !re.source.startsWith('^') || !re.source.endsWith('$') || /\\[^d.]|[\^$]/.test(body)) {
+    throw new Error(`jqPattern: /${re.source}/${re.flags} is not a whole-input pattern of \\d, \\. and plain syntax`);
+  }
+  return `\\A${body.replace(/\\d/g, '[0-9]')}\\z`;
+}
+
+/**
+ * fleet/record-verdict.jq: the release record's verdict (recordVerdict over parseRecord) for
+ * fleet/bluegreen-join.sh, with core's final states, limits and time form baked in. Input: the
+ * stored value, raw (`jq -rRs --argjson now <epoch seconds> -f record-verdict.jq`), so jq itself
+ * failing is never "no record". test/e2e/host-join.test.ts runs it against parseRecord + recordVerdict.
+ */
+export function recordVerdictJq(): string {
+  const notATime = (field: string) => `${field} is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)`;
+  return `# ${GENERATED_BY}
+# The release record's verdict (core/release-record.ts: parseRecord, recordVerdict, recordTimesProblem)
+# for fleet/bluegreen-join.sh, which ships with it:
+#   jq -rRs --argjson now <epoch seconds> -f record-verdict.jq <the record's stored value>
+# prints none | final | invalid <why> | stale | in-progress <id> <state>. The value is read raw and
+# parsed here: junk, "{}", or no id/state/steps list or a pool other than blue|green is no record.
+# Times are read only in the form the CLI writes, a real date from 1970, in milliseconds.
+
+def final_states: ${JSON.stringify(FINAL_STATES)};
+# Not final and not written nor due (bakeUntil) for this long: abandoned (STALE_AFTER_MS).
+def stale_after_ms: ${STALE_AFTER_MS};
+# How far ahead of this clock a record may have been written (CLOCK_AHEAD_MS).
+def clock_ahead_ms: ${CLOCK_AHEAD_MS};
+# How far past updatedAt a bakeUntil may be: the longest bake and a promotion (BAKE_AHEAD_MS).
+def bake_ahead_ms: ${BAKE_AHEAD_MS};
+# The record's time form (RECORD_TIME).
+def record_time: ${JSON.stringify(jqPattern(RECORD_TIME))};
+
+def ms:
+  if type == "string" and test(record_time) and (.[0:4] | tonumber) >= 1970 then
+    (.[0:19] + "Z") as $s
+    | (try ($s | fromdateiso8601) catch null) as $e
+    | if $e != null and ($e | todateiso8601) == $s then $e * 1000 + (if length == 24 then .[20:23] | tonumber else 0 end) else null end
+  else null end;
+
+def problem($r):
+  ($r.startedAt | ms) as $started | ($r.updatedAt | ms) as $updated
+  | ($r.bakeUntil != null) as $baking | ($r.bakeUntil | ms) as $bake
+  | if $started == null then ${JSON.stringify(notATime('startedAt'))}
+    elif $updated == null then ${JSON.stringify(notATime('updatedAt'))}
+    elif $baking and $bake == null then ${JSON.stringify(notATime('bakeUntil'))}
+    elif $started > $updated then "startedAt is after updatedAt"
+    elif $updated > $now * 1000 + clock_ahead_ms then ${JSON.stringify(`updatedAt is more than ${CLOCK_AHEAD_MS / 1000} s ahead of this clock`)}
+    elif $baking and $bake > $updated + bake_ahead_ms then ${JSON.stringify(`bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`)}
+    else null end;
+
+(try fromjson catch null) as $r
+| if ($r | type) != "object" or ($r.state | type) != "string" or ($r.id | type) != "string"
+    or ($r.pool != "blue" and $r.pool != "green") or ($r.steps | type) != "array" then "none"
+  elif ($r.state as $s | final_states | any(. == $s)) then "final"
+  elif problem($r) != null then "invalid \\(problem($r))"
+  elif ($now * 1000 - ([($r.updatedAt | ms), ($r.bakeUntil | ms // 0)] | max)) > stale_after_ms then "stale"
+  else "in-progress \\($r.id) \\($r.state)" end
+`;
+}
+
+/** A value as one single-quoted sh word (the generated values never hold a quote or a line break). */
+function shWord(value: string | number): string {
+  const text = String(value);
+  if (/['\n\r]/.test(text)) throw new Error(`shWord: ${JSON.stringify(text)} cannot be one single-quoted word`);
+  return `'${text}'`;
+}
+
+/**
+ * nginx/proxy-settings.sh: the proxy settings' defaults, syntax and limits (core/proxy-settings.ts) as
+ * sh assignments, sourced by nginx/render-upstream.sh from its own directory. Each default is named
+ * after the environment variable that carries the setting (PROXY_CONNECT_TIMEOUT_DEFAULT, ...).
+ */
+export function proxySettingsSh(): string {
+  const defaults = (Object.keys(PROXY_SETTINGS) as ProxySettingKey[]).map((key) => `${PROXY_SETTINGS[key].env}_DEFAULT=${shWord(PROXY_SETTINGS[key].default)}`);
+  return `# ${GENERATED_BY}
+# The proxy settings' defaults, syntax and limits (core/proxy-settings.ts), for render-upstream.sh,
+# which sources this file from its own directory. Assignments only.
+# shellcheck shell=sh disable=SC2034
+
+# Each setting's default, named after the variable that carries it (PROXY_SETTINGS).
+${defaults.join('\n')}
+# A time: a whole number with ms or s, no leading zero (POSIX ERE, TIME_PATTERN), at most MAX_TIME_MS.
+PROXY_TIME_RE=${shWord(TIME_PATTERN)}
+PROXY_MAX_TIME_MS=${shWord(MAX_TIME_MS)}
+# A slow path prefix: plain path characters only (POSIX ERE, PREFIX_PATTERN); at most this many.
+SLOW_PATH_PREFIX_RE=${shWord(PREFIX_PATTERN)}
+MAX_SLOW_PATHS=${shWord(MAX_SLOW_PATHS)}
+# keepalive_timeout (keepaliveSeconds): the load balancer's idle timeout is max(its default, the
+# longest wait + WAIT_MARGIN_SECONDS); nginx holds an idle connection KEEPALIVE_MARGIN_SECONDS longer.
+LB_IDLE_DEFAULT_SECONDS=${shWord(limit('albIdleTimeoutDefault'))}
+WAIT_MARGIN_SECONDS=${shWord(WAIT_MARGIN_SECONDS)}
+KEEPALIVE_MARGIN_SECONDS=${shWord(KEEPALIVE_MARGIN_SECONDS)}
+`;
+}
+
 export const GENERATED_HOST_FILES: Readonly<Record<string, () => string>> = {
   // JSON has no comments: the banner is a field jq never reads.
   'userdata/pool-env.json': () => `${JSON.stringify({ generated: GENERATED_BY, ...POOL_ENV_RULE }, null, 2)}\n`,
+  'fleet/record-verdict.jq': recordVerdictJq,
+  'nginx/proxy-settings.sh': proxySettingsSh,
 };

@@ -1,14 +1,15 @@
 // The per-stage proxy timeouts and slow paths, checked before they reach the renderer: CDK context
-// at synth (lib/stack-config.ts), the environment in local mode (local/start.ts). nginx/render-upstream.sh
-// renders them and checks them again with the same rules and defaults (it is what the host runs);
-// test/unit/proxy-settings.test.ts holds the two to agreement. Pure: no CDK, no I/O.
+// at synth (lib/stack-config.ts), the environment in local mode (local/start.ts). The one definition
+// of their defaults and syntax: nginx/render-upstream.sh (what the host runs) checks them again with
+// the same rules, reading the defaults, patterns and limits from nginx/proxy-settings.sh, generated
+// from this file (core/host-files.ts, `npm run generate`). Pure: no CDK, no I/O.
 //
 // The same settings decide two timeouts in front of nginx: a fleet's load balancer must wait longer
 // than nginx may wait on a pool (or it cuts a slow route), and nginx must keep an idle keep-alive
 // connection open longer than the load balancer does (or the balancer reuses a connection nginx is
 // closing and answers 502 with no nginx log line). loadBalancerIdleSeconds and keepaliveSeconds say
-// both; render-upstream.sh renders the second into routes.conf from the same settings, by the same
-// rule (the parity test again).
+// both; render-upstream.sh renders the second into routes.conf by the same rule, with the margins
+// from the generated file (test/unit/proxy-settings.test.ts runs both on the same settings).
 import { limit } from './aws-limits';
 
 /** The settings, each with the renderer's environment variable that carries it to the host and to local nginx. */
@@ -34,11 +35,15 @@ export interface ProxySettings {
   readonly slowPaths: readonly SlowPath[];
 }
 
-/** A whole number with ms or s, no leading zero, at most 6 digits; 1ms to 300s. */
-const TIME = /^[1-9][0-9]{0,5}(ms|s)$/;
+// The patterns are written once, as text both JavaScript and POSIX extended regular expressions (grep -E,
+// render-upstream.sh) read the same way: anchors, bracket lists, counted repetition, alternation.
+/** A whole number with ms or s, no leading zero, at most 6 digits (the shell's arithmetic cannot overflow); 1ms to 300s. */
+export const TIME_PATTERN = '^[1-9][0-9]{0,5}(ms|s)$';
+const TIME = new RegExp(TIME_PATTERN);
 export const MAX_TIME_MS = 300_000;
 /** Plain path characters only: a prefix lands in an nginx location line. */
-const PREFIX = /^\/[A-Za-z0-9._~/@+-]*$/;
+export const PREFIX_PATTERN = '^/[A-Za-z0-9._~/@+-]*$';
+const PREFIX = new RegExp(PREFIX_PATTERN);
 export const MAX_SLOW_PATHS = 20;
 
 export class ProxySettingsError extends Error {}

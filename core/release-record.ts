@@ -96,8 +96,9 @@ export const CLOCK_AHEAD_MS = STALE_AFTER_MS;
  * The one form a record's times take: what the CLI writes (toISOString), seconds optionally with
  * milliseconds, UTC. fleet/bluegreen-join.sh reads the same form the same way (jq); anything else
  * (an offset, a missing zone, a day that does not exist, a trailing line feed) is no time to either.
+ * core/host-files.ts bakes it into fleet/record-verdict.jq.
  */
-const RECORD_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?Z$/;
+export const RECORD_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?Z$/;
 export function parseRecordTime(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const m = RECORD_TIME.exec(value);

@@ -9,18 +9,17 @@
 # deployed and gated by it like every other host (Run Command finds it by its tag); one still
 # bootstrapping answers the release's command with `step=join` (core/host-command.ts).
 #
-# "In progress" is the release CLI's own rule (core/release-record.ts inProgress): the record
-# at RELEASE_PARAM is not in a final state and was written, or is due (bakeUntil), within
-# RELEASE_STALE_AFTER_SECONDS. Those values come from /etc/bluegreen/env, written by the stack from
-# the same constants (lib/fleet-hosts.ts).
+# "In progress" is the release CLI's own rule (core/release-record.ts recordVerdict): the record at
+# RELEASE_PARAM is not in a final state, its times are the CLI's, and it was written, or is due
+# (bakeUntil), within the stale limit. The rule, with core's final states, limits and time form, is
+# record-verdict.jq beside this script, generated from core/ (core/host-files.ts, `npm run generate`)
+# and shipped in the same asset folder (/opt/bluegreen/fleet on a host).
 #
 # Usage: bluegreen-join <auto-scaling-group> <lifecycle-hook> <instance-id>
 #        bluegreen-join --verdict [now-epoch-seconds]   (the record JSON on stdin; prints
 #                       none | final | invalid <why> | stale | in-progress <id> <state>; for the tests)
-# Environment: RELEASE_PARAM, RELEASE_FINAL_STATES (space-separated), RELEASE_STALE_AFTER_SECONDS,
-#   RELEASE_BAKE_AHEAD_SECONDS,
-#   AWS_REGION; JOIN_POLL_SECONDS (15), JOIN_HEARTBEAT_SECONDS (300: well inside the hook's
-#   heartbeat timeout), JOIN_MAX_WAIT_SECONDS (21600).
+# Environment (from /etc/bluegreen/env): RELEASE_PARAM, AWS_REGION; JOIN_POLL_SECONDS (15),
+#   JOIN_HEARTBEAT_SECONDS (300: well inside the hook's heartbeat timeout), JOIN_MAX_WAIT_SECONDS (21600).
 # Exit codes: 0 no release in progress (join now); 1 still waiting after JOIN_MAX_WAIT_SECONDS (the
 #   user data then abandons the launch and the group tries another host); 2 usage or configuration.
 set -eu
@@ -37,49 +36,21 @@ die() {
   exit "$1"
 }
 
-: "${RELEASE_FINAL_STATES:?bluegreen-join: RELEASE_FINAL_STATES is not set (fleet hosts get it in /etc/bluegreen/env)}"
-: "${RELEASE_STALE_AFTER_SECONDS:?bluegreen-join: RELEASE_STALE_AFTER_SECONDS is not set}"
-: "${RELEASE_BAKE_AHEAD_SECONDS:?bluegreen-join: RELEASE_BAKE_AHEAD_SECONDS is not set}"
-
-# The record (stdin) against the rule (core/release-record.ts recordVerdict). What parseRecord
-# does not take as a record (junk, "{}", no id/state, a pool other than blue|green, no steps list) =
-# no record. Times are read only in the form the CLI writes (YYYY-MM-DDTHH:MM:SS[.sss]Z, a real date,
-# from 1970) and compared in milliseconds, as parseRecordTime does; a record with another form, a
-# startedAt after its updatedAt, an updatedAt ahead of this clock by more than the stale limit or a
-# bakeUntil further past updatedAt than the longest bake and a promotion is invalid (with the same
-# reason as recordTimesProblem), and an invalid record is not in progress. The input is read raw and
-# parsed inside jq, so jq itself failing (missing, broken) is "unknown", never "none".
+# The record (stdin) against the rule. The input is read raw and parsed inside jq, so jq itself
+# failing (missing, broken) is "unknown", never "none".
+rule=$(dirname "$0")/record-verdict.jq
 verdict() {
-  jq -rRs --argjson now "$1" --argjson stale "$RELEASE_STALE_AFTER_SECONDS" --argjson ahead "$RELEASE_BAKE_AHEAD_SECONDS" --arg finals "$RELEASE_FINAL_STATES" '
-    def ms:
-      if type == "string" and test("\\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{3})?Z\\z") and (.[0:4] | tonumber) >= 1970 then
-        (.[0:19] + "Z") as $s
-        | (try ($s | fromdateiso8601) catch null) as $e
-        | if $e != null and ($e | todateiso8601) == $s then $e * 1000 + (if length == 24 then .[20:23] | tonumber else 0 end) else null end
-      else null end;
-    def problem($r):
-      ($r.startedAt | ms) as $started | ($r.updatedAt | ms) as $updated
-      | ($r.bakeUntil != null) as $baking | ($r.bakeUntil | ms) as $bake
-      | if $started == null then "startedAt is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
-        elif $updated == null then "updatedAt is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
-        elif $baking and $bake == null then "bakeUntil is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)"
-        elif $started > $updated then "startedAt is after updatedAt"
-        elif $updated > $now * 1000 + $stale * 1000 then "updatedAt is more than \($stale) s ahead of this clock"
-        elif $baking and $bake > $updated + $ahead * 1000 then "bakeUntil is more than \($ahead) s after updatedAt (the longest bake and a promotion)"
-        else null end;
-    (try fromjson catch null) as $r
-    | if ($r | type) != "object" or ($r.state | type) != "string" or ($r.id | type) != "string"
-        or ($r.pool != "blue" and $r.pool != "green") or ($r.steps | type) != "array" then "none"
-      elif ($r.state as $s | [$finals | splits(" +")] | any(. == $s)) then "final"
-      elif problem($r) != null then "invalid \(problem($r))"
-      elif ($now * 1000 - ([($r.updatedAt | ms), ($r.bakeUntil | ms // 0)] | max)) > $stale * 1000 then "stale"
-      else "in-progress \($r.id) \($r.state)" end' 2>/dev/null || printf '%s\n' "unknown (jq failed)"
+  jq -rRs --argjson now "$1" -f "$rule" 2>/dev/null || printf '%s\n' "unknown (jq failed)"
 }
 
 # jq with its regular expressions and date functions, or nothing here can be trusted: a host that
 # cannot tell whether a release is in progress does not join (exit 2: the launch is abandoned).
 [ "$(jq -n '"2026-01-01T00:00:00Z" | select(test("\\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\\z")) | fromdateiso8601 | select(todateiso8601 == "2026-01-01T00:00:00Z")' 2>/dev/null)" = 1767225600 ] ||
   die 2 "jq is missing or lacks test/fromdateiso8601/todateiso8601: cannot read the release record"
+# Nor without the rule, whole: it ships next to this script (the fleet/ asset), and says "none" of "{}".
+[ -f "$rule" ] || die 2 "$rule is missing (generated from core/ by npm run generate, shipped next to this script): cannot read the release record"
+[ "$(printf '{}' | jq -rRs --argjson now 0 -f "$rule" 2>&1)" = none ] ||
+  die 2 "$rule does not run (jq: $(printf '{}' | jq -rRs --argjson now 0 -f "$rule" 2>&1 | tr '\n' ' ' | cut -c1-200)): cannot read the release record"
 
 if [ "${1:-}" = "--verdict" ]; then
   verdict "${2:-$(date +%s)}"

@@ -33,7 +33,6 @@ import { Construct } from 'constructs';
 import * as path from 'node:path';
 import { BOOTSTRAPPING_MARKER } from '../core/host-command';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
-import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../core/release-record';
 import { FleetConfig, FleetHttps, minInstancesInService } from './stack-config';
 import { parameterNames } from '../core/names';
 import { buildHostParts, HostParts, hostBlockDevices, hostMachineImage, PoolHostProps } from './pool-host';
@@ -219,17 +218,13 @@ export class FleetHosts extends Construct {
   /** What a join needs on the host before its user data is rendered: the release record, fleet/, its settings, the bootstrapping marker. */
   private prepareJoin(parts: HostParts, stage: string): void {
     // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
-    // (what a release writes there is the pool state the host already reads) by the CLI's rule.
+    // (what a release writes there is the pool state the host already reads) by the CLI's rule,
+    // which ships beside it as fleet/record-verdict.jq (generated from core/release-record.ts).
     const releaseParam = parameterNames(stage).release;
     parts.allowReadParameters([releaseParam]);
-    // fleet/bluegreen-join.sh, in its own asset: the single host's files stay as they are.
+    // fleet/bluegreen-join.sh and its rule, in their own asset: the single host's files stay as they are.
     parts.addFiles('fleet');
-    parts.addEnv({
-      RELEASE_PARAM: releaseParam,
-      RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
-      RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
-      RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
-    });
+    parts.addEnv({ RELEASE_PARAM: releaseParam });
     // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
     // (core/host-command.ts): a host launched during a release or flip does not fail it.
     parts.addBeforeBootstrap(`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`);

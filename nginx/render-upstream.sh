@@ -7,9 +7,10 @@
 #   render-upstream.sh routes   routes.conf (server context): the proxied locations with their
 #                               timeouts: `/` (every path) and one per slow path prefix; and
 #                               keepalive_timeout, longer than a fleet's load balancer idle timeout.
-# The one renderer used by the host (bluegreen-apply), local mode and the tests, and the one
-# definition of the timeout defaults and syntax (core/proxy-settings.ts checks CDK context and local
-# env with the same rules; test/unit/proxy-settings.test.ts holds the two to agreement).
+# The one renderer used by the host (bluegreen-apply), local mode and the tests. The timeouts'
+# defaults, syntax and limits are core/proxy-settings.ts's, read from proxy-settings.sh beside this
+# script (generated from core/ by `npm run generate`, shipped in the same nginx/ folder); core checks
+# CDK context and local env with the same rules (test/unit/proxy-settings.test.ts runs both).
 # Every input is checked in both modes, so a bad value fails whichever render runs first.
 # POSIX sh on purpose: the host needs nothing but a shell to run it.
 #
@@ -20,18 +21,19 @@
 #   MAX_FAILS        failed attempts that take the primary out      (default 1)
 #   FAIL_TIMEOUT     how long it stays out before one probe request (default 5s)
 #   UPSTREAM_KEEPALIVE idle keep-alive connections per worker, per block (default 64)
-#   PROXY_CONNECT_TIMEOUT  connecting to a pool                     (default 500ms)
-#   PROXY_SEND_TIMEOUT     between two writes of the request        (default 2s)
-#   PROXY_READ_TIMEOUT     between two reads of the answer: what a hung pool costs (default 1s)
+#   (the defaults of these five: proxy-settings.sh)
+#   PROXY_CONNECT_TIMEOUT  connecting to a pool
+#   PROXY_SEND_TIMEOUT     between two writes of the request
+#   PROXY_READ_TIMEOUT     between two reads of the answer: what a hung pool costs
 #   PROXY_NEXT_UPSTREAM_TIMEOUT  the failover window: a failed attempt is retried on the other
-#                          pool only within it; longer than connect + read   (default 3s)
+#                          pool only within it; longer than connect + read
 #   SLOW_PATHS             comma-separated prefix:timeout, e.g. /reports/:30s,/upload/:60s: requests
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
 # Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
 # keepalive_timeout is not an input: it follows from the timeouts, by core/proxy-settings.ts's rule
-# (keepaliveSeconds; test/unit/proxy-settings.test.ts holds the two to it): the load balancer's idle
-# timeout is max(60 s, the longest wait + 5 s), and nginx holds an idle connection 15 s longer.
+# (keepaliveSeconds), with its margins from proxy-settings.sh: the load balancer's idle timeout is
+# max(its default, the longest wait + a margin), and nginx holds an idle connection longer still.
 # Output: the config on stdout. Bad input: a message on stderr, exit 2, nothing on stdout.
 set -eu
 
@@ -51,20 +53,25 @@ matches() {
   printf '%s' "$1" | grep -Eq "$2"
 }
 
+# The settings' facts (defaults, patterns, limits, margins): generated from core, beside this script.
+settings=$(dirname "$0")/proxy-settings.sh
+[ -f "$settings" ] || fail "$settings is missing (generated from core/ by npm run generate, shipped next to this script)"
+# shellcheck source-path=SCRIPTDIR source=proxy-settings.sh
+. "$settings"
+
 switch_dir=${SWITCH_DIR:-}
 blue=${BLUE_UPSTREAM:-app_blue:3000}
 green=${GREEN_UPSTREAM:-app_green:3000}
 max_fails=${MAX_FAILS:-1}
 fail_timeout=${FAIL_TIMEOUT:-5s}
 keepalive=${UPSTREAM_KEEPALIVE:-64}
-connect_timeout=${PROXY_CONNECT_TIMEOUT:-500ms}
-send_timeout=${PROXY_SEND_TIMEOUT:-2s}
-read_timeout=${PROXY_READ_TIMEOUT:-1s}
-next_timeout=${PROXY_NEXT_UPSTREAM_TIMEOUT:-3s}
-slow_paths=${SLOW_PATHS:-}
-# The most slow paths one stage may list: each is a location block, and a long list is a sign the
-# default read timeout is wrong for the app.
-max_slow_paths=20
+connect_timeout=${PROXY_CONNECT_TIMEOUT:-$PROXY_CONNECT_TIMEOUT_DEFAULT}
+send_timeout=${PROXY_SEND_TIMEOUT:-$PROXY_SEND_TIMEOUT_DEFAULT}
+read_timeout=${PROXY_READ_TIMEOUT:-$PROXY_READ_TIMEOUT_DEFAULT}
+next_timeout=${PROXY_NEXT_UPSTREAM_TIMEOUT:-$PROXY_NEXT_UPSTREAM_TIMEOUT_DEFAULT}
+slow_paths=${SLOW_PATHS:-$SLOW_PATHS_DEFAULT}
+# The most slow paths one stage may list (MAX_SLOW_PATHS): each is a location block, and a long
+# list is a sign the default read timeout is wrong for the app.
 
 mode=${1:-upstream}
 case "$mode" in
@@ -87,10 +94,8 @@ matches "$max_fails" '^[0-9]+$' || fail "MAX_FAILS must be a whole number, got '
 matches "$fail_timeout" '^[0-9]+(ms|s)?$' || fail "FAIL_TIMEOUT must be an nginx time like 5s or 500ms, got '$fail_timeout'"
 matches "$keepalive" '^[0-9]+$' || fail "UPSTREAM_KEEPALIVE must be a whole number, got '$keepalive'"
 
-# An nginx time in milliseconds: a whole number with ms or s, no leading zero, at most 6 digits
-# (so the shell's arithmetic cannot overflow), 1ms to 300s.
-TIME_RE='^[1-9][0-9]{0,5}(ms|s)$'
-MAX_TIME_MS=300000
+# An nginx time in milliseconds: PROXY_TIME_RE (a whole number with ms or s, no leading zero, few
+# enough digits that the shell's arithmetic cannot overflow), at most PROXY_MAX_TIME_MS.
 time_ms() {
   case "$1" in
     *ms) echo "${1%ms}" ;;
@@ -99,7 +104,7 @@ time_ms() {
 }
 check_time() {
   name=$1 value=$2
-  if ! matches "$value" "$TIME_RE" || [ "$(time_ms "$value")" -gt "$MAX_TIME_MS" ]; then
+  if ! matches "$value" "$PROXY_TIME_RE" || [ "$(time_ms "$value")" -gt "$PROXY_MAX_TIME_MS" ]; then
     fail "$name must be an nginx time like 1s or 500ms, from 1ms to 300s, got '$value'"
   fi
 }
@@ -118,8 +123,7 @@ longest_ms=$read_ms
   fail "PROXY_NEXT_UPSTREAM_TIMEOUT ($next_timeout) must be longer than PROXY_CONNECT_TIMEOUT + PROXY_READ_TIMEOUT ($connect_timeout + $read_timeout), or a pool that timed out is never retried on the other pool"
 
 # SLOW_PATHS: checked whole before anything is printed. A prefix lands in a location line, so only
-# plain path characters pass (no space, brace, semicolon, quote or variable sign).
-PREFIX_RE='^/[A-Za-z0-9._~/@+-]*$'
+# plain path characters pass (SLOW_PATH_PREFIX_RE: no space, brace, semicolon, quote or variable sign).
 slow_count=0
 seen=' '
 if [ -n "$slow_paths" ]; then
@@ -135,7 +139,7 @@ if [ -n "$slow_paths" ]; then
     esac
     prefix=${entry%:*}
     timeout=${entry##*:}
-    matches "$prefix" "$PREFIX_RE" || fail "SLOW_PATHS prefix '$prefix' must start with / and hold only letters, digits and ._~/@+-"
+    matches "$prefix" "$SLOW_PATH_PREFIX_RE" || fail "SLOW_PATHS prefix '$prefix' must start with / and hold only letters, digits and ._~/@+-"
     [ "$prefix" != / ] || fail "SLOW_PATHS prefix '/' is every path: raise PROXY_READ_TIMEOUT instead"
     case "$seen" in
       *" $prefix "*) fail "SLOW_PATHS lists '$prefix' twice" ;;
@@ -148,15 +152,16 @@ if [ -n "$slow_paths" ]; then
     [ "$(time_ms "$timeout")" -gt "$next_ms" ] ||
       fail "SLOW_PATHS timeout of '$prefix' ($timeout) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT ($next_timeout); for shorter waits raise PROXY_READ_TIMEOUT"
     slow_count=$((slow_count + 1))
-    [ "$slow_count" -le "$max_slow_paths" ] || fail "SLOW_PATHS lists more than $max_slow_paths prefixes"
+    [ "$slow_count" -le "$MAX_SLOW_PATHS" ] || fail "SLOW_PATHS lists more than $MAX_SLOW_PATHS prefixes"
   done
 fi
 
 if [ "$mode" = routes ]; then
-  # The ALB's default idle timeout (60 s), or the longest wait (rounded up) + 5 s; then 15 s more.
-  idle_s=$(((longest_ms + 999) / 1000 + 5))
-  [ "$idle_s" -ge 60 ] || idle_s=60
-  keepalive_s=$((idle_s + 15))
+  # The load balancer's default idle timeout, or the longest wait (rounded up) + the wait margin;
+  # then the keep-alive margin more (core/proxy-settings.ts keepaliveSeconds).
+  idle_s=$(((longest_ms + 999) / 1000 + WAIT_MARGIN_SECONDS))
+  [ "$idle_s" -ge "$LB_IDLE_DEFAULT_SECONDS" ] || idle_s=$LB_IDLE_DEFAULT_SECONDS
+  keepalive_s=$((idle_s + KEEPALIVE_MARGIN_SECONDS))
   location() {
     cat <<CONF
 location $1 {

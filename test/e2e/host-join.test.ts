@@ -7,7 +7,8 @@
 //    lifecycle action) and lets it join once the release is over, stale, or absent. moto 5.2 has no
 //    lifecycle-action API, so an `aws` shim records the `autoscaling` calls (and passes every other
 //    call to the real CLI).
-//  - The script's rule is the release CLI's rule: `--verdict` against inProgress() on the same records.
+//  - The script's rule (fleet/record-verdict.jq, generated from core/) is the release CLI's rule:
+//    `--verdict` against parseRecord + recordVerdict/inProgress on the same records.
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -24,7 +25,6 @@ import { waitFor } from '../helpers/stack';
 const JOIN = path.join(REPO_ROOT, 'fleet', 'bluegreen-join.sh');
 const STAGE = 'join';
 const RELEASE_PARAM = parameterNames(STAGE).release;
-const RULE_ENV = { RELEASE_FINAL_STATES: FINAL_STATES.join(' '), RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000), RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000) };
 
 let dir: string;
 beforeEach(() => {
@@ -155,7 +155,7 @@ describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq'
   };
 
   test.each(records)('%s', async (_name, value) => {
-    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env' }, value);
+    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { BLUEGREEN_ENV_FILE: '/nonexistent/env' }, value);
     expect(result.code).toBe(0);
     const verdict = result.stdout.trim();
     expect(verdict).toBe(cliVerdict(value));
@@ -167,10 +167,25 @@ describe('bluegreen-join --verdict: the release CLI\'s rule (inProgress), in jq'
     execFileSync('mkdir', ['-p', bin]);
     writeFileSync(path.join(bin, 'jq'), '#!/bin/sh\necho "jq: error: sub/2 is not defined" >&2\nexit 3\n');
     chmodSync(path.join(bin, 'jq'), 0o755);
-    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { ...RULE_ENV, BLUEGREEN_ENV_FILE: '/nonexistent/env', PATH: `${bin}:${process.env.PATH}` }, records[0][1]);
+    const result = await run('sh', [JOIN, '--verdict', String(now / 1000)], { BLUEGREEN_ENV_FILE: '/nonexistent/env', PATH: `${bin}:${process.env.PATH}` }, records[0][1]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("jq is missing or lacks test/fromdateiso8601/todateiso8601");
     expect(result.stdout).toBe('');
+  });
+
+  test('the rule is not beside the script (or does not run): exit 2, never "no release"', async () => {
+    const copy = path.join(dir, 'fleet');
+    mkdirSync(copy);
+    writeFileSync(path.join(copy, 'bluegreen-join.sh'), readFileSync(JOIN));
+    const missing = await run('sh', [path.join(copy, 'bluegreen-join.sh'), '--verdict', String(now / 1000)], { BLUEGREEN_ENV_FILE: '/nonexistent/env' }, records[0][1]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${path.join(copy, 'record-verdict.jq')} is missing (generated from core/ by npm run generate, shipped next to this script)`);
+    expect(missing.stdout).toBe('');
+    writeFileSync(path.join(copy, 'record-verdict.jq'), readFileSync(path.join(REPO_ROOT, 'fleet', 'record-verdict.jq'), 'utf8').split('def problem')[0]);
+    const broken = await run('sh', [path.join(copy, 'bluegreen-join.sh'), '--verdict', String(now / 1000)], { BLUEGREEN_ENV_FILE: '/nonexistent/env' }, records[0][1]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('record-verdict.jq does not run (jq: ');
+    expect(broken.stdout).toBe('');
   });
 });
 
@@ -202,7 +217,6 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
     run('sh', [JOIN, 'bluegreen-join-hosts', 'bluegreen-bootstrap', 'i-0new'], {
       ...moto.env,
       ...shim.env,
-      ...RULE_ENV,
       BLUEGREEN_ENV_FILE: '/nonexistent/env',
       RELEASE_PARAM,
       JOIN_POLL_SECONDS: '1',

@@ -1,12 +1,13 @@
 // Fleet mode: what `-c hosts=3` synthesizes. One promise per test, against the real app
 // (bin/app.ts) with cdk.json's context.
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { alarmSlackMessage } from '../../core/slack-message';
-import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../core/release-record';
 import { hostReadParameterNames } from '../../core/names';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand, NO_DEPLOY } from '../../core/host-command';
 import { limit } from '../../core/aws-limits';
@@ -140,19 +141,38 @@ describe('launch template', () => {
     const fleetScript = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
     const body = (s: string) => s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
     expect(body(hostScript).length).toBeGreaterThan(500);
-    // The fleet's own lines: its fleet/ asset (download + unzip), the four join settings from the
-    // release CLI's constants, and the bootstrapping marker. Without them, the single host's script.
-    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`, `export RELEASE_FINAL_STATES='${FINAL_STATES.join(' ')}'`, `export RELEASE_STALE_AFTER_SECONDS='${STALE_AFTER_MS / 1000}'`, `export RELEASE_BAKE_AHEAD_SECONDS='${BAKE_AHEAD_MS / 1000}'`];
+    // The fleet's own lines: its fleet/ asset (download + unzip: bluegreen-join.sh and its rule,
+    // record-verdict.jq, generated from core/), the record's name, and the bootstrapping marker.
+    // Without them, the single host's script. The rule's facts are not in the environment.
+    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`];
     const marker = ['mkdir -p /var/lib/bluegreen', `touch ${BOOTSTRAPPING_MARKER}`];
     const fleetLines = body(fleetScript).split('\n');
     const own = fleetLines.filter((l) => /bluegreen-fleet\.zip|\/opt\/bluegreen\/fleet/.test(l) || joinEnv.includes(l) || marker.includes(l));
     expect(own.filter((l) => /bluegreen-fleet\.zip|\/opt\/bluegreen\/fleet/.test(l))).toHaveLength(4);
     expect(own.filter((l) => joinEnv.includes(l) || marker.includes(l))).toEqual([...joinEnv, ...marker]);
     expect(fleetLines.filter((l) => !own.includes(l)).join('\n')).toBe(body(hostScript));
-    expect(joinEnv[1]).toBe("export RELEASE_FINAL_STATES='deployed promoted rolled-back failed'");
+    expect(fleetScript).not.toMatch(/RELEASE_(FINAL_STATES|STALE_AFTER_SECONDS|BAKE_AHEAD_SECONDS)/);
     // The marker is set just before bootstrap.sh and removed just after it succeeded.
     expect(fleetScript.indexOf(`touch ${BOOTSTRAPPING_MARKER}\nbash /opt/bluegreen/userdata/bootstrap.sh`)).toBeGreaterThan(0);
     expect(fleetScript.indexOf(`rm -f ${BOOTSTRAPPING_MARKER}`)).toBeGreaterThan(fleetScript.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
+  });
+
+  test('the fleet/ asset ships bluegreen-join.sh with its rule beside it (record-verdict.jq, which the script finds next to itself)', () => {
+    const outdir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-fleet-asset-'));
+    try {
+      const app = newApp(FLEET, outdir);
+      const stack = buildApp(app);
+      const asset = stack.node.findAll().find((c): c is Asset => c instanceof Asset && c.node.id === 'FleetFiles');
+      expect(asset).toBeDefined();
+      app.synth();
+      expect(readdirSync(path.join(outdir, asset!.assetPath)).sort()).toEqual(['bluegreen-join.sh', 'record-verdict.jq']);
+      // ...unzipped to /opt/bluegreen/fleet, where the user data runs the script from.
+      const s = script(only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData);
+      expect(s).toContain('sh /opt/bluegreen/fleet/bluegreen-join.sh ');
+      expect(s).toMatch(/unzip -q -o \S+ -d \/opt\/bluegreen\/fleet/);
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
   });
 
   test('a host never joins during a release: bluegreen-join (holding the launch with heartbeats) after bootstrap.sh, then bluegreen-apply, then CONTINUE', () => {

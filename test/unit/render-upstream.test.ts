@@ -1,5 +1,7 @@
 // The renderer (POSIX sh) of upstream.conf and routes.conf, run the way the host and local mode run it.
 import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NGINX_DIR } from '../../local/paths';
@@ -175,6 +177,20 @@ test('an unknown output is refused', async () => {
   const result = await render({ SWITCH_DIR }, ['servers']);
   expect(result).toMatchObject({ code: 2, stdout: '' });
   expect(result.stderr.trim()).toBe("render-upstream: unknown output 'servers': expected upstream (upstream.conf) or routes (routes.conf)");
+});
+
+test('proxy-settings.sh (generated from core, shipped beside it) missing: exit 2 naming it, nothing rendered', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'render-upstream-'));
+  try {
+    copyFileSync(RENDER, path.join(dir, 'render-upstream.sh'));
+    for (const args of [['routes'], []]) {
+      const result = await run('sh', [path.join(dir, 'render-upstream.sh'), ...args], { env: { PATH: process.env.PATH, SWITCH_DIR } }).catch((e) => e as { code: number; stdout: string; stderr: string });
+      expect(result).toMatchObject({ code: 2, stdout: '' });
+      expect(result.stderr.trim()).toBe(`render-upstream: ${path.join(dir, 'proxy-settings.sh')} is missing (generated from core/ by npm run generate, shipped next to this script)`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // grep matches line by line: before the renderer refused line breaks, a value whose first line was
