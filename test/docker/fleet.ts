@@ -41,7 +41,6 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { BAKE_AHEAD_MS, FINAL_STATES, STALE_AFTER_MS } from '../../core/release-record';
 import { parameterNames } from '../../core/names';
 import { BOOTSTRAP_HOOK_NAME, FLEET_HEALTH_CHECK_PATH, fleetGroupName } from '../../lib/fleet-hosts';
 import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, NO_DEPLOY } from '../../core/host-command';
@@ -593,9 +592,6 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
               PATH: shim.path,
               BLUEGREEN_ENV_FILE: '/nonexistent/env',
               RELEASE_PARAM: names.release,
-              RELEASE_FINAL_STATES: FINAL_STATES.join(' '),
-              RELEASE_STALE_AFTER_SECONDS: String(STALE_AFTER_MS / 1000),
-              RELEASE_BAKE_AHEAD_SECONDS: String(BAKE_AHEAD_MS / 1000),
               JOIN_POLL_SECONDS: String(JOIN_POLL_S),
               JOIN_HEARTBEAT_SECONDS: String(JOIN_HEARTBEAT_S),
             },
