@@ -24,6 +24,8 @@ import { parameterChangePattern } from './pool-switch';
 
 export const ALERT_ENTRY = path.join(__dirname, '..', 'lambda', 'alert', 'handler.ts');
 
+type ParameterNames = ReturnType<typeof parameterNames>;
+
 export interface AlertingProps {
   readonly stage: string;
   readonly accessLogGroup: logs.ILogGroup;
@@ -52,33 +54,52 @@ export class Alerting extends Construct {
     super(scope, id);
     const { stage, settings } = props;
     const names = parameterNames(stage);
-    const stack = Stack.of(this);
-    const parameterArn = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
     this.metricsNamespace = `Bluegreen/${stage}/Alerts`;
 
-    this.deadLetterQueue = new sqs.Queue(this, 'Undelivered', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter destination for undelivered alerts and failed invocations; its alarm pages on the first message.',
-    });
-
-    this.stateParameter = new ssm.StringParameter(this, 'State', {
-      parameterName: names.alertState,
-      stringValue: '{}',
-      description: `bluegreen ${stage}: alert engine state (episodes, cooldowns), written by the alert function`,
-    });
-
+    this.deadLetterQueue = this.createDeadLetterQueue();
+    this.stateParameter = this.createStateParameter(stage, names.alertState);
     const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    const role = this.createRole(props, names, logGroup);
+    this.function = this.createFunction(props, names, role, logGroup);
+
+    this.subscribeToAccessLog(props.accessLogGroup);
+    this.releaseRule = this.createReleaseRule(stage, names.release);
+    this.guardTick = this.createGuardTick(stage);
+
+    this.errorsAlarm = this.createErrorsAlarm(stage, settings);
+    this.undeliveredAlarm = this.createUndeliveredAlarm(stage, settings);
+  }
+
+  private createDeadLetterQueue(): sqs.Queue {
+    const queue = new sqs.Queue(this, 'Undelivered', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself the dead-letter destination for undelivered alerts and failed invocations; its alarm pages on the first message.',
+    });
+    return queue;
+  }
+
+  private createStateParameter(stage: string, parameterName: string): ssm.StringParameter {
+    return new ssm.StringParameter(this, 'State', {
+      parameterName,
+      stringValue: '{}',
+      description: `bluegreen ${stage}: alert engine state (episodes, cooldowns), written by the alert function`,
+    });
+  }
+
+  /** The function's role: its log group, its parameters, the release guard's, the access log, its dead-letter queue. */
+  private createRole(props: AlertingProps, names: ParameterNames, logGroup: logs.LogGroup): iam.Role {
+    const parameterArn = (name: string) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
     const role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `bluegreen ${stage} alert function: its log group, its parameters, the access log, its dead-letter queue`,
+      description: `bluegreen ${props.stage} alert function: its log group, its parameters, the access log, its dead-letter queue`,
     });
     role.addToPolicy(new iam.PolicyStatement({ sid: 'OwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
     role.addToPolicy(
@@ -95,8 +116,12 @@ export class Alerting extends Construct {
     role.addToPolicy(new iam.PolicyStatement({ sid: 'GuardFlip', actions: ['ssm:PutParameter'], resources: [names.activePool, names.canaryPercent].map(parameterArn) }));
     role.addToPolicy(new iam.PolicyStatement({ sid: 'RebuildWindow', actions: ['logs:FilterLogEvents'], resources: [props.accessLogGroup.logGroupArn] }));
     this.deadLetterQueue.grantSendMessages(role);
+    return role;
+  }
 
-    this.function = new NodejsFunction(this, 'Function', {
+  private createFunction(props: AlertingProps, names: ParameterNames, role: iam.Role, logGroup: logs.LogGroup): NodejsFunction {
+    const { stage, settings } = props;
+    return new NodejsFunction(this, 'Function', {
       entry: ALERT_ENTRY,
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
@@ -140,47 +165,58 @@ export class Alerting extends Construct {
         ...(settings.runbookUrl ? { RUNBOOK_URL: settings.runbookUrl } : {}),
       },
     });
+  }
 
+  private subscribeToAccessLog(accessLogGroup: logs.ILogGroup): void {
     new logs.SubscriptionFilter(this, 'AccessLogSubscription', {
-      logGroup: props.accessLogGroup,
+      logGroup: accessLogGroup,
       destination: new LambdaDestination(this.function),
       filterPattern: logs.FilterPattern.allEvents(),
     });
+  }
 
-    // A write of the record (release started, a step, promoted, rolled back) → the function, which
-    // posts what changed. Async invocation: the function's own retries and queue apply; the rule's
-    // retries and the same queue cover a failed hand-over to Lambda.
-    this.releaseRule = new events.Rule(this, 'ReleaseRecordChanged', {
-      description: `bluegreen ${stage}: invoke the alert function when ${names.release} changes`,
-      eventPattern: { source: ['aws.ssm'], detailType: ['Parameter Store Change'], detail: parameterChangePattern([names.release]).detail },
+  /**
+   * A write of the record (release started, a step, promoted, rolled back) → the function, which
+   * posts what changed. Async invocation: the function's own retries and queue apply; the rule's
+   * retries and the same queue cover a failed hand-over to Lambda.
+   */
+  private createReleaseRule(stage: string, releaseParameter: string): events.Rule {
+    return new events.Rule(this, 'ReleaseRecordChanged', {
+      description: `bluegreen ${stage}: invoke the alert function when ${releaseParameter} changes`,
+      eventPattern: { source: ['aws.ssm'], detailType: ['Parameter Store Change'], detail: parameterChangePattern([releaseParameter]).detail },
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 4, maxEventAge: Duration.hours(1), deadLetterQueue: this.deadLetterQueue })],
     });
+  }
 
-    // The guard finishes a bake when it runs at or after bakeUntil; log batches run it while there is
-    // traffic, and this tick does when there is none (and the operator's CLI is gone): a clean bake
-    // is promoted within a minute of its end whatever happens to the terminal that started it.
-    this.guardTick = new events.Rule(this, 'ReleaseGuardTick', {
+  /**
+   * The guard finishes a bake when it runs at or after bakeUntil; log batches run it while there is
+   * traffic, and this tick does when there is none (and the operator's CLI is gone): a clean bake
+   * is promoted within a minute of its end whatever happens to the terminal that started it.
+   */
+  private createGuardTick(stage: string): events.Rule {
+    return new events.Rule(this, 'ReleaseGuardTick', {
       description: `bluegreen ${stage}: run the release guard every minute (finishes a bake with no traffic)`,
       schedule: events.Schedule.rate(Duration.minutes(1)),
       targets: [new targets.LambdaFunction(this.function, { retryAttempts: 0, maxEventAge: Duration.minutes(2) })],
     });
+  }
 
-    // Named (not generated): the function recognises them by name for its Slack message and runbook
-    // link, and the name is what an email subject shows. The description is the body of the email,
-    // so it carries the runbook link too.
-    const runbook = (alarm: PipelineAlarm) => `Runbook: ${runbookLink(settings.runbookUrl ?? 'RUNBOOK.md', PIPELINE_ALARMS[alarm].anchor)}`;
-    this.errorsAlarm = new cloudwatch.Alarm(this, 'FunctionErrors', {
+  private createErrorsAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, 'FunctionErrors', {
       alarmName: pipelineAlarmName(stage, 'alert-function-errors'),
-      alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late or lost, and its failed batches go to the dead-letter queue. ${runbook('alert-function-errors')}`,
+      alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late or lost, and its failed batches go to the dead-letter queue. ${runbookLine(settings, 'alert-function-errors')}`,
       metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       threshold: settings.alarmFunctionErrors,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.undeliveredAlarm = new cloudwatch.Alarm(this, 'UndeliveredAlerts', {
+  }
+
+  private createUndeliveredAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, 'UndeliveredAlerts', {
       alarmName: pipelineAlarmName(stage, 'undelivered-alerts'),
-      alarmDescription: `bluegreen ${stage}: alerts that did not reach Slack are waiting in the dead-letter queue; Slack may not show this alarm either. ${runbook('undelivered-alerts')}`,
+      alarmDescription: `bluegreen ${stage}: alerts that did not reach Slack are waiting in the dead-letter queue; Slack may not show this alarm either. ${runbookLine(settings, 'undelivered-alerts')}`,
       metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
       threshold: settings.alarmUndeliveredAlerts,
       evaluationPeriods: 1,
@@ -188,4 +224,13 @@ export class Alerting extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
+}
+
+/**
+ * The alarms are named (not generated): the function recognises them by name for its Slack message
+ * and runbook link, and the name is what an email subject shows. The description is the body of
+ * the email, so it carries the runbook link too: this line.
+ */
+function runbookLine(settings: AlertSettings, alarm: PipelineAlarm): string {
+  return `Runbook: ${runbookLink(settings.runbookUrl ?? 'RUNBOOK.md', PIPELINE_ALARMS[alarm].anchor)}`;
 }

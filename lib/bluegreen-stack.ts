@@ -2,11 +2,12 @@
 // each pool's image/release/env, the release record) and the path that applies it, the stage's ECR
 // repository, the log groups, alerts, and the outputs an operator needs.
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
-import { BlueGreenConfig, hostsParameterValue } from './stack-config';
-import { FleetHosts, instanceRefreshPreferences } from './fleet-hosts';
+import { BlueGreenConfig, FleetConfig, hostsParameterValue } from './stack-config';
+import { FleetHosts, FleetHostsProps, instanceRefreshPreferences } from './fleet-hosts';
 import { HostLogGroups } from './host-log-groups';
 import { LogRotationAlarm } from './log-rotation-alarm';
 import { HostNetwork } from './host-network';
@@ -22,6 +23,9 @@ import { ReleaseRepository } from './release-repository';
 export interface BlueGreenStackProps extends StackProps {
   readonly config: BlueGreenConfig;
 }
+
+/** What a host is made of, the single host's and a fleet's alike (a fleet adds its own settings). */
+type HostProps = Omit<FleetHostsProps, 'fleet' | 'runbookUrl' | 'logRetentionDays'>;
 
 export function stackName(stage: string): string {
   return `BlueGreen-${stage}`;
@@ -46,16 +50,45 @@ export class BlueGreenStack extends Stack {
     const { config } = props;
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
-    this.parameters = new PoolParameters(this, 'Parameters', {
+    this.parameters = this.createParameters(config);
+    this.releases = new ReleaseRepository(this, 'Releases', { stage: config.stage, keepImages: config.ecrKeepImages });
+
+    const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
+    const hostProps = this.hostProps(config, network, hostMetricsNamespace);
+    let publicUrl: string;
+    if (config.fleet) {
+      this.fleet = this.createFleet(config, config.fleet, hostProps);
+      publicUrl = this.fleet.publicUrl;
+    } else {
+      this.host = this.createHost(config, hostProps);
+      publicUrl = this.host.publicUrl;
+    }
+    this.poolSwitch = this.createPoolSwitch(config);
+
+    this.alerting = this.createAlerting(config);
+    this.logRotationAlarm = this.createLogRotationAlarm(config, hostMetricsNamespace);
+    const pipelineAlarms = this.pipelineAlarms();
+    this.alarmTopic = this.createAlarmTopic(config, pipelineAlarms);
+    this.operations = this.createOperations(config, hostMetricsNamespace, pipelineAlarms);
+
+    this.publishPublicUrl(config.stage, publicUrl);
+    if (this.host) this.publishHost(config.stage, this.host, publicUrl);
+    if (this.fleet && config.fleet) this.publishFleet(config.stage, config.fleet, this.fleet, publicUrl);
+    this.addOperatorOutputs(config.stage);
+  }
+
+  private createParameters(config: BlueGreenConfig): PoolParameters {
+    return new PoolParameters(this, 'Parameters', {
       stage: config.stage,
       initialActivePool: config.initialActivePool,
       blue: { image: config.blueImage, release: config.releaseBlue },
       green: { image: config.greenImage, release: config.releaseGreen },
       logRetention: config.logRetentionDays,
     });
-    this.releases = new ReleaseRepository(this, 'Releases', { stage: config.stage, keepImages: config.ecrKeepImages });
-    const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
-    const hostProps = {
+  }
+
+  private hostProps(config: BlueGreenConfig, network: HostNetwork, hostMetricsNamespace: string): HostProps {
+    return {
       stage: config.stage,
       vpc: network.vpc,
       subnets: network.subnets,
@@ -70,26 +103,30 @@ export class BlueGreenStack extends Stack {
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,
     };
-    let publicUrl: string;
-    if (config.fleet) {
-      this.fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: config.fleet, runbookUrl: config.alerts.runbookUrl, logRetentionDays: config.logRetentionDays });
-      // Hosts read the pool state at boot: it must exist first.
-      this.fleet.group.node.addDependency(this.parameters);
-      publicUrl = this.fleet.publicUrl;
-    } else {
-      const host = new PoolHost(this, 'Host', hostProps);
-      this.host = host;
-      // The host reads the pool state at boot: it must exist first.
-      host.instance.node.addDependency(this.parameters);
-      if (!config.vpc.create) {
-        Validations.of(host.instance).acknowledge({
-          id: 'CloudFormation-Validate::W3010',
-          reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
-        });
-      }
-      publicUrl = host.publicUrl;
+  }
+
+  private createFleet(config: BlueGreenConfig, fleetConfig: FleetConfig, hostProps: HostProps): FleetHosts {
+    const fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: fleetConfig, runbookUrl: config.alerts.runbookUrl, logRetentionDays: config.logRetentionDays });
+    // Hosts read the pool state at boot: it must exist first.
+    fleet.group.node.addDependency(this.parameters);
+    return fleet;
+  }
+
+  private createHost(config: BlueGreenConfig, hostProps: HostProps): PoolHost {
+    const host = new PoolHost(this, 'Host', hostProps);
+    // The host reads the pool state at boot: it must exist first.
+    host.instance.node.addDependency(this.parameters);
+    if (!config.vpc.create) {
+      Validations.of(host.instance).acknowledge({
+        id: 'CloudFormation-Validate::W3010',
+        reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
+      });
     }
-    this.poolSwitch = new PoolSwitch(this, 'PoolSwitch', {
+    return host;
+  }
+
+  private createPoolSwitch(config: BlueGreenConfig): PoolSwitch {
+    return new PoolSwitch(this, 'PoolSwitch', {
       stage: config.stage,
       // Not the six pool parameters: the release CLI writes them and runs bluegreen-apply itself (see PoolSwitch).
       parameterNames: [this.parameters.names.activePool, this.parameters.names.canaryPercent],
@@ -100,37 +137,48 @@ export class BlueGreenStack extends Stack {
       // written when a release starts). The single host keeps the plain command (one host has no pace to keep).
       ...(config.fleet ? { command: hostApplyCommand([NO_DEPLOY]) } : {}),
     });
+  }
 
-    this.alerting = new Alerting(this, 'Alerts', {
+  private createAlerting(config: BlueGreenConfig): Alerting {
+    return new Alerting(this, 'Alerts', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
       settings: config.alerts,
       logRetention: config.logRetentionDays,
       fleet: config.fleet !== undefined,
     });
+  }
 
-    // A failed log rotation on the host (nginx did not reopen its logs): found in the error log group.
-    this.logRotationAlarm = new LogRotationAlarm(this, 'LogRotation', {
+  /** A failed log rotation on the host (nginx did not reopen its logs): found in the error log group. */
+  private createLogRotationAlarm(config: BlueGreenConfig, hostMetricsNamespace: string): LogRotationAlarm {
+    return new LogRotationAlarm(this, 'LogRotation', {
       stage: config.stage,
       errorLogGroup: this.logGroups.error,
       metricsNamespace: hostMetricsNamespace,
       runbookUrl: config.alerts.runbookUrl,
     });
+  }
 
-    // Fleet mode adds the fleet's two alarms (single-host mode's list is unchanged).
-    const pipelineAlarms = [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm];
-    if (this.fleet) pipelineAlarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);
+  /** The pipeline's own alarms. Fleet mode adds the fleet's two (single-host mode's list is unchanged). */
+  private pipelineAlarms(): cloudwatch.Alarm[] {
+    const alarms = [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm];
+    if (this.fleet) alarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);
+    return alarms;
+  }
 
-    // The pipeline's own alarms page by email (no Slack, no function needed) and in Slack.
-    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+  /** The pipeline's own alarms page by email (no Slack, no function needed) and in Slack. */
+  private createAlarmTopic(config: BlueGreenConfig, pipelineAlarms: cloudwatch.Alarm[]): AlarmTopic {
+    return new AlarmTopic(this, 'Alarms', {
       stage: config.stage,
       alarms: pipelineAlarms,
       emails: config.alarmEmails,
       slackFunction: this.alerting.function,
       deadLetterQueue: this.alerting.deadLetterQueue,
     });
+  }
 
-    this.operations = new Operations(this, 'Operations', {
+  private createOperations(config: BlueGreenConfig, hostMetricsNamespace: string, pipelineAlarms: cloudwatch.Alarm[]): Operations {
+    return new Operations(this, 'Operations', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
       alertMetricsNamespace: this.alerting.metricsNamespace,
@@ -138,32 +186,42 @@ export class BlueGreenStack extends Stack {
       alarms: pipelineAlarms,
       fleetWidgets: this.fleet?.dashboardWidgets(),
     });
+  }
 
-    const names = this.parameters.names;
-    // Where the operator CLI finds the deployment: no CloudFormation call needed to flip or check.
-    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: names.publicUrl, stringValue: publicUrl, description: `bluegreen ${config.stage}: the public entry` });
-    if (this.host) {
-      new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: names.instanceId, stringValue: this.host.instance.instanceId, description: `bluegreen ${config.stage}: the host` });
-      new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (nginx)' });
-      new CfnOutput(this, 'InstanceId', { value: this.host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
-    }
-    if (this.fleet && config.fleet) {
-      // No instance-id parameter: the hosts come and go; they are found by the tag BluegreenStage=<stage>.
-      new ssm.StringParameter(this, 'HostsParameter', { parameterName: names.hosts, stringValue: hostsParameterValue(config.fleet), description: `bluegreen ${config.stage}: fleet mode and its desired host count` });
-      new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
-      new CfnOutput(this, 'LoadBalancerDnsName', { value: this.fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
-      new CfnOutput(this, 'AutoScalingGroup', { value: this.fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
-      if (this.fleet.volumeKeyPolicyStatements) {
-        new CfnOutput(this, 'EbsKeyPolicyStatements', {
-          value: this.toJsonString(this.fleet.volumeKeyPolicyStatements),
-          description: `Statements the key policy of ${config.fleet.ebsKmsKeyArn} must hold before the deploy (the Auto Scaling service-linked role launches the hosts; without them every launch fails): aws kms get-key-policy --key-id <key> --policy-name default`,
-        });
-      }
-      new CfnOutput(this, 'InstanceRefreshCommand', {
-        value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${this.fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(config.fleet))}'`,
-        description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',
+  /** Where the operator CLI finds the deployment: no CloudFormation call needed to flip or check. */
+  private publishPublicUrl(stage: string, publicUrl: string): void {
+    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: this.parameters.names.publicUrl, stringValue: publicUrl, description: `bluegreen ${stage}: the public entry` });
+  }
+
+  /** The single host's id for the CLI, and its entry and id for the operator. */
+  private publishHost(stage: string, host: PoolHost, publicUrl: string): void {
+    new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: this.parameters.names.instanceId, stringValue: host.instance.instanceId, description: `bluegreen ${stage}: the host` });
+    new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (nginx)' });
+    new CfnOutput(this, 'InstanceId', { value: host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
+  }
+
+  /** Fleet mode and its size for the CLI; the load balancer, the group and what a key policy must hold for the operator. */
+  private publishFleet(stage: string, fleetConfig: FleetConfig, fleet: FleetHosts, publicUrl: string): void {
+    // No instance-id parameter: the hosts come and go; they are found by the tag BluegreenStage=<stage>.
+    new ssm.StringParameter(this, 'HostsParameter', { parameterName: this.parameters.names.hosts, stringValue: hostsParameterValue(fleetConfig), description: `bluegreen ${stage}: fleet mode and its desired host count` });
+    new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
+    new CfnOutput(this, 'LoadBalancerDnsName', { value: fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
+    new CfnOutput(this, 'AutoScalingGroup', { value: fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
+    if (fleet.volumeKeyPolicyStatements) {
+      new CfnOutput(this, 'EbsKeyPolicyStatements', {
+        value: this.toJsonString(fleet.volumeKeyPolicyStatements),
+        description: `Statements the key policy of ${fleetConfig.ebsKmsKeyArn} must hold before the deploy (the Auto Scaling service-linked role launches the hosts; without them every launch fails): aws kms get-key-policy --key-id <key> --policy-name default`,
       });
     }
+    new CfnOutput(this, 'InstanceRefreshCommand', {
+      value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(fleetConfig))}'`,
+      description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',
+    });
+  }
+
+  /** What every stage tells the operator: its parameters, logs, queue, topic, dashboard and the flip. */
+  private addOperatorOutputs(stage: string): void {
+    const names = this.parameters.names;
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
     new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
     new CfnOutput(this, 'ReleaseParameter', { value: names.release, description: 'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history' });
@@ -177,7 +235,7 @@ export class BlueGreenStack extends Stack {
       value: this.alarmTopic.topic.topicArn,
       description: 'The alert pipeline alarms (ALARM and OK): email subscribers from alarmEmails and Slack; subscribe a pager here too',
     });
-    new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${config.stage}` });
+    new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${stage}` });
     new CfnOutput(this, 'FlipCommand', {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
       description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',

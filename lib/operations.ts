@@ -27,25 +27,34 @@ export class Operations extends Construct {
     super(scope, id);
     const { stage } = props;
     this.accessMetricsNamespace = `Bluegreen/${stage}/Access`;
+    this.queries = this.createQueries(stage, props.accessLogGroup);
+    this.addAccessMetricFilters(props.accessLogGroup);
+    this.dashboard = this.createDashboard(props);
+  }
 
-    // L1 on purpose: the L2 QueryString builder would re-compose the text; these must be the exact
-    // strings the CLI runs.
-    this.queries = Object.fromEntries(
+  /**
+   * L1 on purpose: the L2 QueryString builder would re-compose the text; these must be the exact
+   * strings the CLI runs.
+   */
+  private createQueries(stage: string, accessLogGroup: logs.ILogGroup): Record<QueryName, logs.CfnQueryDefinition> {
+    return Object.fromEntries(
       (Object.keys(INSIGHTS_QUERIES) as QueryName[]).map((name) => [
         name,
         new logs.CfnQueryDefinition(this, `Query-${name}`, {
           name: `bluegreen/${stage}/${name}`,
           queryString: INSIGHTS_QUERIES[name],
-          logGroupNames: [props.accessLogGroup.logGroupName],
+          logGroupNames: [accessLogGroup.logGroupName],
         }),
       ]),
     ) as Record<QueryName, logs.CfnQueryDefinition>;
+  }
 
-    // Metric filters on the JSON access log: requests and latency by pool, client-facing 5xx.
+  /** Metric filters on the JSON access log: requests and latency by pool, client-facing 5xx. */
+  private addAccessMetricFilters(accessLogGroup: logs.ILogGroup): void {
     const ns = this.accessMetricsNamespace;
     for (const pool of ['blue', 'green']) {
       new logs.MetricFilter(this, `Requests-${pool}`, {
-        logGroup: props.accessLogGroup,
+        logGroup: accessLogGroup,
         filterPattern: logs.FilterPattern.stringValue('$.pool', '=', pool),
         metricNamespace: ns,
         metricName: `Requests-${pool}`,
@@ -53,7 +62,7 @@ export class Operations extends Construct {
         defaultValue: 0,
       });
       new logs.MetricFilter(this, `Errors5xx-${pool}`, {
-        logGroup: props.accessLogGroup,
+        logGroup: accessLogGroup,
         filterPattern: logs.FilterPattern.all(logs.FilterPattern.stringValue('$.pool', '=', pool), logs.FilterPattern.numberValue('$.status', '>=', 500)),
         metricNamespace: ns,
         metricName: `Errors5xx-${pool}`,
@@ -62,7 +71,7 @@ export class Operations extends Construct {
       });
     }
     new logs.MetricFilter(this, 'ClientErrors5xx', {
-      logGroup: props.accessLogGroup,
+      logGroup: accessLogGroup,
       filterPattern: logs.FilterPattern.numberValue('$.status', '>=', 500),
       metricNamespace: ns,
       metricName: 'ClientErrors5xx',
@@ -70,38 +79,36 @@ export class Operations extends Construct {
       defaultValue: 0,
     });
     new logs.MetricFilter(this, 'RequestTime', {
-      logGroup: props.accessLogGroup,
+      logGroup: accessLogGroup,
       filterPattern: logs.FilterPattern.exists('$.request_time'),
       metricNamespace: ns,
       metricName: 'RequestTime',
       metricValue: '$.request_time',
       unit: cloudwatch.Unit.SECONDS,
     });
+  }
 
-    const m = (namespace: string, metricName: string, statistic = 'Sum', dimensionsMap?: Record<string, string>) =>
-      new cloudwatch.Metric({ namespace, metricName, statistic, period: Duration.minutes(1), dimensionsMap });
-    const alerts = (name: string) => m(props.alertMetricsNamespace, name, 'Sum', { Stage: stage });
-    const host = (metric: string, label: string) =>
-      // A free-text namespace, not a {namespace,InstanceId} schema: the agent adds cpu/device/path
-      // dimensions that a schema would have to list exactly.
-      new cloudwatch.MathExpression({ expression: `SEARCH('Namespace="${props.hostMetricsNamespace}" MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
-
-    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `bluegreen-${stage}`,
+  /** The stage's dashboard, one row at a time: the title, traffic, alerts, the host, and a fleet's row. */
+  private createDashboard(props: OperationsProps): cloudwatch.Dashboard {
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `bluegreen-${props.stage}`,
       defaultInterval: Duration.hours(3),
     });
-    this.dashboard.addWidgets(
-      new cloudwatch.TextWidget({
-        markdown: `# bluegreen ${stage}\nRequests and errors from the nginx access log; alerts from the alert function; host from the CloudWatch agent. Investigate with \`npx bluegreen insights <query> --stage ${stage}\` (RUNBOOK.md).`,
-        width: 24,
-        height: 2,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: 'Requests by pool', left: ['blue', 'green'].map((p) => m(ns, `Requests-${p}`).with({ label: p })), width: 8, stacked: true }),
+    dashboard.addWidgets(titleWidget(props.stage));
+    dashboard.addWidgets(...this.trafficWidgets(props.accessLogGroup));
+    dashboard.addWidgets(...alertWidgets(props));
+    dashboard.addWidgets(...hostWidgets(props.hostMetricsNamespace));
+    if (props.fleetWidgets?.length) dashboard.addWidgets(...props.fleetWidgets);
+    return dashboard;
+  }
+
+  private trafficWidgets(accessLogGroup: logs.ILogGroup): cloudwatch.IWidget[] {
+    const ns = this.accessMetricsNamespace;
+    return [
+      new cloudwatch.GraphWidget({ title: 'Requests by pool', left: ['blue', 'green'].map((p) => metric(ns, `Requests-${p}`).with({ label: p })), width: 8, stacked: true }),
       new cloudwatch.GraphWidget({
         title: '5xx by pool, and reaching clients',
-        left: [...['blue', 'green'].map((p) => m(ns, `Errors5xx-${p}`).with({ label: p })), m(ns, 'ClientErrors5xx').with({ label: 'to clients' })],
+        left: [...['blue', 'green'].map((p) => metric(ns, `Errors5xx-${p}`).with({ label: p })), metric(ns, 'ClientErrors5xx').with({ label: 'to clients' })],
         width: 8,
       }),
       // Percentiles over every request, from the log itself (Logs Insights' pct), the same query
@@ -109,26 +116,48 @@ export class Operations extends Construct {
       // aggregation keeps.
       new cloudwatch.LogQueryWidget({
         title: 'Request time p50 / p99 (s)',
-        logGroupNames: [props.accessLogGroup.logGroupName],
+        logGroupNames: [accessLogGroup.logGroupName],
         queryString: INSIGHTS_QUERIES['latency-percentiles'],
         view: cloudwatch.LogQueryVisualizationType.LINE,
         width: 8,
       }),
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: 'Failovers inside requests', left: [alerts('FailedOverRequests').with({ label: 'requests answered by the backup after a failed attempt' })], width: 8 }),
-      new cloudwatch.GraphWidget({
-        title: 'Alerts',
-        left: [alerts('AlertsPosted').with({ label: 'posted' }), alerts('AlertsSuppressed').with({ label: 'suppressed' }), alerts('AlertsUndelivered').with({ label: 'undelivered' })],
-        width: 8,
-      }),
-      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 8 }),
-    );
-    this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: 'Host CPU %', left: [host('cpu_usage_active', 'cpu')], width: 8 }),
-      new cloudwatch.GraphWidget({ title: 'Host memory %', left: [host('mem_used_percent', 'memory')], width: 8 }),
-      new cloudwatch.GraphWidget({ title: 'Host disk % (/)', left: [host('disk_used_percent', 'disk')], width: 8 }),
-    );
-    if (props.fleetWidgets?.length) this.dashboard.addWidgets(...props.fleetWidgets);
+    ];
   }
+}
+
+function metric(namespace: string, metricName: string, statistic = 'Sum', dimensionsMap?: Record<string, string>): cloudwatch.Metric {
+  return new cloudwatch.Metric({ namespace, metricName, statistic, period: Duration.minutes(1), dimensionsMap });
+}
+
+function titleWidget(stage: string): cloudwatch.IWidget {
+  return new cloudwatch.TextWidget({
+    markdown: `# bluegreen ${stage}\nRequests and errors from the nginx access log; alerts from the alert function; host from the CloudWatch agent. Investigate with \`npx bluegreen insights <query> --stage ${stage}\` (RUNBOOK.md).`,
+    width: 24,
+    height: 2,
+  });
+}
+
+function alertWidgets(props: OperationsProps): cloudwatch.IWidget[] {
+  const alerts = (name: string) => metric(props.alertMetricsNamespace, name, 'Sum', { Stage: props.stage });
+  return [
+    new cloudwatch.GraphWidget({ title: 'Failovers inside requests', left: [alerts('FailedOverRequests').with({ label: 'requests answered by the backup after a failed attempt' })], width: 8 }),
+    new cloudwatch.GraphWidget({
+      title: 'Alerts',
+      left: [alerts('AlertsPosted').with({ label: 'posted' }), alerts('AlertsSuppressed').with({ label: 'suppressed' }), alerts('AlertsUndelivered').with({ label: 'undelivered' })],
+      width: 8,
+    }),
+    new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 8 }),
+  ];
+}
+
+function hostWidgets(hostMetricsNamespace: string): cloudwatch.IWidget[] {
+  const host = (metric: string, label: string) =>
+    // A free-text namespace, not a {namespace,InstanceId} schema: the agent adds cpu/device/path
+    // dimensions that a schema would have to list exactly.
+    new cloudwatch.MathExpression({ expression: `SEARCH('Namespace="${hostMetricsNamespace}" MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
+  return [
+    new cloudwatch.GraphWidget({ title: 'Host CPU %', left: [host('cpu_usage_active', 'cpu')], width: 8 }),
+    new cloudwatch.GraphWidget({ title: 'Host memory %', left: [host('mem_used_percent', 'memory')], width: 8 }),
+    new cloudwatch.GraphWidget({ title: 'Host disk % (/)', left: [host('disk_used_percent', 'disk')], width: 8 }),
+  ];
 }

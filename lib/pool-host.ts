@@ -341,7 +341,6 @@ export class PoolHost extends Construct {
   constructor(scope: Construct, id: string, props: PoolHostProps) {
     super(scope, id);
     const { stage } = props;
-    const instanceType = props.instanceType ?? 't3.small';
     const parts = buildHostParts(this, {
       ...props,
       publicPeer: ec2.Peer.ipv4(props.publicCidr),
@@ -350,14 +349,26 @@ export class PoolHost extends Construct {
     this.securityGroup = parts.securityGroup;
     this.role = parts.role;
     const userData = parts.renderUserData();
-    if (props.publicCidr.endsWith('/0')) {
-      Validations.of(this.securityGroup).acknowledge({
-        id: 'AwsSolutions-EC23',
-        reason: `Port ${PORTS.nginx} is the service's public entry and is meant to be reachable from anywhere (context publicCidr). The operator ports and every other port stay closed.`,
-      });
-    }
+    if (props.publicCidr.endsWith('/0')) this.acknowledgeWorldOpenEntry();
 
-    this.instance = new ec2.Instance(this, 'Instance', {
+    this.instance = this.createInstance(props, userData);
+    this.address = this.createAddress(stage);
+    this.publicUrl = `http://${this.address.ref}:${PORTS.nginx}`;
+    this.acknowledgeInstance(props.amiId);
+  }
+
+  private acknowledgeWorldOpenEntry(): void {
+    Validations.of(this.securityGroup).acknowledge({
+      id: 'AwsSolutions-EC23',
+      reason: `Port ${PORTS.nginx} is the service's public entry and is meant to be reachable from anywhere (context publicCidr). The operator ports and every other port stay closed.`,
+    });
+  }
+
+  /** The instance, tagged with its stage, signalling CloudFormation when its user data exits. */
+  private createInstance(props: PoolHostProps, userData: ec2.UserData): ec2.Instance {
+    const { stage } = props;
+    const instanceType = props.instanceType ?? 't3.small';
+    const instance = new ec2.Instance(this, 'Instance', {
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       instanceType: new ec2.InstanceType(instanceType),
@@ -378,29 +389,36 @@ export class PoolHost extends Construct {
       blockDevices: hostBlockDevices(props.rootVolumeGiB),
       resourceSignalTimeout: props.bootstrapTimeout ?? Duration.minutes(20),
     });
-    userData.addSignalOnExitCommand(this.instance);
-    Tags.of(this.instance).add(STAGE_TAG_KEY, stage);
-    Tags.of(this.instance).add('Name', `bluegreen-${stage}`);
+    userData.addSignalOnExitCommand(instance);
+    Tags.of(instance).add(STAGE_TAG_KEY, stage);
+    Tags.of(instance).add('Name', `bluegreen-${stage}`);
+    return instance;
+  }
 
-    // A fixed address: the public URL survives host replacement. Attached by the EIP's own
-    // InstanceId (an in-place update that moves it to the new host), not by a separate
-    // EIPAssociation: on a replacement CloudFormation would delete the old association in cleanup,
-    // after the address had moved, and could detach it from the new host.
-    this.address = new ec2.CfnEIP(this, 'Address', {
+  /**
+   * A fixed address: the public URL survives host replacement. Attached by the EIP's own
+   * InstanceId (an in-place update that moves it to the new host), not by a separate
+   * EIPAssociation: on a replacement CloudFormation would delete the old association in cleanup,
+   * after the address had moved, and could detach it from the new host.
+   */
+  private createAddress(stage: string): ec2.CfnEIP {
+    return new ec2.CfnEIP(this, 'Address', {
       domain: 'vpc',
       instanceId: this.instance.instanceId,
       tags: [{ key: 'Name', value: `bluegreen-${stage}` }],
     });
-    this.publicUrl = `http://${this.address.ref}:${PORTS.nginx}`;
+  }
 
-    if (!props.amiId) {
+  /** cfn-lint's and cdk-nag's findings on the instance, each acknowledged with its reason. */
+  private acknowledgeInstance(amiId: string | undefined): void {
+    if (!amiId) {
       // cfn-lint's AMI id format check predates EC2's launch-time resolution of public SSM parameters.
       const reason =
         'ImageId is resolve:ssm:<public AL2023 parameter>, which EC2 RunInstances resolves when it launches the host (MachineImage.resolveSsmParameterAtLaunch), so a deploy never changes ImageId; the format check only knows ami-... ids.';
       Validations.of(this.instance).acknowledge({ id: 'CloudFormation-Validate::E1152', reason });
       (this.instance.node.defaultChild as ec2.CfnInstance).addMetadata('cfn-lint', { config: { ignore_checks: ['E1152'] } });
     }
-    if (props.amiId) {
+    if (amiId) {
       Validations.of(this.instance).acknowledge({
         id: 'CloudFormation-Validate::W9010',
         reason: 'An exact AMI id on purpose (context amiId): the host must not change image behind the operator; moving to a new AMI is a deliberate context change that replaces the host.',
