@@ -30,6 +30,7 @@
 # Environment (the host's /etc/bluegreen/env sets STAGE, AWS_REGION, ECR_REGISTRY, *_PARAM; tests
 # set them directly):
 #   STAGE                the stage (required); parameter names default to /bluegreen/$STAGE/...
+#                        (userdata/facts.sh bluegreen_parameter_names)
 #   ACTIVE_POOL_PARAM, CANARY_PARAM, {BLUE,GREEN}_{IMAGE,RELEASE,ENV}_PARAM  exact parameter names
 #   BLUEGREEN_HOME       nginx/, app/, userdata/, conf/, switch/         (default /opt/bluegreen)
 #   BLUEGREEN_STATE_DIR  pools/<pool>.{env,applied,failed}, the lock     (default /var/lib/bluegreen)
@@ -38,7 +39,8 @@
 #   BLUEGREEN_SUBNET, BLUE_ADDR, GREEN_ADDR  the pools' network and fixed addresses
 #                        (default 192.168.213.0/24, .11, .12)
 #   BLUEGREEN_PUBLISH_ADDR, BLUEGREEN_HTTP_PORT, BLUE_PORT, GREEN_PORT  published ports
-#                        (default 0.0.0.0, 8080, 8081, 8082); smoke tests use 127.0.0.1:<pool port>
+#                        (default 0.0.0.0, then facts.sh PORT_NGINX, PORT_BLUE, PORT_GREEN);
+#                        smoke tests use 127.0.0.1:<pool port>
 #   NGINX_IMAGE, POOL_HEALTHCHECK  passed to Compose when set
 #   BASE_IMAGE           app/'s base image for the bluegreen-app:local build (default: the Dockerfile's)
 #   SWITCH_DIR           the switch dir as this shell sees it            (default $BLUEGREEN_HOME/switch)
@@ -49,6 +51,9 @@
 #   BLUEGREEN_MANAGE_POOLS  no = no containers here (local nginx tests): active pool and canary only;
 #                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
 #   BLUEGREEN_WAIT_TIMEOUT  seconds a recreated pool has to become healthy (default 120)
+# Facts shared with the TypeScript side (value patterns, parameter names, default ports, the step
+# line's format, the release record's states) are not kept here: $BLUEGREEN_HOME/userdata/facts.sh,
+# generated from core/ by `npm run generate`, beside pool-env.json in the userdata asset.
 set -eu
 
 env_file=${BLUEGREEN_ENV_FILE:-/etc/bluegreen/env}
@@ -71,7 +76,8 @@ oneline() { printf '%s' "$*" | tr '\r\n\t' '   ' | sed 's/  */ /g; s/ $//'; }
 failed_steps=0
 bad_values=0
 step() {
-  printf 'step=%s pool=%s ok=%s detail=%s\n' "$1" "$2" "$3" "$(oneline "$4")"
+  # shellcheck disable=SC2059 # the format is the step line's, from facts.sh
+  printf "$STEP_LINE_PRINTF" "$1" "$2" "$3" "$(oneline "$4")"
   if [ "$3" != true ]; then failed_steps=$((failed_steps + 1)); fi
 }
 # The exit code every run ends with: 2 a bad parameter value, 1 a failed step, else 0.
@@ -101,6 +107,11 @@ HOME=${HOME:-/root}
 export HOME
 
 home=${BLUEGREEN_HOME:-/opt/bluegreen}
+# Never run with empty patterns or names: without its facts the agent does nothing.
+facts=$home/userdata/facts.sh
+[ -f "$facts" ] || fail 2 "$facts is missing (generated from core/ by npm run generate, shipped in the userdata asset); nothing was changed"
+# shellcheck source-path=SCRIPTDIR source=facts.sh
+. "$facts"
 state=${BLUEGREEN_STATE_DIR:-/var/lib/bluegreen}
 logs=${BLUEGREEN_LOG_DIR:-/var/log/bluegreen}
 project=${BLUEGREEN_PROJECT:-bluegreen}
@@ -109,11 +120,11 @@ net_base=${subnet%/*}
 net_base=${net_base%.*}
 blue_addr=${BLUE_ADDR:-$net_base.11}
 green_addr=${GREEN_ADDR:-$net_base.12}
-blue_port=${BLUE_PORT:-8081}
-green_port=${GREEN_PORT:-8082}
+blue_port=${BLUE_PORT:-$PORT_BLUE}
+green_port=${GREEN_PORT:-$PORT_GREEN}
 manage=${BLUEGREEN_MANAGE_POOLS:-yes}
 wait_timeout=${BLUEGREEN_WAIT_TIMEOUT:-120}
-local_image=bluegreen-app:local
+local_image=$DEFAULT_APP_IMAGE
 BLUEGREEN_CONF_DIR=${BLUEGREEN_CONF_DIR:-$home/conf}
 SWITCH_DIR=${SWITCH_DIR:-$home/switch}
 if [ -n "${NGINX_PREFIX:-}" ]; then
@@ -125,19 +136,20 @@ else
 fi
 export BLUEGREEN_CONF_DIR SWITCH_DIR BLUEGREEN_HOME="$home"
 
-root=/bluegreen/$stage
-p_active=${ACTIVE_POOL_PARAM:-$root/active-pool}
-p_canary=${CANARY_PARAM:-$root/canary-percent}
-p_blue_image=${BLUE_IMAGE_PARAM:-$root/pools/blue/image}
-p_blue_release=${BLUE_RELEASE_PARAM:-$root/pools/blue/release}
-p_blue_env=${BLUE_ENV_PARAM:-$root/pools/blue/env}
-p_green_image=${GREEN_IMAGE_PARAM:-$root/pools/green/image}
-p_green_release=${GREEN_RELEASE_PARAM:-$root/pools/green/release}
-p_green_env=${GREEN_ENV_PARAM:-$root/pools/green/env}
+# The parameter names (*_PARAM from /etc/bluegreen/env, else the stage's, from facts.sh).
+bluegreen_parameter_names "$stage"
+root=$PARAM_ROOT
+p_active=${ACTIVE_POOL_PARAM:-$PARAM_ACTIVE_POOL}
+p_canary=${CANARY_PARAM:-$PARAM_CANARY_PERCENT}
+p_blue_image=${BLUE_IMAGE_PARAM:-$PARAM_BLUE_IMAGE}
+p_blue_release=${BLUE_RELEASE_PARAM:-$PARAM_BLUE_RELEASE}
+p_blue_env=${BLUE_ENV_PARAM:-$PARAM_BLUE_ENV}
+p_green_image=${GREEN_IMAGE_PARAM:-$PARAM_GREEN_IMAGE}
+p_green_release=${GREEN_RELEASE_PARAM:-$PARAM_GREEN_RELEASE}
+p_green_env=${GREEN_ENV_PARAM:-$PARAM_GREEN_ENV}
 
-# Value patterns: the same as the parameters' AllowedPattern (lib/stack-config.ts POOL_STATE_PATTERNS).
-RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
-IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+# Values are checked against the parameters' AllowedPattern (facts.sh *_RE, core/patterns.ts
+# POOL_STATE_PATTERNS) with matches <value> <pattern>.
 # A value with a line break never matches (grep would match it line by line, and it would split a
 # line of Compose's .env in two); nor one with a carriage return (nginx/render-upstream.sh's rule).
 CR=$(printf '\r')
@@ -350,17 +362,15 @@ read_active() {
   active=$(value "$p_active")
   # The parameter has an allowed pattern, but nothing stops an older or emulated SSM from holding
   # anything: the host checks again before it acts.
-  case "$active" in
-    blue | green) ;;
-    *) fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config" ;;
-  esac
+  matches "$active" "$ACTIVE_POOL_RE" ||
+    fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config"
   idle=$(other "$active")
 }
 # The canary share: sets canary, and canary_ok=no when it is refused.
 read_canary() {
   canary=$(value "$p_canary")
   canary_ok=yes
-  if ! matches "$canary" '^([0-9]|[1-9][0-9])$'; then
+  if ! matches "$canary" "$CANARY_PERCENT_RE"; then
     canary_ok=no
     bad_values=$((bad_values + 1))
     step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
@@ -449,7 +459,7 @@ write_compose_env() {
     printf '%s\n' "BLUE_ADDR=$blue_addr"
     printf '%s\n' "GREEN_ADDR=$green_addr"
     printf '%s\n' "BLUEGREEN_PUBLISH_ADDR=${BLUEGREEN_PUBLISH_ADDR:-0.0.0.0}"
-    printf '%s\n' "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-8080}"
+    printf '%s\n' "BLUEGREEN_HTTP_PORT=${BLUEGREEN_HTTP_PORT:-$PORT_NGINX}"
     printf '%s\n' "BLUE_PORT=$blue_port"
     printf '%s\n' "GREEN_PORT=$green_port"
     [ -z "${NGINX_IMAGE:-}" ] || printf '%s\n' "NGINX_IMAGE=$NGINX_IMAGE"
@@ -563,8 +573,8 @@ read_release_record() {
 # The gated state the record names for a pool: image, release, then the env (JSON) on the lines
 # after; nothing when it names none.
 record_gated_state() {
-  printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" '
-    def passed: any(.state; . == "verifying" or . == "deployed" or . == "baking" or . == "promoted" or . == "rolled-back");
+  printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" --argjson passed "$GATE_PASSED_STATES" '
+    def passed: .state as $s | any($passed[]; . == $s);
     (try fromjson catch null)
     | if type != "object" then empty
       elif .pool == $p and passed then [(.image // $local), .release, .env]

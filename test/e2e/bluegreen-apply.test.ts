@@ -246,6 +246,26 @@ test('unknown arguments: exit 2 with the usage', async () => {
   expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])");
 });
 
+test('without its facts file (userdata/facts.sh, generated from core): exit 2 naming it, nothing read or touched', async () => {
+  stack = await startTestStack({ activePool: 'blue' });
+  await putParameter('green');
+  const home = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-apply-nofacts-'));
+  try {
+    for (const sub of ['nginx', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+    rmSync(path.join(home, 'userdata', 'facts.sh'));
+    const result = await runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), [], applyEnv({ BLUEGREEN_HOME: home }));
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      `bluegreen-apply: ${path.join(home, 'userdata', 'facts.sh')} is missing (generated from core/ by npm run generate, shipped in the userdata asset); nothing was changed`,
+    );
+    expect(result.stdout).toBe('');
+    expect(greenActive()).toBe(false);
+    expect(existsSync(path.join(stateDir, 'apply.lock'))).toBe(false);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 // ---- a host that manages its pools, booting (--no-reload): what it writes for Compose -------------
 // No Docker here: a `docker` first on PATH records the calls and succeeds (build, pull), and knows of
 // no container. What Compose itself makes of the files is test/docker's (env-file, compose-set).

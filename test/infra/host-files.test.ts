@@ -7,6 +7,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { APPLY_PATH, NO_DEPLOY, TIMER_APPLY_ARGS } from '../../core/host-command';
+import { PORTS } from '../../core/ports';
 import { HOST_TIMER, hostRetryEnv, JOIN_POLL_SECONDS } from '../../core/ssm-budget';
 import { synthTemplate } from '../helpers/cdk';
 import { REPO_ROOT } from '../../local/paths';
@@ -78,7 +79,8 @@ test('nothing is ever built by Compose: a registry image is pulled, never replac
   const apply = read('userdata', 'bluegreen-apply.sh');
   expect(apply).toContain('docker build -q -t "$local_image" "$home/app"');
   expect(apply).toContain('docker pull -q "$1"');
-  expect(apply).toContain('local_image=bluegreen-app:local');
+  // (DEFAULT_APP_IMAGE from userdata/facts.sh, generated from core: test/unit/host-files.test.ts)
+  expect(apply).toMatch(/^local_image=\$DEFAULT_APP_IMAGE$/m);
 });
 
 test('POOL_HEALTHCHECK replaces the node health check for images without node', () => {
@@ -121,8 +123,11 @@ test('fixed pool addresses on a user-defined network with an ipam subnet, the sa
   expect(scriptDefault('bluegreen-apply.sh', /^subnet=\$\{BLUEGREEN_SUBNET:-([^}]+)\}$/m)).toBe('192.168.213.0/24');
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^blue_addr=\$\{BLUE_ADDR:-\$net_base\.11\}$/m);
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^green_addr=\$\{GREEN_ADDR:-\$net_base\.12\}$/m);
-  expect(scriptDefault('bluegreen-apply.sh', /^blue_port=\$\{BLUE_PORT:-(\d+)\}$/m)).toBe('8081');
-  expect(scriptDefault('bluegreen-apply.sh', /^green_port=\$\{GREEN_PORT:-(\d+)\}$/m)).toBe('8082');
+  // The published ports' defaults: core's PORTS, through userdata/facts.sh.
+  expect(services.app_blue.ports).toEqual([`0.0.0.0:${PORTS.blue}:3000/tcp`]);
+  expect(services.app_green.ports).toEqual([`0.0.0.0:${PORTS.green}:3000/tcp`]);
+  expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^blue_port=\$\{BLUE_PORT:-\$PORT_BLUE\}$/m);
+  expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^green_port=\$\{GREEN_PORT:-\$PORT_GREEN\}$/m);
   // Overridable when a VPC uses that range.
   const moved = composeConfig({ BLUEGREEN_SUBNET: '10.250.9.0/24', BLUE_ADDR: '10.250.9.11', GREEN_ADDR: '10.250.9.12' });
   expect(moved.networks.pools.ipam!.config[0].subnet).toBe('10.250.9.0/24');

@@ -1,0 +1,40 @@
+# shellcheck shell=sh disable=SC2034
+# Generated from core/ by `npm run generate` (core/host-files.ts): do not edit.
+# The facts userdata/bluegreen-apply.sh shares with the TypeScript side; it sources this file from
+# $BLUEGREEN_HOME/userdata/facts.sh (on a host /opt/bluegreen/userdata, from the userdata asset).
+
+# Value patterns of the pool state parameters (core/patterns.ts POOL_STATE_PATTERNS): the
+# parameters' AllowedPattern, checked again by the host (grep -E).
+ACTIVE_POOL_RE='^(blue|green)$'
+MAINTENANCE_RE='^(on|off)$'
+CANARY_PERCENT_RE='^([0-9]|[1-9][0-9])$'
+RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
+IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+# The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).
+DEFAULT_APP_IMAGE='bluegreen-app:local'
+
+# Published ports' defaults (core/ports.ts PORTS): nginx, and each pool's direct port.
+PORT_NGINX=8080
+PORT_BLUE=8081
+PORT_GREEN=8082
+
+# The step line (core/step-line.ts STEP_LINE_PRINTF): step, pool, ok, detail; the release CLI parses it.
+STEP_LINE_PRINTF='step=%s pool=%s ok=%s detail=%s\n'
+
+# Release record states in which its pool passed the gate on every host (core/release-record.ts
+# ReleaseState), as a JSON array for jq.
+GATE_PASSED_STATES='["verifying","deployed","baking","promoted","rolled-back"]'
+
+# bluegreen_parameter_names <stage>: the SSM parameter names the agent reads (core/names.ts
+# parameterNames), each in its own variable.
+bluegreen_parameter_names() {
+  PARAM_ROOT='/bluegreen/'"$1"
+  PARAM_ACTIVE_POOL='/bluegreen/'"$1"'/active-pool'
+  PARAM_CANARY_PERCENT='/bluegreen/'"$1"'/canary-percent'
+  PARAM_BLUE_IMAGE='/bluegreen/'"$1"'/pools/blue/image'
+  PARAM_BLUE_RELEASE='/bluegreen/'"$1"'/pools/blue/release'
+  PARAM_BLUE_ENV='/bluegreen/'"$1"'/pools/blue/env'
+  PARAM_GREEN_IMAGE='/bluegreen/'"$1"'/pools/green/image'
+  PARAM_GREEN_RELEASE='/bluegreen/'"$1"'/pools/green/release'
+  PARAM_GREEN_ENV='/bluegreen/'"$1"'/pools/green/env'
+}
