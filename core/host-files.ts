@@ -9,8 +9,7 @@ import { POOL_ENV_RULE } from './pool-env';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
 import { KEEPALIVE_MARGIN_SECONDS, MAX_SLOW_PATHS, MAX_TIME_MS, PREFIX_PATTERN, PROXY_SETTINGS, ProxySettingKey, TIME_PATTERN, WAIT_MARGIN_SECONDS } from './proxy-settings';
-import { BAKE_AHEAD_MS, CLOCK_AHEAD_MS, FINAL_STATES, RECORD_TIME, STALE_AFTER_MS } from './release-record';
-import type { ReleaseState } from './release-record';
+import { BAKE_AHEAD_MS, CLOCK_AHEAD_MS, FINAL_STATES, GATE_PASSED_STATES, RECORD_TIME, STALE_AFTER_MS } from './release-record';
 import { STEP_LINE_PRINTF } from './step-line';
 
 /** The generated files' banner: a reader of the host file learns where to change it. */
@@ -139,20 +138,6 @@ export function shellQuote(value: string): string {
 /** camelCase → UPPER_SNAKE (activePool → ACTIVE_POOL). */
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
-/**
- * Release states in which the record's pool passed its gate on every host (the host boots a new
- * fleet host's pool from them). A Record over every state, so a new state must be placed here.
- */
-const GATE_PASSED: Readonly<Record<ReleaseState, boolean>> = {
-  deploying: false,
-  verifying: true,
-  deployed: true,
-  baking: true,
-  promoted: true,
-  'rolled-back': true,
-  failed: false,
-};
-export const GATE_PASSED_STATES = (Object.keys(GATE_PASSED) as ReleaseState[]).filter((s) => GATE_PASSED[s]);
 
 /** What the stage stands for in a parameter name the shell expands ("$1" of bluegreen_parameter_names). */
 const STAGE_PLACEHOLDER = '\u0000stage\u0000';

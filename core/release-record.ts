@@ -12,6 +12,21 @@ import type { Pool } from './pools';
 export type ReleaseState = 'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'failed';
 export const FINAL_STATES: readonly ReleaseState[] = ['deployed', 'promoted', 'rolled-back', 'failed'];
 
+/**
+ * Release states in which the record's pool passed its gate on every host (the host boots a new
+ * fleet host's pool from them). A Record over every state, so a new state must be placed here.
+ */
+const GATE_PASSED: Readonly<Record<ReleaseState, boolean>> = {
+  deploying: false,
+  verifying: true,
+  deployed: true,
+  baking: true,
+  promoted: true,
+  'rolled-back': true,
+  failed: false,
+};
+export const GATE_PASSED_STATES = (Object.keys(GATE_PASSED) as ReleaseState[]).filter((s) => GATE_PASSED[s]);
+
 export type ReleaseStrategy = 'all-at-once' | 'canary';
 
 /** What a pool should run: the unit the host agent (or the local agent) reconciles. */

@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { applyParameterNames, GATE_PASSED_STATES, GENERATED_HOST_FILES, shellQuote } from '../../core/host-files';
+import { applyParameterNames, GENERATED_HOST_FILES, shellQuote } from '../../core/host-files';
+import { GATE_PASSED_STATES } from '../../core/release-record';
 import { hostReadParameterNames, parameterNames } from '../../core/names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from '../../core/patterns';
 import { PORTS } from '../../core/ports';
