@@ -25,20 +25,37 @@ import { percentile } from '../local/load';
 import { LocalStack } from '../local/stack';
 import { AlertWatcher } from '../local/watcher';
 
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 /** Real nginx lines (the e2e fixture), re-stamped so every event is distinct. */
 function payloads(total: number, perBatch: number): unknown[] {
-  const lines = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);
+  const lines = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
   const out: unknown[] = [];
   let n = 0;
   const t0 = Date.now();
   while (n < total) {
     const logEvents: LogEvent[] = [];
     for (let i = 0; i < perBatch && n < total; i++, n++) {
-      logEvents.push({ id: String(n), timestamp: t0 + n, message: lines[n % lines.length].replace(/"msec":[\d.]+/, `"msec":${((t0 + n) / 1000).toFixed(3)}`) });
+      logEvents.push({
+        id: String(n),
+        timestamp: t0 + n,
+        message: lines[n % lines.length].replace(/"msec":[\d.]+/, `"msec":${((t0 + n) / 1000).toFixed(3)}`),
+      });
     }
-    out.push(encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup: '/bluegreen/bench/nginx/access', logStream: 'i-bench', logEvents }));
+    out.push(
+      encodeSubscription({
+        messageType: 'DATA_MESSAGE',
+        logGroup: '/bluegreen/bench/nginx/access',
+        logStream: 'i-bench',
+        logEvents,
+      }),
+    );
   }
   return out;
 }
@@ -52,37 +69,68 @@ function throughput(events: number, runs: number) {
     const started = process.hrtime.bigint();
     for (const p of batches) {
       const batch = decodeSubscription(p);
-      const res = processLines(state, batch.logEvents.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })), DEFAULT_RULE_CONFIG, false);
+      const res = processLines(
+        state,
+        batch.logEvents.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })),
+        DEFAULT_RULE_CONFIG,
+        false,
+      );
       state = res.state;
       decisions += res.decisions.length;
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     rates.push(events / seconds);
   }
-  return { events, runs, medianPerSec: median(rates), minPerSec: Math.min(...rates), maxPerSec: Math.max(...rates), decisions };
+  return {
+    events,
+    runs,
+    medianPerSec: median(rates),
+    minPerSec: Math.min(...rates),
+    maxPerSec: Math.max(...rates),
+    decisions,
+  };
 }
 
 async function bundle(runs: number) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bundle-'));
   const outfile = path.join(dir, 'index.js');
   // The options the Alerting construct gives NodejsFunction.
-  await build({ entryPoints: [ALERT_ENTRY], bundle: true, minify: true, sourcemap: true, platform: 'node', target: 'node24', format: 'cjs', external: ['@aws-sdk/*'], outfile, logLevel: 'silent' });
+  await build({
+    entryPoints: [ALERT_ENTRY],
+    bundle: true,
+    minify: true,
+    sourcemap: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'cjs',
+    external: ['@aws-sdk/*'],
+    outfile,
+    logLevel: 'silent',
+  });
   const bytes = statSync(outfile).size;
   const gzipBytes = gzipSync(readFileSync(outfile)).length;
   const inits: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const ms = execFileSync(process.execPath, ['-e', `const t=process.hrtime.bigint();require(${JSON.stringify(outfile)});console.log(Number(process.hrtime.bigint()-t)/1e6)`], {
-      encoding: 'utf8',
-      // The SDK clients come from the runtime on Lambda; here from the repo's node_modules.
-      env: { ...process.env, NODE_PATH: path.join(REPO_ROOT, 'node_modules') },
-    });
+    const ms = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `const t=process.hrtime.bigint();require(${JSON.stringify(outfile)});console.log(Number(process.hrtime.bigint()-t)/1e6)`,
+      ],
+      {
+        encoding: 'utf8',
+        // The SDK clients come from the runtime on Lambda; here from the repo's node_modules.
+        env: { ...process.env, NODE_PATH: path.join(REPO_ROOT, 'node_modules') },
+      },
+    );
     inits.push(Number(ms.trim()));
   }
   rmSync(dir, { recursive: true, force: true });
   return { bytes, gzipBytes, initMsMedian: median(inits), initMsMax: Math.max(...inits), runs };
 }
 
-const has = (slack: { received: Array<{ body: { text?: string } }> }, re: RegExp) => slack.received.some((r) => re.test(r.body.text ?? ''));
+const has = (slack: { received: Array<{ body: { text?: string } }> }, re: RegExp) =>
+  slack.received.some((r) => re.test(r.body.text ?? ''));
 
 async function localLatency(runs: number, load: { connections: number; ratePerSec?: number }) {
   const latencies: number[] = [];
@@ -91,14 +139,25 @@ async function localLatency(runs: number, load: { connections: number; ratePerSe
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bench-alerts-'));
     const slack = await startSlackReceiver();
     const stack = await LocalStack.start({ stateDir: dir, activePool: 'blue' });
-    const watcher = new AlertWatcher({ accessLog: stack.state.accessLog, stateDir: dir, stage: 'bench', config: DEFAULT_RULE_CONFIG, slackWebhookUrl: slack.url, out: () => undefined });
+    const watcher = new AlertWatcher({
+      accessLog: stack.state.accessLog,
+      stateDir: dir,
+      stage: 'bench',
+      config: DEFAULT_RULE_CONFIG,
+      slackWebhookUrl: slack.url,
+      out: () => undefined,
+    });
     watcher.start();
     const run = startLoad({ url: `${stack.url}/version`, ...load, durationMs: 30_000 });
     try {
       await run.after(100, 'of warm-up');
       const started = Date.now();
       await stack.chaos('blue', 'error');
-      await waitFor(() => has(slack, /Failover on/) && has(slack, /Error rate/), 'the failover and error-rate alerts', 20_000);
+      await waitFor(
+        () => has(slack, /Failover on/) && has(slack, /Error rate/),
+        'the failover and error-rate alerts',
+        20_000,
+      );
       const got = slack.received.find((r) => /Failover on/.test(r.body.text ?? ''))!;
       latencies.push(got.at - started);
       errorRate.push(slack.received.find((r) => /Error rate/.test(r.body.text ?? ''))!.at - started);
@@ -121,7 +180,13 @@ async function localLatency(runs: number, load: { connections: number; ratePerSe
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { events: { type: 'string', default: '200000' }, runs: { type: 'string', default: '5' }, 'latency-runs': { type: 'string', default: '5' } } });
+  const { values } = parseArgs({
+    options: {
+      events: { type: 'string', default: '200000' },
+      runs: { type: 'string', default: '5' },
+      'latency-runs': { type: 'string', default: '5' },
+    },
+  });
   const started = new Date();
   const engine = throughput(Number(values.events), Number(values.runs));
   const size = await bundle(Number(values.runs));
@@ -147,7 +212,10 @@ async function main() {
   const dir = path.join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'alerts.md'), md);
-  writeFileSync(path.join(dir, 'alerts.json'), JSON.stringify({ started, machine, engine, bundle: size, latency, fullSpeed }, null, 2));
+  writeFileSync(
+    path.join(dir, 'alerts.json'),
+    JSON.stringify({ started, machine, engine, bundle: size, latency, fullSpeed }, null, 2),
+  );
   process.stdout.write(`${md}\nwritten: bench/results/alerts.md, bench/results/alerts.json\n`);
 }
 

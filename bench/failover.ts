@@ -27,7 +27,12 @@ interface Setting {
 }
 
 const SETTINGS: Setting[] = [
-  { name: 'ours', source: 'nginx/proxy-failover.conf + render-upstream.sh defaults (no slow paths)', proxy: {}, upstream: {} },
+  {
+    name: 'ours',
+    source: 'nginx/proxy-failover.conf + render-upstream.sh defaults (no slow paths)',
+    proxy: {},
+    upstream: {},
+  },
   {
     name: 'ref-A',
     source: 'published setting A',
@@ -62,12 +67,21 @@ const directivePattern = (directive: string) => new RegExp(`^([ \\t]*)${directiv
  * are written into the rendered text because the renderer refuses some of them on purpose (ref-A's
  * retry window is no longer than one attempt).
  */
-export function applyProxySettings(files: { routes: string; failover: string }, overrides: Record<string, string | null>): { routes: string; failover: string } {
+export function applyProxySettings(
+  files: { routes: string; failover: string },
+  overrides: Record<string, string | null>,
+): { routes: string; failover: string } {
   const out = { ...files };
   for (const [directive, value] of Object.entries(overrides)) {
-    const file = directivePattern(directive).test(out.routes) ? 'routes' : directivePattern(directive).test(out.failover) ? 'failover' : undefined;
+    const file = directivePattern(directive).test(out.routes)
+      ? 'routes'
+      : directivePattern(directive).test(out.failover)
+        ? 'failover'
+        : undefined;
     if (!file) throw new Error(`${directive} not found in routes.conf or proxy-failover.conf`);
-    out[file] = out[file].replace(directivePattern(directive), (_, indent: string) => (value === null ? `${indent}# ${directive}: nginx default` : `${indent}${directive} ${value};`));
+    out[file] = out[file].replace(directivePattern(directive), (_, indent: string) =>
+      value === null ? `${indent}# ${directive}: nginx default` : `${indent}${directive} ${value};`,
+    );
   }
   return out;
 }
@@ -98,9 +112,16 @@ interface ChaosRow extends Pick<LoadSummary, 'requests' | 'failed' | 'failures' 
 }
 
 /** Directives the renderer writes into routes.conf (the timeouts); the rest are in proxy-failover.conf. */
-const ROUTES_DIRECTIVES = ['proxy_connect_timeout', 'proxy_send_timeout', 'proxy_read_timeout', 'proxy_next_upstream_timeout'];
-const pickRoutes = (o: Setting['proxy']) => Object.fromEntries(Object.entries(o).filter(([k]) => ROUTES_DIRECTIVES.includes(k)));
-const pickFailover = (o: Setting['proxy']) => Object.fromEntries(Object.entries(o).filter(([k]) => !ROUTES_DIRECTIVES.includes(k)));
+const ROUTES_DIRECTIVES = [
+  'proxy_connect_timeout',
+  'proxy_send_timeout',
+  'proxy_read_timeout',
+  'proxy_next_upstream_timeout',
+];
+const pickRoutes = (o: Setting['proxy']) =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => ROUTES_DIRECTIVES.includes(k)));
+const pickFailover = (o: Setting['proxy']) =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !ROUTES_DIRECTIVES.includes(k)));
 
 async function withStack<T>(setting: Setting, fn: (stack: LocalStack) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-bench-'));
@@ -188,13 +209,20 @@ interface FlipRow {
  */
 async function flipScenario(o: Options, method: FlipRow['method']): Promise<FlipRow> {
   return withStack(SETTINGS[0], async (stack) => {
-    const load = runLoad({ url: `${stack.url}/version`, connections: o.connections, durationMs: o.seconds * 1000, retryStaleSockets: false });
+    const load = runLoad({
+      url: `${stack.url}/version`,
+      connections: o.connections,
+      durationMs: o.seconds * 1000,
+      retryStaleSockets: false,
+    });
     const gap = (o.seconds * 1000) / (o.flips + 1);
     for (let i = 0; i < o.flips; i++) {
       await new Promise((r) => setTimeout(r, gap));
       const pool: Pool = i % 2 === 0 ? 'green' : 'blue';
       const res =
-        method === 'switch-pool' ? await stack.flip(pool) : await applyUpstream(stack.state, { UPSTREAM_KEEPALIVE: i % 2 === 0 ? '65' : '64' });
+        method === 'switch-pool'
+          ? await stack.flip(pool)
+          : await applyUpstream(stack.state, { UPSTREAM_KEEPALIVE: i % 2 === 0 ? '65' : '64' });
       if (res.code !== 0) throw new Error(`${method} ${i + 1} failed: ${res.stderr}`);
     }
     const result = await load;
@@ -226,7 +254,9 @@ function wrkAvailable(): boolean {
 
 /** wrk prints "Requests/sec: N" and, with --latency, the 50%/99% lines. */
 function runWrk(url: string, o: Options): { rps: number; p50Ms: number; p99Ms: number } {
-  const out = execFileSync('wrk', ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--latency', url], { encoding: 'utf8' });
+  const out = execFileSync('wrk', ['-t1', `-c${o.connections}`, `-d${o.seconds}s`, '--latency', url], {
+    encoding: 'utf8',
+  });
   const ms = (label: string) => {
     const m = out.match(new RegExp(`^\\s*${label}\\s+([\\d.]+)(us|ms|s)`, 'm'));
     if (!m) return NaN;
@@ -245,7 +275,8 @@ async function overheadScenario(o: Options): Promise<OverheadRow[]> {
       rows.push({ client: 'node', target, rps: s.requestsPerSec, p50Ms: s.p50Ms, p99Ms: s.p99Ms });
     }
     if (wrkAvailable()) {
-      for (const target of ['direct', 'nginx'] as const) rows.push({ client: 'wrk', target, ...runWrk(targets[target], o) });
+      for (const target of ['direct', 'nginx'] as const)
+        rows.push({ client: 'wrk', target, ...runWrk(targets[target], o) });
     }
     return rows;
   });
@@ -253,7 +284,11 @@ async function overheadScenario(o: Options): Promise<OverheadRow[]> {
 
 // ---- aggregation and output --------------------------------------------------------------------
 
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 /** Repeats are merged: counts summed, latencies and shares as the median of the runs. */
 function mergeRuns(rows: ChaosRow[]): ChaosRow {
@@ -277,7 +312,9 @@ function mergeRuns(rows: ChaosRow[]): ChaosRow {
 
 function failureText(row: { failed: number; failures: Record<string, number> }): string {
   if (row.failed === 0) return '0';
-  return `**${row.failed}** (${Object.entries(row.failures).map(([k, v]) => `${k}×${v}`).join(', ')})`;
+  return `**${row.failed}** (${Object.entries(row.failures)
+    .map(([k, v]) => `${k}×${v}`)
+    .join(', ')})`;
 }
 
 async function main() {
@@ -313,7 +350,9 @@ async function main() {
         for (let i = 0; i < o.repeat; i++) runs.push(await chaosScenario(setting, mode, profile, o));
         const row = mergeRuns(runs);
         chaosRows.push(row);
-        process.stderr.write(`${profile} ${mode} ${setting.name}: ${row.requests} req, ${row.failed} failed, max ${row.maxMs} ms\n`);
+        process.stderr.write(
+          `${profile} ${mode} ${setting.name}: ${row.requests} req, ${row.failed} failed, max ${row.maxMs} ms\n`,
+        );
       }
     }
   }
@@ -341,7 +380,18 @@ async function main() {
     '## Chaos on the active pool',
     '',
     table(
-      ['load', 'mode', 'setting', 'requests', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'backup share', 'first backup ms'],
+      [
+        'load',
+        'mode',
+        'setting',
+        'requests',
+        'failed',
+        'p50 ms',
+        'p99 ms',
+        'max ms',
+        'backup share',
+        'first backup ms',
+      ],
       chaosRows.map((r) => [
         rate(r.profile),
         r.mode,
@@ -378,19 +428,35 @@ async function main() {
     ...['node', 'wrk'].flatMap((client) => {
       const direct = overhead.find((r) => r.client === client && r.target === 'direct');
       const proxied = overhead.find((r) => r.client === client && r.target === 'nginx');
-      return direct && proxied ? [`- ${client}: through nginx = ${((proxied.rps / direct.rps) * 100).toFixed(0)}% of direct req/s, p99 ×${(proxied.p99Ms / direct.p99Ms).toFixed(2)}`] : [];
+      return direct && proxied
+        ? [
+            `- ${client}: through nginx = ${((proxied.rps / direct.rps) * 100).toFixed(0)}% of direct req/s, p99 ×${(proxied.p99Ms / direct.p99Ms).toFixed(2)}`,
+          ]
+        : [];
     }),
     '',
     '## Settings',
     '',
-    ...SETTINGS.map((s) => `- **${s.name}** (${s.source}): ${JSON.stringify({ ...s.proxy, ...s.upstream }) === '{}' ? 'as in the repo' : Object.entries({ ...s.proxy, ...s.upstream }).map(([k, v]) => `${k}=${v ?? 'unset'}`).join(', ')}`),
+    ...SETTINGS.map(
+      (s) =>
+        `- **${s.name}** (${s.source}): ${
+          JSON.stringify({ ...s.proxy, ...s.upstream }) === '{}'
+            ? 'as in the repo'
+            : Object.entries({ ...s.proxy, ...s.upstream })
+                .map(([k, v]) => `${k}=${v ?? 'unset'}`)
+                .join(', ')
+        }`,
+    ),
     '',
   ].join('\n');
 
   const dir = path.join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'failover.md'), md);
-  writeFileSync(path.join(dir, 'failover.json'), JSON.stringify({ started, machine, options: o, settings: SETTINGS, chaos: chaosRows, flips, overhead }, null, 2));
+  writeFileSync(
+    path.join(dir, 'failover.json'),
+    JSON.stringify({ started, machine, options: o, settings: SETTINGS, chaos: chaosRows, flips, overhead }, null, 2),
+  );
   process.stdout.write(`${md}\nwritten: bench/results/failover.md, bench/results/failover.json\n`);
 }
 

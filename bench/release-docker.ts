@@ -23,7 +23,9 @@ interface Row extends ReleaseTimings {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' } } });
+  const { values } = parseArgs({
+    options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' } },
+  });
   const engine = dockerEngine();
   if (!engine.ready) throw new Error(`bench/release-docker: ${engine.reason}`);
   const connections = Number(values.connections);
@@ -32,9 +34,21 @@ async function main() {
   const stage = await startDockerStage(set);
   const rows: Row[] = [];
   try {
-    const scenario = async (name: string, release: string, env: Record<string, string>, bakeSeconds: number): Promise<Row> => {
+    const scenario = async (
+      name: string,
+      release: string,
+      env: Record<string, string>,
+      bakeSeconds: number,
+    ): Promise<Row> => {
       const controller = new AbortController();
-      const load = runLoad({ url: `${set.url}/version`, connections, durationMs: 300_000, retryStaleSockets: false, requestTimeoutMs: 5_000, signal: controller.signal });
+      const load = runLoad({
+        url: `${set.url}/version`,
+        connections,
+        durationMs: 300_000,
+        retryStaleSockets: false,
+        requestTimeoutMs: 5_000,
+        signal: controller.signal,
+      });
       await new Promise((r) => setTimeout(r, 2000));
       const commandAt = Date.now();
       const { code, lines } = await stage.release({ release, env, bakeSeconds });
@@ -49,10 +63,17 @@ async function main() {
         outcome: record.state,
         requests: summary.requests,
         failed: summary.failed,
-        ...releaseTimings(record, commandAt, entriesSince(path.join(set.logDir, 'access.log'), record), `${set.addresses[record.pool]}:`),
+        ...releaseTimings(
+          record,
+          commandAt,
+          entriesSince(path.join(set.logDir, 'access.log'), record),
+          `${set.addresses[record.pool]}:`,
+        ),
         reason: record.reason ?? '',
       };
-      console.log(`${name}: exit ${code}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`);
+      console.log(
+        `${name}: exit ${code}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`,
+      );
       if (summary.failed || code !== (record.state === 'promoted' ? 0 : 1)) console.log(lines.join('\n'));
       return row;
     };
@@ -80,7 +101,10 @@ async function main() {
     '',
     '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool |',
     '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
+    ),
     '',
     's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test).',
     '',

@@ -37,14 +37,24 @@ export function entriesSince(accessLog: string, record: ReleaseRecord): AccessLo
 }
 
 /** @param poolAddr the release pool's upstream address as nginx logs it (host:port) */
-export function releaseTimings(record: ReleaseRecord, commandAt: number, entries: readonly AccessLogEntry[], poolAddr: string): ReleaseTimings {
+export function releaseTimings(
+  record: ReleaseRecord,
+  commandAt: number,
+  entries: readonly AccessLogEntry[],
+  poolAddr: string,
+): ReleaseTimings {
   const promoteAt = stepAt(record, 'promote');
   const finishedAt = record.finishedAt ? Date.parse(record.finishedAt) : undefined;
   return {
     secondsToFlip: secs(promoteAt !== undefined ? promoteAt - commandAt : undefined),
     secondsToPromoted: secs(record.state === 'promoted' && finishedAt ? finishedAt - commandAt : undefined),
-    secondsPromotionToRollback: secs(record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined),
-    badPoolTouched: record.state === 'rolled-back' || record.state === 'failed' ? entries.filter((e) => e.upstream_addr.includes(poolAddr)).length : null,
+    secondsPromotionToRollback: secs(
+      record.state === 'rolled-back' && promoteAt && finishedAt ? finishedAt - promoteAt : undefined,
+    ),
+    badPoolTouched:
+      record.state === 'rolled-back' || record.state === 'failed'
+        ? entries.filter((e) => e.upstream_addr.includes(poolAddr)).length
+        : null,
   };
 }
 

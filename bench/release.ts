@@ -30,7 +30,11 @@ interface Row extends ReleaseTimings {
 
 async function main() {
   const { values } = parseArgs({
-    options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' }, 'canary-seconds': { type: 'string', default: '10' } },
+    options: {
+      connections: { type: 'string', default: '16' },
+      bake: { type: 'string', default: '10' },
+      'canary-seconds': { type: 'string', default: '10' },
+    },
   });
   const connections = Number(values.connections);
   const bake = Number(values.bake);
@@ -51,10 +55,20 @@ async function main() {
 
     const scenario = async (name: string, args: string[]): Promise<Row> => {
       const controller = new AbortController();
-      const load = runLoad({ url: `${state.url}/`, connections, durationMs: 180_000, retryStaleSockets: false, signal: controller.signal });
+      const load = runLoad({
+        url: `${state.url}/`,
+        connections,
+        durationMs: 180_000,
+        retryStaleSockets: false,
+        signal: controller.signal,
+      });
       await new Promise((r) => setTimeout(r, 2000));
       const commandAt = Date.now();
-      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), 'release', ...args], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), 'release', ...args], {
+        env,
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -69,8 +83,15 @@ async function main() {
       const canaryAt = stepAt(record, 'canary');
       const promoteAt = stepAt(record, 'promote');
       if (canaryAt && promoteAt) {
-        const during = entries.filter((e) => e.msec! * 1000 > canaryAt + 200 && e.msec! * 1000 < promoteAt - 300 && e.active_pool === record.previousPool);
-        canaryShare = during.length ? during.filter((e) => e.primary_pool === record.pool).length / during.length : null;
+        const during = entries.filter(
+          (e) =>
+            e.msec! * 1000 > canaryAt + 200 &&
+            e.msec! * 1000 < promoteAt - 300 &&
+            e.active_pool === record.previousPool,
+        );
+        canaryShare = during.length
+          ? during.filter((e) => e.primary_pool === record.pool).length / during.length
+          : null;
       }
       const row: Row = {
         scenario: name,
@@ -79,19 +100,50 @@ async function main() {
         outcome: record.state,
         requests: summary.requests,
         failed: summary.failed,
-        ...releaseTimings(record, commandAt, entries, state.upstreamEnv[record.pool === 'blue' ? 'BLUE_UPSTREAM' : 'GREEN_UPSTREAM']),
+        ...releaseTimings(
+          record,
+          commandAt,
+          entries,
+          state.upstreamEnv[record.pool === 'blue' ? 'BLUE_UPSTREAM' : 'GREEN_UPSTREAM'],
+        ),
         canaryShare,
         reason: record.reason ?? '',
       };
-      console.log(`${name}: exit ${exitCode}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`);
+      console.log(
+        `${name}: exit ${exitCode}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`,
+      );
       if (exitCode !== (name.startsWith('a') || name.startsWith('b') ? 0 : 1)) console.log(out);
       return row;
     };
 
     rows.push(await scenario('a) good, all-at-once', ['--release', 'v2', '--bake', `${bake}s`]));
-    rows.push(await scenario('b) good, canary 10% then full', ['--release', 'v3', '--strategy', 'canary', '--canary-percent', '10', '--canary-duration', `${canarySeconds}s`, '--bake', `${bake}s`]));
-    rows.push(await scenario('c) bad, FAULT_RATE=0.2', ['--release', 'v4-bad', '--env', 'FAULT_RATE=0.2', '--bake', '60s']));
-    rows.push(await scenario('d) bad, FAIL_HEALTHZ=1', ['--release', 'v5-nohealth', '--env', 'FAIL_HEALTHZ=1', '--bake', `${bake}s`]));
+    rows.push(
+      await scenario('b) good, canary 10% then full', [
+        '--release',
+        'v3',
+        '--strategy',
+        'canary',
+        '--canary-percent',
+        '10',
+        '--canary-duration',
+        `${canarySeconds}s`,
+        '--bake',
+        `${bake}s`,
+      ]),
+    );
+    rows.push(
+      await scenario('c) bad, FAULT_RATE=0.2', ['--release', 'v4-bad', '--env', 'FAULT_RATE=0.2', '--bake', '60s']),
+    );
+    rows.push(
+      await scenario('d) bad, FAIL_HEALTHZ=1', [
+        '--release',
+        'v5-nohealth',
+        '--env',
+        'FAIL_HEALTHZ=1',
+        '--bake',
+        `${bake}s`,
+      ]),
+    );
   } finally {
     await started.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -114,7 +166,10 @@ async function main() {
     '',
     '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool | canary share |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} | ${r.canaryShare === null ? '–' : `${(r.canaryShare * 100).toFixed(1)}%`} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} | ${r.canaryShare === null ? '–' : `${(r.canaryShare * 100).toFixed(1)}%`} |`,
+    ),
     '',
     's to flip / s to promoted: from the command (a new `node` process) to the promotion flip / to the record `promoted` (bake included).',
     'requests on the bad pool: requests with an attempt on the release pool from the release start (a failed attempt is retried on the other pool inside the request).',

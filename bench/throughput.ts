@@ -50,7 +50,11 @@ export interface Row {
   serverCpuMsPer1k: number;
 }
 
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 const per1k = (cpuSeconds: number, requests: number) => (requests ? (cpuSeconds * 1e6) / requests : 0);
 
@@ -100,7 +104,13 @@ export function parseWrk(out: string): { requests: number; rps: number; p50Ms: n
   const non2xx = Number(out.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1] ?? 0);
   const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
   const socketErrors = sock ? sock.slice(1).reduce((a, n) => a + Number(n), 0) : 0;
-  return { requests: Number(requests[1]), rps: Number(rps[1]), p50Ms: ms('50%'), p99Ms: ms('99%'), failed: non2xx + socketErrors };
+  return {
+    requests: Number(requests[1]),
+    rps: Number(rps[1]),
+    p50Ms: ms('50%'),
+    p99Ms: ms('99%'),
+    failed: non2xx + socketErrors,
+  };
 }
 
 // ---- CPU accounting (Linux /proc) ---------------------------------------------------------------
@@ -138,7 +148,13 @@ function processCpuSeconds(pid: number): number {
 
 // ---- one run ---------------------------------------------------------------------------------------
 
-async function measure(stack: LocalStack, client: Client, target: Target, connections: number, seconds: number): Promise<RunResult> {
+async function measure(
+  stack: LocalStack,
+  client: Client,
+  target: Target,
+  connections: number,
+  seconds: number,
+): Promise<RunResult> {
   const url = target === 'nginx' ? `${stack.url}/version` : `${stack.poolUrl('blue')}/version`;
   const nginxPid = stack.pid('nginx');
   const poolPid = stack.pid('blue');
@@ -151,7 +167,9 @@ async function measure(stack: LocalStack, client: Client, target: Target, connec
     r = { requests: s.requests, failed: s.failed, rps: s.requestsPerSec, p50Ms: s.p50Ms, p99Ms: s.p99Ms };
   } else {
     // One wrk thread: the client takes at most one of the machine's cores.
-    r = parseWrk(execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' }));
+    r = parseWrk(
+      execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url], { encoding: 'utf8' }),
+    );
   }
   return { ...r, nginxCpuS: groupCpuSeconds(nginxPid) - cpu0.nginx, poolCpuS: processCpuSeconds(poolPid) - cpu0.pool };
 }
@@ -173,7 +191,9 @@ async function main() {
   const runs = Number(values.runs);
   const levels = values.connections.split(',').map(Number);
   if (!(seconds > 0) || !(runs >= 1) || levels.some((c) => !Number.isInteger(c) || c < 1)) {
-    throw new Error(`--seconds must be > 0, --runs >= 1, --connections a list of whole numbers >= 1; got ${seconds}, ${runs}, ${values.connections}`);
+    throw new Error(
+      `--seconds must be > 0, --runs >= 1, --connections a list of whole numbers >= 1; got ${seconds}, ${runs}, ${values.connections}`,
+    );
   }
   const wanted = values.clients.split(',') as Client[];
   const bad = wanted.filter((c) => c !== 'node' && c !== 'wrk');
@@ -197,10 +217,13 @@ async function main() {
           for (const target of ['direct', 'nginx'] as const) {
             const r = await measure(stack, client, target, connections, seconds);
             results[target].push(r);
-            process.stderr.write(`${client} ${target} c=${connections} run ${i + 1}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms} ms, ${r.failed} failed\n`);
+            process.stderr.write(
+              `${client} ${target} c=${connections} run ${i + 1}: ${r.rps.toFixed(0)} req/s, p99 ${r.p99Ms} ms, ${r.failed} failed\n`,
+            );
           }
         }
-        for (const target of ['direct', 'nginx'] as const) rows.push(mergeRuns(client, target, connections, results[target]));
+        for (const target of ['direct', 'nginx'] as const)
+          rows.push(mergeRuns(client, target, connections, results[target]));
       }
     }
   } finally {
@@ -210,7 +233,9 @@ async function main() {
   const loadAfter = os.loadavg();
 
   const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim().replace('nginx version: ', '');
-  const wrkVersion = clients.includes('wrk') ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].split(' [')[0] ?? 'wrk') : undefined;
+  const wrkVersion = clients.includes('wrk')
+    ? (spawnSync('wrk', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0].split(' [')[0] ?? 'wrk')
+    : undefined;
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine =
     `${os.cpus().length} cores (${cpu}), ${os.platform()} ${os.arch()}, node ${process.version}, ${nginxVersion}${wrkVersion ? `, ${wrkVersion}` : ''}; ` +
@@ -235,7 +260,18 @@ async function main() {
     ...(skipped.length ? ['', `Skipped: ${skipped.join(', ')} (not installed; \`apt-get install wrk\`).`] : []),
     '',
     table(
-      ['client', 'connections', 'target', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'failed', 'CPU ms / 1k req: nginx + pool', 'nginx vs direct'],
+      [
+        'client',
+        'connections',
+        'target',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'requests',
+        'failed',
+        'CPU ms / 1k req: nginx + pool',
+        'nginx vs direct',
+      ],
       rows.map((r) => [
         r.client,
         r.connections,
@@ -263,7 +299,10 @@ async function main() {
   const out = path.join(REPO_ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(path.join(out, 'throughput.md'), md);
-  writeFileSync(path.join(out, 'throughput.json'), JSON.stringify({ started, machine, options: { seconds, runs, connections: levels, clients }, rows }, null, 2));
+  writeFileSync(
+    path.join(out, 'throughput.json'),
+    JSON.stringify({ started, machine, options: { seconds, runs, connections: levels, clients }, rows }, null, 2),
+  );
   process.stdout.write(`${md}\nwritten: bench/results/throughput.md, bench/results/throughput.json\n`);
 }
 

@@ -1,7 +1,14 @@
 // The operator CLI: `npx bluegreen <command>` (also `npm start` = `bluegreen start`). One CLI for
 // local mode and deployed stages: flip, status and maintenance act on AWS when a stage is named
 // (--stage or $BLUEGREEN_STAGE), on the local stack otherwise.
-import { chaosCommand, checkCommand, CHECK_USAGE, flipCommand, maintenanceCommand, statusCommand } from '../local/local-commands';
+import {
+  chaosCommand,
+  checkCommand,
+  CHECK_USAGE,
+  flipCommand,
+  maintenanceCommand,
+  statusCommand,
+} from '../local/local-commands';
 import { ConfigError } from '../core/config-error';
 import { NginxMissingError } from '../local/nginx-binary';
 import { PortInUseError } from '../local/ports';
@@ -29,7 +36,10 @@ interface Command {
   run: Run;
 }
 
-const localOrAws = (local: Run, aws: Run): Run => (args, env, out) => (namesStage(args, env) ? aws(args, env, out) : local(args, env, out));
+const localOrAws =
+  (local: Run, aws: Run): Run =>
+  (args, env, out) =>
+    namesStage(args, env) ? aws(args, env, out) : local(args, env, out);
 
 /** The CLI's own stdout printer: release draws its progress line in place only on this one. */
 const consoleOut: Out = (l) => console.log(l);
@@ -37,26 +47,71 @@ const consoleOut: Out = (l) => console.log(l);
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'run the local stack (nginx :8080, blue :8081, green :8082, the alert watcher) in the foreground',
-    usage: 'usage: bluegreen start   (env: NGINX_PORT, BLUE_PORT, GREEN_PORT, ACTIVE_POOL, RELEASE_ID_BLUE, RELEASE_ID_GREEN, SLACK_WEBHOOK_URL, ALERT_*)',
+    usage:
+      'usage: bluegreen start   (env: NGINX_PORT, BLUE_PORT, GREEN_PORT, ACTIVE_POOL, RELEASE_ID_BLUE, RELEASE_ID_GREEN, SLACK_WEBHOOK_URL, ALERT_*)',
     run: (_args, env, out) => startCommand(env, out),
   },
-  flip: { summary: 'flip <blue|green> [--stage S]: switch the active pool and confirm it end to end', usage: FLIP_AWS_USAGE, run: localOrAws(flipCommand, awsFlipCommand) },
-  status: { summary: 'status [--stage S]: active pool, each pool\'s release and health, maintenance, what the endpoint answers', usage: STATUS_USAGE, run: localOrAws(statusCommand, awsStatusCommand) },
-  maintenance: { summary: 'maintenance <on|off> [--stage S]: alerts are evaluated and logged but not posted while on', usage: MAINTENANCE_AWS_USAGE, run: localOrAws(maintenanceCommand, awsMaintenanceCommand) },
-  insights: { summary: 'insights <query> [--since 1h] [--stage S]: run a saved Logs Insights query, print a table', usage: INSIGHTS_USAGE, run: insightsCommand },
-  release: {
-    summary: 'release --release ID [--strategy canary] [--bake 2m] [--stage S]: ship to the idle pool, gate, promote, bake (auto rollback)',
-    usage: RELEASE_USAGE,
-    run: (args, env, out) => releaseCommand(args, env, out, localReleaseBackend, out === consoleOut && process.stdout.isTTY ? process.stdout : undefined),
+  flip: {
+    summary: 'flip <blue|green> [--stage S]: switch the active pool and confirm it end to end',
+    usage: FLIP_AWS_USAGE,
+    run: localOrAws(flipCommand, awsFlipCommand),
   },
-  history: { summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason', usage: HISTORY_USAGE, run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend) },
-  chaos: { summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool', usage: 'usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool\'s own port (local stack).', run: chaosCommand },
-  check: { summary: 'check [--url URL]: the failover check against local mode or a deployed host', usage: CHECK_USAGE, run: checkCommand },
+  status: {
+    summary: "status [--stage S]: active pool, each pool's release and health, maintenance, what the endpoint answers",
+    usage: STATUS_USAGE,
+    run: localOrAws(statusCommand, awsStatusCommand),
+  },
+  maintenance: {
+    summary: 'maintenance <on|off> [--stage S]: alerts are evaluated and logged but not posted while on',
+    usage: MAINTENANCE_AWS_USAGE,
+    run: localOrAws(maintenanceCommand, awsMaintenanceCommand),
+  },
+  insights: {
+    summary: 'insights <query> [--since 1h] [--stage S]: run a saved Logs Insights query, print a table',
+    usage: INSIGHTS_USAGE,
+    run: insightsCommand,
+  },
+  release: {
+    summary:
+      'release --release ID [--strategy canary] [--bake 2m] [--stage S]: ship to the idle pool, gate, promote, bake (auto rollback)',
+    usage: RELEASE_USAGE,
+    run: (args, env, out) =>
+      releaseCommand(
+        args,
+        env,
+        out,
+        localReleaseBackend,
+        out === consoleOut && process.stdout.isTTY ? process.stdout : undefined,
+      ),
+  },
+  history: {
+    summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason',
+    usage: HISTORY_USAGE,
+    run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend),
+  },
+  chaos: {
+    summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool',
+    usage:
+      "usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool's own port (local stack).",
+    run: chaosCommand,
+  },
+  check: {
+    summary: 'check [--url URL]: the failover check against local mode or a deployed host',
+    usage: CHECK_USAGE,
+    run: checkCommand,
+  },
 };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return ['usage: bluegreen <command> [args]', '', 'commands:', ...lines, '', 'bluegreen <command> --help for details. Exit codes: 0 ok, 1 failed, 2 bad input.'].join('\n');
+  return [
+    'usage: bluegreen <command> [args]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'bluegreen <command> --help for details. Exit codes: 0 ok, 1 failed, 2 bad input.',
+  ].join('\n');
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err: Out): Promise<number> {
@@ -92,9 +147,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
       return 2;
     }
     // AWS refused the credentials it was given: the call failed (exit 1).
-    const awsHint = e instanceof Error && /credential|Could not load|ExpiredToken|UnrecognizedClient|AccessDenied/i.test(`${e.name} ${e.message}`);
+    const awsHint =
+      e instanceof Error &&
+      /credential|Could not load|ExpiredToken|UnrecognizedClient|AccessDenied/i.test(`${e.name} ${e.message}`);
     if (awsHint) {
-      err(`bluegreen ${name}: AWS refused or found no credentials: ${(e as Error).message} (use --profile/--region, or aws configure / aws sso login)`);
+      err(
+        `bluegreen ${name}: AWS refused or found no credentials: ${(e as Error).message} (use --profile/--region, or aws configure / aws sso login)`,
+      );
       return 1;
     }
     err(`bluegreen ${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

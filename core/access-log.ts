@@ -60,7 +60,8 @@ export function parseAccessLogLine(line: string): ParseResult {
   } catch {
     return { ok: false, reason: 'not JSON' };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'not a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, reason: 'not a JSON object' };
   const record = value as Record<string, unknown>;
   for (const field of ACCESS_LOG_FIELDS) {
     if (!(field in record)) return { ok: false, reason: `missing field ${field}` };
@@ -68,7 +69,8 @@ export function parseAccessLogLine(line: string): ParseResult {
     if (typeof record[field] !== expected) return { ok: false, reason: `field ${field} is not a ${expected}` };
   }
   for (const field of OPTIONAL_STRING_FIELDS) {
-    if (field in record && typeof record[field] !== 'string') return { ok: false, reason: `field ${field} is not a string` };
+    if (field in record && typeof record[field] !== 'string')
+      return { ok: false, reason: `field ${field} is not a string` };
   }
   return { ok: true, entry: record as unknown as AccessLogEntry };
 }

@@ -18,13 +18,15 @@ export const PIPELINE_ALARMS = {
   },
   'log-rotation-failed': {
     anchor: 'a-failed-log-rotation',
-    alarm: ':rotating_light: Alarm: a log rotation on the host failed (nginx may still write to access.log.1; lines will be lost)',
+    alarm:
+      ':rotating_light: Alarm: a log rotation on the host failed (nginx may still write to access.log.1; lines will be lost)',
     ok: ':white_check_mark: OK: no further failed log rotation reported (check that nginx writes access.log again)',
   },
   // Fleet mode only (context hosts >= 2): the load balancer's and the Auto Scaling group's view.
   'unhealthy-hosts': {
     anchor: 'unhealthy-hosts',
-    alarm: ':rotating_light: Alarm: a fleet host fails the load balancer health check (the others carry its traffic; the group replaces it)',
+    alarm:
+      ':rotating_light: Alarm: a fleet host fails the load balancer health check (the others carry its traffic; the group replaces it)',
     ok: ':white_check_mark: OK: every fleet host passes the load balancer health check again',
   },
   'hosts-below-desired': {
@@ -49,7 +51,11 @@ export type AlarmState = 'ALARM' | 'OK' | 'INSUFFICIENT_DATA';
 const STATES: readonly string[] = ['ALARM', 'OK', 'INSUFFICIENT_DATA'];
 
 /** An alarm state's severity: the pipeline's alarms mean on-call may be blind, so ALARM is critical. */
-export const ALARM_SEVERITY: Record<AlarmState, Severity> = { ALARM: 'critical', OK: 'ok', INSUFFICIENT_DATA: 'warning' };
+export const ALARM_SEVERITY: Record<AlarmState, Severity> = {
+  ALARM: 'critical',
+  OK: 'ok',
+  INSUFFICIENT_DATA: 'warning',
+};
 
 export interface AlarmTrigger {
   metricName?: string;
@@ -87,7 +93,11 @@ export interface RejectedRecord {
 /** An SNS event (what an SNS subscription invokes Lambda with). */
 export function isSnsEvent(event: unknown): boolean {
   const records = (event as { Records?: unknown } | null)?.Records;
-  return Array.isArray(records) && records.length > 0 && records.every((r) => (r as { EventSource?: unknown } | null)?.EventSource === 'aws:sns');
+  return (
+    Array.isArray(records) &&
+    records.length > 0 &&
+    records.every((r) => (r as { EventSource?: unknown } | null)?.EventSource === 'aws:sns')
+  );
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -97,7 +107,9 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rejected: RejectedRecord[] } {
   const changes: AlarmStateChange[] = [];
   const rejected: RejectedRecord[] = [];
-  const records = ((event as { Records?: unknown[] } | null)?.Records ?? []) as Array<{ Sns?: { MessageId?: unknown; Message?: unknown; Timestamp?: unknown } }>;
+  const records = ((event as { Records?: unknown[] } | null)?.Records ?? []) as Array<{
+    Sns?: { MessageId?: unknown; Message?: unknown; Timestamp?: unknown };
+  }>;
   for (const record of records) {
     const sns = record?.Sns ?? {};
     const messageId = str(sns.MessageId) ?? '';
@@ -112,7 +124,10 @@ export function alarmChanges(event: unknown): { changes: AlarmStateChange[]; rej
     const alarmName = str(m.AlarmName);
     const state = str(m.NewStateValue);
     if (!alarmName || !state || !STATES.includes(state)) {
-      rejected.push({ messageId, reason: 'the SNS message has no AlarmName or NewStateValue: not a CloudWatch alarm notification' });
+      rejected.push({
+        messageId,
+        reason: 'the SNS message has no AlarmName or NewStateValue: not a CloudWatch alarm notification',
+      });
       continue;
     }
     const at = Date.parse(str(m.StateChangeTime) ?? '') || Date.parse(str(sns.Timestamp) ?? '') || 0;
@@ -156,7 +171,9 @@ export const NOTIFIED_CHANGES = { $or: [{ NewStateValue: ['ALARM'] }, { OldState
 /** Whether `NOTIFIED_CHANGES` lets a change through: the function posts only those. */
 export function isNotified(change: Pick<AlarmStateChange, 'state' | 'previousState'>): boolean {
   const body: Record<string, string | undefined> = { NewStateValue: change.state, OldStateValue: change.previousState };
-  return NOTIFIED_CHANGES.$or.some((rule) => Object.entries(rule).every(([key, values]) => (values as readonly string[]).includes(body[key] ?? '')));
+  return NOTIFIED_CHANGES.$or.some((rule) =>
+    Object.entries(rule).every(([key, values]) => (values as readonly string[]).includes(body[key] ?? '')),
+  );
 }
 
 /** A RUNBOOK.md section's link: the runbook's URL (any fragment it has replaced) and the section's anchor. */

@@ -7,7 +7,8 @@ const PREFIX = 'fleet:';
 
 /** The parameter's value for a fleet of `desired` hosts. */
 export function formatHostsParameter(desired: number): string {
-  if (!Number.isInteger(desired) || desired < 1) throw new Error(`desired hosts must be a whole number >= 1, got ${desired}`);
+  if (!Number.isInteger(desired) || desired < 1)
+    throw new Error(`desired hosts must be a whole number >= 1, got ${desired}`);
   return `${PREFIX}${desired}`;
 }
 

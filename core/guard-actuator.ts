@@ -43,7 +43,13 @@ export function sameRecordVersion(a: ReleaseRecord | undefined, b: ReleaseRecord
 /**
  * Carries out `action` on the release `record` it was decided on, at `now`, by `actor` (the step's host).
  */
-export async function actOnGuard(record: ReleaseRecord, action: GuardAction, now: number, actor: string, ports: GuardPorts): Promise<GuardOutcome> {
+export async function actOnGuard(
+  record: ReleaseRecord,
+  action: GuardAction,
+  now: number,
+  actor: string,
+  ports: GuardPorts,
+): Promise<GuardOutcome> {
   if (action.action === 'none') return { kind: 'nothing' };
   let detail: string | undefined;
   if (action.action === 'rollback' || action.action === 'abort-canary') {
@@ -51,7 +57,8 @@ export async function actOnGuard(record: ReleaseRecord, action: GuardAction, now
     if (!switched.ok) return { kind: 'switch-failed', action: action.action, detail: switched.detail };
     detail = switched.detail;
   }
-  if (!sameRecordVersion(await ports.readRecord(), record)) return { kind: 'record-changed', action: action.action, detail };
+  if (!sameRecordVersion(await ports.readRecord(), record))
+    return { kind: 'record-changed', action: action.action, detail };
   const next = recordAfterGuard(record, action, now, actor);
   if (!next) return { kind: 'nothing' };
   await ports.writeRecord(next);

@@ -16,7 +16,8 @@ export const BOOTSTRAPPING_MARKER = '/var/lib/bluegreen/bootstrapping';
 export const APPLY_PATH = '/usr/local/bin/bluegreen-apply';
 /** The step a still-bootstrapping host reports instead of running anything (ops/stage-hosts.ts counts it as joining). */
 export const JOINING_STEP = 'join';
-export const JOINING_DETAIL = 'still bootstrapping, not in service: it joins with the stage state once no release is in progress';
+export const JOINING_DETAIL =
+  'still bootstrapping, not in service: it joins with the stage state once no release is in progress';
 
 /**
  * cloud-init writes it when the user data has finished: a host without it is still in its first
@@ -40,7 +41,8 @@ export const HOST_PATHS = [BOOTSTRAPPING_MARKER, APPLY_PATH, BOOT_FINISHED] as c
 
 /** The shell command for AWS-RunShellScript: bluegreen-apply with `args`, or the join step on a bootstrapping host. */
 export function hostApplyCommand(args: readonly string[] = []): string {
-  for (const a of args) if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
+  for (const a of args)
+    if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
   const apply = [APPLY_PATH, ...args].join(' ');
   const booting = `[ -e ${BOOTSTRAPPING_MARKER} ] || { [ ! -x ${APPLY_PATH} ] && [ ! -e ${BOOT_FINISHED} ]; }`;
   return `if ${booting}; then echo '${formatStepLine({ step: JOINING_STEP, pool: '-', ok: true, detail: JOINING_DETAIL })}'; else ${apply}; fi`;

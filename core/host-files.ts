@@ -8,8 +8,24 @@ import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
-import { KEEPALIVE_MARGIN_SECONDS, MAX_SLOW_PATHS, MAX_TIME_MS, PREFIX_PATTERN, PROXY_SETTINGS, ProxySettingKey, TIME_PATTERN, WAIT_MARGIN_SECONDS } from './proxy-settings';
-import { BAKE_AHEAD_MS, CLOCK_AHEAD_MS, FINAL_STATES, GATE_PASSED_STATES, RECORD_TIME, STALE_AFTER_MS } from './release-record';
+import {
+  KEEPALIVE_MARGIN_SECONDS,
+  MAX_SLOW_PATHS,
+  MAX_TIME_MS,
+  PREFIX_PATTERN,
+  PROXY_SETTINGS,
+  ProxySettingKey,
+  TIME_PATTERN,
+  WAIT_MARGIN_SECONDS,
+} from './proxy-settings';
+import {
+  BAKE_AHEAD_MS,
+  CLOCK_AHEAD_MS,
+  FINAL_STATES,
+  GATE_PASSED_STATES,
+  RECORD_TIME,
+  STALE_AFTER_MS,
+} from './release-record';
 import { STEP_LINE_PRINTF } from './step-line';
 
 /** The generated files' banner: a reader of the host file learns where to change it. */
@@ -95,7 +111,9 @@ function shWord(value: string | number): string {
  * after the environment variable that carries the setting (PROXY_CONNECT_TIMEOUT_DEFAULT, ...).
  */
 export function proxySettingsSh(): string {
-  const defaults = (Object.keys(PROXY_SETTINGS) as ProxySettingKey[]).map((key) => `${PROXY_SETTINGS[key].env}_DEFAULT=${shWord(PROXY_SETTINGS[key].default)}`);
+  const defaults = (Object.keys(PROXY_SETTINGS) as ProxySettingKey[]).map(
+    (key) => `${PROXY_SETTINGS[key].env}_DEFAULT=${shWord(PROXY_SETTINGS[key].default)}`,
+  );
   return `# ${GENERATED_BY}
 # The proxy settings' defaults, syntax and limits (core/proxy-settings.ts), for render-upstream.sh,
 # which sources this file from its own directory. Assignments only.
@@ -138,7 +156,6 @@ export function shellQuote(value: string): string {
 /** camelCase → UPPER_SNAKE (activePool → ACTIVE_POOL). */
 const upperSnake = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
-
 /** What the stage stands for in a parameter name the shell expands ("$1" of bluegreen_parameter_names). */
 const STAGE_PLACEHOLDER = '\u0000stage\u0000';
 
@@ -149,7 +166,11 @@ export function applyParameterNames(stage: string): Record<string, string> {
     PARAM_ROOT: n.root,
     PARAM_ACTIVE_POOL: n.activePool,
     PARAM_CANARY_PERCENT: n.canaryPercent,
-    ...Object.fromEntries(POOLS.flatMap((p) => (['image', 'release', 'env'] as const).map((k) => [`PARAM_${upperSnake(p)}_${upperSnake(k)}`, n.pools[p][k]]))),
+    ...Object.fromEntries(
+      POOLS.flatMap((p) =>
+        (['image', 'release', 'env'] as const).map((k) => [`PARAM_${upperSnake(p)}_${upperSnake(k)}`, n.pools[p][k]]),
+      ),
+    ),
   };
 }
 
@@ -161,14 +182,15 @@ function stageExpanded(name: string): string {
 }
 
 export function renderApplyFacts(): string {
-  const assign = (name: string, value: string | number) => `${name}=${typeof value === 'number' ? String(value) : shellQuote(value)}`;
+  const assign = (name: string, value: string | number) =>
+    `${name}=${typeof value === 'number' ? String(value) : shellQuote(value)}`;
   return [
     '# shellcheck shell=sh disable=SC2034',
     `# ${GENERATED_BY}`,
     '# The facts userdata/bluegreen-apply.sh shares with the TypeScript side; it sources this file from',
     '# $BLUEGREEN_HOME/userdata/facts.sh (on a host /opt/bluegreen/userdata, from the userdata asset).',
     '',
-    "# Value patterns of the pool state parameters (core/patterns.ts POOL_STATE_PATTERNS): the",
+    '# Value patterns of the pool state parameters (core/patterns.ts POOL_STATE_PATTERNS): the',
     "# parameters' AllowedPattern, checked again by the host (grep -E).",
     ...Object.entries(POOL_STATE_PATTERNS).map(([key, pattern]) => assign(`${upperSnake(key)}_RE`, pattern)),
     '# The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).',
@@ -187,7 +209,9 @@ export function renderApplyFacts(): string {
     '# bluegreen_parameter_names <stage>: the SSM parameter names the agent reads (core/names.ts',
     '# parameterNames), each in its own variable.',
     'bluegreen_parameter_names() {',
-    ...Object.entries(applyParameterNames(STAGE_PLACEHOLDER)).map(([name, value]) => `  ${name}=${stageExpanded(value)}`),
+    ...Object.entries(applyParameterNames(STAGE_PLACEHOLDER)).map(
+      ([name, value]) => `  ${name}=${stageExpanded(value)}`,
+    ),
     '}',
     '',
   ].join('\n');

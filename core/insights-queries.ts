@@ -53,7 +53,8 @@ export const INSIGHTS_QUERY_QUESTIONS: Record<keyof typeof INSIGHTS_QUERIES, str
   'latency-percentiles': 'request time p50/p99 per minute, computed from every request (the dashboard graph)',
   'top-5xx-uris': 'the URIs with the most 5xx (client-facing or on an attempt)',
   'traffic-by-release': 'requests by release and pool',
-  'recent-planned-switches': 'when each pool was the active one, per host instance (log stream; a flip shows as a new row)',
+  'recent-planned-switches':
+    'when each pool was the active one, per host instance (log stream; a flip shows as a new row)',
   'around-an-alert': 'the latest requests with their attempts (what the Slack button opens)',
 };
 

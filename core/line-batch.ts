@@ -26,7 +26,13 @@ export interface BatchResult {
 }
 
 /** `fleetSize`: the stage's desired hosts (EvaluateOptions.fleetSize); local mode passes none. */
-export function processLines(state: EngineState, lines: readonly RawLine[], config: RuleConfig, maintenance: boolean, fleetSize?: number): BatchResult {
+export function processLines(
+  state: EngineState,
+  lines: readonly RawLine[],
+  config: RuleConfig,
+  maintenance: boolean,
+  fleetSize?: number,
+): BatchResult {
   const inputs: EngineInput[] = [];
   const malformed: BatchResult['malformed'] = [];
   for (const line of lines) {
@@ -45,5 +51,13 @@ export function processLines(state: EngineState, lines: readonly RawLine[], conf
     if (entry.pool !== primary && entry.pool !== '' && primary !== '') failedOver++;
     if (failedByPrimary(entry)) failed++;
   }
-  return { state: next, decisions, toPost: decisions.filter((d) => d.suppressed === null), evaluated: inputs.length, failedOver, failed, malformed };
+  return {
+    state: next,
+    decisions,
+    toPost: decisions.filter((d) => d.suppressed === null),
+    evaluated: inputs.length,
+    failedOver,
+    failed,
+    malformed,
+  };
 }

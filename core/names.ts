@@ -19,7 +19,11 @@ export interface PoolParameterNames {
 /** SSM parameter names of a stage: the one definition the stack, the host, the Lambda and the CLI use. */
 export function parameterNames(stage: string) {
   const root = `/bluegreen/${stage}`;
-  const pool = (p: Pool): PoolParameterNames => ({ image: `${root}/pools/${p}/image`, release: `${root}/pools/${p}/release`, env: `${root}/pools/${p}/env` });
+  const pool = (p: Pool): PoolParameterNames => ({
+    image: `${root}/pools/${p}/image`,
+    release: `${root}/pools/${p}/release`,
+    env: `${root}/pools/${p}/env`,
+  });
   return {
     root,
     activePool: `${root}/active-pool`,
@@ -44,7 +48,11 @@ export function parameterNames(stage: string) {
 /** The parameters the host agent reads: active pool, canary share and the six pool parameters. */
 export function hostReadParameterNames(stage: string): string[] {
   const n = parameterNames(stage);
-  return [n.activePool, n.canaryPercent, ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env])];
+  return [
+    n.activePool,
+    n.canaryPercent,
+    ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env]),
+  ];
 }
 
 /** The stage's ECR repository name. */

@@ -21,6 +21,8 @@ export const POOL_STATE_PATTERNS = {
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 
 /** The same patterns compiled, for the checks written in TypeScript. */
-export const POOL_STATE_REGEXPS = Object.fromEntries(Object.entries(POOL_STATE_PATTERNS).map(([k, v]) => [k, new RegExp(v)])) as {
+export const POOL_STATE_REGEXPS = Object.fromEntries(
+  Object.entries(POOL_STATE_PATTERNS).map(([k, v]) => [k, new RegExp(v)]),
+) as {
   readonly [K in keyof typeof POOL_STATE_PATTERNS]: RegExp;
 };

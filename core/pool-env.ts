@@ -11,29 +11,27 @@ export interface PoolEnvRule {
   valueForbiddenPattern: string;
   /** What no value may end with. */
   valueForbiddenEnd: string;
-  problems: Record<'notJson' | 'notObject' | 'notString' | 'badKey' | 'reservedKey' | 'badValue' | 'endsInBackslash', string>;
+  problems: Record<
+    'notJson' | 'notObject' | 'notString' | 'badKey' | 'reservedKey' | 'badValue' | 'endsInBackslash',
+    string
+  >;
 }
 
 /** The rule: the host gets it as userdata/pool-env.json, generated from this (core/host-files.ts). */
 export const POOL_ENV_RULE: PoolEnvRule = {
-  "keyPattern": "[A-Za-z_][A-Za-z0-9_]{0,127}",
-  "reservedKeys": [
-    "APP_POOL",
-    "RELEASE_ID",
-    "PORT",
-    "HOST"
-  ],
-  "valueForbiddenPattern": "['\\n\\r\\x00]",
-  "valueForbiddenEnd": "\\",
-  "problems": {
-    "notJson": "not valid JSON",
-    "notObject": "not a JSON object",
-    "notString": "values must be strings",
-    "badKey": "keys must be environment variable names (a letter or _, then letters, digits or _; at most 128; one line)",
-    "reservedKey": "APP_POOL, RELEASE_ID, PORT and HOST are set by the host",
-    "badValue": "values must not hold a single quote, a line break or a NUL character",
-    "endsInBackslash": "values must not end in a backslash (Compose reads \\' as a quote inside '...')"
-  }
+  keyPattern: '[A-Za-z_][A-Za-z0-9_]{0,127}',
+  reservedKeys: ['APP_POOL', 'RELEASE_ID', 'PORT', 'HOST'],
+  valueForbiddenPattern: "['\\n\\r\\x00]",
+  valueForbiddenEnd: '\\',
+  problems: {
+    notJson: 'not valid JSON',
+    notObject: 'not a JSON object',
+    notString: 'values must be strings',
+    badKey: 'keys must be environment variable names (a letter or _, then letters, digits or _; at most 128; one line)',
+    reservedKey: 'APP_POOL, RELEASE_ID, PORT and HOST are set by the host',
+    badValue: 'values must not hold a single quote, a line break or a NUL character',
+    endsInBackslash: "values must not end in a backslash (Compose reads \\' as a quote inside '...')",
+  },
 };
 
 /** JavaScript's `$` without the m flag is the end of the text (jq's is not: the host anchors with \z). */

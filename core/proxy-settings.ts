@@ -56,13 +56,17 @@ export function timeMs(value: string): number {
  * Checks raw values (undefined or '' = the default) and returns them typed. `name` says how the
  * caller's user spells each setting (a context key, an environment variable): every message names it.
  */
-export function parseProxySettings(raw: Partial<Record<ProxySettingKey, string>>, name: (key: ProxySettingKey) => string): ProxySettings {
+export function parseProxySettings(
+  raw: Partial<Record<ProxySettingKey, string>>,
+  name: (key: ProxySettingKey) => string,
+): ProxySettings {
   const value = (key: ProxySettingKey): string => {
     const v = raw[key];
     return v === undefined || v === '' ? PROXY_SETTINGS[key].default : v;
   };
   const time = (label: string, v: string): string => {
-    if (!TIME.test(v) || timeMs(v) > MAX_TIME_MS) throw new ProxySettingsError(`${label} must be an nginx time like 1s or 500ms, from 1ms to 300s, got '${v}'`);
+    if (!TIME.test(v) || timeMs(v) > MAX_TIME_MS)
+      throw new ProxySettingsError(`${label} must be an nginx time like 1s or 500ms, from 1ms to 300s, got '${v}'`);
     return v;
   };
   const connectTimeout = time(name('connectTimeout'), value('connectTimeout'));
@@ -79,16 +83,28 @@ export function parseProxySettings(raw: Partial<Record<ProxySettingKey, string>>
   const text = value('slowPaths');
   const slowPaths: SlowPath[] = [];
   if (text !== '') {
-    if (/\s/.test(text)) throw new ProxySettingsError(`${slowName} must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '${text}'`);
+    if (/\s/.test(text))
+      throw new ProxySettingsError(
+        `${slowName} must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '${text}'`,
+      );
     for (const entry of text.split(',')) {
-      if (entry === '') throw new ProxySettingsError(`${slowName} has an empty entry (two commas in a row, or one at an end), got '${text}'`);
+      if (entry === '')
+        throw new ProxySettingsError(
+          `${slowName} has an empty entry (two commas in a row, or one at an end), got '${text}'`,
+        );
       const colon = entry.lastIndexOf(':');
-      if (colon < 0) throw new ProxySettingsError(`${slowName} entry '${entry}' must be prefix:timeout, e.g. /reports/:30s`);
+      if (colon < 0)
+        throw new ProxySettingsError(`${slowName} entry '${entry}' must be prefix:timeout, e.g. /reports/:30s`);
       const prefix = entry.slice(0, colon);
       const timeout = entry.slice(colon + 1);
-      if (!PREFIX.test(prefix)) throw new ProxySettingsError(`${slowName} prefix '${prefix}' must start with / and hold only letters, digits and ._~/@+-`);
-      if (prefix === '/') throw new ProxySettingsError(`${slowName} prefix '/' is every path: raise ${name('readTimeout')} instead`);
-      if (slowPaths.some((p) => p.prefix === prefix)) throw new ProxySettingsError(`${slowName} lists '${prefix}' twice`);
+      if (!PREFIX.test(prefix))
+        throw new ProxySettingsError(
+          `${slowName} prefix '${prefix}' must start with / and hold only letters, digits and ._~/@+-`,
+        );
+      if (prefix === '/')
+        throw new ProxySettingsError(`${slowName} prefix '/' is every path: raise ${name('readTimeout')} instead`);
+      if (slowPaths.some((p) => p.prefix === prefix))
+        throw new ProxySettingsError(`${slowName} lists '${prefix}' twice`);
       time(`${slowName} timeout of '${prefix}'`, timeout);
       if (timeMs(timeout) <= timeMs(nextUpstreamTimeout)) {
         throw new ProxySettingsError(
@@ -96,7 +112,8 @@ export function parseProxySettings(raw: Partial<Record<ProxySettingKey, string>>
         );
       }
       slowPaths.push({ prefix, timeout });
-      if (slowPaths.length > MAX_SLOW_PATHS) throw new ProxySettingsError(`${slowName} lists more than ${MAX_SLOW_PATHS} prefixes`);
+      if (slowPaths.length > MAX_SLOW_PATHS)
+        throw new ProxySettingsError(`${slowName} lists more than ${MAX_SLOW_PATHS} prefixes`);
     }
   }
   return { connectTimeout, sendTimeout, readTimeout, nextUpstreamTimeout, slowPaths };
@@ -125,7 +142,11 @@ export function proxySettingsFromEnv(env: NodeJS.ProcessEnv): ProxySettings {
 
 /** nginx's longest wait for a pool (a slow path's, the failover window or the read timeout), in whole seconds. */
 export function longestProxyWaitSeconds(proxy: ProxySettings): number {
-  const ms = Math.max(timeMs(proxy.readTimeout), timeMs(proxy.nextUpstreamTimeout), ...proxy.slowPaths.map((p) => timeMs(p.timeout)));
+  const ms = Math.max(
+    timeMs(proxy.readTimeout),
+    timeMs(proxy.nextUpstreamTimeout),
+    ...proxy.slowPaths.map((p) => timeMs(p.timeout)),
+  );
   return Math.ceil(ms / 1000);
 }
 
@@ -145,7 +166,10 @@ export const KEEPALIVE_MARGIN_SECONDS = 15;
  */
 export function loadBalancerIdleSeconds(proxy: ProxySettings): number {
   const seconds = Math.max(limit('albIdleTimeoutDefault'), longestProxyWaitSeconds(proxy) + WAIT_MARGIN_SECONDS);
-  if (seconds > limit('albIdleTimeoutMax')) throw new ProxySettingsError(`the load balancer's idle timeout would be ${seconds} s; an ALB takes at most ${limit('albIdleTimeoutMax')} s`);
+  if (seconds > limit('albIdleTimeoutMax'))
+    throw new ProxySettingsError(
+      `the load balancer's idle timeout would be ${seconds} s; an ALB takes at most ${limit('albIdleTimeoutMax')} s`,
+    );
   return seconds;
 }
 

@@ -46,7 +46,8 @@ function time(...candidates: Array<string | undefined>): number {
 
 function kindOf(record: ReleaseRecord): ReleaseAlertKind {
   if (!isFinal(record.state)) return 'release_started';
-  if (record.state === 'failed' && record.steps.some((s) => s.step === CANARY_ABORTED_STEP)) return 'release_canary_aborted';
+  if (record.state === 'failed' && record.steps.some((s) => s.step === CANARY_ABORTED_STEP))
+    return 'release_canary_aborted';
   return FINAL_KIND[record.state as keyof typeof FINAL_KIND];
 }
 
@@ -77,14 +78,22 @@ function summaryOf(kind: ReleaseAlertKind, r: ReleaseRecord): string {
  * - the same (id, state) again, or an in-progress step of a release already announced → nothing.
  * `maintenance`: the decisions are returned suppressed (logged, not posted), like every alert.
  */
-export function releaseAnnouncements(lastAnnounced: Announced | undefined, record: ReleaseRecord | undefined, maintenance = false): Decision[] {
+export function releaseAnnouncements(
+  lastAnnounced: Announced | undefined,
+  record: ReleaseRecord | undefined,
+  maintenance = false,
+): Decision[] {
   if (!record) return [];
   const sameRecord = lastAnnounced?.id === record.id;
   if (sameRecord && lastAnnounced!.state === record.state) return [];
   const final = isFinal(record.state);
   if (!final && sameRecord) return [];
   const kind = kindOf(record);
-  const details: Record<string, string | number> = { record: record.id, strategy: strategyText(record), bake_s: record.bakeSeconds };
+  const details: Record<string, string | number> = {
+    record: record.id,
+    strategy: strategyText(record),
+    bake_s: record.bakeSeconds,
+  };
   if (record.image) details.image = record.image;
   if (final) {
     const duration = time(record.finishedAt, record.updatedAt) - time(record.startedAt);
@@ -96,7 +105,9 @@ export function releaseAnnouncements(lastAnnounced: Announced | undefined, recor
     {
       kind,
       severity: RELEASE_SEVERITY[kind],
-      at: final ? time(record.finishedAt, record.updatedAt, record.startedAt) : time(record.startedAt, record.updatedAt),
+      at: final
+        ? time(record.finishedAt, record.updatedAt, record.startedAt)
+        : time(record.startedAt, record.updatedAt),
       pool: record.pool,
       activePool: kind === 'release_promoted' ? record.pool : record.previousPool,
       previousPool: record.previousPool,

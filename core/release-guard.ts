@@ -69,7 +69,12 @@ function crossed(f: ReleaseFigures, gate: ReleaseGate, minRequests = gate.minReq
  * - anything else (deploying, verifying without canary, final states, no record) → none.
  * Only requests at or after the record's `startedAt` count.
  */
-export function guardRelease(record: ReleaseRecord | undefined, window: readonly WindowItem[], now: number, gate: ReleaseGate): GuardAction {
+export function guardRelease(
+  record: ReleaseRecord | undefined,
+  window: readonly WindowItem[],
+  now: number,
+  gate: ReleaseGate,
+): GuardAction {
   if (!record) return { action: 'none' };
   // Times as every reader of the record reads them (parseRecordTime): never what Date.parse guesses.
   const since = parseRecordTime(record.startedAt) ?? -Infinity;
@@ -107,7 +112,12 @@ export const CANARY_ABORTED_STEP = 'canary-aborted';
  * rollback → `rolled-back`, abort-canary → `failed`, promote → `promoted`, each with the figures,
  * reason, finishedAt and a step. `none` → undefined (nothing to write).
  */
-export function recordAfterGuard(record: ReleaseRecord, action: GuardAction, now: number, host = 'guard'): ReleaseRecord | undefined {
+export function recordAfterGuard(
+  record: ReleaseRecord,
+  action: GuardAction,
+  now: number,
+  host = 'guard',
+): ReleaseRecord | undefined {
   const at = new Date(now).toISOString();
   switch (action.action) {
     case 'none':
@@ -120,7 +130,16 @@ export function recordAfterGuard(record: ReleaseRecord, action: GuardAction, now
         figures: action.figures,
         updatedAt: at,
         finishedAt: at,
-        steps: [...record.steps, { at, step: 'rollback', ok: true, detail: `flipped back to ${record.previousPool}: ${describeFigures(record.pool, action.figures)}`, host }],
+        steps: [
+          ...record.steps,
+          {
+            at,
+            step: 'rollback',
+            ok: true,
+            detail: `flipped back to ${record.previousPool}: ${describeFigures(record.pool, action.figures)}`,
+            host,
+          },
+        ],
       };
     case 'abort-canary':
       return {
@@ -130,7 +149,10 @@ export function recordAfterGuard(record: ReleaseRecord, action: GuardAction, now
         figures: action.figures,
         updatedAt: at,
         finishedAt: at,
-        steps: [...record.steps, { at, step: CANARY_ABORTED_STEP, ok: false, detail: describeFigures(record.pool, action.figures), host }],
+        steps: [
+          ...record.steps,
+          { at, step: CANARY_ABORTED_STEP, ok: false, detail: describeFigures(record.pool, action.figures), host },
+        ],
       };
     case 'promote':
       return {
@@ -139,7 +161,16 @@ export function recordAfterGuard(record: ReleaseRecord, action: GuardAction, now
         figures: action.figures,
         updatedAt: at,
         finishedAt: at,
-        steps: [...record.steps, { at, step: 'promoted', ok: true, detail: `bake ended clean: ${describeFigures(record.pool, action.figures)}`, host }],
+        steps: [
+          ...record.steps,
+          {
+            at,
+            step: 'promoted',
+            ok: true,
+            detail: `bake ended clean: ${describeFigures(record.pool, action.figures)}`,
+            host,
+          },
+        ],
       };
   }
 }

@@ -4,7 +4,6 @@
 import { limit } from './aws-limits';
 import type { Pool } from './pools';
 
-
 /**
  * deploying → verifying → (deployed, with --no-promote) | baking → promoted | rolled-back;
  * failed from any step before promotion. 'deployed', 'promoted', 'rolled-back', 'failed' are final.
@@ -134,7 +133,11 @@ export type RecordVerdict =
 
 /** Why a record's times cannot be the CLI's, or undefined. The host's jq gives the same reasons. */
 export function recordTimesProblem(record: ReleaseRecord, now: number): string | undefined {
-  const times: Record<'startedAt' | 'updatedAt' | 'bakeUntil', number | undefined> = { startedAt: undefined, updatedAt: undefined, bakeUntil: undefined };
+  const times: Record<'startedAt' | 'updatedAt' | 'bakeUntil', number | undefined> = {
+    startedAt: undefined,
+    updatedAt: undefined,
+    bakeUntil: undefined,
+  };
   for (const field of ['startedAt', 'updatedAt', 'bakeUntil'] as const) {
     const raw = (record as unknown as Record<string, unknown>)[field];
     if (field === 'bakeUntil' && (raw === undefined || raw === null)) continue;
@@ -144,7 +147,8 @@ export function recordTimesProblem(record: ReleaseRecord, now: number): string |
   const { startedAt, updatedAt, bakeUntil } = times as { startedAt: number; updatedAt: number; bakeUntil?: number };
   if (startedAt > updatedAt) return 'startedAt is after updatedAt';
   if (updatedAt > now + CLOCK_AHEAD_MS) return `updatedAt is more than ${CLOCK_AHEAD_MS / 1000} s ahead of this clock`;
-  if (bakeUntil !== undefined && bakeUntil > updatedAt + BAKE_AHEAD_MS) return `bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`;
+  if (bakeUntil !== undefined && bakeUntil > updatedAt + BAKE_AHEAD_MS)
+    return `bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`;
   return undefined;
 }
 
@@ -168,7 +172,11 @@ export function isStale(record: ReleaseRecord, now: number, staleAfterMs = STALE
 }
 
 /** In progress = not final and not abandoned: one release at a time, and a joining fleet host waits for it. */
-export function inProgress(record: ReleaseRecord | undefined, now: number, staleAfterMs = STALE_AFTER_MS): record is ReleaseRecord {
+export function inProgress(
+  record: ReleaseRecord | undefined,
+  now: number,
+  staleAfterMs = STALE_AFTER_MS,
+): record is ReleaseRecord {
   return record !== undefined && recordVerdict(record, now, staleAfterMs).kind === 'in-progress';
 }
 
@@ -177,7 +185,11 @@ export function parseRecord(value: string | undefined): ReleaseRecord | undefine
   if (!value) return undefined;
   try {
     const parsed = JSON.parse(value) as Partial<ReleaseRecord>;
-    const ok = typeof parsed.id === 'string' && typeof parsed.state === 'string' && (parsed.pool === 'blue' || parsed.pool === 'green') && Array.isArray(parsed.steps);
+    const ok =
+      typeof parsed.id === 'string' &&
+      typeof parsed.state === 'string' &&
+      (parsed.pool === 'blue' || parsed.pool === 'green') &&
+      Array.isArray(parsed.steps);
     return ok ? (parsed as ReleaseRecord) : undefined;
   } catch {
     return undefined;
@@ -281,6 +293,9 @@ export function serializeRecord(record: ReleaseRecord): string {
   }
   const text = JSON.stringify({ ...bounded, steps });
   // Only an image reference of kilobytes could get here: SSM would refuse the write anyway.
-  if (utf8(text) > RECORD_MAX_BYTES) throw new Error(`release record ${record.id} is ${utf8(text)} bytes even with one step; its parameter holds ${RECORD_MAX_BYTES}`);
+  if (utf8(text) > RECORD_MAX_BYTES)
+    throw new Error(
+      `release record ${record.id} is ${utf8(text)} bytes even with one step; its parameter holds ${RECORD_MAX_BYTES}`,
+    );
   return text;
 }

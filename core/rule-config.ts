@@ -29,7 +29,10 @@ export function ruleConfigFromEnv(env: Record<string, string | undefined>): Rule
     recoveryConsecutive: num('recoveryConsecutive', (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     cooldownMs: num('cooldownMs', (n) => n >= 0, 'seconds >= 0'),
   };
-  if (config.minWindow > config.windowSize) throw new Error(`${RULE_ENV.minWindow} (${config.minWindow}) must not exceed ${RULE_ENV.windowSize} (${config.windowSize})`);
+  if (config.minWindow > config.windowSize)
+    throw new Error(
+      `${RULE_ENV.minWindow} (${config.minWindow}) must not exceed ${RULE_ENV.windowSize} (${config.windowSize})`,
+    );
   return config;
 }
 
@@ -37,7 +40,6 @@ export const RELEASE_GATE_ENV = {
   errorRate: 'RELEASE_GATE_ERROR_RATE',
   minRequests: 'RELEASE_GATE_MIN_REQUESTS',
 } as const satisfies Record<Exclude<keyof ReleaseGate, 'windowSize'>, string>;
-
 
 /**
  * The release gate's settings: the error-rate alert's threshold (ALERT_ERROR_RATE) over at least
@@ -47,8 +49,16 @@ export const RELEASE_GATE_ENV = {
  * judges the alert's window, so it can never need more requests than ALERT_WINDOW holds (and a
  * canary's minimum is capped at its share of the window: release-guard.ts `canaryMinRequests`).
  */
-export function releaseGateFromEnv(env: Record<string, string | undefined>, rules: RuleConfig = ruleConfigFromEnv(env)): ReleaseGate {
-  const read = (key: keyof typeof RELEASE_GATE_ENV, fallback: number, ok: (n: number) => boolean, what: string): number => {
+export function releaseGateFromEnv(
+  env: Record<string, string | undefined>,
+  rules: RuleConfig = ruleConfigFromEnv(env),
+): ReleaseGate {
+  const read = (
+    key: keyof typeof RELEASE_GATE_ENV,
+    fallback: number,
+    ok: (n: number) => boolean,
+    what: string,
+  ): number => {
     const name = RELEASE_GATE_ENV[key];
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return fallback;
@@ -58,11 +68,18 @@ export function releaseGateFromEnv(env: Record<string, string | undefined>, rule
   };
   const gate: ReleaseGate = {
     windowSize: rules.windowSize,
-    errorRate: read('errorRate', rules.errorRateThreshold, (n) => n > 0 && n < 1, 'a fraction between 0 and 1, e.g. 0.02'),
+    errorRate: read(
+      'errorRate',
+      rules.errorRateThreshold,
+      (n) => n > 0 && n < 1,
+      'a fraction between 0 and 1, e.g. 0.02',
+    ),
     minRequests: read('minRequests', rules.minWindow, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
   };
   if (gate.minRequests > rules.windowSize) {
-    throw new Error(`${RELEASE_GATE_ENV.minRequests} (${gate.minRequests}) must not exceed ${RULE_ENV.windowSize} (${rules.windowSize}): the gate judges the alert window`);
+    throw new Error(
+      `${RELEASE_GATE_ENV.minRequests} (${gate.minRequests}) must not exceed ${RULE_ENV.windowSize} (${rules.windowSize}): the gate judges the alert window`,
+    );
   }
   return gate;
 }

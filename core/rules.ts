@@ -3,9 +3,16 @@
 import { AccessLogEntry, primaryPool, upstreamStatuses } from './access-log';
 import type { ReleaseFigures } from './release-record';
 
-export type TrafficAlertKind = 'failover' | 'failover_recovered' | 'planned_switch' | 'error_rate' | 'error_rate_recovered' | 'users_see_errors';
+export type TrafficAlertKind =
+  'failover' | 'failover_recovered' | 'planned_switch' | 'error_rate' | 'error_rate_recovered' | 'users_see_errors';
 /** Release events (release-events.ts): posted once per transition of the release record. */
-export type ReleaseAlertKind = 'release_started' | 'release_failed' | 'release_canary_aborted' | 'release_deployed' | 'release_promoted' | 'release_rolled_back';
+export type ReleaseAlertKind =
+  | 'release_started'
+  | 'release_failed'
+  | 'release_canary_aborted'
+  | 'release_deployed'
+  | 'release_promoted'
+  | 'release_rolled_back';
 export type AlertKind = TrafficAlertKind | ReleaseAlertKind;
 export type Severity = 'critical' | 'warning' | 'info' | 'ok';
 
@@ -173,7 +180,9 @@ const POOLS = new Set(['blue', 'green']);
  * because nginx had marked the primary down), or any attempt was a 5xx, or the client got a 5xx.
  * A planned switch never counts: every line names its own primary.
  */
-export function failedByPrimary(entry: Pick<AccessLogEntry, 'status' | 'upstream_status' | 'pool' | 'primary_pool' | 'active_pool'>): boolean {
+export function failedByPrimary(
+  entry: Pick<AccessLogEntry, 'status' | 'upstream_status' | 'pool' | 'primary_pool' | 'active_pool'>,
+): boolean {
   if (entry.status >= 500) return true;
   const primary = primaryPool(entry);
   if (entry.pool !== primary && POOLS.has(entry.pool) && POOLS.has(primary)) return true;
@@ -186,7 +195,13 @@ export function windowItem(entry: AccessLogEntry, at: number, host?: string): Wi
   const p = primaryPool(entry);
   const primary = POOLS.has(p) ? p : '';
   if (!failedByPrimary(entry)) return { bad: false, primary, at };
-  const item: WindowItem = { bad: true, primary, at, uri: entry.uri.split('?')[0], upstream: entry.upstream_addr || undefined };
+  const item: WindowItem = {
+    bad: true,
+    primary,
+    at,
+    uri: entry.uri.split('?')[0],
+    upstream: entry.upstream_addr || undefined,
+  };
   if (entry.status >= 500) item.saw5xx = true;
   if (host) item.host = host;
   return item;
@@ -202,7 +217,12 @@ function top(items: string[], n: number): Array<[string, number]> {
  * Seeds the error-rate window from history (a cold start's rebuild): no decisions, no episodes.
  * `hosts[i]`, when given, is the host that logged `entries[i]` (its log stream).
  */
-export function seedWindow(state: EngineState, entries: readonly AccessLogEntry[], config: RuleConfig, hosts?: readonly string[]): EngineState {
+export function seedWindow(
+  state: EngineState,
+  entries: readonly AccessLogEntry[],
+  config: RuleConfig,
+  hosts?: readonly string[],
+): EngineState {
   const from = Math.max(0, entries.length - config.windowSize);
   const window = entries.slice(from).map((entry, i) => windowItem(entry, entryTime(entry, 0), hosts?.[from + i]));
   return { ...state, window: [...window, ...state.window].slice(-config.windowSize) };
@@ -215,11 +235,24 @@ export function windowFigures(window: readonly WindowItem[], options: { byHost?:
     bad: badItems.length,
     rate: window.length ? badItems.length / window.length : 0,
     usersSaw5xx: badItems.reduce((n, w) => n + (w.saw5xx ? 1 : 0), 0),
-    failedPools: top(badItems.map((w) => w.primary || '?'), 2),
-    topUris: top(badItems.map((w) => w.uri ?? '?'), 5),
-    topUpstreams: top(badItems.flatMap((w) => (w.upstream ? w.upstream.split(/,\s*/) : [])), 3),
+    failedPools: top(
+      badItems.map((w) => w.primary || '?'),
+      2,
+    ),
+    topUris: top(
+      badItems.map((w) => w.uri ?? '?'),
+      5,
+    ),
+    topUpstreams: top(
+      badItems.flatMap((w) => (w.upstream ? w.upstream.split(/,\s*/) : [])),
+      3,
+    ),
   };
-  if (options.byHost) figures.failedHosts = top(badItems.map((w) => w.host ?? '?'), Infinity);
+  if (options.byHost)
+    figures.failedHosts = top(
+      badItems.map((w) => w.host ?? '?'),
+      Infinity,
+    );
   return figures;
 }
 
@@ -249,7 +282,10 @@ function failedHostsText(figures: WindowFigures, total: number): { text: string;
   if (figures.bad === 0) return { text: ` — no failed requests from any of the ${of} hosts`, count: `0 of ${of}` };
   const listed = hosts.slice(0, HOSTS_LISTED).map(([host, n]) => `${host} ${n}`);
   const more = hosts.length > HOSTS_LISTED ? `, … (${hosts.length - HOSTS_LISTED} more)` : '';
-  return { text: ` — failed requests from ${known} of ${of} hosts: ${listed.join(', ')}${more}`, count: `${known} of ${of}` };
+  return {
+    text: ` — failed requests from ${known} of ${of} hosts: ${listed.join(', ')}${more}`,
+    count: `${known} of ${of}`,
+  };
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -262,7 +298,11 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
  * switch and active pool, its failover episode, the stage's error-rate window, users seeing a 5xx.
  * Then the state is pruned. The steps work on `next`, the batch's own copy of the state.
  */
-export function evaluate(state: EngineState, inputs: readonly EngineInput[], options: EvaluateOptions): { state: EngineState; decisions: Decision[] } {
+export function evaluate(
+  state: EngineState,
+  inputs: readonly EngineInput[],
+  options: EvaluateOptions,
+): { state: EngineState; decisions: Decision[] } {
   const next: EngineState = structuredClone(state);
   const decisions: Decision[] = [];
   const decide = decider(next.lastPosted, options, decisions);
@@ -274,7 +314,12 @@ export function evaluate(state: EngineState, inputs: readonly EngineInput[], opt
     const h = observeHost(next.hosts, line);
     plannedSwitchRule(next, h, line, options.fleetSize, decide);
     failoverRule(next, h, line, options, decide);
-    badInWindow = slideWindow(next.window, windowItem(line.entry, line.at, line.host), badInWindow, options.config.windowSize);
+    badInWindow = slideWindow(
+      next.window,
+      windowItem(line.entry, line.at, line.host),
+      badInWindow,
+      options.config.windowSize,
+    );
     errorRateRule(next, badInWindow, line, options, decide);
     usersSeeErrorsRule(line, decide);
   }
@@ -297,14 +342,25 @@ interface Line {
 
 function readLine({ entry, host, at }: EngineInput): Line {
   const pool = (p: string) => (POOLS.has(p) ? p : undefined);
-  return { entry, host, at, active: pool(entry.active_pool), served: pool(entry.pool), primary: pool(primaryPool(entry)) };
+  return {
+    entry,
+    host,
+    at,
+    active: pool(entry.active_pool),
+    served: pool(entry.pool),
+    primary: pool(primaryPool(entry)),
+  };
 }
 
 /** Records a decision (posted, or suppressed by maintenance or its cooldown key's cooldown) and returns it. */
 type Decide = (d: Omit<Decision, 'suppressed'>, cooldownKey?: string) => Decision;
 
 /** The one place decisions are made: appends to `decisions`, and to `lastPosted` when one is posted under a cooldown key. */
-function decider(lastPosted: EngineState['lastPosted'], options: Pick<EvaluateOptions, 'config' | 'maintenance'>, decisions: Decision[]): Decide {
+function decider(
+  lastPosted: EngineState['lastPosted'],
+  options: Pick<EvaluateOptions, 'config' | 'maintenance'>,
+  decisions: Decision[],
+): Decide {
   return (d, cooldownKey) => {
     let suppressed: Decision['suppressed'] = null;
     if (options.maintenance) suppressed = 'maintenance';
@@ -329,14 +385,26 @@ function observeHost(hosts: EngineState['hosts'], line: Line): HostState {
 /** A line from an old worker finishing a request under the previous config: not a switch back. */
 function isStaleLine(h: HostState, line: Line): boolean {
   const { active, at } = line;
-  return active !== undefined && h.lastSwitch !== undefined && active === h.lastSwitch.from && active !== h.activePool && at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS;
+  return (
+    active !== undefined &&
+    h.lastSwitch !== undefined &&
+    active === h.lastSwitch.from &&
+    active !== h.activePool &&
+    at - h.lastSwitch.at < STALE_AFTER_SWITCH_MS
+  );
 }
 
 /**
  * Planned switch: the configured primary changed. Info, never a failover. Then the host's active
  * pool follows the line (a stale line changes neither).
  */
-function plannedSwitchRule(next: EngineState, h: HostState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+function plannedSwitchRule(
+  next: EngineState,
+  h: HostState,
+  line: Line,
+  fleetSize: number | undefined,
+  decide: Decide,
+): void {
   const { active, host, at } = line;
   if (!active || isStaleLine(h, line)) return;
   if (h.activePool && active !== h.activePool) {
@@ -397,7 +465,10 @@ function openEpisode(next: EngineState, h: HostState, line: Line, fleetSize: num
   // In a fleet: how many hosts have the backup answering now, this one included.
   const total = hostTotal(next, at, fleetSize);
   const onServed = 1 + recentHosts(next, at).filter((o) => o !== h && o.episode?.to === served).length;
-  const fleet = total > 1 ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` } : undefined;
+  const fleet =
+    total > 1
+      ? { text: ` — ${served} answering on ${onServed} of ${total} hosts`, count: `${onServed} of ${total}` }
+      : undefined;
   const d = decide(
     {
       kind: 'failover',
@@ -424,7 +495,13 @@ function openEpisode(next: EngineState, h: HostState, line: Line, fleetSize: num
 }
 
 /** Enough answers in a row from the primary again: the episode ends, with a recovery when its failover was posted. */
-function closeEpisode(next: EngineState, h: HostState, line: Line, fleetSize: number | undefined, decide: Decide): void {
+function closeEpisode(
+  next: EngineState,
+  h: HostState,
+  line: Line,
+  fleetSize: number | undefined,
+  decide: Decide,
+): void {
   const { entry, host, at, active, primary, served } = line;
   const episode = h.episode!;
   h.episode = undefined;
@@ -441,7 +518,11 @@ function closeEpisode(next: EngineState, h: HostState, line: Line, fleetSize: nu
     activePool: active,
     release: entry.release,
     summary: `Recovered on ${host}: ${primary} is answering again after ${Math.round((at - episode.since) / 1000)} s${fleet?.text ?? ''}`,
-    details: { duration_s: Math.round((at - episode.since) / 1000), requests_on_backup: episode.requests, ...(fleet ? { hosts_failing_over: fleet.count } : {}) },
+    details: {
+      duration_s: Math.round((at - episode.since) / 1000),
+      requests_on_backup: episode.requests,
+      ...(fleet ? { hosts_failing_over: fleet.count } : {}),
+    },
   });
 }
 
@@ -459,19 +540,30 @@ function slideWindow(window: WindowItem[], item: WindowItem, badInWindow: number
  * once the window holds minWindow requests; fires above the threshold, recovers at or below
  * threshold × recoveryRatio.
  */
-function errorRateRule(next: EngineState, badInWindow: number, line: Line, options: EvaluateOptions, decide: Decide): void {
+function errorRateRule(
+  next: EngineState,
+  badInWindow: number,
+  line: Line,
+  options: EvaluateOptions,
+  decide: Decide,
+): void {
   const { config } = options;
   if (next.window.length < config.minWindow) return;
   const rate = badInWindow / next.window.length;
   if (!next.errorRate && rate > config.errorRateThreshold) errorRateFired(next, line, options, decide);
   else if (next.errorRate) {
     next.errorRate.peak = Math.max(next.errorRate.peak, rate);
-    if (rate <= config.errorRateThreshold * config.recoveryRatio) errorRateRecovered(next, line, options.fleetSize, decide);
+    if (rate <= config.errorRateThreshold * config.recoveryRatio)
+      errorRateRecovered(next, line, options.fleetSize, decide);
   }
 }
 
 /** The window's figures for a message, by host on a fleet, and the fleet's "N of M hosts" text. */
-function errorRateFigures(next: EngineState, at: number, fleetSize: number | undefined): { figures: WindowFigures; fleet?: { text: string; count: string } } {
+function errorRateFigures(
+  next: EngineState,
+  at: number,
+  fleetSize: number | undefined,
+): { figures: WindowFigures; fleet?: { text: string; count: string } } {
   const total = hostTotal(next, at, fleetSize);
   const figures = windowFigures(next.window, { byHost: total > 1 });
   return { figures, fleet: total > 1 ? failedHostsText(figures, total) : undefined };
@@ -489,7 +581,12 @@ function errorRateFired(next: EngineState, line: Line, options: EvaluateOptions,
       activePool: active,
       summary: `Error rate ${pct(figures.rate)} over the last ${figures.requests} requests (threshold ${pct(options.config.errorRateThreshold)}): ${figures.bad} failed by their primary pool${figures.failedPools.length ? ` (${figures.failedPools.map(([pool, n]) => `${pool} ${n}`).join(', ')})` : ''}, users saw 5xx on ${figures.usersSaw5xx} (${pct(figures.usersSaw5xx / figures.requests)})${fleet?.text ?? ''}`,
       window: figures,
-      details: { failed: figures.bad, requests: figures.requests, users_saw_5xx: figures.usersSaw5xx, ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
+      details: {
+        failed: figures.bad,
+        requests: figures.requests,
+        users_saw_5xx: figures.usersSaw5xx,
+        ...(fleet ? { hosts_with_failures: fleet.count } : {}),
+      },
     },
     'error_rate',
   );
@@ -510,7 +607,11 @@ function errorRateRecovered(next: EngineState, line: Line, fleetSize: number | u
     activePool: active,
     summary: `Error rate back to ${pct(figures.rate)} over the last ${figures.requests} requests (peak ${pct(episode.peak)})${fleet?.text ?? ''}`,
     window: figures,
-    details: { duration_s: Math.round((at - episode.since) / 1000), peak: pct(episode.peak), ...(fleet ? { hosts_with_failures: fleet.count } : {}) },
+    details: {
+      duration_s: Math.round((at - episode.since) / 1000),
+      peak: pct(episode.peak),
+      ...(fleet ? { hosts_with_failures: fleet.count } : {}),
+    },
   });
 }
 
@@ -528,7 +629,12 @@ function usersSeeErrorsRule(line: Line, decide: Decide): void {
       activePool: active,
       release: entry.release,
       summary: `Users see errors on ${host}: ${entry.method} ${entry.uri.split('?')[0]} answered ${entry.status} (upstream ${entry.upstream_status || 'none'})`,
-      details: { status: entry.status, upstream_status: entry.upstream_status || '-', upstream_addr: entry.upstream_addr || '-', request_id: entry.request_id },
+      details: {
+        status: entry.status,
+        upstream_status: entry.upstream_status || '-',
+        upstream_addr: entry.upstream_addr || '-',
+        request_id: entry.request_id,
+      },
     },
     'users_see_errors',
   );
@@ -542,8 +648,10 @@ function latestAt(inputs: readonly EngineInput[]): number | undefined {
 /** Keeps the state small (it is persisted): forgets replaced hosts and cooldowns that have run out. */
 function pruneState(next: EngineState, latest: number | undefined, cooldownMs: number): void {
   if (latest === undefined) return;
-  for (const [host, h] of Object.entries(next.hosts)) if (h.lastSeen !== undefined && latest - h.lastSeen > FORGET_HOST_MS) delete next.hosts[host];
-  for (const [key, last] of Object.entries(next.lastPosted)) if (latest - last >= cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
+  for (const [host, h] of Object.entries(next.hosts))
+    if (h.lastSeen !== undefined && latest - h.lastSeen > FORGET_HOST_MS) delete next.hosts[host];
+  for (const [key, last] of Object.entries(next.lastPosted))
+    if (latest - last >= cooldownMs && latest - last > FORGET_HOST_MS) delete next.lastPosted[key];
 }
 
 /**
@@ -554,8 +662,13 @@ function pruneState(next: EngineState, latest: number | undefined, cooldownMs: n
 function stillFailingOver(hosts: readonly HostState[], to: string, total: number): { text: string; count: string } {
   const open = hosts.filter((h) => h.episode !== undefined);
   const sameWay = open.filter((h) => h.episode!.to === to).length;
-  if (sameWay > 0) return { text: ` — still on ${to} on ${sameWay} of ${total} hosts`, count: `${sameWay} of ${total}` };
-  if (open.length > 0) return { text: ` — no host on ${to} now, still failing over on ${open.length} of ${total} hosts`, count: `${open.length} of ${total}` };
+  if (sameWay > 0)
+    return { text: ` — still on ${to} on ${sameWay} of ${total} hosts`, count: `${sameWay} of ${total}` };
+  if (open.length > 0)
+    return {
+      text: ` — no host on ${to} now, still failing over on ${open.length} of ${total} hosts`,
+      count: `${open.length} of ${total}`,
+    };
   return { text: ' — no host failing over now', count: `0 of ${total}` };
 }
 

@@ -27,4 +27,3 @@ export const DEPLOY_RATE: RunRate = { maxConcurrency: '50%', maxErrors: '0' };
  * canary share): every host at once, and one host failing does not stop the others.
  */
 export const EVERY_HOST_RATE: RunRate = { maxConcurrency: '100%', maxErrors: '100%' };
-

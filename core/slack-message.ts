@@ -1,5 +1,13 @@
 // Slack: the Block Kit message for a decision or an alarm change (delivery is support/slack-webhook.ts).
-import { ALARM_SEVERITY, AlarmStateChange, alarmConsoleUrl, describeTrigger, PIPELINE_ALARMS, pipelineAlarmOf, runbookLink } from './alarm-notification';
+import {
+  ALARM_SEVERITY,
+  AlarmStateChange,
+  alarmConsoleUrl,
+  describeTrigger,
+  PIPELINE_ALARMS,
+  pipelineAlarmOf,
+  runbookLink,
+} from './alarm-notification';
 import { AlertKind, Decision, Severity } from './rules';
 
 export const SEVERITY_COLOURS: Record<Severity, string> = {
@@ -64,7 +72,8 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   if (release) {
     if (d.release) fields.push(`*Release*\n${d.release}`);
     if (d.pool) fields.push(`*Pool*\n${d.pool}`);
-    if (d.previousRelease !== undefined || d.previousPool) fields.push(`*Previous*\n${d.previousRelease ?? '?'} on ${d.previousPool ?? '?'}`);
+    if (d.previousRelease !== undefined || d.previousPool)
+      fields.push(`*Previous*\n${d.previousRelease ?? '?'} on ${d.previousPool ?? '?'}`);
     if (d.activePool) fields.push(`*Active pool*\n${d.activePool}`);
     if (d.strategy) fields.push(`*Strategy*\n${d.strategy}`);
   } else {
@@ -85,7 +94,14 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
       `*Users saw 5xx*: ${w.usersSaw5xx} of ${w.requests} (${pct(w.requests ? w.usersSaw5xx / w.requests : 0)})${w.usersSaw5xx === 0 && w.bad > 0 ? ': failover answered every one' : ''}`,
       w.failedPools.length ? `*Failing pool*: ${w.failedPools.map(([p, n]) => `${p} ×${n}`).join(', ')}` : '',
       // A fleet only (rules.ts sets failedHosts there): which hosts the failed requests came from.
-      w.failedHosts?.length ? `*Failing hosts*: ${w.failedHosts.slice(0, SLACK_HOSTS_LISTED).map(([h, n]) => `\`${h}\` ×${n}`).join(', ')}${w.failedHosts.length > SLACK_HOSTS_LISTED ? `, and ${w.failedHosts.length - SLACK_HOSTS_LISTED} more` : ''}` : '',
+      w.failedHosts?.length
+        ? `*Failing hosts*: ${w.failedHosts
+            .slice(0, SLACK_HOSTS_LISTED)
+            .map(([h, n]) => `\`${h}\` ×${n}`)
+            .join(
+              ', ',
+            )}${w.failedHosts.length > SLACK_HOSTS_LISTED ? `, and ${w.failedHosts.length - SLACK_HOSTS_LISTED} more` : ''}`
+        : '',
       w.topUris.length ? `*Top URIs*: ${w.topUris.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
       w.topUpstreams.length ? `*Upstreams*: ${w.topUpstreams.map(([u, n]) => `\`${u}\` ×${n}`).join(', ')}` : '',
     ].filter(Boolean);
@@ -94,7 +110,9 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   if (release && (d.figures || d.reason)) {
     const f = d.figures;
     const lines = [
-      f ? `*Gate figures*: ${d.pool ?? 'the pool'} failed ${f.failed} of ${f.requests} requests first sent to it (${pct(f.rate)}); users saw 5xx on ${f.usersSaw5xx}` : '',
+      f
+        ? `*Gate figures*: ${d.pool ?? 'the pool'} failed ${f.failed} of ${f.requests} requests first sent to it (${pct(f.rate)}); users saw 5xx on ${f.usersSaw5xx}`
+        : '',
       d.reason ? `*Reason*: ${d.reason}` : '',
     ].filter(Boolean);
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
@@ -104,8 +122,14 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
     .join('  ·  ');
   if (detailText) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: detailText }] });
   const buttons: Array<Record<string, unknown>> = [];
-  if (ctx.logsUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Logs around the event' }, url: ctx.logsUrl });
-  if (ctx.runbookUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: runbookLink(ctx.runbookUrl, RUNBOOK_ANCHORS[d.kind]) });
+  if (ctx.logsUrl)
+    buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Logs around the event' }, url: ctx.logsUrl });
+  if (ctx.runbookUrl)
+    buttons.push({
+      type: 'button',
+      text: { type: 'plain_text', text: 'Runbook' },
+      url: runbookLink(ctx.runbookUrl, RUNBOOK_ANCHORS[d.kind]),
+    });
   if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
   if (ctx.logsHint) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: ctx.logsHint }] });
   return {
@@ -119,11 +143,18 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
  * style as the alerts: title and what happened, the fields, a button to the alarm and one to its
  * RUNBOOK.md section (the pipeline's alarms; another alarm on the topic gets the console button only).
  */
-export function alarmSlackMessage(change: AlarmStateChange, ctx: Pick<MessageContext, 'stage' | 'runbookUrl'>): Record<string, unknown> {
+export function alarmSlackMessage(
+  change: AlarmStateChange,
+  ctx: Pick<MessageContext, 'stage' | 'runbookUrl'>,
+): Record<string, unknown> {
   const known = pipelineAlarmOf(ctx.stage, change.alarmName);
   const titles = known ? PIPELINE_ALARMS[known] : undefined;
   const title =
-    change.state === 'OK' ? (titles?.ok ?? `:white_check_mark: OK: ${change.alarmName}`) : change.state === 'ALARM' ? (titles?.alarm ?? `:rotating_light: Alarm: ${change.alarmName}`) : `:grey_question: Insufficient data: ${change.alarmName}`;
+    change.state === 'OK'
+      ? (titles?.ok ?? `:white_check_mark: OK: ${change.alarmName}`)
+      : change.state === 'ALARM'
+        ? (titles?.alarm ?? `:rotating_light: Alarm: ${change.alarmName}`)
+        : `:grey_question: Insufficient data: ${change.alarmName}`;
   // The pipeline's own alarms have a title that says what their description says; another alarm's description is news.
   const summary = [known ? undefined : change.description, change.reason].filter(Boolean).join('\n');
   const fields = [
@@ -140,8 +171,14 @@ export function alarmSlackMessage(change: AlarmStateChange, ctx: Pick<MessageCon
   ];
   const buttons: Array<Record<string, unknown>> = [];
   const consoleUrl = alarmConsoleUrl(change);
-  if (consoleUrl) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Alarm in the console' }, url: consoleUrl });
-  if (ctx.runbookUrl && known) buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Runbook' }, url: runbookLink(ctx.runbookUrl, PIPELINE_ALARMS[known].anchor) });
+  if (consoleUrl)
+    buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Alarm in the console' }, url: consoleUrl });
+  if (ctx.runbookUrl && known)
+    buttons.push({
+      type: 'button',
+      text: { type: 'plain_text', text: 'Runbook' },
+      url: runbookLink(ctx.runbookUrl, PIPELINE_ALARMS[known].anchor),
+    });
   if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
   return {
     text: `[${ctx.stage}] ${change.state}: ${change.alarmName}${change.reason ? ` (${change.reason})` : ''}`,

@@ -23,7 +23,13 @@ import { STALE_AFTER_MS } from './release-record';
  * (FixedRandomDelay: drawn once per host, so a host runs every 60 s), within AccuracySec of it.
  * Before: AccuracySec 5 s and no delay, every host of the account within the same ~5 s.
  */
-export const HOST_TIMER = { onCalendar: 'minutely', periodSeconds: 60, randomizedDelaySeconds: 55, accuracySeconds: 1, fixedRandomDelay: true } as const;
+export const HOST_TIMER = {
+  onCalendar: 'minutely',
+  periodSeconds: 60,
+  randomizedDelaySeconds: 55,
+  accuracySeconds: 1,
+  fixedRandomDelay: true,
+} as const;
 
 /** A joining fleet host re-reads the release record this often while a release holds it (fleet/bluegreen-join.sh JOIN_POLL_SECONDS). */
 export const JOIN_POLL_SECONDS = 15;
@@ -63,7 +69,10 @@ export const THROTTLE_RETRY = { mode: 'standard', maxAttempts: 8 } as const;
 export const sdkRetryConfig = () => ({ retryMode: THROTTLE_RETRY.mode, maxAttempts: THROTTLE_RETRY.maxAttempts });
 
 /** The hosts' /etc/bluegreen/env lines for it: the aws CLI reads them (bluegreen-apply, bluegreen-join). */
-export const hostRetryEnv = (): Record<string, string> => ({ AWS_RETRY_MODE: THROTTLE_RETRY.mode, AWS_MAX_ATTEMPTS: String(THROTTLE_RETRY.maxAttempts) });
+export const hostRetryEnv = (): Record<string, string> => ({
+  AWS_RETRY_MODE: THROTTLE_RETRY.mode,
+  AWS_MAX_ATTEMPTS: String(THROTTLE_RETRY.maxAttempts),
+});
 
 /** The share of the account's budget one stage may use. */
 export const BUDGET_SHARE = 0.5;
@@ -87,16 +96,58 @@ export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[]
   const s = (ms: number) => ms / 1000;
   return [
     // bluegreen-apply: the host's 8 parameters in one GetParameters (AWS_LIMITS.getParametersNames).
-    { name: 'hosts\' timers', callers: hosts, requests: 1, everySeconds: HOST_TIMER.periodSeconds, spreadSeconds: HOST_TIMER.randomizedDelaySeconds + HOST_TIMER.accuracySeconds },
+    {
+      name: "hosts' timers",
+      callers: hosts,
+      requests: 1,
+      everySeconds: HOST_TIMER.periodSeconds,
+      spreadSeconds: HOST_TIMER.randomizedDelaySeconds + HOST_TIMER.accuracySeconds,
+    },
     // The worst case: every host of the group launched at once (a zone lost) waiting out a release.
-    { name: 'joining hosts', callers: hosts, requests: 1, everySeconds: JOIN_POLL_SECONDS, spreadSeconds: JOIN_POLL_SECONDS },
-    { name: 'alert function: release record', callers: 1, requests: 1, everySeconds: s(RECORD_MAX_AGE_MS), spreadSeconds: s(RECORD_MAX_AGE_MS) },
+    {
+      name: 'joining hosts',
+      callers: hosts,
+      requests: 1,
+      everySeconds: JOIN_POLL_SECONDS,
+      spreadSeconds: JOIN_POLL_SECONDS,
+    },
+    {
+      name: 'alert function: release record',
+      callers: 1,
+      requests: 1,
+      everySeconds: s(RECORD_MAX_AGE_MS),
+      spreadSeconds: s(RECORD_MAX_AGE_MS),
+    },
     // maintenance, the hosts count and the webhook; and the one-minute tick's fresh read of the record.
-    { name: 'alert function: other parameters', callers: 1, requests: 4, everySeconds: s(PARAMETER_MAX_AGE_MS), spreadSeconds: s(PARAMETER_MAX_AGE_MS) },
-    { name: 'alert function: state saves', callers: 1, requests: 1, everySeconds: s(STATE_SAVE_INTERVAL_MS), spreadSeconds: s(STATE_SAVE_INTERVAL_MS) },
-    { name: 'release CLI: record polls', callers: 1, requests: 1, everySeconds: s(CLI_RECORD_POLL_MS), spreadSeconds: s(CLI_RECORD_POLL_MS) },
+    {
+      name: 'alert function: other parameters',
+      callers: 1,
+      requests: 4,
+      everySeconds: s(PARAMETER_MAX_AGE_MS),
+      spreadSeconds: s(PARAMETER_MAX_AGE_MS),
+    },
+    {
+      name: 'alert function: state saves',
+      callers: 1,
+      requests: 1,
+      everySeconds: s(STATE_SAVE_INTERVAL_MS),
+      spreadSeconds: s(STATE_SAVE_INTERVAL_MS),
+    },
+    {
+      name: 'release CLI: record polls',
+      callers: 1,
+      requests: 1,
+      everySeconds: s(CLI_RECORD_POLL_MS),
+      spreadSeconds: s(CLI_RECORD_POLL_MS),
+    },
     // A save re-reads the record first (the guard may have written it), then writes it.
-    { name: 'release CLI: record refresh', callers: 1, requests: 2, everySeconds: s(CLI_RECORD_REFRESH_MS), spreadSeconds: s(CLI_RECORD_REFRESH_MS) },
+    {
+      name: 'release CLI: record refresh',
+      callers: 1,
+      requests: 2,
+      everySeconds: s(CLI_RECORD_REFRESH_MS),
+      spreadSeconds: s(CLI_RECORD_REFRESH_MS),
+    },
   ];
 }
 
@@ -106,8 +157,9 @@ export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[]
  */
 export function previousReleaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[] {
   return releaseSources(hosts).map((src) => {
-    if (src.name === 'hosts\' timers') return { ...src, spreadSeconds: 5 };
-    if (src.name === 'alert function: state saves') return { ...src, everySeconds: AGENT_FLUSH_SECONDS / hosts, spreadSeconds: AGENT_FLUSH_SECONDS / hosts };
+    if (src.name === "hosts' timers") return { ...src, spreadSeconds: 5 };
+    if (src.name === 'alert function: state saves')
+      return { ...src, everySeconds: AGENT_FLUSH_SECONDS / hosts, spreadSeconds: AGENT_FLUSH_SECONDS / hosts };
     if (src.name === 'release CLI: record polls') return { ...src, everySeconds: 0.25, spreadSeconds: 0.25 };
     return src;
   });
@@ -164,7 +216,11 @@ export function parameterStoreLoad(sources: readonly RequestSource[]): Load {
   return {
     averagePerSecond: sources.reduce((sum, src) => sum + average(src), 0),
     busiestSecond: busiest(pmfs.reduce(convolve, [1])),
-    bySource: sources.map((src, i) => ({ name: src.name, averagePerSecond: average(src), busiestSecond: busiest(pmfs[i]) })),
+    bySource: sources.map((src, i) => ({
+      name: src.name,
+      averagePerSecond: average(src),
+      busiestSecond: busiest(pmfs[i]),
+    })),
   };
 }
 

@@ -112,7 +112,9 @@ export class AlarmTopic extends Construct {
       );
     }
     if (props.slackFunction) {
-      this.topic.addSubscription(new subscriptions.LambdaSubscription(props.slackFunction, { deadLetterQueue: props.deadLetterQueue }));
+      this.topic.addSubscription(
+        new subscriptions.LambdaSubscription(props.slackFunction, { deadLetterQueue: props.deadLetterQueue }),
+      );
     }
   }
 }

@@ -81,7 +81,8 @@ export class Alerting extends Construct {
     });
     Validations.of(queue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter destination for undelivered alerts and failed invocations; its alarm pages on the first message.',
+      reason:
+        'This queue is itself the dead-letter destination for undelivered alerts and failed invocations; its alarm pages on the first message.',
     });
     return queue;
   }
@@ -96,30 +97,71 @@ export class Alerting extends Construct {
 
   /** The function's role: its log group, its parameters, the release guard's, the access log, its dead-letter queue. */
   private createRole(props: AlertingProps, names: ParameterNames, logGroup: logs.LogGroup): iam.Role {
-    const parameterArn = (name: string) => Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
+    const parameterArn = (name: string) =>
+      Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
     const role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `bluegreen ${props.stage} alert function: its log group, its parameters, the access log, its dead-letter queue`,
     });
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'OwnLogs', actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'OwnLogs',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
     role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ReadParameters',
         actions: ['ssm:GetParameter'],
-        resources: [names.maintenance, names.slackWebhookUrl, names.alertState, ...(props.fleet ? [names.hosts] : [])].map(parameterArn),
+        resources: [
+          names.maintenance,
+          names.slackWebhookUrl,
+          names.alertState,
+          ...(props.fleet ? [names.hosts] : []),
+        ].map(parameterArn),
       }),
     );
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'WriteState', actions: ['ssm:PutParameter'], resources: [parameterArn(names.alertState)] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'WriteState',
+        actions: ['ssm:PutParameter'],
+        resources: [parameterArn(names.alertState)],
+      }),
+    );
     // The release guard: reads and finishes the record; on rollback flips back (active-pool) and
     // ends a canary (canary-percent). Nothing else of the pool state, and no history reads.
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReleaseRecord', actions: ['ssm:GetParameter', 'ssm:PutParameter'], resources: [parameterArn(names.release)] }));
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'GuardFlip', actions: ['ssm:PutParameter'], resources: [names.activePool, names.canaryPercent].map(parameterArn) }));
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'RebuildWindow', actions: ['logs:FilterLogEvents'], resources: [props.accessLogGroup.logGroupArn] }));
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReleaseRecord',
+        actions: ['ssm:GetParameter', 'ssm:PutParameter'],
+        resources: [parameterArn(names.release)],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'GuardFlip',
+        actions: ['ssm:PutParameter'],
+        resources: [names.activePool, names.canaryPercent].map(parameterArn),
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RebuildWindow',
+        actions: ['logs:FilterLogEvents'],
+        resources: [props.accessLogGroup.logGroupArn],
+      }),
+    );
     this.deadLetterQueue.grantSendMessages(role);
     return role;
   }
 
-  private createFunction(props: AlertingProps, names: ParameterNames, role: iam.Role, logGroup: logs.LogGroup): NodejsFunction {
+  private createFunction(
+    props: AlertingProps,
+    names: ParameterNames,
+    role: iam.Role,
+    logGroup: logs.LogGroup,
+  ): NodejsFunction {
     const { stage, settings } = props;
     return new NodejsFunction(this, 'Function', {
       entry: ALERT_ENTRY,
@@ -183,8 +225,18 @@ export class Alerting extends Construct {
   private createReleaseRule(stage: string, releaseParameter: string): events.Rule {
     return new events.Rule(this, 'ReleaseRecordChanged', {
       description: `bluegreen ${stage}: invoke the alert function when ${releaseParameter} changes`,
-      eventPattern: { source: ['aws.ssm'], detailType: ['Parameter Store Change'], detail: parameterChangePattern([releaseParameter]).detail },
-      targets: [new targets.LambdaFunction(this.function, { retryAttempts: 4, maxEventAge: Duration.hours(1), deadLetterQueue: this.deadLetterQueue })],
+      eventPattern: {
+        source: ['aws.ssm'],
+        detailType: ['Parameter Store Change'],
+        detail: parameterChangePattern([releaseParameter]).detail,
+      },
+      targets: [
+        new targets.LambdaFunction(this.function, {
+          retryAttempts: 4,
+          maxEventAge: Duration.hours(1),
+          deadLetterQueue: this.deadLetterQueue,
+        }),
+      ],
     });
   }
 
@@ -217,7 +269,10 @@ export class Alerting extends Construct {
     return new cloudwatch.Alarm(this, 'UndeliveredAlerts', {
       alarmName: pipelineAlarmName(stage, 'undelivered-alerts'),
       alarmDescription: `bluegreen ${stage}: alerts that did not reach Slack are waiting in the dead-letter queue; Slack may not show this alarm either. ${runbookLine(settings, 'undelivered-alerts')}`,
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
       threshold: settings.alarmUndeliveredAlerts,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -106,7 +106,12 @@ export class BlueGreenStack extends Stack {
   }
 
   private createFleet(config: BlueGreenConfig, fleetConfig: FleetConfig, hostProps: HostProps): FleetHosts {
-    const fleet = new FleetHosts(this, 'Fleet', { ...hostProps, fleet: fleetConfig, runbookUrl: config.alerts.runbookUrl, logRetentionDays: config.logRetentionDays });
+    const fleet = new FleetHosts(this, 'Fleet', {
+      ...hostProps,
+      fleet: fleetConfig,
+      runbookUrl: config.alerts.runbookUrl,
+      logRetentionDays: config.logRetentionDays,
+    });
     // Hosts read the pool state at boot: it must exist first.
     fleet.group.node.addDependency(this.parameters);
     return fleet;
@@ -119,7 +124,8 @@ export class BlueGreenStack extends Stack {
     if (!config.vpc.create) {
       Validations.of(host.instance).acknowledge({
         id: 'CloudFormation-Validate::W3010',
-        reason: 'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
+        reason:
+          'With an existing VPC the host goes in the subnet the operator named, so its AZ is the one given in context availabilityZones.',
       });
     }
     return host;
@@ -177,7 +183,11 @@ export class BlueGreenStack extends Stack {
     });
   }
 
-  private createOperations(config: BlueGreenConfig, hostMetricsNamespace: string, pipelineAlarms: cloudwatch.Alarm[]): Operations {
+  private createOperations(
+    config: BlueGreenConfig,
+    hostMetricsNamespace: string,
+    pipelineAlarms: cloudwatch.Alarm[],
+  ): Operations {
     return new Operations(this, 'Operations', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
@@ -190,23 +200,45 @@ export class BlueGreenStack extends Stack {
 
   /** Where the operator CLI finds the deployment: no CloudFormation call needed to flip or check. */
   private publishPublicUrl(stage: string, publicUrl: string): void {
-    new ssm.StringParameter(this, 'PublicUrlParameter', { parameterName: this.parameters.names.publicUrl, stringValue: publicUrl, description: `bluegreen ${stage}: the public entry` });
+    new ssm.StringParameter(this, 'PublicUrlParameter', {
+      parameterName: this.parameters.names.publicUrl,
+      stringValue: publicUrl,
+      description: `bluegreen ${stage}: the public entry`,
+    });
   }
 
   /** The single host's id for the CLI, and its entry and id for the operator. */
   private publishHost(stage: string, host: PoolHost, publicUrl: string): void {
-    new ssm.StringParameter(this, 'InstanceIdParameter', { parameterName: this.parameters.names.instanceId, stringValue: host.instance.instanceId, description: `bluegreen ${stage}: the host` });
+    new ssm.StringParameter(this, 'InstanceIdParameter', {
+      parameterName: this.parameters.names.instanceId,
+      stringValue: host.instance.instanceId,
+      description: `bluegreen ${stage}: the host`,
+    });
     new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (nginx)' });
-    new CfnOutput(this, 'InstanceId', { value: host.instance.instanceId, description: 'The host (aws ssm start-session --target <id>)' });
+    new CfnOutput(this, 'InstanceId', {
+      value: host.instance.instanceId,
+      description: 'The host (aws ssm start-session --target <id>)',
+    });
   }
 
   /** Fleet mode and its size for the CLI; the load balancer, the group and what a key policy must hold for the operator. */
   private publishFleet(stage: string, fleetConfig: FleetConfig, fleet: FleetHosts, publicUrl: string): void {
     // No instance-id parameter: the hosts come and go; they are found by the tag BluegreenStage=<stage>.
-    new ssm.StringParameter(this, 'HostsParameter', { parameterName: this.parameters.names.hosts, stringValue: hostsParameterValue(fleetConfig), description: `bluegreen ${stage}: fleet mode and its desired host count` });
+    new ssm.StringParameter(this, 'HostsParameter', {
+      parameterName: this.parameters.names.hosts,
+      stringValue: hostsParameterValue(fleetConfig),
+      description: `bluegreen ${stage}: fleet mode and its desired host count`,
+    });
     new CfnOutput(this, 'PublicUrl', { value: publicUrl, description: 'The public entry (the load balancer)' });
-    new CfnOutput(this, 'LoadBalancerDnsName', { value: fleet.loadBalancer.loadBalancerDnsName, description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record' });
-    new CfnOutput(this, 'AutoScalingGroup', { value: fleet.group.autoScalingGroupName, description: 'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)' });
+    new CfnOutput(this, 'LoadBalancerDnsName', {
+      value: fleet.loadBalancer.loadBalancerDnsName,
+      description: 'Point your DNS name here (CNAME or alias) when the stack does not create the record',
+    });
+    new CfnOutput(this, 'AutoScalingGroup', {
+      value: fleet.group.autoScalingGroupName,
+      description:
+        'The hosts (README "Rolling host changes": aws autoscaling describe-scaling-activities / start-instance-refresh)',
+    });
     if (fleet.volumeKeyPolicyStatements) {
       new CfnOutput(this, 'EbsKeyPolicyStatements', {
         value: this.toJsonString(fleet.volumeKeyPolicyStatements),
@@ -215,7 +247,8 @@ export class BlueGreenStack extends Stack {
     }
     new CfnOutput(this, 'InstanceRefreshCommand', {
       value: `aws autoscaling start-instance-refresh --region ${this.region} --auto-scaling-group-name ${fleet.group.autoScalingGroupName} --preferences '${JSON.stringify(instanceRefreshPreferences(fleetConfig))}'`,
-      description: 'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',
+      description:
+        'Replace every host with a fresh one (new Amazon Linux AMI, same files), one extra host at a time; cancel with aws autoscaling cancel-instance-refresh',
     });
   }
 
@@ -224,7 +257,11 @@ export class BlueGreenStack extends Stack {
     const names = this.parameters.names;
     new CfnOutput(this, 'ActivePoolParameter', { value: names.activePool });
     new CfnOutput(this, 'MaintenanceParameter', { value: names.maintenance });
-    new CfnOutput(this, 'ReleaseParameter', { value: names.release, description: 'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history' });
+    new CfnOutput(this, 'ReleaseParameter', {
+      value: names.release,
+      description:
+        'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history',
+    });
     new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
     new CfnOutput(this, 'SlackWebhookParameter', {
       value: names.slackWebhookUrl,
@@ -233,9 +270,12 @@ export class BlueGreenStack extends Stack {
     new CfnOutput(this, 'UndeliveredAlertsQueue', { value: this.alerting.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopic', {
       value: this.alarmTopic.topic.topicArn,
-      description: 'The alert pipeline alarms (ALARM and OK): email subscribers from alarmEmails and Slack; subscribe a pager here too',
+      description:
+        'The alert pipeline alarms (ALARM and OK): email subscribers from alarmEmails and Slack; subscribe a pager here too',
     });
-    new CfnOutput(this, 'Dashboard', { value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${stage}` });
+    new CfnOutput(this, 'Dashboard', {
+      value: `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/bluegreen-${stage}`,
+    });
     new CfnOutput(this, 'FlipCommand', {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
       description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',

@@ -39,7 +39,12 @@ import { buildHostParts, HostParts, hostBlockDevices, hostMachineImage, PoolHost
 import { PORTS } from '../core/ports';
 import { STAGE_TAG_KEY } from '../core/names';
 import { LoadBalancerLogs } from './load-balancer-logs';
-import { loadBalancerIdleSeconds, longestProxyWaitSeconds, ProxySettings, WAIT_MARGIN_SECONDS } from '../core/proxy-settings';
+import {
+  loadBalancerIdleSeconds,
+  longestProxyWaitSeconds,
+  ProxySettings,
+  WAIT_MARGIN_SECONDS,
+} from '../core/proxy-settings';
 
 /** The launch lifecycle hook the user data completes once bootstrap.sh has succeeded. */
 export const BOOTSTRAP_HOOK_NAME = 'bluegreen-bootstrap';
@@ -49,7 +54,8 @@ export const FLEET_HEALTH_CHECK_PATH = '/version';
 export const BELOW_DESIRED_MINUTES = 15;
 
 /** The role Amazon EC2 Auto Scaling launches a group's instances with (the group names no other). */
-export const AUTOSCALING_SERVICE_LINKED_ROLE = 'aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling';
+export const AUTOSCALING_SERVICE_LINKED_ROLE =
+  'aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling';
 
 /**
  * What a customer managed key's policy must grant the Auto Scaling service-linked role for the group
@@ -91,7 +97,12 @@ export function fleetGroupName(stage: string): string {
  * circular (the launch template's user data names the group).
  */
 export function fleetGroupArnPattern(stack: Stack, groupName: string): string {
-  return stack.formatArn({ service: 'autoscaling', resource: 'autoScalingGroup', resourceName: `*:autoScalingGroupName/${groupName}`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+  return stack.formatArn({
+    service: 'autoscaling',
+    resource: 'autoScalingGroup',
+    resourceName: `*:autoScalingGroupName/${groupName}`,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
 }
 
 /**
@@ -165,7 +176,11 @@ export class FleetHosts extends Construct {
 
     this.loadBalancer = this.createLoadBalancer(props, lbSecurityGroup);
     this.publicUrl = this.listen(props.fleet.https, stage);
-    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', { stage, loadBalancer: this.loadBalancer, retentionDays: props.logRetentionDays });
+    this.accessLogs = new LoadBalancerLogs(this, 'AccessLogs', {
+      stage,
+      loadBalancer: this.loadBalancer,
+      retentionDays: props.logRetentionDays,
+    });
 
     this.unhealthyHostsAlarm = this.createUnhealthyHostsAlarm(stage, props.runbookUrl);
     this.belowDesiredAlarm = this.createBelowDesiredAlarm(stage, groupName, props.runbookUrl);
@@ -181,7 +196,12 @@ export class FleetHosts extends Construct {
       allowAllOutbound: false,
     });
     const ports = fleet.https.kind === 'none' ? [80] : [80, 443];
-    for (const port of ports) lbSecurityGroup.addIngressRule(ec2.Peer.ipv4(props.publicCidr), ec2.Port.tcp(port), `public entry (${port === 443 ? 'HTTPS' : 'HTTP'})`);
+    for (const port of ports)
+      lbSecurityGroup.addIngressRule(
+        ec2.Peer.ipv4(props.publicCidr),
+        ec2.Port.tcp(port),
+        `public entry (${port === 443 ? 'HTTPS' : 'HTTP'})`,
+      );
     if (props.publicCidr.endsWith('/0')) {
       Validations.of(lbSecurityGroup).acknowledge({
         id: 'AwsSolutions-EC23',
@@ -240,7 +260,8 @@ export class FleetHosts extends Construct {
    * replacing every host of a fleet on upgrade.
    */
   private addJoinSteps(userData: ec2.UserData, groupName: string): void {
-    const imds = (p: string) => `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
+    const imds = (p: string) =>
+      `curl -fsS -H "X-aws-ec2-metadata-token: $(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')" http://169.254.169.254/latest/meta-data/${p}`;
     const lifecycle = (result: string) =>
       `aws autoscaling complete-lifecycle-action --region ${Aws.REGION} --auto-scaling-group-name ${groupName} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id "$(${imds('instance-id')})" --lifecycle-action-result ${result}`;
     userData.addOnExitCommands(`if [ "$exitCode" -ne 0 ]; then ${lifecycle('ABANDON')} || true; fi`);
@@ -252,7 +273,7 @@ export class FleetHosts extends Construct {
       `instance_id="$(${imds('instance-id')})"`,
       '# Never join during a release: wait until it is promoted, rolled back or failed (holding the lifecycle action).',
       `sh /opt/bluegreen/fleet/bluegreen-join.sh ${groupName} ${BOOTSTRAP_HOOK_NAME} "$instance_id"`,
-      '# Reconcile with SSM as it is now: the release\'s outcome, or a flip during the boot, may not have reached this host.',
+      "# Reconcile with SSM as it is now: the release's outcome, or a flip during the boot, may not have reached this host.",
       '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
       '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',
       '# ...then join the group',
@@ -277,7 +298,13 @@ export class FleetHosts extends Construct {
       }),
     );
     // No resource-level permission exists for DescribeTargetHealth (read-only).
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadOwnTargetHealth', actions: ['elasticloadbalancing:DescribeTargetHealth'], resources: ['*'] }));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadOwnTargetHealth',
+        actions: ['elasticloadbalancing:DescribeTargetHealth'],
+        resources: ['*'],
+      }),
+    );
     Validations.of(this.role).acknowledge({
       id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/${groupName}]`,
       reason: `The * is the group's generated id in its ARN (unknown until it exists, and a Ref would be circular: the launch template names the group); the name pins it to this stage's group ${groupName}, and the only actions are completing a host's own launch and holding it with heartbeats while a release is in progress.`,
@@ -301,7 +328,10 @@ export class FleetHosts extends Construct {
       httpEndpoint: true,
       detailedMonitoring: true,
       associatePublicIpAddress: true,
-      blockDevices: hostBlockDevices(props.rootVolumeGiB, ebsKmsKeyArn ? kms.Key.fromKeyArn(this, 'VolumeKey', ebsKmsKeyArn) : undefined),
+      blockDevices: hostBlockDevices(
+        props.rootVolumeGiB,
+        ebsKmsKeyArn ? kms.Key.fromKeyArn(this, 'VolumeKey', ebsKmsKeyArn) : undefined,
+      ),
     });
   }
 
@@ -310,7 +340,14 @@ export class FleetHosts extends Construct {
    * deploy that would otherwise fail at its first launch. Returns the statements.
    */
   private warnOfVolumeKeyPolicy(ebsKmsKeyArn: string): ReturnType<typeof autoScalingKeyPolicyStatements> {
-    const statements = autoScalingKeyPolicyStatements(Stack.of(this).formatArn({ service: 'iam', region: '', resource: 'role', resourceName: AUTOSCALING_SERVICE_LINKED_ROLE }));
+    const statements = autoScalingKeyPolicyStatements(
+      Stack.of(this).formatArn({
+        service: 'iam',
+        region: '',
+        resource: 'role',
+        resourceName: AUTOSCALING_SERVICE_LINKED_ROLE,
+      }),
+    );
     Annotations.of(this.launchTemplate).addWarningV2(
       '@bluegreen/ebs-kms-key-policy',
       `The hosts' volumes are encrypted with ${ebsKmsKeyArn} and the Auto Scaling service-linked role launches them: that key's policy must allow arn:aws:iam::<this account>:role/${AUTOSCALING_SERVICE_LINKED_ROLE} kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey and kms:CreateGrant with kms:GrantIsForAWSResource, or every launch fails. The statements: the EbsKeyPolicyStatements output, and README "Encrypted volumes with your own key"; add them before deploying.`,
@@ -346,7 +383,12 @@ export class FleetHosts extends Construct {
         waitOnResourceSignals: true,
         pauseTime: timeout,
       }),
-      groupMetrics: [new autoscaling.GroupMetrics(autoscaling.GroupMetric.IN_SERVICE_INSTANCES, autoscaling.GroupMetric.DESIRED_CAPACITY)],
+      groupMetrics: [
+        new autoscaling.GroupMetrics(
+          autoscaling.GroupMetric.IN_SERVICE_INSTANCES,
+          autoscaling.GroupMetric.DESIRED_CAPACITY,
+        ),
+      ],
     });
     // In the group's own definition, so it holds for the very first hosts too (a separate
     // LifecycleHook resource would be created after them).
@@ -394,12 +436,21 @@ export class FleetHosts extends Construct {
 
   private createBelowDesiredAlarm(stage: string, groupName: string, runbookUrl: string | undefined): cloudwatch.Alarm {
     const groupMetric = (metricName: string) =>
-      new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1) });
+      new cloudwatch.Metric({
+        namespace: 'AWS/AutoScaling',
+        metricName,
+        dimensionsMap: { AutoScalingGroupName: groupName },
+        statistic: 'Minimum',
+        period: Duration.minutes(1),
+      });
     return this.alarm('hosts-below-desired', stage, runbookUrl, {
       description: `bluegreen ${stage}: fewer hosts in service than desired for ${BELOW_DESIRED_MINUTES} minutes: replacements are failing to join (bootstrap or health check), or the zone has no capacity.`,
       metric: new cloudwatch.MathExpression({
         expression: 'desired - inService',
-        usingMetrics: { desired: groupMetric('GroupDesiredCapacity'), inService: groupMetric('GroupInServiceInstances') },
+        usingMetrics: {
+          desired: groupMetric('GroupDesiredCapacity'),
+          inService: groupMetric('GroupInServiceInstances'),
+        },
         label: 'hosts missing',
         period: Duration.minutes(1),
       }),
@@ -413,11 +464,13 @@ export class FleetHosts extends Construct {
   private acknowledgeGroup(): void {
     Validations.of(this.group).acknowledge({
       id: 'Annotation::@aws-cdk/aws-autoscaling:desiredCapacitySet',
-      reason: 'The desired count is context hosts, on purpose: no scaling policy changes it, and a deploy with a new hosts value is how the fleet is resized.',
+      reason:
+        'The desired count is context hosts, on purpose: no scaling policy changes it, and a deploy with a new hosts value is how the fleet is resized.',
     });
     Validations.of(this.group).acknowledge({
       id: 'AwsSolutions-AS3',
-      reason: 'Scaling events reach on-call through the two fleet alarms (unhealthy hosts, in service below desired) on the stage alarm topic; a notification per launch would page for every rolling update.',
+      reason:
+        'Scaling events reach on-call through the two fleet alarms (unhealthy hosts, in service below desired) on the stage alarm topic; a notification per launch would page for every rolling update.',
     });
   }
 
@@ -425,7 +478,14 @@ export class FleetHosts extends Construct {
   public dashboardWidgets(): cloudwatch.IWidget[] {
     const groupName = this.group.autoScalingGroupName;
     const group = (metricName: string, label: string) =>
-      new cloudwatch.Metric({ namespace: 'AWS/AutoScaling', metricName, dimensionsMap: { AutoScalingGroupName: groupName }, statistic: 'Minimum', period: Duration.minutes(1), label });
+      new cloudwatch.Metric({
+        namespace: 'AWS/AutoScaling',
+        metricName,
+        dimensionsMap: { AutoScalingGroupName: groupName },
+        statistic: 'Minimum',
+        period: Duration.minutes(1),
+        label,
+      });
     const tg = this.targetGroup.metrics;
     const lb = this.loadBalancer.metrics;
     return [
@@ -443,14 +503,23 @@ export class FleetHosts extends Construct {
         title: 'Load balancer requests and errors',
         left: [
           lb.requestCount({ period: Duration.minutes(1), label: 'requests' }),
-          lb.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the ALB itself' }),
-          lb.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, { period: Duration.minutes(1), label: '5xx from the hosts' }),
+          lb.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, {
+            period: Duration.minutes(1),
+            label: '5xx from the ALB itself',
+          }),
+          lb.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {
+            period: Duration.minutes(1),
+            label: '5xx from the hosts',
+          }),
         ],
         width: 8,
       }),
       new cloudwatch.GraphWidget({
         title: 'Load balancer target response time',
-        left: [lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p99', label: 'p99' }), lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p50', label: 'p50' })],
+        left: [
+          lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p99', label: 'p99' }),
+          lb.targetResponseTime({ period: Duration.minutes(1), statistic: 'p50', label: 'p50' }),
+        ],
         width: 8,
       }),
     ];
@@ -459,7 +528,12 @@ export class FleetHosts extends Construct {
   /** The listeners: HTTPS on 443 and 80 redirecting to it, or HTTP on 80 alone. Returns the public URL. */
   private listen(https: FleetHttps, stage: string): string {
     if (https.kind === 'none') {
-      this.loadBalancer.addListener('Http', { port: 80, protocol: elbv2.ApplicationProtocol.HTTP, open: false, defaultTargetGroups: [this.targetGroup] });
+      this.loadBalancer.addListener('Http', {
+        port: 80,
+        protocol: elbv2.ApplicationProtocol.HTTP,
+        open: false,
+        defaultTargetGroups: [this.targetGroup],
+      });
       return `http://${this.loadBalancer.loadBalancerDnsName}`;
     }
     const zone =
@@ -467,7 +541,10 @@ export class FleetHosts extends Construct {
         ? undefined
         : // fromHostedZoneAttributes, not fromLookup: synth stays offline.
           // The zone's name only resolves relative record names; ours are fully qualified (trailing dot).
-          route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: https.hostedZoneId, zoneName: https.domainName });
+          route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', {
+            hostedZoneId: https.hostedZoneId,
+            zoneName: https.domainName,
+          });
     const certificate =
       https.kind === 'certificate'
         ? acm.Certificate.fromCertificateArn(this, 'Certificate', https.certificateArn)
@@ -499,7 +576,12 @@ export class FleetHosts extends Construct {
     return `https://${https.domainName}`;
   }
 
-  private alarm(name: PipelineAlarm, stage: string, runbookUrl: string | undefined, p: { description: string } & Omit<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription'>): cloudwatch.Alarm {
+  private alarm(
+    name: PipelineAlarm,
+    stage: string,
+    runbookUrl: string | undefined,
+    p: { description: string } & Omit<cloudwatch.AlarmProps, 'alarmName' | 'alarmDescription'>,
+  ): cloudwatch.Alarm {
     const { description, ...props } = p;
     return new cloudwatch.Alarm(this, name === 'unhealthy-hosts' ? 'UnhealthyHostsAlarm' : 'BelowDesiredAlarm', {
       ...props,

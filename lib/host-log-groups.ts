@@ -24,7 +24,10 @@ export class HostLogGroups extends Construct {
   constructor(scope: Construct, id: string, props: HostLogGroupsProps) {
     super(scope, id);
     const names = logGroupNames(props.stage);
-    const common = { retention: props.retention ?? logs.RetentionDays.ONE_MONTH, removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN };
+    const common = {
+      retention: props.retention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    };
     this.access = new logs.LogGroup(this, 'Access', { logGroupName: names.access, ...common });
     this.error = new logs.LogGroup(this, 'Error', { logGroupName: names.error, ...common });
   }

@@ -33,7 +33,12 @@ export class HostNetwork extends Construct {
         natGateways: 0,
         subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 }],
         // Rejected traffic only: who knocked on ports that are closed, at a small cost.
-        flowLogs: { Rejected: { destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs), trafficType: ec2.FlowLogTrafficType.REJECT } },
+        flowLogs: {
+          Rejected: {
+            destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+            trafficType: ec2.FlowLogTrafficType.REJECT,
+          },
+        },
       });
     } else {
       // fromVpcAttributes, not fromLookup: synth stays offline and account-independent.
@@ -44,7 +49,8 @@ export class HostNetwork extends Construct {
       });
       Validations.of(this).acknowledge({
         id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
-        reason: 'Nothing here reads the route tables of the given subnets; the operator vouches that publicSubnetIds route to an internet gateway.',
+        reason:
+          'Nothing here reads the route tables of the given subnets; the operator vouches that publicSubnetIds route to an internet gateway.',
       });
     }
   }

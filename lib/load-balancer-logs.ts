@@ -49,7 +49,10 @@ export class LoadBalancerLogs extends Construct {
       new iam.PolicyStatement({
         sid: 'ElbWritesAccessLogs',
         actions: ['s3:PutObject'],
-        principals: [new iam.ArnPrincipal(`arn:${Aws.PARTITION}:iam::${writer}:root`), new iam.ServicePrincipal(ELB_LOG_DELIVERY_SERVICE)],
+        principals: [
+          new iam.ArnPrincipal(`arn:${Aws.PARTITION}:iam::${writer}:root`),
+          new iam.ServicePrincipal(ELB_LOG_DELIVERY_SERVICE),
+        ],
         resources: [objects],
       }),
     );
@@ -60,7 +63,8 @@ export class LoadBalancerLogs extends Construct {
 
     Validations.of(this.bucket).acknowledge({
       id: 'AwsSolutions-S1',
-      reason: 'This bucket is itself the load balancer\'s access log; logging reads and writes of the log into another bucket would be logs of logs. Nothing but ELB writes to it (bucket policy) and public access is blocked.',
+      reason:
+        "This bucket is itself the load balancer's access log; logging reads and writes of the log into another bucket would be logs of logs. Nothing but ELB writes to it (bucket policy) and public access is blocked.",
     });
   }
 }

@@ -63,7 +63,10 @@ export class Operations extends Construct {
       });
       new logs.MetricFilter(this, `Errors5xx-${pool}`, {
         logGroup: accessLogGroup,
-        filterPattern: logs.FilterPattern.all(logs.FilterPattern.stringValue('$.pool', '=', pool), logs.FilterPattern.numberValue('$.status', '>=', 500)),
+        filterPattern: logs.FilterPattern.all(
+          logs.FilterPattern.stringValue('$.pool', '=', pool),
+          logs.FilterPattern.numberValue('$.status', '>=', 500),
+        ),
         metricNamespace: ns,
         metricName: `Errors5xx-${pool}`,
         metricValue: '1',
@@ -105,10 +108,18 @@ export class Operations extends Construct {
   private trafficWidgets(accessLogGroup: logs.ILogGroup): cloudwatch.IWidget[] {
     const ns = this.accessMetricsNamespace;
     return [
-      new cloudwatch.GraphWidget({ title: 'Requests by pool', left: ['blue', 'green'].map((p) => metric(ns, `Requests-${p}`).with({ label: p })), width: 8, stacked: true }),
+      new cloudwatch.GraphWidget({
+        title: 'Requests by pool',
+        left: ['blue', 'green'].map((p) => metric(ns, `Requests-${p}`).with({ label: p })),
+        width: 8,
+        stacked: true,
+      }),
       new cloudwatch.GraphWidget({
         title: '5xx by pool, and reaching clients',
-        left: [...['blue', 'green'].map((p) => metric(ns, `Errors5xx-${p}`).with({ label: p })), metric(ns, 'ClientErrors5xx').with({ label: 'to clients' })],
+        left: [
+          ...['blue', 'green'].map((p) => metric(ns, `Errors5xx-${p}`).with({ label: p })),
+          metric(ns, 'ClientErrors5xx').with({ label: 'to clients' }),
+        ],
         width: 8,
       }),
       // Percentiles over every request, from the log itself (Logs Insights' pct), the same query
@@ -125,7 +136,12 @@ export class Operations extends Construct {
   }
 }
 
-function metric(namespace: string, metricName: string, statistic = 'Sum', dimensionsMap?: Record<string, string>): cloudwatch.Metric {
+function metric(
+  namespace: string,
+  metricName: string,
+  statistic = 'Sum',
+  dimensionsMap?: Record<string, string>,
+): cloudwatch.Metric {
   return new cloudwatch.Metric({ namespace, metricName, statistic, period: Duration.minutes(1), dimensionsMap });
 }
 
@@ -140,10 +156,18 @@ function titleWidget(stage: string): cloudwatch.IWidget {
 function alertWidgets(props: OperationsProps): cloudwatch.IWidget[] {
   const alerts = (name: string) => metric(props.alertMetricsNamespace, name, 'Sum', { Stage: props.stage });
   return [
-    new cloudwatch.GraphWidget({ title: 'Failovers inside requests', left: [alerts('FailedOverRequests').with({ label: 'requests answered by the backup after a failed attempt' })], width: 8 }),
+    new cloudwatch.GraphWidget({
+      title: 'Failovers inside requests',
+      left: [alerts('FailedOverRequests').with({ label: 'requests answered by the backup after a failed attempt' })],
+      width: 8,
+    }),
     new cloudwatch.GraphWidget({
       title: 'Alerts',
-      left: [alerts('AlertsPosted').with({ label: 'posted' }), alerts('AlertsSuppressed').with({ label: 'suppressed' }), alerts('AlertsUndelivered').with({ label: 'undelivered' })],
+      left: [
+        alerts('AlertsPosted').with({ label: 'posted' }),
+        alerts('AlertsSuppressed').with({ label: 'suppressed' }),
+        alerts('AlertsUndelivered').with({ label: 'undelivered' }),
+      ],
       width: 8,
     }),
     new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 8 }),
@@ -154,7 +178,11 @@ function hostWidgets(hostMetricsNamespace: string): cloudwatch.IWidget[] {
   const host = (metric: string, label: string) =>
     // A free-text namespace, not a {namespace,InstanceId} schema: the agent adds cpu/device/path
     // dimensions that a schema would have to list exactly.
-    new cloudwatch.MathExpression({ expression: `SEARCH('Namespace="${hostMetricsNamespace}" MetricName="${metric}"', 'Average', 300)`, label, period: Duration.minutes(5) });
+    new cloudwatch.MathExpression({
+      expression: `SEARCH('Namespace="${hostMetricsNamespace}" MetricName="${metric}"', 'Average', 300)`,
+      label,
+      period: Duration.minutes(5),
+    });
   return [
     new cloudwatch.GraphWidget({ title: 'Host CPU %', left: [host('cpu_usage_active', 'cpu')], width: 8 }),
     new cloudwatch.GraphWidget({ title: 'Host memory %', left: [host('mem_used_percent', 'memory')], width: 8 }),

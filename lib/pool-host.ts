@@ -24,8 +24,12 @@ import { PORTS } from '../core/ports';
 const REPO_ROOT = path.join(__dirname, '..');
 
 /** The SSM actions that return parameter values: the host role is denied them on every parameter but its own. */
-export const HOST_DENIED_PARAMETER_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
-
+export const HOST_DENIED_PARAMETER_ACTIONS = [
+  'ssm:GetParameter',
+  'ssm:GetParameters',
+  'ssm:GetParametersByPath',
+  'ssm:GetParameterHistory',
+];
 
 /** Amazon Linux 2023's public SSM parameter for the instance type's architecture. */
 export function al2023Parameter(instanceType: string): string {
@@ -77,7 +81,10 @@ export function cpuTypeFor(instanceType: string): ec2.AmazonLinuxCpuType {
   return family === 'a1' || /^[a-z]+\d+g/.test(family) ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64;
 }
 
-export interface HostPartsProps extends Omit<PoolHostProps, 'vpc' | 'subnets' | 'instanceType' | 'amiId' | 'bootstrapTimeout' | 'rootVolumeGiB' | 'publicCidr'> {
+export interface HostPartsProps extends Omit<
+  PoolHostProps,
+  'vpc' | 'subnets' | 'instanceType' | 'amiId' | 'bootstrapTimeout' | 'rootVolumeGiB' | 'publicCidr'
+> {
   readonly vpc: ec2.IVpc;
   /** Who reaches the public entry (nginx, 8080): the public CIDR for the single host, the load balancer for a fleet. */
   readonly publicPeer: ec2.IPeer;
@@ -126,12 +133,17 @@ export class HostParts {
     const { role, parameterStatements } = hostRole(scope, props);
     this.role = role;
     this.parameterStatements = parameterStatements;
-    for (const { name, id } of HOST_FILES) this.files[name] = new Asset(scope, id, { path: path.join(REPO_ROOT, name) });
+    for (const { name, id } of HOST_FILES)
+      this.files[name] = new Asset(scope, id, { path: path.join(REPO_ROOT, name) });
     // The host reads its asset objects (three; a fleet host four) and nothing else of the bootstrap bucket (which holds
     // every asset of every stack in the account and region): `aws s3 cp` of one object (the
     // download commands in the user data) needs s3:GetObject on that object only. (Asset.grantRead would give
     // s3:GetObject*, GetBucket* and List* on the whole bucket.)
-    this.readOwnAssets = new iam.PolicyStatement({ sid: 'ReadOwnAssets', actions: ['s3:GetObject'], resources: Object.values(this.files).map(assetObjectArn) });
+    this.readOwnAssets = new iam.PolicyStatement({
+      sid: 'ReadOwnAssets',
+      actions: ['s3:GetObject'],
+      resources: Object.values(this.files).map(assetObjectArn),
+    });
     role.addToPolicy(this.readOwnAssets);
     this.env = hostEnv(props);
     acknowledgeHostRole(role, props.metricsNamespace);
@@ -152,7 +164,9 @@ export class HostParts {
   public addFiles(folder: string): void {
     this.assertNotRendered('addFiles');
     if (this.files[folder]) throw new Error(`HostParts: ${folder}/ is already delivered`);
-    const asset = new Asset(this.scope, `${folder[0].toUpperCase()}${folder.slice(1)}Files`, { path: path.join(REPO_ROOT, folder) });
+    const asset = new Asset(this.scope, `${folder[0].toUpperCase()}${folder.slice(1)}Files`, {
+      path: path.join(REPO_ROOT, folder),
+    });
     this.files[folder] = asset;
     this.readOwnAssets.addResources(assetObjectArn(asset));
   }
@@ -178,9 +192,18 @@ export class HostParts {
   public renderUserData(): ec2.UserData {
     this.assertNotRendered('renderUserData');
     const userData = ec2.UserData.forLinux();
-    userData.addCommands('set -euo pipefail', 'dnf install -y -q aws-cfn-bootstrap unzip', 'mkdir -p /opt/bluegreen /etc/bluegreen');
+    userData.addCommands(
+      'set -euo pipefail',
+      'dnf install -y -q aws-cfn-bootstrap unzip',
+      'mkdir -p /opt/bluegreen /etc/bluegreen',
+    );
     for (const [name, asset] of Object.entries(this.files)) {
-      const zip = userData.addS3DownloadCommand({ bucket: asset.bucket, bucketKey: asset.s3ObjectKey, localFile: `/tmp/bluegreen-${name}.zip`, region: Aws.REGION });
+      const zip = userData.addS3DownloadCommand({
+        bucket: asset.bucket,
+        bucketKey: asset.s3ObjectKey,
+        localFile: `/tmp/bluegreen-${name}.zip`,
+        region: Aws.REGION,
+      });
       userData.addCommands(`rm -rf /opt/bluegreen/${name}`, `unzip -q -o ${zip} -d /opt/bluegreen/${name}`);
     }
     userData.addCommands(
@@ -196,7 +219,10 @@ export class HostParts {
   }
 
   private assertNotRendered(step: string): void {
-    if (this.rendered) throw new Error(`HostParts.${step}: the user data is already rendered (add files, env and commands before renderUserData)`);
+    if (this.rendered)
+      throw new Error(
+        `HostParts.${step}: the user data is already rendered (add files, env and commands before renderUserData)`,
+      );
   }
 }
 
@@ -234,7 +260,10 @@ function assetObjectArn(asset: Asset): string {
 }
 
 /** The host role and what every host may do with it (its asset objects are granted with the files). */
-function hostRole(scope: Construct, props: HostPartsProps): { role: iam.Role; parameterStatements: HostParameterStatements } {
+function hostRole(
+  scope: Construct,
+  props: HostPartsProps,
+): { role: iam.Role; parameterStatements: HostParameterStatements } {
   const role = new iam.Role(scope, 'Role', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     description: `bluegreen ${props.stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
@@ -243,7 +272,11 @@ function hostRole(scope: Construct, props: HostPartsProps): { role: iam.Role; pa
   const ownParameters = hostReadParameterNames(props.stage).map((name) => parameterArn(scope, name));
   // Exactly the pool state the agent reconciles (active pool, canary share, each pool's image,
   // release and env), no wildcard.
-  const readPoolState = new iam.PolicyStatement({ sid: 'ReadPoolState', actions: ['ssm:GetParameter', 'ssm:GetParameters'], resources: ownParameters });
+  const readPoolState = new iam.PolicyStatement({
+    sid: 'ReadPoolState',
+    actions: ['ssm:GetParameter', 'ssm:GetParameters'],
+    resources: ownParameters,
+  });
   role.addToPolicy(readPoolState);
   // ...and nothing else: AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on *, which would
   // let the host read (and, through the account's aws/ssm key, decrypt) the stage's Slack webhook,
@@ -265,7 +298,9 @@ function hostRole(scope: Construct, props: HostPartsProps): { role: iam.Role; pa
     }),
   );
   // The registry login (docker's ECR credential helper) has no resource-level permission.
-  role.addToPolicy(new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }));
+  role.addToPolicy(
+    new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+  );
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'ShipNginxLogs',
@@ -323,7 +358,7 @@ function acknowledgeHostRole(role: iam.Role, metricsNamespace: string): void {
   const ack = (id: string, reason: string) => Validations.of(role).acknowledge({ id: `AwsSolutions::${id}`, reason });
   ack(
     'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-    'AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host\'s own pool state by the DenyOtherParameters statement.',
+    "AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host's own pool state by the DenyOtherParameters statement.",
   );
   ack(
     'AwsSolutions-IAM5[Resource::*]',
@@ -416,17 +451,21 @@ export class PoolHost extends Construct {
       const reason =
         'ImageId is resolve:ssm:<public AL2023 parameter>, which EC2 RunInstances resolves when it launches the host (MachineImage.resolveSsmParameterAtLaunch), so a deploy never changes ImageId; the format check only knows ami-... ids.';
       Validations.of(this.instance).acknowledge({ id: 'CloudFormation-Validate::E1152', reason });
-      (this.instance.node.defaultChild as ec2.CfnInstance).addMetadata('cfn-lint', { config: { ignore_checks: ['E1152'] } });
+      (this.instance.node.defaultChild as ec2.CfnInstance).addMetadata('cfn-lint', {
+        config: { ignore_checks: ['E1152'] },
+      });
     }
     if (amiId) {
       Validations.of(this.instance).acknowledge({
         id: 'CloudFormation-Validate::W9010',
-        reason: 'An exact AMI id on purpose (context amiId): the host must not change image behind the operator; moving to a new AMI is a deliberate context change that replaces the host.',
+        reason:
+          'An exact AMI id on purpose (context amiId): the host must not change image behind the operator; moving to a new AMI is a deliberate context change that replaces the host.',
       });
     }
     Validations.of(this.instance).acknowledge({
       id: 'AwsSolutions-EC29',
-      reason: 'The host is stateless and CloudFormation replaces it whenever its files change (userDataCausesReplacement); termination protection would block those replacements and cdk destroy.',
+      reason:
+        'The host is stateless and CloudFormation replaces it whenever its files change (userDataCausesReplacement); termination protection would block those replacements and cdk destroy.',
     });
   }
 }
@@ -444,12 +483,19 @@ export function hostBlockDevices(rootVolumeGiB = 20, kmsKey?: kms.IKey): ec2.Blo
   return [
     {
       deviceName: '/dev/xvda',
-      volume: ec2.BlockDeviceVolume.ebs(rootVolumeGiB, { encrypted: true, ...(kmsKey ? { kmsKey } : {}), volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+      volume: ec2.BlockDeviceVolume.ebs(rootVolumeGiB, {
+        encrypted: true,
+        ...(kmsKey ? { kmsKey } : {}),
+        volumeType: ec2.EbsDeviceVolumeType.GP3,
+        deleteOnTermination: true,
+      }),
     },
   ];
 }
 
 /** An exact AMI: the same image on every deploy until the operator changes it. */
 function pinnedImage(amiId: string): ec2.IMachineImage {
-  return { getImage: () => ({ imageId: amiId, osType: ec2.OperatingSystemType.LINUX, userData: ec2.UserData.forLinux() }) };
+  return {
+    getImage: () => ({ imageId: amiId, osType: ec2.OperatingSystemType.LINUX, userData: ec2.UserData.forLinux() }),
+  };
 }

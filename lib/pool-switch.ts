@@ -49,12 +49,23 @@ export class PoolSwitch extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     // CDK has no L2 Run Command target (aws/aws-cdk#15662): the L1 rule with RunCommandParameters.
-    const documentArn = stack.formatArn({ service: 'ssm', account: '', resource: 'document', resourceName: 'AWS-RunShellScript' });
+    const documentArn = stack.formatArn({
+      service: 'ssm',
+      account: '',
+      resource: 'document',
+      resourceName: 'AWS-RunShellScript',
+    });
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
       description: `bluegreen ${props.stage}: EventBridge runs bluegreen-apply on the stage's hosts`,
     });
-    this.role.addToPolicy(new iam.PolicyStatement({ sid: 'RunShellScriptDocument', actions: ['ssm:SendCommand'], resources: [documentArn] }));
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'RunShellScriptDocument',
+        actions: ['ssm:SendCommand'],
+        resources: [documentArn],
+      }),
+    );
     this.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'OnlyThisStagesHosts',

@@ -46,13 +46,25 @@ export class ReleaseRepository extends Construct {
       encryption: ecr.RepositoryEncryption.AES_256,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       lifecycleRules: [
-        { rulePriority: 1, description: 'untagged images (interrupted pushes) expire after 7 days', tagStatus: ecr.TagStatus.UNTAGGED, maxImageAge: Duration.days(7) },
-        { rulePriority: 2, description: `keep the last ${keep} images`, tagStatus: ecr.TagStatus.ANY, maxImageCount: keep },
+        {
+          rulePriority: 1,
+          description: 'untagged images (interrupted pushes) expire after 7 days',
+          tagStatus: ecr.TagStatus.UNTAGGED,
+          maxImageAge: Duration.days(7),
+        },
+        {
+          rulePriority: 2,
+          description: `keep the last ${keep} images`,
+          tagStatus: ecr.TagStatus.ANY,
+          maxImageCount: keep,
+        },
       ],
     });
 
     // CDK leaves AES-256 (ECR's default) out of the template; say it there too, for reviewers and cfn-lint.
-    (this.repository.node.defaultChild as ecr.CfnRepository).addPropertyOverride('EncryptionConfiguration', { EncryptionType: 'AES256' });
+    (this.repository.node.defaultChild as ecr.CfnRepository).addPropertyOverride('EncryptionConfiguration', {
+      EncryptionType: 'AES256',
+    });
 
     const names = parameterNames(stage);
     this.uriParameter = new ssm.StringParameter(this, 'UriParameter', {
@@ -63,7 +75,8 @@ export class ReleaseRepository extends Construct {
     new CfnOutput(this, 'Uri', {
       key: 'EcrRepositoryUri',
       value: this.repository.repositoryUri,
-      description: 'Push release images here (tags are immutable), then: npx bluegreen release --stage <stage> --image <uri>:<tag> --release <id>',
+      description:
+        'Push release images here (tags are immutable), then: npx bluegreen release --stage <stage> --image <uri>:<tag> --release <id>',
     });
   }
 }

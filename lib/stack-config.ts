@@ -5,11 +5,22 @@ import { ConfigError } from '../core/config-error';
 import { POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
 import { formatHostsParameter } from '../core/fleet-size';
-import { parseProxySettings, PROXY_SETTINGS, ProxySettingKey, ProxySettings, ProxySettingsError } from '../core/proxy-settings';
+import {
+  parseProxySettings,
+  PROXY_SETTINGS,
+  ProxySettingKey,
+  ProxySettings,
+  ProxySettingsError,
+} from '../core/proxy-settings';
 
 export type VpcConfig =
   | { readonly create: true; readonly cidr: string }
-  | { readonly create: false; readonly vpcId: string; readonly publicSubnetIds: string[]; readonly availabilityZones: string[] };
+  | {
+      readonly create: false;
+      readonly vpcId: string;
+      readonly publicSubnetIds: string[];
+      readonly availabilityZones: string[];
+    };
 
 export interface BlueGreenConfig {
   readonly stage: string;
@@ -54,7 +65,12 @@ export type FleetHttps =
   /** HTTP on 80 only: for trials (no TLS, no name). */
   | { readonly kind: 'none' }
   /** An existing ACM certificate for domainName; the alias record is created when hostedZoneId is given. */
-  | { readonly kind: 'certificate'; readonly certificateArn: string; readonly domainName: string; readonly hostedZoneId?: string }
+  | {
+      readonly kind: 'certificate';
+      readonly certificateArn: string;
+      readonly domainName: string;
+      readonly hostedZoneId?: string;
+    }
   /** The stack creates a DNS-validated certificate for domainName in the zone and the alias records. */
   | { readonly kind: 'dns'; readonly domainName: string; readonly hostedZoneId: string };
 
@@ -130,13 +146,18 @@ export const CONTEXT_KEYS = {
   instanceType: 'EC2 instance type of the host (default t3.small; Graviton types such as t4g.small get an arm64 AMI)',
   publicCidr: 'IPv4 CIDR allowed to reach the public entry on 8080 (default 0.0.0.0/0)',
   operatorCidr: 'IPv4 CIDR allowed to reach the pools on 8081-8082; not world-open; unset = closed (default unset)',
-  blueImage: 'initial image of the blue pool, written once when the stack creates /bluegreen/<stage>/pools/blue/image; releases change it later (default: the project app/ image, built on the host)',
-  greenImage: 'initial image of the green pool, written once when the stack creates /bluegreen/<stage>/pools/green/image; releases change it later (default: the project app/ image, built on the host)',
-  poolHealthcheck: 'shell command that checks a pool on port 3000, for images without node, e.g. "wget -q -O /dev/null http://127.0.0.1:3000/healthz" (default: a node one-liner)',
+  blueImage:
+    'initial image of the blue pool, written once when the stack creates /bluegreen/<stage>/pools/blue/image; releases change it later (default: the project app/ image, built on the host)',
+  greenImage:
+    'initial image of the green pool, written once when the stack creates /bluegreen/<stage>/pools/green/image; releases change it later (default: the project app/ image, built on the host)',
+  poolHealthcheck:
+    'shell command that checks a pool on port 3000, for images without node, e.g. "wget -q -O /dev/null http://127.0.0.1:3000/healthz" (default: a node one-liner)',
   releaseBlue: 'initial release id of the blue pool (X-Release-Id), written once with its parameter (default blue-1)',
-  releaseGreen: 'initial release id of the green pool (X-Release-Id), written once with its parameter (default green-1)',
+  releaseGreen:
+    'initial release id of the green pool (X-Release-Id), written once with its parameter (default green-1)',
   initialActivePool: 'active pool when the parameter is created, written once: blue or green (default blue)',
-  amiId: 'exact AMI id of the host, e.g. ami-0123456789abcdef0 (one region); changing it replaces the host (default: Amazon Linux 2023, resolved by EC2 when the host is launched)',
+  amiId:
+    'exact AMI id of the host, e.g. ami-0123456789abcdef0 (one region); changing it replaces the host (default: Amazon Linux 2023, resolved by EC2 when the host is launched)',
   ecrKeepImages: 'images the stage ECR repository bluegreen-<stage> keeps; older ones expire (default 30)',
   logRetentionDays: 'retention of the nginx log groups, in days (default 30)',
   createVpc: 'true: create a small VPC (public subnets, no NAT); false: use vpcId (default true)',
@@ -155,17 +176,25 @@ export const CONTEXT_KEYS = {
   proxySendTimeout: `nginx's timeout between two writes of a request to a pool; changing it replaces the host (default ${PROXY_SETTINGS.sendTimeout.default})`,
   proxyReadTimeout: `nginx's timeout between two reads of a pool's answer: what a hung pool costs a request before it goes to the other pool; changing it replaces the host (default ${PROXY_SETTINGS.readTimeout.default})`,
   proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
-  slowPaths: 'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
-  alarmEmails: 'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
-  hosts: 'number of hosts; 1 = one EC2 host with an Elastic IP (the default); 2 or more = fleet mode: an Auto Scaling group across two zones behind an Application Load Balancer (README "From one host to a fleet")',
-  minHosts: 'fleet mode: the Auto Scaling group\'s minimum, at most hosts (default hosts)',
+  slowPaths:
+    'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
+  alarmEmails:
+    'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
+  hosts:
+    'number of hosts; 1 = one EC2 host with an Elastic IP (the default); 2 or more = fleet mode: an Auto Scaling group across two zones behind an Application Load Balancer (README "From one host to a fleet")',
+  minHosts: "fleet mode: the Auto Scaling group's minimum, at most hosts (default hosts)",
   maxHosts: `fleet mode: the Auto Scaling group's maximum, above the hosts a rolling update keeps in service, at most ${FLEET_LIMITS.maxHosts} (default hosts + 1: room for the one extra host of a rolling update)`,
   minHealthyPercentage: `fleet mode: share of the desired hosts, in percent (${FLEET_LIMITS.lowestMinHealthyPercentage}-100), kept in service while a host change rolls through the group (default ${FLEET_LIMITS.defaultMinHealthyPercentage}: one extra host at a time)`,
-  certificateArn: 'fleet mode: ARN of an ACM certificate (same region) covering domainName; the load balancer answers HTTPS on 443 and redirects 80 to it (needs domainName)',
-  domainName: 'fleet mode: the name clients use, e.g. shop.example.com; with hostedZoneId and no certificateArn the stack creates a DNS-validated certificate; with hostedZoneId the stack creates the alias records',
-  hostedZoneId: 'fleet mode: Route 53 hosted zone id (Z...) of domainName: the stack validates the certificate and creates the A/AAAA alias records in it',
-  ebsKmsKeyArn: 'fleet mode: ARN of a customer managed KMS key (same region) that encrypts the hosts\' root volumes; its key policy must grant the Auto Scaling service-linked role AWSServiceRoleForAutoScaling (the stack\'s EbsKeyPolicyStatements output; README "Encrypted volumes with your own key") (default: the account\'s default EBS key)',
-  accountConcurrencyLimit: 'the account\'s Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function\'s reservation (at least 101) (default: unset, not checked)',
+  certificateArn:
+    'fleet mode: ARN of an ACM certificate (same region) covering domainName; the load balancer answers HTTPS on 443 and redirects 80 to it (needs domainName)',
+  domainName:
+    'fleet mode: the name clients use, e.g. shop.example.com; with hostedZoneId and no certificateArn the stack creates a DNS-validated certificate; with hostedZoneId the stack creates the alias records',
+  hostedZoneId:
+    'fleet mode: Route 53 hosted zone id (Z...) of domainName: the stack validates the certificate and creates the A/AAAA alias records in it',
+  ebsKmsKeyArn:
+    "fleet mode: ARN of a customer managed KMS key (same region) that encrypts the hosts' root volumes; its key policy must grant the Auto Scaling service-linked role AWSServiceRoleForAutoScaling (the stack's EbsKeyPolicyStatements output; README \"Encrypted volumes with your own key\") (default: the account's default EBS key)",
+  accountConcurrencyLimit:
+    "the account's Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function's reservation (at least 101) (default: unset, not checked)",
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
 
@@ -182,7 +211,8 @@ const RELEASE = POOL_STATE_REGEXPS.release;
  * An address SNS can deliver to: one @, no spaces, commas, quotes or angle brackets, a dotted
  * domain. Deliberately simple: SNS itself sends the confirmation, and a typo is what this catches.
  */
-const EMAIL = /^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+const EMAIL =
+  /^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
 /** More would be a mailing list's job; SNS sends each address a confirmation at every new subscription. */
 export const MAX_ALARM_EMAILS = 10;
 const IMAGE = POOL_STATE_REGEXPS.image;
@@ -223,17 +253,25 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   };
   const matching = (key: ContextKey, re: RegExp, what: string, fallback?: string): string | undefined => {
     const value = str(key) ?? fallback;
-    if (value !== undefined && !re.test(value)) throw new ConfigError(`context key "${key}" must be ${what}, got "${value}"`);
+    if (value !== undefined && !re.test(value))
+      throw new ConfigError(`context key "${key}" must be ${what}, got "${value}"`);
     return value;
   };
 
-  const stage = matching('stage', STAGE_PATTERN, 'lowercase letters, digits and hyphens, starting with a letter, at most 20 characters', 'dev')!;
+  const stage = matching(
+    'stage',
+    STAGE_PATTERN,
+    'lowercase letters, digits and hyphens, starting with a letter, at most 20 characters',
+    'dev',
+  )!;
   const instanceType = matching('instanceType', INSTANCE_TYPE, 'an EC2 instance type like t3.small', 't3.small')!;
   const publicCidr = parseCidr('publicCidr', str('publicCidr') ?? '0.0.0.0/0');
   const operatorValue = str('operatorCidr');
   const operatorCidr = operatorValue === undefined ? undefined : parseCidr('operatorCidr', operatorValue);
   if (operatorCidr?.endsWith('/0')) {
-    throw new ConfigError(`context key "operatorCidr" must not be world-open (got "${operatorCidr}"): the pool ports bypass nginx; give your operators' CIDR, e.g. 203.0.113.10/32`);
+    throw new ConfigError(
+      `context key "operatorCidr" must not be world-open (got "${operatorCidr}"): the pool ports bypass nginx; give your operators' CIDR, e.g. 203.0.113.10/32`,
+    );
   }
   const imageWhat = 'a container image reference like ghcr.io/org/app:1.2.3';
   const initial = str('initialActivePool') ?? 'blue';
@@ -243,7 +281,9 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   const retentionRaw = str('logRetentionDays') ?? '30';
   const retention = Number(retentionRaw);
   if (!RETENTION_DAYS.includes(retention)) {
-    throw new ConfigError(`context key "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got "${retentionRaw}"`);
+    throw new ConfigError(
+      `context key "logRetentionDays" must be one of ${RETENTION_DAYS.join(', ')}, got "${retentionRaw}"`,
+    );
   }
 
   const createVpc = str('createVpc') ?? 'true';
@@ -262,10 +302,14 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     const zones = csv(str('availabilityZones') ?? '');
     if (!vpcId) throw new ConfigError('context key "vpcId" is required with createVpc=false');
     if (subnets.length === 0 || subnets.some((s) => !/^subnet-[0-9a-f]{8,17}$/.test(s))) {
-      throw new ConfigError(`context key "publicSubnetIds" must be comma-separated subnet ids like subnet-0123456789abcdef0, got "${str('publicSubnetIds') ?? ''}"`);
+      throw new ConfigError(
+        `context key "publicSubnetIds" must be comma-separated subnet ids like subnet-0123456789abcdef0, got "${str('publicSubnetIds') ?? ''}"`,
+      );
     }
     if (zones.length !== subnets.length) {
-      throw new ConfigError(`context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (${subnets.length}), got "${str('availabilityZones') ?? ''}"`);
+      throw new ConfigError(
+        `context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (${subnets.length}), got "${str('availabilityZones') ?? ''}"`,
+      );
     }
     vpc = { create: false, vpcId, publicSubnetIds: subnets, availabilityZones: zones };
   }
@@ -274,14 +318,18 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     const raw = str(key);
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`context key "${key}" must be a whole number ${min}-${max}, got "${raw}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(`context key "${key}" must be a whole number ${min}-${max}, got "${raw}"`);
     return n;
   };
   const window = int('alertWindow', 200, 1, 10_000);
   const minWindow = int('alertMinWindow', Math.min(50, window), 1, window);
   const errorRateRaw = str('alertErrorRate') ?? '0.02';
   const errorRate = Number(errorRateRaw);
-  if (!(errorRate > 0 && errorRate < 1)) throw new ConfigError(`context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`);
+  if (!(errorRate > 0 && errorRate < 1))
+    throw new ConfigError(
+      `context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "${errorRateRaw}"`,
+    );
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
   const alarmEmails = parseEmails(context.alarmEmails);
   if (str('accountConcurrencyLimit') !== undefined) {
@@ -330,7 +378,11 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     blueImage: matching('blueImage', IMAGE, imageWhat),
     greenImage: matching('greenImage', IMAGE, imageWhat),
     // No quotes or shell metacharacters: it travels through the user data and Compose's .env.
-    poolHealthcheck: matching('poolHealthcheck', /^[A-Za-z0-9 .\/:_=|-]{1,200}$/, 'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters'),
+    poolHealthcheck: matching(
+      'poolHealthcheck',
+      /^[A-Za-z0-9 ./:_=|-]{1,200}$/,
+      'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters',
+    ),
     releaseBlue: matching('releaseBlue', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'blue-1')!,
     releaseGreen: matching('releaseGreen', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'green-1')!,
     initialActivePool: initial,
@@ -343,9 +395,18 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
   };
 }
 
-const FLEET_ONLY_KEYS = ['minHosts', 'maxHosts', 'minHealthyPercentage', 'certificateArn', 'domainName', 'hostedZoneId', 'ebsKmsKeyArn'] as const;
+const FLEET_ONLY_KEYS = [
+  'minHosts',
+  'maxHosts',
+  'minHealthyPercentage',
+  'certificateArn',
+  'domainName',
+  'hostedZoneId',
+  'ebsKmsKeyArn',
+] as const;
 /** A KMS key's ARN (not an alias: the key policy to change is the key's): a key id, or a multi-Region key's mrk- id. */
-const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+const KMS_KEY_ARN =
+  /^arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 /**
@@ -362,7 +423,9 @@ function parseFleet(
   if (desired === 1) {
     const given = FLEET_ONLY_KEYS.find((k) => str(k) !== undefined);
     if (given) {
-      throw new ConfigError(`context key "${given}" is only read in fleet mode (hosts of 2 or more); hosts is 1 (one host with an Elastic IP). Set -c hosts=2 for a fleet behind a load balancer`);
+      throw new ConfigError(
+        `context key "${given}" is only read in fleet mode (hosts of 2 or more); hosts is 1 (one host with an Elastic IP). Set -c hosts=2 for a fleet behind a load balancer`,
+      );
     }
     return undefined;
   }
@@ -370,7 +433,12 @@ function parseFleet(
   const max = int('maxHosts', Math.min(desired + 1, FLEET_LIMITS.maxHosts), 1, FLEET_LIMITS.maxHosts);
   if (min > desired) throw new ConfigError(`context key "minHosts" (${min}) must not exceed hosts (${desired})`);
   if (max < desired) throw new ConfigError(`context key "maxHosts" (${max}) must be at least hosts (${desired})`);
-  const minHealthyPercentage = int('minHealthyPercentage', FLEET_LIMITS.defaultMinHealthyPercentage, FLEET_LIMITS.lowestMinHealthyPercentage, 100);
+  const minHealthyPercentage = int(
+    'minHealthyPercentage',
+    FLEET_LIMITS.defaultMinHealthyPercentage,
+    FLEET_LIMITS.lowestMinHealthyPercentage,
+    100,
+  );
   const inService = minInstancesInService({ desired, minHealthyPercentage });
   if (max <= inService) {
     // The way out named must be one synth accepts: past the group limit, fewer hosts or a lower percentage.
@@ -390,28 +458,40 @@ function parseFleet(
   const certificateArn = str('certificateArn');
   const domainName = str('domainName')?.toLowerCase();
   const hostedZoneId = str('hostedZoneId');
-  if (certificateArn !== undefined && !/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/.test(certificateArn)) {
-    throw new ConfigError(`context key "certificateArn" must be an ACM certificate ARN like arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-..., got "${certificateArn}"`);
+  if (
+    certificateArn !== undefined &&
+    !/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/.test(certificateArn)
+  ) {
+    throw new ConfigError(
+      `context key "certificateArn" must be an ACM certificate ARN like arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-..., got "${certificateArn}"`,
+    );
   }
   if (domainName !== undefined && !DOMAIN.test(domainName)) {
     throw new ConfigError(`context key "domainName" must be a DNS name like shop.example.com, got "${domainName}"`);
   }
   if (hostedZoneId !== undefined && !/^Z[A-Z0-9]{1,32}$/.test(hostedZoneId)) {
-    throw new ConfigError(`context key "hostedZoneId" must be a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ, got "${hostedZoneId}"`);
+    throw new ConfigError(
+      `context key "hostedZoneId" must be a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ, got "${hostedZoneId}"`,
+    );
   }
   let https: FleetHttps;
   if (certificateArn !== undefined) {
     if (domainName === undefined) {
-      throw new ConfigError('context key "domainName" is required with certificateArn: it is the name clients use (the certificate covers it), and the public URL /bluegreen/<stage>/public-url is https://<domainName>');
+      throw new ConfigError(
+        'context key "domainName" is required with certificateArn: it is the name clients use (the certificate covers it), and the public URL /bluegreen/<stage>/public-url is https://<domainName>',
+      );
     }
     https = { kind: 'certificate', certificateArn, domainName, hostedZoneId };
   } else if (domainName !== undefined) {
     if (hostedZoneId === undefined) {
-      throw new ConfigError('context key "hostedZoneId" is required with domainName and no certificateArn: the stack validates the certificate it creates by DNS in that zone');
+      throw new ConfigError(
+        'context key "hostedZoneId" is required with domainName and no certificateArn: the stack validates the certificate it creates by DNS in that zone',
+      );
     }
     https = { kind: 'dns', domainName, hostedZoneId };
   } else {
-    if (hostedZoneId !== undefined) throw new ConfigError('context key "hostedZoneId" needs domainName: the name to create in the zone');
+    if (hostedZoneId !== undefined)
+      throw new ConfigError('context key "hostedZoneId" needs domainName: the name to create in the zone');
     https = { kind: 'none' };
   }
   const ebsKmsKeyArn = str('ebsKmsKeyArn');
@@ -432,12 +512,21 @@ function parseEmails(value: unknown): string[] {
   if (value === undefined || value === null || value === '') return [];
   let items: string[];
   if (typeof value === 'string') items = csv(value);
-  else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) items = value.map((v: string) => v.trim()).filter(Boolean);
-  else throw new ConfigError(`context key "${key}" must be comma-separated email addresses or a list of them, got ${JSON.stringify(value)}`);
+  else if (Array.isArray(value) && value.every((v) => typeof v === 'string'))
+    items = value.map((v: string) => v.trim()).filter(Boolean);
+  else
+    throw new ConfigError(
+      `context key "${key}" must be comma-separated email addresses or a list of them, got ${JSON.stringify(value)}`,
+    );
   const bad = items.filter((e) => !EMAIL.test(e) || e.length > 254);
-  if (bad.length) throw new ConfigError(`context key "${key}" must be email addresses like oncall@example.com, got "${bad.join('", "')}"`);
+  if (bad.length)
+    throw new ConfigError(
+      `context key "${key}" must be email addresses like oncall@example.com, got "${bad.join('", "')}"`,
+    );
   const unique = [...new Map(items.map((e) => [e.toLowerCase(), e])).values()];
-  if (unique.length > MAX_ALARM_EMAILS) throw new ConfigError(`context key "${key}" lists ${unique.length} addresses; at most ${MAX_ALARM_EMAILS} (use a mailing list or subscribe your pager to the AlarmTopic output)`);
+  if (unique.length > MAX_ALARM_EMAILS)
+    throw new ConfigError(
+      `context key "${key}" lists ${unique.length} addresses; at most ${MAX_ALARM_EMAILS} (use a mailing list or subscribe your pager to the AlarmTopic output)`,
+    );
   return unique;
 }
-

@@ -45,7 +45,9 @@ async function baseline(options: CheckOptions): Promise<{ active?: Pool; problem
   }
   const [only] = [...pools];
   if (pools.size !== 1 || !isPool(only)) {
-    return { problem: `baseline: answers came from ${[...pools].join(', ')}; expected one pool (is a pool already failing?)` };
+    return {
+      problem: `baseline: answers came from ${[...pools].join(', ')}; expected one pool (is a pool already failing?)`,
+    };
   }
   return { active: only };
 }
@@ -66,7 +68,11 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
   log(`chaos ${options.mode} on ${active}; sending requests through ${options.url} for ${options.durationMs / 1000} s`);
   let summary: LoadSummary;
   try {
-    const load = await runLoad({ url: `${options.url}/version`, connections: options.concurrency, durationMs: options.durationMs });
+    const load = await runLoad({
+      url: `${options.url}/version`,
+      connections: options.concurrency,
+      durationMs: options.durationMs,
+    });
     summary = summarize(load.samples, load.durationMs);
   } finally {
     try {
@@ -83,7 +89,8 @@ export async function runCheck(options: CheckOptions): Promise<CheckResult> {
   const problems: string[] = [];
   if (summary.requests === 0) problems.push('no request completed');
   if (summary.failed > 0) problems.push(`${summary.failed} non-200 (${JSON.stringify(summary.failures)})`);
-  if (share < options.minBackupShare) problems.push(`only ${pct(share)} served by ${backup}, need ${pct(options.minBackupShare)}`);
+  if (share < options.minBackupShare)
+    problems.push(`only ${pct(share)} served by ${backup}, need ${pct(options.minBackupShare)}`);
   return {
     ok: problems.length === 0,
     active,

@@ -21,7 +21,8 @@ function nginxProcessesOf(stateDir: string): number[] {
       if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith('nginx')) continue;
       if (procStat(Number(entry))?.state === 'Z') continue;
       const fdDir = `/proc/${entry}/fd`;
-      if (readdirSync(fdDir).some((fd) => readlinkOr(path.join(fdDir, fd)).startsWith(logsDir))) found.push(Number(entry));
+      if (readdirSync(fdDir).some((fd) => readlinkOr(path.join(fdDir, fd)).startsWith(logsDir)))
+        found.push(Number(entry));
     } catch {
       // Gone meanwhile, or another user's process: not ours to stop.
     }

@@ -116,7 +116,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
 
     function failed(code: string | undefined): Sample {
-      return { sentAt: sent - startedAt, latencyMs: Date.now() - sent, status: 0, pool: null, error: code ?? 'EUNKNOWN' };
+      return {
+        sentAt: sent - startedAt,
+        latencyMs: Date.now() - sent,
+        status: 0,
+        pool: null,
+        error: code ?? 'EUNKNOWN',
+      };
     }
   }
 

@@ -24,17 +24,19 @@ function stateDir(env: NodeJS.ProcessEnv): string {
 
 function requireLocalStack(env: NodeJS.ProcessEnv): StackState {
   const state = readStackState(stateDir(env));
-  if (!state) throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
+  if (!state)
+    throw new UsageError(`no local stack is running (no ${stateDir(env)}/state.json): start one with npm start`);
   return state;
 }
 
 /** One pool as seen on its own port: the release it runs (GET /version) and its health (GET /healthz). */
 async function describePool(state: StackState, dir: string, pool: Pool): Promise<string> {
   const base = poolUrl(state, pool);
-  const get = (p: string) => httpRequest(`${base}${p}`, { timeoutMs: 2000, agent: false }).then(
-    (res) => ({ status: res.status, body: res.body, error: undefined }),
-    (err: Error) => ({ status: 0, body: '', error: err.message.replace(`GET ${base}${p}: `, '') }),
-  );
+  const get = (p: string) =>
+    httpRequest(`${base}${p}`, { timeoutMs: 2000, agent: false }).then(
+      (res) => ({ status: res.status, body: res.body, error: undefined }),
+      (err: Error) => ({ status: 0, body: '', error: err.message.replace(`GET ${base}${p}: `, '') }),
+    );
   const [version, health] = await Promise.all([get('/version'), get('/healthz')]);
   const applied = readApplied(dir, pool);
   let release: string | undefined;
@@ -48,25 +50,40 @@ async function describePool(state: StackState, dir: string, pool: Pool): Promise
   }
   if (!release) {
     const why = version.error ?? `status ${version.status}`;
-    release = applied?.ok ? `release ${applied.release} (as the pool agent applied it; GET /version: ${why})` : `release unknown (GET /version: ${why})`;
+    release = applied?.ok
+      ? `release ${applied.release} (as the pool agent applied it; GET /version: ${why})`
+      : `release unknown (GET /version: ${why})`;
   }
   const healthText =
-    health.status === 200 ? 'healthy (GET /healthz 200)' : health.error ? `down (GET /healthz: ${health.error})` : `unhealthy (GET /healthz ${health.status})`;
-  const agent = applied && !applied.ok ? `; the pool agent's last run failed: ${applied.reason ?? 'no reason given'}` : '';
+    health.status === 200
+      ? 'healthy (GET /healthz 200)'
+      : health.error
+        ? `down (GET /healthz: ${health.error})`
+        : `unhealthy (GET /healthz ${health.status})`;
+  const agent =
+    applied && !applied.ok ? `; the pool agent's last run failed: ${applied.reason ?? 'no reason given'}` : '';
   return `${release}, ${healthText}, ${base}${agent}`;
 }
 
 /** `status` without a stage: the local stack, as `flip` and `maintenance` find it. */
 export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
   if (args.length > 0) {
-    throw new UsageError(`status takes no arguments without --stage, got "${args.join(' ')}" (--region and --profile need --stage S or $BLUEGREEN_STAGE)`);
+    throw new UsageError(
+      `status takes no arguments without --stage, got "${args.join(' ')}" (--region and --profile need --stage S or $BLUEGREEN_STAGE)`,
+    );
   }
   const dir = stateDir(env);
   const state = requireLocalStack(env);
   if (!supervisorRunning(state)) {
-    throw new UsageError(`no local stack is running (${dir}/state.json was left by process ${state.supervisorPid}, which has exited): start one with npm start`);
+    throw new UsageError(
+      `no local stack is running (${dir}/state.json was left by process ${state.supervisorPid}, which has exited): start one with npm start`,
+    );
   }
-  const [blue, green, endpoint] = await Promise.all([describePool(state, dir, 'blue'), describePool(state, dir, 'green'), describeEndpoint(state.url)]);
+  const [blue, green, endpoint] = await Promise.all([
+    describePool(state, dir, 'blue'),
+    describePool(state, dir, 'green'),
+    describeEndpoint(state.url),
+  ]);
   const active = readActivePool(state);
   const canary = readCanaryPercent(state);
   const record = readLocalRecord(dir);
@@ -121,7 +138,9 @@ export async function flipCommand(args: string[], env: NodeJS.ProcessEnv, out: O
   const pool = parsePool(target, 'pool');
   const waited = await waitForPool(state.url, pool, 10_000);
   if (waited === undefined) {
-    out(`switched, but ${state.url}/version is not answered by ${pool} after 10 s: is ${pool} healthy? (bluegreen chaos ${pool} stop)`);
+    out(
+      `switched, but ${state.url}/version is not answered by ${pool} after 10 s: is ${pool} healthy? (bluegreen chaos ${pool} stop)`,
+    );
     return 1;
   }
   out(`confirmed: ${state.url} is answered by ${pool} (${waited} ms after the switch)`);
@@ -179,11 +198,14 @@ export async function checkCommand(args: string[], env: NodeJS.ProcessEnv, out: 
   const poolUrls = {} as Record<Pool, string>;
   for (const pool of POOLS) {
     const given = pool === 'blue' ? values['blue-url'] : values['green-url'];
-    poolUrls[pool] = (given ?? (state ? poolUrl(state, pool) : `${parsed.protocol}//${parsed.hostname}:${PORTS[pool]}`)).replace(/\/+$/, '');
+    poolUrls[pool] = (
+      given ?? (state ? poolUrl(state, pool) : `${parsed.protocol}//${parsed.hostname}:${PORTS[pool]}`)
+    ).replace(/\/+$/, '');
   }
   const durationS = Number(values.duration);
   const concurrency = Number(values.concurrency);
-  if (!(durationS > 0 && durationS <= 300)) throw new UsageError(`--duration must be 1-300 seconds, got "${values.duration}"`);
+  if (!(durationS > 0 && durationS <= 300))
+    throw new UsageError(`--duration must be 1-300 seconds, got "${values.duration}"`);
   if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 256)) {
     throw new UsageError(`--concurrency must be 1-256, got "${values.concurrency}"`);
   }
@@ -207,6 +229,10 @@ export async function maintenanceCommand(args: string[], env: NodeJS.ProcessEnv,
   const dir = stateDir(env);
   mkdirSync(dir, { recursive: true });
   writeFileSync(nodePath.join(dir, MAINTENANCE_FILE), `${value}\n`);
-  out(value === 'on' ? 'maintenance on: alerts are evaluated and printed, not posted' : 'maintenance off: alerts are posted');
+  out(
+    value === 'on'
+      ? 'maintenance on: alerts are evaluated and printed, not posted'
+      : 'maintenance off: alerts are posted',
+  );
   return 0;
 }

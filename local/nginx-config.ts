@@ -22,7 +22,8 @@ export interface NginxConfigOptions {
 /** Creates conf/, logs/, run/, tmp/ and switch/ under the state dir and writes what nginx starts with. */
 export async function writeNginxConfig(state: StackState, options: NginxConfigOptions): Promise<void> {
   const { confDir, host, ports } = state;
-  for (const dir of ['conf', 'logs', 'run', 'tmp', 'switch']) mkdirSync(path.join(state.prefix, dir), { recursive: true });
+  for (const dir of ['conf', 'logs', 'run', 'tmp', 'switch'])
+    mkdirSync(path.join(state.prefix, dir), { recursive: true });
   chmodSync(state.switchDir, 0o755);
   // Links, not copies: local mode runs the very files the host runs.
   const link = (name: string, target: string) => {

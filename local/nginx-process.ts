@@ -83,7 +83,12 @@ export class NginxProcess {
     child.once('exit', () => {
       if (!ready) this.supervisor.expect(child);
     });
-    this.supervisor.watch('nginx', child, (reason) => (this.recovery = this.recovery.then(() => this.recover(child, reason))), { groupLeader: true });
+    this.supervisor.watch(
+      'nginx',
+      child,
+      (reason) => (this.recovery = this.recovery.then(() => this.recover(child, reason))),
+      { groupLeader: true },
+    );
     let stderr = '';
     onLines(child.stderr!, (line) => {
       stderr += `${line}\n`;
@@ -91,7 +96,9 @@ export class NginxProcess {
     });
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
-        const log = existsSync(this.state.errorLog) ? readFileSync(this.state.errorLog, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
+        const log = existsSync(this.state.errorLog)
+          ? readFileSync(this.state.errorLog, 'utf8').trim().split('\n').slice(-3).join('\n')
+          : '';
         reject(new Error(`nginx exited during start-up (${signal ?? code}): ${(stderr.trim() || log).trim()}`));
       });
       child.once('error', reject);
@@ -127,10 +134,16 @@ export class NginxProcess {
       await this.start();
     } catch (err) {
       if (this.supervisor.stopping) return;
-      this.options.onUnexpectedExit?.('nginx', `${reason}; its workers were stopped; the restart failed: ${(err as Error).message}`);
+      this.options.onUnexpectedExit?.(
+        'nginx',
+        `${reason}; its workers were stopped; the restart failed: ${(err as Error).message}`,
+      );
       return;
     }
-    this.options.output('supervisor', `nginx exited (${reason}); its workers were stopped; restarted nginx (${this.restarts} of ${NGINX_RESTARTS})`);
+    this.options.output(
+      'supervisor',
+      `nginx exited (${reason}); its workers were stopped; restarted nginx (${this.restarts} of ${NGINX_RESTARTS})`,
+    );
   }
 
   /** Stops the current nginx and every process of its group (workers included). */

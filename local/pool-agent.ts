@@ -31,7 +31,8 @@ export interface PoolAgentOptions {
 export const DEFAULT_HEALTH_TIMEOUT_MS = 10_000;
 const HOST = 'local';
 
-const envKey = (env: Record<string, string> | undefined) => JSON.stringify(Object.entries(env ?? {}).sort(([a], [b]) => a.localeCompare(b)));
+const envKey = (env: Record<string, string> | undefined) =>
+  JSON.stringify(Object.entries(env ?? {}).sort(([a], [b]) => a.localeCompare(b)));
 const keyOf = (d: LocalDesiredPool) => `${d.release}\n${envKey(d.env)}\n${d.request ?? ''}`;
 
 export class PoolAgent {
@@ -53,11 +54,20 @@ export class PoolAgent {
       if (!run) continue;
       const desired: LocalDesiredPool = { release: run.release, env: run.env, request: 'start', at };
       writeDesired(this.options.stateDir, pool, desired);
-      writeApplied(this.options.stateDir, pool, { release: run.release, env: run.env, ok: true, at, request: 'start', steps: [{ at, step: 'start', ok: true, detail: 'started by npm start', host: HOST }] });
+      writeApplied(this.options.stateDir, pool, {
+        release: run.release,
+        env: run.env,
+        ok: true,
+        at,
+        request: 'start',
+        steps: [{ at, step: 'start', ok: true, detail: 'started by npm start', host: HOST }],
+      });
       this.handled.set(pool, keyOf(desired));
     }
     this.timer = setInterval(() => {
-      this.busy = this.busy.then(() => this.poll()).catch((err) => this.options.out(`[agent] error: ${(err as Error).message}`));
+      this.busy = this.busy
+        .then(() => this.poll())
+        .catch((err) => this.options.out(`[agent] error: ${(err as Error).message}`));
     }, this.options.pollMs ?? 200);
   }
 
@@ -88,7 +98,12 @@ export class PoolAgent {
       out(`[agent] ${formatStepLine({ step: name, pool, ok, detail })}`);
     };
     const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>) =>
-      writeApplied(stateDir, pool, { ...applied, at: new Date().toISOString(), steps, ...(desired.request ? { request: desired.request } : {}) });
+      writeApplied(stateDir, pool, {
+        ...applied,
+        at: new Date().toISOString(),
+        steps,
+        ...(desired.request ? { request: desired.request } : {}),
+      });
 
     const active = await stack.activePool();
     if (pool === active) {
@@ -153,9 +168,13 @@ export class PoolAgent {
             answered = undefined;
           }
           const headerRelease = header(res, 'x-release-id');
-          if (answered === release && headerRelease === release) return { ok: true, detail: `GET /version answers release ${release}${i > 1 ? ` (attempt ${i})` : ''}` };
+          if (answered === release && headerRelease === release)
+            return { ok: true, detail: `GET /version answers release ${release}${i > 1 ? ` (attempt ${i})` : ''}` };
           // A wrong release is not noise: the pool runs something else.
-          return { ok: false, detail: `GET /version answers release ${String(answered ?? headerRelease)}, expected ${release}` };
+          return {
+            ok: false,
+            detail: `GET /version answers release ${String(answered ?? headerRelease)}, expected ${release}`,
+          };
         }
         last = `status ${res.status}`;
       } catch (err) {

@@ -127,7 +127,11 @@ export class PoolApps {
   /** Starts or stops a chaos mode in a pool app (its /chaos endpoints). */
   async chaos(pool: Pool, mode: ChaosMode | 'stop'): Promise<void> {
     const target = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
-    const res = await httpRequest(`${poolUrl(this.state, pool)}${target}`, { method: 'POST', timeoutMs: 5000, agent: false });
+    const res = await httpRequest(`${poolUrl(this.state, pool)}${target}`, {
+      method: 'POST',
+      timeoutMs: 5000,
+      agent: false,
+    });
     if (res.status !== 200) throw new Error(`chaos ${mode} on ${pool}: status ${res.status} ${res.body}`);
   }
 }

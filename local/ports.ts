@@ -9,7 +9,11 @@ export function assertPortFree(port: number, host: string, source: string): Prom
     const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'EADDRINUSE' ? 'is already in use' : `cannot be bound (${err.code})`;
-      reject(new PortInUseError(`port ${port} (${source}) on ${host} ${why}: stop what listens there or set ${source} to another port`));
+      reject(
+        new PortInUseError(
+          `port ${port} (${source}) on ${host} ${why}: stop what listens there or set ${source} to another port`,
+        ),
+      );
     });
     server.listen(port, host, () => server.close(() => resolve()));
   });

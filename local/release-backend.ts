@@ -9,7 +9,14 @@ import { readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, setCanary, switchPool } from './switch';
 import type { DesiredPool, ReleaseRecord } from '../core/release-record';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../core/release-backend';
-import { readApplied, readDesired, readLocalHistory, readLocalRecord, writeDesired, writeLocalRecord } from './release-store';
+import {
+  readApplied,
+  readDesired,
+  readLocalHistory,
+  readLocalRecord,
+  writeDesired,
+  writeLocalRecord,
+} from './release-store';
 import { LOCAL_STATE_DIR } from './paths';
 
 export class LocalReleaseBackend implements ReleaseBackend {
@@ -71,12 +78,21 @@ export class LocalReleaseBackend implements ReleaseBackend {
       const applied = readApplied(this.stateDir, pool);
       if (applied?.request === options.requestId) {
         const failed = applied.steps.find((s) => !s.ok);
-        return { ok: applied.ok, steps: applied.steps, reason: applied.ok ? undefined : (applied.reason ?? failed?.detail ?? `step ${failed?.step ?? '?'} failed`) };
+        return {
+          ok: applied.ok,
+          steps: applied.steps,
+          reason: applied.ok ? undefined : (applied.reason ?? failed?.detail ?? `step ${failed?.step ?? '?'} failed`),
+        };
       }
-      if (!supervisorRunning(state)) return { ok: false, steps: [], reason: 'npm start (the supervisor running the pool agent) exited' };
+      if (!supervisorRunning(state))
+        return { ok: false, steps: [], reason: 'npm start (the supervisor running the pool agent) exited' };
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
-    return { ok: false, steps: [], reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)` };
+    return {
+      ok: false,
+      steps: [],
+      reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)`,
+    };
   }
 
   async canaryPercent(): Promise<number> {
@@ -85,7 +101,8 @@ export class LocalReleaseBackend implements ReleaseBackend {
 
   async setCanary(percent: number): Promise<void> {
     const result = await setCanary(this.stack(), percent);
-    if (result.code !== 0) throw new Error(`switch-pool.sh --canary ${percent}: ${result.stderr.trim() || `exit ${result.code}`}`);
+    if (result.code !== 0)
+      throw new Error(`switch-pool.sh --canary ${percent}: ${result.stderr.trim() || `exit ${result.code}`}`);
   }
 
   /**
@@ -97,7 +114,8 @@ export class LocalReleaseBackend implements ReleaseBackend {
     const state = this.stack();
     const started = Date.now();
     const result = await switchPool(state, pool);
-    if (result.code !== 0) return { ok: false, detail: `switch-pool.sh ${pool}: ${result.stderr.trim() || `exit ${result.code}`}` };
+    if (result.code !== 0)
+      return { ok: false, detail: `switch-pool.sh ${pool}: ${result.stderr.trim() || `exit ${result.code}`}` };
     let last = 'no answer';
     while (Date.now() - started < 10_000) {
       try {
@@ -107,9 +125,14 @@ export class LocalReleaseBackend implements ReleaseBackend {
         const line = id ? await this.findLogLine(state.accessLog, offset, id) : undefined;
         if (line?.active_pool === pool) {
           const answered = header(res, 'x-app-pool');
-          return { ok: true, detail: `${pool} is active: a request through ${state.url} ${Date.now() - started} ms after the switch logged active_pool=${pool} (answered by ${answered ?? '?'}, ${res.status})` };
+          return {
+            ok: true,
+            detail: `${pool} is active: a request through ${state.url} ${Date.now() - started} ms after the switch logged active_pool=${pool} (answered by ${answered ?? '?'}, ${res.status})`,
+          };
         }
-        last = line ? `the probe logged active_pool=${line.active_pool}` : `the probe's log line (request ${id ?? '?'}) was not found`;
+        last = line
+          ? `the probe logged active_pool=${line.active_pool}`
+          : `the probe's log line (request ${id ?? '?'}) was not found`;
       } catch (err) {
         last = (err as Error).message;
       }
@@ -119,7 +142,11 @@ export class LocalReleaseBackend implements ReleaseBackend {
   }
 
   /** The access-log line of one request, written after `offset`; waits up to 2 s for nginx to write it. */
-  private async findLogLine(file: string, offset: number, requestId: string): Promise<{ active_pool?: string } | undefined> {
+  private async findLogLine(
+    file: string,
+    offset: number,
+    requestId: string,
+  ): Promise<{ active_pool?: string } | undefined> {
     const needle = `"request_id":"${requestId}"`;
     const deadline = Date.now() + 2000;
     let from = offset;

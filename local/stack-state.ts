@@ -24,7 +24,13 @@ export interface StackState extends NginxTarget {
 export const STATE_FILE = 'state.json';
 
 /** The state of a stack this process supervises, laid out in `stateDir` (an absolute path). */
-export function newStackState(stateDir: string, host: string, ports: StackPorts, nginxBin: string, upstreamEnv: Record<string, string> | undefined): StackState {
+export function newStackState(
+  stateDir: string,
+  host: string,
+  ports: StackPorts,
+  nginxBin: string,
+  upstreamEnv: Record<string, string> | undefined,
+): StackState {
   return {
     supervisorPid: process.pid,
     host,

@@ -81,7 +81,12 @@ export class LocalStack {
     const output = (source: string, line: string) => options.onOutput?.(source, line);
     const { readyTimeoutMs, onUnexpectedExit } = options;
     this.nginx = new NginxProcess(state, this.supervisor, { readyTimeoutMs, output, onUnexpectedExit });
-    this.pools = new PoolApps(state, this.supervisor, { releases: options.releases, readyTimeoutMs, output, onUnexpectedExit });
+    this.pools = new PoolApps(state, this.supervisor, {
+      releases: options.releases,
+      readyTimeoutMs,
+      output,
+      onUnexpectedExit,
+    });
   }
 
   get url(): string {
@@ -103,7 +108,10 @@ export class LocalStack {
     // Before the port checks: workers orphaned by a killed master hold the nginx port.
     const leftover = await stopLeftoverNginx(stateDir);
     if (leftover > 0) {
-      options.onOutput?.('supervisor', `stopped an nginx left running by an earlier run in this directory (${leftover} process${leftover === 1 ? '' : 'es'})`);
+      options.onOutput?.(
+        'supervisor',
+        `stopped an nginx left running by an earlier run in this directory (${leftover} process${leftover === 1 ? '' : 'es'})`,
+      );
     }
     const ports = await choosePorts(host, options);
     const state = newStackState(stateDir, host, ports, nginxBin, options.upstreamEnv);

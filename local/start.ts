@@ -58,7 +58,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const healthTimeoutMs = env.RELEASE_HEALTH_TIMEOUT_SECONDS ? parseSeconds(env.RELEASE_HEALTH_TIMEOUT_SECONDS, 'RELEASE_HEALTH_TIMEOUT_SECONDS') * 1000 : DEFAULT_HEALTH_TIMEOUT_MS;
+  const healthTimeoutMs = env.RELEASE_HEALTH_TIMEOUT_SECONDS
+    ? parseSeconds(env.RELEASE_HEALTH_TIMEOUT_SECONDS, 'RELEASE_HEALTH_TIMEOUT_SECONDS') * 1000
+    : DEFAULT_HEALTH_TIMEOUT_MS;
   const verbose = env.BLUEGREEN_VERBOSE === '1';
   // Set once the stack serves; a crash reported before that is kept for it.
   let crashed: (reason: string) => void = (reason) => (earlyCrash ??= reason);
@@ -87,7 +89,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   out(`green pool: http://${host}:${ports.green} (release ${config.releases.green})`);
   const { proxy } = config;
   const slow = proxy.slowPaths.map((p) => `${p.prefix} ${p.timeout}`).join(', ');
-  out(`timeouts: ${proxy.readTimeout} per read, failover within ${proxy.nextUpstreamTimeout}; slow paths: ${slow || 'none (SLOW_PATHS)'}`);
+  out(
+    `timeouts: ${proxy.readTimeout} per read, failover within ${proxy.nextUpstreamTimeout}; slow paths: ${slow || 'none (SLOW_PATHS)'}`,
+  );
   out(`access log: ${accessLog}`);
   out(`error log:  ${errorLog}`);
   const watcher = new AlertWatcher({
@@ -103,8 +107,14 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   watcher.start();
   const agent = new PoolAgent({ stateDir: config.stateDir, stack, out, healthTimeoutMs });
   agent.start();
-  out(`releases: pool agent and release guard running (gate: > ${(gate.errorRate * 100).toFixed(1)}% of at least ${gate.minRequests} requests; try: npx bluegreen release --release v2)`);
-  out(env.SLACK_WEBHOOK_URL ? 'alerts: posted to SLACK_WEBHOOK_URL' : 'alerts: printed here as [alert] lines (set SLACK_WEBHOOK_URL to post them to Slack)');
+  out(
+    `releases: pool agent and release guard running (gate: > ${(gate.errorRate * 100).toFixed(1)}% of at least ${gate.minRequests} requests; try: npx bluegreen release --release v2)`,
+  );
+  out(
+    env.SLACK_WEBHOOK_URL
+      ? 'alerts: posted to SLACK_WEBHOOK_URL'
+      : 'alerts: printed here as [alert] lines (set SLACK_WEBHOOK_URL to post them to Slack)',
+  );
   out(`ready: ${stack.url} serves through nginx, active pool ${config.activePool} (try: curl -i ${stack.url}/version)`);
   out(`try failover: npx bluegreen check   flip: npx bluegreen flip green   stop: Ctrl-C`);
 
@@ -119,9 +129,9 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
         .then(() => watcher.stop())
         .then(() => stack.stop())
         .then(() => {
-        out('stopped');
-        resolve(code);
-      });
+          out('stopped');
+          resolve(code);
+        });
     };
     crashed = (reason) => stop(reason, 1);
     if (earlyCrash) stop(earlyCrash, 1);

@@ -57,10 +57,17 @@ export function maintenanceOn(stateDir: string): boolean {
   return existsSync(file) && readFileSync(file, 'utf8').trim() === 'on';
 }
 
-const LABELS: Record<Decision['severity'], string> = { critical: 'CRITICAL', warning: 'WARNING', info: 'INFO', ok: 'OK' };
+const LABELS: Record<Decision['severity'], string> = {
+  critical: 'CRITICAL',
+  warning: 'WARNING',
+  info: 'INFO',
+  ok: 'OK',
+};
 
 export function describeDecision(d: Decision): string {
-  const extras = [d.release ? `release ${d.release}` : '', ...Object.entries(d.details).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(', ');
+  const extras = [d.release ? `release ${d.release}` : '', ...Object.entries(d.details).map(([k, v]) => `${k}=${v}`)]
+    .filter(Boolean)
+    .join(', ');
   return `${LABELS[d.severity]} ${d.kind}: ${d.summary}${extras ? ` (${extras})` : ''}`;
 }
 
@@ -81,7 +88,9 @@ export class AlertWatcher {
     this.tail.read(); // position at the end: history is not news
     if (this.options.release) this.adoptRecord();
     this.timer = setInterval(() => {
-      this.busy = this.busy.then(() => this.poll()).catch((err) => this.options.out(`[alerts] watcher error: ${(err as Error).message}`));
+      this.busy = this.busy
+        .then(() => this.poll())
+        .catch((err) => this.options.out(`[alerts] watcher error: ${(err as Error).message}`));
     }, this.options.pollMs ?? 100);
   }
 
@@ -163,7 +172,8 @@ export class AlertWatcher {
     if (outcome.kind === 'nothing') return;
     if (outcome.kind === 'switch-failed') {
       const key = `${record.id}:${outcome.action}`;
-      if (this.lastActFailure !== key) out(`[release] ${outcome.action} of ${record.id} failed, retrying: ${outcome.detail}`);
+      if (this.lastActFailure !== key)
+        out(`[release] ${outcome.action} of ${record.id} failed, retrying: ${outcome.detail}`);
       this.lastActFailure = key;
       return;
     }
@@ -172,14 +182,19 @@ export class AlertWatcher {
       out(`[release] ${record.id} changed while the guard acted (${outcome.action}); not overwriting it`);
       return;
     }
-    out(`[release] ${outcome.record.id}: ${outcome.record.state}${outcome.record.reason ? ` (${outcome.record.reason})` : ''}`);
+    out(
+      `[release] ${outcome.record.id}: ${outcome.record.state}${outcome.record.reason ? ` (${outcome.record.reason})` : ''}`,
+    );
     await this.announce(outcome.record);
   }
 
   /** Local mode's side of the guard: switch-pool.sh for the switches, release.json for the record. */
   private guardPorts(release: ReleaseGuardOptions): GuardPorts {
     const { stateDir } = this.options;
-    const switched = (result: ScriptResult) => ({ ok: result.code === 0, detail: result.code === 0 ? result.stdout.trim() : result.stderr.trim() || `exit ${result.code}` });
+    const switched = (result: ScriptResult) => ({
+      ok: result.code === 0,
+      detail: result.code === 0 ? result.stdout.trim() : result.stderr.trim() || `exit ${result.code}`,
+    });
     return {
       flip: async (pool) => switched(await release.flip(pool)),
       setCanary: async (percent) => switched(await release.canary(percent)),

@@ -5,7 +5,13 @@
 // pool, so a host the balancer still sends traffic to cannot be missed by one lucky answer.
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { getParameter } from './aws-target';
-import { commandInvocations, describeInvocations, HostInvocation, isFailedStatus, latestStageCommand } from './stage-hosts';
+import {
+  commandInvocations,
+  describeInvocations,
+  HostInvocation,
+  isFailedStatus,
+  latestStageCommand,
+} from './stage-hosts';
 import { Pool } from '../core/pools';
 import { header, httpRequest } from '../support/http';
 
@@ -64,7 +70,11 @@ async function hostsView(ssm: SSMClient, stage: string, since: Date): Promise<Ho
 }
 
 /** Up to `n` requests to `url`, one after the other (a new connection each); stops at the first miss. */
-async function answersInARow(url: string, n: number, matches: (pool: string | undefined, active: string | undefined, status: number) => boolean): Promise<{ inRow: number; last: string; lastPool?: string; lastStatus?: number }> {
+async function answersInARow(
+  url: string,
+  n: number,
+  matches: (pool: string | undefined, active: string | undefined, status: number) => boolean,
+): Promise<{ inRow: number; last: string; lastPool?: string; lastStatus?: number }> {
   let inRow = 0;
   let last = 'no answer';
   for (let i = 0; i < n; i++) {
@@ -93,16 +103,26 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const n = Math.min(MAX_CONFIRM_ANSWERS, Math.max(1, o.answers ?? DEFAULT_CONFIRM_ANSWERS));
   const before = await getParameter(o.ssm, o.params.activePool);
-  if (before === undefined) return { ok: false, reason: `${o.params.activePool} does not exist: is the stack deployed in this account and region?` };
+  if (before === undefined)
+    return {
+      ok: false,
+      reason: `${o.params.activePool} does not exist: is the stack deployed in this account and region?`,
+    };
   const since = new Date(now() - CLOCK_SKEW_MS);
-  await o.ssm.send(new PutParameterCommand({ Name: o.params.activePool, Value: o.pool, Type: 'String', Overwrite: true }));
+  await o.ssm.send(
+    new PutParameterCommand({ Name: o.params.activePool, Value: o.pool, Type: 'String', Overwrite: true }),
+  );
   o.out(`${o.params.activePool}: ${before} → ${o.pool}`);
   if (!o.wait) {
     o.out('not waiting (--no-wait): the hosts apply it within seconds, and within a minute at the latest');
     return { ok: true };
   }
   const url = await getParameter(o.ssm, o.params.publicUrl);
-  if (!url) return { ok: false, reason: `${o.params.publicUrl} does not exist: cannot confirm the switch (flip with --no-wait, or redeploy the stack)` };
+  if (!url)
+    return {
+      ok: false,
+      reason: `${o.params.publicUrl} does not exist: cannot confirm the switch (flip with --no-wait, or redeploy the stack)`,
+    };
   const matches =
     o.confirm === 'active'
       ? (_pool: string | undefined, active: string | undefined) => active === o.pool
@@ -129,7 +149,8 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
     }
     // Every host the command reached applied it; no command seen (the hosts' timer applied it, or
     // no right to read Run Command) leaves the endpoint to decide alone.
-    const hostsDone = view.hosts === undefined || (view.hosts.length > 0 && view.hosts.every((h) => h.status === 'Success'));
+    const hostsDone =
+      view.hosts === undefined || (view.hosts.length > 0 && view.hosts.every((h) => h.status === 'Success'));
     if (endpoint.inRow >= n && hostsDone) {
       const after = `after ${((now() - started) / 1000).toFixed(1)} s (${n} answer${n === 1 ? '' : 's'} in a row; hosts: ${describeHosts(view)})`;
       o.out(
@@ -144,5 +165,8 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
     lastShown = line;
     await sleep(o.pollMs);
   }
-  return { ok: false, reason: `not confirmed within ${o.timeoutMs / 1000} s: ${url} does not answer from ${o.pool} ${n} times in a row (last: ${answer}; hosts: ${describeHosts(view)}). ${RUNBOOK}` };
+  return {
+    ok: false,
+    reason: `not confirmed within ${o.timeoutMs / 1000} s: ${url} does not answer from ${o.pool} ${n} times in a row (last: ${answer}; hosts: ${describeHosts(view)}). ${RUNBOOK}`,
+  };
 }

@@ -22,12 +22,21 @@ export interface AwsTarget {
   logs: CloudWatchLogsClient;
 }
 
-export function awsTarget(flags: { stage?: string; region?: string; profile?: string }, env: NodeJS.ProcessEnv): AwsTarget {
+export function awsTarget(
+  flags: { stage?: string; region?: string; profile?: string },
+  env: NodeJS.ProcessEnv,
+): AwsTarget {
   const stage = flags.stage ?? env.BLUEGREEN_STAGE ?? 'dev';
   if (!STAGE_PATTERN.test(stage)) throw new ConfigError(`--stage must be a stage name like prod, got "${stage}"`);
   // A throttled call is retried with backoff (Parameter Store's budget is the account's, shared with the hosts).
   const config = { region: flags.region, profile: flags.profile, ...sdkRetryConfig() };
-  return { stage, params: parameterNames(stage), logGroups: logGroupNames(stage), ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config) };
+  return {
+    stage,
+    params: parameterNames(stage),
+    logGroups: logGroupNames(stage),
+    ssm: new SSMClient(config),
+    logs: new CloudWatchLogsClient(config),
+  };
 }
 
 /**

@@ -23,7 +23,12 @@ export async function runQuery(o: RunQueryOptions): Promise<QueryRows> {
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const now = o.now ?? Date.now;
   const { queryId } = await o.logs.send(
-    new StartQueryCommand({ logGroupName: o.logGroup, queryString: o.query, startTime: Math.floor(o.startMs / 1000), endTime: Math.ceil(o.endMs / 1000) }),
+    new StartQueryCommand({
+      logGroupName: o.logGroup,
+      queryString: o.query,
+      startTime: Math.floor(o.startMs / 1000),
+      endTime: Math.ceil(o.endMs / 1000),
+    }),
   );
   if (!queryId) throw new QueryError('StartQuery returned no query id');
   const started = now();
@@ -31,13 +36,16 @@ export async function runQuery(o: RunQueryOptions): Promise<QueryRows> {
     const res = await o.logs.send(new GetQueryResultsCommand({ queryId }));
     switch (res.status) {
       case 'Complete':
-        return (res.results ?? []).map((row) => Object.fromEntries(row.filter((f) => f.field && f.field !== '@ptr').map((f) => [f.field!, f.value ?? ''])));
+        return (res.results ?? []).map((row) =>
+          Object.fromEntries(row.filter((f) => f.field && f.field !== '@ptr').map((f) => [f.field!, f.value ?? ''])),
+        );
       case 'Failed':
       case 'Cancelled':
       case 'Timeout':
         throw new QueryError(`the query ended with status ${res.status}`);
       default:
-        if (now() - started > o.timeoutMs) throw new QueryError(`the query did not complete within ${o.timeoutMs / 1000} s (status ${res.status})`);
+        if (now() - started > o.timeoutMs)
+          throw new QueryError(`the query did not complete within ${o.timeoutMs / 1000} s (status ${res.status})`);
         await sleep(o.pollMs);
     }
   }
@@ -49,8 +57,16 @@ export function formatTable(rows: QueryRows): string {
   const columns: string[] = [];
   for (const row of rows) for (const key of Object.keys(row)) if (!columns.includes(key)) columns.push(key);
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c] ?? '')))].join('\n');
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  return [
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => r[c] ?? ''))),
+  ].join('\n');
 }
 
 /** "30m", "1h", "2d" → milliseconds. */

@@ -15,7 +15,8 @@ import { formatTable, parseSince, QueryError, runQuery } from './insights-query'
 
 type Out = (line: string) => void;
 
-export const AWS_HELP = '  --stage S      the deployed stage (default: $BLUEGREEN_STAGE, else dev)\n  --region R     AWS region (default: the SDK\'s: $AWS_REGION, the profile)\n  --profile P    AWS profile (default: $AWS_PROFILE)';
+export const AWS_HELP =
+  "  --stage S      the deployed stage (default: $BLUEGREEN_STAGE, else dev)\n  --region R     AWS region (default: the SDK's: $AWS_REGION, the profile)\n  --profile P    AWS profile (default: $AWS_PROFILE)";
 
 function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T) {
   try {
@@ -24,7 +25,6 @@ function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: s
     throw new ConfigError((err as Error).message);
   }
 }
-
 
 export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--no-wait] [--timeout SECONDS] [--answers N]
   Writes /bluegreen/<stage>/active-pool, then waits until every host of the stage applied it (the
@@ -36,14 +36,30 @@ export const FLIP_AWS_USAGE = `usage: bluegreen flip <blue|green> --stage S [--n
 ${AWS_HELP}`;
 
 export async function awsFlipCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
-  const { values, positionals } = parse(args, { 'no-wait': { type: 'boolean' }, timeout: { type: 'string' }, answers: { type: 'string' } });
+  const { values, positionals } = parse(args, {
+    'no-wait': { type: 'boolean' },
+    timeout: { type: 'string' },
+    answers: { type: 'string' },
+  });
   const pool = parsePool(positionals[0], 'pool');
   const timeoutS = Number(values.timeout ?? 120);
-  if (!(timeoutS > 0 && timeoutS <= 900)) throw new ConfigError(`--timeout must be 1-900 seconds, got "${values.timeout}"`);
+  if (!(timeoutS > 0 && timeoutS <= 900))
+    throw new ConfigError(`--timeout must be 1-900 seconds, got "${values.timeout}"`);
   const answers = Number(values.answers ?? DEFAULT_CONFIRM_ANSWERS);
-  if (!(Number.isInteger(answers) && answers >= 1 && answers <= MAX_CONFIRM_ANSWERS)) throw new ConfigError(`--answers must be a whole number 1-${MAX_CONFIRM_ANSWERS}, got "${values.answers}"`);
+  if (!(Number.isInteger(answers) && answers >= 1 && answers <= MAX_CONFIRM_ANSWERS))
+    throw new ConfigError(`--answers must be a whole number 1-${MAX_CONFIRM_ANSWERS}, got "${values.answers}"`);
   const target = awsTarget(values, env);
-  const outcome = await flipOnAws({ ssm: target.ssm, stage: target.stage, params: target.params, pool, wait: !values['no-wait'], timeoutMs: timeoutS * 1000, pollMs: 2000, answers, out });
+  const outcome = await flipOnAws({
+    ssm: target.ssm,
+    stage: target.stage,
+    params: target.params,
+    pool,
+    wait: !values['no-wait'],
+    timeoutMs: timeoutS * 1000,
+    pollMs: 2000,
+    answers,
+    out,
+  });
   if (!outcome.ok) out(`flip not confirmed: ${outcome.reason}`);
   return outcome.ok ? 0 : 1;
 }
@@ -58,8 +74,12 @@ export async function awsMaintenanceCommand(args: string[], env: NodeJS.ProcessE
   const value = positionals[0];
   if (value !== 'on' && value !== 'off') throw new ConfigError('usage: bluegreen maintenance <on|off> --stage S');
   const target = awsTarget(values, env);
-  await target.ssm.send(new PutParameterCommand({ Name: target.params.maintenance, Value: value, Type: 'String', Overwrite: true }));
-  out(`${target.params.maintenance} = ${value}${value === 'on' ? ': alerts are evaluated and logged, not posted' : ': alerts are posted'}`);
+  await target.ssm.send(
+    new PutParameterCommand({ Name: target.params.maintenance, Value: value, Type: 'String', Overwrite: true }),
+  );
+  out(
+    `${target.params.maintenance} = ${value}${value === 'on' ? ': alerts are evaluated and logged, not posted' : ': alerts are posted'}`,
+  );
   return 0;
 }
 
@@ -74,18 +94,29 @@ export const STATUS_USAGE = `usage: bluegreen status [--stage S]
   Exit 0 when the endpoint answers 200, 1 otherwise, 2 bad input (no local stack, no AWS region).
 ${AWS_HELP}`;
 
-export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, now: () => number = Date.now): Promise<number> {
+export async function awsStatusCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: Out,
+  now: () => number = Date.now,
+): Promise<number> {
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
   const [active, maintenance, url, instance, stateText, recordText] = await Promise.all(
-    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState, params.release].map((n) => getParameter(ssm, n)),
+    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState, params.release].map(
+      (n) => getParameter(ssm, n),
+    ),
   );
   if (active === undefined) {
-    out(`stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`);
+    out(
+      `stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`,
+    );
     return 1;
   }
-  const endpoint = url ? await describeEndpoint(url) : { healthy: false, text: 'not checked (no public-url parameter)' };
+  const endpoint = url
+    ? await describeEndpoint(url)
+    : { healthy: false, text: 'not checked (no public-url parameter)' };
   const rows: Array<[string, string]> = [
     ['stage', target.stage],
     ['active pool', active],
@@ -97,13 +128,26 @@ export async function awsStatusCommand(args: string[], env: NodeJS.ProcessEnv, o
   ];
   let last: Array<[string, number]> = [];
   try {
-    last = Object.entries((JSON.parse(stateText ?? '{}') as { lastPosted?: Record<string, number> }).lastPosted ?? {}).sort((a, b) => b[1] - a[1]);
+    last = Object.entries(
+      (JSON.parse(stateText ?? '{}') as { lastPosted?: Record<string, number> }).lastPosted ?? {},
+    ).sort((a, b) => b[1] - a[1]);
   } catch {
     // a hand-edited state: show none rather than fail
   }
-  rows.push(['last alerts', last.length ? last.slice(0, 5).map(([k, at]) => `${k} at ${new Date(at).toISOString()}`).join('; ') : 'none posted']);
+  rows.push([
+    'last alerts',
+    last.length
+      ? last
+          .slice(0, 5)
+          .map(([k, at]) => `${k} at ${new Date(at).toISOString()}`)
+          .join('; ')
+      : 'none posted',
+  ]);
   const record = parseRecord(recordText);
-  rows.push(['last release', record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none']);
+  rows.push([
+    'last release',
+    record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none',
+  ]);
   rows.push(...(await hostRows(ssm, target.stage, record, now())));
   printRows(rows, out);
   return endpoint.healthy ? 0 : 1;
@@ -121,7 +165,12 @@ const LAST_COMMAND_LOOKBACK_MS = 24 * 3600_000;
  * from SSM (managed instances with the stage tag) and from that command's invocations; what SSM
  * refuses to show is said in the row, never fatal.
  */
-async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | undefined, now: number): Promise<Array<[string, string]>> {
+async function hostRows(
+  ssm: SSMClient,
+  stage: string,
+  record: ReleaseRecord | undefined,
+  now: number,
+): Promise<Array<[string, string]>> {
   const problems: string[] = [];
   const known = await stageHosts(ssm, stage).catch((err: Error) => {
     problems.push(`agents not readable: ${firstLine(err)}`);
@@ -139,7 +188,9 @@ async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | u
     [
       'hosts',
       `${ids.length} tagged ${STAGE_TAG_KEY}=${stage} (${online} online)` +
-        (command ? `; last bluegreen-apply Run Command ${command.commandId}${command.requestedAt ? ` at ${command.requestedAt.toISOString()}` : ''}` : '; no bluegreen-apply Run Command in 24 h') +
+        (command
+          ? `; last bluegreen-apply Run Command ${command.commandId}${command.requestedAt ? ` at ${command.requestedAt.toISOString()}` : ''}`
+          : '; no bluegreen-apply Run Command in 24 h') +
         (problems.length ? `; ${problems.join('; ')}` : ''),
     ],
   ];
@@ -150,14 +201,19 @@ async function hostRows(ssm: SSMClient, stage: string, record: ReleaseRecord | u
     if (inv) {
       let active = '';
       if (command && inv.status === 'Success') {
-        const res = await ssm.send(new GetCommandInvocationCommand({ CommandId: command.commandId, InstanceId: id })).catch(() => undefined);
+        const res = await ssm
+          .send(new GetCommandInvocationCommand({ CommandId: command.commandId, InstanceId: id }))
+          .catch(() => undefined);
         const step = parseStepLines(res?.StandardOutputContent ?? '', id).find((s) => s.step === 'active');
         if (step) active = `, active ${step.pool}`;
       }
       parts.push(`last apply ${inv.status}${active}`);
     } else if (command) parts.push('not in the last apply');
     const gate = gates.get(id);
-    if (gate && record) parts.push(`release ${record.release}: ${gate.ok ? 'gate ok' : gate.joining ? 'was bootstrapping (not gated; joins after the release)' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`);
+    if (gate && record)
+      parts.push(
+        `release ${record.release}: ${gate.ok ? 'gate ok' : gate.joining ? 'was bootstrapping (not gated; joins after the release)' : gate.notRun ? 'not run' : `gate FAILED${gate.failure ? ` (${gate.failure})` : ''}`}`,
+      );
     rows.push([`  ${id}`, parts.join('; ')]);
   }
   return rows;
@@ -180,7 +236,15 @@ export async function insightsCommand(args: string[], env: NodeJS.ProcessEnv, ou
   const target = awsTarget(values, env);
   const end = Date.now();
   try {
-    const rows = await runQuery({ logs: target.logs, logGroup: target.logGroups.access, query: INSIGHTS_QUERIES[name], startMs: end - sinceMs, endMs: end, pollMs: 1000, timeoutMs: 120_000 });
+    const rows = await runQuery({
+      logs: target.logs,
+      logGroup: target.logGroups.access,
+      query: INSIGHTS_QUERIES[name],
+      startMs: end - sinceMs,
+      endMs: end,
+      pollMs: 1000,
+      timeoutMs: 120_000,
+    });
     out(formatTable(rows));
     return 0;
   } catch (err) {

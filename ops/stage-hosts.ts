@@ -65,7 +65,8 @@ export async function commandInvocations(ssm: SSMClient, commandId: string): Pro
   let NextToken: string | undefined;
   do {
     const page = await ssm.send(new ListCommandInvocationsCommand({ CommandId: commandId, NextToken }));
-    for (const i of page?.CommandInvocations ?? []) if (i.InstanceId) hosts.push({ host: i.InstanceId, status: String(i.Status ?? 'Pending') });
+    for (const i of page?.CommandInvocations ?? [])
+      if (i.InstanceId) hosts.push({ host: i.InstanceId, status: String(i.Status ?? 'Pending') });
     NextToken = page?.NextToken;
   } while (NextToken);
   return hosts.sort((a, b) => a.host.localeCompare(b.host));
@@ -92,7 +93,12 @@ function targetsStage(command: Command, stage: string): boolean {
  * `ruleOnly`: skip the commands this CLI sent itself (a release's deploy or canary share), which
  * can fall inside the clock-skew margin of a promotion's flip.
  */
-export async function latestStageCommand(ssm: SSMClient, stage: string, since: Date, ruleOnly = false): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
+export async function latestStageCommand(
+  ssm: SSMClient,
+  stage: string,
+  since: Date,
+  ruleOnly = false,
+): Promise<{ commandId: string; requestedAt?: Date } | undefined> {
   let latest: Command | undefined;
   let NextToken: string | undefined;
   // ListCommands lists the whole account's commands: a busy account's day can hold thousands.
@@ -130,10 +136,20 @@ export async function stageHosts(ssm: SSMClient, stage: string): Promise<StageHo
   const hosts: StageHost[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: `tag:${STAGE_TAG_KEY}`, Values: [stage] }], NextToken }));
+    const page = await ssm.send(
+      new DescribeInstanceInformationCommand({
+        Filters: [{ Key: `tag:${STAGE_TAG_KEY}`, Values: [stage] }],
+        NextToken,
+      }),
+    );
     for (const i of page?.InstanceInformationList ?? []) {
       if (!i.InstanceId) continue;
-      hosts.push({ host: i.InstanceId, ping: String(i.PingStatus ?? '?'), ...(i.LastPingDateTime ? { lastPingAt: i.LastPingDateTime } : {}), ...(i.IPAddress ? { address: i.IPAddress } : {}) });
+      hosts.push({
+        host: i.InstanceId,
+        ping: String(i.PingStatus ?? '?'),
+        ...(i.LastPingDateTime ? { lastPingAt: i.LastPingDateTime } : {}),
+        ...(i.IPAddress ? { address: i.IPAddress } : {}),
+      });
     }
     NextToken = page?.NextToken;
   } while (NextToken);
@@ -173,8 +189,19 @@ export function hostGates(steps: readonly { step: string; ok: boolean; host?: st
       if (!steps[j].ok) failed = steps[j];
       if (steps[j].step === JOINING_STEP) joining = true;
     }
-    const failure = s.ok || notRun ? undefined : failed ? `step ${failed.step}${failed.detail ? ` (${failed.detail})` : ''}` : s.detail;
-    gates.set(s.host, { host: s.host, ok: s.ok && !joining, notRun, joining: s.ok && joining, ...(failure ? { failure } : {}) });
+    const failure =
+      s.ok || notRun
+        ? undefined
+        : failed
+          ? `step ${failed.step}${failed.detail ? ` (${failed.detail})` : ''}`
+          : s.detail;
+    gates.set(s.host, {
+      host: s.host,
+      ok: s.ok && !joining,
+      notRun,
+      joining: s.ok && joining,
+      ...(failure ? { failure } : {}),
+    });
   }
   return [...gates.values()];
 }
@@ -190,7 +217,13 @@ export interface HostGateGroups {
 
 export function groupHostGates(gates: readonly HostGate[]): HostGateGroups {
   const hosts = (keep: (g: HostGate) => boolean) => gates.filter(keep).map((g) => g.host);
-  return { total: gates.length, passed: hosts((g) => g.ok), failed: hosts(gateFailed), notRun: hosts((g) => g.notRun), joining: hosts((g) => g.joining) };
+  return {
+    total: gates.length,
+    passed: hosts((g) => g.ok),
+    failed: hosts(gateFailed),
+    notRun: hosts((g) => g.notRun),
+    joining: hosts((g) => g.joining),
+  };
 }
 
 /** "3/3 ok" or "1/3 ok; failed i-2; not run i-3"; '' when the record names no hosts (local mode). */

@@ -40,14 +40,23 @@ export interface DeliveryResult {
 }
 
 /** Posts JSON to a Slack incoming webhook. Never throws: the result says what happened. */
-export async function deliver(url: string, body: unknown, options: Partial<DeliveryOptions> = {}): Promise<DeliveryResult> {
+export async function deliver(
+  url: string,
+  body: unknown,
+  options: Partial<DeliveryOptions> = {},
+): Promise<DeliveryResult> {
   const o = { ...DEFAULT_DELIVERY, ...options };
   const left = () => (o.deadline === undefined ? Infinity : o.deadline - o.clock());
   let last = '';
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
     const budget = left();
     if (budget < MIN_ATTEMPT_MS) {
-      return { delivered: false, attempts: attempt - 1, last: last || `${Math.max(0, Math.round(budget))} ms left, no attempt started`, outOfTime: true };
+      return {
+        delivered: false,
+        attempts: attempt - 1,
+        last: last || `${Math.max(0, Math.round(budget))} ms left, no attempt started`,
+        outOfTime: true,
+      };
     }
     const timeoutMs = Math.min(o.timeoutMs, budget);
     let retryAfterMs: number | undefined;
@@ -66,13 +75,20 @@ export async function deliver(url: string, body: unknown, options: Partial<Deliv
       const header = res.headers.get('retry-after');
       if (header && /^\d+$/.test(header)) retryAfterMs = Number(header) * 1000;
     } catch (err) {
-      last = signal.aborted ? `timeout after ${timeoutMs} ms` : `error: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
+      last = signal.aborted
+        ? `timeout after ${timeoutMs} ms`
+        : `error: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`;
     }
     if (attempt < o.maxAttempts) {
       const wait = Math.min(o.maxDelayMs, retryAfterMs ?? o.baseDelayMs * 2 ** (attempt - 1));
       // A wait that ends past the deadline (or leaves no room for the attempt after it) is not started.
       if (wait + MIN_ATTEMPT_MS > left()) {
-        return { delivered: false, attempts: attempt, last: `${last}, next try in ${wait} ms but ${Math.max(0, Math.round(left()))} ms left`, outOfTime: true };
+        return {
+          delivered: false,
+          attempts: attempt,
+          last: `${last}, next try in ${wait} ms but ${Math.max(0, Math.round(left()))} ms left`,
+          outOfTime: true,
+        };
       }
       await o.sleep(wait);
     }

@@ -19,12 +19,42 @@ export interface Tool {
 const PIP = 'pip install -r requirements-dev.txt';
 
 export const TEST_TOOLS: readonly Tool[] = [
-  { command: 'nginx', for: 'the data plane in every e2e test', debian: 'sudo apt-get install nginx', macos: 'brew install nginx' },
-  { command: 'jq', for: 'the host agent and join scripts', debian: 'sudo apt-get install jq', macos: 'brew install jq' },
-  { command: 'flock', for: "the host agent's lock", debian: 'sudo apt-get install util-linux', macos: 'brew install flock' },
-  { command: 'shellcheck', for: 'the shell scripts', debian: 'sudo apt-get install shellcheck', macos: 'brew install shellcheck' },
-  { command: 'logrotate', for: "the host's log rotation", debian: 'sudo apt-get install logrotate', macos: 'brew install logrotate' },
-  { command: 'docker-compose', for: "validating the host's Compose file offline", debian: 'sudo apt-get install docker-compose', macos: 'brew install docker-compose' },
+  {
+    command: 'nginx',
+    for: 'the data plane in every e2e test',
+    debian: 'sudo apt-get install nginx',
+    macos: 'brew install nginx',
+  },
+  {
+    command: 'jq',
+    for: 'the host agent and join scripts',
+    debian: 'sudo apt-get install jq',
+    macos: 'brew install jq',
+  },
+  {
+    command: 'flock',
+    for: "the host agent's lock",
+    debian: 'sudo apt-get install util-linux',
+    macos: 'brew install flock',
+  },
+  {
+    command: 'shellcheck',
+    for: 'the shell scripts',
+    debian: 'sudo apt-get install shellcheck',
+    macos: 'brew install shellcheck',
+  },
+  {
+    command: 'logrotate',
+    for: "the host's log rotation",
+    debian: 'sudo apt-get install logrotate',
+    macos: 'brew install logrotate',
+  },
+  {
+    command: 'docker-compose',
+    for: "validating the host's Compose file offline",
+    debian: 'sudo apt-get install docker-compose',
+    macos: 'brew install docker-compose',
+  },
   {
     command: 'python3',
     for: 'reading YAML in the infra tests (PyYAML)',
@@ -32,13 +62,25 @@ export const TEST_TOOLS: readonly Tool[] = [
     macos: PIP,
     usable: () => spawnSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' }).status === 0,
   },
-  { command: 'moto_server', for: 'the AWS calls (SSM, CloudWatch Logs, SQS) against a local emulator', debian: PIP, macos: PIP },
+  {
+    command: 'moto_server',
+    for: 'the AWS calls (SSM, CloudWatch Logs, SQS) against a local emulator',
+    debian: PIP,
+    macos: PIP,
+  },
   { command: 'aws', for: 'the host scripts (AWS CLI v1, as on the host)', debian: PIP, macos: PIP },
   { command: 'cfn-lint', for: 'the synthesized templates', debian: PIP, macos: PIP },
 ];
 
 // Debian installs nginx and logrotate in /usr/sbin, often missing from a normal user's PATH.
-const EXTRA_DIRS = ['/usr/sbin', '/sbin', '/usr/local/sbin', '/opt/homebrew/bin', '/opt/homebrew/sbin', '/usr/local/bin'];
+const EXTRA_DIRS = [
+  '/usr/sbin',
+  '/sbin',
+  '/usr/local/sbin',
+  '/opt/homebrew/bin',
+  '/opt/homebrew/sbin',
+  '/usr/local/bin',
+];
 
 function onPath(command: string, env: NodeJS.ProcessEnv): boolean {
   const dirs = [...(env.PATH ?? '').split(path.delimiter).filter(Boolean), ...EXTRA_DIRS];

@@ -56,7 +56,14 @@ export async function loadState(ssm: SSMClient, name: string): Promise<Persisted
   try {
     const res = await ssm.send(new GetParameterCommand({ Name: name }));
     const parsed = JSON.parse(res.Parameter?.Value ?? '{}') as Partial<PersistedState>;
-    return { hosts: parsed.hosts ?? {}, lastPosted: parsed.lastPosted ?? {}, errorRate: parsed.errorRate, releaseAnnounced: parsed.releaseAnnounced, ...(parsed.fleetSwitches ? { fleetSwitches: parsed.fleetSwitches } : {}), delivered: Array.isArray(parsed.delivered) ? parsed.delivered.filter((k) => typeof k === 'string') : undefined };
+    return {
+      hosts: parsed.hosts ?? {},
+      lastPosted: parsed.lastPosted ?? {},
+      errorRate: parsed.errorRate,
+      releaseAnnounced: parsed.releaseAnnounced,
+      ...(parsed.fleetSwitches ? { fleetSwitches: parsed.fleetSwitches } : {}),
+      delivered: Array.isArray(parsed.delivered) ? parsed.delivered.filter((k) => typeof k === 'string') : undefined,
+    };
   } catch (err) {
     if ((err as Error).name === 'ParameterNotFound') return undefined;
     if (err instanceof SyntaxError) return undefined; // a hand-edited value: start clean rather than fail forever
@@ -77,15 +84,32 @@ const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value), 'utf8
  * dropped host only misses a planned-switch notice); running cooldowns (one alert may repeat); hosts
  * in an episode; delivered keys, oldest first.
  */
-export function fitState(state: PersistedState, spentBefore = 0, maxBytes = STATE_MAX_BYTES): { state: PersistedState; dropped: number } {
+export function fitState(
+  state: PersistedState,
+  spentBefore = 0,
+  maxBytes = STATE_MAX_BYTES,
+): { state: PersistedState; dropped: number } {
   if (bytes(state) <= maxBytes) return { state, dropped: 0 };
-  const out: PersistedState = { ...state, hosts: { ...state.hosts }, lastPosted: { ...state.lastPosted }, ...(state.delivered ? { delivered: [...state.delivered] } : {}) };
+  const out: PersistedState = {
+    ...state,
+    hosts: { ...state.hosts },
+    lastPosted: { ...state.lastPosted },
+    ...(state.delivered ? { delivered: [...state.delivered] } : {}),
+  };
   const byAge = (entries: Array<[string, number]>) => entries.sort((a, b) => a[1] - b[1]).map(([k]) => k);
-  const quiet = byAge(Object.entries(out.hosts).filter(([, h]) => !h.episode).map(([k, h]) => [k, h.lastSeen ?? 0]));
+  const quiet = byAge(
+    Object.entries(out.hosts)
+      .filter(([, h]) => !h.episode)
+      .map(([k, h]) => [k, h.lastSeen ?? 0]),
+  );
   const cooldowns = byAge(Object.entries(out.lastPosted));
   const spent = cooldowns.filter((k) => out.lastPosted[k] < spentBefore);
   const running = cooldowns.filter((k) => out.lastPosted[k] >= spentBefore);
-  const inEpisode = byAge(Object.entries(out.hosts).filter(([, h]) => h.episode).map(([k, h]) => [k, h.lastSeen ?? 0]));
+  const inEpisode = byAge(
+    Object.entries(out.hosts)
+      .filter(([, h]) => h.episode)
+      .map(([k, h]) => [k, h.lastSeen ?? 0]),
+  );
   const steps: Array<() => void> = [
     ...spent.map((k) => () => delete out.lastPosted[k]),
     ...quiet.map((k) => () => delete out.hosts[k]),
@@ -113,7 +137,10 @@ export function lastingPart(state: PersistedState): PersistedState {
   const hosts = Object.fromEntries(
     Object.entries(state.hosts).map(([id, h]) => {
       const { lastSeen: _seen, healthyStreak: _streak, ...rest } = h;
-      return [id, { ...rest, healthyStreak: 0, ...(rest.episode ? { episode: { ...rest.episode, requests: 0 } } : {}) }];
+      return [
+        id,
+        { ...rest, healthyStreak: 0, ...(rest.episode ? { episode: { ...rest.episode, requests: 0 } } : {}) },
+      ];
     }),
   );
   return { ...state, hosts, ...(state.errorRate ? { errorRate: { ...state.errorRate, peak: 0 } } : {}) };
@@ -132,7 +159,9 @@ export function saveDue(before: PersistedState, after: PersistedState, msSinceSa
 
 export async function saveState(ssm: SSMClient, name: string, state: PersistedState, spentBefore = 0): Promise<number> {
   const fitted = fitState(state, spentBefore);
-  await ssm.send(new PutParameterCommand({ Name: name, Value: JSON.stringify(fitted.state), Type: 'String', Overwrite: true }));
+  await ssm.send(
+    new PutParameterCommand({ Name: name, Value: JSON.stringify(fitted.state), Type: 'String', Overwrite: true }),
+  );
   return fitted.dropped;
 }
 
@@ -152,8 +181,12 @@ export async function recentEntries(
   const events: Array<{ id: string; message: string; timestamp: number; stream: string }> = [];
   let nextToken: string | undefined;
   for (let page = 0; page < maxPages; page++) {
-    const res = await logs.send(new FilterLogEventsCommand({ logGroupName, startTime: endMs - lookbackMs, endTime: endMs - 1, nextToken }));
-    for (const e of res.events ?? []) if (e.eventId && e.message) events.push({ id: e.eventId, message: e.message, timestamp: e.timestamp ?? 0, stream: e.logStreamName ?? '' });
+    const res = await logs.send(
+      new FilterLogEventsCommand({ logGroupName, startTime: endMs - lookbackMs, endTime: endMs - 1, nextToken }),
+    );
+    for (const e of res.events ?? [])
+      if (e.eventId && e.message)
+        events.push({ id: e.eventId, message: e.message, timestamp: e.timestamp ?? 0, stream: e.logStreamName ?? '' });
     nextToken = res.nextToken;
     if (!nextToken) break;
   }
@@ -173,7 +206,15 @@ export async function recentEntries(
 
 /** Writes the release record (core/release-record.ts), advanced tier only when it needs 8 KB. */
 export async function saveRecord(ssm: SSMClient, name: string, record: ReleaseRecord): Promise<void> {
-  await ssm.send(new PutParameterCommand({ Name: name, Value: serializeRecord(record), Type: 'String', Overwrite: true, Tier: 'Intelligent-Tiering' }));
+  await ssm.send(
+    new PutParameterCommand({
+      Name: name,
+      Value: serializeRecord(record),
+      Type: 'String',
+      Overwrite: true,
+      Tier: 'Intelligent-Tiering',
+    }),
+  );
 }
 
 /** Sets a plain String parameter (the active pool on a rollback, the canary share on an abort). */
@@ -181,23 +222,41 @@ export async function putValue(ssm: SSMClient, name: string, value: string): Pro
   await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));
 }
 
-export async function sendToDeadLetter(sqs: SQSClient, queueUrl: string, decision: Decision, reason: string, stage: string): Promise<void> {
+export async function sendToDeadLetter(
+  sqs: SQSClient,
+  queueUrl: string,
+  decision: Decision,
+  reason: string,
+  stage: string,
+): Promise<void> {
   await sqs.send(
     new SendMessageCommand({
       QueueUrl: queueUrl,
       MessageBody: JSON.stringify({ stage, reason, decision }),
-      MessageAttributes: { kind: { DataType: 'String', StringValue: decision.kind }, severity: { DataType: 'String', StringValue: decision.severity } },
+      MessageAttributes: {
+        kind: { DataType: 'String', StringValue: decision.kind },
+        severity: { DataType: 'String', StringValue: decision.severity },
+      },
     }),
   );
 }
 
 /** An alarm state change Slack did not take: the same queue, the same shape (`alarm` instead of `decision`). */
-export async function sendAlarmToDeadLetter(sqs: SQSClient, queueUrl: string, alarm: AlarmStateChange, reason: string, stage: string): Promise<void> {
+export async function sendAlarmToDeadLetter(
+  sqs: SQSClient,
+  queueUrl: string,
+  alarm: AlarmStateChange,
+  reason: string,
+  stage: string,
+): Promise<void> {
   await sqs.send(
     new SendMessageCommand({
       QueueUrl: queueUrl,
       MessageBody: JSON.stringify({ stage, reason, alarm }),
-      MessageAttributes: { kind: { DataType: 'String', StringValue: 'alarm' }, severity: { DataType: 'String', StringValue: ALARM_SEVERITY[alarm.state] } },
+      MessageAttributes: {
+        kind: { DataType: 'String', StringValue: 'alarm' },
+        severity: { DataType: 'String', StringValue: ALARM_SEVERITY[alarm.state] },
+      },
     }),
   );
 }

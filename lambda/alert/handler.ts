@@ -28,10 +28,17 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
     metricsNamespace: required(env, 'METRICS_NAMESPACE'),
     rules,
     rebuildLookbackMs: Number(env.REBUILD_LOOKBACK_SECONDS ?? 300) * 1000,
-    parameterMaxAgeMs: env.PARAMETER_MAX_AGE_SECONDS ? Number(env.PARAMETER_MAX_AGE_SECONDS) * 1000 : PARAMETER_MAX_AGE_MS,
+    parameterMaxAgeMs: env.PARAMETER_MAX_AGE_SECONDS
+      ? Number(env.PARAMETER_MAX_AGE_SECONDS) * 1000
+      : PARAMETER_MAX_AGE_MS,
     // The stack sets all three; without them (an older stack) the function guards no releases.
     release: env.RELEASE_PARAM
-      ? { recordParam: env.RELEASE_PARAM, activePoolParam: required(env, 'ACTIVE_POOL_PARAM'), canaryParam: required(env, 'CANARY_PARAM'), gate: releaseGateFromEnv(env, rules) }
+      ? {
+          recordParam: env.RELEASE_PARAM,
+          activePoolParam: required(env, 'ACTIVE_POOL_PARAM'),
+          canaryParam: required(env, 'CANARY_PARAM'),
+          gate: releaseGateFromEnv(env, rules),
+        }
       : undefined,
   };
 }
@@ -43,7 +50,11 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
 export const CLIENT_CONFIG = sdkRetryConfig();
 
 // Created once per container, during init.
-const clients = { ssm: new SSMClient(CLIENT_CONFIG), logs: new CloudWatchLogsClient(CLIENT_CONFIG), sqs: new SQSClient(CLIENT_CONFIG) };
+const clients = {
+  ssm: new SSMClient(CLIENT_CONFIG),
+  logs: new CloudWatchLogsClient(CLIENT_CONFIG),
+  sqs: new SQSClient(CLIENT_CONFIG),
+};
 let runtime: AlertRuntime | undefined;
 
 /** The part of Lambda's context the function uses: the time left, which bounds Slack delivery. */

@@ -1,9 +1,22 @@
 // Metrics as CloudWatch Embedded Metric Format lines: no SDK call, no extra dependency. Locally the
 // same counts are kept in memory for the watcher's summary.
-export const METRIC_NAMES = ['AlertsPosted', 'AlertsSuppressed', 'AlertsUndelivered', 'MalformedLines', 'LinesEvaluated', 'ErrorRatePercent', 'FailedOverRequests'] as const;
+export const METRIC_NAMES = [
+  'AlertsPosted',
+  'AlertsSuppressed',
+  'AlertsUndelivered',
+  'MalformedLines',
+  'LinesEvaluated',
+  'ErrorRatePercent',
+  'FailedOverRequests',
+] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
-export function emfLine(namespace: string, dimensions: Record<string, string>, values: Partial<Record<MetricName, number>>, at = Date.now()): string {
+export function emfLine(
+  namespace: string,
+  dimensions: Record<string, string>,
+  values: Partial<Record<MetricName, number>>,
+  at = Date.now(),
+): string {
   const names = Object.keys(values) as MetricName[];
   return JSON.stringify({
     _aws: {

@@ -4,7 +4,19 @@ import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from '../../core/alarm-notification';
-import { loadState, ParameterCache, persistable, PersistedState, putValue, recentEntries, saveDue, saveRecord, saveState, sendAlarmToDeadLetter, sendToDeadLetter } from './aws';
+import {
+  loadState,
+  ParameterCache,
+  persistable,
+  PersistedState,
+  putValue,
+  recentEntries,
+  saveDue,
+  saveRecord,
+  saveState,
+  sendAlarmToDeadLetter,
+  sendToDeadLetter,
+} from './aws';
 import { RECORD_MAX_AGE_MS } from '../../core/ssm-budget';
 import { decodeSubscription, PayloadError } from './decode';
 import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
@@ -63,7 +75,10 @@ export { RECORD_MAX_AGE_MS };
 export function isGuardEvent(event: unknown): boolean {
   const e = event as { source?: unknown; 'detail-type'?: unknown } | null;
   if (typeof e !== 'object' || e === null) return false;
-  return (e.source === 'aws.ssm' && e['detail-type'] === 'Parameter Store Change') || (e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event');
+  return (
+    (e.source === 'aws.ssm' && e['detail-type'] === 'Parameter Store Change') ||
+    (e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event')
+  );
 }
 
 export interface AlertDeps {
@@ -135,7 +150,9 @@ export class AlertRuntime {
    * bounds Slack delivery: what cannot be delivered in time goes to the dead-letter queue.
    */
   async handle(event: unknown, remainingMs?: RemainingMs): Promise<HandleResult> {
-    this.deadline = remainingMs ? Date.now() + remainingMs() - (this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS) : undefined;
+    this.deadline = remainingMs
+      ? Date.now() + remainingMs() - (this.deps.safetyMarginMs ?? DEFAULT_SAFETY_MARGIN_MS)
+      : undefined;
     try {
       return await this.handleEvent(event);
     } catch (err) {
@@ -150,7 +167,17 @@ export class AlertRuntime {
   }
 
   private async handleEvent(event: unknown): Promise<HandleResult> {
-    const result: HandleResult = { status: 'ignored', evaluated: 0, duplicates: 0, malformed: 0, decisions: 0, posted: 0, suppressed: 0, undelivered: 0, alreadyDelivered: 0 };
+    const result: HandleResult = {
+      status: 'ignored',
+      evaluated: 0,
+      duplicates: 0,
+      malformed: 0,
+      decisions: 0,
+      posted: 0,
+      suppressed: 0,
+      undelivered: 0,
+      alreadyDelivered: 0,
+    };
     if (isGuardEvent(event)) return this.handleGuardEvent(result);
     if (isSnsEvent(event)) return this.handleAlarmEvent(event, result);
     let batch;
@@ -163,7 +190,12 @@ export class AlertRuntime {
       return { ...result, status: 'rejected' };
     }
     if (batch.messageType === 'CONTROL_MESSAGE' || batch.logEvents.length === 0) {
-      this.log({ level: 'INFO', msg: 'nothing to evaluate', messageType: batch.messageType, events: batch.logEvents.length });
+      this.log({
+        level: 'INFO',
+        msg: 'nothing to evaluate',
+        messageType: batch.messageType,
+        events: batch.logEvents.length,
+      });
       return result;
     }
     const fresh = batch.logEvents.filter((e) => !this.seen.has(e.id));
@@ -172,12 +204,19 @@ export class AlertRuntime {
 
     const maintenance = (await this.params.get(this.env.maintenanceParam)) === 'on';
     const fleetSize = await this.fleetSize();
-    const out = processLines(this.state, fresh.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })), this.env.rules, maintenance, fleetSize);
+    const out = processLines(
+      this.state,
+      fresh.map((e) => ({ message: e.message, host: batch.logStream, receivedAt: e.timestamp })),
+      this.env.rules,
+      maintenance,
+      fleetSize,
+    );
     result.status = 'processed';
     result.evaluated = out.evaluated;
     result.malformed = out.malformed.length;
     result.decisions = out.decisions.length;
-    for (const m of out.malformed) this.log({ level: 'WARN', msg: 'malformed log line', reason: m.reason, line: m.line });
+    for (const m of out.malformed)
+      this.log({ level: 'WARN', msg: 'malformed log line', reason: m.reason, line: m.line });
 
     for (const d of out.decisions) {
       this.log({ level: 'INFO', msg: 'decision', decision: d });
@@ -220,7 +259,12 @@ export class AlertRuntime {
     try {
       return parseHostsParameter(await this.params.get(name)) ?? 0;
     } catch (err) {
-      this.log({ level: 'ERROR', msg: 'hosts parameter not usable: counting the hosts seen logging instead', parameter: name, reason: (err as Error).message });
+      this.log({
+        level: 'ERROR',
+        msg: 'hosts parameter not usable: counting the hosts seen logging instead',
+        parameter: name,
+        reason: (err as Error).message,
+      });
       return 0;
     }
   }
@@ -256,12 +300,25 @@ export class AlertRuntime {
       const outcome = await actOnGuard(record, action, now, 'alert-function', this.guardPorts(release));
       if (outcome.kind === 'record-changed') {
         this.recordCache.clear();
-        this.log({ level: 'INFO', msg: 'release guard: the record changed while the guard acted; not overwriting it', action: outcome.action, record: record.id });
+        this.log({
+          level: 'INFO',
+          msg: 'release guard: the record changed while the guard acted; not overwriting it',
+          action: outcome.action,
+          record: record.id,
+        });
         record = parseRecord(await this.recordCache.get(release.recordParam));
       } else if (outcome.kind === 'written') {
         this.recordCache.clear();
         const next = outcome.record;
-        this.log({ level: 'INFO', msg: 'release guard', action: outcome.action, record: next.id, state: next.state, reason: next.reason, figures: next.figures });
+        this.log({
+          level: 'INFO',
+          msg: 'release guard',
+          action: outcome.action,
+          record: next.id,
+          state: next.state,
+          reason: next.reason,
+          figures: next.figures,
+        });
         result.guard = outcome.action;
         record = next;
       }
@@ -308,23 +365,41 @@ export class AlertRuntime {
    */
   private async handleAlarmEvent(event: unknown, result: HandleResult): Promise<HandleResult> {
     const { changes, rejected } = alarmChanges(event);
-    for (const r of rejected) this.log({ level: 'ERROR', msg: 'rejected SNS record', messageId: r.messageId, reason: r.reason });
+    for (const r of rejected)
+      this.log({ level: 'ERROR', msg: 'rejected SNS record', messageId: r.messageId, reason: r.reason });
     result.status = changes.length ? 'processed' : 'rejected';
     for (const change of changes) {
       // SNS delivers at least once: the same message id is posted once per container.
       const seenKey = `sns:${change.messageId}`;
       if (change.messageId && this.seen.has(seenKey)) {
         result.duplicates++;
-        this.log({ level: 'INFO', msg: 'alarm notification already handled', messageId: change.messageId, alarm: change.alarmName });
+        this.log({
+          level: 'INFO',
+          msg: 'alarm notification already handled',
+          messageId: change.messageId,
+          alarm: change.alarmName,
+        });
         continue;
       }
       result.decisions++;
-      this.log({ level: 'INFO', msg: 'alarm state change', alarm: change.alarmName, state: change.state, previousState: change.previousState, reason: change.reason });
+      this.log({
+        level: 'INFO',
+        msg: 'alarm state change',
+        alarm: change.alarmName,
+        state: change.state,
+        previousState: change.previousState,
+        reason: change.reason,
+      });
       // The subscription's filter policy drops these; this is the same rule again for a subscription
       // made without it (by hand, or an older stack).
       if (!isNotified(change)) {
         result.suppressed++;
-        this.log({ level: 'INFO', msg: 'alarm state change not posted', alarm: change.alarmName, why: 'not into or out of ALARM (a new alarm\'s first evaluation)' });
+        this.log({
+          level: 'INFO',
+          msg: 'alarm state change not posted',
+          alarm: change.alarmName,
+          why: "not into or out of ALARM (a new alarm's first evaluation)",
+        });
       } else if (await this.postAlarm(change)) result.posted++;
       else result.undelivered++;
       if (change.messageId) this.remember(seenKey);
@@ -347,14 +422,25 @@ export class AlertRuntime {
     const { delivered, ...engine } = persisted ?? {};
     this.delivered = normalizeDelivered(delivered ?? [], this.now());
     let state: EngineState = { ...emptyState(), ...engine, window: [] };
-    const { entries, hosts, ids } = await recentEntries(this.deps.logs, this.env.logGroup, batchStart, this.env.rebuildLookbackMs, this.env.rules.windowSize);
+    const { entries, hosts, ids } = await recentEntries(
+      this.deps.logs,
+      this.env.logGroup,
+      batchStart,
+      this.env.rebuildLookbackMs,
+      this.env.rules.windowSize,
+    );
     state = seedWindow(state, entries, this.env.rules, hosts);
     for (const id of ids) this.remember(id);
     this.state = state;
     this.loaded = true;
     // What SSM holds is as fresh as a save.
     this.savedAt = this.now();
-    this.log({ level: 'INFO', msg: 'cold start', restoredState: persisted !== undefined, windowRebuiltFrom: entries.length });
+    this.log({
+      level: 'INFO',
+      msg: 'cold start',
+      restoredState: persisted !== undefined,
+      windowRebuiltFrom: entries.length,
+    });
   }
 
   private remember(id: string): void {
@@ -404,7 +490,13 @@ export class AlertRuntime {
       () =>
         slackMessage(d, {
           stage: this.env.stage,
-          logsUrl: insightsUrl(this.env.region, this.env.logGroup, INSIGHTS_QUERIES['around-an-alert'], new Date(d.at - 5 * 60_000), new Date(d.at + 5 * 60_000)),
+          logsUrl: insightsUrl(
+            this.env.region,
+            this.env.logGroup,
+            INSIGHTS_QUERIES['around-an-alert'],
+            new Date(d.at - 5 * 60_000),
+            new Date(d.at + 5 * 60_000),
+          ),
           runbookUrl: this.env.runbookUrl,
         }),
       { kind: d.kind, decision: d },
@@ -417,7 +509,11 @@ export class AlertRuntime {
    * within the invocation's budget, and the dead-letter queue with the reason when Slack does not
    * take it. `what` says in the log which message it was.
    */
-  private async toSlack(message: () => Record<string, unknown>, what: Record<string, unknown>, deadLetter: (reason: string) => Promise<void>): Promise<boolean> {
+  private async toSlack(
+    message: () => Record<string, unknown>,
+    what: Record<string, unknown>,
+    deadLetter: (reason: string) => Promise<void>,
+  ): Promise<boolean> {
     const webhook = await this.params.get(this.env.webhookParam, true);
     let reason: string;
     if (!webhook) {

@@ -82,7 +82,8 @@ export function parseDuration(value: string, flag: string): number {
     throw new ConfigError(`${flag} must be a duration like 30s, 2m or 1h, got "${value}"`);
   }
   const seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-  if (seconds < 1 || seconds > MAX_DURATION_SECONDS) throw new ConfigError(`${flag} must be between 1s and 24h, got "${value}"`);
+  if (seconds < 1 || seconds > MAX_DURATION_SECONDS)
+    throw new ConfigError(`${flag} must be between 1s and 24h, got "${value}"`);
   return seconds;
 }
 
@@ -92,9 +93,14 @@ function parseEnvPairs(pairs: string[]): Record<string, string> {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     if (eq < 0 || !ENV_KEY_PATTERN.test(key)) {
-      throw new ConfigError(`--env must be KEY=VALUE with KEY like FAULT_RATE (letters, digits, _; not starting with a digit), got "${pair}"`);
+      throw new ConfigError(
+        `--env must be KEY=VALUE with KEY like FAULT_RATE (letters, digits, _; not starting with a digit), got "${pair}"`,
+      );
     }
-    if (RESERVED_ENV.has(key)) throw new ConfigError(`--env ${key}: set by the pool agent itself (${[...RESERVED_ENV].join(', ')}); use --release for the release id`);
+    if (RESERVED_ENV.has(key))
+      throw new ConfigError(
+        `--env ${key}: set by the pool agent itself (${[...RESERVED_ENV].join(', ')}); use --release for the release id`,
+      );
     const value = pair.slice(eq + 1);
     const problem = envValueProblem(value);
     if (problem) throw new ConfigError(`--env ${key}: ${problem}`);
@@ -139,14 +145,18 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   }
   const v = parsed.values;
   if (v.release === undefined) throw new ConfigError('--release ID is required (see bluegreen release --help)');
-  if (!POOL_STATE_REGEXPS.release.test(v.release)) throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
+  if (!POOL_STATE_REGEXPS.release.test(v.release))
+    throw new ConfigError(`--release must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${v.release}"`);
   const pool = v.pool === undefined ? undefined : parsePool(v.pool, '--pool');
   // The same pattern the image parameter enforces in SSM (and the host checks again).
   if (v.image !== undefined && !POOL_STATE_REGEXPS.image.test(v.image)) {
-    throw new ConfigError(`--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`);
+    throw new ConfigError(
+      `--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`,
+    );
   }
   let strategy: ReleaseStrategy;
-  if (v.strategy === undefined) strategy = v['canary-percent'] !== undefined || v['canary-duration'] !== undefined ? 'canary' : 'all-at-once';
+  if (v.strategy === undefined)
+    strategy = v['canary-percent'] !== undefined || v['canary-duration'] !== undefined ? 'canary' : 'all-at-once';
   else if (v.strategy === 'all-at-once' || v.strategy === 'canary') strategy = v.strategy;
   else throw new ConfigError(`--strategy must be all-at-once or canary, got "${v.strategy}"`);
   if (strategy === 'all-at-once' && (v['canary-percent'] !== undefined || v['canary-duration'] !== undefined)) {
@@ -157,15 +167,28 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
     const raw = v['canary-percent'] ?? String(DEFAULT_CANARY_PERCENT);
     canaryPercent = Number(raw);
     // The parameter's own pattern (0-99), and a canary needs at least 1.
-    if (!POOL_STATE_REGEXPS.canaryPercent.test(raw) || canaryPercent < 1) throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
+    if (!POOL_STATE_REGEXPS.canaryPercent.test(raw) || canaryPercent < 1)
+      throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
   }
-  const canarySeconds = v['canary-duration'] === undefined ? DEFAULT_CANARY_SECONDS : parseDuration(v['canary-duration'], '--canary-duration');
+  const canarySeconds =
+    v['canary-duration'] === undefined
+      ? DEFAULT_CANARY_SECONDS
+      : parseDuration(v['canary-duration'], '--canary-duration');
   const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
-  const deployTimeoutSeconds = v['deploy-timeout'] === undefined ? DEFAULT_DEPLOY_TIMEOUT_SECONDS : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  const deployTimeoutSeconds =
+    v['deploy-timeout'] === undefined
+      ? DEFAULT_DEPLOY_TIMEOUT_SECONDS
+      : parseDuration(v['deploy-timeout'], '--deploy-timeout');
   const maxConcurrency = v['max-concurrency'] ?? DEPLOY_RATE.maxConcurrency;
-  if (!MAX_CONCURRENCY_PATTERN.test(maxConcurrency)) throw new ConfigError(`--max-concurrency must be a number of hosts (1, 2, ...) or a percentage (1%-100%), got "${maxConcurrency}"`);
+  if (!MAX_CONCURRENCY_PATTERN.test(maxConcurrency))
+    throw new ConfigError(
+      `--max-concurrency must be a number of hosts (1, 2, ...) or a percentage (1%-100%), got "${maxConcurrency}"`,
+    );
   const maxErrors = v['max-errors'] ?? DEPLOY_RATE.maxErrors;
-  if (!MAX_ERRORS_PATTERN.test(maxErrors)) throw new ConfigError(`--max-errors must be a number of hosts (0, 1, ...) or a percentage (0%-100%), got "${maxErrors}"`);
+  if (!MAX_ERRORS_PATTERN.test(maxErrors))
+    throw new ConfigError(
+      `--max-errors must be a number of hosts (0, 1, ...) or a percentage (0%-100%), got "${maxErrors}"`,
+    );
   return {
     options: {
       release: v.release,
@@ -184,16 +207,25 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   };
 }
 
-export function parseHistoryArgs(args: string[]): { limit: number; aws: { stage?: string; region?: string; profile?: string } } {
+export function parseHistoryArgs(args: string[]): {
+  limit: number;
+  aws: { stage?: string; region?: string; profile?: string };
+} {
   let parsed;
   try {
-    parsed = parseArgs({ args, strict: true, allowPositionals: false, options: { ...AWS_FLAGS, limit: { type: 'string' } } });
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: { ...AWS_FLAGS, limit: { type: 'string' } },
+    });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message} (see bluegreen history --help)`);
   }
   const raw = parsed.values.limit ?? '20';
   const limit = Number(raw);
-  if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000) throw new ConfigError(`--limit must be a whole number 1-1000, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000)
+    throw new ConfigError(`--limit must be a whole number 1-1000, got "${raw}"`);
   const { stage, region, profile } = parsed.values;
   return { limit, aws: { stage, region, profile } };
 }

@@ -37,7 +37,8 @@ export interface AwsBackendOptions {
 /** One host's gate result in a line: the failed step and its detail, or Run Command's status. */
 function hostFailure(h: HostResult): string {
   const failedStep = h.steps.find((s) => !s.ok);
-  if (failedStep) return `${h.host}: step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}`;
+  if (failedStep)
+    return `${h.host}: step ${failedStep.step} failed${failedStep.detail ? ` (${failedStep.detail})` : ''}`;
   return `${h.host}: ${h.status === NOT_RUN ? 'not run' : `Run Command ${h.status}`}${h.error ? ` (${h.error})` : ''}`;
 }
 
@@ -50,7 +51,8 @@ export function deployFailure(result: RunOnHostsResult): string | undefined {
   const failed = result.hosts.filter((h) => !h.ok && h.status !== NOT_RUN);
   const notRun = result.hosts.filter((h) => h.status === NOT_RUN);
   const parts = failed.map(hostFailure);
-  if (notRun.length) parts.push(`not run on ${notRun.map((h) => h.host).join(', ')} (Run Command stopped after the failure)`);
+  if (notRun.length)
+    parts.push(`not run on ${notRun.map((h) => h.host).join(', ')} (Run Command stopped after the failure)`);
   if (result.problem) parts.unshift(result.problem);
   if (parts.length === 0) return result.hosts.length ? undefined : 'no host reported';
   const count = result.hosts.length > 1 ? ` [${failed.length} of ${result.hosts.length} hosts failed]` : '';
@@ -69,7 +71,15 @@ export class AwsReleaseBackend implements ReleaseBackend {
   }
 
   private async put(name: string, value: string, tier?: 'Intelligent-Tiering'): Promise<void> {
-    await this.o.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true, ...(tier ? { Tier: tier } : {}) }));
+    await this.o.ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: 'String',
+        Overwrite: true,
+        ...(tier ? { Tier: tier } : {}),
+      }),
+    );
   }
 
   async readRecord(): Promise<ReleaseRecord | undefined> {
@@ -85,7 +95,13 @@ export class AwsReleaseBackend implements ReleaseBackend {
     const records: ReleaseRecord[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.o.ssm.send(new GetParameterHistoryCommand({ Name: this.params.release, MaxResults: limit('parameterHistoryPage'), NextToken }));
+      const page = await this.o.ssm.send(
+        new GetParameterHistoryCommand({
+          Name: this.params.release,
+          MaxResults: limit('parameterHistoryPage'),
+          NextToken,
+        }),
+      );
       for (const p of page.Parameters ?? []) {
         const r = parseRecord(p.Value);
         if (r) records.push(r);
@@ -98,7 +114,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
   async activePool(): Promise<Pool> {
     const value = await getParameter(this.o.ssm, this.params.activePool);
     if (value !== 'blue' && value !== 'green') {
-      throw new Error(`${this.params.activePool} is ${value === undefined ? 'missing (is the stack deployed in this account and region?)' : `"${value}", not blue or green`}`);
+      throw new Error(
+        `${this.params.activePool} is ${value === undefined ? 'missing (is the stack deployed in this account and region?)' : `"${value}", not blue or green`}`,
+      );
     }
     return value;
   }
@@ -136,7 +154,17 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   private runApply(args: string[], timeoutMs: number, rate: RunRate): Promise<RunOnHostsResult> {
     if (this.o.runApply) return this.o.runApply(args, timeoutMs, rate);
-    return runApplyOnStageHosts({ ssm: this.o.ssm, stage: this.o.stage, args, timeoutMs, rate, pollMs: this.o.pollMs ?? 2000, out: this.o.out, sleep: this.o.sleep, now: this.o.now });
+    return runApplyOnStageHosts({
+      ssm: this.o.ssm,
+      stage: this.o.stage,
+      args,
+      timeoutMs,
+      rate,
+      pollMs: this.o.pollMs ?? 2000,
+      out: this.o.out,
+      sleep: this.o.sleep,
+      now: this.o.now,
+    });
   }
 
   async deploy(_pool: Pool, options: DeployOptions): Promise<DeployReport> {
@@ -144,7 +172,13 @@ export class AwsReleaseBackend implements ReleaseBackend {
     const result = await this.runApply(['--retry'], options.timeoutMs, options.rate ?? DEPLOY_RATE);
     const at = new Date((this.o.now ?? Date.now)()).toISOString();
     const steps = result.hosts.flatMap((h) => [
-      ...h.steps.map((s) => ({ at, step: s.step, ok: s.ok, host: h.host, ...(s.detail ? { detail: `${s.pool}: ${s.detail}` } : { detail: s.pool }) })),
+      ...h.steps.map((s) => ({
+        at,
+        step: s.step,
+        ok: s.ok,
+        host: h.host,
+        ...(s.detail ? { detail: `${s.pool}: ${s.detail}` } : { detail: s.pool }),
+      })),
       { at, step: 'host', ok: h.ok, host: h.host, detail: hostStepDetail(h.status, h.error) },
     ]);
     const reason = deployFailure(result);
@@ -181,6 +215,8 @@ export class AwsReleaseBackend implements ReleaseBackend {
       now: this.o.now,
       sleep: this.o.sleep,
     });
-    return outcome.ok ? { ok: true, detail: lines[lines.length - 1] ?? `${pool} is active` } : { ok: false, detail: outcome.reason };
+    return outcome.ok
+      ? { ok: true, detail: lines[lines.length - 1] ?? `${pool} is active` }
+      : { ok: false, detail: outcome.reason };
   }
 }

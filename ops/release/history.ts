@@ -36,7 +36,12 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
     let outcome: string = r.state;
     if (!isFinal(r.state)) {
       const verdict = recordVerdict(r, now);
-      outcome = verdict.kind === 'invalid' ? `${r.state} (not in progress: ${verdict.reason})` : verdict.kind === 'stale' ? `${r.state} (abandoned)` : `${r.state} (in progress)`;
+      outcome =
+        verdict.kind === 'invalid'
+          ? `${r.state} (not in progress: ${verdict.reason})`
+          : verdict.kind === 'stale'
+            ? `${r.state} (abandoned)`
+            : `${r.state} (in progress)`;
     }
     return {
       id: r.id,
@@ -53,10 +58,31 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
 
 export function formatHistory(rows: readonly HistoryRow[]): string {
   if (rows.length === 0) return 'no releases yet';
-  const header: HistoryRow = { id: 'ID', pool: 'POOL', release: 'RELEASE', strategy: 'STRATEGY', outcome: 'OUTCOME', duration: 'DURATION', hosts: 'HOSTS', reason: 'REASON' };
+  const header: HistoryRow = {
+    id: 'ID',
+    pool: 'POOL',
+    release: 'RELEASE',
+    strategy: 'STRATEGY',
+    outcome: 'OUTCOME',
+    duration: 'DURATION',
+    hosts: 'HOSTS',
+    reason: 'REASON',
+  };
   // The hosts column only where a record names hosts (a deployed stage): local history stays as it was.
   const withHosts = rows.some((r) => r.hosts !== '');
-  const cols = ['id', 'pool', 'release', 'strategy', 'outcome', 'duration', ...(withHosts ? (['hosts'] as const) : [])] as const;
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))])) as Record<(typeof cols)[number], number>;
-  return [header, ...rows].map((r) => [...cols.map((c) => r[c].padEnd(width[c])), r.reason].join('  ').trimEnd()).join('\n');
+  const cols = [
+    'id',
+    'pool',
+    'release',
+    'strategy',
+    'outcome',
+    'duration',
+    ...(withHosts ? (['hosts'] as const) : []),
+  ] as const;
+  const width = Object.fromEntries(
+    cols.map((c) => [c, Math.max(...[header, ...rows].map((r) => r[c].length))]),
+  ) as Record<(typeof cols)[number], number>;
+  return [header, ...rows]
+    .map((r) => [...cols.map((c) => r[c].padEnd(width[c])), r.reason].join('  ').trimEnd())
+    .join('\n');
 }

@@ -5,7 +5,17 @@
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
 import { describeFigures } from '../../core/release-guard';
-import { DesiredPool, inProgress, isFinal, isStale, PROMOTION_BOUND_MS, recordVerdict, ReleaseRecord, ReleaseStep, STALE_AFTER_MS } from '../../core/release-record';
+import {
+  DesiredPool,
+  inProgress,
+  isFinal,
+  isStale,
+  PROMOTION_BOUND_MS,
+  recordVerdict,
+  ReleaseRecord,
+  ReleaseStep,
+  STALE_AFTER_MS,
+} from '../../core/release-record';
 import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
 import { DeployReport, ReleaseBackend } from '../../core/release-backend';
@@ -86,7 +96,8 @@ class Superseded extends Error {
 }
 
 /** ReleaseIO with every default filled in. */
-type Settings = Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> & Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'>;
+type Settings = Required<Omit<ReleaseIO, 'progress' | 'signal' | 'onBaking'>> &
+  Pick<ReleaseIO, 'progress' | 'signal' | 'onBaking'>;
 
 /** What the checks found: the pools this release involves and what each of them ran. */
 interface Target {
@@ -120,7 +131,11 @@ interface Run {
  * Runs one release. Returns the exit code: 0 promoted (or deployed with --no-promote), 1 failed gate,
  * canary aborted or rolled back, 2 bad input (nothing changed).
  */
-export async function runRelease(options: ReleaseOptions, backend: ReleaseBackend, io: ReleaseIO | Out): Promise<number> {
+export async function runRelease(
+  options: ReleaseOptions,
+  backend: ReleaseBackend,
+  io: ReleaseIO | Out,
+): Promise<number> {
   const o = settings(backend, io);
   const target = await check(options, backend, o);
   if (typeof target === 'number') return target;
@@ -160,11 +175,14 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
   let invalidRecord: string | undefined;
   try {
     if (options.image !== undefined && !backend.supportsImages) {
-      throw new BadInput(`--image needs a deployed stage (--stage S): the ${backend.target} stack runs the project's app/ only; use --release and --env`);
+      throw new BadInput(
+        `--image needs a deployed stage (--stage S): the ${backend.target} stack runs the project's app/ only; use --release and --env`,
+      );
     }
     const existing = await backend.readRecord();
     const verdict = existing && recordVerdict(existing, o.now(), o.staleAfterMs);
-    if (existing && verdict?.kind === 'invalid') invalidRecord = `release ${existing.id} (${existing.state}) is not in progress: ${verdict.reason}`;
+    if (existing && verdict?.kind === 'invalid')
+      invalidRecord = `release ${existing.id} (${existing.state}) is not in progress: ${verdict.reason}`;
     if (inProgress(existing, o.now(), o.staleAfterMs)) {
       throw new BadInput(
         `release ${existing.id} is in progress (${existing.state} since ${existing.updatedAt}); one release at a time. ` +
@@ -173,9 +191,15 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
     }
     const active = await backend.activePool();
     const pool = options.pool ?? otherPool(active);
-    if (pool === active) throw new BadInput(`--pool ${pool} is the active pool: a release goes to the idle pool (${otherPool(active)}); flip first if you mean to replace ${pool}`);
+    if (pool === active)
+      throw new BadInput(
+        `--pool ${pool} is the active pool: a release goes to the idle pool (${otherPool(active)}); flip first if you mean to replace ${pool}`,
+      );
     const idleDesired = (await backend.desiredPool(pool)) ?? (await backend.currentPool(pool));
-    if (!idleDesired) throw new Error(`the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`);
+    if (!idleDesired)
+      throw new Error(
+        `the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`,
+      );
     const previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
     return { active, pool, replaced: idleDesired, previous, invalidRecord };
   } catch (err) {
@@ -188,7 +212,12 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
 }
 
 /** The release's record as first written: what the guard and a joining host need to put things back. */
-function newRun(options: ReleaseOptions, backend: ReleaseBackend, o: Settings, { active, pool, replaced, previous }: Target): Run {
+function newRun(
+  options: ReleaseOptions,
+  backend: ReleaseBackend,
+  o: Settings,
+  { active, pool, replaced, previous }: Target,
+): Run {
   const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
   const record: ReleaseRecord = {
@@ -231,8 +260,18 @@ function newRun(options: ReleaseOptions, backend: ReleaseBackend, o: Settings, {
 async function start(run: Run, invalidRecord: string | undefined): Promise<void> {
   const { options, backend, pool, active, say } = run;
   if (invalidRecord) say(invalidRecord);
-  say(`release ${run.record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${run.record.previousRelease}) on ${backend.target}`);
-  await save(run, {}, { step: 'start', ok: true, detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s` });
+  say(
+    `release ${run.record.id}: ${options.release} → ${pool} (idle; ${active} stays active on ${run.record.previousRelease}) on ${backend.target}`,
+  );
+  await save(
+    run,
+    {},
+    {
+      step: 'start',
+      ok: true,
+      detail: `${options.strategy}${options.strategy === 'canary' ? ` ${options.canaryPercent}% for ${options.canarySeconds} s` : ''}, bake ${options.bakeSeconds} s`,
+    },
+  );
   // A canary share left by a release that never finished would send part of the traffic to the
   // pool this release is about to replace: back to 0 first.
   const leftover = await backend.canaryPercent();
@@ -246,12 +285,23 @@ async function start(run: Run, invalidRecord: string | undefined): Promise<void>
 /** Deploy and gate: the idle pool runs the new release on every host, or is put back. Exit code 1 when the gate fails. */
 async function deployAndGate(run: Run): Promise<number | undefined> {
   const { options, backend, pool, o, say } = run;
-  const desired: DesiredPool = { release: options.release, env: options.env, ...(options.image ? { image: options.image } : {}) };
-  say(`deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`);
+  const desired: DesiredPool = {
+    release: options.release,
+    env: options.env,
+    ...(options.image ? { image: options.image } : {}),
+  };
+  say(
+    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`,
+  );
   let report: DeployReport;
   try {
     await backend.setDesiredPool(pool, desired);
-    report = await deployWithProgress(run, run.record.id, `deploying ${options.release} to ${pool}`, options.deployRate ?? DEPLOY_RATE);
+    report = await deployWithProgress(
+      run,
+      run.record.id,
+      `deploying ${options.release} to ${pool}`,
+      options.deployRate ?? DEPLOY_RATE,
+    );
   } catch (err) {
     report = { ok: false, steps: [], reason: `deploy could not run: ${(err as Error).message}` };
   }
@@ -261,17 +311,38 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
   if (gate) {
     say(
       `hosts: ${gate.passed.length} of ${inService} passed the gate${gate.failed.length ? `; failed: ${gate.failed.join(', ')}` : ''}${gate.notRun.length ? `; not run: ${gate.notRun.join(', ')}` : ''}` +
-        (gate.joining.length ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome` : ''),
+        (gate.joining.length
+          ? `; ${gate.joining.length} still bootstrapping (${gate.joining.join(', ')}): not in service, they join after this release with its outcome`
+          : ''),
     );
   }
   run.record = { ...run.record, steps: [...run.record.steps, ...report.steps] };
   // One host failing is the release failing: nothing is promoted anywhere.
   if (!report.ok) return failed(run, `gate failed on ${pool}: ${report.reason ?? 'a deploy step failed'}`, true);
   // A gate nobody took is no gate: every host answered that it is still bootstrapping.
-  if (gate && gate.passed.length === 0) return failed(run, `gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`, true);
+  if (gate && gate.passed.length === 0)
+    return failed(
+      run,
+      `gate not run on ${pool}: no host in service took the deploy (${gate.joining.length} still bootstrapping: ${gate.joining.join(', ')})`,
+      true,
+    );
   if (o.signal?.aborted) return failed(run, CANCELLED, true);
-  say(`gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`);
-  await save(run, { state: 'verifying' }, { step: 'gate', ok: true, ...(gate ? { detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}` } : {}) });
+  say(
+    `gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`,
+  );
+  await save(
+    run,
+    { state: 'verifying' },
+    {
+      step: 'gate',
+      ok: true,
+      ...(gate
+        ? {
+            detail: `${gate.passed.length} of ${inService} hosts${gate.joining.length ? ` (${gate.joining.length} joining)` : ''}`,
+          }
+        : {}),
+    },
+  );
   return undefined;
 }
 
@@ -292,7 +363,9 @@ async function canary(run: Run): Promise<number | undefined> {
     await backend.setCanary(0).catch(() => undefined);
     return failed(run, `the canary share could not be set: ${(err as Error).message}`, false);
   }
-  say(`canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`);
+  say(
+    `canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`,
+  );
   const until = o.now() + options.canarySeconds * 1000;
   let refreshedAt = o.now();
   while (o.now() < until) {
@@ -328,7 +401,11 @@ async function promote(run: Run): Promise<number | { bakeUntil: number }> {
   // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
   // even if this process dies while the flip is confirmed. The provisional end leaves room for
   // the confirmation; the real one is written once the flip is confirmed.
-  await save(run, { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() }, { step: 'promoting', ok: true, detail: `flip to ${pool}` });
+  await save(
+    run,
+    { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() },
+    { step: 'promoting', ok: true, detail: `flip to ${pool}` },
+  );
   const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
   if (!flip.ok) {
     const nowActive = await backend.activePool().catch(() => undefined);
@@ -348,22 +425,38 @@ async function promote(run: Run): Promise<number | { bakeUntil: number }> {
 async function watchBake(run: Run, bakeUntil: number): Promise<number> {
   const { options, backend, pool, o, say, progress } = run;
   o.onBaking?.();
-  say(`bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`);
+  say(
+    `bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`,
+  );
   for (;;) {
     const r = await current(run);
     if (!r || r.state !== 'baking') return finishedElsewhere(run, r);
     const left = bakeUntil - o.now();
     if (left > -o.graceMs) {
-      progress(left > 0 ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left` : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`);
+      progress(
+        left > 0
+          ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left`
+          : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`,
+      );
       await o.sleep(o.pollMs);
       continue;
     }
     // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
     const nowActive = await backend.activePool();
     run.record = r;
-    if (nowActive !== pool) return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
-    await save(run, { state: 'promoted', reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake` }, { step: 'promoted', ok: true, detail: 'by the CLI' });
-    say(`PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`);
+    if (nowActive !== pool)
+      return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
+    await save(
+      run,
+      {
+        state: 'promoted',
+        reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake`,
+      },
+      { step: 'promoted', ok: true, detail: 'by the CLI' },
+    );
+    say(
+      `PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`,
+    );
     return 0;
   }
 }
@@ -375,11 +468,17 @@ async function watchBake(run: Run, bakeUntil: number): Promise<number> {
 async function save(run: Run, changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>): Promise<void> {
   if (run.written) {
     const stored = await run.backend.readRecord();
-    if (!stored || stored.id !== run.record.id || stored.updatedAt !== run.record.updatedAt) throw new Superseded(stored && stored.id === run.record.id ? stored : undefined);
+    if (!stored || stored.id !== run.record.id || stored.updatedAt !== run.record.updatedAt)
+      throw new Superseded(stored && stored.id === run.record.id ? stored : undefined);
   }
   run.written = true;
   const at = new Date(run.o.now()).toISOString();
-  run.record = { ...run.record, ...changes, updatedAt: at, steps: step ? [...run.record.steps, { at, ...step }] : run.record.steps };
+  run.record = {
+    ...run.record,
+    ...changes,
+    updatedAt: at,
+    steps: step ? [...run.record.steps, { at, ...step }] : run.record.steps,
+  };
   if (changes.state && isFinal(changes.state)) run.record.finishedAt = at;
   await run.backend.writeRecord(run.record);
 }
@@ -395,13 +494,19 @@ async function failed(run: Run, reason: string, restore: boolean): Promise<numbe
   // Restored first, then final: a final record lets the next release start on this pool.
   if (restore) await restorePool(run);
   await save(run, { state: 'failed', reason }, { step: 'release', ok: false, detail: reason });
-  run.say(`release ${run.record.id} failed; ${run.record.previousPool} stays active on ${run.record.previousRelease}. Runbook: ${RUNBOOK.failed}`);
+  run.say(
+    `release ${run.record.id} failed; ${run.record.previousPool} stays active on ${run.record.previousRelease}. Runbook: ${RUNBOOK.failed}`,
+  );
   return 1;
 }
 
 async function restorePool(run: Run): Promise<void> {
   const { backend, pool, replaced, say } = run;
-  const previous: DesiredPool = { release: replaced.release, env: replaced.env, ...(replaced.image ? { image: replaced.image } : {}) };
+  const previous: DesiredPool = {
+    release: replaced.release,
+    env: replaced.env,
+    ...(replaced.image ? { image: replaced.image } : {}),
+  };
   try {
     await backend.setDesiredPool(pool, previous);
     say(`restore ${pool} to its previous release ${previous.release}`);
@@ -409,7 +514,11 @@ async function restorePool(run: Run): Promise<void> {
     // reached are already there; the agent finds nothing to do).
     const report = await deployWithProgress(run, `${run.record.id}:restore`, `restoring ${pool}`, EVERY_HOST_RATE);
     printSteps(run, report);
-    say(report.ok ? `restored: ${pool} runs ${previous.release} again` : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`);
+    say(
+      report.ok
+        ? `restored: ${pool} runs ${previous.release} again`
+        : `restore of ${pool} failed: ${report.reason ?? 'see the steps'} (it keeps serving as backup only if healthy)`,
+    );
   } catch (err) {
     say(`restore of ${pool} failed: ${(err as Error).message}`);
   }
@@ -418,11 +527,18 @@ async function restorePool(run: Run): Promise<void> {
 async function deployWithProgress(run: Run, requestId: string, what: string, rate: RunRate): Promise<DeployReport> {
   const { options, backend, pool, o, progress, say } = run;
   const began = o.now();
-  const ticker = o.progress ? setInterval(() => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`), 1000) : undefined;
+  const ticker = o.progress
+    ? setInterval(
+        () => progress(`${what}: waiting for the pool agent (${((o.now() - began) / 1000).toFixed(0)} s)`),
+        1000,
+      )
+    : undefined;
   // Run Command in rounds can outlast the stale limit: the record says the release is alive.
   let refreshing: Promise<void> = Promise.resolve();
   const refresher = setInterval(() => {
-    refreshing = refreshing.then(() => save(run, {}).catch((err: Error) => say(`could not refresh the release record: ${err.message}`)));
+    refreshing = refreshing.then(() =>
+      save(run, {}).catch((err: Error) => say(`could not refresh the release record: ${err.message}`)),
+    );
   }, o.refreshMs);
   try {
     return await backend.deploy(pool, { requestId, timeoutMs: options.deployTimeoutSeconds * 1000, rate });
@@ -435,7 +551,9 @@ async function deployWithProgress(run: Run, requestId: string, what: string, rat
 
 function printSteps(run: Run, report: DeployReport): void {
   for (const s of report.steps) {
-    run.o.out(`${clock(Date.parse(s.at) || run.o.now())}    ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}${s.host ? ` [${s.host}]` : ''}${s.detail ? `: ${s.detail}` : ''}`);
+    run.o.out(
+      `${clock(Date.parse(s.at) || run.o.now())}    ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}${s.host ? ` [${s.host}]` : ''}${s.detail ? `: ${s.detail}` : ''}`,
+    );
   }
 }
 
@@ -443,7 +561,9 @@ function printSteps(run: Run, report: DeployReport): void {
 function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
   const { say } = run;
   if (!r) {
-    say(`the release record was replaced by another release while ${run.record.id} ran: stopping here. Runbook: ${RUNBOOK.failed}`);
+    say(
+      `the release record was replaced by another release while ${run.record.id} ran: stopping here. Runbook: ${RUNBOOK.failed}`,
+    );
     return 1;
   }
   run.record = r;
@@ -455,7 +575,9 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
     case 'rolled-back':
       say(`ROLLED BACK by the guard: ${r.reason ?? 'no reason given'}`);
       if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
-      say(`${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`);
+      say(
+        `${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`,
+      );
       return 1;
     case 'failed':
       say(`FAILED: ${r.reason ?? 'no reason given'}`);

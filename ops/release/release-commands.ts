@@ -19,7 +19,13 @@ export async function awsReleaseBackend(flags: AwsFlags, env: NodeJS.ProcessEnv,
   return new AwsReleaseBackend({ ssm: target.ssm, stage: target.stage, out });
 }
 
-async function backendFor(args: string[], flags: AwsFlags, env: NodeJS.ProcessEnv, local: LocalBackend, out?: Out): Promise<ReleaseBackend> {
+async function backendFor(
+  args: string[],
+  flags: AwsFlags,
+  env: NodeJS.ProcessEnv,
+  local: LocalBackend,
+  out?: Out,
+): Promise<ReleaseBackend> {
   return namesStage(args, env) ? awsReleaseBackend(flags, env, out) : local(env);
 }
 
@@ -58,7 +64,13 @@ function progressWriter(out: Out, stream: NodeJS.WriteStream | undefined): { out
 }
 
 /** @param terminal the terminal `out` prints to, for an in-place progress line (the CLI passes stdout). */
-export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, local: LocalBackend, terminal?: NodeJS.WriteStream): Promise<number> {
+export async function releaseCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: Out,
+  local: LocalBackend,
+  terminal?: NodeJS.WriteStream,
+): Promise<number> {
   const { options, aws } = parseReleaseArgs(args);
   const backend = await backendFor(args, aws, env, local, out);
   // Ctrl-C before promotion cancels cleanly (canary share back to 0, record failed); once the bake
@@ -73,13 +85,22 @@ export async function releaseCommand(args: string[], env: NodeJS.ProcessEnv, out
   const detach = () => signals.forEach((s) => process.off(s, interrupt));
   signals.forEach((s) => process.on(s, interrupt));
   try {
-    return await runRelease(options, backend, { ...progressWriter(out, terminal), signal: controller.signal, onBaking: detach });
+    return await runRelease(options, backend, {
+      ...progressWriter(out, terminal),
+      signal: controller.signal,
+      onBaking: detach,
+    });
   } finally {
     detach();
   }
 }
 
-export async function historyCommand(args: string[], env: NodeJS.ProcessEnv, out: Out, local: LocalBackend): Promise<number> {
+export async function historyCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: Out,
+  local: LocalBackend,
+): Promise<number> {
   const { limit, aws } = parseHistoryArgs(args);
   const backend = await backendFor(args, aws, env, local);
   const rows = historyRows(await backend.history(), Date.now()).slice(0, limit);

@@ -6,7 +6,15 @@ import { APPLY_PATH, hostApplyCommand } from '../../core/host-command';
 import { STAGE_TAG_KEY } from '../../core/names';
 import { DEPLOY_RATE, RunRate } from '../../core/run-rate';
 import { HostStep, parseStepLines } from '../../core/step-line';
-import { cliCommandComment, commandInvocations, describeInvocations, FINAL_STATUSES, finalCommandStatus, NOT_RUN, stageTarget } from '../stage-hosts';
+import {
+  cliCommandComment,
+  commandInvocations,
+  describeInvocations,
+  FINAL_STATUSES,
+  finalCommandStatus,
+  NOT_RUN,
+  stageTarget,
+} from '../stage-hosts';
 
 export { DEPLOY_RATE, EVERY_HOST_RATE } from '../../core/run-rate';
 
@@ -66,7 +74,8 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   // Hosts of a later round start only when a slot frees up: the delivery timeout (counted from the
   // send) must cover the rounds before them.
   const n = rounds(rate);
-  const deliverySeconds = n === undefined ? MAX_DELIVERY_SECONDS : Math.min(MAX_DELIVERY_SECONDS, Math.max(30, executionSeconds * n));
+  const deliverySeconds =
+    n === undefined ? MAX_DELIVERY_SECONDS : Math.min(MAX_DELIVERY_SECONDS, Math.max(30, executionSeconds * n));
   const sent = await o.ssm.send(
     new SendCommandCommand({
       DocumentName: 'AWS-RunShellScript',
@@ -80,7 +89,9 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   );
   const commandId = sent.Command?.CommandId;
   if (!commandId) throw new Error('SendCommand returned no command id');
-  o.out?.(`Run Command ${commandId}: ${command} on the hosts tagged ${STAGE_TAG_KEY}=${o.stage} (${rate.maxConcurrency} at a time, stop after ${rate.maxErrors} errors)`);
+  o.out?.(
+    `Run Command ${commandId}: ${command} on the hosts tagged ${STAGE_TAG_KEY}=${o.stage} (${rate.maxConcurrency} at a time, stop after ${rate.maxErrors} errors)`,
+  );
 
   const started = now();
   let lastProgress = started;
@@ -102,10 +113,18 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
     }
     const waited = now() - started;
     if (statuses.size === 0 && waited >= (o.noHostsAfterMs ?? 60_000)) {
-      return { commandId, hosts: [], problem: `no host tagged ${STAGE_TAG_KEY}=${o.stage} picked the command up in ${Math.round(waited / 1000)} s (is the SSM agent online?)` };
+      return {
+        commandId,
+        hosts: [],
+        problem: `no host tagged ${STAGE_TAG_KEY}=${o.stage} picked the command up in ${Math.round(waited / 1000)} s (is the SSM agent online?)`,
+      };
     }
     if (now() - lastProgress >= o.timeoutMs) {
-      return { commandId, hosts: await collect(o.ssm, commandId, statuses), problem: `the hosts did not finish within ${Math.round(o.timeoutMs / 1000)} s (${describeInvocations(listed)})` };
+      return {
+        commandId,
+        hosts: await collect(o.ssm, commandId, statuses),
+        problem: `the hosts did not finish within ${Math.round(o.timeoutMs / 1000)} s (${describeInvocations(listed)})`,
+      };
     }
     const line = `  hosts: ${describeInvocations(listed)}`;
     if (line !== lastShown) o.out?.(line);
@@ -118,11 +137,18 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
 /** Statuses of a host the command has not started on (yet). */
 const NOT_STARTED = new Set(['Pending', 'Delayed']);
 
-async function collect(ssm: SSMClient, commandId: string, statuses: Map<string, string>, commandEnded = false): Promise<HostResult[]> {
+async function collect(
+  ssm: SSMClient,
+  commandId: string,
+  statuses: Map<string, string>,
+  commandEnded = false,
+): Promise<HostResult[]> {
   const results: HostResult[] = [];
   for (const [host, status] of statuses) {
     if (NOT_STARTED.has(status)) {
-      const why = commandEnded ? 'not run: Run Command stopped after the failure elsewhere (MaxErrors)' : `not started (${status})`;
+      const why = commandEnded
+        ? 'not run: Run Command stopped after the failure elsewhere (MaxErrors)'
+        : `not started (${status})`;
       results.push({ host, status: commandEnded ? NOT_RUN : status, ok: false, steps: [], error: why });
       continue;
     }

@@ -15,7 +15,8 @@ if (!engine.ready) {
 }
 const describeDocker = engine.ready ? describe : describe.skip;
 
-const release = async (url: string) => (JSON.parse((await httpRequest(`${url}/version`, { agent: false })).body) as { release: string }).release;
+const release = async (url: string) =>
+  (JSON.parse((await httpRequest(`${url}/version`, { agent: false })).body) as { release: string }).release;
 
 describeDocker('bluegreen-apply checks what a pool really runs', () => {
   let set: ComposeSet;
@@ -30,7 +31,10 @@ describeDocker('bluegreen-apply checks what a pool really runs', () => {
   const runByHand = async (pool: Pool, releaseId: string) => {
     const envFile = path.join(set.home, 'userdata', '.env');
     const variable = `RELEASE_ID_${pool.toUpperCase()}`;
-    writeFileSync(envFile, readFileSync(envFile, 'utf8').replace(new RegExp(`^${variable}=.*$`, 'm'), `${variable}=${releaseId}`));
+    writeFileSync(
+      envFile,
+      readFileSync(envFile, 'utf8').replace(new RegExp(`^${variable}=.*$`, 'm'), `${variable}=${releaseId}`),
+    );
     await set.compose('up', '-d', '--no-deps', '--force-recreate', '--wait', '--wait-timeout', '60', `app_${pool}`);
     expect(await release(set.poolUrl(pool))).toBe(releaseId);
   };
@@ -41,15 +45,29 @@ describeDocker('bluegreen-apply checks what a pool really runs', () => {
     const result = await set.apply();
     expect(result.code).toBe(0);
     const steps = stepLines(result.stdout).filter((s) => s.pool === 'green' && s.step !== 'canary');
-    expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual(['reconcile:true', 'pull:true', 'recreate:true', 'health:true', 'smoke:true', 'reconcile:true', 'address:true']);
-    expect(steps[0].detail).toBe('the applied file says release green-1 (bluegreen-app:local) but the container runs release green-drift (bluegreen-app:local): recreating');
+    expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
+      'reconcile:true',
+      'pull:true',
+      'recreate:true',
+      'health:true',
+      'smoke:true',
+      'reconcile:true',
+      'address:true',
+    ]);
+    expect(steps[0].detail).toBe(
+      'the applied file says release green-1 (bluegreen-app:local) but the container runs release green-drift (bluegreen-app:local): recreating',
+    );
     expect(set.containerId('green')).not.toBe(before);
     expect(await release(set.poolUrl('green'))).toBe('green-1');
 
     // Back in step: the next run changes nothing.
     const again = await set.apply();
     expect(again.code).toBe(0);
-    expect(stepLines(again.stdout).filter((s) => s.step === 'reconcile').map((s) => s.detail)).toEqual([expect.stringContaining('unchanged'), expect.stringContaining('unchanged')]);
+    expect(
+      stepLines(again.stdout)
+        .filter((s) => s.step === 'reconcile')
+        .map((s) => s.detail),
+    ).toEqual([expect.stringContaining('unchanged'), expect.stringContaining('unchanged')]);
   }, 120_000);
 
   test('an idle pool that is not healthy (paused) is recreated (exit 0)', async () => {
@@ -58,8 +76,21 @@ describeDocker('bluegreen-apply checks what a pool really runs', () => {
     const result = await set.apply();
     expect(result.code).toBe(0);
     const steps = stepLines(result.stdout).filter((s) => s.pool === 'green' && s.step !== 'canary');
-    expect(steps[0]).toMatchObject({ step: 'reconcile', ok: true, detail: expect.stringMatching(/^the applied file says release green-1 .* but the container is not healthy: paused.*: recreating$/) });
-    expect(steps.map((s) => `${s.step}:${s.ok}`).slice(1)).toEqual(['pull:true', 'recreate:true', 'health:true', 'smoke:true', 'reconcile:true', 'address:true']);
+    expect(steps[0]).toMatchObject({
+      step: 'reconcile',
+      ok: true,
+      detail: expect.stringMatching(
+        /^the applied file says release green-1 .* but the container is not healthy: paused.*: recreating$/,
+      ),
+    });
+    expect(steps.map((s) => `${s.step}:${s.ok}`).slice(1)).toEqual([
+      'pull:true',
+      'recreate:true',
+      'health:true',
+      'smoke:true',
+      'reconcile:true',
+      'address:true',
+    ]);
     expect(set.containerId('green')).not.toBe(before);
     expect(await release(set.poolUrl('green'))).toBe('green-1');
   }, 120_000);
@@ -69,7 +100,9 @@ describeDocker('bluegreen-apply checks what a pool really runs', () => {
     const before = set.containerId('blue');
     const result = await set.apply();
     expect(result.code).toBe(1);
-    const steps = stepLines(result.stdout).filter((s) => s.pool === 'blue' && s.step !== 'canary' && s.step !== 'active');
+    const steps = stepLines(result.stdout).filter(
+      (s) => s.pool === 'blue' && s.step !== 'canary' && s.step !== 'active',
+    );
     expect(steps).toEqual([
       {
         step: 'reconcile',
@@ -79,7 +112,14 @@ describeDocker('bluegreen-apply checks what a pool really runs', () => {
           'active pool: the applied file says release blue-1 (bluegreen-app:local) but the container runs release blue-drift (bluegreen-app:local); the active pool is never recreated here: flip to green first, then bluegreen-apply recreates blue as the idle pool',
       },
     ]);
-    expect(stepLines(result.stdout)).toContainEqual(expect.objectContaining({ step: 'reconcile', pool: 'green', ok: true, detail: expect.stringContaining('unchanged') }));
+    expect(stepLines(result.stdout)).toContainEqual(
+      expect.objectContaining({
+        step: 'reconcile',
+        pool: 'green',
+        ok: true,
+        detail: expect.stringContaining('unchanged'),
+      }),
+    );
     expect(set.containerId('blue')).toBe(before);
     expect(await release(set.poolUrl('blue'))).toBe('blue-drift');
   }, 120_000);

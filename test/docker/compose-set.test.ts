@@ -26,16 +26,28 @@ if (!engine.ready) {
 const describeDocker = engine.ready ? describe : describe.skip;
 
 /** Full-speed keep-alive load that never re-sends: bounded by time and count. */
-const LOAD = { connections: 8, durationMs: 90_000, maxRequests: 400_000, retryStaleSockets: false, requestTimeoutMs: 5_000 } as const;
+const LOAD = {
+  connections: 8,
+  durationMs: 90_000,
+  maxRequests: 400_000,
+  retryStaleSockets: false,
+  requestTimeoutMs: 5_000,
+} as const;
 
 const version = async (url: string) => {
   const res = await httpRequest(`${url}/version`, { agent: false });
-  return { status: res.status, pool: res.headers['x-app-pool'], body: JSON.parse(res.body) as { pool: string; release: string } };
+  return {
+    status: res.status,
+    pool: res.headers['x-app-pool'],
+    body: JSON.parse(res.body) as { pool: string; release: string },
+  };
 };
 
 /** One line per measured run, so the figures reach the notes (and CI logs). */
 function report(what: string, summary: ReturnType<typeof summarize>) {
-  process.stdout.write(`docker ${what}: ${summary.requests} requests, ${summary.failed} failed, ${Math.round(summary.requestsPerSec)} req/s, by pool ${JSON.stringify(summary.byPool)}\n`);
+  process.stdout.write(
+    `docker ${what}: ${summary.requests} requests, ${summary.failed} failed, ${Math.round(summary.requestsPerSec)} req/s, by pool ${JSON.stringify(summary.byPool)}\n`,
+  );
 }
 
 describeDocker('the host Compose set on a Docker Engine', () => {
@@ -50,7 +62,8 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     await set?.down();
   }, 60_000);
 
-  const nginxTop = () => execFileSync('docker', ['top', set.containerId('nginx'), '-o', 'pid,args'], { encoding: 'utf8' });
+  const nginxTop = () =>
+    execFileSync('docker', ['top', set.containerId('nginx'), '-o', 'pid,args'], { encoding: 'utf8' });
   const nginxWorkers = () =>
     nginxTop()
       .split('\n')
@@ -68,12 +81,19 @@ describeDocker('the host Compose set on a Docker Engine', () => {
   test('(0) the harness tagged its offline image as the base images the files name, and the set runs them', async () => {
     const files = baseImages();
     const tags = { nginx: withoutDigest(files.nginx), node: withoutDigest(files.node) };
-    const label = (image: string) => execFileSync('docker', ['image', 'inspect', '-f', '{{ index .Config.Labels "bluegreen.harness.rootfs" }}', image], { encoding: 'utf8' }).trim();
+    const label = (image: string) =>
+      execFileSync(
+        'docker',
+        ['image', 'inspect', '-f', '{{ index .Config.Labels "bluegreen.harness.rootfs" }}', image],
+        { encoding: 'utf8' },
+      ).trim();
     expect(label(tags.nginx)).toMatch(/^[0-9a-f]{12}$/);
     expect(label(tags.node)).toBe(label(tags.nginx));
     expect(engine.ready && engine.line).toContain(`images=${tags.nginx},${tags.node} `);
     // The running nginx is that image (by the name the Compose file gives, or its tag when pinned by digest).
-    const running = execFileSync('docker', ['inspect', '-f', '{{.Config.Image}}', set.containerId('nginx')], { encoding: 'utf8' }).trim();
+    const running = execFileSync('docker', ['inspect', '-f', '{{.Config.Image}}', set.containerId('nginx')], {
+      encoding: 'utf8',
+    }).trim();
     expect(running).toBe(set.env.NGINX_IMAGE ?? files.nginx);
   });
 
@@ -81,7 +101,11 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     process.stdout.write(`docker: engine ${engine.ready ? engine.line : ''}; set booted in ${bootMs} ms\n`);
     const ps = JSON.stringify(await set.compose('ps', '--format', 'json'));
     for (const service of ['app_blue', 'app_green', 'nginx']) expect(ps).toContain(service);
-    expect((await set.compose('ps', '--status', 'running', '--services')).split('\n').filter(Boolean).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
+    expect((await set.compose('ps', '--status', 'running', '--services')).split('\n').filter(Boolean).sort()).toEqual([
+      'app_blue',
+      'app_green',
+      'nginx',
+    ]);
     const answer = await version(set.url);
     expect(answer).toMatchObject({ status: 200, pool: 'blue', body: { release: 'blue-1' } });
     expect((await version(set.poolUrl('green'))).body).toMatchObject({ pool: 'green', release: 'green-1' });
@@ -91,23 +115,35 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(set.upstreamConf()).toContain(`server ${set.addresses.blue}:3000 max_fails=`);
     // nginx sees the switch dir at /etc/bluegreen/switch and writes its log to the host directory.
     expect(set.upstreamConf()).toContain('"/etc/bluegreen/switch"');
-    const log = await waitFor(() => readFileSync(path.join(set.logDir, 'access.log'), 'utf8').trim(), 'an access-log line');
+    const log = await waitFor(
+      () => readFileSync(path.join(set.logDir, 'access.log'), 'utf8').trim(),
+      'an access-log line',
+    );
     const last = JSON.parse(log.split('\n').pop()!);
     expect(last).toMatchObject({ active_pool: 'blue', primary_pool: 'blue', pool: 'blue' });
     // A run with nothing to change changes nothing.
     const idle = await set.apply();
     expect(idle.code).toBe(0);
-    expect(stepLines(idle.stdout).filter((s) => s.step === 'reconcile').map((s) => s.detail)).toEqual([expect.stringContaining('unchanged'), expect.stringContaining('unchanged')]);
+    expect(
+      stepLines(idle.stdout)
+        .filter((s) => s.step === 'reconcile')
+        .map((s) => s.detail),
+    ).toEqual([expect.stringContaining('unchanged'), expect.stringContaining('unchanged')]);
   });
 
   test('(b) flips under full-speed keep-alive load: 0 failed, no reload', async () => {
-    const nginxPids = () => execFileSync('docker', ['top', set.containerId('nginx'), '-o', 'pid'], { encoding: 'utf8' });
+    const nginxPids = () =>
+      execFileSync('docker', ['top', set.containerId('nginx'), '-o', 'pid'], { encoding: 'utf8' });
     const pidsBefore = nginxPids();
     const load = startLoad({ url: `${set.url}/version`, ...LOAD });
     await load.after(2_000, 'before the first flip');
     for (const pool of ['green', 'blue', 'green', 'blue'] as const) {
       await flip(pool);
-      await waitFor(() => load.samples.length > 200 && load.samples.slice(-100).every((s) => s.pool === pool), `traffic on ${pool}`, 20_000);
+      await waitFor(
+        () => load.samples.length > 200 && load.samples.slice(-100).every((s) => s.pool === pool),
+        `traffic on ${pool}`,
+        20_000,
+      );
     }
     const result = await load.finish();
     const summary = summarize(result.samples, result.durationMs);
@@ -134,8 +170,22 @@ describeDocker('the host Compose set on a Docker Engine', () => {
 
     expect(result.code).toBe(0);
     const steps = stepLines(result.stdout);
-    expect(steps.filter((s) => s.pool === 'green' && s.step !== 'canary').map((s) => `${s.step}:${s.ok}`)).toEqual(['pull:true', 'recreate:true', 'health:true', 'smoke:true', 'reconcile:true', 'address:true']);
-    expect(steps).toContainEqual(expect.objectContaining({ step: 'reconcile', pool: 'blue', ok: true, detail: expect.stringContaining('unchanged') }));
+    expect(steps.filter((s) => s.pool === 'green' && s.step !== 'canary').map((s) => `${s.step}:${s.ok}`)).toEqual([
+      'pull:true',
+      'recreate:true',
+      'health:true',
+      'smoke:true',
+      'reconcile:true',
+      'address:true',
+    ]);
+    expect(steps).toContainEqual(
+      expect.objectContaining({
+        step: 'reconcile',
+        pool: 'blue',
+        ok: true,
+        detail: expect.stringContaining('unchanged'),
+      }),
+    );
     expect(summary.failures).toEqual({});
     expect(summary.byPool).toEqual({ blue: summary.requests });
     expect(set.containerId('blue')).toBe(blueId);
@@ -158,7 +208,12 @@ describeDocker('the host Compose set on a Docker Engine', () => {
 
     expect(result.code).toBe(1);
     const steps = stepLines(result.stdout).filter((s) => s.pool === 'green' && s.step !== 'canary');
-    expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual(['pull:true', 'recreate:false', 'health:false', 'restore:true']);
+    expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
+      'pull:true',
+      'recreate:false',
+      'health:false',
+      'restore:true',
+    ]);
     expect(steps.find((s) => s.step === 'health')!.detail).toMatch(/unhealthy.*healthz answers 503/);
     expect(summary.failures).toEqual({});
     expect(summary.byPool).toEqual({ blue: summary.requests });
@@ -169,7 +224,14 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     // The timer does not deploy the failing release again every minute...
     const again = await set.apply();
     expect(again.code).toBe(1);
-    expect(stepLines(again.stdout)).toContainEqual(expect.objectContaining({ step: 'reconcile', pool: 'green', ok: false, detail: expect.stringContaining('not tried again') }));
+    expect(stepLines(again.stdout)).toContainEqual(
+      expect.objectContaining({
+        step: 'reconcile',
+        pool: 'green',
+        ok: false,
+        detail: expect.stringContaining('not tried again'),
+      }),
+    );
     expect(stepLines(again.stdout).map((s) => s.step)).not.toContain('recreate');
   }, 150_000);
 
@@ -187,15 +249,23 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const result = await set.apply();
     expect(result.code).toBe(0);
     expect(stepLines(result.stdout)).toContainEqual(
-      expect.objectContaining({ step: 'upstream', ok: true, detail: expect.stringContaining(`green ${set.addresses.green} -> ${moved}`) }),
+      expect.objectContaining({
+        step: 'upstream',
+        ok: true,
+        detail: expect.stringContaining(`green ${set.addresses.green} -> ${moved}`),
+      }),
     );
     // A real config change is a graceful reload (nginx -t first): wait until the old workers are gone.
     // (A reload closes idle keep-alive connections; clients that never re-send would see those as
     // resets. That is why the pools have fixed addresses and this path is the exception.)
-    await waitFor(() => {
-      const now = nginxWorkers();
-      return now.length > 0 && now.every((w) => !workersBefore.includes(w)) && !nginxTop().includes('shutting down');
-    }, 'the reload to finish', 20_000);
+    await waitFor(
+      () => {
+        const now = nginxWorkers();
+        return now.length > 0 && now.every((w) => !workersBefore.includes(w)) && !nginxTop().includes('shutting down');
+      },
+      'the reload to finish',
+      20_000,
+    );
     expect(set.upstreamConf()).toContain(`server ${moved}:3000 max_fails=`);
     expect(set.upstreamConf()).not.toContain(`${set.addresses.green}:3000`);
 
@@ -203,7 +273,11 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     await load.after(2_000, 'before the flip');
     await flip('green');
     // Answered by green itself: had nginx kept the old address, blue (the backup) would answer.
-    await waitFor(() => load.samples.length > 500 && load.samples.slice(-200).every((s) => s.pool === 'green'), 'traffic on green', 20_000);
+    await waitFor(
+      () => load.samples.length > 500 && load.samples.slice(-200).every((s) => s.pool === 'green'),
+      'traffic on green',
+      20_000,
+    );
     await load.after(2_000, 'after the flip');
     const loadResult = await load.finish();
     const summary = summarize(loadResult.samples, loadResult.durationMs);
@@ -225,7 +299,11 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(set.containerId('blue')).toBe(ids.blue);
     expect((await version(set.poolUrl('blue'))).body).toMatchObject({ release: 'blue-1' });
 
-    await set.setPool('blue', { image: 'bluegreen-app:local', release: 'blue-9', env: { LIMIT: 1 as unknown as string } });
+    await set.setPool('blue', {
+      image: 'bluegreen-app:local',
+      release: 'blue-9',
+      env: { LIMIT: 1 as unknown as string },
+    });
     const bad = await set.apply();
     expect(bad.code).toBe(2);
     expect(stepLines(bad.stdout)).toContainEqual({
@@ -242,7 +320,12 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const active = await set.apply();
     expect(active.code).toBe(1);
     expect(stepLines(active.stdout)).toContainEqual(
-      expect.objectContaining({ step: 'reconcile', pool: 'green', ok: false, detail: expect.stringContaining('the active pool is never recreated') }),
+      expect.objectContaining({
+        step: 'reconcile',
+        pool: 'green',
+        ok: false,
+        detail: expect.stringContaining('the active pool is never recreated'),
+      }),
     );
     expect(set.containerId('green')).toBe(ids.green);
     expect(set.containerId('blue')).toBe(ids.blue);
@@ -256,7 +339,11 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const work = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-logrotate-'));
     try {
       const commands = installCommands(path.join(work, 'bin'));
-      const rotate = () => runLogrotate(testLogrotateConf(set.logDir, commands), work, { ...set.env, BLUEGREEN_NGINX: commands['/usr/local/bin/bluegreen-nginx'] });
+      const rotate = () =>
+        runLogrotate(testLogrotateConf(set.logDir, commands), work, {
+          ...set.env,
+          BLUEGREEN_NGINX: commands['/usr/local/bin/bluegreen-nginx'],
+        });
       // A first rotation takes the earlier tests' lines out of the way (and must succeed as well).
       const first = await rotate();
       expect(first).toMatchObject({ code: 0, stderr: '' });
@@ -278,7 +365,9 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       expect([...logged.rotated, ...logged.current].sort()).toEqual(sent);
       expect(logged.rotated.length).toBeGreaterThanOrEqual(300);
       expect(logged.current.length).toBeGreaterThanOrEqual(300);
-      process.stdout.write(`docker logrotate: ${sent.length} requests, ${logged.rotated.length} lines in access.log.1, ${logged.current.length} in access.log, 0 lost\n`);
+      process.stdout.write(
+        `docker logrotate: ${sent.length} requests, ${logged.rotated.length} lines in access.log.1, ${logged.current.length} in access.log, 0 lost\n`,
+      );
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -291,7 +380,12 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     try {
       const commands = installCommands(path.join(work, 'bin'));
       await httpRequest(`${set.url}/version?before=stop`, { agent: false });
-      await waitFor(() => existsSync(path.join(set.logDir, 'access.log')) && readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('before=stop'), 'a line in access.log');
+      await waitFor(
+        () =>
+          existsSync(path.join(set.logDir, 'access.log')) &&
+          readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('before=stop'),
+        'a line in access.log',
+      );
       // GIVEN the nginx container is stopped: the real bluegreen-nginx cannot reach nginx
       await set.compose('stop', 'nginx');
 
@@ -316,8 +410,19 @@ describeDocker('the host Compose set on a Docker Engine', () => {
 
       // AND once nginx runs again it writes a new access.log
       await set.compose('start', 'nginx');
-      await waitFor(async () => (await httpRequest(`${set.url}/version?after=start`, { agent: false }).catch(() => undefined))?.status === 200, 'nginx answering again', 30_000);
-      await waitFor(() => existsSync(path.join(set.logDir, 'access.log')) && readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('after=start'), 'a new access.log');
+      await waitFor(
+        async () =>
+          (await httpRequest(`${set.url}/version?after=start`, { agent: false }).catch(() => undefined))?.status ===
+          200,
+        'nginx answering again',
+        30_000,
+      );
+      await waitFor(
+        () =>
+          existsSync(path.join(set.logDir, 'access.log')) &&
+          readFileSync(path.join(set.logDir, 'access.log'), 'utf8').includes('after=start'),
+        'a new access.log',
+      );
     } finally {
       rmSync(failures, { force: true });
       rmSync(work, { recursive: true, force: true });
@@ -326,7 +431,8 @@ describeDocker('the host Compose set on a Docker Engine', () => {
 
   // Last: it takes the set down and boots it again, as a reboot does (bluegreen.service: ExecStop
   // `docker compose down`; at boot `bluegreen-apply --no-reload`, then `docker compose up --wait`).
-  const applied = (pool: Pool) => /^release=(.*)$/m.exec(readFileSync(path.join(set.stateDir, 'pools', `${pool}.applied`), 'utf8'))![1];
+  const applied = (pool: Pool) =>
+    /^release=(.*)$/m.exec(readFileSync(path.join(set.stateDir, 'pools', `${pool}.applied`), 'utf8'))![1];
   test('(i) a host booting with an idle pool env ending in a backslash: the value is refused, nginx and both pools come up', async () => {
     const greenRan = applied('green');
     await set.compose('down', '--timeout', '5');
@@ -349,13 +455,17 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       detail: `/bluegreen/${set.stage}/pools/green/env is not usable: values must not end in a backslash (Compose reads \\' as a quote inside '...'): refused; the pool is left as it is`,
     });
 
-    expect((await set.compose('ps', '--services', '--status', 'running')).split('\n').filter(Boolean).sort()).toEqual(['app_blue', 'app_green', 'nginx']);
+    expect((await set.compose('ps', '--services', '--status', 'running')).split('\n').filter(Boolean).sort()).toEqual([
+      'app_blue',
+      'app_green',
+      'nginx',
+    ]);
     expect(await version(set.url)).toMatchObject({ status: 200, pool: 'blue' });
     // The refused pool starts with what it ran before the reboot.
     expect((await version(set.poolUrl('green'))).body).toMatchObject({ pool: 'green', release: greenRan });
   }, 240_000);
 
-  test('(j) a host rebooting after its ACTIVE pool\'s desired state was written: the active pool boots with its applied release, the next run reports the difference and recreates nothing', async () => {
+  test("(j) a host rebooting after its ACTIVE pool's desired state was written: the active pool boots with its applied release, the next run reports the difference and recreates nothing", async () => {
     await set.compose('down', '--timeout', '5');
     const blueRan = applied('blue');
     await set.put({ [`/bluegreen/${set.stage}/active-pool`]: 'blue' });
@@ -372,7 +482,14 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     expect(await version(set.url)).toMatchObject({ status: 200, pool: 'blue', body: { release: blueRan } });
     expect(boot.code).toBe(0);
     expect(stepLines(boot.stdout)).toContainEqual(
-      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with its applied release ${blueRan} (bluegreen-app:local); its desired release blue-66 (bluegreen-app:local) is not applied to the active pool`) }),
+      expect.objectContaining({
+        step: 'pull',
+        pool: 'blue',
+        ok: true,
+        detail: expect.stringContaining(
+          `the active pool starts with its applied release ${blueRan} (bluegreen-app:local); its desired release blue-66 (bluegreen-app:local) is not applied to the active pool`,
+        ),
+      }),
     );
 
     // The timer's next run: the difference is reported, the active pool is not recreated.
@@ -380,7 +497,14 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const next = await set.apply();
     expect(next.code).toBe(1);
     expect(stepLines(next.stdout)).toContainEqual(
-      expect.objectContaining({ step: 'reconcile', pool: 'blue', ok: false, detail: expect.stringContaining(`active pool runs release ${blueRan}, desired blue-66; the active pool is never recreated`) }),
+      expect.objectContaining({
+        step: 'reconcile',
+        pool: 'blue',
+        ok: false,
+        detail: expect.stringContaining(
+          `active pool runs release ${blueRan}, desired blue-66; the active pool is never recreated`,
+        ),
+      }),
     );
     expect(set.containerId('blue')).toBe(blueId);
     expect(await version(set.url)).toMatchObject({ pool: 'blue', body: { release: blueRan } });

@@ -29,15 +29,25 @@ export type EngineStatus = { ready: true; line: string } | { ready: false; reaso
 export function dockerEngine(): EngineStatus {
   const required = process.env.BLUEGREEN_DOCKER_TESTS === 'required';
   const status = existsSync(STATUS_FILE) ? readFileSync(STATUS_FILE, 'utf8').trim() : '';
-  if (status.startsWith('unavailable:')) return { ready: false, reason: `no Docker Engine here (${status.slice(13)})`, mustRun: false };
+  if (status.startsWith('unavailable:'))
+    return { ready: false, reason: `no Docker Engine here (${status.slice(13)})`, mustRun: false };
   if (!status.startsWith('ready')) {
-    return { ready: false, reason: `the Docker Engine harness has not run: sudo bash test/docker/harness.sh (${STATUS_FILE} missing)`, mustRun: required };
+    return {
+      ready: false,
+      reason: `the Docker Engine harness has not run: sudo bash test/docker/harness.sh (${STATUS_FILE} missing)`,
+      mustRun: required,
+    };
   }
   const info = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8' });
   const compose = spawnSync('docker', ['compose', 'version', '--short'], { encoding: 'utf8' });
   if (info.status !== 0 || compose.status !== 0) {
-    const why = (info.status !== 0 ? info.stderr || info.error?.message : compose.stderr || compose.error?.message) ?? 'unknown';
-    return { ready: false, reason: `the harness prepared an engine, but it does not answer now (${why.trim().split('\n')[0]}): run test/docker/harness.sh again`, mustRun: required };
+    const why =
+      (info.status !== 0 ? info.stderr || info.error?.message : compose.stderr || compose.error?.message) ?? 'unknown';
+    return {
+      ready: false,
+      reason: `the harness prepared an engine, but it does not answer now (${why.trim().split('\n')[0]}): run test/docker/harness.sh again`,
+      mustRun: required,
+    };
   }
   return { ready: true, line: status };
 }
@@ -114,7 +124,8 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
   const home = path.join(base, 'home');
   // The asset layout of /opt/bluegreen: copies, since nginx sees BLUEGREEN_HOME through a bind
   // mount (a link out of it would not resolve in the container).
-  for (const sub of ['nginx', 'app', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+  for (const sub of ['nginx', 'app', 'userdata'])
+    cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
   const stateDir = path.join(base, 'state');
   const logDir = path.join(base, 'logs');
   mkdirSync(logDir, { recursive: true });
@@ -150,18 +161,28 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
   const names = parameterNames(stage);
   const releases = options.releases ?? { blue: 'blue-1', green: 'green-1' };
   const put = (values: Record<string, string>) => putParameters(moto, values);
-  if (!options.joinStage) await put({
-    [names.activePool]: options.active ?? 'blue',
-    [names.canaryPercent]: '0',
-    ...Object.fromEntries((['blue', 'green'] as const).flatMap((p) => [
-      [names.pools[p].image, 'bluegreen-app:local'],
-      [names.pools[p].release, releases[p]],
-      [names.pools[p].env, '{}'],
-    ])),
-  });
+  if (!options.joinStage)
+    await put({
+      [names.activePool]: options.active ?? 'blue',
+      [names.canaryPercent]: '0',
+      ...Object.fromEntries(
+        (['blue', 'green'] as const).flatMap((p) => [
+          [names.pools[p].image, 'bluegreen-app:local'],
+          [names.pools[p].release, releases[p]],
+          [names.pools[p].env, '{}'],
+        ]),
+      ),
+    });
 
   const composeEnv = { ...process.env, ...env };
-  const compose = async (...args: string[]) => (await run('docker', ['compose', ...args], { cwd: path.join(home, 'userdata'), env: composeEnv, maxBuffer: 16 << 20 })).stdout;
+  const compose = async (...args: string[]) =>
+    (
+      await run('docker', ['compose', ...args], {
+        cwd: path.join(home, 'userdata'),
+        env: composeEnv,
+        maxBuffer: 16 << 20,
+      })
+    ).stdout;
   const set: ComposeSet = {
     project,
     home,
@@ -188,15 +209,32 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     compose,
     containerId(pool) {
       const service = pool === 'nginx' ? 'nginx' : `app_${pool}`;
-      return execFileSync('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`], { encoding: 'utf8' }).trim();
+      return execFileSync(
+        'docker',
+        [
+          'ps',
+          '-q',
+          '--no-trunc',
+          '--filter',
+          `label=com.docker.compose.project=${project}`,
+          '--filter',
+          `label=com.docker.compose.service=${service}`,
+        ],
+        { encoding: 'utf8' },
+      ).trim();
     },
     containerAddress(pool) {
-      return execFileSync('docker', ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', set.containerId(pool)], { encoding: 'utf8' }).trim();
+      return execFileSync(
+        'docker',
+        ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', set.containerId(pool)],
+        { encoding: 'utf8' },
+      ).trim();
     },
     upstreamConf: () => readFileSync(path.join(home, 'conf', 'upstream.conf'), 'utf8'),
     async down() {
       try {
-        if (existsSync(path.join(home, 'userdata', '.env'))) await compose('down', '--remove-orphans', '--timeout', '5');
+        if (existsSync(path.join(home, 'userdata', '.env')))
+          await compose('down', '--remove-orphans', '--timeout', '5');
       } finally {
         if (ownMoto) await moto.stop();
         rmSync(base, { recursive: true, force: true });
@@ -206,12 +244,13 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
 
   try {
     const boot = await set.apply('--no-reload');
-    if (boot.code !== 0) throw new Error(`bluegreen-apply --no-reload exited ${boot.code}: ${boot.stdout}${boot.stderr}`);
+    if (boot.code !== 0)
+      throw new Error(`bluegreen-apply --no-reload exited ${boot.code}: ${boot.stdout}${boot.stderr}`);
     await compose('up', '-d', '--wait', '--wait-timeout', '120');
   } catch (err) {
     const logs = await compose('logs', '--no-color', '--tail', '30').catch(() => '');
     await set.down().catch(() => undefined);
-    throw new Error(`the Compose set did not come up: ${(err as Error).message}\n${logs}`);
+    throw new Error(`the Compose set did not come up: ${(err as Error).message}\n${logs}`, { cause: err });
   }
   return set;
 }

@@ -27,26 +27,56 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 /** The env file the host writes for `env` (its jq writer), or why it refuses it. */
 function hostWrites(env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', path.join(REPO_ROOT, 'userdata', 'pool-env.json'), '-f', path.join(REPO_ROOT, 'userdata', 'pool-env.jq')], (error, stdout) =>
-      error ? reject(error) : resolve(stdout),
+    const child = execFile(
+      'jq',
+      [
+        '-rRs',
+        '--slurpfile',
+        'rule',
+        path.join(REPO_ROOT, 'userdata', 'pool-env.json'),
+        '-f',
+        path.join(REPO_ROOT, 'userdata', 'pool-env.jq'),
+      ],
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
     );
     child.stdin!.end(JSON.stringify(env));
   });
 }
 
 /** app_blue's environment as Compose resolves it with this blue.env (green.env empty). */
-function composeReads(blueEnvFile: string, composeEnv: Record<string, string> = {}): { ok: true; env: Record<string, string> } | { ok: false; error: string } {
+function composeReads(
+  blueEnvFile: string,
+  composeEnv: Record<string, string> = {},
+): { ok: true; env: Record<string, string> } | { ok: false; error: string } {
   mkdirSync(path.join(dir, 'pools'), { recursive: true });
   writeFileSync(path.join(dir, 'pools', 'blue.env'), blueEnvFile);
   writeFileSync(path.join(dir, 'pools', 'green.env'), '');
-  const run = spawnSync('docker', ['compose', '-p', 'bgenvfile', '-f', path.join(REPO_ROOT, 'userdata', 'docker-compose.yml'), 'config', '--format', 'json'], {
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', BLUEGREEN_STATE_DIR: dir, ...composeEnv },
-  });
+  const run = spawnSync(
+    'docker',
+    [
+      'compose',
+      '-p',
+      'bgenvfile',
+      '-f',
+      path.join(REPO_ROOT, 'userdata', 'docker-compose.yml'),
+      'config',
+      '--format',
+      'json',
+    ],
+    {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME ?? '/root', BLUEGREEN_STATE_DIR: dir, ...composeEnv },
+    },
+  );
   if (run.status !== 0) return { ok: false, error: run.stderr.trim() };
   const config = JSON.parse(run.stdout) as { services: { app_blue: { environment: Record<string, string | null> } } };
   // `config` prints a Compose file, where a literal $ is written $$ (a container gets one $).
-  const env = Object.fromEntries(Object.entries(config.services.app_blue.environment).map(([k, v]) => [k, v === null ? '<unset>' : v.replace(/\$\$/g, '$')]));
+  const env = Object.fromEntries(
+    Object.entries(config.services.app_blue.environment).map(([k, v]) => [
+      k,
+      v === null ? '<unset>' : v.replace(/\$\$/g, '$'),
+    ]),
+  );
   return { ok: true, env };
 }
 const HOST_SET = { APP_POOL: 'blue', RELEASE_ID: 'blue-1', PORT: '3000' };
@@ -65,21 +95,27 @@ testDocker.each([
 
 // The refused values, had they been written the old way (KEY='value', no check): Compose reads
 // something else. (The host now writes no line for them: test/e2e/bluegreen-apply.test.ts.)
-testDocker('a trailing backslash: Compose reads \\\' as a quote, the value runs on and the file does not parse (every service fails to start)', async () => {
-  expect(await hostWrites({ A: 'x\\' })).toMatch(/^refused: values must not end in a backslash/);
-  const read = composeReads(poolEnvFileLines({ A: 'x\\' }).join('\n') + '\n');
-  expect(read.ok).toBe(false);
-  expect(!read.ok && read.error).toMatch(/unterminated quoted value/);
-});
+testDocker(
+  "a trailing backslash: Compose reads \\' as a quote, the value runs on and the file does not parse (every service fails to start)",
+  async () => {
+    expect(await hostWrites({ A: 'x\\' })).toMatch(/^refused: values must not end in a backslash/);
+    const read = composeReads(poolEnvFileLines({ A: 'x\\' }).join('\n') + '\n');
+    expect(read.ok).toBe(false);
+    expect(!read.ok && read.error).toMatch(/unterminated quoted value/);
+  },
+);
 
-testDocker('a trailing backslash followed by a second value: the second value defines HOST (a key the host refuses)', async () => {
-  const env = { A: 'x\\', B: ' HOST=127.0.0.1 #' };
-  expect(await hostWrites(env)).toMatch(/^refused: values must not end in a backslash/);
-  const read = composeReads(poolEnvFileLines(env).join('\n') + '\n');
-  expect(read).toEqual({ ok: true, env: expect.objectContaining({ HOST: '127.0.0.1', A: "x'\nB=" }) });
-});
+testDocker(
+  'a trailing backslash followed by a second value: the second value defines HOST (a key the host refuses)',
+  async () => {
+    const env = { A: 'x\\', B: ' HOST=127.0.0.1 #' };
+    expect(await hostWrites(env)).toMatch(/^refused: values must not end in a backslash/);
+    const read = composeReads(poolEnvFileLines(env).join('\n') + '\n');
+    expect(read).toEqual({ ok: true, env: expect.objectContaining({ HOST: '127.0.0.1', A: "x'\nB=" }) });
+  },
+);
 
-testDocker('a key ending in a line feed: a bare key, filled from Compose\'s own environment (the agent\'s)', async () => {
+testDocker("a key ending in a line feed: a bare key, filled from Compose's own environment (the agent's)", async () => {
   const env = { 'SECRET_ON_HOST\n': 'x' };
   expect(await hostWrites(env)).toMatch(/^refused: keys must be environment variable names/);
   const read = composeReads(poolEnvFileLines(env).join('\n') + '\n', { SECRET_ON_HOST: 'the agent environment' });

@@ -44,7 +44,14 @@ const describeDocker = engine.ready ? describe : describe.skip;
 const JOIN_BAKE_S = 30;
 /** Every host in one round (keeps the file within its time; the default 50% rounds run in the failing-gate test). */
 const EVERY_HOST_AT_ONCE = { maxConcurrency: '100%', maxErrors: '0' } as const;
-const LOAD = { connections: 8, ratePerSec: 300, durationMs: 150_000, maxRequests: 1_000_000, requestTimeoutMs: 5_000, ...STRICT_CLIENT } as const;
+const LOAD = {
+  connections: 8,
+  ratePerSec: 300,
+  durationMs: 150_000,
+  maxRequests: 1_000_000,
+  requestTimeoutMs: 5_000,
+  ...STRICT_CLIENT,
+} as const;
 
 describeDocker('fleet mode: two hosts behind a load balancer', () => {
   let fleet: Fleet;
@@ -56,14 +63,28 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     await fleet?.down();
   }, 90_000);
 
-  const param = async (name: string) => (await fleet.ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+  const param = async (name: string) =>
+    (await fleet.ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   /** What one host's own nginx answers (its published port): the pool that answered and the active one. */
   const hostAnswer = async (url: string) => {
     const res = await httpRequest(`${url}/version`, { timeoutMs: 3000, agent: false });
-    return { status: res.status, pool: header(res, 'x-app-pool'), active: header(res, 'x-active-pool'), release: header(res, 'x-release-id') };
+    return {
+      status: res.status,
+      pool: header(res, 'x-app-pool'),
+      active: header(res, 'x-active-pool'),
+      release: header(res, 'x-release-id'),
+    };
   };
   /** The release CLI's AWS backend on the harness's stage (Run Command stood in for by the fleet). */
-  const stageBackend = () => new AwsReleaseBackend({ ssm: fleet.ssm, stage: fleet.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply: fleet.runApply, confirmAnswers: 10 });
+  const stageBackend = () =>
+    new AwsReleaseBackend({
+      ssm: fleet.ssm,
+      stage: fleet.stage,
+      pollMs: 200,
+      flipTimeoutMs: 30_000,
+      runApply: fleet.runApply,
+      confirmAnswers: 10,
+    });
   /** An all-at-once release of `release` (deploy at the default 50% rate unless `deployRate` says otherwise). */
   const releaseOf = (release: string, o: Pick<ReleaseOptions, 'bakeSeconds' | 'deployRate'>): ReleaseOptions => ({
     release,
@@ -106,7 +127,17 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const lines: string[] = [];
     // The CLI's flip: write the parameter, then N answers in a row from green through the public URL
     // (the balancer). The pool-switch rule's stand-in runs bluegreen-apply on every host.
-    const outcome = await flipOnAws({ ssm: fleet.ssm, stage: fleet.stage, params: fleet.names, pool: 'green', wait: true, timeoutMs: 60_000, pollMs: 200, answers: 10, out: (l) => lines.push(l) });
+    const outcome = await flipOnAws({
+      ssm: fleet.ssm,
+      stage: fleet.stage,
+      params: fleet.names,
+      pool: 'green',
+      wait: true,
+      timeoutMs: 60_000,
+      pollMs: 200,
+      answers: 10,
+      out: (l) => lines.push(l),
+    });
     await load.after(1_000, 'after the flip');
     const result = await load.finish();
     const { summary, served } = figures('flip blue → green', result.samples, result.durationMs, from);
@@ -127,13 +158,23 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     // Every host at once (100%) keeps this file within its time; the 50% rounds are exercised below.
     // No alert function runs here (release.test.ts has the guard on one host): the CLI finishes the
     // short bake itself once its grace is over, and says so.
-    const { code, backend, result, summary, served } = await releaseUnderLoad('release v2 (good)', releaseOf('v2', { bakeSeconds: 2, deployRate: EVERY_HOST_AT_ONCE }), { graceMs: 500 });
+    const { code, backend, result, summary, served } = await releaseUnderLoad(
+      'release v2 (good)',
+      releaseOf('v2', { bakeSeconds: 2, deployRate: EVERY_HOST_AT_ONCE }),
+      { graceMs: 500 },
+    );
     expect(code).toBe(0);
     expect(summary.failures).toEqual({});
     expect(served.lbFailed).toBe(0);
     expect(await param(fleet.names.activePool)).toBe('blue');
     const record = (await backend.readRecord())!;
-    expect(record).toMatchObject({ release: 'v2', pool: 'blue', state: 'promoted', previousPool: 'green', previousRelease: 'v0' });
+    expect(record).toMatchObject({
+      release: 'v2',
+      pool: 'blue',
+      state: 'promoted',
+      previousPool: 'green',
+      previousRelease: 'v0',
+    });
     expect(hostGates(record.steps).map((g) => `${g.host}:${g.ok}`)).toEqual(fleet.hosts.map((h) => `${h.id}:true`));
     for (const h of fleet.hosts) {
       expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool: 'blue', active: 'blue', release: 'v2' });
@@ -146,7 +187,10 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const [good, bad] = fleet.hosts;
     // On `bad` only, release v3 starts with FAIL_HEALTHZ=1: its /healthz answers 503 (fleet.ts HostFault).
     fleet.fault = { host: bad.id, release: 'v3', env: { FAIL_HEALTHZ: '1' } };
-    const { code, backend, result, summary, served } = await releaseUnderLoad('release v3 (gate fails on one host)', releaseOf('v3', { bakeSeconds: 10 }));
+    const { code, backend, result, summary, served } = await releaseUnderLoad(
+      'release v3 (gate fails on one host)',
+      releaseOf('v3', { bakeSeconds: 10 }),
+    );
     fleet.fault = undefined;
 
     expect(code).toBe(1);
@@ -156,7 +200,13 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     // Nothing promoted: the active pool never changed, no promotion step, every host still on blue.
     expect(await param(fleet.names.activePool)).toBe('blue');
     const record = (await backend.readRecord())!;
-    expect(record).toMatchObject({ release: 'v3', pool: 'green', state: 'failed', previousPool: 'blue', previousRelease: 'v2' });
+    expect(record).toMatchObject({
+      release: 'v3',
+      pool: 'green',
+      state: 'failed',
+      previousPool: 'blue',
+      previousRelease: 'v2',
+    });
     expect(record.steps.map((s) => s.step)).not.toContain('promoting');
     expect(record.reason).toContain(bad.id);
     expect(record.reason).not.toContain(`${good.id}:`);
@@ -166,7 +216,9 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       expect.objectContaining({ host: good.id, ok: true }),
       expect.objectContaining({ host: bad.id, ok: false, failure: expect.stringMatching(/^step (recreate|health)/) }),
     ]);
-    const badSteps = record.steps.filter((s) => s.host === bad.id && s.step !== 'canary' && s.step !== 'host').map((s) => `${s.step}:${s.ok}`);
+    const badSteps = record.steps
+      .filter((s) => s.host === bad.id && s.step !== 'canary' && s.step !== 'host')
+      .map((s) => `${s.step}:${s.ok}`);
     expect(badSteps).toEqual(expect.arrayContaining(['health:false', 'restore:true']));
     expect(record.steps.find((s) => s.host === bad.id && s.step === 'health')!.detail).toMatch(/healthz answers 503/);
     // Restored: green's desired release is v0 again, and every host's green runs v0 (its backup).
@@ -178,14 +230,26 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     }
   }, 240_000);
 
-  test('a failing release at --max-concurrency 1 reaches one host only: every host\'s timer runs during it and none deploys it; 0 failed', async () => {
+  test("a failing release at --max-concurrency 1 reaches one host only: every host's timer runs during it and none deploys it; 0 failed", async () => {
     const [first, second] = fleet.hosts;
     const active = (await param(fleet.names.activePool)) as Pool;
     const pool = otherPool(active);
     const ran = (await param(fleet.names.pools[pool].release))!;
     /** The idle pool's container on a host: a deploy (or its restore) recreates it, with a new id. */
     const idleContainer = (h: FleetHost) =>
-      execFileSync('docker', ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${h.set.project}`, '--filter', `label=com.docker.compose.service=app_${pool}`], { encoding: 'utf8' }).trim();
+      execFileSync(
+        'docker',
+        [
+          'ps',
+          '-q',
+          '--no-trunc',
+          '--filter',
+          `label=com.docker.compose.project=${h.set.project}`,
+          '--filter',
+          `label=com.docker.compose.service=app_${pool}`,
+        ],
+        { encoding: 'utf8' },
+      ).trim();
     const untouched = idleContainer(second);
     // Run Command starts the deploy on the first host only (one at a time) and it fails its gate
     // there: with --max-errors 0 no other host starts it.
@@ -196,7 +260,10 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const runsBefore = fleet.timer.runs().length;
     let outcome: Awaited<ReturnType<typeof releaseUnderLoad>>;
     try {
-      outcome = await releaseUnderLoad('release v5 (fails on the first host) at --max-concurrency 1, timers every 3 s', releaseOf('v5', { bakeSeconds: 10, deployRate: { maxConcurrency: '1', maxErrors: '0' } }));
+      outcome = await releaseUnderLoad(
+        'release v5 (fails on the first host) at --max-concurrency 1, timers every 3 s',
+        releaseOf('v5', { bakeSeconds: 10, deployRate: { maxConcurrency: '1', maxErrors: '0' } }),
+      );
     } finally {
       fleet.fault = undefined;
       fleet.timer.reset();
@@ -204,18 +271,39 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
     const { code, backend, summary, served } = outcome;
     const record = (await backend.readRecord())!;
     const [startedAt, finishedAt] = [Date.parse(record.startedAt), Date.parse(record.finishedAt ?? '')];
-    const during = fleet.timer.runs().slice(runsBefore).filter((r) => r.startedAt >= startedAt && r.startedAt <= finishedAt);
-    const deploySteps = (stdout: string) => stepLines(stdout).filter((s) => s.pool === pool && ['pull', 'recreate', 'health', 'smoke', 'restore'].includes(s.step));
+    const during = fleet.timer
+      .runs()
+      .slice(runsBefore)
+      .filter((r) => r.startedAt >= startedAt && r.startedAt <= finishedAt);
+    const deploySteps = (stdout: string) =>
+      stepLines(stdout).filter(
+        (s) => s.pool === pool && ['pull', 'recreate', 'health', 'smoke', 'restore'].includes(s.step),
+      );
     process.stdout.write(
       `  timer runs during the release: ${fleet.hosts.map((h) => `${h.id} ${during.filter((r) => r.host === h.id).length}`).join(', ')}; ` +
-        `${second.id}'s said: ${[...new Set(during.filter((r) => r.host === second.id).flatMap((r) => stepLines(r.result.stdout).filter((s) => s.pool === pool && s.step === 'reconcile').map((s) => s.detail)))].join(' | ')}\n`,
+        `${second.id}'s said: ${[
+          ...new Set(
+            during
+              .filter((r) => r.host === second.id)
+              .flatMap((r) =>
+                stepLines(r.result.stdout)
+                  .filter((s) => s.pool === pool && s.step === 'reconcile')
+                  .map((s) => s.detail),
+              ),
+          ),
+        ].join(' | ')}\n`,
     );
 
     expect(code).toBe(1);
     expect(record).toMatchObject({ release: 'v5', pool, state: 'failed' });
     const gates = hostGates(record.steps);
     expect(gates).toEqual([
-      expect.objectContaining({ host: first.id, ok: false, notRun: false, failure: expect.stringMatching(/^step (recreate|health)/) }),
+      expect.objectContaining({
+        host: first.id,
+        ok: false,
+        notRun: false,
+        failure: expect.stringMatching(/^step (recreate|health)/),
+      }),
       expect.objectContaining({ host: second.id, ok: false, notRun: true }),
     ]);
     // The second host's timer ran while the release was in progress, and deployed nothing there.
@@ -258,7 +346,12 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       const host = await launched.ready;
       await load.after(1_500, 'after the new host joined');
       const result = await load.finish();
-      const { summary, served } = figures(`release v4 with ${launched.id} launched at its start`, result.samples, result.durationMs, from);
+      const { summary, served } = figures(
+        `release v4 with ${launched.id} launched at its start`,
+        result.samples,
+        result.durationMs,
+        from,
+      );
       const { phases, id } = launched;
       const finishedAt = Date.parse(record.finishedAt ?? '');
       const at = (t: number | undefined) => (t === undefined ? '-' : `${((t - phases.launched) / 1000).toFixed(1)} s`);
@@ -267,7 +360,11 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
         `  ${id}: the deploy found it ${joinedDeploy ? 'still bootstrapping (it answered step=join)' : 'bootstrapped (deployed and gated like the others)'}; from its launch: ` +
           `marker removed ${at(phases.markerRemoved)}, join waiting ${at(phases.joinWaiting)}, release final ${at(finishedAt)}, join exited ${at(phases.joinExited)}, ` +
           `bluegreen-apply ${at(phases.applied)}, registered ${at(phases.registered)}; held out ${(((phases.joinExited ?? 0) - (phases.markerRemoved ?? 0)) / 1000).toFixed(1)} s after its bootstrap, ` +
-          `${launched.heartbeats().length} lifecycle heartbeats; its bluegreen-apply before joining: ${stepLines(launched.apply?.stdout ?? '').map((s) => `${s.step} ${s.pool}${s.ok ? '' : ' FAILED'}`).join(', ')}\n`,
+          `${launched.heartbeats().length} lifecycle heartbeats; its bluegreen-apply before joining: ${stepLines(
+            launched.apply?.stdout ?? '',
+          )
+            .map((s) => `${s.step} ${s.pool}${s.ok ? '' : ' FAILED'}`)
+            .join(', ')}\n`,
       );
       process.stdout.write(`${lines.join('\n')}\n${launched.join.stdout}`);
 
@@ -276,11 +373,15 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       expect(record).toMatchObject({ release: 'v4', pool, state: 'promoted' });
       expect(await param(fleet.names.activePool)).toBe(pool);
       const gates = hostGates(record.steps);
-      expect(gates.filter((g) => g.host !== id)).toEqual(inService.map((h) => expect.objectContaining({ host: h.id, ok: true, joining: false })));
+      expect(gates.filter((g) => g.host !== id)).toEqual(
+        inService.map((h) => expect.objectContaining({ host: h.id, ok: true, joining: false })),
+      );
       if (joinedDeploy) {
         // The deploy found it bootstrapping: `step=join`, not gated, not failed, its marker still there.
         expect(gates.find((g) => g.host === id)).toMatchObject({ ok: false, joining: true, notRun: false });
-        expect(lines.join('\n')).toContain(`1 still bootstrapping (${id}): not in service, they join after this release with its outcome`);
+        expect(lines.join('\n')).toContain(
+          `1 still bootstrapping (${id}): not in service, they join after this release with its outcome`,
+        );
       } else {
         // It finished its bootstrap before the deploy came: deployed and gated like the others.
         expect(gates.find((g) => g.host === id)).toMatchObject({ ok: true, joining: false });
@@ -295,27 +396,43 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
       const entries = fleet.lbLog(from).entries;
       const onIt = entries.filter((e) => e.targets.some((t) => fleet.hostOf(t) === id));
       expect(onIt.filter((e) => e.startMsec < phases.registered! - 1)).toEqual([]);
-      expect(onIt.filter((e) => e.status !== 200 || e.pool !== pool || e.release !== 'v4' || fleet.hostOf(e.targets[e.targets.length - 1]) !== id)).toEqual([]);
+      expect(
+        onIt.filter(
+          (e) =>
+            e.status !== 200 ||
+            e.pool !== pool ||
+            e.release !== 'v4' ||
+            fleet.hostOf(e.targets[e.targets.length - 1]) !== id,
+        ),
+      ).toEqual([]);
       expect(served.byHost[id]).toBe(onIt.length);
       expect(onIt.length).toBeGreaterThan(100);
       // It booted while the release was in progress (else this run shows no wait: the bake is too
       // short for this machine), waited in bluegreen-join for that very release, heartbeating its
       // launch, and went on only once the record was final.
-      if (!(phases.markerRemoved! < finishedAt)) throw new Error(`${id} finished its bootstrap after the release did: raise JOIN_BAKE_S (${JOIN_BAKE_S} s) for this machine`);
+      if (!(phases.markerRemoved! < finishedAt))
+        throw new Error(
+          `${id} finished its bootstrap after the release did: raise JOIN_BAKE_S (${JOIN_BAKE_S} s) for this machine`,
+        );
       expect(launched.join.code).toBe(0);
       expect(launched.join.stdout).toContain(`bluegreen-join: release ${record.id} is in progress (`);
-      expect(launched.join.stdout).toMatch(new RegExp(`bluegreen-join: release ${record.id} is over \\(final\\) after \\d+ s: joining`));
+      expect(launched.join.stdout).toMatch(
+        new RegExp(`bluegreen-join: release ${record.id} is over \\(final\\) after \\d+ s: joining`),
+      );
       expect(phases.joinWaiting!).toBeLessThan(finishedAt);
       expect(phases.joinExited!).toBeGreaterThan(finishedAt);
       const heartbeats = launched.heartbeats();
       expect(heartbeats.length).toBeGreaterThanOrEqual(1);
       for (const hb of heartbeats) {
-        expect(hb.call).toBe(`autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name ${fleetGroupName(fleet.stage)} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id ${id}`);
+        expect(hb.call).toBe(
+          `autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name ${fleetGroupName(fleet.stage)} --lifecycle-hook-name ${BOOTSTRAP_HOOK_NAME} --instance-id ${id}`,
+        );
         expect(hb.at).toBeGreaterThanOrEqual(phases.joinStarted!);
         expect(hb.at).toBeLessThanOrEqual(phases.joinExited!);
       }
       // Every host, the newcomer too, runs the release's outcome.
-      for (const h of [...inService, host]) expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool, active: pool, release: 'v4' });
+      for (const h of [...inService, host])
+        expect(await hostAnswer(h.set.url)).toMatchObject({ status: 200, pool, active: pool, release: 'v4' });
       // Nobody saw a failure.
       expect(summary.failures).toEqual({});
       expect(served.lbFailed).toBe(0);

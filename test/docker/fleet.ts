@@ -37,7 +37,17 @@
 // reload would reset idle keep-alive client connections, which an ALB's registration does not).
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -196,7 +206,11 @@ const alive = (pid: number) => {
  */
 export function cleanStaleFleets(): string[] {
   const removed: string[] = [];
-  const ps = spawnSync('docker', ['ps', '-a', '--format', '{{.ID}} {{.Names}} {{.Label "com.docker.compose.project"}}'], { encoding: 'utf8' });
+  const ps = spawnSync(
+    'docker',
+    ['ps', '-a', '--format', '{{.ID}} {{.Names}} {{.Label "com.docker.compose.project"}}'],
+    { encoding: 'utf8' },
+  );
   if (ps.status !== 0) return removed;
   const staleProjects = new Set<string>();
   for (const line of ps.stdout.trim().split('\n').filter(Boolean)) {
@@ -222,8 +236,12 @@ const LB_REGISTERED = `${LB_PREFIX}/registered`;
  */
 export function lbConfig(listenPort: number, targets: readonly number[], spares: readonly number[] = []): string {
   const server = (p: number) => `        server 127.0.0.1:${p} max_fails=1 fail_timeout=${LB_FAIL_TIMEOUT_S}s;`;
-  const upstream = (name: string, ports: readonly number[]) => `    upstream ${name} {\n${ports.map(server).join('\n')}\n        keepalive 32;\n    }`;
-  const upstreams = [upstream('fleet', targets), ...spares.map((_, k) => upstream(`fleet_${k + 1}`, [...targets, ...spares.slice(0, k + 1)]))];
+  const upstream = (name: string, ports: readonly number[]) =>
+    `    upstream ${name} {\n${ports.map(server).join('\n')}\n        keepalive 32;\n    }`;
+  const upstreams = [
+    upstream('fleet', targets),
+    ...spares.map((_, k) => upstream(`fleet_${k + 1}`, [...targets, ...spares.slice(0, k + 1)])),
+  ];
   return `# The harness's load balancer (test/docker/fleet.ts): what an ALB does for the fleet, as far as
 # open-source nginx can (no active health checks, no deregistration delay).
 worker_processes 1;
@@ -306,12 +324,16 @@ function installApply(root: string, set: ComposeSet): string {
   const file = path.join(root, APPLY_PATH);
   mkdirSync(path.dirname(file), { recursive: true });
   const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  const lines = ['#!/bin/sh', `# bluegreen-apply of ${set.project} (test/docker/fleet.ts)`, ...Object.entries(set.env).map(([k, v]) => `export ${k}=${q(v)}`), `exec sh ${q(path.join(set.home, APPLY))} "$@"`];
+  const lines = [
+    '#!/bin/sh',
+    `# bluegreen-apply of ${set.project} (test/docker/fleet.ts)`,
+    ...Object.entries(set.env).map(([k, v]) => `export ${k}=${q(v)}`),
+    `exec sh ${q(path.join(set.home, APPLY))} "$@"`,
+  ];
   writeFileSync(file, `${lines.join('\n')}\n`);
   chmodSync(file, 0o755);
   return file;
 }
-
 
 /** The host timer's schedule: every `periodMs`, each host at its own fixed offset within `spreadMs`. */
 export interface TimerSchedule {
@@ -329,23 +351,29 @@ function timeSpanMs(value: string): number {
 
 /** A key of a systemd unit file (the last one wins, as systemd reads it). */
 function unitKey(file: string, key: string): string | undefined {
-  const values = [...readFileSync(path.join(REPO_ROOT, 'userdata', file), 'utf8').matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1].trim());
+  const values = [
+    ...readFileSync(path.join(REPO_ROOT, 'userdata', file), 'utf8').matchAll(new RegExp(`^${key}=(.*)$`, 'gm')),
+  ].map((m) => m[1].trim());
   return values.at(-1);
 }
 
 /** The schedule of userdata/bluegreen-apply.timer: wall-clock minutes, spread by its randomized delay and accuracy. */
 export function hostTimerSchedule(): TimerSchedule {
   const calendar = unitKey('bluegreen-apply.timer', 'OnCalendar');
-  if (calendar !== 'minutely') throw new Error(`the harness's timer knows OnCalendar=minutely, the unit says ${calendar}`);
+  if (calendar !== 'minutely')
+    throw new Error(`the harness's timer knows OnCalendar=minutely, the unit says ${calendar}`);
   // systemd's default accuracy is one minute; the unit narrows it.
-  const spreadMs = timeSpanMs(unitKey('bluegreen-apply.timer', 'RandomizedDelaySec') ?? '0') + timeSpanMs(unitKey('bluegreen-apply.timer', 'AccuracySec') ?? '1min');
+  const spreadMs =
+    timeSpanMs(unitKey('bluegreen-apply.timer', 'RandomizedDelaySec') ?? '0') +
+    timeSpanMs(unitKey('bluegreen-apply.timer', 'AccuracySec') ?? '1min');
   return { periodMs: 60_000, spreadMs: Math.min(spreadMs, 60_000) };
 }
 
 /** What the timer runs on a host: userdata/bluegreen-apply.service's ExecStart, as the unit says it. */
 export function hostTimerCommand(): string {
   const command = unitKey('bluegreen-apply.service', 'ExecStart');
-  if (!command?.startsWith(APPLY_PATH)) throw new Error(`bluegreen-apply.service's ExecStart is not ${APPLY_PATH}: ${command}`);
+  if (!command?.startsWith(APPLY_PATH))
+    throw new Error(`bluegreen-apply.service's ExecStart is not ${APPLY_PATH}: ${command}`);
   return command;
 }
 
@@ -371,12 +399,16 @@ function runShell(command: string, env: Record<string, string> = {}): Promise<Sc
 function awsShim(dir: string): { path: string; calls: () => Array<{ at: number; call: string }> } {
   const which = spawnSync('sh', ['-c', 'command -v aws'], { encoding: 'utf8' });
   const real = which.stdout.trim();
-  if (which.status !== 0 || !real) throw new Error('launchHost: bluegreen-join needs the aws CLI on PATH (it reads the release record from moto)');
+  if (which.status !== 0 || !real)
+    throw new Error('launchHost: bluegreen-join needs the aws CLI on PATH (it reads the release record from moto)');
   const bin = path.join(dir, 'bin');
   const log = path.join(dir, 'autoscaling-calls');
   mkdirSync(bin, { recursive: true });
   writeFileSync(log, '');
-  writeFileSync(path.join(bin, 'aws'), `#!/bin/sh\nif [ "$1" = autoscaling ]; then echo "$(date +%s%3N) $*" >> '${log}'; exit 0; fi\nexec '${real}' "$@"\n`);
+  writeFileSync(
+    path.join(bin, 'aws'),
+    `#!/bin/sh\nif [ "$1" = autoscaling ]; then echo "$(date +%s%3N) $*" >> '${log}'; exit 0; fi\nexec '${real}' "$@"\n`,
+  );
   chmodSync(path.join(bin, 'aws'), 0o755);
   return {
     path: `${bin}:${process.env.PATH ?? ''}`,
@@ -401,7 +433,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const removed = cleanStaleFleets();
   if (removed.length) process.stdout.write(`fleet: removed what a killed run left: ${removed.join(', ')}\n`);
   const moto = await startMoto();
-  const ssm = new SSMClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  const ssm = new SSMClient({
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
   /** In service (bootstrapped; the first `count`, and launched hosts once registered). */
   const hosts: FleetHost[] = [];
   /** Launched, tagged, not yet registered (Run Command reaches them). */
@@ -437,7 +473,9 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   try {
     // The hosts boot in parallel, as an Auto Scaling group launches them; the same stage state.
     const started = await Promise.allSettled(
-      Array.from({ length: count }, (_, i) => startComposeSet({ fleetIndex: i, moto, active: options.active, releases: options.releases })),
+      Array.from({ length: count }, (_, i) =>
+        startComposeSet({ fleetIndex: i, moto, active: options.active, releases: options.releases }),
+      ),
     );
     for (const r of started) if (r.status === 'fulfilled') sets.add(r.value);
     const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -462,20 +500,51 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const lbPort = await freePort();
   lbDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-lb-'));
   chmodSync(lbDir, 0o755); // nginx's workers run unprivileged
-  for (const sub of ['logs', 'run', 'tmp', path.basename(LB_REGISTERED)]) mkdirSync(path.join(lbDir, sub), { mode: 0o755 });
-  writeFileSync(path.join(lbDir, 'lb.conf'), lbConfig(lbPort, hosts.map((h) => h.port), spares));
+  for (const sub of ['logs', 'run', 'tmp', path.basename(LB_REGISTERED)])
+    mkdirSync(path.join(lbDir, sub), { mode: 0o755 });
+  writeFileSync(
+    path.join(lbDir, 'lb.conf'),
+    lbConfig(
+      lbPort,
+      hosts.map((h) => h.port),
+      spares,
+    ),
+  );
   writeFileSync(path.join(lbDir, 'logs', 'access.log'), '');
   const url = `http://127.0.0.1:${lbPort}`;
   try {
-    await run('docker', ['run', '-d', '--name', lbName, '--network', 'host', '-v', `${lbDir}:${LB_PREFIX}`, withoutDigest(baseImages().nginx), 'nginx', '-p', `${LB_PREFIX}/`, '-c', `${LB_PREFIX}/lb.conf`, '-g', 'daemon off;']);
-    await waitFor(async () => {
-      const r = await fetch(`${url}/version`).catch(() => undefined);
-      return r?.status === 200;
-    }, 'the balancer to answer', 30_000);
+    await run('docker', [
+      'run',
+      '-d',
+      '--name',
+      lbName,
+      '--network',
+      'host',
+      '-v',
+      `${lbDir}:${LB_PREFIX}`,
+      withoutDigest(baseImages().nginx),
+      'nginx',
+      '-p',
+      `${LB_PREFIX}/`,
+      '-c',
+      `${LB_PREFIX}/lb.conf`,
+      '-g',
+      'daemon off;',
+    ]);
+    await waitFor(
+      async () => {
+        const r = await fetch(`${url}/version`).catch(() => undefined);
+        return r?.status === 200;
+      },
+      'the balancer to answer',
+      30_000,
+    );
   } catch (err) {
     const logs = spawnSync('docker', ['logs', '--tail', '20', lbName], { encoding: 'utf8' });
     await down();
-    throw new Error(`the balancer did not come up: ${(err as Error).message}\n${logs.stdout}${logs.stderr}`);
+    throw new Error(`the balancer did not come up: ${(err as Error).message}\n${logs.stdout}${logs.stderr}`, {
+      cause: err,
+    });
   }
   /** Registration of spare slot `slot` (0-based): the flag appears at once (rename), or goes. */
   const flag = (slot: number) => path.join(lbDir!, path.basename(LB_REGISTERED), String(slot + 1));
@@ -486,7 +555,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const deregister = (slot: number) => rmSync(flag(slot), { force: true });
 
   // What the stack creates besides the pool state: the record, maintenance, the public URL (the ALB's).
-  const put = (Name: string, Value: string) => ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
+  const put = (Name: string, Value: string) =>
+    ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
   await put(names.release, '{}');
   await put(names.maintenance, 'off');
   await put(names.publicUrl, url);
@@ -499,7 +569,10 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const serialized = <T>(host: TaggedHost, fn: () => Promise<T>): Promise<T> => {
     const prev = chains.get(host.id) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    chains.set(host.id, next.catch(() => undefined));
+    chains.set(
+      host.id,
+      next.catch(() => undefined),
+    );
     return next;
   };
   const members = () => [...hosts, ...launching];
@@ -524,7 +597,10 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
           const value = (name: string) => res.Parameters?.find((p) => p.Name === name)?.Value;
           if (value(n.release) !== fault!.release) continue;
           const own = `/bluegreen/${stage}/harness/${host.id}/pools/${pool}/env`;
-          await put(own, JSON.stringify({ ...(JSON.parse(value(n.env) ?? '{}') as Record<string, string>), ...fault!.env }));
+          await put(
+            own,
+            JSON.stringify({ ...(JSON.parse(value(n.env) ?? '{}') as Record<string, string>), ...fault!.env }),
+          );
           overrides[`${pool.toUpperCase()}_ENV_PARAM`] = own;
         }
         return runShell(hostCommandUnder(host.root, args), overrides);
@@ -546,7 +622,14 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       // Rounds of `slots` hosts; once more than `budget` failed, no further host is started.
       while (queue.length) {
         if (errors > budget) {
-          for (const h of queue.splice(0)) results.set(h.id, { host: h.id, status: NOT_RUN, ok: false, steps: [], error: 'not run: Run Command stopped after the failure elsewhere (MaxErrors)' });
+          for (const h of queue.splice(0))
+            results.set(h.id, {
+              host: h.id,
+              status: NOT_RUN,
+              ok: false,
+              steps: [],
+              error: 'not run: Run Command stopped after the failure elsewhere (MaxErrors)',
+            });
           break;
         }
         const round = queue.splice(0, slots);
@@ -561,7 +644,8 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     },
     launchHost() {
       const slot = launches.length;
-      if (slot >= spares.length) throw new Error(`launchHost: no spare balancer slot left (startFleet was given spares: ${spares.length})`);
+      if (slot >= spares.length)
+        throw new Error(`launchHost: no spare balancer slot left (startFleet was given spares: ${spares.length})`);
       const id = instanceId(count + slot + 1);
       const root = hostRoot(roots, id, true); // bootstrap.sh's first act: the marker
       const port = spares[slot];
@@ -608,14 +692,21 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
           child.on('close', (code) => resolve(code ?? 1));
         });
         phases.joinExited = Date.now();
-        if (join.code !== 0) throw new Error(`${id}: bluegreen-join exited ${join.code} (the user data abandons the launch): ${join.stderr.trim()}`);
+        if (join.code !== 0)
+          throw new Error(
+            `${id}: bluegreen-join exited ${join.code} (the user data abandons the launch): ${join.stderr.trim()}`,
+          );
         if (gone()) throw new Error(`${id}: the fleet let go of it while it waited to join`);
         // ...then bluegreen-apply, the stage's state as it is now; a failure is reported, not fatal
         // (the user data joins anyway: the timer retries).
         launch.host.apply = await serialized(tagged, () => runShell(apply));
         phases.applied = Date.now();
         // complete-lifecycle-action → InService; the target group's health check, then registered.
-        await waitFor(async () => (await fetch(`${set.url}${FLEET_HEALTH_CHECK_PATH}`).catch(() => undefined))?.status === 200, `${id} to pass the health check`, 30_000);
+        await waitFor(
+          async () => (await fetch(`${set.url}${FLEET_HEALTH_CHECK_PATH}`).catch(() => undefined))?.status === 200,
+          `${id} to pass the health check`,
+          30_000,
+        );
         if (gone()) throw new Error(`${id}: the fleet let go of it before it was registered`);
         const host: FleetHost = { id, root, set, port };
         // Stamped before the flag appears: every request the balancer sends it started after this.
@@ -660,7 +751,15 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
         const m = /^(\S+) (\d+) "([^"]*)" "([^"]*)" (\S+) "([^"]*)" "([^"]*)"$/.exec(line);
         if (!m) continue;
         const msec = Math.round(Number(m[1]) * 1000);
-        entries.push({ msec, startMsec: msec - Math.round(Number(m[5]) * 1000), status: Number(m[2]), targets: m[3].split(/\s*,\s*/).filter(Boolean), upstreamStatus: m[4], pool: value(m[6]), release: value(m[7]) });
+        entries.push({
+          msec,
+          startMsec: msec - Math.round(Number(m[5]) * 1000),
+          status: Number(m[2]),
+          targets: m[3].split(/\s*,\s*/).filter(Boolean),
+          upstreamStatus: m[4],
+          pool: value(m[6]),
+          release: value(m[7]),
+        });
       }
       return { end, entries };
     },
@@ -677,7 +776,10 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       return { byHost, retriedOnAnother, lbFailed };
     },
     hostOf(target) {
-      const all = [...hosts.map((h) => ({ id: h.id, port: h.port })), ...launches.map((l) => ({ id: l.host.id, port: l.host.port }))];
+      const all = [
+        ...hosts.map((h) => ({ id: h.id, port: h.port })),
+        ...launches.map((l) => ({ id: l.host.id, port: l.host.port })),
+      ];
       return all.find((h) => target === `127.0.0.1:${h.port}`)?.id;
     },
     async down() {
@@ -693,8 +795,13 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   let lastSeen = '';
   const loop = (async () => {
     while (!stopped) {
-      const res = await ssm.send(new GetParametersCommand({ Names: [names.activePool, names.canaryPercent] })).catch(() => undefined);
-      const seen = (res?.Parameters ?? []).map((p) => `${p.Name}=${p.Value}`).sort().join(' ');
+      const res = await ssm
+        .send(new GetParametersCommand({ Names: [names.activePool, names.canaryPercent] }))
+        .catch(() => undefined);
+      const seen = (res?.Parameters ?? [])
+        .map((p) => `${p.Name}=${p.Value}`)
+        .sort()
+        .join(' ');
       if (res && seen !== lastSeen) {
         const first = lastSeen === '';
         lastSeen = seen;
@@ -739,7 +846,12 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
  * come back (the Auto Scaling group would launch a new one, which joins as a new target).
  */
 export function killHost(host: FleetHost): void {
-  const ids = execFileSync('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${host.set.project}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  const ids = execFileSync('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${host.set.project}`], {
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .filter(Boolean);
   if (ids.length === 0) throw new Error(`host ${host.id} (${host.set.project}) has no running container to kill`);
   execFileSync('docker', ['update', '--restart', 'no', ...ids], { stdio: 'ignore' });
   execFileSync('docker', ['kill', ...ids], { stdio: 'ignore' });

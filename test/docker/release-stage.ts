@@ -37,13 +37,18 @@ export interface DockerStage {
 
 /** Turns a Compose set (booted, pool state in moto) into a stage with the release CLI and the guard. */
 export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, string> = {}): Promise<DockerStage> {
-  const config = { endpoint: set.moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const config = {
+    endpoint: set.moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   const ssm = new SSMClient(config);
   const logs = new CloudWatchLogsClient(config);
   const sqs = new SQSClient(config);
   const names = parameterNames(set.stage);
   const logGroup = `/bluegreen/${set.stage}/nginx/access`;
-  const put = (Name: string, Value: string, Type: 'String' | 'SecureString' = 'String') => ssm.send(new PutParameterCommand({ Name, Value, Type, Overwrite: true }));
+  const put = (Name: string, Value: string, Type: 'String' | 'SecureString' = 'String') =>
+    ssm.send(new PutParameterCommand({ Name, Value, Type, Overwrite: true }));
   // What the stack creates besides the pool state (compose-set.ts put that).
   await put(names.release, '{}');
   await put(names.maintenance, 'off');
@@ -69,8 +74,13 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   let lastSeen = '';
   const hostLoop = (async () => {
     while (!stopped) {
-      const res = await ssm.send(new GetParametersCommand({ Names: [names.activePool, names.canaryPercent] })).catch(() => undefined);
-      const seen = (res?.Parameters ?? []).map((p) => `${p.Name}=${p.Value}`).sort().join(' ');
+      const res = await ssm
+        .send(new GetParametersCommand({ Names: [names.activePool, names.canaryPercent] }))
+        .catch(() => undefined);
+      const seen = (res?.Parameters ?? [])
+        .map((p) => `${p.Name}=${p.Value}`)
+        .sort()
+        .join(' ');
       if (res && seen !== lastSeen) {
         lastSeen = seen;
         await serialized(() => set.apply());
@@ -95,7 +105,12 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
       rules,
       rebuildLookbackMs: 60_000,
       parameterMaxAgeMs: 60_000,
-      release: { recordParam: names.release, activePoolParam: names.activePool, canaryParam: names.canaryPercent, gate: releaseGateFromEnv(gateEnv, rules) },
+      release: {
+        recordParam: names.release,
+        activePoolParam: names.activePool,
+        canaryParam: names.canaryPercent,
+        gate: releaseGateFromEnv(gateEnv, rules),
+      },
     },
     { ssm, logs, sqs, log: () => undefined, emit: () => undefined },
   );
@@ -110,17 +125,27 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   const feed = (async () => {
     while (!stopped) {
       // The stack's rule on the record ("Parameter Store Change" → the function), as on AWS.
-      const record = (await ssm.send(new GetParametersCommand({ Names: [names.release] })).catch(() => undefined))?.Parameters?.[0]?.Value;
+      const record = (await ssm.send(new GetParametersCommand({ Names: [names.release] })).catch(() => undefined))
+        ?.Parameters?.[0]?.Value;
       if (record !== undefined && record !== lastRecord) {
         lastRecord = record;
-        await handle({ source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: names.release, operation: 'Update' } });
+        await handle({
+          source: 'aws.ssm',
+          'detail-type': 'Parameter Store Change',
+          detail: { name: names.release, operation: 'Update' },
+        });
       }
       // The log subscription (new lines), else the one-minute tick (here every 0.5 s).
       const lines = tail.read();
       const now = Date.now();
       await handle(
         lines.length
-          ? encodeSubscription({ messageType: 'DATA_MESSAGE', logGroup, logStream: HOST, logEvents: lines.map((message) => ({ id: String(nextId++), timestamp: now, message })) })
+          ? encodeSubscription({
+              messageType: 'DATA_MESSAGE',
+              logGroup,
+              logStream: HOST,
+              logEvents: lines.map((message) => ({ id: String(nextId++), timestamp: now, message })),
+            })
           : { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} },
       );
       await new Promise((r) => setTimeout(r, 500));
@@ -135,7 +160,16 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
     guardActions,
     async release(o) {
       const lines: string[] = [];
-      const options: ReleaseOptions = { env: {}, strategy: 'all-at-once', canaryPercent: 0, canarySeconds: 10, bakeSeconds: 10, promote: true, deployTimeoutSeconds: 180, ...o };
+      const options: ReleaseOptions = {
+        env: {},
+        strategy: 'all-at-once',
+        canaryPercent: 0,
+        canarySeconds: 10,
+        bakeSeconds: 10,
+        promote: true,
+        deployTimeoutSeconds: 180,
+        ...o,
+      };
       const code = await runRelease(options, backend, { out: (l) => lines.push(l), pollMs: 200, graceMs: 15_000 });
       return { code, lines };
     },

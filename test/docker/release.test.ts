@@ -18,7 +18,13 @@ if (!engine.ready) {
 }
 const describeDocker = engine.ready ? describe : describe.skip;
 
-const LOAD = { connections: 8, durationMs: 150_000, maxRequests: 1_000_000, retryStaleSockets: false, requestTimeoutMs: 5_000 } as const;
+const LOAD = {
+  connections: 8,
+  durationMs: 150_000,
+  maxRequests: 1_000_000,
+  retryStaleSockets: false,
+  requestTimeoutMs: 5_000,
+} as const;
 
 describeDocker('bluegreen release on the host Compose set', () => {
   let set: ComposeSet;
@@ -32,7 +38,8 @@ describeDocker('bluegreen release on the host Compose set', () => {
     await set?.down();
   }, 60_000);
 
-  const activePool = async () => (await stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${set.stage}/active-pool` }))).Parameter?.Value;
+  const activePool = async () =>
+    (await stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${set.stage}/active-pool` }))).Parameter?.Value;
 
   test('a good release goes to the idle pool, is promoted and baked: exit 0, 0 failed, the old pool untouched', async () => {
     const blueId = set.containerId('blue');
@@ -42,14 +49,18 @@ describeDocker('bluegreen release on the host Compose set', () => {
     await load.after(2_000, 'after the release');
     const result = await load.finish();
     const summary = summarize(result.samples, result.durationMs);
-    process.stdout.write(`docker release v2: ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${lines.join('\n')}\n`);
+    process.stdout.write(
+      `docker release v2: ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${lines.join('\n')}\n`,
+    );
     expect(code).toBe(0);
     expect(summary.failures).toEqual({});
     expect(await activePool()).toBe('green');
     expect(set.containerId('blue')).toBe(blueId); // the previous release still runs, untouched
     const record = (await stage.backend.readRecord())!;
     expect(record).toMatchObject({ release: 'v2', pool: 'green', state: 'promoted', previousRelease: 'v1' });
-    expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(expect.arrayContaining(['recreate:true', 'health:true', 'smoke:true']));
+    expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(
+      expect.arrayContaining(['recreate:true', 'health:true', 'smoke:true']),
+    );
     expect(result.samples.slice(-200).every((s) => s.pool === 'green')).toBe(true);
   }, 240_000);
 
@@ -63,14 +74,22 @@ describeDocker('bluegreen release on the host Compose set', () => {
     await load.after(2_000, 'after the rollback');
     const result = await load.finish();
     const summary = summarize(result.samples, result.durationMs);
-    process.stdout.write(`docker release v3 (FAULT_RATE=0.2): ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${lines.join('\n')}\n`);
+    process.stdout.write(
+      `docker release v3 (FAULT_RATE=0.2): ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${lines.join('\n')}\n`,
+    );
     expect(code).toBe(1);
     expect(lines.join('\n')).toMatch(/ROLLED BACK by the guard/);
     expect(summary.failures).toEqual({});
     expect(await activePool()).toBe('green');
     expect(set.containerId('green')).toBe(greenId);
     const record = (await stage.backend.readRecord())!;
-    expect(record).toMatchObject({ release: 'v3', pool: 'blue', state: 'rolled-back', previousPool: 'green', previousRelease: 'v2' });
+    expect(record).toMatchObject({
+      release: 'v3',
+      pool: 'blue',
+      state: 'rolled-back',
+      previousPool: 'green',
+      previousRelease: 'v2',
+    });
     expect(record.figures!.rate).toBeGreaterThan(0.02);
     expect(record.figures!.usersSaw5xx).toBe(0);
     expect(stage.guardActions.map((g) => g.action)).toContain('rollback');

@@ -39,7 +39,13 @@ describeDocker('slow paths on the host Compose set', () => {
     set.env.SLOW_PATHS = '/slow/:10s';
     const applied = await set.apply();
     expect(applied.code).toBe(0);
-    expect(stepLines(applied.stdout)).toContainEqual(expect.objectContaining({ step: 'settings', ok: true, detail: expect.stringContaining('routes.conf updated (config tested, nginx reloaded gracefully)') }));
+    expect(stepLines(applied.stdout)).toContainEqual(
+      expect.objectContaining({
+        step: 'settings',
+        ok: true,
+        detail: expect.stringContaining('routes.conf updated (config tested, nginx reloaded gracefully)'),
+      }),
+    );
     expect((await get('/slow/other/report?ms=3000')).status).toBe(200);
     const again = await set.apply();
     expect(again.code).toBe(0);

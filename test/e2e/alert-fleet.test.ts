@@ -3,7 +3,12 @@
 // log streams (three hosts) built from lines real nginx wrote, and the real local Slack receiver.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CloudWatchLogsClient, CreateLogGroupCommand, CreateLogStreamCommand, PutLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
+import {
+  CloudWatchLogsClient,
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  PutLogEventsCommand,
+} from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
@@ -12,7 +17,9 @@ import { REPO_ROOT } from '../../local/paths';
 import { Moto, startMoto } from '../helpers/moto';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 
-const FIXTURE = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);
+const FIXTURE = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8')
+  .split('\n')
+  .filter(Boolean);
 const HEALTHY = FIXTURE.find((l) => l.includes('"pool":"blue"') && l.includes('"upstream_status":"200"'))!;
 const FAILED_OVER = FIXTURE.find((l) => l.includes('"upstream_status":"500, 200"'))!;
 const HOSTS = ['i-0aaa', 'i-0bbb', 'i-0ccc'];
@@ -25,7 +32,11 @@ let queueUrl: string;
 const saved = { ...process.env };
 beforeAll(async () => {
   moto = await startMoto();
-  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const config = {
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   ssm = new SSMClient(config);
   cwl = new CloudWatchLogsClient(config);
   queueUrl = (await new SQSClient(config).send(new CreateQueueCommand({ QueueName: 'fleet-undelivered' }))).QueueUrl!;
@@ -43,8 +54,11 @@ afterEach(() => slack.close());
 async function stage(name: string, hosts: string | undefined) {
   const root = `/bluegreen/${name}`;
   await ssm.send(new PutParameterCommand({ Name: `${root}/maintenance`, Value: 'off', Type: 'String' }));
-  await ssm.send(new PutParameterCommand({ Name: `${root}/slack-webhook-url`, Value: slack.url, Type: 'SecureString' }));
-  if (hosts !== undefined) await ssm.send(new PutParameterCommand({ Name: `${root}/hosts`, Value: hosts, Type: 'String' }));
+  await ssm.send(
+    new PutParameterCommand({ Name: `${root}/slack-webhook-url`, Value: slack.url, Type: 'SecureString' }),
+  );
+  if (hosts !== undefined)
+    await ssm.send(new PutParameterCommand({ Name: `${root}/hosts`, Value: hosts, Type: 'String' }));
   await cwl.send(new CreateLogGroupCommand({ logGroupName: `${root}/nginx/access` }));
   process.env = {
     ...saved,
@@ -67,12 +81,19 @@ async function stage(name: string, hosts: string | undefined) {
   let id = 0;
   const start = Date.now();
   /** A line restamped to `when`, so it counts as recent. */
-  const stamped = (line: string, when: number) => JSON.stringify({ ...JSON.parse(line), msec: when / 1000, time: new Date(when).toISOString() });
+  const stamped = (line: string, when: number) =>
+    JSON.stringify({ ...JSON.parse(line), msec: when / 1000, time: new Date(when).toISOString() });
   /** History already in the log group (what a cold start rebuilds the window from), per host. */
   const history = async (host: string, lines: string[]) => {
     await cwl.send(new CreateLogStreamCommand({ logGroupName: `${root}/nginx/access`, logStreamName: host }));
     const at = start - 60_000 + id++ * 100;
-    await cwl.send(new PutLogEventsCommand({ logGroupName: `${root}/nginx/access`, logStreamName: host, logEvents: lines.map((line, i) => ({ message: stamped(line, at + i), timestamp: at + i })) }));
+    await cwl.send(
+      new PutLogEventsCommand({
+        logGroupName: `${root}/nginx/access`,
+        logStreamName: host,
+        logEvents: lines.map((line, i) => ({ message: stamped(line, at + i), timestamp: at + i })),
+      }),
+    );
   };
   /** One subscription batch from one host (log stream). */
   const send = async (host: string, lines: string[]) => {
@@ -106,7 +127,9 @@ test('hosts = fleet:3, two of three hosts fail over: Slack says "green answering
   // The error rate is the stage's (window 10, min 5): it fired on i-0aaa's failed request and says where it came from.
   const rate = texts().find((t) => t.includes('Error rate'))!;
   expect(rate).toContain('— failed requests from 1 of 3 hosts: i-0aaa 1');
-  expect(JSON.stringify(slack.received.find((r) => r.body.text === rate)!.body.attachments)).toContain('*Failing hosts*: `i-0aaa` ×1');
+  expect(JSON.stringify(slack.received.find((r) => r.body.text === rate)!.body.attachments)).toContain(
+    '*Failing hosts*: `i-0aaa` ×1',
+  );
 });
 
 test('a hosts parameter the function cannot parse: logged as an error, the alert still posted, M from the hosts seen logging', async () => {
@@ -115,11 +138,21 @@ test('a hosts parameter the function cannot parse: logged as an error, the alert
   await send('i-0aaa', [FAILED_OVER]);
   const logged = logs.mock.calls.map(([line]) => String(line));
   logs.mockRestore();
-  expect(texts().filter((t) => t.includes('Failover on'))).toEqual(['[fleetbad] Failover on i-0aaa: blue is failing, green is answering — green answering on 1 of 2 hosts']);
-  expect(logged.some((l) => l.includes('"level":"ERROR"') && l.includes('hosts parameter not usable') && l.includes('/bluegreen/fleetbad/hosts') && l.includes('got \\"fleet:three\\"'))).toBe(true);
+  expect(texts().filter((t) => t.includes('Failover on'))).toEqual([
+    '[fleetbad] Failover on i-0aaa: blue is failing, green is answering — green answering on 1 of 2 hosts',
+  ]);
+  expect(
+    logged.some(
+      (l) =>
+        l.includes('"level":"ERROR"') &&
+        l.includes('hosts parameter not usable') &&
+        l.includes('/bluegreen/fleetbad/hosts') &&
+        l.includes('got \\"fleet:three\\"'),
+    ),
+  ).toBe(true);
 });
 
-test('a cold start rebuilds the window with each failed request\'s host from its log stream', async () => {
+test("a cold start rebuilds the window with each failed request's host from its log stream", async () => {
   const { send, history, logs } = await stage('fleetcold', 'fleet:3');
   await history('i-0aaa', [FAILED_OVER, FAILED_OVER, HEALTHY]);
   await history('i-0bbb', [HEALTHY, HEALTHY]);

@@ -24,10 +24,16 @@ afterAll(async () => {
 });
 
 test('handler: env from the stack, clients at module scope, a real payload → Slack', async () => {
-  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const config = {
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   const ssm = new SSMClient(config);
   await ssm.send(new PutParameterCommand({ Name: '/bluegreen/h/maintenance', Value: 'off', Type: 'String' }));
-  await ssm.send(new PutParameterCommand({ Name: '/bluegreen/h/slack-webhook-url', Value: slack.url, Type: 'SecureString' }));
+  await ssm.send(
+    new PutParameterCommand({ Name: '/bluegreen/h/slack-webhook-url', Value: slack.url, Type: 'SecureString' }),
+  );
   await new CloudWatchLogsClient(config).send(new CreateLogGroupCommand({ logGroupName: '/bluegreen/h/nginx/access' }));
   const queueUrl = (await new SQSClient(config).send(new CreateQueueCommand({ QueueName: 'h-undelivered' }))).QueueUrl!;
   Object.assign(process.env, moto.env, {
@@ -45,7 +51,9 @@ test('handler: env from the stack, clients at module scope, a real payload → S
   jest.isolateModules(() => {
     handler = require('../../lambda/alert/handler').handler;
   });
-  const lines = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8').split('\n').filter(Boolean);
+  const lines = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'nginx-access.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean);
   const now = Date.now();
   const event = encodeSubscription({
     messageType: 'DATA_MESSAGE',

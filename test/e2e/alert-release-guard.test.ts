@@ -27,7 +27,11 @@ const logged: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
   moto = await startMoto();
-  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const config = {
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   clients = { ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config), sqs: new SQSClient(config) };
   await clients.logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP }));
 });
@@ -58,22 +62,48 @@ beforeEach(async () => {
     rules: DEFAULT_RULE_CONFIG,
     rebuildLookbackMs: 60_000,
     parameterMaxAgeMs: 0,
-    release: { recordParam: `${root}/release`, activePoolParam: `${root}/active-pool`, canaryParam: `${root}/canary-percent`, gate: { errorRate: 0.02, minRequests: 20 } },
+    release: {
+      recordParam: `${root}/release`,
+      activePoolParam: `${root}/active-pool`,
+      canaryParam: `${root}/canary-percent`,
+      gate: { errorRate: 0.02, minRequests: 20 },
+    },
   };
 });
 afterEach(() => slack.close());
 
-const runtime = () => new AlertRuntime(env, { ...clients, delivery: { sleep: async () => undefined, timeoutMs: 1000 }, log: (r) => logged.push(r), emit: () => undefined });
+const runtime = () =>
+  new AlertRuntime(env, {
+    ...clients,
+    delivery: { sleep: async () => undefined, timeoutMs: 1000 },
+    log: (r) => logged.push(r),
+    emit: () => undefined,
+  });
 
 /** A release baking on green, started 30 s ago (bakeUntil 50 s from now); one id per test. */
-const record = (overrides: Partial<ReleaseRecord>): ReleaseRecord => bakingRecord(Date.now() - 30_000, { id: `20261123-140000-green-v2-${suite}`, ...overrides });
+const record = (overrides: Partial<ReleaseRecord>): ReleaseRecord =>
+  bakingRecord(Date.now() - 30_000, { id: `20261123-140000-green-v2-${suite}`, ...overrides });
 
 /** An access-log line as nginx writes it: `primary` is where the request went first, `pool` who answered. */
 function line(at: number, primary: string, pool: string, upstreamStatus: string, active = 'green'): string {
   return JSON.stringify({
-    time: new Date(at).toISOString(), msec: at / 1000, request_id: `r${at}${Math.random()}`, remote_addr: '127.0.0.1', method: 'GET', uri: '/',
-    status: 200, body_bytes_sent: 10, request_time: 0.002, upstream_addr: '10.0.0.2:3000', upstream_status: upstreamStatus,
-    upstream_response_time: '0.001', upstream_connect_time: '0.000', pool, release: pool === 'green' ? 'v2' : 'v1', active_pool: active, primary_pool: primary,
+    time: new Date(at).toISOString(),
+    msec: at / 1000,
+    request_id: `r${at}${Math.random()}`,
+    remote_addr: '127.0.0.1',
+    method: 'GET',
+    uri: '/',
+    status: 200,
+    body_bytes_sent: 10,
+    request_time: 0.002,
+    upstream_addr: '10.0.0.2:3000',
+    upstream_status: upstreamStatus,
+    upstream_response_time: '0.001',
+    upstream_connect_time: '0.000',
+    pool,
+    release: pool === 'green' ? 'v2' : 'v1',
+    active_pool: active,
+    primary_pool: primary,
   });
 }
 let nextId = 0;
@@ -88,7 +118,9 @@ test('a baking release whose pool fails its requests is rolled back by the funct
   await put(env.release!.recordParam, JSON.stringify(record({})));
   const now = Date.now();
   // WHEN green fails 1 in 5 of its requests (each saved by blue inside the request: users see 200)
-  const lines = Array.from({ length: 100 }, (_, i) => (i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200')));
+  const lines = Array.from({ length: 100 }, (_, i) =>
+    i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200'),
+  );
   const result = await runtime().handle(batch(lines, now));
   // THEN the active pool is blue again, the record says rolled-back with the figures, Slack heard it
   expect(result.guard).toBe('rollback');
@@ -105,14 +137,23 @@ test('a clean bake is promoted once the bake time has passed; a redelivered even
   const now = Date.now();
   await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now - 1000).toISOString() })));
   const fn = runtime();
-  const result = await fn.handle(batch(Array.from({ length: 30 }, (_, i) => line(now + i, 'green', 'green', '200')), now));
+  const result = await fn.handle(
+    batch(
+      Array.from({ length: 30 }, (_, i) => line(now + i, 'green', 'green', '200')),
+      now,
+    ),
+  );
   expect(result.guard).toBe('promote');
   const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
   expect(saved.state).toBe('promoted');
   expect(await get(`${root}/active-pool`)).toBe('green');
   expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
   // The function's own write of the record comes back as an EventBridge event: nothing new to say.
-  const again = await fn.handle({ source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: env.release!.recordParam, operation: 'Update' } });
+  const again = await fn.handle({
+    source: 'aws.ssm',
+    'detail-type': 'Parameter Store Change',
+    detail: { name: env.release!.recordParam, operation: 'Update' },
+  });
   expect(again.posted).toBe(0);
   expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
 });
@@ -120,11 +161,18 @@ test('a clean bake is promoted once the bake time has passed; a redelivered even
 test('a failing canary is aborted: share back to 0, record failed, the active pool untouched', async () => {
   await put(`${root}/active-pool`, 'blue');
   await put(`${root}/canary-percent`, '10');
-  await put(env.release!.recordParam, JSON.stringify(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined })));
+  await put(
+    env.release!.recordParam,
+    JSON.stringify(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined })),
+  );
   const now = Date.now();
   // 90% of requests go to blue first; the canary's 10% to green, which fails half of them.
   const lines = Array.from({ length: 200 }, (_, i) =>
-    i % 10 === 0 ? (i % 20 === 0 ? line(now + i, 'green', 'blue', '500, 200', 'blue') : line(now + i, 'green', 'green', '200', 'blue')) : line(now + i, 'blue', 'blue', '200', 'blue'),
+    i % 10 === 0
+      ? i % 20 === 0
+        ? line(now + i, 'green', 'blue', '500, 200', 'blue')
+        : line(now + i, 'green', 'green', '200', 'blue')
+      : line(now + i, 'blue', 'blue', '200', 'blue'),
   );
   const result = await runtime().handle(batch(lines, now));
   expect(result.guard).toBe('abort-canary');
@@ -141,22 +189,38 @@ test('a record the CLI rewrote while the guard switched is not overwritten (comp
   await put(`${root}/canary-percent`, '10');
   const canary = record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined });
   await put(env.release!.recordParam, JSON.stringify(canary));
-  const cancelled: ReleaseRecord = { ...canary, state: 'failed', reason: 'cancelled by the operator', updatedAt: new Date(Date.now() + 1000).toISOString() };
+  const cancelled: ReleaseRecord = {
+    ...canary,
+    state: 'failed',
+    reason: 'cancelled by the operator',
+    updatedAt: new Date(Date.now() + 1000).toISOString(),
+  };
   const real = clients.ssm;
   const racing = {
     send: async (command: unknown) => {
       const answer = await real.send(command as GetParameterCommand);
       const input = (command as { input?: { Name?: string } }).input;
-      if (command instanceof PutParameterCommand && input?.Name === env.release!.canaryParam) await put(env.release!.recordParam, JSON.stringify(cancelled));
+      if (command instanceof PutParameterCommand && input?.Name === env.release!.canaryParam)
+        await put(env.release!.recordParam, JSON.stringify(cancelled));
       return answer;
     },
   } as unknown as SSMClient;
   const now = Date.now();
   const lines = Array.from({ length: 200 }, (_, i) =>
-    i % 10 === 0 ? (i % 20 === 0 ? line(now + i, 'green', 'blue', '500, 200', 'blue') : line(now + i, 'green', 'green', '200', 'blue')) : line(now + i, 'blue', 'blue', '200', 'blue'),
+    i % 10 === 0
+      ? i % 20 === 0
+        ? line(now + i, 'green', 'blue', '500, 200', 'blue')
+        : line(now + i, 'green', 'green', '200', 'blue')
+      : line(now + i, 'blue', 'blue', '200', 'blue'),
   );
   // WHEN the function judges the canary and acts
-  const fn = new AlertRuntime(env, { ...clients, ssm: racing, delivery: { sleep: async () => undefined, timeoutMs: 1000 }, log: (r) => logged.push(r), emit: () => undefined });
+  const fn = new AlertRuntime(env, {
+    ...clients,
+    ssm: racing,
+    delivery: { sleep: async () => undefined, timeoutMs: 1000 },
+    log: (r) => logged.push(r),
+    emit: () => undefined,
+  });
   const result = await fn.handle(batch(lines, now));
   // THEN the share is 0 and the record is the CLI's, not the guard's copy of the older one
   expect(await get(`${root}/canary-percent`)).toBe('0');
@@ -168,7 +232,11 @@ test('a record the CLI rewrote while the guard switched is not overwritten (comp
 
 test('the record parameter changing (EventBridge) announces a new release once, with no traffic at all', async () => {
   const fn = runtime();
-  const event = { source: 'aws.ssm', 'detail-type': 'Parameter Store Change', detail: { name: env.release!.recordParam, operation: 'Update' } };
+  const event = {
+    source: 'aws.ssm',
+    'detail-type': 'Parameter Store Change',
+    detail: { name: env.release!.recordParam, operation: 'Update' },
+  };
   await put(env.release!.recordParam, JSON.stringify(record({ state: 'deploying', bakeUntil: undefined })));
   expect((await fn.handle(event)).posted).toBe(1);
   await put(env.release!.recordParam, JSON.stringify(record({ state: 'verifying', bakeUntil: undefined })));

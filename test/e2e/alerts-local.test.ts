@@ -20,7 +20,14 @@ const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
 
 /** The rule settings come from their defaults: none of these may leak in from the environment. */
-const DEFAULT_RULES = { ALERT_WINDOW: '', ALERT_MIN_WINDOW: '', ALERT_ERROR_RATE: '', ALERT_RECOVERY_RATIO: '', ALERT_RECOVERY_CONSECUTIVE: '', ALERT_COOLDOWN_SECONDS: '' };
+const DEFAULT_RULES = {
+  ALERT_WINDOW: '',
+  ALERT_MIN_WINDOW: '',
+  ALERT_ERROR_RATE: '',
+  ALERT_RECOVERY_RATIO: '',
+  ALERT_RECOVERY_CONSECUTIVE: '',
+  ALERT_COOLDOWN_SECONDS: '',
+};
 /** ~20 req/s, the rate of the issue's alert test; a client that never re-sends. */
 const LOAD = { connections: 2, ratePerSec: 20, retryStaleSockets: false } as const;
 
@@ -65,14 +72,20 @@ test('chaos on the active pool at ~20 req/s for 15 s → one failover + one erro
   await cli('chaos', 'blue', 'error');
   const chaosAt = Date.now();
   const chaosFrom = load.samples.length;
-  await waitFor(() => kinds().includes('failover') && kinds().includes('error_rate'), 'the failover and error-rate alerts', 20_000);
+  await waitFor(
+    () => kinds().includes('failover') && kinds().includes('error_rate'),
+    'the failover and error-rate alerts',
+    20_000,
+  );
   const alertAfterMs = slack.received.find((r) => /Error rate/.test(r.body.text ?? ''))!.at - chaosAt;
   // The rest of 15 s at ~20 req/s (300 requests) with blue failing every request: nothing recovers.
   await load.after(Math.max(0, chaosFrom + 300 - load.samples.length), 'more while blue is failing');
   const chaosSamples = load.samples.slice(chaosFrom);
   expect(kinds()).toEqual(['failover', 'error_rate']);
   const errorRate = slack.received.find((r) => /Error rate/.test(r.body.text ?? ''))!;
-  expect(errorRate.body.text).toMatch(/^\[local\] Error rate \d+\.\d% over the last \d+ requests \(threshold 2\.0%\): \d+ failed by their primary pool \(blue \d+\), users saw 5xx on 0 \(0\.0%\)$/);
+  expect(errorRate.body.text).toMatch(
+    /^\[local\] Error rate \d+\.\d% over the last \d+ requests \(threshold 2\.0%\): \d+ failed by their primary pool \(blue \d+\), users saw 5xx on 0 \(0\.0%\)$/,
+  );
   expect(JSON.stringify(errorRate.body)).toContain('*Users saw 5xx*: 0 of');
   // Failover hid it from the client: every request answered 200 (by green).
   expect(chaosSamples.filter((s) => s.status !== 200)).toEqual([]);
@@ -80,20 +93,30 @@ test('chaos on the active pool at ~20 req/s for 15 s → one failover + one erro
 
   await cli('chaos', 'blue', 'stop');
   // Recovery at ≤ 1 % of the last 200 requests: about 200 healthy requests, ~10 s at 20 req/s.
-  await waitFor(() => kinds().includes('failover_recovered') && kinds().includes('error_rate_recovered'), 'both recoveries', 40_000);
+  await waitFor(
+    () => kinds().includes('failover_recovered') && kinds().includes('error_rate_recovered'),
+    'both recoveries',
+    40_000,
+  );
   expect(kinds().filter((k) => k === 'failover')).toHaveLength(1);
   expect(kinds().filter((k) => k === 'error_rate')).toHaveLength(1);
   expect(kinds().filter((k) => k.startsWith('other') || k === 'users_see_errors')).toEqual([]);
   const failover = slack.received.find((r) => /Failover on/.test(r.body.text ?? ''))!;
   expect(failover.body.attachments![0].color).toBe('#f9a825');
   expect(JSON.stringify(failover.body)).toContain('*Served by*\\ngreen');
-  process.stdout.write(`alerts-local: error-rate alert ${alertAfterMs} ms after chaos; ${chaosSamples.length} requests while blue failed, ${chaosSamples.filter((s) => s.status !== 200).length} not 200; ${errorRate.body.text}\n`);
+  process.stdout.write(
+    `alerts-local: error-rate alert ${alertAfterMs} ms after chaos; ${chaosSamples.length} requests while blue failed, ${chaosSamples.filter((s) => s.status !== 200).length} not 200; ${errorRate.body.text}\n`,
+  );
 
   // Maintenance: the same break is evaluated and printed, not posted.
   await cli('maintenance', 'on');
   const before = slack.received.length;
   await cli('chaos', 'blue', 'error');
-  await waitFor(() => /not posted \(maintenance\): WARNING failover/.test(output()), 'the failover decision logged under maintenance', 20_000);
+  await waitFor(
+    () => /not posted \(maintenance\): WARNING failover/.test(output()),
+    'the failover decision logged under maintenance',
+    20_000,
+  );
   await cli('chaos', 'blue', 'stop');
   await load.after(40, 'after maintenance chaos');
   await load.finish();

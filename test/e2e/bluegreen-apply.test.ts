@@ -3,7 +3,17 @@
 // share go through the repo's switch-pool.sh to a real local nginx (no reload). The pool containers
 // (pull, recreate, health, smoke, addresses) are exercised on a Docker Engine in test/docker/.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
@@ -62,7 +72,8 @@ const apply = (...args: string[]) => runScript(APPLY, args, applyEnv());
 
 const upstreamConf = () => readFileSync(path.join(stack.state.confDir, 'upstream.conf'), 'utf8');
 const greenActive = () => existsSync(path.join(stack.state.switchDir, 'green-active'));
-const servedBy = async (pool: string) => (await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool'] === pool;
+const servedBy = async (pool: string) =>
+  (await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool'] === pool;
 
 test('a flip put in SSM moves traffic when bluegreen-apply runs: no reload, 0 failed for a client that never re-sends', async () => {
   stack = await startTestStack({ activePool: 'blue' });
@@ -77,7 +88,10 @@ test('a flip put in SSM moves traffic when bluegreen-apply runs: no reload, 0 fa
   expect(result.stdout).toContain('step=active pool=green ok=true detail=switch-pool: active pool is now green');
   expect(result.stdout).toContain('step=pools pool=- ok=true');
   expect(result.code).toBe(0);
-  await waitFor(() => load.samples.length > 20 && load.samples.slice(-20).every((s) => s.pool === 'green'), 'traffic on green');
+  await waitFor(
+    () => load.samples.length > 20 && load.samples.slice(-20).every((s) => s.pool === 'green'),
+    'traffic on green',
+  );
 
   await putParameter('blue');
   expect((await apply()).code).toBe(0);
@@ -93,13 +107,17 @@ test('the canary share from SSM: switch-pool.sh --canary; a bad value is refused
   await putParameters(moto, { [PARAM]: 'blue', [NAMES.canaryPercent]: '30' });
   const result = await apply();
   expect(result.code).toBe(0);
-  expect(result.stdout).toMatch(/^step=canary pool=green ok=true detail=switch-pool: canary share is now 30% \(was 0%\)/m);
+  expect(result.stdout).toMatch(
+    /^step=canary pool=green ok=true detail=switch-pool: canary share is now 30% \(was 0%\)/m,
+  );
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-30');
 
   await putParameters(moto, { [PARAM]: 'green', [NAMES.canaryPercent]: '150' });
   const bad = await apply();
   expect(bad.code).toBe(2);
-  expect(bad.stdout).toContain(`step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99: refused; the canary share stays as it is`);
+  expect(bad.stdout).toContain(
+    `step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99: refused; the canary share stays as it is`,
+  );
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-30');
   expect(greenActive()).toBe(true);
 });
@@ -110,7 +128,10 @@ test('step lines under dash: a value holding a backslash-n stays inside its own 
   const forged = '5\\nstep=active pool=green ok=true detail=forged';
   await putParameters(moto, { [PARAM]: 'blue', [NAMES.canaryPercent]: forged });
   const result = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
-    const child = spawn('dash', [APPLY], { env: { ...process.env, ...applyEnv() }, stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('dash', [APPLY], {
+      env: { ...process.env, ...applyEnv() },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.on('error', reject);
@@ -119,7 +140,13 @@ test('step lines under dash: a value holding a backslash-n stays inside its own 
   expect(result.code).toBe(2);
   const steps = parseStepLines(result.stdout, 'i-1');
   expect(steps.filter((s) => s.step === 'active')).toEqual([expect.objectContaining({ pool: 'blue', ok: true })]);
-  expect(steps).toContainEqual(expect.objectContaining({ step: 'canary', ok: false, detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99: refused; the canary share stays as it is` }));
+  expect(steps).toContainEqual(
+    expect.objectContaining({
+      step: 'canary',
+      ok: false,
+      detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99: refused; the canary share stays as it is`,
+    }),
+  );
   expect(greenActive()).toBe(false);
 });
 
@@ -129,7 +156,9 @@ test('a value that is not blue|green (moto does not enforce the allowed pattern)
   await putParameter('purple');
   const result = await apply();
   expect(result.code).toBe(2);
-  expect(result.stderr.trim()).toBe(`bluegreen-apply: ${PARAM} is 'purple', not blue or green: refusing it; nginx keeps serving its current config`);
+  expect(result.stderr.trim()).toBe(
+    `bluegreen-apply: ${PARAM} is 'purple', not blue or green: refusing it; nginx keeps serving its current config`,
+  );
   expect(upstreamConf()).toBe(before);
   expect(greenActive()).toBe(false);
   expect(await servedBy('blue')).toBe(true);
@@ -141,8 +170,12 @@ test('an unchanged value changes nothing and does not reload', async () => {
   const workers = workerPids(stack);
   const result = await apply();
   expect(result.code).toBe(0);
-  expect(result.stdout).toContain('step=active pool=green ok=true detail=switch-pool: green is already the active pool; nothing changed');
-  expect(result.stdout).toContain('step=canary pool=blue ok=true detail=switch-pool: canary share is already 0%; nothing changed');
+  expect(result.stdout).toContain(
+    'step=active pool=green ok=true detail=switch-pool: green is already the active pool; nothing changed',
+  );
+  expect(result.stdout).toContain(
+    'step=canary pool=blue ok=true detail=switch-pool: canary share is already 0%; nothing changed',
+  );
   expect(workerPids(stack)).toEqual(workers);
 });
 
@@ -151,16 +184,24 @@ test('a parameter SSM cannot give: exit 3, the reason, nothing touched', async (
   const before = upstreamConf();
   const result = await runScript(APPLY, [], applyEnv({ STAGE: 'nosuchstage' }));
   expect(result.code).toBe(3);
-  expect(result.stderr).toMatch(/could not read \/bluegreen\/nosuchstage\/active-pool: .*ParameterNotFound.*nginx keeps serving its current config/s);
+  expect(result.stderr).toMatch(
+    /could not read \/bluegreen\/nosuchstage\/active-pool: .*ParameterNotFound.*nginx keeps serving its current config/s,
+  );
   expect(result.stdout).toBe('');
   expect(upstreamConf()).toBe(before);
 });
 
 test('SSM unreachable: exit 3, nothing touched', async () => {
   stack = await startTestStack({ activePool: 'blue' });
-  const result = await runScript(APPLY, [], applyEnv({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' }));
+  const result = await runScript(
+    APPLY,
+    [],
+    applyEnv({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' }),
+  );
   expect(result.code).toBe(3);
-  expect(result.stderr).toMatch(/^bluegreen-apply: could not read the pool state from SSM \(\/bluegreen\/it\): .*; nginx keeps serving its current config$/m);
+  expect(result.stderr).toMatch(
+    /^bluegreen-apply: could not read the pool state from SSM \(\/bluegreen\/it\): .*; nginx keeps serving its current config$/m,
+  );
   expect(greenActive()).toBe(false);
 });
 
@@ -190,7 +231,9 @@ test('timeouts and slow paths from the host env file: rendered at boot, applied 
 
   const applied = await run();
   expect(applied.code).toBe(0);
-  expect(applied.stdout).toContain('step=settings pool=- ok=true detail=apply-upstream: routes.conf updated (config tested, nginx reloaded gracefully)');
+  expect(applied.stdout).toContain(
+    'step=settings pool=- ok=true detail=apply-upstream: routes.conf updated (config tested, nginx reloaded gracefully)',
+  );
   expect(routesConf()).toMatch(/^location \/slow\/ \{\n[^}]*proxy_read_timeout 10s;/m);
   await waitFor(() => workerPids(stack).every((pid) => !workers.includes(pid)), 'new nginx workers after the reload');
   expect((await httpRequest(`${stack.url}/slow/report?ms=3000`, { agent: false })).status).toBe(200);
@@ -207,7 +250,9 @@ test('timeouts and slow paths from the host env file: rendered at boot, applied 
   writeFileSync(envFile, "export SLOW_PATHS='/slow/:10s;deny all'\n");
   const bad = await run();
   expect(bad.code).toBe(1);
-  expect(bad.stdout).toMatch(/^step=settings pool=- ok=false detail=nginx keeps its previous config: render-upstream: SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces/m);
+  expect(bad.stdout).toMatch(
+    /^step=settings pool=- ok=false detail=nginx keeps its previous config: render-upstream: SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces/m,
+  );
   expect(routesConf()).toBe(before);
   expect(workerPids(stack)).toEqual(reloaded);
 
@@ -226,9 +271,18 @@ test('one run at a time: a run waits for the lock, and gives up with exit 1 when
   await putParameter('blue');
   // Hold the lock as a running bluegreen-apply would (flock on the state dir's lock file).
   // (Its own process group: flock's child, sleep, holds the lock too and must end with it.)
-  const holder = spawn('flock', [path.join(stateDir, 'apply.lock'), 'sleep', '30'], { stdio: 'ignore', detached: true });
+  const holder = spawn('flock', [path.join(stateDir, 'apply.lock'), 'sleep', '30'], {
+    stdio: 'ignore',
+    detached: true,
+  });
   try {
-    await waitFor(() => execFileSync('sh', ['-c', `flock -n ${path.join(stateDir, 'apply.lock')} true && echo free || echo held`], { encoding: 'utf8' }).trim() === 'held', 'the lock to be held');
+    await waitFor(
+      () =>
+        execFileSync('sh', ['-c', `flock -n ${path.join(stateDir, 'apply.lock')} true && echo free || echo held`], {
+          encoding: 'utf8',
+        }).trim() === 'held',
+      'the lock to be held',
+    );
     const result = await runScript(APPLY, [], applyEnv({ BLUEGREEN_LOCK_TIMEOUT: '1' }));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('another bluegreen-apply still holds');
@@ -243,7 +297,9 @@ test('unknown arguments: exit 2 with the usage', async () => {
   stack = await startTestStack({ activePool: 'blue' });
   const result = await apply('--force');
   expect(result.code).toBe(2);
-  expect(result.stderr.trim()).toBe("bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])");
+  expect(result.stderr.trim()).toBe(
+    "bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])",
+  );
 });
 
 test('without its facts file (userdata/facts.sh, generated from core): exit 2 naming it, nothing read or touched', async () => {
@@ -251,9 +307,14 @@ test('without its facts file (userdata/facts.sh, generated from core): exit 2 na
   await putParameter('green');
   const home = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-apply-nofacts-'));
   try {
-    for (const sub of ['nginx', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+    for (const sub of ['nginx', 'userdata'])
+      cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
     rmSync(path.join(home, 'userdata', 'facts.sh'));
-    const result = await runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), [], applyEnv({ BLUEGREEN_HOME: home }));
+    const result = await runScript(
+      path.join(home, 'userdata', 'bluegreen-apply.sh'),
+      [],
+      applyEnv({ BLUEGREEN_HOME: home }),
+    );
     expect(result.code).toBe(2);
     expect(result.stderr.trim()).toBe(
       `bluegreen-apply: ${path.join(home, 'userdata', 'facts.sh')} is missing (generated from core/ by npm run generate, shipped in the userdata asset); nothing was changed`,
@@ -274,10 +335,14 @@ describe('a booting host that manages its pools: the files Compose starts from',
   let calls: string;
   beforeEach(() => {
     home = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-apply-home-'));
-    for (const sub of ['nginx', 'userdata']) cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
+    for (const sub of ['nginx', 'userdata'])
+      cpSync(path.join(REPO_ROOT, sub), path.join(home, sub), { recursive: true });
     mkdirSync(path.join(home, 'bin'));
     calls = path.join(home, 'docker-calls');
-    writeFileSync(path.join(home, 'bin', 'docker'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\ncase "$1" in build|pull) echo ok ;; esac\nexit 0\n`);
+    writeFileSync(
+      path.join(home, 'bin', 'docker'),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> '${calls}'\ncase "$1" in build|pull) echo ok ;; esac\nexit 0\n`,
+    );
     chmodSync(path.join(home, 'bin', 'docker'), 0o755);
   });
   afterEach(() => rmSync(home, { recursive: true, force: true }));
@@ -292,7 +357,8 @@ describe('a booting host that manages its pools: the files Compose starts from',
     BLUEGREEN_ENV_FILE: '/nonexistent/env',
     ...extra,
   });
-  const boot = (extra: Record<string, string> = {}) => runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), ['--no-reload'], hostEnv(extra));
+  const boot = (extra: Record<string, string> = {}) =>
+    runScript(path.join(home, 'userdata', 'bluegreen-apply.sh'), ['--no-reload'], hostEnv(extra));
   const poolState = (pool: 'blue' | 'green', state: { image?: string; release: string; env: string }) => ({
     [NAMES.pools[pool].image]: state.image ?? 'bluegreen-app:local',
     [NAMES.pools[pool].release]: state.release,
@@ -302,24 +368,46 @@ describe('a booting host that manages its pools: the files Compose starts from',
   const composeEnv = () => readFileSync(path.join(home, 'userdata', '.env'), 'utf8');
 
   test.each([
-    ['a trailing backslash (Compose reads \\\' as a quote: the file breaks)', '{"A":"x\\\\"}', 'values must not end in a backslash'],
-    ['a trailing backslash and a second value (HOST smuggled in)', '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}', 'values must not end in a backslash'],
-    ['a key ending in a line feed (a bare key: filled from the agent\'s environment)', '{"SECRET_ON_HOST\\n":"x"}', 'keys must be environment variable names'],
+    [
+      "a trailing backslash (Compose reads \\' as a quote: the file breaks)",
+      '{"A":"x\\\\"}',
+      'values must not end in a backslash',
+    ],
+    [
+      'a trailing backslash and a second value (HOST smuggled in)',
+      '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}',
+      'values must not end in a backslash',
+    ],
+    [
+      "a key ending in a line feed (a bare key: filled from the agent's environment)",
+      '{"SECRET_ON_HOST\\n":"x"}',
+      'keys must be environment variable names',
+    ],
     ['a reserved key ending in a line feed', '{"HOST\\n":"x"}', 'keys must be environment variable names'],
-  ])('the idle pool\'s env with %s: refused (exit 2), its env file not written, the active pool boots', async (_name, env, problem) => {
-    await putParameters(moto, {
-      [PARAM]: 'blue',
-      ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
-      ...poolState('green', { release: 'green-2', env }),
-    });
-    const result = await boot();
-    expect(result.code).toBe(2);
-    const steps = parseStepLines(result.stdout, 'i-1');
-    expect(steps).toContainEqual(expect.objectContaining({ step: 'validate', pool: 'green', ok: false, detail: expect.stringContaining(`${NAMES.pools.green.env} is not usable: ${problem}`) }));
-    expect(envFile('green')).toBe('');
-    expect(envFile('blue')).toBe("GREETING='hi'\n");
-    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-1\n');
-  });
+  ])(
+    "the idle pool's env with %s: refused (exit 2), its env file not written, the active pool boots",
+    async (_name, env, problem) => {
+      await putParameters(moto, {
+        [PARAM]: 'blue',
+        ...poolState('blue', { release: 'blue-1', env: '{"GREETING":"hi"}' }),
+        ...poolState('green', { release: 'green-2', env }),
+      });
+      const result = await boot();
+      expect(result.code).toBe(2);
+      const steps = parseStepLines(result.stdout, 'i-1');
+      expect(steps).toContainEqual(
+        expect.objectContaining({
+          step: 'validate',
+          pool: 'green',
+          ok: false,
+          detail: expect.stringContaining(`${NAMES.pools.green.env} is not usable: ${problem}`),
+        }),
+      );
+      expect(envFile('green')).toBe('');
+      expect(envFile('blue')).toBe("GREETING='hi'\n");
+      expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-1\n');
+    },
+  );
 
   test('rebooting: the active pool boots with its applied release, never with a desired state written for it since (nothing gated it); the idle pool boots with its desired one', async () => {
     await putParameters(moto, {
@@ -344,7 +432,9 @@ describe('a booting host that manages its pools: the files Compose starts from',
         step: 'pull',
         pool: 'blue',
         ok: true,
-        detail: expect.stringContaining('the active pool starts with its applied release blue-1 (bluegreen-app:local); its desired release blue-9 (registry.example.com/evil:1) is not applied to the active pool'),
+        detail: expect.stringContaining(
+          'the active pool starts with its applied release blue-1 (bluegreen-app:local); its desired release blue-9 (registry.example.com/evil:1) is not applied to the active pool',
+        ),
       }),
     );
     // The idle pool: as before, its desired state (the next run gates nothing new: it takes no traffic).
@@ -353,58 +443,147 @@ describe('a booting host that manages its pools: the files Compose starts from',
   });
 
   const record = (r: Record<string, unknown>) =>
-    JSON.stringify({ id: 'r1', release: 'x', env: {}, replacedRelease: 'x', replacedEnv: {}, strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, startedAt: '2026-11-23T19:00:00.000Z', updatedAt: '2026-11-23T19:05:00.000Z', steps: [], ...r });
-  test.each([
-    ['its release promoted to the active pool', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', image: 'registry.example.com/app:2', env: { A: '1' } }), { image: 'registry.example.com/app:2', release: 'blue-2', file: "A='1'\n" }],
-    ['the active pool left active by a rolled-back release', record({ pool: 'green', previousPool: 'blue', state: 'rolled-back', previousRelease: 'blue-3', previousEnv: { B: '2' } }), { image: 'bluegreen-app:local', release: 'blue-3', file: "B='2'\n" }],
-  ])('a brand-new fleet host, the release record naming %s: the active pool boots with what the stage\'s hosts run, not with a desired state nothing gated', async (_name, value, want) => {
-    await putParameters(moto, {
-      [PARAM]: 'blue',
-      [NAMES.release]: value,
-      ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
-      ...poolState('green', { release: 'green-1', env: '{}' }),
+    JSON.stringify({
+      id: 'r1',
+      release: 'x',
+      env: {},
+      replacedRelease: 'x',
+      replacedEnv: {},
+      strategy: 'all-at-once',
+      canaryPercent: 0,
+      bakeSeconds: 60,
+      startedAt: '2026-11-23T19:00:00.000Z',
+      updatedAt: '2026-11-23T19:05:00.000Z',
+      steps: [],
+      ...r,
     });
-    const result = await boot({ RELEASE_PARAM: NAMES.release });
-    expect(result.code).toBe(0);
-    expect(composeEnv()).toContain(`BLUE_IMAGE=${want.image}\nRELEASE_ID_BLUE=${want.release}\n`);
-    expect(envFile('blue')).toBe(want.file);
-    expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
-    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
-      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with release ${want.release} (${want.image}): what the release record says the stage's hosts run`) }),
-    );
-  });
+  test.each([
+    [
+      'its release promoted to the active pool',
+      record({
+        pool: 'blue',
+        previousPool: 'green',
+        state: 'promoted',
+        release: 'blue-2',
+        image: 'registry.example.com/app:2',
+        env: { A: '1' },
+      }),
+      { image: 'registry.example.com/app:2', release: 'blue-2', file: "A='1'\n" },
+    ],
+    [
+      'the active pool left active by a rolled-back release',
+      record({
+        pool: 'green',
+        previousPool: 'blue',
+        state: 'rolled-back',
+        previousRelease: 'blue-3',
+        previousEnv: { B: '2' },
+      }),
+      { image: 'bluegreen-app:local', release: 'blue-3', file: "B='2'\n" },
+    ],
+  ])(
+    "a brand-new fleet host, the release record naming %s: the active pool boots with what the stage's hosts run, not with a desired state nothing gated",
+    async (_name, value, want) => {
+      await putParameters(moto, {
+        [PARAM]: 'blue',
+        [NAMES.release]: value,
+        ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
+        ...poolState('green', { release: 'green-1', env: '{}' }),
+      });
+      const result = await boot({ RELEASE_PARAM: NAMES.release });
+      expect(result.code).toBe(0);
+      expect(composeEnv()).toContain(`BLUE_IMAGE=${want.image}\nRELEASE_ID_BLUE=${want.release}\n`);
+      expect(envFile('blue')).toBe(want.file);
+      expect(readFileSync(calls, 'utf8')).not.toContain('registry.example.com/evil:1');
+      expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+        expect.objectContaining({
+          step: 'pull',
+          pool: 'blue',
+          ok: true,
+          detail: expect.stringContaining(
+            `the active pool starts with release ${want.release} (${want.image}): what the release record says the stage's hosts run`,
+          ),
+        }),
+      );
+    },
+  );
 
   test.each([
     ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
-    ['a release that failed its gate (the active pool was not checked by every host)', record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
-    ['a state the env rule refuses', record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }), "the release record's blue env is not usable: values must not end in a backslash"],
-    ['an image holding a line feed (its lines would shift the fields)', record({ pool: 'blue', previousPool: 'green', state: 'promoted', image: 'registry.example.com/app:2\nblue-2', release: '{}', env: {} }), 'the release record (/bluegreen/it/release) names no gated state for blue'],
-    ['nothing it can read (no such parameter)', undefined, 'the release record (/bluegreen/it/release-missing) could not be read'],
     [
-      'an env the record had to cut to fit (every key kept, values shortened: a summary, not what the pool ran)',
-      record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: boundEnv(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`SETTING_${i}`, 'v'.repeat(200)]))) }),
+      'a release that failed its gate (the active pool was not checked by every host)',
+      record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }),
       'the release record (/bluegreen/it/release) names no gated state for blue',
     ],
-  ])('a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so', async (_name, value, why) => {
+    [
+      'a state the env rule refuses',
+      record({ pool: 'blue', previousPool: 'green', state: 'promoted', release: 'blue-2', env: { A: 'x\\' } }),
+      "the release record's blue env is not usable: values must not end in a backslash",
+    ],
+    [
+      'an image holding a line feed (its lines would shift the fields)',
+      record({
+        pool: 'blue',
+        previousPool: 'green',
+        state: 'promoted',
+        image: 'registry.example.com/app:2\nblue-2',
+        release: '{}',
+        env: {},
+      }),
+      'the release record (/bluegreen/it/release) names no gated state for blue',
+    ],
+    [
+      'nothing it can read (no such parameter)',
+      undefined,
+      'the release record (/bluegreen/it/release-missing) could not be read',
+    ],
+    [
+      'an env the record had to cut to fit (every key kept, values shortened: a summary, not what the pool ran)',
+      record({
+        pool: 'blue',
+        previousPool: 'green',
+        state: 'promoted',
+        release: 'blue-2',
+        env: boundEnv(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`SETTING_${i}`, 'v'.repeat(200)]))),
+      }),
+      'the release record (/bluegreen/it/release) names no gated state for blue',
+    ],
+  ])(
+    'a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so',
+    async (_name, value, why) => {
+      await putParameters(moto, {
+        [PARAM]: 'blue',
+        ...(value === undefined ? {} : { [NAMES.release]: value }),
+        ...poolState('blue', { release: 'blue-9', env: '{}' }),
+        ...poolState('green', { release: 'green-1', env: '{}' }),
+      });
+      const result = await boot({ RELEASE_PARAM: value === undefined ? `${NAMES.release}-missing` : NAMES.release });
+      expect(result.code).toBe(0);
+      expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
+      expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+        expect.objectContaining({
+          step: 'pull',
+          pool: 'blue',
+          ok: true,
+          detail: expect.stringContaining(
+            `the active pool starts with its desired release blue-9 (bluegreen-app:local): nothing applied here, and ${why}`,
+          ),
+        }),
+      );
+    },
+  );
+
+  test("POOL_HEALTHCHECK from the host env file goes into Compose's .env between single quotes: one ending in a backslash stops the run before anything is written", async () => {
     await putParameters(moto, {
       [PARAM]: 'blue',
-      ...(value === undefined ? {} : { [NAMES.release]: value }),
-      ...poolState('blue', { release: 'blue-9', env: '{}' }),
+      ...poolState('blue', { release: 'blue-1', env: '{}' }),
       ...poolState('green', { release: 'green-1', env: '{}' }),
     });
-    const result = await boot({ RELEASE_PARAM: value === undefined ? `${NAMES.release}-missing` : NAMES.release });
-    expect(result.code).toBe(0);
-    expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
-    expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
-      expect.objectContaining({ step: 'pull', pool: 'blue', ok: true, detail: expect.stringContaining(`the active pool starts with its desired release blue-9 (bluegreen-app:local): nothing applied here, and ${why}`) }),
-    );
-  });
-
-  test('POOL_HEALTHCHECK from the host env file goes into Compose\'s .env between single quotes: one ending in a backslash stops the run before anything is written', async () => {
-    await putParameters(moto, { [PARAM]: 'blue', ...poolState('blue', { release: 'blue-1', env: '{}' }), ...poolState('green', { release: 'green-1', env: '{}' }) });
     const result = await boot({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\' });
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain("POOL_HEALTHCHECK is 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\': values must not end in a backslash");
+    expect(result.stderr).toContain(
+      "POOL_HEALTHCHECK is 'wget -q -O /dev/null http://127.0.0.1:3000/healthz \\': values must not end in a backslash",
+    );
     expect(existsSync(path.join(home, 'userdata', '.env'))).toBe(false);
   });
 });
@@ -412,7 +591,9 @@ describe('a booting host that manages its pools: the files Compose starts from',
 test("a throttled SSM read is retried with backoff by the host's aws CLI, as /etc/bluegreen/env configures it: the run succeeds, never a failed step", async () => {
   // What the stack writes to the host's /etc/bluegreen/env for the aws CLI's retries (the user data).
   const userData = JSON.stringify(synthTemplate({}).toJSON());
-  const retryLines = [...userData.matchAll(/export (AWS_RETRY_MODE|AWS_MAX_ATTEMPTS)='([^']*)'/g)].map((m) => `export ${m[1]}='${m[2]}'`);
+  const retryLines = [...userData.matchAll(/export (AWS_RETRY_MODE|AWS_MAX_ATTEMPTS)='([^']*)'/g)].map(
+    (m) => `export ${m[1]}='${m[2]}'`,
+  );
   const envFile = path.join(stateDir, 'env');
   writeFileSync(envFile, `${retryLines.join('\n')}\n`);
   stack = await startTestStack({ activePool: 'blue' });
@@ -421,7 +602,11 @@ test("a throttled SSM read is retried with backoff by the host's aws CLI, as /et
   try {
     // Five in a row: past AWS CLI v1's legacy default (5 attempts) and v2's standard one (3).
     proxy.throttleNext(5, ['GetParameters']);
-    const result = await runScript(APPLY, [], applyEnv({ AWS_ENDPOINT_URL: proxy.endpoint, BLUEGREEN_ENV_FILE: envFile }));
+    const result = await runScript(
+      APPLY,
+      [],
+      applyEnv({ AWS_ENDPOINT_URL: proxy.endpoint, BLUEGREEN_ENV_FILE: envFile }),
+    );
     expect(proxy.throttled.GetParameters).toBe(5);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);

@@ -40,7 +40,13 @@ test('error mode on the active pool: zero failed requests, the backup answers', 
   const retried = entries.filter((e) => e.upstream_status === '500, 200');
   expect(retried.length).toBeGreaterThan(0);
   for (const e of retried) {
-    expect(e).toMatchObject({ status: 200, pool: 'green', release: 'green-r1', active_pool: 'blue', primary_pool: 'blue' });
+    expect(e).toMatchObject({
+      status: 200,
+      pool: 'green',
+      release: 'green-r1',
+      active_pool: 'blue',
+      primary_pool: 'blue',
+    });
     expect(e.upstream_addr).toBe(`127.0.0.1:${stack.ports.blue}, 127.0.0.1:${stack.ports.green}`);
   }
 });
@@ -69,7 +75,10 @@ test('the pool comes back: after chaos stops, traffic returns to the active pool
   await stack.chaos('green', 'stop');
   const load = startLoad({ url: `${stack.url}/version`, connections: 2, ratePerSec: 50, durationMs: 15_000 });
   // Within fail_timeout one probe reaches green again, and from then on green answers.
-  await waitFor(() => load.samples.slice(-10).length === 10 && load.samples.slice(-10).every((s) => s.pool === 'green'), 'green to answer again');
+  await waitFor(
+    () => load.samples.slice(-10).length === 10 && load.samples.slice(-10).every((s) => s.pool === 'green'),
+    'green to answer again',
+  );
   const result = await load.finish();
   expect(summarize(result.samples, result.durationMs).failed).toBe(0);
 });
@@ -115,7 +124,9 @@ describe('restartPool: a new release on the idle pool', () => {
     expect((await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool']).toBe('blue');
     // Back to a good release.
     await stack.restartPool('green', { release: 'green-r3' });
-    expect((await httpRequest(`${stack.poolUrl('green')}/version`, { agent: false })).headers['x-release-id']).toBe('green-r3');
+    expect((await httpRequest(`${stack.poolUrl('green')}/version`, { agent: false })).headers['x-release-id']).toBe(
+      'green-r3',
+    );
   });
 });
 
@@ -129,7 +140,12 @@ describe('both pools down', () => {
     expect(Date.now() - started).toBeLessThan(BOUND_MS + SLACK_MS);
     expect(res.status).toBe(502);
     expect(res.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', status: 502, active_pool: 'blue', primary_pool: 'blue' });
+    expect(JSON.parse(res.body)).toMatchObject({
+      error: 'bad_gateway',
+      status: 502,
+      active_pool: 'blue',
+      primary_pool: 'blue',
+    });
     const entry = await logEntryFor(stack, res);
     expect(entry.status).toBe(502);
     expect(upstreamStatuses(entry)).toEqual([502, 502]);
@@ -147,7 +163,7 @@ describe('both pools down', () => {
     expect(JSON.parse(res.body)).toMatchObject({ error: 'gateway_timeout', status: 504, upstream_status: '504, 504' });
   });
 
-  test('both failing with 500: the last pool\'s 500 reaches the client, after one try on each', async () => {
+  test("both failing with 500: the last pool's 500 reaches the client, after one try on each", async () => {
     stack = await startTestStack();
     await stack.chaos('blue', 'error');
     await stack.chaos('green', 'error');

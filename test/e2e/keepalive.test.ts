@@ -36,7 +36,8 @@ function connection(url: string) {
       for (;;) {
         const head = buffer.indexOf('\r\n\r\n');
         const length = /^content-length: (\d+)$/im.exec(buffer.slice(0, head));
-        if (head >= 0 && length && buffer.length >= head + 4 + Number(length[1])) return { status: Number(buffer.slice(9, 12)), closed: false };
+        if (head >= 0 && length && buffer.length >= head + 4 + Number(length[1]))
+          return { status: Number(buffer.slice(9, 12)), closed: false };
         if (closedAt !== undefined) return { closed: true };
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -54,7 +55,8 @@ test("an idle keep-alive connection outlives the load balancer's idle timeout: s
     expect(await conn.get('/version')).toEqual({ status: 200, closed: false });
     const idleFrom = Date.now();
     await new Promise((r) => setTimeout(r, idleMs + 1_000));
-    const closedAfter = conn.closedAt() === undefined ? undefined : `${((conn.closedAt()! - idleFrom) / 1000).toFixed(1)} s`;
+    const closedAfter =
+      conn.closedAt() === undefined ? undefined : `${((conn.closedAt()! - idleFrom) / 1000).toFixed(1)} s`;
     expect({ closedByNginxAfter: closedAfter }).toEqual({ closedByNginxAfter: undefined });
     expect(await conn.get('/version')).toEqual({ status: 200, closed: false });
   } finally {

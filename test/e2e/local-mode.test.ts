@@ -29,7 +29,9 @@ afterEach(async () => {
 const npmStart = (extraEnv: NodeJS.ProcessEnv = {}) => startNpm(stateDir, extraEnv);
 
 const exited = (child: ChildProcess) =>
-  new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+  new Promise<number | null>((resolve) =>
+    child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code)),
+  );
 
 function alive(pid: number): boolean {
   try {
@@ -53,7 +55,10 @@ test('npm start serves through nginx, prints the log path and a ready line, and 
   expect(res.headers['x-release-id']).toBe('g-42');
 
   const nginxPid = Number(readFileSync(path.join(stateDir, 'run', 'nginx.pid'), 'utf8'));
-  const workers = (await run('ps', ['-o', 'pid=', '--ppid', String(nginxPid)])).stdout.split('\n').filter((s) => s.trim()).map(Number);
+  const workers = (await run('ps', ['-o', 'pid=', '--ppid', String(nginxPid)])).stdout
+    .split('\n')
+    .filter((s) => s.trim())
+    .map(Number);
   expect(alive(nginxPid)).toBe(true);
   expect(workers.length).toBeGreaterThan(0);
 
@@ -62,7 +67,9 @@ test('npm start serves through nginx, prints the log path and a ready line, and 
   await waitFor(() => ![nginxPid, ...workers].some(alive), 'nginx master and workers to exit');
   // The pools are gone too: nothing listens on their ports.
   for (const port of [started.ports.blue, started.ports.green, started.ports.nginx]) {
-    await expect(httpRequest(`http://127.0.0.1:${port}/healthz`, { agent: false, timeoutMs: 2000 })).rejects.toThrow(/ECONNREFUSED/);
+    await expect(httpRequest(`http://127.0.0.1:${port}/healthz`, { agent: false, timeoutMs: 2000 })).rejects.toThrow(
+      /ECONNREFUSED/,
+    );
   }
   expect(existsSync(path.join(stateDir, 'state.json'))).toBe(false);
 });
@@ -84,7 +91,9 @@ test('flip, chaos and check work against the running local stack through the CLI
 
   const bad = await cli('flip', 'purple').catch((e: { code: number; stdout: string }) => e);
   expect(bad).toMatchObject({ code: 2 });
-  expect((bad as { stdout: string }).stdout).toContain("switch-pool: the pool must be blue or green, got 'purple'; nothing changed");
+  expect((bad as { stdout: string }).stdout).toContain(
+    "switch-pool: the pool must be blue or green, got 'purple'; nothing changed",
+  );
   expect(existsSync(path.join(state.switchDir, 'green-active'))).toBe(true);
 
   const check = await cli('check', '--duration', '3');
@@ -118,7 +127,9 @@ test('a port already in use is one clear line and exit 2', async () => {
 test('a missing nginx is one clear line with the install hint', async () => {
   started = await npmStart({ NGINX_BIN: '/nonexistent/nginx' });
   expect(await exited(started.child)).toBe(2);
-  expect(started.output().trim()).toMatch(/^bluegreen start: nginx not found at NGINX_BIN=\/nonexistent\/nginx: install it with `sudo apt-get install nginx` \(Debian\/Ubuntu\) or `brew install nginx` \(macOS\)/);
+  expect(started.output().trim()).toMatch(
+    /^bluegreen start: nginx not found at NGINX_BIN=\/nonexistent\/nginx: install it with `sudo apt-get install nginx` \(Debian\/Ubuntu\) or `brew install nginx` \(macOS\)/,
+  );
 });
 
 test('a bad setting names the variable', async () => {
@@ -131,7 +142,10 @@ test('SLOW_PATHS and the timeouts from the environment: npm start serves a liste
   started = await npmStart({ SLOW_PATHS: '/slow/:10s', PROXY_READ_TIMEOUT: '2s', PROXY_NEXT_UPSTREAM_TIMEOUT: '5s' });
   await waitFor(() => started!.output().includes('ready:'), 'the ready line', 30_000);
   expect(started.output()).toContain('timeouts: 2s per read, failover within 5s; slow paths: /slow/ 10s');
-  const res = await httpRequest(`http://127.0.0.1:${started.ports.nginx}/slow/report?ms=3000`, { agent: false, timeoutMs: 15_000 });
+  const res = await httpRequest(`http://127.0.0.1:${started.ports.nginx}/slow/report?ms=3000`, {
+    agent: false,
+    timeoutMs: 15_000,
+  });
   expect(res.status).toBe(200);
   expect(res.headers['x-app-pool']).toBe('blue');
 });
@@ -139,6 +153,8 @@ test('SLOW_PATHS and the timeouts from the environment: npm start serves a liste
 test('a bad SLOW_PATHS names the variable and starts nothing', async () => {
   started = await npmStart({ SLOW_PATHS: '/reports/:30s;' });
   expect(await exited(started.child)).toBe(2);
-  expect(started.output().trim()).toBe("bluegreen start: SLOW_PATHS timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'");
+  expect(started.output().trim()).toBe(
+    "bluegreen start: SLOW_PATHS timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'",
+  );
   expect(existsSync(path.join(stateDir, 'state.json'))).toBe(false);
 });

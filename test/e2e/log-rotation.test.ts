@@ -5,7 +5,16 @@
 // interface that runs this nginx binary with the stack's prefix and config. The same rotation runs
 // against nginx in its container on a Docker Engine in test/docker/compose-set.test.ts.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { httpRequest } from '../../support/http';
@@ -31,7 +40,10 @@ beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-logrotate-'));
   logDir = path.dirname(stack.state.accessLog);
   const { nginxBin, prefix, confDir } = stack.state;
-  nginxCommand = writeCommand('bluegreen-nginx', `exec ${nginxBin} -p ${prefix} -c ${path.join(confDir, 'nginx.conf')} "$@"`);
+  nginxCommand = writeCommand(
+    'bluegreen-nginx',
+    `exec ${nginxBin} -p ${prefix} -c ${path.join(confDir, 'nginx.conf')} "$@"`,
+  );
 });
 afterAll(async () => {
   await stack?.stop();
@@ -44,7 +56,8 @@ beforeEach(async () => {
 });
 // ...an unrotated log dir (whatever a rotation named its files) and its own logrotate state.
 afterEach(() => {
-  for (const f of readdirSync(logDir)) if (/\.log[.-]|^log-rotation-failures$/.test(f)) rmSync(path.join(logDir, f), { force: true });
+  for (const f of readdirSync(logDir))
+    if (/\.log[.-]|^log-rotation-failures$/.test(f)) rmSync(path.join(logDir, f), { force: true });
   rmSync(path.join(work, 'logrotate.state'), { force: true });
 });
 
@@ -57,11 +70,15 @@ async function reopenByHand(): Promise<void> {
 }
 
 const rotate = (nginx: string, env: Record<string, string> = {}) =>
-  runLogrotate(testLogrotateConf(logDir, { ...installCommands(path.join(work, 'bin')), '/usr/local/bin/bluegreen-nginx': nginx }), work, {
-    BLUEGREEN_NGINX: nginx,
-    BLUEGREEN_REOPEN_PAUSE: '0.2',
-    ...env,
-  });
+  runLogrotate(
+    testLogrotateConf(logDir, { ...installCommands(path.join(work, 'bin')), '/usr/local/bin/bluegreen-nginx': nginx }),
+    work,
+    {
+      BLUEGREEN_NGINX: nginx,
+      BLUEGREEN_REOPEN_PAUSE: '0.2',
+      ...env,
+    },
+  );
 
 test('a rotation under traffic loses no access-log line: before it in access.log.1, after it in access.log', async () => {
   // GIVEN tagged traffic on nginx
@@ -111,7 +128,9 @@ test('a reopen that keeps failing makes logrotate fail, naming the error, after 
   // ...and one line for the alarm in log-rotation-failures (the CloudWatch agent ships it)
   const failures = readFileSync(path.join(logDir, 'log-rotation-failures'), 'utf8').split('\n').filter(Boolean);
   expect(failures).toHaveLength(1);
-  expect(failures[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ bluegreen-logrotate: nginx did not reopen its logs in .* after 3 tries \(.*service "nginx" is not running/);
+  expect(failures[0]).toMatch(
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ bluegreen-logrotate: nginx did not reopen its logs in .* after 3 tries \(.*service "nginx" is not running/,
+  );
   await reopenByHand();
 });
 
@@ -136,7 +155,10 @@ test('a second rotation the same day (maxsize) rotates again, with no collision 
   // GIVEN a rotation that worked today
   expect(await rotate(nginxCommand)).toMatchObject({ code: 0, stderr: '' });
   await httpRequest(`${stack.url}/version?second=1`, { agent: false });
-  await waitFor(() => existsSync(accessLog()) && readFileSync(accessLog(), 'utf8').includes('second=1'), 'a line in the new access.log');
+  await waitFor(
+    () => existsSync(accessLog()) && readFileSync(accessLog(), 'utf8').includes('second=1'),
+    'a line in the new access.log',
+  );
 
   // WHEN logrotate rotates again the same day (as maxsize does on a busy day)
   const second = await rotate(nginxCommand);
@@ -164,7 +186,10 @@ test('a reopen command that succeeds without nginx reopening is a failure too', 
 test('a reopen that fails once and then works is retried: the rotation succeeds and says so', async () => {
   // GIVEN a bluegreen-nginx that fails on its first call only
   const marker = path.join(work, 'failed-once');
-  const flaky = writeCommand('flaky-nginx', `if [ ! -e ${marker} ]; then touch ${marker}; echo "not yet" >&2; exit 1; fi\nexec ${nginxCommand} "$@"`);
+  const flaky = writeCommand(
+    'flaky-nginx',
+    `if [ ! -e ${marker} ]; then touch ${marker}; echo "not yet" >&2; exit 1; fi\nexec ${nginxCommand} "$@"`,
+  );
 
   // WHEN logrotate rotates
   const run = await rotate(flaky, { BLUEGREEN_REOPEN_TRIES: '3' });

@@ -15,7 +15,10 @@ afterEach(async () => {
 test('pool headers reach the client unchanged and nginx hides its version', async () => {
   for (const pool of ['blue', 'green'] as const) {
     if (pool === 'green') expect((await stack.flip('green')).code).toBe(0);
-    await waitFor(async () => (await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool'] === pool, pool);
+    await waitFor(
+      async () => (await httpRequest(`${stack.url}/version`, { agent: false })).headers['x-app-pool'] === pool,
+      pool,
+    );
     const direct = await httpRequest(`${stack.poolUrl(pool)}/version`, { agent: false });
     const proxied = await httpRequest(`${stack.url}/version`, { agent: false });
     expect(proxied.headers['x-app-pool']).toBe(direct.headers['x-app-pool']);
@@ -30,7 +33,10 @@ test('pool headers reach the client unchanged and nginx hides its version', asyn
 });
 
 test('every access-log line is one JSON object with every field and the right values', async () => {
-  const ok = await httpRequest(`${stack.url}/version?x="quote"`, { agent: false, headers: { 'User-Agent': 'test "agent" \\ x' } });
+  const ok = await httpRequest(`${stack.url}/version?x="quote"`, {
+    agent: false,
+    headers: { 'User-Agent': 'test "agent" \\ x' },
+  });
   const missing = await httpRequest(`${stack.url}/no-such-page`, { agent: false });
   const blocked = await httpRequest(`${stack.url}/chaos/start?mode=error`, { method: 'POST', agent: false });
   await stack.chaos('blue', 'error');
@@ -66,7 +72,13 @@ test('every access-log line is one JSON object with every field and the right va
   expect(okEntry.upstream_response_time).toMatch(/^\d+\.\d{3}$/);
   expect(okEntry.upstream_connect_time).toMatch(/^\d+\.\d{3}$/);
   expect(await logEntryFor(stack, missing)).toMatchObject({ status: 404, pool: 'blue', upstream_status: '404' });
-  expect(await logEntryFor(stack, blocked)).toMatchObject({ status: 403, method: 'POST', pool: '', upstream_status: '', active_pool: 'blue' });
+  expect(await logEntryFor(stack, blocked)).toMatchObject({
+    status: 403,
+    method: 'POST',
+    pool: '',
+    upstream_status: '',
+    active_pool: 'blue',
+  });
   expect(await logEntryFor(stack, failedOver)).toMatchObject({
     status: 200,
     pool: 'green',
@@ -92,7 +104,13 @@ test('active_pool and primary_pool follow the switch dir request by request, wit
   }, 'a canary request');
   expect(await logEntryFor(stack, before)).toMatchObject({ active_pool: 'blue', primary_pool: 'blue', pool: 'blue' });
   expect(await logEntryFor(stack, after)).toMatchObject({ active_pool: 'green', primary_pool: 'green', pool: 'green' });
-  expect(canary.entry).toMatchObject({ active_pool: 'green', primary_pool: 'blue', pool: 'blue', release: 'blue-2026.11.1', upstream_status: '200' });
+  expect(canary.entry).toMatchObject({
+    active_pool: 'green',
+    primary_pool: 'blue',
+    pool: 'blue',
+    release: 'blue-2026.11.1',
+    upstream_status: '200',
+  });
   expect(canary.res.headers['x-app-pool']).toBe('blue');
   expect(workerPids(stack)).toEqual(workers);
 });
@@ -104,7 +122,12 @@ test('the JSON error page names the pools the request was routed by', async () =
   expect(res.status).toBe(502);
   expect(res.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
   expect(res.headers['x-active-pool']).toBe('blue');
-  expect(JSON.parse(res.body)).toMatchObject({ error: 'bad_gateway', active_pool: 'blue', primary_pool: 'blue', request_id: res.headers['x-request-id'] });
+  expect(JSON.parse(res.body)).toMatchObject({
+    error: 'bad_gateway',
+    active_pool: 'blue',
+    primary_pool: 'blue',
+    request_id: res.headers['x-request-id'],
+  });
   expect(await logEntryFor(stack, res)).toMatchObject({ status: 502, active_pool: 'blue', primary_pool: 'blue' });
 });
 
@@ -129,9 +152,16 @@ test.each([
 });
 
 test('chaos endpoints answer on the pool port, even while chaos is on', async () => {
-  const start = await httpRequest(`${stack.poolUrl('blue')}/chaos/start?mode=timeout`, { method: 'POST', agent: false });
+  const start = await httpRequest(`${stack.poolUrl('blue')}/chaos/start?mode=timeout`, {
+    method: 'POST',
+    agent: false,
+  });
   expect(start.status).toBe(200);
-  const stop = await httpRequest(`${stack.poolUrl('blue')}/chaos/stop`, { method: 'POST', agent: false, timeoutMs: 2000 });
+  const stop = await httpRequest(`${stack.poolUrl('blue')}/chaos/stop`, {
+    method: 'POST',
+    agent: false,
+    timeoutMs: 2000,
+  });
   expect(JSON.parse(stop.body)).toMatchObject({ pool: 'blue', chaos: null });
 });
 

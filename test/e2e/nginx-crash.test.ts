@@ -54,7 +54,11 @@ async function status(url: string): Promise<number | string> {
 }
 
 const exited = (child: ChildProcess) =>
-  new Promise<number | null>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+  new Promise<number | null>((resolve) =>
+    child.exitCode !== null || child.signalCode !== null
+      ? resolve(child.exitCode)
+      : child.once('exit', (code) => resolve(code)),
+  );
 
 let stacks: LocalStack[] = [];
 let started: Started | undefined;
@@ -88,7 +92,7 @@ test('SIGKILL of the nginx master: its workers are stopped, nginx is restarted o
   const master2 = stack.pid('nginx')!;
   expect(master2).not.toBe(master1);
   expect(running(master2)).toBe(true);
-  await waitFor(() => workers1.every((pid) => !running(pid)), 'the killed master\'s workers to exit', 5000);
+  await waitFor(() => workers1.every((pid) => !running(pid)), "the killed master's workers to exit", 5000);
   expect(await status(stack.url)).toBe(200);
   expect(supervisor.filter((l) => l.includes('restarted nginx'))).toEqual([
     'nginx exited (killed by SIGKILL); its workers were stopped; restarted nginx (1 of 1)',
@@ -136,7 +140,9 @@ test('npm start: a killed nginx master is restarted once and said so; a second k
 
   process.kill(master1, 'SIGKILL');
   await waitFor(() => started!.output().includes('restarted nginx'), 'the restart line', 8000);
-  expect(started.output()).toContain('[supervisor] nginx exited (killed by SIGKILL); its workers were stopped; restarted nginx (1 of 1)');
+  expect(started.output()).toContain(
+    '[supervisor] nginx exited (killed by SIGKILL); its workers were stopped; restarted nginx (1 of 1)',
+  );
   expect(await status(url)).toBe(200);
   const master2 = Number(readFileSync(pidFile, 'utf8'));
   expect(master2).not.toBe(master1);
@@ -145,7 +151,9 @@ test('npm start: a killed nginx master is restarted once and said so; a second k
 
   process.kill(master2, 'SIGKILL');
   expect(await exited(started.child)).toBe(1);
-  expect(started.output()).toContain('[supervisor] nginx exited (killed by SIGKILL again after 1 restart; its workers were stopped); see the error log: stopping nginx and the pools');
+  expect(started.output()).toContain(
+    '[supervisor] nginx exited (killed by SIGKILL again after 1 restart; its workers were stopped); see the error log: stopping nginx and the pools',
+  );
   expect(nginxOf(stateDir)).toEqual([]);
   expect(await status(url)).toMatch(/ECONNREFUSED/);
   expect(existsSync(path.join(stateDir, 'state.json'))).toBe(false);
@@ -153,7 +161,11 @@ test('npm start: a killed nginx master is restarted once and said so; a second k
   // The next npm start on the same port and state dir comes up (no "port ... is already in use").
   const ports = started.ports;
   started = await npmStart(stateDir, { NGINX_PORT: String(ports.nginx) });
-  await waitFor(() => started!.output().includes('ready:') || started!.child.exitCode !== null, 'the second npm start', 30_000);
+  await waitFor(
+    () => started!.output().includes('ready:') || started!.child.exitCode !== null,
+    'the second npm start',
+    30_000,
+  );
   expect(started.output()).not.toContain('already in use');
   expect(await status(url)).toBe(200);
 });
@@ -167,8 +179,14 @@ test('start stops workers an earlier run left orphaned in the state dir (master 
   // previous code left it: the workers go on holding the port.
   const { nginxBin, prefix, confDir } = first.state;
   const globals = process.getuid?.() === 0 ? 'daemon off; user root;' : 'daemon off;';
-  const nginx = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', globals], { stdio: 'ignore' });
-  await waitFor(async () => typeof (await status(`http://127.0.0.1:${port}`)) === 'number', 'the hand-started nginx to listen', 10_000);
+  const nginx = spawn(nginxBin, ['-p', prefix, '-c', path.join(confDir, 'nginx.conf'), '-g', globals], {
+    stdio: 'ignore',
+  });
+  await waitFor(
+    async () => typeof (await status(`http://127.0.0.1:${port}`)) === 'number',
+    'the hand-started nginx to listen',
+    10_000,
+  );
   nginx.kill('SIGKILL');
   await exited(nginx);
   const orphans = nginxOf(stateDir);
@@ -176,9 +194,15 @@ test('start stops workers an earlier run left orphaned in the state dir (master 
   expect(await status(`http://127.0.0.1:${port}`)).toBe(502);
 
   const supervisor: string[] = [];
-  const stack = await LocalStack.start({ stateDir, ports: { nginx: port }, onOutput: (source, line) => source === 'supervisor' && supervisor.push(line) });
+  const stack = await LocalStack.start({
+    stateDir,
+    ports: { nginx: port },
+    onOutput: (source, line) => source === 'supervisor' && supervisor.push(line),
+  });
   stacks.push(stack);
-  expect(supervisor).toEqual([`stopped an nginx left running by an earlier run in this directory (${orphans.length} process${orphans.length === 1 ? '' : 'es'})`]);
+  expect(supervisor).toEqual([
+    `stopped an nginx left running by an earlier run in this directory (${orphans.length} process${orphans.length === 1 ? '' : 'es'})`,
+  ]);
   expect(orphans.filter(running)).toEqual([]);
   expect(await status(stack.url)).toBe(200);
 });

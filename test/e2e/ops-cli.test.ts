@@ -26,17 +26,27 @@ let stack: LocalStack;
 const hostStateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-ops-host-'));
 beforeAll(async () => {
   moto = await startMoto();
-  const config = { endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+  const config = {
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
   ssm = new SSMClient(config);
-  await new CloudWatchLogsClient(config).send(new CreateLogGroupCommand({ logGroupName: `/bluegreen/${STAGE}/nginx/access` }));
+  await new CloudWatchLogsClient(config).send(
+    new CreateLogGroupCommand({ logGroupName: `/bluegreen/${STAGE}/nginx/access` }),
+  );
   stack = await startTestStack({ activePool: 'blue' });
-  const put = (Name: string, Value: string) => ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
+  const put = (Name: string, Value: string) =>
+    ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
   await put(names.activePool, 'blue');
   await put(names.maintenance, 'off');
   await put(names.canaryPercent, '0');
   await put(names.publicUrl, stack.url);
   await put(names.instanceId, 'i-0123456789abcdef0');
-  await put(names.alertState, JSON.stringify({ hosts: {}, lastPosted: { 'failover:i-0123456789abcdef0': Date.parse('2026-11-22T10:00:00Z') } }));
+  await put(
+    names.alertState,
+    JSON.stringify({ hosts: {}, lastPosted: { 'failover:i-0123456789abcdef0': Date.parse('2026-11-22T10:00:00Z') } }),
+  );
 });
 afterAll(async () => {
   await stack?.stop();
@@ -45,7 +55,10 @@ afterAll(async () => {
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...moto.env }, cwd: REPO_ROOT });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...moto.env },
+      cwd: REPO_ROOT,
+    });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -54,7 +67,15 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 /** bluegreen-apply as the host runs it, minus the containers (this "host" is the local stack). */
-const hostEnv = () => ({ ...moto.env, ...switchEnv(stack.state), STAGE, BLUEGREEN_HOME: REPO_ROOT, BLUEGREEN_ENV_FILE: '/nonexistent', BLUEGREEN_MANAGE_POOLS: 'no', BLUEGREEN_STATE_DIR: hostStateDir });
+const hostEnv = () => ({
+  ...moto.env,
+  ...switchEnv(stack.state),
+  STAGE,
+  BLUEGREEN_HOME: REPO_ROOT,
+  BLUEGREEN_ENV_FILE: '/nonexistent',
+  BLUEGREEN_MANAGE_POOLS: 'no',
+  BLUEGREEN_STATE_DIR: hostStateDir,
+});
 
 /** The host: applies the parameter whenever it changes, like the EventBridge → Run Command path. */
 function simulateHost() {
@@ -81,7 +102,9 @@ test('flip --stage: writes SSM, the host applies it, the CLI confirms it on the 
   try {
     const result = await cli('flip', 'green', '--stage', STAGE, '--timeout', '30');
     expect(result.stdout).toContain(`${names.activePool}: blue → green`);
-    expect(result.stdout).toMatch(new RegExp(`confirmed: ${stack.url.replace(/[.]/g, '\\.')} is answered by green after [\\d.]+ s`));
+    expect(result.stdout).toMatch(
+      new RegExp(`confirmed: ${stack.url.replace(/[.]/g, '\\.')} is answered by green after [\\d.]+ s`),
+    );
     expect(result.code).toBe(0);
   } finally {
     await stopHost();
@@ -123,17 +146,26 @@ test('insights --stage runs the saved query through StartQuery/GetQueryResults',
 test.each([
   [['flip', 'purple', '--stage', STAGE], 'bluegreen flip: pool must be one of blue|green, got "purple"'],
   [['insights', 'nope', '--stage', STAGE], 'bluegreen insights: unknown query "nope"; one of: error-rate-by-pool'],
-  [['insights', 'latency-by-pool', '--since', 'yesterday', '--stage', STAGE], 'bluegreen insights: --since must look like 30m, 1h or 2d'],
+  [
+    ['insights', 'latency-by-pool', '--since', 'yesterday', '--stage', STAGE],
+    'bluegreen insights: --since must look like 30m, 1h or 2d',
+  ],
   [['status', '--stage', 'Bad_Stage'], 'bluegreen status: --stage must be a stage name like prod'],
-  [['maintenance', 'maybe', '--stage', STAGE], 'bluegreen maintenance: usage: bluegreen maintenance <on|off> --stage S'],
+  [
+    ['maintenance', 'maybe', '--stage', STAGE],
+    'bluegreen maintenance: usage: bluegreen maintenance <on|off> --stage S',
+  ],
 ])('bad input %p: exit 2 and one line', async (args, message) => {
   const result = await cli(...args);
   expect(result.code).toBe(2);
   expect(result.stderr).toContain(message);
 });
 
-test.each(['start', 'flip', 'status', 'maintenance', 'insights', 'chaos', 'check'])('%s --help prints its usage, exit 0', async (command) => {
-  const result = await cli(command, '--help');
-  expect(result.code).toBe(0);
-  expect(result.stdout).toMatch(/^usage: bluegreen /);
-});
+test.each(['start', 'flip', 'status', 'maintenance', 'insights', 'chaos', 'check'])(
+  '%s --help prints its usage, exit 0',
+  async (command) => {
+    const result = await cli(command, '--help');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^usage: bluegreen /);
+  },
+);

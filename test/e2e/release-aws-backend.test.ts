@@ -24,11 +24,16 @@ let suite = 0;
 
 beforeAll(async () => {
   moto = await startMoto();
-  ssm = new SSMClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  ssm = new SSMClient({
+    endpoint: moto.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
 });
 afterAll(async () => moto?.stop());
 
-const put = (name: string, value: string) => ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));
+const put = (name: string, value: string) =>
+  ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));
 const get = async (name: string) => (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
 
 beforeEach(async () => {
@@ -38,7 +43,10 @@ beforeEach(async () => {
   await put(names.activePool, 'blue');
   await put(names.canaryPercent, '0');
   await put(names.release, '{}');
-  for (const [pool, release] of [['blue', 'v1'], ['green', 'v0']] as const) {
+  for (const [pool, release] of [
+    ['blue', 'v1'],
+    ['green', 'v0'],
+  ] as const) {
     await put(names.pools[pool].image, 'bluegreen-app:local');
     await put(names.pools[pool].release, release);
     await put(names.pools[pool].env, '{}');
@@ -46,7 +54,11 @@ beforeEach(async () => {
   // The public endpoint: answers from the pool the parameter names, as a host that applied it would.
   endpoint = http.createServer((_req, res) => {
     void get(names.activePool).then((pool) => {
-      res.writeHead(200, { 'X-App-Pool': pool ?? 'none', 'X-Active-Pool': pool ?? 'none', 'Content-Type': 'application/json' });
+      res.writeHead(200, {
+        'X-App-Pool': pool ?? 'none',
+        'X-Active-Pool': pool ?? 'none',
+        'Content-Type': 'application/json',
+      });
       res.end('{}');
     });
   });
@@ -60,7 +72,10 @@ afterEach(async () => {
 });
 
 /** A host that reads its desired state from SSM as bluegreen-apply does, and reports each step. */
-function host(healthy: (release: string) => boolean): { runApply: (args: string[]) => Promise<RunOnHostsResult>; calls: string[][] } {
+function host(healthy: (release: string) => boolean): {
+  runApply: (args: string[]) => Promise<RunOnHostsResult>;
+  calls: string[][];
+} {
   const calls: string[][] = [];
   return {
     calls,
@@ -95,8 +110,16 @@ const io = (lines: string[]) => ({ out: (l: string) => lines.push(l), pollMs: 50
 
 test('pool state and record round-trip through SSM; history holds every version of the record', async () => {
   const backend = new AwsReleaseBackend({ ssm, stage });
-  await backend.setDesiredPool('green', { release: 'v9', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/bluegreen-x:v9', env: { A: '1' } });
-  expect(await backend.desiredPool('green')).toEqual({ release: 'v9', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/bluegreen-x:v9', env: { A: '1' } });
+  await backend.setDesiredPool('green', {
+    release: 'v9',
+    image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/bluegreen-x:v9',
+    env: { A: '1' },
+  });
+  expect(await backend.desiredPool('green')).toEqual({
+    release: 'v9',
+    image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/bluegreen-x:v9',
+    env: { A: '1' },
+  });
   // The app image is "no image" to the CLI.
   expect(await backend.desiredPool('blue')).toEqual({ release: 'v1', env: {} });
   expect(await backend.readRecord()).toBeUndefined(); // "{}" before the first release
@@ -120,11 +143,23 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
   expect(JSON.parse((await get(names.pools.green.env))!)).toEqual({ FEATURE: 'on' });
   expect(await get(names.pools.blue.release)).toBe('v1'); // the previous release stays on blue
   const record = (await backend.readRecord())!;
-  expect(record).toMatchObject({ pool: 'green', release: 'v2', previousPool: 'blue', previousRelease: 'v1', replacedRelease: 'v0', state: 'promoted' });
+  expect(record).toMatchObject({
+    pool: 'green',
+    release: 'v2',
+    previousPool: 'blue',
+    previousRelease: 'v1',
+    replacedRelease: 'v0',
+    state: 'promoted',
+  });
   // What blue ran (the app image: no previousImage), for a fleet host that boots later.
   expect(record.previousEnv).toEqual({});
   expect(record.previousImage).toBeUndefined();
-  expect(record.steps.filter((s) => s.host === 'i-1').map((s) => s.step)).toEqual(['recreate', 'health', 'smoke', 'host']);
+  expect(record.steps.filter((s) => s.host === 'i-1').map((s) => s.step)).toEqual([
+    'recreate',
+    'health',
+    'smoke',
+    'host',
+  ]);
   expect(fake.calls).toEqual([['--retry']]);
   expect(lines.join('\n')).toMatch(/PROMOTED/);
 });

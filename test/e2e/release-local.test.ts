@@ -26,7 +26,12 @@ let url: string;
 
 beforeAll(async () => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-release-'));
-  started = await npmStart(stateDir, { RELEASE_ID_BLUE: 'r1', RELEASE_ID_GREEN: 'g1', RELEASE_HEALTH_TIMEOUT_SECONDS: '3', ACTIVE_POOL: 'blue' });
+  started = await npmStart(stateDir, {
+    RELEASE_ID_BLUE: 'r1',
+    RELEASE_ID_GREEN: 'g1',
+    RELEASE_HEALTH_TIMEOUT_SECONDS: '3',
+    ACTIVE_POOL: 'blue',
+  });
   await waitFor(() => started.output().includes('ready:'), 'npm start to be ready', 30_000);
   url = `http://127.0.0.1:${started.ports.nginx}`;
 }, 60_000);
@@ -97,19 +102,39 @@ test('(a) a good release, all at once, under full-speed load: exit 0, promoted, 
   expect(value.out).toContain('PROMOTED: r2 on green');
   expect(value.code).toBe(0);
   const summary = expectNoFailures(load);
-  expect(record()).toMatchObject({ pool: 'green', release: 'r2', state: 'promoted', previousPool: 'blue', previousRelease: 'r1', replacedRelease: 'g1' });
+  expect(record()).toMatchObject({
+    pool: 'green',
+    release: 'r2',
+    state: 'promoted',
+    previousPool: 'blue',
+    previousRelease: 'r1',
+    replacedRelease: 'g1',
+  });
   expect(active()).toBe('green');
   expect(await versionThroughNginx()).toEqual({ pool: 'green', release: 'r2' });
   // The last requests of the run went to the new pool.
   expect(load.samples.slice(-100).every((s) => s.pool === 'green')).toBe(true);
   expect(summary.byPool.green).toBeGreaterThan(100);
   // One timestamped line per step.
-  for (const step of ['deploy:', 'ok   restart', 'ok   health', 'ok   smoke', 'gate passed', 'promoted:', 'bake:']) expect(value.out).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z {2,}.*${step}`, 'm'));
+  for (const step of ['deploy:', 'ok   restart', 'ok   health', 'ok   smoke', 'gate passed', 'promoted:', 'bake:'])
+    expect(value.out).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z {2,}.*${step}`, 'm'));
 });
 
 test('(b) canary 10% then full: exit 0, promoted, 0 failed, about a tenth of the requests first sent to the canary', async () => {
   const { value, load } = await underLoad(async () => {
-    const c = cli('release', '--release', 'r3', '--strategy', 'canary', '--canary-percent', '10', '--canary-duration', '4s', '--bake', '3s');
+    const c = cli(
+      'release',
+      '--release',
+      'r3',
+      '--strategy',
+      'canary',
+      '--canary-percent',
+      '10',
+      '--canary-duration',
+      '4s',
+      '--bake',
+      '3s',
+    );
     return { code: await c.exited, out: c.output() };
   });
   expect(value.out).toContain('canary: 10% of requests go to blue first');
@@ -127,7 +152,9 @@ test('(b) canary 10% then full: exit 0, promoted, 0 failed, about a tenth of the
   expect(share).toBeGreaterThan(0.06);
   expect(share).toBeLessThan(0.14);
   // Canary requests were answered by the canary (r3), not failed over.
-  expect(during.filter((e) => e.primary_pool === 'blue').every((e) => e.pool === 'blue' && e.release === 'r3')).toBe(true);
+  expect(during.filter((e) => e.primary_pool === 'blue').every((e) => e.pool === 'blue' && e.release === 'r3')).toBe(
+    true,
+  );
 });
 
 test('(d) FAIL_HEALTHZ=1: never promoted, failed at the health gate, the idle pool restored to its previous release, 0 failed', async () => {
@@ -177,7 +204,14 @@ test('(e) the CLI SIGKILLed mid-bake of a bad release: the guard in npm start st
   // No traffic while the CLI runs, so the bake is still on when it dies.
   const c = cli('release', '--release', 'r6-bad', '--env', 'FAULT_RATE=0.2', '--bake', '60s');
   // Baking with the flip confirmed (the 'promote' step; 'promoting' is written before the flip).
-  await waitFor(() => record()?.release === 'r6-bad' && record()?.state === 'baking' && record()!.steps.some((s) => s.step === 'promote'), 'the release to bake', 30_000);
+  await waitFor(
+    () =>
+      record()?.release === 'r6-bad' &&
+      record()?.state === 'baking' &&
+      record()!.steps.some((s) => s.step === 'promote'),
+    'the release to bake',
+    30_000,
+  );
   c.child.kill('SIGKILL');
   await c.exited;
   expect(active()).toBe('green');
@@ -193,16 +227,36 @@ test('(e) the CLI SIGKILLed mid-bake of a bad release: the guard in npm start st
 });
 
 test('(f) the active pool, or a second release while one runs: exit 2 and nothing changed; history newest first', async () => {
-  const files = () => [readLocalRecord(stateDir), readDesired(stateDir, 'blue'), readDesired(stateDir, 'green')].map((x) => JSON.stringify(x));
+  const files = () =>
+    [readLocalRecord(stateDir), readDesired(stateDir, 'blue'), readDesired(stateDir, 'green')].map((x) =>
+      JSON.stringify(x),
+    );
   const before = files();
   const named = cli('release', '--release', 'r7', '--pool', 'blue');
   expect(await named.exited).toBe(2);
   expect(named.output()).toMatch(/--pool blue is the active pool/);
   expect(files()).toEqual(before);
 
-  const first = cli('release', '--release', 'r8', '--strategy', 'canary', '--canary-percent', '5', '--canary-duration', '6s', '--bake', '2s');
+  const first = cli(
+    'release',
+    '--release',
+    'r8',
+    '--strategy',
+    'canary',
+    '--canary-percent',
+    '5',
+    '--canary-duration',
+    '6s',
+    '--bake',
+    '2s',
+  );
   // Once the canary runs, the first release writes nothing for 6 s: what the second one must not touch.
-  await waitFor(() => record()?.release === 'r8' && record()?.state === 'verifying' && record()!.steps.some((s) => s.step === 'canary'), 'the first release to run its canary', 30_000);
+  await waitFor(
+    () =>
+      record()?.release === 'r8' && record()?.state === 'verifying' && record()!.steps.some((s) => s.step === 'canary'),
+    'the first release to run its canary',
+    30_000,
+  );
   const during = files();
   const second = cli('release', '--release', 'r9');
   expect(await second.exited).toBe(2);
@@ -216,5 +270,7 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   const rows = history.output().trim().split('\n');
   expect(rows[0]).toMatch(/^ID\s+POOL\s+RELEASE\s+STRATEGY\s+OUTCOME\s+DURATION\s+REASON/);
   expect(rows.slice(1).map((l) => l.split(/\s+/)[2])).toEqual(['r8', 'r6-bad', 'r5-bad', 'r4-nohealth', 'r3', 'r2']);
-  expect(rows.slice(1).map((l) => l.split(/\s+/).find((w) => ['promoted', 'rolled-back', 'failed'].includes(w)))).toEqual(['promoted', 'rolled-back', 'rolled-back', 'failed', 'promoted', 'promoted']);
+  expect(
+    rows.slice(1).map((l) => l.split(/\s+/).find((w) => ['promoted', 'rolled-back', 'failed'].includes(w))),
+  ).toEqual(['promoted', 'rolled-back', 'rolled-back', 'failed', 'promoted', 'promoted']);
 });

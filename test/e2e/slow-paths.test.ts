@@ -15,7 +15,8 @@ afterEach(async () => {
 
 /** Generous: a request must end well inside this, never hang (a loaded 2-core machine). */
 const NO_HANG_MS = 15_000;
-const get = (p: string): Promise<HttpResponse> => httpRequest(`${stack.url}${p}`, { agent: false, timeoutMs: NO_HANG_MS });
+const get = (p: string): Promise<HttpResponse> =>
+  httpRequest(`${stack.url}${p}`, { agent: false, timeoutMs: NO_HANG_MS });
 const routesConf = () => readFileSync(path.join(stack.state.confDir, 'routes.conf'), 'utf8');
 
 test('a route answering in 3 s succeeds when its prefix is listed: 200 from the primary, one attempt, no failover', async () => {
@@ -36,10 +37,18 @@ test('the same route without the setting: tried on both pools, then the clean JS
   stack = await startTestStack({ activePool: 'blue' });
   const res = await get('/slow/report?ms=3000');
   expect(res.status).toBe(504);
-  expect(JSON.parse(res.body)).toMatchObject({ error: 'gateway_timeout', status: 504, active_pool: 'blue', primary_pool: 'blue', upstream_status: '504, 504' });
+  expect(JSON.parse(res.body)).toMatchObject({
+    error: 'gateway_timeout',
+    status: 504,
+    active_pool: 'blue',
+    primary_pool: 'blue',
+    upstream_status: '504, 504',
+  });
   const entry = await logEntryFor(stack, res);
   expect(entry.upstream_status).toBe('504, 504');
-  expect(entry.upstream_addr.split(', ').sort()).toEqual([`127.0.0.1:${stack.ports.blue}`, `127.0.0.1:${stack.ports.green}`].sort());
+  expect(entry.upstream_addr.split(', ').sort()).toEqual(
+    [`127.0.0.1:${stack.ports.blue}`, `127.0.0.1:${stack.ports.green}`].sort(),
+  );
   // Bounded by the default path's window: two attempts of connect + 1 s read, not 3 s each.
   expect(entry.request_time).toBeLessThan(3.5);
 });
@@ -88,7 +97,9 @@ test('apply-upstream.sh: a new SLOW_PATHS is tested and reloaded; the same again
   // A prefix that would close the location line and add a directive: refused before nginx sees it.
   const bad = await applyUpstream(stack.state, { SLOW_PATHS: '/slow/;return:10s' });
   expect(bad.code).toBe(2);
-  expect(bad.stderr).toContain("render-upstream: SLOW_PATHS prefix '/slow/;return' must start with / and hold only letters, digits and ._~/@+-");
+  expect(bad.stderr).toContain(
+    "render-upstream: SLOW_PATHS prefix '/slow/;return' must start with / and hold only letters, digits and ._~/@+-",
+  );
   expect(bad.stderr).toContain('apply-upstream: not applied: nginx keeps serving its current config');
   expect(routesConf()).toBe(before);
   expect(workerPids(stack)).toEqual(workers);

@@ -44,7 +44,10 @@ function noAwsEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, cwd: REPO_ROOT });
     return { code: 0, stdout, stderr };
@@ -73,8 +76,12 @@ test('status without a stage describes the running local stack; after a flip it 
   expect(row(first.stdout, 'stack')).toBe(`local (${stateDir})`);
   expect(row(first.stdout, 'active pool')).toBe('blue');
   expect(row(first.stdout, 'canary')).toBe('0% (none)');
-  expect(row(first.stdout, 'blue pool')).toBe(`release b-7, healthy (GET /healthz 200), http://127.0.0.1:${ports.blue}`);
-  expect(row(first.stdout, 'green pool')).toBe(`release g-9, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`);
+  expect(row(first.stdout, 'blue pool')).toBe(
+    `release b-7, healthy (GET /healthz 200), http://127.0.0.1:${ports.blue}`,
+  );
+  expect(row(first.stdout, 'green pool')).toBe(
+    `release g-9, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`,
+  );
   expect(row(first.stdout, 'maintenance')).toBe('off');
   expect(row(first.stdout, 'last release')).toBe('none');
   expect(row(first.stdout, 'access log')).toBe(path.join(stateDir, 'logs', 'access.log'));
@@ -88,7 +95,9 @@ test('status without a stage describes the running local stack; after a flip it 
   const flipped = await cli(env, 'status');
   expect(flipped.code).toBe(0);
   expect(row(flipped.stdout, 'active pool')).toBe('green');
-  expect(row(flipped.stdout, 'green pool')).toBe(`release v2, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`);
+  expect(row(flipped.stdout, 'green pool')).toBe(
+    `release v2, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`,
+  );
   expect(row(flipped.stdout, 'maintenance')).toMatch(/^on\b/);
   expect(row(flipped.stdout, 'last release')).toMatch(/^\S+-green-v2: release v2 to green, deployed, \d{4}-\d\d-\d\dT/);
   expect(row(flipped.stdout, 'endpoint now')).toMatch(/^200 from green \(release v2\) in \d+ ms$/);
@@ -114,7 +123,9 @@ test('status with no local stack running: one line, exit 2', async () => {
   const result = await cli(noAwsEnv(), 'status');
   expect(result.code).toBe(2);
   expect(result.stdout).toBe('');
-  expect(result.stderr.trim()).toBe(`bluegreen status: no local stack is running (no ${stateDir}/state.json): start one with npm start`);
+  expect(result.stderr.trim()).toBe(
+    `bluegreen status: no local stack is running (no ${stateDir}/state.json): start one with npm start`,
+  );
 });
 
 test('status with a state.json left by a supervisor that has exited: no local stack, exit 2', async () => {
@@ -122,7 +133,15 @@ test('status with a state.json left by a supervisor that has exited: no local st
   const pid = child.pid!;
   await new Promise((r) => child.once('exit', r));
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(path.join(stateDir, 'state.json'), JSON.stringify({ supervisorPid: pid, host: '127.0.0.1', ports: { nginx: 1, blue: 2, green: 3 }, url: 'http://127.0.0.1:1' }));
+  writeFileSync(
+    path.join(stateDir, 'state.json'),
+    JSON.stringify({
+      supervisorPid: pid,
+      host: '127.0.0.1',
+      ports: { nginx: 1, blue: 2, green: 3 },
+      url: 'http://127.0.0.1:1',
+    }),
+  );
   const result = await cli(noAwsEnv(), 'status');
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe(
@@ -147,19 +166,25 @@ test.each([
   [['release', '--release', 'v2', '--stage', 'x']],
 ])('%p with no AWS region: one line, exit 2, no stack trace', async (args) => {
   const result = await cli(noAwsEnv(), ...args);
-  expect(result.stderr.trim()).toBe(`bluegreen ${args[0]}: no AWS region: pass --region or set AWS_REGION (or a region in the --profile's config)`);
+  expect(result.stderr.trim()).toBe(
+    `bluegreen ${args[0]}: no AWS region: pass --region or set AWS_REGION (or a region in the --profile's config)`,
+  );
   expect(result.code).toBe(2);
 });
 
 test('$BLUEGREEN_STAGE names the stage too: status goes to AWS, no region is the same one line', async () => {
   const result = await cli(noAwsEnv({ BLUEGREEN_STAGE: 'x' }), 'status');
-  expect(result.stderr.trim()).toBe("bluegreen status: no AWS region: pass --region or set AWS_REGION (or a region in the --profile's config)");
+  expect(result.stderr.trim()).toBe(
+    "bluegreen status: no AWS region: pass --region or set AWS_REGION (or a region in the --profile's config)",
+  );
   expect(result.code).toBe(2);
 });
 
 test('status --stage with a region but no credentials: one line, exit 2', async () => {
   const result = await cli(noAwsEnv(), 'status', '--stage', 'x', '--region', 'us-east-1');
-  expect(result.stderr.trim()).toMatch(/^bluegreen status: no AWS credentials: .+ \(pass --profile, or run aws configure \/ aws sso login\)$/);
+  expect(result.stderr.trim()).toMatch(
+    /^bluegreen status: no AWS credentials: .+ \(pass --profile, or run aws configure \/ aws sso login\)$/,
+  );
   expect(result.stderr).not.toMatch(/^\s+at /m);
   expect(result.code).toBe(2);
 });

@@ -21,7 +21,9 @@ const upstreamConf = () => readFileSync(path.join(stack.state.confDir, 'upstream
 /** Everything in the switch dir, links with their targets: "nothing changed" is this, unchanged. */
 const switchDirState = () =>
   readdirSync(stack.state.switchDir, { withFileTypes: true })
-    .map((e) => (e.isSymbolicLink() ? `${e.name} -> ${readlinkSync(path.join(stack.state.switchDir, e.name))}` : e.name))
+    .map((e) =>
+      e.isSymbolicLink() ? `${e.name} -> ${readlinkSync(path.join(stack.state.switchDir, e.name))}` : e.name,
+    )
     .sort();
 
 async function servedBy(pool: string) {
@@ -34,7 +36,8 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
     stack = await startTestStack({ activePool: 'blue' });
     const workers = workerPids(stack);
     const load = startLoad({ url: `${stack.url}/version`, ...TEST_LOAD, ...STRICT_CLIENT });
-    const lastAre = (pool: string) => () => load.samples.length > 20 && load.samples.slice(-20).every((s) => s.pool === pool);
+    const lastAre = (pool: string) => () =>
+      load.samples.length > 20 && load.samples.slice(-20).every((s) => s.pool === pool);
     await load.after(50, 'before the first flip');
 
     const flips: Array<{ from: number; to: number }> = [];
@@ -66,13 +69,24 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
     const { entries, malformed } = readAccessLog(stack);
     expect(malformed).toEqual([]);
     const served = entries.filter((e) => e.uri === '/version');
-    expect(served.filter((e) => !(e.pool === e.active_pool && e.primary_pool === e.active_pool && e.upstream_status === '200'))).toEqual([]);
+    expect(
+      served.filter(
+        (e) => !(e.pool === e.active_pool && e.primary_pool === e.active_pool && e.upstream_status === '200'),
+      ),
+    ).toEqual([]);
     // Each request names the pool active when it came in (lines are written when requests end, so
     // the log's own order interleaves around a flip): judged by start time, outside each flip's
     // window (plus nginx's cached-clock slack), blue before, green between, blue after.
     const SLACK_MS = 50;
     const startedAt = (e: (typeof served)[number]) => (e.msec ?? 0) * 1000 - e.request_time * 1000;
-    const phase = (t: number) => (t < flips[0].from - SLACK_MS ? 0 : t > flips[0].to + SLACK_MS && t < flips[1].from - SLACK_MS ? 1 : t > flips[1].to + SLACK_MS ? 2 : undefined);
+    const phase = (t: number) =>
+      t < flips[0].from - SLACK_MS
+        ? 0
+        : t > flips[0].to + SLACK_MS && t < flips[1].from - SLACK_MS
+          ? 1
+          : t > flips[1].to + SLACK_MS
+            ? 2
+            : undefined;
     const byPhase: Array<typeof served> = [[], [], []];
     for (const e of served) {
       const p = phase(startedAt(e));
@@ -120,7 +134,9 @@ describe('flips (switch-pool.sh <pool>): a flag file, no reload', () => {
       expect(result.stderr).toContain('nothing changed');
     }
     const purple = await stack.flip('purple');
-    expect(purple.stderr.trim()).toBe("switch-pool: the pool must be blue or green, got 'purple'; nothing changed, nginx keeps serving as before");
+    expect(purple.stderr.trim()).toBe(
+      "switch-pool: the pool must be blue or green, got 'purple'; nothing changed, nginx keeps serving as before",
+    );
     expect(switchDirState()).toEqual(before);
     expect(await servedBy('blue')).toBe(true);
   });
@@ -209,10 +225,18 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
     );
     expect(stack.canaryPercent()).toBe(20);
     expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-20');
-    expect(readdirSync(path.join(stack.state.switchDir, '.canary-20')).sort()).toEqual(Array.from({ length: 20 }, (_, i) => String(i).padStart(2, '0')));
+    expect(readdirSync(path.join(stack.state.switchDir, '.canary-20')).sort()).toEqual(
+      Array.from({ length: 20 }, (_, i) => String(i).padStart(2, '0')),
+    );
 
     const N = 2000;
-    const result = await runLoad({ url: `${stack.url}/version`, connections: 8, durationMs: 30_000, maxRequests: N, ...STRICT_CLIENT });
+    const result = await runLoad({
+      url: `${stack.url}/version`,
+      connections: 8,
+      durationMs: 30_000,
+      maxRequests: N,
+      ...STRICT_CLIENT,
+    });
     const summary = summarize(result.samples, result.durationMs);
     expect(summary.failed).toBe(0);
     const entries = await waitFor(() => {
@@ -238,7 +262,13 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
 
     // Back to 0: every request tries the active pool first again.
     expect((await stack.canary(0)).stdout).toContain('canary share is now 0% (was 20%)');
-    const after = await runLoad({ url: `${stack.url}/version`, connections: 4, durationMs: 10_000, maxRequests: 200, ...STRICT_CLIENT });
+    const after = await runLoad({
+      url: `${stack.url}/version`,
+      connections: 4,
+      durationMs: 10_000,
+      maxRequests: 200,
+      ...STRICT_CLIENT,
+    });
     expect(summarize(after.samples, after.durationMs).byPool).toEqual({ blue: 200 });
   });
 
@@ -246,12 +276,23 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
     stack = await startTestStack({ activePool: 'blue' });
     expect((await stack.canary(50)).code).toBe(0);
     await stack.chaos('green', 'error');
-    const result = await runLoad({ url: `${stack.url}/version`, connections: 4, durationMs: 20_000, maxRequests: 400, ...STRICT_CLIENT });
+    const result = await runLoad({
+      url: `${stack.url}/version`,
+      connections: 4,
+      durationMs: 20_000,
+      maxRequests: 400,
+      ...STRICT_CLIENT,
+    });
     const summary = summarize(result.samples, result.durationMs);
     expect(summary.failures).toEqual({});
     expect(summary.byPool).toEqual({ blue: 400 });
-    await waitFor(() => readAccessLog(stack).entries.filter((e) => e.uri === '/version').length > 400, 'the access-log lines');
-    const entries = readAccessLog(stack).entries.filter((e) => e.uri === '/version').slice(-400);
+    await waitFor(
+      () => readAccessLog(stack).entries.filter((e) => e.uri === '/version').length > 400,
+      'the access-log lines',
+    );
+    const entries = readAccessLog(stack)
+      .entries.filter((e) => e.uri === '/version')
+      .slice(-400);
     const canary = entries.filter((e) => e.primary_pool === 'green');
     expect(canary.length).toBeGreaterThan(100);
     // Served by the active pool although green was their primary: the primary failed them.
@@ -267,7 +308,13 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
     stack = await startTestStack({ activePool: 'green' });
     expect((await stack.canary(30)).code).toBe(0);
     await stack.killPool('blue');
-    const result = await runLoad({ url: `${stack.url}/version`, connections: 4, durationMs: 20_000, maxRequests: 300, ...STRICT_CLIENT });
+    const result = await runLoad({
+      url: `${stack.url}/version`,
+      connections: 4,
+      durationMs: 20_000,
+      maxRequests: 300,
+      ...STRICT_CLIENT,
+    });
     expect(summarize(result.samples, result.durationMs)).toMatchObject({ failed: 0, byPool: { green: 300 } });
   });
 
@@ -278,7 +325,9 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
     for (const value of ['100', '-1', 'ten', '05', '1.5', '']) {
       const result = await stack.canary(value);
       expect(result.code).toBe(2);
-      expect(result.stderr.trim()).toBe(`switch-pool: the canary share must be a whole number 0-99, got '${value}'; nothing changed`);
+      expect(result.stderr.trim()).toBe(
+        `switch-pool: the canary share must be a whole number 0-99, got '${value}'; nothing changed`,
+      );
     }
     const missing = await runScript(SWITCH, ['--canary'], switchEnv(stack.state));
     expect(missing.code).toBe(2);
@@ -304,11 +353,22 @@ describe('canary (switch-pool.sh --canary N): a share of requests tries the idle
     stack = await startTestStack({ activePool: 'blue' });
     expect((await stack.canary(50)).code).toBe(0);
     expect((await stack.flip('green')).code).toBe(0);
-    const result = await runLoad({ url: `${stack.url}/version`, connections: 4, durationMs: 20_000, maxRequests: 200, ...STRICT_CLIENT });
+    const result = await runLoad({
+      url: `${stack.url}/version`,
+      connections: 4,
+      durationMs: 20_000,
+      maxRequests: 200,
+      ...STRICT_CLIENT,
+    });
     expect(summarize(result.samples, result.durationMs).failed).toBe(0);
-    await waitFor(() => readAccessLog(stack).entries.filter((e) => e.uri === '/version').length > 200, 'the access-log lines');
+    await waitFor(
+      () => readAccessLog(stack).entries.filter((e) => e.uri === '/version').length > 200,
+      'the access-log lines',
+    );
     // The last 200: the load's requests, not the start-up check's.
-    const entries: LogEntry[] = readAccessLog(stack).entries.filter((e) => e.uri === '/version').slice(-200);
+    const entries: LogEntry[] = readAccessLog(stack)
+      .entries.filter((e) => e.uri === '/version')
+      .slice(-200);
     for (const e of entries) {
       expect(e.active_pool).toBe('green');
       expect(e.primary_pool).toBe(bucketOf(e.request_id) < 50 ? 'blue' : 'green');
@@ -334,7 +394,9 @@ describe('apply-upstream.sh: render, compare, nginx -t, reload; restore on failu
     const workers = workerPids(stack);
     const result = await applyUpstream(stack.state, { MAX_FAILS: '3' });
     expect(result.code).toBe(0);
-    expect(result.stdout.trim()).toBe('apply-upstream: upstream.conf updated (config tested, nginx reloaded gracefully)');
+    expect(result.stdout.trim()).toBe(
+      'apply-upstream: upstream.conf updated (config tested, nginx reloaded gracefully)',
+    );
     expect(upstreamConf()).toContain('max_fails=3');
     await waitFor(() => workerPids(stack).every((pid) => !workers.includes(pid)), 'new nginx workers after the reload');
     expect(stack.activePool()).toBe('green');
@@ -352,7 +414,9 @@ describe('apply-upstream.sh: render, compare, nginx -t, reload; restore on failu
     const result = await applyUpstream(stack.state, { UPSTREAM_KEEPALIVE: '0' });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/invalid value "0" in "keepalive" directive/);
-    expect(result.stderr).toContain('nginx -t rejected the new upstream.conf; restored the previous one, nginx keeps serving it');
+    expect(result.stderr).toContain(
+      'nginx -t rejected the new upstream.conf; restored the previous one, nginx keeps serving it',
+    );
     expect(upstreamConf()).toBe(before);
     expect(workerPids(stack)).toEqual(workers);
     expect(await servedBy('blue')).toBe(true);
@@ -379,7 +443,10 @@ describe('apply-upstream.sh: render, compare, nginx -t, reload; restore on failu
 
   test('two applies at once are serialized and leave a consistent config', async () => {
     stack = await startTestStack({ activePool: 'blue' });
-    const results = await Promise.all([applyUpstream(stack.state, { MAX_FAILS: '4' }), applyUpstream(stack.state, { MAX_FAILS: '4' })]);
+    const results = await Promise.all([
+      applyUpstream(stack.state, { MAX_FAILS: '4' }),
+      applyUpstream(stack.state, { MAX_FAILS: '4' }),
+    ]);
     expect(results.map((r) => r.code)).toEqual([0, 0]);
     expect(results.map((r) => r.stdout.trim()).sort()).toEqual([
       'apply-upstream: upstream.conf and routes.conf are unchanged; no reload',

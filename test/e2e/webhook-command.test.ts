@@ -27,26 +27,38 @@ function webhookCommands(text: string): string[] {
 
 const shell = async (command: string) => run('sh', ['-c', command], { env: { ...process.env, ...moto.env } });
 
-test.each(['README.md', 'RUNBOOK.md'])('%s: the webhook command stores the URL as written, with AWS CLI v1', async (file) => {
-  const commands = webhookCommands(doc(file));
-  expect(commands.length).toBeGreaterThan(0);
-  for (const [i, written] of commands.entries()) {
-    const name = `/bluegreen/doc${i}-${file.replace(/\W/g, '').toLowerCase()}/slack-webhook-url`;
-    // Only the placeholders change: the stage and the webhook's secret part.
-    const command = written.replace(/\/bluegreen\/(<stage>|prod)\/slack-webhook-url/, name).replace('https://hooks.slack.com/services/…', WEBHOOK);
-    expect(command).not.toBe(written);
-    await shell(command);
-    const { stdout } = await shell(`aws ssm get-parameter --name ${name} --with-decryption --query 'Parameter.[Type,Value]' --output text`);
-    expect(stdout.trim().split(/\s+/)).toEqual(['SecureString', WEBHOOK]);
-  }
-});
+test.each(['README.md', 'RUNBOOK.md'])(
+  '%s: the webhook command stores the URL as written, with AWS CLI v1',
+  async (file) => {
+    const commands = webhookCommands(doc(file));
+    expect(commands.length).toBeGreaterThan(0);
+    for (const [i, written] of commands.entries()) {
+      const name = `/bluegreen/doc${i}-${file.replace(/\W/g, '').toLowerCase()}/slack-webhook-url`;
+      // Only the placeholders change: the stage and the webhook's secret part.
+      const command = written
+        .replace(/\/bluegreen\/(<stage>|prod)\/slack-webhook-url/, name)
+        .replace('https://hooks.slack.com/services/…', WEBHOOK);
+      expect(command).not.toBe(written);
+      await shell(command);
+      const { stdout } = await shell(
+        `aws ssm get-parameter --name ${name} --with-decryption --query 'Parameter.[Type,Value]' --output text`,
+      );
+      expect(stdout.trim().split(/\s+/)).toEqual(['SecureString', WEBHOOK]);
+    }
+  },
+);
 
 test('the form the docs avoid really does not store the URL with AWS CLI v1', async () => {
   const { stdout } = await shell('aws --version 2>&1');
   if (!stdout.startsWith('aws-cli/1.')) return; // AWS CLI v2 stores it as written (no URL fetching)
   // Without network it fails to fetch the URL; with network it stores the page it fetched.
-  const stored = await shell(`aws ssm put-parameter --name /bluegreen/avoid/slack-webhook-url --type SecureString --value '${WEBHOOK}'`).then(
-    () => shell('aws ssm get-parameter --name /bluegreen/avoid/slack-webhook-url --with-decryption --query Parameter.Value --output text').then((r) => r.stdout.trim()),
+  const stored = await shell(
+    `aws ssm put-parameter --name /bluegreen/avoid/slack-webhook-url --type SecureString --value '${WEBHOOK}'`,
+  ).then(
+    () =>
+      shell(
+        'aws ssm get-parameter --name /bluegreen/avoid/slack-webhook-url --with-decryption --query Parameter.Value --output text',
+      ).then((r) => r.stdout.trim()),
     (err: Error) => `refused: ${err.message}`,
   );
   expect(stored).not.toBe(WEBHOOK);

@@ -9,7 +9,12 @@ export const BASE_IMAGES_READER = path.join(REPO_ROOT, 'test', 'docker', 'base-i
 /** { nginx: docker-compose.yml's default, node: app/Dockerfile's ARG BASE_IMAGE } of a repo's files. */
 export function baseImages(repo = REPO_ROOT): Record<'nginx' | 'node', string> {
   const out = execFileSync('sh', [BASE_IMAGES_READER, repo], { encoding: 'utf8' });
-  const found = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  const found = Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  );
   return { nginx: found.nginx, node: found.node };
 }
 

@@ -7,7 +7,9 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
 import { REPO_ROOT } from '../../local/paths';
 
-export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
+export const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(
+  readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8'),
+).context;
 
 export function newApp(context: Record<string, unknown> = {}, outdir?: string): App {
   return new App({ outdir, context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context } });

@@ -8,11 +8,13 @@
 /** The terms of a term pattern, quotes removed. Throws on syntax this matcher does not model. */
 export function filterPatternTerms(pattern: string): string[] {
   const p = pattern.trim();
-  if (p === '' || p.startsWith('{') || p.startsWith('[')) throw new Error(`not a term pattern: ${JSON.stringify(pattern)}`);
+  if (p === '' || p.startsWith('{') || p.startsWith('['))
+    throw new Error(`not a term pattern: ${JSON.stringify(pattern)}`);
   const terms: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
   for (const m of p.matchAll(re)) {
-    if (m[2] !== undefined && /^[?-]/.test(m[2])) throw new Error(`"?" and "-" terms are not modelled: ${JSON.stringify(pattern)}`);
+    if (m[2] !== undefined && /^[?-]/.test(m[2]))
+      throw new Error(`"?" and "-" terms are not modelled: ${JSON.stringify(pattern)}`);
     if (m[2] !== undefined && m[2].includes('"')) throw new Error(`unbalanced quote in ${JSON.stringify(pattern)}`);
     terms.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
   }

@@ -7,4 +7,3 @@ import { HOST_PATHS, hostApplyCommand } from '../../core/host-command';
 export function hostCommandUnder(root: string, args: readonly string[] = []): string {
   return HOST_PATHS.reduce((command, p) => command.split(p).join(path.join(root, p)), hostApplyCommand(args));
 }
-

@@ -10,11 +10,21 @@ import { POOLS } from '../../core/pools';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { STAGE_TAG_KEY } from '../../core/names';
 import { REPO_ROOT } from '../../local/paths';
-import { CfnTemplate, ContextValue, list, resolveStatement, RawStatement, Statement, TemplateResolver, TEST_ENV } from './iam';
+import {
+  CfnTemplate,
+  ContextValue,
+  list,
+  resolveStatement,
+  RawStatement,
+  Statement,
+  TemplateResolver,
+  TEST_ENV,
+} from './iam';
 
 const { partition: P, region: R, account: A } = TEST_ENV;
 
-export type Principal = 'host' | 'alert-function' | 'create-only-parameters' | 'pool-switch-rule' | 'default-sg-cleanup' | 'operator';
+export type Principal =
+  'host' | 'alert-function' | 'create-only-parameters' | 'pool-switch-rule' | 'default-sg-cleanup' | 'operator';
 
 /** The role (logical id prefix) a principal runs as; the operator's policy is README's. */
 export function roleOf(principal: Exclude<Principal, 'operator'>, fleet: boolean): string {
@@ -74,10 +84,16 @@ const one = (template: CfnTemplate, type: string, prefix: string): string => {
 
 export function stageFacts(template: CfnTemplate, resolver: TemplateResolver, stage: string): StageFacts {
   const fleet = Object.values(template.Resources).some((r) => r.Type === 'AWS::AutoScaling::AutoScalingGroup');
-  const host = fleet ? template.Resources[one(template, 'AWS::EC2::LaunchTemplate', 'Fleet')] : template.Resources[one(template, 'AWS::EC2::Instance', 'Host')];
-  const userData = fleet ? (host.Properties!.LaunchTemplateData as { UserData: unknown }).UserData : host.Properties!.UserData;
+  const host = fleet
+    ? template.Resources[one(template, 'AWS::EC2::LaunchTemplate', 'Fleet')]
+    : template.Resources[one(template, 'AWS::EC2::Instance', 'Host')];
+  const userData = fleet
+    ? (host.Properties!.LaunchTemplateData as { UserData: unknown }).UserData
+    : host.Properties!.UserData;
   const script = resolver.resolve((userData as { 'Fn::Base64': unknown })['Fn::Base64']);
-  const assetObjects = [...script.matchAll(/aws s3 cp '?s3:\/\/([^/']+)\/([^' ]+)'?/g)].map(([, bucket, key]) => `arn:${P}:s3:::${bucket}/${key}`);
+  const assetObjects = [...script.matchAll(/aws s3 cp '?s3:\/\/([^/']+)\/([^' ]+)'?/g)].map(
+    ([, bucket, key]) => `arn:${P}:s3:::${bucket}/${key}`,
+  );
   const vpc = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::EC2::VPC')?.[0];
   return {
     stage,
@@ -86,7 +102,11 @@ export function stageFacts(template: CfnTemplate, resolver: TemplateResolver, st
     alertLogGroup: resolver.physicalName(one(template, 'AWS::Logs::LogGroup', 'AlertsFunctionLogs')),
     createOnlyLogGroup: resolver.physicalName(one(template, 'AWS::Logs::LogGroup', 'ParametersFunctionLogs')),
     deadLetterQueueArn: resolver.arn(one(template, 'AWS::SQS::Queue', 'AlertsUndelivered')),
-    ...(vpc ? { defaultSecurityGroupArn: `arn:${P}:ec2:${R}:${A}:security-group/${resolver.resolve({ 'Fn::GetAtt': [vpc, 'DefaultSecurityGroup'] })}` } : {}),
+    ...(vpc
+      ? {
+          defaultSecurityGroupArn: `arn:${P}:ec2:${R}:${A}:security-group/${resolver.resolve({ 'Fn::GetAtt': [vpc, 'DefaultSecurityGroup'] })}`,
+        }
+      : {}),
   };
 }
 
@@ -98,12 +118,15 @@ const param = (name: string) => `arn:${P}:ssm:${R}:${A}:parameter${name}`;
 const groupScope = (group: string) => `arn:${P}:logs:${R}:${A}:log-group:${group}:log-stream:`;
 const stream = (group: string, name: string) => `arn:${P}:logs:${R}:${A}:log-group:${group}:log-stream:${name}`;
 /** The group's ARN as the lifecycle actions are authorized on it: the group's generated id, then its name. */
-const groupArn = (name: string) => `arn:${P}:autoscaling:${R}:${A}:autoScalingGroup:7b1c3a52-9d0e-4f6b-8a21-3c4d5e6f7a8b:autoScalingGroupName/${name}`;
+const groupArn = (name: string) =>
+  `arn:${P}:autoscaling:${R}:${A}:autoScalingGroup:7b1c3a52-9d0e-4f6b-8a21-3c4d5e6f7a8b:autoScalingGroupName/${name}`;
 /** AWS-owned documents have no account in their ARN. */
 const documentArn = (name: string) => `arn:${P}:ssm:${R}::document/${name}`;
 const instance = (id: string, stage?: string): Authorized => ({
   arn: `arn:${P}:ec2:${R}:${A}:instance/${id}`,
-  ...(stage ? { context: { [`ssm:resourceTag/${STAGE_TAG_KEY}`]: stage, [`aws:ResourceTag/${STAGE_TAG_KEY}`]: stage } } : {}),
+  ...(stage
+    ? { context: { [`ssm:resourceTag/${STAGE_TAG_KEY}`]: stage, [`aws:ResourceTag/${STAGE_TAG_KEY}`]: stage } }
+    : {}),
 });
 const repository = (name: string) => `arn:${P}:ecr:${R}:${A}:repository/${name}`;
 const OVERWRITE = { 'ssm:Overwrite': 'true' };
@@ -111,13 +134,21 @@ const OVERWRITE = { 'ssm:Overwrite': 'true' };
 const LAMBDA_STREAM = '2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef';
 
 /** The README's operator policy (section "4. Release"): the JSON block after "Operators' IAM", placeholders filled for the stage. */
-export function readmeOperatorPolicy(stage: string, readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8')): Statement[] {
+export function readmeOperatorPolicy(
+  stage: string,
+  readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'),
+): Statement[] {
   const at = readme.indexOf("Operators' IAM");
   const start = readme.indexOf('```json\n', at);
   if (at < 0 || start < 0) throw new Error('README has no operator policy (a ```json block after "Operators\' IAM")');
   const end = readme.indexOf('\n```', start + 8);
-  const text = readme.slice(start + 8, end).replaceAll('<region>', R).replaceAll('<account>', A).replaceAll('<stage>', stage);
-  if (/<[a-z]+>/.test(text)) throw new Error(`README's operator policy has a placeholder the test does not fill: ${text.match(/<[a-z]+>/)![0]}`);
+  const text = readme
+    .slice(start + 8, end)
+    .replaceAll('<region>', R)
+    .replaceAll('<account>', A)
+    .replaceAll('<stage>', stage);
+  if (/<[a-z]+>/.test(text))
+    throw new Error(`README's operator policy has a placeholder the test does not fill: ${text.match(/<[a-z]+>/)![0]}`);
   const doc = JSON.parse(text) as { Statement: RawStatement[] };
   return list(doc.Statement).map((s) => resolveStatement(s, (v) => v as string));
 }
@@ -126,7 +157,7 @@ export function readmeOperatorPolicy(stage: string, readme = readFileSync(path.j
 export const NOT_IAM: readonly NotIamRow[] = [
   {
     source: 'lib/pool-host.ts',
-    how: 'cfn-signal in the user data\'s exit trap (UserData.addSignalOnExitCommand)',
+    how: "cfn-signal in the user data's exit trap (UserData.addSignalOnExitCommand)",
     action: 'cloudformation:SignalResource',
     why: 'cfn-signal sends no credentials unless given --role or keys; CloudFormation accepts the signal from an instance of the stack. (CDK still grants a fleet role cloudformation:SignalResource on the stack; that statement is held against the reference like the others.)',
   },
@@ -134,7 +165,7 @@ export const NOT_IAM: readonly NotIamRow[] = [
     source: 'lambda/alert/aws.ts',
     how: 'GetParameter WithDecryption of the webhook SecureString',
     action: 'kms:Decrypt',
-    why: 'the aws/ssm key is AWS-managed: its key policy lets the account\'s principals use it through SSM (kms:ViaService), so no IAM statement is involved; the SSM read itself is a row of the table',
+    why: "the aws/ssm key is AWS-managed: its key policy lets the account's principals use it through SSM (kms:ViaService), so no IAM statement is involved; the SSM read itself is a row of the table",
   },
 ];
 
@@ -145,141 +176,600 @@ export function requestTable(f: StageFacts): RequestRow[] {
   const other = stage === 'prod' ? 'dev' : 'prod';
   const logs = logGroupNames(stage);
   const rows: RequestRow[] = [];
-  const add = (expect: RequestRow['expect'], principal: Principal, source: string, how: string, action: string, ...resources: Array<string | Authorized>) =>
-    rows.push({ expect, principal, source, how, action, resources: resources.map((r) => (typeof r === 'string' ? { arn: r } : r)) });
-  const allow = (principal: Principal, source: string, how: string, action: string, ...resources: Array<string | Authorized>) => add('allow', principal, source, how, action, ...resources);
-  const deny = (principal: Principal, source: string, how: string, action: string, ...resources: Array<string | Authorized>) => add('deny', principal, source, how, action, ...resources);
+  const add = (
+    expect: RequestRow['expect'],
+    principal: Principal,
+    source: string,
+    how: string,
+    action: string,
+    ...resources: Array<string | Authorized>
+  ) =>
+    rows.push({
+      expect,
+      principal,
+      source,
+      how,
+      action,
+      resources: resources.map((r) => (typeof r === 'string' ? { arn: r } : r)),
+    });
+  const allow = (
+    principal: Principal,
+    source: string,
+    how: string,
+    action: string,
+    ...resources: Array<string | Authorized>
+  ) => add('allow', principal, source, how, action, ...resources);
+  const deny = (
+    principal: Principal,
+    source: string,
+    how: string,
+    action: string,
+    ...resources: Array<string | Authorized>
+  ) => add('deny', principal, source, how, action, ...resources);
   const withOverwrite = (name: string): Authorized => ({ arn: param(name), context: OVERWRITE });
 
   // --- the host (single or each fleet host) ---
-  for (const object of f.assetObjects) allow('host', 'lib/pool-host.ts', 'user data: aws s3 cp of an asset (UserData.addS3DownloadCommand)', 's3:GetObject', object);
-  allow('host', 'userdata/bluegreen-apply.sh', 'aws ssm get-parameters of the pool state (one request, each name authorized)', 'ssm:GetParameters', ...hostReadParameterNames(stage).map(param));
-  allow('host', 'userdata/bootstrap.sh', 'amazon-ecr-credential-helper: the registry login for docker', 'ecr:GetAuthorizationToken', '*');
-  for (const action of ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer']) allow('host', 'userdata/bluegreen-apply.sh', 'docker compose pulls a release image', action, repository(ecrRepositoryName(stage)));
+  for (const object of f.assetObjects)
+    allow(
+      'host',
+      'lib/pool-host.ts',
+      'user data: aws s3 cp of an asset (UserData.addS3DownloadCommand)',
+      's3:GetObject',
+      object,
+    );
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'aws ssm get-parameters of the pool state (one request, each name authorized)',
+    'ssm:GetParameters',
+    ...hostReadParameterNames(stage).map(param),
+  );
+  allow(
+    'host',
+    'userdata/bootstrap.sh',
+    'amazon-ecr-credential-helper: the registry login for docker',
+    'ecr:GetAuthorizationToken',
+    '*',
+  );
+  for (const action of ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'])
+    allow(
+      'host',
+      'userdata/bluegreen-apply.sh',
+      'docker compose pulls a release image',
+      action,
+      repository(ecrRepositoryName(stage)),
+    );
   for (const group of [logs.access, logs.error]) {
-    allow('host', 'userdata/cloudwatch-agent.json', 'the CloudWatch agent (configured by bootstrap.sh) finds its stream', 'logs:DescribeLogStreams', groupScope(group));
-    allow('host', 'userdata/cloudwatch-agent.json', 'the CloudWatch agent creates the host\'s stream', 'logs:CreateLogStream', stream(group, HOST_INSTANCE));
-    allow('host', 'userdata/cloudwatch-agent.json', 'the CloudWatch agent ships nginx\'s log', 'logs:PutLogEvents', stream(group, HOST_INSTANCE));
+    allow(
+      'host',
+      'userdata/cloudwatch-agent.json',
+      'the CloudWatch agent (configured by bootstrap.sh) finds its stream',
+      'logs:DescribeLogStreams',
+      groupScope(group),
+    );
+    allow(
+      'host',
+      'userdata/cloudwatch-agent.json',
+      "the CloudWatch agent creates the host's stream",
+      'logs:CreateLogStream',
+      stream(group, HOST_INSTANCE),
+    );
+    allow(
+      'host',
+      'userdata/cloudwatch-agent.json',
+      "the CloudWatch agent ships nginx's log",
+      'logs:PutLogEvents',
+      stream(group, HOST_INSTANCE),
+    );
   }
-  allow('host', 'userdata/bluegreen-log-reopen.sh', 'its failure line, shipped by the agent to its own stream', 'logs:CreateLogStream', stream(logs.error, `${HOST_INSTANCE}-log-rotation`));
-  allow('host', 'userdata/bluegreen-log-reopen.sh', 'its failure line, shipped by the agent to its own stream', 'logs:PutLogEvents', stream(logs.error, `${HOST_INSTANCE}-log-rotation`));
-  allow('host', 'userdata/cloudwatch-agent.json', 'the CloudWatch agent\'s host metrics', 'cloudwatch:PutMetricData', { arn: '*', context: { 'cloudwatch:namespace': `Bluegreen/${stage}/Host` } });
+  allow(
+    'host',
+    'userdata/bluegreen-log-reopen.sh',
+    'its failure line, shipped by the agent to its own stream',
+    'logs:CreateLogStream',
+    stream(logs.error, `${HOST_INSTANCE}-log-rotation`),
+  );
+  allow(
+    'host',
+    'userdata/bluegreen-log-reopen.sh',
+    'its failure line, shipped by the agent to its own stream',
+    'logs:PutLogEvents',
+    stream(logs.error, `${HOST_INSTANCE}-log-rotation`),
+  );
+  allow('host', 'userdata/cloudwatch-agent.json', "the CloudWatch agent's host metrics", 'cloudwatch:PutMetricData', {
+    arn: '*',
+    context: { 'cloudwatch:namespace': `Bluegreen/${stage}/Host` },
+  });
   if (f.fleet) {
-    allow('host', 'lib/fleet-hosts.ts', `user data: aws autoscaling complete-lifecycle-action (${BOOTSTRAP_HOOK_NAME}, CONTINUE or ABANDON)`, 'autoscaling:CompleteLifecycleAction', groupArn(fleetGroupName(stage)));
-    allow('host', 'fleet/bluegreen-join.sh', 'aws autoscaling record-lifecycle-action-heartbeat while a release is in progress', 'autoscaling:RecordLifecycleActionHeartbeat', groupArn(fleetGroupName(stage)));
-    allow('host', 'fleet/bluegreen-join.sh', 'aws ssm get-parameter of the release record', 'ssm:GetParameter', param(n.release));
-    allow('host', 'lib/fleet-hosts.ts', 'user data: aws elbv2 describe-target-health until the target is healthy', 'elasticloadbalancing:DescribeTargetHealth', '*');
+    allow(
+      'host',
+      'lib/fleet-hosts.ts',
+      `user data: aws autoscaling complete-lifecycle-action (${BOOTSTRAP_HOOK_NAME}, CONTINUE or ABANDON)`,
+      'autoscaling:CompleteLifecycleAction',
+      groupArn(fleetGroupName(stage)),
+    );
+    allow(
+      'host',
+      'fleet/bluegreen-join.sh',
+      'aws autoscaling record-lifecycle-action-heartbeat while a release is in progress',
+      'autoscaling:RecordLifecycleActionHeartbeat',
+      groupArn(fleetGroupName(stage)),
+    );
+    allow(
+      'host',
+      'fleet/bluegreen-join.sh',
+      'aws ssm get-parameter of the release record',
+      'ssm:GetParameter',
+      param(n.release),
+    );
+    allow(
+      'host',
+      'lib/fleet-hosts.ts',
+      'user data: aws elbv2 describe-target-health until the target is healthy',
+      'elasticloadbalancing:DescribeTargetHealth',
+      '*',
+    );
   }
   // must fail
   const own = [...hostReadParameterNames(stage), ...(f.fleet ? [n.release] : [])];
-  const stageNames = [n.activePool, n.maintenance, n.canaryPercent, n.release, ...POOLS.flatMap((p) => Object.values(n.pools[p])), n.slackWebhookUrl, n.alertState, n.publicUrl, n.instanceId, n.hosts, n.ecrRepository];
+  const stageNames = [
+    n.activePool,
+    n.maintenance,
+    n.canaryPercent,
+    n.release,
+    ...POOLS.flatMap((p) => Object.values(n.pools[p])),
+    n.slackWebhookUrl,
+    n.alertState,
+    n.publicUrl,
+    n.instanceId,
+    n.hosts,
+    n.ecrRepository,
+  ];
   for (const name of stageNames.filter((x) => !own.includes(x))) {
-    for (const action of ['ssm:GetParameter', 'ssm:GetParameters']) deny('host', 'userdata/bluegreen-apply.sh', `a read of ${name} (not the host's: the webhook SecureString among them)`, action, param(name));
+    for (const action of ['ssm:GetParameter', 'ssm:GetParameters'])
+      deny(
+        'host',
+        'userdata/bluegreen-apply.sh',
+        `a read of ${name} (not the host's: the webhook SecureString among them)`,
+        action,
+        param(name),
+      );
   }
-  for (const name of [parameterNames(other).slackWebhookUrl, parameterNames(other).activePool, '/other-app/database-password']) deny('host', 'userdata/bluegreen-apply.sh', 'a read outside the stage', 'ssm:GetParameter', param(name));
-  deny('host', 'userdata/bluegreen-apply.sh', 'a path read of the whole stage (its resource is the path)', 'ssm:GetParametersByPath', param(n.root));
-  deny('host', 'userdata/bluegreen-apply.sh', 'an older value of its own pool state', 'ssm:GetParameterHistory', param(n.activePool));
-  deny('host', 'userdata/bluegreen-apply.sh', 'a write of the pool state (the host only reads it)', 'ssm:PutParameter', withOverwrite(n.activePool));
+  for (const name of [
+    parameterNames(other).slackWebhookUrl,
+    parameterNames(other).activePool,
+    '/other-app/database-password',
+  ])
+    deny('host', 'userdata/bluegreen-apply.sh', 'a read outside the stage', 'ssm:GetParameter', param(name));
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'a path read of the whole stage (its resource is the path)',
+    'ssm:GetParametersByPath',
+    param(n.root),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'an older value of its own pool state',
+    'ssm:GetParameterHistory',
+    param(n.activePool),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'a write of the pool state (the host only reads it)',
+    'ssm:PutParameter',
+    withOverwrite(n.activePool),
+  );
   const bucket = f.assetObjects[0].slice(0, f.assetObjects[0].lastIndexOf('/'));
-  deny('host', 'lib/pool-host.ts', 'another object of the bootstrap bucket (another stack\'s asset)', 's3:GetObject', `${bucket}/${'0'.repeat(64)}.zip`);
-  deny('host', 'userdata/bluegreen-apply.sh', 'a pull from another stage\'s repository', 'ecr:BatchGetImage', repository(ecrRepositoryName(other)));
-  deny('host', 'userdata/cloudwatch-agent.json', 'writing into the alert function\'s log group', 'logs:PutLogEvents', stream(f.alertLogGroup, HOST_INSTANCE));
-  deny('host', 'userdata/cloudwatch-agent.json', 'metrics in another stage\'s namespace', 'cloudwatch:PutMetricData', { arn: '*', context: { 'cloudwatch:namespace': `Bluegreen/${other}/Host` } });
-  deny('host', 'userdata/cloudwatch-agent.json', 'metrics in an AWS namespace', 'cloudwatch:PutMetricData', { arn: '*', context: { 'cloudwatch:namespace': 'AWS/EC2' } });
+  deny(
+    'host',
+    'lib/pool-host.ts',
+    "another object of the bootstrap bucket (another stack's asset)",
+    's3:GetObject',
+    `${bucket}/${'0'.repeat(64)}.zip`,
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    "a pull from another stage's repository",
+    'ecr:BatchGetImage',
+    repository(ecrRepositoryName(other)),
+  );
+  deny(
+    'host',
+    'userdata/cloudwatch-agent.json',
+    "writing into the alert function's log group",
+    'logs:PutLogEvents',
+    stream(f.alertLogGroup, HOST_INSTANCE),
+  );
+  deny('host', 'userdata/cloudwatch-agent.json', "metrics in another stage's namespace", 'cloudwatch:PutMetricData', {
+    arn: '*',
+    context: { 'cloudwatch:namespace': `Bluegreen/${other}/Host` },
+  });
+  deny('host', 'userdata/cloudwatch-agent.json', 'metrics in an AWS namespace', 'cloudwatch:PutMetricData', {
+    arn: '*',
+    context: { 'cloudwatch:namespace': 'AWS/EC2' },
+  });
   for (const group of [fleetGroupName(other), 'other-app-asg']) {
-    deny('host', 'lib/fleet-hosts.ts', `completing a launch of another group (${group})`, 'autoscaling:CompleteLifecycleAction', groupArn(group));
-    deny('host', 'fleet/bluegreen-join.sh', `holding a launch of another group (${group})`, 'autoscaling:RecordLifecycleActionHeartbeat', groupArn(group));
+    deny(
+      'host',
+      'lib/fleet-hosts.ts',
+      `completing a launch of another group (${group})`,
+      'autoscaling:CompleteLifecycleAction',
+      groupArn(group),
+    );
+    deny(
+      'host',
+      'fleet/bluegreen-join.sh',
+      `holding a launch of another group (${group})`,
+      'autoscaling:RecordLifecycleActionHeartbeat',
+      groupArn(group),
+    );
   }
-  if (!f.fleet) deny('host', 'lib/fleet-hosts.ts', 'the single host has no launch to complete', 'autoscaling:CompleteLifecycleAction', groupArn(fleetGroupName(stage)));
+  if (!f.fleet)
+    deny(
+      'host',
+      'lib/fleet-hosts.ts',
+      'the single host has no launch to complete',
+      'autoscaling:CompleteLifecycleAction',
+      groupArn(fleetGroupName(stage)),
+    );
 
   // --- the alert function ---
   const fn = 'alert-function';
-  for (const name of [n.maintenance, n.slackWebhookUrl, ...(f.fleet ? [n.hosts] : [])]) allow(fn, 'lambda/alert/aws.ts', 'ParameterCache.get (maintenance, the webhook with decryption, the fleet size)', 'ssm:GetParameter', param(name));
+  for (const name of [n.maintenance, n.slackWebhookUrl, ...(f.fleet ? [n.hosts] : [])])
+    allow(
+      fn,
+      'lambda/alert/aws.ts',
+      'ParameterCache.get (maintenance, the webhook with decryption, the fleet size)',
+      'ssm:GetParameter',
+      param(name),
+    );
   allow(fn, 'lambda/alert/aws.ts', 'loadState', 'ssm:GetParameter', param(n.alertState));
   allow(fn, 'lambda/alert/runtime.ts', 'the release guard reads the record', 'ssm:GetParameter', param(n.release));
   allow(fn, 'lambda/alert/aws.ts', 'saveState', 'ssm:PutParameter', withOverwrite(n.alertState));
   allow(fn, 'lambda/alert/aws.ts', 'saveRecord (Intelligent-Tiering)', 'ssm:PutParameter', withOverwrite(n.release));
-  allow(fn, 'lambda/alert/aws.ts', 'putValue: the guard\'s rollback flips back', 'ssm:PutParameter', withOverwrite(n.activePool));
-  allow(fn, 'lambda/alert/aws.ts', 'putValue: the guard ends a canary', 'ssm:PutParameter', withOverwrite(n.canaryPercent));
-  allow(fn, 'lambda/alert/aws.ts', 'recentEntries: the window after a cold start', 'logs:FilterLogEvents', groupScope(logs.access));
-  allow(fn, 'lambda/alert/aws.ts', 'sendToDeadLetter (and Lambda\'s on-failure destination, sent with the function\'s role)', 'sqs:SendMessage', f.deadLetterQueueArn);
-  allow(fn, 'lib/alerting.ts', 'the Lambda runtime writes the function\'s log', 'logs:CreateLogStream', stream(f.alertLogGroup, LAMBDA_STREAM));
-  allow(fn, 'lib/alerting.ts', 'the Lambda runtime writes the function\'s log', 'logs:PutLogEvents', stream(f.alertLogGroup, LAMBDA_STREAM));
+  allow(
+    fn,
+    'lambda/alert/aws.ts',
+    "putValue: the guard's rollback flips back",
+    'ssm:PutParameter',
+    withOverwrite(n.activePool),
+  );
+  allow(
+    fn,
+    'lambda/alert/aws.ts',
+    'putValue: the guard ends a canary',
+    'ssm:PutParameter',
+    withOverwrite(n.canaryPercent),
+  );
+  allow(
+    fn,
+    'lambda/alert/aws.ts',
+    'recentEntries: the window after a cold start',
+    'logs:FilterLogEvents',
+    groupScope(logs.access),
+  );
+  allow(
+    fn,
+    'lambda/alert/aws.ts',
+    "sendToDeadLetter (and Lambda's on-failure destination, sent with the function's role)",
+    'sqs:SendMessage',
+    f.deadLetterQueueArn,
+  );
+  allow(
+    fn,
+    'lib/alerting.ts',
+    "the Lambda runtime writes the function's log",
+    'logs:CreateLogStream',
+    stream(f.alertLogGroup, LAMBDA_STREAM),
+  );
+  allow(
+    fn,
+    'lib/alerting.ts',
+    "the Lambda runtime writes the function's log",
+    'logs:PutLogEvents',
+    stream(f.alertLogGroup, LAMBDA_STREAM),
+  );
   deny(fn, 'lambda/alert/aws.ts', 'a write of the webhook', 'ssm:PutParameter', withOverwrite(n.slackWebhookUrl));
-  deny(fn, 'lambda/alert/aws.ts', 'another stage\'s webhook', 'ssm:GetParameter', param(parameterNames(other).slackWebhookUrl));
-  deny(fn, 'lambda/alert/aws.ts', 'a pool\'s desired state (the release CLI\'s)', 'ssm:PutParameter', withOverwrite(n.pools.blue.image));
-  deny(fn, 'lambda/alert/aws.ts', 'a pool\'s environment (may hold app settings)', 'ssm:GetParameter', param(n.pools.blue.env));
-  deny(fn, 'lambda/alert/aws.ts', 'maintenance is the operators\' switch', 'ssm:PutParameter', withOverwrite(n.maintenance));
-  if (!f.fleet) deny(fn, 'lambda/alert/aws.ts', 'no fleet size to read on a single host', 'ssm:GetParameter', param(n.hosts));
+  deny(
+    fn,
+    'lambda/alert/aws.ts',
+    "another stage's webhook",
+    'ssm:GetParameter',
+    param(parameterNames(other).slackWebhookUrl),
+  );
+  deny(
+    fn,
+    'lambda/alert/aws.ts',
+    "a pool's desired state (the release CLI's)",
+    'ssm:PutParameter',
+    withOverwrite(n.pools.blue.image),
+  );
+  deny(
+    fn,
+    'lambda/alert/aws.ts',
+    "a pool's environment (may hold app settings)",
+    'ssm:GetParameter',
+    param(n.pools.blue.env),
+  );
+  deny(
+    fn,
+    'lambda/alert/aws.ts',
+    "maintenance is the operators' switch",
+    'ssm:PutParameter',
+    withOverwrite(n.maintenance),
+  );
+  if (!f.fleet)
+    deny(fn, 'lambda/alert/aws.ts', 'no fleet size to read on a single host', 'ssm:GetParameter', param(n.hosts));
 
   // --- the create-only parameters' custom resource ---
   const cr = 'create-only-parameters';
-  const created = [n.activePool, n.maintenance, n.canaryPercent, n.release, ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env])];
-  allow(cr, 'lib/create-only-parameter.ts', 'onCreate: PutParameter, Overwrite false (one request per parameter)', 'ssm:PutParameter', ...created.map((name) => ({ arn: param(name), context: { 'ssm:Overwrite': 'false' } })));
-  allow(cr, 'lib/create-only-parameter.ts', 'onDelete: DeleteParameter (one request per parameter)', 'ssm:DeleteParameter', ...created.map(param));
-  allow(cr, 'lib/pool-parameters.ts', 'the Lambda runtime writes the provider\'s log', 'logs:CreateLogStream', stream(f.createOnlyLogGroup, LAMBDA_STREAM));
-  allow(cr, 'lib/pool-parameters.ts', 'the Lambda runtime writes the provider\'s log', 'logs:PutLogEvents', stream(f.createOnlyLogGroup, LAMBDA_STREAM));
-  deny(cr, 'lib/create-only-parameter.ts', 'the webhook', 'ssm:PutParameter', { arn: param(n.slackWebhookUrl), context: { 'ssm:Overwrite': 'false' } });
-  deny(cr, 'lib/create-only-parameter.ts', 'the alert function\'s state', 'ssm:DeleteParameter', param(n.alertState));
-  deny(cr, 'lib/create-only-parameter.ts', 'another stage\'s pool state', 'ssm:PutParameter', param(parameterNames(other).activePool));
+  const created = [
+    n.activePool,
+    n.maintenance,
+    n.canaryPercent,
+    n.release,
+    ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env]),
+  ];
+  allow(
+    cr,
+    'lib/create-only-parameter.ts',
+    'onCreate: PutParameter, Overwrite false (one request per parameter)',
+    'ssm:PutParameter',
+    ...created.map((name) => ({ arn: param(name), context: { 'ssm:Overwrite': 'false' } })),
+  );
+  allow(
+    cr,
+    'lib/create-only-parameter.ts',
+    'onDelete: DeleteParameter (one request per parameter)',
+    'ssm:DeleteParameter',
+    ...created.map(param),
+  );
+  allow(
+    cr,
+    'lib/pool-parameters.ts',
+    "the Lambda runtime writes the provider's log",
+    'logs:CreateLogStream',
+    stream(f.createOnlyLogGroup, LAMBDA_STREAM),
+  );
+  allow(
+    cr,
+    'lib/pool-parameters.ts',
+    "the Lambda runtime writes the provider's log",
+    'logs:PutLogEvents',
+    stream(f.createOnlyLogGroup, LAMBDA_STREAM),
+  );
+  deny(cr, 'lib/create-only-parameter.ts', 'the webhook', 'ssm:PutParameter', {
+    arn: param(n.slackWebhookUrl),
+    context: { 'ssm:Overwrite': 'false' },
+  });
+  deny(cr, 'lib/create-only-parameter.ts', "the alert function's state", 'ssm:DeleteParameter', param(n.alertState));
+  deny(
+    cr,
+    'lib/create-only-parameter.ts',
+    "another stage's pool state",
+    'ssm:PutParameter',
+    param(parameterNames(other).activePool),
+  );
 
   // --- the pool-switch rule (EventBridge's Run Command target, with the rule's role) ---
   const rule = 'pool-switch-rule';
-  allow(rule, 'lib/pool-switch.ts', 'Run Command to the hosts tagged with the stage: the document and each target instance', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(HOST_INSTANCE, stage));
-  deny(rule, 'lib/pool-switch.ts', 'a host of another stage', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(OTHER_INSTANCE, other));
-  deny(rule, 'lib/pool-switch.ts', 'an instance without the stage tag', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(OTHER_INSTANCE));
-  deny(rule, 'lib/pool-switch.ts', 'another AWS document', 'ssm:SendCommand', documentArn('AWS-RunPowerShellScript'), instance(HOST_INSTANCE, stage));
-  deny(rule, 'lib/pool-switch.ts', 'a document of the account', 'ssm:SendCommand', `arn:${P}:ssm:${R}:${A}:document/RunAnything`, instance(HOST_INSTANCE, stage));
+  allow(
+    rule,
+    'lib/pool-switch.ts',
+    'Run Command to the hosts tagged with the stage: the document and each target instance',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
+  deny(
+    rule,
+    'lib/pool-switch.ts',
+    'a host of another stage',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE, other),
+  );
+  deny(
+    rule,
+    'lib/pool-switch.ts',
+    'an instance without the stage tag',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE),
+  );
+  deny(
+    rule,
+    'lib/pool-switch.ts',
+    'another AWS document',
+    'ssm:SendCommand',
+    documentArn('AWS-RunPowerShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
+  deny(
+    rule,
+    'lib/pool-switch.ts',
+    'a document of the account',
+    'ssm:SendCommand',
+    `arn:${P}:ssm:${R}:${A}:document/RunAnything`,
+    instance(HOST_INSTANCE, stage),
+  );
 
   // --- CDK's default security group cleanup (the created VPC) ---
   if (f.defaultSecurityGroupArn) {
     const sg = 'default-sg-cleanup';
-    for (const action of ['ec2:RevokeSecurityGroupIngress', 'ec2:RevokeSecurityGroupEgress']) allow(sg, 'lib/host-network.ts', 'Custom::VpcRestrictDefaultSG on create: the default group\'s rules removed', action, f.defaultSecurityGroupArn);
-    for (const action of ['ec2:AuthorizeSecurityGroupIngress', 'ec2:AuthorizeSecurityGroupEgress']) allow(sg, 'lib/host-network.ts', 'Custom::VpcRestrictDefaultSG on delete: the rules put back', action, f.defaultSecurityGroupArn);
-    deny(sg, 'lib/host-network.ts', 'another security group', 'ec2:RevokeSecurityGroupIngress', `arn:${P}:ec2:${R}:${A}:security-group/sg-0123456789abcdef0`);
+    for (const action of ['ec2:RevokeSecurityGroupIngress', 'ec2:RevokeSecurityGroupEgress'])
+      allow(
+        sg,
+        'lib/host-network.ts',
+        "Custom::VpcRestrictDefaultSG on create: the default group's rules removed",
+        action,
+        f.defaultSecurityGroupArn,
+      );
+    for (const action of ['ec2:AuthorizeSecurityGroupIngress', 'ec2:AuthorizeSecurityGroupEgress'])
+      allow(
+        sg,
+        'lib/host-network.ts',
+        'Custom::VpcRestrictDefaultSG on delete: the rules put back',
+        action,
+        f.defaultSecurityGroupArn,
+      );
+    deny(
+      sg,
+      'lib/host-network.ts',
+      'another security group',
+      'ec2:RevokeSecurityGroupIngress',
+      `arn:${P}:ec2:${R}:${A}:security-group/sg-0123456789abcdef0`,
+    );
   }
 
   // --- the operator's CLI (npx bluegreen ... --stage), under README's operator policy ---
   const op = 'operator';
   const runCommandReads = (source: string, how: string) => {
-    for (const action of ['ssm:ListCommands', 'ssm:ListCommandInvocations', 'ssm:GetCommandInvocation']) allow(op, source, how, action, '*');
+    for (const action of ['ssm:ListCommands', 'ssm:ListCommandInvocations', 'ssm:GetCommandInvocation'])
+      allow(op, source, how, action, '*');
   };
   allow(op, 'ops/aws-flip.ts', 'flip: writes the active pool', 'ssm:PutParameter', withOverwrite(n.activePool));
   allow(op, 'ops/aws-flip.ts', 'flip: confirms through the public URL', 'ssm:GetParameter', param(n.publicUrl));
-  runCommandReads('ops/stage-hosts.ts', 'flip, status, release: the pool-switch rule\'s and the release\'s commands per host');
+  runCommandReads(
+    'ops/stage-hosts.ts',
+    "flip, status, release: the pool-switch rule's and the release's commands per host",
+  );
   allow(op, 'ops/stage-commands.ts', 'maintenance on|off', 'ssm:PutParameter', withOverwrite(n.maintenance));
-  allow(op, 'ops/stage-commands.ts', 'status: one GetParameter each', 'ssm:GetParameter', ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState, n.release].map(param));
-  allow(op, 'ops/stage-hosts.ts', 'status: the stage\'s SSM agents by tag', 'ssm:DescribeInstanceInformation', '*');
-  allow(op, 'ops/insights-query.ts', 'insights: a saved query on the access log', 'logs:StartQuery', groupScope(logs.access));
+  allow(
+    op,
+    'ops/stage-commands.ts',
+    'status: one GetParameter each',
+    'ssm:GetParameter',
+    ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState, n.release].map(param),
+  );
+  allow(op, 'ops/stage-hosts.ts', "status: the stage's SSM agents by tag", 'ssm:DescribeInstanceInformation', '*');
+  allow(
+    op,
+    'ops/insights-query.ts',
+    'insights: a saved query on the access log',
+    'logs:StartQuery',
+    groupScope(logs.access),
+  );
   // The request names a query id, not a group: the policy grants it on "*".
-  allow(op, 'ops/insights-query.ts', 'insights: the query\'s rows', 'logs:GetQueryResults', groupScope(logs.access));
-  allow(op, 'ops/release/aws-backend.ts', 'release: the record, the active pool, the canary share', 'ssm:GetParameter', ...[n.release, n.activePool, n.canaryPercent].map(param));
-  allow(op, 'ops/release/aws-backend.ts', 'release: a pool\'s desired state (either pool may be the idle one)', 'ssm:GetParameters', ...POOLS.flatMap((p) => Object.values(n.pools[p]).map(param)));
-  allow(op, 'ops/release/aws-backend.ts', 'release: writes the record, the canary share and the idle pool\'s desired state', 'ssm:PutParameter', ...[n.release, n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite));
-  allow(op, 'ops/release/aws-backend.ts', 'history: the record\'s versions', 'ssm:GetParameterHistory', param(n.release));
-  allow(op, 'ops/release/run-command.ts', 'release: Run Command to the hosts tagged with the stage', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(HOST_INSTANCE, stage));
+  allow(op, 'ops/insights-query.ts', "insights: the query's rows", 'logs:GetQueryResults', groupScope(logs.access));
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    'release: the record, the active pool, the canary share',
+    'ssm:GetParameter',
+    ...[n.release, n.activePool, n.canaryPercent].map(param),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    "release: a pool's desired state (either pool may be the idle one)",
+    'ssm:GetParameters',
+    ...POOLS.flatMap((p) => Object.values(n.pools[p]).map(param)),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    "release: writes the record, the canary share and the idle pool's desired state",
+    'ssm:PutParameter',
+    ...[n.release, n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    "history: the record's versions",
+    'ssm:GetParameterHistory',
+    param(n.release),
+  );
+  allow(
+    op,
+    'ops/release/run-command.ts',
+    'release: Run Command to the hosts tagged with the stage',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
   allow(op, 'README.md', '"4. Release": docker login to the stage registry', 'ecr:GetAuthorizationToken', '*');
-  for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:InitiateLayerUpload', 'ecr:UploadLayerPart', 'ecr:CompleteLayerUpload', 'ecr:PutImage']) {
-    allow(op, 'README.md', '"4. Release": docker push to the stage repository', action, repository(ecrRepositoryName(stage)));
+  for (const action of [
+    'ecr:BatchCheckLayerAvailability',
+    'ecr:InitiateLayerUpload',
+    'ecr:UploadLayerPart',
+    'ecr:CompleteLayerUpload',
+    'ecr:PutImage',
+  ]) {
+    allow(
+      op,
+      'README.md',
+      '"4. Release": docker push to the stage repository',
+      action,
+      repository(ecrRepositoryName(stage)),
+    );
   }
-  deny(op, 'ops/stage-commands.ts', 'the webhook (created once by an administrator, read by the function only)', 'ssm:GetParameter', param(n.slackWebhookUrl));
+  deny(
+    op,
+    'ops/stage-commands.ts',
+    'the webhook (created once by an administrator, read by the function only)',
+    'ssm:GetParameter',
+    param(n.slackWebhookUrl),
+  );
   deny(op, 'ops/stage-commands.ts', 'a write of the webhook', 'ssm:PutParameter', withOverwrite(n.slackWebhookUrl));
-  deny(op, 'ops/stage-commands.ts', 'a write of the alert function\'s state', 'ssm:PutParameter', withOverwrite(n.alertState));
-  deny(op, 'ops/aws-flip.ts', 'another stage\'s active pool', 'ssm:PutParameter', withOverwrite(parameterNames(other).activePool));
-  deny(op, 'ops/release/run-command.ts', 'Run Command on another stage\'s host', 'ssm:SendCommand', documentArn('AWS-RunShellScript'), instance(OTHER_INSTANCE, other));
-  deny(op, 'README.md', 'a push to another stage\'s repository', 'ecr:PutImage', repository(ecrRepositoryName(other)));
+  deny(
+    op,
+    'ops/stage-commands.ts',
+    "a write of the alert function's state",
+    'ssm:PutParameter',
+    withOverwrite(n.alertState),
+  );
+  deny(
+    op,
+    'ops/aws-flip.ts',
+    "another stage's active pool",
+    'ssm:PutParameter',
+    withOverwrite(parameterNames(other).activePool),
+  );
+  deny(
+    op,
+    'ops/release/run-command.ts',
+    "Run Command on another stage's host",
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE, other),
+  );
+  deny(op, 'README.md', "a push to another stage's repository", 'ecr:PutImage', repository(ecrRepositoryName(other)));
   return rows;
 }
 
 /** `npx bluegreen` and the host's scripts, as IAM actions: what the table must cover. */
 export function callsInCode(): Array<{ source: string; action: string }> {
   const files = [
-    ...['userdata/bluegreen-apply.sh', 'userdata/bootstrap.sh', 'userdata/bluegreen-log-reopen.sh', 'fleet/bluegreen-join.sh', 'lib/pool-host.ts', 'lib/fleet-hosts.ts'],
+    ...[
+      'userdata/bluegreen-apply.sh',
+      'userdata/bootstrap.sh',
+      'userdata/bluegreen-log-reopen.sh',
+      'fleet/bluegreen-join.sh',
+      'lib/pool-host.ts',
+      'lib/fleet-hosts.ts',
+    ],
     ...['lambda/alert/aws.ts', 'lambda/alert/runtime.ts', 'lambda/alert/handler.ts'],
-    ...['ops/aws-flip.ts', 'ops/aws-target.ts', 'ops/stage-commands.ts', 'ops/stage-hosts.ts', 'ops/insights-query.ts', 'ops/release/aws-backend.ts', 'ops/release/run-command.ts'],
+    ...[
+      'ops/aws-flip.ts',
+      'ops/aws-target.ts',
+      'ops/stage-commands.ts',
+      'ops/stage-hosts.ts',
+      'ops/insights-query.ts',
+      'ops/release/aws-backend.ts',
+      'ops/release/run-command.ts',
+    ],
   ];
   const cliService: Record<string, string> = { elbv2: 'elasticloadbalancing' };
-  const sdkService: Record<string, string> = { 'client-ssm': 'ssm', 'client-cloudwatch-logs': 'logs', 'client-sqs': 'sqs' };
+  const sdkService: Record<string, string> = {
+    'client-ssm': 'ssm',
+    'client-cloudwatch-logs': 'logs',
+    'client-sqs': 'sqs',
+  };
   const pascal = (kebab: string) => kebab.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
   const calls: Array<{ source: string; action: string }> = [];
   for (const file of files) {
@@ -289,11 +779,15 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       .filter((l) => !/^\s*(#|\/\/|\*|\/\*)/.test(l))
       .join('\n');
     for (const [, service, op] of code.matchAll(/\baws (autoscaling|elbv2|ssm|s3|logs|ecr|sqs) ([a-z][a-z-]+)/g)) {
-      calls.push({ source: file, action: service === 's3' && op === 'cp' ? 's3:GetObject' : `${cliService[service] ?? service}:${pascal(op)}` });
+      calls.push({
+        source: file,
+        action: service === 's3' && op === 'cp' ? 's3:GetObject' : `${cliService[service] ?? service}:${pascal(op)}`,
+      });
     }
     const imported = new Map<string, string>();
     for (const [, names, client] of text.matchAll(/import \{([^}]+)\} from '@aws-sdk\/([a-z-]+)'/g)) {
-      for (const name of names.split(',').map((s) => s.trim())) if (name.endsWith('Command')) imported.set(name, sdkService[client]);
+      for (const name of names.split(',').map((s) => s.trim()))
+        if (name.endsWith('Command')) imported.set(name, sdkService[client]);
     }
     for (const [, name] of code.matchAll(/new ([A-Za-z]+Command)\(/g)) {
       const service = imported.get(name);

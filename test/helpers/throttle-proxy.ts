@@ -27,20 +27,30 @@ export async function startThrottleProxy(upstream: string): Promise<ThrottleProx
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const operation = String(req.headers['x-amz-target'] ?? '').split('.').pop() ?? '';
+      const operation =
+        String(req.headers['x-amz-target'] ?? '')
+          .split('.')
+          .pop() ?? '';
       if (remaining > 0 && matching.includes(operation)) {
         remaining--;
         throttled[operation] = (throttled[operation] ?? 0) + 1;
         const body = JSON.stringify({ __type: 'ThrottlingException', message: 'Rate exceeded' });
-        res.writeHead(400, { 'Content-Type': 'application/x-amz-json-1.1', 'x-amzn-ErrorType': 'ThrottlingException', 'Content-Length': Buffer.byteLength(body) });
+        res.writeHead(400, {
+          'Content-Type': 'application/x-amz-json-1.1',
+          'x-amzn-ErrorType': 'ThrottlingException',
+          'Content-Length': Buffer.byteLength(body),
+        });
         res.end(body);
         return;
       }
       passed[operation] = (passed[operation] ?? 0) + 1;
-      const forward = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
+      const forward = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
       forward.on('error', (err) => {
         res.writeHead(502);
         res.end(err.message);

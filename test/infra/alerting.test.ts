@@ -4,14 +4,33 @@ import { synthTemplate } from '../helpers/cdk';
 
 let template: Template;
 beforeAll(() => {
-  template = synthTemplate({ stage: 'prod', alertWindow: '300', alertErrorRate: '0.05', alarmFunctionErrors: '3', alarmUndeliveredAlerts: '2', runbookUrl: 'https://wiki.example.com/RUNBOOK.md' });
+  template = synthTemplate({
+    stage: 'prod',
+    alertWindow: '300',
+    alertErrorRate: '0.05',
+    alarmFunctionErrors: '3',
+    alarmUndeliveredAlerts: '2',
+    runbookUrl: 'https://wiki.example.com/RUNBOOK.md',
+  });
 });
 
-const fnProps = () => Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('alert rules') } }))[0].Properties;
+const fnProps = () =>
+  Object.values(
+    template.findResources('AWS::Lambda::Function', {
+      Properties: { Description: Match.stringLikeRegexp('alert rules') },
+    }),
+  )[0].Properties;
 
 test('the function: Node 24 on arm64, source maps on, one invocation at a time, thresholds from context', () => {
   const props = fnProps();
-  expect(props).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], ReservedConcurrentExecutions: 1, MemorySize: 256, Timeout: 120, Handler: 'index.handler' });
+  expect(props).toMatchObject({
+    Runtime: 'nodejs24.x',
+    Architectures: ['arm64'],
+    ReservedConcurrentExecutions: 1,
+    MemorySize: 256,
+    Timeout: 120,
+    Handler: 'index.handler',
+  });
   expect(props.Environment.Variables).toMatchObject({
     NODE_OPTIONS: '--enable-source-maps',
     STAGE: 'prod',
@@ -32,7 +51,9 @@ test('the function: Node 24 on arm64, source maps on, one invocation at a time, 
 test('async invocation: 2 retries, then the dead-letter queue', () => {
   template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
     MaximumRetryAttempts: 2,
-    DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsUndelivered'), 'Arn'] } } },
+    DestinationConfig: {
+      OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsUndelivered'), 'Arn'] } },
+    },
   });
 });
 
@@ -43,26 +64,41 @@ test('the subscription filter sends every access-log event, and only that group,
     FilterPattern: '',
     DestinationArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] },
   });
-  template.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunction', Principal: 'logs.amazonaws.com' });
+  template.hasResourceProperties('AWS::Lambda::Permission', {
+    Action: 'lambda:InvokeFunction',
+    Principal: 'logs.amazonaws.com',
+  });
 });
 
 test('IAM: the exact parameters, write only to its state, FilterLogEvents only on the access log, send only to its queue', () => {
-  const policies = template.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
-  const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid?: string; Action: unknown; Resource: unknown }>;
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') },
+  });
+  const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{
+    Sid?: string;
+    Action: unknown;
+    Resource: unknown;
+  }>;
   const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
   const read = JSON.stringify(bySid.ReadParameters.Resource);
-  for (const name of ['bluegreen/prod/maintenance', 'bluegreen/prod/slack-webhook-url', 'bluegreen/prod/alert-state']) expect(read).toContain(`:parameter/${name}"`);
+  for (const name of ['bluegreen/prod/maintenance', 'bluegreen/prod/slack-webhook-url', 'bluegreen/prod/alert-state'])
+    expect(read).toContain(`:parameter/${name}"`);
   expect(read).not.toContain('*');
   expect(bySid.WriteState).toMatchObject({ Action: 'ssm:PutParameter' });
   expect(JSON.stringify(bySid.WriteState.Resource)).toContain(':parameter/bluegreen/prod/alert-state"');
   // The release guard: read/write the record, flip back (active-pool), end a canary; no history, no pool parameters.
   expect(bySid.ReleaseRecord).toMatchObject({ Action: ['ssm:GetParameter', 'ssm:PutParameter'] });
-  expect(JSON.stringify(bySid.ReleaseRecord.Resource)).toMatch(/^\{"Fn::Join":.*:parameter\/bluegreen\/prod\/release"\]\]\}$/);
+  expect(JSON.stringify(bySid.ReleaseRecord.Resource)).toMatch(
+    /^\{"Fn::Join":.*:parameter\/bluegreen\/prod\/release"\]\]\}$/,
+  );
   expect(bySid.GuardFlip).toMatchObject({ Action: 'ssm:PutParameter' });
   const flip = (bySid.GuardFlip.Resource as unknown[]).map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]);
   expect(flip).toEqual(['/bluegreen/prod/active-pool', '/bluegreen/prod/canary-percent']);
   expect(JSON.stringify(statements)).not.toMatch(/GetParameterHistory|\/pools\//);
-  expect(bySid.RebuildWindow).toMatchObject({ Action: 'logs:FilterLogEvents', Resource: { 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] } });
+  expect(bySid.RebuildWindow).toMatchObject({
+    Action: 'logs:FilterLogEvents',
+    Resource: { 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] },
+  });
   const send = statements.find((s) => JSON.stringify(s.Action).includes('sqs:SendMessage'))!;
   expect(send.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^AlertsUndelivered/), 'Arn'] });
   expect(JSON.stringify(statements)).not.toMatch(/"Resource":"\*"/);
@@ -71,22 +107,44 @@ test('IAM: the exact parameters, write only to its state, FilterLogEvents only o
 test('the dead-letter queue is encrypted, refuses plain HTTP, keeps messages 14 days', () => {
   template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
   template.hasResourceProperties('AWS::SQS::QueuePolicy', {
-    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+      ]),
+    },
   });
 });
 
 test('alarms: function errors and undelivered alerts, thresholds from context', () => {
-  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Namespace: 'AWS/Lambda', Threshold: 3, ComparisonOperator: 'GreaterThanOrEqualToThreshold', Period: 300 });
-  template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', Namespace: 'AWS/SQS', Threshold: 2 });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    MetricName: 'Errors',
+    Namespace: 'AWS/Lambda',
+    Threshold: 3,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    Period: 300,
+  });
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    MetricName: 'ApproximateNumberOfMessagesVisible',
+    Namespace: 'AWS/SQS',
+    Threshold: 2,
+  });
 });
 
 test('the state parameter starts empty', () => {
-  template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/alert-state', Type: 'String', Value: '{}' });
+  template.hasResourceProperties('AWS::SSM::Parameter', {
+    Name: '/bluegreen/prod/alert-state',
+    Type: 'String',
+    Value: '{}',
+  });
 });
 
 test('a change of the release record invokes the function (release events reach Slack without waiting for traffic)', () => {
   template.hasResourceProperties('AWS::Events::Rule', {
-    EventPattern: { source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'], detail: { name: ['/bluegreen/prod/release'], operation: ['Create', 'Update'] } },
+    EventPattern: {
+      source: ['aws.ssm'],
+      'detail-type': ['Parameter Store Change'],
+      detail: { name: ['/bluegreen/prod/release'], operation: ['Create', 'Update'] },
+    },
     State: 'ENABLED',
     Targets: [
       Match.objectLike({
@@ -109,7 +167,12 @@ test('a one-minute tick runs the release guard, so a bake ends with no traffic a
   template.hasResourceProperties('AWS::Events::Rule', {
     ScheduleExpression: 'rate(1 minute)',
     State: 'ENABLED',
-    Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 120 } })],
+    Targets: [
+      Match.objectLike({
+        Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsFunction'), 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 120 },
+      }),
+    ],
   });
   template.hasResourceProperties('AWS::Lambda::Permission', {
     Principal: 'events.amazonaws.com',
@@ -119,21 +182,41 @@ test('a one-minute tick runs the release guard, so a bake ends with no traffic a
 
 describe('fleet mode: the function reads the hosts parameter for "N of M hosts"', () => {
   const readResources = (t: Template) => {
-    const policies = t.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') } });
-    const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid?: string; Resource: unknown[] }>;
+    const policies = t.findResources('AWS::IAM::Policy', {
+      Properties: { PolicyName: Match.stringLikeRegexp('^AlertsRole') },
+    });
+    const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{
+      Sid?: string;
+      Resource: unknown[];
+    }>;
     // Sorted: CDK orders a statement's resources itself.
-    return statements.find((s) => s.Sid === 'ReadParameters')!.Resource.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
+    return statements
+      .find((s) => s.Sid === 'ReadParameters')!
+      .Resource.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1])
+      .sort();
   };
-  const env = (t: Template) => Object.values(t.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('alert rules') } }))[0].Properties.Environment.Variables;
+  const env = (t: Template) =>
+    Object.values(
+      t.findResources('AWS::Lambda::Function', { Properties: { Description: Match.stringLikeRegexp('alert rules') } }),
+    )[0].Properties.Environment.Variables;
 
   test('hosts=3: HOSTS_PARAM names /bluegreen/<stage>/hosts, and GetParameter is granted on exactly that parameter besides the three', () => {
     const fleet = synthTemplate({ stage: 'prod', hosts: '3', operatorCidr: '198.51.100.7/32' });
     expect(env(fleet).HOSTS_PARAM).toBe('/bluegreen/prod/hosts');
-    expect(readResources(fleet)).toEqual(['/bluegreen/prod/alert-state', '/bluegreen/prod/hosts', '/bluegreen/prod/maintenance', '/bluegreen/prod/slack-webhook-url']);
+    expect(readResources(fleet)).toEqual([
+      '/bluegreen/prod/alert-state',
+      '/bluegreen/prod/hosts',
+      '/bluegreen/prod/maintenance',
+      '/bluegreen/prod/slack-webhook-url',
+    ]);
   });
 
   test('the single host: no HOSTS_PARAM, no grant (there is no such parameter)', () => {
     expect(env(template).HOSTS_PARAM).toBeUndefined();
-    expect(readResources(template)).toEqual(['/bluegreen/prod/alert-state', '/bluegreen/prod/maintenance', '/bluegreen/prod/slack-webhook-url']);
+    expect(readResources(template)).toEqual([
+      '/bluegreen/prod/alert-state',
+      '/bluegreen/prod/maintenance',
+      '/bluegreen/prod/slack-webhook-url',
+    ]);
   });
 });

@@ -19,7 +19,9 @@ afterAll(() => {
 
 function cdk(...args: string[]) {
   // No AWS_* variables, an empty HOME: nothing to find credentials or a region in.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('CDK_')));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_') && !k.startsWith('CDK_')),
+  );
   return spawnSync(CDK, [...args, '--no-notices', '--no-version-reporting', '-o', out], {
     cwd: REPO_ROOT,
     env: { ...env, HOME: home, AWS_EC2_METADATA_DISABLED: 'true', CI: 'true' },

@@ -21,15 +21,33 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     ecrKeepImages: 30,
     logRetentionDays: 30,
     vpc: { create: true, cidr: '10.80.0.0/16' },
-    alerts: { window: 200, minWindow: 50, errorRate: 0.02, cooldownSeconds: 300, alarmFunctionErrors: 1, alarmUndeliveredAlerts: 1, runbookUrl: undefined },
+    alerts: {
+      window: 200,
+      minWindow: 50,
+      errorRate: 0.02,
+      cooldownSeconds: 300,
+      alarmFunctionErrors: 1,
+      alarmUndeliveredAlerts: 1,
+      runbookUrl: undefined,
+    },
     alarmEmails: [],
     proxy: DEFAULT_PROXY_SETTINGS,
   });
-  expect(DEFAULT_PROXY_SETTINGS).toEqual({ connectTimeout: '500ms', sendTimeout: '2s', readTimeout: '1s', nextUpstreamTimeout: '3s', slowPaths: [] });
+  expect(DEFAULT_PROXY_SETTINGS).toEqual({
+    connectTimeout: '500ms',
+    sendTimeout: '2s',
+    readTimeout: '1s',
+    nextUpstreamTimeout: '3s',
+    slowPaths: [],
+  });
 });
 
 test('timeouts and slow paths per stage: typed, longest prefix first is not required', () => {
-  const config = parseConfig({ proxyReadTimeout: '2s', proxyNextUpstreamTimeout: '5s', slowPaths: '/reports/:30s,/upload/:60s,/reports/big/:300s' });
+  const config = parseConfig({
+    proxyReadTimeout: '2s',
+    proxyNextUpstreamTimeout: '5s',
+    slowPaths: '/reports/:30s,/upload/:60s,/reports/big/:300s',
+  });
   expect(config.proxy).toEqual({
     connectTimeout: '500ms',
     sendTimeout: '2s',
@@ -44,55 +62,130 @@ test('timeouts and slow paths per stage: typed, longest prefix first is not requ
 });
 
 test('values given with -c arrive as strings and are typed here', () => {
-  const config = parseConfig({ stage: 'prod', logRetentionDays: '90', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0, subnet-0123456789abcdef1', availabilityZones: 'eu-west-1a,eu-west-1b', operatorCidr: '198.51.100.7/32' });
+  const config = parseConfig({
+    stage: 'prod',
+    logRetentionDays: '90',
+    createVpc: 'false',
+    vpcId: 'vpc-0123456789abcdef0',
+    publicSubnetIds: 'subnet-0123456789abcdef0, subnet-0123456789abcdef1',
+    availabilityZones: 'eu-west-1a,eu-west-1b',
+    operatorCidr: '198.51.100.7/32',
+  });
   expect(config).toMatchObject({
     stage: 'prod',
     logRetentionDays: 90,
     operatorCidr: '198.51.100.7/32',
-    vpc: { create: false, vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'], availabilityZones: ['eu-west-1a', 'eu-west-1b'] },
+    vpc: {
+      create: false,
+      vpcId: 'vpc-0123456789abcdef0',
+      publicSubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+      availabilityZones: ['eu-west-1a', 'eu-west-1b'],
+    },
   });
 });
 
 test('toolkit and feature-flag keys are not ours to judge', () => {
-  expect(() => parseConfig({ '@aws-cdk/core:foo': true, 'aws:cdk:bundling-stacks': [], 'acknowledged-issue-numbers': [1] })).not.toThrow();
+  expect(() =>
+    parseConfig({ '@aws-cdk/core:foo': true, 'aws:cdk:bundling-stacks': [], 'acknowledged-issue-numbers': [1] }),
+  ).not.toThrow();
 });
 
 test.each([
   [{ stge: 'prod' }, `unknown context key "stge"; this app reads: ${Object.keys(CONTEXT_KEYS).join(', ')}`],
-  [{ stage: 'Prod' }, 'context key "stage" must be lowercase letters, digits and hyphens, starting with a letter, at most 20 characters, got "Prod"'],
+  [
+    { stage: 'Prod' },
+    'context key "stage" must be lowercase letters, digits and hyphens, starting with a letter, at most 20 characters, got "Prod"',
+  ],
   [{ instanceType: 'big' }, 'context key "instanceType" must be an EC2 instance type like t3.small, got "big"'],
-  [{ publicCidr: '10.0.0.0/33' }, 'context key "publicCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "10.0.0.0/33"'],
+  [
+    { publicCidr: '10.0.0.0/33' },
+    'context key "publicCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "10.0.0.0/33"',
+  ],
   [{ operatorCidr: '0.0.0.0/0' }, 'context key "operatorCidr" must not be world-open (got "0.0.0.0/0")'],
-  [{ operatorCidr: '300.1.1.1/32' }, 'context key "operatorCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "300.1.1.1/32"'],
-  [{ blueImage: 'my image; rm -rf /' }, 'context key "blueImage" must be a container image reference like ghcr.io/org/app:1.2.3, got "my image; rm -rf /"'],
-  [{ poolHealthcheck: "curl -f 'http://x'" }, 'context key "poolHealthcheck" must be a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters'],
+  [
+    { operatorCidr: '300.1.1.1/32' },
+    'context key "operatorCidr" must be an IPv4 CIDR like 203.0.113.0/24, got "300.1.1.1/32"',
+  ],
+  [
+    { blueImage: 'my image; rm -rf /' },
+    'context key "blueImage" must be a container image reference like ghcr.io/org/app:1.2.3, got "my image; rm -rf /"',
+  ],
+  [
+    { poolHealthcheck: "curl -f 'http://x'" },
+    'context key "poolHealthcheck" must be a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters',
+  ],
   [{ releaseGreen: 'a b' }, 'context key "releaseGreen" must be letters, digits, ".", "_" or "-" (1-64), got "a b"'],
   [{ initialActivePool: 'purple' }, 'context key "initialActivePool" must be one of blue|green, got "purple"'],
   [{ amiId: 'ami-123' }, 'context key "amiId" must be an AMI id like ami-0123456789abcdef0, got "ami-123"'],
-  [{ amiId: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64' }, 'context key "amiId" must be an AMI id like ami-0123456789abcdef0'],
+  [
+    { amiId: '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64' },
+    'context key "amiId" must be an AMI id like ami-0123456789abcdef0',
+  ],
   [{ ecrKeepImages: '0' }, 'context key "ecrKeepImages" must be a whole number 1-1000, got "0"'],
   [{ logRetentionDays: '8' }, 'context key "logRetentionDays" must be one of 1, 3, 5, 7, 14, 30, 60, 90'],
   [{ alertWindow: '0' }, 'context key "alertWindow" must be a whole number 1-10000, got "0"'],
-  [{ alertWindow: '100', alertMinWindow: '150' }, 'context key "alertMinWindow" must be a whole number 1-100, got "150"'],
+  [
+    { alertWindow: '100', alertMinWindow: '150' },
+    'context key "alertMinWindow" must be a whole number 1-100, got "150"',
+  ],
   [{ alertErrorRate: '2' }, 'context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "2"'],
-  [{ runbookUrl: 'http://wiki/runbook' }, 'context key "runbookUrl" must be an https:// URL, got "http://wiki/runbook"'],
+  [
+    { runbookUrl: 'http://wiki/runbook' },
+    'context key "runbookUrl" must be an https:// URL, got "http://wiki/runbook"',
+  ],
   // A new account's quota (10) cannot take the alert function's reservation: said at synth, not at deploy.
-  [{ accountConcurrencyLimit: '10' }, 'context key "accountConcurrencyLimit" is 10: the alert function reserves 1 concurrent execution and Lambda keeps 100 unreserved, so the account needs a quota of at least 101'],
-  [{ accountConcurrencyLimit: '100' }, 'so the account needs a quota of at least 101 in this region; the deploy would fail. Raise it first: Service Quotas, AWS Lambda, "Concurrent executions" (L-B99A9384)'],
-  [{ accountConcurrencyLimit: 'lots' }, 'context key "accountConcurrencyLimit" must be a whole number 1-1000000, got "lots"'],
+  [
+    { accountConcurrencyLimit: '10' },
+    'context key "accountConcurrencyLimit" is 10: the alert function reserves 1 concurrent execution and Lambda keeps 100 unreserved, so the account needs a quota of at least 101',
+  ],
+  [
+    { accountConcurrencyLimit: '100' },
+    'so the account needs a quota of at least 101 in this region; the deploy would fail. Raise it first: Service Quotas, AWS Lambda, "Concurrent executions" (L-B99A9384)',
+  ],
+  [
+    { accountConcurrencyLimit: 'lots' },
+    'context key "accountConcurrencyLimit" must be a whole number 1-1000000, got "lots"',
+  ],
   [{ createVpc: 'yes' }, 'context key "createVpc" must be true or false, got "yes"'],
-  [{ proxyReadTimeout: '5 s' }, `context key "proxyReadTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '5 s'`],
-  [{ proxyConnectTimeout: '0ms' }, `context key "proxyConnectTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '0ms'`],
-  [{ proxyReadTimeout: '3s' }, 'context key "proxyNextUpstreamTimeout" (3s) must be longer than context key "proxyConnectTimeout" + context key "proxyReadTimeout" (500ms + 3s), or a pool that timed out is never retried on the other pool'],
-  [{ slowPaths: '/reports/:30s;' }, `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'`],
-  [{ slowPaths: '/reports/ {}:30s' }, `context key "slowPaths" must be prefix:timeout pairs separated by commas, without spaces`],
-  [{ slowPaths: 'reports:30s' }, `context key "slowPaths" prefix 'reports' must start with / and hold only letters, digits and ._~/@+-`],
+  [
+    { proxyReadTimeout: '5 s' },
+    `context key "proxyReadTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '5 s'`,
+  ],
+  [
+    { proxyConnectTimeout: '0ms' },
+    `context key "proxyConnectTimeout" must be an nginx time like 1s or 500ms, from 1ms to 300s, got '0ms'`,
+  ],
+  [
+    { proxyReadTimeout: '3s' },
+    'context key "proxyNextUpstreamTimeout" (3s) must be longer than context key "proxyConnectTimeout" + context key "proxyReadTimeout" (500ms + 3s), or a pool that timed out is never retried on the other pool',
+  ],
+  [
+    { slowPaths: '/reports/:30s;' },
+    `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '30s;'`,
+  ],
+  [
+    { slowPaths: '/reports/ {}:30s' },
+    `context key "slowPaths" must be prefix:timeout pairs separated by commas, without spaces`,
+  ],
+  [
+    { slowPaths: 'reports:30s' },
+    `context key "slowPaths" prefix 'reports' must start with / and hold only letters, digits and ._~/@+-`,
+  ],
   [{ slowPaths: '/reports/:30s,/reports/:60s' }, `context key "slowPaths" lists '/reports/' twice`],
-  [{ slowPaths: '/reports/:600s' }, `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '600s'`],
-  [{ slowPaths: '/reports/:2s' }, `context key "slowPaths" timeout of '/reports/' (2s) must be longer than context key "proxyNextUpstreamTimeout" (3s); for shorter waits raise context key "proxyReadTimeout"`],
+  [
+    { slowPaths: '/reports/:600s' },
+    `context key "slowPaths" timeout of '/reports/' must be an nginx time like 1s or 500ms, from 1ms to 300s, got '600s'`,
+  ],
+  [
+    { slowPaths: '/reports/:2s' },
+    `context key "slowPaths" timeout of '/reports/' (2s) must be longer than context key "proxyNextUpstreamTimeout" (3s); for shorter waits raise context key "proxyReadTimeout"`,
+  ],
   [{ vpcId: 'vpc-0123456789abcdef0' }, 'context key "vpcId" is only read with createVpc=false'],
   [{ createVpc: 'false' }, 'context key "vpcId" is required with createVpc=false'],
-  [{ createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0' }, 'context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (1), got ""'],
+  [
+    { createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0' },
+    'context key "availabilityZones" must list one AZ per subnet in publicSubnetIds (1), got ""',
+  ],
 ])('bad context %p fails with a message naming the key', (context, message) => {
   expect(() => parseConfig(context as Record<string, unknown>)).toThrow(message);
 });
@@ -105,7 +198,10 @@ test('a bad context value fails the app build, before any resource exists', () =
 });
 
 test('the pinned AMI and the image retention are typed; image and release ids are initial values checked like the parameters check them', () => {
-  expect(parseConfig({ amiId: 'ami-0123456789abcdef0', ecrKeepImages: '12' })).toMatchObject({ amiId: 'ami-0123456789abcdef0', ecrKeepImages: 12 });
+  expect(parseConfig({ amiId: 'ami-0123456789abcdef0', ecrKeepImages: '12' })).toMatchObject({
+    amiId: 'ami-0123456789abcdef0',
+    ecrKeepImages: 12,
+  });
   expect(parseConfig({ amiId: 'ami-12345678' }).amiId).toBe('ami-12345678');
   expect(CONTEXT_KEYS.releaseBlue).toMatch(/initial/);
   expect(CONTEXT_KEYS.blueImage).toMatch(/initial/);
@@ -121,8 +217,16 @@ test('parameterNames: one definition of the pool state names', () => {
     release: '/bluegreen/prod/release',
     ecrRepository: '/bluegreen/prod/ecr-repository',
     pools: {
-      blue: { image: '/bluegreen/prod/pools/blue/image', release: '/bluegreen/prod/pools/blue/release', env: '/bluegreen/prod/pools/blue/env' },
-      green: { image: '/bluegreen/prod/pools/green/image', release: '/bluegreen/prod/pools/green/release', env: '/bluegreen/prod/pools/green/env' },
+      blue: {
+        image: '/bluegreen/prod/pools/blue/image',
+        release: '/bluegreen/prod/pools/blue/release',
+        env: '/bluegreen/prod/pools/blue/env',
+      },
+      green: {
+        image: '/bluegreen/prod/pools/green/image',
+        release: '/bluegreen/prod/pools/green/release',
+        env: '/bluegreen/prod/pools/green/env',
+      },
     },
   });
   expect(hostReadParameterNames('prod')).toHaveLength(8);

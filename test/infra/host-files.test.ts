@@ -43,7 +43,7 @@ beforeAll(() => {
   stateDir = path.join(dir, 'state');
   mkdirSync(path.join(stateDir, 'pools'), { recursive: true });
   // What bluegreen-apply writes from /bluegreen/<stage>/pools/<pool>/env.
-  writeFileSync(path.join(stateDir, 'pools', 'blue.env'), "GREETING=hello\nRELEASE_ID=from-env-file\n");
+  writeFileSync(path.join(stateDir, 'pools', 'blue.env'), 'GREETING=hello\nRELEASE_ID=from-env-file\n');
   writeFileSync(path.join(stateDir, 'pools', 'green.env'), '');
   config = composeConfig({ RELEASE_ID_BLUE: 'b-9' });
   services = config.services;
@@ -56,10 +56,16 @@ function composeConfig(env: Record<string, string> = {}): Config {
     encoding: 'utf8',
     env: { ...process.env, BLUEGREEN_STATE_DIR: stateDir, ...env },
   });
-  if (run.error) throw new Error(`docker-compose (v1, apt-get install docker-compose) is needed to validate the Compose file: ${run.error.message}`);
+  if (run.error)
+    throw new Error(
+      `docker-compose (v1, apt-get install docker-compose) is needed to validate the Compose file: ${run.error.message}`,
+    );
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
-  const json = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: run.stdout, encoding: 'utf8' });
+  const json = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], {
+    input: run.stdout,
+    encoding: 'utf8',
+  });
   return JSON.parse(json);
 }
 
@@ -85,7 +91,10 @@ test('nothing is ever built by Compose: a registry image is pulled, never replac
 
 test('POOL_HEALTHCHECK replaces the node health check for images without node', () => {
   const custom = composeConfig({ POOL_HEALTHCHECK: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
-  expect(custom.services.app_blue.healthcheck!.test).toEqual(['CMD-SHELL', 'wget -q -O /dev/null http://127.0.0.1:3000/healthz']);
+  expect(custom.services.app_blue.healthcheck!.test).toEqual([
+    'CMD-SHELL',
+    'wget -q -O /dev/null http://127.0.0.1:3000/healthz',
+  ]);
 });
 
 test('three services: nginx and the two pools', () => {
@@ -96,12 +105,24 @@ test('ports: nginx 8080, blue 8081, green 8082 (each pool listening on 3000 insi
   expect(services.nginx.ports).toEqual(['0.0.0.0:8080:8080/tcp']);
   expect(services.app_blue.ports).toEqual(['0.0.0.0:8081:3000/tcp']);
   expect(services.app_green.ports).toEqual(['0.0.0.0:8082:3000/tcp']);
-  const moved = composeConfig({ BLUEGREEN_PUBLISH_ADDR: '127.0.0.1', BLUEGREEN_HTTP_PORT: '18080', BLUE_PORT: '18081', GREEN_PORT: '18082' }).services;
-  expect([moved.nginx.ports, moved.app_blue.ports, moved.app_green.ports]).toEqual([['127.0.0.1:18080:8080/tcp'], ['127.0.0.1:18081:3000/tcp'], ['127.0.0.1:18082:3000/tcp']]);
+  const moved = composeConfig({
+    BLUEGREEN_PUBLISH_ADDR: '127.0.0.1',
+    BLUEGREEN_HTTP_PORT: '18080',
+    BLUE_PORT: '18081',
+    GREEN_PORT: '18082',
+  }).services;
+  expect([moved.nginx.ports, moved.app_blue.ports, moved.app_green.ports]).toEqual([
+    ['127.0.0.1:18080:8080/tcp'],
+    ['127.0.0.1:18081:3000/tcp'],
+    ['127.0.0.1:18082:3000/tcp'],
+  ]);
 });
 
 test('pools: health-checked on /healthz, restarted, told who they are; the release env file cannot override that', () => {
-  for (const [name, pool] of [['app_blue', 'blue'], ['app_green', 'green']] as const) {
+  for (const [name, pool] of [
+    ['app_blue', 'blue'],
+    ['app_green', 'green'],
+  ] as const) {
     const s = services[name];
     expect(s.healthcheck!.test.join(' ')).toContain('http://127.0.0.1:3000/healthz');
     expect(s.restart).toBe('unless-stopped');
@@ -129,29 +150,48 @@ test('fixed pool addresses on a user-defined network with an ipam subnet, the sa
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^blue_port=\$\{BLUE_PORT:-\$PORT_BLUE\}$/m);
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^green_port=\$\{GREEN_PORT:-\$PORT_GREEN\}$/m);
   // Overridable when a VPC uses that range.
-  const moved = composeConfig({ BLUEGREEN_SUBNET: '10.250.9.0/24', BLUE_ADDR: '10.250.9.11', GREEN_ADDR: '10.250.9.12' });
+  const moved = composeConfig({
+    BLUEGREEN_SUBNET: '10.250.9.0/24',
+    BLUE_ADDR: '10.250.9.11',
+    GREEN_ADDR: '10.250.9.12',
+  });
   expect(moved.networks.pools.ipam!.config[0].subnet).toBe('10.250.9.0/24');
   expect(moved.services.app_green.networks).toEqual({ pools: { ipv4_address: '10.250.9.12' } });
 });
 
 test('nginx starts only after both pools are healthy, and has a health check of its own', () => {
-  expect(services.nginx.depends_on).toEqual({ app_blue: { condition: 'service_healthy' }, app_green: { condition: 'service_healthy' } });
+  expect(services.nginx.depends_on).toEqual({
+    app_blue: { condition: 'service_healthy' },
+    app_green: { condition: 'service_healthy' },
+  });
   expect(services.nginx.healthcheck!.test.join(' ')).toContain('http://127.0.0.1:8080/version');
   expect(services.nginx.restart).toBe('unless-stopped');
 });
 
 test('nginx runs the repo config from the asset, sees the switch dir, and writes its logs to a host directory', () => {
-  expect(services.nginx.command).toEqual(['nginx', '-p', '/var/lib/bluegreen/', '-c', '/etc/bluegreen/conf/nginx.conf', '-g', 'daemon off;']);
+  expect(services.nginx.command).toEqual([
+    'nginx',
+    '-p',
+    '/var/lib/bluegreen/',
+    '-c',
+    '/etc/bluegreen/conf/nginx.conf',
+    '-g',
+    'daemon off;',
+  ]);
   // /opt/bluegreen (nginx/, conf/, switch/) at /etc/bluegreen: the host's /opt/bluegreen/switch is
   // the /etc/bluegreen/switch that upstream.conf names.
   expect(services.nginx.volumes).toContain('/opt/bluegreen:/etc/bluegreen:ro');
-  expect(scriptDefault('bluegreen-apply.sh', /nginx_switch=\$\{NGINX_SWITCH_DIR:-(\/etc\/bluegreen\/switch)\}/)).toBe('/etc/bluegreen/switch');
+  expect(scriptDefault('bluegreen-apply.sh', /nginx_switch=\$\{NGINX_SWITCH_DIR:-(\/etc\/bluegreen\/switch)\}/)).toBe(
+    '/etc/bluegreen/switch',
+  );
   expect(read('userdata', 'bluegreen-apply.sh')).toMatch(/^SWITCH_DIR=\$\{SWITCH_DIR:-\$home\/switch\}$/m);
   // The log mount: a host directory (a file bind-mount would become a directory if it did not exist).
   expect(services.nginx.volumes).toContain('/var/log/bluegreen:/var/lib/bluegreen/logs:rw');
   expect(read('nginx', 'nginx.conf')).toMatch(/access_log logs\/access\.log bluegreen_json;/);
   // A temporary BLUEGREEN_HOME (the docker tests) moves the mount with it.
-  expect(composeConfig({ BLUEGREEN_HOME: '/tmp/bg-home' }).services.nginx.volumes).toContain('/tmp/bg-home:/etc/bluegreen:ro');
+  expect(composeConfig({ BLUEGREEN_HOME: '/tmp/bg-home' }).services.nginx.volumes).toContain(
+    '/tmp/bg-home:/etc/bluegreen:ro',
+  );
 });
 
 test('systemd: boot renders from SSM then brings the set up; the timer reconciles every minute', () => {
@@ -160,7 +200,9 @@ test('systemd: boot renders from SSM then brings the set up; the timer reconcile
   expect(service).toMatch(/^ExecStart=\/usr\/bin\/docker compose up -d --wait/m);
   // The timer never deploys a pool's new release (a release's own Run Command paces that): the unit
   // runs what core/host-command.ts says the timer runs.
-  expect(/^ExecStart=(.*)$/m.exec(read('userdata', 'bluegreen-apply.service'))![1]).toBe([APPLY_PATH, ...TIMER_APPLY_ARGS].join(' '));
+  expect(/^ExecStart=(.*)$/m.exec(read('userdata', 'bluegreen-apply.service'))![1]).toBe(
+    [APPLY_PATH, ...TIMER_APPLY_ARGS].join(' '),
+  );
   expect(TIMER_APPLY_ARGS).toEqual([NO_DEPLOY]);
   expect(read('userdata', 'bluegreen-apply.timer')).toContain('OnCalendar=minutely');
 });
@@ -182,8 +224,11 @@ test('the units use only keys systemd knows (systemd-analyze verify: an unknown 
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-units-'));
   try {
-    for (const unit of ['bluegreen-apply.timer', 'bluegreen-apply.service']) cpSync(path.join(REPO_ROOT, 'userdata', unit), path.join(dir, unit));
-    const verify = spawnSync('systemd-analyze', ['verify', path.join(dir, 'bluegreen-apply.timer')], { encoding: 'utf8' });
+    for (const unit of ['bluegreen-apply.timer', 'bluegreen-apply.service'])
+      cpSync(path.join(REPO_ROOT, 'userdata', unit), path.join(dir, unit));
+    const verify = spawnSync('systemd-analyze', ['verify', path.join(dir, 'bluegreen-apply.timer')], {
+      encoding: 'utf8',
+    });
     expect(`${verify.stdout}${verify.stderr}`).not.toMatch(/Unknown key|Unknown section|Failed to parse/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -213,8 +258,16 @@ test('the CloudWatch agent config tails the file nginx writes, into the stage lo
   const agent = JSON.parse(read('userdata', 'cloudwatch-agent.json'));
   const files = agent.logs.logs_collected.files.collect_list;
   // (log-rotation-failures: bluegreen-log-reopen's failure line, for the alarm; test/infra/log-rotation-alarm.test.ts)
-  expect(files.map((f: { file_path: string }) => f.file_path)).toEqual(['/var/log/bluegreen/access.log', '/var/log/bluegreen/error.log', '/var/log/bluegreen/log-rotation-failures']);
-  expect(files.map((f: { log_group_name: string }) => f.log_group_name)).toEqual(['__ACCESS_LOG_GROUP__', '__ERROR_LOG_GROUP__', '__ERROR_LOG_GROUP__']);
+  expect(files.map((f: { file_path: string }) => f.file_path)).toEqual([
+    '/var/log/bluegreen/access.log',
+    '/var/log/bluegreen/error.log',
+    '/var/log/bluegreen/log-rotation-failures',
+  ]);
+  expect(files.map((f: { log_group_name: string }) => f.log_group_name)).toEqual([
+    '__ACCESS_LOG_GROUP__',
+    '__ERROR_LOG_GROUP__',
+    '__ERROR_LOG_GROUP__',
+  ]);
   expect(files[0]).toMatchObject({ timestamp_format: '%Y-%m-%dT%H:%M:%S', timezone: 'UTC' });
 });
 
@@ -227,7 +280,9 @@ test('logrotate renames (never copytruncate) and makes nginx reopen through a ch
   // The check needs these whatever /etc/logrotate.conf says (AL2023's has create and dateext).
   expect(conf).toMatch(/^\s*nocreate$/m);
   expect(conf).toMatch(/^\s*nodateext$/m);
-  expect(read('userdata', 'bootstrap.sh')).toContain('install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen');
+  expect(read('userdata', 'bootstrap.sh')).toContain(
+    'install -m 0755 "$home/userdata/bluegreen-log-reopen.sh" /usr/local/bin/bluegreen-log-reopen',
+  );
 });
 
 describe("bootstrap's log rotation check (AL2023 rotates only from logrotate.timer)", () => {
@@ -252,9 +307,16 @@ describe("bootstrap's log rotation check (AL2023 rotates only from logrotate.tim
           `*) exit 0 ;;\nesac\n`,
         { mode: 0o755 },
       );
-      writeFileSync(path.join(dir, 'logrotate'), `#!/bin/sh\necho "logrotate $*" >>${calls}\necho "error: $2:3 unknown option" >&2\nexit ${stub.conf ?? 0}\n`, { mode: 0o755 });
+      writeFileSync(
+        path.join(dir, 'logrotate'),
+        `#!/bin/sh\necho "logrotate $*" >>${calls}\necho "error: $2:3 unknown option" >&2\nexit ${stub.conf ?? 0}\n`,
+        { mode: 0o755 },
+      );
       const script = `set -euo pipefail\nlog() { echo "bootstrap: $*"; }\n${fn}ensure_log_rotation /etc/logrotate.d/bluegreen\n`;
-      const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+      const result = spawnSync('bash', ['-c', script], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      });
       const log = (() => {
         try {
           return readFileSync(calls, 'utf8').trim().split('\n');
@@ -276,7 +338,11 @@ describe("bootstrap's log rotation check (AL2023 rotates only from logrotate.tim
   test('an enabled timer is left as it is', () => {
     const r = run({ enabled: 'enabled' });
     expect(r.code).toBe(0);
-    expect(r.calls).toEqual(['logrotate -d /etc/logrotate.d/bluegreen', 'systemctl is-enabled --quiet logrotate.timer', 'systemctl is-active --quiet logrotate.timer']);
+    expect(r.calls).toEqual([
+      'logrotate -d /etc/logrotate.d/bluegreen',
+      'systemctl is-enabled --quiet logrotate.timer',
+      'systemctl is-active --quiet logrotate.timer',
+    ]);
     expect(r.out).toContain('bootstrap: logrotate.timer enabled and active');
   });
 
@@ -290,20 +356,31 @@ describe("bootstrap's log rotation check (AL2023 rotates only from logrotate.tim
   test('a timer that cannot be enabled fails the bootstrap, saying what it means', () => {
     const r = run({ enabled: 'masked', enable: 1 });
     expect(r.code).not.toBe(0);
-    expect(r.out).toContain('bootstrap: cannot enable logrotate.timer: the logs in /var/log/bluegreen would never rotate');
+    expect(r.out).toContain(
+      'bootstrap: cannot enable logrotate.timer: the logs in /var/log/bluegreen would never rotate',
+    );
   });
 
   test('a configuration logrotate rejects fails the bootstrap, naming the error', () => {
     const r = run({ enabled: 'enabled', conf: 1 });
     expect(r.code).not.toBe(0);
-    expect(r.out).toContain('bootstrap: logrotate rejects /etc/logrotate.d/bluegreen: error: /etc/logrotate.d/bluegreen:3 unknown option');
+    expect(r.out).toContain(
+      'bootstrap: logrotate rejects /etc/logrotate.d/bluegreen: error: /etc/logrotate.d/bluegreen:3 unknown option',
+    );
   });
 });
 
 test('the host scripts pass shellcheck', () => {
-  const files = ['userdata/bluegreen-apply.sh', 'userdata/bluegreen-nginx.sh', 'userdata/bluegreen-log-reopen.sh', 'userdata/bootstrap.sh', 'test/docker/harness.sh'];
+  const files = [
+    'userdata/bluegreen-apply.sh',
+    'userdata/bluegreen-nginx.sh',
+    'userdata/bluegreen-log-reopen.sh',
+    'userdata/bootstrap.sh',
+    'test/docker/harness.sh',
+  ];
   const result = spawnSync('shellcheck', ['--external-sources', ...files], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (result.error) throw new Error(`shellcheck is not installed (apt-get install shellcheck): ${result.error.message}`);
+  if (result.error)
+    throw new Error(`shellcheck is not installed (apt-get install shellcheck): ${result.error.message}`);
   expect(result.stdout + result.stderr).toBe('');
   expect(result.status).toBe(0);
 });

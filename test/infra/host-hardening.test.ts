@@ -7,7 +7,17 @@ import { synthTemplate } from '../helpers/cdk';
 const variants: Array<[string, Record<string, unknown>]> = [
   ['defaults', {}],
   ['prod with operators', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '0.0.0.0/0' }],
-  ['existing VPC, Graviton', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small' }],
+  [
+    'existing VPC, Graviton',
+    {
+      stage: 'stg',
+      createVpc: 'false',
+      vpcId: 'vpc-0123456789abcdef0',
+      publicSubnetIds: 'subnet-0123456789abcdef0',
+      availabilityZones: 'eu-west-1a',
+      instanceType: 't4g.small',
+    },
+  ],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
 ];
 

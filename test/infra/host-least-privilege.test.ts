@@ -11,16 +11,36 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { buildApp } from '../../bin/app';
 import { hostReadParameterNames, parameterNames } from '../../core/names';
 import { newApp, synthTemplate } from '../helpers/cdk';
-import { AWS_MANAGED_EXCERPTS, CfnTemplate, evaluate, list, RawStatement, resolveStatement, TemplateResolver, TEST_ENV } from '../helpers/iam';
+import {
+  AWS_MANAGED_EXCERPTS,
+  CfnTemplate,
+  evaluate,
+  list,
+  RawStatement,
+  resolveStatement,
+  TemplateResolver,
+  TEST_ENV,
+} from '../helpers/iam';
 
 const variants: Array<[string, Record<string, unknown>]> = [
   ['defaults', {}],
   ['prod with operators', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '0.0.0.0/0' }],
-  ['existing VPC, Graviton', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small' }],
+  [
+    'existing VPC, Graviton',
+    {
+      stage: 'stg',
+      createVpc: 'false',
+      vpcId: 'vpc-0123456789abcdef0',
+      publicSubnetIds: 'subnet-0123456789abcdef0',
+      availabilityZones: 'eu-west-1a',
+      instanceType: 't4g.small',
+    },
+  ],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
 ];
 
-const ssmArn = (name: string, account: string = TEST_ENV.account, region: string = TEST_ENV.region) => `arn:aws:ssm:${region}:${account}:parameter${name}`;
+const ssmArn = (name: string, account: string = TEST_ENV.account, region: string = TEST_ENV.region) =>
+  `arn:aws:ssm:${region}:${account}:parameter${name}`;
 const VALUE_ACTIONS = ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath', 'ssm:GetParameterHistory'];
 
 /** A synthesized value as it resolves in the test account (the template is the variant's). */
@@ -30,14 +50,19 @@ const resolve = (value: unknown): string => resolver.resolve(value);
 type Statement = RawStatement;
 /** IAM's decision (test/helpers/iam.ts's evaluator) for one principal's statements, as synthesized. */
 function decide(statements: Statement[], action: string, arn: string): 'allow' | 'deny' | 'implicit-deny' {
-  const decision = evaluate(statements.map((s) => resolveStatement(s, resolve)), { action, resource: arn });
+  const decision = evaluate(
+    statements.map((s) => resolveStatement(s, resolve)),
+    { action, resource: arn },
+  );
   return decision === 'explicit-deny' ? 'deny' : decision;
 }
 // AmazonSSMManagedInstanceCore's parameter read (the excerpt the IAM helper keeps of the AWS-managed policy).
 const MANAGED_CORE: Statement[] = AWS_MANAGED_EXCERPTS.AmazonSSMManagedInstanceCore;
 
 function hostPolicy(template: Template): Statement[] {
-  const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith('HostRoleDefaultPolicy'));
+  const policies = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) =>
+    id.startsWith('HostRoleDefaultPolicy'),
+  );
   expect(policies).toHaveLength(1);
   // and the role carries no inline policy of its own that these checks would miss
   const roles = Object.entries(template.findResources('AWS::IAM::Role')).filter(([id]) => id.startsWith('HostRole'));
@@ -64,13 +89,16 @@ describe.each(variants)('%s', (_name, context) => {
   let stage: string;
   beforeAll(() => {
     template = synthTemplate(context);
-    resolver = new TemplateResolver(template.toJSON() as CfnTemplate, `BlueGreen-${(context.stage as string | undefined) ?? 'dev'}`);
+    resolver = new TemplateResolver(
+      template.toJSON() as CfnTemplate,
+      `BlueGreen-${(context.stage as string | undefined) ?? 'dev'}`,
+    );
     statements = hostPolicy(template);
     stage = (context.stage as string | undefined) ?? 'dev';
   });
 
   describe('item 1: parameters', () => {
-    test('an explicit Deny of the value-returning SSM actions on every parameter but the host\'s own eight', () => {
+    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own eight", () => {
       const denies = statements.filter((s) => s.Effect === 'Deny');
       expect(denies).toHaveLength(1);
       const [deny] = denies;
@@ -86,11 +114,12 @@ describe.each(variants)('%s', (_name, context) => {
       expect(list(read.Resource).map(resolve).sort()).toEqual(list(deny.NotResource).map(resolve).sort());
     });
 
-    test('with the managed policy\'s GetParameter(s) on *, the host reads its own pool state and nothing else: not the webhook, the alert state, the release record, maintenance, another stage, another app', () => {
+    test("with the managed policy's GetParameter(s) on *, the host reads its own pool state and nothing else: not the webhook, the alert state, the release record, maintenance, another stage, another app", () => {
       const effective = [...MANAGED_CORE, ...statements];
       const own = hostReadParameterNames(stage);
       for (const name of own) {
-        for (const action of ['ssm:GetParameter', 'ssm:GetParameters']) expect([name, action, decide(effective, action, ssmArn(name))]).toEqual([name, action, 'allow']);
+        for (const action of ['ssm:GetParameter', 'ssm:GetParameters'])
+          expect([name, action, decide(effective, action, ssmArn(name))]).toEqual([name, action, 'allow']);
       }
       const n = parameterNames(stage);
       const forbidden = [
@@ -100,19 +129,34 @@ describe.each(variants)('%s', (_name, context) => {
         'unrooted-secret',
       ];
       // the ones the issue names are among them
-      expect(forbidden).toEqual(expect.arrayContaining([n.slackWebhookUrl, n.alertState, n.release, n.maintenance, n.publicUrl, n.instanceId, n.ecrRepository]));
+      expect(forbidden).toEqual(
+        expect.arrayContaining([
+          n.slackWebhookUrl,
+          n.alertState,
+          n.release,
+          n.maintenance,
+          n.publicUrl,
+          n.instanceId,
+          n.ecrRepository,
+        ]),
+      );
       for (const name of forbidden) {
         const arn = name.startsWith('/') ? ssmArn(name) : ssmArn(`/${name}`);
-        for (const action of VALUE_ACTIONS) expect([name, action, decide(effective, action, arn)]).toEqual([name, action, 'deny']);
+        for (const action of VALUE_ACTIONS)
+          expect([name, action, decide(effective, action, arn)]).toEqual([name, action, 'deny']);
       }
       // a path read of the stage (GetParametersByPath's resource is the path) and another region or account
       expect(decide(effective, 'ssm:GetParametersByPath', ssmArn(`/bluegreen/${stage}`))).toBe('deny');
-      expect(decide(effective, 'ssm:GetParameter', ssmArn(n.slackWebhookUrl, '111122223333', 'us-east-1'))).toBe('deny');
+      expect(decide(effective, 'ssm:GetParameter', ssmArn(n.slackWebhookUrl, '111122223333', 'us-east-1'))).toBe(
+        'deny',
+      );
       expect(decide(effective, 'ssm:GetParameter', ssmArn(n.activePool, '444455556666'))).toBe('deny');
     });
 
     test('nothing else of the role reads a parameter value or decrypts', () => {
-      const readers = statements.filter((s) => s.Effect === 'Allow' && list(s.Action).some((a) => /^(ssm:GetParameter|kms:)/.test(a)));
+      const readers = statements.filter(
+        (s) => s.Effect === 'Allow' && list(s.Action).some((a) => /^(ssm:GetParameter|kms:)/.test(a)),
+      );
       expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState']);
     });
   });
@@ -128,10 +172,13 @@ describe.each(variants)('%s', (_name, context) => {
       // the objects are the ones `aws s3 cp` fetches in the user data, key for key
       const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
       const userData = resolve(instance.Properties.UserData['Fn::Base64']);
-      const downloads = [...userData.matchAll(/aws s3 cp '?s3:\/\/([^/']+)\/([^' ]+)'?/g)].map(([, bucket, key]) => `arn:aws:s3:::${bucket}/${key}`);
+      const downloads = [...userData.matchAll(/aws s3 cp '?s3:\/\/([^/']+)\/([^' ]+)'?/g)].map(
+        ([, bucket, key]) => `arn:aws:s3:::${bucket}/${key}`,
+      );
       expect(downloads).toHaveLength(3);
       expect(objects.sort()).toEqual(downloads.sort());
-      for (const arn of objects) expect(arn).toMatch(/^arn:aws:s3:::cdk-[a-z0-9]+-assets-111122223333-eu-west-1\/[0-9a-f]{64}\.zip$/);
+      for (const arn of objects)
+        expect(arn).toMatch(/^arn:aws:s3:::cdk-[a-z0-9]+-assets-111122223333-eu-west-1\/[0-9a-f]{64}\.zip$/);
       // no wildcard anywhere in it: not the bucket, not bucket/*
       expect(JSON.stringify(read.Resource)).not.toContain('*');
     });
@@ -151,7 +198,9 @@ describe.each(variants)('%s', (_name, context) => {
       const stack = buildApp(newApp(context));
       const role = stack.node.findAll().find((c) => c instanceof iam.Role && c.node.path.endsWith('/Host/Role'))!;
       expect(role).toBeDefined();
-      const acknowledged = role.node.metadata.filter((m) => m.type === 'aws:cdk:acknowledged-rules').flatMap((m) => Object.keys(m.data as object));
+      const acknowledged = role.node.metadata
+        .filter((m) => m.type === 'aws:cdk:acknowledged-rules')
+        .flatMap((m) => Object.keys(m.data as object));
       expect(acknowledged.length).toBeGreaterThan(0);
       expect(acknowledged.filter((id) => /s3/i.test(id))).toEqual([]);
     });

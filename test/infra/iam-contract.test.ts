@@ -26,7 +26,16 @@ import {
   Statement,
   TemplateResolver,
 } from '../helpers/iam';
-import { callsInCode, NOT_IAM, Principal, readmeOperatorPolicy, RequestRow, requestTable, roleOf, stageFacts } from '../helpers/iam-requests';
+import {
+  callsInCode,
+  NOT_IAM,
+  Principal,
+  readmeOperatorPolicy,
+  RequestRow,
+  requestTable,
+  roleOf,
+  stageFacts,
+} from '../helpers/iam-requests';
 
 const FLEET = { stage: 'prod', hosts: '3', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24' };
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
@@ -34,7 +43,10 @@ const VARIANTS: Array<[string, Record<string, string>]> = [
   ['single host (defaults)', {}],
   ['fleet over HTTP (hosts=3)', FLEET],
   ['fleet over HTTPS with certificateArn', { ...FLEET, certificateArn: CERT, domainName: 'shop.example.com' }],
-  ['fleet with domainName (DNS-validated certificate and alias record)', { ...FLEET, domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ' }],
+  [
+    'fleet with domainName (DNS-validated certificate and alias record)',
+    { ...FLEET, domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ' },
+  ],
 ];
 
 interface Synthesized {
@@ -58,18 +70,29 @@ function synthesize(context: Record<string, string>): Synthesized {
     stage,
     template,
     resolver,
-    policies: [...identityPolicies(template, resolver), { name: 'README operator policy', type: 'AWS::IAM::ManagedPolicy', roles: [], statements: operator }],
+    policies: [
+      ...identityPolicies(template, resolver),
+      { name: 'README operator policy', type: 'AWS::IAM::ManagedPolicy', roles: [], statements: operator },
+    ],
     rows: requestTable(facts),
-    statementsOf: (principal) => (principal === 'operator' ? operator : roleStatements(template, resolver, roleId(template, roleOf(principal, facts.fleet)))),
+    statementsOf: (principal) =>
+      principal === 'operator'
+        ? operator
+        : roleStatements(template, resolver, roleId(template, roleOf(principal, facts.fleet))),
   };
 }
 
 /** What IAM decides for a row: allowed only if every resource it is authorized on is allowed. */
 function decide(s: Synthesized, row: RequestRow): 'allow' | 'deny' {
   const statements = s.statementsOf(row.principal);
-  return row.resources.every((r) => evaluate(statements, { action: row.action, resource: r.arn, context: r.context }) === 'allow') ? 'allow' : 'deny';
+  return row.resources.every(
+    (r) => evaluate(statements, { action: row.action, resource: r.arn, context: r.context }) === 'allow',
+  )
+    ? 'allow'
+    : 'deny';
 }
-const describeRow = (row: RequestRow) => `${row.principal} ${row.action} on ${row.resources.map((r) => r.arn).join(' + ')} (${row.source}: ${row.how})`;
+const describeRow = (row: RequestRow) =>
+  `${row.principal} ${row.action} on ${row.resources.map((r) => r.arn).join(' + ')} (${row.source}: ${row.how})`;
 
 describe.each(VARIANTS)('%s', (_name, context) => {
   let s: Synthesized;
@@ -83,20 +106,29 @@ describe.each(VARIANTS)('%s', (_name, context) => {
     expect(mismatches.map(formatMismatch)).toEqual([]);
   });
 
-  test('every request the code makes is allowed: the host\'s scripts and agent, the alert function, the custom resources, the pool-switch rule, the CLI under README\'s operator policy', () => {
+  test("every request the code makes is allowed: the host's scripts and agent, the alert function, the custom resources, the pool-switch rule, the CLI under README's operator policy", () => {
     const rows = s.rows.filter((r) => r.expect === 'allow');
-    expect(new Set(rows.map((r) => r.principal))).toEqual(new Set<Principal>(['host', 'alert-function', 'create-only-parameters', 'pool-switch-rule', 'default-sg-cleanup', 'operator']));
+    expect(new Set(rows.map((r) => r.principal))).toEqual(
+      new Set<Principal>([
+        'host',
+        'alert-function',
+        'create-only-parameters',
+        'pool-switch-rule',
+        'default-sg-cleanup',
+        'operator',
+      ]),
+    );
     expect(rows.filter((r) => decide(s, r) !== 'allow').map(describeRow)).toEqual([]);
   });
 
-  test('the requests that must fail are denied: the webhook and every other parameter not the host\'s, another stage\'s parameters, hosts and repository, another group\'s lifecycle actions, other documents, buckets and namespaces', () => {
+  test("the requests that must fail are denied: the webhook and every other parameter not the host's, another stage's parameters, hosts and repository, another group's lifecycle actions, other documents, buckets and namespaces", () => {
     const rows = s.rows.filter((r) => r.expect === 'deny');
     expect(rows.length).toBeGreaterThan(20);
     expect(rows.filter((r) => decide(s, r) !== 'deny').map(describeRow)).toEqual([]);
   });
 });
 
-test('the request table names every AWS call in the host\'s scripts, the alert function and the CLI (the calls found in the code, by principal)', () => {
+test("the request table names every AWS call in the host's scripts, the alert function and the CLI (the calls found in the code, by principal)", () => {
   const table = requestTable({
     stage: 'prod',
     fleet: true,
@@ -105,23 +137,43 @@ test('the request table names every AWS call in the host\'s scripts, the alert f
     createOnlyLogGroup: 'create-only',
     deadLetterQueueArn: 'arn:aws:sqs:eu-west-1:111122223333:dlq',
   });
-  const principalOf = (source: string): Principal => (source.startsWith('ops/') ? 'operator' : source.startsWith('lambda/') ? 'alert-function' : 'host');
+  const principalOf = (source: string): Principal =>
+    source.startsWith('ops/') ? 'operator' : source.startsWith('lambda/') ? 'alert-function' : 'host';
   const calls = callsInCode();
   // the scan finds them at all (the shell scripts, the SDK commands)
-  expect(calls.map((c) => c.action)).toEqual(expect.arrayContaining(['ssm:GetParameters', 'autoscaling:RecordLifecycleActionHeartbeat', 'autoscaling:CompleteLifecycleAction', 'ssm:SendCommand', 'logs:FilterLogEvents', 'sqs:SendMessage']));
-  const missing = calls.filter((c) => !table.some((r) => r.expect === 'allow' && r.principal === principalOf(c.source) && r.action === c.action));
+  expect(calls.map((c) => c.action)).toEqual(
+    expect.arrayContaining([
+      'ssm:GetParameters',
+      'autoscaling:RecordLifecycleActionHeartbeat',
+      'autoscaling:CompleteLifecycleAction',
+      'ssm:SendCommand',
+      'logs:FilterLogEvents',
+      'sqs:SendMessage',
+    ]),
+  );
+  const missing = calls.filter(
+    (c) => !table.some((r) => r.expect === 'allow' && r.principal === principalOf(c.source) && r.action === c.action),
+  );
   expect(missing).toEqual([]);
   for (const row of NOT_IAM) expect(row.why.length).toBeGreaterThan(60);
 });
 
 describe('the checks can fail', () => {
   test('the reference check reports the lifecycle ARN the fleet role had (autoScalingGroup/…), naming the format AWS expects', async () => {
-    const wrong = 'arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup/*:autoScalingGroupName/bluegreen-prod-hosts';
+    const wrong =
+      'arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup/*:autoScalingGroupName/bluegreen-prod-hosts';
     const policy: IdentityPolicy = {
       name: 'FleetRoleDefaultPolicy',
       type: 'AWS::IAM::Policy',
       roles: [],
-      statements: [{ Sid: 'CompleteOwnLaunch', Effect: 'Allow', Action: ['autoscaling:CompleteLifecycleAction'], Resource: [wrong] }],
+      statements: [
+        {
+          Sid: 'CompleteOwnLaunch',
+          Effect: 'Allow',
+          Action: ['autoscaling:CompleteLifecycleAction'],
+          Resource: [wrong],
+        },
+      ],
     };
     expect((await referenceMismatches([policy])).map(formatMismatch)).toEqual([
       `FleetRoleDefaultPolicy Allow CompleteOwnLaunch: autoscaling:CompleteLifecycleAction on ${wrong}: matches no ARN format of a resource type the action accepts (AWS expects: arn:\${Partition}:autoscaling:\${Region}:\${Account}:autoScalingGroup:\${GroupId}:autoScalingGroupName/\${GroupFriendlyName})`,
@@ -135,11 +187,30 @@ describe('the checks can fail', () => {
       roles: [],
       statements: [
         { Effect: 'Allow', Action: ['ssm:GetParameterValue'], Resource: ['*'] },
-        { Effect: 'Allow', Action: ['ecr:GetAuthorizationToken'], Resource: ['arn:aws:ecr:eu-west-1:111122223333:repository/x'] },
-        { Effect: 'Allow', Action: ['cloudwatch:PutMetricData'], Resource: ['*'], Condition: { StringEquals: { 'cloudwatch:nameSpace2': ['x'] } } },
+        {
+          Effect: 'Allow',
+          Action: ['ecr:GetAuthorizationToken'],
+          Resource: ['arn:aws:ecr:eu-west-1:111122223333:repository/x'],
+        },
+        {
+          Effect: 'Allow',
+          Action: ['cloudwatch:PutMetricData'],
+          Resource: ['*'],
+          Condition: { StringEquals: { 'cloudwatch:nameSpace2': ['x'] } },
+        },
         { Effect: 'Allow', Action: ['ssm:Get*'], Resource: ['arn:aws:ssm:eu-west-1:111122223333:parameter/x'] },
-        { Effect: 'Allow', Action: ['ssm:SendCommand'], Resource: ['arn:aws:ec2:*:*:instance/*'], Condition: { StringEquals: { 'ssm:resourceTag/Stage': ['dev'], 'aws:ResourceTag/Stage': ['dev'] } } },
-        { Effect: 'Allow', Action: ['ssm:SendCommand'], Resource: ['arn:aws:ec2:*:*:instance/*'], Condition: { StringEquals: { 'ssm:resourceTagStage': ['dev'] } } },
+        {
+          Effect: 'Allow',
+          Action: ['ssm:SendCommand'],
+          Resource: ['arn:aws:ec2:*:*:instance/*'],
+          Condition: { StringEquals: { 'ssm:resourceTag/Stage': ['dev'], 'aws:ResourceTag/Stage': ['dev'] } },
+        },
+        {
+          Effect: 'Allow',
+          Action: ['ssm:SendCommand'],
+          Resource: ['arn:aws:ec2:*:*:instance/*'],
+          Condition: { StringEquals: { 'ssm:resourceTagStage': ['dev'] } },
+        },
       ],
     };
     expect((await referenceMismatches([policy])).map((m) => m.problem)).toEqual([
@@ -151,16 +222,33 @@ describe('the checks can fail', () => {
   });
 
   test('ARN patterns against AWS formats: segment by segment, a variable never holds a colon except the last', () => {
-    const asg = 'arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:autoScalingGroupName/${GroupFriendlyName}';
-    expect(patternFitsFormat('arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/bluegreen-prod-hosts', asg)).toBe(true);
-    expect(patternFitsFormat('arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup/*:autoScalingGroupName/bluegreen-prod-hosts', asg)).toBe(false);
+    const asg =
+      'arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:autoScalingGroupName/${GroupFriendlyName}';
+    expect(
+      patternFitsFormat(
+        'arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/bluegreen-prod-hosts',
+        asg,
+      ),
+    ).toBe(true);
+    expect(
+      patternFitsFormat(
+        'arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup/*:autoScalingGroupName/bluegreen-prod-hosts',
+        asg,
+      ),
+    ).toBe(false);
     expect(patternFitsFormat('arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*', asg)).toBe(true);
     const doc = 'arn:${Partition}:ssm:${Region}:${Account}:document/${DocumentName}';
     expect(patternFitsFormat('arn:aws:ssm:eu-west-1::document/AWS-RunShellScript', doc)).toBe(true);
-    expect(patternFitsFormat('arn:aws:ssm:eu-west-1:111122223333:parameter/bluegreen/dev/active-pool', doc)).toBe(false);
+    expect(patternFitsFormat('arn:aws:ssm:eu-west-1:111122223333:parameter/bluegreen/dev/active-pool', doc)).toBe(
+      false,
+    );
     const stream = 'arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}';
-    expect(patternFitsFormat('arn:aws:logs:eu-west-1:111122223333:log-group:/bluegreen/dev/nginx/access:*', stream)).toBe(true);
-    expect(patternFitsFormat('arn:aws:logs:eu-west-1:111122223333:log-group:/bluegreen/dev/nginx/access', stream)).toBe(false);
+    expect(
+      patternFitsFormat('arn:aws:logs:eu-west-1:111122223333:log-group:/bluegreen/dev/nginx/access:*', stream),
+    ).toBe(true);
+    expect(patternFitsFormat('arn:aws:logs:eu-west-1:111122223333:log-group:/bluegreen/dev/nginx/access', stream)).toBe(
+      false,
+    );
   });
 
   test('the evaluator: explicit Deny with NotResource beats an Allow; conditions on the keys a request carries; a missing key fails a condition unless negated or IfExists', () => {
@@ -168,22 +256,64 @@ describe('the checks can fail', () => {
     const statements: Statement[] = [
       { Effect: 'Allow', Action: ['ssm:GetParameter'], Resource: ['*'] },
       { Effect: 'Deny', Action: ['ssm:Get*'], NotResource: [ssm('own')] },
-      { Effect: 'Allow', Action: ['ssm:SendCommand'], Resource: ['arn:aws:ec2:*:*:instance/*'], Condition: { StringEquals: { 'ssm:resourceTag/Stage': ['dev'] } } },
-      { Effect: 'Allow', NotAction: ['ssm:*'], Resource: ['arn:aws:s3:::b/*'], Condition: { StringLikeIfExists: { 's3:prefix': ['a*'] }, StringNotEquals: { 'aws:PrincipalTag/team': ['x'] } } },
+      {
+        Effect: 'Allow',
+        Action: ['ssm:SendCommand'],
+        Resource: ['arn:aws:ec2:*:*:instance/*'],
+        Condition: { StringEquals: { 'ssm:resourceTag/Stage': ['dev'] } },
+      },
+      {
+        Effect: 'Allow',
+        NotAction: ['ssm:*'],
+        Resource: ['arn:aws:s3:::b/*'],
+        Condition: { StringLikeIfExists: { 's3:prefix': ['a*'] }, StringNotEquals: { 'aws:PrincipalTag/team': ['x'] } },
+      },
     ];
     const instance = 'arn:aws:ec2:eu-west-1:111122223333:instance/i-1';
     expect(evaluate(statements, { action: 'ssm:GetParameter', resource: ssm('own') })).toBe('allow');
     expect(evaluate(statements, { action: 'ssm:GetParameter', resource: ssm('webhook') })).toBe('explicit-deny');
-    expect(evaluate(statements, { action: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/Stage': 'dev' } })).toBe('allow');
-    expect(evaluate(statements, { action: 'ssm:SendCommand', resource: instance, context: { 'ssm:resourceTag/Stage': 'prod' } })).toBe('implicit-deny');
+    expect(
+      evaluate(statements, {
+        action: 'ssm:SendCommand',
+        resource: instance,
+        context: { 'ssm:resourceTag/Stage': 'dev' },
+      }),
+    ).toBe('allow');
+    expect(
+      evaluate(statements, {
+        action: 'ssm:SendCommand',
+        resource: instance,
+        context: { 'ssm:resourceTag/Stage': 'prod' },
+      }),
+    ).toBe('implicit-deny');
     expect(evaluate(statements, { action: 'ssm:SendCommand', resource: instance })).toBe('implicit-deny');
     expect(evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k' })).toBe('allow');
-    expect(evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k', context: { 's3:prefix': 'b' } })).toBe('implicit-deny');
-    expect(evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k', context: { 'aws:PrincipalTag/team': 'x' } })).toBe('implicit-deny');
-    expect(() => evaluate([{ Effect: 'Allow', Action: ['s3:*'], Resource: ['*'], Condition: { DateGreaterThan: { 'aws:CurrentTime': ['2020-01-01T00:00:00Z'] } } }], { action: 's3:GetObject', resource: '*' })).toThrow(/DateGreaterThan/);
+    expect(
+      evaluate(statements, { action: 's3:GetObject', resource: 'arn:aws:s3:::b/k', context: { 's3:prefix': 'b' } }),
+    ).toBe('implicit-deny');
+    expect(
+      evaluate(statements, {
+        action: 's3:GetObject',
+        resource: 'arn:aws:s3:::b/k',
+        context: { 'aws:PrincipalTag/team': 'x' },
+      }),
+    ).toBe('implicit-deny');
+    expect(() =>
+      evaluate(
+        [
+          {
+            Effect: 'Allow',
+            Action: ['s3:*'],
+            Resource: ['*'],
+            Condition: { DateGreaterThan: { 'aws:CurrentTime': ['2020-01-01T00:00:00Z'] } },
+          },
+        ],
+        { action: 's3:GetObject', resource: '*' },
+      ),
+    ).toThrow(/DateGreaterThan/);
   });
 
-  test('README\'s operator policy is read from README.md, its placeholders filled for the stage', () => {
+  test("README's operator policy is read from README.md, its placeholders filled for the stage", () => {
     const policy = readmeOperatorPolicy('prod');
     expect(policy.length).toBeGreaterThan(5);
     expect(JSON.stringify(policy)).toContain('arn:aws:ssm:eu-west-1:111122223333:parameter/bluegreen/prod/active-pool');

@@ -15,7 +15,11 @@ import { HOST_LOG_DIR } from '../helpers/logrotate';
 
 let template: Template;
 beforeAll(() => {
-  template = synthTemplate({ stage: 'prod', alarmEmails: 'oncall@example.com', runbookUrl: 'https://wiki.example.com/RUNBOOK.md' });
+  template = synthTemplate({
+    stage: 'prod',
+    alarmEmails: 'oncall@example.com',
+    runbookUrl: 'https://wiki.example.com/RUNBOOK.md',
+  });
 });
 
 const logicalId = (type: string, props: Record<string, unknown>) => {
@@ -46,7 +50,11 @@ function failedReopen(): { files: Record<string, string>; stderr: string } {
       if (err.status !== 1) throw e;
       stderr = String(err.stderr);
     }
-    const files = Object.fromEntries(readdirSync(logs).filter((f) => f !== 'access.log.1').map((f) => [f, readFileSync(path.join(logs, f), 'utf8')]));
+    const files = Object.fromEntries(
+      readdirSync(logs)
+        .filter((f) => f !== 'access.log.1')
+        .map((f) => [f, readFileSync(path.join(logs, f), 'utf8')]),
+    );
     return { files, stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -61,23 +69,34 @@ test("the script's final failure line matches the metric filter; its retry warni
   expect(lines).toHaveLength(1);
 
   // WHEN it is matched against the deployed filter pattern (CloudWatch's term semantics)
-  const pattern = template.findResources('AWS::Logs::MetricFilter', { Properties: { MetricTransformations: [Match.objectLike({ MetricName: LOG_ROTATION_FAILURES_METRIC })] } });
+  const pattern = template.findResources('AWS::Logs::MetricFilter', {
+    Properties: { MetricTransformations: [Match.objectLike({ MetricName: LOG_ROTATION_FAILURES_METRIC })] },
+  });
   const [filter] = Object.values(pattern);
   expect(filter.Properties.FilterPattern).toBe(LOG_ROTATION_FAILED_PATTERN);
 
   // THEN it counts; what else reaches that log group does not
-  expect(filterPatternTerms(LOG_ROTATION_FAILED_PATTERN)).toEqual(['bluegreen-logrotate: nginx did not reopen its logs']);
+  expect(filterPatternTerms(LOG_ROTATION_FAILED_PATTERN)).toEqual([
+    'bluegreen-logrotate: nginx did not reopen its logs',
+  ]);
   expect(matchesFilterPattern(filter.Properties.FilterPattern, lines[0])).toBe(true);
   const warning = stderr.split('\n').find((l) => l.includes('try 1 of 2'))!;
   expect(warning).toBeDefined();
   expect(matchesFilterPattern(filter.Properties.FilterPattern, warning)).toBe(false);
-  expect(matchesFilterPattern(filter.Properties.FilterPattern, '2026/11/23 17:00:00 [alert] 1#1: *3 reopen of "/var/lib/bluegreen/logs/access.log" failed (13: Permission denied)')).toBe(false);
+  expect(
+    matchesFilterPattern(
+      filter.Properties.FilterPattern,
+      '2026/11/23 17:00:00 [alert] 1#1: *3 reopen of "/var/lib/bluegreen/logs/access.log" failed (13: Permission denied)',
+    ),
+  ).toBe(false);
 });
 
 test('the agent ships the file the script writes to the error log group, which the filter reads', () => {
   const { files } = failedReopen();
   const agent = JSON.parse(readFileSync(path.join(REPO_ROOT, 'userdata', 'cloudwatch-agent.json'), 'utf8'));
-  const entry = (agent.logs.logs_collected.files.collect_list as Array<Record<string, string>>).find((f) => f.file_path === `${HOST_LOG_DIR}/${Object.keys(files)[0]}`);
+  const entry = (agent.logs.logs_collected.files.collect_list as Array<Record<string, string>>).find(
+    (f) => f.file_path === `${HOST_LOG_DIR}/${Object.keys(files)[0]}`,
+  );
   expect(entry).toMatchObject({ log_group_name: '__ERROR_LOG_GROUP__' });
   // A stream of its own: nginx's error.log keeps {instance_id}.
   expect(entry!.log_stream_name).not.toBe('{instance_id}');
@@ -86,13 +105,17 @@ test('the agent ships the file the script writes to the error log group, which t
   template.hasResourceProperties('AWS::Logs::MetricFilter', {
     LogGroupName: { Ref: errorGroup },
     FilterPattern: LOG_ROTATION_FAILED_PATTERN,
-    MetricTransformations: [{ MetricName: LOG_ROTATION_FAILURES_METRIC, MetricNamespace: 'Bluegreen/prod/Host', MetricValue: '1' }],
+    MetricTransformations: [
+      { MetricName: LOG_ROTATION_FAILURES_METRIC, MetricNamespace: 'Bluegreen/prod/Host', MetricValue: '1' },
+    ],
   });
 });
 
 test('the alarm: named like the others, one failure is enough, no data is no failure, ALARM and OK go to the alarm topic, the runbook section in its description', () => {
   const topic = { Ref: logicalId('AWS::SNS::Topic', { TopicName: 'bluegreen-prod-alarms' }) };
-  const alarm = template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: 'bluegreen-prod-log-rotation-failed' } });
+  const alarm = template.findResources('AWS::CloudWatch::Alarm', {
+    Properties: { AlarmName: 'bluegreen-prod-log-rotation-failed' },
+  });
   expect(Object.keys(alarm)).toHaveLength(1);
   const props = Object.values(alarm)[0].Properties;
   expect(props).toMatchObject({

@@ -9,7 +9,12 @@ import { buildApp } from '../../bin/app';
 import { newApp } from '../helpers/cdk';
 
 interface Report {
-  pluginReports: Array<{ pluginName: string; conclusion: string; violations: unknown[]; suppressedViolations?: Array<{ ruleName: string; reason: string }> }>;
+  pluginReports: Array<{
+    pluginName: string;
+    conclusion: string;
+    violations: unknown[];
+    suppressedViolations?: Array<{ ruleName: string; reason: string }>;
+  }>;
 }
 
 /** cfn-lint's rules that compare the template with today's date (Lambda runtime deprecation). */
@@ -17,13 +22,43 @@ const CFN_LINT_CALENDAR_RULES = ['E2531', 'E2533', 'W2531'];
 
 const variants: Array<[string, Record<string, unknown>]> = [
   ['defaults', {}],
-  ['prod with operators, a narrow public CIDR and alarm emails', { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24', alarmEmails: 'oncall@example.com,sre@example.com' }],
-  ['existing VPC, Graviton, custom images', { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small', blueImage: 'ghcr.io/acme/shop:1.4.2', greenImage: 'ghcr.io/acme/shop:1.5.0' }],
+  [
+    'prod with operators, a narrow public CIDR and alarm emails',
+    {
+      stage: 'prod',
+      operatorCidr: '198.51.100.7/32',
+      publicCidr: '203.0.113.0/24',
+      alarmEmails: 'oncall@example.com,sre@example.com',
+    },
+  ],
+  [
+    'existing VPC, Graviton, custom images',
+    {
+      stage: 'stg',
+      createVpc: 'false',
+      vpcId: 'vpc-0123456789abcdef0',
+      publicSubnetIds: 'subnet-0123456789abcdef0',
+      availabilityZones: 'eu-west-1a',
+      instanceType: 't4g.small',
+      blueImage: 'ghcr.io/acme/shop:1.4.2',
+      greenImage: 'ghcr.io/acme/shop:1.5.0',
+    },
+  ],
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
   // Fleet mode: HTTP for trials, a DNS-validated certificate with its alias record, a
   // given certificate in an existing two-zone VPC with a pinned AMI, slow paths and its own EBS key.
   ['fleet of 3, HTTP', { stage: 'fleet', hosts: '3', operatorCidr: '198.51.100.7/32' }],
-  ['fleet, DNS-validated certificate and alias record', { stage: 'fleetdns', hosts: '2', maxHosts: '6', domainName: 'shop.example.com', hostedZoneId: 'Z0123456789ABCDEFGHIJ', publicCidr: '203.0.113.0/24' }],
+  [
+    'fleet, DNS-validated certificate and alias record',
+    {
+      stage: 'fleetdns',
+      hosts: '2',
+      maxHosts: '6',
+      domainName: 'shop.example.com',
+      hostedZoneId: 'Z0123456789ABCDEFGHIJ',
+      publicCidr: '203.0.113.0/24',
+    },
+  ],
   [
     'fleet, given certificate, existing VPC, pinned AMI, own EBS key',
     {
@@ -78,9 +113,17 @@ describe.each(variants)('%s', (_name, context) => {
       // Lambda runtime deprecation (E2531, E2533, W2531) is judged against today's date: that check
       // lives with the other end-of-support dates, in the one test allowed to read the calendar
       // (test/infra/base-images.test.ts), so this one gives the same answer on any day.
-      const run = spawnSync('cfn-lint', ['--format', 'json', '--ignore-checks', ...CFN_LINT_CALENDAR_RULES, '--', path.join(outdir, t)], { encoding: 'utf8' });
+      const run = spawnSync(
+        'cfn-lint',
+        ['--format', 'json', '--ignore-checks', ...CFN_LINT_CALENDAR_RULES, '--', path.join(outdir, t)],
+        { encoding: 'utf8' },
+      );
       if (run.error) throw new Error(`cfn-lint is not installed: ${run.error.message}`);
-      const findings = JSON.parse(run.stdout || '[]') as Array<{ Level: string; Rule: { Id: string }; Message: string }>;
+      const findings = JSON.parse(run.stdout || '[]') as Array<{
+        Level: string;
+        Rule: { Id: string };
+        Message: string;
+      }>;
       expect(findings.filter((f) => f.Level === 'Error')).toEqual([]);
     }
   });
@@ -89,10 +132,15 @@ describe.each(variants)('%s', (_name, context) => {
 test('the nag check can fail: an unacknowledged finding fails synth, naming the rule', () => {
   // GIVEN the real app plus a security group that opens SSH to the world
   const { app, stack, outdir } = synth({});
-  const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Other', { vpcId: 'vpc-0123456789abcdef0', availabilityZones: ['eu-west-1a'] });
+  const vpc = ec2.Vpc.fromVpcAttributes(stack, 'Other', {
+    vpcId: 'vpc-0123456789abcdef0',
+    availabilityZones: ['eu-west-1a'],
+  });
   new ec2.SecurityGroup(stack, 'Open', { vpc }).addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(22));
   // WHEN / THEN
-  expect(() => app.synth()).toThrow(/ERROR The Security Group allows for 0.0.0.0\/0 or ::\/0 inbound access. \(AwsSolutions\)/);
+  expect(() => app.synth()).toThrow(
+    /ERROR The Security Group allows for 0.0.0.0\/0 or ::\/0 inbound access. \(AwsSolutions\)/,
+  );
   const report: Report = JSON.parse(readFileSync(path.join(outdir, 'validation-report.json'), 'utf8'));
   const names = report.pluginReports.flatMap((p) => p.violations as Array<{ ruleName: string }>).map((v) => v.ruleName);
   expect(names).toContain('AwsSolutions-EC23');

@@ -48,13 +48,17 @@ test('the instance keeps its logical id and every property (UserData, ImageId in
   // THEN
   expect(b.logicalId).toBe(a.logicalId);
   expect(b.resource.Properties).toEqual(a.resource.Properties);
-  expect(b.resource.Properties.ImageId).toBe('resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64');
+  expect(b.resource.Properties.ImageId).toBe(
+    'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64',
+  );
   expect(JSON.stringify(b.resource.Properties.UserData)).not.toMatch(/shop-99|9\.9\.9|ghcr\.io/);
   // and what it is launched with: no launch template (the metadata options are instance properties,
   // compared above), and the same instance profile
   expect(changed.findResources('AWS::EC2::LaunchTemplate')).toEqual({});
   expect(b.resource.Properties.MetadataOptions).toEqual({ HttpPutResponseHopLimit: 1, HttpTokens: 'required' });
-  expect(only(changed, 'AWS::IAM::InstanceProfile').resource.Properties).toEqual(only(base, 'AWS::IAM::InstanceProfile').resource.Properties);
+  expect(only(changed, 'AWS::IAM::InstanceProfile').resource.Properties).toEqual(
+    only(base, 'AWS::IAM::InstanceProfile').resource.Properties,
+  );
 });
 
 test('a tag on the app changes the instance tags (an in-place update) and nothing else of it', () => {
@@ -68,9 +72,18 @@ test('a tag on the app changes the instance tags (an in-place update) and nothin
 });
 
 test('the pool state resources get no update at all from settings or tags (their properties are identical)', () => {
-  const props = (t: Template) => Object.fromEntries(Object.entries(t.findResources('Custom::CreateOnlyParameter')).map(([id, r]) => [id, r.Properties]));
+  const props = (t: Template) =>
+    Object.fromEntries(
+      Object.entries(t.findResources('Custom::CreateOnlyParameter')).map(([id, r]) => [id, r.Properties]),
+    );
   expect(props(tagged)).toEqual(props(base));
-  const alertsOnly = synthTemplate({ ...BASE, alertWindow: '500', alertErrorRate: '0.1', runbookUrl: 'https://wiki.example.com/RUNBOOK.md', logRetentionDays: '90' });
+  const alertsOnly = synthTemplate({
+    ...BASE,
+    alertWindow: '500',
+    alertErrorRate: '0.1',
+    runbookUrl: 'https://wiki.example.com/RUNBOOK.md',
+    logRetentionDays: '90',
+  });
   expect(props(alertsOnly)).toEqual(props(base));
   expect(Object.keys(props(base))).toHaveLength(10);
 });

@@ -6,8 +6,16 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { synthTemplate } from '../helpers/cdk';
 
 const PREFIX = '/bluegreen/prod';
-const POOL_PARAMS = ['blue', 'green'].flatMap((p) => ['image', 'release', 'env'].map((k) => `${PREFIX}/pools/${p}/${k}`));
-const ALL = [`${PREFIX}/active-pool`, `${PREFIX}/maintenance`, `${PREFIX}/canary-percent`, `${PREFIX}/release`, ...POOL_PARAMS];
+const POOL_PARAMS = ['blue', 'green'].flatMap((p) =>
+  ['image', 'release', 'env'].map((k) => `${PREFIX}/pools/${p}/${k}`),
+);
+const ALL = [
+  `${PREFIX}/active-pool`,
+  `${PREFIX}/maintenance`,
+  `${PREFIX}/canary-percent`,
+  `${PREFIX}/release`,
+  ...POOL_PARAMS,
+];
 
 interface SdkCall {
   service: string;
@@ -19,7 +27,12 @@ interface SdkCall {
 
 let template: Template;
 beforeAll(() => {
-  template = synthTemplate({ stage: 'prod', releaseBlue: 'shop-41', greenImage: 'ghcr.io/acme/shop:1.5.0', initialActivePool: 'green' });
+  template = synthTemplate({
+    stage: 'prod',
+    releaseBlue: 'shop-41',
+    greenImage: 'ghcr.io/acme/shop:1.5.0',
+    initialActivePool: 'green',
+  });
 });
 
 /** The create-only resources by parameter name, with their Create/Delete calls parsed. */
@@ -28,7 +41,10 @@ function createOnly(t: Template) {
   return Object.fromEntries(
     Object.entries(resources).map(([logicalId, r]) => {
       const create = JSON.parse(r.Properties.Create) as SdkCall;
-      return [create.parameters.Name as string, { logicalId, resource: r, create, delete: JSON.parse(r.Properties.Delete) as SdkCall }];
+      return [
+        create.parameters.Name as string,
+        { logicalId, resource: r, create, delete: JSON.parse(r.Properties.Delete) as SdkCall },
+      ];
     }),
   );
 }
@@ -42,15 +58,30 @@ test('every pool state parameter is a create-only resource, none an AWS::SSM::Pa
 
 test('Create: PutParameter without overwrite, an existing value kept (ParameterAlreadyExists ignored); Delete removes it', () => {
   for (const [name, { create, delete: del }] of Object.entries(createOnly(template))) {
-    expect(create).toMatchObject({ service: 'SSM', action: 'PutParameter', physicalResourceId: { id: name }, ignoreErrorCodesMatching: '^ParameterAlreadyExists$' });
+    expect(create).toMatchObject({
+      service: 'SSM',
+      action: 'PutParameter',
+      physicalResourceId: { id: name },
+      ignoreErrorCodesMatching: '^ParameterAlreadyExists$',
+    });
     expect(create.parameters).toMatchObject({ Name: name, Type: 'String', Tier: 'Standard', Overwrite: false });
-    expect(del).toEqual({ service: 'SSM', action: 'DeleteParameter', parameters: { Name: name }, ignoreErrorCodesMatching: '^ParameterNotFound$' });
+    expect(del).toEqual({
+      service: 'SSM',
+      action: 'DeleteParameter',
+      parameters: { Name: name },
+      ignoreErrorCodesMatching: '^ParameterNotFound$',
+    });
   }
 });
 
 test('no Update call: on a stack update CloudFormation has nothing to write', () => {
   for (const { resource } of Object.values(createOnly(template))) {
-    expect(Object.keys(resource.Properties).sort()).toEqual(['Create', 'Delete', 'InstallLatestAwsSdk', 'ServiceToken']);
+    expect(Object.keys(resource.Properties).sort()).toEqual([
+      'Create',
+      'Delete',
+      'InstallLatestAwsSdk',
+      'ServiceToken',
+    ]);
     expect(resource.Properties.InstallLatestAwsSdk).toBe(false);
   }
 });
@@ -75,7 +106,9 @@ test('allowed patterns: SSM itself refuses a bad active pool, canary share, rele
   expect(['0', '10', '99'].every((v) => pattern(`${PREFIX}/canary-percent`).test(v))).toBe(true);
   expect(['100', '-1', '05', ''].some((v) => pattern(`${PREFIX}/canary-percent`).test(v))).toBe(false);
   expect(pattern(`${PREFIX}/pools/green/release`).test('v2; rm -rf /')).toBe(false);
-  expect(pattern(`${PREFIX}/pools/blue/image`).test('123456789012.dkr.ecr.eu-west-1.amazonaws.com/bluegreen-prod:v2')).toBe(true);
+  expect(
+    pattern(`${PREFIX}/pools/blue/image`).test('123456789012.dkr.ecr.eu-west-1.amazonaws.com/bluegreen-prod:v2'),
+  ).toBe(true);
   expect(pattern(`${PREFIX}/pools/blue/image`).test("x' && curl evil")).toBe(false);
 });
 
@@ -97,15 +130,30 @@ test('logical ids are fixed: a renamed construct must not delete a live paramete
 });
 
 test('their function may put and delete exactly these ten parameters (no wildcard: the webhook lives on the same path)', () => {
-  const policies = template.findResources('AWS::IAM::Policy', { Properties: { PolicyName: Match.stringLikeRegexp('^ParametersRole') } });
-  const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{ Sid: string; Action: unknown; Resource: unknown }>;
+  const policies = template.findResources('AWS::IAM::Policy', {
+    Properties: { PolicyName: Match.stringLikeRegexp('^ParametersRole') },
+  });
+  const statements = Object.values(policies)[0].Properties.PolicyDocument.Statement as Array<{
+    Sid: string;
+    Action: unknown;
+    Resource: unknown;
+  }>;
   const bySid = Object.fromEntries(statements.map((s) => [s.Sid, s]));
   expect(Object.keys(bySid).sort()).toEqual(['CreateAndDeleteOnly', 'OwnLogs']);
   expect(bySid.CreateAndDeleteOnly.Action).toEqual(['ssm:DeleteParameter', 'ssm:PutParameter']);
-  const names = (bySid.CreateAndDeleteOnly.Resource as unknown[]).map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]);
+  const names = (bySid.CreateAndDeleteOnly.Resource as unknown[]).map(
+    (r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1],
+  );
   expect(names.sort()).toEqual([...ALL].sort());
   expect(JSON.stringify(statements)).not.toMatch(/\*|slack-webhook-url/);
-  const fn = Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Handler: 'index.handler', Role: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ParametersRole'), 'Arn'] } } }));
+  const fn = Object.values(
+    template.findResources('AWS::Lambda::Function', {
+      Properties: {
+        Handler: 'index.handler',
+        Role: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ParametersRole'), 'Arn'] },
+      },
+    }),
+  );
   expect(fn).toHaveLength(1);
 });
 
@@ -118,10 +166,11 @@ test('created one after another (no PutParameter burst to throttle): all but the
   expect(roots).toEqual(['PoolStateActivePool']);
   // A single chain: each one is the dependency of at most one other, and following it from the root reaches all.
   const next = new Map<string, string>();
-  for (const id of ids) for (const d of dependsOn(id)) {
-    expect(next.has(d)).toBe(false);
-    next.set(d, id);
-  }
+  for (const id of ids)
+    for (const d of dependsOn(id)) {
+      expect(next.has(d)).toBe(false);
+      next.set(d, id);
+    }
   const chain = [roots[0]];
   while (next.has(chain[chain.length - 1])) chain.push(next.get(chain[chain.length - 1])!);
   expect([...chain].sort()).toEqual([...ids].sort());
@@ -129,12 +178,18 @@ test('created one after another (no PutParameter burst to throttle): all but the
 
 test('the host boots after the pool state exists', () => {
   const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
-  for (const id of Object.values(createOnly(template)).map((r) => r.logicalId)) expect(instance.DependsOn).toContain(id);
+  for (const id of Object.values(createOnly(template)).map((r) => r.logicalId))
+    expect(instance.DependsOn).toContain(id);
 });
 
 describe('the deployed handler (aws-cdk-lib AwsCustomResource) on these payloads', () => {
   // The exact code CloudFormation runs for Custom::CreateOnlyParameter; SSM is stubbed at the client.
-  const { handler } = require(path.join(path.dirname(require.resolve('aws-cdk-lib')), 'custom-resource-handlers/dist/custom-resources/aws-custom-resource-handler/index.js')) as {
+  const { handler } = require(
+    path.join(
+      path.dirname(require.resolve('aws-cdk-lib')),
+      'custom-resource-handlers/dist/custom-resources/aws-custom-resource-handler/index.js',
+    ),
+  ) as {
     handler: (event: Record<string, unknown>, context: Record<string, unknown>) => Promise<void>;
   };
   let sent: Array<{ name: string; input: Record<string, unknown> }>;
@@ -147,20 +202,34 @@ describe('the deployed handler (aws-cdk-lib AwsCustomResource) on these payloads
     failWith = undefined;
     process.env.AWS_REGION = 'eu-west-1';
     jest.spyOn(console, 'log').mockImplementation(() => undefined);
-    jest.spyOn(SSMClient.prototype, 'send').mockImplementation((async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+    jest.spyOn(SSMClient.prototype, 'send').mockImplementation((async (command: {
+      constructor: { name: string };
+      input: Record<string, unknown>;
+    }) => {
       sent.push({ name: command.constructor.name, input: command.input });
       if (failWith) throw Object.assign(new Error(failWith), { name: failWith });
       return {};
     }) as never);
     // The handler calls require('https').request; spy on that very module object.
-    jest.spyOn(require('https') as typeof import('https'), 'request').mockImplementation(((_opts: unknown, done: (res: unknown) => void) => {
+    jest.spyOn(require('https') as typeof import('https'), 'request').mockImplementation(((
+      _opts: unknown,
+      done: (res: unknown) => void,
+    ) => {
       let body = '';
-      return { on: () => undefined, write: (b: string) => (body += b), end: () => (responses.push(JSON.parse(body)), done({})) };
+      return {
+        on: () => undefined,
+        write: (b: string) => (body += b),
+        end: () => (responses.push(JSON.parse(body)), done({})),
+      };
     }) as never);
   });
   afterEach(() => jest.restoreAllMocks());
 
-  const event = (type: 'Create' | 'Update' | 'Delete', props: Record<string, unknown>, oldProps?: Record<string, unknown>) => ({
+  const event = (
+    type: 'Create' | 'Update' | 'Delete',
+    props: Record<string, unknown>,
+    oldProps?: Record<string, unknown>,
+  ) => ({
     RequestType: type,
     ResponseURL: 'https://cloudformation-custom-resource-response.example/x',
     StackId: 'arn:aws:cloudformation:eu-west-1:123456789012:stack/BlueGreen-prod/1',
@@ -185,14 +254,23 @@ describe('the deployed handler (aws-cdk-lib AwsCustomResource) on these payloads
     await handler(event('Update', after, before), { logStreamName: 'test' });
     // THEN nothing reached SSM, and the resource keeps its identity (no replacement, so no Delete)
     expect(sent).toEqual([]);
-    expect(responses).toEqual([expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: `${PREFIX}/active-pool` })]);
+    expect(responses).toEqual([
+      expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: `${PREFIX}/active-pool` }),
+    ]);
   });
 
   test('Create over an existing parameter: PutParameter(Overwrite=false) fails with ParameterAlreadyExists, the value stays, SUCCESS', async () => {
     failWith = 'ParameterAlreadyExists';
     await handler(event('Create', props(template)), { logStreamName: 'test' });
-    expect(sent).toEqual([{ name: 'PutParameterCommand', input: expect.objectContaining({ Name: `${PREFIX}/active-pool`, Value: 'green', Overwrite: false }) }]);
-    expect(responses).toEqual([expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: `${PREFIX}/active-pool` })]);
+    expect(sent).toEqual([
+      {
+        name: 'PutParameterCommand',
+        input: expect.objectContaining({ Name: `${PREFIX}/active-pool`, Value: 'green', Overwrite: false }),
+      },
+    ]);
+    expect(responses).toEqual([
+      expect.objectContaining({ Status: 'SUCCESS', PhysicalResourceId: `${PREFIX}/active-pool` }),
+    ]);
   });
 
   test('Delete: DeleteParameter', async () => {

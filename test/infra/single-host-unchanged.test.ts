@@ -19,7 +19,14 @@ const HOST_TYPES = ['AWS::EC2::Instance', 'AWS::EC2::EIP', 'AWS::EC2::SecurityGr
 const VARIANTS: Record<string, Record<string, unknown>> = {
   defaults: {},
   prod: { stage: 'prod', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24' },
-  existingVpc: { stage: 'stg', createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a', instanceType: 't4g.small' },
+  existingVpc: {
+    stage: 'stg',
+    createVpc: 'false',
+    vpcId: 'vpc-0123456789abcdef0',
+    publicSubnetIds: 'subnet-0123456789abcdef0',
+    availabilityZones: 'eu-west-1a',
+    instanceType: 't4g.small',
+  },
   pinnedAmi: { stage: 'pin', amiId: 'ami-0123456789abcdef0' },
 };
 
@@ -28,15 +35,25 @@ type Json = unknown;
 const mask = (value: Json): Json => JSON.parse(JSON.stringify(value).replace(/[0-9a-f]{64}/g, '<hash>'));
 
 function snapshot(context: Record<string, unknown>) {
-  const template = synthTemplate(context).toJSON() as { Resources: Record<string, { Type: string; Properties?: Json; CreationPolicy?: Json; DependsOn?: Json }>; Outputs?: Record<string, Json> };
-  const resources = Object.fromEntries(Object.entries(template.Resources).map(([id, r]) => [id, r.Type]).sort(([a], [b]) => a.localeCompare(b)));
+  const template = synthTemplate(context).toJSON() as {
+    Resources: Record<string, { Type: string; Properties?: Json; CreationPolicy?: Json; DependsOn?: Json }>;
+    Outputs?: Record<string, Json>;
+  };
+  const resources = Object.fromEntries(
+    Object.entries(template.Resources)
+      .map(([id, r]) => [id, r.Type])
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
   const hostRoleIds = Object.entries(template.Resources)
     .filter(([id, r]) => (r.Type === 'AWS::IAM::Role' || r.Type === 'AWS::IAM::Policy') && id.startsWith('Host'))
     .map(([id]) => id);
   const host = Object.fromEntries(
     Object.entries(template.Resources)
       .filter(([id, r]) => HOST_TYPES.includes(r.Type) || hostRoleIds.includes(id))
-      .map(([id, r]): [string, Json] => [id, mask({ Type: r.Type, Properties: r.Properties, CreationPolicy: r.CreationPolicy, DependsOn: r.DependsOn })])
+      .map(([id, r]): [string, Json] => [
+        id,
+        mask({ Type: r.Type, Properties: r.Properties, CreationPolicy: r.CreationPolicy, DependsOn: r.DependsOn }),
+      ])
       .sort(([a], [b]) => a.localeCompare(b)),
   );
   const outputs = Object.keys(template.Outputs ?? {}).sort();

@@ -17,11 +17,19 @@ const policyStatements = (roleLogicalIdPrefix: string) => {
 
 describe('security group', () => {
   test('ingress is exactly 8080 from publicCidr and 8081-8082 from operatorCidr', () => {
-    const groups = template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') } });
+    const groups = template.findResources('AWS::EC2::SecurityGroup', {
+      Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') },
+    });
     const [group] = Object.values(groups);
     expect(group.Properties.SecurityGroupIngress).toEqual([
       { CidrIp: '0.0.0.0/0', Description: 'public entry (nginx)', FromPort: 8080, IpProtocol: 'tcp', ToPort: 8080 },
-      { CidrIp: OPERATOR, Description: 'direct pool access for operators (blue 8081, green 8082)', FromPort: 8081, IpProtocol: 'tcp', ToPort: 8082 },
+      {
+        CidrIp: OPERATOR,
+        Description: 'direct pool access for operators (blue 8081, green 8082)',
+        FromPort: 8081,
+        IpProtocol: 'tcp',
+        ToPort: 8082,
+      },
     ]);
     // and no separate ingress resources add anything
     template.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
@@ -29,13 +37,19 @@ describe('security group', () => {
 
   test('without operatorCidr the pool ports stay closed', () => {
     const t = synthTemplate({ stage: 'prod' });
-    const [group] = Object.values(t.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') } }));
+    const [group] = Object.values(
+      t.findResources('AWS::EC2::SecurityGroup', {
+        Properties: { GroupDescription: Match.stringLikeRegexp('^bluegreen prod') },
+      }),
+    );
     expect(group.Properties.SecurityGroupIngress.map((r: { FromPort: number }) => r.FromPort)).toEqual([8080]);
   });
 
   test('publicCidr narrows the public entry', () => {
     const t = synthTemplate({ publicCidr: '203.0.113.0/24' });
-    t.hasResourceProperties('AWS::EC2::SecurityGroup', { SecurityGroupIngress: [Match.objectLike({ CidrIp: '203.0.113.0/24', FromPort: 8080 })] });
+    t.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [Match.objectLike({ CidrIp: '203.0.113.0/24', FromPort: 8080 })],
+    });
   });
 });
 
@@ -47,17 +61,26 @@ describe('host', () => {
   });
 
   test('IMDSv2 is required, with a hop limit of 1 (see host-hardening.test.ts)', () => {
-    template.hasResourceProperties('AWS::EC2::Instance', { MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 } });
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
+    });
   });
 
   test('the root volume is encrypted gp3', () => {
     template.hasResourceProperties('AWS::EC2::Instance', {
-      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 20, DeleteOnTermination: true } }],
+      BlockDeviceMappings: [
+        {
+          DeviceName: '/dev/xvda',
+          Ebs: { Encrypted: true, VolumeType: 'gp3', VolumeSize: 20, DeleteOnTermination: true },
+        },
+      ],
     });
   });
 
   test('Amazon Linux 2023, resolved by EC2 at launch (resolve:ssm:), never by CloudFormation on a deploy', () => {
-    template.hasResourceProperties('AWS::EC2::Instance', { ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64' });
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      ImageId: 'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64',
+    });
     // No template parameter of the AMI: that one CloudFormation would re-resolve on every deploy.
     expect(JSON.stringify(template.toJSON().Parameters ?? {})).not.toContain('ami-amazon-linux-latest');
     synthTemplate({ instanceType: 't4g.small' }).hasResourceProperties('AWS::EC2::Instance', {
@@ -73,7 +96,9 @@ describe('host', () => {
   });
 
   test('tagged with its stage, which is how Run Command finds it', () => {
-    template.hasResourceProperties('AWS::EC2::Instance', { Tags: Match.arrayWith([{ Key: 'BluegreenStage', Value: 'prod' }]) });
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      Tags: Match.arrayWith([{ Key: 'BluegreenStage', Value: 'prod' }]),
+    });
   });
 
   test('a failed bootstrap fails the deploy: a creation policy waits for a signal sent on exit with the exit code', () => {
@@ -90,7 +115,8 @@ describe('host', () => {
     const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
     const userData = JSON.stringify(instance.Properties.UserData);
     expect(userData.length).toBeLessThan(16 * 1024);
-    for (const dir of ['nginx', 'app', 'userdata']) expect(userData).toContain(`unzip -q -o /tmp/bluegreen-${dir}.zip -d /opt/bluegreen/${dir}`);
+    for (const dir of ['nginx', 'app', 'userdata'])
+      expect(userData).toContain(`unzip -q -o /tmp/bluegreen-${dir}.zip -d /opt/bluegreen/${dir}`);
     expect(userData).toContain("export STAGE='prod'");
     expect(userData).toContain('export ACCESS_LOG_GROUP=');
   });
@@ -119,16 +145,28 @@ describe('host', () => {
   test('a pool health check for images without node reaches the host environment', () => {
     const t = synthTemplate({ poolHealthcheck: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz' });
     const [instance] = Object.values(t.findResources('AWS::EC2::Instance'));
-    expect(JSON.stringify(instance.Properties.UserData)).toContain("export POOL_HEALTHCHECK='wget -q -O /dev/null http://127.0.0.1:3000/healthz'");
+    expect(JSON.stringify(instance.Properties.UserData)).toContain(
+      "export POOL_HEALTHCHECK='wget -q -O /dev/null http://127.0.0.1:3000/healthz'",
+    );
   });
 
-  test('the host environment carries nginx\'s timeouts and slow paths: the defaults written out, a stage\'s own values when given', () => {
+  test("the host environment carries nginx's timeouts and slow paths: the defaults written out, a stage's own values when given", () => {
     const [instance] = Object.values(template.findResources('AWS::EC2::Instance'));
     const userData = JSON.stringify(instance.Properties.UserData);
-    for (const line of ["export PROXY_CONNECT_TIMEOUT='500ms'", "export PROXY_SEND_TIMEOUT='2s'", "export PROXY_READ_TIMEOUT='1s'", "export PROXY_NEXT_UPSTREAM_TIMEOUT='3s'", "export SLOW_PATHS=''"]) {
+    for (const line of [
+      "export PROXY_CONNECT_TIMEOUT='500ms'",
+      "export PROXY_SEND_TIMEOUT='2s'",
+      "export PROXY_READ_TIMEOUT='1s'",
+      "export PROXY_NEXT_UPSTREAM_TIMEOUT='3s'",
+      "export SLOW_PATHS=''",
+    ]) {
       expect(userData).toContain(line);
     }
-    const t = synthTemplate({ proxyReadTimeout: '2s', proxyNextUpstreamTimeout: '5s', slowPaths: '/reports/:30s,/upload/:60s' });
+    const t = synthTemplate({
+      proxyReadTimeout: '2s',
+      proxyNextUpstreamTimeout: '5s',
+      slowPaths: '/reports/:30s,/upload/:60s',
+    });
     const [custom] = Object.values(t.findResources('AWS::EC2::Instance'));
     const customUserData = JSON.stringify(custom.Properties.UserData);
     expect(customUserData).toContain("export PROXY_READ_TIMEOUT='2s'");
@@ -148,7 +186,9 @@ describe('host role', () => {
     const statements = policyStatements('HostRoleDefaultPolicy');
     const bySid = Object.fromEntries(statements.filter((s) => s.Sid).map((s) => [s.Sid, s]));
     expect(bySid.ReadPoolState).toMatchObject({ Action: ['ssm:GetParameter', 'ssm:GetParameters'], Effect: 'Allow' });
-    const read = (bySid.ReadPoolState.Resource as unknown[]).map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]);
+    const read = (bySid.ReadPoolState.Resource as unknown[]).map(
+      (r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1],
+    );
     expect(read.sort()).toEqual(
       [
         '/bluegreen/prod/active-pool',
@@ -159,9 +199,15 @@ describe('host role', () => {
     expect(JSON.stringify(bySid.ReadPoolState.Resource)).not.toMatch(/\*|slack-webhook-url|\/prod\/release"/);
     expect(bySid.ShipNginxLogs).toMatchObject({
       Action: ['logs:CreateLogStream', 'logs:DescribeLogStreams', 'logs:PutLogEvents'],
-      Resource: [{ 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] }, { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] }],
+      Resource: [
+        { 'Fn::GetAtt': [expect.stringMatching(/^LogsAccess/), 'Arn'] },
+        { 'Fn::GetAtt': [expect.stringMatching(/^LogsError/), 'Arn'] },
+      ],
     });
-    expect(bySid.PublishHostMetrics).toMatchObject({ Action: 'cloudwatch:PutMetricData', Condition: { StringEquals: { 'cloudwatch:namespace': 'Bluegreen/prod/Host' } } });
+    expect(bySid.PublishHostMetrics).toMatchObject({
+      Action: 'cloudwatch:PutMetricData',
+      Condition: { StringEquals: { 'cloudwatch:namespace': 'Bluegreen/prod/Host' } },
+    });
     // Every other parameter is denied, and the assets are read object by object (see host-least-privilege.test.ts).
     expect(bySid.DenyOtherParameters).toMatchObject({ Effect: 'Deny' });
     expect(bySid.ReadOwnAssets).toMatchObject({ Action: 's3:GetObject', Effect: 'Allow' });
@@ -179,13 +225,22 @@ describe('host role', () => {
       Action: ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer'],
       Resource: { 'Fn::GetAtt': [expect.stringMatching(/^ReleasesRepository/), 'Arn'] },
     });
-    expect(bySid.EcrLogin).toEqual({ Sid: 'EcrLogin', Effect: 'Allow', Action: 'ecr:GetAuthorizationToken', Resource: '*' });
+    expect(bySid.EcrLogin).toEqual({
+      Sid: 'EcrLogin',
+      Effect: 'Allow',
+      Action: 'ecr:GetAuthorizationToken',
+      Resource: '*',
+    });
     const ecrStatements = statements.filter((s) => JSON.stringify(s.Action).includes('ecr:'));
     expect(ecrStatements).toHaveLength(2);
   });
 
   test('Session Manager through the AWS-managed core policy, and nothing else managed', () => {
-    const [role] = Object.values(template.findResources('AWS::IAM::Role', { Properties: { Description: Match.stringLikeRegexp('^bluegreen prod host') } }));
+    const [role] = Object.values(
+      template.findResources('AWS::IAM::Role', {
+        Properties: { Description: Match.stringLikeRegexp('^bluegreen prod host') },
+      }),
+    );
     expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
     expect(role.Properties.ManagedPolicyArns).toHaveLength(1);
   });
@@ -210,22 +265,40 @@ describe('release repository', () => {
       return JSON.parse(repo.Properties.LifecyclePolicy.LifecyclePolicyText).rules;
     };
     expect(rules(template)).toEqual([
-      expect.objectContaining({ rulePriority: 1, selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7, countUnit: 'days' }, action: { type: 'expire' } }),
-      expect.objectContaining({ rulePriority: 2, selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 30 }, action: { type: 'expire' } }),
+      expect.objectContaining({
+        rulePriority: 1,
+        selection: { tagStatus: 'untagged', countType: 'sinceImagePushed', countNumber: 7, countUnit: 'days' },
+        action: { type: 'expire' },
+      }),
+      expect.objectContaining({
+        rulePriority: 2,
+        selection: { tagStatus: 'any', countType: 'imageCountMoreThan', countNumber: 30 },
+        action: { type: 'expire' },
+      }),
     ]);
     expect(rules(synthTemplate({ ecrKeepImages: '12' }))[1].selection.countNumber).toBe(12);
   });
 
   test('its URI: a stack output and /bluegreen/<stage>/ecr-repository for the CLI', () => {
-    template.hasResourceProperties('AWS::SSM::Parameter', { Name: '/bluegreen/prod/ecr-repository', Type: 'String', Value: Match.anyValue() });
+    template.hasResourceProperties('AWS::SSM::Parameter', {
+      Name: '/bluegreen/prod/ecr-repository',
+      Type: 'String',
+      Value: Match.anyValue(),
+    });
     const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-    expect(JSON.stringify(outputs.EcrRepositoryUri.Value)).toMatch(/"\.dkr\.ecr\.".*"\/",\{"Ref":"ReleasesRepository[0-9A-F]+"\}/);
+    expect(JSON.stringify(outputs.EcrRepositoryUri.Value)).toMatch(
+      /"\.dkr\.ecr\.".*"\/",\{"Ref":"ReleasesRepository[0-9A-F]+"\}/,
+    );
   });
 });
 
 describe('pool switch', () => {
   test('EventBridge matches a change of exactly the active pool and the canary share, not the parameters a release deploy writes', () => {
-    const [rule] = Object.values(template.findResources('AWS::Events::Rule', { Properties: { Targets: [Match.objectLike({ Id: 'ApplyPoolState' })] } }));
+    const [rule] = Object.values(
+      template.findResources('AWS::Events::Rule', {
+        Properties: { Targets: [Match.objectLike({ Id: 'ApplyPoolState' })] },
+      }),
+    );
     expect(rule.Properties.State).toBe('ENABLED');
     const { detail, ...rest } = rule.Properties.EventPattern;
     expect(rest).toEqual({ source: ['aws.ssm'], 'detail-type': ['Parameter Store Change'] });
@@ -254,15 +327,24 @@ describe('pool switch', () => {
     expect(statements).toHaveLength(2);
     expect(statements[0]).toMatchObject({ Action: 'ssm:SendCommand' });
     expect(JSON.stringify(statements[0].Resource)).toMatch(/"::document\/AWS-RunShellScript"\]\]\}$/);
-    expect(statements[1]).toMatchObject({ Action: 'ssm:SendCommand', Condition: { StringEquals: { 'ssm:resourceTag/BluegreenStage': 'prod' } } });
+    expect(statements[1]).toMatchObject({
+      Action: 'ssm:SendCommand',
+      Condition: { StringEquals: { 'ssm:resourceTag/BluegreenStage': 'prod' } },
+    });
     expect(JSON.stringify(statements[1].Resource)).toContain(':instance/*');
   });
 });
 
 describe('logs', () => {
-  test.each([['/bluegreen/prod/nginx/access'], ['/bluegreen/prod/nginx/error']])('%s exists with the configured retention and outlives the stack', (name) => {
-    template.hasResource('AWS::Logs::LogGroup', { Properties: { LogGroupName: name, RetentionInDays: 90 }, DeletionPolicy: 'Retain' });
-  });
+  test.each([['/bluegreen/prod/nginx/access'], ['/bluegreen/prod/nginx/error']])(
+    '%s exists with the configured retention and outlives the stack',
+    (name) => {
+      template.hasResource('AWS::Logs::LogGroup', {
+        Properties: { LogGroupName: name, RetentionInDays: 90 },
+        DeletionPolicy: 'Retain',
+      });
+    },
+  );
 });
 
 describe('network', () => {
@@ -273,19 +355,38 @@ describe('network', () => {
   });
 
   test('an existing VPC is used as given, without lookups', () => {
-    const t = synthTemplate({ createVpc: 'false', vpcId: 'vpc-0123456789abcdef0', publicSubnetIds: 'subnet-0123456789abcdef0', availabilityZones: 'eu-west-1a' });
+    const t = synthTemplate({
+      createVpc: 'false',
+      vpcId: 'vpc-0123456789abcdef0',
+      publicSubnetIds: 'subnet-0123456789abcdef0',
+      availabilityZones: 'eu-west-1a',
+    });
     t.resourceCountIs('AWS::EC2::VPC', 0);
     t.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: 'vpc-0123456789abcdef0' });
-    t.hasResourceProperties('AWS::EC2::Instance', { NetworkInterfaces: [Match.objectLike({ SubnetId: 'subnet-0123456789abcdef0', AssociatePublicIpAddress: true })] });
+    t.hasResourceProperties('AWS::EC2::Instance', {
+      NetworkInterfaces: [Match.objectLike({ SubnetId: 'subnet-0123456789abcdef0', AssociatePublicIpAddress: true })],
+    });
   });
 });
 
 test('outputs: the public URL, the instance, the parameters and the exact flip command', () => {
   const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
-  expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['PublicUrl', 'InstanceId', 'ActivePoolParameter', 'MaintenanceParameter', 'ReleaseParameter', 'EcrRepositoryUri', 'FlipCommand']));
+  expect(Object.keys(outputs)).toEqual(
+    expect.arrayContaining([
+      'PublicUrl',
+      'InstanceId',
+      'ActivePoolParameter',
+      'MaintenanceParameter',
+      'ReleaseParameter',
+      'EcrRepositoryUri',
+      'FlipCommand',
+    ]),
+  );
   expect(outputs.ReleaseParameter.Value).toBe('/bluegreen/prod/release');
   expect(outputs.ActivePoolParameter.Value).toBe('/bluegreen/prod/active-pool');
   expect(JSON.stringify(outputs.FlipCommand.Value)).toContain('aws ssm put-parameter --region ');
-  expect(JSON.stringify(outputs.FlipCommand.Value)).toContain(' --name /bluegreen/prod/active-pool --type String --overwrite --value green');
+  expect(JSON.stringify(outputs.FlipCommand.Value)).toContain(
+    ' --name /bluegreen/prod/active-pool --type String --overwrite --value green',
+  );
   expect(JSON.stringify(outputs.PublicUrl.Value)).toContain(':8080');
 });

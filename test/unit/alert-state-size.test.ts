@@ -17,7 +17,11 @@ function fleetState(hosts: number, episodes: string[] = []): PersistedState {
     state.hosts[id] = { activePool: 'blue', lastSeen: T + i * 1000, healthyStreak: 0 };
     state.lastPosted[`failover:${id}`] = T + i * 1000;
   }
-  for (const id of episodes) state.hosts[id] = { ...state.hosts[id], episode: { since: T, from: 'blue', to: 'green', posted: true, requests: 3 } };
+  for (const id of episodes)
+    state.hosts[id] = {
+      ...state.hosts[id],
+      episode: { since: T, from: 'blue', to: 'green', posted: true, requests: 3 },
+    };
   state.delivered = Array.from({ length: 10 }, (_, i) => `failover|i-x|${T + i}`);
   return state;
 }
@@ -33,7 +37,11 @@ test(`${STREAMS} hosts: cut to the limit; spent cooldowns go first, then quiet h
   expect(size(state)).toBeGreaterThan(STATE_MAX_BYTES);
   // every cooldown but the last 10 hosts' has run out
   const { state: fitted, dropped } = fitState(state, T + (STREAMS - 10) * 1000);
-  expect(Object.keys(fitted.lastPosted).sort()).toEqual(Object.keys(state.lastPosted).sort().slice(STREAMS - 10));
+  expect(Object.keys(fitted.lastPosted).sort()).toEqual(
+    Object.keys(state.lastPosted)
+      .sort()
+      .slice(STREAMS - 10),
+  );
   expect(size(fitted)).toBeLessThanOrEqual(STATE_MAX_BYTES);
   expect(dropped).toBeGreaterThan(0);
   // the two oldest hosts are in an episode: kept although least recently seen

@@ -47,20 +47,33 @@ for (const folder of Object.keys(MAY_IMPORT)) {
 }
 
 test.each(Object.entries(MAY_IMPORT))('%s/ imports only %j of the project', (folder, allowed) => {
-  const offending = [...graph].filter(([file]) => file.startsWith(`${folder}/`)).flatMap(([file, tos]) => [...tos].filter((t) => !allowed.includes(t)).map((t) => `${file} -> ${t}/`));
+  const offending = [...graph]
+    .filter(([file]) => file.startsWith(`${folder}/`))
+    .flatMap(([file, tos]) => [...tos].filter((t) => !allowed.includes(t)).map((t) => `${file} -> ${t}/`));
   expect(offending).toEqual([]);
 });
 
 test('core/ loads no CDK, no AWS SDK and no I/O module', () => {
-  const offending = sources('core').flatMap((file) => specifiers(file).filter((s) => CORE_FORBIDDEN.test(s)).map((s) => `${file}: ${s}`));
+  const offending = sources('core').flatMap((file) =>
+    specifiers(file)
+      .filter((s) => CORE_FORBIDDEN.test(s))
+      .map((s) => `${file}: ${s}`),
+  );
   expect(offending).toEqual([]);
 });
 
 test('the CLI against AWS and local mode never load aws-cdk-lib', () => {
-  const offending = ['ops', 'local', 'support'].flatMap((dir) => sources(dir)).flatMap((file) => specifiers(file).filter((s) => /^(aws-cdk-lib|constructs)/.test(s)).map((s) => `${file}: ${s}`));
+  const offending = ['ops', 'local', 'support']
+    .flatMap((dir) => sources(dir))
+    .flatMap((file) =>
+      specifiers(file)
+        .filter((s) => /^(aws-cdk-lib|constructs)/.test(s))
+        .map((s) => `${file}: ${s}`),
+    );
   expect(offending).toEqual([]);
 });
 
 test('every adapter is used through core: each one imports it', () => {
-  for (const adapter of ADAPTERS) expect([...graph].some(([file, tos]) => file.startsWith(`${adapter}/`) && tos.has('core'))).toBe(true);
+  for (const adapter of ADAPTERS)
+    expect([...graph].some(([file, tos]) => file.startsWith(`${adapter}/`) && tos.has('core'))).toBe(true);
 });

@@ -6,12 +6,15 @@ import { FLEET_LIMITS } from '../../lib/stack-config';
 import { hostReadParameterNames } from '../../core/names';
 import { cliCommandComment } from '../../ops/stage-hosts';
 
-test.each(Object.entries(AWS_LIMITS) as Array<[string, AwsLimit]>)('%s: a positive number, worded and linked to docs.aws.amazon.com', (_name, l) => {
-  expect(Number.isInteger(l.value) && l.value > 0).toBe(true);
-  expect(l.doc).toMatch(/^https:\/\/docs\.aws\.amazon\.com\/\S+$/);
-  expect(l.says.length).toBeGreaterThan(20);
-  expect(l.usedBy.length).toBeGreaterThan(10);
-});
+test.each(Object.entries(AWS_LIMITS) as Array<[string, AwsLimit]>)(
+  '%s: a positive number, worded and linked to docs.aws.amazon.com',
+  (_name, l) => {
+    expect(Number.isInteger(l.value) && l.value > 0).toBe(true);
+    expect(l.doc).toMatch(/^https:\/\/docs\.aws\.amazon\.com\/\S+$/);
+    expect(l.says.length).toBeGreaterThan(20);
+    expect(l.usedBy.length).toBeGreaterThan(10);
+  },
+);
 
 test('sizes are bytes: 4 KB and 8 KB parameters, 1 MB and 6 MB Lambda payloads', () => {
   expect([limit('standardParameterValue'), limit('advancedParameterValue')]).toEqual([4096, 8192]);
@@ -19,7 +22,7 @@ test('sizes are bytes: 4 KB and 8 KB parameters, 1 MB and 6 MB Lambda payloads',
   expect(STATE_MAX_BYTES).toBe(limit('standardParameterValue'));
 });
 
-test('the fleet limit is Run Command\'s default concurrency, which is also the InstanceIds bound', () => {
+test("the fleet limit is Run Command's default concurrency, which is also the InstanceIds bound", () => {
   expect(FLEET_LIMITS.maxHosts).toBe(MAX_FLEET_HOSTS);
   expect(MAX_FLEET_HOSTS).toBe(limit('sendCommandDefaultConcurrency'));
   expect(limit('sendCommandDefaultConcurrency')).toBe(limit('sendCommandInstanceIds'));
@@ -29,7 +32,7 @@ test('a host reads its pool state in one GetParameters call (a fleet host reads 
   expect(hostReadParameterNames('a-twenty-char-stage1').length).toBeLessThanOrEqual(limit('getParametersNames'));
 });
 
-test('the CLI\'s command comment fits SendCommand\'s Comment', () => {
+test("the CLI's command comment fits SendCommand's Comment", () => {
   expect(cliCommandComment('prod', 'x'.repeat(500))).toHaveLength(limit('sendCommandComment'));
 });
 

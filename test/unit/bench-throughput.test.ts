@@ -31,11 +31,21 @@ test('parseWrk converts us/s units and adds socket errors to the failures', () =
 });
 
 test('parseWrk names what is missing instead of returning NaN', () => {
-  expect(() => parseWrk('unable to connect to 127.0.0.1:1 Connection refused\n')).toThrow(/no request count or Requests\/sec/);
+  expect(() => parseWrk('unable to connect to 127.0.0.1:1 Connection refused\n')).toThrow(
+    /no request count or Requests\/sec/,
+  );
   expect(() => parseWrk(WRK_404.replace(/^\s*99%.*\n/m, ''))).toThrow(/no 99% latency line/);
 });
 
-const run = (rps: number, p99Ms: number, failed = 0): RunResult => ({ requests: rps * 10, failed, rps, p50Ms: 1, p99Ms, nginxCpuS: rps * 10 * 40e-6, poolCpuS: rps * 10 * 25e-6 });
+const run = (rps: number, p99Ms: number, failed = 0): RunResult => ({
+  requests: rps * 10,
+  failed,
+  rps,
+  p50Ms: 1,
+  p99Ms,
+  nginxCpuS: rps * 10 * 40e-6,
+  poolCpuS: rps * 10 * 25e-6,
+});
 
 test('mergeRuns takes medians of rates and latencies, sums of counts, CPU per 1000 requests', () => {
   const row = mergeRuns('wrk', 'nginx', 32, [run(100, 9), run(300, 1, 2), run(200, 5)]);

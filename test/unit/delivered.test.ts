@@ -1,5 +1,13 @@
 // The delivered-decision record: kept by when each was delivered, not by the log line's time.
-import { deliveredEntry, deliveryKey, DELIVERED_KEEP_MS, DELIVERED_MAX, normalizeDelivered, pruneDelivered, wasDelivered } from '../../lambda/alert/delivered';
+import {
+  deliveredEntry,
+  deliveryKey,
+  DELIVERED_KEEP_MS,
+  DELIVERED_MAX,
+  normalizeDelivered,
+  pruneDelivered,
+  wasDelivered,
+} from '../../lambda/alert/delivered';
 
 const T0 = Date.UTC(2026, 10, 22, 23, 45, 18);
 const DAY = 24 * 3_600_000;

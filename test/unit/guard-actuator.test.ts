@@ -50,7 +50,13 @@ test('rollback: flips to the previous pool, re-reads, then writes rolled-back, i
 test('abort-canary: the share goes to 0 before the record says failed', async () => {
   const record = bakingRecord(T0, { state: 'verifying', strategy: 'canary', canaryPercent: 10 });
   const { p, calls } = ports(record);
-  const outcome = await actOnGuard(record, { action: 'abort-canary', reason: 'canary failing', figures: FIGURES }, NOW, 'local-watcher', p);
+  const outcome = await actOnGuard(
+    record,
+    { action: 'abort-canary', reason: 'canary failing', figures: FIGURES },
+    NOW,
+    'local-watcher',
+    p,
+  );
   expect(calls).toEqual(['canary 0', 'read', 'write failed']);
   expect(outcome.kind).toBe('written');
 });

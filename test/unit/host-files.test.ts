@@ -29,8 +29,12 @@ function shellValues(names: readonly string[], before = ''): Record<string, stri
 }
 
 test("facts.sh: the pool state patterns, byte for byte as the shell reads them (the parameters' AllowedPattern)", () => {
-  const names = Object.fromEntries(Object.entries(POOL_STATE_PATTERNS).map(([k, v]) => [`${k.replace(/([A-Z])/g, '_$1').toUpperCase()}_RE`, v]));
-  expect(Object.keys(names)).toEqual(expect.arrayContaining(['ACTIVE_POOL_RE', 'CANARY_PERCENT_RE', 'RELEASE_RE', 'IMAGE_RE']));
+  const names = Object.fromEntries(
+    Object.entries(POOL_STATE_PATTERNS).map(([k, v]) => [`${k.replace(/([A-Z])/g, '_$1').toUpperCase()}_RE`, v]),
+  );
+  expect(Object.keys(names)).toEqual(
+    expect.arrayContaining(['ACTIVE_POOL_RE', 'CANARY_PERCENT_RE', 'RELEASE_RE', 'IMAGE_RE']),
+  );
   expect(shellValues(Object.keys(names))).toEqual(names);
 });
 
@@ -49,9 +53,15 @@ test('facts.sh: the app image, the ports, the states past the gate', () => {
 });
 
 test("facts.sh: printf with the step line's format prints what formatStepLine says (the CLI's parser reads it)", () => {
-  const r = spawnSync('sh', ['-c', '. "$1"; printf "$STEP_LINE_PRINTF" smoke green true "GET /version answers 100% \\\\n"', 'sh', FACTS], { encoding: 'utf8' });
+  const r = spawnSync(
+    'sh',
+    ['-c', '. "$1"; printf "$STEP_LINE_PRINTF" smoke green true "GET /version answers 100% \\\\n"', 'sh', FACTS],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(0);
-  expect(r.stdout).toBe(`${formatStepLine({ step: 'smoke', pool: 'green', ok: true, detail: 'GET /version answers 100% \\n' })}\n`);
+  expect(r.stdout).toBe(
+    `${formatStepLine({ step: 'smoke', pool: 'green', ok: true, detail: 'GET /version answers 100% \\n' })}\n`,
+  );
   expect(STEP_LINE_PRINTF).toBe('step=%s pool=%s ok=%s detail=%s\\n');
 });
 
@@ -60,7 +70,11 @@ test("facts.sh: bluegreen_parameter_names <stage> sets the names core gives the 
     const expected = applyParameterNames(stage);
     expect(shellValues(Object.keys(expected), `bluegreen_parameter_names '${stage}'`)).toEqual(expected);
     expect(expected.PARAM_ROOT).toBe(parameterNames(stage).root);
-    expect(Object.values(expected).filter((n) => n !== expected.PARAM_ROOT).sort()).toEqual(hostReadParameterNames(stage).sort());
+    expect(
+      Object.values(expected)
+        .filter((n) => n !== expected.PARAM_ROOT)
+        .sort(),
+    ).toEqual(hostReadParameterNames(stage).sort());
   }
 });
 

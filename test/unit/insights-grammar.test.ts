@@ -70,7 +70,9 @@ describe('the saved queries', () => {
     const query = INSIGHTS_QUERIES['error-rate-by-pool'];
     expect(query).toContain('fields floor(status / 500) as is_5xx');
     const [, stats] = commands(query).find(([name]) => name === 'stats')!;
-    expect(stats).toBe('count(*) as requests, sum(is_5xx) as errors_5xx, 100 * sum(is_5xx) / count(*) as error_rate_pct by bin(1m) as minute, pool');
+    expect(stats).toBe(
+      'count(*) as requests, sum(is_5xx) as errors_5xx, 100 * sum(is_5xx) / count(*) as error_rate_pct by bin(1m) as minute, pool',
+    );
     // floor(status / 500) is 1 exactly for the statuses nginx can log as 5xx
     const is5xx = (status: number) => Math.floor(status / 500);
     expect([200, 204, 301, 404, 444, 499].map(is5xx)).toEqual([0, 0, 0, 0, 0, 0]);
@@ -80,7 +82,10 @@ describe('the saved queries', () => {
   test('recent-planned-switches groups by the log stream (the instance id), not by nginx host', () => {
     const query = INSIGHTS_QUERIES['recent-planned-switches'];
     const [, stats] = commands(query).find(([name]) => name === 'stats')!;
-    const groups = stats.split(/\sby\s/)[1].split(',').map((g) => g.trim());
+    const groups = stats
+      .split(/\sby\s/)[1]
+      .split(',')
+      .map((g) => g.trim());
     expect(groups).toEqual(['active_pool', '@logStream']);
     expect(query).not.toMatch(/\bhost\b/);
     expect(INSIGHTS_QUERY_QUESTIONS['recent-planned-switches']).toContain('log stream');

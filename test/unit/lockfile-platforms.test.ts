@@ -46,7 +46,10 @@ const PLATFORM_NAME = /(darwin|win32|linux)/;
 
 /** Packages whose optional dependencies are per-platform builds (esbuild, @swc/core, unrs-resolver, ...). */
 const nativePackages = Object.entries(lock.packages)
-  .filter(([key, entry]) => key !== '' && Object.keys(entry.optionalDependencies ?? {}).filter((n) => PLATFORM_NAME.test(n)).length >= 2)
+  .filter(
+    ([key, entry]) =>
+      key !== '' && Object.keys(entry.optionalDependencies ?? {}).filter((n) => PLATFORM_NAME.test(n)).length >= 2,
+  )
   .map(([key, entry]) => ({ key, entry }));
 
 test('the lockfile is npm 7+ (lists every package with its os/cpu)', () => {
@@ -55,31 +58,41 @@ test('the lockfile is npm 7+ (lists every package with its os/cpu)', () => {
 
 test('the known native dependencies are found', () => {
   const names = nativePackages.map((p) => p.key);
-  expect(names).toEqual(expect.arrayContaining(['node_modules/esbuild', 'node_modules/@swc/core', 'node_modules/unrs-resolver']));
+  expect(names).toEqual(
+    expect.arrayContaining(['node_modules/esbuild', 'node_modules/@swc/core', 'node_modules/unrs-resolver']),
+  );
 });
 
-describe.each(nativePackages.map((p) => [p.key.replace(/^.*node_modules\//, ''), p] as const))('%s', (_name, { key, entry }) => {
-  test.each(PLATFORMS.map((p) => [`${p.os}-${p.cpu}`, p] as const))('has a build for %s in the lockfile', (_label, platform) => {
-    const builds = Object.entries(entry.optionalDependencies ?? {}).flatMap(([dep, wanted]) => {
-      const found = resolve(key, dep);
-      return found ? [{ dep, wanted, found }] : [];
-    });
-    const match = builds.find(
-      ({ found }) =>
-        found.os?.includes(platform.os) &&
-        found.cpu?.includes(platform.cpu) &&
-        // glibc is what a developer's Linux (and CI) has; musl builds alone would not do.
-        (platform.os !== 'linux' || !found.libc || found.libc.includes('glibc')),
+describe.each(nativePackages.map((p) => [p.key.replace(/^.*node_modules\//, ''), p] as const))(
+  '%s',
+  (_name, { key, entry }) => {
+    test.each(PLATFORMS.map((p) => [`${p.os}-${p.cpu}`, p] as const))(
+      'has a build for %s in the lockfile',
+      (_label, platform) => {
+        const builds = Object.entries(entry.optionalDependencies ?? {}).flatMap(([dep, wanted]) => {
+          const found = resolve(key, dep);
+          return found ? [{ dep, wanted, found }] : [];
+        });
+        const match = builds.find(
+          ({ found }) =>
+            found.os?.includes(platform.os) &&
+            found.cpu?.includes(platform.cpu) &&
+            // glibc is what a developer's Linux (and CI) has; musl builds alone would not do.
+            (platform.os !== 'linux' || !found.libc || found.libc.includes('glibc')),
+        );
+        if (!match) {
+          const missing = Object.keys(entry.optionalDependencies ?? {}).filter(
+            (d) => d.includes(platform.os) && !resolve(key, d),
+          );
+          throw new Error(
+            `${key}@${entry.version} has no ${platform.os}-${platform.cpu} build in package-lock.json` +
+              (missing.length ? ` (listed but absent: ${missing.join(', ')})` : '') +
+              ': pin a version whose every platform package the registry serves, then regenerate the lockfile',
+          );
+        }
+        // The build must be the version the package asks for, or npm installs nothing for that platform.
+        expect(match.found.version).toBe(match.wanted);
+      },
     );
-    if (!match) {
-      const missing = Object.keys(entry.optionalDependencies ?? {}).filter((d) => d.includes(platform.os) && !resolve(key, d));
-      throw new Error(
-        `${key}@${entry.version} has no ${platform.os}-${platform.cpu} build in package-lock.json` +
-          (missing.length ? ` (listed but absent: ${missing.join(', ')})` : '') +
-          ': pin a version whose every platform package the registry serves, then regenerate the lockfile',
-      );
-    }
-    // The build must be the version the package asks for, or npm installs nothing for that platform.
-    expect(match.found.version).toBe(match.wanted);
-  });
-});
+  },
+);

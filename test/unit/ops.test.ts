@@ -1,7 +1,16 @@
 // The AWS operator commands' logic with injected SDK clients (aws-sdk-client-mock): query polling
 // and its failure states, the flip's wait loop (success, host failure, timeout), the table.
 import { CloudWatchLogsClient, GetQueryResultsCommand, StartQueryCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { CommandInvocationStatus, DescribeInstanceInformationCommand, GetCommandInvocationCommand, GetParameterCommand, ListCommandInvocationsCommand, ListCommandsCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  CommandInvocationStatus,
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  GetParameterCommand,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  PutParameterCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
@@ -18,7 +27,16 @@ afterEach(() => {
 const noSleep = async () => undefined;
 
 describe('runQuery', () => {
-  const base = { logs: new CloudWatchLogsClient({ region: 'us-east-1' }), logGroup: '/bluegreen/p/nginx/access', query: 'stats count(*)', startMs: 1_000_000, endMs: 4_600_000, pollMs: 1, timeoutMs: 60_000, sleep: noSleep };
+  const base = {
+    logs: new CloudWatchLogsClient({ region: 'us-east-1' }),
+    logGroup: '/bluegreen/p/nginx/access',
+    query: 'stats count(*)',
+    startMs: 1_000_000,
+    endMs: 4_600_000,
+    pollMs: 1,
+    timeoutMs: 60_000,
+    sleep: noSleep,
+  };
 
   test('polls until Complete and returns the rows without @ptr', async () => {
     logsMock.on(StartQueryCommand).resolves({ queryId: 'q1' });
@@ -26,9 +44,23 @@ describe('runQuery', () => {
       .on(GetQueryResultsCommand)
       .resolvesOnce({ status: 'Scheduled' })
       .resolvesOnce({ status: 'Running' })
-      .resolves({ status: 'Complete', results: [[{ field: 'pool', value: 'blue' }, { field: 'requests', value: '42' }, { field: '@ptr', value: 'x' }]] });
+      .resolves({
+        status: 'Complete',
+        results: [
+          [
+            { field: 'pool', value: 'blue' },
+            { field: 'requests', value: '42' },
+            { field: '@ptr', value: 'x' },
+          ],
+        ],
+      });
     expect(await runQuery(base)).toEqual([{ pool: 'blue', requests: '42' }]);
-    expect(logsMock.commandCalls(StartQueryCommand)[0].args[0].input).toEqual({ logGroupName: '/bluegreen/p/nginx/access', queryString: 'stats count(*)', startTime: 1000, endTime: 4600 });
+    expect(logsMock.commandCalls(StartQueryCommand)[0].args[0].input).toEqual({
+      logGroupName: '/bluegreen/p/nginx/access',
+      queryString: 'stats count(*)',
+      startTime: 1000,
+      endTime: 4600,
+    });
     expect(logsMock.commandCalls(GetQueryResultsCommand)).toHaveLength(3);
   });
 
@@ -42,7 +74,9 @@ describe('runQuery', () => {
     let t = 0;
     logsMock.on(StartQueryCommand).resolves({ queryId: 'q1' });
     logsMock.on(GetQueryResultsCommand).resolves({ status: 'Running' });
-    await expect(runQuery({ ...base, timeoutMs: 5000, now: () => (t += 1000) })).rejects.toThrow('the query did not complete within 5 s (status Running)');
+    await expect(runQuery({ ...base, timeoutMs: 5000, now: () => (t += 1000) })).rejects.toThrow(
+      'the query did not complete within 5 s (status Running)',
+    );
   });
 
   test('throttling from StartQuery surfaces as the SDK error', async () => {
@@ -88,11 +122,29 @@ describe('flipOnAws', () => {
   afterAll(() => new Promise((r) => server.close(r)));
 
   const params = { activePool: '/bluegreen/p/active-pool', publicUrl: '/bluegreen/p/public-url' };
-  const base = () => ({ ssm: new SSMClient({ region: 'us-east-1' }), stage: 'p', params, pool: 'green' as const, wait: true, timeoutMs: 10_000, pollMs: 1, out: (l: string) => lines.push(l), sleep: noSleep });
+  const base = () => ({
+    ssm: new SSMClient({ region: 'us-east-1' }),
+    stage: 'p',
+    params,
+    pool: 'green' as const,
+    wait: true,
+    timeoutMs: 10_000,
+    pollMs: 1,
+    out: (l: string) => lines.push(l),
+    sleep: noSleep,
+  });
   /** The command the pool-switch rule sends: AWS-RunShellScript to the stage tag. */
-  const switchCommand = { CommandId: 'c-switch', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(), Status: 'InProgress' as const };
+  const switchCommand = {
+    CommandId: 'c-switch',
+    Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }],
+    RequestedDateTime: new Date(),
+    Status: 'InProgress' as const,
+  };
   const invocations = (statuses: Record<string, string>) => ({
-    CommandInvocations: Object.entries(statuses).map(([InstanceId, Status]) => ({ InstanceId, Status: Status as CommandInvocationStatus })),
+    CommandInvocations: Object.entries(statuses).map(([InstanceId, Status]) => ({
+      InstanceId,
+      Status: Status as CommandInvocationStatus,
+    })),
   });
   let lines: string[];
   beforeEach(() => {
@@ -115,27 +167,50 @@ describe('flipOnAws', () => {
     });
     const outcome = await flipOnAws(base());
     expect(outcome.ok).toBe(true);
-    expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({ Name: params.activePool, Value: 'green', Type: 'String', Overwrite: true });
+    expect(ssmMock.commandCalls(PutParameterCommand)[0].args[0].input).toEqual({
+      Name: params.activePool,
+      Value: 'green',
+      Type: 'String',
+      Overwrite: true,
+    });
     expect(lines[0]).toBe('/bluegreen/p/active-pool: blue → green');
     // The pool-switch's command is found by document and time; its hosts by its invocations.
-    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toEqual(expect.arrayContaining([{ key: 'DocumentName', value: 'AWS-RunShellScript' }]));
-    expect(ssmMock.commandCalls(ListCommandInvocationsCommand)[0].args[0].input).toMatchObject({ CommandId: 'c-switch' });
-    expect(lines).toContain('waiting… hosts: i-0abc InProgress; endpoint: 0 of 10 in a row from green (last: 200 from blue, active blue)');
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\)$/);
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toEqual(
+      expect.arrayContaining([{ key: 'DocumentName', value: 'AWS-RunShellScript' }]),
+    );
+    expect(ssmMock.commandCalls(ListCommandInvocationsCommand)[0].args[0].input).toMatchObject({
+      CommandId: 'c-switch',
+    });
+    expect(lines).toContain(
+      'waiting… hosts: i-0abc InProgress; endpoint: 0 of 10 in a row from green (last: 200 from blue, active blue)',
+    );
+    expect(lines.at(-1)).toMatch(
+      /^confirmed: http:\/\/127\.0\.0\.1:\d+ is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\)$/,
+    );
   });
 
   test('the host command failing ends the wait with the host, the reason and the runbook section', async () => {
     ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-0abc': 'Failed' }));
     const outcome = await flipOnAws(base());
-    expect(outcome).toEqual({ ok: false, reason: expect.stringContaining('bluegreen-apply ended Failed on i-0abc (of 1 hosts') });
-    expect(outcome.ok || outcome.reason).toMatch(/the endpoint answers 200 from blue.*RUNBOOK\.md "When a flip does not land"/);
+    expect(outcome).toEqual({
+      ok: false,
+      reason: expect.stringContaining('bluegreen-apply ended Failed on i-0abc (of 1 hosts'),
+    });
+    expect(outcome.ok || outcome.reason).toMatch(
+      /the endpoint answers 200 from blue.*RUNBOOK\.md "When a flip does not land"/,
+    );
   });
 
   test('no confirmation within the timeout: not ok, saying what the endpoint answers', async () => {
     let t = 0;
     ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
     const outcome = await flipOnAws({ ...base(), timeoutMs: 3000, now: () => (t += 500) });
-    expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green 10 times in a row \(last: 200 from blue, active blue; hosts: no command seen yet\)/) });
+    expect(outcome).toEqual({
+      ok: false,
+      reason: expect.stringMatching(
+        /^not confirmed within 3 s: http:\/\/127\.0\.0\.1:\d+ does not answer from green 10 times in a row \(last: 200 from blue, active blue; hosts: no command seen yet\)/,
+      ),
+    });
   });
 
   test("confirm 'active': a promotion is confirmed by the host's active pool while the other pool still answers", async () => {
@@ -146,7 +221,9 @@ describe('flipOnAws', () => {
     });
     const outcome = await flipOnAws({ ...base(), confirm: 'active' });
     expect(outcome.ok).toBe(true);
-    expect(lines.at(-1)).toMatch(/^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\); the last answer came from blue \(200\)$/);
+    expect(lines.at(-1)).toMatch(
+      /^confirmed: http:\/\/127\.0\.0\.1:\d+ has green active after [\d.]+ s \(10 answers in a row; hosts: i-0abc Success\); the last answer came from blue \(200\)$/,
+    );
     // The default still wants the new pool's own answer.
     let t = 0;
     expect((await flipOnAws({ ...base(), timeoutMs: 2000, now: () => (t += 500) })).ok).toBe(false);
@@ -158,8 +235,13 @@ describe('flipOnAws', () => {
   });
 
   test('a stage that is not deployed: no write, a clear reason', async () => {
-    ssmMock.on(GetParameterCommand, { Name: params.activePool }).rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound' }));
-    expect(await flipOnAws(base())).toEqual({ ok: false, reason: '/bluegreen/p/active-pool does not exist: is the stack deployed in this account and region?' });
+    ssmMock
+      .on(GetParameterCommand, { Name: params.activePool })
+      .rejects(Object.assign(new Error('not found'), { name: 'ParameterNotFound' }));
+    expect(await flipOnAws(base())).toEqual({
+      ok: false,
+      reason: '/bluegreen/p/active-pool does not exist: is the stack deployed in this account and region?',
+    });
     expect(ssmMock.commandCalls(PutParameterCommand)).toHaveLength(0);
   });
 
@@ -175,7 +257,9 @@ describe('flipOnAws', () => {
       });
       const outcome = await flipOnAws(base());
       expect(outcome.ok).toBe(true);
-      expect(lines).toContain('waiting… hosts: no command seen yet; endpoint: 2 of 10 in a row from green (last: 200 from blue, active blue)');
+      expect(lines).toContain(
+        'waiting… hosts: no command seen yet; endpoint: 2 of 10 in a row from green (last: 200 from blue, active blue)',
+      );
       expect(polls).toBe(3);
     });
 
@@ -189,15 +273,26 @@ describe('flipOnAws', () => {
       const outcome = await flipOnAws(base());
       expect(outcome.ok).toBe(true);
       expect(polls).toBe(3);
-      expect(lines).toContain('waiting… hosts: i-1 Success, i-2 Success, i-3 InProgress; endpoint: 10 of 10 in a row from green (last: 200 from green, active green)');
-      expect(lines.at(-1)).toMatch(/is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)$/);
+      expect(lines).toContain(
+        'waiting… hosts: i-1 Success, i-2 Success, i-3 InProgress; endpoint: 10 of 10 in a row from green (last: 200 from green, active green)',
+      );
+      expect(lines.at(-1)).toMatch(
+        /is answered by green after [\d.]+ s \(10 answers in a row; hosts: i-1 Success, i-2 Success, i-3 Success\)$/,
+      );
     });
 
     test('one host failing the switch: not confirmed, naming that host, at once', async () => {
       served = ['green', 'blue', 'green'];
-      ssmMock.on(ListCommandInvocationsCommand).resolves(invocations({ 'i-1': 'Success', 'i-2': 'Failed', 'i-3': 'Success' }));
+      ssmMock
+        .on(ListCommandInvocationsCommand)
+        .resolves(invocations({ 'i-1': 'Success', 'i-2': 'Failed', 'i-3': 'Success' }));
       const outcome = await flipOnAws(base());
-      expect(outcome).toEqual({ ok: false, reason: expect.stringMatching(/^bluegreen-apply ended Failed on i-2 \(of 3 hosts; those keep the old pool until their one-minute timer applies it\)/) });
+      expect(outcome).toEqual({
+        ok: false,
+        reason: expect.stringMatching(
+          /^bluegreen-apply ended Failed on i-2 \(of 3 hosts; those keep the old pool until their one-minute timer applies it\)/,
+        ),
+      });
       expect(ssmMock.commandCalls(ListCommandInvocationsCommand)).toHaveLength(1);
     });
 
@@ -207,13 +302,20 @@ describe('flipOnAws', () => {
       ssmMock.on(ListCommandsCommand).resolves({
         Commands: [
           { ...switchCommand, CommandId: 'c-switch', RequestedDateTime: new Date(at.getTime() - 1000) },
-          { ...switchCommand, CommandId: 'c-canary', RequestedDateTime: at, Comment: 'bluegreen p: release deploy (/usr/local/bin/bluegreen-apply)' },
+          {
+            ...switchCommand,
+            CommandId: 'c-canary',
+            RequestedDateTime: at,
+            Comment: 'bluegreen p: release deploy (/usr/local/bin/bluegreen-apply)',
+          },
         ],
       });
       ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-switch' }).resolves(invocations({ 'i-1': 'Success' }));
       ssmMock.on(ListCommandInvocationsCommand, { CommandId: 'c-canary' }).resolves(invocations({ 'i-1': 'Failed' }));
       expect((await flipOnAws(base())).ok).toBe(true);
-      expect(ssmMock.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId)).toEqual(['c-switch']);
+      expect(ssmMock.commandCalls(ListCommandInvocationsCommand).map((c) => c.args[0].input.CommandId)).toEqual([
+        'c-switch',
+      ]);
     });
 
     test('--answers bounds the requests of one round', async () => {
@@ -242,8 +344,20 @@ describe('status --stage on a fleet: one row per host', () => {
   test('the hosts by the stage tag: agent, the last bluegreen-apply and the active pool it reported, the last release gate per host', async () => {
     const at = '2026-11-23T18:00:00.000Z';
     const record = {
-      id: '20261123-180000-green-v3', pool: 'green', release: 'v3', env: {}, previousPool: 'blue', previousRelease: 'v2', replacedRelease: 'v1', strategy: 'all-at-once',
-      canaryPercent: 0, bakeSeconds: 60, state: 'failed', reason: 'gate failed on green: i-2: step health failed', startedAt: at, updatedAt: at,
+      id: '20261123-180000-green-v3',
+      pool: 'green',
+      release: 'v3',
+      env: {},
+      previousPool: 'blue',
+      previousRelease: 'v2',
+      replacedRelease: 'v1',
+      strategy: 'all-at-once',
+      canaryPercent: 0,
+      bakeSeconds: 60,
+      state: 'failed',
+      reason: 'gate failed on green: i-2: step health failed',
+      startedAt: at,
+      updatedAt: at,
       steps: [
         { at, step: 'start', ok: true },
         { at, step: 'smoke', ok: true, host: 'i-1', detail: 'green: /version answers v3' },
@@ -255,8 +369,19 @@ describe('status --stage on a fleet: one row per host', () => {
         { at, step: 'host', ok: true, host: 'i-2', detail: 'Run Command Success' },
       ],
     };
-    const values: Record<string, string> = { '/bluegreen/p/active-pool': 'green', '/bluegreen/p/maintenance': 'off', '/bluegreen/p/public-url': url, '/bluegreen/p/release': JSON.stringify(record) };
-    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name in values ? { Parameter: { Value: values[Name] } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
+    const values: Record<string, string> = {
+      '/bluegreen/p/active-pool': 'green',
+      '/bluegreen/p/maintenance': 'off',
+      '/bluegreen/p/public-url': url,
+      '/bluegreen/p/release': JSON.stringify(record),
+    };
+    ssmMock
+      .on(GetParameterCommand)
+      .callsFake(({ Name }) =>
+        Name in values
+          ? { Parameter: { Value: values[Name] } }
+          : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' })),
+      );
     ssmMock.on(DescribeInstanceInformationCommand).resolves({
       InstanceInformationList: [
         { InstanceId: 'i-1', PingStatus: 'Online' },
@@ -264,31 +389,77 @@ describe('status --stage on a fleet: one row per host', () => {
         { InstanceId: 'i-3', PingStatus: 'ConnectionLost' },
       ],
     });
-    ssmMock.on(ListCommandsCommand).resolves({ Commands: [{ CommandId: 'c-9', Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }], RequestedDateTime: new Date(at) }] });
-    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }, { InstanceId: 'i-2', Status: 'Success' }, { InstanceId: 'i-3', Status: 'Failed' }] });
-    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: 'step=active pool=green ok=true detail=unchanged\n' });
+    ssmMock.on(ListCommandsCommand).resolves({
+      Commands: [
+        {
+          CommandId: 'c-9',
+          Targets: [{ Key: 'tag:BluegreenStage', Values: ['p'] }],
+          RequestedDateTime: new Date(at),
+        },
+      ],
+    });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({
+      CommandInvocations: [
+        { InstanceId: 'i-1', Status: 'Success' },
+        { InstanceId: 'i-2', Status: 'Success' },
+        { InstanceId: 'i-3', Status: 'Failed' },
+      ],
+    });
+    ssmMock
+      .on(GetCommandInvocationCommand)
+      .resolves({ StandardOutputContent: 'step=active pool=green ok=true detail=unchanged\n' });
     const lines: string[] = [];
     // Half an hour after the command: status looks back 24 h from its own clock.
-    const code = await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l), () => Date.parse(at) + 30 * 60_000);
+    const code = await awsStatusCommand(
+      ['--stage', 'p', '--region', 'us-east-1'],
+      {},
+      (l) => lines.push(l),
+      () => Date.parse(at) + 30 * 60_000,
+    );
     expect(code).toBe(0);
-    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toContainEqual({ key: 'InvokedAfter', value: '2026-11-22T18:30:00.000Z' });
+    expect(ssmMock.commandCalls(ListCommandsCommand)[0].args[0].input.Filters).toContainEqual({
+      key: 'InvokedAfter',
+      value: '2026-11-22T18:30:00.000Z',
+    });
     const text = lines.join('\n');
     expect(text).toMatch(/^host\s+none named \(a fleet: see hosts\)$/m);
-    expect(text).toMatch(/^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m);
-    expect(text).toMatch(/^hosts\s+3 tagged BluegreenStage=p \(2 online\); last bluegreen-apply Run Command c-9 at 2026-11-23T18:00:00\.000Z$/m);
+    expect(text).toMatch(
+      /^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m,
+    );
+    expect(text).toMatch(
+      /^hosts\s+3 tagged BluegreenStage=p \(2 online\); last bluegreen-apply Run Command c-9 at 2026-11-23T18:00:00\.000Z$/m,
+    );
     expect(text).toMatch(/^ {2}i-1\s+agent Online; last apply Success, active green; release v3: gate ok$/m);
-    expect(text).toMatch(/^ {2}i-2\s+agent Online; last apply Success, active green; release v3: gate FAILED \(step health \(green: unhealthy after 60 s\)\)$/m);
+    expect(text).toMatch(
+      /^ {2}i-2\s+agent Online; last apply Success, active green; release v3: gate FAILED \(step health \(green: unhealthy after 60 s\)\)$/m,
+    );
     expect(text).toMatch(/^ {2}i-3\s+agent ConnectionLost; last apply Failed; release v3: not run$/m);
     // Found by the stage tag, never by an instance id.
-    expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input.Filters).toEqual([{ Key: 'tag:BluegreenStage', Values: ['p'] }]);
+    expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input.Filters).toEqual([
+      { Key: 'tag:BluegreenStage', Values: ['p'] },
+    ]);
   });
 
   test('SSM refusing the host calls is said in the row, not fatal', async () => {
-    ssmMock.on(GetParameterCommand).callsFake(({ Name }) => (Name === '/bluegreen/p/active-pool' ? { Parameter: { Value: 'blue' } } : Name === '/bluegreen/p/public-url' ? { Parameter: { Value: url } } : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' }))));
-    ssmMock.on(DescribeInstanceInformationCommand).rejects(Object.assign(new Error('not authorized to perform ssm:DescribeInstanceInformation'), { name: 'AccessDeniedException' }));
+    ssmMock
+      .on(GetParameterCommand)
+      .callsFake(({ Name }) =>
+        Name === '/bluegreen/p/active-pool'
+          ? { Parameter: { Value: 'blue' } }
+          : Name === '/bluegreen/p/public-url'
+            ? { Parameter: { Value: url } }
+            : Promise.reject(Object.assign(new Error('nf'), { name: 'ParameterNotFound' })),
+      );
+    ssmMock.on(DescribeInstanceInformationCommand).rejects(
+      Object.assign(new Error('not authorized to perform ssm:DescribeInstanceInformation'), {
+        name: 'AccessDeniedException',
+      }),
+    );
     ssmMock.on(ListCommandsCommand).resolves({ Commands: [] });
     const lines: string[] = [];
     expect(await awsStatusCommand(['--stage', 'p', '--region', 'us-east-1'], {}, (l) => lines.push(l))).toBe(0);
-    expect(lines.join('\n')).toMatch(/^hosts\s+0 tagged BluegreenStage=p \(0 online\); no bluegreen-apply Run Command in 24 h; agents not readable: not authorized to perform ssm:DescribeInstanceInformation$/m);
+    expect(lines.join('\n')).toMatch(
+      /^hosts\s+0 tagged BluegreenStage=p \(0 online\); no bluegreen-apply Run Command in 24 h; agents not readable: not authorized to perform ssm:DescribeInstanceInformation$/m,
+    );
   });
 });

@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { APP_ENTRY as APP } from '../../local/paths';
 import { httpRequest } from '../../support/http';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+
 const { createApp, configFromEnv } = require('../../app/server.js') as typeof import('../../app/server.js');
 
 let base: string;
@@ -19,7 +19,8 @@ afterEach(async () => {
   await new Promise((r) => server.close(r));
 });
 
-const get = (path: string, method = 'GET', timeoutMs = 2000) => httpRequest(`${base}${path}`, { method, agent: false, timeoutMs });
+const get = (path: string, method = 'GET', timeoutMs = 2000) =>
+  httpRequest(`${base}${path}`, { method, agent: false, timeoutMs });
 
 test('GET /version: 200 JSON with pool and release, and the pool headers', async () => {
   const res = await get('/version');
@@ -98,23 +99,40 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
     expect(configFromEnv({ FAULT_RATE: value }).faultRate).toBe(rate);
   });
 
-  test.each(['1.5', '-0.1', '20%', 'abc', '1e-1', ' ', '.'])('FAULT_RATE=%p is refused, naming the variable', (value) => {
-    expect(() => configFromEnv({ FAULT_RATE: value })).toThrow(`FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "${value}"`);
-  });
+  test.each(['1.5', '-0.1', '20%', 'abc', '1e-1', ' ', '.'])(
+    'FAULT_RATE=%p is refused, naming the variable',
+    (value) => {
+      expect(() => configFromEnv({ FAULT_RATE: value })).toThrow(
+        `FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "${value}"`,
+      );
+    },
+  );
 
   test('FAIL_HEALTHZ takes 1 or 0 and nothing else', () => {
     expect(configFromEnv({ FAIL_HEALTHZ: '1' }).failHealthz).toBe(true);
     expect(configFromEnv({ FAIL_HEALTHZ: '0' }).failHealthz).toBe(false);
     for (const value of ['yes', 'true', '2']) {
-      expect(() => configFromEnv({ FAIL_HEALTHZ: value })).toThrow(`FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${value}"`);
+      expect(() => configFromEnv({ FAIL_HEALTHZ: value })).toThrow(
+        `FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${value}"`,
+      );
     }
   });
 
   test('an invalid value stops the process with exit 2 and the variable named', () => {
-    const result = spawnSync(process.execPath, [APP], { env: { ...process.env, FAULT_RATE: '2', PORT: '0' }, encoding: 'utf8', timeout: 10_000 });
+    const result = spawnSync(process.execPath, [APP], {
+      env: { ...process.env, FAULT_RATE: '2', PORT: '0' },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     expect(result.status).toBe(2);
-    expect(result.stderr.trim()).toBe('pool app: FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "2"');
-    const healthz = spawnSync(process.execPath, [APP], { env: { ...process.env, FAIL_HEALTHZ: 'yes', PORT: '0' }, encoding: 'utf8', timeout: 10_000 });
+    expect(result.stderr.trim()).toBe(
+      'pool app: FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "2"',
+    );
+    const healthz = spawnSync(process.execPath, [APP], {
+      env: { ...process.env, FAIL_HEALTHZ: 'yes', PORT: '0' },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     expect(healthz.status).toBe(2);
     expect(healthz.stderr).toContain('FAIL_HEALTHZ must be 1');
   });
@@ -150,7 +168,11 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
         const res = await httpRequest(`${app.url}${i % 2 ? '/version' : '/'}`, { agent: false });
         statuses.push(res.status);
         if (res.status === 500) {
-          expect(JSON.parse(res.body)).toMatchObject({ error: 'injected fault (FAULT_RATE)', pool: 'blue', release: 'b-bad' });
+          expect(JSON.parse(res.body)).toMatchObject({
+            error: 'injected fault (FAULT_RATE)',
+            pool: 'blue',
+            release: 'b-bad',
+          });
           expect(res.headers['x-release-id']).toBe('b-bad');
         }
       }
@@ -161,7 +183,9 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
       expect(share).toBeLessThan(0.25);
       for (let i = 0; i < 50; i++) expect((await httpRequest(`${app.url}/healthz`, { agent: false })).status).toBe(200);
       expect((await httpRequest(`${app.url}/chaos/stop`, { method: 'POST', agent: false })).status).toBe(200);
-      expect((await httpRequest(`${app.url}/chaos/start?mode=explode`, { method: 'POST', agent: false })).status).toBe(400);
+      expect((await httpRequest(`${app.url}/chaos/start?mode=explode`, { method: 'POST', agent: false })).status).toBe(
+        400,
+      );
     } finally {
       await app.close();
     }
@@ -170,7 +194,8 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
   test('FAULT_RATE=1 fails every ordinary request, 0 none; /version says which rate runs', async () => {
     const all = await faulty({ faultRate: 1 });
     try {
-      for (const path of ['/', '/version', '/nope']) expect((await httpRequest(`${all.url}${path}`, { agent: false })).status).toBe(500);
+      for (const path of ['/', '/version', '/nope'])
+        expect((await httpRequest(`${all.url}${path}`, { agent: false })).status).toBe(500);
     } finally {
       await all.close();
     }
@@ -203,7 +228,10 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
 });
 
 test('SIGTERM is graceful and prompt: idle keep-alive connections are closed, the process exits 0', async () => {
-  const child = spawn(process.execPath, [APP], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [APP], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString().split('\n')[0]).port));

@@ -13,8 +13,10 @@ const PROGRAM = path.join(REPO_ROOT, 'userdata', 'pool-env.jq');
 /** The host's verdict: the way bluegreen-apply runs it. */
 function host(text: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('jq', ['-rRs', '--slurpfile', 'rule', path.join(REPO_ROOT, 'userdata', 'pool-env.json'), '-f', PROGRAM], (error, stdout, stderr) =>
-      error ? reject(new Error(`jq failed: ${stderr}`)) : resolve(stdout),
+    const child = execFile(
+      'jq',
+      ['-rRs', '--slurpfile', 'rule', path.join(REPO_ROOT, 'userdata', 'pool-env.json'), '-f', PROGRAM],
+      (error, stdout, stderr) => (error ? reject(new Error(`jq failed: ${stderr}`)) : resolve(stdout)),
     );
     child.stdin!.end(text);
   });
@@ -29,9 +31,13 @@ const CASES: Array<[string, string, string | undefined]> = [
   ['a dollar sign and a hash (single quotes: no interpolation, no comment)', '{"A":"$HOME #x"}', undefined],
   ['a key of 128 characters', `{"${'K'.repeat(128)}":"x"}`, undefined],
   ['a trailing backslash', '{"A":"x\\\\"}', p.endsInBackslash],
-  ['a trailing backslash that smuggles HOST through the next value', '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}', p.endsInBackslash],
+  [
+    'a trailing backslash that smuggles HOST through the next value',
+    '{"A":"x\\\\","B":" HOST=127.0.0.1 #"}',
+    p.endsInBackslash,
+  ],
   ['two trailing backslashes', '{"A":"x\\\\\\\\"}', p.endsInBackslash],
-  ['a key ending in a line feed (jq\'s $ matched before it)', '{"SECRET_ON_HOST\\n":"x"}', p.badKey],
+  ["a key ending in a line feed (jq's $ matched before it)", '{"SECRET_ON_HOST\\n":"x"}', p.badKey],
   ['a reserved key ending in a line feed', '{"HOST\\n":"x"}', p.badKey],
   ['a key holding a line feed', '{"A\\nB":"x"}', p.badKey],
   ['a key ending in a carriage return', '{"A\\r":"x"}', p.badKey],

@@ -7,14 +7,21 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NGINX_DIR } from '../../local/paths';
-import { keepaliveSeconds, loadBalancerIdleSeconds, proxySettingsEnv, proxySettingsFromEnv } from '../../core/proxy-settings';
+import {
+  keepaliveSeconds,
+  loadBalancerIdleSeconds,
+  proxySettingsEnv,
+  proxySettingsFromEnv,
+} from '../../core/proxy-settings';
 
 const run = promisify(execFile);
 const SWITCH_DIR = '/etc/bluegreen/switch';
 
 async function renderRoutes(env: Record<string, string>): Promise<{ ok: boolean; stdout: string; message: string }> {
   try {
-    const { stdout } = await run('sh', [path.join(NGINX_DIR, 'render-upstream.sh'), 'routes'], { env: { PATH: process.env.PATH, SWITCH_DIR, ...env } });
+    const { stdout } = await run('sh', [path.join(NGINX_DIR, 'render-upstream.sh'), 'routes'], {
+      env: { PATH: process.env.PATH, SWITCH_DIR, ...env },
+    });
     return { ok: true, stdout, message: '' };
   } catch (e) {
     const err = e as { stderr: string };

@@ -28,7 +28,10 @@ afterEach(async () => {
 });
 
 function fakeStack(active: Pool) {
-  const runs: Record<Pool, { release: string; env: Record<string, string> }> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: {} } };
+  const runs: Record<Pool, { release: string; env: Record<string, string> }> = {
+    blue: { release: 'b1', env: {} },
+    green: { release: 'g1', env: {} },
+  };
   const restarts: Array<[Pool, string]> = [];
   const stack: AgentStack = {
     restartPool: async (pool, run) => {
@@ -75,7 +78,12 @@ test('the active pool is never restarted: a refusal is written instead (once)', 
   await agent.poll();
   await agent.poll();
   expect(restarts).toEqual([]);
-  expect(readApplied(dir, 'blue')).toMatchObject({ release: 'b1', ok: false, request: 'rel-2', steps: [{ step: 'refuse', ok: false }] });
+  expect(readApplied(dir, 'blue')).toMatchObject({
+    release: 'b1',
+    ok: false,
+    request: 'rel-2',
+    steps: [{ step: 'refuse', ok: false }],
+  });
   await agent.stop();
 });
 
@@ -86,12 +94,19 @@ test('a failing health check or a wrong release fails the gate with the reason',
   behaviour.healthz = 503;
   writeDesired(dir, 'green', { release: 'v2', env: {}, request: 'a' });
   await agent.poll();
-  expect(readApplied(dir, 'green')).toMatchObject({ ok: false, reason: expect.stringMatching(/health gate: .*last: status 503/) });
+  expect(readApplied(dir, 'green')).toMatchObject({
+    ok: false,
+    reason: expect.stringMatching(/health gate: .*last: status 503/),
+  });
 
   behaviour.healthz = 200;
   behaviour.release = 'something-else';
   writeDesired(dir, 'green', { release: 'v3', env: {}, request: 'b' });
   await agent.poll();
-  expect(readApplied(dir, 'green')).toMatchObject({ ok: false, release: 'v3', reason: 'smoke: GET /version answers release something-else, expected v3' });
+  expect(readApplied(dir, 'green')).toMatchObject({
+    ok: false,
+    release: 'v3',
+    reason: 'smoke: GET /version answers release something-else, expected v3',
+  });
   await agent.stop();
 });

@@ -6,7 +6,13 @@ import * as path from 'node:path';
 import { ConfigError } from '../../core/config-error';
 import { REPO_ROOT } from '../../local/paths';
 import type { ReleaseRecord } from '../../core/release-record';
-import { DEFAULT_BAKE_SECONDS, DEFAULT_CANARY_SECONDS, parseDuration, parseHistoryArgs, parseReleaseArgs } from '../../ops/release/args';
+import {
+  DEFAULT_BAKE_SECONDS,
+  DEFAULT_CANARY_SECONDS,
+  parseDuration,
+  parseHistoryArgs,
+  parseReleaseArgs,
+} from '../../ops/release/args';
 import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
 import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
 
@@ -28,15 +34,41 @@ test('defaults: idle pool, all-at-once, default bake, promote', () => {
 });
 
 test('--max-concurrency / --max-errors: a host count or a percentage, as Run Command takes them', () => {
-  expect(parseReleaseArgs(['--release', 'v2', '--max-concurrency', '1', '--max-errors', '10%']).options.deployRate).toEqual({ maxConcurrency: '1', maxErrors: '10%' });
-  expect(parseReleaseArgs(['--release', 'v2', '--max-concurrency', '100%', '--max-errors', '2']).options.deployRate).toEqual({ maxConcurrency: '100%', maxErrors: '2' });
+  expect(
+    parseReleaseArgs(['--release', 'v2', '--max-concurrency', '1', '--max-errors', '10%']).options.deployRate,
+  ).toEqual({ maxConcurrency: '1', maxErrors: '10%' });
+  expect(
+    parseReleaseArgs(['--release', 'v2', '--max-concurrency', '100%', '--max-errors', '2']).options.deployRate,
+  ).toEqual({ maxConcurrency: '100%', maxErrors: '2' });
 });
 
 test('every flag', () => {
   const { options, aws } = parseReleaseArgs([
-    '--release', 'v2.1_rc-1', '--pool', 'green', '--image', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2',
-    '--env', 'FAULT_RATE=0.2', '--env', 'EMPTY=', '--env', 'URL=http://x/?a=b', '--strategy', 'canary', '--canary-percent', '25',
-    '--canary-duration', '1m30s', '--bake', '5m', '--no-promote', '--stage', 'prod', '--region', 'eu-west-1',
+    '--release',
+    'v2.1_rc-1',
+    '--pool',
+    'green',
+    '--image',
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2',
+    '--env',
+    'FAULT_RATE=0.2',
+    '--env',
+    'EMPTY=',
+    '--env',
+    'URL=http://x/?a=b',
+    '--strategy',
+    'canary',
+    '--canary-percent',
+    '25',
+    '--canary-duration',
+    '1m30s',
+    '--bake',
+    '5m',
+    '--no-promote',
+    '--stage',
+    'prod',
+    '--region',
+    'eu-west-1',
   ]);
   expect(options).toMatchObject({
     release: 'v2.1_rc-1',
@@ -53,7 +85,11 @@ test('every flag', () => {
 });
 
 test('--canary-percent alone implies the canary strategy with the default duration', () => {
-  expect(parseReleaseArgs(['--release', 'v2', '--canary-percent', '5']).options).toMatchObject({ strategy: 'canary', canaryPercent: 5, canarySeconds: DEFAULT_CANARY_SECONDS });
+  expect(parseReleaseArgs(['--release', 'v2', '--canary-percent', '5']).options).toMatchObject({
+    strategy: 'canary',
+    canaryPercent: 5,
+    canarySeconds: DEFAULT_CANARY_SECONDS,
+  });
   expect(parseReleaseArgs(['--release', 'v2', '--strategy', 'canary']).options).toMatchObject({ canaryPercent: 10 });
 });
 
@@ -80,8 +116,14 @@ test.each([
   // What SSM's pattern for the image parameter refuses is refused here, before anything is written.
   [['--release', 'v2', '--image', 'registry.example.com:5000/app:v2'], /--image must be/],
   [['--release', 'v2', '--image', 'ghcr.io/Org/App:v2'], /--image must be/],
-  [['--release', 'v2', '--env', "GREETING=it's"], /--env GREETING: values must not hold a single quote, a line break or a NUL character/],
-  [['--release', 'v2', '--env', 'A=line\nbreak'], /--env A: values must not hold a single quote, a line break or a NUL character/],
+  [
+    ['--release', 'v2', '--env', "GREETING=it's"],
+    /--env GREETING: values must not hold a single quote, a line break or a NUL character/,
+  ],
+  [
+    ['--release', 'v2', '--env', 'A=line\nbreak'],
+    /--env A: values must not hold a single quote, a line break or a NUL character/,
+  ],
   // Compose reads \' inside '...' as a quote: the host's env file would run on into the next line.
   [['--release', 'v2', '--env', 'A=x\\'], /--env A: values must not end in a backslash/],
   [['--release', 'v2', '--env', 'SECRET_ON_HOST\n=x'], /--env must be KEY=VALUE/],
@@ -105,7 +147,10 @@ test('durations', () => {
   expect(parseDuration('1m30s', '--bake')).toBe(90);
   expect(() => parseDuration('', '--bake')).toThrow(/--bake/);
   expect(() => parseDuration('m', '--bake')).toThrow(/--bake/);
-  expect(parseHistoryArgs(['--limit', '5'])).toEqual({ limit: 5, aws: { stage: undefined, region: undefined, profile: undefined } });
+  expect(parseHistoryArgs(['--limit', '5'])).toEqual({
+    limit: 5,
+    aws: { stage: undefined, region: undefined, profile: undefined },
+  });
   expect(() => parseHistoryArgs(['--limit', '0'])).toThrow(/--limit/);
 });
 
@@ -118,8 +163,16 @@ describe('the CLI', () => {
     new Promise<{ code: number; out: string; err: string }>((resolve) => {
       const env: NodeJS.ProcessEnv = { ...process.env, BLUEGREEN_STATE_DIR: dir };
       delete env.BLUEGREEN_STAGE;
-      execFile(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), ...args], { env, cwd: REPO_ROOT }, (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: stdout.trimEnd(), err: stderr.trimEnd() }),
+      execFile(
+        process.execPath,
+        [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), ...args],
+        { env, cwd: REPO_ROOT },
+        (error, stdout, stderr) =>
+          resolve({
+            code: error ? Number((error as { code?: number }).code ?? 1) : 0,
+            out: stdout.trimEnd(),
+            err: stderr.trimEnd(),
+          }),
       );
     });
 
@@ -153,20 +206,50 @@ describe('the CLI', () => {
   test('history: one row per release (its last version), newest first, with outcome, duration and reason', async () => {
     expect((await cli('history')).out).toBe('no releases yet');
     const rec = (id: string, startedAt: string, patch: Partial<ReleaseRecord>): ReleaseRecord => ({
-      id, pool: 'green', release: id, env: {}, previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', strategy: 'all-at-once',
-      canaryPercent: 0, bakeSeconds: 60, state: 'deploying', startedAt, updatedAt: startedAt, steps: [], ...patch,
+      id,
+      pool: 'green',
+      release: id,
+      env: {},
+      previousPool: 'blue',
+      previousRelease: 'b1',
+      replacedRelease: 'g1',
+      strategy: 'all-at-once',
+      canaryPercent: 0,
+      bakeSeconds: 60,
+      state: 'deploying',
+      startedAt,
+      updatedAt: startedAt,
+      steps: [],
+      ...patch,
     });
     writeLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', {}));
-    writeLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', { state: 'promoted', finishedAt: '2026-11-23T10:01:05.000Z' }));
-    writeLocalRecord(dir, rec('r2', '2026-11-23T11:00:00.000Z', { strategy: 'canary', canaryPercent: 10, state: 'rolled-back', reason: 'gate crossed', finishedAt: '2026-11-23T11:00:42.000Z' }));
+    writeLocalRecord(
+      dir,
+      rec('r1', '2026-11-23T10:00:00.000Z', { state: 'promoted', finishedAt: '2026-11-23T10:01:05.000Z' }),
+    );
+    writeLocalRecord(
+      dir,
+      rec('r2', '2026-11-23T11:00:00.000Z', {
+        strategy: 'canary',
+        canaryPercent: 10,
+        state: 'rolled-back',
+        reason: 'gate crossed',
+        finishedAt: '2026-11-23T11:00:42.000Z',
+      }),
+    );
     const out = (await cli('history')).out.split('\n');
     expect(out[0]).toMatch(/^ID\s+POOL\s+RELEASE\s+STRATEGY\s+OUTCOME\s+DURATION\s+REASON$/);
     expect(out[1]).toMatch(/^r2\s+green\s+r2\s+canary 10%\s+rolled-back\s+42s\s+gate crossed$/);
     expect(out[2]).toMatch(/^r1\s+green\s+r1\s+all-at-once\s+promoted\s+1m05s$/);
     expect(out).toHaveLength(3);
-    const rows = historyRows([rec('r3', '2026-11-23T12:00:00.000Z', { state: 'baking', bakeUntil: '2026-11-23T12:01:00.000Z' })], Date.parse('2026-11-23T12:00:30.000Z'));
+    const rows = historyRows(
+      [rec('r3', '2026-11-23T12:00:00.000Z', { state: 'baking', bakeUntil: '2026-11-23T12:01:00.000Z' })],
+      Date.parse('2026-11-23T12:00:30.000Z'),
+    );
     expect(rows[0]).toMatchObject({ outcome: 'baking (in progress)', duration: '30s+' });
-    expect(historyRows([rec('r4', '2026-11-23T12:00:00.000Z', {})], Date.parse('2026-11-24T12:00:00.000Z'))[0].outcome).toBe('deploying (abandoned)');
+    expect(
+      historyRows([rec('r4', '2026-11-23T12:00:00.000Z', {})], Date.parse('2026-11-24T12:00:00.000Z'))[0].outcome,
+    ).toBe('deploying (abandoned)');
     expect(formatDuration(3_700_000)).toBe('1h01m');
     expect(formatHistory([])).toBe('no releases yet');
   });

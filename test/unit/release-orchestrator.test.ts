@@ -3,7 +3,15 @@ import type { Pool } from '../../core/pools';
 import { BAKE_AHEAD_MS, type DesiredPool, type ReleaseRecord } from '../../core/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
-import { BAKE_GRACE_MS, inProgress, isStale, RECORD_REFRESH_MS, releaseRecordId, runRelease, STALE_AFTER_MS } from '../../ops/release/orchestrator';
+import {
+  BAKE_GRACE_MS,
+  inProgress,
+  isStale,
+  RECORD_REFRESH_MS,
+  releaseRecordId,
+  runRelease,
+  STALE_AFTER_MS,
+} from '../../ops/release/orchestrator';
 
 const T0 = Date.parse('2026-11-23T14:02:33.000Z');
 
@@ -23,13 +31,21 @@ class FakeBackend implements ReleaseBackend {
   record: ReleaseRecord | undefined;
   versions: ReleaseRecord[] = [];
   active: Pool = 'blue';
-  desired: Record<Pool, DesiredPool> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: { OLD: '1' } } };
-  applied: Record<Pool, DesiredPool> = { blue: { release: 'b1', env: {} }, green: { release: 'g1', env: { OLD: '1' } } };
+  desired: Record<Pool, DesiredPool> = {
+    blue: { release: 'b1', env: {} },
+    green: { release: 'g1', env: { OLD: '1' } },
+  };
+  applied: Record<Pool, DesiredPool> = {
+    blue: { release: 'b1', env: {} },
+    green: { release: 'g1', env: { OLD: '1' } },
+  };
   deploys: Array<{ pool: Pool; desired: DesiredPool; requestId: string }> = [];
   canary: number[] = [];
   flips: Pool[] = [];
   /** What deploy() answers, in order (the last one repeats). */
-  reports: Array<DeployReport | Error> = [{ ok: true, steps: [{ at: new Date(T0).toISOString(), step: 'restart', ok: true, host: 'local' }] }];
+  reports: Array<DeployReport | Error> = [
+    { ok: true, steps: [{ at: new Date(T0).toISOString(), step: 'restart', ok: true, host: 'local' }] },
+  ];
   flipResult: (pool: Pool) => FlipResult = (pool) => ({ ok: true, detail: `${pool} answers` });
   /** The server-side guard: may finish the record when the CLI reads it. */
   server: Server = () => undefined;
@@ -86,7 +102,9 @@ class FakeBackend implements ReleaseBackend {
 }
 
 const promoteAtBakeEnd: Server = (r, now) =>
-  r.state === 'baking' && now >= Date.parse(r.bakeUntil!) ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() } : undefined;
+  r.state === 'baking' && now >= Date.parse(r.bakeUntil!)
+    ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+    : undefined;
 
 const figures = { requests: 200, failed: 40, rate: 0.2, usersSaw5xx: 0 };
 
@@ -95,7 +113,8 @@ function setup(args: string[] = []) {
   const backend = new FakeBackend(clock);
   const lines: string[] = [];
   const options: ReleaseOptions = parseReleaseArgs(['--release', 'v2', '--bake', '60s', ...args]).options;
-  const run = () => runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, pollMs: 250 });
+  const run = () =>
+    runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, pollMs: 250 });
   return { clock, backend, lines, run, text: () => lines.join('\n') };
 }
 
@@ -105,12 +124,27 @@ test('all-at-once, bake finished by the server side: exit 0, idle pool deployed 
   const { backend, run, text } = setup(['--env', 'FEATURE=on']);
   backend.server = promoteAtBakeEnd;
   expect(await run()).toBe(0);
-  expect(backend.deploys).toEqual([{ pool: 'green', desired: { release: 'v2', env: { FEATURE: 'on' } }, requestId: releaseRecordId(T0, 'green', 'v2') }]);
+  expect(backend.deploys).toEqual([
+    {
+      pool: 'green',
+      desired: { release: 'v2', env: { FEATURE: 'on' } },
+      requestId: releaseRecordId(T0, 'green', 'v2'),
+    },
+  ]);
   expect(backend.flips).toEqual(['green']);
   expect(backend.canary).toEqual([]);
   expect(states(backend)).toEqual(['deploying', 'verifying', 'baking', 'promoted']);
   const r = backend.record!;
-  expect(r).toMatchObject({ id: '20261123-140233-green-v2', pool: 'green', previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', replacedEnv: { OLD: '1' }, strategy: 'all-at-once', bakeSeconds: 60 });
+  expect(r).toMatchObject({
+    id: '20261123-140233-green-v2',
+    pool: 'green',
+    previousPool: 'blue',
+    previousRelease: 'b1',
+    replacedRelease: 'g1',
+    replacedEnv: { OLD: '1' },
+    strategy: 'all-at-once',
+    bakeSeconds: 60,
+  });
   // What the active pool ran (the project's image: no previousImage), for a fleet host booting later.
   expect(r).toMatchObject({ previousEnv: {} });
   expect(r.previousImage).toBeUndefined();
@@ -126,7 +160,14 @@ test('rolled back by the server-side guard during the bake: exit 1 with the reas
   const { backend, run, text } = setup();
   backend.server = (r, now) =>
     r.state === 'baking' && now >= Date.parse(r.bakeUntil!) - 50_000
-      ? { ...r, state: 'rolled-back', reason: 'gate crossed while baking', figures, updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+      ? {
+          ...r,
+          state: 'rolled-back',
+          reason: 'gate crossed while baking',
+          figures,
+          updatedAt: new Date(now).toISOString(),
+          finishedAt: new Date(now).toISOString(),
+        }
       : undefined;
   expect(await run()).toBe(1);
   expect(backend.flips).toEqual(['green']); // the flip back is the server's, not the CLI's
@@ -139,7 +180,11 @@ test('rolled back by the server-side guard during the bake: exit 1 with the reas
 test('failed health gate: exit 1, never promoted, the idle pool restored to its previous desired state', async () => {
   const { backend, run, text } = setup(['--env', 'FAIL_HEALTHZ=1']);
   backend.reports = [
-    { ok: false, steps: [{ at: new Date(T0).toISOString(), step: 'health', ok: false, detail: '503' }], reason: 'health gate: 503' },
+    {
+      ok: false,
+      steps: [{ at: new Date(T0).toISOString(), step: 'health', ok: false, detail: '503' }],
+      reason: 'health gate: 503',
+    },
     { ok: true, steps: [] },
   ];
   expect(await run()).toBe(1);
@@ -160,7 +205,10 @@ test('a deploy that cannot run (agent unreachable) fails the release the same wa
   const { backend, run } = setup();
   backend.reports = [new Error('Run Command refused'), { ok: true, steps: [] }];
   expect(await run()).toBe(1);
-  expect(backend.record).toMatchObject({ state: 'failed', reason: 'gate failed on green: deploy could not run: Run Command refused' });
+  expect(backend.record).toMatchObject({
+    state: 'failed',
+    reason: 'gate failed on green: deploy could not run: Run Command refused',
+  });
   expect(backend.flips).toEqual([]);
 });
 
@@ -243,7 +291,14 @@ test('canary aborted by the guard: exit 1, the share reset, never promoted', asy
   const { backend, run, text } = setup(['--canary-percent', '20', '--canary-duration', '30s']);
   backend.server = (r, now) =>
     r.state === 'verifying' && backend.canary.includes(20)
-      ? { ...r, state: 'failed', reason: 'canary aborted: too many errors', figures, updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+      ? {
+          ...r,
+          state: 'failed',
+          reason: 'canary aborted: too many errors',
+          figures,
+          updatedAt: new Date(now).toISOString(),
+          finishedAt: new Date(now).toISOString(),
+        }
       : undefined;
   expect(await run()).toBe(1);
   expect(backend.flips).toEqual([]);
@@ -254,7 +309,8 @@ test('canary aborted by the guard: exit 1, the share reset, never promoted', asy
 
 test('a promotion that is not confirmed: exit 1, failed, flipped back', async () => {
   const { backend, run, text } = setup();
-  backend.flipResult = (pool) => (pool === 'green' ? { ok: false, detail: 'nginx did not confirm' } : { ok: true, detail: 'ok' });
+  backend.flipResult = (pool) =>
+    pool === 'green' ? { ok: false, detail: 'nginx did not confirm' } : { ok: true, detail: 'ok' };
   expect(await run()).toBe(1);
   expect(backend.flips).toEqual(['green', 'blue']);
   expect(backend.active).toBe('blue');
@@ -274,29 +330,56 @@ test('the server side never finishes the bake: the CLI promotes it itself after 
 
 test('a record replaced by another release mid-bake: exit 1, nothing overwritten', async () => {
   const { backend, run } = setup();
-  backend.server = (r, now) => (r.state === 'baking' ? { ...r, id: 'someone-else', state: 'deploying', updatedAt: new Date(now).toISOString() } : undefined);
+  backend.server = (r, now) =>
+    r.state === 'baking'
+      ? { ...r, id: 'someone-else', state: 'deploying', updatedAt: new Date(now).toISOString() }
+      : undefined;
   expect(await run()).toBe(1);
   expect(backend.record!.id).toBe('someone-else');
 });
 
 test('in progress / stale rules and the record id', () => {
-  const base = { state: 'deploying', startedAt: new Date(T0).toISOString(), updatedAt: new Date(T0).toISOString() } as ReleaseRecord;
+  const base = {
+    state: 'deploying',
+    startedAt: new Date(T0).toISOString(),
+    updatedAt: new Date(T0).toISOString(),
+  } as ReleaseRecord;
   expect(inProgress(base, T0 + 1000)).toBe(true);
   expect(inProgress(base, T0 + STALE_AFTER_MS + 1)).toBe(false);
   expect(inProgress({ ...base, state: 'promoted' }, T0)).toBe(false);
   expect(inProgress(undefined, T0)).toBe(false);
   // A long bake is not stale before its end.
-  expect(isStale({ ...base, state: 'baking', bakeUntil: new Date(T0 + 3600_000).toISOString() }, T0 + STALE_AFTER_MS + 1)).toBe(false);
+  expect(
+    isStale({ ...base, state: 'baking', bakeUntil: new Date(T0 + 3600_000).toISOString() }, T0 + STALE_AFTER_MS + 1),
+  ).toBe(false);
   expect(releaseRecordId(T0, 'blue', 'v1.2')).toBe('20261123-140233-blue-v1.2');
 });
 
 test('a record whose times the CLI never writes is not in progress: a far-future bakeUntil does not hold the next release, and the CLI says why', async () => {
   const { backend, run, text } = setup();
   const at = new Date(T0 - 60_000).toISOString();
-  backend.record = { id: 'forged', pool: 'green', release: 'x', env: {}, previousPool: 'blue', previousRelease: 'b1', replacedRelease: 'g1', strategy: 'all-at-once', canaryPercent: 0, bakeSeconds: 60, state: 'baking', startedAt: at, updatedAt: at, bakeUntil: '2999-01-01T00:00:00.000Z', steps: [] };
+  backend.record = {
+    id: 'forged',
+    pool: 'green',
+    release: 'x',
+    env: {},
+    previousPool: 'blue',
+    previousRelease: 'b1',
+    replacedRelease: 'g1',
+    strategy: 'all-at-once',
+    canaryPercent: 0,
+    bakeSeconds: 60,
+    state: 'baking',
+    startedAt: at,
+    updatedAt: at,
+    bakeUntil: '2999-01-01T00:00:00.000Z',
+    steps: [],
+  };
   backend.server = promoteAtBakeEnd;
   expect(await run()).toBe(0);
-  expect(text()).toContain(`release forged (baking) is not in progress: bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`);
+  expect(text()).toContain(
+    `release forged (baking) is not in progress: bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`,
+  );
   expect(backend.record!.state).toBe('promoted');
 });
 
@@ -310,7 +393,12 @@ test('interrupted during the canary: the share goes back to 0, the record is fai
     if (backend.canary.includes(10) && now > T0 + 5000) controller.abort();
     return undefined;
   };
-  const code = await runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, signal: controller.signal });
+  const code = await runRelease(options, backend, {
+    out: (l) => lines.push(l),
+    now: clock.now,
+    sleep: clock.sleep,
+    signal: controller.signal,
+  });
   expect(code).toBe(1);
   expect(backend.canary).toEqual([10, 0]);
   expect(backend.flips).toEqual([]);
@@ -323,7 +411,14 @@ test('the guard rolling back while the flip is confirmed: the CLI never overwrit
   backend.flipResult = (pool) => {
     if (pool === 'green' && backend.record?.state === 'baking') {
       const at = new Date(T0 + 1000).toISOString();
-      backend.record = { ...backend.record, state: 'rolled-back', reason: 'gate crossed while baking', figures, updatedAt: at, finishedAt: at };
+      backend.record = {
+        ...backend.record,
+        state: 'rolled-back',
+        reason: 'gate crossed while baking',
+        figures,
+        updatedAt: at,
+        finishedAt: at,
+      };
     }
     return { ok: true, detail: `${pool} is active` };
   };
@@ -374,7 +469,8 @@ test('a 15-minute canary keeps the record in progress the whole time (written ag
   // writes during the canary: at most RECORD_REFRESH_MS apart
   const canaryWrites = backend.versions.filter((v) => v.state === 'verifying').map((v) => Date.parse(v.updatedAt));
   expect(canaryWrites.length).toBeGreaterThanOrEqual(3);
-  for (let i = 1; i < canaryWrites.length; i++) expect(canaryWrites[i] - canaryWrites[i - 1]).toBeLessThanOrEqual(RECORD_REFRESH_MS + 250);
+  for (let i = 1; i < canaryWrites.length; i++)
+    expect(canaryWrites[i] - canaryWrites[i - 1]).toBeLessThanOrEqual(RECORD_REFRESH_MS + 250);
 });
 
 test('a deploy that outlasts RECORD_REFRESH_MS (Run Command in rounds) writes the record again while it waits', async () => {
@@ -385,7 +481,10 @@ test('a deploy that outlasts RECORD_REFRESH_MS (Run Command in rounds) writes th
     await new Promise((r) => setTimeout(r, 250));
     return deploy(pool, options);
   };
-  backend.server = (r, now) => (r.state === 'baking' ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() } : undefined);
+  backend.server = (r, now) =>
+    r.state === 'baking'
+      ? { ...r, state: 'promoted', updatedAt: new Date(now).toISOString(), finishedAt: new Date(now).toISOString() }
+      : undefined;
   const options = parseReleaseArgs(['--release', 'v2', '--bake', '1s']).options;
   expect(await runRelease(options, backend, { out: () => undefined, refreshMs: 40, pollMs: 1 })).toBe(0);
   const deploying = backend.versions.filter((v) => v.state === 'deploying');

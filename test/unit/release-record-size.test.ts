@@ -1,7 +1,16 @@
 // The release record must fit its parameter (8 KB, advanced tier) in bytes, as SSM counts them, on the
 // largest fleet and whatever the release's env holds: multi-byte values and details included.
 import { limit, MAX_FLEET_HOSTS } from '../../core/aws-limits';
-import { boundEnv, ENV_LEFT_OUT, parseRecord, RECORD_ENV_MAX_BYTES, RECORD_REASON_MAX_BYTES, ReleaseRecord, ReleaseStep, serializeRecord } from '../../core/release-record';
+import {
+  boundEnv,
+  ENV_LEFT_OUT,
+  parseRecord,
+  RECORD_ENV_MAX_BYTES,
+  RECORD_REASON_MAX_BYTES,
+  ReleaseRecord,
+  ReleaseStep,
+  serializeRecord,
+} from '../../core/release-record';
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 const AT = '2026-11-24T10:00:00.000Z';
@@ -43,7 +52,11 @@ function fleetRecord(env: Record<string, string>, reason?: string): ReleaseRecor
     ...(reason ? { reason } : {}),
     startedAt: AT,
     updatedAt: AT,
-    steps: [{ at: AT, step: 'start', ok: true, detail: 'all-at-once, bake 120 s' }, ...Array.from({ length: MAX_FLEET_HOSTS }, (_, i) => hostSteps(host(i))).flat(), { at: AT, step: 'gate', ok: true, detail: `${MAX_FLEET_HOSTS} of ${MAX_FLEET_HOSTS} hosts` }],
+    steps: [
+      { at: AT, step: 'start', ok: true, detail: 'all-at-once, bake 120 s' },
+      ...Array.from({ length: MAX_FLEET_HOSTS }, (_, i) => hostSteps(host(i))).flat(),
+      { at: AT, step: 'gate', ok: true, detail: `${MAX_FLEET_HOSTS} of ${MAX_FLEET_HOSTS} hosts` },
+    ],
   };
 }
 
@@ -70,7 +83,8 @@ test('env and replacedEnv are bounded, in bytes: values cut on a character bound
     const kept = Object.keys(env).filter((k) => k !== ENV_LEFT_OUT);
     expect(kept.length).toBeGreaterThan(0);
     expect(env[ENV_LEFT_OUT]).toBe(`${40 - kept.length} more keys`);
-    for (const k of kept) expect(env[k]).toMatch(new RegExp(`^${WORDS.slice(0, 4)}.*…\\[${bytes(multiByteEnv[k])} bytes\\]$`, 'u'));
+    for (const k of kept)
+      expect(env[k]).toMatch(new RegExp(`^${WORDS.slice(0, 4)}.*…\\[${bytes(multiByteEnv[k])} bytes\\]$`, 'u'));
   }
   // Every key kept but values cut: the marker says so, so no reader takes the summary for the env.
   const long = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`SETTING_${i}`, 'v'.repeat(200)]));

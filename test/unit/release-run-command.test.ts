@@ -1,7 +1,13 @@
 // The release's deploy on AWS: Run Command to the stage's hosts, per-host status and the agent's
 // step lines read back (aws-sdk-client-mock: moto runs no commands).
 import { hostApplyCommand } from '../../core/host-command';
-import { GetCommandInvocationCommand, ListCommandInvocationsCommand, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetCommandInvocationCommand,
+  ListCommandInvocationsCommand,
+  ListCommandsCommand,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DEPLOY_RATE, EVERY_HOST_RATE, runApplyOnStageHosts } from '../../ops/release/run-command';
 import { parseStepLines } from '../../core/step-line';
@@ -22,7 +28,13 @@ const OUTPUT = [
 test('parseStepLines keeps the step lines in order and ignores the rest', () => {
   const steps = parseStepLines(OUTPUT, 'i-1');
   expect(steps.map((s) => s.step)).toEqual(['pull', 'recreate', 'health', 'smoke', 'active']);
-  expect(steps[0]).toEqual({ host: 'i-1', step: 'pull', pool: 'green', ok: true, detail: 'registry/app:2 pulled in 3.1 s' });
+  expect(steps[0]).toEqual({
+    host: 'i-1',
+    step: 'pull',
+    pool: 'green',
+    ok: true,
+    detail: 'registry/app:2 pulled in 3.1 s',
+  });
   expect(steps[1]).toEqual({ host: 'i-1', step: 'recreate', pool: 'green', ok: true });
   expect(parseStepLines('step=health pool=green ok=false detail=unhealthy after 60 s', 'i-2')[0].ok).toBe(false);
 });
@@ -30,7 +42,7 @@ test('parseStepLines keeps the step lines in order and ignores the rest', () => 
 describe('runApplyOnStageHosts', () => {
   const ssm = new SSMClient({ region: 'us-east-1' });
 
-  test('targets the stage tag, waits for every host and reads each one\'s steps', async () => {
+  test("targets the stage tag, waits for every host and reads each one's steps", async () => {
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-1' } });
     ssmMock
       .on(ListCommandInvocationsCommand)
@@ -39,7 +51,14 @@ describe('runApplyOnStageHosts', () => {
       .resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }] });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: OUTPUT, StandardErrorContent: '' });
     const lines: string[] = [];
-    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 60_000, pollMs: 1, sleep: noSleep, out: (l) => lines.push(l) });
+    const result = await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 60_000,
+      pollMs: 1,
+      sleep: noSleep,
+      out: (l) => lines.push(l),
+    });
     expect(result.problem).toBeUndefined();
     expect(result.hosts).toHaveLength(1);
     expect(result.hosts[0]).toMatchObject({ host: 'i-1', status: 'Success', ok: true });
@@ -54,15 +73,27 @@ describe('runApplyOnStageHosts', () => {
 
   test('a host whose command failed is not ok, with its error and the failing step', async () => {
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-2' } });
-    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }, { InstanceId: 'i-2', Status: 'Failed' }] });
-    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'c-2', InstanceId: 'i-1' }).resolves({ StandardOutputContent: OUTPUT });
+    ssmMock.on(ListCommandInvocationsCommand).resolves({
+      CommandInvocations: [
+        { InstanceId: 'i-1', Status: 'Success' },
+        { InstanceId: 'i-2', Status: 'Failed' },
+      ],
+    });
     ssmMock
-      .on(GetCommandInvocationCommand, { CommandId: 'c-2', InstanceId: 'i-2' })
-      .resolves({ StandardOutputContent: 'step=pull pool=green ok=false detail=manifest unknown', StandardErrorContent: 'bluegreen-apply: pull of registry/app:2 failed\n' });
+      .on(GetCommandInvocationCommand, { CommandId: 'c-2', InstanceId: 'i-1' })
+      .resolves({ StandardOutputContent: OUTPUT });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'c-2', InstanceId: 'i-2' }).resolves({
+      StandardOutputContent: 'step=pull pool=green ok=false detail=manifest unknown',
+      StandardErrorContent: 'bluegreen-apply: pull of registry/app:2 failed\n',
+    });
     const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 60_000, pollMs: 1, sleep: noSleep });
     const byHost = Object.fromEntries(result.hosts.map((h) => [h.host, h]));
     expect(byHost['i-1'].ok).toBe(true);
-    expect(byHost['i-2']).toMatchObject({ ok: false, status: 'Failed', error: 'bluegreen-apply: pull of registry/app:2 failed' });
+    expect(byHost['i-2']).toMatchObject({
+      ok: false,
+      status: 'Failed',
+      error: 'bluegreen-apply: pull of registry/app:2 failed',
+    });
     expect(byHost['i-2'].steps[0]).toMatchObject({ step: 'pull', ok: false, detail: 'manifest unknown' });
   });
 
@@ -70,7 +101,15 @@ describe('runApplyOnStageHosts', () => {
     let t = 0;
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-3' } });
     ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [] });
-    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 600_000, pollMs: 1, noHostsAfterMs: 30_000, sleep: noSleep, now: () => (t += 10_000) });
+    const result = await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 600_000,
+      pollMs: 1,
+      noHostsAfterMs: 30_000,
+      sleep: noSleep,
+      now: () => (t += 10_000),
+    });
     expect(result.hosts).toEqual([]);
     expect(result.problem).toMatch(/no host tagged BluegreenStage=p picked the command up/);
   });
@@ -78,9 +117,18 @@ describe('runApplyOnStageHosts', () => {
   test('hosts still running at the deadline: a problem, with what they reported so far', async () => {
     let t = 0;
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-4' } });
-    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'InProgress' }] });
+    ssmMock
+      .on(ListCommandInvocationsCommand)
+      .resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'InProgress' }] });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: 'step=pull pool=green ok=true' });
-    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 30_000, pollMs: 1, sleep: noSleep, now: () => (t += 10_000) });
+    const result = await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 30_000,
+      pollMs: 1,
+      sleep: noSleep,
+      now: () => (t += 10_000),
+    });
     expect(result.problem).toMatch(/did not finish within 30 s/);
     expect(result.hosts[0]).toMatchObject({ host: 'i-1', status: 'InProgress', ok: false });
     expect(result.hosts[0].steps).toHaveLength(1);
@@ -92,10 +140,19 @@ describe('runApplyOnStageHosts on a fleet: rate control', () => {
 
   test('SendCommand carries MaxConcurrency/MaxErrors: the deploy default (half the hosts, stop at the first failure) or the rate given', async () => {
     ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-5' } });
-    ssmMock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }] });
+    ssmMock
+      .on(ListCommandInvocationsCommand)
+      .resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Success' }] });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: OUTPUT });
     await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 300_000, pollMs: 1, sleep: noSleep });
-    await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 120_000, pollMs: 1, sleep: noSleep, rate: EVERY_HOST_RATE });
+    await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 120_000,
+      pollMs: 1,
+      sleep: noSleep,
+      rate: EVERY_HOST_RATE,
+    });
     const [deploy, everyHost] = ssmMock.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
     expect(deploy).toMatchObject({ MaxConcurrency: '50%', MaxErrors: '0', Parameters: { executionTimeout: ['300'] } });
     // Hosts of the second round start when the first round is done: delivery covers both rounds.
@@ -114,19 +171,39 @@ describe('runApplyOnStageHosts on a fleet: rate control', () => {
         { InstanceId: 'i-3', Status: 'Pending' },
       ],
     });
-    ssmMock.on(ListCommandsCommand, { CommandId: 'c-6' }).resolves({ Commands: [{ CommandId: 'c-6', Status: 'Failed' }] });
-    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-1' }).resolves({ StandardOutputContent: OUTPUT });
     ssmMock
-      .on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-2' })
-      .resolves({ StandardOutputContent: 'step=health pool=green ok=false detail=unhealthy after 60 s', StandardErrorContent: 'bluegreen-apply: green did not become healthy\n' });
-    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 300_000, pollMs: 1, sleep: noSleep, now: () => (t += 1000) });
+      .on(ListCommandsCommand, { CommandId: 'c-6' })
+      .resolves({ Commands: [{ CommandId: 'c-6', Status: 'Failed' }] });
+    ssmMock
+      .on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-1' })
+      .resolves({ StandardOutputContent: OUTPUT });
+    ssmMock.on(GetCommandInvocationCommand, { CommandId: 'c-6', InstanceId: 'i-2' }).resolves({
+      StandardOutputContent: 'step=health pool=green ok=false detail=unhealthy after 60 s',
+      StandardErrorContent: 'bluegreen-apply: green did not become healthy\n',
+    });
+    const result = await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 300_000,
+      pollMs: 1,
+      sleep: noSleep,
+      now: () => (t += 1000),
+    });
     expect(result.problem).toBeUndefined();
     expect(t).toBeLessThan(10_000); // it did not sit out the 300 s
     const byHost = Object.fromEntries(result.hosts.map((h) => [h.host, h]));
     expect(byHost['i-1'].ok).toBe(true);
     expect(byHost['i-2']).toMatchObject({ ok: false, status: 'Failed' });
-    expect(byHost['i-3']).toMatchObject({ ok: false, status: 'NotRun', steps: [], error: expect.stringMatching(/^not run: Run Command stopped after the failure/) });
-    expect(ssmMock.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input.InstanceId)).toEqual(['i-1', 'i-2']);
+    expect(byHost['i-3']).toMatchObject({
+      ok: false,
+      status: 'NotRun',
+      steps: [],
+      error: expect.stringMatching(/^not run: Run Command stopped after the failure/),
+    });
+    expect(ssmMock.commandCalls(GetCommandInvocationCommand).map((c) => c.args[0].input.InstanceId)).toEqual([
+      'i-1',
+      'i-2',
+    ]);
   });
 
   test('hosts finishing round after round keep the wait alive past the timeout (the timeout is per host, not per fleet)', async () => {
@@ -137,12 +214,29 @@ describe('runApplyOnStageHosts on a fleet: rate control', () => {
     // One host finishes every 4 polls (40 s of the fake clock); the timeout is 60 s; the fleet takes 120 s.
     ssmMock.on(ListCommandInvocationsCommand).callsFake(() => {
       const done = Math.floor(++polls / 4);
-      return { CommandInvocations: ['i-1', 'i-2', 'i-3'].map((InstanceId, i) => ({ InstanceId, Status: i < done ? 'Success' : i === done ? 'InProgress' : 'Pending' })) };
+      return {
+        CommandInvocations: ['i-1', 'i-2', 'i-3'].map((InstanceId, i) => ({
+          InstanceId,
+          Status: i < done ? 'Success' : i === done ? 'InProgress' : 'Pending',
+        })),
+      };
     });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: OUTPUT });
-    const result = await runApplyOnStageHosts({ ssm, stage: 'p', timeoutMs: 60_000, pollMs: 1, sleep: noSleep, now: () => (t += 5_000), rate: { maxConcurrency: '1', maxErrors: '0' } });
+    const result = await runApplyOnStageHosts({
+      ssm,
+      stage: 'p',
+      timeoutMs: 60_000,
+      pollMs: 1,
+      sleep: noSleep,
+      now: () => (t += 5_000),
+      rate: { maxConcurrency: '1', maxErrors: '0' },
+    });
     expect(result.problem).toBeUndefined();
-    expect(result.hosts.map((h) => [h.host, h.ok])).toEqual([['i-1', true], ['i-2', true], ['i-3', true]]);
+    expect(result.hosts.map((h) => [h.host, h.ok])).toEqual([
+      ['i-1', true],
+      ['i-2', true],
+      ['i-3', true],
+    ]);
     expect(t).toBeGreaterThan(60_000);
   });
 });

@@ -57,9 +57,13 @@ test('addresses, failure accounting and the switch dir come from the environment
     FAIL_TIMEOUT: '500ms',
     UPSTREAM_KEEPALIVE: '16',
   });
-  expect(block(stdout, 'bluegreen_blue')).toContain('server 127.0.0.1:18081 max_fails=2 fail_timeout=500ms; # blue (primary)');
+  expect(block(stdout, 'bluegreen_blue')).toContain(
+    'server 127.0.0.1:18081 max_fails=2 fail_timeout=500ms; # blue (primary)',
+  );
   expect(block(stdout, 'bluegreen_blue')).toContain('server 127.0.0.1:18082 backup max_fails=0; # green (backup)');
-  expect(block(stdout, 'bluegreen_green')).toContain('server 127.0.0.1:18082 max_fails=2 fail_timeout=500ms; # green (primary)');
+  expect(block(stdout, 'bluegreen_green')).toContain(
+    'server 127.0.0.1:18082 max_fails=2 fail_timeout=500ms; # green (primary)',
+  );
   expect(block(stdout, 'bluegreen_green')).toContain('server 127.0.0.1:18081 backup max_fails=0; # blue (backup)');
   expect(stdout.match(/keepalive 16;/g)).toHaveLength(2);
   // A trailing slash is dropped: nginx.conf appends "/green-active".
@@ -72,7 +76,10 @@ test.each([
   [{ SWITCH_DIR: '/x"; }' }, `SWITCH_DIR must be an absolute path of letters, digits and ._/@+-, got '/x"; }'`],
   [{ SWITCH_DIR: '/tmp/$host' }, "SWITCH_DIR must be an absolute path of letters, digits and ._/@+-, got '/tmp/$host'"],
   [{ SWITCH_DIR: '/' }, 'SWITCH_DIR must not be /'],
-  [{ SWITCH_DIR, BLUE_UPSTREAM: 'x:1; include /etc/passwd' }, "BLUE_UPSTREAM must be host:port, got 'x:1; include /etc/passwd'"],
+  [
+    { SWITCH_DIR, BLUE_UPSTREAM: 'x:1; include /etc/passwd' },
+    "BLUE_UPSTREAM must be host:port, got 'x:1; include /etc/passwd'",
+  ],
   [{ SWITCH_DIR, GREEN_UPSTREAM: 'green' }, "GREEN_UPSTREAM must be host:port, got 'green'"],
   [{ SWITCH_DIR, MAX_FAILS: '-1' }, "MAX_FAILS must be a whole number, got '-1'"],
   [{ SWITCH_DIR, FAIL_TIMEOUT: '5 s' }, "FAIL_TIMEOUT must be an nginx time like 5s or 500ms, got '5 s'"],
@@ -112,7 +119,14 @@ test('routes: by default one location for every path, with the timeouts DECISION
 
 test('routes: the timeouts come from the environment; each slow path gets its own location with its read timeout', async () => {
   const { stdout } = await render(
-    { SWITCH_DIR, PROXY_CONNECT_TIMEOUT: '200ms', PROXY_SEND_TIMEOUT: '5s', PROXY_READ_TIMEOUT: '2s', PROXY_NEXT_UPSTREAM_TIMEOUT: '5s', SLOW_PATHS: '/reports/:30s,/reports/big/:300s,/upload:60000ms' },
+    {
+      SWITCH_DIR,
+      PROXY_CONNECT_TIMEOUT: '200ms',
+      PROXY_SEND_TIMEOUT: '5s',
+      PROXY_READ_TIMEOUT: '2s',
+      PROXY_NEXT_UPSTREAM_TIMEOUT: '5s',
+      SLOW_PATHS: '/reports/:30s,/reports/big/:300s,/upload:60000ms',
+    },
     ['routes'],
   );
   expect(stdout.match(/^location /gm)).toHaveLength(4);
@@ -149,21 +163,45 @@ test.each([
   [{ PROXY_SEND_TIMEOUT: '1m' }, `PROXY_SEND_TIMEOUT ${TIME}, got '1m'`],
   [{ PROXY_NEXT_UPSTREAM_TIMEOUT: '301s' }, `PROXY_NEXT_UPSTREAM_TIMEOUT ${TIME}, got '301s'`],
   [{ PROXY_READ_TIMEOUT: '3s;' }, `PROXY_READ_TIMEOUT ${TIME}, got '3s;'`],
-  [{ PROXY_READ_TIMEOUT: '2500ms' }, 'PROXY_NEXT_UPSTREAM_TIMEOUT (3s) must be longer than PROXY_CONNECT_TIMEOUT + PROXY_READ_TIMEOUT (500ms + 2500ms), or a pool that timed out is never retried on the other pool'],
-  [{ SLOW_PATHS: '/reports/:30s, /upload/:60s' }, "SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '/reports/:30s, /upload/:60s'"],
-  [{ SLOW_PATHS: '/reports/:30s,' }, "SLOW_PATHS has an empty entry (two commas in a row, or one at an end), got '/reports/:30s,'"],
+  [
+    { PROXY_READ_TIMEOUT: '2500ms' },
+    'PROXY_NEXT_UPSTREAM_TIMEOUT (3s) must be longer than PROXY_CONNECT_TIMEOUT + PROXY_READ_TIMEOUT (500ms + 2500ms), or a pool that timed out is never retried on the other pool',
+  ],
+  [
+    { SLOW_PATHS: '/reports/:30s, /upload/:60s' },
+    "SLOW_PATHS must be prefix:timeout pairs separated by commas, without spaces, e.g. /reports/:30s,/upload/:60s, got '/reports/:30s, /upload/:60s'",
+  ],
+  [
+    { SLOW_PATHS: '/reports/:30s,' },
+    "SLOW_PATHS has an empty entry (two commas in a row, or one at an end), got '/reports/:30s,'",
+  ],
   [{ SLOW_PATHS: '/reports/' }, "SLOW_PATHS entry '/reports/' must be prefix:timeout, e.g. /reports/:30s"],
-  [{ SLOW_PATHS: 'reports/:30s' }, "SLOW_PATHS prefix 'reports/' must start with / and hold only letters, digits and ._~/@+-"],
+  [
+    { SLOW_PATHS: 'reports/:30s' },
+    "SLOW_PATHS prefix 'reports/' must start with / and hold only letters, digits and ._~/@+-",
+  ],
   [{ SLOW_PATHS: '/r{}:30s' }, "SLOW_PATHS prefix '/r{}' must start with / and hold only letters, digits and ._~/@+-"],
-  [{ SLOW_PATHS: '/r;deny:30s' }, "SLOW_PATHS prefix '/r;deny' must start with / and hold only letters, digits and ._~/@+-"],
-  [{ SLOW_PATHS: '/$uri:30s' }, "SLOW_PATHS prefix '/$uri' must start with / and hold only letters, digits and ._~/@+-"],
+  [
+    { SLOW_PATHS: '/r;deny:30s' },
+    "SLOW_PATHS prefix '/r;deny' must start with / and hold only letters, digits and ._~/@+-",
+  ],
+  [
+    { SLOW_PATHS: '/$uri:30s' },
+    "SLOW_PATHS prefix '/$uri' must start with / and hold only letters, digits and ._~/@+-",
+  ],
   [{ SLOW_PATHS: '/:30s' }, "SLOW_PATHS prefix '/' is every path: raise PROXY_READ_TIMEOUT instead"],
   [{ SLOW_PATHS: '/a/:30s,/a/:60s' }, "SLOW_PATHS lists '/a/' twice"],
   [{ SLOW_PATHS: '/a/:30' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '30'`],
   [{ SLOW_PATHS: '/a/:10m' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '10m'`],
   [{ SLOW_PATHS: '/a/:301s' }, `SLOW_PATHS timeout of '/a/' ${TIME}, got '301s'`],
-  [{ SLOW_PATHS: '/a/:3s' }, "SLOW_PATHS timeout of '/a/' (3s) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT (3s); for shorter waits raise PROXY_READ_TIMEOUT"],
-  [{ SLOW_PATHS: Array.from({ length: 21 }, (_, i) => `/p${i}/:10s`).join(',') }, 'SLOW_PATHS lists more than 20 prefixes'],
+  [
+    { SLOW_PATHS: '/a/:3s' },
+    "SLOW_PATHS timeout of '/a/' (3s) must be longer than PROXY_NEXT_UPSTREAM_TIMEOUT (3s); for shorter waits raise PROXY_READ_TIMEOUT",
+  ],
+  [
+    { SLOW_PATHS: Array.from({ length: 21 }, (_, i) => `/p${i}/:10s`).join(',') },
+    'SLOW_PATHS lists more than 20 prefixes',
+  ],
 ])('bad timeout input %p: exit 2 in both outputs, a message naming it, nothing on stdout', async (env, message) => {
   for (const args of [['routes'], []]) {
     const result = await render({ SWITCH_DIR, ...(env as Record<string, string>) }, args);
@@ -176,7 +214,9 @@ test.each([
 test('an unknown output is refused', async () => {
   const result = await render({ SWITCH_DIR }, ['servers']);
   expect(result).toMatchObject({ code: 2, stdout: '' });
-  expect(result.stderr.trim()).toBe("render-upstream: unknown output 'servers': expected upstream (upstream.conf) or routes (routes.conf)");
+  expect(result.stderr.trim()).toBe(
+    "render-upstream: unknown output 'servers': expected upstream (upstream.conf) or routes (routes.conf)",
+  );
 });
 
 test('proxy-settings.sh (generated from core, shipped beside it) missing: exit 2 naming it, nothing rendered', async () => {
@@ -184,9 +224,13 @@ test('proxy-settings.sh (generated from core, shipped beside it) missing: exit 2
   try {
     copyFileSync(RENDER, path.join(dir, 'render-upstream.sh'));
     for (const args of [['routes'], []]) {
-      const result = await run('sh', [path.join(dir, 'render-upstream.sh'), ...args], { env: { PATH: process.env.PATH, SWITCH_DIR } }).catch((e) => e as { code: number; stdout: string; stderr: string });
+      const result = await run('sh', [path.join(dir, 'render-upstream.sh'), ...args], {
+        env: { PATH: process.env.PATH, SWITCH_DIR },
+      }).catch((e) => e as { code: number; stdout: string; stderr: string });
       expect(result).toMatchObject({ code: 2, stdout: '' });
-      expect(result.stderr.trim()).toBe(`render-upstream: ${path.join(dir, 'proxy-settings.sh')} is missing (generated from core/ by npm run generate, shipped next to this script)`);
+      expect(result.stderr.trim()).toBe(
+        `render-upstream: ${path.join(dir, 'proxy-settings.sh')} is missing (generated from core/ by npm run generate, shipped next to this script)`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -211,10 +255,12 @@ const GOOD_FIRST_LINE: Record<string, string> = {
   SLOW_PATHS: '/a/:10s',
 };
 const INJECTED = '}\nlocation /a { return 200 pwned; }\nlocation /zz {';
-test.each(Object.keys(GOOD_FIRST_LINE).flatMap((name) => [
-  [name, 'a line feed', `${GOOD_FIRST_LINE[name]}\n${INJECTED}`],
-  [name, 'a carriage return', `${GOOD_FIRST_LINE[name]}\r${INJECTED.replace(/\n/g, '\r')}`],
-]))('%s holding %s after a good first line: refused in both outputs, nothing rendered', async (name, _what, value) => {
+test.each(
+  Object.keys(GOOD_FIRST_LINE).flatMap((name) => [
+    [name, 'a line feed', `${GOOD_FIRST_LINE[name]}\n${INJECTED}`],
+    [name, 'a carriage return', `${GOOD_FIRST_LINE[name]}\r${INJECTED.replace(/\n/g, '\r')}`],
+  ]),
+)('%s holding %s after a good first line: refused in both outputs, nothing rendered', async (name, _what, value) => {
   for (const args of [['routes'], []]) {
     const result = await render({ SWITCH_DIR, [name]: value }, args);
     expect(result.stdout).toBe('');

@@ -28,7 +28,11 @@ test('200: delivered at once', async () => {
 
 test('500 then 200: retried with backoff, delivered once', async () => {
   slack.script = [500, 503];
-  expect(await deliver(slack.url, body, { sleep, baseDelayMs: 100 })).toEqual({ delivered: true, attempts: 3, last: 'HTTP 200' });
+  expect(await deliver(slack.url, body, { sleep, baseDelayMs: 100 })).toEqual({
+    delivered: true,
+    attempts: 3,
+    last: 'HTTP 200',
+  });
   expect(slept).toEqual([100, 200]);
   expect(slack.received).toHaveLength(1);
 });
@@ -73,16 +77,36 @@ describe('message', () => {
     at: Date.parse('2026-11-22T10:00:00Z'),
     host: 'i-0abc',
     activePool: 'blue',
-    summary: 'Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)',
-    window: { requests: 200, bad: 8, rate: 0.04, usersSaw5xx: 0, failedPools: [['blue', 8]], topUris: [['/pay', 6], ['/cart', 2]], topUpstreams: [['10.0.0.5:3000', 8]] },
+    summary:
+      'Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)',
+    window: {
+      requests: 200,
+      bad: 8,
+      rate: 0.04,
+      usersSaw5xx: 0,
+      failedPools: [['blue', 8]],
+      topUris: [
+        ['/pay', 6],
+        ['/cart', 2],
+      ],
+      topUpstreams: [['10.0.0.5:3000', 8]],
+    },
     suppressed: null,
     details: { failed: 8, requests: 200, users_saw_5xx: 0 },
   };
 
   test('colour by severity, the figures on-call needs, links to logs and runbook', () => {
-    const logsUrl = insightsUrl('eu-west-1', '/bluegreen/prod/nginx/access', 'fields @timestamp', new Date(decision.at - 300_000), new Date(decision.at + 300_000));
+    const logsUrl = insightsUrl(
+      'eu-west-1',
+      '/bluegreen/prod/nginx/access',
+      'fields @timestamp',
+      new Date(decision.at - 300_000),
+      new Date(decision.at + 300_000),
+    );
     const message = slackMessage(decision, { stage: 'prod', logsUrl, runbookUrl: 'https://example.com/RUNBOOK.md' });
-    expect(message.text).toBe('[prod] Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)');
+    expect(message.text).toBe(
+      '[prod] Error rate 4.0% over the last 200 requests (threshold 2.0%): 8 failed by their primary pool (blue 8), users saw 5xx on 0 (0.0%)',
+    );
     const [attachment] = message.attachments as Array<{ color: string; blocks: unknown[] }>;
     expect(attachment.color).toBe(SEVERITY_COLOURS.warning);
     const text = JSON.stringify(attachment.blocks);
@@ -110,7 +134,13 @@ describe('message', () => {
     const fleet: Decision = {
       ...decision,
       summary: `${decision.summary} — failed requests from 2 of 3 hosts: i-0abc 6, i-0def 2`,
-      window: { ...decision.window!, failedHosts: [['i-0abc', 6], ['i-0def', 2]] },
+      window: {
+        ...decision.window!,
+        failedHosts: [
+          ['i-0abc', 6],
+          ['i-0def', 2],
+        ],
+      },
       details: { ...decision.details, hosts_with_failures: '2 of 3' },
     };
     const message = slackMessage(fleet, { stage: 'prod' });
@@ -118,7 +148,16 @@ describe('message', () => {
     const text = JSON.stringify(message.attachments);
     expect(text).toContain('*Failing hosts*: `i-0abc` ×6, `i-0def` ×2');
     expect(text).toContain('hosts_with_failures: `2 of 3`');
-    const many = slackMessage({ ...fleet, window: { ...fleet.window!, failedHosts: Array.from({ length: 12 }, (_, i): [string, number] => [`i-${i}`, 1]) } }, { stage: 'prod' });
+    const many = slackMessage(
+      {
+        ...fleet,
+        window: {
+          ...fleet.window!,
+          failedHosts: Array.from({ length: 12 }, (_, i): [string, number] => [`i-${i}`, 1]),
+        },
+      },
+      { stage: 'prod' },
+    );
     expect(JSON.stringify(many.attachments)).toContain('`i-9` ×1, and 2 more');
     const single = JSON.stringify(slackMessage(decision, { stage: 'prod' }).attachments);
     expect(single).not.toContain('Failing hosts');
@@ -162,7 +201,10 @@ describe('release messages', () => {
     ['release_canary_aborted', 'warning', ':no_entry: Canary aborted: release not promoted', 'release-failed'],
     ['release_rolled_back', 'warning', ':rewind: Release rolled back automatically', 'release-rolled-back'],
   ])('%s: %s colour, title, release facts, figures, reason, runbook #%s', (kind, severity, title, anchor) => {
-    const m = slackMessage({ ...base, kind, severity }, { stage: 'prod', runbookUrl: 'https://example.com/RUNBOOK.md', logsHint: 'hint' });
+    const m = slackMessage(
+      { ...base, kind, severity },
+      { stage: 'prod', runbookUrl: 'https://example.com/RUNBOOK.md', logsHint: 'hint' },
+    );
     const [attachment] = m.attachments as Array<{ color: string; blocks: unknown[] }>;
     expect(attachment.color).toBe(SEVERITY_COLOURS[severity]);
     const text = JSON.stringify(attachment.blocks);
@@ -198,7 +240,14 @@ test('every runbook link in a Slack message lands on a RUNBOOK.md section', () =
   const anchors = runbook
     .split('\n')
     .filter((l) => l.startsWith('## '))
-    .map((l) => l.slice(3).trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+    .map((l) =>
+      l
+        .slice(3)
+        .trim()
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    );
   for (const anchor of Object.values(RUNBOOK_ANCHORS)) expect(anchors).toContain(anchor);
 });
 
@@ -214,7 +263,11 @@ describe('a deadline (the invocation budget)', () => {
 
   test('a Retry-After that fits is honoured', async () => {
     slack.script = [{ status: 429, headers: { 'Retry-After': '2' } }];
-    expect(await deliver(slack.url, body, { sleep, deadline: Date.now() + 10_000 })).toEqual({ delivered: true, attempts: 2, last: 'HTTP 200' });
+    expect(await deliver(slack.url, body, { sleep, deadline: Date.now() + 10_000 })).toEqual({
+      delivered: true,
+      attempts: 2,
+      last: 'HTTP 200',
+    });
     expect(slept).toEqual([2000]);
   });
 
@@ -240,6 +293,9 @@ describe('a deadline (the invocation budget)', () => {
     expect(result).toMatchObject({ delivered: false, attempts: 1, outOfTime: true });
     t = 0;
     slack.script = [500];
-    expect(await deliver(slack.url, body, { sleep, baseDelayMs: 300, clock: () => t, deadline: 1000 })).toMatchObject({ delivered: true, attempts: 2 });
+    expect(await deliver(slack.url, body, { sleep, baseDelayMs: 300, clock: () => t, deadline: 1000 })).toMatchObject({
+      delivered: true,
+      attempts: 2,
+    });
   });
 });

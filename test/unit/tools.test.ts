@@ -12,11 +12,15 @@ test("README's table lists every tool the tests need, with the same install line
 
 test('the Python tools are pinned in requirements-dev.txt', () => {
   const reqs = readFileSync(path.join(REPO_ROOT, 'requirements-dev.txt'), 'utf8');
-  for (const pkg of ['moto[server]', 'cfn-lint', 'awscli']) expect(reqs).toMatch(new RegExp(`^${pkg.replace(/[[\]]/g, '\\$&')}==\\d+\\.\\d+\\.\\d+$`, 'm'));
+  for (const pkg of ['moto[server]', 'cfn-lint', 'awscli'])
+    expect(reqs).toMatch(new RegExp(`^${pkg.replace(/[[\]]/g, '\\$&')}==\\d+\\.\\d+\\.\\d+$`, 'm'));
 });
 
 test('a machine without them is told which are missing and how to get each, on its platform', () => {
-  const missing = missingTools(TEST_TOOLS.filter((t) => !t.usable), { PATH: '/nonexistent' });
+  const missing = missingTools(
+    TEST_TOOLS.filter((t) => !t.usable),
+    { PATH: '/nonexistent' },
+  );
   // /usr/sbin and friends are searched too: what a machine has there is found even with no PATH.
   for (const t of missing) expect(TEST_TOOLS).toContain(t);
   const moto = TEST_TOOLS.find((t) => t.command === 'moto_server')!;
@@ -29,7 +33,9 @@ test('a machine without them is told which are missing and how to get each, on i
     ].join('\n'),
   );
   expect(missingToolsMessage([nginx], 'darwin')).toContain('a tool this machine does not have');
-  expect(missingToolsMessage([nginx], 'darwin')).toContain('nginx (the data plane in every e2e test): brew install nginx');
+  expect(missingToolsMessage([nginx], 'darwin')).toContain(
+    'nginx (the data plane in every e2e test): brew install nginx',
+  );
 });
 
 test('the Node.js README recommends is the one in .nvmrc, the one CI runs npm test on, and the Lambda runtime', () => {
