@@ -150,10 +150,14 @@ async function chaosScenario(setting: Setting, mode: Mode, profile: Profile, o: 
     const backup = otherPool(active);
     const warmupMs = o.warmupSeconds * 1000;
     let brokeAt = 0;
-    const breakIt = setTimeout(async () => {
-      if (mode === 'kill') await stack.killPool(active, 'SIGKILL');
-      else await stack.chaos(active, mode);
-      brokeAt = Date.now(); // counted from when the break has taken effect
+    let breakError: unknown;
+    // The timer's promise is handled here: a failed break is reported after the load, not as an unhandled rejection.
+    const breakIt = setTimeout(() => {
+      const broken = mode === 'kill' ? stack.killPool(active, 'SIGKILL') : stack.chaos(active, mode);
+      broken.then(
+        () => (brokeAt = Date.now()), // counted from when the break has taken effect
+        (err: unknown) => (breakError = err),
+      );
     }, warmupMs);
     const result = await runLoad({
       url: `${stack.url}/version`,
@@ -162,7 +166,7 @@ async function chaosScenario(setting: Setting, mode: Mode, profile: Profile, o: 
       ratePerSec: profile === 'moderate' ? o.rate : undefined,
     });
     clearTimeout(breakIt);
-    if (!brokeAt) throw new Error(`${setting.name} ${mode}: the break never took effect`);
+    if (!brokeAt) throw new Error(`${setting.name} ${mode}: the break never took effect`, { cause: breakError });
     const chaosAt = brokeAt - result.startedAt;
     const summary = summarize(result.samples, result.durationMs);
     const afterBreak = result.samples.filter((s) => s.sentAt >= chaosAt);
