@@ -158,6 +158,17 @@ test('a clean bake is promoted once the bake time has passed; a redelivered even
   expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
 });
 
+/** 90% of requests go to blue first; the canary's 10% to green, which fails half of them. */
+function failingCanary(now: number): string[] {
+  return Array.from({ length: 200 }, (_, i) =>
+    i % 10 === 0
+      ? i % 20 === 0
+        ? line(now + i, 'green', 'blue', '500, 200', 'blue')
+        : line(now + i, 'green', 'green', '200', 'blue')
+      : line(now + i, 'blue', 'blue', '200', 'blue'),
+  );
+}
+
 test('a failing canary is aborted: share back to 0, record failed, the active pool untouched', async () => {
   await put(`${root}/active-pool`, 'blue');
   await put(`${root}/canary-percent`, '10');
@@ -166,14 +177,7 @@ test('a failing canary is aborted: share back to 0, record failed, the active po
     JSON.stringify(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined })),
   );
   const now = Date.now();
-  // 90% of requests go to blue first; the canary's 10% to green, which fails half of them.
-  const lines = Array.from({ length: 200 }, (_, i) =>
-    i % 10 === 0
-      ? i % 20 === 0
-        ? line(now + i, 'green', 'blue', '500, 200', 'blue')
-        : line(now + i, 'green', 'green', '200', 'blue')
-      : line(now + i, 'blue', 'blue', '200', 'blue'),
-  );
+  const lines = failingCanary(now);
   const result = await runtime().handle(batch(lines, now));
   expect(result.guard).toBe('abort-canary');
   expect(await get(`${root}/canary-percent`)).toBe('0');
@@ -206,13 +210,7 @@ test('a record the CLI rewrote while the guard switched is not overwritten (comp
     },
   } as unknown as SSMClient;
   const now = Date.now();
-  const lines = Array.from({ length: 200 }, (_, i) =>
-    i % 10 === 0
-      ? i % 20 === 0
-        ? line(now + i, 'green', 'blue', '500, 200', 'blue')
-        : line(now + i, 'green', 'green', '200', 'blue')
-      : line(now + i, 'blue', 'blue', '200', 'blue'),
-  );
+  const lines = failingCanary(now);
   // WHEN the function judges the canary and acts
   const fn = new AlertRuntime(env, {
     ...clients,
