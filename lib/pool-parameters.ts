@@ -4,7 +4,7 @@
 // function own their values from then on. Context (initialActivePool, blueImage, releaseBlue, ...)
 // gives only the initial values. The Slack webhook is a SecureString the operator creates.
 // Migration: these replace the AWS::SSM::Parameter ActivePool/Maintenance of earlier versions; no
-// stack was deployed with those (see notes/cdk.md for what a deployed one would need).
+// stack was deployed with those (a deployed one would need the old parameters' values copied first).
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';

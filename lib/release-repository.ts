@@ -30,7 +30,7 @@ export interface ReleaseRepositoryProps {
 
 export class ReleaseRepository extends Construct {
   public readonly repository: ecr.Repository;
-  /** The repository URI parameter /bluegreen/<stage>/ecr-repository (read by the CLI). */
+  /** The repository URI parameter /bluegreen/<stage>/ecr-repository (for operators' push commands; no code reads it). */
   public readonly uriParameter: ssm.StringParameter;
 
   constructor(scope: Construct, id: string, props: ReleaseRepositoryProps) {

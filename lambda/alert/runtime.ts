@@ -390,8 +390,8 @@ export class AlertRuntime {
         previousState: change.previousState,
         reason: change.reason,
       });
-      // The subscription's filter policy drops these; this is the same rule again for a subscription
-      // made without it (by hand, or an older stack).
+      // The topic's subscriptions carry no filter policy (lib/alarm-topic.ts says why), so a new
+      // alarm's first OK arrives here and is dropped by the same rule a policy would apply.
       if (!isNotified(change)) {
         result.suppressed++;
         this.log({
