@@ -27,8 +27,8 @@ import { namesStage } from '../ops/aws-target';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 import { localReleaseBackend } from '../local/release-backend';
+import type { Out } from '../support/output';
 
-type Out = (line: string) => void;
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
 interface Command {
   summary: string;

@@ -7,14 +7,13 @@ import { ConfigError } from '../core/config-error';
 import { PORTS } from '../core/ports';
 import { LOCAL_STATE_DIR } from './paths';
 import { header, httpRequest } from '../support/http';
-import { describeEndpoint, printRows } from '../support/endpoint';
+import { describeEndpoint } from '../support/endpoint';
+import { printRows, type Out } from '../support/output';
 import { runCheck } from './check';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, switchPool } from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
-
-type Out = (line: string) => void;
 
 export class UsageError extends ConfigError {}
 

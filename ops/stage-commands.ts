@@ -8,12 +8,11 @@ import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../core/insights-queries';
 import { ConfigError } from '../core/config-error';
 import { parsePool } from '../core/pools';
-import { describeEndpoint, printRows } from '../support/endpoint';
+import { describeEndpoint } from '../support/endpoint';
+import { printRows, type Out } from '../support/output';
 import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
 import { AWS_FLAGS, awsTarget, getParameter } from './aws-target';
 import { formatTable, parseSince, QueryError, runQuery } from './insights-query';
-
-type Out = (line: string) => void;
 
 export const AWS_HELP =
   "  --stage S      the deployed stage (default: $BLUEGREEN_STAGE, else dev)\n  --region R     AWS region (default: the SDK's: $AWS_REGION, the profile)\n  --profile P    AWS profile (default: $AWS_PROFILE)";

@@ -1,14 +1,6 @@
 // What the status commands print about a public entry, for local mode and a deployed stage alike.
 import { header, httpRequest } from './http';
 
-type Out = (line: string) => void;
-
-/** Prints `key  value` rows with the values aligned (status, local and AWS). */
-export function printRows(rows: ReadonlyArray<readonly [string, string]>, out: Out): void {
-  const width = Math.max(...rows.map(([k]) => k.length));
-  for (const [k, v] of rows) out(`${k.padEnd(width)}  ${v}`);
-}
-
 /** GET /version through a public entry: `200 from blue (release r1) in 3 ms`, and whether it was a 200. */
 export async function describeEndpoint(url: string, timeoutMs = 5000): Promise<{ healthy: boolean; text: string }> {
   const started = Date.now();

@@ -21,8 +21,7 @@ import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
 import { DeployReport, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from '../../core/run-rate';
 import { CLI_RECORD_REFRESH_MS } from '../../core/ssm-budget';
-
-type Out = (line: string) => void;
+import type { Out } from '../../support/output';
 
 /**
  * How long past bakeUntil the CLI waits for the server side before it finishes the record itself:

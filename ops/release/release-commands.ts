@@ -6,8 +6,8 @@ import { parseHistoryArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
 import { runRelease } from './orchestrator';
+import type { Out } from '../../support/output';
 
-type Out = (line: string) => void;
 type AwsFlags = { stage?: string; region?: string; profile?: string };
 
 /** Local mode's backend, given by the CLI's entry point (the CLI against AWS does not load local mode). */
