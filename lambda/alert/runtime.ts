@@ -299,13 +299,13 @@ export class AlertRuntime {
       const action = guardRelease(record, this.state.window, now, release.gate);
       const outcome = await actOnGuard(record, action, now, 'alert-function', this.guardPorts(release));
       if (outcome.kind === 'record-changed') {
-        this.recordCache.clear();
         this.log({
           level: 'INFO',
           msg: 'release guard: the record changed while the guard acted; not overwriting it',
           action: outcome.action,
           record: record.id,
         });
+        // The actuator's uncached read just filled the cache: announce what is there now.
         record = parseRecord(await this.recordCache.get(release.recordParam));
       } else if (outcome.kind === 'written') {
         this.recordCache.clear();
