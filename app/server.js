@@ -13,7 +13,7 @@ const SLOW_DEFAULT_MS = 3000;
 const SLOW_MAX_MS = 60_000;
 
 /**
- * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, failHealthz?: boolean }} AppConfig
+ * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, delayMs?: number, failHealthz?: boolean }} AppConfig
  * @typedef {{ mode: 'error' | 'timeout' | null, since: string | null }} ChaosState
  */
 
@@ -37,6 +37,12 @@ function configFromEnv(env) {
   if (!/^(\d+(\.\d*)?|\.\d+)$/.test(faultText || '0') || faultRate > 1) {
     throw new Error(`FAULT_RATE must be a number from 0 to 1 (share of requests answered 500), got "${env.FAULT_RATE}"`);
   }
+  // A slow release on purpose (the latency gate's tests): ordinary requests answer this much later.
+  const delayText = env.DELAY_MS ?? '';
+  const delayMs = delayText === '' ? 0 : Number(delayText);
+  if (!/^\d{1,6}$/.test(delayText || '0') || delayMs > 600000) {
+    throw new Error(`DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${env.DELAY_MS}"`);
+  }
   const failText = env.FAIL_HEALTHZ ?? '';
   if (!['', '0', '1'].includes(failText)) {
     throw new Error(`FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${env.FAIL_HEALTHZ}"`);
@@ -47,6 +53,7 @@ function configFromEnv(env) {
     port,
     host: env.HOST ?? '0.0.0.0',
     faultRate,
+    delayMs,
     failHealthz: failText === '1',
   };
 }
@@ -133,6 +140,20 @@ function createApp(config, options = {}) {
       if (config.failHealthz) return sendJson(res, 503, { status: 'failing', pool: config.pool, reason: 'FAIL_HEALTHZ=1' });
       return sendJson(res, 200, { status: 'ok', pool: config.pool });
     }
+    if (config.delayMs && config.delayMs > 0) {
+      // /healthz above stays fast: a slow release is still healthy, only the latency gate sees it.
+      setTimeout(() => answer(res, url), config.delayMs);
+      return;
+    }
+    return answer(res, url);
+  });
+
+  /**
+   * An ordinary request (not chaos, not /healthz), answered now or after DELAY_MS.
+   * @param {http.ServerResponse} res
+   * @param {URL} url
+   */
+  function answer(res, url) {
     // Drawn only when a rate is set, so a healthy app consumes no randomness.
     if (faultRate > 0 && random() < faultRate) {
       return sendJson(res, 500, { error: 'injected fault (FAULT_RATE)', pool: config.pool, release: config.release });
@@ -144,6 +165,7 @@ function createApp(config, options = {}) {
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
         node: process.version,
         faultRate,
+        delayMs: config.delayMs ?? 0,
         failHealthz: Boolean(config.failHealthz),
       });
     }
@@ -163,7 +185,7 @@ function createApp(config, options = {}) {
       return;
     }
     return sendJson(res, 404, { error: 'not found', path: url.pathname });
-  });
+  }
   // Keep-alive longer than the proxy's idle keepalive so nginx, not the app, closes idle connections
   // (an app closing first races with a request nginx is sending on that connection).
   server.keepAliveTimeout = 65_000;

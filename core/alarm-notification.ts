@@ -22,6 +22,13 @@ export const PIPELINE_ALARMS = {
       ':rotating_light: Alarm: a log rotation on the host failed (nginx may still write to access.log.1; lines will be lost)',
     ok: ':white_check_mark: OK: no further failed log rotation reported (check that nginx writes access.log again)',
   },
+  // The release guard held a release (no verdict without evidence): a person decides, so it pages.
+  'release-held': {
+    anchor: 'release-held',
+    alarm:
+      ':rotating_light: Alarm: a release is held without a verdict (too few requests reached it): flip back or promote it by hand',
+    ok: ':white_check_mark: OK: no release was held in the last minutes (check `bluegreen history` for how it was resolved)',
+  },
   // Fleet mode only (context hosts >= 2): the load balancer's and the Auto Scaling group's view.
   'unhealthy-hosts': {
     anchor: 'unhealthy-hosts',

@@ -61,11 +61,11 @@ export function recordVerdictJq(): string {
 # Times are read only in the form the CLI writes, a real date from 1970, in milliseconds.
 
 def final_states: ${JSON.stringify(FINAL_STATES)};
-# Not final and not written nor due (bakeUntil) for this long: abandoned (STALE_AFTER_MS).
+# Not final and not written nor due (bakeUntil, maxBakeUntil) for this long: abandoned (STALE_AFTER_MS).
 def stale_after_ms: ${STALE_AFTER_MS};
 # How far ahead of this clock a record may have been written (CLOCK_AHEAD_MS).
 def clock_ahead_ms: ${CLOCK_AHEAD_MS};
-# How far past updatedAt a bakeUntil may be: the longest bake and a promotion (BAKE_AHEAD_MS).
+# How far past updatedAt a bakeUntil (or maxBakeUntil) may be: the longest bake and a promotion (BAKE_AHEAD_MS).
 def bake_ahead_ms: ${BAKE_AHEAD_MS};
 # The record's time form (RECORD_TIME).
 def record_time: ${JSON.stringify(jqPattern(RECORD_TIME))};
@@ -80,12 +80,15 @@ def ms:
 def problem($r):
   ($r.startedAt | ms) as $started | ($r.updatedAt | ms) as $updated
   | ($r.bakeUntil != null) as $baking | ($r.bakeUntil | ms) as $bake
+  | ($r.maxBakeUntil != null) as $extendable | ($r.maxBakeUntil | ms) as $maxBake
   | if $started == null then ${JSON.stringify(notATime('startedAt'))}
     elif $updated == null then ${JSON.stringify(notATime('updatedAt'))}
     elif $baking and $bake == null then ${JSON.stringify(notATime('bakeUntil'))}
+    elif $extendable and $maxBake == null then ${JSON.stringify(notATime('maxBakeUntil'))}
     elif $started > $updated then "startedAt is after updatedAt"
     elif $updated > $now * 1000 + clock_ahead_ms then ${JSON.stringify(`updatedAt is more than ${CLOCK_AHEAD_MS / 1000} s ahead of this clock`)}
     elif $baking and $bake > $updated + bake_ahead_ms then ${JSON.stringify(`bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`)}
+    elif $extendable and $maxBake > $updated + bake_ahead_ms then ${JSON.stringify(`maxBakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`)}
     else null end;
 
 (try fromjson catch null) as $r
@@ -93,7 +96,7 @@ def problem($r):
     or ($r.pool != "blue" and $r.pool != "green") or ($r.steps | type) != "array" then "none"
   elif ($r.state as $s | final_states | any(. == $s)) then "final"
   elif problem($r) != null then "invalid \\(problem($r))"
-  elif ($now * 1000 - ([($r.updatedAt | ms), ($r.bakeUntil | ms // 0)] | max)) > stale_after_ms then "stale"
+  elif ($now * 1000 - ([($r.updatedAt | ms), ($r.bakeUntil | ms // 0), ($r.maxBakeUntil | ms // 0)] | max)) > stale_after_ms then "stale"
   else "in-progress \\($r.id) \\($r.state)" end
 `;
 }

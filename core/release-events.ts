@@ -21,6 +21,7 @@ const FINAL_KIND: Record<Exclude<ReleaseState, 'deploying' | 'verifying' | 'baki
   'rolled-back': 'release_rolled_back',
   failed: 'release_failed',
   deployed: 'release_deployed',
+  held: 'release_held',
 };
 
 export const RELEASE_SEVERITY: Record<ReleaseAlertKind, Severity> = {
@@ -30,7 +31,14 @@ export const RELEASE_SEVERITY: Record<ReleaseAlertKind, Severity> = {
   release_failed: 'warning',
   release_canary_aborted: 'warning',
   release_rolled_back: 'warning',
+  // A person must decide now: the only release event that pages.
+  release_held: 'critical',
 };
+
+/** The two ways out of a held release, as the CLI, Slack and the runbook say them. */
+export function heldWaysOut(r: Pick<ReleaseRecord, 'id' | 'previousPool' | 'previousRelease'>): string {
+  return `Either flip back (\`bluegreen flip ${r.previousPool}\`: ${r.previousPool} serves ${r.previousRelease} again), or, after a look, promote it (\`bluegreen release promote ${r.id}\`)`;
+}
 
 function strategyText(r: ReleaseRecord): string {
   return r.strategy === 'canary' ? `canary ${r.canaryPercent}%` : r.strategy;
@@ -67,6 +75,8 @@ function summaryOf(kind: ReleaseAlertKind, r: ReleaseRecord): string {
       return `Release ${r.release} canary aborted on ${r.pool}${reason}; all traffic on ${prev}`;
     case 'release_rolled_back':
       return `Release ${r.release} rolled back: traffic is back on ${prev}${reason}`;
+    case 'release_held':
+      return `Release ${r.release} HELD on ${r.pool}, which keeps serving it${reason}. ${heldWaysOut(r)}`;
   }
 }
 

@@ -5,11 +5,15 @@ import { limit } from './aws-limits';
 import type { Pool } from './pools';
 
 /**
- * deploying → verifying → (deployed, with --no-promote) | baking → promoted | rolled-back;
- * failed from any step before promotion. 'deployed', 'promoted', 'rolled-back', 'failed' are final.
+ * deploying → verifying → (deployed, with --no-promote) | baking → promoted | rolled-back | held;
+ * failed from any step before promotion. Every state but deploying, verifying and baking is final.
+ * held: the bake (extended up to its maximum) never saw the requests the gate needs to judge: not
+ * promoted, not rolled back; the new pool keeps serving until a person promotes it
+ * (`bluegreen release promote <id>`, → promoted) or flips back.
  */
-export type ReleaseState = 'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'failed';
-export const FINAL_STATES: readonly ReleaseState[] = ['deployed', 'promoted', 'rolled-back', 'failed'];
+export type ReleaseState =
+  'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'held' | 'failed';
+export const FINAL_STATES: readonly ReleaseState[] = ['deployed', 'promoted', 'rolled-back', 'held', 'failed'];
 
 /**
  * Release states in which the record's pool passed its gate on every host (the host boots a new
@@ -22,6 +26,7 @@ const GATE_PASSED: Readonly<Record<ReleaseState, boolean>> = {
   baking: true,
   promoted: true,
   'rolled-back': true,
+  held: true,
   failed: false,
 };
 export const GATE_PASSED_STATES = (Object.keys(GATE_PASSED) as ReleaseState[]).filter((s) => GATE_PASSED[s]);
@@ -36,14 +41,52 @@ export interface DesiredPool {
   env: Record<string, string>;
 }
 
-export interface ReleaseFigures {
-  /** Requests first sent to the release's pool in the window the gate judged. */
+/** p50/p99 of the requests a pool answered itself (ms), over `requests` of them. */
+export interface LatencyFigures {
   requests: number;
-  /** Of those, failed by that pool (served by the other pool, a 5xx attempt, or a 5xx status). */
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface ReleaseFigures {
+  /** Requests first sent to the release's pool since the release started (the latest 10,000 at most). */
+  requests: number;
+  /**
+   * Of those, failed by that pool: tried and failed (a 5xx attempt or status, an error or timeout
+   * retried on the other pool), or sent straight to the other pool after the release itself failed
+   * one on that host (nginx then holds the pool failed because of it).
+   */
   failed: number;
+  /** failed / judged. */
   rate: number;
   /** Of those, answered to the client with a 5xx (what users saw; normally 0 thanks to failover). */
   usersSaw5xx: number;
+  /**
+   * Requests the gate judged: `requests` less `notTried`. The gate decides only once this reaches its
+   * minimum (absent in records written before it existed: `requests` was the count then).
+   */
+  judged?: number;
+  /**
+   * Sent straight to the other pool before the release had failed anything on that host: nginx still
+   * held the pool failed from before (its passive state), so the release never got them; not judged.
+   */
+  notTried?: number;
+  /** The minimum of judged requests this gate needed. */
+  minRequests?: number;
+  /** The release's own response times. */
+  latency?: LatencyFigures;
+  /** The previous release's, on the previous pool, over the minutes before the flip. */
+  baseline?: LatencyFigures & { release: string };
+}
+
+/**
+ * The gate's settings a release asked for (`--min-requests`, `--max-p99`, `--max-p99-ratio`), carried
+ * in the record so the server-side guard judges by them; each absent one is the stage's default.
+ */
+export interface RecordGate {
+  minRequests?: number;
+  maxP99Ms?: number;
+  maxP99Ratio?: number;
 }
 
 export interface ReleaseStep {
@@ -80,9 +123,15 @@ export interface ReleaseRecord {
   state: ReleaseState;
   reason?: string;
   figures?: ReleaseFigures;
+  gate?: RecordGate;
   startedAt: string;
   updatedAt: string;
   bakeUntil?: string;
+  /**
+   * How far the guard may extend a bake that has not seen the requests it needs (`--max-bake`): past
+   * it, the release is held. Absent (older records): no extension, the bake ends at bakeUntil.
+   */
+  maxBakeUntil?: string;
   finishedAt?: string;
   steps: ReleaseStep[];
 }
@@ -133,35 +182,50 @@ export type RecordVerdict =
 
 /** Why a record's times cannot be the CLI's, or undefined. The host's jq gives the same reasons. */
 export function recordTimesProblem(record: ReleaseRecord, now: number): string | undefined {
-  const times: Record<'startedAt' | 'updatedAt' | 'bakeUntil', number | undefined> = {
+  const times: Record<'startedAt' | 'updatedAt' | 'bakeUntil' | 'maxBakeUntil', number | undefined> = {
     startedAt: undefined,
     updatedAt: undefined,
     bakeUntil: undefined,
+    maxBakeUntil: undefined,
   };
-  for (const field of ['startedAt', 'updatedAt', 'bakeUntil'] as const) {
+  for (const field of ['startedAt', 'updatedAt', 'bakeUntil', 'maxBakeUntil'] as const) {
     const raw = (record as unknown as Record<string, unknown>)[field];
-    if (field === 'bakeUntil' && (raw === undefined || raw === null)) continue;
+    if ((field === 'bakeUntil' || field === 'maxBakeUntil') && (raw === undefined || raw === null)) continue;
     times[field] = parseRecordTime(raw);
     if (times[field] === undefined) return `${field} is not a time as the CLI writes it (YYYY-MM-DDTHH:MM:SS[.sss]Z)`;
   }
-  const { startedAt, updatedAt, bakeUntil } = times as { startedAt: number; updatedAt: number; bakeUntil?: number };
+  const { startedAt, updatedAt, bakeUntil, maxBakeUntil } = times as {
+    startedAt: number;
+    updatedAt: number;
+    bakeUntil?: number;
+    maxBakeUntil?: number;
+  };
   if (startedAt > updatedAt) return 'startedAt is after updatedAt';
   if (updatedAt > now + CLOCK_AHEAD_MS) return `updatedAt is more than ${CLOCK_AHEAD_MS / 1000} s ahead of this clock`;
-  if (bakeUntil !== undefined && bakeUntil > updatedAt + BAKE_AHEAD_MS)
-    return `bakeUntil is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`;
+  for (const [field, t] of [
+    ['bakeUntil', bakeUntil],
+    ['maxBakeUntil', maxBakeUntil],
+  ] as const)
+    if (t !== undefined && t > updatedAt + BAKE_AHEAD_MS)
+      return `${field} is more than ${BAKE_AHEAD_MS / 1000} s after updatedAt (the longest bake and a promotion)`;
   return undefined;
 }
 
 /**
  * The record's verdict, the one the CLI (one release at a time), `history`, and a joining fleet host
  * (fleet/bluegreen-join.sh, in jq) all go by: final; invalid (its times are not the CLI's); stale (not
- * written nor due, bakeUntil, for STALE_AFTER_MS: a killed CLI); or in progress.
+ * written nor due, bakeUntil or maxBakeUntil, for STALE_AFTER_MS: a killed CLI); or in progress.
  */
 export function recordVerdict(record: ReleaseRecord, now: number, staleAfterMs = STALE_AFTER_MS): RecordVerdict {
   if (isFinal(record.state)) return { kind: 'final' };
   const reason = recordTimesProblem(record, now);
   if (reason) return { kind: 'invalid', reason };
-  const last = Math.max(parseRecordTime(record.updatedAt)!, parseRecordTime(record.bakeUntil) ?? 0);
+  // An extended bake is due until its maximum: the guard may finish it any time before then.
+  const last = Math.max(
+    parseRecordTime(record.updatedAt)!,
+    parseRecordTime(record.bakeUntil) ?? 0,
+    parseRecordTime(record.maxBakeUntil) ?? 0,
+  );
   return now - last > staleAfterMs ? { kind: 'stale' } : { kind: 'in-progress' };
 }
 

@@ -2,6 +2,7 @@
 // mode's. Bad values fail loudly, naming the variable.
 import type { ReleaseGate } from './release-guard';
 import { DEFAULT_RULE_CONFIG, RuleConfig } from './rules';
+import { SAMPLES_PER_POOL } from './pool-samples';
 
 export const RULE_ENV = {
   windowSize: 'ALERT_WINDOW',
@@ -39,15 +40,30 @@ export function ruleConfigFromEnv(env: Record<string, string | undefined>): Rule
 export const RELEASE_GATE_ENV = {
   errorRate: 'RELEASE_GATE_ERROR_RATE',
   minRequests: 'RELEASE_GATE_MIN_REQUESTS',
-} as const satisfies Record<Exclude<keyof ReleaseGate, 'windowSize'>, string>;
+  maxP99Ms: 'RELEASE_GATE_MAX_P99_MS',
+  maxP99Ratio: 'RELEASE_GATE_MAX_P99_RATIO',
+  latencyMarginMs: 'RELEASE_GATE_LATENCY_MARGIN_MS',
+} as const satisfies Record<keyof ReleaseGate, string>;
+
+/**
+ * The latency gate's defaults (DECISIONS "The gate's evidence", from bench/release's measured
+ * variance of the demo app on a 2-core machine): a release's p99 may be up to 3× the previous
+ * release's, and is judged against it only when also 100 ms above it; no absolute bound unless
+ * the stage or the release sets one (a stage's slow paths may legitimately take seconds).
+ */
+export const DEFAULT_MAX_P99_RATIO = 3;
+export const DEFAULT_LATENCY_MARGIN_MS = 100;
+/** The most requests a gate may ask for: what a pool's samples hold (pool-samples.ts). */
+export const MAX_MIN_REQUESTS = SAMPLES_PER_POOL;
 
 /**
  * The release gate's settings: the error-rate alert's threshold (ALERT_ERROR_RATE) over at least
  * as many requests as the alert judges (ALERT_MIN_WINDOW, default 50), unless RELEASE_GATE_ERROR_RATE
  * / RELEASE_GATE_MIN_REQUESTS are set. 50, not fewer: at a 2% threshold one stray failure among 20
- * requests (5%) would roll a healthy release back; among 50 it is 2%, not above the gate. The gate
- * judges the alert's window, so it can never need more requests than ALERT_WINDOW holds (and a
- * canary's minimum is capped at its share of the window: release-guard.ts `canaryMinRequests`).
+ * requests (5%) would roll a healthy release back; among 50 it is 2%, not above the gate. The latency
+ * gate: RELEASE_GATE_MAX_P99_MS (none by default), RELEASE_GATE_MAX_P99_RATIO (3),
+ * RELEASE_GATE_LATENCY_MARGIN_MS (100). A release may set its own (`--min-requests`, `--max-p99`,
+ * `--max-p99-ratio`), carried in its record.
  */
 export function releaseGateFromEnv(
   env: Record<string, string | undefined>,
@@ -55,10 +71,10 @@ export function releaseGateFromEnv(
 ): ReleaseGate {
   const read = (
     key: keyof typeof RELEASE_GATE_ENV,
-    fallback: number,
+    fallback: number | undefined,
     ok: (n: number) => boolean,
     what: string,
-  ): number => {
+  ): number | undefined => {
     const name = RELEASE_GATE_ENV[key];
     const raw = env[name];
     if (raw === undefined || raw.trim() === '') return fallback;
@@ -66,20 +82,22 @@ export function releaseGateFromEnv(
     if (!Number.isFinite(n) || !ok(n)) throw new Error(`${name} must be ${what}, got "${raw}"`);
     return n;
   };
-  const gate: ReleaseGate = {
-    windowSize: rules.windowSize,
+  const maxP99Ms = read('maxP99Ms', undefined, (n) => n > 0, 'milliseconds > 0');
+  return {
     errorRate: read(
       'errorRate',
       rules.errorRateThreshold,
       (n) => n > 0 && n < 1,
       'a fraction between 0 and 1, e.g. 0.02',
-    ),
-    minRequests: read('minRequests', rules.minWindow, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
+    )!,
+    minRequests: read(
+      'minRequests',
+      rules.minWindow,
+      (n) => Number.isInteger(n) && n >= 1 && n <= MAX_MIN_REQUESTS,
+      `a whole number 1-${MAX_MIN_REQUESTS}`,
+    )!,
+    ...(maxP99Ms !== undefined ? { maxP99Ms } : {}),
+    maxP99Ratio: read('maxP99Ratio', DEFAULT_MAX_P99_RATIO, (n) => n > 1, 'a ratio above 1, e.g. 3')!,
+    latencyMarginMs: read('latencyMarginMs', DEFAULT_LATENCY_MARGIN_MS, (n) => n >= 0, 'milliseconds >= 0')!,
   };
-  if (gate.minRequests > rules.windowSize) {
-    throw new Error(
-      `${RELEASE_GATE_ENV.minRequests} (${gate.minRequests}) must not exceed ${RULE_ENV.windowSize} (${rules.windowSize}): the gate judges the alert window`,
-    );
-  }
-  return gate;
 }

@@ -30,6 +30,7 @@ const TITLES: Record<AlertKind, string> = {
   release_failed: ':no_entry: Release failed its gate: not promoted',
   release_canary_aborted: ':no_entry: Canary aborted: release not promoted',
   release_rolled_back: ':rewind: Release rolled back automatically',
+  release_held: ':rotating_light: Release held: no verdict without evidence, a person decides',
 };
 
 /** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
@@ -46,6 +47,7 @@ export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
   release_failed: 'release-failed',
   release_canary_aborted: 'release-failed',
   release_rolled_back: 'release-rolled-back',
+  release_held: 'release-held',
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

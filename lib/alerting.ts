@@ -45,6 +45,8 @@ export class Alerting extends Construct {
   public readonly stateParameter: ssm.StringParameter;
   public readonly errorsAlarm: cloudwatch.Alarm;
   public readonly undeliveredAlarm: cloudwatch.Alarm;
+  /** A release held without a verdict: the guard emits ReleasesHeld, and a person must decide. */
+  public readonly releaseHeldAlarm: cloudwatch.Alarm;
   public readonly metricsNamespace: string;
   /** Invokes the function when the release record changes. */
   public readonly releaseRule: events.Rule;
@@ -71,6 +73,7 @@ export class Alerting extends Construct {
 
     this.errorsAlarm = this.createErrorsAlarm(stage, settings);
     this.undeliveredAlarm = this.createUndeliveredAlarm(stage, settings);
+    this.releaseHeldAlarm = this.createReleaseHeldAlarm(stage, settings);
   }
 
   private createDeadLetterQueue(): sqs.Queue {
@@ -259,6 +262,24 @@ export class Alerting extends Construct {
       alarmDescription: `bluegreen ${stage}: the alert function fails; alerts may be late or lost, and its failed batches go to the dead-letter queue. ${runbookLine(settings, 'alert-function-errors')}`,
       metric: this.function.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
       threshold: settings.alarmFunctionErrors,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private createReleaseHeldAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, 'ReleaseHeld', {
+      alarmName: pipelineAlarmName(stage, 'release-held'),
+      alarmDescription: `bluegreen ${stage}: the release guard held a release: its bake never saw the requests the gate needs, so it was neither promoted nor rolled back; the new pool serves it until someone flips back or runs bluegreen release promote. ${runbookLine(settings, 'release-held')}`,
+      metric: new cloudwatch.Metric({
+        namespace: this.metricsNamespace,
+        metricName: 'ReleasesHeld',
+        dimensionsMap: { Stage: stage },
+        period: Duration.minutes(1),
+        statistic: 'Sum',
+      }),
+      threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -167,7 +167,12 @@ export class BlueGreenStack extends Stack {
 
   /** The pipeline's own alarms. Fleet mode adds the fleet's two (single-host mode's list is unchanged). */
   private pipelineAlarms(): cloudwatch.Alarm[] {
-    const alarms = [this.alerting.errorsAlarm, this.alerting.undeliveredAlarm, this.logRotationAlarm.alarm];
+    const alarms = [
+      this.alerting.errorsAlarm,
+      this.alerting.undeliveredAlarm,
+      this.alerting.releaseHeldAlarm,
+      this.logRotationAlarm.alarm,
+    ];
     if (this.fleet) alarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);
     return alarms;
   }

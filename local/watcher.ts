@@ -167,7 +167,7 @@ export class AlertWatcher {
     await this.announce(record);
     if (!record || isFinal(record.state)) return;
     const now = this.now();
-    const action = guardRelease(record, this.state.window, now, release.gate);
+    const action = guardRelease(record, this.state.samples, now, release.gate);
     const outcome = await actOnGuard(record, action, now, 'local-watcher', this.guardPorts(release));
     if (outcome.kind === 'nothing') return;
     if (outcome.kind === 'switch-failed') {

@@ -23,7 +23,7 @@ STEP_LINE_PRINTF='step=%s pool=%s ok=%s detail=%s\n'
 
 # Release record states in which its pool passed the gate on every host (core/release-record.ts
 # ReleaseState), as a JSON array for jq.
-GATE_PASSED_STATES='["verifying","deployed","baking","promoted","rolled-back"]'
+GATE_PASSED_STATES='["verifying","deployed","baking","promoted","rolled-back","held"]'
 
 # bluegreen_parameter_names <stage>: the SSM parameter names the agent reads (core/names.ts
 # parameterNames), each in its own variable.

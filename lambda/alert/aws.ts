@@ -39,7 +39,7 @@ export class ParameterCache {
 }
 
 /** What outlives a cold start: episodes, the error-rate episode and cooldowns (not the window). */
-export type PersistedState = Omit<EngineState, 'window'> & {
+export type PersistedState = Omit<EngineState, 'window' | 'samples'> & {
   /**
    * Entries (delivered.ts: key and delivery time) of the decisions already posted or sent to the dead-letter queue,
    * written after each one: Lambda's retry of a batch that timed out half-way skips them.
@@ -48,7 +48,7 @@ export type PersistedState = Omit<EngineState, 'window'> & {
 };
 
 export function persistable(state: EngineState): PersistedState {
-  const { window: _window, ...rest } = state;
+  const { window: _window, samples: _samples, ...rest } = state;
   return rest;
 }
 

@@ -8,6 +8,8 @@ export const METRIC_NAMES = [
   'LinesEvaluated',
   'ErrorRatePercent',
   'FailedOverRequests',
+  // 1 when the release guard held a release: the release-held alarm pages on it.
+  'ReleasesHeld',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

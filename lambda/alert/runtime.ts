@@ -26,7 +26,7 @@ import { emfLine, MetricName } from './metrics';
 import { processLines } from '../../core/line-batch';
 import { announced, releaseAnnouncements } from '../../core/release-events';
 import { guardRelease, ReleaseGate } from '../../core/release-guard';
-import { actOnGuard, GuardPorts } from '../../core/guard-actuator';
+import { ActedOn, actOnGuard, GuardPorts } from '../../core/guard-actuator';
 import { isFinal, parseRecord } from '../../core/release-record';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
 import { alarmSlackMessage, slackMessage } from '../../core/slack-message';
@@ -113,7 +113,7 @@ export interface HandleResult {
   /** Decisions skipped because an earlier try of this batch already posted them or sent them to the DLQ. */
   alreadyDelivered: number;
   /** What the release guard did in this invocation, if anything. */
-  guard?: 'rollback' | 'abort-canary' | 'promote';
+  guard?: ActedOn;
 }
 
 const SEEN_IDS = 20_000;
@@ -296,7 +296,7 @@ export class AlertRuntime {
     let record = parseRecord(await this.recordCache.get(release.recordParam));
     if (record && !isFinal(record.state)) {
       const now = this.now();
-      const action = guardRelease(record, this.state.window, now, release.gate);
+      const action = guardRelease(record, this.state.samples, now, release.gate);
       const outcome = await actOnGuard(record, action, now, 'alert-function', this.guardPorts(release));
       if (outcome.kind === 'record-changed') {
         this.log({
@@ -320,6 +320,8 @@ export class AlertRuntime {
           figures: next.figures,
         });
         result.guard = outcome.action;
+        // The page: the release-held alarm (and with it the alarm topic's email) fires on this metric.
+        if (outcome.action === 'hold') this.metrics({ ReleasesHeld: 1 });
         record = next;
       }
     }

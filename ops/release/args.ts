@@ -5,7 +5,8 @@ import { POOL_STATE_REGEXPS } from '../../core/patterns';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
-import { MAX_DURATION_SECONDS, type ReleaseStrategy } from '../../core/release-record';
+import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../../core/release-record';
+import { MAX_MIN_REQUESTS } from '../../core/rule-config';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 
 // The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.
@@ -17,6 +18,12 @@ export const DEFAULT_CANARY_SECONDS = 60;
 // With the record: it bounds a record's bakeUntil (core/release-record.ts BAKE_AHEAD_MS).
 export { MAX_DURATION_SECONDS };
 export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
+/**
+ * A bake that has not seen the gate's minimum is extended up to this many times --bake by default
+ * (30 s → 2 min, 2 min → 8 min): long enough for a quiet minute to pass, short enough that a
+ * release nobody sends traffic to is held (and someone paged) the same hour.
+ */
+export const DEFAULT_MAX_BAKE_FACTOR = 4;
 
 export interface ReleaseOptions {
   release: string;
@@ -35,11 +42,17 @@ export interface ReleaseOptions {
   deployTimeoutSeconds: number;
   /** Run Command's rate control for the deploy on the stage's hosts (AWS; ignored locally). @default DEPLOY_RATE */
   deployRate?: RunRate;
+  /** How far the guard may extend a bake without the gate's minimum; >= bakeSeconds. @default DEFAULT_MAX_BAKE_FACTOR × bakeSeconds */
+  maxBakeSeconds?: number;
+  /** The gate's settings this release asks for (carried in the record); {} = the stage's. */
+  gate?: RecordGate;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
-                         [--bake 2m] [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
+                         [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
+                         [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
+       bluegreen release promote ID [--stage S]
   Ships release ID to the idle pool while the active pool keeps serving, then:
     deploy    the pool agent restarts (locally) or recreates (AWS) the idle pool only, waits for its
               /healthz and smoke-tests /version on the pool's own port (it must answer ID)
@@ -47,8 +60,10 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
               retried on the old one, for --canary-duration; the server-side guard aborts it on errors
     promote   the flip: the new pool becomes active (no reload, no dropped request)
     bake      for --bake, the server-side guard (the alert Lambda / the local watcher) watches the
-              new pool's failure rate and flips back on its own if it crosses the gate; closing this
-              terminal does not disarm it
+              new pool's failure rate and latency and flips back on its own if it crosses the gate;
+              closing this terminal does not disarm it. No verdict without evidence: a bake that has
+              not seen --min-requests requests first sent to the new pool goes on up to --max-bake,
+              then the release is HELD (exit 3, paged): not promoted, not rolled back
   --release ID          what the pool reports in X-Release-Id ([A-Za-z0-9._-], 1-64 characters)
   --pool P              the pool to release to; must be the idle one (default: the idle one)
   --image IMAGE         registry image (AWS only; default: the project's app image)
@@ -57,6 +72,13 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --canary-percent N    1-99, share of requests for the canary (default ${DEFAULT_CANARY_PERCENT}; implies --strategy canary)
   --canary-duration D   how long the canary runs before promotion (default ${DEFAULT_CANARY_SECONDS}s)
   --bake D              watch after promotion (default ${DEFAULT_BAKE_SECONDS / 60}m); D like 30s, 2m, 1h
+  --max-bake D          how long a bake without enough requests may go on before it is held (default
+                        ${DEFAULT_MAX_BAKE_FACTOR} × --bake); at least --bake
+  --min-requests N      requests first sent to the new pool before the gate judges anything (default:
+                        the stage's, the alert's minimum, 50)
+  --max-p99 T           the new release's p99 above T (like 500ms, 2s) rolls it back (default: no bound)
+  --max-p99-ratio X     its p99 above X times the previous release's rolls it back (default 3; judged
+                        only when also 100 ms above it)
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
   --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
                         take two container recreations of up to 2 min each, plus a wait for the lock);
@@ -67,7 +89,9 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
                         first failure stops it). Any failed host fails the release; nothing is promoted
   One release at a time: naming the active pool or starting while a release is in progress is bad input.
   Exit 0 promoted (or deployed with --no-promote), 1 failed gate or rolled back (reason and runbook
-  section printed), 2 bad input (nothing changed).
+  section printed), 2 bad input (nothing changed), 3 held: no verdict without evidence (the two ways
+  out printed: flip back, or \`bluegreen release promote ID\` after a look).
+  release promote ID: promotes a held release whose pool is still active (exit 0), after a person looked.
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
 
 export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
@@ -138,6 +162,10 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         'deploy-timeout': { type: 'string' },
         'max-concurrency': { type: 'string' },
         'max-errors': { type: 'string' },
+        'max-bake': { type: 'string' },
+        'min-requests': { type: 'string' },
+        'max-p99': { type: 'string' },
+        'max-p99-ratio': { type: 'string' },
       },
     });
   } catch (err) {
@@ -175,6 +203,12 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       ? DEFAULT_CANARY_SECONDS
       : parseDuration(v['canary-duration'], '--canary-duration');
   const bakeSeconds = v.bake === undefined ? DEFAULT_BAKE_SECONDS : parseDuration(v.bake, '--bake');
+  const maxBakeSeconds =
+    v['max-bake'] === undefined
+      ? Math.min(bakeSeconds * DEFAULT_MAX_BAKE_FACTOR, MAX_DURATION_SECONDS)
+      : parseDuration(v['max-bake'], '--max-bake');
+  if (maxBakeSeconds < bakeSeconds)
+    throw new ConfigError(`--max-bake (${v['max-bake']}) must be at least --bake (${bakeSeconds} s)`);
   const deployTimeoutSeconds =
     v['deploy-timeout'] === undefined
       ? DEFAULT_DEPLOY_TIMEOUT_SECONDS
@@ -202,9 +236,61 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       promote: !v['no-promote'],
       deployTimeoutSeconds,
       deployRate: { maxConcurrency, maxErrors },
+      maxBakeSeconds,
+      gate: parseGate(v),
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };
+}
+
+/** A time in ms: 500ms, 2s, 1.5s. Throws naming the flag. */
+export function parseMilliseconds(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value.trim());
+  const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
+  if (!m || !(n >= 1) || n > MAX_DURATION_SECONDS * 1000)
+    throw new ConfigError(`${flag} must be a time like 500ms or 2s (at least 1ms), got "${value}"`);
+  return n;
+}
+
+function parseGate(v: Record<string, string | boolean | string[] | undefined>): RecordGate {
+  const gate: RecordGate = {};
+  const min = v['min-requests'];
+  if (typeof min === 'string') {
+    const n = Number(min);
+    if (!/^\d+$/.test(min) || n < 1 || n > MAX_MIN_REQUESTS)
+      throw new ConfigError(`--min-requests must be a whole number 1-${MAX_MIN_REQUESTS}, got "${min}"`);
+    gate.minRequests = n;
+  }
+  const p99 = v['max-p99'];
+  if (typeof p99 === 'string') gate.maxP99Ms = parseMilliseconds(p99, '--max-p99');
+  const ratio = v['max-p99-ratio'];
+  if (typeof ratio === 'string') {
+    const n = Number(ratio);
+    if (!/^\d+(\.\d+)?$/.test(ratio) || !(n > 1) || n > 1000)
+      throw new ConfigError(`--max-p99-ratio must be a number above 1 (up to 1000), like 3 or 1.5, got "${ratio}"`);
+    gate.maxP99Ratio = n;
+  }
+  return gate;
+}
+
+/** `bluegreen release promote ID`: the held release to promote. */
+export function parsePromoteArgs(args: string[]): {
+  id: string;
+  aws: { stage?: string; region?: string; profile?: string };
+} {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, strict: true, allowPositionals: true, options: { ...AWS_FLAGS } });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see bluegreen release --help)`);
+  }
+  const [id, ...rest] = parsed.positionals;
+  if (id === undefined || rest.length > 0)
+    throw new ConfigError(
+      'usage: bluegreen release promote ID [--stage S] (ID: the held release, as `history` lists it)',
+    );
+  const { stage, region, profile } = parsed.values;
+  return { id, aws: { stage, region, profile } };
 }
 
 export function parseHistoryArgs(args: string[]): {

@@ -4,7 +4,8 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
-import { describeFigures } from '../../core/release-guard';
+import { describeFigures, HELD_STEP } from '../../core/release-guard';
+import { heldWaysOut } from '../../core/release-events';
 import {
   DesiredPool,
   inProgress,
@@ -39,7 +40,11 @@ export const RUNBOOK = {
   failed: 'RUNBOOK.md#release-failed',
   rolledBack: 'RUNBOOK.md#release-rolled-back',
   promoted: 'RUNBOOK.md#release-promoted',
+  held: 'RUNBOOK.md#release-held',
 } as const;
+
+/** Exit codes: promoted (or deployed), failed or rolled back, bad input, held without a verdict. */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, held: 3 } as const;
 
 export interface ReleaseIO {
   out: Out;
@@ -127,8 +132,8 @@ interface Run {
 }
 
 /**
- * Runs one release. Returns the exit code: 0 promoted (or deployed with --no-promote), 1 failed gate,
- * canary aborted or rolled back, 2 bad input (nothing changed).
+ * Runs one release. Returns the exit code (EXIT): 0 promoted (or deployed with --no-promote), 1 failed
+ * gate, canary aborted or rolled back, 2 bad input (nothing changed), 3 held (no verdict without evidence).
  */
 export async function runRelease(
   options: ReleaseOptions,
@@ -150,7 +155,7 @@ export async function runRelease(
     }
     const promoted = await promote(run);
     if (typeof promoted === 'number') return promoted;
-    return await watchBake(run, promoted.bakeUntil);
+    return await watchBake(run, promoted.bakeUntil, promoted.maxBakeUntil);
   } catch (err) {
     if (err instanceof Superseded) return finishedElsewhere(run, err.record);
     throw err;
@@ -179,6 +184,8 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
       );
     }
     const existing = await backend.readRecord();
+    // Not narrowed by inProgress below: a held record is final, never in progress.
+    const last: ReleaseRecord | undefined = existing;
     const verdict = existing && recordVerdict(existing, o.now(), o.staleAfterMs);
     if (existing && verdict?.kind === 'invalid')
       invalidRecord = `release ${existing.id} (${existing.state}) is not in progress: ${verdict.reason}`;
@@ -189,6 +196,11 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
       );
     }
     const active = await backend.activePool();
+    // A held release waits for a person: a new release would replace its backup (the previous pool).
+    if (last?.state === 'held' && last.pool === active)
+      throw new BadInput(
+        `release ${last.id} is held (${last.reason ?? 'no verdict'}): ${last.pool} serves it without a verdict. ${heldWaysOut(last)}; then release again.`,
+      );
     const pool = options.pool ?? otherPool(active);
     if (pool === active)
       throw new BadInput(
@@ -235,6 +247,7 @@ function newRun(
     strategy: options.strategy,
     canaryPercent: options.strategy === 'canary' ? options.canaryPercent : 0,
     bakeSeconds: options.bakeSeconds,
+    ...(options.gate && Object.keys(options.gate).length ? { gate: options.gate } : {}),
     state: 'deploying',
     startedAt: new Date(startedAt).toISOString(),
     updatedAt: new Date(startedAt).toISOString(),
@@ -393,16 +406,21 @@ async function canary(run: Run): Promise<number | undefined> {
   return undefined;
 }
 
-/** Promote = flip. Returns the end of the bake, or exit code 1 when the flip was not confirmed. */
-async function promote(run: Run): Promise<number | { bakeUntil: number }> {
+/** Promote = flip. Returns the end of the bake and of its longest extension, or exit code 1 when the flip was not confirmed. */
+async function promote(run: Run): Promise<number | { bakeUntil: number; maxBakeUntil: number }> {
   const { options, backend, pool, active, o, say } = run;
   if (o.signal?.aborted) return failed(run, CANCELLED, false);
   // Baking BEFORE the flip: from the moment the new pool may take traffic the guard watches it,
   // even if this process dies while the flip is confirmed. The provisional end leaves room for
   // the confirmation; the real one is written once the flip is confirmed.
+  const maxBakeMs = maxBakeSeconds(options) * 1000;
   await save(
     run,
-    { state: 'baking', bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString() },
+    {
+      state: 'baking',
+      bakeUntil: new Date(o.now() + options.bakeSeconds * 1000 + PROMOTION_BOUND_MS).toISOString(),
+      maxBakeUntil: new Date(o.now() + maxBakeMs + PROMOTION_BOUND_MS).toISOString(),
+    },
     { step: 'promoting', ok: true, detail: `flip to ${pool}` },
   );
   const flip = await backend.flip(pool).catch((err: Error) => ({ ok: false, detail: err.message }));
@@ -412,52 +430,68 @@ async function promote(run: Run): Promise<number | { bakeUntil: number }> {
     return failed(run, `promotion not confirmed: ${flip.detail}`, false);
   }
   say(`promoted: ${flip.detail}`);
-  const bakeUntil = o.now() + options.bakeSeconds * 1000;
-  await save(run, { bakeUntil: new Date(bakeUntil).toISOString() }, { step: 'promote', ok: true, detail: flip.detail });
-  return { bakeUntil };
+  const flippedAt = o.now();
+  const bakeUntil = flippedAt + options.bakeSeconds * 1000;
+  const maxBakeUntil = flippedAt + maxBakeMs;
+  await save(
+    run,
+    { bakeUntil: new Date(bakeUntil).toISOString(), maxBakeUntil: new Date(maxBakeUntil).toISOString() },
+    { step: 'promote', ok: true, detail: flip.detail },
+  );
+  return { bakeUntil, maxBakeUntil };
+}
+
+function maxBakeSeconds(options: ReleaseOptions): number {
+  return Math.max(options.maxBakeSeconds ?? options.bakeSeconds, options.bakeSeconds);
 }
 
 /**
  * Bake: the server side finishes it (and rolls back on its own); this process only watches, so
- * an interrupt from here on disarms nothing.
+ * an interrupt from here on disarms nothing. A bake without the gate's minimum is extended by the
+ * guard up to maxBakeUntil; if the guard never answers, this process holds the release (it cannot
+ * see the traffic, so it never promotes on its own).
  */
-async function watchBake(run: Run, bakeUntil: number): Promise<number> {
-  const { options, backend, pool, o, say, progress } = run;
+async function watchBake(run: Run, bakeUntil: number, maxBakeUntil: number): Promise<number> {
+  const { options, pool, o, say, progress } = run;
   o.onBaking?.();
   say(
-    `bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails (this terminal may close)`,
+    `bake: ${options.bakeSeconds} s, until ${new Date(bakeUntil).toISOString()}; the server-side guard rolls back on its own if ${pool} fails or slows down (this terminal may close)`,
   );
+  let saidExtended = false;
   for (;;) {
     const r = await current(run);
     if (!r || r.state !== 'baking') return finishedElsewhere(run, r);
+    if (!saidExtended && r.steps.some((s) => s.step === 'bake-extended')) {
+      saidExtended = true;
+      say(`bake extended: ${r.steps.find((s) => s.step === 'bake-extended')?.detail ?? 'too few requests to judge'}`);
+    }
     const left = bakeUntil - o.now();
-    if (left > -o.graceMs) {
+    const extensionLeft = maxBakeUntil - o.now();
+    if (extensionLeft > -o.graceMs) {
       progress(
         left > 0
           ? `baking ${options.release} on ${pool}: ${Math.ceil(left / 1000)} s left`
-          : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + left) / 1000)} s)`,
+          : extensionLeft > 0
+            ? `bake over: waiting for the guard's verdict (without enough requests it is held in ${Math.ceil(extensionLeft / 1000)} s)`
+            : `bake over: waiting for the guard to finish it (${Math.ceil((o.graceMs + extensionLeft) / 1000)} s)`,
       );
       await o.sleep(o.pollMs);
       continue;
     }
-    // The guard did not answer: its decision is overdue, the pool is still healthy as far as anyone saw.
-    const nowActive = await backend.activePool();
+    // The guard did not answer: no one judged the traffic, so no verdict; a person decides.
     run.record = r;
-    if (nowActive !== pool)
-      return failed(run, `the active pool changed to ${nowActive} during the bake, outside this release`, false);
-    await save(
-      run,
-      {
-        state: 'promoted',
-        reason: `finished by the CLI: the server-side guard had not finished it ${Math.round(o.graceMs / 1000)} s after the bake`,
-      },
-      { step: 'promoted', ok: true, detail: 'by the CLI' },
-    );
-    say(
-      `PROMOTED: ${options.release} on ${pool} (the guard did not finish the record within ${Math.round(o.graceMs / 1000)} s of the bake end: is the watcher/alert function running?)`,
-    );
-    return 0;
+    const reason = `the server-side guard gave no verdict within ${Math.round(o.graceMs / 1000)} s of the bake's end (is the watcher / alert function running?): held, neither promoted nor rolled back`;
+    await save(run, { state: 'held', reason }, { step: HELD_STEP, ok: false, detail: 'by the CLI' });
+    return heldSaid(run, run.record);
   }
+}
+
+/** What the CLI prints for a held release; exit 3. */
+function heldSaid(run: Run, r: ReleaseRecord): number {
+  run.say(`HELD: ${r.release} on ${r.pool}: ${r.reason ?? 'no verdict'}`);
+  if (r.figures) run.say(`figures: ${describeFigures(r.pool, r.figures)}`);
+  run.say(`${heldWaysOut(r)}. Runbook: ${RUNBOOK.held}`);
+  return EXIT.held;
 }
 
 /**
@@ -578,6 +612,8 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
         `${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`,
       );
       return 1;
+    case 'held':
+      return heldSaid(run, r);
     case 'failed':
       say(`FAILED: ${r.reason ?? 'no reason given'}`);
       if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
@@ -587,4 +623,40 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
       say(`the record is now ${r.state} (not written by this command): stopping here. Runbook: ${RUNBOOK.failed}`);
       return 1;
   }
+}
+
+/**
+ * `bluegreen release promote ID`: a person looked at a held release and promotes it. Only a held
+ * record, and only while its pool is still the active one (after a flip back there is nothing to
+ * promote: release again). Exit 0 promoted, 2 anything else (nothing changed).
+ */
+export async function promoteHeld(id: string, backend: ReleaseBackend, io: ReleaseIO | Out): Promise<number> {
+  const o = settings(backend, io);
+  const refuse = (why: string) => {
+    o.out(`bluegreen release promote: ${why}`);
+    return EXIT.badInput;
+  };
+  const record = await backend.readRecord();
+  if (!record || record.id !== id)
+    return refuse(
+      `${id} is not the latest release${record ? ` (that is ${record.id}, ${record.state})` : ''}; only the latest release can be promoted`,
+    );
+  if (record.state !== 'held')
+    return refuse(`${id} is ${record.state}, not held; only a held release is promoted by hand`);
+  const active = await backend.activePool();
+  if (active !== record.pool)
+    return refuse(
+      `${record.pool} is no longer the active pool (${active} is: someone flipped back); release ${record.release} again to promote it`,
+    );
+  const at = new Date(o.now()).toISOString();
+  await backend.writeRecord({
+    ...record,
+    state: 'promoted',
+    reason: `promoted by hand after it was held (${record.reason ?? 'no verdict'})`,
+    updatedAt: at,
+    finishedAt: at,
+    steps: [...record.steps, { at, step: 'promoted', ok: true, detail: 'by hand (bluegreen release promote)' }],
+  });
+  o.out(`PROMOTED by hand: ${record.release} on ${record.pool} (release ${id}). Runbook: ${RUNBOOK.promoted}`);
+  return EXIT.ok;
 }

@@ -2,10 +2,10 @@
 // or a deployed stage, like every other command), run, print.
 import { awsTarget, namesStage } from '../aws-target';
 import { AwsReleaseBackend } from './aws-backend';
-import { parseHistoryArgs, parseReleaseArgs } from './args';
+import { parseHistoryArgs, parsePromoteArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
-import { runRelease } from './orchestrator';
+import { promoteHeld, runRelease } from './orchestrator';
 import type { Out } from '../../support/output';
 
 type AwsFlags = { stage?: string; region?: string; profile?: string };
@@ -71,6 +71,10 @@ export async function releaseCommand(
   local: LocalBackend,
   terminal?: NodeJS.WriteStream,
 ): Promise<number> {
+  if (args[0] === 'promote') {
+    const promote = parsePromoteArgs(args.slice(1));
+    return promoteHeld(promote.id, await backendFor(args, promote.aws, env, local, out), out);
+  }
   const { options, aws } = parseReleaseArgs(args);
   const backend = await backendFor(args, aws, env, local, out);
   // Ctrl-C before promotion cancels cleanly (canary share back to 0, record failed); once the bake

@@ -66,7 +66,7 @@ beforeEach(async () => {
       recordParam: `${root}/release`,
       activePoolParam: `${root}/active-pool`,
       canaryParam: `${root}/canary-percent`,
-      gate: { errorRate: 0.02, minRequests: 20 },
+      gate: { errorRate: 0.02, minRequests: 20, maxP99Ratio: 3, latencyMarginMs: 100 },
     },
   };
 });

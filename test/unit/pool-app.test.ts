@@ -82,6 +82,7 @@ test('configuration is validated with the variable named', () => {
     port: 3000,
     host: '0.0.0.0',
     faultRate: 0,
+    delayMs: 0,
     failHealthz: false,
   });
   expect(() => configFromEnv({ APP_POOL: 'red' })).toThrow('APP_POOL must be one of blue|green, got "red"');

@@ -12,6 +12,7 @@ import {
   parseDuration,
   parseHistoryArgs,
   parseReleaseArgs,
+  parsePromoteArgs,
 } from '../../ops/release/args';
 import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
 import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
@@ -30,7 +31,55 @@ test('defaults: idle pool, all-at-once, default bake, promote', () => {
     deployTimeoutSeconds: 300,
     // Fleet mode: half the hosts at a time, the first failure stops the deploy (DECISIONS.md).
     deployRate: { maxConcurrency: '50%', maxErrors: '0' },
+    // No verdict without evidence: a bake may go on up to 4 × --bake, with the stage's gate.
+    maxBakeSeconds: 4 * DEFAULT_BAKE_SECONDS,
+    gate: {},
   });
+});
+
+test('the gate flags: --max-bake, --min-requests, --max-p99, --max-p99-ratio', () => {
+  const o = parseReleaseArgs([
+    '--release',
+    'v2',
+    '--bake',
+    '30s',
+    '--max-bake',
+    '5m',
+    '--min-requests',
+    '100',
+    '--max-p99',
+    '750ms',
+    '--max-p99-ratio',
+    '2.5',
+  ]).options;
+  expect(o).toMatchObject({
+    bakeSeconds: 30,
+    maxBakeSeconds: 300,
+    gate: { minRequests: 100, maxP99Ms: 750, maxP99Ratio: 2.5 },
+  });
+  expect(parseReleaseArgs(['--release', 'v2', '--bake', '30s']).options.maxBakeSeconds).toBe(120);
+  expect(parseReleaseArgs(['--release', 'v2', '--max-p99', '2s']).options.gate).toEqual({ maxP99Ms: 2000 });
+  expect(parseReleaseArgs(['--release', 'v2', '--bake', '2m', '--max-bake', '2m']).options.maxBakeSeconds).toBe(120);
+});
+
+test.each<[string[], string]>([
+  [['--bake', '2m', '--max-bake', '1m'], '--max-bake (1m) must be at least --bake (120 s)'],
+  [['--min-requests', '0'], '--min-requests must be a whole number 1-10000, got "0"'],
+  [['--min-requests', '50.5'], '--min-requests must be a whole number 1-10000, got "50.5"'],
+  [['--max-p99', '500'], '--max-p99 must be a time like 500ms or 2s (at least 1ms), got "500"'],
+  [['--max-p99-ratio', '1'], '--max-p99-ratio must be a number above 1 (up to 1000), like 3 or 1.5, got "1"'],
+  [['--max-p99-ratio', 'x'], '--max-p99-ratio must be a number above 1 (up to 1000), like 3 or 1.5, got "x"'],
+])('bad gate flags %j: %s', (extra, message) => {
+  expect(() => parseReleaseArgs(['--release', 'v2', ...extra])).toThrow(message);
+});
+
+test('release promote ID: one id, the AWS flags', () => {
+  expect(parsePromoteArgs(['20261206-1200-green-v3', '--stage', 'prod'])).toEqual({
+    id: '20261206-1200-green-v3',
+    aws: { stage: 'prod', region: undefined, profile: undefined },
+  });
+  expect(() => parsePromoteArgs([])).toThrow(/usage: bluegreen release promote ID/);
+  expect(() => parsePromoteArgs(['a', 'b'])).toThrow(/usage: bluegreen release promote ID/);
 });
 
 test('--max-concurrency / --max-errors: a host count or a percentage, as Run Command takes them', () => {

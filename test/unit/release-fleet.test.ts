@@ -202,11 +202,12 @@ test('one host of three fails its gate: exit 1, nothing promoted, the record nam
 test('every host passes: the gate says so per host, the flip is confirmed on every host and through the URL, promoted', async () => {
   stage([Object.fromEntries(HOSTS.map((h) => [h, { status: 'Success', stdout: ok('green', 'v2') }]))]);
   const { lines, promise } = run();
-  // The bake is the server side's: here nobody finishes it, so the CLI does after the grace.
-  expect(await promise).toBe(0);
+  // The bake is the server side's: here nobody judges it, so the CLI holds it after the grace
+  // (exit 3): it never promotes what nobody saw.
+  expect(await promise).toBe(3);
   expect(writesOf(names.activePool)).toEqual(['green']);
   const record = parseRecord(store.get(names.release))!;
-  expect(record.state).toBe('promoted');
+  expect(record.state).toBe('held');
   expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '3 of 3 hosts' });
   expect(historyRows([record], Date.now())[0].hosts).toBe('3/3 ok');
   const text = lines.join('\n');
@@ -233,10 +234,10 @@ test('a host still bootstrapping during the deploy is neither gated nor a failur
     },
   ]);
   const { lines, promise } = run();
-  expect(await promise).toBe(0);
+  expect(await promise).toBe(3); // held: nobody judges the bake here (see above)
   expect(writesOf(names.activePool)).toEqual(['green']);
   const record = parseRecord(store.get(names.release))!;
-  expect(record.state).toBe('promoted');
+  expect(record.state).toBe('held');
   expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '2 of 2 hosts (1 joining)' });
   expect(historyRows([record], Date.now())[0].hosts).toBe('2/3 ok; joining i-3');
   const text = lines.join('\n');

@@ -3,15 +3,18 @@
 import { releaseGateFromEnv } from '../../core/rule-config';
 import { announced, releaseAnnouncements } from '../../core/release-events';
 import {
+  BAKE_EXTENDED_STEP,
   CANARY_ABORTED_STEP,
-  canaryMinRequests,
   guardRelease,
+  HELD_STEP,
   recordAfterGuard,
   ReleaseGate,
   releaseFigures,
 } from '../../core/release-guard';
+import { emptySamples, PoolSample, PoolSamples } from '../../core/pool-samples';
+import type { Pool } from '../../core/pools';
 import { FINAL_STATES, ReleaseRecord, ReleaseState } from '../../core/release-record';
-import { DEFAULT_RULE_CONFIG, WindowItem } from '../../core/rules';
+import { DEFAULT_RULE_CONFIG } from '../../core/rules';
 import { slackMessage } from '../../core/slack-message';
 import { bakingRecord } from '../helpers/release';
 
@@ -20,20 +23,37 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 const record = (over: Partial<ReleaseRecord> = {}): ReleaseRecord => bakingRecord(T0, over);
 
-/** `n` window items first sent to `pool` after the release started, `failed` of them failed. */
-function items(pool: string, n: number, failed = 0, opts: { at?: number; saw5xx?: number } = {}): WindowItem[] {
-  return Array.from({ length: n }, (_, i): WindowItem => {
-    const item: WindowItem = { bad: i < failed, primary: pool, at: opts.at ?? T0 + 30_000 + i };
-    if (i < (opts.saw5xx ?? 0)) item.saw5xx = true;
-    return item;
+/** A request first sent to `pool`, as the engine samples it. */
+type Item = { pool: Pool; sample: PoolSample };
+
+/** `n` requests first sent to `pool` after the release started, `failed` of them failed. */
+function items(
+  pool: Pool,
+  n: number,
+  failed = 0,
+  opts: { at?: number; saw5xx?: number; ms?: number; skipped?: number; host?: string } = {},
+): Item[] {
+  return Array.from({ length: n }, (_, i): Item => {
+    const outcome = i < failed ? 'failed' : i < failed + (opts.skipped ?? 0) ? 'skipped' : 'ok';
+    const sample: PoolSample = { at: opts.at ?? T0 + 30_000 + i, outcome, host: opts.host ?? 'h1' };
+    if (outcome === 'ok') sample.ms = opts.ms ?? 5;
+    if (i < (opts.saw5xx ?? 0)) sample.saw5xx = true;
+    return { pool, sample };
   });
 }
 
-const gate: ReleaseGate = { errorRate: 0.02, minRequests: 20 };
+/** The pool samples holding `list`, in order. */
+function S(list: Item[]): PoolSamples {
+  const samples = emptySamples();
+  for (const { pool, sample } of list) samples[pool].push(sample);
+  return samples;
+}
+
+const gate: ReleaseGate = { errorRate: 0.02, minRequests: 20, maxP99Ratio: 3, latencyMarginMs: 100 };
 const NOW = T0 + 40_000; // baking, before bakeUntil
 
 describe('guardRelease', () => {
-  test.each<[string, ReleaseRecord | undefined, WindowItem[], number, string]>([
+  test.each<[string, ReleaseRecord | undefined, Item[], number, string]>([
     ['baking, the release pool above the gate → rollback', record(), items('green', 40, 4), NOW, 'rollback'],
     ['baking, above the rate but fewer than minRequests → none', record(), items('green', 19, 10), NOW, 'none'],
     ['baking, exactly minRequests and above → rollback', record(), items('green', 20, 1), NOW, 'rollback'],
@@ -53,7 +73,100 @@ describe('guardRelease', () => {
       'none',
     ],
     ['baking, clean, bakeUntil reached → promote', record(), items('green', 40), T0 + 80_000, 'promote'],
-    ['baking, clean, bakeUntil passed with little traffic → promote', record(), [], T0 + 90_000, 'promote'],
+    [
+      'baking, bakeUntil passed with too few requests, no maxBakeUntil (an older record) → hold',
+      record(),
+      items('green', 19),
+      T0 + 90_000,
+      'hold',
+    ],
+    [
+      'baking, bakeUntil passed without a single request, before maxBakeUntil → extend',
+      record({ maxBakeUntil: iso(T0 + 200_000) }),
+      [],
+      T0 + 90_000,
+      'extend',
+    ],
+    [
+      'baking, extended once already → none until the evidence or the maximum',
+      record({
+        maxBakeUntil: iso(T0 + 200_000),
+        steps: [{ at: iso(T0 + 81_000), step: BAKE_EXTENDED_STEP, ok: true }],
+      }),
+      items('green', 5),
+      T0 + 150_000,
+      'none',
+    ],
+    [
+      'baking, extended, the minimum arrives → promote',
+      record({ maxBakeUntil: iso(T0 + 200_000) }),
+      items('green', 20),
+      T0 + 150_000,
+      'promote',
+    ],
+    [
+      'baking, maxBakeUntil reached without the minimum → hold',
+      record({ maxBakeUntil: iso(T0 + 200_000) }),
+      items('green', 19),
+      T0 + 200_000,
+      'hold',
+    ],
+    [
+      'baking, requests nginx never tried (held failed from before) are not evidence → extend',
+      record({ maxBakeUntil: iso(T0 + 200_000) }),
+      items('green', 40, 0, { skipped: 30 }),
+      T0 + 90_000,
+      'extend',
+    ],
+    [
+      'baking, skipped after the release failed on that host count against it → rollback',
+      record(),
+      [...items('green', 30), ...items('green', 10, 1, { skipped: 9, at: T0 + 40_000 })],
+      NOW,
+      'rollback',
+    ],
+    [
+      'baking, p99 over the absolute bound → rollback',
+      record({ gate: { maxP99Ms: 200 } }),
+      items('green', 40, 0, { ms: 250 }),
+      NOW,
+      'rollback',
+    ],
+    [
+      'baking, p99 3× the previous release and 100 ms above it → rollback',
+      record(),
+      [...items('blue', 40, 0, { ms: 20, at: T0 - 60_000 }), ...items('green', 40, 0, { ms: 600 })],
+      NOW,
+      'rollback',
+    ],
+    [
+      'baking, 5× slower but only 16 ms above the previous release → none (jitter, nobody notices)',
+      record(),
+      [...items('blue', 40, 0, { ms: 4, at: T0 - 60_000 }), ...items('green', 40, 0, { ms: 20 })],
+      NOW,
+      'none',
+    ],
+    [
+      'baking, the previous release measured long before the release → no baseline, none',
+      record(),
+      [...items('blue', 40, 0, { ms: 20, at: T0 - 400_000 }), ...items('green', 40, 0, { ms: 600 })],
+      NOW,
+      'none',
+    ],
+    [
+      'baking, slow but fewer than the minimum → none',
+      record(),
+      [...items('blue', 40, 0, { ms: 20, at: T0 - 60_000 }), ...items('green', 19, 0, { ms: 600 })],
+      NOW,
+      'none',
+    ],
+    [
+      'verifying, a slow canary → abort-canary',
+      record({ state: 'verifying', strategy: 'canary', canaryPercent: 10 }),
+      [...items('blue', 200, 0, { ms: 20, at: T0 + 10_000 }), ...items('green', 20, 0, { ms: 600 })],
+      NOW,
+      'abort-canary',
+    ],
     ['baking, above the gate at bakeUntil → rollback wins', record(), items('green', 40, 4), T0 + 80_000, 'rollback'],
     [
       'baking, no bakeUntil → never promoted by the guard',
@@ -86,7 +199,7 @@ describe('guardRelease', () => {
     ['verifying without canary → none', record({ state: 'verifying' }), items('green', 40, 40), NOW, 'none'],
     ['deploying → none', record({ state: 'deploying' }), items('green', 40, 40), NOW, 'none'],
     ['no record → none', undefined, items('green', 40, 40), NOW, 'none'],
-    ...FINAL_STATES.map((state): [string, ReleaseRecord, WindowItem[], number, string] => [
+    ...FINAL_STATES.map((state): [string, ReleaseRecord, Item[], number, string] => [
       `final state ${state} → none`,
       record({ state }),
       items('green', 40, 40),
@@ -94,28 +207,37 @@ describe('guardRelease', () => {
       'none',
     ]),
   ])('%s', (_name, rec, window, now, action) => {
-    expect(guardRelease(rec, window, now, gate).action).toBe(action);
+    expect(guardRelease(rec, S(window), now, gate).action).toBe(action);
   });
 
   test('rollback carries the figures (as ReleaseFigures) and a reason an operator can act on', () => {
     const result = guardRelease(
       record(),
-      [...items('green', 40, 6, { saw5xx: 1 }), ...items('blue', 10, 10)],
+      S([...items('green', 40, 6, { saw5xx: 1 }), ...items('blue', 10, 10)]),
       NOW,
       gate,
     );
     expect(result).toEqual({
       action: 'rollback',
-      figures: { requests: 40, failed: 6, rate: 0.15, usersSaw5xx: 1 },
+      figures: {
+        requests: 40,
+        failed: 6,
+        rate: 0.15,
+        usersSaw5xx: 1,
+        judged: 40,
+        notTried: 0,
+        minRequests: 20,
+        latency: { requests: 34, p50Ms: 5, p99Ms: 5 },
+      },
       reason:
-        'gate crossed while baking: green failed 6 of 40 requests first sent to it (15.0%); users saw 5xx on 1, above the gate of 2.0%; traffic back on blue (v1)',
+        'gate crossed while baking: error rate 15.0% above the gate of 2.0%; green failed 6 of 40 requests first sent to it (15.0%); users saw 5xx on 1; p50 5.0 ms, p99 5.0 ms; traffic back on blue (v1)',
     });
   });
 
   test('abort-canary carries the figures and says the canary share goes to 0', () => {
     const result = guardRelease(
       record({ state: 'verifying', strategy: 'canary', canaryPercent: 10 }),
-      items('green', 25, 5),
+      S(items('green', 25, 5)),
       NOW,
       gate,
     );
@@ -124,31 +246,70 @@ describe('guardRelease', () => {
       figures: { requests: 25, failed: 5, rate: 0.2, usersSaw5xx: 0 },
     });
     expect(result.action === 'abort-canary' && result.reason).toMatch(
-      /^canary aborted: green failed 5 of 25 .*canary share set to 0$/,
+      /^canary aborted: error rate 20.0% above the gate of 2.0%; green failed 5 of 25 .*canary share set to 0$/,
     );
   });
 
-  test('with the default gate (50 requests, window 200) a failing 10% canary is aborted: its minimum is its share of the window', () => {
+  test('a 10% canary needs the full minimum of its own requests: the samples are per pool, not the stage window', () => {
     const defaults = releaseGateFromEnv({});
-    expect(canaryMinRequests(defaults, 10)).toBe(20);
-    expect(canaryMinRequests(defaults, 50)).toBe(50);
-    expect(canaryMinRequests(defaults, 1)).toBe(2);
-    // A full window at 10%: about 20 canary requests, every one failed by green.
-    const window = [...items('blue', 180, 0), ...items('green', 20, 20)];
     const canary = record({ state: 'verifying', strategy: 'canary', canaryPercent: 10 });
-    expect(guardRelease(canary, window, NOW, defaults).action).toBe('abort-canary');
-    expect(guardRelease(canary, [...items('blue', 181, 0), ...items('green', 19, 19)], NOW, defaults).action).toBe(
+    // Far more than a 200-request window of the stage: the canary's own 50 are all there.
+    const traffic = [...items('blue', 900, 0), ...items('green', 50, 50)];
+    expect(guardRelease(canary, S(traffic), NOW, defaults).action).toBe('abort-canary');
+    expect(guardRelease(canary, S([...items('blue', 900, 0), ...items('green', 49, 49)]), NOW, defaults).action).toBe(
       'none',
     );
-    // Baking keeps the full minimum: 20 failed requests of the new pool are not yet 50.
-    expect(guardRelease(record(), window, NOW, defaults).action).toBe('none');
   });
 
-  test('releaseFigures filters by primary pool and time', () => {
-    const w = [...items('green', 3, 1, { at: T0 - 5 }), ...items('green', 4, 2), ...items('blue', 5, 5)];
-    expect(releaseFigures(w, 'green', T0)).toEqual({ requests: 4, failed: 2, rate: 0.5, usersSaw5xx: 0 });
-    expect(releaseFigures(w, 'green')).toEqual({ requests: 7, failed: 3, rate: 3 / 7, usersSaw5xx: 0 });
-    expect(releaseFigures([], 'blue')).toEqual({ requests: 0, failed: 0, rate: 0, usersSaw5xx: 0 });
+  test('releaseFigures: since the start, per pool, skips judged per host, the baseline from the previous pool', () => {
+    const rec = record();
+    const samples = S([
+      ...items('green', 3, 1, { at: T0 - 5 }),
+      // h1: two skips before any failure (not tried), then a failure, then two skips (counted).
+      ...items('green', 2, 0, { skipped: 2, host: 'h1', at: T0 + 1 }),
+      ...items('green', 1, 1, { host: 'h1', at: T0 + 2 }),
+      ...items('green', 2, 0, { skipped: 2, host: 'h1', at: T0 + 3 }),
+      // h2: a skip, never failed there: not tried.
+      ...items('green', 1, 0, { skipped: 1, host: 'h2', at: T0 + 4 }),
+      ...items('green', 4, 0, { ms: 10, at: T0 + 5 }),
+      ...items('blue', 5, 0, { ms: 2, at: T0 - 10_000 }),
+    ]);
+    expect(releaseFigures(samples, rec, 20)).toEqual({
+      requests: 10,
+      failed: 3,
+      rate: 3 / 7,
+      usersSaw5xx: 0,
+      judged: 7,
+      notTried: 3,
+      minRequests: 20,
+      latency: { requests: 4, p50Ms: 10, p99Ms: 10 },
+      baseline: { requests: 5, p50Ms: 2, p99Ms: 2, release: 'v1' },
+    });
+    expect(releaseFigures(emptySamples(), rec)).toEqual({
+      requests: 0,
+      failed: 0,
+      rate: 0,
+      usersSaw5xx: 0,
+      judged: 0,
+      notTried: 0,
+    });
+  });
+
+  test('extend and hold say what evidence is missing; hold says neither promoted nor rolled back', () => {
+    const extended = guardRelease(record({ maxBakeUntil: iso(T0 + 200_000) }), S(items('green', 7)), T0 + 90_000, gate);
+    expect(extended.action === 'extend' && extended.reason).toBe(
+      `bake extended until ${iso(T0 + 200_000)}: 7 of the 20 requests the gate needs reached green (v2)`,
+    );
+    const held = guardRelease(record({ maxBakeUntil: iso(T0 + 200_000) }), S(items('green', 7)), T0 + 200_000, gate);
+    expect(held.action === 'hold' && held.reason).toBe(
+      'inconclusive: 7 of the 20 requests the gate needs reached green (v2) by the end of the bake (extended to its maximum); held: green keeps serving v2, not promoted, not rolled back',
+    );
+  });
+
+  test("a release's own --min-requests and --max-p99 win over the stage's", () => {
+    const rec = record({ gate: { minRequests: 5, maxP99Ms: 50 } });
+    expect(guardRelease(rec, S(items('green', 5, 0, { ms: 60 })), NOW, gate).action).toBe('rollback');
+    expect(guardRelease(rec, S(items('green', 5, 0, { ms: 40 })), T0 + 80_000, gate).action).toBe('promote');
   });
 });
 
@@ -158,7 +319,7 @@ describe('recordAfterGuard', () => {
     [
       'rollback → rolled-back',
       record(),
-      guardRelease(record(), items('green', 40, 4), now, gate),
+      guardRelease(record(), S(items('green', 40, 4)), now, gate),
       'rolled-back',
       'rollback',
     ],
@@ -167,7 +328,7 @@ describe('recordAfterGuard', () => {
       record({ state: 'verifying', canaryPercent: 10, strategy: 'canary' }),
       guardRelease(
         record({ state: 'verifying', canaryPercent: 10, strategy: 'canary' }),
-        items('green', 40, 4),
+        S(items('green', 40, 4)),
         now,
         gate,
       ),
@@ -181,12 +342,27 @@ describe('recordAfterGuard', () => {
       'promoted',
       'promoted',
     ],
+    [
+      'hold → held',
+      record(),
+      { action: 'hold', figures: { requests: 3, failed: 0, rate: 0, usersSaw5xx: 0 }, reason: 'inconclusive' },
+      'held',
+      HELD_STEP,
+    ],
+    [
+      'extend → still baking, with a step',
+      record(),
+      { action: 'extend', figures: { requests: 3, failed: 0, rate: 0, usersSaw5xx: 0 }, reason: 'extended' },
+      'baking',
+      BAKE_EXTENDED_STEP,
+    ],
     ['none → nothing to write', record(), { action: 'none' }, undefined, undefined],
   ])('%s', (_name, rec, action, state, step) => {
     const next = recordAfterGuard(rec, action, now, 'i-0abc');
     expect(next?.state).toBe(state);
     if (!next) return;
-    expect(next).toMatchObject({ updatedAt: iso(now), finishedAt: iso(now), id: rec.id });
+    expect(next).toMatchObject({ updatedAt: iso(now), id: rec.id });
+    expect(next.finishedAt).toBe(state === 'baking' ? undefined : iso(now));
     expect(next.figures).toEqual((action as { figures: unknown }).figures);
     expect(next.steps.at(-1)).toMatchObject({ step, at: iso(now), host: 'i-0abc' });
     expect(next.steps).toHaveLength(rec.steps.length + 1);
@@ -195,7 +371,7 @@ describe('recordAfterGuard', () => {
 });
 
 describe('gate settings from the environment', () => {
-  test.each<[string, Record<string, string>, ReleaseGate]>([
+  test.each<[string, Record<string, string>, Partial<ReleaseGate>]>([
     [
       'defaults: the alert threshold over the alert minimum window (50 requests)',
       {},
@@ -221,8 +397,13 @@ describe('gate settings from the environment', () => {
       { RELEASE_GATE_ERROR_RATE: '', RELEASE_GATE_MIN_REQUESTS: ' ' },
       { errorRate: 0.02, minRequests: 50 },
     ],
+    [
+      'the latency gate: an absolute bound, a ratio, a margin',
+      { RELEASE_GATE_MAX_P99_MS: '800', RELEASE_GATE_MAX_P99_RATIO: '2.5', RELEASE_GATE_LATENCY_MARGIN_MS: '50' },
+      { errorRate: 0.02, minRequests: 50, maxP99Ms: 800, maxP99Ratio: 2.5, latencyMarginMs: 50 },
+    ],
   ])('%s', (_name, env, expected) => {
-    expect(releaseGateFromEnv(env)).toEqual({ windowSize: Number(env.ALERT_WINDOW ?? 200), ...expected });
+    expect(releaseGateFromEnv(env)).toEqual({ maxP99Ratio: 3, latencyMarginMs: 100, ...expected });
   });
 
   test.each<[Record<string, string>, string]>([
@@ -234,12 +415,11 @@ describe('gate settings from the environment', () => {
       { RELEASE_GATE_ERROR_RATE: '1' },
       'RELEASE_GATE_ERROR_RATE must be a fraction between 0 and 1, e.g. 0.02, got "1"',
     ],
-    [{ RELEASE_GATE_MIN_REQUESTS: '0' }, 'RELEASE_GATE_MIN_REQUESTS must be a whole number >= 1, got "0"'],
-    [{ RELEASE_GATE_MIN_REQUESTS: '2.5' }, 'RELEASE_GATE_MIN_REQUESTS must be a whole number >= 1, got "2.5"'],
-    [
-      { RELEASE_GATE_MIN_REQUESTS: '500' },
-      'RELEASE_GATE_MIN_REQUESTS (500) must not exceed ALERT_WINDOW (200): the gate judges the alert window',
-    ],
+    [{ RELEASE_GATE_MIN_REQUESTS: '0' }, 'RELEASE_GATE_MIN_REQUESTS must be a whole number 1-10000, got "0"'],
+    [{ RELEASE_GATE_MIN_REQUESTS: '2.5' }, 'RELEASE_GATE_MIN_REQUESTS must be a whole number 1-10000, got "2.5"'],
+    [{ RELEASE_GATE_MIN_REQUESTS: '10001' }, 'RELEASE_GATE_MIN_REQUESTS must be a whole number 1-10000, got "10001"'],
+    [{ RELEASE_GATE_MAX_P99_MS: '0' }, 'RELEASE_GATE_MAX_P99_MS must be milliseconds > 0, got "0"'],
+    [{ RELEASE_GATE_MAX_P99_RATIO: '1' }, 'RELEASE_GATE_MAX_P99_RATIO must be a ratio above 1, e.g. 3, got "1"'],
   ])('%j → %s', (env, message) => {
     expect(() => releaseGateFromEnv(env)).toThrow(message);
   });
@@ -334,7 +514,7 @@ describe('releaseAnnouncements', () => {
   });
 
   test('a rolled-back decision carries release, pools, strategy, figures and reason', () => {
-    const rec = recordAfterGuard(record(), guardRelease(record(), items('green', 40, 6), NOW, gate), NOW)!;
+    const rec = recordAfterGuard(record(), guardRelease(record(), S(items('green', 40, 6)), NOW, gate), NOW)!;
     const [d] = releaseAnnouncements({ id: rec.id, state: 'baking' }, rec);
     expect(d).toMatchObject({
       kind: 'release_rolled_back',

@@ -5,6 +5,7 @@ import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
 import {
   BAKE_GRACE_MS,
+  promoteHeld,
   inProgress,
   isStale,
   RECORD_REFRESH_MS,
@@ -234,6 +235,7 @@ test('a release in progress is bad input (exit 2, nothing written); an abandoned
     state: 'baking',
     updatedAt: new Date(T0).toISOString(),
     bakeUntil: new Date(T0 + 60_000).toISOString(),
+    maxBakeUntil: undefined,
   };
   backend.record = other;
   expect(await run()).toBe(2);
@@ -318,14 +320,72 @@ test('a promotion that is not confirmed: exit 1, failed, flipped back', async ()
   expect(text()).toContain('RUNBOOK.md#release-failed');
 });
 
-test('the server side never finishes the bake: the CLI promotes it itself after the grace period', async () => {
+test('the server side never finishes the bake: the CLI holds it after the longest extension and the grace (exit 3), never promotes it', async () => {
   const { backend, run, clock, text } = setup();
-  expect(await run()).toBe(0);
+  expect(await run()).toBe(3);
   const r = backend.record!;
-  expect(r.state).toBe('promoted');
-  expect(r.reason).toMatch(/finished by the CLI/);
-  expect(clock.t - Date.parse(r.bakeUntil!)).toBeGreaterThanOrEqual(BAKE_GRACE_MS);
-  expect(text()).toContain('is the watcher/alert function running?');
+  expect(r.state).toBe('held');
+  expect(r.reason).toMatch(/the server-side guard gave no verdict/);
+  expect(r.steps.at(-1)).toMatchObject({ step: 'held', ok: false, detail: 'by the CLI' });
+  expect(clock.t - Date.parse(r.maxBakeUntil!)).toBeGreaterThanOrEqual(BAKE_GRACE_MS);
+  expect(Date.parse(r.maxBakeUntil!) - Date.parse(r.bakeUntil!)).toBe(3 * r.bakeSeconds * 1000); // 4 × --bake in all
+  expect(text()).toContain('is the watcher / alert function running?');
+  expect(text()).toContain(`bluegreen release promote ${r.id}`);
+  expect(text()).toContain('bluegreen flip blue');
+});
+
+test('the guard extends, then holds: exit 3, the ways out printed; a new release is refused until someone decides', async () => {
+  const { backend, run, text } = setup();
+  backend.server = (r, now) => {
+    if (r.state !== 'baking' || !r.bakeUntil || now < Date.parse(r.bakeUntil)) return undefined;
+    const at = new Date(now).toISOString();
+    if (!r.steps.some((s) => s.step === 'bake-extended'))
+      return {
+        ...r,
+        updatedAt: at,
+        steps: [
+          ...r.steps,
+          {
+            at,
+            step: 'bake-extended',
+            ok: true,
+            detail: 'bake extended until …: 3 of the 50 requests the gate needs reached green (v2)',
+          },
+        ],
+      };
+    if (now < Date.parse(r.maxBakeUntil!)) return undefined;
+    return { ...r, state: 'held', reason: 'inconclusive: 3 of the 50 …', updatedAt: at, finishedAt: at };
+  };
+  expect(await run()).toBe(3);
+  expect(text()).toContain('bake extended: bake extended until …: 3 of the 50 requests');
+  expect(text()).toContain('HELD: v2 on green: inconclusive');
+  expect(text()).toContain('RUNBOOK.md#release-held');
+  // The held release's pool is active: the next release would replace its backup.
+  const again = setup(['--release', 'v3']);
+  again.backend.record = backend.record;
+  again.backend.active = 'green';
+  expect(await again.run()).toBe(2);
+  expect(again.text()).toMatch(/is held .*bluegreen flip blue.*bluegreen release promote/);
+});
+
+test('release promote: only the latest, held record whose pool is active; then promoted by hand', async () => {
+  const { backend, run } = setup();
+  expect(await run()).toBe(3); // held by the CLI (no guard here)
+  const id = backend.record!.id;
+  const lines: string[] = [];
+  const out = (l: string) => lines.push(l);
+  expect(await promoteHeld('nope', backend, out)).toBe(2);
+  backend.active = 'blue';
+  expect(await promoteHeld(id, backend, out)).toBe(2);
+  expect(lines.at(-1)).toMatch(/green is no longer the active pool \(blue is: someone flipped back\)/);
+  backend.active = 'green';
+  expect(await promoteHeld(id, backend, out)).toBe(0);
+  expect(backend.record).toMatchObject({ state: 'promoted', reason: expect.stringMatching(/^promoted by hand/) });
+  expect(backend.record!.steps.at(-1)).toMatchObject({
+    step: 'promoted',
+    detail: 'by hand (bluegreen release promote)',
+  });
+  expect(await promoteHeld(id, backend, out)).toBe(2); // promoted, not held any more
 });
 
 test('a record replaced by another release mid-bake: exit 1, nothing overwritten', async () => {
