@@ -4,6 +4,8 @@
 import {
   chaosCommand,
   checkCommand,
+  loadCommand,
+  LOAD_USAGE,
   CHECK_USAGE,
   flipCommand,
   maintenanceCommand,
@@ -95,6 +97,11 @@ const COMMANDS: Record<string, Command> = {
       "usage: bluegreen chaos <blue|green> <error|timeout|stop>\n  POSTs /chaos/start?mode=… or /chaos/stop to the pool's own port (local stack).",
     run: chaosCommand,
   },
+  load: {
+    summary: 'load [--rps 20] [--duration 2m] [--url URL]: steady keep-alive traffic (no re-sends), then its summary',
+    usage: LOAD_USAGE,
+    run: loadCommand,
+  },
   check: {
     summary: 'check [--url URL]: the failover check against local mode or a deployed host',
     usage: CHECK_USAGE,
@@ -110,7 +117,7 @@ function usage(): string {
     'commands:',
     ...lines,
     '',
-    'bluegreen <command> --help for details. Exit codes: 0 ok, 1 failed, 2 bad input.',
+    'bluegreen <command> --help for details. Exit codes: 0 ok, 1 failed, 2 bad input, 3 release held (no verdict).',
   ].join('\n');
 }
 

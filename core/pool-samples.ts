@@ -103,9 +103,16 @@ export function samplesSince(
   return out.reverse();
 }
 
+/** The nearest-rank percentile (0 < p ≤ 100) of values already sorted ascending; undefined for none. */
+export function percentileOfSorted(sorted: readonly number[], p: number): number | undefined {
+  if (sorted.length === 0) return undefined;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
 /** The nearest-rank percentile (0 < p ≤ 100) of `values`; undefined for none. */
 export function percentile(values: readonly number[], p: number): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
+  return percentileOfSorted(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 }

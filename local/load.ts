@@ -2,6 +2,7 @@
 // time and count, one sample per request. Loopback or an operator-given URL only.
 import * as http from 'node:http';
 import { HttpError, httpRequest } from '../support/http';
+import { percentileOfSorted } from '../core/pool-samples';
 
 export interface LoadOptions {
   url: string;
@@ -146,10 +147,9 @@ export interface LoadSummary {
   requestsPerSec: number;
 }
 
+/** The nearest-rank percentile of `sorted` (ascending); 0 for none. */
 export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const rank = Math.ceil((p / 100) * sorted.length) - 1;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))];
+  return percentileOfSorted(sorted, p) ?? 0;
 }
 
 /** Any answer other than 200 is a failed request: the user asked for a page and did not get it. */

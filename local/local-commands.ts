@@ -10,6 +10,8 @@ import { header, httpRequest } from '../support/http';
 import { describeEndpoint } from '../support/endpoint';
 import { printRows, type Out } from '../support/output';
 import { runCheck } from './check';
+import { runLoad, summarize } from './load';
+import { parseDuration } from '../core/duration';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, switchPool } from './switch';
@@ -234,4 +236,64 @@ export async function maintenanceCommand(args: string[], env: NodeJS.ProcessEnv,
       : 'maintenance off: alerts are posted',
   );
   return 0;
+}
+
+export const LOAD_USAGE = `usage: bluegreen load [--url URL] [--rps 20] [--duration 2m] [--connections 4]
+  Steady traffic for the gate to judge (and for you to watch a flip or a release under): keep-alive
+  clients that never re-send, at --rps requests per second in all, for --duration (at most 1h).
+  Prints a summary when done: requests, failed (by status or error), p50/p99, and by pool.
+  Default URL: the local stack's nginx. Exit 0 when no request failed, 1 otherwise.`;
+
+/** Most requests per second `load` sends: a tool to give the gate evidence, not a benchmark. */
+const LOAD_MAX_RPS = 1000;
+
+export async function loadCommand(args: string[], env: NodeJS.ProcessEnv, out: Out): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        rps: { type: 'string', default: '20' },
+        duration: { type: 'string', default: '2m' },
+        connections: { type: 'string', default: '4' },
+      },
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${LOAD_USAGE}`);
+  }
+  const state = values.url ? undefined : readStackState(stateDir(env));
+  const url = values.url ?? state?.url ?? `http://127.0.0.1:${PORTS.nginx}`;
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--url must be a URL like http://127.0.0.1:${PORTS.nginx}/, got "${url}"`);
+  }
+  const rps = Number(values.rps);
+  const connections = Number(values.connections);
+  if (!(rps > 0 && rps <= LOAD_MAX_RPS)) throw new UsageError(`--rps must be 1-${LOAD_MAX_RPS}, got "${values.rps}"`);
+  if (!(Number.isInteger(connections) && connections >= 1 && connections <= 64))
+    throw new UsageError(`--connections must be 1-64, got "${values.connections}"`);
+  const seconds = parseDuration(values.duration, '--duration', 3600);
+  out(`load: ${rps} requests/s over ${connections} keep-alive connections to ${url} for ${seconds} s (no re-sends)`);
+  const result = await runLoad({
+    url,
+    connections,
+    durationMs: seconds * 1000,
+    ratePerSec: rps,
+    retryStaleSockets: false,
+    requestTimeoutMs: 30_000,
+  });
+  const s = summarize(result.samples, result.durationMs);
+  const pools = Object.entries(s.byPool)
+    .map(([pool, n]) => `${pool} ${n}`)
+    .join(', ');
+  const failures = Object.entries(s.failures)
+    .map(([why, n]) => `${why} ${n}`)
+    .join(', ');
+  out(
+    `load: ${s.requests} requests, ${s.failed} failed${failures ? ` (${failures})` : ''}; p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms; by pool: ${pools || 'none'}`,
+  );
+  return s.failed === 0 ? 0 : 1;
 }

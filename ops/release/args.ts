@@ -7,8 +7,11 @@ import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
 import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../../core/release-record';
 import { MAX_MIN_REQUESTS } from '../../core/rule-config';
+import { parseDuration } from '../../core/duration';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 
+// Defined in core (local mode's `load` takes the same durations).
+export { parseDuration };
 // The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.
 export { ENV_KEY_PATTERN, RESERVED_ENV };
 
@@ -98,18 +101,6 @@ export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
   The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
   also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
   Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
-
-/** 30s, 2m, 1h, 90 (seconds), 1m30s → seconds. Throws naming the flag. */
-export function parseDuration(value: string, flag: string): number {
-  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$/.exec(value.trim());
-  if (!value.trim() || !m || (m[1] === undefined && m[2] === undefined && m[3] === undefined)) {
-    throw new ConfigError(`${flag} must be a duration like 30s, 2m or 1h, got "${value}"`);
-  }
-  const seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-  if (seconds < 1 || seconds > MAX_DURATION_SECONDS)
-    throw new ConfigError(`${flag} must be between 1s and 24h, got "${value}"`);
-  return seconds;
-}
 
 function parseEnvPairs(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};

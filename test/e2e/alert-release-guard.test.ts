@@ -72,12 +72,16 @@ beforeEach(async () => {
 });
 afterEach(() => slack.close());
 
-const runtime = () =>
+/** The EMF lines the function printed (CloudWatch turns them into metrics; the release-held alarm watches one). */
+let emitted: string[] = [];
+beforeEach(() => (emitted = []));
+const runtime = (now?: () => number) =>
   new AlertRuntime(env, {
     ...clients,
     delivery: { sleep: async () => undefined, timeoutMs: 1000 },
     log: (r) => logged.push(r),
-    emit: () => undefined,
+    emit: (l) => emitted.push(l),
+    ...(now ? { now } : {}),
   });
 
 /** A release baking on green, started 30 s ago (bakeUntil 50 s from now); one id per test. */
@@ -127,7 +131,14 @@ test('a baking release whose pool fails its requests is rolled back by the funct
   expect(await get(`${root}/active-pool`)).toBe('blue');
   const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
   expect(saved.state).toBe('rolled-back');
-  expect(saved.figures).toEqual({ requests: 100, failed: 20, rate: 0.2, usersSaw5xx: 0 });
+  expect(saved.figures).toMatchObject({
+    requests: 100,
+    judged: 100,
+    notTried: 0,
+    failed: 20,
+    rate: 0.2,
+    usersSaw5xx: 0,
+  });
   expect(saved.reason).toMatch(/green failed 20 of 100/);
   expect(saved.steps.at(-1)).toMatchObject({ step: 'rollback', ok: true, host: 'alert-function' });
   expect(titles().filter((t) => /rolled back/i.test(t))).toHaveLength(1);
@@ -256,10 +267,71 @@ test('requests from before the release started never count against it', async ()
   expect((JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord).state).toBe('baking');
 });
 
-test('with no traffic and no CLI, the one-minute tick finishes a clean bake', async () => {
+test('with traffic seen and no CLI, the one-minute tick promotes a clean bake once it is over', async () => {
   const now = Date.now();
-  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now - 1000).toISOString() })));
-  const result = await runtime().handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
+  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now + 60_000).toISOString() })));
+  const fn = runtime();
+  // 30 clean requests to green during the bake (the gate's minimum here is 20)...
+  await fn.handle(
+    batch(
+      Array.from({ length: 30 }, (_, i) => line(now + i, 'green', 'green', '200')),
+      now,
+    ),
+  );
+  await put(
+    env.release!.recordParam,
+    JSON.stringify({
+      ...record({}),
+      bakeUntil: new Date(now - 1000).toISOString(),
+      maxBakeUntil: new Date(now + 60_000).toISOString(),
+    }),
+  );
+  // ...then the bake ends with no more traffic: the tick finishes it.
+  const result = await fn.handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
   expect(result.guard).toBe('promote');
-  expect((JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord).state).toBe('promoted');
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved.state).toBe('promoted');
+  expect(saved.figures).toMatchObject({ judged: 30, failed: 0, minRequests: 20 });
+});
+
+test('with no traffic and no CLI (the README bad-release line, CLI killed), the tick extends the bake, then holds it and pages', async () => {
+  const t0 = Date.now();
+  let t = t0;
+  const fn = runtime(() => t);
+  const tick = () => fn.handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
+  await put(
+    env.release!.recordParam,
+    JSON.stringify(
+      record({
+        release: 'v3',
+        env: { FAULT_RATE: '0.2' },
+        bakeSeconds: 30,
+        bakeUntil: new Date(t0 - 1000).toISOString(),
+        maxBakeUntil: new Date(t0 + 90_000).toISOString(),
+      }),
+    ),
+  );
+  // The bake is over with 0 of the 20 requests: extended (once), not promoted.
+  expect((await tick()).guard).toBe('extend');
+  let saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved.state).toBe('baking');
+  expect(saved.steps.at(-1)).toMatchObject({ step: 'bake-extended', host: 'alert-function' });
+  t = t0 + 60_000;
+  expect((await tick()).guard).toBeUndefined();
+  // The longest extension is over, still without evidence: held, never promoted.
+  t = t0 + 91_000;
+  expect((await tick()).guard).toBe('hold');
+  saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved).toMatchObject({ state: 'held', figures: { requests: 0, judged: 0, minRequests: 20 } });
+  expect(saved.reason).toMatch(/^inconclusive: 0 of the 20 requests the gate needs reached green \(v3\)/);
+  // Paged: Slack (critical, with the two ways out) and the metric the release-held alarm watches.
+  const held = slack.received.map((r) => JSON.stringify(r.body)).filter((b) => /Release held/.test(b));
+  expect(held).toHaveLength(1);
+  expect(held[0]).toContain(`bluegreen release promote ${saved.id}`);
+  expect(held[0]).toContain('bluegreen flip blue');
+  const metric = emitted.map((l) => JSON.parse(l) as Record<string, unknown>).find((m) => m.ReleasesHeld === 1);
+  expect(metric).toMatchObject({ Stage: env.stage, ReleasesHeld: 1 });
+  // Final: a later tick does nothing more.
+  t = t0 + 200_000;
+  expect((await tick()).guard).toBeUndefined();
 });

@@ -262,8 +262,16 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   expect(await second.exited).toBe(2);
   expect(second.output()).toMatch(/release .*-green-r8 is in progress/);
   expect(files()).toEqual(during);
-  expect(await first.exited).toBe(0);
-  expect(record()).toMatchObject({ release: 'r8', state: 'promoted' });
+  // Nobody sent r8 a request: no verdict without evidence. Its bake (2 s) was extended to 4 × 2 s,
+  // then held: exit 3, neither promoted nor rolled back, the ways out printed.
+  expect(await first.exited).toBe(3);
+  expect(record()).toMatchObject({ release: 'r8', state: 'held' });
+  expect(record()!.figures).toMatchObject({ judged: 0, minRequests: 50 });
+  expect(first.output()).toContain('bake extended: bake extended until');
+  expect(first.output()).toMatch(/HELD: r8 on green: inconclusive: 0 of the 50 requests the gate needs reached green/);
+  expect(first.output()).toContain(`bluegreen release promote ${record()!.id}`);
+  expect(started.output()).toMatch(/CRITICAL release_held: Release r8 HELD on green/);
+  expect(active()).toBe('green');
 
   const history = cli('history');
   expect(await history.exited).toBe(0);
@@ -272,5 +280,56 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   expect(rows.slice(1).map((l) => l.split(/\s+/)[2])).toEqual(['r8', 'r6-bad', 'r5-bad', 'r4-nohealth', 'r3', 'r2']);
   expect(
     rows.slice(1).map((l) => l.split(/\s+/).find((w) => ['promoted', 'rolled-back', 'failed'].includes(w))),
-  ).toEqual(['promoted', 'rolled-back', 'rolled-back', 'failed', 'promoted', 'promoted']);
+  ).toEqual(['held', 'rolled-back', 'rolled-back', 'failed', 'promoted', 'promoted']);
+
+  // While r8 is held on the active pool, a new release is refused; flipping back is one way out.
+  const refused = cli('release', '--release', 'r9');
+  expect(await refused.exited).toBe(2);
+  expect(refused.output()).toMatch(/is held .*bluegreen flip blue/);
+  const flip = cli('flip', 'blue');
+  expect(await flip.exited).toBe(0);
+  expect(active()).toBe('blue');
+});
+
+test('(g) a bad release rolled back, then at once a good release to the same pool under load: promoted, 0 failed', async () => {
+  // nginx marks green failed on the bad release's failures (max_fails=1, fail_timeout=5s, per
+  // worker) and still holds it failed when the good release is promoted a few seconds later: those
+  // requests go straight to blue and are not the good release's failures.
+  const { value, load } = await underLoad(async () => {
+    const bad = cli('release', '--release', 'r10-bad', '--env', 'FAULT_RATE=1', '--bake', '30s');
+    const badCode = await bad.exited;
+    const rolledBackAt = Date.now();
+    const good = cli('release', '--release', 'r11', '--bake', '4s');
+    return { badCode, bad: bad.output(), code: await good.exited, out: good.output(), rolledBackAt };
+  });
+  expect(value.badCode).toBe(1);
+  expect(value.bad).toContain('ROLLED BACK by the guard');
+  expect(value.out).toContain('PROMOTED: r11 on green');
+  expect(value.code).toBe(0);
+  expectNoFailures(load);
+  const r = record()!;
+  expect(r).toMatchObject({ release: 'r11', state: 'promoted', pool: 'green' });
+  expect(r.figures!.failed).toBe(0);
+  expect(r.figures!.judged).toBeGreaterThanOrEqual(50);
+  // The promotion came within nginx's fail_timeout of the rollback: the scenario the gate once lost.
+  expect(stepAt(r, 'promote') - value.rolledBackAt).toBeLessThan(30_000);
+  expect(active()).toBe('green');
+});
+
+test('(h) DELAY_MS=600 (100× slower, inside the 1 s read timeout) under load: rolled back for latency, 0 failed', async () => {
+  const { value, load } = await underLoad(async () => {
+    const c = cli('release', '--release', 'r12-slow', '--env', 'DELAY_MS=600', '--bake', '30s');
+    return { code: await c.exited, out: c.output() };
+  });
+  expect(value.code).toBe(1);
+  expect(value.out).toContain('ROLLED BACK by the guard');
+  expect(value.out).toMatch(/p99 6\d\d ms is \d+(\.\d)?× the previous release's/);
+  expectNoFailures(load);
+  const r = record()!;
+  expect(r).toMatchObject({ release: 'r12-slow', state: 'rolled-back', pool: 'blue' });
+  expect(r.figures!.failed).toBe(0);
+  expect(r.figures!.latency!.p99Ms).toBeGreaterThanOrEqual(600);
+  expect(r.figures!.baseline!.release).toBe('r11');
+  expect(r.figures!.baseline!.p99Ms).toBeLessThan(200);
+  expect(active()).toBe('green');
 });
