@@ -41,6 +41,19 @@ export function emptySamples(): PoolSamples {
 
 const POOLS = new Set<string>(['blue', 'green']);
 
+/** The User-Agent of the project's own requests through nginx (flip confirmations, status, checks). */
+export const PROBE_USER_AGENT = 'bluegreen-probe';
+/** What `bluegreen load` sends as: traffic meant as evidence. */
+export const LOAD_USER_AGENT = 'bluegreen-load';
+/**
+ * Requests that are no user's: the project's probes and a load balancer's health checks (an ALB
+ * checks GET /version through nginx every 10 s on every fleet host). A release no user reached must
+ * not pass its gate on them.
+ */
+export function isProbe(userAgent: string | undefined): boolean {
+  return userAgent !== undefined && (userAgent === PROBE_USER_AGENT || userAgent.startsWith('ELB-HealthChecker/'));
+}
+
 /** Seconds as nginx logs them ("0.004") → ms; the first attempt's when several are listed. */
 function firstAttemptMs(value: string): number | undefined {
   const first = value.split(/[,:]/)[0]?.trim();
@@ -61,7 +74,7 @@ export function sampleOf(
   host: string,
 ): { pool: Pool; sample: PoolSample } | undefined {
   const primary = primaryPool(entry);
-  if (!POOLS.has(primary)) return undefined;
+  if (!POOLS.has(primary) || isProbe(entry.user_agent)) return undefined;
   const pool = primary as Pool;
   const servedByOther = POOLS.has(entry.pool) && entry.pool !== primary;
   const statuses = upstreamStatuses(entry);

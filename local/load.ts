@@ -2,7 +2,10 @@
 // time and count, one sample per request. Loopback or an operator-given URL only.
 import * as http from 'node:http';
 import { HttpError, httpRequest } from '../support/http';
-import { percentileOfSorted } from '../core/pool-samples';
+import { LOAD_USER_AGENT, percentileOfSorted } from '../core/pool-samples';
+
+/** Load is traffic the release gate takes as evidence (the project's other requests are probes). */
+const LOAD_HEADERS = { 'user-agent': LOAD_USER_AGENT };
 
 export interface LoadOptions {
   url: string;
@@ -101,14 +104,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       pool: (res.headers['x-app-pool'] as string | undefined) ?? null,
     });
     try {
-      return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs }));
+      return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs, headers: LOAD_HEADERS }));
     } catch (err) {
       const e = err as HttpError;
       if (retryStaleSockets && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
         // Once, on a fresh connection: another idle socket may be closing for the same reason.
         staleSocketRetries++;
         try {
-          return answered(await httpRequest(url, { agent: false, timeoutMs: requestTimeoutMs }));
+          return answered(await httpRequest(url, { agent: false, timeoutMs: requestTimeoutMs, headers: LOAD_HEADERS }));
         } catch (retryErr) {
           return failed((retryErr as HttpError).code);
         }

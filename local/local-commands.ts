@@ -277,14 +277,25 @@ export async function loadCommand(args: string[], env: NodeJS.ProcessEnv, out: O
     throw new UsageError(`--connections must be 1-64, got "${values.connections}"`);
   const seconds = parseDuration(values.duration, '--duration', 3600);
   out(`load: ${rps} requests/s over ${connections} keep-alive connections to ${url} for ${seconds} s (no re-sends)`);
-  const result = await runLoad({
-    url,
-    connections,
-    durationMs: seconds * 1000,
-    ratePerSec: rps,
-    retryStaleSockets: false,
-    requestTimeoutMs: 30_000,
-  });
+  // Ctrl-C (or a kill) ends the run early with its summary: what was sent is still worth seeing.
+  const stop = new AbortController();
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const onSignal = () => stop.abort();
+  signals.forEach((s) => process.on(s, onSignal));
+  let result;
+  try {
+    result = await runLoad({
+      url,
+      connections,
+      durationMs: seconds * 1000,
+      ratePerSec: rps,
+      retryStaleSockets: false,
+      requestTimeoutMs: 30_000,
+      signal: stop.signal,
+    });
+  } finally {
+    signals.forEach((s) => process.off(s, onSignal));
+  }
   const s = summarize(result.samples, result.durationMs);
   const pools = Object.entries(s.byPool)
     .map(([pool, n]) => `${pool} ${n}`)

@@ -266,9 +266,11 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   // then held: exit 3, neither promoted nor rolled back, the ways out printed.
   expect(await first.exited).toBe(3);
   expect(record()).toMatchObject({ release: 'r8', state: 'held' });
-  expect(record()!.figures).toMatchObject({ judged: 0, minRequests: 50 });
+  // (The flip's own confirmation, a few requests through nginx, may be all it saw.)
+  expect(record()!.figures!.judged).toBeLessThan(50);
+  expect(record()!.figures!.minRequests).toBe(50);
   expect(first.output()).toContain('bake extended: bake extended until');
-  expect(first.output()).toMatch(/HELD: r8 on green: inconclusive: 0 of the 50 requests the gate needs reached green/);
+  expect(first.output()).toMatch(/HELD: r8 on green: inconclusive: \d+ of the 50 requests the gate needs reached green/);
   expect(first.output()).toContain(`bluegreen release promote ${record()!.id}`);
   expect(started.output()).toMatch(/CRITICAL release_held: Release r8 HELD on green/);
   expect(active()).toBe('green');
@@ -279,7 +281,7 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   expect(rows[0]).toMatch(/^ID\s+POOL\s+RELEASE\s+STRATEGY\s+OUTCOME\s+DURATION\s+REASON/);
   expect(rows.slice(1).map((l) => l.split(/\s+/)[2])).toEqual(['r8', 'r6-bad', 'r5-bad', 'r4-nohealth', 'r3', 'r2']);
   expect(
-    rows.slice(1).map((l) => l.split(/\s+/).find((w) => ['promoted', 'rolled-back', 'failed'].includes(w))),
+    rows.slice(1).map((l) => l.split(/\s+/).find((w) => ['promoted', 'rolled-back', 'failed', 'held'].includes(w))),
   ).toEqual(['held', 'rolled-back', 'rolled-back', 'failed', 'promoted', 'promoted']);
 
   // While r8 is held on the active pool, a new release is refused; flipping back is one way out.
