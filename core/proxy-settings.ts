@@ -119,6 +119,20 @@ export function parseProxySettings(
   return { connectTimeout, sendTimeout, readTimeout, nextUpstreamTimeout, slowPaths };
 }
 
+/**
+ * The generations of a pool: per primary pool, upstream.conf holds one upstream block per generation
+ * (`bluegreen_<pool>_<generation>`), and nginx.conf sends a request to its primary pool's current
+ * generation (a flag file in the switch dir, `generation-<pool>-<g>`; none = the first).
+ * `switch-pool.sh --fresh <pool>` moves a pool to the next one whenever a new process or container
+ * serves it, so nginx's passive health state (max_fails/fail_timeout, per block and per worker) about
+ * the old process is not applied to the new one. The next generation is always the one left longest
+ * ago; a block left for longer than fail_timeout is clean, so four are clean unless a pool is
+ * redeployed four times within fail_timeout (DECISIONS.md, "Pool generations"). nginx.conf checks the
+ * flags of all but the first, in this order (test/unit/render-upstream.test.ts holds it to this list).
+ */
+export const POOL_GENERATIONS = ['a', 'b', 'c', 'd'] as const;
+export type PoolGeneration = (typeof POOL_GENERATIONS)[number];
+
 /** The defaults, typed. */
 export const DEFAULT_PROXY_SETTINGS: ProxySettings = parseProxySettings({}, (key) => PROXY_SETTINGS[key].env);
 

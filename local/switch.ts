@@ -1,5 +1,5 @@
-// Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary:
-// files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
+// Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary,
+// a pool's next generation: files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
 import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
@@ -57,6 +57,15 @@ export function switchPool(target: NginxTarget, pool: Pool | string): Promise<Sc
 /** Sets the share (0-99) of requests that try the idle pool first; bad values reach the script's check. */
 export function setCanary(target: NginxTarget, percent: number | string): Promise<ScriptResult> {
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--canary', String(percent)], switchEnv(target));
+}
+
+/**
+ * Moves a pool to its next generation of upstream blocks (switch-pool.sh --fresh): a flag file, no
+ * reload. Called once a new process serves the pool, so nginx stops applying what it marked failed
+ * on the old one.
+ */
+export function freshPool(target: NginxTarget, pool: Pool | string): Promise<ScriptResult> {
+  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--fresh', pool], switchEnv(target));
 }
 
 /** Re-renders upstream.conf and routes.conf and reloads nginx only if one changed (pool addresses, settings). */

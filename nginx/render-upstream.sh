@@ -1,7 +1,8 @@
 #!/bin/sh
 # Renders the two files nginx.conf includes that differ per stage:
-#   render-upstream.sh          upstream.conf (http context): one upstream block per pool being
-#                               primary (the other pool its backup), and where the switch dir is.
+#   render-upstream.sh          upstream.conf (http context): per pool being primary (the other pool
+#                               its backup), one upstream block per generation of that pool
+#                               (POOL_GENERATIONS), and where the switch dir is.
 #                               Which block a request uses is decided per request from the switch
 #                               dir (see nginx.conf), so a flip never needs a new upstream.conf.
 #   render-upstream.sh routes   routes.conf (server context): the proxied locations with their
@@ -170,8 +171,9 @@ location $1 {
     proxy_send_timeout $send_timeout;
     proxy_read_timeout $2;
     proxy_next_upstream_timeout $next_timeout;
-    # A variable naming an upstream block: nginx picks the block by name, no resolver.
-    proxy_pass http://bluegreen_\$bluegreen_primary_pool;
+    # A variable naming an upstream block (bluegreen_<primary pool>_<its generation>, set per request
+    # in nginx.conf): nginx picks the block by name, no resolver.
+    proxy_pass http://\$bluegreen_upstream;
 }
 CONF
   }
@@ -201,12 +203,10 @@ CONF
 fi
 
 block() {
-  primary_pool=$1 primary=$2 backup_pool=$3 backup=$4
+  primary_pool=$1 primary=$2 backup_pool=$3 backup=$4 generation=$5
   cat <<CONF
-upstream bluegreen_$primary_pool {
+upstream bluegreen_${primary_pool}_$generation {
     server $primary max_fails=$max_fails fail_timeout=$fail_timeout; # $primary_pool (primary)
-    # The backup is never marked down: when it is the only pool left, taking it out would turn
-    # one failed attempt into "no live upstreams" 502s for every request until fail_timeout.
     server $backup backup max_fails=0; # $backup_pool (backup)
     keepalive $keepalive;
 }
@@ -214,16 +214,29 @@ CONF
 }
 
 cat <<CONF
-# Rendered by render-upstream.sh: do not edit. Flip pools and set the canary share with
-# switch-pool.sh (no reload); change this file with apply-upstream.sh.
-# Both blocks are always here: a request picks one by its primary pool (nginx.conf).
+# Rendered by render-upstream.sh: do not edit. Flip pools, set the canary share and start a pool's
+# next generation with switch-pool.sh (no reload); change this file with apply-upstream.sh.
+# Every block is always here: a request picks one by its primary pool and that pool's generation
+# (nginx.conf). The blocks of one primary pool are the same servers; each keeps its own passive health
+# state (max_fails/fail_timeout), so a pool moved to its next generation (switch-pool.sh --fresh, once
+# a new process serves it) starts with none of what nginx learned about the old process.
+# The backup is never marked down (max_fails=0): when it is the only pool left, taking it out would
+# turn one failed attempt into "no live upstreams" 502s for every request until fail_timeout.
 CONF
-block blue "$blue" green "$green"
-echo
-block green "$green" blue "$blue"
+first=yes
+for pair in "blue $blue green $green" "green $green blue $blue"; do
+  # shellcheck disable=SC2086 # four words: primary pool, its address, backup pool, its address
+  set -- $pair
+  for generation in $POOL_GENERATIONS; do
+    [ "$first" = yes ] || echo
+    first=no
+    block "$1" "$2" "$3" "$4" "$generation"
+  done
+done
 cat <<CONF
 
-# Where nginx looks, per request, for green-active and canary/ (switch-pool.sh writes them).
+# Where nginx looks, per request, for green-active, canary/ and the generation flags (switch-pool.sh
+# writes them).
 map \$request_method \$bluegreen_switch_dir {
     default "$switch_dir";
 }

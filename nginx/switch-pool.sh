@@ -6,6 +6,10 @@
 #
 # Usage: switch-pool.sh <blue|green>     green-active exists <=> green is the active pool
 #        switch-pool.sh --canary <0-99>  that share of requests tries the idle pool first
+#        switch-pool.sh --fresh <blue|green>
+#                                        the pool's requests go through its next generation of
+#                                        upstream blocks: nginx forgets what it learned about the
+#                                        pool's old process (call it once a new one serves the pool)
 # Environment:
 #   SWITCH_DIR  the switch dir, as this shell sees it (required; nginx may see it elsewhere)
 # Prints one line saying what it did. Exit codes: 0 done or already so, 2 bad input or busy
@@ -67,16 +71,21 @@ canary_dir_ok() {
   done
 }
 
-canary() {
-  n=$1
-  # Two canary changes at once could each remove the bucket dir the other just built.
-  lock=$dir/.canary.lock
+# Holds $1 (a directory: mkdir is atomic) for the rest of this run; the caller's trap removes it.
+take_lock() {
+  lock=$1
   tries=0
   until mkdir "$lock" 2>/dev/null; do
     tries=$((tries + 1))
-    [ "$tries" -lt 50 ] || fail "another canary change holds $lock for over 10 s; if none is running, remove it; nothing changed"
+    [ "$tries" -lt 50 ] || fail "another change holds $lock for over 10 s; if none is running, remove it; nothing changed"
     sleep 0.2
   done
+}
+
+canary() {
+  n=$1
+  # Two canary changes at once could each remove the bucket dir the other just built.
+  take_lock "$dir/.canary.lock"
   build=$dir/.canary-$n.new.$$
   link=$dir/.canary.$$
   trap 'rm -rf "$build" "$link"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
@@ -112,7 +121,53 @@ canary() {
   fi
 }
 
-usage="usage: switch-pool.sh <blue|green> | --canary <0-99>"
+# A pool's generation (nginx.conf, render-upstream.sh): the flag generation-<pool>-<g> of one of
+# the generations after the first, or none for the first. nginx checks the flags in generation
+# order and the last one found wins, so that one is the current generation.
+current_generation() {
+  g_current=
+  for g in $POOL_GENERATIONS; do
+    if [ -z "$g_current" ] || [ -f "$dir/generation-$1-$g" ]; then g_current=$g; fi
+  done
+  printf '%s\n' "$g_current"
+}
+
+fresh() {
+  pool=$1
+  settings=$(dirname "$0")/proxy-settings.sh
+  [ -f "$settings" ] || fail "$settings is missing (generated from core/ by npm run generate, shipped next to this script); nothing changed"
+  # shellcheck source-path=SCRIPTDIR source=proxy-settings.sh
+  . "$settings"
+  take_lock "$dir/.generation-$pool.lock"
+  trap 'rm -f "$dir/.generation-$pool.$$"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+  was=$(current_generation "$pool")
+  first='' next='' after_was=no
+  for g in $POOL_GENERATIONS; do
+    [ -n "$first" ] || first=$g
+    if [ "$after_was" = yes ] && [ -z "$next" ]; then next=$g; fi
+    [ "$g" != "$was" ] || after_was=yes
+  done
+  # After the last comes the first: the generation left longest ago.
+  [ -n "$next" ] || next=$first
+  # Flags of other generations than the current one (a run killed half-way, a hand edit): nginx
+  # ignores them (a later flag wins), so removing them changes nothing it sees.
+  for g in $POOL_GENERATIONS; do
+    [ "$g" = "$was" ] || rm -f "$dir/generation-$pool-$g"
+  done
+  # One file operation, so each request sees the old generation or the new one.
+  if [ "$was" = "$first" ]; then
+    # Written under a temp name and renamed: the flag appears whole, or not at all.
+    : >"$dir/.generation-$pool.$$"
+    mv -f "$dir/.generation-$pool.$$" "$dir/generation-$pool-$next"
+  elif [ "$next" = "$first" ]; then
+    rm -f "$dir/generation-$pool-$was"
+  else
+    mv -f "$dir/generation-$pool-$was" "$dir/generation-$pool-$next"
+  fi
+  say "$pool is now on generation $next (was $was): its requests go through upstream bluegreen_${pool}_$next, the block it left longest ago, so what nginx marked failed on its old process stays behind (no reload)"
+}
+
+usage="usage: switch-pool.sh <blue|green> | --canary <0-99> | --fresh <blue|green>"
 case "${1:-}" in
   blue | green)
     [ $# -eq 1 ] || fail "$usage; nothing changed"
@@ -127,6 +182,14 @@ case "${1:-}" in
       *) fail "the canary share must be a whole number 0-99, got '$2'; nothing changed" ;;
     esac
     canary "$2"
+    ;;
+  --fresh)
+    [ $# -eq 2 ] || fail "$usage; nothing changed"
+    case $2 in
+      blue | green) ;;
+      *) fail "--fresh takes a pool, blue or green, got '$2'; nothing changed" ;;
+    esac
+    fresh "$2"
     ;;
   '') fail "$usage; nothing changed" ;;
   *) fail "the pool must be blue or green, got '$1'; nothing changed, nginx keeps serving as before" ;;

@@ -3,9 +3,10 @@
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
 #   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
-#     -> recreate only its container -> health check -> smoke through its own port (/version answers
-#     the desired release); a failed gate puts the previous release back. The active pool is never
-#     recreated: a difference there is reported;
+#     -> recreate only its container -> health check -> its next generation in nginx
+#     (switch-pool.sh --fresh) -> smoke through its own port (/version answers the desired
+#     release); a failed gate puts the previous release back (and freshens it again). The active
+#     pool is never recreated: a difference there is reported;
 #   - nginx's pool addresses: when a container's address differs from upstream.conf,
 #     nginx/apply-upstream.sh (nginx -t + graceful reload; the old config keeps serving on failure);
 #   - nginx's timeouts and slow paths (PROXY_*_TIMEOUT, SLOW_PATHS in /etc/bluegreen/env): rendered
@@ -836,7 +837,7 @@ report_active() {
 }
 
 # The idle pool (reconcile's pool) onto its desired state: pull -> canary at 0% -> recreate ->
-# health -> smoke; then keep it, or put the previous release back.
+# health -> fresh -> smoke; then keep it, or put the previous release back.
 deploy_pool() {
   if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
@@ -872,7 +873,20 @@ stage_desired() {
   printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 }
 
-# Recreate, health check, smoke test: a step each; sets reason to the failed gate (empty: passed).
+# A recreated container serves the pool: its requests go through the pool's next generation of
+# upstream blocks (switch-pool.sh --fresh, a flag file, no reload), so what nginx marked failed on
+# the old container (max_fails, per block and worker, for fail_timeout) does not send the new one's
+# requests to the other pool. Only once it is healthy: a request nginx tried while it was still
+# starting would mark the new generation failed too. Before the smoke test, whatever that finds: the
+# smoke test goes to the pool's own port, not through nginx, and the container is new either way.
+fresh_pool() {
+  out=$(sh "$home/nginx/switch-pool.sh" --fresh "$1" 2>&1) && ok=true || ok=false
+  step fresh "$1" "$ok" "$out"
+  [ "$ok" = true ]
+}
+
+# Recreate, health check, fresh generation, smoke test: a step each; sets reason to the failed gate
+# (empty: passed).
 run_gate() {
   reason=
   if out=$(recreate "$pool"); then
@@ -882,7 +896,9 @@ run_gate() {
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"
-    if out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
+    if ! fresh_pool "$pool"; then
+      reason="fresh: $out"
+    elif out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
       step smoke "$pool" true "$out"
     else
       reason="smoke: $out"
@@ -910,6 +926,7 @@ restore_previous() {
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   if recreate "$pool" >/dev/null && healthy "$pool"; then
     step restore "$pool" true "back on release $prev_release ($prev_image)"
+    fresh_pool "$pool" || true
   else
     step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: $(health_detail "$pool")"
   fi
