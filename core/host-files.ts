@@ -3,6 +3,7 @@
 // a repository path (relative, `/`-separated) and its exact content. Each ships in the asset folder of
 // the script that reads it, next to it (the script finds it from its own path, on a host and locally).
 import { limit } from './aws-limits';
+import { CANARY_SHARE_PATTERN, MAX_STICKY_KEYS, STICKY_KEY_PATTERN } from './canary';
 import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
@@ -128,6 +129,11 @@ PROXY_MAX_TIME_MS=${shWord(MAX_TIME_MS)}
 # A slow path prefix: plain path characters only (POSIX ERE, PREFIX_PATTERN); at most this many.
 SLOW_PATH_PREFIX_RE=${shWord(PREFIX_PATTERN)}
 MAX_SLOW_PATHS=${shWord(MAX_SLOW_PATHS)}
+# A sticky canary key, cookie:NAME or header:NAME (POSIX ERE, core/canary.ts STICKY_KEY_PATTERN); a
+# stage declares at most MAX_STICKY_KEYS (STICKY_KEYS). A canary share (CANARY_SHARE_PATTERN).
+STICKY_KEY_RE=${shWord(STICKY_KEY_PATTERN)}
+MAX_STICKY_KEYS=${shWord(MAX_STICKY_KEYS)}
+CANARY_SHARE_RE=${shWord(CANARY_SHARE_PATTERN)}
 # A pool's generations, in order (POOL_GENERATIONS): one upstream block each per primary pool;
 # switch-pool.sh --fresh moves a pool to the next, after the last back to the first.
 POOL_GENERATIONS=${shWord(POOL_GENERATIONS.join(' '))}

@@ -162,9 +162,12 @@ export class LocalStack {
     return switchPool(this.state, pool);
   }
 
-  /** Sets the share of requests (0-99) whose first try goes to the idle pool, through switch-pool.sh. */
-  canary(percent: number | string): Promise<ScriptResult> {
-    return setCanary(this.state, percent);
+  /**
+   * Sets the share of requests (0-99) whose first try goes to the idle pool, through switch-pool.sh;
+   * sticky on a key (`cookie:NAME` / `header:NAME`, one of the stack's STICKY_KEYS) when given.
+   */
+  canary(percent: number | string, sticky?: string): Promise<ScriptResult> {
+    return setCanary(this.state, percent, sticky);
   }
 
   /**

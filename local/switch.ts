@@ -54,9 +54,14 @@ export function switchPool(target: NginxTarget, pool: Pool | string): Promise<Sc
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), [pool], switchEnv(target));
 }
 
-/** Sets the share (0-99) of requests that try the idle pool first; bad values reach the script's check. */
-export function setCanary(target: NginxTarget, percent: number | string): Promise<ScriptResult> {
-  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--canary', String(percent)], switchEnv(target));
+/**
+ * Sets the share (0-99) of requests that try the idle pool first, sticky on `sticky` (`cookie:NAME`
+ * or `header:NAME`) when given; bad values reach the script's check (which also refuses a key the
+ * stack's STICKY_KEYS did not declare).
+ */
+export function setCanary(target: NginxTarget, percent: number | string, sticky?: string): Promise<ScriptResult> {
+  const args = ['--canary', String(percent), ...(sticky === undefined ? [] : ['--sticky', sticky])];
+  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), args, switchEnv(target));
 }
 
 /**
@@ -86,8 +91,23 @@ export function readCanaryPercent(target: Pick<NginxTarget, 'switchDir'>): numbe
   } catch {
     return 0;
   }
-  const match = /^\.canary-(\d{1,2})$/.exec(link);
+  const match = CANARY_LINK.exec(link);
   return match ? Number(match[1]) : 0;
+}
+
+/** What canary points at: `.canary-<share>`, or `.canary-<share>.<kind>.<name>` for a sticky canary. */
+const CANARY_LINK = /^\.canary-(\d{1,2})(?:\.(cookie|header)\.([A-Za-z0-9_-]+))?$/;
+
+/** The key the switch dir's canary sticks on (`cookie:NAME` / `header:name`), undefined when none. */
+export function readCanarySticky(target: Pick<NginxTarget, 'switchDir'>): string | undefined {
+  let link: string;
+  try {
+    link = readlinkSync(path.join(target.switchDir, 'canary'));
+  } catch {
+    return undefined;
+  }
+  const match = CANARY_LINK.exec(link);
+  return match?.[2] ? `${match[2]}:${match[3]}` : undefined;
 }
 
 /** The files render-upstream.sh renders: upstream.conf (pools) and routes.conf (locations and timeouts). */

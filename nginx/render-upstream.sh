@@ -31,6 +31,10 @@
 #   SLOW_PATHS             comma-separated prefix:timeout, e.g. /reports/:30s,/upload/:60s: requests
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
+#   STICKY_KEYS            comma-separated cookie:NAME / header:NAME, e.g. cookie:session,header:X-User:
+#                          the keys a canary may stick on (switch-pool.sh --canary N --sticky KEY);
+#                          rendered into routes.conf, since nginx takes no variable name at runtime
+#                          (at most MAX_STICKY_KEYS; default none)
 # Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
 # keepalive_timeout is not an input: it follows from the timeouts, by core/proxy-settings.ts's rule
 # (keepaliveSeconds), with its margins from proxy-settings.sh: the load balancer's idle timeout is
@@ -157,6 +161,30 @@ if [ -n "$slow_paths" ]; then
   done
 fi
 
+# STICKY_KEYS: checked whole before anything is printed. A name lands in an nginx variable name and
+# in a file name, so only plain name characters pass (STICKY_KEY_RE). Header names are lowercased
+# (HTTP header names are case-insensitive; switch-pool.sh lowercases them the same way).
+sticky_keys=${STICKY_KEYS:-$STICKY_KEYS_DEFAULT}
+sticky_list=
+sticky_count=0
+if [ -n "$sticky_keys" ]; then
+  matches "$sticky_keys" '^[^[:space:]]+$' || fail "STICKY_KEYS must be cookie:NAME or header:NAME keys separated by commas, without spaces, e.g. cookie:session,header:X-User, got '$sticky_keys'"
+  rest=$sticky_keys,
+  while [ -n "$rest" ]; do
+    entry=${rest%%,*}
+    rest=${rest#*,}
+    [ -n "$entry" ] || fail "STICKY_KEYS has an empty entry (two commas in a row, or one at an end), got '$sticky_keys'"
+    matches "$entry" "$STICKY_KEY_RE" || fail "STICKY_KEYS entry must be cookie:NAME (letters, digits, _) or header:NAME (letters, digits, -), at most 64 characters, got '$entry'"
+    case "$entry" in header:*) entry=header:$(printf '%s' "${entry#header:}" | tr '[:upper:]' '[:lower:]') ;; esac
+    case " $sticky_list " in
+      *" $entry "*) fail "STICKY_KEYS lists '$entry' twice" ;;
+    esac
+    sticky_list="$sticky_list${sticky_list:+ }$entry"
+    sticky_count=$((sticky_count + 1))
+    [ "$sticky_count" -le "$MAX_STICKY_KEYS" ] || fail "STICKY_KEYS lists more than $MAX_STICKY_KEYS keys"
+  done
+fi
+
 if [ "$mode" = routes ]; then
   # The load balancer's default idle timeout, or the longest wait (rounded up) + the wait margin;
   # then the keep-alive margin more (core/proxy-settings.ts keepaliveSeconds).
@@ -183,6 +211,28 @@ CONF
 # An idle keep-alive connection stays open longer than a load balancer in front keeps it (${idle_s} s
 # there): the balancer closes it first, never reusing one nginx is closing (a 502 no log line shows).
 keepalive_timeout ${keepalive_s}s;
+CONF
+  if [ -n "$sticky_list" ]; then
+    cat <<CONF
+
+# Sticky canary keys (STICKY_KEYS). Server-level rewrite directives run in order: nginx.conf includes
+# this file after clearing \$bluegreen_sticky_value and before the canary check. When the canary dir
+# holds sticky.<kind>.<name> (switch-pool.sh --canary N --sticky <kind>:<name>), a request carrying
+# that key is put in its bucket by the key's value, so one client stays on one side for the whole
+# canary; a request without it is split per request, as without a sticky key.
+CONF
+    for key in $sticky_list; do
+      kind=${key%%:*}
+      name=${key#*:}
+      if [ "$kind" = cookie ]; then variable=\$cookie_$name; else variable=\$http_$(printf '%s' "$name" | tr '-' '_'); fi
+      cat <<CONF
+if (-f \$bluegreen_switch_dir/canary/sticky.$kind.$name) {
+    set \$bluegreen_sticky_value $variable;
+}
+CONF
+    done
+  fi
+  cat <<CONF
 
 # Every path: a failed attempt (error, timeout, 5xx) is retried on the other pool within
 # $next_timeout, two attempts at most, each $connect_timeout to connect + $read_timeout between reads.

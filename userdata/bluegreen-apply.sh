@@ -367,15 +367,43 @@ read_active() {
     fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config"
   idle=$(other "$active")
 }
-# The canary share: sets canary, and canary_ok=no when it is refused.
+# The canary share: `<share>` or, for a sticky canary, `<share> <kind>:<name>` (core/canary.ts).
+# Sets canary (the share), canary_sticky (the key, a header's name lowercased, or empty), and
+# canary_ok=no when the value is refused: not the pattern, or a key this host's nginx was not
+# rendered to read (STICKY_KEYS in /etc/bluegreen/env, the stage's stickyKeys context).
 read_canary() {
-  canary=$(value "$p_canary")
+  canary_value=$(value "$p_canary")
   canary_ok=yes
-  if ! matches "$canary" "$CANARY_PERCENT_RE"; then
+  canary=${canary_value%% *}
+  canary_sticky=
+  if ! matches "$canary_value" "$CANARY_PERCENT_RE"; then
     canary_ok=no
     bad_values=$((bad_values + 1))
-    step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
+    step canary "$idle" false "$p_canary is '$canary_value', not a whole number 0-99 (optionally followed by a space and cookie:NAME or header:NAME): refused; the canary share stays as it is"
+    return
   fi
+  case "$canary_value" in
+    *' '*) canary_sticky=$(lower_header "${canary_value#* }") ;;
+  esac
+  [ -n "$canary_sticky" ] || return 0
+  declared=
+  for k in $(printf '%s' "${STICKY_KEYS:-}" | tr ',' ' '); do declared="$declared $(lower_header "$k")"; done
+  case "$declared " in
+    *" $canary_sticky "*) ;;
+    *)
+      canary_ok=no
+      bad_values=$((bad_values + 1))
+      step canary "$idle" false "$p_canary is '$canary_value': $canary_sticky is not one of this stage's sticky keys (STICKY_KEYS: ${STICKY_KEYS:-none}; the stickyKeys context), so nginx here cannot read it: refused; the canary share stays as it is"
+      ;;
+  esac
+}
+# A sticky key with a header's name lowercased (HTTP header names are case-insensitive; routes.conf
+# and switch-pool.sh use the lowercase name).
+lower_header() {
+  case "$1" in
+    header:*) printf 'header:%s\n' "$(printf '%s' "${1#header:}" | tr '[:upper:]' '[:lower:]')" ;;
+    *) printf '%s\n' "$1" ;;
+  esac
 }
 
 # A pool's desired image/release/env, validated: set_desired, or set_invalid and a refused step (a
@@ -520,12 +548,17 @@ switch_active() {
   step active "$active" "$ok" "$out"
 }
 switch_canary() {
-  out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+  if [ -n "$canary_sticky" ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" --sticky "$canary_sticky" 2>&1) && ok=true || ok=false
+  else
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+  fi
   step canary "$idle" "$ok" "$out"
 }
+# The share canary points at (.canary-<share>, or .canary-<share>.<kind>.<name> when sticky).
 current_canary() {
   t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
-  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
+  case "$t" in .canary-*) t=${t#.canary-} && printf '%s\n' "${t%%.*}" ;; *) echo 0 ;; esac
 }
 
 # --- the release record (boot) ------------------------------------------------------------------------
