@@ -285,3 +285,23 @@ test.each(
     expect(result.stderr).toMatch(new RegExp(`^render-upstream: ${name} must `));
   }
 });
+
+test('routes: STICKY_KEYS renders one server-level check per key before the locations, none without it', async () => {
+  const none = await render({ SWITCH_DIR }, ['routes']);
+  expect(none.stdout).not.toContain('sticky');
+  const { code, stdout, stderr } = await render({ SWITCH_DIR, STICKY_KEYS: 'cookie:session,header:X-User-Id' }, [
+    'routes',
+  ]);
+  expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  expect(stdout).toContain(
+    'if (-f $bluegreen_switch_dir/canary/sticky.cookie.session) {\n    set $bluegreen_sticky_value $cookie_session;\n}\n',
+  );
+  expect(stdout).toContain(
+    'if (-f $bluegreen_switch_dir/canary/sticky.header.x-user-id) {\n    set $bluegreen_sticky_value $http_x_user_id;\n}\n',
+  );
+  expect(stdout.indexOf('if (-f')).toBeLessThan(stdout.indexOf('location /'));
+  // upstream.conf does not depend on it.
+  expect((await render({ SWITCH_DIR, STICKY_KEYS: 'cookie:session' })).stdout).toBe(
+    (await render({ SWITCH_DIR })).stdout,
+  );
+});
