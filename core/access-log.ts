@@ -23,8 +23,11 @@ export const ACCESS_LOG_FIELDS = [
  * Fields older lines lack: when present they must be strings.
  * - primary_pool: the pool the request was first sent to (= active_pool except canary requests);
  *   lines written before reload-free switches lack it, and the active pool stands in for it.
+ * - upstream_block: the upstream block the request went through, `bluegreen_<primary pool>_<generation>`
+ *   (nginx.conf); lines written before pool generations lack it. Read by nothing in the pipeline:
+ *   it says which generation's passive health state judged the request (debugging, tests).
  */
-export const OPTIONAL_STRING_FIELDS = ['primary_pool'] as const;
+export const OPTIONAL_STRING_FIELDS = ['primary_pool', 'upstream_block'] as const;
 
 export interface AccessLogEntry {
   time: string;
@@ -45,6 +48,8 @@ export interface AccessLogEntry {
   active_pool: string;
   /** The pool nginx sent the request to first; absent on older lines (use `primaryPool()`). */
   primary_pool?: string;
+  /** The upstream block (`bluegreen_<primary pool>_<generation>`); absent on older lines. */
+  upstream_block?: string;
   host?: string;
   user_agent?: string;
 }

@@ -3,6 +3,7 @@
 // a repository path (relative, `/`-separated) and its exact content. Each ships in the asset folder of
 // the script that reads it, next to it (the script finds it from its own path, on a host and locally).
 import { limit } from './aws-limits';
+import { CANARY_SHARE_PATTERN, MAX_STICKY_KEYS, STICKY_KEY_PATTERN } from './canary';
 import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
@@ -12,6 +13,7 @@ import {
   KEEPALIVE_MARGIN_SECONDS,
   MAX_SLOW_PATHS,
   MAX_TIME_MS,
+  POOL_GENERATIONS,
   PREFIX_PATTERN,
   PROXY_SETTINGS,
   ProxySettingKey,
@@ -110,7 +112,7 @@ function shWord(value: string | number): string {
 
 /**
  * nginx/proxy-settings.sh: the proxy settings' defaults, syntax and limits (core/proxy-settings.ts) as
- * sh assignments, sourced by nginx/render-upstream.sh from its own directory. Each default is named
+ * sh assignments, sourced by nginx/render-upstream.sh and nginx/switch-pool.sh from their own directory. Each default is named
  * after the environment variable that carries the setting (PROXY_CONNECT_TIMEOUT_DEFAULT, ...).
  */
 export function proxySettingsSh(): string {
@@ -119,7 +121,7 @@ export function proxySettingsSh(): string {
   );
   return `# ${GENERATED_BY}
 # The proxy settings' defaults, syntax and limits (core/proxy-settings.ts), for render-upstream.sh,
-# which sources this file from its own directory. Assignments only.
+# and switch-pool.sh, which source this file from their own directory. Assignments only.
 # shellcheck shell=sh disable=SC2034
 
 # Each setting's default, named after the variable that carries it (PROXY_SETTINGS).
@@ -130,6 +132,14 @@ PROXY_MAX_TIME_MS=${shWord(MAX_TIME_MS)}
 # A slow path prefix: plain path characters only (POSIX ERE, PREFIX_PATTERN); at most this many.
 SLOW_PATH_PREFIX_RE=${shWord(PREFIX_PATTERN)}
 MAX_SLOW_PATHS=${shWord(MAX_SLOW_PATHS)}
+# A sticky canary key, cookie:NAME or header:NAME (POSIX ERE, core/canary.ts STICKY_KEY_PATTERN); a
+# stage declares at most MAX_STICKY_KEYS (STICKY_KEYS). A canary share (CANARY_SHARE_PATTERN).
+STICKY_KEY_RE=${shWord(STICKY_KEY_PATTERN)}
+MAX_STICKY_KEYS=${shWord(MAX_STICKY_KEYS)}
+CANARY_SHARE_RE=${shWord(CANARY_SHARE_PATTERN)}
+# A pool's generations, in order (POOL_GENERATIONS): one upstream block each per primary pool;
+# switch-pool.sh --fresh moves a pool to the next, after the last back to the first.
+POOL_GENERATIONS=${shWord(POOL_GENERATIONS.join(' '))}
 # keepalive_timeout (keepaliveSeconds): the load balancer's idle timeout is max(its default, the
 # longest wait + WAIT_MARGIN_SECONDS); nginx holds an idle connection KEEPALIVE_MARGIN_SECONDS longer.
 LB_IDLE_DEFAULT_SECONDS=${shWord(limit('albIdleTimeoutDefault'))}

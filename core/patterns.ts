@@ -1,5 +1,6 @@
 // The value patterns of a stage: what SSM's AllowedPattern, the CLI's input checks and the host agent
 // accept. Strings (not RegExp) where a pattern also goes into a template or a generated shell file.
+import { CANARY_VALUE_PATTERN } from './canary';
 
 /** A stage name: it becomes part of the stack name, the SSM path and the log group names. */
 export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
@@ -11,7 +12,9 @@ export const STAGE_PATTERN = /^[a-z][a-z0-9-]{0,19}$/;
 export const POOL_STATE_PATTERNS = {
   activePool: '^(blue|green)$',
   maintenance: '^(on|off)$',
-  canaryPercent: '^([0-9]|[1-9][0-9])$',
+  // A share 0-99, optionally with the key a sticky canary sticks on: `10` or `10 cookie:session`
+  // (core/canary.ts), so share and key change in one write.
+  canaryPercent: CANARY_VALUE_PATTERN,
   release: '^[A-Za-z0-9._-]{1,64}$',
   // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
   // the value ends up in the host's Compose environment file.

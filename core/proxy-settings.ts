@@ -11,6 +11,8 @@
 // both; render-upstream.sh renders the second into routes.conf by the same rule, with the margins
 // from the generated file (test/unit/proxy-settings.test.ts runs both on the same settings).
 import { limit } from './aws-limits';
+import { parseStickyKeys, StickyKey, stickyKeyText } from './canary';
+import { ConfigError } from './config-error';
 
 /** The settings, each with the renderer's environment variable that carries it to the host and to local nginx. */
 export const PROXY_SETTINGS = {
@@ -19,6 +21,9 @@ export const PROXY_SETTINGS = {
   readTimeout: { env: 'PROXY_READ_TIMEOUT', default: '1s' },
   nextUpstreamTimeout: { env: 'PROXY_NEXT_UPSTREAM_TIMEOUT', default: '3s' },
   slowPaths: { env: 'SLOW_PATHS', default: '' },
+  // The keys a canary of this stage may stick on (core/canary.ts): rendered into routes.conf, since
+  // nginx cannot take a variable name at runtime.
+  stickyKeys: { env: 'STICKY_KEYS', default: '' },
 } as const;
 export type ProxySettingKey = keyof typeof PROXY_SETTINGS;
 
@@ -33,6 +38,7 @@ export interface ProxySettings {
   readonly readTimeout: string;
   readonly nextUpstreamTimeout: string;
   readonly slowPaths: readonly SlowPath[];
+  readonly stickyKeys: readonly StickyKey[];
 }
 
 // The patterns are written once, as text both JavaScript and POSIX extended regular expressions (grep -E,
@@ -116,8 +122,29 @@ export function parseProxySettings(
         throw new ProxySettingsError(`${slowName} lists more than ${MAX_SLOW_PATHS} prefixes`);
     }
   }
-  return { connectTimeout, sendTimeout, readTimeout, nextUpstreamTimeout, slowPaths };
+  let stickyKeys: StickyKey[];
+  try {
+    stickyKeys = parseStickyKeys(value('stickyKeys'), name('stickyKeys'));
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ProxySettingsError(err.message);
+    throw err;
+  }
+  return { connectTimeout, sendTimeout, readTimeout, nextUpstreamTimeout, slowPaths, stickyKeys };
 }
+
+/**
+ * The generations of a pool: per primary pool, upstream.conf holds one upstream block per generation
+ * (`bluegreen_<pool>_<generation>`), and nginx.conf sends a request to its primary pool's current
+ * generation (a flag file in the switch dir, `generation-<pool>-<g>`; none = the first).
+ * `switch-pool.sh --fresh <pool>` moves a pool to the next one whenever a new process or container
+ * serves it, so nginx's passive health state (max_fails/fail_timeout, per block and per worker) about
+ * the old process is not applied to the new one. The next generation is always the one left longest
+ * ago; a block left for longer than fail_timeout is clean, so four are clean unless a pool is
+ * redeployed four times within fail_timeout (DECISIONS.md, "Pool generations"). nginx.conf checks the
+ * flags of all but the first, in this order (test/unit/render-upstream.test.ts holds it to this list).
+ */
+export const POOL_GENERATIONS = ['a', 'b', 'c', 'd'] as const;
+export type PoolGeneration = (typeof POOL_GENERATIONS)[number];
 
 /** The defaults, typed. */
 export const DEFAULT_PROXY_SETTINGS: ProxySettings = parseProxySettings({}, (key) => PROXY_SETTINGS[key].env);
@@ -130,6 +157,7 @@ export function proxySettingsEnv(settings: ProxySettings): Record<string, string
     [PROXY_SETTINGS.readTimeout.env]: settings.readTimeout,
     [PROXY_SETTINGS.nextUpstreamTimeout.env]: settings.nextUpstreamTimeout,
     [PROXY_SETTINGS.slowPaths.env]: settings.slowPaths.map((p) => `${p.prefix}:${p.timeout}`).join(','),
+    [PROXY_SETTINGS.stickyKeys.env]: settings.stickyKeys.map(stickyKeyText).join(','),
   };
 }
 

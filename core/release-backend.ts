@@ -65,8 +65,16 @@ export interface ReleaseBackend {
   deploy(pool: Pool, options: DeployOptions): Promise<DeployReport>;
   /** The share (0-99) of requests first sent to the idle pool now. */
   canaryPercent(): Promise<number>;
-  /** Sets the share (0-99) of requests first sent to the idle pool. */
-  setCanary(percent: number): Promise<void>;
+  /**
+   * Sets the share (0-99) of requests first sent to the idle pool; with `sticky` (`cookie:NAME` /
+   * `header:NAME`, a share above 0) a request carrying that key is split by its value, not on its own.
+   */
+  setCanary(percent: number, sticky?: string): Promise<void>;
+  /**
+   * The sticky keys the stage's nginx was rendered with (STICKY_KEYS), when this backend can know
+   * them; undefined when it cannot (AWS: a host refuses an undeclared key itself).
+   */
+  stickyKeys?(): Promise<readonly string[] | undefined>;
   /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */
   flip(pool: Pool): Promise<FlipResult>;
 }

@@ -119,6 +119,8 @@ export interface ReleaseRecord {
   replacedEnv?: Record<string, string>;
   strategy: ReleaseStrategy;
   canaryPercent: number;
+  /** A sticky canary's key (`cookie:NAME` / `header:name`): requests carrying it are split by its value. */
+  sticky?: string;
   bakeSeconds: number;
   state: ReleaseState;
   reason?: string;

@@ -4,6 +4,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ConfigError } from '../core/config-error';
 import { POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
+import { MAX_STICKY_KEYS } from '../core/canary';
 import { formatHostsParameter } from '../core/fleet-size';
 import {
   parseProxySettings,
@@ -178,6 +179,7 @@ export const CONTEXT_KEYS = {
   proxyNextUpstreamTimeout: `the failover window: a failed attempt is retried on the other pool only within it; longer than connect + read; changing it replaces the host (default ${PROXY_SETTINGS.nextUpstreamTimeout.default})`,
   slowPaths:
     'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
+  stickyKeys: `comma-separated cookie:NAME / header:NAME keys a canary of this stage may stick on (bluegreen release --sticky), e.g. cookie:session,header:X-User; cookie names letters, digits and _, header names letters, digits and -; at most ${MAX_STICKY_KEYS}; changing it replaces the host (default none)`,
   alarmEmails:
     'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   hosts:
@@ -346,6 +348,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     readTimeout: 'proxyReadTimeout',
     nextUpstreamTimeout: 'proxyNextUpstreamTimeout',
     slowPaths: 'slowPaths',
+    stickyKeys: 'stickyKeys',
   };
   let proxy: ProxySettings;
   try {

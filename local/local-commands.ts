@@ -14,7 +14,7 @@ import { runLoad, summarize } from './load';
 import { parseDuration } from '../core/duration';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
-import { readActivePool, readCanaryPercent, switchPool } from './switch';
+import { readActivePool, readCanaryPercent, readCanarySticky, switchPool } from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
 export class UsageError extends ConfigError {}
@@ -87,6 +87,7 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
   ]);
   const active = readActivePool(state);
   const canary = readCanaryPercent(state);
+  const sticky = readCanarySticky(state);
   const record = readLocalRecord(dir);
   const lastRelease = record
     ? `${record.id}: release ${record.release} to ${record.pool}, ${record.state}${record.reason ? ` (${record.reason})` : ''}, ${record.finishedAt ?? record.updatedAt}`
@@ -95,7 +96,12 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
     [
       ['stack', `local (${dir})`],
       ['active pool', active],
-      ['canary', canary > 0 ? `${canary}% of requests try ${otherPool(active)} first` : '0% (none)'],
+      [
+        'canary',
+        canary > 0
+          ? `${canary}% of requests try ${otherPool(active)} first${sticky ? ` (sticky on ${sticky}: a client carrying it stays on one side)` : ''}`
+          : '0% (none)',
+      ],
       ['blue pool', blue],
       ['green pool', green],
       ['maintenance', maintenanceOn(dir) ? 'on: alerts are evaluated and printed, not posted' : 'off'],

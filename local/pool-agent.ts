@@ -1,8 +1,9 @@
 // Local mode's pool agent: what userdata/bluegreen-apply is on a host, inside `npm start`. It polls
 // each pool's desired state (pools/<pool>.json) and, for an idle pool whose desired state changed,
-// restarts that pool's process with the new release and env, waits for /healthz, smoke-tests
-// /version on the pool's own port, and writes what it did to pools/<pool>.applied.json. It never
-// restarts the active pool: it writes a refusal instead.
+// restarts that pool's process with the new release and env, waits for /healthz, moves the pool to
+// its next generation in nginx (switch-pool.sh --fresh), smoke-tests /version on the pool's own port,
+// and writes what it did to pools/<pool>.applied.json. It never restarts the active pool: it writes a
+// refusal instead.
 import type { ReleaseStep } from '../core/release-record';
 import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
 import { Pool, POOLS } from '../core/pools';
@@ -15,6 +16,8 @@ export interface AgentStack {
   activePool(): Pool | Promise<Pool>;
   poolUrl(pool: Pool): string;
   poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
+  /** switch-pool.sh --fresh: nginx judges the new process from a clean passive health state. */
+  fresh(pool: Pool): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
 export interface PoolAgentOptions {
@@ -130,6 +133,19 @@ export class PoolAgent {
     step('health', health.ok, health.detail);
     if (!health.ok) {
       write({ release: desired.release, env, ok: false, reason: `health gate: ${health.detail}` });
+      return;
+    }
+    // Once the new process is healthy, not before: a request nginx tried while it was still starting
+    // would mark the fresh generation failed too. Before the smoke test, whatever it finds: the smoke
+    // test goes to the pool's own port, not through nginx, and the process is new either way (a
+    // failed gate restores the previous release with a restart of its own, freshened again).
+    const fresh = await stack.fresh(pool);
+    const freshDetail = (fresh.code === 0 ? fresh.stdout : fresh.stderr || `exit ${fresh.code}`)
+      .trim()
+      .replace(/^switch-pool: /, '');
+    step('fresh', fresh.code === 0, freshDetail);
+    if (fresh.code !== 0) {
+      write({ release: desired.release, env, ok: false, reason: `fresh: ${freshDetail}` });
       return;
     }
     const smoke = await this.smoke(`${base}/version`, desired.release);

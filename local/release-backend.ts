@@ -2,6 +2,8 @@
 // section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
 // (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
 import { ConfigError } from '../core/config-error';
+import { parseStickyKeys, stickyKeyText } from '../core/canary';
+import { PROXY_SETTINGS } from '../core/proxy-settings';
 import { Pool } from '../core/pools';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { header, httpRequest } from '../support/http';
@@ -99,10 +101,18 @@ export class LocalReleaseBackend implements ReleaseBackend {
     return readCanaryPercent(this.stack());
   }
 
-  async setCanary(percent: number): Promise<void> {
-    const result = await setCanary(this.stack(), percent);
+  async setCanary(percent: number, sticky?: string): Promise<void> {
+    const result = await setCanary(this.stack(), percent, sticky);
     if (result.code !== 0)
-      throw new Error(`switch-pool.sh --canary ${percent}: ${result.stderr.trim() || `exit ${result.code}`}`);
+      throw new Error(
+        `switch-pool.sh --canary ${percent}${sticky ? ` --sticky ${sticky}` : ''}: ${result.stderr.trim() || `exit ${result.code}`}`,
+      );
+  }
+
+  /** The running stack's STICKY_KEYS (what its routes.conf was rendered with), normalized. */
+  async stickyKeys(): Promise<readonly string[]> {
+    const declared = this.stack().upstreamEnv[PROXY_SETTINGS.stickyKeys.env] ?? '';
+    return parseStickyKeys(declared, PROXY_SETTINGS.stickyKeys.env).map(stickyKeyText);
   }
 
   /**

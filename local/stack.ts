@@ -13,7 +13,7 @@ import { NginxProcess, waitServing } from './nginx-process';
 import { PoolApps, PoolRun } from './pool-apps';
 import { assertPortFree, freePort } from './ports';
 import { newStackState, poolUrl, removeStackState, StackPorts, StackState, writeStackState } from './stack-state';
-import { readActivePool, readCanaryPercent, ScriptResult, setCanary, switchPool } from './switch';
+import { freshPool, readActivePool, readCanaryPercent, ScriptResult, setCanary, switchPool } from './switch';
 
 export { NGINX_RESTARTS } from './nginx-process';
 export type { PoolRun } from './pool-apps';
@@ -162,9 +162,20 @@ export class LocalStack {
     return switchPool(this.state, pool);
   }
 
-  /** Sets the share of requests (0-99) whose first try goes to the idle pool, through switch-pool.sh. */
-  canary(percent: number | string): Promise<ScriptResult> {
-    return setCanary(this.state, percent);
+  /**
+   * Sets the share of requests (0-99) whose first try goes to the idle pool, through switch-pool.sh;
+   * sticky on a key (`cookie:NAME` / `header:NAME`, one of the stack's STICKY_KEYS) when given.
+   */
+  canary(percent: number | string, sticky?: string): Promise<ScriptResult> {
+    return setCanary(this.state, percent, sticky);
+  }
+
+  /**
+   * Starts the pool's next generation of upstream blocks (switch-pool.sh --fresh; no reload): what
+   * nginx marked failed on the pool's previous process no longer sends its requests to the backup.
+   */
+  fresh(pool: Pool | string): Promise<ScriptResult> {
+    return freshPool(this.state, pool);
   }
 
   /** The pool nginx treats as active on the next request (the switch dir's flag file). */

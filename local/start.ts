@@ -8,6 +8,7 @@ import { releaseGateFromEnv, ruleConfigFromEnv } from '../core/rule-config';
 import { DEFAULT_HEALTH_TIMEOUT_MS, PoolAgent } from './pool-agent';
 import { AlertWatcher } from './watcher';
 import { ProxySettings, proxySettingsEnv, proxySettingsFromEnv, ProxySettingsError } from '../core/proxy-settings';
+import { stickyKeyText } from '../core/canary';
 
 export interface StartConfig {
   stateDir: string;
@@ -92,6 +93,8 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   out(
     `timeouts: ${proxy.readTimeout} per read, failover within ${proxy.nextUpstreamTimeout}; slow paths: ${slow || 'none (SLOW_PATHS)'}`,
   );
+  const sticky = proxy.stickyKeys.map(stickyKeyText).join(', ');
+  out(`sticky canary keys: ${sticky || 'none (STICKY_KEYS)'}`);
   out(`access log: ${accessLog}`);
   out(`error log:  ${errorLog}`);
   const watcher = new AlertWatcher({

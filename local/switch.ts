@@ -1,5 +1,5 @@
-// Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary:
-// files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
+// Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary,
+// a pool's next generation: files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
 import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
@@ -54,9 +54,23 @@ export function switchPool(target: NginxTarget, pool: Pool | string): Promise<Sc
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), [pool], switchEnv(target));
 }
 
-/** Sets the share (0-99) of requests that try the idle pool first; bad values reach the script's check. */
-export function setCanary(target: NginxTarget, percent: number | string): Promise<ScriptResult> {
-  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--canary', String(percent)], switchEnv(target));
+/**
+ * Sets the share (0-99) of requests that try the idle pool first, sticky on `sticky` (`cookie:NAME`
+ * or `header:NAME`) when given; bad values reach the script's check (which also refuses a key the
+ * stack's STICKY_KEYS did not declare).
+ */
+export function setCanary(target: NginxTarget, percent: number | string, sticky?: string): Promise<ScriptResult> {
+  const args = ['--canary', String(percent), ...(sticky === undefined ? [] : ['--sticky', sticky])];
+  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), args, switchEnv(target));
+}
+
+/**
+ * Moves a pool to its next generation of upstream blocks (switch-pool.sh --fresh): a flag file, no
+ * reload. Called once a new process serves the pool, so nginx stops applying what it marked failed
+ * on the old one.
+ */
+export function freshPool(target: NginxTarget, pool: Pool | string): Promise<ScriptResult> {
+  return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--fresh', pool], switchEnv(target));
 }
 
 /** Re-renders upstream.conf and routes.conf and reloads nginx only if one changed (pool addresses, settings). */
@@ -77,8 +91,23 @@ export function readCanaryPercent(target: Pick<NginxTarget, 'switchDir'>): numbe
   } catch {
     return 0;
   }
-  const match = /^\.canary-(\d{1,2})$/.exec(link);
+  const match = CANARY_LINK.exec(link);
   return match ? Number(match[1]) : 0;
+}
+
+/** What canary points at: `.canary-<share>`, or `.canary-<share>.<kind>.<name>` for a sticky canary. */
+const CANARY_LINK = /^\.canary-(\d{1,2})(?:\.(cookie|header)\.([A-Za-z0-9_-]+))?$/;
+
+/** The key the switch dir's canary sticks on (`cookie:NAME` / `header:name`), undefined when none. */
+export function readCanarySticky(target: Pick<NginxTarget, 'switchDir'>): string | undefined {
+  let link: string;
+  try {
+    link = readlinkSync(path.join(target.switchDir, 'canary'));
+  } catch {
+    return undefined;
+  }
+  const match = CANARY_LINK.exec(link);
+  return match?.[2] ? `${match[2]}:${match[3]}` : undefined;
 }
 
 /** The files render-upstream.sh renders: upstream.conf (pools) and routes.conf (locations and timeouts). */

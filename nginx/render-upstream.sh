@@ -1,7 +1,8 @@
 #!/bin/sh
 # Renders the two files nginx.conf includes that differ per stage:
-#   render-upstream.sh          upstream.conf (http context): one upstream block per pool being
-#                               primary (the other pool its backup), and where the switch dir is.
+#   render-upstream.sh          upstream.conf (http context): per pool being primary (the other pool
+#                               its backup), one upstream block per generation of that pool
+#                               (POOL_GENERATIONS), and where the switch dir is.
 #                               Which block a request uses is decided per request from the switch
 #                               dir (see nginx.conf), so a flip never needs a new upstream.conf.
 #   render-upstream.sh routes   routes.conf (server context): the proxied locations with their
@@ -30,6 +31,10 @@
 #   SLOW_PATHS             comma-separated prefix:timeout, e.g. /reports/:30s,/upload/:60s: requests
 #                          under a prefix may take that long between two reads (longest prefix
 #                          wins); each longer than PROXY_NEXT_UPSTREAM_TIMEOUT  (default none)
+#   STICKY_KEYS            comma-separated cookie:NAME / header:NAME, e.g. cookie:session,header:X-User:
+#                          the keys a canary may stick on (switch-pool.sh --canary N --sticky KEY);
+#                          rendered into routes.conf, since nginx takes no variable name at runtime
+#                          (at most MAX_STICKY_KEYS; default none)
 # Times: a whole number with ms or s, 1ms to 300s (DECISIONS.md, "Per-stage timeouts and slow paths").
 # keepalive_timeout is not an input: it follows from the timeouts, by core/proxy-settings.ts's rule
 # (keepaliveSeconds), with its margins from proxy-settings.sh: the load balancer's idle timeout is
@@ -156,6 +161,30 @@ if [ -n "$slow_paths" ]; then
   done
 fi
 
+# STICKY_KEYS: checked whole before anything is printed. A name lands in an nginx variable name and
+# in a file name, so only plain name characters pass (STICKY_KEY_RE). Header names are lowercased
+# (HTTP header names are case-insensitive; switch-pool.sh lowercases them the same way).
+sticky_keys=${STICKY_KEYS:-$STICKY_KEYS_DEFAULT}
+sticky_list=
+sticky_count=0
+if [ -n "$sticky_keys" ]; then
+  matches "$sticky_keys" '^[^[:space:]]+$' || fail "STICKY_KEYS must be cookie:NAME or header:NAME keys separated by commas, without spaces, e.g. cookie:session,header:X-User, got '$sticky_keys'"
+  rest=$sticky_keys,
+  while [ -n "$rest" ]; do
+    entry=${rest%%,*}
+    rest=${rest#*,}
+    [ -n "$entry" ] || fail "STICKY_KEYS has an empty entry (two commas in a row, or one at an end), got '$sticky_keys'"
+    matches "$entry" "$STICKY_KEY_RE" || fail "STICKY_KEYS entry must be cookie:NAME (letters, digits, _) or header:NAME (letters, digits, -), at most 64 characters, got '$entry'"
+    case "$entry" in header:*) entry=header:$(printf '%s' "${entry#header:}" | tr '[:upper:]' '[:lower:]') ;; esac
+    case " $sticky_list " in
+      *" $entry "*) fail "STICKY_KEYS lists '$entry' twice" ;;
+    esac
+    sticky_list="$sticky_list${sticky_list:+ }$entry"
+    sticky_count=$((sticky_count + 1))
+    [ "$sticky_count" -le "$MAX_STICKY_KEYS" ] || fail "STICKY_KEYS lists more than $MAX_STICKY_KEYS keys"
+  done
+fi
+
 if [ "$mode" = routes ]; then
   # The load balancer's default idle timeout, or the longest wait (rounded up) + the wait margin;
   # then the keep-alive margin more (core/proxy-settings.ts keepaliveSeconds).
@@ -170,8 +199,9 @@ location $1 {
     proxy_send_timeout $send_timeout;
     proxy_read_timeout $2;
     proxy_next_upstream_timeout $next_timeout;
-    # A variable naming an upstream block: nginx picks the block by name, no resolver.
-    proxy_pass http://bluegreen_\$bluegreen_primary_pool;
+    # A variable naming an upstream block (bluegreen_<primary pool>_<its generation>, set per request
+    # in nginx.conf): nginx picks the block by name, no resolver.
+    proxy_pass http://\$bluegreen_upstream;
 }
 CONF
   }
@@ -181,6 +211,28 @@ CONF
 # An idle keep-alive connection stays open longer than a load balancer in front keeps it (${idle_s} s
 # there): the balancer closes it first, never reusing one nginx is closing (a 502 no log line shows).
 keepalive_timeout ${keepalive_s}s;
+CONF
+  if [ -n "$sticky_list" ]; then
+    cat <<CONF
+
+# Sticky canary keys (STICKY_KEYS). Server-level rewrite directives run in order: nginx.conf includes
+# this file after clearing \$bluegreen_sticky_value and before the canary check. When the canary dir
+# holds sticky.<kind>.<name> (switch-pool.sh --canary N --sticky <kind>:<name>), a request carrying
+# that key is put in its bucket by the key's value, so one client stays on one side for the whole
+# canary; a request without it is split per request, as without a sticky key.
+CONF
+    for key in $sticky_list; do
+      kind=${key%%:*}
+      name=${key#*:}
+      if [ "$kind" = cookie ]; then variable=\$cookie_$name; else variable=\$http_$(printf '%s' "$name" | tr '-' '_'); fi
+      cat <<CONF
+if (-f \$bluegreen_switch_dir/canary/sticky.$kind.$name) {
+    set \$bluegreen_sticky_value $variable;
+}
+CONF
+    done
+  fi
+  cat <<CONF
 
 # Every path: a failed attempt (error, timeout, 5xx) is retried on the other pool within
 # $next_timeout, two attempts at most, each $connect_timeout to connect + $read_timeout between reads.
@@ -201,12 +253,10 @@ CONF
 fi
 
 block() {
-  primary_pool=$1 primary=$2 backup_pool=$3 backup=$4
+  primary_pool=$1 primary=$2 backup_pool=$3 backup=$4 generation=$5
   cat <<CONF
-upstream bluegreen_$primary_pool {
+upstream bluegreen_${primary_pool}_$generation {
     server $primary max_fails=$max_fails fail_timeout=$fail_timeout; # $primary_pool (primary)
-    # The backup is never marked down: when it is the only pool left, taking it out would turn
-    # one failed attempt into "no live upstreams" 502s for every request until fail_timeout.
     server $backup backup max_fails=0; # $backup_pool (backup)
     keepalive $keepalive;
 }
@@ -214,16 +264,29 @@ CONF
 }
 
 cat <<CONF
-# Rendered by render-upstream.sh: do not edit. Flip pools and set the canary share with
-# switch-pool.sh (no reload); change this file with apply-upstream.sh.
-# Both blocks are always here: a request picks one by its primary pool (nginx.conf).
+# Rendered by render-upstream.sh: do not edit. Flip pools, set the canary share and start a pool's
+# next generation with switch-pool.sh (no reload); change this file with apply-upstream.sh.
+# Every block is always here: a request picks one by its primary pool and that pool's generation
+# (nginx.conf). The blocks of one primary pool are the same servers; each keeps its own passive health
+# state (max_fails/fail_timeout), so a pool moved to its next generation (switch-pool.sh --fresh, once
+# a new process serves it) starts with none of what nginx learned about the old process.
+# The backup is never marked down (max_fails=0): when it is the only pool left, taking it out would
+# turn one failed attempt into "no live upstreams" 502s for every request until fail_timeout.
 CONF
-block blue "$blue" green "$green"
-echo
-block green "$green" blue "$blue"
+first=yes
+for pair in "blue $blue green $green" "green $green blue $blue"; do
+  # shellcheck disable=SC2086 # four words: primary pool, its address, backup pool, its address
+  set -- $pair
+  for generation in $POOL_GENERATIONS; do
+    [ "$first" = yes ] || echo
+    first=no
+    block "$1" "$2" "$3" "$4" "$generation"
+  done
+done
 cat <<CONF
 
-# Where nginx looks, per request, for green-active and canary/ (switch-pool.sh writes them).
+# Where nginx looks, per request, for green-active, canary/ and the generation flags (switch-pool.sh
+# writes them).
 map \$request_method \$bluegreen_switch_dir {
     default "$switch_dir";
 }

@@ -3,9 +3,10 @@
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
 #   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
-#     -> recreate only its container -> health check -> smoke through its own port (/version answers
-#     the desired release); a failed gate puts the previous release back. The active pool is never
-#     recreated: a difference there is reported;
+#     -> recreate only its container -> health check -> its next generation in nginx
+#     (switch-pool.sh --fresh) -> smoke through its own port (/version answers the desired
+#     release); a failed gate puts the previous release back (and freshens it again). The active
+#     pool is never recreated: a difference there is reported;
 #   - nginx's pool addresses: when a container's address differs from upstream.conf,
 #     nginx/apply-upstream.sh (nginx -t + graceful reload; the old config keeps serving on failure);
 #   - nginx's timeouts and slow paths (PROXY_*_TIMEOUT, SLOW_PATHS in /etc/bluegreen/env): rendered
@@ -366,15 +367,43 @@ read_active() {
     fail 2 "$p_active is '$active', not blue or green: refusing it; nginx keeps serving its current config"
   idle=$(other "$active")
 }
-# The canary share: sets canary, and canary_ok=no when it is refused.
+# The canary share: `<share>` or, for a sticky canary, `<share> <kind>:<name>` (core/canary.ts).
+# Sets canary (the share), canary_sticky (the key, a header's name lowercased, or empty), and
+# canary_ok=no when the value is refused: not the pattern, or a key this host's nginx was not
+# rendered to read (STICKY_KEYS in /etc/bluegreen/env, the stage's stickyKeys context).
 read_canary() {
-  canary=$(value "$p_canary")
+  canary_value=$(value "$p_canary")
   canary_ok=yes
-  if ! matches "$canary" "$CANARY_PERCENT_RE"; then
+  canary=${canary_value%% *}
+  canary_sticky=
+  if ! matches "$canary_value" "$CANARY_PERCENT_RE"; then
     canary_ok=no
     bad_values=$((bad_values + 1))
-    step canary "$idle" false "$p_canary is '$canary', not a whole number 0-99: refused; the canary share stays as it is"
+    step canary "$idle" false "$p_canary is '$canary_value', not a whole number 0-99 (optionally followed by a space and cookie:NAME or header:NAME): refused; the canary share stays as it is"
+    return
   fi
+  case "$canary_value" in
+    *' '*) canary_sticky=$(lower_header "${canary_value#* }") ;;
+  esac
+  [ -n "$canary_sticky" ] || return 0
+  declared=
+  for k in $(printf '%s' "${STICKY_KEYS:-}" | tr ',' ' '); do declared="$declared $(lower_header "$k")"; done
+  case "$declared " in
+    *" $canary_sticky "*) ;;
+    *)
+      canary_ok=no
+      bad_values=$((bad_values + 1))
+      step canary "$idle" false "$p_canary is '$canary_value': $canary_sticky is not one of this stage's sticky keys (STICKY_KEYS: ${STICKY_KEYS:-none}; the stickyKeys context), so nginx here cannot read it: refused; the canary share stays as it is"
+      ;;
+  esac
+}
+# A sticky key with a header's name lowercased (HTTP header names are case-insensitive; routes.conf
+# and switch-pool.sh use the lowercase name).
+lower_header() {
+  case "$1" in
+    header:*) printf 'header:%s\n' "$(printf '%s' "${1#header:}" | tr '[:upper:]' '[:lower:]')" ;;
+    *) printf '%s\n' "$1" ;;
+  esac
 }
 
 # A pool's desired image/release/env, validated: set_desired, or set_invalid and a refused step (a
@@ -519,12 +548,17 @@ switch_active() {
   step active "$active" "$ok" "$out"
 }
 switch_canary() {
-  out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+  if [ -n "$canary_sticky" ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" --sticky "$canary_sticky" 2>&1) && ok=true || ok=false
+  else
+    out=$(sh "$home/nginx/switch-pool.sh" --canary "$canary" 2>&1) && ok=true || ok=false
+  fi
   step canary "$idle" "$ok" "$out"
 }
+# The share canary points at (.canary-<share>, or .canary-<share>.<kind>.<name> when sticky).
 current_canary() {
   t=$(readlink "$SWITCH_DIR/canary" 2>/dev/null || true)
-  case "$t" in .canary-*) printf '%s\n' "${t#.canary-}" ;; *) echo 0 ;; esac
+  case "$t" in .canary-*) t=${t#.canary-} && printf '%s\n' "${t%%.*}" ;; *) echo 0 ;; esac
 }
 
 # --- the release record (boot) ------------------------------------------------------------------------
@@ -836,7 +870,7 @@ report_active() {
 }
 
 # The idle pool (reconcile's pool) onto its desired state: pull -> canary at 0% -> recreate ->
-# health -> smoke; then keep it, or put the previous release back.
+# health -> fresh -> smoke; then keep it, or put the previous release back.
 deploy_pool() {
   if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
@@ -872,7 +906,20 @@ stage_desired() {
   printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 }
 
-# Recreate, health check, smoke test: a step each; sets reason to the failed gate (empty: passed).
+# A recreated container serves the pool: its requests go through the pool's next generation of
+# upstream blocks (switch-pool.sh --fresh, a flag file, no reload), so what nginx marked failed on
+# the old container (max_fails, per block and worker, for fail_timeout) does not send the new one's
+# requests to the other pool. Only once it is healthy: a request nginx tried while it was still
+# starting would mark the new generation failed too. Before the smoke test, whatever that finds: the
+# smoke test goes to the pool's own port, not through nginx, and the container is new either way.
+fresh_pool() {
+  out=$(sh "$home/nginx/switch-pool.sh" --fresh "$1" 2>&1) && ok=true || ok=false
+  step fresh "$1" "$ok" "$out"
+  [ "$ok" = true ]
+}
+
+# Recreate, health check, fresh generation, smoke test: a step each; sets reason to the failed gate
+# (empty: passed).
 run_gate() {
   reason=
   if out=$(recreate "$pool"); then
@@ -882,7 +929,9 @@ run_gate() {
   fi
   if healthy "$pool"; then
     step health "$pool" true "$(health_detail "$pool")"
-    if out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
+    if ! fresh_pool "$pool"; then
+      reason="fresh: $out"
+    elif out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
       step smoke "$pool" true "$out"
     else
       reason="smoke: $out"
@@ -910,6 +959,7 @@ restore_previous() {
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   if recreate "$pool" >/dev/null && healthy "$pool"; then
     step restore "$pool" true "back on release $prev_release ($prev_image)"
+    fresh_pool "$pool" || true
   else
     step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: $(health_detail "$pool")"
   fi

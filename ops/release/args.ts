@@ -2,6 +2,7 @@
 // is read or written (a bad value is exit 2, one line, nothing changed).
 import { parseArgs } from 'node:util';
 import { POOL_STATE_REGEXPS } from '../../core/patterns';
+import { CANARY_SHARE_PATTERN, parseStickyKey, stickyKeyText } from '../../core/canary';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
@@ -27,6 +28,7 @@ export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 300;
  * release nobody sends traffic to is held (and someone paged) the same hour.
  */
 export const DEFAULT_MAX_BAKE_FACTOR = 4;
+const CANARY_SHARE = new RegExp(CANARY_SHARE_PATTERN);
 
 export interface ReleaseOptions {
   release: string;
@@ -39,6 +41,11 @@ export interface ReleaseOptions {
   canaryPercent: number;
   /** How long the canary share is held before promotion. */
   canarySeconds: number;
+  /**
+   * A sticky canary's key, `cookie:NAME` or `header:name` (a header's name lowercased): requests
+   * carrying it are split by its value, so one client stays on one side. Only with strategy canary.
+   */
+  sticky?: string;
   bakeSeconds: number;
   promote: boolean;
   /** Seconds to wait for the pool agent(s) to report a deploy. */
@@ -53,6 +60,7 @@ export interface ReleaseOptions {
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
+                         [--sticky cookie:NAME|header:NAME]
                          [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
                          [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
        bluegreen release promote ID [--stage S]
@@ -74,6 +82,10 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --strategy S          all-at-once (default) or canary
   --canary-percent N    1-99, share of requests for the canary (default ${DEFAULT_CANARY_PERCENT}; implies --strategy canary)
   --canary-duration D   how long the canary runs before promotion (default ${DEFAULT_CANARY_SECONDS}s)
+  --sticky KEY          cookie:NAME or header:NAME: a request carrying that key goes to the side its
+                        value picks, for the whole canary (one client, one side); requests without
+                        it are split per request. The stage must declare the key (STICKY_KEYS /
+                        stickyKeys context); needs --strategy canary
   --bake D              watch after promotion (default ${DEFAULT_BAKE_SECONDS / 60}m); D like 30s, 2m, 1h
   --max-bake D          how long a bake without enough requests may go on before it is held (default
                         ${DEFAULT_MAX_BAKE_FACTOR} × --bake); at least --bake
@@ -148,6 +160,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         strategy: { type: 'string' },
         'canary-percent': { type: 'string' },
         'canary-duration': { type: 'string' },
+        sticky: { type: 'string' },
         bake: { type: 'string' },
         'no-promote': { type: 'boolean' },
         'deploy-timeout': { type: 'string' },
@@ -181,12 +194,15 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
   if (strategy === 'all-at-once' && (v['canary-percent'] !== undefined || v['canary-duration'] !== undefined)) {
     throw new ConfigError('--canary-percent/--canary-duration need --strategy canary');
   }
+  if (v.sticky !== undefined && strategy !== 'canary')
+    throw new ConfigError('--sticky needs --strategy canary (a sticky key picks the side of a canary)');
+  const sticky = v.sticky === undefined ? undefined : stickyKeyText(parseStickyKey(v.sticky, '--sticky'));
   let canaryPercent = 0;
   if (strategy === 'canary') {
     const raw = v['canary-percent'] ?? String(DEFAULT_CANARY_PERCENT);
     canaryPercent = Number(raw);
-    // The parameter's own pattern (0-99), and a canary needs at least 1.
-    if (!POOL_STATE_REGEXPS.canaryPercent.test(raw) || canaryPercent < 1)
+    // A share as the parameter holds it (0-99), and a canary needs at least 1.
+    if (!CANARY_SHARE.test(raw) || canaryPercent < 1)
       throw new ConfigError(`--canary-percent must be a whole number 1-99, got "${raw}"`);
   }
   const canarySeconds =
@@ -223,6 +239,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       strategy,
       canaryPercent,
       canarySeconds: strategy === 'canary' ? canarySeconds : 0,
+      ...(sticky ? { sticky } : {}),
       bakeSeconds,
       promote: !v['no-promote'],
       deployTimeoutSeconds,

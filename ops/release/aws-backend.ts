@@ -7,6 +7,7 @@ import { limit } from '../../core/aws-limits';
 import { CLI_RECORD_POLL_MS } from '../../core/ssm-budget';
 import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../core/release-record';
 import { DEFAULT_APP_IMAGE } from '../../core/patterns';
+import { formatCanaryValue, parseCanaryValue, parseStickyKey } from '../../core/canary';
 import { parameterNames } from '../../core/names';
 import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
@@ -186,16 +187,21 @@ export class AwsReleaseBackend implements ReleaseBackend {
   }
 
   async canaryPercent(): Promise<number> {
-    return Number((await getParameter(this.o.ssm, this.params.canaryPercent)) ?? '0') || 0;
+    // `10` or, for a sticky canary, `10 cookie:session` (core/canary.ts).
+    return parseCanaryValue((await getParameter(this.o.ssm, this.params.canaryPercent)) ?? '0')?.percent ?? 0;
   }
 
-  async setCanary(percent: number): Promise<void> {
-    await this.put(this.params.canaryPercent, String(percent));
+  async setCanary(percent: number, sticky?: string): Promise<void> {
+    // Share and sticky key in one value, so the hosts never apply one without the other.
+    const value = formatCanaryValue(percent, sticky === undefined ? undefined : parseStickyKey(sticky, '--sticky'));
+    await this.put(this.params.canaryPercent, value);
     // Applied by the hosts at once (not left to the event or the timer), so the share is in force
-    // before the CLI starts counting the canary's time.
+    // before the CLI starts counting the canary's time. A key the stage did not declare (its
+    // stickyKeys context) is refused by every host (step canary, exit 2): that fails here.
     const result = await this.runApply([], 120_000, EVERY_HOST_RATE);
     const failed = deployFailure(result);
-    if (failed) throw new Error(`canary ${percent}% not applied on every host: ${failed}`);
+    if (failed)
+      throw new Error(`canary ${percent}%${sticky ? ` sticky on ${sticky}` : ''} not applied on every host: ${failed}`);
   }
 
   async flip(pool: Pool): Promise<FlipResult> {

@@ -368,15 +368,20 @@ async function leaveIdle(run: Run): Promise<number> {
 /** Canary: a share of the requests goes to the new pool while the guard watches. The exit code when the release ends here. */
 async function canary(run: Run): Promise<number | undefined> {
   const { options, backend, pool, active, o, say, progress } = run;
-  await save(run, {}, { step: 'canary', ok: true, detail: `${options.canaryPercent}% for ${options.canarySeconds} s` });
+  const sticky = options.sticky ? ` sticky on ${options.sticky}` : '';
+  await save(run, options.sticky ? { sticky: options.sticky } : {}, {
+    step: 'canary',
+    ok: true,
+    detail: `${options.canaryPercent}%${sticky} for ${options.canarySeconds} s`,
+  });
   try {
-    await backend.setCanary(options.canaryPercent);
+    await backend.setCanary(options.canaryPercent, options.sticky);
   } catch (err) {
     await backend.setCanary(0).catch(() => undefined);
     return failed(run, `the canary share could not be set: ${(err as Error).message}`, false);
   }
   say(
-    `canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active}) for ${options.canarySeconds} s; the guard watches`,
+    `canary: ${options.canaryPercent}% of requests go to ${pool} first (failures retried on ${active})${options.sticky ? `, a client carrying ${options.sticky} always on the side its value picks` : ''} for ${options.canarySeconds} s; the guard watches`,
   );
   const until = o.now() + options.canarySeconds * 1000;
   let refreshedAt = o.now();

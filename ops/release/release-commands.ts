@@ -1,6 +1,7 @@
 // The CLI side of `bluegreen release` and `bluegreen history`: parse, pick the backend (local stack
 // or a deployed stage, like every other command), run, print.
 import { awsTarget, namesStage } from '../aws-target';
+import { ConfigError } from '../../core/config-error';
 import { AwsReleaseBackend } from './aws-backend';
 import { parseHistoryArgs, parsePromoteArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
@@ -77,6 +78,16 @@ export async function releaseCommand(
   }
   const { options, aws } = parseReleaseArgs(args);
   const backend = await backendFor(args, aws, env, local, out);
+  // A sticky key nginx was not rendered to read would leave the canary split per request: refused
+  // before anything is written, where the backend knows the stage's keys (local mode). On AWS the
+  // CLI cannot know them (CDK context baked into the hosts): each host refuses the key instead.
+  if (options.sticky && backend.stickyKeys) {
+    const declared = await backend.stickyKeys();
+    if (declared && !declared.includes(options.sticky))
+      throw new ConfigError(
+        `--sticky ${options.sticky} is not one of this stage's sticky keys (${declared.length ? declared.join(',') : 'none declared'}): nginx reads only the keys it was rendered with (STICKY_KEYS, e.g. STICKY_KEYS=${options.sticky} npm start); nothing changed`,
+      );
+  }
   // Ctrl-C before promotion cancels cleanly (canary share back to 0, record failed); once the bake
   // runs, the server side owns the release and an interrupt just ends this process.
   const controller = new AbortController();

@@ -21,6 +21,7 @@ import { httpRequest } from '../../support/http';
 import { summarize } from '../../local/load';
 import { LocalStack } from '../../local/stack';
 import { runScript, switchEnv } from '../../local/switch';
+import { proxySettingsEnv, proxySettingsFromEnv } from '../../core/proxy-settings';
 import { parameterNames } from '../../core/names';
 import { boundEnv } from '../../core/release-record';
 import { parseStepLines } from '../../core/step-line';
@@ -116,10 +117,49 @@ test('the canary share from SSM: switch-pool.sh --canary; a bad value is refused
   const bad = await apply();
   expect(bad.code).toBe(2);
   expect(bad.stdout).toContain(
-    `step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99: refused; the canary share stays as it is`,
+    `step=canary pool=blue ok=false detail=${NAMES.canaryPercent} is '150', not a whole number 0-99 (optionally followed by a space and cookie:NAME or header:NAME): refused; the canary share stays as it is`,
   );
   expect(readlinkSync(path.join(stack.state.switchDir, 'canary'))).toBe('.canary-30');
   expect(greenActive()).toBe(true);
+});
+
+test('a sticky canary from SSM ("<share> <key>"): share and key in one switch; a key the host was not rendered for is refused (exit 2), the share stays', async () => {
+  stack = await startTestStack({
+    activePool: 'blue',
+    upstreamEnv: proxySettingsEnv(proxySettingsFromEnv({ STICKY_KEYS: 'cookie:session' })),
+  });
+  const workers = workerPids(stack);
+  const canaryLink = () => readlinkSync(path.join(stack.state.switchDir, 'canary'));
+  await putParameters(moto, { [PARAM]: 'blue', [NAMES.canaryPercent]: '20 cookie:session' });
+  const result = await apply();
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(
+    /^step=canary pool=green ok=true detail=switch-pool: canary share is now 20% sticky on cookie:session \(was 0%\)/m,
+  );
+  expect(canaryLink()).toBe('.canary-20.cookie.session');
+  // A client carrying the cookie stays on one side.
+  for (const user of ['a', 'b', 'c', 'd']) {
+    const pools = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const res = await httpRequest(`${stack.url}/version`, { agent: false, headers: { cookie: `session=${user}` } });
+      pools.add(String(res.headers['x-app-pool']));
+    }
+    expect(pools.size).toBe(1);
+  }
+
+  await putParameters(moto, { [NAMES.canaryPercent]: '20 header:X-Other' });
+  const bad = await apply();
+  expect(bad.code).toBe(2);
+  expect(bad.stdout).toContain(
+    `step=canary pool=green ok=false detail=${NAMES.canaryPercent} is '20 header:X-Other': header:x-other is not one of this stage's sticky keys (STICKY_KEYS: cookie:session; the stickyKeys context), so nginx here cannot read it: refused; the canary share stays as it is`,
+  );
+  expect(canaryLink()).toBe('.canary-20.cookie.session');
+
+  // A plain share, written as before sticky canaries: the key is cleared with it.
+  await putParameters(moto, { [NAMES.canaryPercent]: '0' });
+  expect((await apply()).code).toBe(0);
+  expect(canaryLink()).toBe('.canary-0');
+  expect(workerPids(stack)).toEqual(workers);
 });
 
 test('step lines under dash: a value holding a backslash-n stays inside its own step line (echo would forge a step= line the CLI reads)', async () => {
@@ -144,7 +184,7 @@ test('step lines under dash: a value holding a backslash-n stays inside its own 
     expect.objectContaining({
       step: 'canary',
       ok: false,
-      detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99: refused; the canary share stays as it is`,
+      detail: `${NAMES.canaryPercent} is '${forged}', not a whole number 0-99 (optionally followed by a space and cookie:NAME or header:NAME): refused; the canary share stays as it is`,
     }),
   );
   expect(greenActive()).toBe(false);

@@ -39,6 +39,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
     readTimeout: '1s',
     nextUpstreamTimeout: '3s',
     slowPaths: [],
+    stickyKeys: [],
   });
 });
 
@@ -47,6 +48,7 @@ test('timeouts and slow paths per stage: typed, longest prefix first is not requ
     proxyReadTimeout: '2s',
     proxyNextUpstreamTimeout: '5s',
     slowPaths: '/reports/:30s,/upload/:60s,/reports/big/:300s',
+    stickyKeys: 'cookie:session,header:X-User',
   });
   expect(config.proxy).toEqual({
     connectTimeout: '500ms',
@@ -58,7 +60,23 @@ test('timeouts and slow paths per stage: typed, longest prefix first is not requ
       { prefix: '/upload/', timeout: '60s' },
       { prefix: '/reports/big/', timeout: '300s' },
     ],
+    // Header names are case-insensitive: kept lowercased, as nginx and switch-pool.sh read them.
+    stickyKeys: [
+      { kind: 'cookie', name: 'session' },
+      { kind: 'header', name: 'x-user' },
+    ],
   });
+});
+
+test.each([
+  [
+    'cookie:a-b',
+    'context key "stickyKeys" entry must be cookie:NAME (letters, digits, _) or header:NAME (letters, digits, -), at most 64 characters, got \'cookie:a-b\'',
+  ],
+  ['header:X,header:x', 'context key "stickyKeys" lists \'header:x\' twice'],
+  ['cookie:a,cookie:b,cookie:c,cookie:d,cookie:e', 'context key "stickyKeys" lists more than 4 keys'],
+])('stickyKeys %j is refused at synth with one line naming the key', (stickyKeys, message) => {
+  expect(() => parseConfig({ stickyKeys })).toThrow(message);
 });
 
 test('values given with -c arrive as strings and are typed here', () => {

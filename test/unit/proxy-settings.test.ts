@@ -83,6 +83,29 @@ const CASES: Record<string, string>[] = [
   { SLOW_PATHS: '/a/:55001ms' },
   { SLOW_PATHS: '/a/:56s' },
   { PROXY_READ_TIMEOUT: '61s', PROXY_NEXT_UPSTREAM_TIMEOUT: '62s' },
+  // STICKY_KEYS: plain name characters (a cookie's as nginx variable names take them, a header's
+  // as nginx reads header names), no spaces, no empty entry, no repeat (header names in any case),
+  // at most MAX_STICKY_KEYS.
+  { STICKY_KEYS: '' },
+  { STICKY_KEYS: 'cookie:session' },
+  { STICKY_KEYS: 'cookie:Session_ID,header:X-User-Id' },
+  { STICKY_KEYS: 'header:X-User,header:x-user' },
+  { STICKY_KEYS: 'cookie:a,cookie:A' },
+  { STICKY_KEYS: 'cookie:a-b' },
+  { STICKY_KEYS: 'header:x_user' },
+  { STICKY_KEYS: 'header:-x' },
+  { STICKY_KEYS: 'cookie:' },
+  { STICKY_KEYS: 'query:a' },
+  { STICKY_KEYS: 'cookie:a;b' },
+  { STICKY_KEYS: 'cookie:$a' },
+  { STICKY_KEYS: 'cookie:a}' },
+  { STICKY_KEYS: 'cookie:a, header:b' },
+  { STICKY_KEYS: 'cookie:a,' },
+  { STICKY_KEYS: ',cookie:a' },
+  { STICKY_KEYS: `cookie:${'a'.repeat(64)}` },
+  { STICKY_KEYS: `cookie:${'a'.repeat(65)}` },
+  { STICKY_KEYS: 'cookie:a,cookie:b,header:c,header:d' },
+  { STICKY_KEYS: 'cookie:a,cookie:b,header:c,header:d,header:e' },
 ];
 
 /** routes.conf's keepalive_timeout, in seconds (undefined when there is none). */

@@ -33,6 +33,7 @@ function fakeStack(active: Pool) {
     green: { release: 'g1', env: {} },
   };
   const restarts: Array<[Pool, string]> = [];
+  const freshened: Pool[] = [];
   const stack: AgentStack = {
     restartPool: async (pool, run) => {
       restarts.push([pool, run.release]);
@@ -41,12 +42,16 @@ function fakeStack(active: Pool) {
     activePool: () => active,
     poolUrl: () => `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     poolRun: (pool) => runs[pool],
+    fresh: async (pool) => {
+      freshened.push(pool);
+      return { code: 0, stdout: `switch-pool: ${pool} is now on generation b (was a)\n`, stderr: '' };
+    },
   };
-  return { stack, restarts };
+  return { stack, restarts, freshened };
 }
 
 test('start records what runs; a changed desired state of the idle pool is applied once, with its steps', async () => {
-  const { stack, restarts } = fakeStack('blue');
+  const { stack, restarts, freshened } = fakeStack('blue');
   const lines: string[] = [];
   const agent = new PoolAgent({ stateDir: dir, stack, out: (l) => lines.push(l), pollMs: 60_000 });
   agent.start();
@@ -64,8 +69,12 @@ test('start records what runs; a changed desired state of the idle pool is appli
   expect(applied.steps.map((s) => [s.step, s.ok, s.host])).toEqual([
     ['restart', true, 'local'],
     ['health', true, 'local'],
+    ['fresh', true, 'local'],
     ['smoke', true, 'local'],
   ]);
+  // Once healthy, the restarted pool starts its next generation in nginx (never the active pool).
+  expect(freshened).toEqual(['green']);
+  expect(applied.steps[2].detail).toBe('green is now on generation b (was a)');
   expect(lines.some((l) => l.startsWith('[agent] step=smoke pool=green ok=true'))).toBe(true);
   await agent.stop();
 });
@@ -88,7 +97,7 @@ test('the active pool is never restarted: a refusal is written instead (once)', 
 });
 
 test('a failing health check or a wrong release fails the gate with the reason', async () => {
-  const { stack } = fakeStack('blue');
+  const { stack, freshened } = fakeStack('blue');
   const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000, healthTimeoutMs: 300 });
   agent.start();
   behaviour.healthz = 503;
@@ -98,6 +107,8 @@ test('a failing health check or a wrong release fails the gate with the reason',
     ok: false,
     reason: expect.stringMatching(/health gate: .*last: status 503/),
   });
+  // Not healthy: nginx keeps judging the pool as it did (no fresh generation).
+  expect(freshened).toEqual([]);
 
   behaviour.healthz = 200;
   behaviour.release = 'something-else';
@@ -108,5 +119,7 @@ test('a failing health check or a wrong release fails the gate with the reason',
     release: 'v3',
     reason: 'smoke: GET /version answers release something-else, expected v3',
   });
+  // Healthy, so freshened before the smoke test (which goes to the pool's own port, not nginx).
+  expect(freshened).toEqual(['green']);
   await agent.stop();
 });

@@ -183,9 +183,33 @@ test.each([
   [['--release', 'v2', '--max-errors', '1.5'], /--max-errors must be a number of hosts/],
   [['--release', 'v2', '--max-errors', '101%'], /--max-errors must be/],
   [['--release', 'v2', 'extra'], /positional/],
+  // The parameter's pattern holds a sticky key after the share: that is not a share.
+  [['--release', 'v2', '--canary-percent', '10 cookie:session'], /1-99/],
+  [['--release', 'v2', '--sticky', 'cookie:session'], /--sticky needs --strategy canary/],
+  [['--release', 'v2', '--strategy', 'all-at-once', '--sticky', 'cookie:s'], /--sticky needs --strategy canary/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', 'session'], /--sticky must be cookie:NAME/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', 'cookie:a-b'], /--sticky must be cookie:NAME/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', 'header:x_y'], /--sticky must be cookie:NAME/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', 'query:a'], /--sticky must be cookie:NAME/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', 'cookie:a b'], /--sticky must be cookie:NAME/],
+  [['--release', 'v2', '--strategy', 'canary', '--sticky', ''], /--sticky must be cookie:NAME/],
 ])('bad input %j → ConfigError', (args, message) => {
   expect(() => parseReleaseArgs(args as string[])).toThrow(ConfigError);
   expect(() => parseReleaseArgs(args as string[])).toThrow(message);
+});
+
+test('--sticky: a cookie or header key for a canary, a header name lowercased; absent otherwise', () => {
+  expect(
+    parseReleaseArgs(['--release', 'v2', '--canary-percent', '10', '--sticky', 'cookie:Session_1']).options,
+  ).toMatchObject({
+    strategy: 'canary',
+    canaryPercent: 10,
+    sticky: 'cookie:Session_1',
+  });
+  expect(
+    parseReleaseArgs(['--release', 'v2', '--strategy', 'canary', '--sticky', 'header:X-User-Id']).options.sticky,
+  ).toBe('header:x-user-id');
+  expect(parseReleaseArgs(['--release', 'v2', '--strategy', 'canary']).options).not.toHaveProperty('sticky');
 });
 
 test('durations', () => {

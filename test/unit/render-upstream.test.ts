@@ -1,10 +1,11 @@
 // The renderer (POSIX sh) of upstream.conf and routes.conf, run the way the host and local mode run it.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { NGINX_DIR } from '../../local/paths';
+import { POOL_GENERATIONS } from '../../core/proxy-settings';
 
 const run = promisify(execFile);
 const RENDER = path.join(NGINX_DIR, 'render-upstream.sh');
@@ -27,20 +28,36 @@ function block(conf: string, name: string): string {
   return match[1];
 }
 
-test('both blocks, always: each pool primary in its own block with the other as backup', async () => {
+test('every block, always: per primary pool one block per generation, the other pool its backup', async () => {
   const { code, stdout, stderr } = await render({ SWITCH_DIR });
   expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
-  expect(stdout.match(/^upstream /gm)).toHaveLength(2);
-  const blue = block(stdout, 'bluegreen_blue');
-  expect(blue).toContain('server app_blue:3000 max_fails=1 fail_timeout=5s; # blue (primary)');
-  expect(blue).toContain('server app_green:3000 backup max_fails=0; # green (backup)');
-  expect(blue).toContain('keepalive 64;');
-  const green = block(stdout, 'bluegreen_green');
-  expect(green).toContain('server app_green:3000 max_fails=1 fail_timeout=5s; # green (primary)');
-  expect(green).toContain('server app_blue:3000 backup max_fails=0; # blue (backup)');
-  expect(green).toContain('keepalive 64;');
+  expect(stdout.match(/^upstream /gm)).toHaveLength(2 * POOL_GENERATIONS.length);
+  expect(POOL_GENERATIONS).toEqual(['a', 'b', 'c', 'd']);
+  for (const g of POOL_GENERATIONS) {
+    const blue = block(stdout, `bluegreen_blue_${g}`);
+    expect(blue).toContain('server app_blue:3000 max_fails=1 fail_timeout=5s; # blue (primary)');
+    expect(blue).toContain('server app_green:3000 backup max_fails=0; # green (backup)');
+    expect(blue).toContain('keepalive 64;');
+    const green = block(stdout, `bluegreen_green_${g}`);
+    expect(green).toContain('server app_green:3000 max_fails=1 fail_timeout=5s; # green (primary)');
+    expect(green).toContain('server app_blue:3000 backup max_fails=0; # blue (backup)');
+    expect(green).toContain('keepalive 64;');
+  }
   // Where nginx stats the flag files, as nginx sees it.
   expect(stdout).toMatch(/map \$request_method \$bluegreen_switch_dir \{\n\s+default "\/etc\/bluegreen\/switch";\n\}/);
+});
+
+test("nginx.conf picks the primary pool's generation by the flags of POOL_GENERATIONS, in order, the first by default", () => {
+  const conf = readFileSync(path.join(NGINX_DIR, 'nginx.conf'), 'utf8');
+  const [first, ...rest] = POOL_GENERATIONS;
+  expect(conf).toContain(`set $bluegreen_generation ${first};`);
+  const checked = [
+    ...conf.matchAll(
+      /if \(-f \$bluegreen_switch_dir\/generation-\$bluegreen_primary_pool-([a-z])\) \{\n\s+set \$bluegreen_generation ([a-z]);/g,
+    ),
+  ];
+  expect(checked.map((m) => [m[1], m[2]])).toEqual(rest.map((g) => [g, g]));
+  expect(conf).toContain('set $bluegreen_upstream bluegreen_${bluegreen_primary_pool}_$bluegreen_generation;');
 });
 
 test('the active pool is not an input: the output is the same whatever ACTIVE_POOL says', async () => {
@@ -57,15 +74,15 @@ test('addresses, failure accounting and the switch dir come from the environment
     FAIL_TIMEOUT: '500ms',
     UPSTREAM_KEEPALIVE: '16',
   });
-  expect(block(stdout, 'bluegreen_blue')).toContain(
+  expect(block(stdout, 'bluegreen_blue_a')).toContain(
     'server 127.0.0.1:18081 max_fails=2 fail_timeout=500ms; # blue (primary)',
   );
-  expect(block(stdout, 'bluegreen_blue')).toContain('server 127.0.0.1:18082 backup max_fails=0; # green (backup)');
-  expect(block(stdout, 'bluegreen_green')).toContain(
+  expect(block(stdout, 'bluegreen_blue_a')).toContain('server 127.0.0.1:18082 backup max_fails=0; # green (backup)');
+  expect(block(stdout, 'bluegreen_green_b')).toContain(
     'server 127.0.0.1:18082 max_fails=2 fail_timeout=500ms; # green (primary)',
   );
-  expect(block(stdout, 'bluegreen_green')).toContain('server 127.0.0.1:18081 backup max_fails=0; # blue (backup)');
-  expect(stdout.match(/keepalive 16;/g)).toHaveLength(2);
+  expect(block(stdout, 'bluegreen_green_b')).toContain('server 127.0.0.1:18081 backup max_fails=0; # blue (backup)');
+  expect(stdout.match(/keepalive 16;/g)).toHaveLength(2 * POOL_GENERATIONS.length);
   // A trailing slash is dropped: nginx.conf appends "/green-active".
   expect(stdout).toContain('default "/tmp/bluegreen-test-x1/switch";');
 });
@@ -111,7 +128,7 @@ test('routes: by default one location for every path, with the timeouts DECISION
     'proxy_send_timeout 2s;',
     'proxy_read_timeout 1s;',
     'proxy_next_upstream_timeout 3s;',
-    'proxy_pass http://bluegreen_$bluegreen_primary_pool;',
+    'proxy_pass http://$bluegreen_upstream;',
   ]) {
     expect(all).toContain(`    ${line}\n`);
   }
@@ -143,7 +160,7 @@ test('routes: the timeouts come from the environment; each slow path gets its ow
     expect(block).toContain('proxy_connect_timeout 200ms;');
     expect(block).toContain('proxy_send_timeout 5s;');
     expect(block).toContain('proxy_next_upstream_timeout 5s;');
-    expect(block).toContain('proxy_pass http://bluegreen_$bluegreen_primary_pool;');
+    expect(block).toContain('proxy_pass http://$bluegreen_upstream;');
   }
 });
 
@@ -267,4 +284,24 @@ test.each(
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(new RegExp(`^render-upstream: ${name} must `));
   }
+});
+
+test('routes: STICKY_KEYS renders one server-level check per key before the locations, none without it', async () => {
+  const none = await render({ SWITCH_DIR }, ['routes']);
+  expect(none.stdout).not.toContain('sticky');
+  const { code, stdout, stderr } = await render({ SWITCH_DIR, STICKY_KEYS: 'cookie:session,header:X-User-Id' }, [
+    'routes',
+  ]);
+  expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  expect(stdout).toContain(
+    'if (-f $bluegreen_switch_dir/canary/sticky.cookie.session) {\n    set $bluegreen_sticky_value $cookie_session;\n}\n',
+  );
+  expect(stdout).toContain(
+    'if (-f $bluegreen_switch_dir/canary/sticky.header.x-user-id) {\n    set $bluegreen_sticky_value $http_x_user_id;\n}\n',
+  );
+  expect(stdout.indexOf('if (-f')).toBeLessThan(stdout.indexOf('location /'));
+  // upstream.conf does not depend on it.
+  expect((await render({ SWITCH_DIR, STICKY_KEYS: 'cookie:session' })).stdout).toBe(
+    (await render({ SWITCH_DIR })).stdout,
+  );
 });

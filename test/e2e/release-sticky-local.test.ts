@@ -1,0 +1,108 @@
+// `bluegreen release --sticky` against `npm start` with STICKY_KEYS: the key travels from the
+// environment through the stack to the switch dir during the canary, is kept on the record, and a
+// key the stack did not declare is refused (exit 2) before anything is written.
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO_ROOT } from '../../local/paths';
+import { readDesired, readLocalRecord } from '../../local/release-store';
+import { httpRequest } from '../../support/http';
+import { npmStart, Started } from '../helpers/npm-start';
+import { waitFor } from '../helpers/stack';
+
+jest.setTimeout(90_000);
+
+const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
+let stateDir: string;
+let started: Started;
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-sticky-'));
+  started = await npmStart(stateDir, {
+    RELEASE_ID_BLUE: 'r1',
+    RELEASE_ID_GREEN: 'g1',
+    RELEASE_HEALTH_TIMEOUT_SECONDS: '3',
+    ACTIVE_POOL: 'blue',
+    STICKY_KEYS: 'cookie:session,header:X-User',
+  });
+  await waitFor(() => started.output().includes('ready:'), 'npm start to be ready', 30_000);
+}, 60_000);
+
+afterAll(async () => {
+  await started?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+function cli(...args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const env = { ...started.env };
+  delete env.BLUEGREEN_STAGE;
+  const child = spawn(process.execPath, [BIN, ...args], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+const canaryLink = () => {
+  try {
+    return readlinkSync(path.join(stateDir, 'switch', 'canary'));
+  } catch {
+    return undefined;
+  }
+};
+
+test('npm start says which keys it was rendered with', () => {
+  expect(started.output()).toContain('sticky canary keys: cookie:session, header:x-user');
+});
+
+test('a key the stack did not declare: exit 2, nothing written', async () => {
+  const files = () =>
+    [readLocalRecord(stateDir), readDesired(stateDir, 'blue'), readDesired(stateDir, 'green')].map((x) =>
+      JSON.stringify(x),
+    );
+  const before = files();
+  const run = cli('release', '--release', 'r2', '--strategy', 'canary', '--sticky', 'cookie:other');
+  expect(await run.exited).toBe(2);
+  expect(run.output()).toContain(
+    "--sticky cookie:other is not one of this stage's sticky keys (cookie:session,header:x-user): nginx reads only the keys it was rendered with",
+  );
+  expect(files()).toEqual(before);
+  // No canary was ever set on this stack: no link.
+  expect(canaryLink()).toBeUndefined();
+});
+
+test('--sticky header:X-User: the canary sticks on it while it runs, the record keeps it, the share is 0 again after', async () => {
+  const run = cli(
+    'release',
+    '--release',
+    'g2',
+    '--strategy',
+    'canary',
+    '--canary-percent',
+    '50',
+    '--canary-duration',
+    '4s',
+    '--sticky',
+    'header:X-User',
+    '--bake',
+    '2s',
+  );
+  await waitFor(() => canaryLink() === '.canary-50.header.x-user', 'the sticky canary in the switch dir', 30_000);
+  // While it runs, one user sees one pool.
+  const url = `http://127.0.0.1:${started.ports.nginx}/version`;
+  for (const user of ['ann', 'bob', 'cyd']) {
+    const pools = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const res = await httpRequest(url, { agent: false, headers: { 'X-User': user } });
+      pools.add(String(res.headers['x-app-pool']));
+    }
+    expect(pools.size).toBe(1);
+  }
+  expect(await run.exited).toBe(0);
+  const record = readLocalRecord(stateDir);
+  expect(record).toMatchObject({ release: 'g2', state: 'promoted', sticky: 'header:x-user', canaryPercent: 50 });
+  expect(record!.steps.find((s) => s.step === 'canary')!.detail).toBe('50% sticky on header:x-user for 4 s');
+  expect(canaryLink()).toBe('.canary-0');
+});
