@@ -14,7 +14,7 @@ import { runLoad, summarize } from './load';
 import { parseDuration } from '../core/duration';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
-import { readActivePool, readCanaryPercent, readCanarySticky, switchPool } from './switch';
+import { freshPool, readActivePool, readCanaryPercent, readCanarySticky, switchPool } from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
 export class UsageError extends ConfigError {}
@@ -164,7 +164,19 @@ export async function chaosCommand(args: string[], env: NodeJS.ProcessEnv, out: 
   const path = mode === 'stop' ? '/chaos/stop' : `/chaos/start?mode=${mode}`;
   const res = await httpRequest(`${base}${path}`, { method: 'POST', timeoutMs: 5000, agent: false });
   out(`${pool}: ${res.status} ${res.body.trim()}`);
-  return res.status === 200 ? 0 : 1;
+  if (res.status !== 200) return 1;
+  // Healed: nginx may still hold the pool failed from the chaos for up to fail_timeout, and a
+  // deploy of the other pool in that window would leave no pool to answer. A fresh upstream
+  // generation makes nginx try it again from the next request.
+  if (mode === 'stop' && state) {
+    const fresh = await freshPool(state, pool);
+    if (fresh.code !== 0) {
+      out(`${pool}: nginx may keep it out for a few seconds more: ${fresh.stderr.trim() || `exit ${fresh.code}`}`);
+      return 1;
+    }
+    out(`${pool}: ${fresh.stdout.trim()}`);
+  }
+  return 0;
 }
 
 export const CHECK_USAGE = `usage: bluegreen check [--url URL] [--blue-url URL] [--green-url URL] [--mode error|timeout]
