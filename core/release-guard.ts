@@ -229,78 +229,68 @@ export function recordAfterGuard(
   host = 'guard',
 ): ReleaseRecord | undefined {
   const at = new Date(now).toISOString();
+  /** A final record: the state, the figures and reason, and the step that says who ended it. */
+  const finished = (
+    state: ReleaseRecord['state'],
+    figures: ReleaseFigures,
+    reason: string | undefined,
+    step: string,
+    ok: boolean,
+    detail: string,
+  ): ReleaseRecord => ({
+    ...record,
+    state,
+    ...(reason !== undefined ? { reason } : {}),
+    figures,
+    updatedAt: at,
+    finishedAt: at,
+    steps: [...record.steps, { at, step, ok, detail, host }],
+  });
   switch (action.action) {
     case 'none':
       return undefined;
     case 'rollback':
-      return {
-        ...record,
-        state: 'rolled-back',
-        reason: action.reason,
-        figures: action.figures,
-        updatedAt: at,
-        finishedAt: at,
-        steps: [
-          ...record.steps,
-          {
-            at,
-            step: 'rollback',
-            ok: true,
-            detail: `flipped back to ${record.previousPool}: ${describeFigures(record.pool, action.figures)}`,
-            host,
-          },
-        ],
-      };
+      return finished(
+        'rolled-back',
+        action.figures,
+        action.reason,
+        'rollback',
+        true,
+        `flipped back to ${record.previousPool}: ${describeFigures(record.pool, action.figures)}`,
+      );
     case 'abort-canary':
-      return {
-        ...record,
-        state: 'failed',
-        reason: action.reason,
-        figures: action.figures,
-        updatedAt: at,
-        finishedAt: at,
-        steps: [
-          ...record.steps,
-          { at, step: CANARY_ABORTED_STEP, ok: false, detail: describeFigures(record.pool, action.figures), host },
-        ],
-      };
+      return finished(
+        'failed',
+        action.figures,
+        action.reason,
+        CANARY_ABORTED_STEP,
+        false,
+        describeFigures(record.pool, action.figures),
+      );
+    case 'hold':
+      return finished(
+        'held',
+        action.figures,
+        action.reason,
+        HELD_STEP,
+        false,
+        describeFigures(record.pool, action.figures),
+      );
+    case 'promote':
+      return finished(
+        'promoted',
+        action.figures,
+        undefined,
+        'promoted',
+        true,
+        `bake ended clean: ${describeFigures(record.pool, action.figures)}`,
+      );
     case 'extend':
       return {
         ...record,
         figures: action.figures,
         updatedAt: at,
         steps: [...record.steps, { at, step: BAKE_EXTENDED_STEP, ok: true, detail: action.reason, host }],
-      };
-    case 'hold':
-      return {
-        ...record,
-        state: 'held',
-        reason: action.reason,
-        figures: action.figures,
-        updatedAt: at,
-        finishedAt: at,
-        steps: [
-          ...record.steps,
-          { at, step: HELD_STEP, ok: false, detail: describeFigures(record.pool, action.figures), host },
-        ],
-      };
-    case 'promote':
-      return {
-        ...record,
-        state: 'promoted',
-        figures: action.figures,
-        updatedAt: at,
-        finishedAt: at,
-        steps: [
-          ...record.steps,
-          {
-            at,
-            step: 'promoted',
-            ok: true,
-            detail: `bake ended clean: ${describeFigures(record.pool, action.figures)}`,
-            host,
-          },
-        ],
       };
   }
 }

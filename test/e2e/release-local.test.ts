@@ -2,24 +2,21 @@
 // agent and the release guard in the supervisor) and the release CLI as a real process, under
 // full-speed keep-alive load from a client that never re-sends. One stack for the file; the cases
 // run in order and each leaves the stack in a known state (active pool, releases) for the next.
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseAccessLogLine, AccessLogEntry } from '../../core/access-log';
 import type { ReleaseRecord } from '../../core/release-record';
-import { REPO_ROOT } from '../../local/paths';
 import { header, httpRequest } from '../../support/http';
 import { LoadResult, summarize } from '../../local/load';
 import { readActivePool } from '../../local/switch';
 import { readApplied, readDesired, readLocalRecord } from '../../local/release-store';
 import { startLoad } from '../helpers/load';
-import { npmStart, Started } from '../helpers/npm-start';
+import { cliAgainst, npmStart, Started } from '../helpers/npm-start';
 import { waitFor } from '../helpers/stack';
 
 jest.setTimeout(90_000);
 
-const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
 let stateDir: string;
 let started: Started;
 let url: string;
@@ -41,22 +38,7 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-interface Cli {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function cli(...args: string[]): Cli {
-  const env = { ...started.env };
-  delete env.BLUEGREEN_STAGE;
-  const child = spawn(process.execPath, [BIN, ...args], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
+const cli = (...args: string[]) => cliAgainst(started, ...args);
 
 const record = () => readLocalRecord(stateDir);
 const active = () => readActivePool({ switchDir: path.join(stateDir, 'switch') });
@@ -270,7 +252,9 @@ test('(f) the active pool, or a second release while one runs: exit 2 and nothin
   expect(record()!.figures!.judged).toBeLessThan(50);
   expect(record()!.figures!.minRequests).toBe(50);
   expect(first.output()).toContain('bake extended: bake extended until');
-  expect(first.output()).toMatch(/HELD: r8 on green: inconclusive: \d+ of the 50 requests the gate needs reached green/);
+  expect(first.output()).toMatch(
+    /HELD: r8 on green: inconclusive: \d+ of the 50 requests the gate needs reached green/,
+  );
   expect(first.output()).toContain(`bluegreen release promote ${record()!.id}`);
   expect(started.output()).toMatch(/CRITICAL release_held: Release r8 HELD on green/);
   expect(active()).toBe('green');

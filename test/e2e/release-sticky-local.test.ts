@@ -1,19 +1,16 @@
 // `bluegreen release --sticky` against `npm start` with STICKY_KEYS: the key travels from the
 // environment through the stack to the switch dir during the canary, is kept on the record, and a
 // key the stack did not declare is refused (exit 2) before anything is written.
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../local/paths';
 import { readDesired, readLocalRecord } from '../../local/release-store';
 import { httpRequest } from '../../support/http';
-import { npmStart, Started } from '../helpers/npm-start';
+import { cliAgainst, npmStart, Started } from '../helpers/npm-start';
 import { waitFor } from '../helpers/stack';
 
 jest.setTimeout(90_000);
 
-const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
 let stateDir: string;
 let started: Started;
 
@@ -34,16 +31,7 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-function cli(...args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const env = { ...started.env };
-  delete env.BLUEGREEN_STAGE;
-  const child = spawn(process.execPath, [BIN, ...args], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
+const cli = (...args: string[]) => cliAgainst(started, ...args);
 
 const canaryLink = () => {
   try {

@@ -1,5 +1,6 @@
 // `npm start` as a user runs it, on free ports and its own state dir, with its output captured.
 import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
 
@@ -32,4 +33,26 @@ export async function npmStart(stateDir: string, extraEnv: NodeJS.ProcessEnv = {
     await new Promise((r) => child.once('exit', r));
   };
   return { child, output: () => output, env, ports, stop };
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** `bluegreen <args>` as a real process against the stack `started` (never a stage), output captured. */
+export function cliAgainst(started: Started, ...args: string[]): CliRun {
+  const env = { ...started.env };
+  delete env.BLUEGREEN_STAGE;
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), ...args], {
+    env,
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
 }
