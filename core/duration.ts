@@ -15,3 +15,12 @@ export function parseDuration(value: string, flag: string, maxSeconds = MAX_DURA
     );
   return seconds;
 }
+
+/** A time in ms: 500ms, 2s, 1.5s. Throws naming the flag. */
+export function parseMilliseconds(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value.trim());
+  const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
+  if (!m || !(n >= 1) || n > MAX_DURATION_SECONDS * 1000)
+    throw new ConfigError(`${flag} must be a time like 500ms or 2s (at least 1ms), got "${value}"`);
+  return n;
+}

@@ -5,6 +5,7 @@
 // it (EventBridge), so release started/finished messages reach Slack without waiting for traffic.
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { RELEASE_GATE_ENV } from '../core/rule-config';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -207,6 +208,7 @@ export class Alerting extends Construct {
         ALERT_MIN_WINDOW: String(settings.minWindow),
         ALERT_ERROR_RATE: String(settings.errorRate),
         ALERT_COOLDOWN_SECONDS: String(settings.cooldownSeconds),
+        ...releaseGateEnv(settings.releaseGate),
         ...(settings.runbookUrl ? { RUNBOOK_URL: settings.runbookUrl } : {}),
       },
     });
@@ -309,4 +311,13 @@ export class Alerting extends Construct {
  */
 function runbookLine(settings: AlertSettings, alarm: PipelineAlarm): string {
   return `Runbook: ${runbookLink(settings.runbookUrl ?? 'RUNBOOK.md', PIPELINE_ALARMS[alarm].anchor)}`;
+}
+
+/** The stage's release-gate defaults as the function reads them (core/rule-config.ts RELEASE_GATE_ENV). */
+function releaseGateEnv(gate: AlertSettings['releaseGate']): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (gate.minRequests !== undefined) env[RELEASE_GATE_ENV.minRequests] = String(gate.minRequests);
+  if (gate.maxP99Ms !== undefined) env[RELEASE_GATE_ENV.maxP99Ms] = String(gate.maxP99Ms);
+  if (gate.maxP99Ratio !== undefined) env[RELEASE_GATE_ENV.maxP99Ratio] = String(gate.maxP99Ratio);
+  return env;
 }

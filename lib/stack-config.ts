@@ -1,6 +1,8 @@
 // The app's configuration, read from CDK context in bin/app.ts and validated here at synth, with an
 // error naming the key and what it accepts. Everything below bin/ gets a typed BlueGreenConfig.
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { parseMilliseconds } from '../core/duration';
+import { MAX_MIN_REQUESTS } from '../core/rule-config';
 import { ConfigError } from '../core/config-error';
 import { POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
@@ -130,6 +132,8 @@ export interface AlertSettings {
   /** Undelivered alerts waiting in the dead-letter queue that raise the alarm. */
   readonly alarmUndeliveredAlerts: number;
   readonly runbookUrl?: string;
+  /** The release gate's stage defaults (each absent one: the function's own default); a release's flags win. */
+  readonly releaseGate: { minRequests?: number; maxP99Ms?: number; maxP99Ratio?: number };
 }
 
 /**
@@ -170,6 +174,12 @@ export const CONTEXT_KEYS = {
   alertMinWindow: 'requests the window must hold before the error rate is judged (default 50)',
   alertErrorRate: 'error-rate threshold as a fraction (default 0.02)',
   alertCooldownSeconds: 'per-kind alert cooldown in seconds (default 300)',
+  releaseMinRequests:
+    "requests first sent to a new release that the release gate needs before it judges (default: alertMinWindow); a release's --min-requests wins",
+  releaseMaxP99:
+    "the release gate's bound on a new release's p99, a time like 500ms or 2s (default: no bound); a release's --max-p99 wins",
+  releaseMaxP99Ratio:
+    "the release gate's bound on a new release's p99 as a multiple of the previous release's, above 1 (default 3, judged only 100 ms above it); a release's --max-p99-ratio wins",
   alarmFunctionErrors: 'alert function errors in 5 minutes that raise its alarm (default 1)',
   alarmUndeliveredAlerts: 'undelivered alerts in the dead-letter queue that raise its alarm (default 1)',
   runbookUrl: 'URL of RUNBOOK.md as your team reads it; Slack messages link to its sections (default: no link)',
@@ -369,6 +379,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     alarmFunctionErrors: int('alarmFunctionErrors', 1, 1, 1000),
     alarmUndeliveredAlerts: int('alarmUndeliveredAlerts', 1, 1, 1000),
     runbookUrl,
+    releaseGate: parseReleaseGateContext(str, int),
   };
 
   return {
@@ -532,4 +543,25 @@ function parseEmails(value: unknown): string[] {
       `context key "${key}" lists ${unique.length} addresses; at most ${MAX_ALARM_EMAILS} (use a mailing list or subscribe your pager to the AlarmTopic output)`,
     );
   return unique;
+}
+
+/** The release gate's stage defaults from context: releaseMinRequests, releaseMaxP99, releaseMaxP99Ratio. */
+function parseReleaseGateContext(
+  str: (key: ContextKey) => string | undefined,
+  int: (key: ContextKey, fallback: number, min: number, max: number) => number,
+): AlertSettings['releaseGate'] {
+  const gate: { minRequests?: number; maxP99Ms?: number; maxP99Ratio?: number } = {};
+  if (str('releaseMinRequests') !== undefined) gate.minRequests = int('releaseMinRequests', 0, 1, MAX_MIN_REQUESTS);
+  const p99 = str('releaseMaxP99');
+  if (p99 !== undefined) gate.maxP99Ms = parseMilliseconds(p99, 'context key "releaseMaxP99"');
+  const ratio = str('releaseMaxP99Ratio');
+  if (ratio !== undefined) {
+    const n = Number(ratio);
+    if (!/^\d+(\.\d+)?$/.test(ratio) || !(n > 1) || n > 1000)
+      throw new ConfigError(
+        `context key "releaseMaxP99Ratio" must be a number above 1 (up to 1000), like 3, got "${ratio}"`,
+      );
+    gate.maxP99Ratio = n;
+  }
+  return gate;
 }

@@ -8,11 +8,11 @@ import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
 import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../../core/release-record';
 import { MAX_MIN_REQUESTS } from '../../core/rule-config';
-import { parseDuration } from '../../core/duration';
+import { parseDuration, parseMilliseconds } from '../../core/duration';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 
 // Defined in core (local mode's `load` takes the same durations).
-export { parseDuration };
+export { parseDuration, parseMilliseconds };
 // The env rule is the host's (userdata/pool-env.json): what passes here, the host writes as it is.
 export { ENV_KEY_PATTERN, RESERVED_ENV };
 
@@ -249,15 +249,6 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };
-}
-
-/** A time in ms: 500ms, 2s, 1.5s. Throws naming the flag. */
-export function parseMilliseconds(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(value.trim());
-  const n = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
-  if (!m || !(n >= 1) || n > MAX_DURATION_SECONDS * 1000)
-    throw new ConfigError(`${flag} must be a time like 500ms or 2s (at least 1ms), got "${value}"`);
-  return n;
 }
 
 function parseGate(v: Record<string, string | boolean | string[] | undefined>): RecordGate {

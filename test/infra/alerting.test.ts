@@ -11,6 +11,9 @@ beforeAll(() => {
     alarmFunctionErrors: '3',
     alarmUndeliveredAlerts: '2',
     runbookUrl: 'https://wiki.example.com/RUNBOOK.md',
+    releaseMinRequests: '100',
+    releaseMaxP99: '1.5s',
+    releaseMaxP99Ratio: '2.5',
   });
 });
 
@@ -44,8 +47,27 @@ test('the function: Node 24 on arm64, source maps on, one invocation at a time, 
     ALERT_ERROR_RATE: '0.05',
     ALERT_COOLDOWN_SECONDS: '300',
     RUNBOOK_URL: 'https://wiki.example.com/RUNBOOK.md',
+    // The release gate's stage defaults, as core/rule-config.ts reads them.
+    RELEASE_GATE_MIN_REQUESTS: '100',
+    RELEASE_GATE_MAX_P99_MS: '1500',
+    RELEASE_GATE_MAX_P99_RATIO: '2.5',
   });
   expect(props.LoggingConfig.LogGroup).toBeDefined();
+});
+
+test("the release-held alarm pages on the function's ReleasesHeld metric, at the first one", () => {
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    AlarmName: 'bluegreen-prod-release-held',
+    Namespace: 'Bluegreen/prod/Alerts',
+    MetricName: 'ReleasesHeld',
+    Dimensions: [{ Name: 'Stage', Value: 'prod' }],
+    Statistic: 'Sum',
+    Period: 60,
+    Threshold: 1,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    TreatMissingData: 'notBreaching',
+    AlarmDescription: Match.stringLikeRegexp('https://wiki.example.com/RUNBOOK.md#release-held'),
+  });
 });
 
 test('async invocation: 2 retries, then the dead-letter queue', () => {

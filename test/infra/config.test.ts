@@ -147,6 +147,12 @@ test.each([
     'context key "alertMinWindow" must be a whole number 1-100, got "150"',
   ],
   [{ alertErrorRate: '2' }, 'context key "alertErrorRate" must be a fraction between 0 and 1 like 0.02, got "2"'],
+  [{ releaseMinRequests: '0' }, 'context key "releaseMinRequests" must be a whole number 1-10000, got "0"'],
+  [{ releaseMaxP99: '500' }, 'context key "releaseMaxP99" must be a time like 500ms or 2s (at least 1ms), got "500"'],
+  [
+    { releaseMaxP99Ratio: '0.5' },
+    'context key "releaseMaxP99Ratio" must be a number above 1 (up to 1000), like 3, got "0.5"',
+  ],
   [
     { runbookUrl: 'http://wiki/runbook' },
     'context key "runbookUrl" must be an https:// URL, got "http://wiki/runbook"',
