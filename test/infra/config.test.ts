@@ -29,6 +29,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
       alarmFunctionErrors: 1,
       alarmUndeliveredAlerts: 1,
       runbookUrl: undefined,
+      releaseGate: {},
     },
     alarmEmails: [],
     proxy: DEFAULT_PROXY_SETTINGS,
