@@ -69,18 +69,23 @@ export function releaseFigures(
 ): ReleaseFigures {
   const since = parseRecordTime(record.startedAt) ?? -Infinity;
   const own = samplesSince(samples, record.pool, since);
-  const failedOn = new Set<string>();
+  const failedOn = new Map<string, number>();
+  const hosts = new Set<string>();
+  const fail = (host: string) => failedOn.set(host, (failedOn.get(host) ?? 0) + 1);
   let failed = 0;
   let notTried = 0;
   let usersSaw5xx = 0;
   for (const s of own) {
+    hosts.add(s.host);
     if (s.saw5xx) usersSaw5xx++;
     if (s.outcome === 'failed') {
       failed++;
-      failedOn.add(s.host);
+      fail(s.host);
     } else if (s.outcome === 'skipped') {
-      if (failedOn.has(s.host)) failed++;
-      else notTried++;
+      if (failedOn.has(s.host)) {
+        failed++;
+        fail(s.host);
+      } else notTried++;
     }
   }
   const judged = own.length - notTried;
@@ -93,12 +98,24 @@ export function releaseFigures(
     notTried,
   };
   if (minRequests !== undefined) figures.minRequests = minRequests;
+  // A fleet: the hosts named, as the error-rate alert names them.
+  if (hosts.size > 1) {
+    figures.hosts = hosts.size;
+    figures.hostsWithFailures = failedOn.size;
+    if (failedOn.size > 0)
+      figures.failedHosts = [...failedOn.entries()]
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .slice(0, FAILED_HOSTS_NAMED);
+  }
   const latency = latencyOf(own);
   if (latency) figures.latency = latency;
   const baseline = latencyOf(samplesSince(samples, record.previousPool, since - BASELINE_LOOKBACK_MS));
   if (baseline) figures.baseline = { ...baseline, release: record.previousRelease };
   return figures;
 }
+
+/** Hosts a fleet release's figures name (the count says how many failed in all). */
+const FAILED_HOSTS_NAMED = 3;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
@@ -114,6 +131,14 @@ export function describeFigures(pool: string, f: ReleaseFigures): string {
     `${pool} failed ${f.failed} of ${judgedOf(f)} requests first sent to it (${pct(f.rate)}); users saw 5xx on ${f.usersSaw5xx}`,
   ];
   if (f.notTried) parts.push(`${f.notTried} more were never tried (nginx still held ${pool} failed from before)`);
+  if (f.hosts !== undefined) {
+    const named = (f.failedHosts ?? []).map(([host, n]) => `${host} ${n}`).join(', ');
+    parts.push(
+      f.failedHosts?.length
+        ? `failures from ${f.hostsWithFailures ?? f.failedHosts.length} of ${f.hosts} hosts: ${named}`
+        : `no failures on any of the ${f.hosts} hosts`,
+    );
+  }
   if (f.latency) {
     const base = f.baseline
       ? ` (previous release ${f.baseline.release}: p50 ${ms(f.baseline.p50Ms)}, p99 ${ms(f.baseline.p99Ms)})`

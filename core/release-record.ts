@@ -73,6 +73,13 @@ export interface ReleaseFigures {
   notTried?: number;
   /** The minimum of judged requests this gate needed. */
   minRequests?: number;
+  /**
+   * On a fleet (requests from more than one host): how many hosts sent the release requests, and the
+   * hosts its failures came from, most first (at most 3 named).
+   */
+  hosts?: number;
+  hostsWithFailures?: number;
+  failedHosts?: Array<[string, number]>;
   /** The release's own response times. */
   latency?: LatencyFigures;
   /** The previous release's, on the previous pool, over the minutes before the flip. */

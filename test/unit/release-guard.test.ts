@@ -282,6 +282,9 @@ describe('guardRelease', () => {
       judged: 7,
       notTried: 3,
       minRequests: 20,
+      hosts: 2,
+      hostsWithFailures: 1,
+      failedHosts: [['h1', 3]],
       latency: { requests: 4, p50Ms: 10, p99Ms: 10 },
       baseline: { requests: 5, p50Ms: 2, p99Ms: 2, release: 'v1' },
     });
@@ -304,6 +307,27 @@ describe('guardRelease', () => {
     expect(held.action === 'hold' && held.reason).toBe(
       'inconclusive: 7 of the 20 requests the gate needs reached green (v2) by the end of the bake (extended to its maximum); held: green keeps serving v2, not promoted, not rolled back',
     );
+  });
+
+  test('on a fleet the figures name the hosts the failures came from', () => {
+    const samples = S([
+      ...items('green', 30, 0, { host: 'i-a' }),
+      ...items('green', 10, 4, { host: 'i-b', at: T0 + 40_000 }),
+      ...items('green', 10, 1, { host: 'i-c', at: T0 + 41_000 }),
+    ]);
+    const f = releaseFigures(samples, record(), 20);
+    expect(f).toMatchObject({
+      hosts: 3,
+      hostsWithFailures: 2,
+      failedHosts: [
+        ['i-b', 4],
+        ['i-c', 1],
+      ],
+    });
+    const result = guardRelease(record(), samples, NOW, gate);
+    expect(result.action === 'rollback' && result.reason).toContain('failures from 2 of 3 hosts: i-b 4, i-c 1');
+    // One host: nothing about hosts.
+    expect(releaseFigures(S(items('green', 10, 1)), record())).not.toHaveProperty('hosts');
   });
 
   test("a release's own --min-requests and --max-p99 win over the stage's", () => {
