@@ -1,6 +1,6 @@
 // What both release benches (local mode, Docker Engine harness) measure from a finished release:
 // its timings from the record's steps, the access-log lines since it started, and the results files.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AccessLogEntry, parseAccessLogLine } from '../core/access-log';
@@ -26,10 +26,23 @@ export function stepAt(record: ReleaseRecord, step: string): number | undefined 
   return s ? Date.parse(s.at) : undefined;
 }
 
-/** The access-log entries nginx wrote since the release started. */
-export function entriesSince(accessLog: string, record: ReleaseRecord): AccessLogEntry[] {
+/**
+ * The access-log entries nginx wrote since the release started, read from byte `fromByte` on (the
+ * log's size before the scenario): a full-speed run writes hundreds of MB, more than one string holds.
+ */
+export function entriesSince(accessLog: string, record: ReleaseRecord, fromByte = 0): AccessLogEntry[] {
   const since = Date.parse(record.startedAt);
-  return readFileSync(accessLog, 'utf8')
+  const fd = openSync(accessLog, 'r');
+  let text: string;
+  try {
+    const size = fstatSync(fd).size - fromByte;
+    const buffer = Buffer.alloc(Math.max(0, size));
+    readSync(fd, buffer, 0, buffer.length, fromByte);
+    text = buffer.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+  return text
     .split('\n')
     .filter(Boolean)
     .map((l) => parseAccessLogLine(l))

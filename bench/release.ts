@@ -5,7 +5,7 @@
 //
 //   npm run bench:release [-- --connections 16 --bake 10 --canary-seconds 10]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,6 +67,7 @@ async function main() {
       { expect = 0, traffic = true }: { expect?: number; traffic?: boolean } = {},
     ): Promise<Row> => {
       const controller = new AbortController();
+      const logFrom = statSync(state.accessLog).size;
       const load = runLoad({
         url: `${state.url}/`,
         connections,
@@ -91,7 +92,7 @@ async function main() {
       const result = await load;
       const summary = summarize(result.samples, result.durationMs);
       const record = readLocalRecord(stateDir)!;
-      const entries = entriesSince(state.accessLog, record);
+      const entries = entriesSince(state.accessLog, record, logFrom);
       let canaryShare: number | null = null;
       const canaryAt = stepAt(record, 'canary');
       const promoteAt = stepAt(record, 'promote');
