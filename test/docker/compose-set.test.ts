@@ -174,6 +174,8 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       'pull:true',
       'recreate:true',
       'health:true',
+      // Healthy: nginx gets a fresh upstream generation for green (its old passive state stays behind).
+      'fresh:true',
       'smoke:true',
       'reconcile:true',
       'address:true',
@@ -213,6 +215,8 @@ describeDocker('the host Compose set on a Docker Engine', () => {
       'recreate:false',
       'health:false',
       'restore:true',
+      // The restored container is a new process too: a fresh generation, so nginx tries it at once.
+      'fresh:true',
     ]);
     expect(steps.find((s) => s.step === 'health')!.detail).toMatch(/unhealthy.*healthz answers 503/);
     expect(summary.failures).toEqual({});
