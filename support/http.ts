@@ -38,7 +38,10 @@ export function httpRequest(url: string, options: HttpRequestOptions = {}): Prom
   const { method = 'GET', timeoutMs = 10_000, agent } = options;
   // The project's own requests (confirmations, status, health) say so: the release gate does not
   // take them as evidence that users reached a release (core/pool-samples.ts).
-  const headers = { 'user-agent': PROBE_USER_AGENT, ...options.headers };
+  const given = options.headers ?? {};
+  const headers = Object.keys(given).some((k) => k.toLowerCase() === 'user-agent')
+    ? given
+    : { 'user-agent': PROBE_USER_AGENT, ...given };
   return new Promise((resolve, reject) => {
     let settled = false;
     let reused = false;

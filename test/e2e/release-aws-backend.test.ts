@@ -8,7 +8,7 @@ import { AddressInfo } from 'node:net';
 import { parameterNames } from '../../core/names';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { ReleaseOptions } from '../../ops/release/args';
-import { runRelease } from '../../ops/release/orchestrator';
+import { promoteHeld, runRelease } from '../../ops/release/orchestrator';
 import { RunOnHostsResult } from '../../ops/release/run-command';
 import { ReleaseRecord } from '../../core/release-record';
 import { Moto, startMoto } from '../helpers/moto';
@@ -132,12 +132,17 @@ test('pool state and record round-trip through SSM; history holds every version 
   expect(await backend.activePool()).toBe('blue');
 });
 
-test('a release goes to the idle pool, is promoted through the flip path and recorded', async () => {
+test('a release goes to the idle pool, is promoted through the flip path and recorded; held without a guard, then promoted by hand', async () => {
   const fake = host(() => true);
   const lines: string[] = [];
   const backend = new AwsReleaseBackend({ ssm, stage, pollMs: 50, runApply: fake.runApply });
   const code = await runRelease(options(), backend, io(lines));
-  expect(code).toBe(0);
+  // No alert function here to judge the bake: the CLI holds it (exit 3), never promotes it itself...
+  expect(code).toBe(3);
+  expect((await backend.readRecord())!.state).toBe('held');
+  expect(lines.join('\n')).toMatch(/HELD: v2 on green/);
+  // ...and the operator's way out, `bluegreen release promote <id> --stage`, on the AWS backend.
+  expect(await promoteHeld((await backend.readRecord())!.id, backend, (l) => lines.push(l))).toBe(0);
   expect(await get(names.activePool)).toBe('green');
   expect(await get(names.pools.green.release)).toBe('v2');
   expect(JSON.parse((await get(names.pools.green.env))!)).toEqual({ FEATURE: 'on' });
@@ -161,7 +166,7 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
     'host',
   ]);
   expect(fake.calls).toEqual([['--retry']]);
-  expect(lines.join('\n')).toMatch(/PROMOTED/);
+  expect(lines.join('\n')).toMatch(/PROMOTED by hand: v2 on green/);
 });
 
 test('a host failing the health gate fails the release and puts the idle pool back on its previous release', async () => {
@@ -190,7 +195,7 @@ test('naming the active pool is bad input: exit 2 and nothing written', async ()
   expect(lines.join('\n')).toMatch(/--pool blue is the active pool/);
 });
 
-test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff: a release whose reads and writes are throttled is promoted all the same", async () => {
+test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff: a release whose reads and writes are throttled goes through all the same", async () => {
   // Parameter Store's budget is the account's: the hosts' timers, the alert function or another stage
   // can use it up for a second. Throttle the release's first calls past the SDK's default 3 attempts.
   const proxy = await startThrottleProxy(moto.endpoint);
@@ -204,9 +209,10 @@ test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff:
     const lines: string[] = [];
     const code = await runRelease(options(), backend, io(lines));
     expect(Object.values(proxy.throttled).reduce((a, b) => a + b, 0)).toBe(4);
-    expect(code).toBe(0);
+    // Flipped and baked; held at the end only because no guard runs here (see above).
+    expect(code).toBe(3);
     expect(await get(names.activePool)).toBe('green');
-    expect((await backend.readRecord())?.state).toBe('promoted');
+    expect((await backend.readRecord())?.state).toBe('held');
   } finally {
     process.env = saved;
     await proxy.close();

@@ -76,6 +76,9 @@ test('--sticky header:X-User: the canary sticks on it while it runs, the record 
     'header:X-User',
     '--bake',
     '2s',
+    // The gate's evidence here is the users' requests below (no load runs in this file).
+    '--min-requests',
+    '10',
   );
   await waitFor(() => canaryLink() === '.canary-50.header.x-user', 'the sticky canary in the switch dir', 30_000);
   // While it runs, one user sees one pool.
@@ -83,11 +86,16 @@ test('--sticky header:X-User: the canary sticks on it while it runs, the record 
   for (const user of ['ann', 'bob', 'cyd']) {
     const pools = new Set<string>();
     for (let i = 0; i < 6; i++) {
-      const res = await httpRequest(url, { agent: false, headers: { 'X-User': user } });
+      // A user's browser, not one of the project's probes (those are no evidence for the gate).
+      const res = await httpRequest(url, { agent: false, headers: { 'X-User': user, 'User-Agent': 'test-browser' } });
       pools.add(String(res.headers['x-app-pool']));
     }
     expect(pools.size).toBe(1);
   }
+  // The bake judges requests it saw reach g2: a user's, not the project's probes.
+  await waitFor(() => readLocalRecord(stateDir)?.state === 'baking', 'the bake', 30_000);
+  for (let i = 0; i < 12; i++)
+    await httpRequest(url, { agent: false, headers: { 'X-User': 'dee', 'User-Agent': 'test-browser' } });
   expect(await run.exited).toBe(0);
   const record = readLocalRecord(stateDir);
   expect(record).toMatchObject({ release: 'g2', state: 'promoted', sticky: 'header:x-user', canaryPercent: 50 });
