@@ -7,6 +7,7 @@ import { CANARY_SHARE_PATTERN, MAX_STICKY_KEYS, STICKY_KEY_PATTERN } from './can
 import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
+import { PREVIEW_TOKEN_PATTERN } from './preview';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
 import {
@@ -137,6 +138,8 @@ MAX_SLOW_PATHS=${shWord(MAX_SLOW_PATHS)}
 STICKY_KEY_RE=${shWord(STICKY_KEY_PATTERN)}
 MAX_STICKY_KEYS=${shWord(MAX_STICKY_KEYS)}
 CANARY_SHARE_RE=${shWord(CANARY_SHARE_PATTERN)}
+# A preview token (POSIX ERE, core/preview.ts PREVIEW_TOKEN_PATTERN): part of a file name nginx checks.
+PREVIEW_TOKEN_RE=${shWord(PREVIEW_TOKEN_PATTERN)}
 # A pool's generations, in order (POOL_GENERATIONS): one upstream block each per primary pool;
 # switch-pool.sh --fresh moves a pool to the next, after the last back to the first.
 POOL_GENERATIONS=${shWord(POOL_GENERATIONS.join(' '))}
@@ -179,6 +182,7 @@ export function applyParameterNames(stage: string): Record<string, string> {
     PARAM_ROOT: n.root,
     PARAM_ACTIVE_POOL: n.activePool,
     PARAM_CANARY_PERCENT: n.canaryPercent,
+    PARAM_PREVIEW: n.preview,
     ...Object.fromEntries(
       POOLS.flatMap((p) =>
         (['image', 'release', 'env'] as const).map((k) => [`PARAM_${upperSnake(p)}_${upperSnake(k)}`, n.pools[p][k]]),

@@ -128,6 +128,11 @@ export interface ReleaseRecord {
   canaryPercent: number;
   /** A sticky canary's key (`cookie:NAME` / `header:name`): requests carrying it are split by its value. */
   sticky?: string;
+  /**
+   * A preview was opened for this release once its gate passed (core/preview.ts): requests carrying
+   * its token went to its pool only. Never the token itself.
+   */
+  preview?: boolean;
   bakeSeconds: number;
   state: ReleaseState;
   reason?: string;

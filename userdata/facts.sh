@@ -31,6 +31,7 @@ bluegreen_parameter_names() {
   PARAM_ROOT='/bluegreen/'"$1"
   PARAM_ACTIVE_POOL='/bluegreen/'"$1"'/active-pool'
   PARAM_CANARY_PERCENT='/bluegreen/'"$1"'/canary-percent'
+  PARAM_PREVIEW='/bluegreen/'"$1"'/preview'
   PARAM_BLUE_IMAGE='/bluegreen/'"$1"'/pools/blue/image'
   PARAM_BLUE_RELEASE='/bluegreen/'"$1"'/pools/blue/release'
   PARAM_BLUE_ENV='/bluegreen/'"$1"'/pools/blue/env'
