@@ -22,6 +22,9 @@ export const PREVIEW_PATH = '/_bluegreen/preview';
 /** The preview parameter's value when no preview is on (a SecureString cannot be empty). */
 export const PREVIEW_OFF = 'off';
 
+/** bluegreen-apply's arguments for "apply the preview parameter, nothing else". */
+export const PREVIEW_APPLY_ARGS: readonly string[] = ['--preview'];
+
 /** The preview parameter's value: `<pool> <token>`, or `off`. */
 export function previewParameterValue(preview: { pool: Pool; token: string } | undefined): string {
   return preview ? `${preview.pool} ${preview.token}` : PREVIEW_OFF;

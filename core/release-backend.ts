@@ -75,6 +75,12 @@ export interface ReleaseBackend {
    * them; undefined when it cannot (AWS: a host refuses an undeclared key itself).
    */
   stickyKeys?(): Promise<readonly string[] | undefined>;
+  /**
+   * Opens the preview of the idle `pool` on every host (a request carrying `token` goes to it alone,
+   * no fallback; core/preview.ts), or ends it (`undefined`). Returns the public entry's URL, for the
+   * message. Optional: a backend without it releases without previews.
+   */
+  setPreview?(preview: { pool: Pool; token: string } | undefined): Promise<{ url?: string }>;
   /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */
   flip(pool: Pool): Promise<FlipResult>;
 }

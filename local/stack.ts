@@ -194,6 +194,11 @@ export class LocalStack {
     return setPreview(this.state, preview);
   }
 
+  /** Ends the preview of `pool` only (the pool agent, before it replaces the pool's process). */
+  endPreview(pool: Pool): Promise<ScriptResult> {
+    return setPreview(this.state, undefined, pool);
+  }
+
   /** The pool nginx treats as active on the next request (the switch dir's flag file). */
   activePool(): Pool {
     return readActivePool(this.state);

@@ -14,7 +14,7 @@
 # Run by SSM Run Command (the release CLI, EventBridge on parameter changes), a systemd timer every
 # minute (safety net), and at boot (--no-reload). Idempotent: nothing changed, nothing touched.
 #
-# Usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy]
+# Usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --preview
 #   --no-reload  boot: nginx and the pools are not running yet. Writes everything they start from
 #                (switch dir, upstream.conf, Compose .env, pool env files, images) and starts nothing.
 #   --retry      try a desired pool state again that failed before (the timer does not, so a failing
@@ -23,6 +23,11 @@
 #                pool-switch rule): a release's deploy is paced by its own Run Command
 #                (--max-concurrency, --max-errors), which a run on every host would bypass. The rest
 #                (nginx, the active pool, the canary share, a pool restarted on what it runs) as usual.
+#   --preview    only this: read the preview parameter (a SecureString, /bluegreen/<stage>/preview:
+#                `<pool> <token>` or `off`; core/preview.ts) and make the switch dir's preview file
+#                say the same (switch-pool.sh --preview, the token on stdin). Run by the release CLI
+#                on every host; never part of the per-minute read. A preview also ends here without
+#                being asked: when its pool is redeployed, or becomes active (switch-pool.sh).
 # Prints `step=<name> pool=<blue|green|-> ok=<true|false> detail=...` per step (the release CLI reads
 # these from Run Command output) and `bluegreen-apply: ...` lines for people.
 # Exit codes: 0 ok, 1 a step failed, 2 a bad parameter value (that part is left as it was),
@@ -91,12 +96,14 @@ finish() {
 boot=no
 retry=no
 deploy=yes
+preview_only=no
 for arg in "$@"; do
   case "$arg" in
     --no-reload) boot=yes ;;
     --retry) retry=yes ;;
     --no-deploy) deploy=no ;;
-    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])" ;;
+    --preview) preview_only=yes ;;
+    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --preview)" ;;
   esac
 done
 
@@ -148,6 +155,7 @@ p_blue_env=${BLUE_ENV_PARAM:-$PARAM_BLUE_ENV}
 p_green_image=${GREEN_IMAGE_PARAM:-$PARAM_GREEN_IMAGE}
 p_green_release=${GREEN_RELEASE_PARAM:-$PARAM_GREEN_RELEASE}
 p_green_env=${GREEN_ENV_PARAM:-$PARAM_GREEN_ENV}
+p_preview=${PREVIEW_PARAM:-$PARAM_PREVIEW}
 
 # Values are checked against the parameters' AllowedPattern (facts.sh *_RE, core/patterns.ts
 # POOL_STATE_PATTERNS) with matches <value> <pattern>.
@@ -879,6 +887,7 @@ deploy_pool() {
   fi
   step pull "$pool" true "$out"
   pause_canary
+  end_preview
   stage_desired
   run_gate
   if [ -z "$reason" ]; then
@@ -993,7 +1002,47 @@ apply_canary() {
   fi
 }
 
+# --- preview (--preview) -----------------------------------------------------------------------------
+# The preview parameter onto the switch dir. Its value is never printed (it holds the token): the
+# step says which pool, or off. Not found = off (the CLI creates it with the first preview).
+apply_preview() {
+  if ! pv_json=$(aws ssm get-parameter --name "$p_preview" --with-decryption --output json 2>&1); then
+    case $pv_json in
+      *ParameterNotFound*) pv_value=off ;;
+      *) fail 3 "could not read $p_preview: $(oneline "$pv_json"); the preview stays as it is" ;;
+    esac
+  else
+    pv_value=$(printf '%s' "$pv_json" | jq -r '.Parameter.Value')
+  fi
+  pv_pool=${pv_value%% *}
+  if [ "$pv_value" = off ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) && ok=true || ok=false
+    step preview - "$ok" "$out"
+  elif matches "$pv_pool" "$ACTIVE_POOL_RE" && [ "$pv_value" != "$pv_pool" ]; then
+    # printf is a builtin: the token reaches switch-pool.sh through a pipe, never an argument.
+    out=$(printf '%s\n' "${pv_value#* }" | sh "$home/nginx/switch-pool.sh" --preview "$pv_pool" 2>&1) && ok=true || ok=false
+    step preview "$pv_pool" "$ok" "$out"
+  else
+    bad_values=$((bad_values + 1))
+    out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) || true
+    step preview - false "$p_preview is not '<blue|green> <token>' nor off (value not shown: it may hold a token): refused; no preview: $out"
+  fi
+}
+# A redeployed pool's preview ends: the token was for the release it ran.
+end_preview() {
+  out=$(sh "$home/nginx/switch-pool.sh" --preview off "$pool" 2>&1) && ok=true || ok=false
+  case $out in
+    *"no preview"*) ;;
+    *) step preview "$pool" "$ok" "while $pool is recreated: $out" ;;
+  esac
+}
+
 # --- the run ----------------------------------------------------------------------------------------
+if [ "$preview_only" = yes ]; then
+  if [ "$boot" = yes ] || [ "$retry" = yes ] || [ "$deploy" = no ]; then fail 2 "--preview takes no other argument"; fi
+  apply_preview
+  finish
+fi
 read_ssm
 read_active
 read_canary
