@@ -210,6 +210,8 @@ export function renderApplyFacts(): string {
     '# Value patterns of the pool state parameters (core/patterns.ts POOL_STATE_PATTERNS): the',
     "# parameters' AllowedPattern, checked again by the host (grep -E).",
     ...Object.entries(POOL_STATE_PATTERNS).map(([key, pattern]) => assign(`${upperSnake(key)}_RE`, pattern)),
+    '# A preview token (core/preview.ts PREVIEW_TOKEN_PATTERN): checked before it reaches switch-pool.sh.',
+    assign('PREVIEW_TOKEN_RE', PREVIEW_TOKEN_PATTERN),
     '# The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).',
     assign('DEFAULT_APP_IMAGE', DEFAULT_APP_IMAGE),
     '',

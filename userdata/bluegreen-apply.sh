@@ -1015,13 +1015,19 @@ apply_preview() {
     pv_value=$(printf '%s' "$pv_json" | jq -r '.Parameter.Value')
   fi
   pv_pool=${pv_value%% *}
+  pv_token=${pv_value#* }
   if [ "$pv_value" = off ]; then
     out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) && ok=true || ok=false
     step preview - "$ok" "$out"
-  elif matches "$pv_pool" "$ACTIVE_POOL_RE" && [ "$pv_value" != "$pv_pool" ]; then
+  elif matches "$pv_pool" "$ACTIVE_POOL_RE" && matches "$pv_token" "$PREVIEW_TOKEN_RE"; then
     # printf is a builtin: the token reaches switch-pool.sh through a pipe, never an argument.
-    out=$(printf '%s\n' "${pv_value#* }" | sh "$home/nginx/switch-pool.sh" --preview "$pv_pool" 2>&1) && ok=true || ok=false
-    step preview "$pv_pool" "$ok" "$out"
+    if out=$(printf '%s\n' "$pv_token" | sh "$home/nginx/switch-pool.sh" --preview "$pv_pool" 2>&1); then
+      step preview "$pv_pool" true "$out"
+    else
+      # Refused (the pool is active here): no preview at all rather than an older one.
+      off=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) || true
+      step preview "$pv_pool" false "$out; $off"
+    fi
   else
     bad_values=$((bad_values + 1))
     out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) || true
