@@ -39,18 +39,25 @@ fail() {
 [ -n "$dir" ] || fail "SWITCH_DIR is not set (the directory nginx checks for green-active and canary); nothing changed"
 [ -d "$dir" ] || fail "SWITCH_DIR '$dir' is not a directory; nothing changed"
 
+# Removes the pool's preview files; no process is started when there are none (a flip stays quick).
+end_preview_of() {
+  for f in "$dir/preview.$1".*; do
+    if [ -e "$f" ]; then rm -f "$f"; fi
+  done
+}
+
 flip() {
   pool=$1
   flag=$dir/green-active
   if [ -f "$flag" ]; then current=green; else current=blue; fi
   if [ "$pool" = "$current" ]; then
-    rm -f "$dir/preview.$pool".*
+    end_preview_of "$pool"
     say "$pool is already the active pool; nothing changed"
     return
   fi
   # The preview of the pool that becomes active ends (nginx already ignores it: it checks the idle
   # pool's name), so a flip back later does not bring an old token back to life.
-  rm -f "$dir/preview.$pool".*
+  end_preview_of "$pool"
   if [ "$pool" = green ]; then
     # Written under a temp name and renamed: the flag appears whole, or not at all.
     tmp=$dir/.green-active.$$
