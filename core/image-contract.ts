@@ -215,7 +215,7 @@ function judgeSigterm(o: Observations): [Verdict, string] {
   }
   return [
     'pass',
-    `exited ${code} on SIGTERM within the ${grace} s grace (no ${SLOW_PROBE.path.split('/')[1]}/ route: requests in flight not checked)`,
+    `exited ${code} on SIGTERM within the ${grace} s grace (no /${SLOW_PROBE.path.split('/')[1]}/ route: requests in flight not checked)`,
   ];
 }
 
