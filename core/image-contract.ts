@@ -3,11 +3,22 @@
 // Pure: the Docker and HTTP I/O that gathers the observations is local/verify-image.ts.
 import { ConfigError } from './config-error';
 import { parseDuration } from './duration';
-import { POOL_STATE_REGEXPS } from './patterns';
+import { POOL_HEALTHCHECK_PATTERN, POOL_HEALTHCHECK_WHAT, POOL_STATE_REGEXPS } from './patterns';
 import type { Pool } from './pools';
 
 /** The PORT the host gives every pool container (userdata/docker-compose.yml; held by a test). */
 export const POOL_CONTAINER_PORT = 3000;
+/**
+ * The host's health check when the stage sets no `poolHealthcheck`: docker-compose.yml's default
+ * (`CMD-SHELL`, so `/bin/sh -c` inside the container; held to the file by a test). It needs `node`.
+ */
+export const DEFAULT_POOL_HEALTHCHECK =
+  "node -e \"require('http').get('http://127.0.0.1:3000/healthz',r=>process.exit(r.statusCode==200?0:1)).on('error',()=>process.exit(1))\"";
+
+/** A health check command as written for port 3000, aimed at `port` instead (verify-image's PORT). */
+export function healthcheckForPort(command: string, port: number): string {
+  return command.replace(/\b(127\.0\.0\.1|localhost):3000\b/g, `$1:${port}`);
+}
 /** docker-compose.yml's stop_grace_period: SIGTERM, then this long before SIGKILL (held by a test). */
 export const POOL_STOP_GRACE_SECONDS = 10;
 
@@ -29,6 +40,7 @@ const SLOW_ENOUGH_SHARE = 0.9;
 
 export const CONTRACT_POINTS = [
   { id: 'healthz', title: 'starts, /healthz 200' },
+  { id: 'healthcheck', title: "host's health check" },
   { id: 'version', title: '/version release' },
   { id: 'pool-header', title: 'X-App-Pool header' },
   { id: 'port', title: 'listens on PORT' },
@@ -56,6 +68,8 @@ export interface Observations {
   healthz?: Probe & { afterMs?: number };
   /** The container stopped by itself before /healthz answered 200. */
   exited?: { exitCode: number; lastLogLine?: string };
+  /** The host's health check command, run in the container as Compose does (`/bin/sh -c`). */
+  healthcheck?: { command: string; custom: boolean; exitCode: number; output: string };
   /** GET /version on the given PORT. */
   version?: Probe;
   /** GET /healthz on the default port 3000, asked only when nothing answered on the given PORT. */
@@ -107,6 +121,22 @@ function judgeHealthz(o: Observations): [Verdict, string] {
       `GET /healthz answered ${h.status}, not 200, for ${timeoutSeconds} s (the host's health check needs 200)`,
     ];
   return ['fail', `nothing answered GET /healthz on PORT ${port} within ${timeoutSeconds} s (last: ${what(h)})`];
+}
+
+function judgeHealthcheck(o: Observations): [Verdict, string] {
+  const h = o.healthcheck;
+  if (!h) return ['skip', 'not reached: the container was not running'];
+  const which = h.custom ? `--healthcheck "${h.command}"` : "the host's default (a node one-liner)";
+  if (h.exitCode === 0) return ['pass', `${which} exits 0 in the container`];
+  if (!h.custom && (h.exitCode === 127 || /\bnode\b.*not found|not found.*\bnode\b/i.test(h.output)))
+    return [
+      'fail',
+      "no node in the image for the host's default health check: give the stage a poolHealthcheck (e.g. wget -q -O /dev/null http://127.0.0.1:3000/healthz) and pass it as --healthcheck",
+    ];
+  return [
+    'fail',
+    `${which} exits ${h.exitCode} in the container${h.output.trim() ? `: ${oneLine(h.output, 80)}` : ''}`,
+  ];
 }
 
 function judgeVersion(o: Observations): [Verdict, string] {
@@ -221,6 +251,7 @@ function judgeSigterm(o: Observations): [Verdict, string] {
 
 const JUDGES: Record<PointId, (o: Observations) => [Verdict, string]> = {
   healthz: judgeHealthz,
+  healthcheck: judgeHealthcheck,
   version: judgeVersion,
   'pool-header': judgePoolHeader,
   port: judgePort,
@@ -259,29 +290,43 @@ export function renderVerifyReport(image: string, given: Given, results: readonl
   ];
 }
 
-export const VERIFY_IMAGE_USAGE = `usage: bluegreen verify-image IMAGE [--timeout 60s]
+export const VERIFY_IMAGE_USAGE = `usage: bluegreen verify-image IMAGE [--timeout 60s] [--healthcheck CMD]
   Runs IMAGE on the local Docker Engine (published on 127.0.0.1 only, removed at the end) with
   APP_POOL=${VERIFY_GIVEN.pool}, a fresh RELEASE_ID and PORT=${VERIFY_GIVEN.port}, and checks the pool contract
-  (docs/POOL-CONTRACT.md): /healthz 200, /version's release, X-App-Pool, PORT, logs, graceful SIGTERM.
-  --timeout D   how long the image has to answer /healthz 200 (default ${VERIFY_TIMEOUT_DEFAULT_SECONDS}s, at most ${VERIFY_TIMEOUT_MAX_SECONDS}s)
+  (docs/POOL-CONTRACT.md): /healthz 200, the host's health check, /version's release, X-App-Pool,
+  PORT, logs, graceful SIGTERM.
+  --timeout D        how long the image has to answer /healthz 200 (default ${VERIFY_TIMEOUT_DEFAULT_SECONDS}s, at most ${VERIFY_TIMEOUT_MAX_SECONDS}s)
+  --healthcheck CMD  the stage's poolHealthcheck, if it sets one (default: the host's node one-liner);
+                     written for port 3000 as on a host, run against PORT ${VERIFY_GIVEN.port}
   Exit codes: 0 every point passed, 1 a point failed, 2 bad input or no Docker Engine.`;
 
 export interface VerifyImageArgs {
   image: string;
   timeoutSeconds: number;
+  /** The stage's poolHealthcheck; undefined: the host's default. */
+  healthcheck?: string;
 }
 
-/** `IMAGE [--timeout D]`; throws a ConfigError naming the argument. */
+/** `IMAGE [--timeout D] [--healthcheck CMD]`; throws a ConfigError naming the argument. */
 export function parseVerifyImageArgs(args: readonly string[]): VerifyImageArgs {
   let image: string | undefined;
   let timeoutSeconds = VERIFY_TIMEOUT_DEFAULT_SECONDS;
+  let healthcheck: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
-    const eq = /^--timeout=(.*)$/.exec(arg);
-    if (arg === '--timeout' || eq) {
-      const value = eq ? eq[1] : args[++i];
-      if (value === undefined) throw new ConfigError('--timeout needs a value like 60s or 2m');
-      timeoutSeconds = parseDuration(value, '--timeout', VERIFY_TIMEOUT_MAX_SECONDS);
+    const flag = /^(--timeout|--healthcheck)(?:=(.*))?$/.exec(arg);
+    if (flag) {
+      const value = flag[2] ?? args[++i];
+      if (flag[1] === '--timeout') {
+        if (value === undefined) throw new ConfigError('--timeout needs a value like 60s or 2m');
+        timeoutSeconds = parseDuration(value, '--timeout', VERIFY_TIMEOUT_MAX_SECONDS);
+      } else {
+        if (value === undefined || !POOL_HEALTHCHECK_PATTERN.test(value))
+          throw new ConfigError(
+            `--healthcheck must be ${POOL_HEALTHCHECK_WHAT} (as the stage's poolHealthcheck), got ${value === undefined ? 'nothing' : `"${value}"`}`,
+          );
+        healthcheck = value;
+      }
     } else if (arg.startsWith('-')) {
       throw new ConfigError(`unknown option "${arg}" (usage: bluegreen verify-image IMAGE [--timeout 60s])`);
     } else if (image !== undefined) {
@@ -296,5 +341,5 @@ export function parseVerifyImageArgs(args: readonly string[]): VerifyImageArgs {
     throw new ConfigError(
       `IMAGE must be an image reference like registry/name:tag or name@sha256:<digest> (lower-case name), got "${image}"`,
     );
-  return { image, timeoutSeconds };
+  return healthcheck === undefined ? { image, timeoutSeconds } : { image, timeoutSeconds, healthcheck };
 }

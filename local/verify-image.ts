@@ -6,6 +6,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '../core/config-error';
 import {
+  DEFAULT_POOL_HEALTHCHECK,
+  healthcheckForPort,
   judgeImage,
   parseVerifyImageArgs,
   POOL_CONTAINER_PORT,
@@ -108,7 +110,7 @@ async function logs(name: string): Promise<Run> {
 }
 
 /** Runs the container and observes every contract point; the caller removes the container. */
-async function observe(image: string, name: string, given: Given): Promise<Observations> {
+async function observe(image: string, name: string, given: Given, healthcheck?: string): Promise<Observations> {
   const o: Observations = { given };
   const run = await docker(
     [
@@ -174,6 +176,15 @@ async function observe(image: string, name: string, given: Given): Promise<Obser
     o.version = await get(port, '/version');
     requests++;
   }
+  // The host's health check, as Compose runs it (CMD-SHELL: /bin/sh -c in the container), at PORT.
+  const command = healthcheckForPort(healthcheck ?? DEFAULT_POOL_HEALTHCHECK, given.port);
+  const exec = await docker(['exec', name, '/bin/sh', '-c', command], 15_000);
+  o.healthcheck = {
+    command: healthcheck ?? DEFAULT_POOL_HEALTHCHECK,
+    custom: healthcheck !== undefined,
+    exitCode: exec.code,
+    output: `${exec.stdout}${exec.stderr}`,
+  };
   const answered = (p: Probe | undefined) => !!p && 'status' in p;
   if (!answered(o.healthz) && !answered(o.version) && defaultPort !== undefined) {
     o.defaultPort = await get(defaultPort, '/healthz');
@@ -215,7 +226,12 @@ export interface VerifyResult {
 }
 
 /** Verifies one image and prints the report; the container is gone when this returns or throws. */
-export async function verifyImage(image: string, timeoutSeconds: number, out: Out): Promise<VerifyResult> {
+export async function verifyImage(
+  image: string,
+  timeoutSeconds: number,
+  out: Out,
+  healthcheck?: string,
+): Promise<VerifyResult> {
   await assertEngine();
   await ensureImage(image, out);
   const suffix = randomBytes(4).toString('hex');
@@ -236,7 +252,7 @@ export async function verifyImage(image: string, timeoutSeconds: number, out: Ou
   process.once('SIGTERM', onSignal);
   try {
     out(`verify-image: running ${image} as ${name} (127.0.0.1 only) ...`);
-    const results = judgeImage(await observe(image, name, given));
+    const results = judgeImage(await observe(image, name, given, healthcheck));
     for (const line of renderVerifyReport(image, given, results)) out(line);
     return { code: verifyExitCode(results), given, results, container: name };
   } finally {
@@ -248,6 +264,6 @@ export async function verifyImage(image: string, timeoutSeconds: number, out: Ou
 
 /** The CLI command: 0 every point passed, 1 a point failed; bad input and no engine throw (exit 2). */
 export async function verifyImageCommand(args: string[], _env: NodeJS.ProcessEnv, out: Out): Promise<number> {
-  const { image, timeoutSeconds } = parseVerifyImageArgs(args);
-  return (await verifyImage(image, timeoutSeconds, out)).code;
+  const { image, timeoutSeconds, healthcheck } = parseVerifyImageArgs(args);
+  return (await verifyImage(image, timeoutSeconds, out, healthcheck)).code;
 }

@@ -49,15 +49,30 @@ interface ImageCase {
   fails: PointId[];
   /** --timeout for /healthz (seconds): short where /healthz is meant never to answer 200. */
   timeoutSeconds?: number;
+  /** --healthcheck: the stage's poolHealthcheck (none: the host's node one-liner). */
+  healthcheck?: string;
 }
 
 const IMAGES: ImageCase[] = [
   { name: 'the demo app (app/, built by the harness)', image: DEFAULT_APP_IMAGE, fails: [] },
   {
+    name: "the demo app with a stage's poolHealthcheck (wget)",
+    image: DEFAULT_APP_IMAGE,
+    healthcheck: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz',
+    fails: [],
+  },
+  {
+    name: 'the demo app with a poolHealthcheck the image cannot run',
+    image: DEFAULT_APP_IMAGE,
+    healthcheck: 'curl -fsS http://127.0.0.1:3000/healthz',
+    fails: ['healthcheck'],
+  },
+  {
     name: 'an image without /healthz',
     image: fixtureImage('no-healthz'),
     build: () => buildFixture('no-healthz'),
-    fails: ['healthz'],
+    // The host's health check asks /healthz too.
+    fails: ['healthz', 'healthcheck'],
     timeoutSeconds: 3,
   },
   {
@@ -65,7 +80,7 @@ const IMAGES: ImageCase[] = [
     image: fixtureImage('ignores-port'),
     build: () => buildFixture('ignores-port'),
     // Nothing answers on PORT, so /version and X-App-Pool are not reached (skipped counts as not passed).
-    fails: ['healthz', 'version', 'pool-header', 'port'],
+    fails: ['healthz', 'healthcheck', 'version', 'pool-header', 'port'],
     timeoutSeconds: 3,
   },
   {
@@ -91,8 +106,8 @@ describeDocker('bluegreen verify-image on the local Docker Engine', () => {
     async (_name, c) => {
       c.build?.();
       const lines: string[] = [];
-      const result = await verifyImage(c.image, c.timeoutSeconds ?? 30, (l) => lines.push(l));
-      seen.set(c.image, result);
+      const result = await verifyImage(c.image, c.timeoutSeconds ?? 30, (l) => lines.push(l), c.healthcheck);
+      seen.set(c.healthcheck ? `${c.image} ${c.healthcheck}` : c.image, result);
       const report = lines.join('\n');
       const notPassed = result.results.filter((r) => r.verdict !== 'pass').map((r) => r.id);
       expect({ notPassed, report }).toEqual({ notPassed: c.fails, report: expect.any(String) });
@@ -117,6 +132,12 @@ describeDocker('bluegreen verify-image on the local Docker Engine', () => {
       "GET /healthz answered 404, not 200, for 3 s (the host's health check needs 200)",
     );
     expect(reason(fixtureImage('ignores-port'), 'port')).toMatch(/^answers on 3000, not on the PORT=3917 it was given/);
+    expect(reason(`${DEFAULT_APP_IMAGE} curl -fsS http://127.0.0.1:3000/healthz`, 'healthcheck')).toMatch(
+      /^--healthcheck "curl -fsS http:\/\/127\.0\.0\.1:3000\/healthz" exits 127 in the container: .*curl.*not found/,
+    );
+    expect(reason(DEFAULT_APP_IMAGE, 'healthcheck')).toBe(
+      "the host's default (a node one-liner) exits 0 in the container",
+    );
   });
 
   test('Ctrl-C while it runs: the CLI removes its container and exits 130', async () => {

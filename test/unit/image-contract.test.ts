@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   CONTRACT_POINTS,
+  DEFAULT_POOL_HEALTHCHECK,
+  healthcheckForPort,
   judgeImage,
   parseVerifyImageArgs,
   POOL_CONTAINER_PORT,
@@ -32,6 +34,7 @@ const answer = (status: number, body: unknown = {}, headers: Record<string, stri
 const good = (): Observations => ({
   given,
   healthz: { ...answer(200, { status: 'ok' }), afterMs: 800 },
+  healthcheck: { command: DEFAULT_POOL_HEALTHCHECK, custom: false, exitCode: 0, output: '' },
   version: answer(200, { release: 'verify-1' }),
   logs: { text: '{"msg":"listening"}\n', requests: 5 },
   slowProbe: { ...answer(200), tookMs: 1510 },
@@ -82,7 +85,7 @@ describe('healthz', () => {
       'the container exited with status 1 before /healthz answered 200 (last log line: Error: Cannot find module express)',
     );
     expect(reasonOf(o, 'port')).toBe('the container exited (status 1) without answering on PORT=3917');
-    expect(verdicts(o)).toMatchObject({ version: 'skip', 'pool-header': 'skip', sigterm: 'skip' });
+    expect(verdicts(o)).toMatchObject({ healthcheck: 'skip', version: 'skip', 'pool-header': 'skip', sigterm: 'skip' });
     expect(verifyExitCode(judgeImage(o))).toBe(1);
   });
   test('docker run failing fails healthz with its line, the rest not reached', () => {
@@ -90,6 +93,7 @@ describe('healthz', () => {
     expect(reasonOf(o, 'healthz')).toBe('docker run failed: exec: "server": executable file not found in $PATH');
     expect(verdicts(o)).toEqual({
       healthz: 'fail',
+      healthcheck: 'skip',
       version: 'skip',
       'pool-header': 'skip',
       port: 'skip',
@@ -127,6 +131,49 @@ describe('version: what the host smoke step and local mode check', () => {
     const o = { ...good(), version };
     expect(reasonOf(o, 'version')).toBe(reason);
     expect(verdicts(o).version).toBe('fail');
+  });
+});
+
+describe("the host's health check", () => {
+  test('no node for the default command: told to set poolHealthcheck and pass it', () => {
+    const o = {
+      ...good(),
+      healthcheck: {
+        command: DEFAULT_POOL_HEALTHCHECK,
+        custom: false,
+        exitCode: 127,
+        output: '/bin/sh: 1: node: not found\n',
+      },
+    };
+    expect(failing(o)).toEqual(['healthcheck']);
+    expect(reasonOf(o, 'healthcheck')).toBe(
+      "no node in the image for the host's default health check: give the stage a poolHealthcheck (e.g. wget -q -O /dev/null http://127.0.0.1:3000/healthz) and pass it as --healthcheck",
+    );
+  });
+  test("a stage's command that fails says its exit status and output", () => {
+    const o = {
+      ...good(),
+      healthcheck: {
+        command: 'curl -fsS http://127.0.0.1:3000/healthz',
+        custom: true,
+        exitCode: 127,
+        output: 'sh: curl: not found',
+      },
+    };
+    expect(reasonOf(o, 'healthcheck')).toBe(
+      '--healthcheck "curl -fsS http://127.0.0.1:3000/healthz" exits 127 in the container: sh: curl: not found',
+    );
+    expect(reasonOf({ ...o, healthcheck: { ...o.healthcheck, exitCode: 0 } }, 'healthcheck')).toBe(
+      '--healthcheck "curl -fsS http://127.0.0.1:3000/healthz" exits 0 in the container',
+    );
+  });
+  test('written for port 3000, run against the PORT given', () => {
+    expect(healthcheckForPort(DEFAULT_POOL_HEALTHCHECK, 3917)).toContain("'http://127.0.0.1:3917/healthz'");
+    expect(healthcheckForPort('wget -q -O /dev/null http://localhost:3000/healthz', 3917)).toBe(
+      'wget -q -O /dev/null http://localhost:3917/healthz',
+    );
+    expect(healthcheckForPort('python /app/check.py', 3917)).toBe('python /app/check.py');
+    expect(healthcheckForPort('wget http://127.0.0.1:30001/', 3917)).toBe('wget http://127.0.0.1:30001/');
   });
 });
 
@@ -212,10 +259,18 @@ test('the report: a table of every point and a last line naming the failed ones'
     'verify-image shop:1: APP_POOL=green RELEASE_ID=verify-1 PORT=3917, timeout 60 s, stop grace 10 s',
   );
   expect(lines[1]).toMatch(/^point +result +reason$/);
-  expect(lines.slice(2, 8).map((l) => l.split(/ {2,}/)[1])).toEqual(['FAIL', 'PASS', 'PASS', 'PASS', 'PASS', 'FAIL']);
+  expect(lines.slice(2, 9).map((l) => l.split(/ {2,}/)[1])).toEqual([
+    'FAIL',
+    'PASS',
+    'PASS',
+    'PASS',
+    'PASS',
+    'PASS',
+    'FAIL',
+  ]);
   expect(lines[2]).toMatch(/^starts, \/healthz 200 +FAIL +GET \/healthz answered 404/);
   expect(lines.at(-1)).toBe('shop:1 breaks the pool contract: healthz, sigterm (docs/POOL-CONTRACT.md)');
-  expect(lines).toHaveLength(9);
+  expect(lines).toHaveLength(10);
 });
 
 describe('arguments', () => {
@@ -226,6 +281,11 @@ describe('arguments', () => {
       timeoutSeconds: 120,
     });
     expect(parseVerifyImageArgs(['shop:1', '--timeout=90s']).timeoutSeconds).toBe(90);
+    expect(parseVerifyImageArgs(['shop:1', '--healthcheck', 'python /app/check.py'])).toEqual({
+      image: 'shop:1',
+      timeoutSeconds: 60,
+      healthcheck: 'python /app/check.py',
+    });
   });
   test.each<[string[], RegExp]>([
     [[], /^IMAGE is missing/],
@@ -236,6 +296,11 @@ describe('arguments', () => {
     [['shop:1', '--timeout', 'soon'], /^--timeout must be a duration/],
     [['shop:1', '--timeout', '11m'], /^--timeout must be between 1s and 600s/],
     [['shop:1', '--pool', 'blue'], /^unknown option "--pool"/],
+    [['shop:1', '--healthcheck'], /^--healthcheck must be a command of letters, .* got nothing$/],
+    [
+      ['shop:1', "--healthcheck=curl -f 'http://x'"],
+      /^--healthcheck must be .*\(as the stage's poolHealthcheck\), got "curl -f 'http:\/\/x'"$/,
+    ],
   ])('%j is refused naming the argument', (args, message) => {
     expect(() => parseVerifyImageArgs(args)).toThrow(message);
   });
@@ -246,7 +311,9 @@ test('what verify-image gives differs from the host defaults, and the host facts
   const compose = readFileSync(path.join(REPO_ROOT, 'userdata', 'docker-compose.yml'), 'utf8');
   expect(compose).toMatch(new RegExp(`^  stop_grace_period: ${POOL_STOP_GRACE_SECONDS}s$`, 'm'));
   expect(compose.match(new RegExp(`^      PORT: "${POOL_CONTAINER_PORT}"$`, 'gm'))).toHaveLength(2);
-  expect(compose).toContain(`http://127.0.0.1:${POOL_CONTAINER_PORT}/healthz`);
+  // The default health check, as the YAML double-quoted string holds it.
+  expect(compose).toContain(`\${POOL_HEALTHCHECK:-${DEFAULT_POOL_HEALTHCHECK.replace(/"/g, '\\"')}}"]`);
+  expect(DEFAULT_POOL_HEALTHCHECK).toContain(`http://127.0.0.1:${POOL_CONTAINER_PORT}/healthz`);
 });
 
 describe('the CLI without a Docker Engine: exit 2, one line', () => {
@@ -287,6 +354,6 @@ describe('the CLI without a Docker Engine: exit 2, one line', () => {
     expect(bad.err).toBe('bluegreen verify-image: --timeout must be a duration like 30s, 2m or 1h, got "x"');
     const help = await cli({}, '--help');
     expect(help.code).toBe(0);
-    expect(help.out).toContain('usage: bluegreen verify-image IMAGE [--timeout 60s]');
+    expect(help.out).toContain('usage: bluegreen verify-image IMAGE [--timeout 60s] [--healthcheck CMD]');
   });
 });
