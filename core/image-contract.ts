@@ -34,7 +34,7 @@ export const VERIFY_TIMEOUT_MAX_SECONDS = 600;
  * long before `docker stop`. Shorter than the demo app's own 2 s drain limit, so a graceful app
  * finishes it; an image without such a route is only checked for its exit status.
  */
-export const SLOW_PROBE = { path: '/slow/verify-image', ms: 1500, stopAfterMs: 300 } as const;
+export const SLOW_PROBE = { path: '/slow/verify-image', ms: 1500, stopAfterMs: 500 } as const;
 /** A /slow/ answer this much faster than asked for is not slow: a catch-all route, not a wait. */
 const SLOW_ENOUGH_SHARE = 0.9;
 

@@ -89,6 +89,12 @@ const IMAGES: ImageCase[] = [
     build: () => buildFixture('ignores-sigterm'),
     fails: ['sigterm'],
   },
+  {
+    name: 'an image that exits at once on SIGTERM, dropping a request in flight',
+    image: fixtureImage('drops-in-flight'),
+    build: () => buildFixture('drops-in-flight'),
+    fails: ['sigterm'],
+  },
 ];
 
 const leftovers = () =>
@@ -128,6 +134,9 @@ describeDocker('bluegreen verify-image on the local Docker Engine', () => {
     // The demo app has the /slow/ route: a request in flight at docker stop is what is checked.
     expect(reason(DEFAULT_APP_IMAGE, 'sigterm')).toMatch(/request in flight at docker stop answered 200; exited 0/);
     expect(reason(fixtureImage('ignores-sigterm'), 'sigterm')).toMatch(/^SIGKILLed \(exit 137\) after the 10 s grace/);
+    expect(reason(fixtureImage('drops-in-flight'), 'sigterm')).toMatch(
+      /^a 1500 ms request in flight at docker stop ended with no answer \(.+\), not 200: finish requests in flight$/,
+    );
     expect(reason(fixtureImage('no-healthz'), 'healthz')).toBe(
       "GET /healthz answered 404, not 200, for 3 s (the host's health check needs 200)",
     );
