@@ -90,6 +90,9 @@ export interface PointResult {
   reason: string;
 }
 
+/** Why a point could not be observed: what stopped the run before it. */
+const notReached = (o: Observations) =>
+  `not reached: ${o.runError ? 'docker run failed' : o.exited ? 'the container exited while starting' : 'nothing answered on PORT'}`;
 const isAnswer = (p: Probe | undefined): p is Extract<Probe, { status: number }> => !!p && 'status' in p;
 const oneLine = (text: string, max = 100) => {
   const line = text.replace(/\s+/g, ' ').trim();
@@ -125,7 +128,7 @@ function judgeHealthz(o: Observations): [Verdict, string] {
 
 function judgeHealthcheck(o: Observations): [Verdict, string] {
   const h = o.healthcheck;
-  if (!h) return ['skip', 'not reached: the container was not running'];
+  if (!h) return ['skip', notReached(o)];
   const which = h.custom ? `--healthcheck "${h.command}"` : "the host's default (a node one-liner)";
   if (h.exitCode === 0) return ['pass', `${which} exits 0 in the container`];
   if (!h.custom && (h.exitCode === 127 || /\bnode\b.*not found|not found.*\bnode\b/i.test(h.output)))
@@ -141,7 +144,7 @@ function judgeHealthcheck(o: Observations): [Verdict, string] {
 
 function judgeVersion(o: Observations): [Verdict, string] {
   const v = o.version;
-  if (!v) return ['skip', 'not reached: the container did not start'];
+  if (!v) return ['skip', notReached(o)];
   if (!isAnswer(v)) return ['fail', `GET /version: ${what(v)}`];
   const expected = o.given.release;
   if (v.status !== 200)
@@ -173,7 +176,7 @@ function judgePoolHeader(o: Observations): [Verdict, string] {
       ['/version', o.version],
     ] as const
   ).filter(([, p]) => isAnswer(p)) as Array<[string, Extract<Probe, { status: number }>]>;
-  if (answers.length === 0) return ['skip', 'not reached: nothing answered on PORT'];
+  if (answers.length === 0) return ['skip', notReached(o)];
   for (const [path, answer] of answers) {
     const got = answer.headers['x-app-pool'];
     if (got !== o.given.pool)
@@ -187,7 +190,7 @@ function judgePoolHeader(o: Observations): [Verdict, string] {
 
 function judgePort(o: Observations): [Verdict, string] {
   const { port } = o.given;
-  if (o.runError) return ['skip', 'not reached: docker run failed'];
+  if (o.runError) return ['skip', notReached(o)];
   if (isAnswer(o.healthz) || isAnswer(o.version))
     return ['pass', `answers HTTP on PORT=${port}, the port it was given (not the default ${POOL_CONTAINER_PORT})`];
   if (isAnswer(o.defaultPort))
@@ -204,7 +207,7 @@ function judgePort(o: Observations): [Verdict, string] {
 
 function judgeLogs(o: Observations): [Verdict, string] {
   const l = o.logs;
-  if (!l) return ['skip', 'not reached: the container did not start'];
+  if (!l) return ['skip', notReached(o)];
   if ('error' in l) return ['fail', `docker logs failed: ${oneLine(l.error)}`];
   const lines = l.text.split('\n').filter((s) => s.trim() !== '');
   if (lines.length === 0)
@@ -221,7 +224,7 @@ function judgeLogs(o: Observations): [Verdict, string] {
 function judgeSigterm(o: Observations): [Verdict, string] {
   const s = o.stop;
   const grace = o.given.graceSeconds;
-  if (!s) return ['skip', 'not reached: the container was not running'];
+  if (!s) return ['skip', o.exited || o.runError ? notReached(o) : 'not reached: the container had stopped'];
   if (s.error !== undefined && s.exitCode === undefined) return ['fail', `docker stop failed: ${oneLine(s.error)}`];
   const code = s.exitCode;
   if (code === 137)
@@ -280,13 +283,14 @@ export function renderVerifyReport(image: string, given: Given, results: readonl
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
-  const failed = results.filter((r) => r.verdict !== 'pass');
+  const failed = results.filter((r) => r.verdict === 'fail').map((r) => r.id);
+  const skipped = results.filter((r) => r.verdict === 'skip').map((r) => r.id);
   return [
     `verify-image ${image}: APP_POOL=${given.pool} RELEASE_ID=${given.release} PORT=${given.port}, timeout ${given.timeoutSeconds} s, stop grace ${given.graceSeconds} s`,
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`),
-    failed.length === 0
+    failed.length + skipped.length === 0
       ? `${image} keeps the pool contract (docs/POOL-CONTRACT.md)`
-      : `${image} breaks the pool contract: ${failed.map((r) => r.id).join(', ')} (docs/POOL-CONTRACT.md)`,
+      : `${image} breaks the pool contract: ${failed.join(', ')}${skipped.length ? ` (not checked: ${skipped.join(', ')})` : ''} (docs/POOL-CONTRACT.md)`,
   ];
 }
 

@@ -161,16 +161,14 @@ async function observe(image: string, name: string, given: Given, healthcheck?: 
         const text = await logs(name);
         const lines = `${text.stdout}\n${text.stderr}`.split('\n').filter((l) => l.trim() !== '');
         o.exited = { exitCode: s.exitCode, lastLogLine: lines.at(-1) };
+        o.logs = { text: lines.join('\n'), requests };
         break;
       }
     }
     if (Date.now() >= deadline) break;
     await sleep(POLL_MS);
   }
-  if (o.exited) {
-    o.logs = { text: '', requests };
-    return o;
-  }
+  if (o.exited) return o;
 
   if (port !== undefined) {
     o.version = await get(port, '/version');

@@ -86,6 +86,12 @@ describe('healthz', () => {
     );
     expect(reasonOf(o, 'port')).toBe('the container exited (status 1) without answering on PORT=3917');
     expect(verdicts(o)).toMatchObject({ healthcheck: 'skip', version: 'skip', 'pool-header': 'skip', sigterm: 'skip' });
+    expect(reasonOf(o, 'version')).toBe('not reached: the container exited while starting');
+    // What it printed before it exited is the logs point's evidence.
+    const printed = { ...o, logs: { text: 'booting\nError: Cannot find module express', requests: 3 } };
+    expect(renderVerifyReport('shop:1', given, judgeImage(printed)).at(-1)).toBe(
+      'shop:1 breaks the pool contract: healthz, port (not checked: healthcheck, version, pool-header, sigterm) (docs/POOL-CONTRACT.md)',
+    );
     expect(verifyExitCode(judgeImage(o))).toBe(1);
   });
   test('docker run failing fails healthz with its line, the rest not reached', () => {
