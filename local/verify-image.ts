@@ -46,10 +46,12 @@ function docker(args: string[], timeoutMs = 60_000): Promise<Run> {
         resolve({ code: 127, stdout: '', stderr: 'the docker CLI is not on PATH' });
         return;
       }
+      // An exit status is the command's own answer; only a timeout or a spawn failure adds a message.
+      const exited = !e || typeof e.code === 'number';
       resolve({
         code: e ? (typeof e.code === 'number' ? e.code : 1) : 0,
         stdout,
-        stderr: stderr || (e?.message ?? ''),
+        stderr: exited ? stderr : stderr || e.message,
       });
     });
   });

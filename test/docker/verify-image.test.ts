@@ -143,6 +143,9 @@ describeDocker('bluegreen verify-image on the local Docker Engine', () => {
     expect(reason(fixtureImage('no-healthz'), 'healthz')).toBe(
       "GET /healthz answered 404, not 200, for 3 s (the host's health check needs 200)",
     );
+    expect(reason(fixtureImage('no-healthz'), 'healthcheck')).toBe(
+      "the host's default (a node one-liner) exits 1 in the container",
+    );
     expect(reason(fixtureImage('ignores-port'), 'port')).toMatch(/^answers on 3000, not on the PORT=3917 it was given/);
     expect(reason(`${DEFAULT_APP_IMAGE} curl -fsS http://127.0.0.1:3000/healthz`, 'healthcheck')).toMatch(
       /^--healthcheck "curl -fsS http:\/\/127\.0\.0\.1:3000\/healthz" exits 127 in the container: .*curl.*not found/,
