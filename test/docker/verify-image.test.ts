@@ -17,27 +17,24 @@ if (!engine.ready) {
 }
 const describeDocker = engine.ready ? describe : describe.skip;
 
-const FIXTURE_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'verify-image');
+const FIXTURE_DIR = path.join('test', 'fixtures', 'verify-image');
 const fixtureImage = (fault: string) => `bluegreen-verify-fixture:${fault}`;
 
-/** Builds test/fixtures/verify-image with one FAULT, offline from the harness's node image. */
-function buildFixture(fault: string): void {
-  execFileSync(
-    'docker',
-    [
-      'build',
-      '--quiet',
-      '--build-arg',
-      `BASE_IMAGE=${withoutDigest(baseImages().node)}`,
-      '--build-arg',
-      `FAULT=${fault}`,
-      '--tag',
-      fixtureImage(fault),
-      FIXTURE_DIR,
-    ],
-    { stdio: 'pipe', timeout: 120_000 },
-  );
+/**
+ * `docker build` of a folder of the repo with build args, offline: the FROM must be an image the
+ * harness imported (or built). A new image to verify is a row below with `build: () => buildImage(...)`.
+ */
+function buildImage(dir: string, tag: string, buildArgs: Record<string, string> = {}): void {
+  const args = Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+  execFileSync('docker', ['build', '--quiet', ...args, '--tag', tag, path.join(REPO_ROOT, dir)], {
+    stdio: 'pipe',
+    timeout: 120_000,
+  });
 }
+
+/** test/fixtures/verify-image with one FAULT, from the harness's node image (app/Dockerfile's name). */
+const buildFixture = (fault: string) =>
+  buildImage(FIXTURE_DIR, fixtureImage(fault), { BASE_IMAGE: withoutDigest(baseImages().node), FAULT: fault });
 
 interface ImageCase {
   /** What the row shows. */
