@@ -204,7 +204,7 @@ export function guardRelease(
       return {
         action: 'freeze',
         figures,
-        reason: `gate crossed while baking an irreversible release: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not rolled back: ${record.pool} keeps serving ${record.release} (${record.previousPool} runs ${record.previousRelease}, which may not read what ${record.release} wrote); fix forward`,
+        reason: `gate crossed while baking an irreversible release: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not rolled back: ${record.pool} keeps serving ${record.release} (${record.previousPool} runs ${record.previousRelease}, which may not read what ${record.release} wrote)`,
       };
     }
     if (crossed) {
@@ -242,7 +242,7 @@ export function guardRelease(
       return {
         action: 'freeze',
         figures,
-        reason: `canary of an irreversible release crossed the gate: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not aborted: the canary share stays ${record.canaryPercent}% on ${record.pool}, nothing is promoted; fix forward`,
+        reason: `canary of an irreversible release crossed the gate: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not aborted: the canary share stays ${record.canaryPercent}% on ${record.pool}, nothing is promoted`,
       };
     }
     if (crossed) {
