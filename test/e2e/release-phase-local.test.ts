@@ -100,6 +100,9 @@ test('(a) a pre-promote that succeeds: run once in app/ with the new pool env, b
   // history shows it
   const history = cli('history');
   expect(await history.exited).toBe(0);
+  expect(history.output()).toMatch(
+    /p2 .*promoted .*pre-promote exit 0 after [\d.]+ s on local, last line "applied: 3"/,
+  );
   expect(active()).toBe('green');
 });
 
@@ -185,5 +188,5 @@ test('(d) --irreversible and FAULT_RATE=0.2: frozen, not rolled back; exit 4; pa
   // history lists it as frozen
   const history = cli('history');
   expect(await history.exited).toBe(0);
-  expect(history.output()).toMatch(/p5-one-way\s+\S+\s+frozen/);
+  expect(history.output()).toMatch(/p5-one-way\s+\S+\s+frozen\s+\S+\s+irreversible; gate crossed/);
 });
