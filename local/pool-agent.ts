@@ -15,6 +15,7 @@ import {
   readApplied,
   readDesired,
   readPrePromoteRequest,
+  readLocalRecord,
   readPrePromoteResult,
   writeApplied,
   writeDesired,
@@ -129,6 +130,13 @@ export class PoolAgent {
       out(`[agent] ${formatStepLine({ step: 'pre-promote', pool: phase.pool, ok: false, detail: reason })}`);
       return { ...base, ok: false, reason };
     };
+    // Only for the release in progress that asked for it, between its gate and its traffic: a request
+    // left by a CLI or an agent that died is never run by a later agent.
+    const record = readLocalRecord(stateDir);
+    if (!record || phase.request !== `${record.id}:pre-promote` || record.state !== 'verifying')
+      return refuse(
+        `not the release in progress between its gate and its traffic (${record ? `${record.id} is ${record.state}` : 'no release record'})`,
+      );
     if ((await stack.activePool()) === phase.pool)
       return refuse(`${phase.pool} is the active pool: a release phase runs on the idle pool only`);
     const applied = readApplied(stateDir, phase.pool);
