@@ -383,7 +383,7 @@ async function prePromote(run: Run): Promise<number | undefined> {
   if (!phase) return undefined;
   const passed = run.gatePassedHosts;
   say(
-    `pre-promote: \`${phase.command}\` in ${pool}'s ${options.release} on ${passed.length ? passed[0] : 'one host'} (timeout ${phase.timeoutSeconds} s; no traffic yet)`,
+    `pre-promote: ${JSON.stringify(phase.command)} in ${pool}'s ${options.release} on ${passed.length ? passed[0] : 'one host'} (timeout ${phase.timeoutSeconds} s; no traffic yet)`,
   );
   let result: PrePromoteResult;
   try {
