@@ -7,7 +7,7 @@
 // else reaches its properties: the AMI is resolved by EC2 at launch (or pinned by amiId), and the
 // pools' images and releases live in SSM (PoolParameters), applied live by bluegreen-apply.
 import * as path from 'node:path';
-import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -58,6 +58,8 @@ export interface PoolHostProps {
   readonly poolHealthcheck?: string;
   readonly accessLogGroup: logs.ILogGroup;
   readonly errorLogGroup: logs.ILogGroup;
+  /** The pools' stdout/stderr (Docker's awslogs driver, userdata/docker-compose.yml). */
+  readonly appLogGroup: logs.ILogGroup;
   /** CloudWatch namespace for the host's CPU/memory/disk metrics. */
   readonly metricsNamespace: string;
   /**
@@ -308,6 +310,23 @@ function hostRole(
       resources: [props.accessLogGroup, props.errorLogGroup].map((g) => `${g.logGroupArn}`),
     }),
   );
+  // Docker's awslogs driver (dockerd, with the instance role) makes its stream and writes to it;
+  // the group exists (the stack made it, awslogs-create-group stays false). The two actions take a
+  // log-stream ARN (Service Authorization Reference): the group's streams, nothing else.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ShipAppLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [
+        Stack.of(scope).formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: `${props.appLogGroup.logGroupName}:log-stream:*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    }),
+  );
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'PublishHostMetrics',
@@ -333,6 +352,7 @@ function hostEnv(props: HostPartsProps): Record<string, string> {
     AWS_DEFAULT_REGION: Aws.REGION,
     ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
     ERROR_LOG_GROUP: props.errorLogGroup.logGroupName,
+    APP_LOG_GROUP: props.appLogGroup.logGroupName,
     METRICS_NAMESPACE: props.metricsNamespace,
     POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
     ECR_REGISTRY: registry,
