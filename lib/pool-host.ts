@@ -7,7 +7,7 @@
 // else reaches its properties: the AMI is resolved by EC2 at launch (or pinned by amiId), and the
 // pools' images and releases live in SSM (PoolParameters), applied live by bluegreen-apply.
 import * as path from 'node:path';
-import { ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -311,20 +311,14 @@ function hostRole(
     }),
   );
   // Docker's awslogs driver (dockerd, with the instance role) makes its stream and writes to it;
-  // the group exists (the stack made it, awslogs-create-group stays false). The two actions take a
-  // log-stream ARN (Service Authorization Reference): the group's streams, nothing else.
+  // the group exists (the stack made it, awslogs-create-group stays false). Both actions take a
+  // log-stream ARN (Service Authorization Reference): the group's ARN `...:log-group:<name>:*`
+  // covers its streams and nothing else.
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'ShipAppLogs',
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resources: [
-        Stack.of(scope).formatArn({
-          service: 'logs',
-          resource: 'log-group',
-          resourceName: `${props.appLogGroup.logGroupName}:log-stream:*`,
-          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-        }),
-      ],
+      resources: [props.appLogGroup.logGroupArn],
     }),
   );
   role.addToPolicy(
