@@ -79,6 +79,24 @@ test('--pool idle, --release and --grep narrow the lines', async () => {
   expect(none).toEqual({ code: 0, stdout: '', stderr: '' });
 });
 
+test("a release's new pool process logs under its own release id", async () => {
+  const release = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, 'release', '--release', 'g-10', '--no-promote'],
+      { env: started!.env, cwd: REPO_ROOT },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    );
+  });
+  expect(release.out).toContain('g-10');
+  expect(release.code).toBe(0);
+  const { stdout } = await logs('--release', 'g-10', '--pool', 'idle');
+  const listening = lines(stdout).filter((l) => l.includes('"msg":"listening"'));
+  expect(listening).toHaveLength(1);
+  expect(LINE.exec(listening[0])!.slice(2, 4)).toEqual(['green', 'g-10']);
+}, 90_000);
+
 test.each([
   [['--pool', 'red'], /^bluegreen logs: --pool must be blue, green, active or idle, got "red"$/],
   [['--since', 'yesterday'], /^bluegreen logs: --since must be a duration/],
