@@ -44,8 +44,8 @@ export function appLogStreamPrefix(pool: Pool, release?: string): string {
 
 /**
  * The awslogs driver's delivery settings (userdata/docker-compose.yml). non-blocking: a slow or
- * unreachable CloudWatch never blocks the app's write to stdout; a line that finds the buffer full
- * is dropped instead. 4 MiB holds about 21,000 lines of 200 bytes (DECISIONS.md "App logs").
+ * unreachable CloudWatch never blocks the app's write to stdout; lines beyond the buffer are
+ * dropped instead. 4 MiB holds about 21,000 lines of 200 bytes (DECISIONS.md "App logs").
  */
 export const APP_LOG_DRIVER = { mode: 'non-blocking', maxBufferSize: '4m' } as const;
 
