@@ -139,7 +139,8 @@ export const APP_LOGS_USAGE = `usage: bluegreen logs [--pool blue|green|active|i
   --pool P      one pool; active/idle = the pool that is active/idle now (default: both)
   --release ID  one release's lines
   --since D     how far back (default ${APP_LOG_LIMITS.defaultSince}; up to 24h)
-  --follow      keep printing new lines (polls every ${APP_LOG_LIMITS.followPollMs / 1000} s) until Ctrl-C
+  --follow      keep printing new lines (polls every ${APP_LOG_LIMITS.followPollMs / 1000} s; on a stage it looks 60 s back for
+                late batches, each line once) until Ctrl-C
   --grep TEXT   only lines that contain TEXT (case-sensitive)
   At most ${APP_LOG_LIMITS.maxEvents} lines per read, oldest first (a last line says when there were more). With --stage: the stage's CloudWatch group
   /bluegreen/<stage>/app (streams <pool>/<release>/<host>); without: the local stack's files

@@ -104,8 +104,15 @@ export async function readStageAppLog(
 }
 
 /**
- * Prints the read, then (follow) polls from the newest event's time until `signal` aborts,
- * printing each event once (the ids seen at the newest time are remembered across polls).
+ * How far behind the newest printed event a --follow poll looks again: the awslogs driver sends a
+ * batch every 5 s per container, so a line of another host (or pool) can reach CloudWatch after
+ * newer ones were printed. Events are printed once, by id.
+ */
+export const FOLLOW_LOOKBACK_MS = 60_000;
+
+/**
+ * Prints the read, then (follow) polls until `signal` aborts, from FOLLOW_LOOKBACK_MS before the
+ * newest event printed, printing each event once (the ids of that window are remembered).
  */
 export async function printStageAppLog(
   read: StageAppLogRead,
@@ -113,17 +120,14 @@ export async function printStageAppLog(
   follow: { signal: AbortSignal; pollMs: number } | undefined,
 ): Promise<void> {
   let { events, more } = await readStageAppLog(read);
-  let from = read.startMs;
-  let seen = new Set<string>();
+  let newest = read.startMs;
+  const printed = new Map<string, number>();
   for (;;) {
     for (const e of events) {
-      if (seen.has(e.id)) continue;
+      if (printed.has(e.id)) continue;
       out(formatAppLogEvent(e));
-      if (e.time > from) {
-        from = e.time;
-        seen = new Set();
-      }
-      seen.add(e.id);
+      printed.set(e.id, e.time);
+      newest = Math.max(newest, e.time);
     }
     if (more)
       out(
@@ -135,6 +139,8 @@ export async function printStageAppLog(
       follow.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
     });
     if (follow.signal.aborted) return;
+    const from = Math.max(read.startMs, newest - FOLLOW_LOOKBACK_MS);
+    for (const [id, time] of printed) if (time < from) printed.delete(id);
     ({ events, more } = await readStageAppLog({ ...read, startMs: from }));
   }
 }

@@ -101,7 +101,7 @@ test('prints each line with time, pool, release and host from its stream; narrow
   expect(lines(recent.stdout)).toEqual([`${iso(now - 30_000)} green r-42 i-0ccc green on another host`]);
 });
 
-test('--follow prints new lines as they arrive, each once, until stopped', async () => {
+test('--follow prints new lines as they arrive (a late batch of another host too), each once, until stopped', async () => {
   const source = { pool: 'blue', release: 'r-50', host: 'i-0ddd' } as const;
   await ship(source, [now - 5000, 'before follow']);
   const printed: string[] = [];
@@ -114,14 +114,18 @@ test('--follow prints new lines as they arrive, each once, until stopped', async
   await waitFor(() => printed.length === 1, 'the line already there', 10_000);
   await ship(source, [now - 1000, 'after follow 1'], [now - 500, 'after follow 2']);
   await waitFor(() => printed.length === 3, 'the two new lines', 10_000);
+  // Another host's batch arrives late, with a time before the newest line printed: still printed.
+  await ship({ ...source, host: 'i-0eee' }, [now - 3000, 'late batch of another host']);
+  await waitFor(() => printed.length === 4, 'the late line', 10_000);
   // A few more polls: nothing printed twice.
   await new Promise((r) => setTimeout(r, 400));
   abort.abort();
   await following;
-  expect(printed.map((l) => l.split(' ').slice(4).join(' '))).toEqual([
-    'before follow',
-    'after follow 1',
-    'after follow 2',
+  expect(printed.map((l) => l.split(' ').slice(3).join(' '))).toEqual([
+    'i-0ddd before follow',
+    'i-0ddd after follow 1',
+    'i-0ddd after follow 2',
+    'i-0eee late batch of another host',
   ]);
 });
 
