@@ -2,7 +2,8 @@
 # Docker Engine harness for the tests under test/docker/ (run by .ci/run before `npm test`, as root,
 # on a Debian bookworm machine with apt but no image registry).
 #
-#   1. engine   docker.io from apt; dockerd started in the background unless `docker info` answers
+#   1. engine   docker.io from apt; dockerd started in the background unless `docker info` answers,
+#               with dummy AWS keys for the pools' awslogs driver (the tests point it at moto_server)
 #   2. compose  Compose v2 (Debian trixie's static plugin, fetched with a temporary apt source list
 #               that never touches the machine's own sources) into /usr/local/lib/docker/cli-plugins
 #   3. images   a bookworm minbase rootfs with nginx, nodejs, wget and ca-certificates (and a `node`
