@@ -8,6 +8,8 @@ import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
 import { promoteHeld, runRelease } from './orchestrator';
 import type { Out } from '../../support/output';
+import { awsImageBuildDeps, LOCAL_BUILD_REFUSAL } from '../build/build-command';
+import { buildAndPush, checkBuildDir } from '../build/image-build';
 
 type AwsFlags = { stage?: string; region?: string; profile?: string };
 
@@ -76,8 +78,20 @@ export async function releaseCommand(
     const promote = parsePromoteArgs(args.slice(1));
     return promoteHeld(promote.id, await backendFor(args, promote.aws, env, local, out), out);
   }
-  const { options, aws } = parseReleaseArgs(args);
+  const { options: parsed, aws, build } = parseReleaseArgs(args);
+  let options = parsed;
+  if (build !== undefined) {
+    if (!namesStage(args, env)) throw new ConfigError(`--build ${LOCAL_BUILD_REFUSAL}`);
+    checkBuildDir(build, '--build');
+  }
   const backend = await backendFor(args, aws, env, local, out);
+  // Built and pushed before anything of the release is written: a failed build or push throws
+  // (exit 1) with nothing released.
+  if (build !== undefined)
+    options = {
+      ...options,
+      image: (await buildAndPush(awsImageBuildDeps(aws, env, out), build, options.release)).image,
+    };
   // A sticky key nginx was not rendered to read would leave the canary split per request: refused
   // before anything is written, where the backend knows the stage's keys (local mode). On AWS the
   // CLI cannot know them (CDK context baked into the hosts): each host refuses the key instead.
