@@ -1,0 +1,159 @@
+// `bluegreen release --build` on the Docker Engine harness: the Python example app (an image without
+// node) is built by the CLI's own build code (ops/build: the stage's platform parameter, docker build
+// --platform, an ECR token from GetAuthorizationToken on moto_server, docker login --password-stdin,
+// docker push) into a real registry (the harness's docker-registry on loopback, which the stage's
+// repository parameter names), pulled by the host's bluegreen-apply and released over the demo app
+// by the release code (release-stage.ts), under full-speed keep-alive load from a client that never
+// re-sends. A build that fails, or a registry that refuses the login, releases nothing.
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parameterNames } from '../../core/names';
+import { summarize } from '../../local/load';
+import { REPO_ROOT } from '../../local/paths';
+import { buildAndPush, ImageBuildDeps, ImageBuildError } from '../../ops/build/image-build';
+import { httpRequest } from '../../support/http';
+import { putParameters } from '../helpers/moto';
+import { startLoad } from '../helpers/load';
+import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { DockerStage, startDockerStage } from './release-stage';
+
+const engine = dockerEngine();
+if (!engine.ready) {
+  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
+  process.stderr.write(`test/docker/build-release.test.ts: skipped: ${engine.reason}\n`);
+}
+const describeDocker = engine.ready ? describe : describe.skip;
+
+const EXAMPLE = path.join(REPO_ROOT, 'examples', 'python-app');
+const REGISTRY_FILE = path.join(
+  process.env.BLUEGREEN_HARNESS_CACHE ?? '/var/cache/bluegreen-harness',
+  'registry-address',
+);
+const LOAD = {
+  connections: 8,
+  durationMs: 150_000,
+  maxRequests: 1_000_000,
+  retryStaleSockets: false,
+  requestTimeoutMs: 5_000,
+} as const;
+
+describeDocker(
+  'bluegreen release --build: the Python example built, pushed to a real registry, pulled and released',
+  () => {
+    let set: ComposeSet;
+    let stage: DockerStage;
+    let ecr: ECRClient;
+    let registry: string;
+    let dockerConfig: string;
+    const built: string[] = [];
+    const lines: string[] = [];
+    const deps = (): ImageBuildDeps => ({
+      ssm: stage.ssm,
+      ecr,
+      stage: set.stage,
+      out: (l) => lines.push(l),
+      // A docker config of the test's own: the login's credentials never touch the machine's.
+      env: { ...process.env, DOCKER_CONFIG: dockerConfig },
+    });
+
+    beforeAll(async () => {
+      if (!existsSync(REGISTRY_FILE))
+        throw new Error(`no harness registry (${REGISTRY_FILE}): run test/docker/harness.sh again`);
+      registry = readFileSync(REGISTRY_FILE, 'utf8').trim();
+      dockerConfig = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-docker-config-'));
+      set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
+      stage = await startDockerStage(set);
+      ecr = new ECRClient({
+        endpoint: set.moto.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+      });
+      // What the stack publishes: the repository (here the harness registry) and the hosts' platform.
+      const names = parameterNames(set.stage);
+      await putParameters(set.moto, {
+        [names.ecrRepository]: `${registry}/bluegreen-${set.stage}-${process.pid}`,
+        [names.imagePlatform]: `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`,
+      });
+    }, 240_000);
+    afterAll(async () => {
+      ecr?.destroy();
+      await stage?.stop();
+      await set?.down();
+      for (const image of built) spawnSync('docker', ['rmi', '-f', image], { stdio: 'ignore' });
+      if (dockerConfig) rmSync(dockerConfig, { recursive: true, force: true });
+    }, 60_000);
+
+    test('release --build examples/python-app over the demo app: exit 0, 0 failed, /version answers the Python release', async () => {
+      const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+      await load.after(2_000, 'before the build');
+      // What `bluegreen release --stage S --release py1 --build examples/python-app` runs: the build
+      // and push (ops/build), then the release of that image (ops/release).
+      const { image, platform } = await buildAndPush(deps(), EXAMPLE, 'py1');
+      built.push(image);
+      expect(image).toBe(`${registry}/bluegreen-${set.stage}-${process.pid}:py1`);
+      // The host must pull it from the registry: the build's local copy goes.
+      execFileSync('docker', ['rmi', image], { stdio: 'ignore' });
+      const release = await stage.release({ release: 'py1', image, bakeSeconds: 10 });
+      await load.after(2_000, 'after the release');
+      const result = await load.finish();
+      const summary = summarize(result.samples, result.durationMs);
+      process.stdout.write(
+        `docker release --build py1 (${platform}): ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${[...lines, ...release.lines].join('\n')}\n`,
+      );
+      expect(release.code).toBe(0);
+      expect(summary.failures).toEqual({});
+      expect(lines.join('\n')).toMatch(/^push: .*:py1 \(sha256:[a-f0-9]{64}\)$/m);
+      const record = (await stage.backend.readRecord())!;
+      expect(record).toMatchObject({ release: 'py1', pool: 'green', state: 'promoted', previousRelease: 'v1' });
+      expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(
+        expect.arrayContaining(['pull:true', 'recreate:true', 'health:true', 'smoke:true']),
+      );
+      // Through the public port: the Python app answers, as green, with the new release.
+      const version = await httpRequest(`${set.url}/version`, { agent: false, timeoutMs: 3_000 });
+      expect(version.status).toBe(200);
+      expect(version.headers['x-release-id']).toBe('py1');
+      expect(JSON.parse(version.body)).toMatchObject({ pool: 'green', release: 'py1', python: expect.any(String) });
+      // The pool runs the pushed image, which has no node (the health check did not need it).
+      const container = set.containerId('green');
+      expect(
+        execFileSync('docker', ['inspect', '-f', '{{.Config.Image}}', container], { encoding: 'utf8' }).trim(),
+      ).toBe(image);
+      expect(
+        spawnSync('docker', ['exec', container, 'sh', '-c', 'command -v node'], { encoding: 'utf8' }).status,
+      ).not.toBe(0);
+    }, 300_000);
+
+    test('a build that fails releases nothing: one line with its last lines; a registry that refuses the login neither', async () => {
+      const before = await stage.backend.readRecord();
+      const broken = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-broken-build-'));
+      try {
+        writeFileSync(
+          path.join(broken, 'Dockerfile'),
+          'FROM python:3.13-slim\nRUN echo "compile error: app.py line 3" && exit 3\n',
+        );
+        const failure = await buildAndPush(deps(), broken, 'py2').catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(ImageBuildError);
+        expect((failure as Error).message).toMatch(
+          /^docker build of .* failed \(exit \d+\): .*compile error: app\.py line 3/,
+        );
+        expect((failure as Error).message).not.toContain('\n');
+      } finally {
+        rmSync(broken, { recursive: true, force: true });
+      }
+      // A registry nobody serves: the login is refused, nothing pushed.
+      await putParameters(set.moto, {
+        [parameterNames(set.stage).ecrRepository]: `127.0.0.1:9/bluegreen-${set.stage}`,
+      });
+      const refused = await buildAndPush(deps(), EXAMPLE, 'py3').catch((e: unknown) => e);
+      built.push(`127.0.0.1:9/bluegreen-${set.stage}:py3`);
+      expect(refused).toBeInstanceOf(ImageBuildError);
+      expect((refused as Error).message).toMatch(
+        /^docker login to 127\.0\.0\.1:9 refused \(exit 1\): .*connection refused/i,
+      );
+      expect(await stage.backend.readRecord()).toEqual(before);
+    }, 120_000);
+  },
+);
