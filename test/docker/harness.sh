@@ -259,5 +259,5 @@ pinned=
 [ "$nginx_ref" = "$nginx_image" ] || pinned="$pinned nginx-digest"
 [ "$node_ref" = "$node_image" ] || pinned="$pinned node-digest"
 [ -z "$pinned" ] || echo "harness: the files pin digests ($nginx_ref, $node_ref): tagged without them; the docker tests set NGINX_IMAGE and BASE_IMAGE"
-echo "ready engine=$engine compose=$compose_version images=$nginx_image,$node_image${python_image:+,$python_image} rootfs=$key registry=$registry_addr" >"$status_file"
+echo "ready engine=$engine compose=$compose_version images=$nginx_image,$node_image rootfs=$key${python_image:+ python=$python_image} registry=$registry_addr" >"$status_file"
 echo "harness: ready in $(ms_since "$started") ms (engine $engine, compose $compose_version)"
