@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { parameterNames } from '../../core/names';
 import { summarize } from '../../local/load';
 import { REPO_ROOT } from '../../local/paths';
-import { buildAndPush, ImageBuildDeps, ImageBuildError } from '../../ops/build/image-build';
+import { ImageBuildDeps, ImageBuildError } from '../../ops/build/image-build';
+import { releaseCommand } from '../../ops/release/release-commands';
 import { httpRequest } from '../../support/http';
 import { putParameters } from '../helpers/moto';
 import { startLoad } from '../helpers/load';
@@ -86,28 +87,48 @@ describeDocker(
       if (dockerConfig) rmSync(dockerConfig, { recursive: true, force: true });
     }, 60_000);
 
+    /** `bluegreen release --stage <stage> ARGS`: the command's own code, with this stage's parts. */
+    const releaseCli = (args: string[]) =>
+      releaseCommand(
+        ['--stage', set.stage, ...args],
+        {},
+        (l) => lines.push(l),
+        () => {
+          throw new Error('a stage is named: local mode is never asked');
+        },
+        undefined,
+        { backend: stage.backend, imageBuild: (out) => ({ ...deps(), out }) },
+      );
+
     test('release --build examples/python-app over the demo app: exit 0, 0 failed, /version answers the Python release', async () => {
+      const image = `${registry}/bluegreen-${set.stage}-${process.pid}:py1`;
+      built.push(image);
       const load = startLoad({ url: `${set.url}/version`, ...LOAD });
       await load.after(2_000, 'before the build');
-      // What `bluegreen release --stage S --release py1 --build examples/python-app` runs: the build
-      // and push (ops/build), then the release of that image (ops/release).
-      const { image, platform } = await buildAndPush(deps(), EXAMPLE, 'py1');
-      built.push(image);
-      expect(image).toBe(`${registry}/bluegreen-${set.stage}-${process.pid}:py1`);
-      // The host must pull it from the registry: the build's local copy goes.
-      execFileSync('docker', ['rmi', image], { stdio: 'ignore' });
-      const release = await stage.release({ release: 'py1', image, bakeSeconds: 10 });
+      const code = await releaseCli(['--release', 'py1', '--build', EXAMPLE, '--bake', '10s']);
       await load.after(2_000, 'after the release');
       const result = await load.finish();
       const summary = summarize(result.samples, result.durationMs);
       process.stdout.write(
-        `docker release --build py1 (${platform}): ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${[...lines, ...release.lines].join('\n')}\n`,
+        `docker release --build py1: ${summary.requests} requests, ${summary.failed} failed, by pool ${JSON.stringify(summary.byPool)}\n${lines.join('\n')}\n`,
       );
-      expect(release.code).toBe(0);
+      expect(code).toBe(0);
       expect(summary.failures).toEqual({});
-      expect(lines.join('\n')).toMatch(/^push: .*:py1 \(sha256:[a-f0-9]{64}\)$/m);
+      const text = lines.join('\n');
+      expect(text).toMatch(/^build: .* for linux\/(amd64|arm64) as /m);
+      const pushed = text.match(/^push: (\S+) \((sha256:[a-f0-9]{64})\)$/m);
+      expect(pushed?.[1]).toBe(image);
+      // The registry holds that manifest (the host's `docker pull` got it from there).
+      const repo = image.slice(registry.length + 1, image.lastIndexOf(':'));
+      const manifest = await httpRequest(`http://${registry}/v2/${repo}/manifests/py1`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        agent: false,
+        timeoutMs: 3_000,
+      });
+      expect([manifest.status, manifest.headers['docker-content-digest']]).toEqual([200, pushed?.[2]]);
       const record = (await stage.backend.readRecord())!;
-      expect(record).toMatchObject({ release: 'py1', pool: 'green', state: 'promoted', previousRelease: 'v1' });
+      expect(record).toMatchObject({ release: 'py1', image, pool: 'green', state: 'promoted', previousRelease: 'v1' });
       expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(
         expect.arrayContaining(['pull:true', 'recreate:true', 'health:true', 'smoke:true']),
       );
@@ -134,7 +155,7 @@ describeDocker(
           path.join(broken, 'Dockerfile'),
           'FROM python:3.13-slim\nRUN echo "compile error: app.py line 3" && exit 3\n',
         );
-        const failure = await buildAndPush(deps(), broken, 'py2').catch((e: unknown) => e);
+        const failure = await releaseCli(['--release', 'py2', '--build', broken]).catch((e: unknown) => e);
         expect(failure).toBeInstanceOf(ImageBuildError);
         expect((failure as Error).message).toMatch(
           /^docker build of .* failed \(exit \d+\): .*compile error: app\.py line 3/,
@@ -147,8 +168,8 @@ describeDocker(
       await putParameters(set.moto, {
         [parameterNames(set.stage).ecrRepository]: `127.0.0.1:9/bluegreen-${set.stage}`,
       });
-      const refused = await buildAndPush(deps(), EXAMPLE, 'py3').catch((e: unknown) => e);
       built.push(`127.0.0.1:9/bluegreen-${set.stage}:py3`);
+      const refused = await releaseCli(['--release', 'py3', '--build', EXAMPLE]).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(ImageBuildError);
       expect((refused as Error).message).toMatch(
         /^docker login to 127\.0\.0\.1:9 refused \(exit 1\): .*connection refused/i,
