@@ -32,6 +32,8 @@ import { localReleaseBackend } from '../local/release-backend';
 import { BUILD_USAGE, buildCommand } from '../ops/build/build-command';
 import { ImageBuildError } from '../ops/build/image-build';
 import type { Out } from '../support/output';
+import { VERIFY_IMAGE_USAGE } from '../core/image-contract';
+import { DockerUnavailableError, verifyImageCommand } from '../local/verify-image';
 
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
 interface Command {
@@ -114,6 +116,11 @@ const COMMANDS: Record<string, Command> = {
     usage: CHECK_USAGE,
     run: checkCommand,
   },
+  'verify-image': {
+    summary: 'verify-image IMAGE [--timeout 60s]: run an image on local Docker and check the pool contract',
+    usage: VERIFY_IMAGE_USAGE,
+    run: verifyImageCommand,
+  },
 };
 
 function usage(): string {
@@ -147,7 +154,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
     return await command.run(args, env, out);
   } catch (e) {
     // Expected problems get one clear line; anything else keeps its stack for a bug report.
-    if (e instanceof ConfigError || e instanceof NginxMissingError || e instanceof PortInUseError) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof NginxMissingError ||
+      e instanceof PortInUseError ||
+      e instanceof DockerUnavailableError
+    ) {
       err(`bluegreen ${name}: ${e.message}`);
       return 2;
     }

@@ -22,6 +22,14 @@ export const POOL_STATE_PATTERNS = {
   // does not); only the first path component may, so `app:v2` stays a name with a tag.
   image: '^([a-z0-9][a-z0-9.-]*:[0-9]{1,5}/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
 } as const;
+/**
+ * A stage's pool health check command (context `poolHealthcheck`, also `verify-image --healthcheck`):
+ * no quotes or shell metacharacters, since it travels through the user data and Compose's .env.
+ */
+export const POOL_HEALTHCHECK_PATTERN = /^[A-Za-z0-9 ./:_=|-]{1,200}$/;
+export const POOL_HEALTHCHECK_WHAT =
+  'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters';
+
 /** The image parameter's value for "the project's app/ image, built on the host". */
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 

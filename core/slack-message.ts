@@ -31,6 +31,8 @@ const TITLES: Record<AlertKind, string> = {
   release_canary_aborted: ':no_entry: Canary aborted: release not promoted',
   release_rolled_back: ':rewind: Release rolled back automatically',
   release_held: ':rotating_light: Release held: no verdict without evidence, a person decides',
+  release_frozen:
+    ':rotating_light: Irreversible release FROZEN: it failed its gate and is not flipped back; fix forward',
 };
 
 /** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
@@ -48,6 +50,7 @@ export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
   release_canary_aborted: 'release-failed',
   release_rolled_back: 'release-rolled-back',
   release_held: 'release-held',
+  release_frozen: 'release-frozen',
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

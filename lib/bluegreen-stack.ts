@@ -176,6 +176,7 @@ export class BlueGreenStack extends Stack {
       this.alerting.errorsAlarm,
       this.alerting.undeliveredAlarm,
       this.alerting.releaseHeldAlarm,
+      this.alerting.releaseFrozenAlarm,
       this.logRotationAlarm.alarm,
     ];
     if (this.fleet) alarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);

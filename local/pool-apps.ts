@@ -55,16 +55,21 @@ export class PoolApps {
     }
   }
 
+  /** The environment a pool's process runs with (a release phase's command gets the same). */
+  processEnv(pool: Pool, wanted: PoolRun): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...wanted.env,
+      APP_POOL: pool,
+      RELEASE_ID: wanted.release,
+      PORT: String(this.state.ports[pool]),
+      HOST: this.state.host,
+    };
+  }
+
   private async spawn(pool: Pool, wanted: PoolRun): Promise<void> {
     const child = spawn(process.execPath, [APP_ENTRY], {
-      env: {
-        ...process.env,
-        ...wanted.env,
-        APP_POOL: pool,
-        RELEASE_ID: wanted.release,
-        PORT: String(this.state.ports[pool]),
-        HOST: this.state.host,
-      },
+      env: this.processEnv(pool, wanted),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let listening = false;

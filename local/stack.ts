@@ -152,6 +152,12 @@ export class LocalStack {
     return this.pools.run(pool);
   }
 
+  /** The environment the pool's process runs with now; undefined when it never ran. */
+  poolEnv(pool: Pool): NodeJS.ProcessEnv | undefined {
+    const run = this.pools.run(pool);
+    return run && this.pools.processEnv(pool, run);
+  }
+
   /** Resolves when GET /version through nginx answers 200: the stack serves end to end. */
   waitReady(timeoutMs: number): Promise<void> {
     return waitServing(this.url, timeoutMs);

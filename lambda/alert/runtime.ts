@@ -322,6 +322,8 @@ export class AlertRuntime {
         result.guard = outcome.action;
         // The page: the release-held alarm (and with it the alarm topic's email) fires on this metric.
         if (outcome.action === 'hold') this.metrics({ ReleasesHeld: 1 });
+        // Likewise the release-frozen alarm: an irreversible release failed and nobody flipped it back.
+        if (outcome.action === 'freeze') this.metrics({ ReleasesFrozen: 1 });
         record = next;
       }
     }

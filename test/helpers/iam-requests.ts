@@ -692,6 +692,22 @@ export function requestTable(f: StageFacts): RequestRow[] {
     documentArn('AWS-RunShellScript'),
     instance(HOST_INSTANCE, stage),
   );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    'release --pre-promote: Run Command to one host of the stage, by instance id',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
+  deny(
+    op,
+    'ops/release/aws-backend.ts',
+    "release --pre-promote: another stage's host, by instance id",
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE, other),
+  );
   allow(op, 'README.md', '"4. Release": docker login to the stage registry', 'ecr:GetAuthorizationToken', '*');
   allow(
     op,
