@@ -23,7 +23,7 @@ export const BUILD_USAGE = `usage: bluegreen build DIR [--release ID] --stage S 
 
 /** The refusal when no stage is named: local mode has no registry and no images. */
 export const LOCAL_BUILD_REFUSAL =
-  "builds and pushes to a deployed stage's registry: name the stage with --stage S (or $BLUEGREEN_STAGE); local mode runs app/ as processes and has no images";
+  'needs a deployed stage to push to: name it with --stage S (or $BLUEGREEN_STAGE); local mode runs app/ as processes and has no images';
 
 /** A default release id from the clock: b<YYYYMMDD>-<HHMMSS> (UTC). */
 export function defaultBuildId(now: Date): string {
@@ -76,7 +76,7 @@ export async function buildCommand(
   now: () => Date = () => new Date(),
 ): Promise<number> {
   const { dir, release, aws } = parseBuildArgs(args, now());
-  if (!namesStage(args, env)) throw new ConfigError(`build ${LOCAL_BUILD_REFUSAL}`);
+  if (!namesStage(args, env)) throw new ConfigError(`build DIR ${LOCAL_BUILD_REFUSAL}`);
   checkBuildDir(dir, 'DIR');
   const built = await buildAndPush(awsImageBuildDeps(aws, env, out), dir, release);
   out(`image: ${built.image}`);

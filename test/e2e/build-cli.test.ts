@@ -65,12 +65,12 @@ test('without a stage, build and release --build are refused: one line, exit 2 (
   const build = await cli(['build', EXAMPLE, '--release', 'v1']);
   expect(build.code).toBe(2);
   expect(build.stderr.trim()).toMatch(
-    /^bluegreen build: build builds and pushes to a deployed stage's registry: name the stage with --stage S/,
+    /^bluegreen build: build DIR needs a deployed stage to push to: name it with --stage S/,
   );
   expect(build.stderr.trim().split('\n')).toHaveLength(1);
   const release = await cli(['release', '--release', 'v1', '--build', EXAMPLE]);
   expect(release.code).toBe(2);
-  expect(release.stderr.trim()).toMatch(/^bluegreen release: --build builds and pushes to a deployed stage's registry/);
+  expect(release.stderr.trim()).toMatch(/^bluegreen release: --build needs a deployed stage to push to/);
 });
 
 test('bad input names the flag: --build with --image, a directory without a Dockerfile, a bad --release', async () => {
