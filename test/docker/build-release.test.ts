@@ -6,7 +6,7 @@
 // by the release code (release-stage.ts), under full-speed keep-alive load from a client that never
 // re-sends. A build that fails, or a registry that refuses the login, releases nothing.
 import { ECRClient } from '@aws-sdk/client-ecr';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +18,8 @@ import { releaseCommand } from '../../ops/release/release-commands';
 import { httpRequest } from '../../support/http';
 import { putParameters } from '../helpers/moto';
 import { startLoad } from '../helpers/load';
+import { waitFor } from '../helpers/stack';
+import { freePort } from '../../local/ports';
 import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
@@ -175,6 +177,57 @@ describeDocker(
         /^docker login to 127\.0\.0\.1:9 refused \(exit 1\): .*connection refused/i,
       );
       expect(await stage.backend.readRecord()).toEqual(before);
+    }, 120_000);
+
+    test("a registry that refuses the push (read-only) releases nothing: one line with docker's last lines", async () => {
+      const before = await stage.backend.readRecord();
+      // A second docker-registry of the test's own, in maintenance mode: it answers, logs anyone in,
+      // and refuses every write (as a registry over quota or a repository without push rights).
+      const port = await freePort();
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-readonly-registry-'));
+      const config = path.join(dir, 'config.yml');
+      writeFileSync(
+        config,
+        [
+          'version: 0.1',
+          'log:',
+          '  level: warn',
+          'storage:',
+          '  filesystem:',
+          `    rootdirectory: ${dir}/data`,
+          '  maintenance:',
+          '    readonly:',
+          '      enabled: true',
+          'http:',
+          `  addr: 127.0.0.1:${port}`,
+          '',
+        ].join('\n'),
+      );
+      const readonly = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
+      try {
+        await waitFor(
+          async () =>
+            (await httpRequest(`http://127.0.0.1:${port}/v2/`, { agent: false, timeoutMs: 500 }).catch(() => undefined))
+              ?.status === 200,
+          'the read-only registry to answer',
+          15_000,
+        );
+        const repo = `127.0.0.1:${port}/bluegreen-${set.stage}`;
+        await putParameters(set.moto, { [parameterNames(set.stage).ecrRepository]: repo });
+        built.push(`${repo}:py4`);
+        const refused = await releaseCli(['--release', 'py4', '--build', EXAMPLE]).catch((e: unknown) => e);
+        process.stdout.write(`read-only registry: ${String((refused as Error).message)}\n`);
+        expect(refused).toBeInstanceOf(ImageBuildError);
+        expect((refused as Error).message).toMatch(
+          new RegExp(`^docker push of ${repo.replace(/\./g, '\\.')}:py4 refused \\(exit 1\\): \\S`),
+        );
+        expect((refused as Error).message).not.toContain('\n');
+        expect(await stage.backend.readRecord()).toEqual(before);
+      } finally {
+        readonly.kill('SIGTERM');
+        await new Promise((r) => (readonly.exitCode !== null ? r(null) : readonly.once('exit', r)));
+        rmSync(dir, { recursive: true, force: true });
+      }
     }, 120_000);
   },
 );
