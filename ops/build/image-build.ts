@@ -78,8 +78,15 @@ export function passwordFromToken(token: string): { username: string; password: 
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
+/** docker push's per-layer progress (`bb3d7175bca7: Preparing`): not why a push failed. */
+const LAYER_PROGRESS = /^[a-f0-9]{12}: (Preparing|Waiting|Pushing|Pushed|Layer already exists|Retrying|Mounted from)/;
+
 function failed(what: string, run: DockerRun, lines: number): ImageBuildError {
-  const tail = lastLines(run.output, lines);
+  const why = run.output
+    .split(/\r?\n/)
+    .filter((l) => !LAYER_PROGRESS.test(l.trim()))
+    .join('\n');
+  const tail = lastLines(why, lines);
   return new ImageBuildError(`${what} (exit ${run.code})${tail ? `: ${tail}` : ''}`);
 }
 

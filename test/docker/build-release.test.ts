@@ -219,7 +219,7 @@ describeDocker(
         process.stdout.write(`read-only registry: ${String((refused as Error).message)}\n`);
         expect(refused).toBeInstanceOf(ImageBuildError);
         expect((refused as Error).message).toMatch(
-          new RegExp(`^docker push of ${repo.replace(/\./g, '\\.')}:py4 refused \\(exit 1\\): \\S`),
+          new RegExp(`^docker push of ${repo.replace(/\./g, '\\.')}:py4 refused \\(exit 1\\): .*HTTP 405`),
         );
         expect((refused as Error).message).not.toContain('\n');
         expect(await stage.backend.readRecord()).toEqual(before);
