@@ -19,6 +19,7 @@ import {
   awsFlipCommand,
   awsMaintenanceCommand,
   awsStatusCommand,
+  AWS_HELP,
   FLIP_AWS_USAGE,
   insightsCommand,
   INSIGHTS_USAGE,
@@ -26,6 +27,9 @@ import {
   STATUS_USAGE,
 } from '../ops/stage-commands';
 import { namesStage } from '../ops/aws-target';
+import { APP_LOGS_USAGE } from '../core/app-log';
+import { awsLogsCommand } from '../ops/app-logs';
+import { localLogsCommand } from '../local/app-logs';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 import { localReleaseBackend } from '../local/release-backend';
@@ -99,6 +103,12 @@ const COMMANDS: Record<string, Command> = {
     summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason',
     usage: HISTORY_USAGE,
     run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend),
+  },
+  logs: {
+    summary:
+      "logs [--pool P] [--release ID] [--since 10m] [--follow] [--grep TEXT] [--stage S]: the pools' stdout/stderr",
+    usage: `${APP_LOGS_USAGE}\n${AWS_HELP}`,
+    run: localOrAws(localLogsCommand, awsLogsCommand),
   },
   chaos: {
     summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool',

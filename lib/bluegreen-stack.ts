@@ -106,6 +106,7 @@ export class BlueGreenStack extends Stack {
       proxy: config.proxy,
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
+      appLogGroup: this.logGroups.app,
       metricsNamespace: hostMetricsNamespace,
     };
   }
@@ -202,6 +203,7 @@ export class BlueGreenStack extends Stack {
     return new Operations(this, 'Operations', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
+      appLogGroup: this.logGroups.app,
       alertMetricsNamespace: this.alerting.metricsNamespace,
       hostMetricsNamespace,
       alarms: pipelineAlarms,

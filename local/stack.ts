@@ -86,6 +86,7 @@ export class LocalStack {
       readyTimeoutMs,
       output,
       onUnexpectedExit,
+      appLogStateDir: state.prefix,
     });
   }
 

@@ -526,6 +526,12 @@ write_compose_env() {
     printf '%s\n' "RELEASE_ID_BLUE=$blue_start_release"
     printf '%s\n' "GREEN_IMAGE=$green_start_image"
     printf '%s\n' "RELEASE_ID_GREEN=$green_start_release"
+    # The pools' app log (docker-compose.yml's awslogs options): the stack's group, this host's id
+    # (the instance id cloud-init saved; the tests set BLUEGREEN_HOST_ID) in each stream's name.
+    printf '%s\n' "APP_LOG_GROUP=${APP_LOG_GROUP:-}"
+    printf '%s\n' "APP_LOG_REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+    printf '%s\n' "BLUEGREEN_HOST_ID=${BLUEGREEN_HOST_ID:-$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)}"
+    [ -z "${APP_LOG_ENDPOINT:-}" ] || printf '%s\n' "APP_LOG_ENDPOINT=$APP_LOG_ENDPOINT"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }

@@ -5,6 +5,7 @@
 // (the asset objects the user data fetches, generated names), never from the policies under test.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { appLogStreamName } from '../../core/app-log';
 import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames } from '../../core/names';
 import { POOLS } from '../../core/pools';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
@@ -262,6 +263,30 @@ export function requestTable(f: StageFacts): RequestRow[] {
       stream(group, HOST_INSTANCE),
     );
   }
+  for (const pool of ['blue', 'green'] as const) {
+    const appStream = stream(logs.app, appLogStreamName({ pool, release: 'r-42', host: HOST_INSTANCE }));
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver creates the pool container's stream",
+      'logs:CreateLogStream',
+      appStream,
+    );
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver ships the pool's stdout/stderr",
+      'logs:PutLogEvents',
+      appStream,
+    );
+  }
+  deny(
+    'host',
+    'userdata/docker-compose.yml',
+    'the awslogs driver never creates a group (awslogs-create-group is false)',
+    'logs:CreateLogGroup',
+    `arn:${P}:logs:${R}:${A}:log-group:${logs.app}`,
+  );
   allow(
     'host',
     'userdata/bluegreen-log-reopen.sh',
@@ -654,6 +679,14 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'logs:StartQuery',
     groupScope(logs.access),
   );
+  allow(
+    op,
+    'ops/app-logs.ts',
+    "logs: the pools' app log by stream prefix",
+    'logs:FilterLogEvents',
+    groupScope(logs.app),
+  );
+  allow(op, 'ops/app-logs.ts', 'logs --pool active|idle', 'ssm:GetParameter', param(n.activePool));
   // The request names a query id, not a group: the policy grants it on "*".
   allow(op, 'ops/insights-query.ts', "insights: the query's rows", 'logs:GetQueryResults', groupScope(logs.access));
   allow(
