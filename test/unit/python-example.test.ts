@@ -57,6 +57,9 @@ describePython('the Python example app keeps the pool contract', () => {
     const missing = await httpRequest(`${base}/nope`, { agent: false, timeoutMs: 2000 });
     expect(missing.status).toBe(404);
     expect(missing.headers['x-release-id']).toBe('py-7');
+    // The log lines come through a pipe: wait for them, not for the answers.
+    for (let i = 0; i < 40 && (app.stdout().match(/"request"/g) ?? []).length < 3; i++)
+      await new Promise((r) => setTimeout(r, 50));
     const requests = app
       .stdout()
       .split('\n')
