@@ -40,8 +40,10 @@ export function parameterNames(stage: string) {
     instanceId: `${root}/instance-id`,
     /** Fleet mode only: `fleet:<desired>` (hostsParameterValue); absent = the single host. */
     hosts: `${root}/hosts`,
-    /** URI of the stage's ECR repository (for the CLI's push hint). */
+    /** URI of the stage's ECR repository (for the CLI's push hint; `bluegreen build` pushes there). */
     ecrRepository: `${root}/ecr-repository`,
+    /** The hosts' `docker build --platform` (linux/amd64 or linux/arm64, core/image-platform.ts). */
+    imagePlatform: `${root}/image-platform`,
   };
 }
 

@@ -9,7 +9,7 @@ ACTIVE_POOL_RE='^(blue|green)$'
 MAINTENANCE_RE='^(on|off)$'
 CANARY_PERCENT_RE='^(0|[1-9][0-9]?( (cookie:[A-Za-z0-9_]{1,64}|header:[A-Za-z0-9][A-Za-z0-9-]{0,63}))?)$'
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
-IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+IMAGE_RE='^([a-z0-9][a-z0-9.-]*:[0-9]{1,5}/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
 # The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).
 DEFAULT_APP_IMAGE='bluegreen-app:local'
 
