@@ -33,6 +33,8 @@ import { localLogsCommand } from '../local/app-logs';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 import { localReleaseBackend } from '../local/release-backend';
+import { BUILD_USAGE, buildCommand } from '../ops/build/build-command';
+import { ImageBuildError } from '../ops/build/image-build';
 import type { Out } from '../support/output';
 import { VERIFY_IMAGE_USAGE } from '../core/image-contract';
 import { DockerUnavailableError, verifyImageCommand } from '../local/verify-image';
@@ -91,6 +93,11 @@ const COMMANDS: Record<string, Command> = {
         localReleaseBackend,
         out === consoleOut && process.stdout.isTTY ? process.stdout : undefined,
       ),
+  },
+  build: {
+    summary: "build DIR [--release ID] --stage S: build an image for the stage's hosts and push it to its repository",
+    usage: BUILD_USAGE,
+    run: (args, env, out) => buildCommand(args, env, out),
   },
   history: {
     summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason',
@@ -165,6 +172,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
     ) {
       err(`bluegreen ${name}: ${e.message}`);
       return 2;
+    }
+    // A build, login or push that failed: its one line (the step and docker's last lines), exit 1.
+    if (e instanceof ImageBuildError) {
+      err(`bluegreen ${name}: ${e.message}`);
+      return 1;
     }
     // The SDK found no region or no credentials: the operator's setup, i.e. bad input (exit 2).
     if (e instanceof Error && /^Region is missing/.test(e.message)) {

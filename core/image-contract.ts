@@ -10,10 +10,11 @@ import type { Pool } from './pools';
 export const POOL_CONTAINER_PORT = 3000;
 /**
  * The host's health check when the stage sets no `poolHealthcheck`: docker-compose.yml's default
- * (`CMD-SHELL`, so `/bin/sh -c` inside the container; held to the file by a test). It needs `node`.
+ * (`CMD-SHELL`, so `/bin/sh -c` inside the container; held to the file by a test). It uses whichever
+ * of node, python3, curl or wget the image has.
  */
 export const DEFAULT_POOL_HEALTHCHECK =
-  "node -e \"require('http').get('http://127.0.0.1:3000/healthz',r=>process.exit(r.statusCode==200?0:1)).on('error',()=>process.exit(1))\"";
+  "if command -v node >/dev/null 2>&1; then node -e \"require('http').get('http://127.0.0.1:3000/healthz',r=>process.exit(r.statusCode==200?0:1)).on('error',()=>process.exit(1))\"; elif command -v python3 >/dev/null 2>&1; then python3 -c \"import urllib.request as u,sys; sys.exit(0 if u.urlopen('http://127.0.0.1:3000/healthz',timeout=2).status==200 else 1)\"; elif command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:3000/healthz; else wget -q -T 2 -O /dev/null http://127.0.0.1:3000/healthz; fi";
 
 /** A health check command as written for port 3000, aimed at `port` instead (verify-image's PORT). */
 export function healthcheckForPort(command: string, port: number): string {
@@ -129,12 +130,12 @@ function judgeHealthz(o: Observations): [Verdict, string] {
 function judgeHealthcheck(o: Observations): [Verdict, string] {
   const h = o.healthcheck;
   if (!h) return ['skip', notReached(o)];
-  const which = h.custom ? `--healthcheck "${h.command}"` : "the host's default (a node one-liner)";
+  const which = h.custom ? `--healthcheck "${h.command}"` : "the host's default (node, python3, curl or wget)";
   if (h.exitCode === 0) return ['pass', `${which} exits 0 in the container`];
-  if (!h.custom && (h.exitCode === 127 || /\bnode\b.*not found|not found.*\bnode\b/i.test(h.output)))
+  if (!h.custom && h.exitCode === 127)
     return [
       'fail',
-      "no node in the image for the host's default health check: give the stage a poolHealthcheck (e.g. wget -q -O /dev/null http://127.0.0.1:3000/healthz) and pass it as --healthcheck",
+      "none of node, python3, curl or wget in the image for the host's default health check: give the stage a poolHealthcheck (e.g. python /app/healthcheck.py) and pass it as --healthcheck",
     ];
   return [
     'fail',
@@ -300,7 +301,7 @@ export const VERIFY_IMAGE_USAGE = `usage: bluegreen verify-image IMAGE [--timeou
   (docs/POOL-CONTRACT.md): /healthz 200, the host's health check, /version's release, X-App-Pool,
   PORT, logs, graceful SIGTERM.
   --timeout D        how long the image has to answer /healthz 200 (default ${VERIFY_TIMEOUT_DEFAULT_SECONDS}s, at most ${VERIFY_TIMEOUT_MAX_SECONDS}s)
-  --healthcheck CMD  the stage's poolHealthcheck, if it sets one (default: the host's node one-liner);
+  --healthcheck CMD  the stage's poolHealthcheck, if it sets one (default: the host's, with node, python3, curl or wget);
                      written for port 3000 as on a host, run against PORT ${VERIFY_GIVEN.port}
   Exit codes: 0 every point passed, 1 a point failed, 2 bad input or no Docker Engine.`;
 

@@ -46,8 +46,10 @@ export function parameterNames(stage: string) {
      * in its per-minute read.
      */
     preview: `${root}/preview`,
-    /** URI of the stage's ECR repository (for the CLI's push hint). */
+    /** URI of the stage's ECR repository (for the CLI's push hint; `bluegreen build` pushes there). */
     ecrRepository: `${root}/ecr-repository`,
+    /** The hosts' `docker build --platform` (linux/amd64 or linux/arm64, core/image-platform.ts). */
+    imagePlatform: `${root}/image-platform`,
   };
 }
 

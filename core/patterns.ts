@@ -17,8 +17,10 @@ export const POOL_STATE_PATTERNS = {
   canaryPercent: CANARY_VALUE_PATTERN,
   release: '^[A-Za-z0-9._-]{1,64}$',
   // A registry path with an optional tag or digest; no spaces, quotes or shell characters, since
-  // the value ends up in the host's Compose environment file.
-  image: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
+  // the value ends up in the host's Compose environment file. The registry host may carry a port
+  // (`registry.example.com:5000/app:v2`, `127.0.0.1:5000/app:v2`): private registries have one (ECR
+  // does not); only the first path component may, so `app:v2` stays a name with a tag.
+  image: '^([a-z0-9][a-z0-9.-]*:[0-9]{1,5}/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
 } as const;
 /**
  * A stage's pool health check command (context `poolHealthcheck`, also `verify-image --healthcheck`):

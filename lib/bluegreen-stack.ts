@@ -19,6 +19,7 @@ import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
 import { hostApplyCommand, NO_DEPLOY } from '../core/host-command';
 import { ReleaseRepository } from './release-repository';
+import { imagePlatform } from '../core/image-platform';
 
 export interface BlueGreenStackProps extends StackProps {
   readonly config: BlueGreenConfig;
@@ -51,7 +52,11 @@ export class BlueGreenStack extends Stack {
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
     this.parameters = this.createParameters(config);
-    this.releases = new ReleaseRepository(this, 'Releases', { stage: config.stage, keepImages: config.ecrKeepImages });
+    this.releases = new ReleaseRepository(this, 'Releases', {
+      stage: config.stage,
+      keepImages: config.ecrKeepImages,
+      imagePlatform: imagePlatform(config.instanceType),
+    });
 
     const hostMetricsNamespace = `Bluegreen/${config.stage}/Host`;
     const hostProps = this.hostProps(config, network, hostMetricsNamespace);

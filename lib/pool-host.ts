@@ -16,6 +16,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { ecrRepositoryName, hostReadParameterNames, parameterNames } from '../core/names';
+import { hostArch } from '../core/image-platform';
 import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from '../core/proxy-settings';
 import { hostRetryEnv } from '../core/ssm-budget';
 import { STAGE_TAG_KEY } from '../core/names';
@@ -78,10 +79,9 @@ export interface PoolHostProps {
   readonly proxy?: ProxySettings;
 }
 
-/** Graviton instance families (a1, t4g, m7g, c7gn, ...) need the arm64 AMI. */
+/** Graviton instance families (a1, t4g, m7g, c7gn, ...) need the arm64 AMI (core/image-platform.ts: the images' platform too). */
 export function cpuTypeFor(instanceType: string): ec2.AmazonLinuxCpuType {
-  const family = instanceType.split('.')[0];
-  return family === 'a1' || /^[a-z]+\d+g/.test(family) ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64;
+  return hostArch(instanceType) === 'arm64' ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64;
 }
 
 export interface HostPartsProps extends Omit<

@@ -10,6 +10,7 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { ecrRepositoryName, parameterNames } from '../core/names';
+import { IMAGE_PLATFORM_PATTERN } from '../core/image-platform';
 
 export interface ReleaseRepositoryProps {
   readonly stage: string;
@@ -26,12 +27,20 @@ export interface ReleaseRepositoryProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * The hosts' `docker build --platform` (core/image-platform.ts imagePlatform of the instance type),
+   * published as /bluegreen/<stage>/image-platform: `bluegreen build` cannot read the CDK context
+   * the stage was deployed with.
+   */
+  readonly imagePlatform: string;
 }
 
 export class ReleaseRepository extends Construct {
   public readonly repository: ecr.Repository;
-  /** The repository URI parameter /bluegreen/<stage>/ecr-repository (for operators' push commands; no code reads it). */
+  /** The repository URI parameter /bluegreen/<stage>/ecr-repository (`bluegreen build` pushes there). */
   public readonly uriParameter: ssm.StringParameter;
+  /** /bluegreen/<stage>/image-platform: the platform `bluegreen build` builds for. */
+  public readonly platformParameter: ssm.StringParameter;
 
   constructor(scope: Construct, id: string, props: ReleaseRepositoryProps) {
     super(scope, id);
@@ -72,11 +81,21 @@ export class ReleaseRepository extends Construct {
       stringValue: this.repository.repositoryUri,
       description: `bluegreen ${stage}: the ECR repository release images are pushed to`,
     });
+    if (!new RegExp(IMAGE_PLATFORM_PATTERN).test(props.imagePlatform))
+      throw new Error(
+        `ReleaseRepository: imagePlatform must match ${IMAGE_PLATFORM_PATTERN}, got "${props.imagePlatform}"`,
+      );
+    this.platformParameter = new ssm.StringParameter(this, 'PlatformParameter', {
+      parameterName: names.imagePlatform,
+      stringValue: props.imagePlatform,
+      allowedPattern: IMAGE_PLATFORM_PATTERN,
+      description: `bluegreen ${stage}: the platform release images are built for (the hosts' architecture)`,
+    });
     new CfnOutput(this, 'Uri', {
       key: 'EcrRepositoryUri',
       value: this.repository.repositoryUri,
       description:
-        'Push release images here (tags are immutable), then: npx bluegreen release --stage <stage> --image <uri>:<tag> --release <id>',
+        'Push release images here (tags are immutable): npx bluegreen release --stage <stage> --build <dir> --release <id> builds, pushes and releases',
     });
   }
 }

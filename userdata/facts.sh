@@ -9,7 +9,7 @@ ACTIVE_POOL_RE='^(blue|green)$'
 MAINTENANCE_RE='^(on|off)$'
 CANARY_PERCENT_RE='^(0|[1-9][0-9]?( (cookie:[A-Za-z0-9_]{1,64}|header:[A-Za-z0-9][A-Za-z0-9-]{0,63}))?)$'
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
-IMAGE_RE='^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+IMAGE_RE='^([a-z0-9][a-z0-9.-]*:[0-9]{1,5}/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
 # A preview token (core/preview.ts PREVIEW_TOKEN_PATTERN): checked before it reaches switch-pool.sh.
 PREVIEW_TOKEN_RE='^[A-Za-z0-9_-]{32}$'
 # The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).

@@ -69,7 +69,7 @@ export interface ReleaseOptions {
   irreversible?: boolean;
 }
 
-export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
+export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE | --build DIR] [--env KEY=VALUE]...
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
                          [--sticky cookie:NAME|header:NAME]
                          [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
@@ -90,6 +90,9 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --release ID          what the pool reports in X-Release-Id ([A-Za-z0-9._-], 1-64 characters)
   --pool P              the pool to release to; must be the idle one (default: the idle one)
   --image IMAGE         registry image (AWS only; default: the project's app image)
+  --build DIR           build DIR's Dockerfile for the stage's hosts (amd64 or arm64, from the instance
+                        type), push it to the stage's repository as <repository>:ID, then release it
+                        (AWS only; needs Docker; a failed build or push releases nothing: exit 1)
   --env KEY=VALUE       environment for the new release (repeatable); the idle pool's previous env is not kept
   --strategy S          all-at-once (default) or canary
   --canary-percent N    1-99, share of requests for the canary (default ${DEFAULT_CANARY_PERCENT}; implies --strategy canary)
@@ -162,6 +165,8 @@ const AWS_FLAGS = { stage: { type: 'string' }, region: { type: 'string' }, profi
 
 export interface ParsedRelease {
   options: ReleaseOptions;
+  /** --build DIR: build and push DIR's image for the stage first, then release it (ops/build). */
+  build?: string;
   aws: { stage?: string; region?: string; profile?: string };
 }
 
@@ -177,6 +182,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         release: { type: 'string' },
         pool: { type: 'string' },
         image: { type: 'string' },
+        build: { type: 'string' },
         env: { type: 'string', multiple: true },
         strategy: { type: 'string' },
         'canary-percent': { type: 'string' },
@@ -210,6 +216,10 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       `--image must be an image reference like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:v2, got "${v.image}"`,
     );
   }
+  if (v.build !== undefined && v.image !== undefined)
+    throw new ConfigError('--build and --image exclude each other: --build DIR pushes the image it releases');
+  if (v.build === '')
+    throw new ConfigError('--build needs a directory with a Dockerfile, like --build examples/python-app');
   let strategy: ReleaseStrategy;
   if (v.strategy === undefined)
     strategy = v['canary-percent'] !== undefined || v['canary-duration'] !== undefined ? 'canary' : 'all-at-once';
@@ -274,6 +284,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       ...(v.irreversible ? { irreversible: true } : {}),
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
+    ...(v.build !== undefined ? { build: v.build } : {}),
   };
 }
 

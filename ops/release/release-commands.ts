@@ -8,6 +8,8 @@ import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, historyRows } from './history';
 import { promoteHeld, runRelease } from './orchestrator';
 import type { Out } from '../../support/output';
+import { awsImageBuildDeps, LOCAL_BUILD_REFUSAL } from '../build/build-command';
+import { buildAndPush, checkBuildDir, ImageBuildDeps } from '../build/image-build';
 
 type AwsFlags = { stage?: string; region?: string; profile?: string };
 
@@ -64,20 +66,46 @@ function progressWriter(out: Out, stream: NodeJS.WriteStream | undefined): { out
   };
 }
 
-/** @param terminal the terminal `out` prints to, for an in-place progress line (the CLI passes stdout). */
+/**
+ * A deployed stage's parts, when not the ones the flags name on AWS: the Docker harness hands its
+ * stage (SSM and ECR on moto_server, the Compose set as the host) to the command as it is.
+ */
+export interface StageParts {
+  backend: ReleaseBackend;
+  imageBuild: (out: Out) => ImageBuildDeps;
+}
+
+/**
+ * @param terminal the terminal `out` prints to, for an in-place progress line (the CLI passes stdout).
+ * @param stage the stage's backend and image build clients (default: built from the flags, on AWS).
+ */
 export async function releaseCommand(
   args: string[],
   env: NodeJS.ProcessEnv,
   out: Out,
   local: LocalBackend,
   terminal?: NodeJS.WriteStream,
+  stage?: StageParts,
 ): Promise<number> {
   if (args[0] === 'promote') {
     const promote = parsePromoteArgs(args.slice(1));
     return promoteHeld(promote.id, await backendFor(args, promote.aws, env, local, out), out);
   }
-  const { options, aws } = parseReleaseArgs(args);
-  const backend = await backendFor(args, aws, env, local, out);
+  const { options: parsed, aws, build } = parseReleaseArgs(args);
+  let options = parsed;
+  if (build !== undefined) {
+    if (!namesStage(args, env)) throw new ConfigError(`--build ${LOCAL_BUILD_REFUSAL}`);
+    checkBuildDir(build, '--build');
+  }
+  const backend = stage && namesStage(args, env) ? stage.backend : await backendFor(args, aws, env, local, out);
+  // Built and pushed before anything of the release is written: a failed build or push throws
+  // (exit 1) with nothing released.
+  if (build !== undefined)
+    options = {
+      ...options,
+      image: (await buildAndPush(stage?.imageBuild(out) ?? awsImageBuildDeps(aws, env, out), build, options.release))
+        .image,
+    };
   // A sticky key nginx was not rendered to read would leave the canary split per request: refused
   // before anything is written, where the backend knows the stage's keys (local mode). On AWS the
   // CLI cannot know them (CDK context baked into the hosts): each host refuses the key instead.

@@ -3,6 +3,7 @@
 # each, read from the files themselves (their one source), never repeated here:
 #   nginx <image>   docker-compose.yml's nginx service default: image: ${NGINX_IMAGE:-<image>}
 #   node <image>    app/Dockerfile's ARG BASE_IMAGE=<image>
+#   python <image>  examples/python-app/Dockerfile's ARG BASE_IMAGE=<image> (when the example is there)
 # Either may be pinned by digest (name:tag@sha256:<64 hex>). Used by harness.sh (which tags its
 # offline image under these names) and by test/infra/base-images.test.ts (supported lines).
 # Exits 1 naming the file when a name is missing.
@@ -15,3 +16,8 @@ node=$(sed -n 's/^ARG BASE_IMAGE=\([^[:space:]]*\)[[:space:]]*$/\1/p' "$repo/app
 [ -n "$node" ] || { echo "base-images: no base image in app/Dockerfile (ARG BASE_IMAGE=...)" >&2; exit 1; }
 echo "nginx $nginx"
 echo "node $node"
+if [ -f "$repo/examples/python-app/Dockerfile" ]; then
+  python=$(sed -n 's/^ARG BASE_IMAGE=\([^[:space:]]*\)[[:space:]]*$/\1/p' "$repo/examples/python-app/Dockerfile" | head -n1)
+  [ -n "$python" ] || { echo "base-images: no base image in examples/python-app/Dockerfile (ARG BASE_IMAGE=...)" >&2; exit 1; }
+  echo "python $python"
+fi

@@ -6,9 +6,14 @@
 #               with dummy AWS keys for the pools' awslogs driver (the tests point it at moto_server)
 #   2. compose  Compose v2 (Debian trixie's static plugin, fetched with a temporary apt source list
 #               that never touches the machine's own sources) into /usr/local/lib/docker/cli-plugins
-#   3. images   a bookworm minbase rootfs with nginx, nodejs, wget and ca-certificates (and a `node`
-#               user), built offline with debootstrap, cached as a tarball, imported and tagged as
-#               the base images docker-compose.yml and app/Dockerfile name: nothing is ever pulled
+#   3. images   a bookworm minbase rootfs with nginx, nodejs, python3, wget and ca-certificates (and a
+#               `node` user), built offline with debootstrap, cached as a tarball, imported and tagged
+#               as the base images docker-compose.yml and app/Dockerfile name: nothing is ever pulled;
+#               examples/python-app's base is the same rootfs without node and wget (an image
+#               without node, as a user's own app may be)
+#   4. registry Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1:$BLUEGREEN_HARNESS_REGISTRY_PORT
+#               (default 5055), its storage under the cache dir: `bluegreen build` pushes there and
+#               the hosts pull from it; its address is written to $BLUEGREEN_HARNESS_CACHE/registry-address
 #
 # Idempotent: a second run finds everything in place (or in the cache) and takes seconds.
 # Prints one line per step with its time. Writes $BLUEGREEN_HARNESS_CACHE/status: `ready ...`, or
@@ -16,7 +21,8 @@
 # that line); any other failure exits non-zero.
 #
 # Environment: BLUEGREEN_HARNESS_CACHE (default /var/cache/bluegreen-harness),
-#   BLUEGREEN_HARNESS_MIRROR (default: the machine's Debian mirror from /etc/apt), DOCKERD_LOG.
+#   BLUEGREEN_HARNESS_MIRROR (default: the machine's Debian mirror from /etc/apt), DOCKERD_LOG,
+#   BLUEGREEN_HARNESS_REGISTRY_PORT (default 5055).
 set -euo pipefail
 
 cache=${BLUEGREEN_HARNESS_CACHE:-/var/cache/bluegreen-harness}
@@ -27,7 +33,7 @@ repo=$(cd "$here/../.." && pwd)
 
 # What goes into the rootfs; part of the cache key, so a change here rebuilds it.
 suite=bookworm
-packages="nginx nodejs wget ca-certificates"
+packages="nginx nodejs python3 wget ca-certificates"
 recipe="v1 $suite minbase $packages node-uid-1000"
 
 # The engine's AWS keys: only ever sent to a test's moto_server (the pools' awslogs-endpoint).
@@ -59,6 +65,8 @@ unavailable() {
 images=$(sh "$here/base-images.sh" "$repo") || die "cannot read the base images from the project's files"
 nginx_ref=$(echo "$images" | sed -n 's/^nginx //p')
 node_ref=$(echo "$images" | sed -n 's/^node //p')
+python_ref=$(echo "$images" | sed -n 's/^python //p')
+python_image=${python_ref%@sha256:*}
 nginx_image=${nginx_ref%@sha256:*}
 node_image=${node_ref%@sha256:*}
 mkdir -p "$cache"
@@ -85,10 +93,11 @@ begin
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 if [ ${#need[@]} -gt 0 ]; then
   apt_install "${need[@]}" || die "apt-get install ${need[*]} failed"
 fi
-done_step "packages: docker.io, debootstrap${need[*]:+ (installed ${need[*]})}"
+done_step "packages: docker.io, debootstrap, docker-registry${need[*]:+ (installed ${need[*]})}"
 
 begin
 if docker info >/dev/null 2>&1; then
@@ -223,10 +232,58 @@ begin
 docker build -q --build-arg "BASE_IMAGE=$node_image" -t bluegreen-app:local "$repo/app" >"$cache/build.log" 2>&1 || die "docker build app/ failed; see $cache/build.log"
 done_step "images: bluegreen-app:local built from app/"
 
+# examples/python-app's base: the same rootfs without node (and wget), so the example proves an
+# image without node runs as a pool (the pool health check must not need node).
+if [ -n "$python_image" ]; then
+  begin
+  if [ "$(docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$python_image" 2>/dev/null || true)" = "$key" ]; then
+    done_step "images: $python_image already built (rootfs $key)"
+  else
+    printf 'FROM bluegreen-harness/base:%s\nRUN rm -f /usr/bin/node /usr/bin/nodejs /usr/bin/wget && python3 -c "import http.server"\nLABEL %s=%s\n' \
+      "$key" "$label" "$key" | docker build -q -t "$python_image" - >"$cache/build-python.log" 2>&1 ||
+      die "building $python_image failed; see $cache/build-python.log"
+    done_step "images: $python_image (python3, no node) from rootfs $key"
+  fi
+fi
+
+# --- 4. registry ---------------------------------------------------------------------------------
+begin
+registry_port=${BLUEGREEN_HARNESS_REGISTRY_PORT:-5055}
+registry_addr=127.0.0.1:$registry_port
+registry_log=$cache/registry.log
+# Answers /v2/ with 200: the distribution API of a registry without auth.
+registry_up() {
+  local line
+  { exec 3<>"/dev/tcp/127.0.0.1/$registry_port"; } 2>/dev/null || return 1
+  printf 'GET /v2/ HTTP/1.0\r\nHost: %s\r\n\r\n' "$registry_addr" >&3
+  IFS= read -r -t 5 line <&3 || line=
+  exec 3<&-
+  case $line in "HTTP/1."?" 200 "*) return 0 ;; esac
+  return 1
+}
+if registry_up; then
+  done_step "registry: already serving on $registry_addr"
+else
+  mkdir -p "$cache/registry"
+  printf '%s\n' 'version: 0.1' 'log:' '  level: warn' 'storage:' '  filesystem:' \
+    "    rootdirectory: $cache/registry" '  delete:' '    enabled: true' 'http:' "  addr: $registry_addr" \
+    >"$cache/registry.yml"
+  setsid nohup docker-registry serve "$cache/registry.yml" >"$registry_log" 2>&1 </dev/null &
+  registry_pid=$!
+  for _ in $(seq 1 40); do
+    registry_up && break
+    kill -0 "$registry_pid" 2>/dev/null || break
+    sleep 0.25
+  done
+  registry_up || die "docker-registry did not answer on $registry_addr: $(tail -n 2 "$registry_log" | tr '\n' ' ')"
+  done_step "registry: docker-registry serving on $registry_addr (pid $registry_pid, storage $cache/registry)"
+fi
+echo "$registry_addr" >"$cache/registry-address"
+
 engine=$(docker version -f '{{.Server.Version}}' 2>/dev/null || echo unknown)
 pinned=
 [ "$nginx_ref" = "$nginx_image" ] || pinned="$pinned nginx-digest"
 [ "$node_ref" = "$node_image" ] || pinned="$pinned node-digest"
 [ -z "$pinned" ] || echo "harness: the files pin digests ($nginx_ref, $node_ref): tagged without them; the docker tests set NGINX_IMAGE and BASE_IMAGE"
-echo "ready engine=$engine compose=$compose_version images=$nginx_image,$node_image rootfs=$key" >"$status_file"
+echo "ready engine=$engine compose=$compose_version images=$nginx_image,$node_image rootfs=$key${python_image:+ python=$python_image} registry=$registry_addr" >"$status_file"
 echo "harness: ready in $(ms_since "$started") ms (engine $engine, compose $compose_version)"

@@ -46,7 +46,7 @@ interface ImageCase {
   fails: PointId[];
   /** --timeout for /healthz (seconds): short where /healthz is meant never to answer 200. */
   timeoutSeconds?: number;
-  /** --healthcheck: the stage's poolHealthcheck (none: the host's node one-liner). */
+  /** --healthcheck: the stage's poolHealthcheck (none: the host's default). */
   healthcheck?: string;
 }
 
@@ -141,14 +141,14 @@ describeDocker('bluegreen verify-image on the local Docker Engine', () => {
       "GET /healthz answered 404, not 200, for 3 s (the host's health check needs 200)",
     );
     expect(reason(fixtureImage('no-healthz'), 'healthcheck')).toBe(
-      "the host's default (a node one-liner) exits 1 in the container",
+      "the host's default (node, python3, curl or wget) exits 1 in the container",
     );
     expect(reason(fixtureImage('ignores-port'), 'port')).toMatch(/^answers on 3000, not on the PORT=3917 it was given/);
     expect(reason(`${DEFAULT_APP_IMAGE} curl -fsS http://127.0.0.1:3000/healthz`, 'healthcheck')).toMatch(
       /^--healthcheck "curl -fsS http:\/\/127\.0\.0\.1:3000\/healthz" exits 127 in the container: .*curl.*not found/,
     );
     expect(reason(DEFAULT_APP_IMAGE, 'healthcheck')).toBe(
-      "the host's default (a node one-liner) exits 0 in the container",
+      "the host's default (node, python3, curl or wget) exits 0 in the container",
     );
   });
 

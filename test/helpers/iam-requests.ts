@@ -792,6 +792,20 @@ export function requestTable(f: StageFacts): RequestRow[] {
     instance(OTHER_INSTANCE, other),
   );
   allow(op, 'README.md', '"4. Release": docker login to the stage registry', 'ecr:GetAuthorizationToken', '*');
+  allow(
+    op,
+    'ops/build/image-build.ts',
+    'build / release --build: the docker login token',
+    'ecr:GetAuthorizationToken',
+    '*',
+  );
+  allow(
+    op,
+    'ops/build/image-build.ts',
+    "build / release --build: the stage's repository and its hosts' platform",
+    'ssm:GetParameters',
+    ...[n.ecrRepository, n.imagePlatform].map(param),
+  );
   for (const action of [
     'ecr:BatchCheckLayerAvailability',
     'ecr:InitiateLayerUpload',
@@ -861,6 +875,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       'ops/insights-query.ts',
       'ops/release/aws-backend.ts',
       'ops/release/run-command.ts',
+      'ops/build/image-build.ts',
     ],
   ];
   const cliService: Record<string, string> = { elbv2: 'elasticloadbalancing' };
@@ -868,6 +883,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
     'client-ssm': 'ssm',
     'client-cloudwatch-logs': 'logs',
     'client-sqs': 'sqs',
+    'client-ecr': 'ecr',
   };
   const pascal = (kebab: string) => kebab.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
   const calls: Array<{ source: string; action: string }> = [];

@@ -2,6 +2,7 @@
 // switch path. One promise per test, against the real app (bin/app.ts) with cdk.json's context.
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { synthTemplate } from '../helpers/cdk';
+import { IMAGE_PLATFORM_PATTERN } from '../../core/image-platform';
 
 const OPERATOR = '198.51.100.7/32';
 let template: Template;
@@ -277,6 +278,15 @@ describe('release repository', () => {
       }),
     ]);
     expect(rules(synthTemplate({ ecrKeepImages: '12' }))[1].selection.countNumber).toBe(12);
+  });
+
+  test("the hosts' image platform: /bluegreen/<stage>/image-platform from the instance type, for `bluegreen build`", () => {
+    const platform = (t: Template) =>
+      Object.values(
+        t.findResources('AWS::SSM::Parameter', { Properties: { Name: '/bluegreen/prod/image-platform' } }),
+      )[0]?.Properties as { Value: string; AllowedPattern: string };
+    expect(platform(template)).toMatchObject({ Value: 'linux/amd64', AllowedPattern: IMAGE_PLATFORM_PATTERN });
+    expect(platform(synthTemplate({ stage: 'prod', instanceType: 't4g.small' })).Value).toBe('linux/arm64');
   });
 
   test('its URI: a stack output and /bluegreen/<stage>/ecr-repository for the CLI', () => {

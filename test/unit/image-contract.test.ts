@@ -141,19 +141,19 @@ describe('version: what the host smoke step and local mode check', () => {
 });
 
 describe("the host's health check", () => {
-  test('no node for the default command: told to set poolHealthcheck and pass it', () => {
+  test('none of node, python3, curl, wget for the default command: told to set poolHealthcheck and pass it', () => {
     const o = {
       ...good(),
       healthcheck: {
         command: DEFAULT_POOL_HEALTHCHECK,
         custom: false,
         exitCode: 127,
-        output: '/bin/sh: 1: node: not found\n',
+        output: '/bin/sh: 1: wget: not found\n',
       },
     };
     expect(failing(o)).toEqual(['healthcheck']);
     expect(reasonOf(o, 'healthcheck')).toBe(
-      "no node in the image for the host's default health check: give the stage a poolHealthcheck (e.g. wget -q -O /dev/null http://127.0.0.1:3000/healthz) and pass it as --healthcheck",
+      "none of node, python3, curl or wget in the image for the host's default health check: give the stage a poolHealthcheck (e.g. python /app/healthcheck.py) and pass it as --healthcheck",
     );
   });
   test("a stage's command that fails says its exit status and output", () => {

@@ -14,6 +14,8 @@ import {
   parseReleaseArgs,
   parsePromoteArgs,
 } from '../../ops/release/args';
+import { parseBuildArgs } from '../../ops/build/build-command';
+import { passwordFromToken, registryOf } from '../../ops/build/image-build';
 import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
 import { DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS, PRE_PROMOTE_COMMAND_MAX_BYTES } from '../../core/pre-promote';
 import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
@@ -72,6 +74,50 @@ test.each<[string[], string]>([
   [['--max-p99-ratio', 'x'], '--max-p99-ratio must be a number above 1 (up to 1000), like 3 or 1.5, got "x"'],
 ])('bad gate flags %j: %s', (extra, message) => {
   expect(() => parseReleaseArgs(['--release', 'v2', ...extra])).toThrow(message);
+});
+
+test('--image: a registry with a port (private registries have one; ECR has none), a tag, a digest', () => {
+  for (const image of [
+    'registry.example.com:5000/app:v2',
+    '127.0.0.1:5055/bluegreen-dock:v2',
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com/bluegreen-prod:v2',
+    `ghcr.io/org/app:v2@sha256:${'a'.repeat(64)}`,
+  ])
+    expect(parseReleaseArgs(['--release', 'v2', '--image', image]).options.image).toBe(image);
+});
+
+test('--build DIR: kept apart from the release options (built and pushed first, then released as --image)', () => {
+  const parsed = parseReleaseArgs(['--release', 'v2', '--build', 'examples/python-app', '--stage', 'prod']);
+  expect(parsed.build).toBe('examples/python-app');
+  expect(parsed.options.image).toBeUndefined();
+  expect(parsed.aws.stage).toBe('prod');
+  expect(parseReleaseArgs(['--release', 'v2']).build).toBeUndefined();
+});
+
+test('build DIR: the id defaults to the UTC build time; positionals and ids are checked', () => {
+  const now = new Date('2025-03-01T14:15:09.123Z');
+  expect(parseBuildArgs(['examples/python-app', '--stage', 'prod'], now)).toEqual({
+    dir: 'examples/python-app',
+    release: 'b20250301-141509',
+    aws: { stage: 'prod', region: undefined, profile: undefined },
+  });
+  expect(parseBuildArgs(['app', '--release', 'v9'], now).release).toBe('v9');
+  expect(() => parseBuildArgs([], now)).toThrow(/usage: bluegreen build DIR/);
+  expect(() => parseBuildArgs(['a', 'b'], now)).toThrow(/usage: bluegreen build DIR/);
+  expect(() => parseBuildArgs(['a', '--tag', 'x'], now)).toThrow(ConfigError);
+  expect(() => parseBuildArgs(['a', '--release', 'a/b'], now)).toThrow(/--release must be/);
+});
+
+test('the ECR login: the password from the token (AWS:<password>), the registry host of the repository', () => {
+  expect(passwordFromToken(Buffer.from('AWS:s3cr:et').toString('base64'))).toEqual({
+    username: 'AWS',
+    password: 's3cr:et',
+  });
+  expect(() => passwordFromToken(Buffer.from('nocolon').toString('base64'))).toThrow(/not user:password/);
+  expect(registryOf('123456789012.dkr.ecr.eu-west-1.amazonaws.com/bluegreen-prod')).toBe(
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com',
+  );
+  expect(registryOf('127.0.0.1:5055/bluegreen-dock')).toBe('127.0.0.1:5055');
 });
 
 test('release promote ID: one id, the AWS flags', () => {
@@ -164,7 +210,10 @@ test.each([
   [['--release', 'v2', '--bake', '25h'], /between 1s and 24h/],
   [['--release', 'v2', '--image', 'Has Spaces'], /--image must be/],
   // What SSM's pattern for the image parameter refuses is refused here, before anything is written.
-  [['--release', 'v2', '--image', 'registry.example.com:5000/app:v2'], /--image must be/],
+  [['--release', 'v2', '--image', 'app:5000/x:v2:v3'], /--image must be/],
+  [['--release', 'v2', '--image', 'registry.example.com:123456/app:v2'], /--image must be/],
+  [['--release', 'v2', '--build', 'app', '--image', 'app:v2'], /--build and --image exclude each other/],
+  [['--release', 'v2', '--build', ''], /--build needs a directory/],
   [['--release', 'v2', '--image', 'ghcr.io/Org/App:v2'], /--image must be/],
   [
     ['--release', 'v2', '--env', "GREETING=it's"],
