@@ -26,8 +26,10 @@ export const ACCESS_LOG_FIELDS = [
  * - upstream_block: the upstream block the request went through, `bluegreen_<primary pool>_<generation>`
  *   (nginx.conf); lines written before pool generations lack it. Read by nothing in the pipeline:
  *   it says which generation's passive health state judged the request (debugging, tests).
+ * - preview: the pool a preview request went to (it carried the release's preview token: core/preview.ts),
+ *   empty for every other request; lines written before previews lack it.
  */
-export const OPTIONAL_STRING_FIELDS = ['primary_pool', 'upstream_block'] as const;
+export const OPTIONAL_STRING_FIELDS = ['primary_pool', 'upstream_block', 'preview'] as const;
 
 export interface AccessLogEntry {
   time: string;
@@ -50,6 +52,8 @@ export interface AccessLogEntry {
   primary_pool?: string;
   /** The upstream block (`bluegreen_<primary pool>_<generation>`); absent on older lines. */
   upstream_block?: string;
+  /** The pool a preview request went to (no fallback), empty otherwise; absent on older lines. */
+  preview?: string;
   host?: string;
   user_agent?: string;
 }

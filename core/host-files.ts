@@ -18,6 +18,7 @@ import { CANARY_SHARE_PATTERN, MAX_STICKY_KEYS, STICKY_KEY_PATTERN } from './can
 import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
+import { PREVIEW_TOKEN_PATTERN } from './preview';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
 import {
@@ -148,6 +149,8 @@ MAX_SLOW_PATHS=${shWord(MAX_SLOW_PATHS)}
 STICKY_KEY_RE=${shWord(STICKY_KEY_PATTERN)}
 MAX_STICKY_KEYS=${shWord(MAX_STICKY_KEYS)}
 CANARY_SHARE_RE=${shWord(CANARY_SHARE_PATTERN)}
+# A preview token (POSIX ERE, core/preview.ts PREVIEW_TOKEN_PATTERN): part of a file name nginx checks.
+PREVIEW_TOKEN_RE=${shWord(PREVIEW_TOKEN_PATTERN)}
 # A pool's generations, in order (POOL_GENERATIONS): one upstream block each per primary pool;
 # switch-pool.sh --fresh moves a pool to the next, after the last back to the first.
 POOL_GENERATIONS=${shWord(POOL_GENERATIONS.join(' '))}
@@ -190,6 +193,7 @@ export function applyParameterNames(stage: string): Record<string, string> {
     PARAM_ROOT: n.root,
     PARAM_ACTIVE_POOL: n.activePool,
     PARAM_CANARY_PERCENT: n.canaryPercent,
+    PARAM_PREVIEW: n.preview,
     ...Object.fromEntries(
       POOLS.flatMap((p) =>
         (['image', 'release', 'env'] as const).map((k) => [`PARAM_${upperSnake(p)}_${upperSnake(k)}`, n.pools[p][k]]),
@@ -217,6 +221,8 @@ export function renderApplyFacts(): string {
     '# Value patterns of the pool state parameters (core/patterns.ts POOL_STATE_PATTERNS): the',
     "# parameters' AllowedPattern, checked again by the host (grep -E).",
     ...Object.entries(POOL_STATE_PATTERNS).map(([key, pattern]) => assign(`${upperSnake(key)}_RE`, pattern)),
+    '# A preview token (core/preview.ts PREVIEW_TOKEN_PATTERN): checked before it reaches switch-pool.sh.',
+    assign('PREVIEW_TOKEN_RE', PREVIEW_TOKEN_PATTERN),
     '# The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).',
     assign('DEFAULT_APP_IMAGE', DEFAULT_APP_IMAGE),
     '',

@@ -40,6 +40,12 @@ export function parameterNames(stage: string) {
     instanceId: `${root}/instance-id`,
     /** Fleet mode only: `fleet:<desired>` (hostsParameterValue); absent = the single host. */
     hosts: `${root}/hosts`,
+    /**
+     * The preview of a release not yet promoted (core/preview.ts): `<pool> <token>` or `off`, a
+     * SecureString the CLI writes; a host reads it only when asked (bluegreen-apply --preview), never
+     * in its per-minute read.
+     */
+    preview: `${root}/preview`,
     /** URI of the stage's ECR repository (for the CLI's push hint; `bluegreen build` pushes there). */
     ecrRepository: `${root}/ecr-repository`,
     /** The hosts' `docker build --platform` (linux/amd64 or linux/arm64, core/image-platform.ts). */

@@ -4,6 +4,7 @@
 // hold only its own requests, so a 1% canary gathers evidence as surely as a full bake, only slower.
 import { AccessLogEntry, primaryPool, upstreamStatuses } from './access-log';
 import { type Pool } from './pools';
+import { isPreview } from './preview';
 
 /**
  * How one request first sent to a pool went for that pool:
@@ -74,7 +75,8 @@ export function sampleOf(
   host: string,
 ): { pool: Pool; sample: PoolSample } | undefined {
   const primary = primaryPool(entry);
-  if (!POOLS.has(primary) || isProbe(entry.user_agent)) return undefined;
+  // A preview request is a tester's, sent to the new pool with no fallback: no evidence either way.
+  if (!POOLS.has(primary) || isProbe(entry.user_agent) || isPreview(entry)) return undefined;
   const pool = primary as Pool;
   const servedByOther = POOLS.has(entry.pool) && entry.pool !== primary;
   const statuses = upstreamStatuses(entry);

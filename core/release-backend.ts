@@ -89,6 +89,12 @@ export interface ReleaseBackend {
    */
   stickyKeys?(): Promise<readonly string[] | undefined>;
   /**
+   * Opens the preview of the idle `pool` on every host (a request carrying `token` goes to it alone,
+   * no fallback; core/preview.ts), or ends it (`undefined`). Returns the public entry's URL, for the
+   * message. Optional: a backend without it releases without previews.
+   */
+  setPreview?(preview: { pool: Pool; token: string } | undefined): Promise<{ url?: string }>;
+  /**
    * The release phase (`--pre-promote`): runs the command once, on one host, in the idle pool's new
    * release (its container and env; locally a process with its env in app/), under the agent's
    * lock, and reports its exit status and last lines. Never on the active pool.

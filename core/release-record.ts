@@ -160,6 +160,11 @@ export interface ReleaseRecord {
   canaryPercent: number;
   /** A sticky canary's key (`cookie:NAME` / `header:name`): requests carrying it are split by its value. */
   sticky?: string;
+  /**
+   * A preview was opened for this release once its gate passed (core/preview.ts): requests carrying
+   * its token went to its pool only. Never the token itself.
+   */
+  preview?: boolean;
   bakeSeconds: number;
   /**
    * `--irreversible`: a one-way release (a schema change the previous release cannot read): the guard

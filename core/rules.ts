@@ -2,6 +2,7 @@
 // the next state out. The same module runs in the Lambda and in local mode's watcher.
 import { AccessLogEntry, primaryPool, upstreamStatuses } from './access-log';
 import { addSample, emptySamples, PoolSamples, sampleOf } from './pool-samples';
+import { isPreview } from './preview';
 import type { ReleaseFigures } from './release-record';
 
 export type TrafficAlertKind =
@@ -231,11 +232,13 @@ export function seedWindow(
   config: RuleConfig,
   hosts?: readonly string[],
 ): EngineState {
-  const from = Math.max(0, entries.length - config.windowSize);
-  const window = entries.slice(from).map((entry, i) => windowItem(entry, entryTime(entry, 0), hosts?.[from + i]));
+  // Preview requests are a tester's, not production traffic (evaluate skips them the same way).
+  const kept = entries.flatMap((entry, i) => (isPreview(entry) ? [] : [{ entry, host: hosts?.[i] }]));
+  const from = Math.max(0, kept.length - config.windowSize);
+  const window = kept.slice(from).map(({ entry, host }) => windowItem(entry, entryTime(entry, 0), host));
   const samples = emptySamples();
-  entries.forEach((entry, i) => {
-    const sampled = sampleOf(entry, entryTime(entry, 0), hosts?.[i] ?? '?');
+  kept.forEach(({ entry, host }) => {
+    const sampled = sampleOf(entry, entryTime(entry, 0), host ?? '?');
     if (sampled) addSample(samples, sampled.pool, sampled.sample);
   });
   for (const pool of ['blue', 'green'] as const)
@@ -329,6 +332,9 @@ export function evaluate(
   let badInWindow = next.window.reduce((n, w) => n + (w.bad ? 1 : 0), 0);
 
   for (const input of inputs) {
+    // A preview request (a tester's, to the new pool with no fallback: its error is meant to be
+    // seen) is no production request: no failover, no error rate, no users-see-errors, no evidence.
+    if (isPreview(input.entry)) continue;
     const line = readLine(input);
     const h = observeHost(next.hosts, line);
     plannedSwitchRule(next, h, line, options.fleetSize, decide);

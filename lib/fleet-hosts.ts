@@ -276,6 +276,8 @@ export class FleetHosts extends Construct {
       "# Reconcile with SSM as it is now: the release's outcome, or a flip during the boot, may not have reached this host.",
       '# A failed step here (say, an idle pool whose release failed) is no reason to refuse a host whose active pool answers.',
       '/usr/local/bin/bluegreen-apply || echo "bluegreen: bluegreen-apply before joining exited $?; joining (the timer retries)" >&2',
+      '# A preview left open (a release deployed with --no-promote): a tester behind the balancer reaches this host too.',
+      '/usr/local/bin/bluegreen-apply --preview || echo "bluegreen: bluegreen-apply --preview before joining exited $?; joining without the preview" >&2',
       '# ...then join the group',
       lifecycle('CONTINUE'),
       'for attempt in $(seq 1 90); do',

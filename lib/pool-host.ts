@@ -21,6 +21,7 @@ import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from '../core
 import { hostRetryEnv } from '../core/ssm-budget';
 import { STAGE_TAG_KEY } from '../core/names';
 import { PORTS } from '../core/ports';
+import { allowPreviewRead } from './host-preview-access';
 
 const REPO_ROOT = path.join(__dirname, '..');
 
@@ -292,6 +293,8 @@ function hostRole(
     notResources: ownParameters,
   });
   role.addToPolicy(denyOtherParameters);
+  // The release's preview token, read only when the CLI asks (bluegreen-apply --preview).
+  allowPreviewRead(role, { stage: props.stage, denyOtherParameters });
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'PullReleaseImages',

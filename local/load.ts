@@ -26,6 +26,8 @@ export interface LoadOptions {
    * the client that "0 failed" across flips and releases is measured with.
    */
   retryStaleSockets?: boolean;
+  /** More request headers (e.g. a preview token: a tester's load); the user agent stays the load's. */
+  headers?: Record<string, string>;
   /** Ends the run early (a test that has seen what it waited for). */
   signal?: AbortSignal;
   /** Called after every request, so a caller can act while load runs (start chaos, flip). */
@@ -56,6 +58,7 @@ export interface LoadResult {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const headers = { ...options.headers, ...LOAD_HEADERS };
   const {
     url,
     connections,
@@ -104,14 +107,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       pool: (res.headers['x-app-pool'] as string | undefined) ?? null,
     });
     try {
-      return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs, headers: LOAD_HEADERS }));
+      return answered(await httpRequest(url, { agent, timeoutMs: requestTimeoutMs, headers }));
     } catch (err) {
       const e = err as HttpError;
       if (retryStaleSockets && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
         // Once, on a fresh connection: another idle socket may be closing for the same reason.
         staleSocketRetries++;
         try {
-          return answered(await httpRequest(url, { agent: false, timeoutMs: requestTimeoutMs, headers: LOAD_HEADERS }));
+          return answered(await httpRequest(url, { agent: false, timeoutMs: requestTimeoutMs, headers }));
         } catch (retryErr) {
           return failed((retryErr as HttpError).code);
         }

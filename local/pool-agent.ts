@@ -34,6 +34,8 @@ export interface AgentStack {
   poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
   /** switch-pool.sh --fresh: nginx judges the new process from a clean passive health state. */
   fresh(pool: Pool): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** switch-pool.sh --preview off <pool>: a redeployed pool's preview ends (its token was for the old release). */
+  endPreview?(pool: Pool): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The environment the pool's process runs with (a release phase runs with the same). */
   poolEnv?(pool: Pool): NodeJS.ProcessEnv | undefined;
 }
@@ -214,6 +216,11 @@ export class PoolAgent {
       write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason });
       return;
     }
+
+    // Like bluegreen-apply: the preview of the release this pool ran ends before it is replaced.
+    const preview = await stack.endPreview?.(pool);
+    if (preview && !/no preview/.test(preview.stdout))
+      step('preview', preview.code === 0, (preview.stdout || preview.stderr).trim().replace(/^switch-pool: /, ''));
 
     const started = Date.now();
     try {

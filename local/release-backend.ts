@@ -8,7 +8,7 @@ import { Pool } from '../core/pools';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { header, httpRequest } from '../support/http';
 import { readStackState, StackState, supervisorRunning } from './stack';
-import { readActivePool, readCanaryPercent, setCanary, switchPool } from './switch';
+import { readActivePool, readCanaryPercent, setCanary, setPreview, switchPool } from './switch';
 import type { DesiredPool, PrePromoteResult, ReleaseRecord } from '../core/release-record';
 import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../core/release-backend';
 import {
@@ -139,6 +139,17 @@ export class LocalReleaseBackend implements ReleaseBackend {
       throw new Error(
         `switch-pool.sh --canary ${percent}${sticky ? ` --sticky ${sticky}` : ''}: ${result.stderr.trim() || `exit ${result.code}`}`,
       );
+  }
+
+  /** switch-pool.sh --preview on the running stack (no parameter locally: the CLI prints the token). */
+  async setPreview(preview: { pool: Pool; token: string } | undefined): Promise<{ url?: string }> {
+    const state = this.stack();
+    const result = await setPreview(state, preview);
+    if (result.code !== 0)
+      throw new Error(
+        `switch-pool.sh --preview ${preview ? preview.pool : 'off'}: ${result.stderr.trim() || `exit ${result.code}`}`,
+      );
+    return { url: state.url };
   }
 
   /** The running stack's STICKY_KEYS (what its routes.conf was rendered with), normalized. */

@@ -13,7 +13,15 @@ import { NginxProcess, waitServing } from './nginx-process';
 import { PoolApps, PoolRun } from './pool-apps';
 import { assertPortFree, freePort } from './ports';
 import { newStackState, poolUrl, removeStackState, StackPorts, StackState, writeStackState } from './stack-state';
-import { freshPool, readActivePool, readCanaryPercent, ScriptResult, setCanary, switchPool } from './switch';
+import {
+  freshPool,
+  readActivePool,
+  readCanaryPercent,
+  ScriptResult,
+  setCanary,
+  setPreview,
+  switchPool,
+} from './switch';
 
 export { NGINX_RESTARTS } from './nginx-process';
 export type { PoolRun } from './pool-apps';
@@ -183,6 +191,19 @@ export class LocalStack {
    */
   fresh(pool: Pool | string): Promise<ScriptResult> {
     return freshPool(this.state, pool);
+  }
+
+  /**
+   * Opens the preview of the idle `pool` for `token` (switch-pool.sh --preview; no reload), or ends
+   * it (`undefined`): a request carrying the token goes to that pool alone, no fallback.
+   */
+  preview(preview: { pool: Pool | string; token: string } | undefined): Promise<ScriptResult> {
+    return setPreview(this.state, preview);
+  }
+
+  /** Ends the preview of `pool` only (the pool agent, before it replaces the pool's process). */
+  endPreview(pool: Pool): Promise<ScriptResult> {
+    return setPreview(this.state, undefined, pool);
   }
 
   /** The pool nginx treats as active on the next request (the switch dir's flag file). */

@@ -1,7 +1,7 @@
 // Runs the nginx/ scripts for a local stack, as the host runs them: switch-pool.sh (flip, canary,
 // a pool's next generation: files in the switch dir, no reload) and apply-upstream.sh (real config changes, with a reload).
 import { spawn } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { NGINX_DIR } from './paths';
 import { Pool } from '../core/pools';
@@ -25,13 +25,23 @@ export interface ScriptResult {
   stderr: string;
 }
 
-export function runScript(file: string, args: string[], env: Record<string, string>): Promise<ScriptResult> {
+/** Runs a script; `input`, when given, is its stdin (a secret: never an argument, which `ps` shows). */
+export function runScript(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', [file, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', [file, ...args], {
+      env: { ...process.env, ...env },
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    if (input !== undefined) child.stdin?.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
@@ -71,6 +81,32 @@ export function setCanary(target: NginxTarget, percent: number | string, sticky?
  */
 export function freshPool(target: NginxTarget, pool: Pool | string): Promise<ScriptResult> {
   return runScript(path.join(NGINX_DIR, 'switch-pool.sh'), ['--fresh', pool], switchEnv(target));
+}
+
+/**
+ * Opens the preview of `pool` (switch-pool.sh --preview, the token on stdin): a request carrying
+ * `token` goes to that pool alone, no fallback. `undefined` ends the preview (of `onlyOf` when given).
+ */
+export function setPreview(
+  target: NginxTarget,
+  preview: { pool: Pool | string; token: string } | undefined,
+  onlyOf?: Pool,
+): Promise<ScriptResult> {
+  const script = path.join(NGINX_DIR, 'switch-pool.sh');
+  if (!preview) return runScript(script, ['--preview', 'off', ...(onlyOf ? [onlyOf] : [])], switchEnv(target));
+  return runScript(script, ['--preview', preview.pool], switchEnv(target), `${preview.token}\n`);
+}
+
+/** The pool the switch dir's preview file names (preview.<pool>.<token>), undefined when none. */
+export function readPreviewPool(target: Pick<NginxTarget, 'switchDir'>): Pool | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(target.switchDir);
+  } catch {
+    return undefined;
+  }
+  const file = names.find((n) => /^preview\.(blue|green)\./.test(n));
+  return file ? (file.split('.')[1] as Pool) : undefined;
 }
 
 /** Re-renders upstream.conf and routes.conf and reloads nginx only if one changed (pool addresses, settings). */

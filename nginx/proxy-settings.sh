@@ -21,6 +21,8 @@ MAX_SLOW_PATHS='20'
 STICKY_KEY_RE='^(cookie:[A-Za-z0-9_]{1,64}|header:[A-Za-z0-9][A-Za-z0-9-]{0,63})$'
 MAX_STICKY_KEYS='4'
 CANARY_SHARE_RE='^(0|[1-9][0-9]?)$'
+# A preview token (POSIX ERE, core/preview.ts PREVIEW_TOKEN_PATTERN): part of a file name nginx checks.
+PREVIEW_TOKEN_RE='^[A-Za-z0-9_-]{32}$'
 # A pool's generations, in order (POOL_GENERATIONS): one upstream block each per primary pool;
 # switch-pool.sh --fresh moves a pool to the next, after the last back to the first.
 POOL_GENERATIONS='a b c d'

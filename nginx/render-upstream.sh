@@ -283,10 +283,23 @@ for pair in "blue $blue green $green" "green $green blue $blue"; do
     block "$1" "$2" "$3" "$4" "$generation"
   done
 done
+for pair in "blue $blue" "green $green"; do
+  # shellcheck disable=SC2086 # two words: the pool, its address
+  set -- $pair
+  cat <<CONF
+
+# Preview of $1 (nginx.conf): a request carrying the preview token goes to $1 alone. One server and
+# no backup: nginx never retries it elsewhere, and never marks a lone server down.
+upstream bluegreen_preview_$1 {
+    server $2; # $1 (preview, no backup)
+    keepalive $keepalive;
+}
+CONF
+done
 cat <<CONF
 
-# Where nginx looks, per request, for green-active, canary/ and the generation flags (switch-pool.sh
-# writes them).
+# Where nginx looks, per request, for green-active, canary/, the generation flags and the preview
+# file (switch-pool.sh writes them).
 map \$request_method \$bluegreen_switch_dir {
     default "$switch_dir";
 }

@@ -14,6 +14,13 @@
 #                                        the pool's requests go through its next generation of
 #                                        upstream blocks: nginx forgets what it learned about the
 #                                        pool's old process (call it once a new one serves the pool)
+#        switch-pool.sh --preview <blue|green>   (the token on stdin, one line)
+#                                        a request carrying the token goes to that pool alone, no
+#                                        fallback (nginx.conf): the file preview.<pool>.<token>, the
+#                                        only preview file; refused for the active pool
+#        switch-pool.sh --preview off [<blue|green>]
+#                                        no preview (of that pool only, when named)
+#        A flip to a pool also ends its preview: the active pool is never previewed.
 # Environment:
 #   SWITCH_DIR  the switch dir, as this shell sees it (required; nginx may see it elsewhere)
 #   STICKY_KEYS the keys the stage's routes.conf was rendered with (optional): --sticky refuses others
@@ -32,14 +39,25 @@ fail() {
 [ -n "$dir" ] || fail "SWITCH_DIR is not set (the directory nginx checks for green-active and canary); nothing changed"
 [ -d "$dir" ] || fail "SWITCH_DIR '$dir' is not a directory; nothing changed"
 
+# Removes the pool's preview files; no process is started when there are none (a flip stays quick).
+end_preview_of() {
+  for f in "$dir/preview.$1".*; do
+    if [ -e "$f" ]; then rm -f "$f"; fi
+  done
+}
+
 flip() {
   pool=$1
   flag=$dir/green-active
   if [ -f "$flag" ]; then current=green; else current=blue; fi
   if [ "$pool" = "$current" ]; then
+    end_preview_of "$pool"
     say "$pool is already the active pool; nothing changed"
     return
   fi
+  # The preview of the pool that becomes active ends (nginx already ignores it: it checks the idle
+  # pool's name), so a flip back later does not bring an old token back to life.
+  end_preview_of "$pool"
   if [ "$pool" = green ]; then
     # Written under a temp name and renamed: the flag appears whole, or not at all.
     tmp=$dir/.green-active.$$
@@ -198,6 +216,52 @@ fresh() {
   say "$pool is now on generation $next (was $was): its requests go through upstream bluegreen_${pool}_$next, the block it left longest ago, so what nginx marked failed on its old process stays behind (no reload)"
 }
 
+# The preview (nginx.conf): one file, preview.<pool>.<token>, for the idle pool. The token comes on
+# stdin, never as an argument (a process list shows arguments). Written under a temp name and renamed
+# (appears whole), then every other preview file goes: at most one token routes at a time.
+preview() {
+  pool=$1
+  load_settings
+  if [ -f "$dir/green-active" ]; then current=green; else current=blue; fi
+  [ "$pool" != "$current" ] || fail "$pool is the active pool: a preview is of the idle pool (a release not yet promoted); nothing changed"
+  # All of stdin (its final line break dropped): a second line is refused with the rest by matches().
+  token=$(cat)
+  [ -n "$token" ] || fail "--preview $pool reads the token from stdin, got nothing; nothing changed"
+  # The token becomes a file name nginx checks: exactly PREVIEW_TOKEN_RE, nothing else.
+  matches "$token" "$PREVIEW_TOKEN_RE" || fail "the preview token must be 32 base64url characters (A-Z a-z 0-9 _ -); nothing changed"
+  take_lock "$dir/.preview.lock"
+  trap 'rm -f "$dir/.preview.$$"; rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+  keep=$dir/preview.$pool.$token
+  if [ ! -f "$keep" ]; then
+    : >"$dir/.preview.$$"
+    chmod 644 "$dir/.preview.$$"
+    mv -f "$dir/.preview.$$" "$keep"
+  fi
+  for f in "$dir"/preview.*; do
+    [ -e "$f" ] || continue
+    [ "$f" = "$keep" ] || rm -f "$f"
+  done
+  say "preview of $pool is on: a request carrying its token goes to $pool alone, no fallback (no reload)"
+}
+
+# Ends the preview (of one pool when named).
+preview_off() {
+  take_lock "$dir/.preview.lock"
+  trap 'rmdir "$lock" 2>/dev/null || true' EXIT INT TERM
+  found=no
+  for f in "$dir"/preview.*; do
+    [ -e "$f" ] || continue
+    [ -z "${1:-}" ] || [ "${f#"$dir/preview.$1."}" != "$f" ] || continue
+    rm -f "$f"
+    found=yes
+  done
+  if [ "$found" = yes ]; then
+    say "preview${1:+ of $1} is off: its token routes nothing (no reload)"
+  else
+    say "no preview${1:+ of $1} is on; nothing changed"
+  fi
+}
+
 # The settings' facts (patterns, generations): generated from core, beside this script.
 load_settings() {
   settings=$(dirname "$0")/proxy-settings.sh
@@ -236,7 +300,7 @@ sticky_key() {
   printf '%s\n' "$key"
 }
 
-usage="usage: switch-pool.sh <blue|green> | --canary <0-99> [--sticky cookie:NAME|header:NAME] | --fresh <blue|green>"
+usage="usage: switch-pool.sh <blue|green> | --canary <0-99> [--sticky cookie:NAME|header:NAME] | --fresh <blue|green> | --preview <blue|green> (token on stdin) | --preview off [<blue|green>]"
 case "${1:-}" in
   blue | green)
     [ $# -eq 1 ] || fail "$usage; nothing changed"
@@ -265,6 +329,19 @@ case "${1:-}" in
       *) fail "--fresh takes a pool, blue or green, got '$2'; nothing changed" ;;
     esac
     fresh "$2"
+    ;;
+  --preview)
+    case "$#:${2:-}" in
+      2:blue | 2:green) preview "$2" ;;
+      2:off) preview_off ;;
+      3:off)
+        case $3 in
+          blue | green) preview_off "$3" ;;
+          *) fail "--preview off takes a pool, blue or green, got '$3'; nothing changed" ;;
+        esac
+        ;;
+      *) fail "$usage; nothing changed" ;;
+    esac
     ;;
   '') fail "$usage; nothing changed" ;;
   *) fail "the pool must be blue or green, got '$1'; nothing changed, nginx keeps serving as before" ;;

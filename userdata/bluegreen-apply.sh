@@ -16,6 +16,7 @@
 #
 # Usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy]
 #        bluegreen-apply --pre-promote <base64 of CMD> [--pre-promote-timeout <seconds>]
+#        bluegreen-apply --preview
 #   --no-reload  boot: nginx and the pools are not running yet. Writes everything they start from
 #                (switch dir, upstream.conf, Compose .env, pool env files, images) and starts nothing.
 #   --retry      try a desired pool state again that failed before (the timer does not, so a failing
@@ -24,6 +25,11 @@
 #                pool-switch rule): a release's deploy is paced by its own Run Command
 #                (--max-concurrency, --max-errors), which a run on every host would bypass. The rest
 #                (nginx, the active pool, the canary share, a pool restarted on what it runs) as usual.
+#   --preview    only this: read the preview parameter (a SecureString, /bluegreen/<stage>/preview:
+#                `<pool> <token>` or `off`; core/preview.ts) and make the switch dir's preview file
+#                say the same (switch-pool.sh --preview, the token on stdin). Run by the release CLI
+#                on every host; never part of the per-minute read. A preview also ends here without
+#                being asked: when its pool is redeployed, or becomes active (switch-pool.sh).
 #   --pre-promote  a release's release phase (core/pre-promote.ts), instead of a reconcile: CMD (the
 #                base64 is decoded here, never spliced into a shell line) runs once with `sh -c` inside
 #                the idle pool's running container (docker exec: the container's env is the command's),
@@ -98,14 +104,16 @@ finish() {
 boot=no
 retry=no
 deploy=yes
+preview_only=no
 pre_b64=
 pre_timeout=
-usage='bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>]'
+usage='bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>] | --preview'
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --no-reload) boot=yes ;;
     --retry) retry=yes ;;
     --no-deploy) deploy=no ;;
+    --preview) preview_only=yes ;;
     --pre-promote | --pre-promote-timeout)
       [ "$#" -ge 2 ] || fail 2 "$1 needs a value (usage: $usage)"
       if [ "$1" = --pre-promote ]; then pre_b64=$2; else pre_timeout=$2; fi
@@ -176,6 +184,7 @@ p_blue_env=${BLUE_ENV_PARAM:-$PARAM_BLUE_ENV}
 p_green_image=${GREEN_IMAGE_PARAM:-$PARAM_GREEN_IMAGE}
 p_green_release=${GREEN_RELEASE_PARAM:-$PARAM_GREEN_RELEASE}
 p_green_env=${GREEN_ENV_PARAM:-$PARAM_GREEN_ENV}
+p_preview=${PREVIEW_PARAM:-$PARAM_PREVIEW}
 
 # Values are checked against the parameters' AllowedPattern (facts.sh *_RE, core/patterns.ts
 # POOL_STATE_PATTERNS) with matches <value> <pattern>.
@@ -913,6 +922,7 @@ deploy_pool() {
   fi
   step pull "$pool" true "$out"
   pause_canary
+  end_preview
   stage_desired
   run_gate
   if [ -z "$reason" ]; then
@@ -1027,6 +1037,47 @@ apply_canary() {
   fi
 }
 
+# --- preview (--preview) -----------------------------------------------------------------------------
+# The preview parameter onto the switch dir. Its value is never printed (it holds the token): the
+# step says which pool, or off. Not found = off (the CLI creates it with the first preview).
+apply_preview() {
+  if ! pv_json=$(aws ssm get-parameter --name "$p_preview" --with-decryption --output json 2>&1); then
+    case $pv_json in
+      *ParameterNotFound*) pv_value=off ;;
+      *) fail 3 "could not read $p_preview: $(oneline "$pv_json"); the preview stays as it is" ;;
+    esac
+  else
+    pv_value=$(printf '%s' "$pv_json" | jq -r '.Parameter.Value')
+  fi
+  pv_pool=${pv_value%% *}
+  pv_token=${pv_value#* }
+  if [ "$pv_value" = off ]; then
+    out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) && ok=true || ok=false
+    step preview - "$ok" "$out"
+  elif matches "$pv_pool" "$ACTIVE_POOL_RE" && matches "$pv_token" "$PREVIEW_TOKEN_RE"; then
+    # printf is a builtin: the token reaches switch-pool.sh through a pipe, never an argument.
+    if out=$(printf '%s\n' "$pv_token" | sh "$home/nginx/switch-pool.sh" --preview "$pv_pool" 2>&1); then
+      step preview "$pv_pool" true "$out"
+    else
+      # Refused (the pool is active here): no preview at all rather than an older one.
+      off=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) || true
+      step preview "$pv_pool" false "$out; $off"
+    fi
+  else
+    bad_values=$((bad_values + 1))
+    out=$(sh "$home/nginx/switch-pool.sh" --preview off 2>&1) || true
+    step preview - false "$p_preview is not '<blue|green> <token>' nor off (value not shown: it may hold a token): refused; no preview: $out"
+  fi
+}
+# A redeployed pool's preview ends: the token was for the release it ran.
+end_preview() {
+  out=$(sh "$home/nginx/switch-pool.sh" --preview off "$pool" 2>&1) && ok=true || ok=false
+  case $out in
+    *"no preview"*) ;;
+    *) step preview "$pool" "$ok" "while $pool is recreated: $out" ;;
+  esac
+}
+
 # --- the release phase (--pre-promote) -------------------------------------------------------------
 # Under the lock, on the idle pool only, in its running container, and only when that container runs
 # the pool's desired state (the release's gate passed on it): never on the active pool, never on a
@@ -1085,6 +1136,11 @@ run_pre_promote() {
 }
 
 # --- the run ----------------------------------------------------------------------------------------
+if [ "$preview_only" = yes ]; then
+  if [ "$boot" = yes ] || [ "$retry" = yes ] || [ "$deploy" = no ] || [ -n "$pre_b64" ]; then fail 2 "--preview takes no other argument"; fi
+  apply_preview
+  finish
+fi
 read_ssm
 read_active
 read_canary

@@ -10,6 +10,8 @@ MAINTENANCE_RE='^(on|off)$'
 CANARY_PERCENT_RE='^(0|[1-9][0-9]?( (cookie:[A-Za-z0-9_]{1,64}|header:[A-Za-z0-9][A-Za-z0-9-]{0,63}))?)$'
 RELEASE_RE='^[A-Za-z0-9._-]{1,64}$'
 IMAGE_RE='^([a-z0-9][a-z0-9.-]*:[0-9]{1,5}/)?[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$'
+# A preview token (core/preview.ts PREVIEW_TOKEN_PATTERN): checked before it reaches switch-pool.sh.
+PREVIEW_TOKEN_RE='^[A-Za-z0-9_-]{32}$'
 # The image value for "the app/ image, built on the host" (core/patterns.ts DEFAULT_APP_IMAGE).
 DEFAULT_APP_IMAGE='bluegreen-app:local'
 
@@ -44,6 +46,7 @@ bluegreen_parameter_names() {
   PARAM_ROOT='/bluegreen/'"$1"
   PARAM_ACTIVE_POOL='/bluegreen/'"$1"'/active-pool'
   PARAM_CANARY_PERCENT='/bluegreen/'"$1"'/canary-percent'
+  PARAM_PREVIEW='/bluegreen/'"$1"'/preview'
   PARAM_BLUE_IMAGE='/bluegreen/'"$1"'/pools/blue/image'
   PARAM_BLUE_RELEASE='/bluegreen/'"$1"'/pools/blue/release'
   PARAM_BLUE_ENV='/bluegreen/'"$1"'/pools/blue/env'

@@ -9,6 +9,7 @@ import { DesiredPool, parseRecord, PrePromoteResult, ReleaseRecord, serializeRec
 import { DEFAULT_APP_IMAGE } from '../../core/patterns';
 import { formatCanaryValue, parseCanaryValue, parseStickyKey } from '../../core/canary';
 import { parameterNames } from '../../core/names';
+import { PREVIEW_APPLY_ARGS, previewParameterValue } from '../../core/preview';
 import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
@@ -249,6 +250,26 @@ export class AwsReleaseBackend implements ReleaseBackend {
     const failed = deployFailure(result);
     if (failed)
       throw new Error(`canary ${percent}%${sticky ? ` sticky on ${sticky}` : ''} not applied on every host: ${failed}`);
+  }
+
+  /**
+   * The preview parameter (a SecureString: it holds the token), then every host applies it at once
+   * (bluegreen-apply --preview reads it; the per-minute run never does).
+   */
+  async setPreview(preview: { pool: Pool; token: string } | undefined): Promise<{ url?: string }> {
+    await this.o.ssm.send(
+      new PutParameterCommand({
+        Name: this.params.preview,
+        Value: previewParameterValue(preview),
+        Type: 'SecureString',
+        Overwrite: true,
+      }),
+    );
+    const result = await this.runApply([...PREVIEW_APPLY_ARGS], 120_000, EVERY_HOST_RATE);
+    const failed = deployFailure(result);
+    if (failed)
+      throw new Error(`preview ${preview ? `of ${preview.pool}` : 'off'} not applied on every host: ${failed}`);
+    return { url: await getParameter(this.o.ssm, this.params.publicUrl) };
   }
 
   async flip(pool: Pool): Promise<FlipResult> {

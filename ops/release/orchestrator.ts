@@ -25,6 +25,8 @@ import { DeployReport, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from '../../core/run-rate';
 import { CLI_RECORD_REFRESH_MS } from '../../core/ssm-budget';
 import type { Out } from '../../support/output';
+import { previewInstructions } from '../../core/preview';
+import { newPreviewToken } from './preview';
 
 /**
  * How long past bakeUntil the CLI waits for the server side before it finishes the record itself:
@@ -43,6 +45,7 @@ export const RUNBOOK = {
   rolledBack: 'RUNBOOK.md#release-rolled-back',
   promoted: 'RUNBOOK.md#release-promoted',
   held: 'RUNBOOK.md#release-held',
+  preview: 'RUNBOOK.md#a-tester-reports-the-preview-broken',
   frozen: 'RUNBOOK.md#release-frozen',
 } as const;
 
@@ -135,6 +138,8 @@ interface Run {
   readonly startedAt: number;
   record: ReleaseRecord;
   written: boolean;
+  /** This command opened a preview that it must end (promoted, failed, cancelled, superseded). */
+  previewOpen?: boolean;
   /** The hosts that passed the gate (AWS), in the order they reported; empty locally. */
   gatePassedHosts: string[];
 }
@@ -152,23 +157,77 @@ export async function runRelease(
   const target = await check(options, backend, o);
   if (typeof target === 'number') return target;
   const run = newRun(options, backend, o, target);
+  // A preview an earlier release left open (--no-promote) ends: its pool is about to be redeployed.
+  const earlier = backend.setPreview ? await backend.readRecord() : undefined;
   try {
     await start(run, target.invalidRecord);
+    if (earlier?.preview) await endPreview(run, `the preview of ${earlier.id} ended`);
     const gateFailed = await deployAndGate(run);
     if (gateFailed !== undefined) return gateFailed;
     const phaseFailed = await prePromote(run);
     if (phaseFailed !== undefined) return phaseFailed;
-    if (!options.promote) return await leaveIdle(run);
+    // Testers reach the new release once its release phase (a migration it needs) has run.
+    await openPreview(run);
+    if (!options.promote) {
+      // Left open with the idle release: it ends at its promotion (a flip) or the next release.
+      run.previewOpen = false;
+      return await leaveIdle(run);
+    }
     if (options.strategy === 'canary') {
       const canaryEnded = await canary(run);
       if (canaryEnded !== undefined) return canaryEnded;
     }
     const promoted = await promote(run);
     if (typeof promoted === 'number') return promoted;
+    await endPreview(run, 'promoted: the preview ended');
     return await watchBake(run, promoted.bakeUntil, promoted.maxBakeUntil);
   } catch (err) {
     if (err instanceof Superseded) return finishedElsewhere(run, err.record);
     throw err;
+  } finally {
+    // Failed, cancelled, rolled back or superseded before promotion: testers no longer reach it.
+    if (run.previewOpen) await endPreview(run, 'the preview ended with the release');
+  }
+}
+
+/**
+ * Preview (after the gate): a random token; requests carrying it go to the new pool only, with no
+ * fallback, until the release is promoted or ends (DECISIONS "Preview a release"). A backend
+ * without previews, or a preview that could not be opened, leaves the release as it was.
+ */
+async function openPreview(run: Run): Promise<void> {
+  const { backend, pool, options, say } = run;
+  if (!backend.setPreview) return;
+  const token = newPreviewToken();
+  let url: string | undefined;
+  try {
+    ({ url } = await backend.setPreview({ pool, token }));
+  } catch (err) {
+    say(`preview not opened (the release goes on without it): ${(err as Error).message}`);
+    await backend.setPreview(undefined).catch(() => undefined);
+    return;
+  }
+  run.previewOpen = true;
+  await save(
+    run,
+    { preview: true },
+    { step: 'preview', ok: true, detail: `requests carrying the token go to ${pool} only` },
+  );
+  say(
+    `preview: requests carrying this release's token go to ${pool} (${options.release}) only, no fallback to the active pool, until it is promoted or ends:`,
+  );
+  for (const line of previewInstructions(url, token)) say(`  ${line}`);
+}
+
+/** Ends a preview (every host): its token routes nothing from now on. Never fails the release. */
+async function endPreview(run: Run, said: string): Promise<void> {
+  if (!run.backend.setPreview) return;
+  run.previewOpen = false;
+  try {
+    await run.backend.setPreview(undefined);
+    run.say(said);
+  } catch (err) {
+    run.say(`the preview could not be ended everywhere (${(err as Error).message}); see ${RUNBOOK.preview}`);
   }
 }
 

@@ -338,7 +338,7 @@ test('unknown arguments: exit 2 with the usage', async () => {
   const result = await apply('--force');
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe(
-    "bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>])",
+    "bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>] | --preview)",
   );
 });
 

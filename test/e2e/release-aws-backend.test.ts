@@ -165,7 +165,13 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
     'smoke',
     'host',
   ]);
-  expect(fake.calls).toEqual([['--retry']]);
+  // The deploy, then the preview opened after the gate and ended at the promotion (bluegreen-apply
+  // --preview on every host each time); the parameter is a SecureString, off again.
+  expect(fake.calls).toEqual([['--retry'], ['--preview'], ['--preview']]);
+  expect(record.preview).toBe(true);
+  const preview = (await ssm.send(new GetParameterCommand({ Name: names.preview, WithDecryption: true }))).Parameter!;
+  expect(preview).toMatchObject({ Type: 'SecureString', Value: 'off', Version: 2 });
+  expect(lines.join('\n')).toMatch(/X-Bluegreen-Preview: [A-Za-z0-9_-]{32}/);
   expect(lines.join('\n')).toMatch(/PROMOTED by hand: v2 on green/);
 });
 

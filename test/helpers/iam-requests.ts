@@ -301,6 +301,28 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'logs:PutLogEvents',
     stream(logs.error, `${HOST_INSTANCE}-log-rotation`),
   );
+  // The preview token (bluegreen-apply --preview): one GetParameter WithDecryption; SSM decrypts it
+  // with the account's key, through KMS on the host's behalf (kms:ViaService, the parameter's ARN as
+  // the encryption context).
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'bluegreen-apply --preview: GetParameter WithDecryption of the preview SecureString',
+    'ssm:GetParameter',
+    param(n.preview),
+  );
+  const previewKey = `arn:${P}:kms:${R}:${A}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const decryptVia = (name: string, service = `ssm.${R}.amazonaws.com`): Authorized => ({
+    arn: previewKey,
+    context: { 'kms:ViaService': service, 'kms:EncryptionContext:PARAMETER_ARN': param(name) },
+  });
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'bluegreen-apply --preview: SSM decrypts the preview token',
+    'kms:Decrypt',
+    decryptVia(n.preview),
+  );
   allow('host', 'userdata/cloudwatch-agent.json', "the CloudWatch agent's host metrics", 'cloudwatch:PutMetricData', {
     arn: '*',
     context: { 'cloudwatch:namespace': `Bluegreen/${stage}/Host` },
@@ -408,6 +430,27 @@ export function requestTable(f: StageFacts): RequestRow[] {
     "writing into the alert function's log group",
     'logs:PutLogEvents',
     stream(f.alertLogGroup, HOST_INSTANCE),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    "decrypting another SecureString through SSM (the stage's Slack webhook)",
+    'kms:Decrypt',
+    decryptVia(n.slackWebhookUrl),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'decrypting the preview token other than through SSM',
+    'kms:Decrypt',
+    decryptVia(n.preview, `secretsmanager.${R}.amazonaws.com`),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    "another stage's preview token",
+    'ssm:GetParameter',
+    param(parameterNames(other).preview),
   );
   deny('host', 'userdata/cloudwatch-agent.json', "metrics in another stage's namespace", 'cloudwatch:PutMetricData', {
     arn: '*',
@@ -709,6 +752,13 @@ export function requestTable(f: StageFacts): RequestRow[] {
     "release: writes the record, the canary share and the idle pool's desired state",
     'ssm:PutParameter',
     ...[n.release, n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    'release: writes the preview token (a SecureString: the aws/ssm key, through SSM)',
+    'ssm:PutParameter',
+    withOverwrite(n.preview),
   );
   allow(
     op,

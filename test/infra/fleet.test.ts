@@ -276,7 +276,9 @@ describe('launch template', () => {
       return i;
     };
     expect(at('bash /opt/bluegreen/userdata/bootstrap.sh')).toBeLessThan(at('/usr/local/bin/bluegreen-apply ||'));
-    expect(at('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(at('--lifecycle-action-result CONTINUE'));
+    expect(at('/usr/local/bin/bluegreen-apply ||')).toBeLessThan(at('/usr/local/bin/bluegreen-apply --preview ||'));
+    // A preview left open reaches a host that joins later, before the balancer sends it a tester.
+    expect(at('/usr/local/bin/bluegreen-apply --preview ||')).toBeLessThan(at('--lifecycle-action-result CONTINUE'));
     expect(at('--lifecycle-action-result CONTINUE')).toBeLessThan(at(`--target-group-arn ${JSON.stringify(ref(tg))}`));
     expect(s).toContain('[ "$state" = healthy ] ||');
     expect(s).toMatch(new RegExp(`cfn-signal .*--resource ${asg} `));
@@ -317,7 +319,8 @@ describe('launch template', () => {
       resources.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
     const expected = [...hostReadParameterNames('prod'), '/bluegreen/prod/release'].sort();
     expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
-    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(expected);
+    // ...and the preview token, read on its own (bluegreen-apply --preview; lib/host-preview-access.ts).
+    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual([...expected, '/bluegreen/prod/preview'].sort());
     expect(bySid.CompleteOwnLaunch.Action).toEqual([
       'autoscaling:CompleteLifecycleAction',
       'autoscaling:RecordLifecycleActionHeartbeat',

@@ -98,7 +98,7 @@ describe.each(variants)('%s', (_name, context) => {
   });
 
   describe('item 1: parameters', () => {
-    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own eight", () => {
+    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own eight and the preview", () => {
       const denies = statements.filter((s) => s.Effect === 'Deny');
       expect(denies).toHaveLength(1);
       const [deny] = denies;
@@ -108,10 +108,14 @@ describe.each(variants)('%s', (_name, context) => {
       expect(deny.Condition).toBeUndefined();
       const own = hostReadParameterNames(stage);
       expect(own).toHaveLength(8);
-      expect(list(deny.NotResource).map(resolve).sort()).toEqual(own.map((n) => ssmArn(n)).sort());
-      // the Allow and the Deny's exemption are the same eight parameters
+      const preview = ssmArn(parameterNames(stage).preview);
+      expect(list(deny.NotResource).map(resolve).sort()).toEqual([...own.map((n) => ssmArn(n)), preview].sort());
+      // the Allows and the Deny's exemption are the same nine parameters
       const read = statements.find((s) => s.Sid === 'ReadPoolState')!;
-      expect(list(read.Resource).map(resolve).sort()).toEqual(list(deny.NotResource).map(resolve).sort());
+      const readPreview = statements.find((s) => s.Sid === 'ReadPreview')!;
+      expect([...list(read.Resource), ...list(readPreview.Resource)].map(resolve).sort()).toEqual(
+        list(deny.NotResource).map(resolve).sort(),
+      );
     });
 
     test("with the managed policy's GetParameter(s) on *, the host reads its own pool state and nothing else: not the webhook, the alert state, the release record, maintenance, another stage, another app", () => {
@@ -123,7 +127,7 @@ describe.each(variants)('%s', (_name, context) => {
       }
       const n = parameterNames(stage);
       const forbidden = [
-        ...stageParameterNames(stage).filter((name) => !own.includes(name)),
+        ...stageParameterNames(stage).filter((name) => !own.includes(name) && name !== n.preview),
         parameterNames(stage === 'prod' ? 'dev' : 'prod').slackWebhookUrl,
         '/other-app/database-password',
         'unrooted-secret',
@@ -157,7 +161,24 @@ describe.each(variants)('%s', (_name, context) => {
       const readers = statements.filter(
         (s) => s.Effect === 'Allow' && list(s.Action).some((a) => /^(ssm:GetParameter|kms:)/.test(a)),
       );
-      expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState']);
+      expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState', 'ReadPreview', 'DecryptPreviewViaSsm']);
+    });
+
+    test('the preview token: GetParameter on that one parameter, kms:Decrypt only through SSM and only for it', () => {
+      const n = parameterNames(stage);
+      const readPreview = statements.find((s) => s.Sid === 'ReadPreview')!;
+      expect(list(readPreview.Action)).toEqual(['ssm:GetParameter']);
+      expect(list(readPreview.Resource).map(resolve)).toEqual([ssmArn(n.preview)]);
+      expect(decide([...MANAGED_CORE, ...statements], 'ssm:GetParameter', ssmArn(n.preview))).toBe('allow');
+      const decrypt = statements.find((s) => s.Sid === 'DecryptPreviewViaSsm')!;
+      expect(list(decrypt.Action)).toEqual(['kms:Decrypt']);
+      expect(list(decrypt.Resource).map(resolve)).toEqual(['arn:aws:kms:eu-west-1:111122223333:key/*']);
+      const equals = (decrypt.Condition as Record<string, Record<string, unknown>>).StringEquals;
+      expect(Object.keys(decrypt.Condition as object)).toEqual(['StringEquals']);
+      expect(Object.fromEntries(Object.entries(equals).map(([k, v]) => [k, resolve(v)]))).toEqual({
+        'kms:ViaService': 'ssm.eu-west-1.amazonaws.com',
+        'kms:EncryptionContext:PARAMETER_ARN': ssmArn(n.preview),
+      });
     });
   });
 

@@ -65,14 +65,16 @@ test("facts.sh: printf with the step line's format prints what formatStepLine sa
   expect(STEP_LINE_PRINTF).toBe('step=%s pool=%s ok=%s detail=%s\\n');
 });
 
-test("facts.sh: bluegreen_parameter_names <stage> sets the names core gives the stage: exactly the host's reads and the root", () => {
+test("facts.sh: bluegreen_parameter_names <stage> sets the names core gives the stage: exactly the host's reads, the root and the preview", () => {
   for (const stage of ['prod', 'a-1', 'x9']) {
     const expected = applyParameterNames(stage);
     expect(shellValues(Object.keys(expected), `bluegreen_parameter_names '${stage}'`)).toEqual(expected);
     expect(expected.PARAM_ROOT).toBe(parameterNames(stage).root);
+    // Read only by bluegreen-apply --preview, never in the per-minute GetParameters.
+    expect(expected.PARAM_PREVIEW).toBe(parameterNames(stage).preview);
     expect(
       Object.values(expected)
-        .filter((n) => n !== expected.PARAM_ROOT)
+        .filter((n) => n !== expected.PARAM_ROOT && n !== expected.PARAM_PREVIEW)
         .sort(),
     ).toEqual(hostReadParameterNames(stage).sort());
   }

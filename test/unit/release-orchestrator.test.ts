@@ -564,6 +564,90 @@ test('a deploy that outlasts RECORD_REFRESH_MS (Run Command in rounds) writes th
   expect(new Set(deploying.map((v) => v.updatedAt)).size).toBeGreaterThanOrEqual(2);
 });
 
+describe('preview before promotion (a backend that has previews)', () => {
+  class PreviewBackend extends FakeBackend {
+    previews: Array<{ pool: Pool; token: string } | undefined> = [];
+    refuse = false;
+    async setPreview(preview: { pool: Pool; token: string } | undefined) {
+      if (preview && this.refuse) throw new Error('not applied on every host: i-1: step preview failed');
+      this.previews.push(preview && { ...preview });
+      return { url: 'http://entry.example' };
+    }
+  }
+  function previewSetup(args: string[] = []) {
+    const clock = new Clock();
+    const backend = new PreviewBackend(clock);
+    const lines: string[] = [];
+    const options = parseReleaseArgs(['--release', 'v2', '--bake', '60s', ...args]).options;
+    const run = () =>
+      runRelease(options, backend, { out: (l) => lines.push(l), now: clock.now, sleep: clock.sleep, pollMs: 250 });
+    return { backend, run, text: () => lines.join('\n') };
+  }
+
+  test('opened after the gate with a fresh token, printed in both forms, ended at the promotion; never in the record', async () => {
+    const { backend, run, text } = previewSetup();
+    backend.server = promoteAtBakeEnd;
+    expect(await run()).toBe(0);
+    const [opened, ended] = backend.previews;
+    expect(backend.previews).toHaveLength(2);
+    expect(opened).toEqual({ pool: 'green', token: expect.stringMatching(/^[A-Za-z0-9_-]{32}$/) });
+    expect(ended).toBeUndefined();
+    expect(text()).toContain(`curl -H 'X-Bluegreen-Preview: ${opened!.token}' http://entry.example/`);
+    expect(text()).toContain(`http://entry.example/_bluegreen/preview?token=${opened!.token}`);
+    expect(text()).toMatch(/promoted: the preview ended/);
+    expect(backend.record!.preview).toBe(true);
+    expect(backend.record!.steps.map((s) => s.step)).toEqual([
+      'start',
+      'restart',
+      'gate',
+      'preview',
+      'promoting',
+      'promote',
+    ]);
+    expect(JSON.stringify(backend.versions)).not.toContain(opened!.token);
+  });
+
+  test('--no-promote leaves it open; the next release ends it at its start; a failed gate opens none', async () => {
+    const first = previewSetup(['--no-promote']);
+    expect(await first.run()).toBe(0);
+    expect(first.backend.previews).toEqual([{ pool: 'green', token: expect.any(String) }]);
+    expect(first.backend.record).toMatchObject({ state: 'deployed', preview: true });
+
+    const { backend, run, text } = previewSetup(['--env', 'FAIL_HEALTHZ=1']);
+    backend.record = first.backend.record;
+    backend.desired.green = { release: 'v2', env: {} };
+    backend.reports = [
+      { ok: false, steps: [], reason: 'health gate: 503' },
+      { ok: true, steps: [] },
+    ];
+    expect(await run()).toBe(1);
+    expect(backend.previews).toEqual([undefined]);
+    expect(text()).toMatch(/the preview of .*-green-v2 ended/);
+    expect(backend.record!.preview).toBeUndefined();
+  });
+
+  test('a canary aborted by the guard ends the preview', async () => {
+    const { backend, run } = previewSetup(['--strategy', 'canary', '--canary-duration', '30s']);
+    backend.server = (r, now) =>
+      r.state === 'verifying' && r.steps.some((s) => s.step === 'canary')
+        ? { ...r, state: 'failed', reason: 'canary aborted', updatedAt: new Date(now).toISOString() }
+        : undefined;
+    expect(await run()).toBe(1);
+    expect(backend.previews).toEqual([{ pool: 'green', token: expect.any(String) }, undefined]);
+    expect(backend.flips).toEqual([]);
+  });
+
+  test('a preview that cannot be opened does not stop the release', async () => {
+    const { backend, run, text } = previewSetup();
+    backend.refuse = true;
+    backend.server = promoteAtBakeEnd;
+    expect(await run()).toBe(0);
+    expect(text()).toMatch(/preview not opened \(the release goes on without it\): not applied on every host/);
+    expect(backend.previews).toEqual([undefined]);
+    expect(backend.record!.preview).toBeUndefined();
+  });
+});
+
 describe('the release phase (--pre-promote)', () => {
   test('runs once after the gate, before any traffic (no canary share, no flip), and lands in the record', async () => {
     const { backend, run, text, clock } = setup(['--pre-promote', 'npm run migrate', '--strategy', 'canary']);

@@ -31,8 +31,16 @@ function block(conf: string, name: string): string {
 test('every block, always: per primary pool one block per generation, the other pool its backup', async () => {
   const { code, stdout, stderr } = await render({ SWITCH_DIR });
   expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
-  expect(stdout.match(/^upstream /gm)).toHaveLength(2 * POOL_GENERATIONS.length);
+  // And one preview block per pool (nginx.conf): that pool alone, no backup.
+  expect(stdout.match(/^upstream /gm)).toHaveLength(2 * POOL_GENERATIONS.length + 2);
   expect(POOL_GENERATIONS).toEqual(['a', 'b', 'c', 'd']);
+  for (const pool of ['blue', 'green']) {
+    const preview = block(stdout, `bluegreen_preview_${pool}`);
+    expect(preview.trimEnd().split('\n')).toEqual([
+      `    server app_${pool}:3000; # ${pool} (preview, no backup)`,
+      '    keepalive 64;',
+    ]);
+  }
   for (const g of POOL_GENERATIONS) {
     const blue = block(stdout, `bluegreen_blue_${g}`);
     expect(blue).toContain('server app_blue:3000 max_fails=1 fail_timeout=5s; # blue (primary)');
@@ -82,7 +90,7 @@ test('addresses, failure accounting and the switch dir come from the environment
     'server 127.0.0.1:18082 max_fails=2 fail_timeout=500ms; # green (primary)',
   );
   expect(block(stdout, 'bluegreen_green_b')).toContain('server 127.0.0.1:18081 backup max_fails=0; # blue (backup)');
-  expect(stdout.match(/keepalive 16;/g)).toHaveLength(2 * POOL_GENERATIONS.length);
+  expect(stdout.match(/keepalive 16;/g)).toHaveLength(2 * POOL_GENERATIONS.length + 2);
   // A trailing slash is dropped: nginx.conf appends "/green-active".
   expect(stdout).toContain('default "/tmp/bluegreen-test-x1/switch";');
 });
