@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { POOL_STATE_REGEXPS } from '../../core/patterns';
 import { CANARY_SHARE_PATTERN, parseStickyKey, stickyKeyText } from '../../core/canary';
+import type { PoolOptions } from '../../core/pool-options';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
@@ -56,6 +57,8 @@ export interface ReleaseOptions {
   maxBakeSeconds?: number;
   /** The gate's settings this release asks for (carried in the record); {} = the stage's. */
   gate?: RecordGate;
+  /** The pool's options this release sets (core/pool-options.ts); absent = none (`{}`). */
+  poolOptions?: PoolOptions;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
