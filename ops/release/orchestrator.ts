@@ -5,6 +5,7 @@
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
 import { isEmptyPoolOptions } from '../../core/pool-options';
+import { describePinned, pinSecrets } from '../../core/secrets';
 import { describeFigures, HELD_STEP } from '../../core/release-guard';
 import { heldWaysOut } from '../../core/release-events';
 import {
@@ -112,6 +113,8 @@ interface Target {
   previous: DesiredPool | undefined;
   /** Why a stored record does not count as in progress although its state says so: said once the release starts. */
   invalidRecord: string | undefined;
+  /** The stage's secrets this release pins (names → versions), when the backend keeps secrets. */
+  secrets?: Record<string, string>;
 }
 
 /**
@@ -144,6 +147,9 @@ export async function runRelease(
   const o = settings(backend, io);
   const target = await check(options, backend, o);
   if (typeof target === 'number') return target;
+  // Pinned secrets are part of the pool's options: the new pool runs exactly these versions.
+  if (target.secrets && Object.keys(target.secrets).length)
+    options = { ...options, poolOptions: { ...options.poolOptions, secrets: target.secrets } };
   const run = newRun(options, backend, o, target);
   try {
     await start(run, target.invalidRecord);
@@ -213,13 +219,30 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
         `the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`,
       );
     const previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
-    return { active, pool, replaced: idleDesired, previous, invalidRecord };
+    return { active, pool, replaced: idleDesired, previous, invalidRecord, ...(await secretsToPin(options, backend)) };
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
       return 2;
     }
     throw err;
+  }
+}
+
+/** The secrets the release pins, each at its current version: all of the stage's, or those --secret names. */
+async function secretsToPin(
+  options: ReleaseOptions,
+  backend: ReleaseBackend,
+): Promise<{ secrets?: Record<string, string> }> {
+  if (!backend.secretStore) {
+    if (options.secrets?.length) throw new BadInput(`--secret: ${backend.target} keeps no secrets`);
+    return {};
+  }
+  const stored = await backend.secretStore().list();
+  try {
+    return { secrets: pinSecrets(stored, options.secrets, options.env, backend.target) };
+  } catch (err) {
+    throw new BadInput((err as Error).message);
   }
 }
 
@@ -308,7 +331,7 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
     ...(isEmptyPoolOptions(options.poolOptions) ? {} : { options: options.poolOptions }),
   };
   say(
-    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`,
+    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}${options.poolOptions?.secrets && Object.keys(options.poolOptions.secrets).length ? ` (secrets ${describePinned(options.poolOptions.secrets)})` : ''}`,
   );
   let report: DeployReport;
   try {
