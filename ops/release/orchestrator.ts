@@ -4,7 +4,8 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
-import { isEmptyPoolOptions } from '../../core/pool-options';
+import { isEmptyPoolOptions, serializePoolOptions } from '../../core/pool-options';
+import { limit } from '../../core/aws-limits';
 import { describePinned, pinSecrets } from '../../core/secrets';
 import { describeFigures, HELD_STEP } from '../../core/release-guard';
 import { heldWaysOut } from '../../core/release-events';
@@ -239,11 +240,19 @@ async function secretsToPin(
     return {};
   }
   const stored = await backend.secretStore().list();
+  let secrets: Record<string, string>;
   try {
-    return { secrets: pinSecrets(stored, options.secrets, options.env, backend.target) };
+    secrets = pinSecrets(stored, options.secrets, options.env, backend.target);
   } catch (err) {
     throw new BadInput((err as Error).message);
   }
+  // The pool's options parameter is a standard one: the pins (names, versions, references) must fit.
+  const bytes = Buffer.byteLength(serializePoolOptions({ ...options.poolOptions, secrets }), 'utf8');
+  if (bytes > limit('standardParameterValue'))
+    throw new BadInput(
+      `the pool's options with ${Object.keys(secrets).length} secrets take ${bytes} bytes, more than a standard parameter's ${limit('standardParameterValue')}: name fewer (--secret NAME)`,
+    );
+  return { secrets };
 }
 
 /** The release's record as first written: what the guard and a joining host need to put things back. */
