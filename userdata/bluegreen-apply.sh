@@ -300,9 +300,12 @@ fetch_parameter_secrets() {
 secret_names() {
   printf '%s' "$1" | jq -r '[(.secrets // {}) | to_entries[] | "\(.key)@\(if .value | test("^[0-9]+$") then "v" + .value else "secrets-manager" end)"] | join(", ")'
 }
-# The secrets dir: a tmpfs only root reads. Created 0700 when missing (on a host /run is a tmpfs).
+# The secrets dir: a tmpfs only root reads, created 0700 when missing (on a host /run is a tmpfs),
+# with each pool's file in it, empty when the pool has no secrets: Compose needs the file to exist.
 prepare_secrets_dir() {
-  (umask 077 && mkdir -p "$secrets_dir")
+  (umask 077 && mkdir -p "$secrets_dir" && for sp in blue green; do
+    [ -f "$secrets_dir/$sp.env" ] || : >"$secrets_dir/$sp.env"
+  done)
 }
 
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
@@ -408,6 +411,7 @@ prepare_layout() {
   for pool in blue green; do
     [ -f "$state/pools/$pool.env" ] || : >"$state/pools/$pool.env"
   done
+  prepare_secrets_dir
 }
 prepare_layout
 
@@ -854,6 +858,7 @@ boot_secrets() {
   else
     step secrets "$1" false "$out; $1 starts without its secrets ($bs_names)"
   fi
+  prepare_secrets_dir
 }
 
 # The boot run (--no-reload): the switch dir, both pools' start state and images, Compose's .env,
@@ -1089,6 +1094,7 @@ stage_desired() {
   rm -f "$secrets_dir/$pool.env.prev"
   [ ! -f "$secrets_dir/$pool.env" ] || mv -f "$secrets_dir/$pool.env" "$secrets_dir/$pool.env.prev"
   [ ! -f "$secrets_dir/.$pool.env.next" ] || mv -f "$secrets_dir/.$pool.env.next" "$secrets_dir/$pool.env"
+  prepare_secrets_dir
   set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" options)"
   printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 }
@@ -1146,6 +1152,7 @@ restore_previous() {
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   rm -f "$secrets_dir/$pool.env"
   [ ! -f "$secrets_dir/$pool.env.prev" ] || mv -f "$secrets_dir/$pool.env.prev" "$secrets_dir/$pool.env"
+  prepare_secrets_dir
   if recreate "$pool" >/dev/null && healthy "$pool"; then
     step restore "$pool" true "back on release $prev_release ($prev_image)"
     fresh_pool "$pool" || true
