@@ -195,8 +195,21 @@ describeDocker('secrets on the host Compose set', () => {
     expect(blueEnv()).not.toContain('DB_PASSWORD=');
     expect(blueEnv()).toContain('RELEASE_ID=v1\n');
 
+    // Under load: the gate needs requests to judge the bake (without them the release is held).
+    const load = startLoad({
+      url: `${set.url}/version`,
+      connections: 4,
+      durationMs: 150_000,
+      maxRequests: 1_000_000,
+      retryStaleSockets: false,
+      requestTimeoutMs: 5_000,
+    });
+    await load.after(1_000, 'before the release');
     const good = await stage.release({ release: 'v4', bakeSeconds: 5 });
+    await load.after(1_000, 'after the release');
+    const result = await load.finish();
     expect(good.code).toBe(0);
+    expect(summarize(result.samples, result.durationMs).failed).toBe(0);
     expect(blueEnv()).toContain(`DB_PASSWORD=${ROTATED}\n`);
     expect(execFileSync('docker', ['exec', set.containerId('green'), 'env'], { encoding: 'utf8' })).toContain(
       `DB_PASSWORD=${DB_PASSWORD}\n`,
