@@ -5,6 +5,7 @@
 // (the asset objects the user data fetches, generated names), never from the policies under test.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { appLogStreamName } from '../../core/app-log';
 import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames } from '../../core/names';
 import { POOLS } from '../../core/pools';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
@@ -292,6 +293,30 @@ export function requestTable(f: StageFacts): RequestRow[] {
       stream(group, HOST_INSTANCE),
     );
   }
+  for (const pool of ['blue', 'green'] as const) {
+    const appStream = stream(logs.app, appLogStreamName({ pool, release: 'r-42', host: HOST_INSTANCE }));
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver creates the pool container's stream",
+      'logs:CreateLogStream',
+      appStream,
+    );
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver ships the pool's stdout/stderr",
+      'logs:PutLogEvents',
+      appStream,
+    );
+  }
+  deny(
+    'host',
+    'userdata/docker-compose.yml',
+    'the awslogs driver never creates a group (awslogs-create-group is false)',
+    'logs:CreateLogGroup',
+    `arn:${P}:logs:${R}:${A}:log-group:${logs.app}`,
+  );
   allow(
     'host',
     'userdata/bluegreen-log-reopen.sh',
@@ -715,6 +740,14 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'logs:StartQuery',
     groupScope(logs.access),
   );
+  allow(
+    op,
+    'ops/app-logs.ts',
+    "logs: the pools' app log by stream prefix",
+    'logs:FilterLogEvents',
+    groupScope(logs.app),
+  );
+  allow(op, 'ops/app-logs.ts', 'logs --pool active|idle', 'ssm:GetParameter', param(n.activePool));
   // The request names a query id, not a group: the policy grants it on "*".
   allow(op, 'ops/insights-query.ts', "insights: the query's rows", 'logs:GetQueryResults', groupScope(logs.access));
   allow(
@@ -765,6 +798,22 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'secret list, release: the secrets (names, versions; no decryption)',
     'ssm:GetParametersByPath',
     param(n.secretsPath.replace(/\/$/, '')),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    'release --pre-promote: Run Command to one host of the stage, by instance id',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
+  deny(
+    op,
+    'ops/release/aws-backend.ts',
+    "release --pre-promote: another stage's host, by instance id",
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE, other),
   );
   allow(op, 'README.md', '"4. Release": docker login to the stage registry', 'ecr:GetAuthorizationToken', '*');
   for (const action of [
