@@ -35,6 +35,9 @@ import { historyCommand, releaseCommand } from '../ops/release/release-commands'
 import { localReleaseBackend } from '../local/release-backend';
 import { BUILD_USAGE, buildCommand } from '../ops/build/build-command';
 import { ImageBuildError } from '../ops/build/image-build';
+import { readProcessStdin, secretCommand, SECRET_USAGE } from '../ops/secrets/commands';
+import { LocalSecretStore } from '../local/secret-store';
+import { LOCAL_STATE_DIR } from '../local/paths';
 import type { Out } from '../support/output';
 import { VERIFY_IMAGE_USAGE } from '../core/image-contract';
 import { DockerUnavailableError, verifyImageCommand } from '../local/verify-image';
@@ -103,6 +106,15 @@ const COMMANDS: Record<string, Command> = {
     summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason',
     usage: HISTORY_USAGE,
     run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend),
+  },
+  secret: {
+    summary: 'secret set NAME (value on stdin) | list | rm NAME [--stage S]: the secrets releases give the pools',
+    usage: SECRET_USAGE,
+    run: (args, env, out) =>
+      secretCommand(args, env, out, (e) => new LocalSecretStore(e.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR), {
+        stdin: readProcessStdin,
+        stdinIsTerminal: Boolean(process.stdin.isTTY),
+      }),
   },
   logs: {
     summary:

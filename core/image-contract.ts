@@ -1,6 +1,7 @@
 // The pool contract (docs/POOL-CONTRACT.md) as `bluegreen verify-image` checks it: the points, what
 // the check gives the image, the judgement of each point from what was observed, and the report.
 // Pure: the Docker and HTTP I/O that gathers the observations is local/verify-image.ts.
+import { POOL_OPTIONS_RULE } from './pool-options';
 import { ConfigError } from './config-error';
 import { parseDuration } from './duration';
 import { POOL_HEALTHCHECK_PATTERN, POOL_HEALTHCHECK_WHAT, POOL_STATE_REGEXPS } from './patterns';
@@ -21,7 +22,7 @@ export function healthcheckForPort(command: string, port: number): string {
   return command.replace(/\b(127\.0\.0\.1|localhost):3000\b/g, `$1:${port}`);
 }
 /** docker-compose.yml's stop_grace_period: SIGTERM, then this long before SIGKILL (held by a test). */
-export const POOL_STOP_GRACE_SECONDS = 10;
+export const POOL_STOP_GRACE_SECONDS = POOL_OPTIONS_RULE.seconds.drainSeconds.default;
 
 /**
  * What verify-image gives the image. A PORT other than the host's 3000, so an image that ignores

@@ -23,12 +23,19 @@ import {
 } from './release-store';
 import { APP_ENTRY } from './paths';
 import { Pool, POOLS } from '../core/pools';
+import { serializePoolOptions } from '../core/pool-options';
+import { describePinned } from '../core/secrets';
+import { resolveLocalSecrets } from './secret-store';
 import { formatStepLine } from '../core/step-line';
 import { header, httpRequest } from '../support/http';
 
 /** What the agent needs from the stack (LocalStack has it all). */
 export interface AgentStack {
-  restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void>;
+  /** `secrets`: pinned secrets' values, for the process's environment only. */
+  restartPool(
+    pool: Pool,
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+  ): Promise<void>;
   activePool(): Pool | Promise<Pool>;
   poolUrl(pool: Pool): string;
   poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
@@ -59,7 +66,11 @@ const HOST = 'local';
 
 const envKey = (env: Record<string, string> | undefined) =>
   JSON.stringify(Object.entries(env ?? {}).sort(([a], [b]) => a.localeCompare(b)));
-const keyOf = (d: LocalDesiredPool) => `${d.release}\n${envKey(d.env)}\n${d.request ?? ''}`;
+const keyOf = (d: LocalDesiredPool) =>
+  `${d.release}\n${envKey(d.env)}\n${serializePoolOptions(d.options)}\n${d.request ?? ''}`;
+
+const optionsOf = (d: LocalDesiredPool) =>
+  d.options && serializePoolOptions(d.options) !== '{}' ? { options: d.options } : {};
 
 export class PoolAgent {
   private timer: NodeJS.Timeout | undefined;
@@ -200,9 +211,11 @@ export class PoolAgent {
       steps.push({ at: new Date().toISOString(), step: name, ok, detail, host: HOST });
       out(`[agent] ${formatStepLine({ step: name, pool, ok, detail })}`);
     };
-    const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>) =>
+    // The options it was asked to run with (a refusal reports what runs instead: refused = true).
+    const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>, refused = false) =>
       writeApplied(stateDir, pool, {
         ...applied,
+        ...(refused ? {} : optionsOf(desired)),
         at: new Date().toISOString(),
         steps,
         ...(desired.request ? { request: desired.request } : {}),
@@ -213,7 +226,7 @@ export class PoolAgent {
       const running = stack.poolRun(pool);
       const reason = `${pool} is the active pool: the agent never restarts it (flip first, or release to the idle pool)`;
       step('refuse', false, reason);
-      write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason });
+      write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason }, true);
       return;
     }
 
@@ -222,9 +235,21 @@ export class PoolAgent {
     if (preview && !/no preview/.test(preview.stdout))
       step('preview', preview.code === 0, (preview.stdout || preview.stderr).trim().replace(/^switch-pool: /, ''));
 
+    // The pinned secrets' values, from the local store: into the process's environment, nowhere else.
+    let secrets: Record<string, string>;
+    try {
+      secrets = resolveLocalSecrets(stateDir, desired.options?.secrets ?? {});
+      const names = Object.keys(secrets);
+      if (names.length) step('secrets', true, `${names.length} pinned: ${describePinned(desired.options?.secrets)}`);
+    } catch (err) {
+      const reason = `secrets: ${(err as Error).message}`;
+      step('secrets', false, reason);
+      write({ release: desired.release, env, ok: false, reason });
+      return;
+    }
     const started = Date.now();
     try {
-      await stack.restartPool(pool, { release: desired.release, env });
+      await stack.restartPool(pool, { release: desired.release, env, secrets });
       step('restart', true, `${pool} restarted with release ${desired.release} in ${Date.now() - started} ms`);
     } catch (err) {
       const reason = `restart failed: ${(err as Error).message}`;

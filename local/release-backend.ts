@@ -1,6 +1,9 @@
 // The release backend for the local stack (`npm start`): state files in the state dir (contract
 // section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
 // (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
+import type { SecretStore } from '../core/secrets';
+import { LocalSecretStore } from './secret-store';
+import { isEmptyPoolOptions, PoolOptions } from '../core/pool-options';
 import { ConfigError } from '../core/config-error';
 import { parseStickyKeys, stickyKeyText } from '../core/canary';
 import { PROXY_SETTINGS } from '../core/proxy-settings';
@@ -59,12 +62,12 @@ export class LocalReleaseBackend implements ReleaseBackend {
 
   async desiredPool(pool: Pool): Promise<DesiredPool | undefined> {
     const d = readDesired(this.stateDir, pool);
-    return d && { release: d.release, env: d.env ?? {}, ...(d.image ? { image: d.image } : {}) };
+    return d && { release: d.release, env: d.env ?? {}, ...(d.image ? { image: d.image } : {}), ...withOptions(d) };
   }
 
   async currentPool(pool: Pool): Promise<DesiredPool | undefined> {
     const a = readApplied(this.stateDir, pool);
-    return a && { release: a.release, env: a.env ?? {} };
+    return a && { release: a.release, env: a.env ?? {}, ...withOptions(a) };
   }
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
@@ -97,6 +100,10 @@ export class LocalReleaseBackend implements ReleaseBackend {
       steps: [],
       reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)`,
     };
+  }
+
+  secretStore(): SecretStore {
+    return new LocalSecretStore(this.stateDir);
   }
 
   /** Asks the pool agent (its one lock: between reconciles) to run the release phase; waits for its answer. */
@@ -248,6 +255,11 @@ function readRange(file: string, from: number, to: number): string {
 }
 
 /** The backend `bluegreen release` uses when no stage is named: the local stack in $BLUEGREEN_STATE_DIR. */
+/** A pool's options as the backend reports them: absent when none. */
+function withOptions(p: { options?: PoolOptions }): { options?: PoolOptions } {
+  return isEmptyPoolOptions(p.options) ? {} : { options: p.options };
+}
+
 export function localReleaseBackend(env: NodeJS.ProcessEnv): ReleaseBackend {
   return new LocalReleaseBackend(env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR);
 }

@@ -1,4 +1,5 @@
 // `bluegreen history`: the record versions folded into one row per release, newest first.
+import { describePinned } from '../../core/secrets';
 import { isFinal, recordVerdict, ReleaseRecord } from '../../core/release-record';
 import { hostGates, summarizeHostGates } from '../stage-hosts';
 import { describePrePromote } from '../../core/pre-promote';
@@ -58,7 +59,8 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
     return {
       id: r.id,
       pool: r.pool,
-      release: r.release,
+      // Pinned secrets by name and version only (README "Secrets").
+      release: r.options?.secrets ? `${r.release} [secrets ${describePinned(r.options.secrets)}]` : r.release,
       strategy: r.strategy === 'canary' ? `canary ${r.canaryPercent}%` : r.strategy,
       outcome,
       duration: formatDuration(end - start) + (r.finishedAt ? '' : '+'),

@@ -154,6 +154,8 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     BLUE_PORT: String(bluePort),
     GREEN_PORT: String(greenPort),
     BLUEGREEN_WAIT_TIMEOUT: '90',
+    // The pools' secrets: a tmpfs, as /run is on a host (bluegreen-apply refuses any other).
+    BLUEGREEN_SECRETS_DIR: path.join('/dev/shm', `bluegreen-secrets-${project}`),
     // The pools' app log: the awslogs driver of the harness's dockerd ships it to this set's
     // moto_server (harness.sh gives the engine credentials), a stream per pool, release and host.
     APP_LOG_GROUP: logGroupNames(stage).app,
@@ -245,6 +247,7 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
       } finally {
         if (ownMoto) await moto.stop();
         rmSync(base, { recursive: true, force: true });
+        rmSync(env.BLUEGREEN_SECRETS_DIR, { recursive: true, force: true });
       }
     },
   };

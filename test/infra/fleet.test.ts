@@ -319,8 +319,11 @@ describe('launch template', () => {
       resources.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
     const expected = [...hostReadParameterNames('prod'), '/bluegreen/prod/release'].sort();
     expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
-    // ...and the preview token, read on its own (bluegreen-apply --preview; lib/host-preview-access.ts).
-    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual([...expected, '/bluegreen/prod/preview'].sort());
+    // ...and the preview token (bluegreen-apply --preview; lib/host-preview-access.ts) and the stage's
+    // secrets (their own statement, ReadStageSecrets).
+    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(
+      [...expected, '/bluegreen/prod/preview', '/bluegreen/prod/secrets/*'].sort(),
+    );
     expect(bySid.CompleteOwnLaunch.Action).toEqual([
       'autoscaling:CompleteLifecycleAction',
       'autoscaling:RecordLifecycleActionHeartbeat',

@@ -6,6 +6,7 @@
 import {
   GetCommandInvocationCommand,
   GetParameterCommand,
+  GetParametersByPathCommand,
   GetParametersCommand,
   ListCommandInvocationsCommand,
   ListCommandsCommand,
@@ -85,6 +86,12 @@ function stage(deploys: Array<Record<string, HostAnswer>>, commandStatus: (n: nu
   });
   ssmMock.on(GetParametersCommand).callsFake(({ Names }) => ({
     Parameters: (Names as string[]).filter((n) => store.has(n)).map((n) => ({ Name: n, Value: store.get(n) })),
+  }));
+  // The stage's secrets (none here): a path read of the store.
+  ssmMock.on(GetParametersByPathCommand).callsFake(({ Path }) => ({
+    Parameters: [...store.keys()]
+      .filter((n) => n.startsWith(`${Path}/`))
+      .map((n) => ({ Name: n, Value: store.get(n) })),
   }));
   ssmMock.on(PutParameterCommand).callsFake(({ Name, Value }) => {
     store.set(Name, Value);
