@@ -13,7 +13,7 @@ const SLOW_DEFAULT_MS = 3000;
 const SLOW_MAX_MS = 60_000;
 
 /**
- * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, delayMs?: number, failHealthz?: boolean }} AppConfig
+ * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, delayMs?: number, failHealthz?: boolean, startDelayMs?: number }} AppConfig
  * @typedef {{ mode: 'error' | 'timeout' | null, since: string | null }} ChaosState
  */
 
@@ -43,6 +43,13 @@ function configFromEnv(env) {
   if (!/^\d{1,6}$/.test(delayText || '0') || delayMs > 600000) {
     throw new Error(`DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${env.DELAY_MS}"`);
   }
+  // A slow start on purpose (the gate's start period): /healthz and every ordinary request answer 503
+  // for this long after the start.
+  const startText = env.START_DELAY_MS ?? '';
+  const startDelayMs = startText === '' ? 0 : Number(startText);
+  if (!/^\d{1,6}$/.test(startText || '0') || startDelayMs > 600000) {
+    throw new Error(`START_DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${env.START_DELAY_MS}"`);
+  }
   const failText = env.FAIL_HEALTHZ ?? '';
   if (!['', '0', '1'].includes(failText)) {
     throw new Error(`FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${env.FAIL_HEALTHZ}"`);
@@ -55,6 +62,7 @@ function configFromEnv(env) {
     faultRate,
     delayMs,
     failHealthz: failText === '1',
+    startDelayMs,
   };
 }
 
@@ -135,6 +143,10 @@ function createApp(config, options = {}) {
       held.add(res);
       res.on('close', () => held.delete(res));
       return;
+    }
+    const startingMs = (config.startDelayMs ?? 0) - (Date.now() - startedAt);
+    if (startingMs > 0) {
+      return sendJson(res, 503, { status: 'starting', pool: config.pool, readyInMs: startingMs });
     }
     if (url.pathname === '/healthz') {
       if (config.failHealthz) return sendJson(res, 503, { status: 'failing', pool: config.pool, reason: 'FAIL_HEALTHZ=1' });

@@ -3,7 +3,8 @@
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
 #   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
-#     -> recreate only its container -> health check -> its next generation in nginx
+#     -> recreate only its container -> health gate (the agent probes /healthz through the pool's
+#     own port every GATE_PROBE_MS, bounded by the pool's start period) -> its next generation in nginx
 #     (switch-pool.sh --fresh) -> smoke through its own port (/version answers the desired
 #     release); a failed gate puts the previous release back (and freshens it again). The active
 #     pool is never recreated: a difference there is reported;
@@ -51,7 +52,6 @@
 #                        (default conf/ under BLUEGREEN_HOME, nginx through userdata/bluegreen-nginx.sh)
 #   BLUEGREEN_MANAGE_POOLS  no = no containers here (local nginx tests): active pool and canary only;
 #                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
-#   BLUEGREEN_WAIT_TIMEOUT  seconds a recreated pool has to become healthy (default 120)
 # Facts shared with the TypeScript side (value patterns, parameter names, default ports, the step
 # line's format, the release record's states) are not kept here: $BLUEGREEN_HOME/userdata/facts.sh,
 # generated from core/ by `npm run generate`, beside pool-env.json in the userdata asset.
@@ -124,7 +124,6 @@ green_addr=${GREEN_ADDR:-$net_base.12}
 blue_port=${BLUE_PORT:-$PORT_BLUE}
 green_port=${GREEN_PORT:-$PORT_GREEN}
 manage=${BLUEGREEN_MANAGE_POOLS:-yes}
-wait_timeout=${BLUEGREEN_WAIT_TIMEOUT:-120}
 local_image=$DEFAULT_APP_IMAGE
 BLUEGREEN_CONF_DIR=${BLUEGREEN_CONF_DIR:-$home/conf}
 SWITCH_DIR=${SWITCH_DIR:-$home/switch}
@@ -754,10 +753,75 @@ apply_settings() {
 }
 
 # --- a pool's container: recreate, health, smoke --------------------------------------------------
-# Recreate one pool's container with its start values; health-checked by --wait. Prints the failure.
+# Recreate one pool's container with its start values, without waiting for Docker's health status
+# (await_ready judges it). Prints the failure.
 recreate() {
   write_compose_env
-  compose up -d --no-deps --force-recreate --wait --wait-timeout "$wait_timeout" "app_$1" 2>&1
+  compose up -d --no-deps --force-recreate "app_$1" 2>&1
+}
+# A pool's health settings in seconds: sets h_start (start period) and h_timeout (one probe).
+pool_health() {
+  h_start=$HEALTH_START_PERIOD_DEFAULT
+  h_timeout=$HEALTH_TIMEOUT_DEFAULT
+}
+# Milliseconds since the epoch (GNU date; whole seconds where %N is not supported).
+now_ms() {
+  nm=$(date +%s%N)
+  case $nm in
+    *N) printf '%s\n' "$(($(date +%s) * 1000))" ;;
+    *) printf '%s\n' "$((nm / 1000000))" ;;
+  esac
+}
+# Waits for a just-recreated pool to serve: GET /healthz through its own published port every
+# GATE_PROBE_MS until it answers 200 (exit 0), rather than Docker's first check an interval after the
+# start (DECISIONS "The gate probes the pool itself"). Not ready (exit 1): the container stopped or
+# was restarted, Docker reports it unhealthy, or no 200 within the start period plus Docker's
+# retries (core/pool-health.ts gateWaitSeconds). Prints what it found.
+await_ready() {
+  pool_health "$1"
+  port=$blue_port
+  [ "$1" = blue ] || port=$green_port
+  r_id=$(container_id "$1")
+  r_wait=$((h_start + HEALTH_RETRIES * (HEALTH_INTERVAL_SECONDS + h_timeout)))
+  r_pause=$((GATE_PROBE_MS / 1000)).$(printf '%03d' $((GATE_PROBE_MS % 1000)))
+  r_start=$(now_ms)
+  r_code=
+  r_n=0
+  while :; do
+    if [ -z "$r_id" ]; then
+      printf '%s\n' "no running container for app_$1 (docker compose ps app_$1)"
+      return 1
+    fi
+    r_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$h_timeout" "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
+    r_ms=$(($(now_ms) - r_start))
+    if [ "$r_code" = 200 ]; then
+      printf '%s\n' "GET 127.0.0.1:$port/healthz answers 200 after $r_ms ms (probed every $GATE_PROBE_MS ms, start period $h_start s)"
+      return 0
+    fi
+    # The container's own state about every second (a docker call each probe would cost more CPU
+    # than the probe): one that exited, restarts or is unhealthy fails now, not at the deadline.
+    if [ $((r_n % 5)) = 0 ] || [ "$r_ms" -ge $((r_wait * 1000)) ]; then
+      r_state=$(docker inspect -f '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$r_id" 2>/dev/null || echo gone 0 0 none)
+      # shellcheck disable=SC2086 # four words on purpose
+      set -- "$1" $r_state
+      if [ "$2" != running ]; then
+        printf '%s\n' "the container is $2 (exit code $4) after $r_ms ms; GET 127.0.0.1:$port/healthz answered ${r_code:-nothing}"
+        return 1
+      elif [ "$3" != 0 ]; then
+        printf '%s\n' "the container exited and was restarted $3 times within $r_ms ms; GET 127.0.0.1:$port/healthz answers ${r_code:-nothing}"
+        return 1
+      elif [ "$5" = unhealthy ]; then
+        printf '%s\n' "Docker reports it unhealthy after $r_ms ms (start period $h_start s); $(health_detail "$1")"
+        return 1
+      fi
+    fi
+    if [ "$r_ms" -ge $((r_wait * 1000)) ]; then
+      printf '%s\n' "GET 127.0.0.1:$port/healthz did not answer 200 within $r_wait s (start period $h_start s + $HEALTH_RETRIES checks of ${HEALTH_INTERVAL_SECONDS} s + ${h_timeout} s; last: ${r_code:-nothing}); a slow start: bluegreen release --health-start-period"
+      return 1
+    fi
+    r_n=$((r_n + 1))
+    sleep "$r_pause"
+  done
 }
 health_detail() {
   id=$(container_id "$1")
@@ -770,10 +834,6 @@ health_detail() {
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
   docker inspect -f '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}} ({{.State.Health.FailingStreak}} failed checks in a row){{end}}' "$id" 2>/dev/null |
     sed "s|\$|, GET 127.0.0.1:$port/healthz answers ${code:-nothing}|"
-}
-healthy() {
-  id=$(container_id "$1")
-  [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$id" 2>/dev/null)" = "running healthy" ]
 }
 smoke() {
   port=$blue_port
@@ -872,12 +932,14 @@ report_active() {
 # The idle pool (reconcile's pool) onto its desired state: pull -> canary at 0% -> recreate ->
 # health -> fresh -> smoke; then keep it, or put the previous release back.
 deploy_pool() {
+  d_start=$(now_ms)
   if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
     remember_failure "$pool" "$out"
     return
   fi
-  step pull "$pool" true "$out"
+  # The time it took: what follows (recreate to smoke) is the gate's own (bench/release-docker).
+  step pull "$pool" true "$out in $(($(now_ms) - d_start)) ms"
   pause_canary
   stage_desired
   run_gate
@@ -927,8 +989,8 @@ run_gate() {
   else
     step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
-  if healthy "$pool"; then
-    step health "$pool" true "$(health_detail "$pool")"
+  if out=$(await_ready "$pool"); then
+    step health "$pool" true "$out"
     if ! fresh_pool "$pool"; then
       reason="fresh: $out"
     elif out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
@@ -938,8 +1000,8 @@ run_gate() {
       step smoke "$pool" false "$out"
     fi
   else
-    reason="health: $(health_detail "$pool")"
-    step health "$pool" false "$(health_detail "$pool")"
+    reason="health: $out"
+    step health "$pool" false "$out"
   fi
 }
 
@@ -957,11 +1019,12 @@ restore_previous() {
   hold_canary="$pool failed release $(pool_get "$pool" release)"
   set_start "$pool" "$prev_image" "$prev_release"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
-  if recreate "$pool" >/dev/null && healthy "$pool"; then
-    step restore "$pool" true "back on release $prev_release ($prev_image)"
+  out=
+  if recreate "$pool" >/dev/null && out=$(await_ready "$pool"); then
+    step restore "$pool" true "back on release $prev_release ($prev_image): $out"
     fresh_pool "$pool" || true
   else
-    step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: $(health_detail "$pool")"
+    step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: ${out:-$(health_detail "$pool")}"
   fi
   sync_addresses
 }
@@ -997,6 +1060,12 @@ apply_canary() {
 read_ssm
 read_active
 read_canary
+# A flip first (a flag file, no reload): the active pool does not wait for the pools' checks and
+# docker calls below (a second or more); nginx sends what fails on it to the other pool meanwhile.
+if [ "$boot" != yes ]; then
+  say "$p_active = $active"
+  switch_active
+fi
 if [ "$manage" != no ]; then
   for pool in blue green; do read_desired "$pool"; done
   for pool in blue green; do init_start "$pool"; done
@@ -1005,8 +1074,6 @@ if [ "$boot" = yes ]; then boot_run; fi
 
 sync_addresses
 apply_settings
-say "$p_active = $active"
-switch_active
 reconcile_pools
 apply_canary
 finish

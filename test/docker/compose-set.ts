@@ -153,7 +153,6 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     BLUEGREEN_HTTP_PORT: String(httpPort),
     BLUE_PORT: String(bluePort),
     GREEN_PORT: String(greenPort),
-    BLUEGREEN_WAIT_TIMEOUT: '90',
     ...offlineImageOverrides(),
     // What the stack's user data adds to /etc/bluegreen/env (e.g. the timeouts, SLOW_PATHS).
     ...options.hostEnv,

@@ -1,0 +1,42 @@
+// A pool's health settings: how long a new container may take to start, how long one /healthz probe
+// may take, and how long a pool's container has to finish its in-flight requests when it is stopped.
+// The defaults are the host Compose file's (userdata/docker-compose.yml, checked by
+// test/unit/pool-health.test.ts); a release may set its own (`bluegreen release --health-start-period`).
+
+/** One setting: its default and bounds, in whole seconds. */
+export interface PoolHealthSetting {
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+  /** The CLI flag that sets it. */
+  readonly flag: string;
+}
+
+export const POOL_HEALTH = {
+  /** How long a new container may fail /healthz before a failure counts (Docker's start_period). */
+  startPeriodSeconds: { default: 10, min: 0, max: 600, flag: '--health-start-period' },
+  /** How long one /healthz probe may take (Docker's healthcheck timeout, the gate's probe). */
+  timeoutSeconds: { default: 3, min: 1, max: 60, flag: '--health-timeout' },
+  /** SIGTERM, then this long for in-flight requests before SIGKILL (Compose's stop_grace_period). */
+  drainSeconds: { default: 10, min: 1, max: 600, flag: '--drain' },
+} as const satisfies Record<string, PoolHealthSetting>;
+
+/** Docker's health check interval and the failures in a row that make a container unhealthy. */
+export const HEALTH_INTERVAL_SECONDS = 5;
+export const HEALTH_RETRIES = 3;
+
+/**
+ * How often the host agent's gate probes a recreated pool's /healthz itself (through the pool's own
+ * published port): an app up in a second passes in about a second, not at Docker's first check
+ * (HEALTH_INTERVAL_SECONDS after the start).
+ */
+export const GATE_PROBE_MS = 200;
+
+/**
+ * The longest the gate waits for a recreated pool to answer /healthz 200: its start period, then as
+ * long as Docker would take to call it unhealthy (HEALTH_RETRIES checks, each an interval plus at
+ * most a timeout). bluegreen-apply computes the same from facts.sh.
+ */
+export function gateWaitSeconds(startPeriodSeconds: number, timeoutSeconds: number): number {
+  return startPeriodSeconds + HEALTH_RETRIES * (HEALTH_INTERVAL_SECONDS + timeoutSeconds);
+}
