@@ -277,8 +277,47 @@ test('SIGTERM is graceful and prompt: idle keep-alive connections are closed, th
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    // Well under the 2 s hard limit: an idle kept-alive connection does not hold the exit.
+    // An idle kept-alive connection does not hold the exit.
     expect(Date.now() - started).toBeLessThan(1500);
+    agent.destroy();
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM drains: a request in flight on a kept-alive connection is answered (then that connection closes), and only then the process exits 0', async () => {
+  const child = spawn(process.execPath, [APP], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString().split('\n')[0]).port));
+      child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    let exitedFirst = false;
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code) => {
+        exitedFirst = !answered;
+        r(code);
+      }),
+    );
+    let answered = false;
+    const slow = httpRequest(`http://127.0.0.1:${port}/slow/report?ms=2500`, { agent, timeoutMs: 10_000 }).then(
+      (res) => {
+        answered = true;
+        return res;
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ waitedMs: 2500 });
+    expect(res.headers.connection).toBe('close');
+    expect(await exited).toBe(0);
+    expect(exitedFirst).toBe(false);
     agent.destroy();
   } finally {
     child.kill('SIGKILL');
