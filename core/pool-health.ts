@@ -40,3 +40,35 @@ export const GATE_PROBE_MS = 200;
 export function gateWaitSeconds(startPeriodSeconds: number, timeoutSeconds: number): number {
   return startPeriodSeconds + HEALTH_RETRIES * (HEALTH_INTERVAL_SECONDS + timeoutSeconds);
 }
+
+/** A release's health settings as the pool's options carry them (core/pool-options.ts PoolOptions). */
+export interface PoolHealthOptions {
+  healthStartPeriodSeconds?: number;
+  healthTimeoutSeconds?: number;
+  drainSeconds?: number;
+}
+
+/** The settings a pool runs with: the release's, else the defaults. */
+export function poolHealth(options: PoolHealthOptions | undefined): {
+  startPeriodSeconds: number;
+  timeoutSeconds: number;
+  drainSeconds: number;
+} {
+  return {
+    startPeriodSeconds: options?.healthStartPeriodSeconds ?? POOL_HEALTH.startPeriodSeconds.default,
+    timeoutSeconds: options?.healthTimeoutSeconds ?? POOL_HEALTH.timeoutSeconds.default,
+    drainSeconds: options?.drainSeconds ?? POOL_HEALTH.drainSeconds.default,
+  };
+}
+
+/**
+ * The longest one host's deploy can take with these settings: a failed gate is two recreations
+ * (the release, then the previous one back), each stopping a container (up to its drain) and waiting
+ * for the new one (up to the gate's wait), plus a margin for the pull, the smoke test and the lock.
+ */
+export function deployWorstCaseSeconds(options: PoolHealthOptions | undefined): number {
+  const h = poolHealth(options);
+  return 2 * (h.drainSeconds + gateWaitSeconds(h.startPeriodSeconds, h.timeoutSeconds)) + DEPLOY_MARGIN_SECONDS;
+}
+/** The pull, the smoke test, the lock held by another run: beside the recreations. */
+export const DEPLOY_MARGIN_SECONDS = 60;

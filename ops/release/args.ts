@@ -10,6 +10,8 @@ import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../
 import { MAX_MIN_REQUESTS } from '../../core/rule-config';
 import { parseDuration, parseMilliseconds } from '../../core/duration';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
+import type { PoolHealthOptions } from '../../core/pool-health';
+import { HEALTH_FLAGS, HEALTH_USAGE, parseHealthFlags } from './health-flags';
 
 // Defined in core (local mode's `load` takes the same durations).
 export { parseDuration, parseMilliseconds };
@@ -56,12 +58,15 @@ export interface ReleaseOptions {
   maxBakeSeconds?: number;
   /** The gate's settings this release asks for (carried in the record); {} = the stage's. */
   gate?: RecordGate;
+  /** The release's health start period, probe timeout and drain (the pool's options); unset = the host's defaults. */
+  health?: PoolHealthOptions;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
                          [--sticky cookie:NAME|header:NAME]
                          [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
+                         [--health-start-period 10s] [--health-timeout 3s] [--drain 10s]
                          [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
        bluegreen release promote ID [--stage S]
   Ships release ID to the idle pool while the active pool keeps serving, then:
@@ -94,10 +99,12 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --max-p99 T           the new release's p99 above T (like 500ms, 2s) rolls it back (default: no bound)
   --max-p99-ratio X     its p99 above X times the previous release's rolls it back (default 3; judged
                         only when also 100 ms above it)
+${HEALTH_USAGE}
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
   --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
-                        take two container recreations of up to 2 min each, plus a wait for the lock);
-                        on a fleet: per host, and the longest wait with no host finishing
+                        take two container recreations of up to 2 min each, plus a wait for the lock;
+                        longer by default when the health flags allow a longer gate, and at least
+                        that with them); on a fleet: per host, and the longest wait with no host finishing
   --max-concurrency N   hosts deployed at a time: a count or a percentage (default ${DEPLOY_RATE.maxConcurrency}: half the
                         fleet, at least one host; the idle pool is every host's backup)
   --max-errors N        failed hosts after which no further host starts the deploy (default ${DEPLOY_RATE.maxErrors}: the
@@ -170,6 +177,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         'min-requests': { type: 'string' },
         'max-p99': { type: 'string' },
         'max-p99-ratio': { type: 'string' },
+        ...HEALTH_FLAGS,
       },
     });
   } catch (err) {
@@ -216,10 +224,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       : parseDuration(v['max-bake'], '--max-bake');
   if (maxBakeSeconds < bakeSeconds)
     throw new ConfigError(`--max-bake (${v['max-bake']}) must be at least --bake (${bakeSeconds} s)`);
-  const deployTimeoutSeconds =
-    v['deploy-timeout'] === undefined
-      ? DEFAULT_DEPLOY_TIMEOUT_SECONDS
-      : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  const { health, deployTimeoutSeconds } = parseHealthFlags(v, DEFAULT_DEPLOY_TIMEOUT_SECONDS);
   const maxConcurrency = v['max-concurrency'] ?? DEPLOY_RATE.maxConcurrency;
   if (!MAX_CONCURRENCY_PATTERN.test(maxConcurrency))
     throw new ConfigError(
@@ -246,6 +251,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       deployRate: { maxConcurrency, maxErrors },
       maxBakeSeconds,
       gate: parseGate(v),
+      ...(Object.keys(health).length ? { health } : {}),
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };
