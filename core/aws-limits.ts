@@ -55,7 +55,7 @@ export const AWS_LIMITS = {
     unit: 'names per call',
     says: 'GetParameters: Names holds 1 to 10 items',
     doc: `${SSM_API}/API_GetParameters.html`,
-    usedBy: "bluegreen-apply reads the host's pool state in one get-parameters call",
+    usedBy: "bluegreen-apply reads the host's pool state (10 names: all of it) in one get-parameters call",
   },
   parameterStoreThroughput: {
     value: 40,

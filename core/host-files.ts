@@ -8,6 +8,7 @@ import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
 import { GATE_PROBE_MS, HEALTH_INTERVAL_SECONDS, HEALTH_RETRIES, POOL_HEALTH } from './pool-health';
+import { POOL_OPTIONS_RULE } from './pool-options';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
 import {
@@ -152,6 +153,7 @@ KEEPALIVE_MARGIN_SECONDS=${shWord(KEEPALIVE_MARGIN_SECONDS)}
 export const GENERATED_HOST_FILES: Readonly<Record<string, () => string>> = {
   // JSON has no comments: the banner is a field jq never reads.
   'userdata/pool-env.json': () => `${JSON.stringify({ generated: GENERATED_BY, ...POOL_ENV_RULE }, null, 2)}\n`,
+  'userdata/pool-options.json': () => `${JSON.stringify({ generated: GENERATED_BY, ...POOL_OPTIONS_RULE }, null, 2)}\n`,
   'fleet/record-verdict.jq': recordVerdictJq,
   'nginx/proxy-settings.sh': proxySettingsSh,
   'userdata/facts.sh': () => renderApplyFacts(),
@@ -182,7 +184,10 @@ export function applyParameterNames(stage: string): Record<string, string> {
     PARAM_CANARY_PERCENT: n.canaryPercent,
     ...Object.fromEntries(
       POOLS.flatMap((p) =>
-        (['image', 'release', 'env'] as const).map((k) => [`PARAM_${upperSnake(p)}_${upperSnake(k)}`, n.pools[p][k]]),
+        (['image', 'release', 'env', 'options'] as const).map((k) => [
+          `PARAM_${upperSnake(p)}_${upperSnake(k)}`,
+          n.pools[p][k],
+        ]),
       ),
     ),
   };

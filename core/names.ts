@@ -14,6 +14,8 @@ export interface PoolParameterNames {
   readonly release: string;
   /** Extra environment of the pool's container: a JSON object of strings, `{}` when none. */
   readonly env: string;
+  /** The pool's options (core/pool-options.ts): pinned secrets, health and drain times; `{}` when none. */
+  readonly options: string;
 }
 
 /** SSM parameter names of a stage: the one definition the stack, the host, the Lambda and the CLI use. */
@@ -23,6 +25,7 @@ export function parameterNames(stage: string) {
     image: `${root}/pools/${p}/image`,
     release: `${root}/pools/${p}/release`,
     env: `${root}/pools/${p}/env`,
+    options: `${root}/pools/${p}/options`,
   });
   return {
     root,
@@ -42,16 +45,22 @@ export function parameterNames(stage: string) {
     hosts: `${root}/hosts`,
     /** URI of the stage's ECR repository (for the CLI's push hint). */
     ecrRepository: `${root}/ecr-repository`,
+    /** The stage's secrets: /bluegreen/<stage>/secrets/<NAME> (core/secrets.ts). */
+    secretsPath: `${root}/secrets/`,
   };
 }
 
-/** The parameters the host agent reads: active pool, canary share and the six pool parameters. */
+/**
+ * The parameters the host agent reads: active pool, canary share and the eight pool parameters. Ten:
+ * exactly GetParameters' limit per call (AWS_LIMITS.getParametersNames), so the agent reads them in
+ * one call; a further pool parameter needs a second call (or a parameter that holds two).
+ */
 export function hostReadParameterNames(stage: string): string[] {
   const n = parameterNames(stage);
   return [
     n.activePool,
     n.canaryPercent,
-    ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env]),
+    ...POOLS.flatMap((p) => [n.pools[p].image, n.pools[p].release, n.pools[p].env, n.pools[p].options]),
   ];
 }
 

@@ -1,24 +1,27 @@
 // A pool's health settings: how long a new container may take to start, how long one /healthz probe
 // may take, and how long a pool's container has to finish its in-flight requests when it is stopped.
-// The defaults are the host Compose file's (userdata/docker-compose.yml, checked by
-// test/unit/pool-health.test.ts); a release may set its own (`bluegreen release --health-start-period`).
+// Defaults and bounds are the pool options' (core/pool-options.ts, the host Compose file's defaults);
+// a release sets its own (`bluegreen release --health-start-period 120s`), carried in the pool's
+// options. Here: the gate's timing built on them.
+import type { PoolOptions } from './pool-options';
+import { POOL_OPTIONS_RULE } from './pool-options';
 
-/** One setting: its default and bounds, in whole seconds. */
+/** One setting: its default and bounds, in whole seconds (core/pool-options.ts), and its CLI flag. */
 export interface PoolHealthSetting {
   readonly default: number;
   readonly min: number;
   readonly max: number;
-  /** The CLI flag that sets it. */
   readonly flag: string;
 }
 
+const SECONDS = POOL_OPTIONS_RULE.seconds;
 export const POOL_HEALTH = {
   /** How long a new container may fail /healthz before a failure counts (Docker's start_period). */
-  startPeriodSeconds: { default: 10, min: 0, max: 600, flag: '--health-start-period' },
+  startPeriodSeconds: { ...SECONDS.healthStartPeriodSeconds, flag: '--health-start-period' },
   /** How long one /healthz probe may take (Docker's healthcheck timeout, the gate's probe). */
-  timeoutSeconds: { default: 3, min: 1, max: 60, flag: '--health-timeout' },
+  timeoutSeconds: { ...SECONDS.healthTimeoutSeconds, flag: '--health-timeout' },
   /** SIGTERM, then this long for in-flight requests before SIGKILL (Compose's stop_grace_period). */
-  drainSeconds: { default: 10, min: 1, max: 600, flag: '--drain' },
+  drainSeconds: { ...SECONDS.drainSeconds, flag: '--drain' },
 } as const satisfies Record<string, PoolHealthSetting>;
 
 /** Docker's health check interval and the failures in a row that make a container unhealthy. */
@@ -41,12 +44,8 @@ export function gateWaitSeconds(startPeriodSeconds: number, timeoutSeconds: numb
   return startPeriodSeconds + HEALTH_RETRIES * (HEALTH_INTERVAL_SECONDS + timeoutSeconds);
 }
 
-/** A release's health settings as the pool's options carry them (core/pool-options.ts PoolOptions). */
-export interface PoolHealthOptions {
-  healthStartPeriodSeconds?: number;
-  healthTimeoutSeconds?: number;
-  drainSeconds?: number;
-}
+/** A release's health settings as the pool's options carry them. */
+export type PoolHealthOptions = Pick<PoolOptions, 'healthStartPeriodSeconds' | 'healthTimeoutSeconds' | 'drainSeconds'>;
 
 /** The settings a pool runs with: the release's, else the defaults. */
 export function poolHealth(options: PoolHealthOptions | undefined): {

@@ -2,6 +2,7 @@
 // or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
 // guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
 import { limit } from './aws-limits';
+import type { PoolOptions } from './pool-options';
 import type { Pool } from './pools';
 
 /**
@@ -39,6 +40,8 @@ export interface DesiredPool {
   image?: string;
   release: string;
   env: Record<string, string>;
+  /** Pinned secrets (names and versions, never values), health and drain times; absent = `{}`. */
+  options?: PoolOptions;
 }
 
 /** p50/p99 of the requests a pool answered itself (ms), over `requests` of them. */
@@ -111,6 +114,8 @@ export interface ReleaseRecord {
   image?: string;
   release: string;
   env: Record<string, string>;
+  /** The release's pool options (secrets as names and pinned versions only); absent = none. */
+  options?: PoolOptions;
   previousPool: Pool;
   previousRelease: string;
   /**
@@ -120,10 +125,12 @@ export interface ReleaseRecord {
    */
   previousImage?: string;
   previousEnv?: Record<string, string>;
+  previousOptions?: PoolOptions;
   /** What the idle pool ran before the release: restored when the gate fails. */
   replacedRelease: string;
   replacedImage?: string;
   replacedEnv?: Record<string, string>;
+  replacedOptions?: PoolOptions;
   strategy: ReleaseStrategy;
   canaryPercent: number;
   /** A sticky canary's key (`cookie:NAME` / `header:name`): requests carrying it are split by its value. */

@@ -95,7 +95,7 @@ export interface RequestSource {
 export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[] {
   const s = (ms: number) => ms / 1000;
   return [
-    // bluegreen-apply: the host's 8 parameters in one GetParameters (AWS_LIMITS.getParametersNames).
+    // bluegreen-apply: the host's 10 parameters in one GetParameters (AWS_LIMITS.getParametersNames: 10, all of it).
     {
       name: "hosts' timers",
       callers: hosts,

@@ -1,5 +1,5 @@
 // The stage's pool state in SSM (README "What the stack creates"): the active pool, maintenance, the canary share,
-// each pool's desired image/release/env, and the release record. CloudFormation creates them once
+// each pool's desired image/release/env/options, and the release record. CloudFormation creates them once
 // (CreateOnlyParameter) and never writes them again: operators, `bluegreen release` and the alert
 // function own their values from then on. Context (initialActivePool, blueImage, releaseBlue, ...)
 // gives only the initial values. The Slack webhook is a SecureString the operator creates.
@@ -44,7 +44,7 @@ export class PoolParameters extends Construct {
   public readonly release: CreateOnlyParameter;
   public readonly pools: Record<
     Pool,
-    { image: CreateOnlyParameter; release: CreateOnlyParameter; env: CreateOnlyParameter }
+    { image: CreateOnlyParameter; release: CreateOnlyParameter; env: CreateOnlyParameter; options: CreateOnlyParameter }
   >;
   /** The role of the create-only parameters' function: put/delete on exactly these parameters. */
   public readonly role: iam.Role;
@@ -73,7 +73,7 @@ export class PoolParameters extends Construct {
       }),
     );
     const all: string[] = [];
-    // One after another: without dependencies CloudFormation creates all ten at once, and their
+    // One after another: without dependencies CloudFormation creates all twelve at once, and their
     // PutParameter calls (a few TPS at standard throughput) can be throttled; a ThrottlingException
     // is not ignored and would fail the first deploy. Each waits for the one before.
     let previous: CreateOnlyParameter | undefined;
@@ -155,6 +155,13 @@ export class PoolParameters extends Construct {
         names.pools[p].env,
         '{}',
         `extra environment of the ${p} pool, a JSON object of strings.`,
+      ),
+      options: param(
+        `${cap(p)}Options`,
+        `PoolState${cap(p)}Options`,
+        names.pools[p].options,
+        '{}',
+        `options of the ${p} pool (pinned secrets, health and drain times), a JSON object (core/pool-options.ts).`,
       ),
     });
     this.pools = { blue: pool('blue'), green: pool('green') };

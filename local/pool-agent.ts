@@ -7,6 +7,7 @@
 import type { ReleaseStep } from '../core/release-record';
 import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
 import { Pool, POOLS } from '../core/pools';
+import { serializePoolOptions } from '../core/pool-options';
 import { formatStepLine } from '../core/step-line';
 import { header, httpRequest } from '../support/http';
 
@@ -36,7 +37,11 @@ const HOST = 'local';
 
 const envKey = (env: Record<string, string> | undefined) =>
   JSON.stringify(Object.entries(env ?? {}).sort(([a], [b]) => a.localeCompare(b)));
-const keyOf = (d: LocalDesiredPool) => `${d.release}\n${envKey(d.env)}\n${d.request ?? ''}`;
+const keyOf = (d: LocalDesiredPool) =>
+  `${d.release}\n${envKey(d.env)}\n${serializePoolOptions(d.options)}\n${d.request ?? ''}`;
+
+const optionsOf = (d: LocalDesiredPool) =>
+  d.options && serializePoolOptions(d.options) !== '{}' ? { options: d.options } : {};
 
 export class PoolAgent {
   private timer: NodeJS.Timeout | undefined;
@@ -100,9 +105,11 @@ export class PoolAgent {
       steps.push({ at: new Date().toISOString(), step: name, ok, detail, host: HOST });
       out(`[agent] ${formatStepLine({ step: name, pool, ok, detail })}`);
     };
-    const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>) =>
+    // The options it was asked to run with (a refusal reports what runs instead: refused = true).
+    const write = (applied: Omit<AppliedPool, 'at' | 'steps' | 'request'>, refused = false) =>
       writeApplied(stateDir, pool, {
         ...applied,
+        ...(refused ? {} : optionsOf(desired)),
         at: new Date().toISOString(),
         steps,
         ...(desired.request ? { request: desired.request } : {}),
@@ -113,7 +120,7 @@ export class PoolAgent {
       const running = stack.poolRun(pool);
       const reason = `${pool} is the active pool: the agent never restarts it (flip first, or release to the idle pool)`;
       step('refuse', false, reason);
-      write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason });
+      write({ release: running?.release ?? 'unknown', env: running?.env ?? {}, ok: false, reason }, true);
       return;
     }
 

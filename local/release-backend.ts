@@ -1,6 +1,7 @@
 // The release backend for the local stack (`npm start`): state files in the state dir (contract
 // section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
 // (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
+import { isEmptyPoolOptions, PoolOptions } from '../core/pool-options';
 import { ConfigError } from '../core/config-error';
 import { parseStickyKeys, stickyKeyText } from '../core/canary';
 import { PROXY_SETTINGS } from '../core/proxy-settings';
@@ -57,12 +58,12 @@ export class LocalReleaseBackend implements ReleaseBackend {
 
   async desiredPool(pool: Pool): Promise<DesiredPool | undefined> {
     const d = readDesired(this.stateDir, pool);
-    return d && { release: d.release, env: d.env ?? {}, ...(d.image ? { image: d.image } : {}) };
+    return d && { release: d.release, env: d.env ?? {}, ...(d.image ? { image: d.image } : {}), ...withOptions(d) };
   }
 
   async currentPool(pool: Pool): Promise<DesiredPool | undefined> {
     const a = readApplied(this.stateDir, pool);
-    return a && { release: a.release, env: a.env ?? {} };
+    return a && { release: a.release, env: a.env ?? {}, ...withOptions(a) };
   }
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
@@ -205,6 +206,11 @@ function readRange(file: string, from: number, to: number): string {
 }
 
 /** The backend `bluegreen release` uses when no stage is named: the local stack in $BLUEGREEN_STATE_DIR. */
+/** A pool's options as the backend reports them: absent when none. */
+function withOptions(p: { options?: PoolOptions }): { options?: PoolOptions } {
+  return isEmptyPoolOptions(p.options) ? {} : { options: p.options };
+}
+
 export function localReleaseBackend(env: NodeJS.ProcessEnv): ReleaseBackend {
   return new LocalReleaseBackend(env.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR);
 }

@@ -5,6 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Pool } from '../core/pools';
+import type { PoolOptions } from '../core/pool-options';
 import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../core/release-record';
 
 /** pools/<pool>.json: what the pool should run. `request` names who asked (the agent echoes it). */
@@ -17,6 +18,8 @@ export interface LocalDesiredPool extends DesiredPool {
 export interface AppliedPool {
   release: string;
   env: Record<string, string>;
+  /** The options it was started with (secrets as names and pinned versions). */
+  options?: PoolOptions;
   ok: boolean;
   at: string;
   steps: ReleaseStep[];

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bluegreen-apply: the host agent. Makes the host run what SSM says (DECISIONS "The host agent reconciles pools"):
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
-#   - per pool, the desired image/release/env (/bluegreen/<stage>/pools/<pool>/{image,release,env}):
+#   - per pool, the desired image/release/env/options (/bluegreen/<stage>/pools/<pool>/{image,release,env,options}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
 #     -> recreate only its container -> health gate (the agent probes /healthz through the pool's
 #     own port every GATE_PROBE_MS, bounded by the pool's start period) -> its next generation in nginx
@@ -33,7 +33,7 @@
 # set them directly):
 #   STAGE                the stage (required); parameter names default to /bluegreen/$STAGE/...
 #                        (userdata/facts.sh bluegreen_parameter_names)
-#   ACTIVE_POOL_PARAM, CANARY_PARAM, {BLUE,GREEN}_{IMAGE,RELEASE,ENV}_PARAM  exact parameter names
+#   ACTIVE_POOL_PARAM, CANARY_PARAM, {BLUE,GREEN}_{IMAGE,RELEASE,ENV,OPTIONS}_PARAM  exact parameter names
 #   BLUEGREEN_HOME       nginx/, app/, userdata/, conf/, switch/         (default /opt/bluegreen)
 #   BLUEGREEN_STATE_DIR  pools/<pool>.{env,applied,failed}, the lock     (default /var/lib/bluegreen)
 #   BLUEGREEN_LOG_DIR    nginx's logs                                    (default /var/log/bluegreen)
@@ -144,9 +144,11 @@ p_canary=${CANARY_PARAM:-$PARAM_CANARY_PERCENT}
 p_blue_image=${BLUE_IMAGE_PARAM:-$PARAM_BLUE_IMAGE}
 p_blue_release=${BLUE_RELEASE_PARAM:-$PARAM_BLUE_RELEASE}
 p_blue_env=${BLUE_ENV_PARAM:-$PARAM_BLUE_ENV}
+p_blue_options=${BLUE_OPTIONS_PARAM:-$PARAM_BLUE_OPTIONS}
 p_green_image=${GREEN_IMAGE_PARAM:-$PARAM_GREEN_IMAGE}
 p_green_release=${GREEN_RELEASE_PARAM:-$PARAM_GREEN_RELEASE}
 p_green_env=${GREEN_ENV_PARAM:-$PARAM_GREEN_ENV}
+p_green_options=${GREEN_OPTIONS_PARAM:-$PARAM_GREEN_OPTIONS}
 
 # Values are checked against the parameters' AllowedPattern (facts.sh *_RE, core/patterns.ts
 # POOL_STATE_PATTERNS) with matches <value> <pattern>.
@@ -178,6 +180,31 @@ pool_env() {
   return 1
 }
 
+# A pool's options (JSON text) -> the same options as one line of JSON, keys sorted (stdout, exit 0),
+# or why they are refused (stdout, exit 1). The rule is userdata/pool-options.json (core/pool-options.ts).
+pool_options() {
+  po_out=$(printf '%s' "$1" | jq -rRs --slurpfile rule "$home/userdata/pool-options.json" -f "$home/userdata/pool-options.jq" 2>/dev/null) ||
+    po_out="refused: could not be checked (jq failed on $home/userdata/pool-options.jq)"
+  case $po_out in
+    "ok
+"*)
+      printf '%s\n' "${po_out#ok?}"
+      return 0
+      ;;
+    "refused: "*) printf '%s\n' "${po_out#refused: }" ;;
+    *) printf '%s\n' "could not be checked (pool-options.jq printed neither ok nor refused)" ;;
+  esac
+  return 1
+}
+# pool_compose_times <pool> <options>: the Compose .env lines of a pool's health check and drain
+# times (BLUE_HEALTH_START_PERIOD=10s, ...), from its options (checked), each absent one at its
+# default (pool-options.json; docker-compose.yml has the same defaults).
+pool_compose_times() {
+  printf '%s' "$2" | jq -r --arg p "$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')" \
+    --slurpfile rule "$home/userdata/pool-options.json" \
+    '. as $o | $rule[0].seconds | to_entries[] | "\($p)_\(.value.compose)=\($o[.key] // .value.default)s"'
+}
+
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
 # (the base of app/'s build), e.g. a registry mirror or a digest pin (name:tag@sha256:<64 hex>).
 # Checked like the pool images; a bad one stops the run before anything is touched.
@@ -202,12 +229,16 @@ other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 # POSIX sh has no arrays: one plain variable per pool and value, reached through an explicit case
 # over the two pools (a pool name here is always blue or green: the active pool is checked first).
 #   desired, from SSM and validated: <pool>_valid (yes|no), <pool>_image, <pool>_release,
-#     <pool>_envlines (its env file's lines), <pool>_versions (the three parameters' versions);
-#   started: <pool>_start_image, <pool>_start_release, what Compose starts the pool with (the .env
-#     lines, beside pools/<pool>.env): what it runs (its .applied), or desired when nothing was
-#     applied yet; a deploy and the boot change them.
-blue_valid='' blue_image='' blue_release='' blue_envlines='' blue_versions='' blue_start_image='' blue_start_release=''
-green_valid='' green_image='' green_release='' green_envlines='' green_versions='' green_start_image='' green_start_release=''
+#     <pool>_envlines (its env file's lines), <pool>_versions (the four parameters' versions),
+#     <pool>_options (its options: one line of JSON, keys sorted; {} when none);
+#   started: <pool>_start_image, <pool>_start_release, <pool>_start_options, what Compose starts the
+#     pool with (the .env lines, beside pools/<pool>.env; its secrets): what it runs (its .applied),
+#     or desired when nothing was applied yet; a deploy and the boot change them.
+NO_OPTIONS='{}'
+blue_valid='' blue_image='' blue_release='' blue_envlines='' blue_versions='' blue_options=$NO_OPTIONS
+blue_start_image='' blue_start_release='' blue_start_options=$NO_OPTIONS
+green_valid='' green_image='' green_release='' green_envlines='' green_versions='' green_options=$NO_OPTIONS
+green_start_image='' green_start_release='' green_start_options=$NO_OPTIONS''
 # pool_get <pool> <value>: prints it (empty when never set).
 pool_get() {
   case $1.$2 in
@@ -216,6 +247,8 @@ pool_get() {
     blue.release) printf '%s' "$blue_release" ;;
     blue.envlines) printf '%s' "$blue_envlines" ;;
     blue.versions) printf '%s' "$blue_versions" ;;
+    blue.options) printf '%s' "$blue_options" ;;
+    blue.start_options) printf '%s' "$blue_start_options" ;;
     blue.start_image) printf '%s' "$blue_start_image" ;;
     blue.start_release) printf '%s' "$blue_start_release" ;;
     green.valid) printf '%s' "$green_valid" ;;
@@ -223,6 +256,8 @@ pool_get() {
     green.release) printf '%s' "$green_release" ;;
     green.envlines) printf '%s' "$green_envlines" ;;
     green.versions) printf '%s' "$green_versions" ;;
+    green.options) printf '%s' "$green_options" ;;
+    green.start_options) printf '%s' "$green_start_options" ;;
     green.start_image) printf '%s' "$green_start_image" ;;
     green.start_release) printf '%s' "$green_start_release" ;;
     *) fail 1 "pool_get: no value '$2' for pool '$1'" ;;
@@ -235,25 +270,25 @@ set_invalid() {
     green) green_valid=no ;;
   esac
 }
-# set_desired <pool> <image> <release> <envlines> <versions>: a desired state that passed the checks.
+# set_desired <pool> <image> <release> <envlines> <versions> <options>: a desired state that passed the checks.
 set_desired() {
   case $1 in
-    blue) blue_valid=yes blue_image=$2 blue_release=$3 blue_envlines=$4 blue_versions=$5 ;;
-    green) green_valid=yes green_image=$2 green_release=$3 green_envlines=$4 green_versions=$5 ;;
+    blue) blue_valid=yes blue_image=$2 blue_release=$3 blue_envlines=$4 blue_versions=$5 blue_options=$6 ;;
+    green) green_valid=yes green_image=$2 green_release=$3 green_envlines=$4 green_versions=$5 green_options=$6 ;;
   esac
 }
-# set_start <pool> <image> <release>: what Compose starts the pool with from now on.
+# set_start <pool> <image> <release> <options>: what Compose starts the pool with from now on.
 set_start() {
   case $1 in
-    blue) blue_start_image=$2 blue_start_release=$3 ;;
-    green) green_start_image=$2 green_start_release=$3 ;;
+    blue) blue_start_image=$2 blue_start_release=$3 blue_start_options=${4:-$NO_OPTIONS} ;;
+    green) green_start_image=$2 green_start_release=$3 green_start_options=${4:-$NO_OPTIONS} ;;
   esac
 }
-# The parameter names of a pool's desired state: sets p_image, p_release, p_env.
+# The parameter names of a pool's desired state: sets p_image, p_release, p_env, p_options.
 pool_params() {
   case $1 in
-    blue) p_image=$p_blue_image p_release=$p_blue_release p_env=$p_blue_env ;;
-    green) p_image=$p_green_image p_release=$p_green_release p_env=$p_green_env ;;
+    blue) p_image=$p_blue_image p_release=$p_blue_release p_env=$p_blue_env p_options=$p_blue_options ;;
+    green) p_image=$p_green_image p_release=$p_green_release p_env=$p_green_env p_options=$p_green_options ;;
   esac
 }
 
@@ -338,14 +373,16 @@ render_fallback() {
 read_ssm() {
   names="$p_active $p_canary"
   if [ "$manage" != no ]; then
-    names="$names $p_blue_image $p_blue_release $p_blue_env $p_green_image $p_green_release $p_green_env"
+    names="$names $p_blue_image $p_blue_release $p_blue_env $p_blue_options $p_green_image $p_green_release $p_green_env $p_green_options"
   fi
   # shellcheck disable=SC2086 # names is a word list on purpose
   if ! json=$(aws ssm get-parameters --names $names --output json 2>&1); then
     render_fallback
     fail 3 "could not read the pool state from SSM ($root): $(oneline "$json"); nginx keeps serving its current config"
   fi
-  missing=$(printf '%s' "$json" | jq -r '(.InvalidParameters // []) | join(" ")')
+  # A stack from before pool options has no options parameters: no options ({}).
+  missing=$(printf '%s' "$json" | jq -r --arg b "$p_blue_options" --arg g "$p_green_options" \
+    '(.InvalidParameters // []) - [$b, $g] | join(" ")')
   if [ -n "$missing" ]; then
     render_fallback
     case " $missing " in
@@ -405,7 +442,7 @@ lower_header() {
   esac
 }
 
-# A pool's desired image/release/env, validated: set_desired, or set_invalid and a refused step (a
+# A pool's desired image/release/env/options, validated: set_desired, or set_invalid and a refused step (a
 # bad value leaves that pool as it is).
 read_desired() {
   pool=$1
@@ -413,6 +450,7 @@ read_desired() {
   image=$(value "$p_image")
   release=$(value "$p_release")
   envjson=$(value "$p_env")
+  optjson=$(value "$p_options")
   problem=
   matches "$image" "$IMAGE_RE" || problem="$p_image is '$image', not an image reference"
   [ -n "$problem" ] || matches "$release" "$RELEASE_RE" || problem="$p_release is '$release', not a release id ($RELEASE_RE)"
@@ -422,30 +460,40 @@ read_desired() {
     # the rule accepts, so what Compose reads is what was checked.
     if out=$(pool_env "$envjson"); then envlines=$out; else problem="$p_env is not usable: $out"; fi
   fi
+  options=$NO_OPTIONS
+  if [ -z "$problem" ] && [ -n "$optjson" ]; then
+    if out=$(pool_options "$optjson"); then options=$out; else problem="$p_options is not usable: $out"; fi
+  fi
   if [ -n "$problem" ]; then
     bad_values=$((bad_values + 1))
     set_invalid "$pool"
     step validate "$pool" false "$problem: refused; the pool is left as it is"
     return
   fi
-  set_desired "$pool" "$image" "$release" "$envlines" "$(version "$p_image"),$(version "$p_release"),$(version "$p_env")"
+  set_desired "$pool" "$image" "$release" "$envlines" \
+    "$(version "$p_image"),$(version "$p_release"),$(version "$p_env"),$(version "$p_options")" "$options"
 }
 
 # --- pool state files ------------------------------------------------------------------------------
-# pools/<pool>.applied: what the pool's container was last started with (image, release, env_sha).
+# pools/<pool>.applied: what the pool's container was last started with (image, release, env_sha and,
+# with options, options_sha and the options: secrets' names and pinned versions, never a value).
 # pools/<pool>.failed:  a desired state that failed (key, versions, reason), not retried by the timer.
 field() { if [ -f "$1" ]; then sed -n "s/^$2=//p" "$1" | head -n1; fi; }
 sha() { printf '%s' "$1" | sha256sum | cut -c1-16; }
-desired_key() { printf '%s\n' "$(pool_get "$1" image) $(pool_get "$1" release) $(sha "$(pool_get "$1" envlines)")"; }
+# No options ({}) have no sha: a pool applied before options existed still runs its desired state.
+options_sha() { if [ -z "$1" ] || [ "$1" = "$NO_OPTIONS" ]; then printf ''; else sha "$1"; fi; }
+desired_key() { printf '%s\n' "$(pool_get "$1" image) $(pool_get "$1" release) $(sha "$(pool_get "$1" envlines)") $(options_sha "$(pool_get "$1" options)")"; }
 applied_key() {
   f=$state/pools/$1.applied
   [ -f "$f" ] || return 0
-  printf '%s\n' "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha)"
+  printf '%s\n' "$(field "$f" image) $(field "$f" release) $(field "$f" env_sha) $(field "$f" options_sha)"
 }
+# write_applied <pool> <image> <release> <envlines> <options> [note]
 write_applied() {
   {
     printf 'image=%s\nrelease=%s\nenv_sha=%s\nat=%s\n' "$2" "$3" "$(sha "$4")" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    [ -z "${5:-}" ] || printf 'note=%s\n' "$5"
+    [ -z "$(options_sha "$5")" ] || printf 'options_sha=%s\noptions=%s\n' "$(options_sha "$5")" "$5"
+    [ -z "${6:-}" ] || printf 'note=%s\n' "$6"
   } >"$state/pools/$1.applied.tmp"
   mv -f "$state/pools/$1.applied.tmp" "$state/pools/$1.applied"
 }
@@ -467,11 +515,13 @@ init_start() {
   if [ -f "$f" ]; then
     s_image=$(field "$f" image)
     s_release=$(field "$f" release)
+    s_options=$(field "$f" options)
   else
     s_image=$(pool_get "$1" image)
     s_release=$(pool_get "$1" release)
+    s_options=$(pool_get "$1" options)
   fi
-  set_start "$1" "${s_image:-$local_image}" "${s_release:-$1-1}"
+  set_start "$1" "${s_image:-$local_image}" "${s_release:-$1-1}" "${s_options:-$NO_OPTIONS}"
 }
 
 write_compose_env() {
@@ -497,15 +547,19 @@ write_compose_env() {
     printf '%s\n' "RELEASE_ID_BLUE=$blue_start_release"
     printf '%s\n' "GREEN_IMAGE=$green_start_image"
     printf '%s\n' "RELEASE_ID_GREEN=$green_start_release"
+    # Each pool's health check and drain times (its options, else the defaults).
+    pool_compose_times blue "$blue_start_options"
+    pool_compose_times green "$green_start_options"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
 
-# Starts a pool with this image, release and env lines: the .env values and its env file.
+# start_with <pool> <image> <release> <envlines> <options> <note>: the pool starts with these (the
+# .env values and its env file).
 start_with() {
-  set_start "$1" "$2" "$3"
+  set_start "$1" "$2" "$3" "$5"
   printf '%s\n' "$4" | sed '/^$/d' >"$state/pools/$1.env"
-  write_applied "$1" "$2" "$3" "$4" "$5"
+  write_applied "$1" "$2" "$3" "$4" "$5" "$6"
 }
 
 # --- images -----------------------------------------------------------------------------------------
@@ -564,7 +618,7 @@ current_canary() {
 # What the release record (fleet hosts: RELEASE_PARAM) says the stage's hosts run in a pool: the
 # release's own pool once its gate passed on every host, or the pool it left active (previous*): every
 # host's deploy run also checks that the active pool runs its desired state, and a difference fails
-# the deploy. Sets r_image, r_release, r_envlines and returns 0, or sets r_why and returns 1.
+# the deploy. Sets r_image, r_release, r_envlines, r_options and returns 0, or sets r_why and returns 1.
 record_read=no
 record_state() {
   r_why=
@@ -584,13 +638,18 @@ record_state() {
   fi
   r_image=$(printf '%s\n' "$rs" | sed -n 1p)
   r_release=$(printf '%s\n' "$rs" | sed -n 2p)
-  r_env=$(printf '%s\n' "$rs" | sed -n '3,$p')
+  r_env=$(printf '%s\n' "$rs" | sed -n 3p)
+  r_optjson=$(printf '%s\n' "$rs" | sed -n 4p)
   if ! matches "$r_image" "$IMAGE_RE" || ! matches "$r_release" "$RELEASE_RE"; then
     r_why="the release record's $1 state ('$r_image', '$r_release') is not an image and a release id: refused"
     return 1
   fi
   if ! r_envlines=$(pool_env "$r_env"); then
     r_why="the release record's $1 env is not usable: $r_envlines: refused"
+    return 1
+  fi
+  if ! r_options=$(pool_options "${r_optjson:-$NO_OPTIONS}"); then
+    r_why="the release record's $1 options are not usable: $r_options: refused"
     return 1
   fi
 }
@@ -603,19 +662,19 @@ read_release_record() {
     record_read=failed
   fi
 }
-# The gated state the record names for a pool: image, release, then the env (JSON) on the lines
-# after; nothing when it names none.
+# The gated state the record names for a pool: image, release, the env and the options (JSON), a line
+# each; nothing when it names none.
 record_gated_state() {
   printf '%s' "$record" | jq -rRs --arg p "$1" --arg local "$local_image" --argjson passed "$GATE_PASSED_STATES" '
     def passed: .state as $s | any($passed[]; . == $s);
     (try fromjson catch null)
     | if type != "object" then empty
-      elif .pool == $p and passed then [(.image // $local), .release, .env]
-      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, .previousEnv]
+      elif .pool == $p and passed then [(.image // $local), .release, .env, (.options // {})]
+      elif .previousPool == $p and passed and has("previousEnv") then [(.previousImage // $local), .previousRelease, .previousEnv, (.previousOptions // {})]
       else empty end
     # An env the record had to cut (the CLI adds its "…" key) is a summary, not what the pool ran.
     | select(.[2] | type == "object" and (has("…") | not))
-    | .[2] |= tojson
+    | .[2] |= tojson | .[3] |= tojson
     | select(all(.[]; type == "string" and (test("[\n\r]") | not))) | .[]' 2>/dev/null
 }
 
@@ -640,10 +699,10 @@ choose_active_boot_state() {
   if [ -f "$state/pools/$1.applied" ]; then
     what="its applied release $(pool_get "$1" start_release) ($(pool_get "$1" start_image))"
   elif record_state "$1"; then
-    start_with "$1" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+    start_with "$1" "$r_image" "$r_release" "$r_envlines" "$r_options" "boot: the release record's state"
     what="release $r_release ($r_image): what the release record says the stage's hosts run"
   elif [ "$(pool_get "$1" valid)" = yes ]; then
-    start_with "$1" "$(pool_get "$1" image)" "$(pool_get "$1" release)" "$(pool_get "$1" envlines)" boot
+    start_with "$1" "$(pool_get "$1" image)" "$(pool_get "$1" release)" "$(pool_get "$1" envlines)" "$(pool_get "$1" options)" boot
     what="its desired release $(pool_get "$1" release) ($(pool_get "$1" image)): nothing applied here, and $r_why"
   else
     what="release $(pool_get "$1" start_release) ($(pool_get "$1" start_image)): nothing applied here, its desired state refused, and $r_why"
@@ -667,7 +726,7 @@ boot_idle() {
     return
   fi
   if out=$(prepare_image "$(pool_get "$pool" image)"); then
-    start_with "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" boot
+    start_with "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" "$(pool_get "$pool" options)" boot
     step pull "$pool" true "$out; starts with release $(pool_get "$pool" release)"
   elif [ -f "$state/pools/$pool.applied" ] && prepare_image "$(pool_get "$pool" start_image)" >/dev/null; then
     step pull "$pool" false "$out; starts with its last applied release $(pool_get "$pool" start_release)"
@@ -679,7 +738,7 @@ boot_idle() {
 # give), and its image must be there for Compose to start it.
 boot_refused() {
   if [ ! -f "$state/pools/$1.applied" ] && record_state "$1"; then
-    start_with "$1" "$r_image" "$r_release" "$r_envlines" "boot: the release record's state"
+    start_with "$1" "$r_image" "$r_release" "$r_envlines" "$r_options" "boot: the release record's state"
   fi
   prepare_image "$(pool_get "$1" start_image)" >/dev/null || true
 }
@@ -759,10 +818,17 @@ recreate() {
   write_compose_env
   compose up -d --no-deps --force-recreate "app_$1" 2>&1
 }
-# A pool's health settings in seconds: sets h_start (start period) and h_timeout (one probe).
+# A pool's health settings in seconds, from the options it is started with (checked when read; the
+# same values Compose's health check gets): sets h_start (start period) and h_timeout (one probe).
 pool_health() {
-  h_start=$HEALTH_START_PERIOD_DEFAULT
-  h_timeout=$HEALTH_TIMEOUT_DEFAULT
+  h_times=$(printf '%s' "$(pool_get "$1" start_options)" | jq -r \
+    --argjson s "$HEALTH_START_PERIOD_DEFAULT" --argjson t "$HEALTH_TIMEOUT_DEFAULT" \
+    '"\(.healthStartPeriodSeconds // $s) \(.healthTimeoutSeconds // $t)"' 2>/dev/null) || h_times=
+  h_start=${h_times% *}
+  h_timeout=${h_times#* }
+  case "$h_start$h_timeout" in
+    '' | *[!0-9]*) h_start=$HEALTH_START_PERIOD_DEFAULT h_timeout=$HEALTH_TIMEOUT_DEFAULT ;;
+  esac
 }
 # Milliseconds since the epoch (GNU date; whole seconds where %N is not supported).
 now_ms() {
@@ -959,12 +1025,13 @@ pause_canary() {
 }
 
 # The pool's start values and env file become its desired state; the previous ones are kept in
-# prev_image, prev_release and pools/<pool>.env.prev.
+# prev_image, prev_release, prev_options and pools/<pool>.env.prev.
 stage_desired() {
   prev_image=$(pool_get "$pool" start_image)
   prev_release=$(pool_get "$pool" start_release)
+  prev_options=$(pool_get "$pool" start_options)
   cp -p "$state/pools/$pool.env" "$state/pools/$pool.env.prev"
-  set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)"
+  set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" options)"
   printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 }
 
@@ -1007,7 +1074,7 @@ run_gate() {
 
 # The gate passed: the pool runs its desired state (.applied), and nginx follows its address.
 keep_deployed() {
-  write_applied "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)"
+  write_applied "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" "$(pool_get "$pool" options)"
   rm -f "$state/pools/$pool.failed" "$state/pools/$pool.env.prev"
   step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image))"
   sync_addresses report "$pool"
@@ -1017,7 +1084,7 @@ keep_deployed() {
 restore_previous() {
   remember_failure "$pool" "$reason"
   hold_canary="$pool failed release $(pool_get "$pool" release)"
-  set_start "$pool" "$prev_image" "$prev_release"
+  set_start "$pool" "$prev_image" "$prev_release" "$prev_options"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   out=
   if recreate "$pool" >/dev/null && out=$(await_ready "$pool"); then

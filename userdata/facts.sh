@@ -43,7 +43,9 @@ bluegreen_parameter_names() {
   PARAM_BLUE_IMAGE='/bluegreen/'"$1"'/pools/blue/image'
   PARAM_BLUE_RELEASE='/bluegreen/'"$1"'/pools/blue/release'
   PARAM_BLUE_ENV='/bluegreen/'"$1"'/pools/blue/env'
+  PARAM_BLUE_OPTIONS='/bluegreen/'"$1"'/pools/blue/options'
   PARAM_GREEN_IMAGE='/bluegreen/'"$1"'/pools/green/image'
   PARAM_GREEN_RELEASE='/bluegreen/'"$1"'/pools/green/release'
   PARAM_GREEN_ENV='/bluegreen/'"$1"'/pools/green/env'
+  PARAM_GREEN_OPTIONS='/bluegreen/'"$1"'/pools/green/options'
 }

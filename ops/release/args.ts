@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { POOL_STATE_REGEXPS } from '../../core/patterns';
 import { CANARY_SHARE_PATTERN, parseStickyKey, stickyKeyText } from '../../core/canary';
+import type { PoolOptions } from '../../core/pool-options';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
@@ -10,7 +11,6 @@ import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../
 import { MAX_MIN_REQUESTS } from '../../core/rule-config';
 import { parseDuration, parseMilliseconds } from '../../core/duration';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
-import type { PoolHealthOptions } from '../../core/pool-health';
 import { HEALTH_FLAGS, HEALTH_USAGE, parseHealthFlags } from './health-flags';
 
 // Defined in core (local mode's `load` takes the same durations).
@@ -58,8 +58,8 @@ export interface ReleaseOptions {
   maxBakeSeconds?: number;
   /** The gate's settings this release asks for (carried in the record); {} = the stage's. */
   gate?: RecordGate;
-  /** The release's health start period, probe timeout and drain (the pool's options); unset = the host's defaults. */
-  health?: PoolHealthOptions;
+  /** The pool's options this release sets (core/pool-options.ts); absent = none (`{}`). */
+  poolOptions?: PoolOptions;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
@@ -251,7 +251,8 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       deployRate: { maxConcurrency, maxErrors },
       maxBakeSeconds,
       gate: parseGate(v),
-      ...(Object.keys(health).length ? { health } : {}),
+      // The health flags given go to the pool's options (unset ones: the host's defaults).
+      ...(Object.keys(health).length ? { poolOptions: health } : {}),
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };

@@ -9,6 +9,7 @@ import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../
 import { DEFAULT_APP_IMAGE } from '../../core/patterns';
 import { formatCanaryValue, parseCanaryValue, parseStickyKey } from '../../core/canary';
 import { parameterNames } from '../../core/names';
+import { isEmptyPoolOptions, parsePoolOptions, serializePoolOptions } from '../../core/pool-options';
 import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
@@ -124,7 +125,9 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   async desiredPool(pool: Pool): Promise<DesiredPool | undefined> {
     const names = this.params.pools[pool];
-    const res = await this.o.ssm.send(new GetParametersCommand({ Names: [names.image, names.release, names.env] }));
+    const res = await this.o.ssm.send(
+      new GetParametersCommand({ Names: [names.image, names.release, names.env, names.options] }),
+    );
     const value = (name: string) => res.Parameters?.find((p) => p.Name === name)?.Value;
     const release = value(names.release);
     if (release === undefined) return undefined;
@@ -135,7 +138,16 @@ export class AwsReleaseBackend implements ReleaseBackend {
     } catch {
       throw new Error(`${names.env} does not hold a JSON object: fix it (e.g. {}) before releasing`);
     }
-    return { release, env, ...(image && image !== DEFAULT_APP_IMAGE ? { image } : {}) };
+    // A stack from before pool options has no options parameter: none.
+    const parsed = parsePoolOptions(value(names.options) ?? '{}');
+    if ('problem' in parsed)
+      throw new Error(`${names.options} is not usable (${parsed.problem}): fix it (e.g. {}) before releasing`);
+    return {
+      release,
+      env,
+      ...(image && image !== DEFAULT_APP_IMAGE ? { image } : {}),
+      ...(isEmptyPoolOptions(parsed.options) ? {} : { options: parsed.options }),
+    };
   }
 
   /** The hosts converge on the desired state (and report each deploy): that is what runs. */
@@ -145,10 +157,11 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   async setDesiredPool(pool: Pool, desired: DesiredPool): Promise<void> {
     const names = this.params.pools[pool];
-    // Env and image first, the release last. Nothing deploys them in between: the pool-switch rule
+    // Env, options and image first, the release last. Nothing deploys them in between: the pool-switch rule
     // does not fire on pool parameters and the hosts' timers run --no-deploy; the deploy that
     // follows (this release's Run Command, at its pace) applies the whole state.
     await this.put(names.env, JSON.stringify(desired.env));
+    await this.put(names.options, serializePoolOptions(desired.options));
     await this.put(names.image, desired.image ?? DEFAULT_APP_IMAGE);
     await this.put(names.release, desired.release);
   }

@@ -4,6 +4,7 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
+import { isEmptyPoolOptions } from '../../core/pool-options';
 import { describeFigures, HELD_STEP } from '../../core/release-guard';
 import { heldWaysOut } from '../../core/release-events';
 import {
@@ -237,13 +238,16 @@ function newRun(
     ...(options.image ? { image: options.image } : {}),
     release: options.release,
     env: options.env,
+    ...(isEmptyPoolOptions(options.poolOptions) ? {} : { options: options.poolOptions }),
     previousPool: active,
     previousRelease,
     ...(previous?.image ? { previousImage: previous.image } : {}),
     ...(previous ? { previousEnv: previous.env } : {}),
+    ...(isEmptyPoolOptions(previous?.options) ? {} : { previousOptions: previous?.options }),
     replacedRelease: replaced.release,
     ...(replaced.image ? { replacedImage: replaced.image } : {}),
     replacedEnv: replaced.env,
+    ...(isEmptyPoolOptions(replaced.options) ? {} : { replacedOptions: replaced.options }),
     strategy: options.strategy,
     canaryPercent: options.strategy === 'canary' ? options.canaryPercent : 0,
     bakeSeconds: options.bakeSeconds,
@@ -301,6 +305,7 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
     release: options.release,
     env: options.env,
     ...(options.image ? { image: options.image } : {}),
+    ...(isEmptyPoolOptions(options.poolOptions) ? {} : { options: options.poolOptions }),
   };
   say(
     `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}`,
@@ -544,6 +549,7 @@ async function restorePool(run: Run): Promise<void> {
     release: replaced.release,
     env: replaced.env,
     ...(replaced.image ? { image: replaced.image } : {}),
+    ...(isEmptyPoolOptions(replaced.options) ? {} : { options: replaced.options }),
   };
   try {
     await backend.setDesiredPool(pool, previous);

@@ -449,6 +449,40 @@ describe('a booting host that manages its pools: the files Compose starts from',
     },
   );
 
+  test("pool options: each pool's health and drain times reach Compose's .env (defaults without options), the options are kept in .applied; unknown keys are refused (exit 2) and that pool is left as it is", async () => {
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{}' }),
+      [NAMES.pools.blue.options]: '{}',
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+      [NAMES.pools.green.options]: '{"drainSeconds":30,"healthStartPeriodSeconds":120,"healthTimeoutSeconds":5}',
+    });
+    const first = await boot();
+    expect(first.code).toBe(0);
+    expect(composeEnv()).toContain(
+      'BLUE_HEALTH_START_PERIOD=10s\nBLUE_HEALTH_TIMEOUT=3s\nBLUE_STOP_GRACE=10s\n' +
+        'GREEN_HEALTH_START_PERIOD=120s\nGREEN_HEALTH_TIMEOUT=5s\nGREEN_STOP_GRACE=30s\n',
+    );
+    const applied = readFileSync(path.join(stateDir, 'pools', 'green.applied'), 'utf8');
+    expect(applied).toContain('options={"drainSeconds":30,"healthStartPeriodSeconds":120,"healthTimeoutSeconds":5}\n');
+    expect(readFileSync(path.join(stateDir, 'pools', 'blue.applied'), 'utf8')).not.toContain('options');
+
+    await putParameters(moto, { [NAMES.pools.green.options]: '{"drainSecs":30}' });
+    // The other tests share this SSM: no options again, whatever this one finds.
+    const refused = await boot().finally(() => putParameters(moto, { [NAMES.pools.green.options]: '{}' }));
+    expect(refused.code).toBe(2);
+    expect(parseStepLines(refused.stdout, 'i-1')).toContainEqual(
+      expect.objectContaining({
+        step: 'validate',
+        pool: 'green',
+        ok: false,
+        detail: expect.stringContaining(`${NAMES.pools.green.options} is not usable: drainSecs: unknown key`),
+      }),
+    );
+    // Refused: green boots with what it applied.
+    expect(composeEnv()).toContain('GREEN_STOP_GRACE=30s\n');
+  });
+
   test('rebooting: the active pool boots with its applied release, never with a desired state written for it since (nothing gated it); the idle pool boots with its desired one', async () => {
     await putParameters(moto, {
       [PARAM]: 'blue',

@@ -254,7 +254,7 @@ test('parameterNames: one definition of the pool state names', () => {
       },
     },
   });
-  expect(hostReadParameterNames('prod')).toHaveLength(8);
+  expect(hostReadParameterNames('prod')).toHaveLength(10);
   expect(hostReadParameterNames('prod')).not.toContain(names.slackWebhookUrl);
 });
 

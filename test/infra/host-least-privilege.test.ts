@@ -98,7 +98,7 @@ describe.each(variants)('%s', (_name, context) => {
   });
 
   describe('item 1: parameters', () => {
-    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own eight", () => {
+    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own ten", () => {
       const denies = statements.filter((s) => s.Effect === 'Deny');
       expect(denies).toHaveLength(1);
       const [deny] = denies;
@@ -107,9 +107,9 @@ describe.each(variants)('%s', (_name, context) => {
       expect(deny.Resource).toBeUndefined();
       expect(deny.Condition).toBeUndefined();
       const own = hostReadParameterNames(stage);
-      expect(own).toHaveLength(8);
+      expect(own).toHaveLength(10);
       expect(list(deny.NotResource).map(resolve).sort()).toEqual(own.map((n) => ssmArn(n)).sort());
-      // the Allow and the Deny's exemption are the same eight parameters
+      // the Allow and the Deny's exemption are the same ten parameters
       const read = statements.find((s) => s.Sid === 'ReadPoolState')!;
       expect(list(read.Resource).map(resolve).sort()).toEqual(list(deny.NotResource).map(resolve).sort());
     });

@@ -7,7 +7,7 @@ import { synthTemplate } from '../helpers/cdk';
 
 const PREFIX = '/bluegreen/prod';
 const POOL_PARAMS = ['blue', 'green'].flatMap((p) =>
-  ['image', 'release', 'env'].map((k) => `${PREFIX}/pools/${p}/${k}`),
+  ['image', 'release', 'env', 'options'].map((k) => `${PREFIX}/pools/${p}/${k}`),
 );
 const ALL = [
   `${PREFIX}/active-pool`,
@@ -123,13 +123,15 @@ test('logical ids are fixed: a renamed construct must not delete a live paramete
     [`${PREFIX}/pools/blue/image`]: 'PoolStateBlueImage',
     [`${PREFIX}/pools/blue/release`]: 'PoolStateBlueRelease',
     [`${PREFIX}/pools/blue/env`]: 'PoolStateBlueEnv',
+    [`${PREFIX}/pools/blue/options`]: 'PoolStateBlueOptions',
     [`${PREFIX}/pools/green/image`]: 'PoolStateGreenImage',
     [`${PREFIX}/pools/green/release`]: 'PoolStateGreenRelease',
     [`${PREFIX}/pools/green/env`]: 'PoolStateGreenEnv',
+    [`${PREFIX}/pools/green/options`]: 'PoolStateGreenOptions',
   });
 });
 
-test('their function may put and delete exactly these ten parameters (no wildcard: the webhook lives on the same path)', () => {
+test('their function may put and delete exactly these twelve parameters (no wildcard: the webhook lives on the same path)', () => {
   const policies = template.findResources('AWS::IAM::Policy', {
     Properties: { PolicyName: Match.stringLikeRegexp('^ParametersRole') },
   });

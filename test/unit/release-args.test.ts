@@ -48,15 +48,15 @@ test('the health flags: --health-start-period, --health-timeout, --drain go to t
     '--drain',
     '30s',
   ]).options;
-  expect(o.health).toEqual({ healthStartPeriodSeconds: 120, healthTimeoutSeconds: 5, drainSeconds: 30 });
+  expect(o.poolOptions).toEqual({ healthStartPeriodSeconds: 120, healthTimeoutSeconds: 5, drainSeconds: 30 });
   // Two recreations, each a drain (30) and the gate's wait (120 + 3 × (5 + 5)), and a minute.
   expect(o.deployTimeoutSeconds).toBe(2 * (30 + 150) + 60);
   expect(parseReleaseArgs(['--release', 'v2', '--health-start-period', '0s']).options).toMatchObject({
-    health: { healthStartPeriodSeconds: 0 },
+    poolOptions: { healthStartPeriodSeconds: 0 },
     deployTimeoutSeconds: 300,
   });
-  expect(parseReleaseArgs(['--release', 'v2', '--drain', '1m']).options.health).toEqual({ drainSeconds: 60 });
-  expect(parseReleaseArgs(['--release', 'v2']).options.health).toBeUndefined();
+  expect(parseReleaseArgs(['--release', 'v2', '--drain', '1m']).options.poolOptions).toEqual({ drainSeconds: 60 });
+  expect(parseReleaseArgs(['--release', 'v2']).options.poolOptions).toBeUndefined();
   // A longer --deploy-timeout is kept as given; without health flags any (the host's defaults apply).
   expect(
     parseReleaseArgs(['--release', 'v2', '--health-start-period', '90s', '--deploy-timeout', '10m']).options
@@ -224,12 +224,12 @@ test.each([
   // The health flags: durations within their bounds; a deploy timeout that cannot hold the gate they allow.
   [['--release', 'v2', '--health-start-period', 'soon'], /^--health-start-period must be a duration like 30s/],
   [
-    ['--release', 'v2', '--health-start-period', '601s'],
-    /^--health-start-period must be between 0s and 600s, got "601s"$/,
+    ['--release', 'v2', '--health-start-period', '31m'],
+    /^--health-start-period must be between 0s and 1800s, got "31m"$/,
   ],
-  [['--release', 'v2', '--health-timeout', '0s'], /^--health-timeout must be between 1s and 60s, got "0s"$/],
-  [['--release', 'v2', '--health-timeout', '2m'], /^--health-timeout must be between 1s and 60s, got "2m"$/],
-  [['--release', 'v2', '--drain', '0'], /^--drain must be between 1s and 600s, got "0"$/],
+  [['--release', 'v2', '--health-timeout', '0s'], /^--health-timeout must be between 1s and 300s, got "0s"$/],
+  [['--release', 'v2', '--health-timeout', '6m'], /^--health-timeout must be between 1s and 300s, got "6m"$/],
+  [['--release', 'v2', '--drain', '61m'], /^--drain must be between 0s and 3600s, got "61m"$/],
   [['--release', 'v2', '--drain', '5x'], /^--drain must be a duration like 30s/],
   [
     ['--release', 'v2', '--health-start-period', '120s', '--deploy-timeout', '2m'],
@@ -300,7 +300,7 @@ describe('the CLI', () => {
     const slow = await cli('release', '--release', 'v2', '--health-start-period', '2h');
     expect(slow).toMatchObject({
       code: 2,
-      err: 'bluegreen release: --health-start-period must be between 0s and 600s, got "2h"',
+      err: 'bluegreen release: --health-start-period must be between 0s and 1800s, got "2h"',
     });
     const help = await cli('release', '--help');
     expect(help.code).toBe(0);
