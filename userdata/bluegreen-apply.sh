@@ -812,11 +812,19 @@ apply_settings() {
 }
 
 # --- a pool's container: recreate, health, smoke --------------------------------------------------
-# Recreate one pool's container with its start values, without waiting for Docker's health status
-# (await_ready judges it). Prints the failure.
+# recreate <pool> <options of the container it replaces>: the pool's container with its start values,
+# without waiting for Docker's health status (await_ready judges it). The old container gets SIGTERM
+# and its own drain (drainSeconds of what it was started with: Compose would take the new
+# release's) to answer its requests in flight before SIGKILL. Prints the failure.
 recreate() {
   write_compose_env
-  compose up -d --no-deps --force-recreate "app_$1" 2>&1
+  compose up -d --no-deps --force-recreate --timeout "$(drain_seconds "$2")" "app_$1" 2>&1
+}
+# drain_seconds <options>: their drainSeconds, else the default.
+drain_seconds() {
+  d_s=$(printf '%s' "${1:-$NO_OPTIONS}" | jq -r --argjson d "$DRAIN_DEFAULT" '.drainSeconds // $d' 2>/dev/null) || d_s=
+  case "$d_s" in '' | *[!0-9]*) d_s=$DRAIN_DEFAULT ;; esac
+  printf '%s\n' "$d_s"
 }
 # A pool's health settings in seconds, from the options it is started with (checked when read; the
 # same values Compose's health check gets): sets h_start (start period) and h_timeout (one probe).
@@ -1051,7 +1059,7 @@ fresh_pool() {
 # (empty: passed).
 run_gate() {
   reason=
-  if out=$(recreate "$pool"); then
+  if out=$(recreate "$pool" "$prev_options"); then
     step recreate "$pool" true "app_$pool recreated with release $(pool_get "$pool" release)"
   else
     step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
@@ -1087,7 +1095,7 @@ restore_previous() {
   set_start "$pool" "$prev_image" "$prev_release" "$prev_options"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
   out=
-  if recreate "$pool" >/dev/null && out=$(await_ready "$pool"); then
+  if recreate "$pool" "$(pool_get "$pool" options)" >/dev/null && out=$(await_ready "$pool"); then
     step restore "$pool" true "back on release $prev_release ($prev_image): $out"
     fresh_pool "$pool" || true
   else
