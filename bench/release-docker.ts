@@ -54,12 +54,17 @@ function streamingApply(file: string, env: Record<string, string>, onPulled: (at
 
 async function main() {
   const { values } = parseArgs({
-    options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' } },
+    options: {
+      connections: { type: 'string', default: '16' },
+      bake: { type: 'string', default: '10' },
+      runs: { type: 'string', default: '3' },
+    },
   });
   const engine = dockerEngine();
   if (!engine.ready) throw new Error(`bench/release-docker: ${engine.reason}`);
   const connections = Number(values.connections);
   const bake = Number(values.bake);
+  const runs = Number(values.runs);
   const set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
   let pulledAt: number | undefined;
   set.apply = streamingApply(path.join(set.home, APPLY), set.env, (at) => (pulledAt ??= at));
@@ -114,13 +119,26 @@ async function main() {
       if (summary.failed || code !== (record.state === 'promoted' ? 0 : 1)) console.log(lines.join('\n'));
       return row;
     };
-    rows.push(await scenario('a) good, all-at-once', 'v2', {}, bake));
+    // (a) several times (each to the pool the previous one left idle): the figures are medians.
+    for (let i = 1; i <= runs; i++) rows.push(await scenario(`a) good, all-at-once #${i}`, `v2-${i}`, {}, bake));
     rows.push(await scenario('c) bad, FAULT_RATE=0.2', 'v3-bad', { FAULT_RATE: '0.2' }, 60));
   } finally {
     await stage.stop();
     await set.down();
   }
 
+  const good = rows.filter((r) => r.scenario.startsWith('a)'));
+  const median = (xs: Array<number | null>) => {
+    const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return v.length ? v[Math.floor((v.length - 1) / 2)] : null;
+  };
+  const medians = {
+    runs: good.length,
+    secondsToFlip: median(good.map((r) => r.secondsToFlip)),
+    secondsImageToFlip: median(good.map((r) => r.secondsImageToFlip)),
+    secondsToPromoted: median(good.map((r) => r.secondsToPromoted)),
+    failed: good.reduce((n, r) => n + r.failed, 0),
+  };
   const meta = {
     date: new Date().toISOString(),
     machine: machine(),
@@ -143,10 +161,12 @@ async function main() {
         `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsImageToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
     ),
     '',
+    `(a) over ${medians.runs} runs: median s to flip ${cell(medians.secondsToFlip)}, image on host→flip ${cell(medians.secondsImageToFlip)}, to promoted ${cell(medians.secondsToPromoted)}; ${medians.failed} failed in all. Median: the lower middle value.`,
+    '',
     's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test). s image on host→flip: from the deploy run printing its pull step (the image is on the host) to the promotion: the recreation, the health gate (bluegreen-apply probes /healthz every 200 ms), the smoke test, the flip and its end-to-end confirmation.',
     '',
   ].join('\n');
-  writeResults('release-docker', { meta, rows }, md);
+  writeResults('release-docker', { meta, medians, rows }, md);
 }
 
 main().then(
