@@ -212,13 +212,16 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const steps = stepLines(result.stdout).filter((s) => s.pool === 'green' && s.step !== 'canary');
     expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
       'pull:true',
-      'recreate:false',
+      // The container is created and started (no `--wait`): the gate's own probe judges it.
+      'recreate:true',
       'health:false',
       'restore:true',
       // The restored container is a new process too: a fresh generation, so nginx tries it at once.
       'fresh:true',
     ]);
-    expect(steps.find((s) => s.step === 'health')!.detail).toMatch(/unhealthy.*healthz answers 503/);
+    expect(steps.find((s) => s.step === 'health')!.detail).toMatch(
+      /^Docker reports it unhealthy after \d+ ms \(start period 10 s\); .*unhealthy.*healthz answers 503$/,
+    );
     expect(summary.failures).toEqual({});
     expect(summary.byPool).toEqual({ blue: summary.requests });
     expect(set.containerId('blue')).toBe(blueId);
