@@ -29,6 +29,9 @@ import { namesStage } from '../ops/aws-target';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 import { localReleaseBackend } from '../local/release-backend';
+import { readProcessStdin, secretCommand, SECRET_USAGE } from '../ops/secrets/commands';
+import { LocalSecretStore } from '../local/secret-store';
+import { LOCAL_STATE_DIR } from '../local/paths';
 import type { Out } from '../support/output';
 
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
@@ -90,6 +93,15 @@ const COMMANDS: Record<string, Command> = {
     summary: 'history [--stage S]: the releases, newest first, with outcome, duration and reason',
     usage: HISTORY_USAGE,
     run: (args, env, out) => historyCommand(args, env, out, localReleaseBackend),
+  },
+  secret: {
+    summary: 'secret set NAME (value on stdin) | list | rm NAME [--stage S]: the secrets releases give the pools',
+    usage: SECRET_USAGE,
+    run: (args, env, out) =>
+      secretCommand(args, env, out, (e) => new LocalSecretStore(e.BLUEGREEN_STATE_DIR || LOCAL_STATE_DIR), {
+        stdin: readProcessStdin,
+        stdinIsTerminal: Boolean(process.stdin.isTTY),
+      }),
   },
   chaos: {
     summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool',

@@ -27,7 +27,8 @@ export const AWS_LIMITS = {
     unit: 'bytes',
     says: 'Parameter Store: a standard parameter value is at most 4 KB',
     doc: 'https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html',
-    usedBy: "the alert state (/bluegreen/<stage>/alert-state, fitState) and the pools' env parameters",
+    usedBy:
+      "the alert state (/bluegreen/<stage>/alert-state, fitState), the pools' env and options parameters (a release's pinned secrets must fit)",
   },
   advancedParameterValue: {
     value: 8 * KB,

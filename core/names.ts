@@ -72,3 +72,8 @@ export function ecrRepositoryName(stage: string): string {
 export function logGroupNames(stage: string) {
   return { access: `/bluegreen/${stage}/nginx/access`, error: `/bluegreen/${stage}/nginx/error` };
 }
+
+/** A secret's parameter: /bluegreen/<stage>/secrets/<NAME> (a SecureString, or a String holding a Secrets Manager reference). */
+export function secretParameterName(stage: string, name: string): string {
+  return `${parameterNames(stage).secretsPath}${name}`;
+}

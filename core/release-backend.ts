@@ -1,6 +1,7 @@
 // What `bluegreen release` needs from where the pools run: the local stack (local/release-backend.ts) or a
 // deployed stage (aws-backend.ts, SSM + Run Command). The orchestrator (orchestrator.ts) holds the
 // flow and the rules; a backend only reads and writes state and asks the pool agent to act.
+import type { SecretStore } from './secrets';
 import type { Pool } from './pools';
 import type { DesiredPool, ReleaseRecord, ReleaseStep } from './release-record';
 import type { RunRate } from './run-rate';
@@ -75,6 +76,8 @@ export interface ReleaseBackend {
    * them; undefined when it cannot (AWS: a host refuses an undeclared key itself).
    */
   stickyKeys?(): Promise<readonly string[] | undefined>;
+  /** The stage's secrets (core/secrets.ts): a release pins them; absent = this backend keeps none. */
+  secretStore?(): SecretStore;
   /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */
   flip(pool: Pool): Promise<FlipResult>;
 }

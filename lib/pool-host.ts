@@ -7,7 +7,7 @@
 // else reaches its properties: the AMI is resolved by EC2 at launch (or pinned by amiId), and the
 // pools' images and releases live in SSM (PoolParameters), applied live by bluegreen-apply.
 import * as path from 'node:path';
-import { Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -146,7 +146,7 @@ export class HostParts {
     });
     role.addToPolicy(this.readOwnAssets);
     this.env = hostEnv(props);
-    acknowledgeHostRole(role, props.metricsNamespace);
+    acknowledgeHostRole(role, props.metricsNamespace, props.stage);
   }
 
   /** Parameters this kind of host reads beyond the pool state (a fleet host: the release record, to join between releases). */
@@ -283,13 +283,54 @@ function hostRole(
   // the alert state, the release record, and every other parameter of the account, other stages'
   // included. An explicit Deny of every parameter but its own beats that Allow; NotResource keeps
   // it true for parameters added later. These are the four actions that return parameter values.
+  // The stage's secrets (README "Secrets"): the agent fetches a pool's pinned versions when it
+  // (re)creates the pool. Only this stage's path: another stage's secrets and the webhook stay denied.
+  const secretsArn = parameterArn(scope, `${parameterNames(props.stage).secretsPath}*`);
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReadStageSecrets',
+      actions: ['ssm:GetParameters'],
+      resources: [secretsArn],
+    }),
+  );
   const denyOtherParameters = new iam.PolicyStatement({
     sid: 'DenyOtherParameters',
     effect: iam.Effect.DENY,
     actions: HOST_DENIED_PARAMETER_ACTIONS,
-    notResources: ownParameters,
+    notResources: [...ownParameters, secretsArn],
   });
   role.addToPolicy(denyOtherParameters);
+  // A SecureString is decrypted by KMS for SSM: only through SSM, and only for this stage's secrets
+  // (SSM's encryption context names the parameter). Needed where the key is a customer managed key
+  // whose policy defers to IAM; the account's aws/ssm key allows it through its own policy.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'DecryptStageSecretsViaSsm',
+      actions: ['kms:Decrypt'],
+      resources: [Stack.of(scope).formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+      conditions: {
+        StringEquals: { 'kms:ViaService': `ssm.${Aws.REGION}.amazonaws.com` },
+        StringLike: { 'kms:EncryptionContext:PARAMETER_ARN': secretsArn },
+      },
+    }),
+  );
+  // Secrets Manager references: only secrets tagged for this stage (the operator tags them:
+  // BluegreenStage=<stage>); a secret's name is free, its tag is the boundary.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ReadStageSecretsManagerSecrets',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [
+        Stack.of(scope).formatArn({
+          service: 'secretsmanager',
+          resource: 'secret',
+          resourceName: '*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+      conditions: { StringEquals: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: props.stage } },
+    }),
+  );
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'PullReleaseImages',
@@ -354,8 +395,22 @@ function hostEnv(props: HostPartsProps): Record<string, string> {
 }
 
 /** cdk-nag's findings on the host role, each acknowledged with its reason. */
-function acknowledgeHostRole(role: iam.Role, metricsNamespace: string): void {
+function acknowledgeHostRole(role: iam.Role, metricsNamespace: string, stage: string): void {
   const ack = (id: string, reason: string) => Validations.of(role).acknowledge({ id: `AwsSolutions::${id}`, reason });
+  const arn = (service: string, resource: string) =>
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:${service}:<AWS::Region>:<AWS::AccountId>:${resource}]`;
+  ack(
+    arn('ssm', `parameter/bluegreen/${stage}/secrets/*`),
+    `The stage's secrets (README "Secrets"): ssm:GetParameters on /bluegreen/${stage}/secrets/* only, a path that holds nothing else; a release pins which names and versions a pool gets, and names are added by operators (bluegreen secret set) without a stack deploy.`,
+  );
+  ack(
+    arn('kms', 'key/*'),
+    `kms:Decrypt for SecureString secrets: the key is the account's choice (aws/ssm or a customer managed key), so not known here; limited by condition to calls made through SSM (kms:ViaService) for parameters under /bluegreen/${stage}/secrets/ (kms:EncryptionContext:PARAMETER_ARN).`,
+  );
+  ack(
+    arn('secretsmanager', 'secret:*'),
+    `Secrets Manager references (bluegreen secret set --from-secrets-manager): secretsmanager:GetSecretValue on secrets tagged ${STAGE_TAG_KEY}=${stage} only (aws:ResourceTag condition); a secret's ARN ends in random characters, so the tag is the boundary.`,
+  );
   ack(
     'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
     "AWS-maintained minimum for the SSM agent (Session Manager instead of SSH, Run Command for pool switches); AWS keeps it in step with the agent. Its ssm:GetParameter(s) on * is cut back to the host's own pool state by the DenyOtherParameters statement.",

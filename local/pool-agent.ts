@@ -9,12 +9,18 @@ import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired 
 import { Pool, POOLS } from '../core/pools';
 import { serializePoolOptions } from '../core/pool-options';
 import { gateWaitSeconds, poolHealth } from '../core/pool-health';
+import { describePinned } from '../core/secrets';
+import { resolveLocalSecrets } from './secret-store';
 import { formatStepLine } from '../core/step-line';
 import { header, httpRequest } from '../support/http';
 
 /** What the agent needs from the stack (LocalStack has it all). */
 export interface AgentStack {
-  restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void>;
+  /** `secrets`: pinned secrets' values, for the process's environment only. */
+  restartPool(
+    pool: Pool,
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+  ): Promise<void>;
   activePool(): Pool | Promise<Pool>;
   poolUrl(pool: Pool): string;
   poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
@@ -125,9 +131,21 @@ export class PoolAgent {
       return;
     }
 
+    // The pinned secrets' values, from the local store: into the process's environment, nowhere else.
+    let secrets: Record<string, string>;
+    try {
+      secrets = resolveLocalSecrets(stateDir, desired.options?.secrets ?? {});
+      const names = Object.keys(secrets);
+      if (names.length) step('secrets', true, `${names.length} pinned: ${describePinned(desired.options?.secrets)}`);
+    } catch (err) {
+      const reason = `secrets: ${(err as Error).message}`;
+      step('secrets', false, reason);
+      write({ release: desired.release, env, ok: false, reason });
+      return;
+    }
     const started = Date.now();
     try {
-      await stack.restartPool(pool, { release: desired.release, env });
+      await stack.restartPool(pool, { release: desired.release, env, secrets });
       step('restart', true, `${pool} restarted with release ${desired.release} in ${Date.now() - started} ms`);
     } catch (err) {
       const reason = `restart failed: ${(err as Error).message}`;

@@ -11,6 +11,8 @@ export interface PoolRun {
   release: string;
   /** Extra environment for the pool app, e.g. { FAULT_RATE: '0.2' }. */
   env: Record<string, string>;
+  /** Its pinned secrets' values: in the process's environment only (run() never returns them). */
+  secrets?: Record<string, string>;
 }
 
 /** Tries a pool gets when its port is briefly in use (100 ms apart). */
@@ -60,6 +62,7 @@ export class PoolApps {
       env: {
         ...process.env,
         ...wanted.env,
+        ...wanted.secrets,
         APP_POOL: pool,
         RELEASE_ID: wanted.release,
         PORT: String(this.state.ports[pool]),
@@ -101,16 +104,19 @@ export class PoolApps {
         reject(err);
       });
     });
-    this.runs.set(pool, { release: wanted.release, env: { ...wanted.env } });
+    this.runs.set(pool, { release: wanted.release, env: { ...wanted.env }, secrets: { ...wanted.secrets } });
   }
 
   /**
    * Replaces a pool's process with one running `release` and `env` (on top of the supervisor's
    * environment), on the same port. The old one gets SIGTERM and finishes what it is answering.
    */
-  async restart(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void> {
+  async restart(
+    pool: Pool,
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+  ): Promise<void> {
     await this.supervisor.stop(pool, 'SIGTERM', 5000);
-    await this.start(pool, { release: run.release, env: run.env ?? {} });
+    await this.start(pool, { release: run.release, env: run.env ?? {}, secrets: run.secrets ?? {} });
   }
 
   /** Stops a pool app with `signal` (SIGKILL after `timeoutMs`); start() brings back what it ran. */

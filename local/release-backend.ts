@@ -1,6 +1,8 @@
 // The release backend for the local stack (`npm start`): state files in the state dir (contract
 // section 4), the switch dir through nginx/switch-pool.sh, and the pool agent inside the supervisor
 // (local/pool-agent.ts) that restarts the idle pool when its desired state changes.
+import type { SecretStore } from '../core/secrets';
+import { LocalSecretStore } from './secret-store';
 import { isEmptyPoolOptions, PoolOptions } from '../core/pool-options';
 import { ConfigError } from '../core/config-error';
 import { parseStickyKeys, stickyKeyText } from '../core/canary';
@@ -96,6 +98,10 @@ export class LocalReleaseBackend implements ReleaseBackend {
       steps: [],
       reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000)} s (is npm start running a version with the pool agent?)`,
     };
+  }
+
+  secretStore(): SecretStore {
+    return new LocalSecretStore(this.stateDir);
   }
 
   async canaryPercent(): Promise<number> {

@@ -143,7 +143,10 @@ export class LocalStack {
    * environment), on the same port. The old one gets SIGTERM and finishes what it is answering;
    * nginx sends new requests for that pool to the other one until the new process listens.
    */
-  restartPool(pool: Pool, run: { release: string; env?: Record<string, string> }): Promise<void> {
+  restartPool(
+    pool: Pool,
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+  ): Promise<void> {
     return this.pools.restart(pool, run);
   }
 

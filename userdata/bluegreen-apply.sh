@@ -52,6 +52,8 @@
 #                        (default conf/ under BLUEGREEN_HOME, nginx through userdata/bluegreen-nginx.sh)
 #   BLUEGREEN_MANAGE_POOLS  no = no containers here (local nginx tests): active pool and canary only;
 #                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
+#   BLUEGREEN_SECRETS_DIR  each pool's pinned secrets as Compose reads them, <pool>.env: must be a
+#                        tmpfs (never the disk), 0700/0600     (default /run/bluegreen/secrets)
 # Facts shared with the TypeScript side (value patterns, parameter names, default ports, the step
 # line's format, the release record's states) are not kept here: $BLUEGREEN_HOME/userdata/facts.sh,
 # generated from core/ by `npm run generate`, beside pool-env.json in the userdata asset.
@@ -124,6 +126,7 @@ green_addr=${GREEN_ADDR:-$net_base.12}
 blue_port=${BLUE_PORT:-$PORT_BLUE}
 green_port=${GREEN_PORT:-$PORT_GREEN}
 manage=${BLUEGREEN_MANAGE_POOLS:-yes}
+secrets_dir=${BLUEGREEN_SECRETS_DIR:-/run/bluegreen/secrets}
 local_image=$DEFAULT_APP_IMAGE
 BLUEGREEN_CONF_DIR=${BLUEGREEN_CONF_DIR:-$home/conf}
 SWITCH_DIR=${SWITCH_DIR:-$home/switch}
@@ -203,6 +206,105 @@ pool_compose_times() {
   printf '%s' "$2" | jq -r --arg p "$(printf '%s' "$1" | tr '[:lower:]' '[:upper:]')" \
     --slurpfile rule "$home/userdata/pool-options.json" \
     '. as $o | $rule[0].seconds | to_entries[] | "\($p)_\(.value.compose)=\($o[.key] // .value.default)s"'
+}
+
+# --- secrets (README "Secrets") ----------------------------------------------------------------------
+# A pool's pinned secrets (its options' secrets: NAME -> a Parameter Store version, or a Secrets
+# Manager ARN[:json key]) are fetched when the pool is (re)created and given to Compose as an env file
+# in $secrets_dir, a tmpfs: never on the disk, gone at reboot (the boot run fetches them again). No
+# value is ever an argument of a command (the process list shows those), printed, or put in a step.
+# fetch_secrets <pool> <options> <file>: writes the file (0600) or prints why not (exit 1).
+fetch_secrets() {
+  fs_refs=$(printf '%s' "$2" | jq -r '(.secrets // {}) | to_entries[] | "\(.key) \(.value)"')
+  rm -f "$3"
+  [ -n "$fs_refs" ] || return 0
+  fs_fs=$(stat -f -c %T "$secrets_dir" 2>/dev/null || true)
+  case "$fs_fs" in
+    tmpfs | ramfs) ;;
+    *)
+      printf '%s\n' "$secrets_dir is not a tmpfs (${fs_fs:-missing}): secrets are never written to the disk"
+      return 1
+      ;;
+  esac
+  fs_objs=
+  fs_batch=
+  fs_count=0
+  # Parameter Store: name:version, at most 10 names a call (GetParameters' limit), decrypted.
+  for fs_ref in $(printf '%s\n' "$fs_refs" | awk '$2 !~ /^arn:/ {print $1 ":" $2}'); do
+    fs_batch="$fs_batch $PARAM_ROOT/secrets/$fs_ref"
+    fs_count=$((fs_count + 1))
+    if [ "$fs_count" -eq 10 ]; then
+      fs_obj=$(fetch_parameter_secrets "$fs_batch") || { printf '%s\n' "$fs_obj"; return 1; }
+      fs_objs="$fs_objs$fs_obj
+"
+      fs_batch='' fs_count=0
+    fi
+  done
+  if [ -n "$fs_batch" ]; then
+    fs_obj=$(fetch_parameter_secrets "$fs_batch") || { printf '%s\n' "$fs_obj"; return 1; }
+    fs_objs="$fs_objs$fs_obj
+"
+  fi
+  # Secrets Manager: the secret's current value, or one key of its JSON.
+  for fs_line in $(printf '%s\n' "$fs_refs" | awk '$2 ~ /^arn:/ {print $1 "=" $2}'); do
+    fs_name=${fs_line%%=*}
+    fs_ref=${fs_line#*=}
+    fs_key=
+    fs_arn=$fs_ref
+    # The ARN has six colons; a seventh starts the JSON key.
+    if [ "$(printf '%s' "$fs_ref" | tr -cd : | wc -c)" -eq 7 ]; then
+      fs_key=${fs_ref##*:}
+      fs_arn=${fs_ref%:*}
+    fi
+    if ! fs_out=$(aws secretsmanager get-secret-value --secret-id "$fs_arn" --output json 2>&1); then
+      printf '%s\n' "secret $fs_name: could not read $fs_arn from Secrets Manager: $(oneline "$fs_out" | cut -c1-300)"
+      return 1
+    fi
+    if ! fs_obj=$(printf '%s' "$fs_out" | jq -ce --arg n "$fs_name" --arg k "$fs_key" \
+      '.SecretString | if type != "string" then error("no SecretString") elif $k == "" then {($n): .}
+       else (fromjson | .[$k]) as $v | if ($v | type) == "string" then {($n): $v} else error("no string key") end end' 2>/dev/null); then
+      printf '%s\n' "secret $fs_name: $fs_arn has no string ${fs_key:+key $fs_key in its JSON }SecretString"
+      return 1
+    fi
+    fs_out=''
+    fs_objs="$fs_objs$fs_obj
+"
+  done
+  # The env file's grammar and its writer (pool-env.jq): a value Compose cannot carry is refused.
+  if ! fs_lines=$(pool_env "$(printf '%s' "$fs_objs" | jq -cs 'add // {}')"); then
+    printf '%s\n' "secrets refused: $fs_lines"
+    return 1
+  fi
+  (umask 077 && printf '%s\n' "$fs_lines" >"$3")
+  fs_lines='' fs_objs=''
+}
+# fetch_parameter_secrets "<name:version> ...": one decrypted get-parameters call -> {NAME: value}.
+fetch_parameter_secrets() {
+  # shellcheck disable=SC2086 # a word list on purpose
+  if ! fp_out=$(aws ssm get-parameters --with-decryption --names $1 --output json 2>&1); then
+    printf '%s\n' "could not read secrets from SSM: $(oneline "$fp_out" | cut -c1-300)"
+    return 1
+  fi
+  fp_missing=$(printf '%s' "$fp_out" | jq -r '(.InvalidParameters // []) | join(" ")')
+  if [ -n "$fp_missing" ]; then
+    fp_out=''
+    printf '%s\n' "secrets not found (name:version): $fp_missing"
+    return 1
+  fi
+  printf '%s' "$fp_out" | jq -c --arg root "$PARAM_ROOT/secrets/" \
+    '[.Parameters[] | {key: (.Name | ltrimstr($root) | sub(":[0-9]+$"; "")), value: .Value}] | from_entries'
+  fp_out=''
+}
+# The names and pins of a pool's secrets, for steps: NAME@v3, NAME@secrets-manager.
+secret_names() {
+  printf '%s' "$1" | jq -r '[(.secrets // {}) | to_entries[] | "\(.key)@\(if .value | test("^[0-9]+$") then "v" + .value else "secrets-manager" end)"] | join(", ")'
+}
+# The secrets dir: a tmpfs only root reads, created 0700 when missing (on a host /run is a tmpfs),
+# with each pool's file in it, empty when the pool has no secrets: Compose needs the file to exist.
+prepare_secrets_dir() {
+  (umask 077 && mkdir -p "$secrets_dir" && for sp in blue green; do
+    [ -f "$secrets_dir/$sp.env" ] || : >"$secrets_dir/$sp.env"
+  done)
 }
 
 # Host-level image settings from /etc/bluegreen/env: NGINX_IMAGE (Compose's nginx) and BASE_IMAGE
@@ -308,6 +410,7 @@ prepare_layout() {
   for pool in blue green; do
     [ -f "$state/pools/$pool.env" ] || : >"$state/pools/$pool.env"
   done
+  prepare_secrets_dir
 }
 prepare_layout
 
@@ -533,6 +636,7 @@ write_compose_env() {
     printf '%s\n' "BLUEGREEN_HOME=$home"
     printf '%s\n' "BLUEGREEN_STATE_DIR=$state"
     printf '%s\n' "BLUEGREEN_LOG_DIR=$logs"
+    printf '%s\n' "BLUEGREEN_SECRETS_DIR=$secrets_dir"
     printf '%s\n' "BLUEGREEN_SUBNET=$subnet"
     printf '%s\n' "BLUE_ADDR=$blue_addr"
     printf '%s\n' "GREEN_ADDR=$green_addr"
@@ -743,6 +847,19 @@ boot_refused() {
   prepare_image "$(pool_get "$1" start_image)" >/dev/null || true
 }
 
+# A pool's secrets at boot (the tmpfs is empty after a reboot): fetched for what it starts with. On
+# failure the pool starts without them; the step says so.
+boot_secrets() {
+  prepare_secrets_dir
+  bs_names=$(secret_names "$(pool_get "$1" start_options)")
+  if out=$(fetch_secrets "$1" "$(pool_get "$1" start_options)" "$secrets_dir/$1.env"); then
+    [ -z "$bs_names" ] || step secrets "$1" true "fetched $bs_names into $secrets_dir (tmpfs)"
+  else
+    step secrets "$1" false "$out; $1 starts without its secrets ($bs_names)"
+  fi
+  prepare_secrets_dir
+}
+
 # The boot run (--no-reload): the switch dir, both pools' start state and images, Compose's .env,
 # upstream.conf and routes.conf; then exits.
 boot_run() {
@@ -751,6 +868,8 @@ boot_run() {
   if [ "$manage" != no ]; then
     boot_active "$active"
     boot_idle "$idle"
+    boot_secrets "$active"
+    boot_secrets "$idle"
     write_compose_env
   fi
   render_upstream_conf >"$BLUEGREEN_CONF_DIR/.upstream.conf.boot"
@@ -1014,6 +1133,15 @@ deploy_pool() {
   fi
   # The time it took: what follows (recreate to smoke) is the gate's own (bench/release-docker).
   step pull "$pool" true "$out in $(($(now_ms) - d_start)) ms"
+  prepare_secrets_dir
+  if ! out=$(fetch_secrets "$pool" "$(pool_get "$pool" options)" "$secrets_dir/.$pool.env.next"); then
+    rm -f "$secrets_dir/.$pool.env.next"
+    step secrets "$pool" false "$out; the pool is left as it was"
+    remember_failure "$pool" "secrets: $out"
+    return
+  fi
+  [ -z "$(secret_names "$(pool_get "$pool" options)")" ] ||
+    step secrets "$pool" true "fetched $(secret_names "$(pool_get "$pool" options)") into $secrets_dir (tmpfs)"
   pause_canary
   stage_desired
   run_gate
@@ -1039,6 +1167,11 @@ stage_desired() {
   prev_release=$(pool_get "$pool" start_release)
   prev_options=$(pool_get "$pool" start_options)
   cp -p "$state/pools/$pool.env" "$state/pools/$pool.env.prev"
+  # Its secrets too (on the tmpfs): the previous file back on a failed gate, none when it had none.
+  rm -f "$secrets_dir/$pool.env.prev"
+  [ ! -f "$secrets_dir/$pool.env" ] || mv -f "$secrets_dir/$pool.env" "$secrets_dir/$pool.env.prev"
+  [ ! -f "$secrets_dir/.$pool.env.next" ] || mv -f "$secrets_dir/.$pool.env.next" "$secrets_dir/$pool.env"
+  prepare_secrets_dir
   set_start "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" options)"
   printf '%s\n' "$(pool_get "$pool" envlines)" | sed '/^$/d' >"$state/pools/$pool.env"
 }
@@ -1083,7 +1216,7 @@ run_gate() {
 # The gate passed: the pool runs its desired state (.applied), and nginx follows its address.
 keep_deployed() {
   write_applied "$pool" "$(pool_get "$pool" image)" "$(pool_get "$pool" release)" "$(pool_get "$pool" envlines)" "$(pool_get "$pool" options)"
-  rm -f "$state/pools/$pool.failed" "$state/pools/$pool.env.prev"
+  rm -f "$state/pools/$pool.failed" "$state/pools/$pool.env.prev" "$secrets_dir/$pool.env.prev"
   step reconcile "$pool" true "runs release $(pool_get "$pool" release) ($(pool_get "$pool" image))"
   sync_addresses report "$pool"
 }
@@ -1094,6 +1227,9 @@ restore_previous() {
   hold_canary="$pool failed release $(pool_get "$pool" release)"
   set_start "$pool" "$prev_image" "$prev_release" "$prev_options"
   mv -f "$state/pools/$pool.env.prev" "$state/pools/$pool.env"
+  rm -f "$secrets_dir/$pool.env"
+  [ ! -f "$secrets_dir/$pool.env.prev" ] || mv -f "$secrets_dir/$pool.env.prev" "$secrets_dir/$pool.env"
+  prepare_secrets_dir
   out=
   if recreate "$pool" "$(pool_get "$pool" options)" >/dev/null && out=$(await_ready "$pool"); then
     step restore "$pool" true "back on release $prev_release ($prev_image): $out"

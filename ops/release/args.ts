@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { POOL_STATE_REGEXPS } from '../../core/patterns';
 import { CANARY_SHARE_PATTERN, parseStickyKey, stickyKeyText } from '../../core/canary';
 import type { PoolOptions } from '../../core/pool-options';
+import { secretNameProblem } from '../../core/secrets';
 import { ENV_KEY_PATTERN, envValueProblem, RESERVED_ENV } from '../../core/pool-env';
 import { ConfigError } from '../../core/config-error';
 import { parsePool, Pool } from '../../core/pools';
@@ -60,6 +61,8 @@ export interface ReleaseOptions {
   gate?: RecordGate;
   /** The pool's options this release sets (core/pool-options.ts); absent = none (`{}`). */
   poolOptions?: PoolOptions;
+  /** `--secret NAME`: the stage's secrets this release pins; undefined = all of them. */
+  secrets?: string[];
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
@@ -84,6 +87,8 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --pool P              the pool to release to; must be the idle one (default: the idle one)
   --image IMAGE         registry image (AWS only; default: the project's app image)
   --env KEY=VALUE       environment for the new release (repeatable); the idle pool's previous env is not kept
+  --secret NAME         a secret of the stage the release gets (repeatable; default: all of them), pinned to
+                        its current version (bluegreen secret set NAME; the record keeps names and versions only)
   --strategy S          all-at-once (default) or canary
   --canary-percent N    1-99, share of requests for the canary (default ${DEFAULT_CANARY_PERCENT}; implies --strategy canary)
   --canary-duration D   how long the canary runs before promotion (default ${DEFAULT_CANARY_SECONDS}s)
@@ -120,6 +125,15 @@ export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
   The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
   also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
   Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
+
+/** `--secret NAME`: secret names (their values stay in the stage's store). */
+function parseSecretNames(names: string[]): string[] {
+  for (const name of names) {
+    const problem = secretNameProblem(name);
+    if (problem) throw new ConfigError(`--secret ${name}: ${problem}`);
+  }
+  return names;
+}
 
 function parseEnvPairs(pairs: string[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -164,6 +178,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         pool: { type: 'string' },
         image: { type: 'string' },
         env: { type: 'string', multiple: true },
+        secret: { type: 'string', multiple: true },
         strategy: { type: 'string' },
         'canary-percent': { type: 'string' },
         'canary-duration': { type: 'string' },
@@ -241,6 +256,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       pool,
       image: v.image,
       env: parseEnvPairs(v.env ?? []),
+      ...(v.secret ? { secrets: parseSecretNames(v.secret) } : {}),
       strategy,
       canaryPercent,
       canarySeconds: strategy === 'canary' ? canarySeconds : 0,

@@ -16,6 +16,8 @@ import { getParameter } from '../aws-target';
 import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult } from './run-command';
 import { RunRate } from '../../core/run-rate';
+import type { SecretStore } from '../../core/secrets';
+import { AwsSecretStore } from '../secrets/aws-store';
 
 export interface AwsBackendOptions {
   ssm: SSMClient;
@@ -197,6 +199,10 @@ export class AwsReleaseBackend implements ReleaseBackend {
     ]);
     const reason = deployFailure(result);
     return { ok: !reason, steps, ...(reason ? { reason } : {}) };
+  }
+
+  secretStore(): SecretStore {
+    return new AwsSecretStore(this.o.ssm, this.o.stage);
   }
 
   async canaryPercent(): Promise<number> {

@@ -4,7 +4,9 @@
 // only watches the record once the new pool is active: killing it mid-bake disarms nothing.
 import { ConfigError } from '../../core/config-error';
 import { otherPool, Pool } from '../../core/pools';
-import { isEmptyPoolOptions } from '../../core/pool-options';
+import { isEmptyPoolOptions, serializePoolOptions } from '../../core/pool-options';
+import { limit } from '../../core/aws-limits';
+import { describePinned, pinSecrets } from '../../core/secrets';
 import { describeFigures, HELD_STEP } from '../../core/release-guard';
 import { heldWaysOut } from '../../core/release-events';
 import {
@@ -112,6 +114,8 @@ interface Target {
   previous: DesiredPool | undefined;
   /** Why a stored record does not count as in progress although its state says so: said once the release starts. */
   invalidRecord: string | undefined;
+  /** The stage's secrets this release pins (names → versions), when the backend keeps secrets. */
+  secrets?: Record<string, string>;
 }
 
 /**
@@ -144,6 +148,9 @@ export async function runRelease(
   const o = settings(backend, io);
   const target = await check(options, backend, o);
   if (typeof target === 'number') return target;
+  // Pinned secrets are part of the pool's options: the new pool runs exactly these versions.
+  if (target.secrets && Object.keys(target.secrets).length)
+    options = { ...options, poolOptions: { ...options.poolOptions, secrets: target.secrets } };
   const run = newRun(options, backend, o, target);
   try {
     await start(run, target.invalidRecord);
@@ -213,7 +220,7 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
         `the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`,
       );
     const previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
-    return { active, pool, replaced: idleDesired, previous, invalidRecord };
+    return { active, pool, replaced: idleDesired, previous, invalidRecord, ...(await secretsToPin(options, backend)) };
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
@@ -221,6 +228,31 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
     }
     throw err;
   }
+}
+
+/** The secrets the release pins, each at its current version: all of the stage's, or those --secret names. */
+async function secretsToPin(
+  options: ReleaseOptions,
+  backend: ReleaseBackend,
+): Promise<{ secrets?: Record<string, string> }> {
+  if (!backend.secretStore) {
+    if (options.secrets?.length) throw new BadInput(`--secret: ${backend.target} keeps no secrets`);
+    return {};
+  }
+  const stored = await backend.secretStore().list();
+  let secrets: Record<string, string>;
+  try {
+    secrets = pinSecrets(stored, options.secrets, options.env, backend.target);
+  } catch (err) {
+    throw new BadInput((err as Error).message);
+  }
+  // The pool's options parameter is a standard one: the pins (names, versions, references) must fit.
+  const bytes = Buffer.byteLength(serializePoolOptions({ ...options.poolOptions, secrets }), 'utf8');
+  if (bytes > limit('standardParameterValue'))
+    throw new BadInput(
+      `the pool's options with ${Object.keys(secrets).length} secrets take ${bytes} bytes, more than a standard parameter's ${limit('standardParameterValue')}: name fewer (--secret NAME)`,
+    );
+  return { secrets };
 }
 
 /** The release's record as first written: what the guard and a joining host need to put things back. */
@@ -318,7 +350,7 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
     ...(isEmptyPoolOptions(options.poolOptions) ? {} : { options: options.poolOptions }),
   };
   say(
-    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}${healthText(options.poolOptions)}`,
+    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}${options.poolOptions?.secrets && Object.keys(options.poolOptions.secrets).length ? ` (secrets ${describePinned(options.poolOptions.secrets)})` : ''}${healthText(options.poolOptions)}`,
   );
   let report: DeployReport;
   try {

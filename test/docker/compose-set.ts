@@ -153,6 +153,8 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     BLUEGREEN_HTTP_PORT: String(httpPort),
     BLUE_PORT: String(bluePort),
     GREEN_PORT: String(greenPort),
+    // The pools' secrets: a tmpfs, as /run is on a host (bluegreen-apply refuses any other).
+    BLUEGREEN_SECRETS_DIR: path.join('/dev/shm', `bluegreen-secrets-${project}`),
     ...offlineImageOverrides(),
     // What the stack's user data adds to /etc/bluegreen/env (e.g. the timeouts, SLOW_PATHS).
     ...options.hostEnv,
@@ -237,6 +239,7 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
       } finally {
         if (ownMoto) await moto.stop();
         rmSync(base, { recursive: true, force: true });
+        rmSync(env.BLUEGREEN_SECRETS_DIR, { recursive: true, force: true });
       }
     },
   };

@@ -28,6 +28,8 @@ export interface DockerStage {
   set: ComposeSet;
   ssm: SSMClient;
   backend: AwsReleaseBackend;
+  /** Everything bluegreen-apply printed (stdout, then stderr) for the backend: what Run Command would return. */
+  applyOutputs: string[];
   /** Every guard decision the alert function's code took (rollback / promote / abort-canary). */
   guardActions: Array<{ at: number; action: string }>;
   /** `bluegreen release --stage` against the Compose set: the exit code and what it printed. */
@@ -57,6 +59,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   await logs.send(new CreateLogGroupCommand({ logGroupName: logGroup })).catch(() => undefined);
   const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `undelivered-${set.project}` }))).QueueUrl!;
 
+  const applyOutputs: string[] = [];
   // One bluegreen-apply at a time, like the host's lock: the deploy and the "EventBridge" loop share it.
   let chain: Promise<unknown> = Promise.resolve();
   const serialized = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -66,6 +69,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   };
   const runApply = async (args: string[]): Promise<RunOnHostsResult> => {
     const r = await serialized(() => set.apply(...args));
+    applyOutputs.push(`${r.stdout}\n${r.stderr}`);
     return { commandId: 'harness', hosts: [hostResult(HOST, r.code === 0 ? 'Success' : 'Failed', r.stdout, r.stderr)] };
   };
 
@@ -83,7 +87,8 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
         .join(' ');
       if (res && seen !== lastSeen) {
         lastSeen = seen;
-        await serialized(() => set.apply());
+        const r = await serialized(() => set.apply());
+        applyOutputs.push(`${r.stdout}\n${r.stderr}`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -158,6 +163,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
     ssm,
     backend,
     guardActions,
+    applyOutputs,
     async release(o) {
       const lines: string[] = [];
       const options: ReleaseOptions = {

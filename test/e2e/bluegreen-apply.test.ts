@@ -12,6 +12,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +28,7 @@ import { boundEnv } from '../../core/release-record';
 import { parseStepLines } from '../../core/step-line';
 import { startLoad, TEST_LOAD } from '../helpers/load';
 import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { synthTemplate } from '../helpers/cdk';
 import { startTestStack, waitFor, workerPids } from '../helpers/stack';
@@ -385,7 +387,11 @@ describe('a booting host that manages its pools: the files Compose starts from',
     );
     chmodSync(path.join(home, 'bin', 'docker'), 0o755);
   });
-  afterEach(() => rmSync(home, { recursive: true, force: true }));
+  afterEach(() => {
+    rmSync(home, { recursive: true, force: true });
+    rmSync(secretsDir, { recursive: true, force: true });
+  });
+  const secretsDir = path.join('/dev/shm', `bluegreen-apply-secrets-${process.pid}`);
 
   const hostEnv = (extra: Record<string, string> = {}) => ({
     ...moto.env,
@@ -395,6 +401,8 @@ describe('a booting host that manages its pools: the files Compose starts from',
     BLUEGREEN_STATE_DIR: stateDir,
     BLUEGREEN_LOG_DIR: path.join(home, 'logs'),
     BLUEGREEN_ENV_FILE: '/nonexistent/env',
+    // A tmpfs, as /run is on a host (never this machine's /run).
+    BLUEGREEN_SECRETS_DIR: secretsDir,
     ...extra,
   });
   const boot = (extra: Record<string, string> = {}) =>
@@ -481,6 +489,58 @@ describe('a booting host that manages its pools: the files Compose starts from',
     );
     // Refused: green boots with what it applied.
     expect(composeEnv()).toContain('GREEN_STOP_GRACE=30s\n');
+  });
+
+  test("secrets at boot: the pool's pinned version fetched into its 0600 file on the tmpfs (the other pool's file empty), no value in the output; a secrets dir that is not a tmpfs is refused", async () => {
+    const VALUE = 'boot-secret-3Fq8-never-printed';
+    const ssm = new SSMClient({
+      endpoint: moto.endpoint,
+      region: moto.env.AWS_REGION,
+      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    });
+    const secret = `${parameterNames(STAGE).secretsPath}DB_PASSWORD`;
+    await ssm.send(new PutParameterCommand({ Name: secret, Value: 'old', Type: 'SecureString', Overwrite: true }));
+    await ssm.send(new PutParameterCommand({ Name: secret, Value: VALUE, Type: 'SecureString', Overwrite: true }));
+    ssm.destroy();
+    await putParameters(moto, {
+      [PARAM]: 'blue',
+      ...poolState('blue', { release: 'blue-1', env: '{}' }),
+      [NAMES.pools.blue.options]: '{}',
+      ...poolState('green', { release: 'green-1', env: '{}' }),
+      [NAMES.pools.green.options]: '{"secrets":{"DB_PASSWORD":"2"}}',
+    });
+    try {
+      const result = await boot();
+      expect(result.code).toBe(0);
+      expect(readFileSync(path.join(secretsDir, 'green.env'), 'utf8')).toBe(`DB_PASSWORD='${VALUE}'\n`);
+      expect(statSync(path.join(secretsDir, 'green.env')).mode & 0o777).toBe(0o600);
+      expect(statSync(secretsDir).mode & 0o777).toBe(0o700);
+      expect(readFileSync(path.join(secretsDir, 'blue.env'), 'utf8')).toBe('');
+      expect(`${result.stdout}${result.stderr}`).not.toContain(VALUE);
+      expect(composeEnv()).toContain(`BLUEGREEN_SECRETS_DIR=${secretsDir}\n`);
+      expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(
+        expect.objectContaining({
+          step: 'secrets',
+          pool: 'green',
+          ok: true,
+          detail: expect.stringContaining('DB_PASSWORD@v2'),
+        }),
+      );
+
+      const onDisk = await boot({ BLUEGREEN_SECRETS_DIR: path.join(home, 'secrets') });
+      expect(onDisk.code).toBe(1);
+      expect(parseStepLines(onDisk.stdout, 'i-1')).toContainEqual(
+        expect.objectContaining({
+          step: 'secrets',
+          pool: 'green',
+          ok: false,
+          detail: expect.stringContaining('is not a tmpfs'),
+        }),
+      );
+      expect(readFileSync(path.join(home, 'secrets', 'green.env'), 'utf8')).toBe('');
+    } finally {
+      await putParameters(moto, { [NAMES.pools.green.options]: '{}' });
+    }
   });
 
   test('rebooting: the active pool boots with its applied release, never with a desired state written for it since (nothing gated it); the idle pool boots with its desired one', async () => {

@@ -317,7 +317,8 @@ describe('launch template', () => {
       resources.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
     const expected = [...hostReadParameterNames('prod'), '/bluegreen/prod/release'].sort();
     expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
-    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(expected);
+    // ...and the stage's secrets (their own statement, ReadStageSecrets).
+    expect(names(bySid.DenyOtherParameters.NotResource)).toEqual([...expected, '/bluegreen/prod/secrets/*'].sort());
     expect(bySid.CompleteOwnLaunch.Action).toEqual([
       'autoscaling:CompleteLifecycleAction',
       'autoscaling:RecordLifecycleActionHeartbeat',

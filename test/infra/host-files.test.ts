@@ -45,6 +45,10 @@ beforeAll(() => {
   // What bluegreen-apply writes from /bluegreen/<stage>/pools/<pool>/env.
   writeFileSync(path.join(stateDir, 'pools', 'blue.env'), 'GREETING=hello\nRELEASE_ID=from-env-file\n');
   writeFileSync(path.join(stateDir, 'pools', 'green.env'), '');
+  // What bluegreen-apply keeps in its secrets dir (a tmpfs on a host): each pool's file, empty without secrets.
+  mkdirSync(path.join(dir, 'secrets'));
+  writeFileSync(path.join(dir, 'secrets', 'blue.env'), '');
+  writeFileSync(path.join(dir, 'secrets', 'green.env'), "DB_PASSWORD='from-secrets'\n");
   config = composeConfig({ RELEASE_ID_BLUE: 'b-9' });
   services = config.services;
 });
@@ -54,7 +58,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function composeConfig(env: Record<string, string> = {}): Config {
   const run = spawnSync('docker-compose', ['-f', path.join(dir, 'userdata', 'docker-compose.yml'), 'config'], {
     encoding: 'utf8',
-    env: { ...process.env, BLUEGREEN_STATE_DIR: stateDir, ...env },
+    env: { ...process.env, BLUEGREEN_STATE_DIR: stateDir, BLUEGREEN_SECRETS_DIR: path.join(dir, 'secrets'), ...env },
   });
   if (run.error)
     throw new Error(
@@ -116,6 +120,19 @@ test('ports: nginx 8080, blue 8081, green 8082 (each pool listening on 3000 insi
     ['127.0.0.1:18081:3000/tcp'],
     ['127.0.0.1:18082:3000/tcp'],
   ]);
+});
+
+test("pools: each reads its secrets' file from the secrets dir too (README Secrets), that pool's only; health and drain times per pool, at today's defaults", () => {
+  expect(services.app_green.environment!.DB_PASSWORD).toBe('from-secrets');
+  expect(services.app_blue.environment!.DB_PASSWORD).toBeUndefined();
+  for (const pool of ['blue', 'green']) {
+    const service = services[`app_${pool}`] as Service & { healthcheck?: { timeout?: string; start_period?: string } };
+    expect([service.healthcheck?.timeout, service.healthcheck?.start_period, service.stop_grace_period]).toEqual([
+      '3s',
+      '10s',
+      '10s',
+    ]);
+  }
 });
 
 test('pools: health-checked on /healthz, restarted, told who they are; the release env file cannot override that', () => {

@@ -9,7 +9,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { buildApp } from '../../bin/app';
-import { hostReadParameterNames, parameterNames } from '../../core/names';
+import { hostReadParameterNames, parameterNames, STAGE_TAG_KEY } from '../../core/names';
 import { newApp, synthTemplate } from '../helpers/cdk';
 import {
   AWS_MANAGED_EXCERPTS,
@@ -78,7 +78,8 @@ function stageParameterNames(stage: string): string[] {
     if (typeof v === 'string') names.push(v);
     else if (v && typeof v === 'object') Object.values(v).forEach(walk);
   };
-  const { root: _root, ...rest } = parameterNames(stage);
+  // secretsPath is a path (the stage's secrets: allowed below, by their own statement), not a parameter.
+  const { root: _root, secretsPath: _secrets, ...rest } = parameterNames(stage);
   walk(rest);
   return names;
 }
@@ -98,7 +99,7 @@ describe.each(variants)('%s', (_name, context) => {
   });
 
   describe('item 1: parameters', () => {
-    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own ten", () => {
+    test("an explicit Deny of the value-returning SSM actions on every parameter but the host's own ten and the stage's secrets", () => {
       const denies = statements.filter((s) => s.Effect === 'Deny');
       expect(denies).toHaveLength(1);
       const [deny] = denies;
@@ -108,10 +109,14 @@ describe.each(variants)('%s', (_name, context) => {
       expect(deny.Condition).toBeUndefined();
       const own = hostReadParameterNames(stage);
       expect(own).toHaveLength(10);
-      expect(list(deny.NotResource).map(resolve).sort()).toEqual(own.map((n) => ssmArn(n)).sort());
-      // the Allow and the Deny's exemption are the same ten parameters
+      const secrets = ssmArn(`${parameterNames(stage).secretsPath}*`);
+      expect(list(deny.NotResource).map(resolve).sort()).toEqual([...own.map((n) => ssmArn(n)), secrets].sort());
+      // the Allows and the Deny's exemption are the same: the ten parameters, the secrets' path
       const read = statements.find((s) => s.Sid === 'ReadPoolState')!;
-      expect(list(read.Resource).map(resolve).sort()).toEqual(list(deny.NotResource).map(resolve).sort());
+      expect(list(read.Resource).map(resolve).sort()).toEqual(own.map((n) => ssmArn(n)).sort());
+      const readSecrets = statements.find((s) => s.Sid === 'ReadStageSecrets')!;
+      expect(list(readSecrets.Action)).toEqual(['ssm:GetParameters']);
+      expect(list(readSecrets.Resource).map(resolve)).toEqual([secrets]);
     });
 
     test("with the managed policy's GetParameter(s) on *, the host reads its own pool state and nothing else: not the webhook, the alert state, the release record, maintenance, another stage, another app", () => {
@@ -151,13 +156,34 @@ describe.each(variants)('%s', (_name, context) => {
         'deny',
       );
       expect(decide(effective, 'ssm:GetParameter', ssmArn(n.activePool, '444455556666'))).toBe('deny');
+      // the stage's secrets: GetParameters only (what bluegreen-apply calls); another stage's: denied
+      expect(decide(effective, 'ssm:GetParameters', ssmArn(`${n.secretsPath}DB_PASSWORD`))).toBe('allow');
+      const other = parameterNames(stage === 'prod' ? 'dev' : 'prod').secretsPath;
+      for (const action of VALUE_ACTIONS)
+        expect([action, decide(effective, action, ssmArn(`${other}DB_PASSWORD`))]).toEqual([action, 'deny']);
+    });
+
+    test("kms:Decrypt only through SSM for the stage's secrets; Secrets Manager only for secrets tagged with the stage", () => {
+      const decrypt = statements.find((s) => s.Sid === 'DecryptStageSecretsViaSsm')!;
+      expect(list(decrypt.Action)).toEqual(['kms:Decrypt']);
+      expect(JSON.stringify(decrypt.Condition)).toContain('"kms:ViaService"');
+      expect(
+        resolve(
+          (decrypt.Condition as { StringLike: Record<string, unknown> }).StringLike[
+            'kms:EncryptionContext:PARAMETER_ARN'
+          ],
+        ),
+      ).toBe(ssmArn(`${parameterNames(stage).secretsPath}*`));
+      const sm = statements.find((s) => s.Sid === 'ReadStageSecretsManagerSecrets')!;
+      expect(list(sm.Action)).toEqual(['secretsmanager:GetSecretValue']);
+      expect(sm.Condition).toEqual({ StringEquals: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: stage } });
     });
 
     test('nothing else of the role reads a parameter value or decrypts', () => {
       const readers = statements.filter(
         (s) => s.Effect === 'Allow' && list(s.Action).some((a) => /^(ssm:GetParameter|kms:)/.test(a)),
       );
-      expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState']);
+      expect(readers.map((s) => s.Sid)).toEqual(['ReadPoolState', 'ReadStageSecrets', 'DecryptStageSecretsViaSsm']);
     });
   });
 

@@ -1,0 +1,186 @@
+// Secrets on the Docker Engine harness (README "Secrets"): `bluegreen secret set --stage` (the CLI's
+// own command code against moto_server's SSM), a Secrets Manager reference, then `bluegreen release
+// --stage` under full-speed keep-alive load from a client that never re-sends: 0 failed, and the new
+// pool's container has both values in its environment. Each value is then searched for on every
+// other surface an operator or a log reader sees, and found on none:
+//   1. the release record (every stored version: GetParameterHistory) and `bluegreen history`'s output;
+//   2. everything the CLI printed (secret set / list, the release's lines);
+//   3. the Slack messages the alert function posted (a local HTTP server stands in for Slack);
+//   4. bluegreen-apply's output, stdout and stderr (what Run Command returns to the CLI);
+//   5. every log: nginx's access and error logs, the containers' logs (docker logs);
+//   6. every file under the host's dirs: BLUEGREEN_HOME (the Compose .env, conf/), the state dir
+//      (pools/<pool>.env, .applied), the log dir.
+// The one place it is, besides the container: the pool's env file on the tmpfs
+// (BLUEGREEN_SECRETS_DIR), mode 0600, which Compose reads; and `docker inspect` shows it to root.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import * as path from 'node:path';
+import { GetParameterHistoryCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { summarize } from '../../local/load';
+import { parameterNames } from '../../core/names';
+import { secretCommand } from '../../ops/secrets/commands';
+import { formatHistory, historyRows } from '../../ops/release/history';
+import { startLoad } from '../helpers/load';
+import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { DockerStage, startDockerStage } from './release-stage';
+
+const engine = dockerEngine();
+if (!engine.ready) {
+  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
+  process.stderr.write(`test/docker/secrets.test.ts: skipped: ${engine.reason}\n`);
+}
+const describeDocker = engine.ready ? describe : describe.skip;
+
+// Values no other part of the test (or the project) would print by accident.
+const DB_PASSWORD = 'pw-7Qx9-Zk2m-Lr8v-secret-value';
+const API_KEY = 'ak-Hn4t-Wc6y-Pq1s-from-secrets-manager';
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(full));
+    else if (entry.isFile()) out.push(full);
+  }
+  return out;
+}
+
+describeDocker('secrets on the host Compose set', () => {
+  let set: ComposeSet;
+  let stage: DockerStage;
+  let slack: Server;
+  const slackBodies: string[] = [];
+  const cliLines: string[] = [];
+  beforeAll(async () => {
+    set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
+    stage = await startDockerStage(set);
+    // The CLI's SDK clients read the endpoint, region and credentials from the process environment.
+    Object.assign(process.env, set.moto.env);
+    slack = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        slackBodies.push(body);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => slack.listen(0, '127.0.0.1', () => r()));
+    const port = (slack.address() as { port: number }).port;
+    await stage.ssm.send(
+      new PutParameterCommand({
+        Name: parameterNames(set.stage).slackWebhookUrl,
+        Value: `http://127.0.0.1:${port}/hook`,
+        Type: 'SecureString',
+        Overwrite: true,
+      }),
+    );
+  }, 240_000);
+  afterAll(async () => {
+    await stage?.stop();
+    await set?.down();
+    slack?.close();
+  }, 60_000);
+
+  const cli = (args: string[], stdin = '') =>
+    secretCommand(
+      [...args, '--stage', set.stage],
+      { ...process.env, ...set.moto.env },
+      (l) => cliLines.push(l),
+      () => {
+        throw new Error('no local store here');
+      },
+      { stdin: async () => stdin, stdinIsTerminal: false },
+    );
+
+  test('secret set, then a release under load: 0 failed; the container has the values; no other surface has them', async () => {
+    expect(await cli(['set', 'DB_PASSWORD'], `${DB_PASSWORD}\n`)).toBe(0);
+    // A Secrets Manager secret (JSON with a key), tagged for the stage as the host role requires.
+    const created = JSON.parse(
+      execFileSync(
+        'aws',
+        [
+          'secretsmanager',
+          'create-secret',
+          '--name',
+          `dock/api-${process.pid}`,
+          '--secret-string',
+          JSON.stringify({ key: API_KEY, other: 'x' }),
+          '--tags',
+          `Key=BluegreenStage,Value=${set.stage}`,
+          '--output',
+          'json',
+        ],
+        { env: { ...process.env, ...set.moto.env }, encoding: 'utf8' },
+      ),
+    ) as { ARN: string };
+    expect(await cli(['set', 'API_KEY', '--from-secrets-manager', `${created.ARN}:key`])).toBe(0);
+    expect(await cli(['list'])).toBe(0);
+    expect(cliLines.join('\n')).toMatch(/DB_PASSWORD\s+v1\s+parameter-store/);
+
+    const greenBefore = set.containerId('green');
+    const load = startLoad({
+      url: `${set.url}/version`,
+      connections: 8,
+      durationMs: 150_000,
+      maxRequests: 1_000_000,
+      retryStaleSockets: false,
+      requestTimeoutMs: 5_000,
+    });
+    await load.after(2_000, 'before the release');
+    const { code, lines } = await stage.release({ release: 'v2', bakeSeconds: 10 });
+    cliLines.push(...lines);
+    await load.after(2_000, 'after the release');
+    const result = await load.finish();
+    const summary = summarize(result.samples, result.durationMs);
+    process.stdout.write(
+      `docker secrets release v2: ${summary.requests} requests, ${summary.failed} failed\n${lines.join('\n')}\n`,
+    );
+    expect(code).toBe(0);
+    expect(summary.failures).toEqual({});
+    expect(summary.failed).toBe(0);
+
+    // Inside the new pool's container.
+    const green = set.containerId('green');
+    expect(green).not.toBe(greenBefore);
+    const containerEnv = execFileSync('docker', ['exec', green, 'env'], { encoding: 'utf8' });
+    expect(containerEnv).toContain(`DB_PASSWORD=${DB_PASSWORD}\n`);
+    expect(containerEnv).toContain(`API_KEY=${API_KEY}\n`);
+
+    // The record pins names and versions only.
+    const record = (await stage.backend.readRecord())!;
+    expect(record.options?.secrets).toEqual({ API_KEY: `${created.ARN}:key`, DB_PASSWORD: '1' });
+
+    // The one file that holds them: on the tmpfs, 0600.
+    const secretsFile = path.join(set.env.BLUEGREEN_SECRETS_DIR, 'green.env');
+    expect(statSync(secretsFile).mode & 0o777).toBe(0o600);
+    expect(execFileSync('stat', ['-f', '-c', '%T', set.env.BLUEGREEN_SECRETS_DIR], { encoding: 'utf8' }).trim()).toBe(
+      'tmpfs',
+    );
+
+    // Every other surface.
+    const history = await stage.ssm.send(
+      new GetParameterHistoryCommand({ Name: parameterNames(set.stage).release, MaxResults: 50 }),
+    );
+    const surfaces: Record<string, string> = {
+      'release record versions': JSON.stringify(history.Parameters ?? []),
+      'bluegreen history': formatHistory(historyRows(await stage.backend.history(), Date.now())),
+      'CLI output': cliLines.join('\n'),
+      'Slack messages': slackBodies.join('\n'),
+      'bluegreen-apply output': stage.applyOutputs.join('\n'),
+      'container logs': ['blue', 'green', 'nginx']
+        .map((p) => execFileSync('docker', ['logs', set.containerId(p as 'blue')], { encoding: 'utf8' }))
+        .join('\n'),
+    };
+    for (const dir of [set.home, set.stateDir, set.logDir])
+      for (const file of filesUnder(dir)) surfaces[file] = readFileSync(file, 'latin1');
+    expect(stage.applyOutputs.join('\n')).toContain('step=secrets pool=green ok=true');
+    const found = Object.entries(surfaces)
+      .filter(([, text]) => text.includes(DB_PASSWORD) || text.includes(API_KEY))
+      .map(([name]) => name);
+    expect(found).toEqual([]);
+    process.stdout.write(
+      `searched ${Object.keys(surfaces).length} surfaces (${slackBodies.length} Slack messages, ${stage.applyOutputs.length} bluegreen-apply runs)\n`,
+    );
+  }, 300_000);
+});
