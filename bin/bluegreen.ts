@@ -19,6 +19,7 @@ import {
   awsFlipCommand,
   awsMaintenanceCommand,
   awsStatusCommand,
+  AWS_HELP,
   FLIP_AWS_USAGE,
   insightsCommand,
   INSIGHTS_USAGE,
@@ -26,6 +27,9 @@ import {
   STATUS_USAGE,
 } from '../ops/stage-commands';
 import { namesStage } from '../ops/aws-target';
+import { APP_LOGS_USAGE } from '../core/app-log';
+import { awsLogsCommand } from '../ops/app-logs';
+import { localLogsCommand } from '../local/app-logs';
 import { HISTORY_USAGE, RELEASE_USAGE } from '../ops/release/args';
 import { historyCommand, releaseCommand } from '../ops/release/release-commands';
 import { localReleaseBackend } from '../local/release-backend';
@@ -33,6 +37,8 @@ import { readProcessStdin, secretCommand, SECRET_USAGE } from '../ops/secrets/co
 import { LocalSecretStore } from '../local/secret-store';
 import { LOCAL_STATE_DIR } from '../local/paths';
 import type { Out } from '../support/output';
+import { VERIFY_IMAGE_USAGE } from '../core/image-contract';
+import { DockerUnavailableError, verifyImageCommand } from '../local/verify-image';
 
 type Run = (args: string[], env: NodeJS.ProcessEnv, out: Out) => Promise<number>;
 interface Command {
@@ -103,6 +109,12 @@ const COMMANDS: Record<string, Command> = {
         stdinIsTerminal: Boolean(process.stdin.isTTY),
       }),
   },
+  logs: {
+    summary:
+      "logs [--pool P] [--release ID] [--since 10m] [--follow] [--grep TEXT] [--stage S]: the pools' stdout/stderr",
+    usage: `${APP_LOGS_USAGE}\n${AWS_HELP}`,
+    run: localOrAws(localLogsCommand, awsLogsCommand),
+  },
   chaos: {
     summary: 'chaos <blue|green> <error|timeout|stop>: break or heal a local pool',
     usage:
@@ -118,6 +130,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'check [--url URL]: the failover check against local mode or a deployed host',
     usage: CHECK_USAGE,
     run: checkCommand,
+  },
+  'verify-image': {
+    summary: 'verify-image IMAGE [--timeout 60s]: run an image on local Docker and check the pool contract',
+    usage: VERIFY_IMAGE_USAGE,
+    run: verifyImageCommand,
   },
 };
 
@@ -152,7 +169,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, out: Out, err
     return await command.run(args, env, out);
   } catch (e) {
     // Expected problems get one clear line; anything else keeps its stack for a bug report.
-    if (e instanceof ConfigError || e instanceof NginxMissingError || e instanceof PortInUseError) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof NginxMissingError ||
+      e instanceof PortInUseError ||
+      e instanceof DockerUnavailableError
+    ) {
       err(`bluegreen ${name}: ${e.message}`);
       return 2;
     }

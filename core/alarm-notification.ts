@@ -29,6 +29,13 @@ export const PIPELINE_ALARMS = {
       ':rotating_light: Alarm: a release is held without a verdict (too few requests reached it): flip back or promote it by hand',
     ok: ':white_check_mark: OK: no release was held in the last minutes (check `bluegreen history` for how it was resolved)',
   },
+  // The release guard froze an irreversible release that crossed its gate: someone fixes it forward.
+  'release-frozen': {
+    anchor: 'release-frozen',
+    alarm:
+      ':rotating_light: Alarm: an irreversible release failed its gate and is FROZEN (not flipped back): fix forward',
+    ok: ':white_check_mark: OK: no release was frozen in the last minutes (check `bluegreen history` for how it was resolved)',
+  },
   // Fleet mode only (context hosts >= 2): the load balancer's and the Auto Scaling group's view.
   'unhealthy-hosts': {
     anchor: 'unhealthy-hosts',

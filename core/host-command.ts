@@ -41,8 +41,13 @@ export const HOST_PATHS = [BOOTSTRAPPING_MARKER, APPLY_PATH, BOOT_FINISHED] as c
 
 /** The shell command for AWS-RunShellScript: bluegreen-apply with `args`, or the join step on a bootstrapping host. */
 export function hostApplyCommand(args: readonly string[] = []): string {
-  for (const a of args)
-    if (!/^--[a-z-]+$/.test(a)) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
+  // Flags, and a flag's value only in a form the shell reads as one plain word (base64, digits):
+  // nothing an operator typed ever reaches this line as shell text (--pre-promote is base64).
+  args.forEach((a, i) => {
+    const flag = /^--[a-z-]+$/.test(a);
+    const value = i > 0 && /^--[a-z-]+$/.test(args[i - 1]) && /^[A-Za-z0-9+/]+={0,2}$/.test(a);
+    if (!flag && !value) throw new Error(`hostApplyCommand: unexpected argument ${JSON.stringify(a)}`);
+  });
   const apply = [APPLY_PATH, ...args].join(' ');
   const booting = `[ -e ${BOOTSTRAPPING_MARKER} ] || { [ ! -x ${APPLY_PATH} ] && [ ! -e ${BOOT_FINISHED} ]; }`;
   return `if ${booting}; then echo '${formatStepLine({ step: JOINING_STEP, pool: '-', ok: true, detail: JOINING_DETAIL })}'; else ${apply}; fi`;

@@ -2,6 +2,17 @@
 // copy: `npm run generate` writes them, test/unit/host-files.test.ts fails when one is stale. Each is
 // a repository path (relative, `/`-separated) and its exact content. Each ships in the asset folder of
 // the script that reads it, next to it (the script finds it from its own path, on a host and locally).
+import {
+  MAX_PRE_PROMOTE_TIMEOUT_SECONDS,
+  PRE_PROMOTE_B64_PATTERN,
+  PRE_PROMOTE_EXIT_PRINTF,
+  PRE_PROMOTE_OUTPUT_BYTES,
+  PRE_PROMOTE_OUTPUT_LINES,
+  PRE_PROMOTE_OUTPUT_PREFIX,
+  PRE_PROMOTE_STEP,
+  PRE_PROMOTE_TIMED_OUT_PRINTF,
+  TIMEOUT_EXIT,
+} from './pre-promote';
 import { limit } from './aws-limits';
 import { CANARY_SHARE_PATTERN, MAX_STICKY_KEYS, STICKY_KEY_PATTERN } from './canary';
 import { parameterNames } from './names';
@@ -233,6 +244,19 @@ export function renderApplyFacts(): string {
     '# Release record states in which its pool passed the gate on every host (core/release-record.ts',
     '# ReleaseState), as a JSON array for jq.',
     assign('GATE_PASSED_STATES', JSON.stringify(GATE_PASSED_STATES)),
+    '',
+    '# The release phase (core/pre-promote.ts): --pre-promote <base64 of the command> (POSIX ERE), the',
+    '# longest --pre-promote-timeout (s), the step name, the output line prefix, the lines and bytes of',
+    '# output kept, the step details (printf formats) and the exit status of a command timeout killed.',
+    assign('PRE_PROMOTE_B64_RE', PRE_PROMOTE_B64_PATTERN),
+    assign('PRE_PROMOTE_MAX_TIMEOUT_SECONDS', MAX_PRE_PROMOTE_TIMEOUT_SECONDS),
+    assign('PRE_PROMOTE_STEP', PRE_PROMOTE_STEP),
+    assign('PRE_PROMOTE_OUTPUT_PREFIX', PRE_PROMOTE_OUTPUT_PREFIX),
+    assign('PRE_PROMOTE_OUTPUT_LINES', PRE_PROMOTE_OUTPUT_LINES),
+    assign('PRE_PROMOTE_OUTPUT_BYTES', PRE_PROMOTE_OUTPUT_BYTES),
+    assign('PRE_PROMOTE_EXIT_PRINTF', PRE_PROMOTE_EXIT_PRINTF),
+    assign('PRE_PROMOTE_TIMED_OUT_PRINTF', PRE_PROMOTE_TIMED_OUT_PRINTF),
+    assign('PRE_PROMOTE_TIMEOUT_EXIT', TIMEOUT_EXIT),
     '',
     '# bluegreen_parameter_names <stage>: the SSM parameter names the agent reads (core/names.ts',
     '# parameterNames), each in its own variable.',

@@ -74,3 +74,44 @@ export function insightsUrl(region: string, logGroup: string, query: string, sta
     `~editorString~'${consoleEncode(query)}~source~(~'${consoleEncode(logGroup)}))`;
   return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#logsV2:logs-insights$3FqueryDetail$3D${detail}`;
 }
+
+/**
+ * The pools' app log (stdout/stderr, group logGroupNames(stage).app): each line with the pool,
+ * release and host its stream name carries (`<pool>/<release>/<host>`, core/app-log.ts). The stack
+ * saves it; the failover and error-rate alerts link to it filtered to the failing pool.
+ */
+export const APP_LOG_QUERY = [
+  'fields @timestamp, @logStream, @message',
+  '| parse @logStream "*/*/*" as pool, release, host',
+  '| sort @timestamp desc',
+  '| limit 500',
+].join('\n');
+
+export const APP_LOG_QUERY_NAME = 'app-log';
+export const APP_LOG_QUERY_QUESTION = "the pools' stdout/stderr, newest first, with pool, release and host";
+
+/** APP_LOG_QUERY narrowed to one pool (a filter right after the parse that names `pool`). */
+export function appLogQueryForPool(pool: 'blue' | 'green'): string {
+  const lines = APP_LOG_QUERY.split('\n');
+  const parse = lines.findIndex((l) => l.startsWith('| parse @logStream'));
+  return [...lines.slice(0, parse + 1), `| filter pool = "${pool}"`, ...lines.slice(parse + 1)].join('\n');
+}
+
+/** Minutes either side of an alert's minute that its app-log link covers. */
+export const APP_LOG_LINK_MINUTES = 5;
+
+/**
+ * A console link to Logs Insights on the app log of `pool`, around the minute of `at` (ms): from
+ * APP_LOG_LINK_MINUTES before that minute to as many after its end.
+ */
+export function appLogInsightsUrl(region: string, logGroup: string, pool: 'blue' | 'green', at: number): string {
+  const minute = Math.floor(at / 60_000) * 60_000;
+  const margin = APP_LOG_LINK_MINUTES * 60_000;
+  return insightsUrl(
+    region,
+    logGroup,
+    appLogQueryForPool(pool),
+    new Date(minute - margin),
+    new Date(minute + 60_000 + margin),
+  );
+}

@@ -70,7 +70,12 @@ export function ecrRepositoryName(stage: string): string {
 }
 
 export function logGroupNames(stage: string) {
-  return { access: `/bluegreen/${stage}/nginx/access`, error: `/bluegreen/${stage}/nginx/error` };
+  return {
+    access: `/bluegreen/${stage}/nginx/access`,
+    error: `/bluegreen/${stage}/nginx/error`,
+    /** The pools' stdout/stderr (Docker's awslogs driver), streams `<pool>/<release>/<host>` (core/app-log.ts). */
+    app: `/bluegreen/${stage}/app`,
+  };
 }
 
 /** A secret's parameter: /bluegreen/<stage>/secrets/<NAME> (a SecureString, or a String holding a Secrets Manager reference). */

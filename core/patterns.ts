@@ -20,6 +20,14 @@ export const POOL_STATE_PATTERNS = {
   // the value ends up in the host's Compose environment file.
   image: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
 } as const;
+/**
+ * A stage's pool health check command (context `poolHealthcheck`, also `verify-image --healthcheck`):
+ * no quotes or shell metacharacters, since it travels through the user data and Compose's .env.
+ */
+export const POOL_HEALTHCHECK_PATTERN = /^[A-Za-z0-9 ./:_=|-]{1,200}$/;
+export const POOL_HEALTHCHECK_WHAT =
+  'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters';
+
 /** The image parameter's value for "the project's app/ image, built on the host". */
 export const DEFAULT_APP_IMAGE = 'bluegreen-app:local';
 

@@ -3,7 +3,7 @@
 // flow and the rules; a backend only reads and writes state and asks the pool agent to act.
 import type { SecretStore } from './secrets';
 import type { Pool } from './pools';
-import type { DesiredPool, ReleaseRecord, ReleaseStep } from './release-record';
+import type { DesiredPool, PrePromoteResult, ReleaseRecord, ReleaseStep } from './release-record';
 import type { RunRate } from './run-rate';
 
 /** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
@@ -29,6 +29,19 @@ export interface DeployOptions {
   timeoutMs: number;
   /** How many hosts at a time and how many failures stop it (AWS Run Command); ignored locally. */
   rate?: RunRate;
+}
+
+export interface PrePromoteOptions {
+  /** The command as the operator gave it (run with `sh -c`). */
+  command: string;
+  /** The release the pool must be running (the one that passed its gate). */
+  release: string;
+  /** How long the command may run; then it is killed and the release fails. */
+  timeoutMs: number;
+  /** `<record id>:pre-promote`: the agent echoes it back, and runs each request once. */
+  requestId: string;
+  /** The hosts that passed this release's gate (AWS: it runs on the first); empty/undefined: any in service. */
+  hosts?: readonly string[];
 }
 
 /**
@@ -78,6 +91,12 @@ export interface ReleaseBackend {
   stickyKeys?(): Promise<readonly string[] | undefined>;
   /** The stage's secrets (core/secrets.ts): a release pins them; absent = this backend keeps none. */
   secretStore?(): SecretStore;
+  /**
+   * The release phase (`--pre-promote`): runs the command once, on one host, in the idle pool's new
+   * release (its container and env; locally a process with its env in app/), under the agent's
+   * lock, and reports its exit status and last lines. Never on the active pool.
+   */
+  prePromote(pool: Pool, options: PrePromoteOptions): Promise<PrePromoteResult>;
   /** Makes `pool` the active pool through the existing flip path and confirms it end to end. */
   flip(pool: Pool): Promise<FlipResult>;
 }

@@ -22,6 +22,7 @@ const FINAL_KIND: Record<Exclude<ReleaseState, 'deploying' | 'verifying' | 'baki
   failed: 'release_failed',
   deployed: 'release_deployed',
   held: 'release_held',
+  frozen: 'release_frozen',
 };
 
 export const RELEASE_SEVERITY: Record<ReleaseAlertKind, Severity> = {
@@ -33,11 +34,28 @@ export const RELEASE_SEVERITY: Record<ReleaseAlertKind, Severity> = {
   release_rolled_back: 'warning',
   // A person must decide now: the only release event that pages.
   release_held: 'critical',
+  // An irreversible release failing where nobody may flip it back: someone fixes it forward now.
+  release_frozen: 'critical',
 };
 
 /** The two ways out of a held release, as the CLI, Slack and the runbook say them. */
 export function heldWaysOut(r: Pick<ReleaseRecord, 'id' | 'previousPool' | 'previousRelease'>): string {
   return `Either flip back (\`bluegreen flip ${r.previousPool}\`: ${r.previousPool} serves ${r.previousRelease} again), or, after a look, promote it (\`bluegreen release promote ${r.id}\`)`;
+}
+
+/** A frozen release was frozen in its canary (never promoted), not while it baked as the active pool. */
+export function frozenInCanary(r: Pick<ReleaseRecord, 'steps'>): boolean {
+  return !r.steps.some((s) => s.step === 'promoting');
+}
+
+/** What on-call does with a frozen release, as the CLI, Slack and the runbook say it. */
+export function frozenWayOut(
+  r: Pick<ReleaseRecord, 'pool' | 'release' | 'previousPool' | 'previousRelease' | 'steps'>,
+): string {
+  const never = `do not flip back to ${r.previousRelease} unless you know it reads what ${r.release} wrote`;
+  if (frozenInCanary(r))
+    return `The canary share stays on ${r.pool} until a person decides (RUNBOOK "Release frozen"): fix forward; ${never}`;
+  return `Fix forward: release the fix to the idle pool ${r.previousPool} (\`bluegreen release --release <fix>\`); ${never}`;
 }
 
 function strategyText(r: ReleaseRecord): string {
@@ -77,6 +95,8 @@ function summaryOf(kind: ReleaseAlertKind, r: ReleaseRecord): string {
       return `Release ${r.release} rolled back: traffic is back on ${prev}${reason}`;
     case 'release_held':
       return `Release ${r.release} HELD on ${r.pool}, which keeps serving it${reason}. ${heldWaysOut(r)}`;
+    case 'release_frozen':
+      return `Irreversible release ${r.release} FROZEN on ${r.pool}: it crossed the gate and is not flipped back${reason}. ${frozenWayOut(r)}`;
   }
 }
 
@@ -119,7 +139,10 @@ export function releaseAnnouncements(
         ? time(record.finishedAt, record.updatedAt, record.startedAt)
         : time(record.startedAt, record.updatedAt),
       pool: record.pool,
-      activePool: kind === 'release_promoted' ? record.pool : record.previousPool,
+      activePool:
+        kind === 'release_promoted' || (kind === 'release_frozen' && !frozenInCanary(record))
+          ? record.pool
+          : record.previousPool,
       previousPool: record.previousPool,
       release: record.release,
       releaseId: record.id,

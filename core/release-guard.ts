@@ -37,7 +37,12 @@ export type GuardAction =
   /** The bake is over but the gate has not seen its minimum: it goes on, up to maxBakeUntil (written once). */
   | { action: 'extend'; figures: ReleaseFigures; reason: string }
   /** The extended bake is over too, still without the minimum: held, for a person to decide. */
-  | { action: 'hold'; figures: ReleaseFigures; reason: string };
+  | { action: 'hold'; figures: ReleaseFigures; reason: string }
+  /**
+   * An `--irreversible` release crossed the gate (baking, or its canary): never flipped back; frozen
+   * where it is (the active pool, or the canary share, unchanged) and paged, for a person to fix forward.
+   */
+  | { action: 'freeze'; figures: ReleaseFigures; reason: string };
 
 /** The stage's gate with what the release asked for (`--min-requests`, `--max-p99`, `--max-p99-ratio`). */
 export function effectiveGate(gate: ReleaseGate, record: Pick<ReleaseRecord, 'gate'>): ReleaseGate {
@@ -195,6 +200,13 @@ export function guardRelease(
   if (record.state === 'baking') {
     const figures = releaseFigures(samples, record, gate.minRequests);
     const crossed = gateCrossed(figures, gate);
+    if (crossed && record.irreversible) {
+      return {
+        action: 'freeze',
+        figures,
+        reason: `gate crossed while baking an irreversible release: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not rolled back: ${record.pool} keeps serving ${record.release} (${record.previousPool} runs ${record.previousRelease}, which may not read what ${record.release} wrote)`,
+      };
+    }
     if (crossed) {
       return {
         action: 'rollback',
@@ -224,6 +236,15 @@ export function guardRelease(
   if (record.state === 'verifying' && record.canaryPercent > 0) {
     const figures = releaseFigures(samples, record, gate.minRequests);
     const crossed = gateCrossed(figures, gate);
+    // An irreversible canary: the clients it served may have written what the previous release
+    // cannot read, so they are not sent back (the share stays), and no more are sent (no promotion).
+    if (crossed && record.irreversible) {
+      return {
+        action: 'freeze',
+        figures,
+        reason: `canary of an irreversible release crossed the gate: ${crossed}; ${describeFigures(record.pool, figures)}; FROZEN, not aborted: the canary share stays ${record.canaryPercent}% on ${record.pool}, nothing is promoted`,
+      };
+    }
     if (crossed) {
       return {
         action: 'abort-canary',
@@ -240,10 +261,13 @@ export const CANARY_ABORTED_STEP = 'canary-aborted';
 
 /** The step the guard (or the CLI) writes when it holds a release. */
 export const HELD_STEP = 'held';
+/** The step the guard writes when it freezes an irreversible release. */
+export const FROZEN_STEP = 'frozen';
 
 /**
  * The record after the guard acted (the runtimes write it once the flip / canary reset succeeded):
- * rollback → `rolled-back`, abort-canary → `failed`, promote → `promoted`, hold → `held`, each with
+ * rollback → `rolled-back`, abort-canary → `failed`, promote → `promoted`, hold → `held`, freeze →
+ * `frozen`, each with
  * the figures, reason, finishedAt and a step; extend → still `baking`, with the figures and a step.
  * `none` → undefined (nothing to write).
  */
@@ -300,6 +324,15 @@ export function recordAfterGuard(
         HELD_STEP,
         false,
         describeFigures(record.pool, action.figures),
+      );
+    case 'freeze':
+      return finished(
+        'frozen',
+        action.figures,
+        action.reason,
+        FROZEN_STEP,
+        false,
+        `not flipped back (irreversible): ${describeFigures(record.pool, action.figures)}`,
       );
     case 'promote':
       return finished(

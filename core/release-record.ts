@@ -2,6 +2,7 @@
 // or last finished. Written by the CLI (`bluegreen release`), read and finished by the server-side
 // guard (the alert Lambda on AWS, the watcher in local mode). Types and pure helpers only.
 import { limit } from './aws-limits';
+import { PRE_PROMOTE_OUTPUT_BYTES, PRE_PROMOTE_RECORD_COMMAND_BYTES } from './pre-promote';
 import type { PoolOptions } from './pool-options';
 import type { Pool } from './pools';
 
@@ -11,10 +12,19 @@ import type { Pool } from './pools';
  * held: the bake (extended up to its maximum) never saw the requests the gate needs to judge: not
  * promoted, not rolled back; the new pool keeps serving until a person promotes it
  * (`bluegreen release promote <id>`, → promoted) or flips back.
+ * frozen: an `--irreversible` release crossed the gate; the guard never flips it back: it stays where
+ * it was (active, or its canary share as it was), paged, for a person to fix forward.
  */
 export type ReleaseState =
-  'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'held' | 'failed';
-export const FINAL_STATES: readonly ReleaseState[] = ['deployed', 'promoted', 'rolled-back', 'held', 'failed'];
+  'deploying' | 'verifying' | 'deployed' | 'baking' | 'promoted' | 'rolled-back' | 'held' | 'frozen' | 'failed';
+export const FINAL_STATES: readonly ReleaseState[] = [
+  'deployed',
+  'promoted',
+  'rolled-back',
+  'held',
+  'frozen',
+  'failed',
+];
 
 /**
  * Release states in which the record's pool passed its gate on every host (the host boots a new
@@ -28,6 +38,7 @@ const GATE_PASSED: Readonly<Record<ReleaseState, boolean>> = {
   promoted: true,
   'rolled-back': true,
   held: true,
+  frozen: true,
   failed: false,
 };
 export const GATE_PASSED_STATES = (Object.keys(GATE_PASSED) as ReleaseState[]).filter((s) => GATE_PASSED[s]);
@@ -99,6 +110,27 @@ export interface RecordGate {
   maxP99Ratio?: number;
 }
 
+/**
+ * What `--pre-promote` ran and how it ended (core/pre-promote.ts): once per release, on one host, in
+ * the new release's container (locally: a process with its env), after the gate, before any traffic.
+ */
+export interface PrePromoteResult {
+  /** The command as given (cut to PRE_PROMOTE_RECORD_COMMAND_BYTES in the record). */
+  command: string;
+  /** Where it ran: an instance id, or "local". */
+  host?: string;
+  ok: boolean;
+  /** Its exit status; absent when it never ran or was killed at its timeout. */
+  exitCode?: number;
+  timedOut?: boolean;
+  /** How long it ran (s). */
+  seconds?: number;
+  /** Its last lines of output, stdout and stderr together (core/pre-promote.ts bounds them). */
+  output: string;
+  /** Why it failed, when not its exit status (not run, timeout, no report). */
+  reason?: string;
+}
+
 export interface ReleaseStep {
   at: string;
   step: string;
@@ -136,6 +168,13 @@ export interface ReleaseRecord {
   /** A sticky canary's key (`cookie:NAME` / `header:name`): requests carrying it are split by its value. */
   sticky?: string;
   bakeSeconds: number;
+  /**
+   * `--irreversible`: a one-way release (a schema change the previous release cannot read): the guard
+   * freezes it where it would roll it back or abort its canary. Absent = false.
+   */
+  irreversible?: boolean;
+  /** `--pre-promote`'s run, once it ran. */
+  prePromote?: PrePromoteResult;
   state: ReleaseState;
   reason?: string;
   figures?: ReleaseFigures;
@@ -353,6 +392,15 @@ export function serializeRecord(record: ReleaseRecord): string {
     ...(record.replacedEnv ? { replacedEnv: boundEnv(record.replacedEnv) } : {}),
     ...(record.previousEnv ? { previousEnv: boundEnv(record.previousEnv) } : {}),
     ...(record.reason !== undefined ? { reason: cutToBytes(record.reason, RECORD_REASON_MAX_BYTES) } : {}),
+    ...(record.prePromote
+      ? {
+          prePromote: {
+            ...record.prePromote,
+            command: cutToBytes(record.prePromote.command, PRE_PROMOTE_RECORD_COMMAND_BYTES),
+            output: cutToBytes(record.prePromote.output, PRE_PROMOTE_OUTPUT_BYTES + 16),
+          },
+        }
+      : {}),
   };
   const whole = JSON.stringify(bounded);
   // The size is kept by difference (a step's JSON, one comma) rather than by serializing the whole

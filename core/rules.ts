@@ -14,7 +14,8 @@ export type ReleaseAlertKind =
   | 'release_deployed'
   | 'release_promoted'
   | 'release_rolled_back'
-  | 'release_held';
+  | 'release_held'
+  | 'release_frozen';
 export type AlertKind = TrafficAlertKind | ReleaseAlertKind;
 export type Severity = 'critical' | 'warning' | 'info' | 'ok';
 

@@ -8,6 +8,8 @@ import {
   pipelineAlarmOf,
   runbookLink,
 } from './alarm-notification';
+import { appLogInsightsUrl } from './insights-queries';
+import { isPool, Pool } from './pools';
 import { AlertKind, Decision, Severity } from './rules';
 
 export const SEVERITY_COLOURS: Record<Severity, string> = {
@@ -31,6 +33,8 @@ const TITLES: Record<AlertKind, string> = {
   release_canary_aborted: ':no_entry: Canary aborted: release not promoted',
   release_rolled_back: ':rewind: Release rolled back automatically',
   release_held: ':rotating_light: Release held: no verdict without evidence, a person decides',
+  release_frozen:
+    ':rotating_light: Irreversible release FROZEN: it failed its gate and is not flipped back; fix forward',
 };
 
 /** RUNBOOK.md anchor per kind, so the message links straight to what to do. */
@@ -48,6 +52,7 @@ export const RUNBOOK_ANCHORS: Record<AlertKind, string> = {
   release_canary_aborted: 'release-failed',
   release_rolled_back: 'release-rolled-back',
   release_held: 'release-held',
+  release_frozen: 'release-frozen',
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -65,6 +70,22 @@ export interface MessageContext {
   /** Where the log is when there is no console (local mode). */
   logsHint?: string;
   runbookUrl?: string;
+  /** The stage's app log group (AWS): a failing pool's alert links to its app log around that minute. */
+  appLog?: { region: string; logGroup: string };
+}
+
+/** Alerts about a pool failing requests: their message links to that pool's app log. */
+const POOL_FAILURE_KINDS: ReadonlySet<AlertKind> = new Set<AlertKind>(['failover', 'error_rate', 'users_see_errors']);
+
+/**
+ * The pool an alert says is failing: the one that failed the most requests first sent to it,
+ * else (a failover without a window) the active pool, which the backup answered for.
+ */
+export function failingPool(d: Decision): Pool | undefined {
+  if (!POOL_FAILURE_KINDS.has(d.kind)) return undefined;
+  const top = d.window?.failedPools[0]?.[0];
+  if (isPool(top)) return top;
+  return d.kind === 'failover' && isPool(d.activePool) ? d.activePool : undefined;
 }
 
 export function slackMessage(d: Decision, ctx: MessageContext): Record<string, unknown> {
@@ -126,6 +147,13 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
   const buttons: Array<Record<string, unknown>> = [];
   if (ctx.logsUrl)
     buttons.push({ type: 'button', text: { type: 'plain_text', text: 'Logs around the event' }, url: ctx.logsUrl });
+  const failing = failingPool(d);
+  if (ctx.appLog && failing)
+    buttons.push({
+      type: 'button',
+      text: { type: 'plain_text', text: `App log of ${failing}` },
+      url: appLogInsightsUrl(ctx.appLog.region, ctx.appLog.logGroup, failing, d.at),
+    });
   if (ctx.runbookUrl)
     buttons.push({
       type: 'button',

@@ -6,7 +6,7 @@
 # parsed here: junk, "{}", or no id/state/steps list or a pool other than blue|green is no record.
 # Times are read only in the form the CLI writes, a real date from 1970, in milliseconds.
 
-def final_states: ["deployed","promoted","rolled-back","held","failed"];
+def final_states: ["deployed","promoted","rolled-back","held","frozen","failed"];
 # Not final and not written nor due (bakeUntil, maxBakeUntil) for this long: abandoned (STALE_AFTER_MS).
 def stale_after_ms: 600000;
 # How far ahead of this clock a record may have been written (CLOCK_AHEAD_MS).

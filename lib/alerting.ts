@@ -48,6 +48,8 @@ export class Alerting extends Construct {
   public readonly undeliveredAlarm: cloudwatch.Alarm;
   /** A release held without a verdict: the guard emits ReleasesHeld, and a person must decide. */
   public readonly releaseHeldAlarm: cloudwatch.Alarm;
+  /** An irreversible release frozen by the guard: it emits ReleasesFrozen, and someone fixes forward. */
+  public readonly releaseFrozenAlarm: cloudwatch.Alarm;
   public readonly metricsNamespace: string;
   /** Invokes the function when the release record changes. */
   public readonly releaseRule: events.Rule;
@@ -75,6 +77,7 @@ export class Alerting extends Construct {
     this.errorsAlarm = this.createErrorsAlarm(stage, settings);
     this.undeliveredAlarm = this.createUndeliveredAlarm(stage, settings);
     this.releaseHeldAlarm = this.createReleaseHeldAlarm(stage, settings);
+    this.releaseFrozenAlarm = this.createReleaseFrozenAlarm(stage, settings);
   }
 
   private createDeadLetterQueue(): sqs.Queue {
@@ -277,6 +280,24 @@ export class Alerting extends Construct {
       metric: new cloudwatch.Metric({
         namespace: this.metricsNamespace,
         metricName: 'ReleasesHeld',
+        dimensionsMap: { Stage: stage },
+        period: Duration.minutes(1),
+        statistic: 'Sum',
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  private createReleaseFrozenAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, 'ReleaseFrozen', {
+      alarmName: pipelineAlarmName(stage, 'release-frozen'),
+      alarmDescription: `bluegreen ${stage}: the release guard froze an irreversible release: it crossed its gate and was not flipped back (the previous release may not read what it wrote); fix forward. ${runbookLine(settings, 'release-frozen')}`,
+      metric: new cloudwatch.Metric({
+        namespace: this.metricsNamespace,
+        metricName: 'ReleasesFrozen',
         dimensionsMap: { Stage: stage },
         period: Duration.minutes(1),
         statistic: 'Sum',

@@ -101,6 +101,7 @@ export class BlueGreenStack extends Stack {
       proxy: config.proxy,
       accessLogGroup: this.logGroups.access,
       errorLogGroup: this.logGroups.error,
+      appLogGroup: this.logGroups.app,
       metricsNamespace: hostMetricsNamespace,
     };
   }
@@ -171,6 +172,7 @@ export class BlueGreenStack extends Stack {
       this.alerting.errorsAlarm,
       this.alerting.undeliveredAlarm,
       this.alerting.releaseHeldAlarm,
+      this.alerting.releaseFrozenAlarm,
       this.logRotationAlarm.alarm,
     ];
     if (this.fleet) alarms.push(this.fleet.unhealthyHostsAlarm, this.fleet.belowDesiredAlarm);
@@ -196,6 +198,7 @@ export class BlueGreenStack extends Stack {
     return new Operations(this, 'Operations', {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
+      appLogGroup: this.logGroups.app,
       alertMetricsNamespace: this.alerting.metricsNamespace,
       hostMetricsNamespace,
       alarms: pipelineAlarms,

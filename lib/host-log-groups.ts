@@ -1,5 +1,6 @@
-// The log groups the host's CloudWatch agent ships nginx's logs to. Created by the stack (with
-// retention) so the agent needs no right to create them.
+// The log groups the host ships to: nginx's logs (the CloudWatch agent) and the pools' stdout/stderr
+// (Docker's awslogs driver). Created by the stack (with retention) so the host needs no right to
+// create them.
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
@@ -20,6 +21,8 @@ export interface HostLogGroupsProps {
 export class HostLogGroups extends Construct {
   public readonly access: logs.LogGroup;
   public readonly error: logs.LogGroup;
+  /** The pools' app log: streams `<pool>/<release>/<host>` (core/app-log.ts). */
+  public readonly app: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: HostLogGroupsProps) {
     super(scope, id);
@@ -30,5 +33,6 @@ export class HostLogGroups extends Construct {
     };
     this.access = new logs.LogGroup(this, 'Access', { logGroupName: names.access, ...common });
     this.error = new logs.LogGroup(this, 'Error', { logGroupName: names.error, ...common });
+    this.app = new logs.LogGroup(this, 'App', { logGroupName: names.app, ...common });
   }
 }

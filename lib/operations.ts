@@ -4,11 +4,13 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { INSIGHTS_QUERIES, QueryName } from '../core/insights-queries';
+import { APP_LOG_QUERY, APP_LOG_QUERY_NAME, INSIGHTS_QUERIES, QueryName } from '../core/insights-queries';
 
 export interface OperationsProps {
   readonly stage: string;
   readonly accessLogGroup: logs.ILogGroup;
+  /** The pools' stdout/stderr: its saved query is the one the failing-pool alerts link to. */
+  readonly appLogGroup: logs.ILogGroup;
   /** Namespace of the alert function's EMF metrics (dimension Stage). */
   readonly alertMetricsNamespace: string;
   /** Namespace of the host's CloudWatch agent metrics (dimension InstanceId). */
@@ -20,6 +22,8 @@ export interface OperationsProps {
 
 export class Operations extends Construct {
   public readonly queries: Record<QueryName, logs.CfnQueryDefinition>;
+  /** The app log's saved query (APP_LOG_QUERY on the app log group). */
+  public readonly appLogQuery: logs.CfnQueryDefinition;
   public readonly dashboard: cloudwatch.Dashboard;
   public readonly accessMetricsNamespace: string;
 
@@ -28,6 +32,11 @@ export class Operations extends Construct {
     const { stage } = props;
     this.accessMetricsNamespace = `Bluegreen/${stage}/Access`;
     this.queries = this.createQueries(stage, props.accessLogGroup);
+    this.appLogQuery = new logs.CfnQueryDefinition(this, `Query-${APP_LOG_QUERY_NAME}`, {
+      name: `bluegreen/${stage}/${APP_LOG_QUERY_NAME}`,
+      queryString: APP_LOG_QUERY,
+      logGroupNames: [props.appLogGroup.logGroupName],
+    });
     this.addAccessMetricFilters(props.accessLogGroup);
     this.dashboard = this.createDashboard(props);
   }

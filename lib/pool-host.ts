@@ -58,6 +58,8 @@ export interface PoolHostProps {
   readonly poolHealthcheck?: string;
   readonly accessLogGroup: logs.ILogGroup;
   readonly errorLogGroup: logs.ILogGroup;
+  /** The pools' stdout/stderr (Docker's awslogs driver, userdata/docker-compose.yml). */
+  readonly appLogGroup: logs.ILogGroup;
   /** CloudWatch namespace for the host's CPU/memory/disk metrics. */
   readonly metricsNamespace: string;
   /**
@@ -349,6 +351,17 @@ function hostRole(
       resources: [props.accessLogGroup, props.errorLogGroup].map((g) => `${g.logGroupArn}`),
     }),
   );
+  // Docker's awslogs driver (dockerd, with the instance role) makes its stream and writes to it;
+  // the group exists (the stack made it, awslogs-create-group stays false). Both actions take a
+  // log-stream ARN (Service Authorization Reference): the group's ARN `...:log-group:<name>:*`
+  // covers its streams and nothing else.
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      sid: 'ShipAppLogs',
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [props.appLogGroup.logGroupArn],
+    }),
+  );
   role.addToPolicy(
     new iam.PolicyStatement({
       sid: 'PublishHostMetrics',
@@ -374,6 +387,7 @@ function hostEnv(props: HostPartsProps): Record<string, string> {
     AWS_DEFAULT_REGION: Aws.REGION,
     ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
     ERROR_LOG_GROUP: props.errorLogGroup.logGroupName,
+    APP_LOG_GROUP: props.appLogGroup.logGroupName,
     METRICS_NAMESPACE: props.metricsNamespace,
     POOL_HEALTHCHECK: props.poolHealthcheck ?? '',
     ECR_REGISTRY: registry,

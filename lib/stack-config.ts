@@ -4,7 +4,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { parseMilliseconds } from '../core/duration';
 import { MAX_MIN_REQUESTS } from '../core/rule-config';
 import { ConfigError } from '../core/config-error';
-import { POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
+import { POOL_HEALTHCHECK_PATTERN, POOL_HEALTHCHECK_WHAT, POOL_STATE_REGEXPS, STAGE_PATTERN } from '../core/patterns';
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
 import { MAX_STICKY_KEYS } from '../core/canary';
 import { formatHostsParameter } from '../core/fleet-size';
@@ -391,12 +391,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     operatorCidr,
     blueImage: matching('blueImage', IMAGE, imageWhat),
     greenImage: matching('greenImage', IMAGE, imageWhat),
-    // No quotes or shell metacharacters: it travels through the user data and Compose's .env.
-    poolHealthcheck: matching(
-      'poolHealthcheck',
-      /^[A-Za-z0-9 ./:_=|-]{1,200}$/,
-      'a command of letters, digits, spaces and . / : _ = | - (no quotes), at most 200 characters',
-    ),
+    poolHealthcheck: matching('poolHealthcheck', POOL_HEALTHCHECK_PATTERN, POOL_HEALTHCHECK_WHAT),
     releaseBlue: matching('releaseBlue', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'blue-1')!,
     releaseGreen: matching('releaseGreen', RELEASE, 'letters, digits, ".", "_" or "-" (1-64)', 'green-1')!,
     initialActivePool: initial,

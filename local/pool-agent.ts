@@ -4,8 +4,24 @@
 // its next generation in nginx (switch-pool.sh --fresh), smoke-tests /version on the pool's own port,
 // and writes what it did to pools/<pool>.applied.json. It never restarts the active pool: it writes a
 // refusal instead.
-import type { ReleaseStep } from '../core/release-record';
-import { AppliedPool, LocalDesiredPool, readDesired, writeApplied, writeDesired } from './release-store';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import type { PrePromoteResult, ReleaseStep } from '../core/release-record';
+import { tailOutput, TIMEOUT_EXIT } from '../core/pre-promote';
+import {
+  AppliedPool,
+  LocalDesiredPool,
+  LocalPrePromoteRequest,
+  readApplied,
+  readDesired,
+  readPrePromoteRequest,
+  readLocalRecord,
+  readPrePromoteResult,
+  writeApplied,
+  writeDesired,
+  writePrePromoteResult,
+} from './release-store';
+import { APP_ENTRY } from './paths';
 import { Pool, POOLS } from '../core/pools';
 import { serializePoolOptions } from '../core/pool-options';
 import { gateWaitSeconds, poolHealth } from '../core/pool-health';
@@ -26,7 +42,12 @@ export interface AgentStack {
   poolRun(pool: Pool): { release: string; env: Record<string, string> } | undefined;
   /** switch-pool.sh --fresh: nginx judges the new process from a clean passive health state. */
   fresh(pool: Pool): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** The environment the pool's process runs with (a release phase runs with the same). */
+  poolEnv?(pool: Pool): NodeJS.ProcessEnv | undefined;
 }
+
+/** What the agent keeps of a release phase's output while it runs (the record takes the last lines). */
+const PRE_PROMOTE_BUFFER_BYTES = 64 * 1024;
 
 export interface PoolAgentOptions {
   stateDir: string;
@@ -102,6 +123,83 @@ export class PoolAgent {
       this.handled.set(pool, key);
       await this.reconcile(pool, desired);
     }
+    // In the same pass (the agent's one lock): a release phase never runs while a pool restarts.
+    const phase = readPrePromoteRequest(this.options.stateDir);
+    if (phase && readPrePromoteResult(this.options.stateDir)?.request !== phase.request) {
+      const result = await this.prePromote(phase);
+      writePrePromoteResult(this.options.stateDir, { ...result, request: phase.request });
+    }
+  }
+
+  /**
+   * The release phase: `sh -c CMD` in app/ with the new pool's env, once, only on the idle pool
+   * running the release that passed its gate; killed (its process group) at its timeout.
+   */
+  private async prePromote(phase: LocalPrePromoteRequest): Promise<PrePromoteResult> {
+    const { stack, out, stateDir } = this.options;
+    const base = { command: phase.command, host: HOST, output: '' };
+    const refuse = (reason: string): PrePromoteResult => {
+      out(`[agent] ${formatStepLine({ step: 'pre-promote', pool: phase.pool, ok: false, detail: reason })}`);
+      return { ...base, ok: false, reason };
+    };
+    // Only for the release in progress that asked for it, between its gate and its traffic: a request
+    // left by a CLI or an agent that died is never run by a later agent.
+    const record = readLocalRecord(stateDir);
+    if (!record || phase.request !== `${record.id}:pre-promote` || record.state !== 'verifying')
+      return refuse(
+        `not the release in progress between its gate and its traffic (${record ? `${record.id} is ${record.state}` : 'no release record'})`,
+      );
+    if ((await stack.activePool()) === phase.pool)
+      return refuse(`${phase.pool} is the active pool: a release phase runs on the idle pool only`);
+    const applied = readApplied(stateDir, phase.pool);
+    if (!applied?.ok || applied.release !== phase.release)
+      return refuse(`${phase.pool} does not run ${phase.release} (it runs ${applied?.release ?? 'unknown'})`);
+    const env = stack.poolEnv?.(phase.pool) ?? process.env;
+    const started = Date.now();
+    const child = spawn('sh', ['-c', phase.command], {
+      cwd: path.dirname(APP_ENTRY),
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = Buffer.alloc(0);
+    const keep = (chunk: Buffer) => {
+      output = Buffer.concat([output, chunk]);
+      if (output.length > PRE_PROMOTE_BUFFER_BYTES) output = output.subarray(output.length - PRE_PROMOTE_BUFFER_BYTES);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, phase.timeoutMs);
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('error', (err) => {
+        keep(Buffer.from(`\n${err.message}\n`));
+        resolve(null);
+      });
+      child.once('close', (c) => resolve(c));
+    });
+    clearTimeout(timer);
+    const seconds = Math.round((Date.now() - started) / 100) / 10;
+    const ok = !timedOut && code === 0;
+    const result: PrePromoteResult = {
+      ...base,
+      ok,
+      ...(timedOut ? { timedOut: true, exitCode: TIMEOUT_EXIT } : code === null ? {} : { exitCode: code }),
+      seconds,
+      output: tailOutput(output.toString('utf8')),
+      ...(timedOut ? { reason: `killed after its timeout of ${phase.timeoutMs / 1000} s` } : {}),
+    };
+    out(
+      `[agent] ${formatStepLine({ step: 'pre-promote', pool: phase.pool, ok, detail: timedOut ? 'timed out' : `exit ${code ?? '?'} in ${seconds} s` })}`,
+    );
+    return result;
   }
 
   private async reconcile(pool: Pool, desired: LocalDesiredPool): Promise<void> {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { ChaosMode, Pool } from '../core/pools';
 import { httpRequest } from '../support/http';
 import { ChildSupervisor, onLines } from './child-supervisor';
+import { AppLogWriter } from './app-logs';
 import { APP_ENTRY } from './paths';
 import { poolUrl, StackState } from './stack-state';
 
@@ -25,6 +26,8 @@ export interface PoolAppsOptions {
   output: (source: string, line: string) => void;
   /** A pool exited on its own (not through stop()): reported at once. */
   onUnexpectedExit?: (name: Pool, reason: string) => void;
+  /** The state dir whose app-logs/<pool>.log gets each pool's stdout/stderr (local/app-logs.ts); none: not kept. */
+  appLogStateDir?: string;
 }
 
 export class PoolApps {
@@ -57,20 +60,31 @@ export class PoolApps {
     }
   }
 
+  /** The environment a pool's process runs with (a release phase's command gets the same). */
+  processEnv(pool: Pool, wanted: PoolRun): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      ...wanted.env,
+      // Its pinned secrets' values: in the process's environment only (README "Secrets").
+      ...wanted.secrets,
+      APP_POOL: pool,
+      RELEASE_ID: wanted.release,
+      PORT: String(this.state.ports[pool]),
+      HOST: this.state.host,
+    };
+  }
+
   private async spawn(pool: Pool, wanted: PoolRun): Promise<void> {
     const child = spawn(process.execPath, [APP_ENTRY], {
-      env: {
-        ...process.env,
-        ...wanted.env,
-        ...wanted.secrets,
-        APP_POOL: pool,
-        RELEASE_ID: wanted.release,
-        PORT: String(this.state.ports[pool]),
-        HOST: this.state.host,
-      },
+      env: this.processEnv(pool, wanted),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let listening = false;
+    // Every line the process prints, with its pool, release and host (`bluegreen logs` reads them).
+    const appLog = this.options.appLogStateDir
+      ? new AppLogWriter(this.options.appLogStateDir, pool, wanted.release)
+      : undefined;
+    child.once('close', () => appLog?.end());
     // Registered before watch(): a pool that never came up is this call's rejection, not a crash report.
     child.once('exit', () => {
       if (!listening) this.supervisor.expect(child);
@@ -84,6 +98,7 @@ export class PoolApps {
         reject(new Error(`${pool} pool did not listen within ${timeoutMs} ms: ${stderr.trim()}`));
       }, timeoutMs);
       onLines(child.stdout!, (line) => {
+        appLog?.line(line);
         this.options.output(pool, line);
         if (line.includes('"listening"')) {
           listening = true;
@@ -93,6 +108,7 @@ export class PoolApps {
       });
       onLines(child.stderr!, (line) => {
         stderr += `${line}\n`;
+        appLog?.line(line);
         this.options.output(pool, line);
       });
       child.once('exit', (code, signal) => {

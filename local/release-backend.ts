@@ -12,9 +12,11 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { header, httpRequest } from '../support/http';
 import { readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, setCanary, switchPool } from './switch';
-import type { DesiredPool, ReleaseRecord } from '../core/release-record';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../core/release-backend';
+import type { DesiredPool, PrePromoteResult, ReleaseRecord } from '../core/release-record';
+import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../core/release-backend';
 import {
+  readPrePromoteResult,
+  writePrePromoteRequest,
   readApplied,
   readDesired,
   readLocalHistory,
@@ -102,6 +104,36 @@ export class LocalReleaseBackend implements ReleaseBackend {
 
   secretStore(): SecretStore {
     return new LocalSecretStore(this.stateDir);
+  }
+
+  /** Asks the pool agent (its one lock: between reconciles) to run the release phase; waits for its answer. */
+  async prePromote(pool: Pool, options: PrePromoteOptions): Promise<PrePromoteResult> {
+    const state = this.stack();
+    writePrePromoteRequest(this.stateDir, {
+      request: options.requestId,
+      pool,
+      release: options.release,
+      command: options.command,
+      timeoutMs: options.timeoutMs,
+    });
+    // The agent kills the command at its timeout; this only covers an agent that never answers.
+    const deadline = Date.now() + options.timeoutMs + 30_000;
+    while (Date.now() < deadline) {
+      const result = readPrePromoteResult(this.stateDir);
+      if (result?.request === options.requestId) {
+        const { request: _request, ...rest } = result;
+        return rest;
+      }
+      if (!supervisorRunning(state))
+        return { command: options.command, ok: false, output: '', reason: 'npm start (the pool agent) exited' };
+      await new Promise((r) => setTimeout(r, this.pollMs));
+    }
+    return {
+      command: options.command,
+      ok: false,
+      output: '',
+      reason: `the local pool agent did not report within ${Math.round(options.timeoutMs / 1000) + 30} s`,
+    };
   }
 
   async canaryPercent(): Promise<number> {

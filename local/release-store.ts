@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import * as path from 'node:path';
 import type { Pool } from '../core/pools';
 import type { PoolOptions } from '../core/pool-options';
-import type { DesiredPool, ReleaseRecord, ReleaseStep } from '../core/release-record';
+import type { DesiredPool, PrePromoteResult, ReleaseRecord, ReleaseStep } from '../core/release-record';
 
 /** pools/<pool>.json: what the pool should run. `request` names who asked (the agent echoes it). */
 export interface LocalDesiredPool extends DesiredPool {
@@ -33,7 +33,37 @@ export const localFiles = (stateDir: string) => ({
   applied: (pool: Pool) => path.join(stateDir, 'pools', `${pool}.applied.json`),
   record: path.join(stateDir, 'release.json'),
   history: path.join(stateDir, 'releases.jsonl'),
+  prePromote: path.join(stateDir, 'pools', 'pre-promote.json'),
+  prePromoteResult: path.join(stateDir, 'pools', 'pre-promote.result.json'),
 });
+
+/** pools/pre-promote.json: a release phase the CLI asks the local agent to run (once per `request`). */
+export interface LocalPrePromoteRequest {
+  request: string;
+  pool: Pool;
+  /** The release the pool must be running (the one that passed its gate). */
+  release: string;
+  command: string;
+  timeoutMs: number;
+}
+
+/** pools/pre-promote.result.json: what the agent ran for `request`. */
+export interface LocalPrePromoteResult extends PrePromoteResult {
+  request: string;
+}
+
+export function readPrePromoteRequest(stateDir: string): LocalPrePromoteRequest | undefined {
+  return readJsonFile<LocalPrePromoteRequest>(localFiles(stateDir).prePromote);
+}
+export function writePrePromoteRequest(stateDir: string, request: LocalPrePromoteRequest): void {
+  writeJsonAtomic(localFiles(stateDir).prePromote, request);
+}
+export function readPrePromoteResult(stateDir: string): LocalPrePromoteResult | undefined {
+  return readJsonFile<LocalPrePromoteResult>(localFiles(stateDir).prePromoteResult);
+}
+export function writePrePromoteResult(stateDir: string, result: LocalPrePromoteResult): void {
+  writeJsonAtomic(localFiles(stateDir).prePromoteResult, result);
+}
 
 /** The parsed file, or undefined when it does not exist (or is mid-write by a crashed writer). */
 export function readJsonFile<T>(file: string): T | undefined {

@@ -86,6 +86,7 @@ export class LocalStack {
       readyTimeoutMs,
       output,
       onUnexpectedExit,
+      appLogStateDir: state.prefix,
     });
   }
 
@@ -153,6 +154,12 @@ export class LocalStack {
   /** What a pool process runs (or ran last): its release id and the extra env it was given. */
   poolRun(pool: Pool): PoolRun | undefined {
     return this.pools.run(pool);
+  }
+
+  /** The environment the pool's process runs with now; undefined when it never ran. */
+  poolEnv(pool: Pool): NodeJS.ProcessEnv | undefined {
+    const run = this.pools.run(pool);
+    return run && this.pools.processEnv(pool, run);
   }
 
   /** Resolves when GET /version through nginx answers 200: the stack serves end to end. */

@@ -16,6 +16,7 @@
 # minute (safety net), and at boot (--no-reload). Idempotent: nothing changed, nothing touched.
 #
 # Usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy]
+#        bluegreen-apply --pre-promote <base64 of CMD> [--pre-promote-timeout <seconds>]
 #   --no-reload  boot: nginx and the pools are not running yet. Writes everything they start from
 #                (switch dir, upstream.conf, Compose .env, pool env files, images) and starts nothing.
 #   --retry      try a desired pool state again that failed before (the timer does not, so a failing
@@ -24,6 +25,12 @@
 #                pool-switch rule): a release's deploy is paced by its own Run Command
 #                (--max-concurrency, --max-errors), which a run on every host would bypass. The rest
 #                (nginx, the active pool, the canary share, a pool restarted on what it runs) as usual.
+#   --pre-promote  a release's release phase (core/pre-promote.ts), instead of a reconcile: CMD (the
+#                base64 is decoded here, never spliced into a shell line) runs once with `sh -c` inside
+#                the idle pool's running container (docker exec: the container's env is the command's),
+#                only when that container runs the pool's desired state (its gate passed), killed after
+#                --pre-promote-timeout (default 600 s). Prints one step line and one
+#                `pre-promote-output=<base64 of the last lines>` line; exit 1 when CMD failed.
 # Prints `step=<name> pool=<blue|green|-> ok=<true|false> detail=...` per step (the release CLI reads
 # these from Run Command output) and `bluegreen-apply: ...` lines for people.
 # Exit codes: 0 ok, 1 a step failed, 2 a bad parameter value (that part is left as it was),
@@ -93,13 +100,22 @@ finish() {
 boot=no
 retry=no
 deploy=yes
-for arg in "$@"; do
-  case "$arg" in
+pre_b64=
+pre_timeout=
+usage='bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>]'
+while [ "$#" -gt 0 ]; do
+  case "$1" in
     --no-reload) boot=yes ;;
     --retry) retry=yes ;;
     --no-deploy) deploy=no ;;
-    *) fail 2 "unknown argument '$arg' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])" ;;
+    --pre-promote | --pre-promote-timeout)
+      [ "$#" -ge 2 ] || fail 2 "$1 needs a value (usage: $usage)"
+      if [ "$1" = --pre-promote ]; then pre_b64=$2; else pre_timeout=$2; fi
+      shift
+      ;;
+    *) fail 2 "unknown argument '$1' (usage: $usage)" ;;
   esac
+  shift
 done
 
 stage=${STAGE:-}
@@ -115,6 +131,18 @@ facts=$home/userdata/facts.sh
 [ -f "$facts" ] || fail 2 "$facts is missing (generated from core/ by npm run generate, shipped in the userdata asset); nothing was changed"
 # shellcheck source-path=SCRIPTDIR source=facts.sh
 . "$facts"
+if [ -n "$pre_b64" ] || [ -n "$pre_timeout" ]; then
+  [ -n "$pre_b64" ] || fail 2 "--pre-promote-timeout needs --pre-promote"
+  if [ "$boot" = yes ] || [ "$deploy" = no ] || [ "$retry" = yes ]; then
+    fail 2 "--pre-promote runs alone (not with --no-reload, --no-deploy or --retry)"
+  fi
+  printf '%s' "$pre_b64" | grep -Eq "$PRE_PROMOTE_B64_RE" ||
+    fail 2 "--pre-promote must be the command in base64 (at most the length PRE_PROMOTE_B64_RE allows); nothing was run"
+  pre_timeout=${pre_timeout:-600}
+  case "$pre_timeout" in '' | *[!0-9]* | 0*) fail 2 "--pre-promote-timeout must be whole seconds 1-$PRE_PROMOTE_MAX_TIMEOUT_SECONDS, got '$pre_timeout'" ;; esac
+  [ "$pre_timeout" -le "$PRE_PROMOTE_MAX_TIMEOUT_SECONDS" ] ||
+    fail 2 "--pre-promote-timeout must be whole seconds 1-$PRE_PROMOTE_MAX_TIMEOUT_SECONDS, got '$pre_timeout'"
+fi
 state=${BLUEGREEN_STATE_DIR:-/var/lib/bluegreen}
 logs=${BLUEGREEN_LOG_DIR:-/var/log/bluegreen}
 project=${BLUEGREEN_PROJECT:-bluegreen}
@@ -654,6 +682,12 @@ write_compose_env() {
     # Each pool's health check and drain times (its options, else the defaults).
     pool_compose_times blue "$blue_start_options"
     pool_compose_times green "$green_start_options"
+    # The pools' app log (docker-compose.yml's awslogs options): the stack's group, this host's id
+    # (the instance id cloud-init saved; the tests set BLUEGREEN_HOST_ID) in each stream's name.
+    printf '%s\n' "APP_LOG_GROUP=${APP_LOG_GROUP:-}"
+    printf '%s\n' "APP_LOG_REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+    printf '%s\n' "BLUEGREEN_HOST_ID=${BLUEGREEN_HOST_ID:-$(cat /var/lib/cloud/data/instance-id 2>/dev/null || hostname)}"
+    [ -z "${APP_LOG_ENDPOINT:-}" ] || printf '%s\n' "APP_LOG_ENDPOINT=$APP_LOG_ENDPOINT"
   } >"$f.tmp"
   mv -f "$f.tmp" "$f"
 }
@@ -1267,6 +1301,63 @@ apply_canary() {
   fi
 }
 
+# --- the release phase (--pre-promote) -------------------------------------------------------------
+# Under the lock, on the idle pool only, in its running container, and only when that container runs
+# the pool's desired state (the release's gate passed on it): never on the active pool, never on a
+# container the gate failed or a later deploy replaced.
+pre_promote_step() {
+  ok=$1
+  format=$2
+  shift 2
+  # shellcheck disable=SC2059 # the formats are facts.sh's
+  step "$PRE_PROMOTE_STEP" "$idle" "$ok" "$(printf "$format" "$@")"
+}
+run_pre_promote() {
+  if [ "$manage" = no ]; then
+    pre_promote_step false 'refused: %s' "no pool containers here (BLUEGREEN_MANAGE_POOLS=no)"
+    return
+  fi
+  [ "$(pool_get "$idle" valid)" = yes ] || {
+    pre_promote_step false 'refused: %s' "$idle's desired state is not valid"
+    return
+  }
+  if [ "$(applied_key "$idle")" != "$(desired_key "$idle")" ]; then
+    pre_promote_step false 'refused: %s' "$idle does not run its desired release $(pool_get "$idle" release) (it runs $(field "$state/pools/$idle.applied" release)): deploy it first"
+    return
+  fi
+  cid=$(container_id "$idle")
+  if [ -z "$cid" ]; then
+    pre_promote_step false 'refused: %s' "app_$idle has no running container"
+    return
+  fi
+  cmd=$(printf '%s' "$pre_b64" | base64 -d 2>/dev/null) || {
+    pre_promote_step false 'refused: %s' "--pre-promote is not valid base64"
+    return
+  }
+  out=$state/pre-promote.$$.out
+  started=$(date +%s)
+  # The timeout runs inside the container, so the command itself is killed (killing `docker exec`
+  # alone would leave it running there); the outer one is the backstop for an image without timeout(1).
+  set +e
+  # shellcheck disable=SC2016 # $0 and $1 are the container shell's
+  timeout -k 10 "$((pre_timeout + 30))" docker exec "$cid" sh -c \
+    'if command -v timeout >/dev/null 2>&1; then exec timeout -k 10 "$0" sh -c "$1"; else exec sh -c "$1"; fi' \
+    "$pre_timeout" "$cmd" </dev/null >"$out" 2>&1
+  code=$?
+  set -e
+  secs=$(($(date +%s) - started))
+  printf '%s%s\n' "$PRE_PROMOTE_OUTPUT_PREFIX" \
+    "$(tail -n "$PRE_PROMOTE_OUTPUT_LINES" "$out" | tail -c "$PRE_PROMOTE_OUTPUT_BYTES" | base64 | tr -d '\n')"
+  rm -f "$out"
+  if [ "$code" = 0 ]; then
+    pre_promote_step true "$PRE_PROMOTE_EXIT_PRINTF" "$code" "$secs"
+  elif [ "$code" = "$PRE_PROMOTE_TIMEOUT_EXIT" ] || [ "$secs" -ge "$pre_timeout" ]; then
+    pre_promote_step false "$PRE_PROMOTE_TIMED_OUT_PRINTF" "$secs"
+  else
+    pre_promote_step false "$PRE_PROMOTE_EXIT_PRINTF" "$code" "$secs"
+  fi
+}
+
 # --- the run ----------------------------------------------------------------------------------------
 read_ssm
 read_active
@@ -1282,6 +1373,10 @@ if [ "$manage" != no ]; then
   for pool in blue green; do init_start "$pool"; done
 fi
 if [ "$boot" = yes ]; then boot_run; fi
+if [ -n "$pre_b64" ]; then
+  run_pre_promote
+  finish
+fi
 
 sync_addresses
 apply_settings

@@ -32,7 +32,20 @@ STEP_LINE_PRINTF='step=%s pool=%s ok=%s detail=%s\n'
 
 # Release record states in which its pool passed the gate on every host (core/release-record.ts
 # ReleaseState), as a JSON array for jq.
-GATE_PASSED_STATES='["verifying","deployed","baking","promoted","rolled-back","held"]'
+GATE_PASSED_STATES='["verifying","deployed","baking","promoted","rolled-back","held","frozen"]'
+
+# The release phase (core/pre-promote.ts): --pre-promote <base64 of the command> (POSIX ERE), the
+# longest --pre-promote-timeout (s), the step name, the output line prefix, the lines and bytes of
+# output kept, the step details (printf formats) and the exit status of a command timeout killed.
+PRE_PROMOTE_B64_RE='^[A-Za-z0-9+/]{4,2732}={0,2}$'
+PRE_PROMOTE_MAX_TIMEOUT_SECONDS=3600
+PRE_PROMOTE_STEP='pre-promote'
+PRE_PROMOTE_OUTPUT_PREFIX='pre-promote-output='
+PRE_PROMOTE_OUTPUT_LINES=20
+PRE_PROMOTE_OUTPUT_BYTES=2000
+PRE_PROMOTE_EXIT_PRINTF='exit %s in %s s'
+PRE_PROMOTE_TIMED_OUT_PRINTF='timed out after %s s'
+PRE_PROMOTE_TIMEOUT_EXIT=124
 
 # bluegreen_parameter_names <stage>: the SSM parameter names the agent reads (core/names.ts
 # parameterNames), each in its own variable.

@@ -10,6 +10,8 @@ export const METRIC_NAMES = [
   'FailedOverRequests',
   // 1 when the release guard held a release: the release-held alarm pages on it.
   'ReleasesHeld',
+  // 1 when the release guard froze an irreversible release: the release-frozen alarm pages on it.
+  'ReleasesFrozen',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

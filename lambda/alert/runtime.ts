@@ -21,6 +21,7 @@ import { RECORD_MAX_AGE_MS } from '../../core/ssm-budget';
 import { decodeSubscription, PayloadError } from './decode';
 import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
 import { insightsUrl, INSIGHTS_QUERIES } from '../../core/insights-queries';
+import { logGroupNames } from '../../core/names';
 import { parseHostsParameter } from '../../core/fleet-size';
 import { emfLine, MetricName } from './metrics';
 import { processLines } from '../../core/line-batch';
@@ -322,6 +323,8 @@ export class AlertRuntime {
         result.guard = outcome.action;
         // The page: the release-held alarm (and with it the alarm topic's email) fires on this metric.
         if (outcome.action === 'hold') this.metrics({ ReleasesHeld: 1 });
+        // Likewise the release-frozen alarm: an irreversible release failed and nobody flipped it back.
+        if (outcome.action === 'freeze') this.metrics({ ReleasesFrozen: 1 });
         record = next;
       }
     }
@@ -500,6 +503,7 @@ export class AlertRuntime {
             new Date(d.at + 5 * 60_000),
           ),
           runbookUrl: this.env.runbookUrl,
+          appLog: { region: this.env.region, logGroup: logGroupNames(this.env.stage).app },
         }),
       { kind: d.kind, decision: d },
       (reason) => sendToDeadLetter(this.deps.sqs, this.env.deadLetterQueueUrl, d, reason, this.env.stage),

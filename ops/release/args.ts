@@ -11,6 +11,13 @@ import { parsePool, Pool } from '../../core/pools';
 import { MAX_DURATION_SECONDS, type RecordGate, type ReleaseStrategy } from '../../core/release-record';
 import { MAX_MIN_REQUESTS } from '../../core/rule-config';
 import { parseDuration, parseMilliseconds } from '../../core/duration';
+import {
+  DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS,
+  MAX_PRE_PROMOTE_TIMEOUT_SECONDS,
+  PRE_PROMOTE_COMMAND_MAX_BYTES,
+  PRE_PROMOTE_OUTPUT_LINES,
+  prePromoteCommandProblem,
+} from '../../core/pre-promote';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
 import { HEALTH_FLAGS, HEALTH_USAGE, parseHealthFlags } from './health-flags';
 
@@ -63,6 +70,10 @@ export interface ReleaseOptions {
   poolOptions?: PoolOptions;
   /** `--secret NAME`: the stage's secrets this release pins; undefined = all of them. */
   secrets?: string[];
+  /** `--pre-promote CMD`: run once in the new release's container, after the gate, before any traffic. */
+  prePromote?: { command: string; timeoutSeconds: number };
+  /** `--irreversible`: the guard never flips this release back; it freezes it (core/release-guard.ts). */
+  irreversible?: boolean;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE] [--env KEY=VALUE]...
@@ -71,6 +82,7 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
                          [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
                          [--health-start-period 10s] [--health-timeout 3s] [--drain 10s]
                          [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
+                         [--pre-promote CMD] [--pre-promote-timeout 10m] [--irreversible]
        bluegreen release promote ID [--stage S]
   Ships release ID to the idle pool while the active pool keeps serving, then:
     deploy    the pool agent restarts (locally) or recreates (AWS) the idle pool only, waits for its
@@ -106,6 +118,15 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
                         only when also 100 ms above it)
 ${HEALTH_USAGE}
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
+  --pre-promote CMD     the release phase: CMD runs once (sh -c), on one host, inside the new release's
+                        container with its env (locally: in app/ with the new pool's env), after the
+                        gate and before any traffic; its exit status and last ${PRE_PROMOTE_OUTPUT_LINES} lines go into the
+                        record. Non-zero or a timeout fails the release: nothing promoted, the idle
+                        pool put back. At most ${PRE_PROMOTE_COMMAND_MAX_BYTES} bytes
+  --pre-promote-timeout D  how long CMD may run (default ${DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS / 60}m, at most ${MAX_PRE_PROMOTE_TIMEOUT_SECONDS / 60}m)
+  --irreversible        a one-way release (a schema change the previous release cannot read): where
+                        the guard would roll it back (or abort its canary) it FREEZES it instead: not
+                        flipped back, paged (exit 4); someone fixes forward (README "Expand/contract")
   --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
                         take two container recreations of up to 2 min each, plus a wait for the lock;
                         longer by default when the health flags allow a longer gate, and at least
@@ -115,8 +136,8 @@ ${HEALTH_USAGE}
   --max-errors N        failed hosts after which no further host starts the deploy (default ${DEPLOY_RATE.maxErrors}: the
                         first failure stops it). Any failed host fails the release; nothing is promoted
   One release at a time: naming the active pool or starting while a release is in progress is bad input.
-  Exit 0 promoted (or deployed with --no-promote), 1 failed gate or rolled back (reason and runbook
-  section printed), 2 bad input (nothing changed), 3 held: no verdict without evidence (the two ways
+  Exit 0 promoted (or deployed with --no-promote), 1 failed gate, failed pre-promote or rolled back
+  (reason and runbook section printed), 2 bad input (nothing changed), 4 frozen (--irreversible), 3 held: no verdict without evidence (the two ways
   out printed: flip back, or \`bluegreen release promote ID\` after a look).
   release promote ID: promotes a held release whose pool is still active (exit 0), after a person looked.
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
@@ -193,6 +214,9 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         'max-p99': { type: 'string' },
         'max-p99-ratio': { type: 'string' },
         ...HEALTH_FLAGS,
+        'pre-promote': { type: 'string' },
+        'pre-promote-timeout': { type: 'string' },
+        irreversible: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -269,9 +293,29 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       gate: parseGate(v),
       // The health flags given go to the pool's options (unset ones: the host's defaults).
       ...(Object.keys(health).length ? { poolOptions: health } : {}),
+      ...parsePrePromote(v),
+      ...(v.irreversible ? { irreversible: true } : {}),
     },
     aws: { stage: v.stage, region: v.region, profile: v.profile },
   };
+}
+
+function parsePrePromote(
+  v: Record<string, string | boolean | string[] | undefined>,
+): Pick<ReleaseOptions, 'prePromote'> {
+  const command = v['pre-promote'];
+  const timeout = v['pre-promote-timeout'];
+  if (typeof command !== 'string') {
+    if (timeout !== undefined) throw new ConfigError('--pre-promote-timeout needs --pre-promote CMD');
+    return {};
+  }
+  const problem = prePromoteCommandProblem(command);
+  if (problem) throw new ConfigError(`--pre-promote ${problem}`);
+  const timeoutSeconds =
+    typeof timeout === 'string'
+      ? parseDuration(timeout, '--pre-promote-timeout', MAX_PRE_PROMOTE_TIMEOUT_SECONDS)
+      : DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS;
+  return { prePromote: { command, timeoutSeconds } };
 }
 
 function parseGate(v: Record<string, string | boolean | string[] | undefined>): RecordGate {

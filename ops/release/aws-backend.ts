@@ -5,7 +5,7 @@ import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, 
 import type { Pool } from '../../core/pools';
 import { limit } from '../../core/aws-limits';
 import { CLI_RECORD_POLL_MS } from '../../core/ssm-budget';
-import { DesiredPool, parseRecord, ReleaseRecord, serializeRecord } from '../../core/release-record';
+import { DesiredPool, parseRecord, PrePromoteResult, ReleaseRecord, serializeRecord } from '../../core/release-record';
 import { DEFAULT_APP_IMAGE } from '../../core/patterns';
 import { formatCanaryValue, parseCanaryValue, parseStickyKey } from '../../core/canary';
 import { parameterNames } from '../../core/names';
@@ -13,7 +13,15 @@ import { isEmptyPoolOptions, parsePoolOptions, serializePoolOptions } from '../.
 import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
+import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../../core/release-backend';
+import {
+  encodePrePromote,
+  parsePrePromoteDetail,
+  PRE_PROMOTE_FLAG,
+  PRE_PROMOTE_STEP,
+  PRE_PROMOTE_TIMEOUT_FLAG,
+} from '../../core/pre-promote';
+import { stageHosts } from '../stage-hosts';
 import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHostsResult } from './run-command';
 import { RunRate } from '../../core/run-rate';
 import type { SecretStore } from '../../core/secrets';
@@ -33,10 +41,13 @@ export interface AwsBackendOptions {
    * How bluegreen-apply is run on the stage's hosts. Default: Run Command. The Docker Engine harness
    * runs the real script against the real Compose set instead (Run Command cannot reach it).
    */
-  runApply?: (args: string[], timeoutMs: number, rate: RunRate) => Promise<RunOnHostsResult>;
+  runApply?: (args: string[], timeoutMs: number, rate: RunRate, hosts?: string[]) => Promise<RunOnHostsResult>;
   /** Answers in a row from the new pool through the public URL that confirm a promotion's flip. */
   confirmAnswers?: number;
 }
+
+/** On top of the command's own timeout: the wait for the host's lock (a deploy of up to two recreations) and the container check. */
+const PRE_PROMOTE_HOST_MARGIN_MS = 300_000;
 
 /** One host's gate result in a line: the failed step and its detail, or Run Command's status. */
 function hostFailure(h: HostResult): string {
@@ -168,12 +179,13 @@ export class AwsReleaseBackend implements ReleaseBackend {
     await this.put(names.release, desired.release);
   }
 
-  private runApply(args: string[], timeoutMs: number, rate: RunRate): Promise<RunOnHostsResult> {
-    if (this.o.runApply) return this.o.runApply(args, timeoutMs, rate);
+  private runApply(args: string[], timeoutMs: number, rate: RunRate, hosts?: string[]): Promise<RunOnHostsResult> {
+    if (this.o.runApply) return this.o.runApply(args, timeoutMs, rate, hosts);
     return runApplyOnStageHosts({
       ssm: this.o.ssm,
       stage: this.o.stage,
       args,
+      ...(hosts ? { instanceIds: hosts } : {}),
       timeoutMs,
       rate,
       pollMs: this.o.pollMs ?? 2000,
@@ -203,6 +215,41 @@ export class AwsReleaseBackend implements ReleaseBackend {
 
   secretStore(): SecretStore {
     return new AwsSecretStore(this.o.ssm, this.o.stage);
+  }
+
+  /**
+   * The release phase on one host (the first that passed the gate): bluegreen-apply --pre-promote
+   * runs the command in the idle pool's container under the host's lock; its step line says how it
+   * ended, its output line carries the last lines (base64). Run Command's own execution timeout
+   * leaves room for the lock and the container check on top of the command's timeout.
+   */
+  async prePromote(_pool: Pool, options: PrePromoteOptions): Promise<PrePromoteResult> {
+    const base = { command: options.command, output: '' };
+    const host =
+      options.hosts?.[0] ?? (await stageHosts(this.o.ssm, this.o.stage)).find((h) => h.ping === 'Online')?.host;
+    if (!host) return { ...base, ok: false, reason: `no host of ${this.target} is online to run it on` };
+    const seconds = Math.ceil(options.timeoutMs / 1000);
+    const args = [PRE_PROMOTE_FLAG, encodePrePromote(options.command), PRE_PROMOTE_TIMEOUT_FLAG, String(seconds)];
+    const result = await this.runApply(args, options.timeoutMs + PRE_PROMOTE_HOST_MARGIN_MS, EVERY_HOST_RATE, [host]);
+    const h = result.hosts.find((x) => x.host === host);
+    const step = h?.steps.find((s) => s.step === PRE_PROMOTE_STEP);
+    if (!h || !step)
+      return {
+        ...base,
+        host,
+        ok: false,
+        reason: h ? `no ${PRE_PROMOTE_STEP} step: ${hostFailure(h)}` : (result.problem ?? `${host} did not report`),
+        ...(h?.prePromoteOutput !== undefined ? { output: h.prePromoteOutput } : {}),
+      };
+    const how = parsePrePromoteDetail(step.detail);
+    return {
+      ...base,
+      host,
+      ok: step.ok && h.ok,
+      ...how,
+      ...(step.ok && !h.ok ? { reason: hostFailure(h) } : {}),
+      output: h.prePromoteOutput ?? '',
+    };
   }
 
   async canaryPercent(): Promise<number> {

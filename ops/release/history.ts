@@ -1,6 +1,19 @@
 // `bluegreen history`: the record versions folded into one row per release, newest first.
+import { describePinned } from '../../core/secrets';
 import { isFinal, recordVerdict, ReleaseRecord } from '../../core/release-record';
 import { hostGates, summarizeHostGates } from '../stage-hosts';
+import { describePrePromote } from '../../core/pre-promote';
+
+/** The release phase in a line: how it ended and its last line of output (the record has 20). */
+function prePromoteSummary(r: ReleaseRecord): string {
+  const p = r.prePromote;
+  if (!p) return '';
+  const last = p.output
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .at(-1);
+  return `pre-promote ${describePrePromote(p)}${last ? `, last line "${last.slice(0, 120)}"` : ''}`;
+}
 
 export interface HistoryRow {
   id: string;
@@ -46,12 +59,15 @@ export function historyRows(versions: readonly ReleaseRecord[], now: number): Hi
     return {
       id: r.id,
       pool: r.pool,
-      release: r.release,
+      // Pinned secrets by name and version only (README "Secrets").
+      release: r.options?.secrets ? `${r.release} [secrets ${describePinned(r.options.secrets)}]` : r.release,
       strategy: r.strategy === 'canary' ? `canary ${r.canaryPercent}%` : r.strategy,
       outcome,
       duration: formatDuration(end - start) + (r.finishedAt ? '' : '+'),
       hosts: summarizeHostGates(hostGates(r.steps)),
-      reason: r.reason ?? '',
+      reason: [r.irreversible ? 'irreversible' : '', r.reason ?? '', prePromoteSummary(r)]
+        .filter((x) => x !== '')
+        .join('; '),
     };
   });
 }

@@ -8,7 +8,7 @@ import { isEmptyPoolOptions, serializePoolOptions } from '../../core/pool-option
 import { limit } from '../../core/aws-limits';
 import { describePinned, pinSecrets } from '../../core/secrets';
 import { describeFigures, HELD_STEP } from '../../core/release-guard';
-import { heldWaysOut } from '../../core/release-events';
+import { frozenWayOut, heldWaysOut } from '../../core/release-events';
 import {
   DesiredPool,
   inProgress,
@@ -16,10 +16,12 @@ import {
   isStale,
   PROMOTION_BOUND_MS,
   recordVerdict,
+  PrePromoteResult,
   ReleaseRecord,
   ReleaseStep,
   STALE_AFTER_MS,
 } from '../../core/release-record';
+import { describePrePromote, PRE_PROMOTE_STEP } from '../../core/pre-promote';
 import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
 import { DeployReport, ReleaseBackend } from '../../core/release-backend';
@@ -44,10 +46,14 @@ export const RUNBOOK = {
   rolledBack: 'RUNBOOK.md#release-rolled-back',
   promoted: 'RUNBOOK.md#release-promoted',
   held: 'RUNBOOK.md#release-held',
+  frozen: 'RUNBOOK.md#release-frozen',
 } as const;
 
-/** Exit codes: promoted (or deployed), failed or rolled back, bad input, held without a verdict. */
-export const EXIT = { ok: 0, failed: 1, badInput: 2, held: 3 } as const;
+/**
+ * Exit codes: promoted (or deployed), failed or rolled back, bad input, held without a verdict, frozen
+ * (an irreversible release that crossed its gate and was not flipped back: someone fixes forward).
+ */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, held: 3, frozen: 4 } as const;
 
 export interface ReleaseIO {
   out: Out;
@@ -134,6 +140,8 @@ interface Run {
   readonly startedAt: number;
   record: ReleaseRecord;
   written: boolean;
+  /** The hosts that passed the gate (AWS), in the order they reported; empty locally. */
+  gatePassedHosts: string[];
 }
 
 /**
@@ -156,6 +164,8 @@ export async function runRelease(
     await start(run, target.invalidRecord);
     const gateFailed = await deployAndGate(run);
     if (gateFailed !== undefined) return gateFailed;
+    const phaseFailed = await prePromote(run);
+    if (phaseFailed !== undefined) return phaseFailed;
     if (!options.promote) return await leaveIdle(run);
     if (options.strategy === 'canary') {
       const canaryEnded = await canary(run);
@@ -284,6 +294,7 @@ function newRun(
     canaryPercent: options.strategy === 'canary' ? options.canaryPercent : 0,
     bakeSeconds: options.bakeSeconds,
     ...(options.gate && Object.keys(options.gate).length ? { gate: options.gate } : {}),
+    ...(options.irreversible ? { irreversible: true } : {}),
     state: 'deploying',
     startedAt: new Date(startedAt).toISOString(),
     updatedAt: new Date(startedAt).toISOString(),
@@ -301,6 +312,7 @@ function newRun(
     startedAt,
     record,
     written: false,
+    gatePassedHosts: [],
   };
 }
 
@@ -386,6 +398,7 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
       true,
     );
   if (o.signal?.aborted) return failed(run, CANCELLED, true);
+  run.gatePassedHosts = gate ? [...gate.passed] : [];
   say(
     `gate passed: ${pool} is healthy and answers ${options.release}${gate ? ` on ${inService === 1 ? 'the host' : `all ${inService} hosts`}` : ''}`,
   );
@@ -403,6 +416,73 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
     },
   );
   return undefined;
+}
+
+/**
+ * The release phase (--pre-promote): once, on one host, in the new release's container, after the
+ * gate and before any traffic (no canary share, no flip yet), under the host agent's lock. A non-zero
+ * exit or a timeout fails the release like a failed gate: nothing promoted, the idle pool put back.
+ * Exit code 1 when it failed.
+ */
+async function prePromote(run: Run): Promise<number | undefined> {
+  const { options, backend, pool, o, say } = run;
+  const phase = options.prePromote;
+  if (!phase) return undefined;
+  const passed = run.gatePassedHosts;
+  say(
+    `pre-promote: ${JSON.stringify(phase.command)} in ${pool}'s ${options.release} on ${passed.length ? passed[0] : 'one host'} (timeout ${phase.timeoutSeconds} s; no traffic yet)`,
+  );
+  let result: PrePromoteResult;
+  try {
+    result = await withRecordRefresh(run, () =>
+      backend.prePromote(pool, {
+        command: phase.command,
+        release: options.release,
+        timeoutMs: phase.timeoutSeconds * 1000,
+        requestId: `${run.record.id}:pre-promote`,
+        hosts: passed,
+      }),
+    );
+  } catch (err) {
+    result = { command: phase.command, ok: false, output: '', reason: `could not run: ${(err as Error).message}` };
+  }
+  for (const line of result.output ? result.output.split('\n') : []) o.out(`    | ${line}`);
+  const detail = describePrePromote(result);
+  run.record = {
+    ...run.record,
+    prePromote: { ...result, command: phase.command },
+    steps: [
+      ...run.record.steps,
+      {
+        at: new Date(o.now()).toISOString(),
+        step: PRE_PROMOTE_STEP,
+        ok: result.ok,
+        detail,
+        ...(result.host ? { host: result.host } : {}),
+      },
+    ],
+  };
+  if (!result.ok) return failed(run, `pre-promote failed (${detail}): nothing promoted`, true);
+  if (o.signal?.aborted) return failed(run, CANCELLED, true);
+  say(`pre-promote ok: ${detail}`);
+  await save(run, {});
+  return undefined;
+}
+
+/** Runs `fn` while the record is rewritten every refreshMs, so a long phase never looks abandoned. */
+async function withRecordRefresh<T>(run: Run, fn: () => Promise<T>): Promise<T> {
+  let refreshing: Promise<void> = Promise.resolve();
+  const refresher = setInterval(() => {
+    refreshing = refreshing.then(() =>
+      save(run, {}).catch((err: Error) => run.say(`could not refresh the release record: ${err.message}`)),
+    );
+  }, run.o.refreshMs);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(refresher);
+    await refreshing;
+  }
 }
 
 /** --no-promote: the release ends after the gate, its pool idle. */
@@ -435,7 +515,8 @@ async function canary(run: Run): Promise<number | undefined> {
   while (o.now() < until) {
     const r = await current(run);
     if (!r || r.state !== 'verifying') {
-      await backend.setCanary(0).catch(() => undefined);
+      // A frozen canary keeps its share: its clients are not sent back to the previous release.
+      if (r?.state !== 'frozen') await backend.setCanary(0).catch(() => undefined);
       return finishedElsewhere(run, r);
     }
     // A long canary: the record says the release is alive (a fleet host waits to join).
@@ -450,6 +531,11 @@ async function canary(run: Run): Promise<number | undefined> {
     progress(`canary ${options.canaryPercent}% on ${pool}: ${Math.ceil((until - o.now()) / 1000)} s left`);
     await o.sleep(Math.min(o.pollMs, Math.max(1, until - o.now())));
   }
+  // A canary the guard froze meanwhile keeps its share (read first; the guard acts on a canary in
+  // verifying only, so after this read it can still freeze it: then the share was set to 0 by this
+  // command, which the record's canary step says).
+  const before = await current(run);
+  if (before?.state === 'frozen') return finishedElsewhere(run, before);
   await backend.setCanary(0);
   const r = await current(run);
   if (!r || r.state !== 'verifying') return finishedElsewhere(run, r);
@@ -667,6 +753,11 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
       return 1;
     case 'held':
       return heldSaid(run, r);
+    case 'frozen':
+      say(`FROZEN by the guard (irreversible, not flipped back): ${r.reason ?? 'no reason given'}`);
+      if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
+      say(`${frozenWayOut(r)}. Runbook: ${RUNBOOK.frozen}`);
+      return EXIT.frozen;
     case 'failed':
       say(`FAILED: ${r.reason ?? 'no reason given'}`);
       if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);

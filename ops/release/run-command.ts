@@ -6,6 +6,7 @@ import { APPLY_PATH, hostApplyCommand } from '../../core/host-command';
 import { STAGE_TAG_KEY } from '../../core/names';
 import { DEPLOY_RATE, RunRate } from '../../core/run-rate';
 import { HostStep, parseStepLines } from '../../core/step-line';
+import { parsePrePromoteOutput } from '../../core/pre-promote';
 import {
   cliCommandComment,
   commandInvocations,
@@ -26,6 +27,8 @@ export interface HostResult {
   steps: HostStep[];
   /** The last lines of stderr when the host failed. */
   error?: string;
+  /** A release phase's last lines of output (its `pre-promote-output=` line), when it printed one. */
+  prePromoteOutput?: string;
 }
 
 /** How many rounds Run Command needs at this concurrency (a percentage; unknown for a host count). */
@@ -50,6 +53,8 @@ export interface RunOnHostsOptions {
   pollMs: number;
   /** @default DEPLOY_RATE */
   rate?: RunRate;
+  /** These hosts only (a release phase runs on one); default: every host tagged with the stage. */
+  instanceIds?: string[];
   /** How long to wait for Run Command to list at least one target before giving up. */
   noHostsAfterMs?: number;
   out?: (line: string) => void;
@@ -69,7 +74,8 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
   const rate = o.rate ?? DEPLOY_RATE;
   // What the operator reads; the hosts get it wrapped (a bootstrapping host answers `step=join`).
-  const command = [APPLY_PATH, ...(o.args ?? [])].join(' ');
+  // A long value (a release phase's base64 command) is shown by its size, not spelled out.
+  const command = [APPLY_PATH, ...(o.args ?? []).map((a) => (a.length > 24 ? `<${a.length} chars>` : a))].join(' ');
   const executionSeconds = Math.ceil(o.timeoutMs / 1000);
   // Hosts of a later round start only when a slot frees up: the delivery timeout (counted from the
   // send) must cover the rounds before them.
@@ -79,7 +85,7 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   const sent = await o.ssm.send(
     new SendCommandCommand({
       DocumentName: 'AWS-RunShellScript',
-      Targets: [stageTarget(o.stage)],
+      ...(o.instanceIds ? { InstanceIds: o.instanceIds } : { Targets: [stageTarget(o.stage)] }),
       Parameters: { commands: [hostApplyCommand(o.args)], executionTimeout: [String(executionSeconds)] },
       Comment: cliCommandComment(o.stage, `release deploy (${command})`),
       TimeoutSeconds: deliverySeconds,
@@ -90,7 +96,7 @@ export async function runApplyOnStageHosts(o: RunOnHostsOptions): Promise<RunOnH
   const commandId = sent.Command?.CommandId;
   if (!commandId) throw new Error('SendCommand returned no command id');
   o.out?.(
-    `Run Command ${commandId}: ${command} on the hosts tagged ${STAGE_TAG_KEY}=${o.stage} (${rate.maxConcurrency} at a time, stop after ${rate.maxErrors} errors)`,
+    `Run Command ${commandId}: ${command} on ${o.instanceIds ? o.instanceIds.join(', ') : `the hosts tagged ${STAGE_TAG_KEY}=${o.stage}`} (${rate.maxConcurrency} at a time, stop after ${rate.maxErrors} errors)`,
   );
 
   const started = now();
@@ -174,5 +180,13 @@ export function hostResult(host: string, status: string, stdout: string, stderr:
   const steps = parseStepLines(stdout, host);
   const ok = status === 'Success' && steps.every((s) => s.ok);
   const error = ok ? undefined : stderr.trim().split('\n').slice(-3).join(' | ') || undefined;
-  return { host, status, ok, steps, ...(error ? { error } : {}) };
+  const prePromoteOutput = parsePrePromoteOutput(stdout);
+  return {
+    host,
+    status,
+    ok,
+    steps,
+    ...(error ? { error } : {}),
+    ...(prePromoteOutput !== undefined ? { prePromoteOutput } : {}),
+  };
 }

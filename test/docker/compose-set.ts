@@ -6,12 +6,12 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { parameterNames } from '../../core/names';
+import { logGroupNames, parameterNames } from '../../core/names';
 import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
 import { runScript, ScriptResult } from '../../local/switch';
 import { baseImages, withoutDigest } from '../helpers/base-images';
-import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { createLogGroup, Moto, putParameters, startMoto } from '../helpers/moto';
 
 const run = promisify(execFile);
 export type Pool = 'blue' | 'green';
@@ -155,6 +155,11 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     GREEN_PORT: String(greenPort),
     // The pools' secrets: a tmpfs, as /run is on a host (bluegreen-apply refuses any other).
     BLUEGREEN_SECRETS_DIR: path.join('/dev/shm', `bluegreen-secrets-${project}`),
+    // The pools' app log: the awslogs driver of the harness's dockerd ships it to this set's
+    // moto_server (harness.sh gives the engine credentials), a stream per pool, release and host.
+    APP_LOG_GROUP: logGroupNames(stage).app,
+    APP_LOG_ENDPOINT: moto.endpoint,
+    BLUEGREEN_HOST_ID: project,
     ...offlineImageOverrides(),
     // What the stack's user data adds to /etc/bluegreen/env (e.g. the timeouts, SLOW_PATHS).
     ...options.hostEnv,
@@ -162,6 +167,8 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
   const names = parameterNames(stage);
   const releases = options.releases ?? { blue: 'blue-1', green: 'green-1' };
   const put = (values: Record<string, string>) => putParameters(moto, values);
+  // The stack creates the group (the awslogs driver never does: awslogs-create-group stays false).
+  await createLogGroup(moto, logGroupNames(stage).app);
   if (!options.joinStage)
     await put({
       [names.activePool]: options.active ?? 'blue',

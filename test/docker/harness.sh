@@ -2,7 +2,8 @@
 # Docker Engine harness for the tests under test/docker/ (run by .ci/run before `npm test`, as root,
 # on a Debian bookworm machine with apt but no image registry).
 #
-#   1. engine   docker.io from apt; dockerd started in the background unless `docker info` answers
+#   1. engine   docker.io from apt; dockerd started in the background unless `docker info` answers,
+#               with dummy AWS keys for the pools' awslogs driver (the tests point it at moto_server)
 #   2. compose  Compose v2 (Debian trixie's static plugin, fetched with a temporary apt source list
 #               that never touches the machine's own sources) into /usr/local/lib/docker/cli-plugins
 #   3. images   a bookworm minbase rootfs with nginx, nodejs, wget and ca-certificates (and a `node`
@@ -28,6 +29,9 @@ repo=$(cd "$here/../.." && pwd)
 suite=bookworm
 packages="nginx nodejs wget ca-certificates"
 recipe="v1 $suite minbase $packages node-uid-1000"
+
+# The engine's AWS keys: only ever sent to a test's moto_server (the pools' awslogs-endpoint).
+harness_key=bluegreen-harness
 
 started=$(date +%s%N)
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
@@ -90,8 +94,10 @@ begin
 if docker info >/dev/null 2>&1; then
   done_step "dockerd: already running"
 else
-  # setsid: the engine outlives this script (and the CI step that ran it).
-  setsid nohup dockerd >"$dockerd_log" 2>&1 </dev/null &
+  # setsid: the engine outlives this script (and the CI step that ran it). Dummy AWS credentials:
+  # the pools' awslogs driver runs inside dockerd and signs its calls with the engine's own
+  # credentials; the tests point it at their moto_server (awslogs-endpoint), which takes any.
+  AWS_ACCESS_KEY_ID=$harness_key AWS_SECRET_ACCESS_KEY=$harness_key setsid nohup dockerd >"$dockerd_log" 2>&1 </dev/null &
   dockerd_pid=$!
   up=no
   for _ in $(seq 1 120); do
@@ -108,6 +114,26 @@ else
     unavailable "dockerd did not start: ${why:-no error logged, see $dockerd_log}"
   fi
   done_step "dockerd: started (pid $dockerd_pid, log $dockerd_log)"
+fi
+
+# An engine started before the harness gave it credentials (an older harness, or by hand): the
+# awslogs driver also reads the shared credentials file of dockerd's HOME, at each container start.
+# Written only when the engine has no credentials of its own and that file does not exist.
+begin
+dockerd_pid=$(pgrep -x -o dockerd || true)
+if [ -n "$dockerd_pid" ] && ! tr '\0' '\n' <"/proc/$dockerd_pid/environ" | grep -q '^AWS_ACCESS_KEY_ID='; then
+  engine_home=$(tr '\0' '\n' <"/proc/$dockerd_pid/environ" | sed -n 's/^HOME=//p')
+  engine_home=${engine_home:-/root}
+  if [ ! -e "$engine_home/.aws/credentials" ]; then
+    mkdir -p "$engine_home/.aws"
+    printf '# Written by bluegreen test/docker/harness.sh: dummy keys for the awslogs driver -> moto_server.\n[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+      "$harness_key" "$harness_key" >"$engine_home/.aws/credentials"
+    done_step "engine credentials: dummy keys in $engine_home/.aws/credentials (dockerd has none in its environment)"
+  else
+    done_step "engine credentials: $engine_home/.aws/credentials"
+  fi
+else
+  done_step "engine credentials: in dockerd's environment"
 fi
 
 # --- 2. compose v2 -------------------------------------------------------------------------------

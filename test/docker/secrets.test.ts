@@ -183,4 +183,40 @@ describeDocker('secrets on the host Compose set', () => {
       `searched ${Object.keys(surfaces).length} surfaces (${slackBodies.length} Slack messages, ${stage.applyOutputs.length} bluegreen-apply runs)\n`,
     );
   }, 300_000);
+
+  test('rotation: secret set v2, a release that fails its gate puts the pool back without it (its previous secrets file), a good one gives the new pool v2 while the previous pool keeps v1', async () => {
+    const ROTATED = 'pw-rotated-Vb3n-Ty5u-second-value';
+    expect(await cli(['set', 'DB_PASSWORD'], ROTATED)).toBe(0);
+    const blueFile = path.join(set.env.BLUEGREEN_SECRETS_DIR, 'blue.env');
+    const bad = await stage.release({ release: 'v3-bad', env: { FAIL_HEALTHZ: '1' }, bakeSeconds: 10 });
+    expect(bad.code).toBe(1);
+    expect(readFileSync(blueFile, 'utf8')).toBe('');
+    const blueEnv = () => execFileSync('docker', ['exec', set.containerId('blue'), 'env'], { encoding: 'utf8' });
+    expect(blueEnv()).not.toContain('DB_PASSWORD=');
+    expect(blueEnv()).toContain('RELEASE_ID=v1\n');
+
+    // Under load: the gate needs requests to judge the bake (without them the release is held).
+    const load = startLoad({
+      url: `${set.url}/version`,
+      connections: 4,
+      durationMs: 150_000,
+      maxRequests: 1_000_000,
+      retryStaleSockets: false,
+      requestTimeoutMs: 5_000,
+    });
+    await load.after(1_000, 'before the release');
+    const good = await stage.release({ release: 'v4', bakeSeconds: 5 });
+    await load.after(1_000, 'after the release');
+    const result = await load.finish();
+    expect(good.code).toBe(0);
+    expect(summarize(result.samples, result.durationMs).failed).toBe(0);
+    expect(blueEnv()).toContain(`DB_PASSWORD=${ROTATED}\n`);
+    expect(execFileSync('docker', ['exec', set.containerId('green'), 'env'], { encoding: 'utf8' })).toContain(
+      `DB_PASSWORD=${DB_PASSWORD}\n`,
+    );
+    expect((await stage.backend.readRecord())!.options?.secrets?.DB_PASSWORD).toBe('2');
+    const printed = [...bad.lines, ...good.lines, ...stage.applyOutputs, ...cliLines].join('\n');
+    expect(printed).not.toContain(ROTATED);
+    expect(printed).not.toContain(DB_PASSWORD);
+  }, 300_000);
 });

@@ -335,3 +335,28 @@ test('with no traffic and no CLI (the README bad-release line, CLI killed), the 
   t = t0 + 200_000;
   expect((await tick()).guard).toBeUndefined();
 });
+
+test('an --irreversible release crossing the gate is frozen by the function: never flipped back, paged (Slack critical + ReleasesFrozen)', async () => {
+  await put(`${root}/active-pool`, 'green');
+  await put(env.release!.recordParam, JSON.stringify(record({ irreversible: true })));
+  const now = Date.now();
+  const lines = Array.from({ length: 100 }, (_, i) =>
+    i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200'),
+  );
+  const result = await runtime().handle(batch(lines, now));
+  expect(result.guard).toBe('freeze');
+  // Not flipped back: green stays active.
+  expect(await get(`${root}/active-pool`)).toBe('green');
+  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  expect(saved).toMatchObject({ state: 'frozen', irreversible: true, figures: { judged: 100, failed: 20, rate: 0.2 } });
+  expect(saved.steps.at(-1)).toMatchObject({ step: 'frozen', ok: false, host: 'alert-function' });
+  const frozen = slack.received.map((r) => JSON.stringify(r.body)).filter((b) => /FROZEN/.test(b));
+  expect(frozen).toHaveLength(1);
+  expect(frozen[0]).toContain('green failed 20 of 100 requests first sent to it (20.0%)');
+  expect(frozen[0]).toContain('#d32f2f');
+  const metric = emitted.map((l) => JSON.parse(l) as Record<string, unknown>).find((m) => m.ReleasesFrozen === 1);
+  expect(metric).toMatchObject({ Stage: env.stage, ReleasesFrozen: 1 });
+  // Final: later batches of failures change nothing.
+  expect((await runtime().handle(batch(lines, now + 1000))).guard).toBeUndefined();
+  expect(await get(`${root}/active-pool`)).toBe('green');
+});

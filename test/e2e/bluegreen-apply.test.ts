@@ -340,8 +340,33 @@ test('unknown arguments: exit 2 with the usage', async () => {
   const result = await apply('--force');
   expect(result.code).toBe(2);
   expect(result.stderr.trim()).toBe(
-    "bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy])",
+    "bluegreen-apply: unknown argument '--force' (usage: bluegreen-apply [--no-reload] [--retry] [--no-deploy] | --pre-promote <base64> [--pre-promote-timeout <s>])",
   );
+});
+
+test('--pre-promote: a value that is not base64, a bad timeout, or mixed with other flags is exit 2 before anything is read; unmanaged pools refuse it', async () => {
+  stack = await startTestStack({ activePool: 'blue' });
+  const b64 = Buffer.from('echo hi; exit 0').toString('base64');
+  for (const [args, message] of [
+    [['--pre-promote', 'echo hi'], /--pre-promote must be the command in base64/],
+    [['--pre-promote', '$(reboot)'], /--pre-promote must be the command in base64/],
+    [['--pre-promote', 'A'.repeat(4000)], /--pre-promote must be the command in base64/],
+    [['--pre-promote'], /--pre-promote needs a value/],
+    [['--pre-promote-timeout', '60'], /--pre-promote-timeout needs --pre-promote/],
+    [['--pre-promote', b64, '--pre-promote-timeout', '0'], /--pre-promote-timeout must be whole seconds 1-3600/],
+    [['--pre-promote', b64, '--pre-promote-timeout', '3601'], /--pre-promote-timeout must be whole seconds 1-3600/],
+    [['--pre-promote', b64, '--no-deploy'], /--pre-promote runs alone/],
+  ] as Array<[string[], RegExp]>) {
+    const result = await apply(...args);
+    expect([args, result.code]).toEqual([args, 2]);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).not.toMatch(/^step=/m);
+  }
+  // This test host manages no containers: refused as a step (exit 1), nothing run.
+  await putParameter('blue');
+  const refused = await apply('--pre-promote', b64, '--pre-promote-timeout', '5');
+  expect(refused.code).toBe(1);
+  expect(refused.stdout).toMatch(/^step=pre-promote pool=green ok=false detail=refused: no pool containers here/m);
 });
 
 test('without its facts file (userdata/facts.sh, generated from core): exit 2 naming it, nothing read or touched', async () => {

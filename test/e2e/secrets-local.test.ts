@@ -106,6 +106,7 @@ test('secret set (0600 file), secret list (no value), a release under load pins 
 
   const history = cliAgainst(started, 'history');
   await history.exited;
+  expect(history.output()).toContain('s1 [secrets DB_PASSWORD@v1]');
   outputs.push(history.output(), started.output());
   expect(outputs.filter((o) => o.includes(VALUE))).toEqual([]);
   const files = filesUnder(stateDir).filter((f) => f !== localSecretsFile(stateDir));

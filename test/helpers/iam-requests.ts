@@ -5,6 +5,7 @@
 // (the asset objects the user data fetches, generated names), never from the policies under test.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { appLogStreamName } from '../../core/app-log';
 import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames } from '../../core/names';
 import { POOLS } from '../../core/pools';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
@@ -224,6 +225,36 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'ssm:GetParameters',
     ...hostReadParameterNames(stage).map(param),
   );
+  // The stage's secrets (README "Secrets"): a pool's pinned versions, decrypted through SSM.
+  const secret = (stageName: string, name: string) => `${parameterNames(stageName).secretsPath}${name}`;
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    "aws ssm get-parameters --with-decryption of a pool's pinned secrets (NAME:version)",
+    'ssm:GetParameters',
+    param(secret(stage, 'DB_PASSWORD')),
+  );
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'KMS decrypts a secret SecureString for SSM (a customer managed key whose policy defers to IAM)',
+    'kms:Decrypt',
+    {
+      arn: `arn:${P}:kms:${R}:${A}:key/0123abcd-0123-4567-89ab-0123456789ab`,
+      context: {
+        'kms:ViaService': `ssm.${R}.amazonaws.com`,
+        'kms:EncryptionContext:PARAMETER_ARN': param(secret(stage, 'DB_PASSWORD')),
+      },
+    },
+  );
+  const smSecret = `arn:${P}:secretsmanager:${R}:${A}:secret:shop/api-AbCdEf`;
+  allow(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'aws secretsmanager get-secret-value of a reference, the secret tagged with the stage',
+    'secretsmanager:GetSecretValue',
+    { arn: smSecret, context: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: stage } },
+  );
   allow(
     'host',
     'userdata/bootstrap.sh',
@@ -262,6 +293,30 @@ export function requestTable(f: StageFacts): RequestRow[] {
       stream(group, HOST_INSTANCE),
     );
   }
+  for (const pool of ['blue', 'green'] as const) {
+    const appStream = stream(logs.app, appLogStreamName({ pool, release: 'r-42', host: HOST_INSTANCE }));
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver creates the pool container's stream",
+      'logs:CreateLogStream',
+      appStream,
+    );
+    allow(
+      'host',
+      'userdata/docker-compose.yml',
+      "dockerd's awslogs driver ships the pool's stdout/stderr",
+      'logs:PutLogEvents',
+      appStream,
+    );
+  }
+  deny(
+    'host',
+    'userdata/docker-compose.yml',
+    'the awslogs driver never creates a group (awslogs-create-group is false)',
+    'logs:CreateLogGroup',
+    `arn:${P}:logs:${R}:${A}:log-group:${logs.app}`,
+  );
   allow(
     'host',
     'userdata/bluegreen-log-reopen.sh',
@@ -341,6 +396,37 @@ export function requestTable(f: StageFacts): RequestRow[] {
     '/other-app/database-password',
   ])
     deny('host', 'userdata/bluegreen-apply.sh', 'a read outside the stage', 'ssm:GetParameter', param(name));
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    "another stage's secret",
+    'ssm:GetParameters',
+    param(`${parameterNames(other).secretsPath}DB_PASSWORD`),
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'a Secrets Manager secret tagged for another stage, or not tagged',
+    'secretsmanager:GetSecretValue',
+    {
+      arn: `arn:${P}:secretsmanager:${R}:${A}:secret:shop/api-AbCdEf`,
+      context: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: other },
+    },
+    `arn:${P}:secretsmanager:${R}:${A}:secret:shop/untagged-AbCdEf`,
+  );
+  deny(
+    'host',
+    'userdata/bluegreen-apply.sh',
+    'KMS decrypting anything else for SSM (the Slack webhook SecureString)',
+    'kms:Decrypt',
+    {
+      arn: `arn:${P}:kms:${R}:${A}:key/0123abcd-0123-4567-89ab-0123456789ab`,
+      context: {
+        'kms:ViaService': `ssm.${R}.amazonaws.com`,
+        'kms:EncryptionContext:PARAMETER_ARN': param(n.slackWebhookUrl),
+      },
+    },
+  );
   deny(
     'host',
     'userdata/bluegreen-apply.sh',
@@ -654,6 +740,14 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'logs:StartQuery',
     groupScope(logs.access),
   );
+  allow(
+    op,
+    'ops/app-logs.ts',
+    "logs: the pools' app log by stream prefix",
+    'logs:FilterLogEvents',
+    groupScope(logs.app),
+  );
+  allow(op, 'ops/app-logs.ts', 'logs --pool active|idle', 'ssm:GetParameter', param(n.activePool));
   // The request names a query id, not a group: the policy grants it on "*".
   allow(op, 'ops/insights-query.ts', "insights: the query's rows", 'logs:GetQueryResults', groupScope(logs.access));
   allow(
@@ -691,6 +785,35 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'ssm:SendCommand',
     documentArn('AWS-RunShellScript'),
     instance(HOST_INSTANCE, stage),
+  );
+  const opSecret = param(`${n.secretsPath}DB_PASSWORD`);
+  allow(op, 'ops/secrets/aws-store.ts', 'secret set: a new version', 'ssm:PutParameter', {
+    arn: opSecret,
+    context: OVERWRITE,
+  });
+  allow(op, 'ops/secrets/aws-store.ts', 'secret rm', 'ssm:DeleteParameter', opSecret);
+  allow(
+    op,
+    'ops/secrets/aws-store.ts',
+    'secret list, release: the secrets (names, versions; no decryption)',
+    'ssm:GetParametersByPath',
+    param(n.secretsPath.replace(/\/$/, '')),
+  );
+  allow(
+    op,
+    'ops/release/aws-backend.ts',
+    'release --pre-promote: Run Command to one host of the stage, by instance id',
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(HOST_INSTANCE, stage),
+  );
+  deny(
+    op,
+    'ops/release/aws-backend.ts',
+    "release --pre-promote: another stage's host, by instance id",
+    'ssm:SendCommand',
+    documentArn('AWS-RunShellScript'),
+    instance(OTHER_INSTANCE, other),
   );
   allow(op, 'README.md', '"4. Release": docker login to the stage registry', 'ecr:GetAuthorizationToken', '*');
   for (const action of [
@@ -762,6 +885,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       'ops/insights-query.ts',
       'ops/release/aws-backend.ts',
       'ops/release/run-command.ts',
+      'ops/secrets/aws-store.ts',
     ],
   ];
   const cliService: Record<string, string> = { elbv2: 'elasticloadbalancing' };
@@ -778,7 +902,9 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       .split('\n')
       .filter((l) => !/^\s*(#|\/\/|\*|\/\*)/.test(l))
       .join('\n');
-    for (const [, service, op] of code.matchAll(/\baws (autoscaling|elbv2|ssm|s3|logs|ecr|sqs) ([a-z][a-z-]+)/g)) {
+    for (const [, service, op] of code.matchAll(
+      /\baws (autoscaling|elbv2|ssm|s3|logs|ecr|sqs|secretsmanager) ([a-z][a-z-]+)/g,
+    )) {
       calls.push({
         source: file,
         action: service === 's3' && op === 'cp' ? 's3:GetObject' : `${cliService[service] ?? service}:${pascal(op)}`,

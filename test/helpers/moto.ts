@@ -1,5 +1,6 @@
 // A real moto_server (AWS API emulator) on a free loopback port, for the AWS calls our scripts and
 // code make. Environment for the aws CLI / SDK points at it with dummy credentials.
+import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -66,5 +67,21 @@ export async function putParameters(moto: Moto, values: Record<string, string>):
     }
   } finally {
     ssm.destroy();
+  }
+}
+
+/** Creates a log group in moto as the stack would; one that exists already is left as it is. */
+export async function createLogGroup(moto: Moto, name: string): Promise<void> {
+  const logs = new CloudWatchLogsClient({
+    endpoint: moto.endpoint,
+    region: moto.env.AWS_REGION,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+  try {
+    await logs.send(new CreateLogGroupCommand({ logGroupName: name }));
+  } catch (err) {
+    if ((err as Error).name !== 'ResourceAlreadyExistsException') throw err;
+  } finally {
+    logs.destroy();
   }
 }

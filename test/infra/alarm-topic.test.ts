@@ -48,6 +48,7 @@ test("the stage's alarms have the topic as their ALARM and their OK action, and 
   expect(Object.keys(byName).sort()).toEqual([
     'bluegreen-prod-alert-function-errors',
     'bluegreen-prod-log-rotation-failed',
+    'bluegreen-prod-release-frozen',
     'bluegreen-prod-release-held',
     'bluegreen-prod-undelivered-alerts',
   ]);

@@ -70,6 +70,21 @@ test("the release-held alarm pages on the function's ReleasesHeld metric, at the
   });
 });
 
+test("the release-frozen alarm pages on the function's ReleasesFrozen metric, at the first one", () => {
+  template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    AlarmName: 'bluegreen-prod-release-frozen',
+    Namespace: 'Bluegreen/prod/Alerts',
+    MetricName: 'ReleasesFrozen',
+    Dimensions: [{ Name: 'Stage', Value: 'prod' }],
+    Statistic: 'Sum',
+    Period: 60,
+    Threshold: 1,
+    ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    TreatMissingData: 'notBreaching',
+    AlarmDescription: Match.stringLikeRegexp('https://wiki.example.com/RUNBOOK.md#release-frozen'),
+  });
+});
+
 test('async invocation: 2 retries, then the dead-letter queue', () => {
   template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
     MaximumRetryAttempts: 2,

@@ -587,11 +587,11 @@ describe('alarms', () => {
     expect(p.AlarmDescription).toContain('RUNBOOK.md#fewer-hosts-in-service-than-desired');
   });
 
-  test("the topic lets exactly the stage's six alarms publish", () => {
+  test("the topic lets exactly the stage's seven alarms publish", () => {
     const policy = only(template, 'AWS::SNS::TopicPolicy').resource.Properties.PolicyDocument.Statement.find(
       (s: any) => s.Sid === 'CloudWatchAlarmsPublish',
     );
-    expect(policy.Condition.ArnEquals['aws:SourceArn']).toHaveLength(6);
+    expect(policy.Condition.ArnEquals['aws:SourceArn']).toHaveLength(7);
   });
 });
 

@@ -7,7 +7,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Pool } from '../../core/pools';
 import { AgentStack, PoolAgent } from '../../local/pool-agent';
-import { readApplied, readDesired, writeDesired } from '../../local/release-store';
+import {
+  readApplied,
+  readDesired,
+  readPrePromoteResult,
+  writeDesired,
+  writeLocalRecord,
+  writePrePromoteRequest,
+} from '../../local/release-store';
+import type { ReleaseRecord } from '../../core/release-record';
+import { bakingRecord } from '../helpers/release';
 
 let dir: string;
 let server: http.Server;
@@ -146,4 +155,63 @@ test('a failing health check or a wrong release fails the gate with the reason',
   // Healthy, so freshened before the smoke test (which goes to the pool's own port, not nginx).
   expect(freshened).toEqual(['green']);
   await agent.stop();
+});
+
+describe('the release phase (--pre-promote) in the agent', () => {
+  const bakingGreen = (state: ReleaseRecord['state'] = 'verifying'): ReleaseRecord => ({
+    ...bakingRecord(Date.parse('2026-11-23T14:02:33Z'), { state }),
+    id: 'rel-1',
+  });
+  const ask = (command: string, timeoutMs = 10_000, request = 'rel-1:pre-promote') =>
+    writePrePromoteRequest(dir, { request, pool: 'green', release: 'g1', command, timeoutMs });
+
+  test('runs sh -c in app/ with the pool env, once per request; output and exit status reported', async () => {
+    const { stack } = fakeStack('blue');
+    stack.poolEnv = () => ({ ...process.env, RELEASE_ID: 'g1', APP_POOL: 'green', EXTRA: 'x y' });
+    const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000 });
+    agent.start();
+    writeLocalRecord(dir, bakingGreen());
+    ask('echo "$RELEASE_ID $APP_POOL $EXTRA $(basename "$PWD")"; echo warn >&2; exit 0');
+    await agent.poll();
+    expect(readPrePromoteResult(dir)).toMatchObject({
+      request: 'rel-1:pre-promote',
+      ok: true,
+      exitCode: 0,
+      host: 'local',
+      output: 'g1 green x y app\nwarn',
+    });
+    // Once: a second poll does not run it again.
+    writeLocalRecord(dir, bakingGreen());
+    const first = readPrePromoteResult(dir);
+    await agent.poll();
+    expect(readPrePromoteResult(dir)).toEqual(first);
+    await agent.stop();
+  });
+
+  test('a failing command, a timeout (the process group killed), and refusals', async () => {
+    const { stack } = fakeStack('blue');
+    const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000 });
+    agent.start();
+    writeLocalRecord(dir, bakingGreen());
+    ask('seq 1 50; exit 7', 10_000, 'rel-1:pre-promote');
+    await agent.poll();
+    const failed = readPrePromoteResult(dir)!;
+    expect(failed).toMatchObject({ ok: false, exitCode: 7 });
+    expect(failed.output.split('\n')).toEqual(['…', ...Array.from({ length: 20 }, (_, i) => String(31 + i))]);
+
+    writeLocalRecord(dir, { ...bakingGreen(), id: 'rel-2' });
+    ask('echo started; sleep 30 & wait', 300, 'rel-2:pre-promote');
+    const began = Date.now();
+    await agent.poll();
+    expect(Date.now() - began).toBeLessThan(5_000);
+    expect(readPrePromoteResult(dir)).toMatchObject({ ok: false, timedOut: true, output: 'started' });
+
+    // A request left over from a release that is no longer between its gate and its traffic.
+    writeLocalRecord(dir, { ...bakingGreen('failed'), id: 'rel-3' });
+    ask('echo never', 1000, 'rel-3:pre-promote');
+    await agent.poll();
+    expect(readPrePromoteResult(dir)).toMatchObject({ ok: false, output: '' });
+    expect(readPrePromoteResult(dir)!.reason).toMatch(/not the release in progress/);
+    await agent.stop();
+  });
 });

@@ -15,6 +15,7 @@ import {
   parsePromoteArgs,
 } from '../../ops/release/args';
 import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
+import { DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS, PRE_PROMOTE_COMMAND_MAX_BYTES } from '../../core/pre-promote';
 import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
 
 test('defaults: idle pool, all-at-once, default bake, promote', () => {
@@ -269,6 +270,45 @@ test('durations', () => {
   expect(() => parseHistoryArgs(['--limit', '0'])).toThrow(/--limit/);
 });
 
+test('--pre-promote, --pre-promote-timeout, --irreversible', () => {
+  const { options } = parseReleaseArgs([
+    '--release',
+    'v2',
+    '--pre-promote',
+    'npm run migrate -- --to \'v2\'; echo "$RELEASE_ID"',
+    '--pre-promote-timeout',
+    '90s',
+    '--irreversible',
+  ]);
+  expect(options.prePromote).toEqual({
+    command: 'npm run migrate -- --to \'v2\'; echo "$RELEASE_ID"',
+    timeoutSeconds: 90,
+  });
+  expect(options.irreversible).toBe(true);
+  expect(parseReleaseArgs(['--release', 'v2', '--pre-promote', 'true']).options.prePromote).toEqual({
+    command: 'true',
+    timeoutSeconds: DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS,
+  });
+  const plain = parseReleaseArgs(['--release', 'v2']).options;
+  expect(plain.prePromote).toBeUndefined();
+  expect(plain.irreversible).toBeUndefined();
+});
+
+test.each<[string[], RegExp]>([
+  [['--pre-promote', ''], /--pre-promote is empty/],
+  [['--pre-promote', '   '], /--pre-promote is empty/],
+  [['--pre-promote', 'x'.repeat(PRE_PROMOTE_COMMAND_MAX_BYTES + 1)], /--pre-promote is 2049 bytes; at most 2048/],
+  [['--pre-promote', 'a\0b'], /--pre-promote contains a NUL/],
+  [['--pre-promote-timeout', '5m'], /--pre-promote-timeout needs --pre-promote CMD/],
+  [['--pre-promote', 'true', '--pre-promote-timeout', 'soon'], /--pre-promote-timeout must be a duration/],
+  [['--pre-promote', 'true', '--pre-promote-timeout', '2h'], /--pre-promote-timeout must be between 1s and 3600s/],
+  [['--pre-promote', 'true', '--pre-promote-timeout', '0s'], /--pre-promote-timeout must be between/],
+  [['--irreversible=yes'], /irreversible/],
+])('bad release-phase input #%#', (extra, message) => {
+  expect(() => parseReleaseArgs(['--release', 'v2', ...extra])).toThrow(ConfigError);
+  expect(() => parseReleaseArgs(['--release', 'v2', ...extra])).toThrow(message);
+});
+
 describe('the CLI', () => {
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-release-args-'))));
@@ -290,6 +330,18 @@ describe('the CLI', () => {
           }),
       );
     });
+
+  test('bad release-phase values are exit 2 with one line naming the flag', async () => {
+    const empty = await cli('release', '--release', 'v2', '--pre-promote', '');
+    expect(empty.code).toBe(2);
+    expect(empty.err).toBe('bluegreen release: --pre-promote is empty');
+    const timeout = await cli('release', '--release', 'v2', '--pre-promote', 'true', '--pre-promote-timeout', '9h');
+    expect(timeout.code).toBe(2);
+    expect(timeout.err.split('\n')).toHaveLength(1);
+    expect(timeout.err).toMatch(/--pre-promote-timeout/);
+    expect((await cli('release', '--release', 'v2', '--pre-promote-timeout', '1m')).code).toBe(2);
+    expect(readLocalHistory(dir)).toEqual([]);
+  });
 
   test('bad input is exit 2 with one line; --help prints the usage', async () => {
     const bad = await cli('release', '--release', 'a b');

@@ -5,6 +5,7 @@ import { announced, releaseAnnouncements } from '../../core/release-events';
 import {
   BAKE_EXTENDED_STEP,
   CANARY_ABORTED_STEP,
+  FROZEN_STEP,
   guardRelease,
   HELD_STEP,
   recordAfterGuard,
@@ -380,6 +381,13 @@ describe('recordAfterGuard', () => {
       'baking',
       BAKE_EXTENDED_STEP,
     ],
+    [
+      'freeze → frozen',
+      record({ irreversible: true }),
+      guardRelease(record({ irreversible: true }), S(items('green', 40, 4)), now, gate),
+      'frozen',
+      FROZEN_STEP,
+    ],
     ['none → nothing to write', record(), { action: 'none' }, undefined, undefined],
   ])('%s', (_name, rec, action, state, step) => {
     const next = recordAfterGuard(rec, action, now, 'i-0abc');
@@ -580,5 +588,71 @@ describe('releaseAnnouncements', () => {
         `https://x/RUNBOOK.md#${anchor}`,
       );
     }
+  });
+});
+
+describe('--irreversible: the guard freezes where it would flip back', () => {
+  const irreversible = (over: Partial<ReleaseRecord> = {}) => record({ irreversible: true, ...over });
+  const canary = { state: 'verifying' as const, strategy: 'canary' as const, canaryPercent: 10 };
+  test.each<[string, ReleaseRecord, Item[], number, string]>([
+    ['baking above the gate → freeze (never rollback)', irreversible(), items('green', 40, 4), NOW, 'freeze'],
+    [
+      'baking, slow past --max-p99 → freeze',
+      irreversible({ gate: { maxP99Ms: 100 } }),
+      items('green', 40, 0, { ms: 900 }),
+      NOW,
+      'freeze',
+    ],
+    [
+      'baking below the minimum → none (no verdict without evidence)',
+      irreversible(),
+      items('green', 19, 10),
+      NOW,
+      'none',
+    ],
+    ['baking clean to bakeUntil → promote, as any release', irreversible(), items('green', 40), T0 + 80_000, 'promote'],
+    ['baking, no requests past the longest bake → hold (held is no flip)', irreversible(), [], T0 + 90_000, 'hold'],
+    [
+      'its canary above the gate → freeze (the share stays)',
+      irreversible(canary),
+      items('green', 40, 4),
+      NOW,
+      'freeze',
+    ],
+    ['its canary clean → none', irreversible(canary), items('green', 40), NOW, 'none'],
+    ['the same record without --irreversible → rollback', record(), items('green', 40, 4), NOW, 'rollback'],
+  ])('%s', (_name, rec, list, now, expected) => {
+    expect(guardRelease(rec, S(list), now, gate).action).toBe(expected);
+  });
+
+  test('the frozen record keeps the pool where it is and says so with the figures; the page is critical', () => {
+    const rec = irreversible();
+    const action = guardRelease(rec, S(items('green', 40, 4)), NOW, gate);
+    expect(action.action).toBe('freeze');
+    const next = recordAfterGuard(rec, action, NOW, 'alert-function')!;
+    expect(next.state).toBe('frozen');
+    expect(next.reason).toMatch(/FROZEN, not rolled back: green keeps serving v2/);
+    expect(next.reason).toMatch(/green failed 4 of 40 requests first sent to it \(10\.0%\)/);
+    expect(next.steps.at(-1)).toMatchObject({ step: FROZEN_STEP, ok: false, host: 'alert-function' });
+    expect(FINAL_STATES).toContain('frozen');
+    const [d] = releaseAnnouncements(undefined, {
+      ...next,
+      steps: [...next.steps, { at: iso(NOW), step: 'promoting', ok: true }],
+    });
+    expect(d).toMatchObject({ kind: 'release_frozen', severity: 'critical', activePool: 'green' });
+    expect(d.summary).toMatch(/Fix forward/);
+    const message = JSON.stringify(slackMessage(d, { stage: 'prod', runbookUrl: 'https://x/RUNBOOK.md' }));
+    expect(message).toContain('https://x/RUNBOOK.md#release-frozen');
+    expect(message).toContain('FROZEN');
+    expect(message).toContain('10.0%');
+  });
+
+  test('a frozen canary: the message says the share stays, the previous pool is still active', () => {
+    const rec = irreversible({ state: 'verifying', strategy: 'canary', canaryPercent: 10 });
+    const next = recordAfterGuard(rec, guardRelease(rec, S(items('green', 40, 4)), NOW, gate), NOW)!;
+    expect(next.reason).toMatch(/canary share stays 10% on green, nothing is promoted/);
+    const [d] = releaseAnnouncements(undefined, next);
+    expect(d).toMatchObject({ kind: 'release_frozen', activePool: 'blue' });
+    expect(d.summary).toMatch(/canary share stays on green/);
   });
 });

@@ -1,8 +1,8 @@
 // The release flow against a fake backend and a virtual clock: every exit path of runRelease.
 import type { Pool } from '../../core/pools';
-import { BAKE_AHEAD_MS, type DesiredPool, type ReleaseRecord } from '../../core/release-record';
+import { BAKE_AHEAD_MS, type DesiredPool, type PrePromoteResult, type ReleaseRecord } from '../../core/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
-import { DeployOptions, DeployReport, FlipResult, ReleaseBackend } from '../../core/release-backend';
+import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../../core/release-backend';
 import {
   BAKE_GRACE_MS,
   promoteHeld,
@@ -93,6 +93,17 @@ class FakeBackend implements ReleaseBackend {
   }
   async setCanary(percent: number) {
     this.canary.push(percent);
+  }
+  prePromotes: Array<{ pool: Pool; options: PrePromoteOptions; canary: number; active: Pool }> = [];
+  prePromoteResult: Omit<PrePromoteResult, 'command'> = {
+    ok: true,
+    exitCode: 0,
+    seconds: 1,
+    output: 'migrated 3 tables',
+  };
+  async prePromote(pool: Pool, options: PrePromoteOptions) {
+    this.prePromotes.push({ pool, options, canary: await this.canaryPercent(), active: this.active });
+    return { command: options.command, ...this.prePromoteResult };
   }
   async flip(pool: Pool) {
     const result = this.flipResult(pool);
@@ -564,4 +575,107 @@ test('a deploy that outlasts RECORD_REFRESH_MS (Run Command in rounds) writes th
   // the start write, then refreshes while deploy() waited ~250 ms
   expect(deploying.length).toBeGreaterThanOrEqual(4);
   expect(new Set(deploying.map((v) => v.updatedAt)).size).toBeGreaterThanOrEqual(2);
+});
+
+describe('the release phase (--pre-promote)', () => {
+  test('runs once after the gate, before any traffic (no canary share, no flip), and lands in the record', async () => {
+    const { backend, run, text, clock } = setup(['--pre-promote', 'npm run migrate', '--strategy', 'canary']);
+    backend.server = promoteAtBakeEnd;
+    expect(await run()).toBe(0);
+    expect(backend.prePromotes).toHaveLength(1);
+    expect(backend.prePromotes[0]).toMatchObject({
+      pool: 'green',
+      canary: 0,
+      active: 'blue',
+      options: { command: 'npm run migrate', release: 'v2', timeoutMs: 600_000 },
+    });
+    expect(backend.prePromotes[0].options.requestId).toMatch(/:pre-promote$/);
+    const record = backend.record!;
+    expect(record.state).toBe('promoted');
+    expect(record.prePromote).toMatchObject({
+      command: 'npm run migrate',
+      ok: true,
+      exitCode: 0,
+      output: 'migrated 3 tables',
+    });
+    const steps = record.steps.map((s) => s.step);
+    expect(steps.indexOf('pre-promote')).toBeGreaterThan(steps.indexOf('gate'));
+    expect(steps.indexOf('pre-promote')).toBeLessThan(steps.indexOf('canary'));
+    expect(text()).toContain('    | migrated 3 tables');
+    void clock;
+  });
+
+  test('a failing command fails the release: exit 1, the idle pool put back, nothing promoted, no canary', async () => {
+    const { backend, run, text } = setup(['--pre-promote', 'false', '--strategy', 'canary']);
+    backend.prePromoteResult = { ok: false, exitCode: 3, seconds: 2, output: 'ERROR: relation exists' };
+    expect(await run()).toBe(1);
+    expect(backend.flips).toEqual([]);
+    expect(backend.canary.filter((c) => c > 0)).toEqual([]);
+    expect(backend.active).toBe('blue');
+    // The deploy, then the restore of what green ran before.
+    expect(backend.deploys.map((d) => d.desired.release)).toEqual(['v2', 'g1']);
+    expect(backend.record).toMatchObject({
+      state: 'failed',
+      prePromote: { ok: false, exitCode: 3, output: 'ERROR: relation exists' },
+    });
+    expect(backend.record!.reason).toMatch(/pre-promote failed \(exit 3/);
+    expect(text()).toContain('ERROR: relation exists');
+  });
+
+  test('a timeout fails it too', async () => {
+    const { backend, run } = setup(['--pre-promote', 'sleep 99', '--pre-promote-timeout', '5s']);
+    backend.prePromoteResult = { ok: false, timedOut: true, exitCode: 124, seconds: 5, output: '' };
+    expect(await run()).toBe(1);
+    expect(backend.prePromotes[0].options.timeoutMs).toBe(5000);
+    expect(backend.record!.reason).toMatch(/timed out/);
+    expect(backend.flips).toEqual([]);
+  });
+
+  test('with --no-promote it runs, then the release waits idle', async () => {
+    const { backend, run } = setup(['--pre-promote', 'true', '--no-promote']);
+    expect(await run()).toBe(0);
+    expect(backend.prePromotes).toHaveLength(1);
+    expect(backend.record!.state).toBe('deployed');
+  });
+});
+
+describe('--irreversible', () => {
+  test('the record says so, and a release the guard froze exits 4 with the way out', async () => {
+    const { backend, run, text } = setup(['--irreversible']);
+    backend.server = (r, now) =>
+      r.state === 'baking'
+        ? {
+            ...r,
+            state: 'frozen',
+            reason: 'gate crossed while baking an irreversible release',
+            figures,
+            updatedAt: new Date(now).toISOString(),
+            finishedAt: new Date(now).toISOString(),
+          }
+        : undefined;
+    expect(await run()).toBe(4);
+    expect(backend.record!.irreversible).toBe(true);
+    // Never flipped back by the CLI either.
+    expect(backend.flips).toEqual(['green']);
+    expect(text()).toContain('FROZEN');
+    expect(text()).toContain('RUNBOOK.md#release-frozen');
+    expect(text()).toContain('Fix forward');
+  });
+
+  test('a canary the guard froze keeps its share (the CLI does not set it back to 0)', async () => {
+    const { backend, run } = setup(['--irreversible', '--canary-percent', '20', '--canary-duration', '60s']);
+    backend.server = (r, now) =>
+      r.state === 'verifying' && r.steps.some((s) => s.step === 'canary')
+        ? {
+            ...r,
+            state: 'frozen',
+            figures,
+            updatedAt: new Date(now).toISOString(),
+            finishedAt: new Date(now).toISOString(),
+          }
+        : undefined;
+    expect(await run()).toBe(4);
+    expect(backend.canary.at(-1)).toBe(20);
+    expect(backend.flips).toEqual([]);
+  });
 });

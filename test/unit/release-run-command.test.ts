@@ -11,6 +11,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { DEPLOY_RATE, EVERY_HOST_RATE, runApplyOnStageHosts } from '../../ops/release/run-command';
 import { parseStepLines } from '../../core/step-line';
+import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 
 const ssmMock = mockClient(SSMClient);
 afterEach(() => ssmMock.reset());
@@ -239,4 +240,75 @@ describe('runApplyOnStageHosts on a fleet: rate control', () => {
     ]);
     expect(t).toBeGreaterThan(60_000);
   });
+});
+
+describe('the release phase on AWS (AwsReleaseBackend.prePromote)', () => {
+  const ssm = new SSMClient({ region: 'us-east-1' });
+  const command = `psql -c "ALTER TABLE t ADD c int"; echo '$HOME' && rm -rf / #`;
+
+  test('the command travels as one base64 argument of bluegreen-apply, to one host, and its output comes back from the output line', async () => {
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-pp' } });
+    ssmMock
+      .on(ListCommandInvocationsCommand)
+      .resolves({ CommandInvocations: [{ InstanceId: 'i-2', Status: 'Failed' }] });
+    const output = `${'x\n'.repeat(30)}ERROR: column "c" already exists\n`;
+    ssmMock.on(GetCommandInvocationCommand).resolves({
+      StandardOutputContent: [
+        'step=pre-promote pool=green ok=false detail=exit 3 in 4 s',
+        `pre-promote-output=${Buffer.from(output).toString('base64')}`,
+        // What a command printed can never pass for a step: it is inside the base64.
+      ].join('\n'),
+      StandardErrorContent: '',
+    });
+    const backend = new AwsReleaseBackend({ ssm, stage: 'p', pollMs: 1, sleep: noSleep });
+    const result = await backend.prePromote('green', {
+      command,
+      release: 'v2',
+      timeoutMs: 600_000,
+      requestId: 'r:pre-promote',
+      hosts: ['i-2', 'i-1'],
+    });
+    expect(result).toMatchObject({ ok: false, exitCode: 3, seconds: 4, host: 'i-2', command });
+    // The last 20 lines, marked as cut.
+    expect(result.output.split('\n')).toHaveLength(21);
+    expect(result.output.startsWith('…\n')).toBe(true);
+    expect(result.output.endsWith('ERROR: column "c" already exists')).toBe(true);
+    const input = ssmMock.commandCalls(SendCommandCommand)[0].args[0].input;
+    expect(input.InstanceIds).toEqual(['i-2']);
+    expect(input.Targets).toBeUndefined();
+    const b64 = Buffer.from(command).toString('base64');
+    expect(input.Parameters?.commands).toEqual([
+      hostApplyCommand(['--pre-promote', b64, '--pre-promote-timeout', '600']),
+    ]);
+    expect(input.Parameters?.commands?.[0]).not.toContain('psql');
+    // Run Command's own timeout leaves room for the host's lock on top of the command's.
+    expect(Number(input.Parameters?.executionTimeout?.[0])).toBe(900);
+    expect(input.Comment).toMatch(/--pre-promote <\d+ chars>/);
+  });
+
+  test('a timeout, and a host that printed no step, fail it', async () => {
+    ssmMock.on(SendCommandCommand).resolves({ Command: { CommandId: 'c-pp2' } });
+    ssmMock
+      .on(ListCommandInvocationsCommand)
+      .resolves({ CommandInvocations: [{ InstanceId: 'i-1', Status: 'Failed' }] });
+    ssmMock.on(GetCommandInvocationCommand).resolvesOnce({
+      StandardOutputContent: 'step=pre-promote pool=green ok=false detail=timed out after 60 s\npre-promote-output=\n',
+      StandardErrorContent: '',
+    });
+    const backend = new AwsReleaseBackend({ ssm, stage: 'p', pollMs: 1, sleep: noSleep });
+    const options = { command: 'sleep 99', release: 'v2', timeoutMs: 60_000, requestId: 'r', hosts: ['i-1'] };
+    expect(await backend.prePromote('green', options)).toMatchObject({ ok: false, timedOut: true, exitCode: 124 });
+    ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: '', StandardErrorContent: 'boom' });
+    const none = await backend.prePromote('green', options);
+    expect(none.ok).toBe(false);
+    expect(none.reason).toMatch(/no pre-promote step/);
+  });
+});
+
+test('hostApplyCommand takes a flag value only as one plain word (base64, digits) after a flag', () => {
+  expect(hostApplyCommand(['--pre-promote', 'ZWNobyBoaQ==', '--pre-promote-timeout', '600'])).toContain(
+    'bluegreen-apply --pre-promote ZWNobyBoaQ== --pre-promote-timeout 600; fi',
+  );
+  for (const bad of [['echo'], ['--pre-promote', 'echo hi'], ['--pre-promote', '$(reboot)'], ['--pre-promote', 'a;b']])
+    expect(() => hostApplyCommand(bad)).toThrow(/unexpected argument/);
 });
