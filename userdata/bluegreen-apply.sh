@@ -1364,7 +1364,8 @@ read_active
 read_canary
 # A flip first (a flag file, no reload): the active pool does not wait for the pools' checks and
 # docker calls below (a second or more); nginx sends what fails on it to the other pool meanwhile.
-if [ "$boot" != yes ]; then
+# Not at boot (boot_run writes it) nor in a release phase run (it touches nothing else).
+if [ "$boot" != yes ] && [ -z "$pre_b64" ]; then
   say "$p_active = $active"
   switch_active
 fi
