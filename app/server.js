@@ -13,7 +13,7 @@ const SLOW_DEFAULT_MS = 3000;
 const SLOW_MAX_MS = 60_000;
 
 /**
- * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, delayMs?: number, failHealthz?: boolean }} AppConfig
+ * @typedef {{ pool: string, release: string, port: number, host: string, faultRate?: number, delayMs?: number, failHealthz?: boolean, startDelayMs?: number }} AppConfig
  * @typedef {{ mode: 'error' | 'timeout' | null, since: string | null }} ChaosState
  */
 
@@ -43,6 +43,13 @@ function configFromEnv(env) {
   if (!/^\d{1,6}$/.test(delayText || '0') || delayMs > 600000) {
     throw new Error(`DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${env.DELAY_MS}"`);
   }
+  // A slow start on purpose (the gate's start period): /healthz and every ordinary request answer 503
+  // for this long after the start.
+  const startText = env.START_DELAY_MS ?? '';
+  const startDelayMs = startText === '' ? 0 : Number(startText);
+  if (!/^\d{1,6}$/.test(startText || '0') || startDelayMs > 600000) {
+    throw new Error(`START_DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${env.START_DELAY_MS}"`);
+  }
   const failText = env.FAIL_HEALTHZ ?? '';
   if (!['', '0', '1'].includes(failText)) {
     throw new Error(`FAIL_HEALTHZ must be 1 (/healthz answers 503) or 0, got "${env.FAIL_HEALTHZ}"`);
@@ -55,13 +62,14 @@ function configFromEnv(env) {
     faultRate,
     delayMs,
     failHealthz: failText === '1',
+    startDelayMs,
   };
 }
 
 /**
  * @param {AppConfig} config
  * @param {{ random?: () => number }} [options] random: where fault decisions come from (tests seed it)
- * @returns {http.Server}
+ * @returns {http.Server & { drain: (done: () => void) => void }}
  */
 function createApp(config, options = {}) {
   const random = options.random ?? Math.random;
@@ -121,7 +129,16 @@ function createApp(config, options = {}) {
     held.clear();
   }
 
+  /** Requests being answered: a graceful stop lets them finish (the pool's drain). */
+  /** @type {Set<http.ServerResponse>} */
+  const inFlight = new Set();
+  let stopping = false;
+
   const server = http.createServer((req, res) => {
+    inFlight.add(res);
+    res.on('close', () => inFlight.delete(res));
+    // Stopping: this connection closes after its answer, so the process can exit once it is sent.
+    if (stopping) res.shouldKeepAlive = false;
     const url = new URL(req.url ?? '/', 'http://app.invalid');
     // Chaos endpoints always answer, whatever mode is on: they are how an operator ends chaos.
     if (url.pathname === '/chaos' || url.pathname.startsWith('/chaos/')) {
@@ -135,6 +152,10 @@ function createApp(config, options = {}) {
       held.add(res);
       res.on('close', () => held.delete(res));
       return;
+    }
+    const startingMs = (config.startDelayMs ?? 0) - (Date.now() - startedAt);
+    if (startingMs > 0) {
+      return sendJson(res, 503, { status: 'starting', pool: config.pool, readyInMs: startingMs });
     }
     if (url.pathname === '/healthz') {
       if (config.failHealthz) return sendJson(res, 503, { status: 'failing', pool: config.pool, reason: 'FAIL_HEALTHZ=1' });
@@ -191,7 +212,22 @@ function createApp(config, options = {}) {
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.on('close', releaseHeld);
-  return server;
+
+  /**
+   * A graceful stop: no new connections, idle keep-alive connections closed, requests in flight
+   * answered (each connection closes after its answer), requests held by timeout chaos dropped (they
+   * never end); `done` once the last connection is gone. No deadline of its own: whoever stops the
+   * pool gives it one (Docker's stop_grace_period, the pool's drain; local mode's supervisor).
+   * @param {() => void} done
+   */
+  function drain(done) {
+    stopping = true;
+    releaseHeld();
+    for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+    server.close(() => done());
+    server.closeIdleConnections();
+  }
+  return Object.assign(server, { drain });
 }
 
 function main() {
@@ -204,16 +240,9 @@ function main() {
       `${JSON.stringify({ msg: 'listening', pool: config.pool, release: config.release, port, faultRate: config.faultRate, failHealthz: config.failHealthz })}\n`,
     );
   });
-  // Graceful: stop accepting, drop idle keep-alive connections, let requests in flight answer
-  // (a release restarts a pool this way), then exit; 2 s at most.
-  const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
-    setTimeout(() => {
-      server.closeAllConnections();
-      process.exit(0);
-    }, 2000).unref();
-  };
+  // Graceful (a release recreates a pool this way): requests in flight are answered, then exit. The
+  // drain's deadline is the stopper's: Docker's stop_grace_period (`bluegreen release --drain`).
+  const stop = () => server.drain(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -6,12 +6,13 @@
 // Not a test: prints a table and writes bench/results/release-docker.{json,md}. Loopback only.
 //
 //   npm run bench:release-docker [-- --connections 16 --bake 10]
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, summarize } from '../local/load';
-import { dockerEngine, startComposeSet } from '../test/docker/compose-set';
+import { APPLY, dockerEngine, startComposeSet } from '../test/docker/compose-set';
 import { startDockerStage } from '../test/docker/release-stage';
-import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, writeResults } from './release-figures';
+import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, stepAt, writeResults } from './release-figures';
 
 interface Row extends ReleaseTimings {
   scenario: string;
@@ -20,17 +21,53 @@ interface Row extends ReleaseTimings {
   requests: number;
   failed: number;
   reason: string;
+  /** The image on the host (bluegreen-apply's pull step printed) → the promotion; null when never promoted. */
+  secondsImageToFlip: number | null;
+}
+
+/**
+ * The real bluegreen-apply, as set.apply runs it, with its output read as it comes: when a run
+ * prints its successful pull step, the release's image is on the host (the deploy's own start).
+ */
+function streamingApply(file: string, env: Record<string, string>, onPulled: (at: number) => void) {
+  return (...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn('sh', [file, ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      let pulled = false;
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!pulled && /^step=pull pool=\S+ ok=true /m.test(stdout)) {
+          pulled = true;
+          onPulled(Date.now());
+        }
+      });
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
 }
 
 async function main() {
   const { values } = parseArgs({
-    options: { connections: { type: 'string', default: '16' }, bake: { type: 'string', default: '10' } },
+    options: {
+      connections: { type: 'string', default: '16' },
+      bake: { type: 'string', default: '10' },
+      runs: { type: 'string', default: '3' },
+    },
   });
   const engine = dockerEngine();
   if (!engine.ready) throw new Error(`bench/release-docker: ${engine.reason}`);
   const connections = Number(values.connections);
   const bake = Number(values.bake);
+  const runs = Number(values.runs);
   const set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
+  let pulledAt: number | undefined;
+  set.apply = streamingApply(path.join(set.home, APPLY), set.env, (at) => (pulledAt ??= at));
   const stage = await startDockerStage(set);
   const rows: Row[] = [];
   try {
@@ -50,6 +87,7 @@ async function main() {
         signal: controller.signal,
       });
       await new Promise((r) => setTimeout(r, 2000));
+      pulledAt = undefined;
       const commandAt = Date.now();
       const { code, lines } = await stage.release({ release, env, bakeSeconds });
       await new Promise((r) => setTimeout(r, 2000));
@@ -70,6 +108,10 @@ async function main() {
           `${set.addresses[record.pool]}:`,
         ),
         reason: record.reason ?? '',
+        secondsImageToFlip: ((promoteAt) =>
+          promoteAt !== undefined && pulledAt !== undefined ? Math.round((promoteAt - pulledAt) / 10) / 100 : null)(
+          stepAt(record, 'promote'),
+        ),
       };
       console.log(
         `${name}: exit ${code}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`,
@@ -77,13 +119,26 @@ async function main() {
       if (summary.failed || code !== (record.state === 'promoted' ? 0 : 1)) console.log(lines.join('\n'));
       return row;
     };
-    rows.push(await scenario('a) good, all-at-once', 'v2', {}, bake));
+    // (a) several times (each to the pool the previous one left idle): the figures are medians.
+    for (let i = 1; i <= runs; i++) rows.push(await scenario(`a) good, all-at-once #${i}`, `v2-${i}`, {}, bake));
     rows.push(await scenario('c) bad, FAULT_RATE=0.2', 'v3-bad', { FAULT_RATE: '0.2' }, 60));
   } finally {
     await stage.stop();
     await set.down();
   }
 
+  const good = rows.filter((r) => r.scenario.startsWith('a)'));
+  const median = (xs: Array<number | null>) => {
+    const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return v.length ? v[Math.floor((v.length - 1) / 2)] : null;
+  };
+  const medians = {
+    runs: good.length,
+    secondsToFlip: median(good.map((r) => r.secondsToFlip)),
+    secondsImageToFlip: median(good.map((r) => r.secondsImageToFlip)),
+    secondsToPromoted: median(good.map((r) => r.secondsToPromoted)),
+    failed: good.reduce((n, r) => n + r.failed, 0),
+  };
   const meta = {
     date: new Date().toISOString(),
     machine: machine(),
@@ -99,17 +154,19 @@ async function main() {
     '',
     `Load: ${meta.load}. Bake ${bake} s (c: 60 s). Gate: ${meta.gate}. Deploy = the real bluegreen-apply recreating the idle pool's container; guard = the alert function's code over nginx's access log, fed every 0.5 s.`,
     '',
-    '| scenario | exit | outcome | requests | failed | s to flip | s to promoted | s promotion→rollback | requests on the bad pool |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| scenario | exit | outcome | requests | failed | s to flip | s image on host→flip | s to promoted | s promotion→rollback | requests on the bad pool |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
+        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsImageToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
     ),
     '',
-    's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test).',
+    `(a) over ${medians.runs} runs: median s to flip ${cell(medians.secondsToFlip)}, image on host→flip ${cell(medians.secondsImageToFlip)}, to promoted ${cell(medians.secondsToPromoted)}; ${medians.failed} failed in all. Median: the lower middle value.`,
+    '',
+    's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test). s image on host→flip: from the deploy run printing its pull step (the image is on the host) to the promotion: the recreation, the health gate (bluegreen-apply probes /healthz every 200 ms), the smoke test, the flip and its end-to-end confirmation.',
     '',
   ].join('\n');
-  writeResults('release-docker', { meta, rows }, md);
+  writeResults('release-docker', { meta, medians, rows }, md);
 }
 
 main().then(

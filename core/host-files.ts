@@ -19,6 +19,7 @@ import { parameterNames } from './names';
 import { DEFAULT_APP_IMAGE, POOL_STATE_PATTERNS } from './patterns';
 import { POOL_ENV_RULE } from './pool-env';
 import { PREVIEW_TOKEN_PATTERN } from './preview';
+import { GATE_PROBE_MS, HEALTH_INTERVAL_SECONDS, HEALTH_RETRIES, POOL_HEALTH } from './pool-health';
 import { POOL_OPTIONS_RULE } from './pool-options';
 import { POOLS } from './pools';
 import { PORTS } from './ports';
@@ -233,6 +234,15 @@ export function renderApplyFacts(): string {
     '',
     "# Published ports' defaults (core/ports.ts PORTS): nginx, and each pool's direct port.",
     ...Object.entries(PORTS).map(([key, port]) => assign(`PORT_${upperSnake(key)}`, port)),
+    '',
+    "# A pool's health settings' defaults in seconds (core/pool-health.ts POOL_HEALTH), Docker's check",
+    '# interval and retries, and how often the gate probes /healthz itself (GATE_PROBE_MS).',
+    assign('HEALTH_START_PERIOD_DEFAULT', POOL_HEALTH.startPeriodSeconds.default),
+    assign('HEALTH_TIMEOUT_DEFAULT', POOL_HEALTH.timeoutSeconds.default),
+    assign('DRAIN_DEFAULT', POOL_HEALTH.drainSeconds.default),
+    assign('HEALTH_INTERVAL_SECONDS', HEALTH_INTERVAL_SECONDS),
+    assign('HEALTH_RETRIES', HEALTH_RETRIES),
+    assign('GATE_PROBE_MS', GATE_PROBE_MS),
     '',
     '# The step line (core/step-line.ts STEP_LINE_PRINTF): step, pool, ok, detail; the release CLI parses it.',
     assign('STEP_LINE_PRINTF', STEP_LINE_PRINTF),

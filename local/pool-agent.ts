@@ -24,6 +24,7 @@ import {
 import { APP_ENTRY } from './paths';
 import { Pool, POOLS } from '../core/pools';
 import { serializePoolOptions } from '../core/pool-options';
+import { gateWaitSeconds, poolHealth } from '../core/pool-health';
 import { describePinned } from '../core/secrets';
 import { resolveLocalSecrets } from './secret-store';
 import { formatStepLine } from '../core/step-line';
@@ -259,7 +260,7 @@ export class PoolAgent {
     }
 
     const base = stack.poolUrl(pool);
-    const health = await this.healthGate(`${base}/healthz`);
+    const health = await this.healthGate(`${base}/healthz`, desired);
     step('health', health.ok, health.detail);
     if (!health.ok) {
       write({ release: desired.release, env, ok: false, reason: `health gate: ${health.detail}` });
@@ -283,13 +284,25 @@ export class PoolAgent {
     write({ release: desired.release, env, ok: smoke.ok, ...(smoke.ok ? {} : { reason: `smoke: ${smoke.detail}` }) });
   }
 
-  private async healthGate(url: string): Promise<{ ok: boolean; detail: string }> {
-    const timeoutMs = this.options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+  /**
+   * GET /healthz every 100 ms until 200. A release with a start period or probe timeout of its own
+   * (--health-start-period, --health-timeout) is waited for as the host's gate waits
+   * (gateWaitSeconds), at least the agent's own bound; else the agent's bound alone.
+   */
+  private async healthGate(url: string, desired: LocalDesiredPool): Promise<{ ok: boolean; detail: string }> {
+    const own = this.options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+    const o = desired.options;
+    const h = poolHealth(o);
+    const timeoutMs =
+      o?.healthStartPeriodSeconds !== undefined || o?.healthTimeoutSeconds !== undefined
+        ? Math.max(own, gateWaitSeconds(h.startPeriodSeconds, h.timeoutSeconds) * 1000)
+        : own;
+    const probeMs = o?.healthTimeoutSeconds !== undefined ? h.timeoutSeconds * 1000 : 2000;
     const started = Date.now();
     let last = 'no answer';
     while (Date.now() - started < timeoutMs) {
       try {
-        const res = await httpRequest(url, { timeoutMs: 2000, agent: false });
+        const res = await httpRequest(url, { timeoutMs: probeMs, agent: false });
         if (res.status === 200) return { ok: true, detail: `GET /healthz 200 after ${Date.now() - started} ms` };
         last = `status ${res.status}`;
       } catch (err) {

@@ -3,7 +3,8 @@
 #   - the active pool and the canary share: files in the switch dir (nginx/switch-pool.sh, no reload);
 #   - per pool, the desired image/release/env/options (/bluegreen/<stage>/pools/<pool>/{image,release,env,options}):
 #     a pool that differs and is NOT active is reconciled: pull (a failed pull leaves it as it was)
-#     -> recreate only its container -> health check -> its next generation in nginx
+#     -> recreate only its container -> health gate (the agent probes /healthz through the pool's
+#     own port every GATE_PROBE_MS, bounded by the pool's start period) -> its next generation in nginx
 #     (switch-pool.sh --fresh) -> smoke through its own port (/version answers the desired
 #     release); a failed gate puts the previous release back (and freshens it again). The active
 #     pool is never recreated: a difference there is reported;
@@ -64,7 +65,6 @@
 #                        (default conf/ under BLUEGREEN_HOME, nginx through userdata/bluegreen-nginx.sh)
 #   BLUEGREEN_MANAGE_POOLS  no = no containers here (local nginx tests): active pool and canary only;
 #                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
-#   BLUEGREEN_WAIT_TIMEOUT  seconds a recreated pool has to become healthy (default 120)
 #   BLUEGREEN_SECRETS_DIR  each pool's pinned secrets as Compose reads them, <pool>.env: must be a
 #                        tmpfs (never the disk), 0700/0600     (default /run/bluegreen/secrets)
 # Facts shared with the TypeScript side (value patterns, parameter names, default ports, the step
@@ -162,7 +162,6 @@ green_addr=${GREEN_ADDR:-$net_base.12}
 blue_port=${BLUE_PORT:-$PORT_BLUE}
 green_port=${GREEN_PORT:-$PORT_GREEN}
 manage=${BLUEGREEN_MANAGE_POOLS:-yes}
-wait_timeout=${BLUEGREEN_WAIT_TIMEOUT:-120}
 secrets_dir=${BLUEGREEN_SECRETS_DIR:-/run/bluegreen/secrets}
 local_image=$DEFAULT_APP_IMAGE
 BLUEGREEN_CONF_DIR=${BLUEGREEN_CONF_DIR:-$home/conf}
@@ -975,10 +974,90 @@ apply_settings() {
 }
 
 # --- a pool's container: recreate, health, smoke --------------------------------------------------
-# Recreate one pool's container with its start values; health-checked by --wait. Prints the failure.
+# recreate <pool> <options of the container it replaces>: the pool's container with its start values,
+# without waiting for Docker's health status (await_ready judges it). The old container gets SIGTERM
+# and its own drain (drainSeconds of what it was started with: Compose would take the new
+# release's) to answer its requests in flight before SIGKILL. Prints the failure.
 recreate() {
   write_compose_env
-  compose up -d --no-deps --force-recreate --wait --wait-timeout "$wait_timeout" "app_$1" 2>&1
+  compose up -d --no-deps --force-recreate --timeout "$(drain_seconds "$2")" "app_$1" 2>&1
+}
+# drain_seconds <options>: their drainSeconds, else the default.
+drain_seconds() {
+  d_s=$(printf '%s' "${1:-$NO_OPTIONS}" | jq -r --argjson d "$DRAIN_DEFAULT" '.drainSeconds // $d' 2>/dev/null) || d_s=
+  case "$d_s" in '' | *[!0-9]*) d_s=$DRAIN_DEFAULT ;; esac
+  printf '%s\n' "$d_s"
+}
+# A pool's health settings in seconds, from the options it is started with (checked when read; the
+# same values Compose's health check gets): sets h_start (start period) and h_timeout (one probe).
+pool_health() {
+  h_times=$(printf '%s' "$(pool_get "$1" start_options)" | jq -r \
+    --argjson s "$HEALTH_START_PERIOD_DEFAULT" --argjson t "$HEALTH_TIMEOUT_DEFAULT" \
+    '"\(.healthStartPeriodSeconds // $s) \(.healthTimeoutSeconds // $t)"' 2>/dev/null) || h_times=
+  h_start=${h_times% *}
+  h_timeout=${h_times#* }
+  case "$h_start$h_timeout" in
+    '' | *[!0-9]*) h_start=$HEALTH_START_PERIOD_DEFAULT h_timeout=$HEALTH_TIMEOUT_DEFAULT ;;
+  esac
+}
+# Milliseconds since the epoch (GNU date; whole seconds where %N is not supported).
+now_ms() {
+  nm=$(date +%s%N)
+  case $nm in
+    *N) printf '%s\n' "$(($(date +%s) * 1000))" ;;
+    *) printf '%s\n' "$((nm / 1000000))" ;;
+  esac
+}
+# Waits for a just-recreated pool to serve: GET /healthz through its own published port every
+# GATE_PROBE_MS until it answers 200 (exit 0), rather than Docker's first check an interval after the
+# start (DECISIONS "The gate probes the pool itself"). Not ready (exit 1): the container stopped or
+# was restarted, Docker reports it unhealthy, or no 200 within the start period plus Docker's
+# retries (core/pool-health.ts gateWaitSeconds). Prints what it found.
+await_ready() {
+  pool_health "$1"
+  port=$blue_port
+  [ "$1" = blue ] || port=$green_port
+  r_id=$(container_id "$1")
+  r_wait=$((h_start + HEALTH_RETRIES * (HEALTH_INTERVAL_SECONDS + h_timeout)))
+  r_pause=$((GATE_PROBE_MS / 1000)).$(printf '%03d' $((GATE_PROBE_MS % 1000)))
+  r_start=$(now_ms)
+  r_code=
+  r_n=0
+  while :; do
+    if [ -z "$r_id" ]; then
+      printf '%s\n' "no running container for app_$1 (docker compose ps app_$1)"
+      return 1
+    fi
+    r_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time "$h_timeout" "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
+    r_ms=$(($(now_ms) - r_start))
+    if [ "$r_code" = 200 ]; then
+      printf '%s\n' "GET 127.0.0.1:$port/healthz answers 200 after $r_ms ms (probed every $GATE_PROBE_MS ms, start period $h_start s)"
+      return 0
+    fi
+    # The container's own state about every second (a docker call each probe would cost more CPU
+    # than the probe): one that exited, restarts or is unhealthy fails now, not at the deadline.
+    if [ $((r_n % 5)) = 0 ] || [ "$r_ms" -ge $((r_wait * 1000)) ]; then
+      r_state=$(docker inspect -f '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$r_id" 2>/dev/null || echo gone 0 0 none)
+      # shellcheck disable=SC2086 # four words on purpose
+      set -- "$1" $r_state
+      if [ "$2" != running ]; then
+        printf '%s\n' "the container is $2 (exit code $4) after $r_ms ms; GET 127.0.0.1:$port/healthz answered ${r_code:-nothing}"
+        return 1
+      elif [ "$3" != 0 ]; then
+        printf '%s\n' "the container exited and was restarted $3 times within $r_ms ms; GET 127.0.0.1:$port/healthz answers ${r_code:-nothing}"
+        return 1
+      elif [ "$5" = unhealthy ]; then
+        printf '%s\n' "Docker reports it unhealthy after $r_ms ms (start period $h_start s); $(health_detail "$1")"
+        return 1
+      fi
+    fi
+    if [ "$r_ms" -ge $((r_wait * 1000)) ]; then
+      printf '%s\n' "GET 127.0.0.1:$port/healthz did not answer 200 within $r_wait s (start period $h_start s + $HEALTH_RETRIES checks of ${HEALTH_INTERVAL_SECONDS} s + ${h_timeout} s; last: ${r_code:-nothing}); a slow start: bluegreen release --health-start-period"
+      return 1
+    fi
+    r_n=$((r_n + 1))
+    sleep "$r_pause"
+  done
 }
 health_detail() {
   id=$(container_id "$1")
@@ -991,10 +1070,6 @@ health_detail() {
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
   docker inspect -f '{{.State.Status}}{{if .State.Health}}, health {{.State.Health.Status}} ({{.State.Health.FailingStreak}} failed checks in a row){{end}}' "$id" 2>/dev/null |
     sed "s|\$|, GET 127.0.0.1:$port/healthz answers ${code:-nothing}|"
-}
-healthy() {
-  id=$(container_id "$1")
-  [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}healthy{{end}}' "$id" 2>/dev/null)" = "running healthy" ]
 }
 smoke() {
   port=$blue_port
@@ -1093,12 +1168,14 @@ report_active() {
 # The idle pool (reconcile's pool) onto its desired state: pull -> canary at 0% -> recreate ->
 # health -> fresh -> smoke; then keep it, or put the previous release back.
 deploy_pool() {
+  d_start=$(now_ms)
   if ! out=$(prepare_image "$(pool_get "$pool" image)"); then
     step pull "$pool" false "$out; the pool is left as it was"
     remember_failure "$pool" "$out"
     return
   fi
-  step pull "$pool" true "$out"
+  # The time it took: what follows (recreate to smoke) is the gate's own (bench/release-docker).
+  step pull "$pool" true "$out in $(($(now_ms) - d_start)) ms"
   prepare_secrets_dir
   if ! out=$(fetch_secrets "$pool" "$(pool_get "$pool" options)" "$secrets_dir/.$pool.env.next"); then
     rm -f "$secrets_dir/.$pool.env.next"
@@ -1159,13 +1236,13 @@ fresh_pool() {
 # (empty: passed).
 run_gate() {
   reason=
-  if out=$(recreate "$pool"); then
+  if out=$(recreate "$pool" "$prev_options"); then
     step recreate "$pool" true "app_$pool recreated with release $(pool_get "$pool" release)"
   else
     step recreate "$pool" false "$(printf '%s\n' "$out" | tail -n 2)"
   fi
-  if healthy "$pool"; then
-    step health "$pool" true "$(health_detail "$pool")"
+  if out=$(await_ready "$pool"); then
+    step health "$pool" true "$out"
     if ! fresh_pool "$pool"; then
       reason="fresh: $out"
     elif out=$(smoke "$pool" "$(pool_get "$pool" release)"); then
@@ -1175,8 +1252,8 @@ run_gate() {
       step smoke "$pool" false "$out"
     fi
   else
-    reason="health: $(health_detail "$pool")"
-    step health "$pool" false "$(health_detail "$pool")"
+    reason="health: $out"
+    step health "$pool" false "$out"
   fi
 }
 
@@ -1197,11 +1274,12 @@ restore_previous() {
   rm -f "$secrets_dir/$pool.env"
   [ ! -f "$secrets_dir/$pool.env.prev" ] || mv -f "$secrets_dir/$pool.env.prev" "$secrets_dir/$pool.env"
   prepare_secrets_dir
-  if recreate "$pool" >/dev/null && healthy "$pool"; then
-    step restore "$pool" true "back on release $prev_release ($prev_image)"
+  out=
+  if recreate "$pool" "$(pool_get "$pool" options)" >/dev/null && out=$(await_ready "$pool"); then
+    step restore "$pool" true "back on release $prev_release ($prev_image): $out"
     fresh_pool "$pool" || true
   else
-    step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: $(health_detail "$pool")"
+    step restore "$pool" false "release $prev_release ($prev_image) did not come back healthy: ${out:-$(health_detail "$pool")}"
   fi
   sync_addresses
 }
@@ -1340,6 +1418,13 @@ fi
 read_ssm
 read_active
 read_canary
+# A flip first (a flag file, no reload): the active pool does not wait for the pools' checks and
+# docker calls below (a second or more); nginx sends what fails on it to the other pool meanwhile.
+# Not at boot (boot_run writes it) nor in a release phase run (it touches nothing else).
+if [ "$boot" != yes ] && [ -z "$pre_b64" ]; then
+  say "$p_active = $active"
+  switch_active
+fi
 if [ "$manage" != no ]; then
   for pool in blue green; do read_desired "$pool"; done
   for pool in blue green; do init_start "$pool"; done
@@ -1352,8 +1437,6 @@ fi
 
 sync_addresses
 apply_settings
-say "$p_active = $active"
-switch_active
 reconcile_pools
 apply_canary
 finish

@@ -20,6 +20,15 @@ PORT_NGINX=8080
 PORT_BLUE=8081
 PORT_GREEN=8082
 
+# A pool's health settings' defaults in seconds (core/pool-health.ts POOL_HEALTH), Docker's check
+# interval and retries, and how often the gate probes /healthz itself (GATE_PROBE_MS).
+HEALTH_START_PERIOD_DEFAULT=10
+HEALTH_TIMEOUT_DEFAULT=3
+DRAIN_DEFAULT=10
+HEALTH_INTERVAL_SECONDS=5
+HEALTH_RETRIES=3
+GATE_PROBE_MS=200
+
 # The step line (core/step-line.ts STEP_LINE_PRINTF): step, pool, ok, detail; the release CLI parses it.
 STEP_LINE_PRINTF='step=%s pool=%s ok=%s detail=%s\n'
 

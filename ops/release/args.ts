@@ -19,6 +19,7 @@ import {
   prePromoteCommandProblem,
 } from '../../core/pre-promote';
 import { DEPLOY_RATE, MAX_CONCURRENCY_PATTERN, MAX_ERRORS_PATTERN, RunRate } from '../../core/run-rate';
+import { HEALTH_FLAGS, HEALTH_USAGE, parseHealthFlags } from './health-flags';
 
 // Defined in core (local mode's `load` takes the same durations).
 export { parseDuration, parseMilliseconds };
@@ -79,6 +80,7 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
                          [--strategy all-at-once|canary] [--canary-percent 10] [--canary-duration 60s]
                          [--sticky cookie:NAME|header:NAME]
                          [--bake 2m] [--max-bake 8m] [--min-requests N] [--max-p99 500ms] [--max-p99-ratio 3]
+                         [--health-start-period 10s] [--health-timeout 3s] [--drain 10s]
                          [--no-promote] [--max-concurrency 50%] [--max-errors 0] [--stage S]
                          [--pre-promote CMD] [--pre-promote-timeout 10m] [--irreversible]
        bluegreen release promote ID [--stage S]
@@ -117,6 +119,7 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
   --max-p99 T           the new release's p99 above T (like 500ms, 2s) rolls it back (default: no bound)
   --max-p99-ratio X     its p99 above X times the previous release's rolls it back (default 3; judged
                         only when also 100 ms above it)
+${HEALTH_USAGE}
   --no-promote          stop after the gate: the new release waits idle (record "deployed")
   --pre-promote CMD     the release phase: CMD runs once (sh -c), on one host, inside the new release's
                         container with its env (locally: in app/ with the new pool's env), after the
@@ -128,8 +131,9 @@ export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue
                         the guard would roll it back (or abort its canary) it FREEZES it instead: not
                         flipped back, paged (exit 4); someone fixes forward (README "Expand/contract")
   --deploy-timeout D    how long to wait for the pool agent(s) (default 5m: on a host a failed gate can
-                        take two container recreations of up to 2 min each, plus a wait for the lock);
-                        on a fleet: per host, and the longest wait with no host finishing
+                        take two container recreations of up to 2 min each, plus a wait for the lock;
+                        longer by default when the health flags allow a longer gate, and at least
+                        that with them); on a fleet: per host, and the longest wait with no host finishing
   --max-concurrency N   hosts deployed at a time: a count or a percentage (default ${DEPLOY_RATE.maxConcurrency}: half the
                         fleet, at least one host; the idle pool is every host's backup)
   --max-errors N        failed hosts after which no further host starts the deploy (default ${DEPLOY_RATE.maxErrors}: the
@@ -215,6 +219,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
         'min-requests': { type: 'string' },
         'max-p99': { type: 'string' },
         'max-p99-ratio': { type: 'string' },
+        ...HEALTH_FLAGS,
         'pre-promote': { type: 'string' },
         'pre-promote-timeout': { type: 'string' },
         irreversible: { type: 'boolean' },
@@ -268,10 +273,7 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       : parseDuration(v['max-bake'], '--max-bake');
   if (maxBakeSeconds < bakeSeconds)
     throw new ConfigError(`--max-bake (${v['max-bake']}) must be at least --bake (${bakeSeconds} s)`);
-  const deployTimeoutSeconds =
-    v['deploy-timeout'] === undefined
-      ? DEFAULT_DEPLOY_TIMEOUT_SECONDS
-      : parseDuration(v['deploy-timeout'], '--deploy-timeout');
+  const { health, deployTimeoutSeconds } = parseHealthFlags(v, DEFAULT_DEPLOY_TIMEOUT_SECONDS);
   const maxConcurrency = v['max-concurrency'] ?? DEPLOY_RATE.maxConcurrency;
   if (!MAX_CONCURRENCY_PATTERN.test(maxConcurrency))
     throw new ConfigError(
@@ -299,6 +301,8 @@ export function parseReleaseArgs(args: string[]): ParsedRelease {
       deployRate: { maxConcurrency, maxErrors },
       maxBakeSeconds,
       gate: parseGate(v),
+      // The health flags given go to the pool's options (unset ones: the host's defaults).
+      ...(Object.keys(health).length ? { poolOptions: health } : {}),
       ...parsePrePromote(v),
       ...(v.irreversible ? { irreversible: true } : {}),
     },

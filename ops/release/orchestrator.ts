@@ -401,6 +401,16 @@ async function start(run: Run, invalidRecord: string | undefined): Promise<void>
   }
 }
 
+/** A release's own health settings for the deploy line (`; start period 120 s, …`); '' without. */
+function healthText(o: ReleaseOptions['poolOptions']): string {
+  const parts = [
+    o?.healthStartPeriodSeconds !== undefined ? `start period ${o.healthStartPeriodSeconds} s` : '',
+    o?.healthTimeoutSeconds !== undefined ? `health timeout ${o.healthTimeoutSeconds} s` : '',
+    o?.drainSeconds !== undefined ? `drain ${o.drainSeconds} s` : '',
+  ].filter(Boolean);
+  return parts.length ? `; ${parts.join(', ')}` : '';
+}
+
 /** Deploy and gate: the idle pool runs the new release on every host, or is put back. Exit code 1 when the gate fails. */
 async function deployAndGate(run: Run): Promise<number | undefined> {
   const { options, backend, pool, o, say } = run;
@@ -411,7 +421,7 @@ async function deployAndGate(run: Run): Promise<number | undefined> {
     ...(isEmptyPoolOptions(options.poolOptions) ? {} : { options: options.poolOptions }),
   };
   say(
-    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}${options.poolOptions?.secrets && Object.keys(options.poolOptions.secrets).length ? ` (secrets ${describePinned(options.poolOptions.secrets)})` : ''}`,
+    `deploy: ${pool} ${run.replaced.release} → ${options.release}${Object.keys(options.env).length ? ` (env ${Object.keys(options.env).join(', ')})` : ''}${options.poolOptions?.secrets && Object.keys(options.poolOptions.secrets).length ? ` (secrets ${describePinned(options.poolOptions.secrets)})` : ''}${healthText(options.poolOptions)}`,
   );
   let report: DeployReport;
   try {

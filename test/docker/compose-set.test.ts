@@ -212,13 +212,17 @@ describeDocker('the host Compose set on a Docker Engine', () => {
     const steps = stepLines(result.stdout).filter((s) => s.pool === 'green' && s.step !== 'canary');
     expect(steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
       'pull:true',
-      'recreate:false',
+      // The container is created and started (no `--wait`): the gate's own probe judges it.
+      'recreate:true',
       'health:false',
       'restore:true',
       // The restored container is a new process too: a fresh generation, so nginx tries it at once.
       'fresh:true',
     ]);
-    expect(steps.find((s) => s.step === 'health')!.detail).toMatch(/unhealthy.*healthz answers 503/);
+    expect(steps.find((s) => s.step === 'health')!.detail).toMatch(
+      // Docker's verdict, or (a check late on a loaded machine) the gate's own bound.
+      /^Docker reports it unhealthy after \d+ ms \(start period 10 s\); .*healthz answers 503$|did not answer 200 within 34 s .*last: 503/,
+    );
     expect(summary.failures).toEqual({});
     expect(summary.byPool).toEqual({ blue: summary.requests });
     expect(set.containerId('blue')).toBe(blueId);

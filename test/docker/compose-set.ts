@@ -153,7 +153,6 @@ export async function startComposeSet(options: ComposeSetOptions = {}): Promise<
     BLUEGREEN_HTTP_PORT: String(httpPort),
     BLUE_PORT: String(bluePort),
     GREEN_PORT: String(greenPort),
-    BLUEGREEN_WAIT_TIMEOUT: '90',
     // The pools' secrets: a tmpfs, as /run is on a host (bluegreen-apply refuses any other).
     BLUEGREEN_SECRETS_DIR: path.join('/dev/shm', `bluegreen-secrets-${project}`),
     // The pools' app log: the awslogs driver of the harness's dockerd ships it to this set's

@@ -84,6 +84,7 @@ test('configuration is validated with the variable named', () => {
     faultRate: 0,
     delayMs: 0,
     failHealthz: false,
+    startDelayMs: 0,
   });
   expect(() => configFromEnv({ APP_POOL: 'red' })).toThrow('APP_POOL must be one of blue|green, got "red"');
   expect(() => configFromEnv({ PORT: 'http' })).toThrow('PORT must be an integer 0-65535, got "http"');
@@ -150,7 +151,10 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
     };
   }
 
-  async function faulty(config: { faultRate?: number; failHealthz?: boolean }, random?: () => number) {
+  async function faulty(
+    config: { faultRate?: number; failHealthz?: boolean; startDelayMs?: number },
+    random?: () => number,
+  ) {
     const app = createApp({ pool: 'blue', release: 'b-bad', port: 0, host: '127.0.0.1', ...config }, { random });
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
@@ -228,6 +232,35 @@ describe('a bad release on purpose: FAULT_RATE and FAIL_HEALTHZ', () => {
   });
 });
 
+describe('a slow start on purpose: START_DELAY_MS', () => {
+  test('takes whole milliseconds 0-600000 and nothing else', () => {
+    expect(configFromEnv({ START_DELAY_MS: '90000' }).startDelayMs).toBe(90_000);
+    expect(configFromEnv({}).startDelayMs).toBe(0);
+    for (const value of ['-1', '1.5', '90s', '600001'])
+      expect(() => configFromEnv({ START_DELAY_MS: value })).toThrow(
+        `START_DELAY_MS must be a whole number of milliseconds from 0 to 600000, got "${value}"`,
+      );
+  });
+
+  test('/healthz and ordinary requests answer 503 "starting" until the delay is over, then 200', async () => {
+    const server = createApp({ pool: 'blue', release: 'b-slow', port: 0, host: '127.0.0.1', startDelayMs: 400 });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const early = await httpRequest(`${url}/healthz`, { agent: false });
+      expect(early.status).toBe(503);
+      expect(JSON.parse(early.body)).toMatchObject({ status: 'starting', pool: 'blue' });
+      expect((await httpRequest(`${url}/version`, { agent: false })).status).toBe(503);
+      await new Promise((r) => setTimeout(r, 450));
+      expect((await httpRequest(`${url}/healthz`, { agent: false })).status).toBe(200);
+      expect((await httpRequest(`${url}/version`, { agent: false })).status).toBe(200);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
 test('SIGTERM is graceful and prompt: idle keep-alive connections are closed, the process exits 0', async () => {
   const child = spawn(process.execPath, [APP], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
@@ -244,8 +277,47 @@ test('SIGTERM is graceful and prompt: idle keep-alive connections are closed, th
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    // Well under the 2 s hard limit: an idle kept-alive connection does not hold the exit.
+    // An idle kept-alive connection does not hold the exit.
     expect(Date.now() - started).toBeLessThan(1500);
+    agent.destroy();
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('SIGTERM drains: a request in flight on a kept-alive connection is answered (then that connection closes), and only then the process exits 0', async () => {
+  const child = spawn(process.execPath, [APP], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString().split('\n')[0]).port));
+      child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    let exitedFirst = false;
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code) => {
+        exitedFirst = !answered;
+        r(code);
+      }),
+    );
+    let answered = false;
+    const slow = httpRequest(`http://127.0.0.1:${port}/slow/report?ms=2500`, { agent, timeoutMs: 10_000 }).then(
+      (res) => {
+        answered = true;
+        return res;
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ waitedMs: 2500 });
+    expect(res.headers.connection).toBe('close');
+    expect(await exited).toBe(0);
+    expect(exitedFirst).toBe(false);
     agent.destroy();
   } finally {
     child.kill('SIGKILL');

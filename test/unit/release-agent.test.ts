@@ -105,6 +105,30 @@ test('the active pool is never restarted: a refusal is written instead (once)', 
   await agent.stop();
 });
 
+test("a release with a start period of its own (--health-start-period) is waited for as the host's gate waits, past the agent's own bound", async () => {
+  const { stack } = fakeStack('blue');
+  const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000, healthTimeoutMs: 300 });
+  agent.start();
+  behaviour.healthz = 503;
+  const ready = setTimeout(() => (behaviour.healthz = 200), 800);
+  writeDesired(dir, 'green', { release: 'v2', env: {}, options: { healthStartPeriodSeconds: 1 }, request: 'slow' });
+  await agent.poll();
+  clearTimeout(ready);
+  expect(readApplied(dir, 'green')).toMatchObject({
+    ok: true,
+    release: 'v2',
+    options: { healthStartPeriodSeconds: 1 },
+    steps: expect.arrayContaining([
+      expect.objectContaining({
+        step: 'health',
+        ok: true,
+        detail: expect.stringMatching(/^GET \/healthz 200 after \d+ ms$/),
+      }),
+    ]),
+  });
+  await agent.stop();
+});
+
 test('a failing health check or a wrong release fails the gate with the reason', async () => {
   const { stack, freshened } = fakeStack('blue');
   const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000, healthTimeoutMs: 300 });

@@ -40,6 +40,34 @@ test('defaults: idle pool, all-at-once, default bake, promote', () => {
   });
 });
 
+test('the health flags: --health-start-period, --health-timeout, --drain go to the pool (only those given); the deploy timeout grows with them', () => {
+  const o = parseReleaseArgs([
+    '--release',
+    'v2',
+    '--health-start-period',
+    '2m',
+    '--health-timeout',
+    '5s',
+    '--drain',
+    '30s',
+  ]).options;
+  expect(o.poolOptions).toEqual({ healthStartPeriodSeconds: 120, healthTimeoutSeconds: 5, drainSeconds: 30 });
+  // Two recreations, each a drain (30) and the gate's wait (120 + 3 × (5 + 5)), and a minute.
+  expect(o.deployTimeoutSeconds).toBe(2 * (30 + 150) + 60);
+  expect(parseReleaseArgs(['--release', 'v2', '--health-start-period', '0s']).options).toMatchObject({
+    poolOptions: { healthStartPeriodSeconds: 0 },
+    deployTimeoutSeconds: 300,
+  });
+  expect(parseReleaseArgs(['--release', 'v2', '--drain', '1m']).options.poolOptions).toEqual({ drainSeconds: 60 });
+  expect(parseReleaseArgs(['--release', 'v2']).options.poolOptions).toBeUndefined();
+  // A longer --deploy-timeout is kept as given; without health flags any (the host's defaults apply).
+  expect(
+    parseReleaseArgs(['--release', 'v2', '--health-start-period', '90s', '--deploy-timeout', '10m']).options
+      .deployTimeoutSeconds,
+  ).toBe(600);
+  expect(parseReleaseArgs(['--release', 'v2', '--deploy-timeout', '30s']).options.deployTimeoutSeconds).toBe(30);
+});
+
 test('the gate flags: --max-bake, --min-requests, --max-p99, --max-p99-ratio', () => {
   const o = parseReleaseArgs([
     '--release',
@@ -243,6 +271,20 @@ test.each([
   [['--release', 'v2', '--strategy', 'canary', '--sticky', 'query:a'], /--sticky must be cookie:NAME/],
   [['--release', 'v2', '--strategy', 'canary', '--sticky', 'cookie:a b'], /--sticky must be cookie:NAME/],
   [['--release', 'v2', '--strategy', 'canary', '--sticky', ''], /--sticky must be cookie:NAME/],
+  // The health flags: durations within their bounds; a deploy timeout that cannot hold the gate they allow.
+  [['--release', 'v2', '--health-start-period', 'soon'], /^--health-start-period must be a duration like 30s/],
+  [
+    ['--release', 'v2', '--health-start-period', '31m'],
+    /^--health-start-period must be between 0s and 1800s, got "31m"$/,
+  ],
+  [['--release', 'v2', '--health-timeout', '0s'], /^--health-timeout must be between 1s and 300s, got "0s"$/],
+  [['--release', 'v2', '--health-timeout', '6m'], /^--health-timeout must be between 1s and 300s, got "6m"$/],
+  [['--release', 'v2', '--drain', '61m'], /^--drain must be between 0s and 3600s, got "61m"$/],
+  [['--release', 'v2', '--drain', '5x'], /^--drain must be a duration like 30s/],
+  [
+    ['--release', 'v2', '--health-start-period', '120s', '--deploy-timeout', '2m'],
+    /^--deploy-timeout 2m is shorter than a deploy can take with these health settings \(368 s: two recreations, each a drain plus the gate's wait\); give at least 368s or leave it out$/,
+  ],
 ])('bad input %j → ConfigError', (args, message) => {
   expect(() => parseReleaseArgs(args as string[])).toThrow(ConfigError);
   expect(() => parseReleaseArgs(args as string[])).toThrow(message);
@@ -356,10 +398,16 @@ describe('the CLI', () => {
     expect(bad.err.split('\n')).toHaveLength(1);
     expect(bad.err).toMatch(/^bluegreen release: --release must be/);
     expect((await cli('release', '--release', 'v2', '--bake', 'soon')).code).toBe(2);
+    const slow = await cli('release', '--release', 'v2', '--health-start-period', '2h');
+    expect(slow).toMatchObject({
+      code: 2,
+      err: 'bluegreen release: --health-start-period must be between 0s and 1800s, got "2h"',
+    });
     const help = await cli('release', '--help');
     expect(help.code).toBe(0);
     expect(help.out).toContain('usage: bluegreen release --release ID');
     expect(help.out).toContain('--canary-percent');
+    expect(help.out).toContain('--health-start-period D');
     expect((await cli('history', '--help')).out).toContain('newest first');
     expect((await cli('--help')).out).toMatch(/release .*\n.*history/);
   });

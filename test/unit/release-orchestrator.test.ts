@@ -168,6 +168,19 @@ test('all-at-once, bake finished by the server side: exit 0, idle pool deployed 
   expect(text()).toMatch(/PROMOTED: v2 on green.*release-promoted/);
 });
 
+test("the health flags travel in the pool's desired options and the record, and the deploy line names them", async () => {
+  const { backend, run, text } = setup(['--health-start-period', '2m', '--drain', '30s']);
+  backend.server = promoteAtBakeEnd;
+  expect(await run()).toBe(0);
+  expect(backend.deploys[0].desired).toEqual({
+    release: 'v2',
+    env: {},
+    options: { healthStartPeriodSeconds: 120, drainSeconds: 30 },
+  });
+  expect(backend.record).toMatchObject({ options: { healthStartPeriodSeconds: 120, drainSeconds: 30 } });
+  expect(text()).toMatch(/deploy: green g1 → v2; start period 120 s, drain 30 s$/m);
+});
+
 test('rolled back by the server-side guard during the bake: exit 1 with the reason, the figures and the runbook section', async () => {
   const { backend, run, text } = setup();
   backend.server = (r, now) =>
