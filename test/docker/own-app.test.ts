@@ -218,10 +218,18 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
     const recordVersions = await stage.ssm.send(
       new GetParameterHistoryCommand({ Name: names.release, MaxResults: 50 }),
     );
-    const cloudWatch = async (group: string) =>
-      JSON.stringify(
-        (await logs.send(new FilterLogEventsCommand({ logGroupName: group })).catch(() => ({ events: [] }))).events,
-      );
+    // Every event of a group (the app logs a line per request: tens of thousands, several pages).
+    const cloudWatch = async (group: string) => {
+      const texts: string[] = [];
+      let nextToken: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const res = await logs.send(new FilterLogEventsCommand({ logGroupName: group, nextToken }));
+        for (const e of res.events ?? []) texts.push(`${e.logStreamName} ${e.message}`);
+        nextToken = res.nextToken;
+        if (!nextToken) break;
+      }
+      return texts.join('\n');
+    };
     // The app's lines reach CloudWatch within the driver's 5 s flush.
     await waitFor(async () => (await cloudWatch(logGroupNames(set.stage).app)).includes('py1'), 'py1 app log', 30_000);
     const surfaces: Record<string, string> = {
@@ -232,7 +240,9 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
       'bluegreen-apply output (Run Command output)': stage.applyOutputs.join('\n'),
       'CloudWatch: the app log group': await cloudWatch(logGroupNames(set.stage).app),
       'docker logs of the three containers': ['blue', 'green', 'nginx']
-        .map((p) => execFileSync('docker', ['logs', set.containerId(p as 'blue')], { encoding: 'utf8' }))
+        .map((p) =>
+          execFileSync('docker', ['logs', set.containerId(p as 'blue')], { encoding: 'utf8', maxBuffer: 1 << 28 }),
+        )
         .join('\n'),
     };
     for (const dir of [set.home, set.stateDir, set.logDir])
