@@ -71,6 +71,44 @@ export function releaseTimings(
   };
 }
 
+/** One entry of a release's time line: a step (or steps written together) and how long it took to reach it. */
+export interface StepTime {
+  /** The step's name; steps written in the same millisecond (one agent report) are joined with +. */
+  step: string;
+  /** From the previous entry (the first: from the command's start) to this one being written. */
+  seconds: number;
+}
+
+/**
+ * The time a release spent in each step: a step is written when it is done, so the time it took is
+ * from the step before it (the first, `start`, from the command: the process and the checks). The
+ * last entry runs to the record's finish (a bake, a rollback).
+ */
+export function stepTimes(record: ReleaseRecord, commandAt: number): StepTime[] {
+  const out: StepTime[] = [];
+  let last = commandAt;
+  let group: { at: number; names: string[] } | undefined;
+  const flush = () => {
+    if (!group) return;
+    out.push({ step: [...new Set(group.names)].join('+'), seconds: (group.at - last) / 1000 });
+    last = group.at;
+    group = undefined;
+  };
+  for (const s of record.steps) {
+    const at = Date.parse(s.at);
+    if (group && at !== group.at) flush();
+    group ??= { at, names: [] };
+    group.names.push(s.step);
+  }
+  flush();
+  if (record.finishedAt) out.push({ step: record.state, seconds: (Date.parse(record.finishedAt) - last) / 1000 });
+  return out;
+}
+
+/** `start 0.41 · gate 1.20 · ...` (seconds). */
+export const stepTimesCell = (times: readonly StepTime[]) =>
+  times.map((t) => `${t.step} ${t.seconds.toFixed(2)}`).join(' · ');
+
 export function machine(): string {
   const cpu = os.cpus();
   return `${cpu.length} × ${cpu[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`;

@@ -14,7 +14,18 @@ import { runLoad, summarize } from '../local/load';
 import { readStackState } from '../local/stack';
 import { readLocalRecord } from '../local/release-store';
 import { npmStart } from '../test/helpers/npm-start';
-import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, stepAt, writeResults } from './release-figures';
+import {
+  cell,
+  entriesSince,
+  machine,
+  ReleaseTimings,
+  releaseTimings,
+  stepAt,
+  StepTime,
+  stepTimes,
+  stepTimesCell,
+  writeResults,
+} from './release-figures';
 
 interface Row extends ReleaseTimings {
   scenario: string;
@@ -30,6 +41,8 @@ interface Row extends ReleaseTimings {
   p99Ms: number | null;
   baselineP99Ms: number | null;
   reason: string;
+  /** The time the release spent in each step (bench/release-figures.ts stepTimes). */
+  steps: StepTime[];
 }
 
 async function main() {
@@ -125,6 +138,7 @@ async function main() {
         p99Ms: record.figures?.latency?.p99Ms ?? null,
         baselineP99Ms: record.figures?.baseline?.p99Ms ?? null,
         reason: record.reason ?? '',
+        steps: stepTimes(record, commandAt),
       };
       console.log(
         `${name}: exit ${exitCode}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`,
@@ -225,11 +239,32 @@ async function main() {
     '',
     ...normalReleases(rows.filter((r) => r.scenario.startsWith('h)'))),
     '',
+    'Time in each step (s): a step is written when it is done, so each figure is from the step before it',
+    '(the first, `start`, from the command: the `node` process and the checks); the last runs to the',
+    "record's finish (the bake, a rollback). h): the median of each step over the normal releases.",
+    '',
+    '| scenario | time in each step (s) |',
+    '|---|---|',
+    ...rows.filter((r) => !r.scenario.startsWith('h)')).map((r) => `| ${r.scenario} | ${stepTimesCell(r.steps)} |`),
+    `| h) median of ${rows.filter((r) => r.scenario.startsWith('h)')).length} normal releases | ${stepTimesCell(medianStepTimes(rows.filter((r) => r.scenario.startsWith('h)')).map((r) => r.steps)))} |`,
+    '',
     's to flip / s to promoted: from the command (a new `node` process) to the promotion flip / to the record `promoted` (bake included).',
     'requests on the bad pool: requests with an attempt on the release pool from the release start (a failed attempt is retried on the other pool inside the request).',
     '',
   ].join('\n');
   writeResults('release', { meta, rows }, md);
+}
+
+/** Per step name, the median over runs of the same shape (the steps of the first run, in its order). */
+function medianStepTimes(runs: StepTime[][]): StepTime[] {
+  if (runs.length === 0) return [];
+  return runs[0].map(({ step }) => {
+    const xs = runs
+      .map((steps) => steps.find((t) => t.step === step)?.seconds)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    return { step, seconds: xs[Math.floor(xs.length / 2)] };
+  });
 }
 
 function latencyCell(r: Row): string {

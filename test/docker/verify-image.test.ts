@@ -53,6 +53,13 @@ interface ImageCase {
 const IMAGES: ImageCase[] = [
   { name: 'the demo app (app/, built by the harness)', image: DEFAULT_APP_IMAGE, fails: [] },
   {
+    // Another runtime, no node in the image: the host's default health check finds python3.
+    name: 'the Python example (examples/python-app, on the harness python image)',
+    image: 'bluegreen-verify-python:local',
+    build: () => buildImage(path.join('examples', 'python-app'), 'bluegreen-verify-python:local'),
+    fails: [],
+  },
+  {
     name: "the demo app with a stage's poolHealthcheck (wget)",
     image: DEFAULT_APP_IMAGE,
     healthcheck: 'wget -q -O /dev/null http://127.0.0.1:3000/healthz',
