@@ -12,7 +12,18 @@ import { parseArgs } from 'node:util';
 import { runLoad, summarize } from '../local/load';
 import { APPLY, dockerEngine, startComposeSet } from '../test/docker/compose-set';
 import { startDockerStage } from '../test/docker/release-stage';
-import { cell, entriesSince, machine, ReleaseTimings, releaseTimings, stepAt, writeResults } from './release-figures';
+import {
+  cell,
+  entriesSince,
+  machine,
+  ReleaseTimings,
+  releaseTimings,
+  stepAt,
+  StepTime,
+  stepTimes,
+  stepTimesCell,
+  writeResults,
+} from './release-figures';
 
 interface Row extends ReleaseTimings {
   scenario: string;
@@ -23,6 +34,13 @@ interface Row extends ReleaseTimings {
   reason: string;
   /** The image on the host (bluegreen-apply's pull step printed) → the promotion; null when never promoted. */
   secondsImageToFlip: number | null;
+  /**
+   * The image on the host → the promotion decided: the gate passed and the CLI writes the flip (the
+   * record's `promoting` step); the flip's own propagation to the host comes after it.
+   */
+  secondsImageToDecision: number | null;
+  /** The time the release spent in each step (bench/release-figures.ts stepTimes). */
+  steps: StepTime[];
 }
 
 /**
@@ -112,6 +130,11 @@ async function main() {
           promoteAt !== undefined && pulledAt !== undefined ? Math.round((promoteAt - pulledAt) / 10) / 100 : null)(
           stepAt(record, 'promote'),
         ),
+        secondsImageToDecision: ((at) =>
+          at !== undefined && pulledAt !== undefined ? Math.round((at - pulledAt) / 10) / 100 : null)(
+          stepAt(record, 'promoting'),
+        ),
+        steps: stepTimes(record, commandAt),
       };
       console.log(
         `${name}: exit ${code}, ${row.outcome}, ${row.requests} requests, ${row.failed} failed${summary.failed ? ` ${JSON.stringify(summary.failures)}` : ''}`,
@@ -136,6 +159,7 @@ async function main() {
     runs: good.length,
     secondsToFlip: median(good.map((r) => r.secondsToFlip)),
     secondsImageToFlip: median(good.map((r) => r.secondsImageToFlip)),
+    secondsImageToDecision: median(good.map((r) => r.secondsImageToDecision)),
     secondsToPromoted: median(good.map((r) => r.secondsToPromoted)),
     failed: good.reduce((n, r) => n + r.failed, 0),
   };
@@ -154,16 +178,22 @@ async function main() {
     '',
     `Load: ${meta.load}. Bake ${bake} s (c: 60 s). Gate: ${meta.gate}. Deploy = the real bluegreen-apply recreating the idle pool's container; guard = the alert function's code over nginx's access log, fed every 0.5 s.`,
     '',
-    '| scenario | exit | outcome | requests | failed | s to flip | s image on host→flip | s to promoted | s promotion→rollback | requests on the bad pool |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | exit | outcome | requests | failed | s to flip | s image on host→promotion decided | s image on host→flip confirmed | s to promoted | s promotion→rollback | requests on the bad pool |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsImageToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
+        `| ${r.scenario} | ${r.exitCode} | ${r.outcome} | ${r.requests} | ${r.failed} | ${cell(r.secondsToFlip)} | ${cell(r.secondsImageToDecision)} | ${cell(r.secondsImageToFlip)} | ${cell(r.secondsToPromoted)} | ${cell(r.secondsPromotionToRollback)} | ${r.badPoolTouched ?? '–'} |`,
     ),
     '',
-    `(a) over ${medians.runs} runs: median s to flip ${cell(medians.secondsToFlip)}, image on host→flip ${cell(medians.secondsImageToFlip)}, to promoted ${cell(medians.secondsToPromoted)}; ${medians.failed} failed in all. Median: the lower middle value.`,
+    `(a) over ${medians.runs} runs: median s to flip ${cell(medians.secondsToFlip)}, image on host→promotion decided ${cell(medians.secondsImageToDecision)}, image on host→flip confirmed ${cell(medians.secondsImageToFlip)}, to promoted ${cell(medians.secondsToPromoted)}; ${medians.failed} failed in all. Median: the lower middle value.`,
     '',
-    's to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test). s image on host→flip: from the deploy run printing its pull step (the image is on the host) to the promotion: the recreation, the health gate (bluegreen-apply probes /healthz every 200 ms), the smoke test, the flip and its end-to-end confirmation.',
+    'Time in each step (s): a step is written when it is done, so each figure is from the step before it (the first, `start`, from the release start); the host steps of one deploy run arrive together (Run Command returns them at its end), joined with +.',
+    '',
+    '| scenario | time in each step (s) |',
+    '|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${stepTimesCell(r.steps)} |`),
+    '',
+    "s to flip: from the release start to the promotion (includes the container recreation, its health check and the smoke test). s image on host→promotion decided: from the deploy run printing its pull step (the image is on the host) to the CLI writing the flip (the record's `promoting` step): the recreation, the health gate (bluegreen-apply probes /healthz every 200 ms), the smoke test, the end of the deploy run. s image on host→flip confirmed: the same, plus the flip's own run on the host (the harness's stand-in for EventBridge → Run Command runs bluegreen-apply, which reads SSM with the aws CLI before it switches the flag) and its confirmation through the public port.",
     '',
   ].join('\n');
   writeResults('release-docker', { meta, medians, rows }, md);
