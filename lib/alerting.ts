@@ -274,30 +274,39 @@ export class Alerting extends Construct {
   }
 
   private createReleaseHeldAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
-    return new cloudwatch.Alarm(this, 'ReleaseHeld', {
-      alarmName: pipelineAlarmName(stage, 'release-held'),
-      alarmDescription: `bluegreen ${stage}: the release guard held a release: its bake never saw the requests the gate needs, so it was neither promoted nor rolled back; the new pool serves it until someone flips back or runs bluegreen release promote. ${runbookLine(settings, 'release-held')}`,
-      metric: new cloudwatch.Metric({
-        namespace: this.metricsNamespace,
-        metricName: 'ReleasesHeld',
-        dimensionsMap: { Stage: stage },
-        period: Duration.minutes(1),
-        statistic: 'Sum',
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    return this.createReleaseOutcomeAlarm(
+      'ReleaseHeld',
+      stage,
+      'release-held',
+      'ReleasesHeld',
+      `bluegreen ${stage}: the release guard held a release: its bake never saw the requests the gate needs, so it was neither promoted nor rolled back; the new pool serves it until someone flips back or runs bluegreen release promote. ${runbookLine(settings, 'release-held')}`,
+    );
   }
 
   private createReleaseFrozenAlarm(stage: string, settings: AlertSettings): cloudwatch.Alarm {
-    return new cloudwatch.Alarm(this, 'ReleaseFrozen', {
-      alarmName: pipelineAlarmName(stage, 'release-frozen'),
-      alarmDescription: `bluegreen ${stage}: the release guard froze an irreversible release: it crossed its gate and was not flipped back (the previous release may not read what it wrote); fix forward. ${runbookLine(settings, 'release-frozen')}`,
+    return this.createReleaseOutcomeAlarm(
+      'ReleaseFrozen',
+      stage,
+      'release-frozen',
+      'ReleasesFrozen',
+      `bluegreen ${stage}: the release guard froze an irreversible release: it crossed its gate and was not flipped back (the previous release may not read what it wrote); fix forward. ${runbookLine(settings, 'release-frozen')}`,
+    );
+  }
+
+  /** A release outcome someone must act on: the function's EMF count of it, in any minute, pages. */
+  private createReleaseOutcomeAlarm(
+    id: string,
+    stage: string,
+    alarm: Parameters<typeof pipelineAlarmName>[1],
+    metricName: string,
+    alarmDescription: string,
+  ): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmName: pipelineAlarmName(stage, alarm),
+      alarmDescription,
       metric: new cloudwatch.Metric({
         namespace: this.metricsNamespace,
-        metricName: 'ReleasesFrozen',
+        metricName,
         dimensionsMap: { Stage: stage },
         period: Duration.minutes(1),
         statistic: 'Sum',
