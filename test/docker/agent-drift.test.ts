@@ -6,14 +6,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { httpRequest } from '../../support/http';
-import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
+import { ComposeSet, describeWithDocker, Pool, startComposeSet, stepLines } from './compose-set';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/agent-drift.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const release = async (url: string) =>
   (JSON.parse((await httpRequest(`${url}/version`, { agent: false })).body) as { release: string }).release;

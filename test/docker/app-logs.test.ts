@@ -9,17 +9,12 @@ import { promisify } from 'node:util';
 import { APP_LOG_DRIVER, appLogStreamName } from '../../core/app-log';
 import { logGroupNames } from '../../core/names';
 import { REPO_ROOT } from '../../local/paths';
-import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 
 const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/app-logs.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 /** `bluegreen logs --stage <the set's stage> ...args`: stdout lines. */
 async function stageLogs(set: ComposeSet, ...args: string[]): Promise<string[]> {

@@ -20,15 +20,10 @@ import { putParameters } from '../helpers/moto';
 import { startLoad } from '../helpers/load';
 import { waitFor } from '../helpers/stack';
 import { freePort } from '../../local/ports';
-import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/build-release.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const EXAMPLE = path.join(REPO_ROOT, 'examples', 'python-app');
 const REGISTRY_FILE = path.join(

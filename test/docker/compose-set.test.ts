@@ -16,14 +16,10 @@ import { matchesFilterPattern } from '../helpers/filter-pattern';
 import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
 import { LOG_ROTATION_FAILED_PATTERN } from '../../lib/log-rotation-alarm';
 import { waitFor } from '../helpers/stack';
-import { ComposeSet, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
+import { ComposeSet, describeWithDocker, dockerEngine, Pool, startComposeSet, stepLines } from './compose-set';
 
 const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/compose-set.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 /** Full-speed keep-alive load that never re-sends: bounded by time and count. */
 const LOAD = {

@@ -26,6 +26,19 @@ export type EngineStatus = { ready: true; line: string } | { ready: false; reaso
  * start (its status file says why); anything else (harness not run, engine gone) is a failure in
  * CI (BLUEGREEN_DOCKER_TESTS=required, set by .ci/run) and a one-line skip elsewhere.
  */
+/**
+ * A test file's `describe` for what needs the Docker Engine: skipped with one line on stderr where
+ * no engine can run, and a failure instead where the run requires one (CI: see dockerEngine).
+ */
+export function describeWithDocker(testFile: string): jest.Describe {
+  const engine = dockerEngine();
+  if (!engine.ready) {
+    if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
+    process.stderr.write(`${path.relative(REPO_ROOT, testFile)}: skipped: ${engine.reason}\n`);
+  }
+  return engine.ready ? describe : describe.skip;
+}
+
 export function dockerEngine(): EngineStatus {
   const required = process.env.BLUEGREEN_DOCKER_TESTS === 'required';
   const status = existsSync(STATUS_FILE) ? readFileSync(STATUS_FILE, 'utf8').trim() : '';

@@ -10,15 +10,10 @@ import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
 import { header, httpRequest } from '../../support/http';
 import { startLoad, STRICT_CLIENT } from '../helpers/load';
-import { dockerEngine } from './compose-set';
+import { describeWithDocker } from './compose-set';
 import { Fleet, startFleet } from './fleet';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/fleet-preview.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 describeDocker('preview on a fleet, through the load balancer', () => {
   let fleet: Fleet;

@@ -32,15 +32,10 @@ async function promoteByHand(backend: ReleaseBackend, lines: string[]): Promise<
 }
 import { httpRequest, header } from '../../support/http';
 import { startLoad, STRICT_CLIENT } from '../helpers/load';
-import { dockerEngine, stepLines } from './compose-set';
+import { describeWithDocker, stepLines } from './compose-set';
 import { Fleet, FleetHost, killHost, LaunchedHost, LB_FAIL_TIMEOUT_S, startFleet } from './fleet';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/fleet.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 // Bounded: a 2-core machine runs two hosts (six containers; nine while a third joins), the balancer,
 // moto and the client.

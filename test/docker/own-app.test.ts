@@ -30,7 +30,7 @@ import { httpRequest } from '../../support/http';
 import { startLoad } from '../helpers/load';
 import { putParameters } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
-import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
 const run = promisify(execFile);
@@ -41,12 +41,7 @@ const REGISTRY_FILE = path.join(
   'registry-address',
 );
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/own-app.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const LOAD = {
   connections: 8,

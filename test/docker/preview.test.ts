@@ -11,14 +11,9 @@ import { summarize } from '../../local/load';
 import { newPreviewToken } from '../../ops/release/preview';
 import { httpRequest } from '../../support/http';
 import { startLoad } from '../helpers/load';
-import { ComposeSet, dockerEngine, startComposeSet, stepLines } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/preview.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 describeDocker('preview on the host Compose set', () => {
   let set: ComposeSet;

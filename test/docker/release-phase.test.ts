@@ -7,15 +7,10 @@
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
-import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/release-phase.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const LOAD = {
   connections: 8,

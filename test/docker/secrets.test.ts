@@ -22,15 +22,10 @@ import { parameterNames } from '../../core/names';
 import { secretCommand } from '../../ops/secrets/commands';
 import { formatHistory, historyRows } from '../../ops/release/history';
 import { startLoad } from '../helpers/load';
-import { ComposeSet, dockerEngine, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/secrets.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 // Values no other part of the test (or the project) would print by accident.
 const DB_PASSWORD = 'pw-7Qx9-Zk2m-Lr8v-secret-value';

@@ -4,14 +4,9 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { httpRequest } from '../../support/http';
-import { ComposeSet, dockerEngine, startComposeSet, stepLines } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/slow-paths.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 describeDocker('slow paths on the host Compose set', () => {
   let set: ComposeSet;

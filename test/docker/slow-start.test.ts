@@ -11,15 +11,10 @@ import { summarize } from '../../local/load';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { httpRequest } from '../../support/http';
 import { startLoad } from '../helpers/load';
-import { ComposeSet, dockerEngine, startComposeSet, stepLines } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/slow-start.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const LOAD = {
   connections: 4,

@@ -8,14 +8,9 @@ import type { PointId } from '../../core/image-contract';
 import { REPO_ROOT } from '../../local/paths';
 import { VERIFY_LABEL, verifyImage, type VerifyResult } from '../../local/verify-image';
 import { baseImages, withoutDigest } from '../helpers/base-images';
-import { dockerEngine } from './compose-set';
+import { describeWithDocker } from './compose-set';
 
-const engine = dockerEngine();
-if (!engine.ready) {
-  if (engine.mustRun) throw new Error(`test/docker: ${engine.reason}`);
-  process.stderr.write(`test/docker/verify-image.test.ts: skipped: ${engine.reason}\n`);
-}
-const describeDocker = engine.ready ? describe : describe.skip;
+const describeDocker = describeWithDocker(__filename);
 
 const FIXTURE_DIR = path.join('test', 'fixtures', 'verify-image');
 const fixtureImage = (fault: string) => `bluegreen-verify-fixture:${fault}`;
