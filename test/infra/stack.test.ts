@@ -194,7 +194,9 @@ describe('host role', () => {
       [
         '/bluegreen/prod/active-pool',
         '/bluegreen/prod/canary-percent',
-        ...['blue', 'green'].flatMap((p) => ['image', 'release', 'env'].map((k) => `/bluegreen/prod/pools/${p}/${k}`)),
+        ...['blue', 'green'].flatMap((p) =>
+          ['image', 'release', 'env', 'options'].map((k) => `/bluegreen/prod/pools/${p}/${k}`),
+        ),
       ].sort(),
     );
     expect(JSON.stringify(bySid.ReadPoolState.Resource)).not.toMatch(/\*|slack-webhook-url|\/prod\/release"/);
