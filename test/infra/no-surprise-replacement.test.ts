@@ -85,7 +85,8 @@ test('the pool state resources get no update at all from settings or tags (their
     logRetentionDays: '90',
   });
   expect(props(alertsOnly)).toEqual(props(base));
-  expect(Object.keys(props(base))).toHaveLength(10);
+  // active pool, maintenance, canary share, release record, and per pool image, release, env, options
+  expect(Object.keys(props(base))).toHaveLength(12);
 });
 
 test('new initial values change only the Create payload, which CloudFormation sends as an Update that has no call', () => {
