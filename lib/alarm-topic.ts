@@ -108,7 +108,7 @@ export class AlarmTopic extends Construct {
     if (emails.length === 0) {
       Annotations.of(this).addWarningV2(
         NO_ALARM_EMAIL_WARNING,
-        `No alarmEmails for stage ${stage}: the stage's alarms (function errors, undelivered alerts, a held release, a failed log rotation) reach only Slack, through the very function and webhook the first two report on. Set -c alarmEmails=oncall@example.com so they also reach someone when Slack or the function is down.`,
+        `No alarmEmails for stage ${stage}: the stage's alarms (function errors, undelivered alerts, a held or frozen release, a failed log rotation) reach only Slack, through the very function and webhook the first two report on. Set -c alarmEmails=oncall@example.com so they also reach someone when Slack or the function is down.`,
       );
     }
     if (props.slackFunction) {
