@@ -12,10 +12,10 @@
 //   4. an `--irreversible` bad release: frozen by the guard, not flipped back, paged on Slack.
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { GetParameterCommand, GetParameterHistoryCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, GetParameterHistoryCommand } from '@aws-sdk/client-ssm';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, createServer, Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -27,11 +27,13 @@ import { formatHistory, historyRows } from '../../ops/release/history';
 import { releaseCommand } from '../../ops/release/release-commands';
 import { secretCommand } from '../../ops/secrets/commands';
 import { httpRequest } from '../../support/http';
+import { filesUnder } from '../helpers/files';
+import { SlackReceiver } from '../helpers/slack-receiver';
 import { startLoad } from '../helpers/load';
 import { putParameters } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
-import { DockerStage, startDockerStage } from './release-stage';
+import { DockerStage, slackForStage, startDockerStage } from './release-stage';
 
 const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
@@ -53,26 +55,16 @@ const LOAD = {
 // A value nothing else in the project would print by accident.
 const DB_PASSWORD = 'pw-own-app-4Kd9-Vx2q-Mn7t';
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(full));
-    else if (entry.isFile()) out.push(full);
-  }
-  return out;
-}
-
 describeDocker('your own app on the host Compose set: build, secret, release phase, preview, irreversible', () => {
   let set: ComposeSet;
   let stage: DockerStage;
   let ecr: ECRClient;
   let logs: CloudWatchLogsClient;
-  let slack: Server;
+  let slack: SlackReceiver;
+  const slackBodies = () => slack.received.map((r) => JSON.stringify(r.body));
   let registry: string;
   let repository: string;
   let dockerConfig: string;
-  const slackBodies: string[] = [];
   const cliLines: string[] = [];
   const awsEnv = () => ({ ...process.env, ...set.moto.env });
 
@@ -98,30 +90,14 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
       [names.ecrRepository]: repository,
       [names.imagePlatform]: `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`,
     });
-    slack = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        slackBodies.push(body);
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => slack.listen(0, '127.0.0.1', () => r()));
-    await stage.ssm.send(
-      new PutParameterCommand({
-        Name: names.slackWebhookUrl,
-        Value: `http://127.0.0.1:${(slack.address() as { port: number }).port}/hook`,
-        Type: 'SecureString',
-        Overwrite: true,
-      }),
-    );
+    slack = await slackForStage(stage);
   }, 240_000);
   afterAll(async () => {
     ecr?.destroy();
     logs?.destroy();
     await stage?.stop();
     await set?.down();
-    slack?.close();
+    await slack?.close();
     spawnSync('sh', ['-c', `docker images -q '${repository}' | xargs -r docker rmi -f`], { stdio: 'ignore' });
     if (dockerConfig) rmSync(dockerConfig, { recursive: true, force: true });
   }, 60_000);
@@ -231,7 +207,7 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
       'release record, every stored version': JSON.stringify(recordVersions.Parameters ?? []),
       'bluegreen history': formatHistory(historyRows(await stage.backend.history(), Date.now())),
       'the CLI output (secret set, release)': cliLines.join('\n'),
-      'Slack messages': slackBodies.join('\n'),
+      'Slack messages': slackBodies().join('\n'),
       'bluegreen-apply output (Run Command output)': stage.applyOutputs.join('\n'),
       'CloudWatch: the app log group': await cloudWatch(logGroupNames(set.stage).app),
       'docker logs of the three containers': ['blue', 'green', 'nginx']
@@ -358,6 +334,6 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
     // Not flipped back: the frozen release stays the active pool (its failures retried on green).
     expect(await activePool()).toBe('blue');
     expect(stage.guardActions.map((g) => g.action)).not.toContain('rollback');
-    await waitFor(() => slackBodies.some((b) => /frozen/i.test(b) && b.includes('v9-contract')), 'the page', 30_000);
+    await waitFor(() => slackBodies().some((b) => /frozen/i.test(b) && b.includes('v9-contract')), 'the page', 30_000);
   }, 300_000);
 });

@@ -20,6 +20,7 @@ import { ReleaseOptions } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
 import { hostResult, RunOnHostsResult } from '../../ops/release/run-command';
+import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
 import { ComposeSet } from './compose-set';
 
 const HOST = 'i-0harness0000000001';
@@ -186,4 +187,18 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
       for (const c of [ssm, logs, sqs]) c.destroy();
     },
   };
+}
+
+/** A local Slack stand-in the stage's alert function posts to: the stage's webhook parameter names it. */
+export async function slackForStage(stage: DockerStage): Promise<SlackReceiver> {
+  const slack = await startSlackReceiver();
+  await stage.ssm.send(
+    new PutParameterCommand({
+      Name: parameterNames(stage.set.stage).slackWebhookUrl,
+      Value: slack.url,
+      Type: 'SecureString',
+      Overwrite: true,
+    }),
+  );
+  return slack;
 }

@@ -13,17 +13,18 @@
 // The one place it is, besides the container: the pool's env file on the tmpfs
 // (BLUEGREEN_SECRETS_DIR), mode 0600, which Compose reads; and `docker inspect` shows it to root.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer, Server } from 'node:http';
+import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { GetParameterHistoryCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
+import { GetParameterHistoryCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
 import { parameterNames } from '../../core/names';
 import { secretCommand } from '../../ops/secrets/commands';
 import { formatHistory, historyRows } from '../../ops/release/history';
+import { filesUnder } from '../helpers/files';
+import { SlackReceiver } from '../helpers/slack-receiver';
 import { startLoad } from '../helpers/load';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
-import { DockerStage, startDockerStage } from './release-stage';
+import { DockerStage, slackForStage, startDockerStage } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
@@ -31,50 +32,23 @@ const describeDocker = describeWithDocker(__filename);
 const DB_PASSWORD = 'pw-7Qx9-Zk2m-Lr8v-secret-value';
 const API_KEY = 'ak-Hn4t-Wc6y-Pq1s-from-secrets-manager';
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(full));
-    else if (entry.isFile()) out.push(full);
-  }
-  return out;
-}
-
 describeDocker('secrets on the host Compose set', () => {
   let set: ComposeSet;
   let stage: DockerStage;
-  let slack: Server;
-  const slackBodies: string[] = [];
+  let slack: SlackReceiver;
+  const slackBodies = () => slack.received.map((r) => JSON.stringify(r.body));
   const cliLines: string[] = [];
   beforeAll(async () => {
     set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
     stage = await startDockerStage(set);
     // The CLI's SDK clients read the endpoint, region and credentials from the process environment.
     Object.assign(process.env, set.moto.env);
-    slack = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        slackBodies.push(body);
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((r) => slack.listen(0, '127.0.0.1', () => r()));
-    const port = (slack.address() as { port: number }).port;
-    await stage.ssm.send(
-      new PutParameterCommand({
-        Name: parameterNames(set.stage).slackWebhookUrl,
-        Value: `http://127.0.0.1:${port}/hook`,
-        Type: 'SecureString',
-        Overwrite: true,
-      }),
-    );
+    slack = await slackForStage(stage);
   }, 240_000);
   afterAll(async () => {
     await stage?.stop();
     await set?.down();
-    slack?.close();
+    await slack?.close();
   }, 60_000);
 
   const cli = (args: string[], stdin = '') =>
@@ -161,7 +135,7 @@ describeDocker('secrets on the host Compose set', () => {
       'release record versions': JSON.stringify(history.Parameters ?? []),
       'bluegreen history': formatHistory(historyRows(await stage.backend.history(), Date.now())),
       'CLI output': cliLines.join('\n'),
-      'Slack messages': slackBodies.join('\n'),
+      'Slack messages': slackBodies().join('\n'),
       'bluegreen-apply output': stage.applyOutputs.join('\n'),
       'container logs': ['blue', 'green', 'nginx']
         .map((p) => execFileSync('docker', ['logs', set.containerId(p as 'blue')], { encoding: 'utf8' }))
@@ -175,7 +149,7 @@ describeDocker('secrets on the host Compose set', () => {
       .map(([name]) => name);
     expect(found).toEqual([]);
     process.stdout.write(
-      `searched ${Object.keys(surfaces).length} surfaces (${slackBodies.length} Slack messages, ${stage.applyOutputs.length} bluegreen-apply runs)\n`,
+      `searched ${Object.keys(surfaces).length} surfaces (${slack.received.length} Slack messages, ${stage.applyOutputs.length} bluegreen-apply runs)\n`,
     );
   }, 300_000);
 
