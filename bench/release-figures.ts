@@ -101,7 +101,9 @@ export function stepTimes(record: ReleaseRecord, commandAt: number): StepTime[] 
     group.names.push(s.step);
   }
   flush();
-  if (record.finishedAt) out.push({ step: record.state, seconds: (Date.parse(record.finishedAt) - last) / 1000 });
+  // The finish, when no step marks it already (a bake's end is its `promoted` step).
+  if (record.finishedAt && Date.parse(record.finishedAt) > last)
+    out.push({ step: record.state, seconds: (Date.parse(record.finishedAt) - last) / 1000 });
   return out;
 }
 
