@@ -158,7 +158,8 @@ export class PoolAgent {
       return refuse(`${phase.pool} does not run ${phase.release} (it runs ${applied?.release ?? 'unknown'})`);
     const env = stack.poolEnv?.(phase.pool) ?? process.env;
     const started = Date.now();
-    const child = spawn('sh', ['-c', phase.command], {
+    // One stream for both, as on the host: two pipes read apart lose the order the command wrote in.
+    const child = spawn('sh', ['-c', 'exec sh -c "$1" 2>&1', 'sh', phase.command], {
       cwd: path.dirname(APP_ENTRY),
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1390,9 +1390,11 @@ run_pre_promote() {
   # The timeout runs inside the container, so the command itself is killed (killing `docker exec`
   # alone would leave it running there); the outer one is the backstop for an image without timeout(1).
   set +e
+  # Its stderr joins its stdout inside the container: `docker exec` carries the two as separate
+  # streams, and the record must keep the order the command wrote its lines in.
   # shellcheck disable=SC2016 # $0 and $1 are the container shell's
   timeout -k 10 "$((pre_timeout + 30))" docker exec "$cid" sh -c \
-    'if command -v timeout >/dev/null 2>&1; then exec timeout -k 10 "$0" sh -c "$1"; else exec sh -c "$1"; fi' \
+    'if command -v timeout >/dev/null 2>&1; then exec timeout -k 10 "$0" sh -c "$1" 2>&1; else exec sh -c "$1" 2>&1; fi' \
     "$pre_timeout" "$cmd" </dev/null >"$out" 2>&1
   code=$?
   set -e
