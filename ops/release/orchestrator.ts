@@ -174,8 +174,11 @@ export async function runRelease(
     if (gateFailed !== undefined) return gateFailed;
     const phaseFailed = await prePromote(run);
     if (phaseFailed !== undefined) return phaseFailed;
-    // Testers reach the new release once its release phase (a migration it needs) has run.
-    await openPreview(run);
+    // Testers reach the new release once its release phase (a migration it needs) has run, while it
+    // waits: left idle (--no-promote) or in its canary. An all-at-once release is promoted the moment
+    // after; a preview then would route nothing and cost the promotion a run on every host (1.1 s,
+    // bench/release-docker).
+    if (!options.promote || options.strategy === 'canary') await openPreview(run);
     if (!options.promote) {
       // Left open with the idle release: it ends at its promotion (a flip) or the next release.
       run.previewOpen = false;
@@ -187,7 +190,7 @@ export async function runRelease(
     }
     const promoted = await promote(run);
     if (typeof promoted === 'number') return promoted;
-    await endPreview(run, 'promoted: the preview ended');
+    if (run.previewOpen) await endPreview(run, 'promoted: the preview ended');
     return await watchBake(run, promoted.bakeUntil, promoted.maxBakeUntil);
   } catch (err) {
     if (err instanceof Superseded) return finishedElsewhere(run, err.record);
@@ -308,12 +311,24 @@ async function secretsToPin(
     if (options.secrets?.length) throw new BadInput(`--secret: ${backend.target} keeps no secrets`);
     return {};
   }
-  const stored = await backend.secretStore().list();
+  const store = backend.secretStore();
+  const stored = await store.list();
   let secrets: Record<string, string>;
   try {
     secrets = pinSecrets(stored, options.secrets, options.env, backend.target);
   } catch (err) {
     throw new BadInput((err as Error).message);
+  }
+  // A Secrets Manager secret is pinned to its current version too: a rotation after this release
+  // starts reaches a pool only through the next release, never through a restart or a new host.
+  for (const [name, pin] of Object.entries(secrets)) {
+    if (/^\d+$/.test(pin)) continue;
+    if (!store.pinReference) throw new BadInput(`secret ${name}: ${backend.target} cannot pin a Secrets Manager secret`);
+    try {
+      secrets[name] = await store.pinReference(pin);
+    } catch (err) {
+      throw new BadInput(`secret ${name}: ${(err as Error).message}`);
+    }
   }
   // The pool's options parameter is a standard one: the pins (names, versions, references) must fit.
   const bytes = Buffer.byteLength(serializePoolOptions({ ...options.poolOptions, secrets }), 'utf8');

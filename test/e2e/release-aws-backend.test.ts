@@ -165,14 +165,32 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
     'smoke',
     'host',
   ]);
-  // The deploy, then the preview opened after the gate and ended at the promotion (bluegreen-apply
-  // --preview on every host each time); the parameter is a SecureString, off again.
-  expect(fake.calls).toEqual([['--retry'], ['--preview'], ['--preview']]);
-  expect(record.preview).toBe(true);
-  const preview = (await ssm.send(new GetParameterCommand({ Name: names.preview, WithDecryption: true }))).Parameter!;
-  expect(preview).toMatchObject({ Type: 'SecureString', Value: 'off', Version: 2 });
-  expect(lines.join('\n')).toMatch(/X-Bluegreen-Preview: [A-Za-z0-9_-]{32}/);
+  // The deploy only: an all-at-once release promoted at once opens no preview.
+  expect(fake.calls).toEqual([['--retry']]);
+  expect(record.preview).toBeUndefined();
   expect(lines.join('\n')).toMatch(/PROMOTED by hand: v2 on green/);
+});
+
+test('--no-promote opens a preview on every host (the token in a SecureString); the next release ends it at its start', async () => {
+  const fake = host(() => true);
+  const lines: string[] = [];
+  const backend = new AwsReleaseBackend({ ssm, stage, pollMs: 50, runApply: fake.runApply });
+  expect(await runRelease(options({ promote: false }), backend, io(lines))).toBe(0);
+  // The deploy, then bluegreen-apply --preview on every host; the token is printed, never recorded.
+  expect(fake.calls).toEqual([['--retry'], ['--preview']]);
+  const token = /X-Bluegreen-Preview: ([A-Za-z0-9_-]{32})/.exec(lines.join('\n'))![1];
+  const record = (await backend.readRecord())!;
+  expect(record).toMatchObject({ state: 'deployed', preview: true });
+  expect(JSON.stringify(record)).not.toContain(token);
+  const read = async () =>
+    (await ssm.send(new GetParameterCommand({ Name: names.preview, WithDecryption: true }))).Parameter!;
+  expect(await read()).toMatchObject({ Type: 'SecureString', Value: `${record.pool} ${token}` });
+  // The next release redeploys that pool: its preview ends first.
+  fake.calls.length = 0;
+  expect(await runRelease(options({ release: 'v3', promote: false }), backend, io(lines))).toBe(0);
+  expect(fake.calls.slice(0, 2)).toEqual([['--preview'], ['--retry']]);
+  expect(lines.join('\n')).toMatch(/the preview of .* ended/);
+  expect((await read()).Value).not.toContain(token);
 });
 
 test('a host failing the health gate fails the release and puts the idle pool back on its previous release', async () => {

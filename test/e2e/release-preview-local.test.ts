@@ -182,9 +182,10 @@ test('(d) promotion by flip ends the preview: the token routes nothing, before a
   expect(await get({ [PREVIEW_HEADER]: token })).toMatchObject({ pool: 'blue' });
 });
 
-test('(e) a release that is promoted: its preview opens after the gate and ends at promotion; the old token stays dead', async () => {
+test('(e) a canary release that is promoted: its preview opens after the gate and ends at promotion; the old token stays dead', async () => {
   const old = token;
-  const c = cli('release', '--release', 'r3', '--bake', '2s');
+  // A canary: an all-at-once release promoted at once opens no preview (nobody could use it).
+  const c = cli('release', '--release', 'r3', '--bake', '2s', '--canary-duration', '3s');
   // While it runs, before the promotion: the printed token reaches green.
   await waitFor(() => /X-Bluegreen-Preview: /.test(c.output()), 'the preview to open', 30_000);
   const fresh = printedToken(c.output());

@@ -598,7 +598,7 @@ describe('preview before promotion (a backend that has previews)', () => {
   }
 
   test('opened after the gate with a fresh token, printed in both forms, ended at the promotion; never in the record', async () => {
-    const { backend, run, text } = previewSetup();
+    const { backend, run, text } = previewSetup(['--strategy', 'canary', '--canary-duration', '30s']);
     backend.server = promoteAtBakeEnd;
     expect(await run()).toBe(0);
     const [opened, ended] = backend.previews;
@@ -609,15 +609,21 @@ describe('preview before promotion (a backend that has previews)', () => {
     expect(text()).toContain(`http://entry.example/_bluegreen/preview?token=${opened!.token}`);
     expect(text()).toMatch(/promoted: the preview ended/);
     expect(backend.record!.preview).toBe(true);
-    expect(backend.record!.steps.map((s) => s.step)).toEqual([
-      'start',
-      'restart',
-      'gate',
-      'preview',
-      'promoting',
-      'promote',
-    ]);
+    const steps = backend.record!.steps.map((s) => s.step);
+    expect(steps.slice(0, 4)).toEqual(['start', 'restart', 'gate', 'preview']);
+    expect(steps.indexOf('canary')).toBeGreaterThan(steps.indexOf('preview'));
+    expect(steps.slice(-2)).toEqual(['promoting', 'promote']);
     expect(JSON.stringify(backend.versions)).not.toContain(opened!.token);
+  });
+
+  test('an all-at-once release promoted at once opens none: nobody could use it, and the flip would wait for it', async () => {
+    const { backend, run, text } = previewSetup();
+    backend.server = promoteAtBakeEnd;
+    expect(await run()).toBe(0);
+    expect(backend.previews).toEqual([]);
+    expect(text()).not.toMatch(/preview/);
+    expect(backend.record!.preview).toBeUndefined();
+    expect(backend.record!.steps.map((s) => s.step)).toEqual(['start', 'restart', 'gate', 'promoting', 'promote']);
   });
 
   test('--no-promote leaves it open; the next release ends it at its start; a failed gate opens none', async () => {
@@ -651,10 +657,10 @@ describe('preview before promotion (a backend that has previews)', () => {
   });
 
   test('a preview that cannot be opened does not stop the release', async () => {
-    const { backend, run, text } = previewSetup();
+    const { backend, run, text } = previewSetup(['--no-promote']);
     backend.refuse = true;
-    backend.server = promoteAtBakeEnd;
     expect(await run()).toBe(0);
+    expect(backend.record!.state).toBe('deployed');
     expect(text()).toMatch(/preview not opened \(the release goes on without it\): not applied on every host/);
     expect(backend.previews).toEqual([undefined]);
     expect(backend.record!.preview).toBeUndefined();
