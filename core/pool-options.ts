@@ -42,12 +42,21 @@ export interface PoolOptionsRule {
 
 /** A Parameter Store version (1..): what `bluegreen release` pins a SecureString secret to. */
 export const SECRET_VERSION_PATTERN = '[1-9][0-9]{0,9}';
+/** A Secrets Manager secret's full ARN: …:secret:<name>-<6 random characters> (six colons). */
+const SECRET_ARN_BASE = 'arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}';
+/** One key of the secret's JSON. */
+const SECRET_JSON_KEY = '[A-Za-z0-9_.-]{1,128}';
+/** A Secrets Manager version id (32-64 characters; a UUID when Secrets Manager makes it). */
+export const SECRET_VERSION_ID_PATTERN = '[A-Za-z0-9-]{32,64}';
+/** What `secret set --from-secrets-manager` stores: the ARN, then optionally `:<json key>`. */
+export const SECRET_ARN_PATTERN = `${SECRET_ARN_BASE}(?::${SECRET_JSON_KEY})?`;
 /**
- * A Secrets Manager secret's full ARN (…:secret:<name>-<6 random characters>), then optionally
- * `:<json key>`: the host fetches its current value and, with a key, that key of its JSON.
+ * What a release pins for a Secrets Manager secret: the version current at its start, in ECS's
+ * `valueFrom` shape `<ARN>:<json key or empty>:<version stage, empty>:<version id>` (nine colons).
+ * The unpinned form (SECRET_ARN_PATTERN: the current value at every fetch) is still read, for
+ * options written before releases pinned it.
  */
-export const SECRET_ARN_PATTERN =
-  'arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}(?::[A-Za-z0-9_.-]{1,128})?';
+export const SECRET_SM_PIN_PATTERN = `${SECRET_ARN_BASE}(?::(?:${SECRET_JSON_KEY})?::${SECRET_VERSION_ID_PATTERN}|:${SECRET_JSON_KEY})?`;
 
 export const POOL_OPTIONS_RULE: PoolOptionsRule = {
   seconds: {
@@ -58,7 +67,7 @@ export const POOL_OPTIONS_RULE: PoolOptionsRule = {
   },
   secretNamePattern: POOL_ENV_RULE.keyPattern,
   reservedNames: POOL_ENV_RULE.reservedKeys,
-  secretRefPattern: `(?:${SECRET_VERSION_PATTERN}|${SECRET_ARN_PATTERN})`,
+  secretRefPattern: `(?:${SECRET_VERSION_PATTERN}|${SECRET_SM_PIN_PATTERN})`,
   maxSecrets: 50,
   problems: {
     notJson: 'not valid JSON',
@@ -73,13 +82,14 @@ export const POOL_OPTIONS_RULE: PoolOptionsRule = {
       'secret names must be environment variable names (a letter or _, then letters, digits or _; at most 128)',
     reservedSecretName: 'APP_POOL, RELEASE_ID, PORT and HOST are set by the host',
     badSecretRef:
-      'each secret must be a Parameter Store version (1, 2, ...) or a Secrets Manager ARN with an optional :key',
+      'each secret must be a Parameter Store version (1, 2, ...) or a Secrets Manager ARN with an optional :key and ::version id',
   },
 };
 
 const SECONDS_KEYS = Object.keys(POOL_OPTIONS_RULE.seconds) as PoolOptionSecondsKey[];
 const KNOWN_KEYS: ReadonlySet<string> = new Set(['secrets', ...SECONDS_KEYS]);
-const whole = (re: string) => new RegExp(`^(?:${re})$`);
+/** A pattern of this rule as a regular expression for the whole string. */
+export const whole = (re: string) => new RegExp(`^(?:${re})$`);
 const NAME = whole(POOL_OPTIONS_RULE.secretNamePattern);
 const REF = whole(POOL_OPTIONS_RULE.secretRefPattern);
 const problems = POOL_OPTIONS_RULE.problems;

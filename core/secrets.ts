@@ -30,6 +30,11 @@ export interface SecretStore {
   set(name: string, value: string): Promise<StoredSecret>;
   /** Stores a Secrets Manager reference instead of a value (AWS only). */
   setReference(name: string, reference: string): Promise<StoredSecret>;
+  /**
+   * A Secrets Manager reference pinned to the secret's current version (secretsManagerPin), so a
+   * rotation reaches the pools through a release only. AWS only: a local store holds values.
+   */
+  pinReference?(reference: string): Promise<string>;
   /** Deletes the secret (every version); false when there was none. */
   remove(name: string): Promise<boolean>;
 }
@@ -64,7 +69,29 @@ export function secretsManagerReferenceProblem(reference: string): string | unde
     : `--from-secrets-manager must be a Secrets Manager secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>), optionally followed by :<json key>, got "${reference}"`;
 }
 
-/** What a release pins for a secret: its version, or (Secrets Manager) its reference. */
+/** A Secrets Manager reference or pin, in parts: `<ARN>[:<key>]` or `<ARN>:<key or empty>::<version id>`. */
+export interface SecretsManagerRef {
+  arn: string;
+  key?: string;
+  versionId?: string;
+}
+
+/** The parts of a reference or pin (an ARN has six colons: a seventh starts the key, nine a pin). */
+export function parseSecretsManagerRef(ref: string): SecretsManagerRef {
+  const parts = ref.split(':');
+  const arn = parts.slice(0, 7).join(':');
+  const key = parts[7] || undefined;
+  const versionId = parts.length === 10 ? parts[9] : undefined;
+  return { arn, ...(key ? { key } : {}), ...(versionId ? { versionId } : {}) };
+}
+
+/** A reference pinned to one version, in ECS's valueFrom shape (stage left empty: the id says it all). */
+export function secretsManagerPin(reference: string, versionId: string): string {
+  const { arn, key } = parseSecretsManagerRef(reference);
+  return `${arn}:${key ?? ''}::${versionId}`;
+}
+
+/** What a release pins for a secret: its version, or (Secrets Manager) its reference, pinned later. */
 export function pinOf(secret: StoredSecret): string {
   return secret.kind === 'secrets-manager' && secret.reference ? secret.reference : String(secret.version);
 }
@@ -114,9 +141,14 @@ export function formatSecretList(secrets: readonly StoredSecret[], target: strin
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-/** Pinned secrets as the record and the CLI show them: `NAME@3`, `NAME@secrets-manager`. */
+/** Pinned secrets as the record and the CLI show them: `NAME@v3`, `NAME@secrets-manager:<version id's first 8>`. */
 export function describePinned(secrets: Record<string, string> | undefined): string {
+  const shown = (pin: string) => {
+    if (/^\d+$/.test(pin)) return `v${pin}`;
+    const { versionId } = parseSecretsManagerRef(pin);
+    return versionId ? `secrets-manager:${versionId.slice(0, 8)}` : 'secrets-manager';
+  };
   return Object.entries(secrets ?? {})
-    .map(([n, pin]) => `${n}@${/^\d+$/.test(pin) ? `v${pin}` : 'secrets-manager'}`)
+    .map(([n, pin]) => `${n}@${shown(pin)}`)
     .join(', ');
 }

@@ -282,19 +282,17 @@ fetch_secrets() {
     fs_objs="$fs_objs$fs_obj
 "
   fi
-  # Secrets Manager: the secret's current value, or one key of its JSON.
+  # Secrets Manager: the version the release pinned (or, pinned before releases did, the current
+  # one), or one key of its JSON.
   for fs_line in $(printf '%s\n' "$fs_refs" | awk '$2 ~ /^arn:/ {print $1 "=" $2}'); do
     fs_name=${fs_line%%=*}
     fs_ref=${fs_line#*=}
-    fs_key=
-    fs_arn=$fs_ref
-    # The ARN has six colons; a seventh starts the JSON key.
-    if [ "$(printf '%s' "$fs_ref" | tr -cd : | wc -c)" -eq 7 ]; then
-      fs_key=${fs_ref##*:}
-      fs_arn=${fs_ref%:*}
-    fi
-    if ! fs_out=$(aws secretsmanager get-secret-value --secret-id "$fs_arn" --output json 2>&1); then
-      printf '%s\n' "secret $fs_name: could not read $fs_arn from Secrets Manager: $(oneline "$fs_out" | cut -c1-300)"
+    # The ARN has six colons; a seventh starts the JSON key; a pin has nine: <ARN>:<key>::<version id>.
+    fs_arn=$(printf '%s' "$fs_ref" | cut -d: -f1-7)
+    fs_key=$(printf '%s' "$fs_ref" | cut -s -d: -f8)
+    fs_version=$(printf '%s' "$fs_ref" | cut -s -d: -f10)
+    if ! fs_out=$(aws secretsmanager get-secret-value --secret-id "$fs_arn" ${fs_version:+--version-id "$fs_version"} --output json 2>&1); then
+      printf '%s\n' "secret $fs_name: could not read $fs_arn${fs_version:+ version $fs_version} from Secrets Manager: $(oneline "$fs_out" | cut -c1-300)"
       return 1
     fi
     if ! fs_obj=$(printf '%s' "$fs_out" | jq -ce --arg n "$fs_name" --arg k "$fs_key" \

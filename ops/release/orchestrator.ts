@@ -323,7 +323,8 @@ async function secretsToPin(
   // starts reaches a pool only through the next release, never through a restart or a new host.
   for (const [name, pin] of Object.entries(secrets)) {
     if (/^\d+$/.test(pin)) continue;
-    if (!store.pinReference) throw new BadInput(`secret ${name}: ${backend.target} cannot pin a Secrets Manager secret`);
+    if (!store.pinReference)
+      throw new BadInput(`secret ${name}: ${backend.target} cannot pin a Secrets Manager secret`);
     try {
       secrets[name] = await store.pinReference(pin);
     } catch (err) {

@@ -8,16 +8,32 @@ import {
   PutParameterCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { parameterNames, secretParameterName } from '../../core/names';
-import { SecretStore, StoredSecret } from '../../core/secrets';
+import { SECRET_VERSION_ID_PATTERN, whole } from '../../core/pool-options';
+import { parseSecretsManagerRef, secretsManagerPin, SecretStore, StoredSecret } from '../../core/secrets';
+import { sdkRetryConfig } from '../../core/ssm-budget';
+
+/** The stage label Secrets Manager gives the version a GetSecretValue without a version returns. */
+const CURRENT = 'AWSCURRENT';
 
 export class AwsSecretStore implements SecretStore {
   readonly target: string;
+  private readonly secretsManager: Pick<SecretsManagerClient, 'send'>;
   constructor(
     private readonly ssm: SSMClient,
     private readonly stage: string,
+    secretsManager?: Pick<SecretsManagerClient, 'send'>,
   ) {
     this.target = `stage ${stage}`;
+    // Same region and credentials as the SSM client: one --region/--profile for the whole command.
+    this.secretsManager =
+      secretsManager ??
+      new SecretsManagerClient({
+        region: ssm.config.region,
+        credentials: ssm.config.credentials,
+        ...sdkRetryConfig(),
+      });
   }
 
   private stored(p: Parameter): StoredSecret {
@@ -75,6 +91,27 @@ export class AwsSecretStore implements SecretStore {
 
   setReference(name: string, reference: string): Promise<StoredSecret> {
     return this.put(name, reference, 'String');
+  }
+
+  /**
+   * DescribeSecret (names the versions and their stages, never a value): the version labelled
+   * AWSCURRENT. The host then fetches exactly that version (get-secret-value --version-id).
+   */
+  async pinReference(reference: string): Promise<string> {
+    const { arn } = parseSecretsManagerRef(reference);
+    let stages: Record<string, string[]> | undefined;
+    try {
+      stages = (await this.secretsManager.send(new DescribeSecretCommand({ SecretId: arn }))).VersionIdsToStages;
+    } catch (err) {
+      throw new Error(`could not read ${arn}'s current version from Secrets Manager: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const current = Object.entries(stages ?? {}).find(([, labels]) => labels.includes(CURRENT))?.[0];
+    if (!current) throw new Error(`${arn} has no version labelled ${CURRENT} (does it hold a value yet?)`);
+    if (!whole(SECRET_VERSION_ID_PATTERN).test(current))
+      throw new Error(`${arn}'s current version id "${current}" is not ${SECRET_VERSION_ID_PATTERN}`);
+    return secretsManagerPin(reference, current);
   }
 
   async remove(name: string): Promise<boolean> {

@@ -23,7 +23,8 @@ export const SECRET_USAGE = `usage: bluegreen secret set NAME [--file F | --from
        --from-secrets-manager stores a reference instead: the host fetches the secret (and its JSON key)
        itself; the secret must carry the tag BluegreenStage=<stage>.
   A pool gets the stage's secrets through a release (all of them, or the --secret NAME it names),
-  pinned to the version current when the release starts: rotating a secret = secret set + a release.
+  pinned to the version current when the release starts (a Secrets Manager secret too, by version id):
+  rotating a secret = secret set (or a new Secrets Manager version) + a release.
   list: names, versions, kind and last change; never a value.`;
 
 /** Where the value comes from: stdin (piped) or a file. */

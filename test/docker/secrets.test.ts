@@ -38,6 +38,14 @@ describeDocker('secrets on the host Compose set', () => {
   let slack: SlackReceiver;
   const slackBodies = () => slack.received.map((r) => JSON.stringify(r.body));
   const cliLines: string[] = [];
+  let apiKey: { ARN: string; VersionId: string };
+  const aws = (...args: string[]) =>
+    JSON.parse(
+      execFileSync('aws', [...args, '--output', 'json'], {
+        env: { ...process.env, ...set.moto.env },
+        encoding: 'utf8',
+      }),
+    ) as { ARN: string; VersionId: string };
   beforeAll(async () => {
     set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
     stage = await startDockerStage(set);
@@ -65,24 +73,17 @@ describeDocker('secrets on the host Compose set', () => {
   test('secret set, then a release under load: 0 failed; the container has the values; no other surface has them', async () => {
     expect(await cli(['set', 'DB_PASSWORD'], `${DB_PASSWORD}\n`)).toBe(0);
     // A Secrets Manager secret (JSON with a key), tagged for the stage as the host role requires.
-    const created = JSON.parse(
-      execFileSync(
-        'aws',
-        [
-          'secretsmanager',
-          'create-secret',
-          '--name',
-          `dock/api-${process.pid}`,
-          '--secret-string',
-          JSON.stringify({ key: API_KEY, other: 'x' }),
-          '--tags',
-          `Key=BluegreenStage,Value=${set.stage}`,
-          '--output',
-          'json',
-        ],
-        { env: { ...process.env, ...set.moto.env }, encoding: 'utf8' },
-      ),
-    ) as { ARN: string };
+    const created = aws(
+      'secretsmanager',
+      'create-secret',
+      '--name',
+      `dock/api-${process.pid}`,
+      '--secret-string',
+      JSON.stringify({ key: API_KEY, other: 'x' }),
+      '--tags',
+      `Key=BluegreenStage,Value=${set.stage}`,
+    );
+    apiKey = created;
     expect(await cli(['set', 'API_KEY', '--from-secrets-manager', `${created.ARN}:key`])).toBe(0);
     expect(await cli(['list'])).toBe(0);
     expect(cliLines.join('\n')).toMatch(/DB_PASSWORD\s+v1\s+parameter-store/);
@@ -116,9 +117,10 @@ describeDocker('secrets on the host Compose set', () => {
     expect(containerEnv).toContain(`DB_PASSWORD=${DB_PASSWORD}\n`);
     expect(containerEnv).toContain(`API_KEY=${API_KEY}\n`);
 
-    // The record pins names and versions only.
+    // The record pins names and versions only: the Secrets Manager secret at the version that was
+    // current when the release started.
     const record = (await stage.backend.readRecord())!;
-    expect(record.options?.secrets).toEqual({ API_KEY: `${created.ARN}:key`, DB_PASSWORD: '1' });
+    expect(record.options?.secrets).toEqual({ API_KEY: `${created.ARN}:key::${created.VersionId}`, DB_PASSWORD: '1' });
 
     // The one file that holds them: on the tmpfs, 0600.
     const secretsFile = path.join(set.env.BLUEGREEN_SECRETS_DIR, 'green.env');
@@ -153,9 +155,19 @@ describeDocker('secrets on the host Compose set', () => {
     );
   }, 300_000);
 
-  test('rotation: secret set v2, a release that fails its gate puts the pool back without it (its previous secrets file), a good one gives the new pool v2 while the previous pool keeps v1', async () => {
+  test('rotation: secret set v2 and a new Secrets Manager version, a release that fails its gate puts the pool back without them (its previous secrets file), a good one gives the new pool both while the previous pool keeps its pins, even when restarted without a release', async () => {
     const ROTATED = 'pw-rotated-Vb3n-Ty5u-second-value';
+    const API_ROTATED = 'ak-rotated-Mm2k-Jh7g-second-version';
     expect(await cli(['set', 'DB_PASSWORD'], ROTATED)).toBe(0);
+    const rotated = aws(
+      'secretsmanager',
+      'put-secret-value',
+      '--secret-id',
+      apiKey.ARN,
+      '--secret-string',
+      JSON.stringify({ key: API_ROTATED }),
+    );
+    expect(rotated.VersionId).not.toBe(apiKey.VersionId);
     const blueFile = path.join(set.env.BLUEGREEN_SECRETS_DIR, 'blue.env');
     const bad = await stage.release({ release: 'v3-bad', env: { FAIL_HEALTHZ: '1' }, bakeSeconds: 10 });
     expect(bad.code).toBe(1);
@@ -180,12 +192,30 @@ describeDocker('secrets on the host Compose set', () => {
     expect(good.code).toBe(0);
     expect(summarize(result.samples, result.durationMs).failed).toBe(0);
     expect(blueEnv()).toContain(`DB_PASSWORD=${ROTATED}\n`);
-    expect(execFileSync('docker', ['exec', set.containerId('green'), 'env'], { encoding: 'utf8' })).toContain(
-      `DB_PASSWORD=${DB_PASSWORD}\n`,
-    );
-    expect((await stage.backend.readRecord())!.options?.secrets?.DB_PASSWORD).toBe('2');
-    const printed = [...bad.lines, ...good.lines, ...stage.applyOutputs, ...cliLines].join('\n');
-    expect(printed).not.toContain(ROTATED);
-    expect(printed).not.toContain(DB_PASSWORD);
+    expect(blueEnv()).toContain(`API_KEY=${API_ROTATED}\n`);
+    const greenEnv = () => execFileSync('docker', ['exec', set.containerId('green'), 'env'], { encoding: 'utf8' });
+    expect(greenEnv()).toContain(`DB_PASSWORD=${DB_PASSWORD}\n`);
+    expect(greenEnv()).toContain(`API_KEY=${API_KEY}\n`);
+    expect((await stage.backend.readRecord())!.options?.secrets).toEqual({
+      API_KEY: `${apiKey.ARN}:key::${rotated.VersionId}`,
+      DB_PASSWORD: '2',
+    });
+
+    // Green (idle, on v1's pins) loses its container; the per-minute run starts it again on what
+    // it runs: the versions its release pinned, not the rotated ones.
+    execFileSync('docker', ['rm', '-f', set.containerId('green')]);
+    const restarted = await set.apply('--no-deploy');
+    expect(restarted.stdout).toContain('step=secrets pool=green ok=true');
+    expect(greenEnv()).toContain(`DB_PASSWORD=${DB_PASSWORD}\n`);
+    expect(greenEnv()).toContain(`API_KEY=${API_KEY}\n`);
+    const printed = [
+      ...bad.lines,
+      ...good.lines,
+      ...stage.applyOutputs,
+      restarted.stdout,
+      restarted.stderr,
+      ...cliLines,
+    ].join('\n');
+    for (const value of [ROTATED, DB_PASSWORD, API_KEY, API_ROTATED]) expect(printed).not.toContain(value);
   }, 300_000);
 });

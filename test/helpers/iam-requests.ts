@@ -851,6 +851,27 @@ export function requestTable(f: StageFacts): RequestRow[] {
   );
   allow(
     op,
+    'ops/secrets/aws-store.ts',
+    "release: a Secrets Manager reference's current version id (DescribeSecret: no value), the secret tagged with the stage",
+    'secretsmanager:DescribeSecret',
+    {
+      arn: `arn:${P}:secretsmanager:${R}:${A}:secret:shop/api-AbCdEf`,
+      context: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: stage },
+    },
+  );
+  deny(
+    op,
+    'ops/secrets/aws-store.ts',
+    'release: DescribeSecret of a secret tagged for another stage, or not tagged',
+    'secretsmanager:DescribeSecret',
+    {
+      arn: `arn:${P}:secretsmanager:${R}:${A}:secret:shop/api-AbCdEf`,
+      context: { [`aws:ResourceTag/${STAGE_TAG_KEY}`]: other },
+    },
+    `arn:${P}:secretsmanager:${R}:${A}:secret:shop/untagged-AbCdEf`,
+  );
+  allow(
+    op,
     'ops/release/aws-backend.ts',
     'release --pre-promote: Run Command to one host of the stage, by instance id',
     'ssm:SendCommand',
@@ -959,6 +980,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
     'client-cloudwatch-logs': 'logs',
     'client-sqs': 'sqs',
     'client-ecr': 'ecr',
+    'client-secrets-manager': 'secretsmanager',
   };
   const pascal = (kebab: string) => kebab.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
   const calls: Array<{ source: string; action: string }> = [];

@@ -34,6 +34,7 @@ function host(text: string): Promise<string> {
 
 const p = POOL_OPTIONS_RULE.problems;
 const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf';
+const VERSION_ID = 'a1b2c3d4-5678-90ab-cdef-EXAMPLE11111';
 const CASES: Array<[string, string, string | undefined]> = [
   ['no options', '{}', undefined],
   [
@@ -43,6 +44,11 @@ const CASES: Array<[string, string, string | undefined]> = [
   ],
   ['a Secrets Manager reference', `{"secrets":{"DB":"${ARN}"}}`, undefined],
   ['a Secrets Manager reference with a JSON key', `{"secrets":{"DB":"${ARN}:password"}}`, undefined],
+  ['a Secrets Manager pin', `{"secrets":{"DB":"${ARN}:::${VERSION_ID}"}}`, undefined],
+  ['a Secrets Manager pin with a JSON key', `{"secrets":{"DB":"${ARN}:password::${VERSION_ID}"}}`, undefined],
+  ['a pin with a version stage', `{"secrets":{"DB":"${ARN}:password:AWSCURRENT:${VERSION_ID}"}}`, p.badSecretRef],
+  ['a pin with a short version id', `{"secrets":{"DB":"${ARN}:::abc"}}`, p.badSecretRef],
+  ['a pin with a version id of another alphabet', `{"secrets":{"DB":"${ARN}:::${'$'.repeat(36)}"}}`, p.badSecretRef],
   [
     'the bounds themselves',
     '{"healthStartPeriodSeconds":1800,"healthTimeoutSeconds":1,"drainSeconds":3600}',

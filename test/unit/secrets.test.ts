@@ -4,16 +4,23 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DescribeSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
 import { ConfigError } from '../../core/config-error';
 import {
+  describePinned,
   formatSecretList,
+  parseSecretsManagerRef,
   pinSecrets,
+  secretsManagerPin,
   secretNameProblem,
   secretsManagerReferenceProblem,
   secretValueProblem,
   StoredSecret,
 } from '../../core/secrets';
 import { LocalSecretStore, localSecretsFile, resolveLocalSecrets } from '../../local/secret-store';
+import { AwsSecretStore } from '../../ops/secrets/aws-store';
 import { secretCommand } from '../../ops/secrets/commands';
 import { parseReleaseArgs } from '../../ops/release/args';
 
@@ -65,6 +72,21 @@ test('--secret NAME is repeatable and checked; absent = all', () => {
   expect(parseReleaseArgs(['--release', 'r1', '--secret', 'A', '--secret', 'B']).options.secrets).toEqual(['A', 'B']);
   expect(parseReleaseArgs(['--release', 'r1']).options.secrets).toBeUndefined();
   expect(() => parseReleaseArgs(['--release', 'r1', '--secret', 'HOST'])).toThrow(ConfigError);
+});
+
+test('a Secrets Manager pin: the reference at one version, in ECS valueFrom shape; parsed back by the same rule as the host', () => {
+  const id = 'a1b2c3d4-5678-90ab-cdef-EXAMPLE11111';
+  expect(secretsManagerPin(ARN, id)).toBe(`${ARN}:::${id}`);
+  expect(secretsManagerPin(`${ARN}:password`, id)).toBe(`${ARN}:password::${id}`);
+  expect(parseSecretsManagerRef(`${ARN}:password::${id}`)).toEqual({ arn: ARN, key: 'password', versionId: id });
+  expect(parseSecretsManagerRef(`${ARN}:::${id}`)).toEqual({ arn: ARN, versionId: id });
+  expect(parseSecretsManagerRef(`${ARN}:password`)).toEqual({ arn: ARN, key: 'password' });
+  expect(parseSecretsManagerRef(ARN)).toEqual({ arn: ARN });
+  // A pin of an old pin keeps the key and takes the new version.
+  expect(secretsManagerPin(`${ARN}:password::${id}`, 'f'.repeat(32))).toBe(`${ARN}:password::${'f'.repeat(32)}`);
+  expect(describePinned({ DB: '3', API: `${ARN}:password::${id}`, OLD: ARN })).toBe(
+    'DB@v3, API@secrets-manager:a1b2c3d4, OLD@secrets-manager',
+  );
 });
 
 test('the listing shows names, versions, kind and last change', () => {
@@ -149,5 +171,37 @@ describe('local mode', () => {
 
   test('a terminal on stdin: refused with how to pipe the value', async () => {
     await expect(run(['set', 'DB_PASSWORD'], '', true)).rejects.toThrow(/pipe the value/);
+  });
+});
+
+describe('pinning a Secrets Manager reference (AwsSecretStore.pinReference)', () => {
+  const sm = mockClient(SecretsManagerClient);
+  const store = new AwsSecretStore(
+    new SSMClient({ region: 'eu-west-1' }),
+    'prod',
+    sm as unknown as SecretsManagerClient,
+  );
+  const id = 'a1b2c3d4-5678-90ab-cdef-EXAMPLE22222';
+  afterEach(() => sm.reset());
+
+  test('the version labelled AWSCURRENT, asked of DescribeSecret (no value), for the ARN without its key', async () => {
+    sm.on(DescribeSecretCommand).resolves({
+      VersionIdsToStages: { ['b'.repeat(36)]: ['AWSPREVIOUS'], [id]: ['AWSCURRENT', 'mine'] },
+    });
+    expect(await store.pinReference(`${ARN}:password`)).toBe(`${ARN}:password::${id}`);
+    expect(sm.commandCalls(DescribeSecretCommand).map((c) => c.args[0].input)).toEqual([{ SecretId: ARN }]);
+  });
+
+  test('no current version, a version id the host would refuse, or a denied call: one line naming the secret', async () => {
+    sm.on(DescribeSecretCommand).resolves({ VersionIdsToStages: { [id]: ['AWSPENDING'] } });
+    await expect(store.pinReference(ARN)).rejects.toThrow(`${ARN} has no version labelled AWSCURRENT`);
+    sm.on(DescribeSecretCommand).resolves({ VersionIdsToStages: { 'x y': ['AWSCURRENT'] } });
+    await expect(store.pinReference(ARN)).rejects.toThrow(/current version id "x y" is not/);
+    sm.on(DescribeSecretCommand).rejects(
+      Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }),
+    );
+    await expect(store.pinReference(ARN)).rejects.toThrow(
+      `could not read ${ARN}'s current version from Secrets Manager: User is not authorized`,
+    );
   });
 });
