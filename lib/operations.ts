@@ -5,6 +5,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { APP_LOG_QUERY, APP_LOG_QUERY_NAME, INSIGHTS_QUERIES, QueryName } from '../core/insights-queries';
+import { POOLS } from '../core/pools';
 
 export interface OperationsProps {
   readonly stage: string;
@@ -58,13 +59,18 @@ export class Operations extends Construct {
     ) as Record<QueryName, logs.CfnQueryDefinition>;
   }
 
-  /** Metric filters on the JSON access log: requests and latency by pool, client-facing 5xx. */
+  /**
+   * Metric filters on the JSON access log: requests and latency by pool, client-facing 5xx. Users'
+   * requests only: a preview request (`preview` holds its pool) is a tester's, and a preview's 500s
+   * must not show on the stage's error graphs, as no alert counts them either.
+   */
   private addAccessMetricFilters(accessLogGroup: logs.ILogGroup): void {
     const ns = this.accessMetricsNamespace;
-    for (const pool of ['blue', 'green']) {
+    const notPreview = POOLS.map((p) => logs.FilterPattern.stringValue('$.preview', '!=', p));
+    for (const pool of POOLS) {
       new logs.MetricFilter(this, `Requests-${pool}`, {
         logGroup: accessLogGroup,
-        filterPattern: logs.FilterPattern.stringValue('$.pool', '=', pool),
+        filterPattern: logs.FilterPattern.all(logs.FilterPattern.stringValue('$.pool', '=', pool), ...notPreview),
         metricNamespace: ns,
         metricName: `Requests-${pool}`,
         metricValue: '1',
@@ -75,6 +81,7 @@ export class Operations extends Construct {
         filterPattern: logs.FilterPattern.all(
           logs.FilterPattern.stringValue('$.pool', '=', pool),
           logs.FilterPattern.numberValue('$.status', '>=', 500),
+          ...notPreview,
         ),
         metricNamespace: ns,
         metricName: `Errors5xx-${pool}`,
@@ -84,7 +91,7 @@ export class Operations extends Construct {
     }
     new logs.MetricFilter(this, 'ClientErrors5xx', {
       logGroup: accessLogGroup,
-      filterPattern: logs.FilterPattern.numberValue('$.status', '>=', 500),
+      filterPattern: logs.FilterPattern.all(logs.FilterPattern.numberValue('$.status', '>=', 500), ...notPreview),
       metricNamespace: ns,
       metricName: 'ClientErrors5xx',
       metricValue: '1',
@@ -92,7 +99,7 @@ export class Operations extends Construct {
     });
     new logs.MetricFilter(this, 'RequestTime', {
       logGroup: accessLogGroup,
-      filterPattern: logs.FilterPattern.exists('$.request_time'),
+      filterPattern: logs.FilterPattern.all(logs.FilterPattern.exists('$.request_time'), ...notPreview),
       metricNamespace: ns,
       metricName: 'RequestTime',
       metricValue: '$.request_time',

@@ -32,22 +32,24 @@ test('the on-call questions are all there', () => {
   );
 });
 
-test('metric filters on the JSON log: requests and 5xx by pool, client 5xx, request time', () => {
+test("metric filters on the JSON log: requests and 5xx by pool, client 5xx, request time; users' requests only (no preview)", () => {
+  const users = '($.preview != "blue") && ($.preview != "green")';
   template.hasResourceProperties('AWS::Logs::MetricFilter', {
-    FilterPattern: '{ $.pool = "blue" }',
+    FilterPattern: `{ ($.pool = "blue") && ${users} }`,
     MetricTransformations: [
       Match.objectLike({ MetricName: 'Requests-blue', MetricNamespace: 'Bluegreen/prod/Access' }),
     ],
   });
   template.hasResourceProperties('AWS::Logs::MetricFilter', {
-    FilterPattern: '{ ($.pool = "green") && ($.status >= 500) }',
+    FilterPattern: `{ ($.pool = "green") && ($.status >= 500) && ${users} }`,
     MetricTransformations: [Match.objectLike({ MetricName: 'Errors5xx-green' })],
   });
   template.hasResourceProperties('AWS::Logs::MetricFilter', {
-    FilterPattern: '{ $.status >= 500 }',
+    FilterPattern: `{ ($.status >= 500) && ${users} }`,
     MetricTransformations: [Match.objectLike({ MetricName: 'ClientErrors5xx' })],
   });
   template.hasResourceProperties('AWS::Logs::MetricFilter', {
+    FilterPattern: `{ ($.request_time = "*") && ${users} }`,
     MetricTransformations: [
       Match.objectLike({ MetricName: 'RequestTime', MetricValue: '$.request_time', Unit: 'Seconds' }),
     ],
