@@ -99,3 +99,10 @@ export function parseCanaryValue(text: string): { percent: number; sticky?: Stic
     ? { percent: Number(share) }
     : { percent: Number(share), sticky: parseStickyKey(key, 'key') };
 }
+
+/** `status`'s canary row, locally and on a stage: the share, who it sends where, its sticky key. */
+export function describeCanaryShare(percent: number, idle: string, sticky?: string): string {
+  return percent > 0
+    ? `${percent}% of requests try ${idle} first${sticky ? ` (sticky on ${sticky}: a client carrying it stays on one side)` : ''}`
+    : '0% (none)';
+}

@@ -53,3 +53,22 @@ export function previewInstructions(url: string | undefined, token: string): str
 export function isPreview(entry: Pick<AccessLogEntry, 'preview'>): boolean {
   return entry.preview !== undefined && entry.preview !== '';
 }
+
+/**
+ * `status`'s preview row: the pool a preview routes to (the switch dir locally; on a stage, the last
+ * release's record, which says a preview was opened, never its token), or none.
+ */
+export function describePreviewState(pool: Pool | undefined, release?: string): string {
+  return pool
+    ? `on: requests carrying ${release ? `${release}'s` : "the release's"} token go to ${pool} only (the release printed it); ends at its promotion or the next release`
+    : 'none';
+}
+
+/** From a stage's record: a preview is on while the release that opened it waits (deployed, or in its canary). */
+export function previewFromRecord(
+  record: { preview?: boolean; state: string; pool: Pool; id: string } | undefined,
+): { pool: Pool; release: string } | undefined {
+  return record?.preview && (record.state === 'deployed' || record.state === 'verifying')
+    ? { pool: record.pool, release: record.id }
+    : undefined;
+}

@@ -14,7 +14,9 @@ import { runLoad, summarize } from './load';
 import { parseDuration } from '../core/duration';
 import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
-import { freshPool, readActivePool, readCanaryPercent, readCanarySticky, switchPool } from './switch';
+import { describeCanaryShare } from '../core/canary';
+import { describePreviewState } from '../core/preview';
+import { freshPool, readActivePool, readCanaryPercent, readCanarySticky, readPreviewPool, switchPool } from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
 export class UsageError extends ConfigError {}
@@ -96,12 +98,8 @@ export async function statusCommand(args: string[], env: NodeJS.ProcessEnv, out:
     [
       ['stack', `local (${dir})`],
       ['active pool', active],
-      [
-        'canary',
-        canary > 0
-          ? `${canary}% of requests try ${otherPool(active)} first${sticky ? ` (sticky on ${sticky}: a client carrying it stays on one side)` : ''}`
-          : '0% (none)',
-      ],
+      ['canary', describeCanaryShare(canary, otherPool(active), sticky)],
+      ['preview', describePreviewState(readPreviewPool(state), record?.preview ? record.id : undefined)],
       ['blue pool', blue],
       ['green pool', green],
       ['maintenance', maintenanceOn(dir) ? 'on: alerts are evaluated and printed, not posted' : 'off'],

@@ -7,7 +7,9 @@ import { parseStepLines } from '../core/step-line';
 import { parseArgs } from 'node:util';
 import { INSIGHTS_QUERIES, INSIGHTS_QUERY_QUESTIONS, QueryName } from '../core/insights-queries';
 import { ConfigError } from '../core/config-error';
-import { parsePool } from '../core/pools';
+import { isPool, otherPool, parsePool } from '../core/pools';
+import { describeCanaryShare, parseCanaryValue, stickyKeyText } from '../core/canary';
+import { describePreviewState, previewFromRecord } from '../core/preview';
 import { describeEndpoint } from '../support/endpoint';
 import { printRows, type Out } from '../support/output';
 import { DEFAULT_CONFIRM_ANSWERS, flipOnAws, MAX_CONFIRM_ANSWERS } from './aws-flip';
@@ -83,12 +85,13 @@ export async function awsMaintenanceCommand(args: string[], env: NodeJS.ProcessE
 }
 
 export const STATUS_USAGE = `usage: bluegreen status [--stage S]
-  With --stage (or $BLUEGREEN_STAGE): the active pool, maintenance, what the public endpoint (the
+  With --stage (or $BLUEGREEN_STAGE): the active pool, the canary share, a release's preview (from
+  its record: on while it waits, never the token), maintenance, what the public endpoint (the
   host, or the load balancer of a fleet) answers now, the last alerts, the last release, and each
   host of the stage (tagged ${STAGE_TAG_KEY}=<stage>): its SSM agent, how the last bluegreen-apply Run
   Command ended there and the active pool it reported, its gate in the last release.
   Without: the local stack (npm start, found through $BLUEGREEN_STATE_DIR or .bluegreen/local): the
-  active pool, the canary share, each pool's release and health on its own port, maintenance, the
+  active pool, the canary share, the preview, each pool's release and health on its own port, maintenance, the
   last release, the log paths, what the public entry answers now.
   Exit 0 when the endpoint answers 200, 1 otherwise, 2 bad input (no local stack, no AWS region).
 ${AWS_HELP}`;
@@ -102,10 +105,16 @@ export async function awsStatusCommand(
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
-  const [active, maintenance, url, instance, stateText, recordText] = await Promise.all(
-    [params.activePool, params.maintenance, params.publicUrl, params.instanceId, params.alertState, params.release].map(
-      (n) => getParameter(ssm, n),
-    ),
+  const [active, maintenance, url, instance, stateText, recordText, canaryText] = await Promise.all(
+    [
+      params.activePool,
+      params.maintenance,
+      params.publicUrl,
+      params.instanceId,
+      params.alertState,
+      params.release,
+      params.canaryPercent,
+    ].map((n) => getParameter(ssm, n)),
   );
   if (active === undefined) {
     out(
@@ -116,9 +125,23 @@ export async function awsStatusCommand(
   const endpoint = url
     ? await describeEndpoint(url)
     : { healthy: false, text: 'not checked (no public-url parameter)' };
+  const record = parseRecord(recordText);
+  const canary = parseCanaryValue(canaryText ?? '0');
+  const preview = previewFromRecord(record);
   const rows: Array<[string, string]> = [
     ['stage', target.stage],
     ['active pool', active],
+    [
+      'canary',
+      canary
+        ? describeCanaryShare(
+            canary.percent,
+            isPool(active) ? otherPool(active) : 'the idle pool',
+            canary.sticky && stickyKeyText(canary.sticky),
+          )
+        : `'${canaryText}' (not a value the hosts accept: they keep their share)`,
+    ],
+    ['preview', describePreviewState(preview?.pool, preview?.release)],
     ['maintenance', maintenance ?? '(parameter missing)'],
     // Single-host mode names its host; a fleet has none (its hosts are listed below).
     ['host', instance ?? 'none named (a fleet: see hosts)'],
@@ -142,7 +165,6 @@ export async function awsStatusCommand(
           .join('; ')
       : 'none posted',
   ]);
-  const record = parseRecord(recordText);
   rows.push([
     'last release',
     record ? `${record.id}: ${record.state}${record.reason ? ` (${record.reason})` : ''}` : 'none',

@@ -112,6 +112,11 @@ test('(a) --no-promote: the token reaches the new pool only, everyone else the a
   expect(r).toMatchObject({ release: 'r2', pool: 'green', state: 'deployed', preview: true });
   expect(JSON.stringify(r)).not.toContain(token);
   expect(readActivePool(switchDir())).toBe('blue');
+  // `status` says a preview is on and where, never the token.
+  const status = cli('status');
+  await status.exited;
+  expect(status.output()).toMatch(/^preview\s+on: requests carrying \S+-green-r2's token go to green only/m);
+  expect(status.output()).not.toContain(token);
 });
 
 test('(b) the cookie flow, and a wrong token routes nothing to the idle pool', async () => {
@@ -169,6 +174,9 @@ test('(d) promotion by flip ends the preview: the token routes nothing, before a
   const flip = cli('flip', 'green');
   expect(await flip.exited).toBe(0);
   expect(readPreviewPool(switchDir())).toBeUndefined();
+  const status = cli('status');
+  await status.exited;
+  expect(status.output()).toMatch(/^preview\s+none$/m);
   const after = await get({ [PREVIEW_HEADER]: token });
   expect(after.pool).toBe('green');
   const entry = await waitFor(

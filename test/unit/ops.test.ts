@@ -374,6 +374,7 @@ describe('status --stage on a fleet: one row per host', () => {
       '/bluegreen/p/maintenance': 'off',
       '/bluegreen/p/public-url': url,
       '/bluegreen/p/release': JSON.stringify(record),
+      '/bluegreen/p/canary-percent': '10 cookie:session',
     };
     ssmMock
       .on(GetParameterCommand)
@@ -423,6 +424,9 @@ describe('status --stage on a fleet: one row per host', () => {
     });
     const text = lines.join('\n');
     expect(text).toMatch(/^host\s+none named \(a fleet: see hosts\)$/m);
+    expect(text).toMatch(/^canary\s+10% of requests try blue first \(sticky on cookie:session: /m);
+    // The failed release's preview ended with it.
+    expect(text).toMatch(/^preview\s+none$/m);
     expect(text).toMatch(
       /^last release\s+20261123-180000-green-v3: failed \(gate failed on green: i-2: step health failed\)$/m,
     );

@@ -7,10 +7,12 @@ import * as path from 'node:path';
 import { AccessLogEntry, parseAccessLogLine } from '../../core/access-log';
 import { sampleOf } from '../../core/pool-samples';
 import {
+  describePreviewState,
   isPreview,
   parsePreviewValue,
   PREVIEW_TOKEN_REGEXP,
   previewInstructions,
+  previewFromRecord,
   previewParameterValue,
 } from '../../core/preview';
 import { DEFAULT_RULE_CONFIG, emptyState, evaluate, seedWindow } from '../../core/rules';
@@ -156,4 +158,18 @@ describe('switch-pool.sh --preview', () => {
     expect(run(['blue']).status).toBe(0);
     expect(files()).toEqual([]);
   });
+});
+
+test("status's preview row: on while the release that opened it waits (deployed, or in its canary), never the token", () => {
+  const base = { pool: 'green' as const, id: '20261207-050000-green-v2', preview: true };
+  expect(previewFromRecord({ ...base, state: 'deployed' })).toEqual({ pool: 'green', release: base.id });
+  expect(previewFromRecord({ ...base, state: 'verifying' })).toEqual({ pool: 'green', release: base.id });
+  for (const state of ['promoted', 'failed', 'rolled-back', 'held', 'frozen'])
+    expect(previewFromRecord({ ...base, state })).toBeUndefined();
+  expect(previewFromRecord({ ...base, preview: undefined, state: 'deployed' })).toBeUndefined();
+  expect(previewFromRecord(undefined)).toBeUndefined();
+  expect(describePreviewState('green', base.id)).toMatch(
+    /^on: requests carrying 20261207-050000-green-v2's token go to green only/,
+  );
+  expect(describePreviewState(undefined)).toBe('none');
 });
