@@ -16,7 +16,15 @@ import { readApplied, readLocalRecord } from './release-store';
 import { poolUrl, readStackState, StackState, supervisorRunning } from './stack';
 import { describeCanaryShare } from '../core/canary';
 import { describePreviewState } from '../core/preview';
-import { freshPool, readActivePool, readCanaryPercent, readCanarySticky, readPreviewPool, switchPool } from './switch';
+import {
+  freshPool,
+  readActivePool,
+  readCanaryPercent,
+  readCanarySticky,
+  readPreviewPool,
+  setCanary,
+  switchPool,
+} from './switch';
 import { maintenanceOn, MAINTENANCE_FILE } from './watcher';
 
 export class UsageError extends ConfigError {}
@@ -133,6 +141,7 @@ export async function flipCommand(args: string[], env: NodeJS.ProcessEnv, out: O
   const [target] = args;
   if (!target) throw new UsageError('usage: bluegreen flip <blue|green>');
   const state = requireLocalStack(env);
+  const before = readActivePool(state);
   // An invalid pool still goes to the switch script: its refusal is the one source of that rule.
   const result = await switchPool(state, target);
   if (result.stdout.trim()) out(result.stdout.trim());
@@ -141,6 +150,12 @@ export async function flipCommand(args: string[], env: NodeJS.ProcessEnv, out: O
     return result.code;
   }
   const pool = parsePool(target, 'pool');
+  // A canary share left set would now send its requests to the pool just left (as on a stage).
+  if (pool !== before && readCanaryPercent(state) > 0) {
+    const ended = await setCanary(state, 0);
+    out((ended.code === 0 ? ended.stdout : ended.stderr).trim());
+    if (ended.code !== 0) return 1;
+  }
   const waited = await waitForPool(state.url, pool, 10_000);
   if (waited === undefined) {
     out(

@@ -29,7 +29,8 @@ export interface FlipOptions {
   ssm: SSMClient;
   /** The stage: its hosts are the instances tagged with it (one in single-host mode, N in a fleet). */
   stage: string;
-  params: { activePool: string; publicUrl: string };
+  /** canaryPercent: a share left set is ended by a flip (see flipOnAws). */
+  params: { activePool: string; publicUrl: string; canaryPercent?: string };
   pool: Pool;
   wait: boolean;
   timeoutMs: number;
@@ -113,6 +114,17 @@ export async function flipOnAws(o: FlipOptions): Promise<FlipOutcome> {
     new PutParameterCommand({ Name: o.params.activePool, Value: o.pool, Type: 'String', Overwrite: true }),
   );
   o.out(`${o.params.activePool}: ${before} → ${o.pool}`);
+  // A canary share is "of the idle pool": after a flip it would send that share of requests to the
+  // pool just left (for a frozen canary, its clients back to the previous release). Written after
+  // the active pool, so the hosts' run that applies both (one GetParameters) never sends the share
+  // back in between.
+  const canary = o.params.canaryPercent && before !== o.pool ? await getParameter(o.ssm, o.params.canaryPercent) : '0';
+  if (canary !== undefined && canary !== '0') {
+    await o.ssm.send(
+      new PutParameterCommand({ Name: o.params.canaryPercent, Value: '0', Type: 'String', Overwrite: true }),
+    );
+    o.out(`${o.params.canaryPercent}: ${canary} → 0 (after a flip the share would go to ${before})`);
+  }
   if (!o.wait) {
     o.out('not waiting (--no-wait): the hosts apply it within seconds, and within a minute at the latest');
     return { ok: true };

@@ -97,11 +97,15 @@ function simulateHost() {
   };
 }
 
-test('flip --stage: writes SSM, the host applies it, the CLI confirms it on the public endpoint', async () => {
+test('flip --stage: writes SSM, the host applies it, the CLI confirms it on the public endpoint; a canary share left set ends', async () => {
+  // Left by a frozen canary, say: after the flip it would send 10% to blue, the pool just left.
+  await ssm.send(new PutParameterCommand({ Name: names.canaryPercent, Value: '10', Type: 'String', Overwrite: true }));
   const stopHost = simulateHost();
   try {
     const result = await cli('flip', 'green', '--stage', STAGE, '--timeout', '30');
     expect(result.stdout).toContain(`${names.activePool}: blue → green`);
+    expect(result.stdout).toContain(`${names.canaryPercent}: 10 → 0 (after a flip the share would go to blue)`);
+    expect((await ssm.send(new GetParameterCommand({ Name: names.canaryPercent }))).Parameter?.Value).toBe('0');
     expect(result.stdout).toMatch(
       new RegExp(`confirmed: ${stack.url.replace(/[.]/g, '\\.')} is answered by green after [\\d.]+ s`),
     );

@@ -7,6 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { REPO_ROOT } from '../../local/paths';
+import { readStackState } from '../../local/stack';
+import { setCanary } from '../../local/switch';
 import { npmStart, Started } from '../helpers/npm-start';
 import { waitFor } from '../helpers/stack';
 
@@ -91,9 +93,19 @@ test('status without a stage describes the running local stack; after a flip it 
   // A release to the idle pool (not promoted), then the flip: status follows both.
   expect((await cli(env, 'release', '--release', 'v2', '--no-promote')).code).toBe(0);
   expect((await cli(env, 'maintenance', 'on')).code).toBe(0);
-  expect((await cli(env, 'flip', 'green')).code).toBe(0);
+  // A canary share left set (by hand, or a frozen canary): the flip ends it, since it would now send
+  // that share to blue, the pool just left.
+  expect((await setCanary(readStackState(stateDir)!, 10)).code).toBe(0);
+  const waiting = await cli(env, 'status');
+  expect(row(waiting.stdout, 'canary')).toBe('10% of requests try green first');
+  expect(row(waiting.stdout, 'preview')).toMatch(/^on: requests carrying \S+-green-v2's token go to green only/);
+  const flip = await cli(env, 'flip', 'green');
+  expect(flip.code).toBe(0);
+  expect(flip.stdout).toMatch(/canary share is now 0% \(was 10%\)/);
   const flipped = await cli(env, 'status');
   expect(flipped.code).toBe(0);
+  expect(row(flipped.stdout, 'canary')).toBe('0% (none)');
+  expect(row(flipped.stdout, 'preview')).toBe('none');
   expect(row(flipped.stdout, 'active pool')).toBe('green');
   expect(row(flipped.stdout, 'green pool')).toBe(
     `release v2, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`,
