@@ -23,7 +23,7 @@ import {
 } from './release-store';
 import { APP_ENTRY } from './paths';
 import { Pool, POOLS } from '../core/pools';
-import { serializePoolOptions } from '../core/pool-options';
+import { optionSeconds, serializePoolOptions } from '../core/pool-options';
 import { gateWaitSeconds, poolHealth } from '../core/pool-health';
 import { describePinned } from '../core/secrets';
 import { resolveLocalSecrets } from './secret-store';
@@ -35,7 +35,7 @@ export interface AgentStack {
   /** `secrets`: pinned secrets' values, for the process's environment only. */
   restartPool(
     pool: Pool,
-    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string>; drainSeconds?: number },
   ): Promise<void>;
   activePool(): Pool | Promise<Pool>;
   poolUrl(pool: Pool): string;
@@ -251,7 +251,12 @@ export class PoolAgent {
     }
     const started = Date.now();
     try {
-      await stack.restartPool(pool, { release: desired.release, env, secrets });
+      await stack.restartPool(pool, {
+        release: desired.release,
+        env,
+        secrets,
+        drainSeconds: optionSeconds(desired.options, 'drainSeconds'),
+      });
       step('restart', true, `${pool} restarted with release ${desired.release} in ${Date.now() - started} ms`);
     } catch (err) {
       const reason = `restart failed: ${(err as Error).message}`;

@@ -2,6 +2,7 @@
 // release and extra environment it was last started with, so a restart runs what it ran.
 import { spawn } from 'node:child_process';
 import { ChaosMode, Pool } from '../core/pools';
+import { optionSeconds } from '../core/pool-options';
 import { httpRequest } from '../support/http';
 import { ChildSupervisor, onLines } from './child-supervisor';
 import { AppLogWriter } from './app-logs';
@@ -14,6 +15,8 @@ export interface PoolRun {
   env: Record<string, string>;
   /** Its pinned secrets' values: in the process's environment only (run() never returns them). */
   secrets?: Record<string, string>;
+  /** How long it may finish in-flight requests after SIGTERM when replaced (its release's --drain). */
+  drainSeconds?: number;
 }
 
 /** Tries a pool gets when its port is briefly in use (100 ms apart). */
@@ -120,7 +123,12 @@ export class PoolApps {
         reject(err);
       });
     });
-    this.runs.set(pool, { release: wanted.release, env: { ...wanted.env }, secrets: { ...wanted.secrets } });
+    this.runs.set(pool, {
+      release: wanted.release,
+      env: { ...wanted.env },
+      secrets: { ...wanted.secrets },
+      ...(wanted.drainSeconds === undefined ? {} : { drainSeconds: wanted.drainSeconds }),
+    });
   }
 
   /**
@@ -129,10 +137,17 @@ export class PoolApps {
    */
   async restart(
     pool: Pool,
-    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string>; drainSeconds?: number },
   ): Promise<void> {
-    await this.supervisor.stop(pool, 'SIGTERM', 5000);
-    await this.start(pool, { release: run.release, env: run.env ?? {}, secrets: run.secrets ?? {} });
+    // The drain is the stopped process's (the release that started it), as on a host: SIGKILL after it.
+    const drainSeconds = this.runs.get(pool)?.drainSeconds ?? optionSeconds(undefined, 'drainSeconds');
+    await this.supervisor.stop(pool, 'SIGTERM', drainSeconds * 1000);
+    await this.start(pool, {
+      release: run.release,
+      env: run.env ?? {},
+      secrets: run.secrets ?? {},
+      ...(run.drainSeconds === undefined ? {} : { drainSeconds: run.drainSeconds }),
+    });
   }
 
   /** Stops a pool app with `signal` (SIGKILL after `timeoutMs`); start() brings back what it ran. */

@@ -154,7 +154,7 @@ export class LocalStack {
    */
   restartPool(
     pool: Pool,
-    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string> },
+    run: { release: string; env?: Record<string, string>; secrets?: Record<string, string>; drainSeconds?: number },
   ): Promise<void> {
     return this.pools.restart(pool, run);
   }
