@@ -67,6 +67,7 @@
 #                        BLUE_UPSTREAM/GREEN_UPSTREAM then come from the environment
 #   BLUEGREEN_SECRETS_DIR  each pool's pinned secrets as Compose reads them, <pool>.env: must be a
 #                        tmpfs (never the disk), 0700/0600     (default /run/bluegreen/secrets)
+#   BOOT_SECRETS_RETRY_SECONDS  the waits between tries of a pool's secrets at boot (default "2 5 10")
 # Facts shared with the TypeScript side (value patterns, parameter names, default ports, the step
 # line's format, the release record's states) are not kept here: $BLUEGREEN_HOME/userdata/facts.sh,
 # generated from core/ by `npm run generate`, beside pool-env.json in the userdata asset.
@@ -332,7 +333,8 @@ fetch_parameter_secrets() {
 }
 # The names and pins of a pool's secrets, for steps: NAME@v3, NAME@secrets-manager.
 secret_names() {
-  printf '%s' "$1" | jq -r '[(.secrets // {}) | to_entries[] | "\(.key)@\(if .value | test("^[0-9]+$") then "v" + .value else "secrets-manager" end)"] | join(", ")'
+  printf '%s' "$1" | jq -r '[(.secrets // {}) | to_entries[] | "\(.key)@\(if .value | test("^[0-9]+$") then "v" + .value
+    else (.value | split(":")) as $p | if ($p | length) == 10 then "secrets-manager:" + $p[9][0:8] else "secrets-manager" end end)"] | join(", ")'
 }
 # The secrets dir: a tmpfs only root reads, created 0700 when missing (on a host /run is a tmpfs),
 # with each pool's file in it, empty when the pool has no secrets: Compose needs the file to exist.
@@ -888,16 +890,29 @@ boot_refused() {
   prepare_image "$(pool_get "$1" start_image)" >/dev/null || true
 }
 
-# A pool's secrets at boot (the tmpfs is empty after a reboot): fetched for what it starts with. On
-# failure the pool starts without them; the step says so.
+# A pool's secrets at boot (the tmpfs is empty after a reboot): fetched for what it starts with,
+# tried again after each of BOOT_SECRETS_RETRY_SECONDS (the network or the instance profile's
+# credentials can come up after this run starts). When every try failed the pool starts without
+# them (nginx would otherwise have no pool to send to); the step says so, RUNBOOK says what to do.
 boot_secrets() {
   prepare_secrets_dir
   bs_names=$(secret_names "$(pool_get "$1" start_options)")
-  if out=$(fetch_secrets "$1" "$(pool_get "$1" start_options)" "$secrets_dir/$1.env"); then
-    [ -z "$bs_names" ] || step secrets "$1" true "fetched $bs_names into $secrets_dir (tmpfs)"
-  else
-    step secrets "$1" false "$out; $1 starts without its secrets ($bs_names)"
-  fi
+  bs_waits=${BOOT_SECRETS_RETRY_SECONDS-2 5 10}
+  case "$bs_waits" in *[!0-9\ ]*) bs_waits='2 5 10' ;; esac
+  bs_tries=1
+  while ! out=$(fetch_secrets "$1" "$(pool_get "$1" start_options)" "$secrets_dir/$1.env"); do
+    bs_wait=$(printf '%s' "$bs_waits" | awk '{print $1}')
+    if [ -z "$bs_wait" ]; then
+      step secrets "$1" false "$out (tried $bs_tries times); $1 starts without its secrets ($bs_names)"
+      prepare_secrets_dir
+      return
+    fi
+    bs_waits=$(printf '%s' "$bs_waits" | awk '{$1 = ""; print}')
+    say "secrets of $1 not fetched (try $bs_tries): $(oneline "$out" | cut -c1-300); trying again in $bs_wait s"
+    sleep "$bs_wait"
+    bs_tries=$((bs_tries + 1))
+  done
+  [ -z "$bs_names" ] || step secrets "$1" true "fetched $bs_names into $secrets_dir (tmpfs)$([ "$bs_tries" = 1 ] || printf ' at try %s' "$bs_tries")"
   prepare_secrets_dir
 }
 

@@ -13,7 +13,8 @@
 // The one place it is, besides the container: the pool's env file on the tmpfs
 // (BLUEGREEN_SECRETS_DIR), mode 0600, which Compose reads; and `docker inspect` shows it to root.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetParameterHistoryCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
@@ -23,7 +24,7 @@ import { formatHistory, historyRows } from '../../ops/release/history';
 import { filesUnder } from '../helpers/files';
 import { SlackReceiver } from '../helpers/slack-receiver';
 import { startLoad } from '../helpers/load';
-import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
+import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 import { DockerStage, slackForStage, startDockerStage } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
@@ -217,5 +218,62 @@ describeDocker('secrets on the host Compose set', () => {
       ...cliLines,
     ].join('\n');
     for (const value of [ROTATED, DB_PASSWORD, API_KEY, API_ROTATED]) expect(printed).not.toContain(value);
+  }, 300_000);
+  // Last: it takes the set down and boots it again, as a reboot does (the tmpfs is empty then).
+  test('a reboot whose first secrets fetch fails (the network or the credentials not up yet): the boot run tries again, both pools start with their pinned versions', async () => {
+    const ROTATED = 'pw-rotated-Vb3n-Ty5u-second-value';
+    const API_ROTATED = 'ak-rotated-Mm2k-Jh7g-second-version';
+    await set.compose('down', '--timeout', '5');
+    for (const pool of ['blue', 'green']) rmSync(path.join(set.env.BLUEGREEN_SECRETS_DIR, `${pool}.env`));
+    // An aws CLI whose first decrypting call fails, as one does before the instance profile answers.
+    const shim = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-aws-shim-'));
+    const realAws = execFileSync('sh', ['-c', 'command -v aws'], { encoding: 'utf8' }).trim();
+    writeFileSync(
+      path.join(shim, 'aws'),
+      `#!/bin/sh
+case "$*" in
+  *--with-decryption*)
+    if [ ! -f "${shim}/failed" ]; then
+      : > "${shim}/failed"
+      echo 'Unable to locate credentials. You can configure credentials by running "aws configure".' >&2
+      exit 253
+    fi ;;
+esac
+exec ${realAws} "$@"
+`,
+      { mode: 0o755 },
+    );
+    try {
+      const boot = await set.applyWith(
+        { PATH: `${shim}:${process.env.PATH}`, BOOT_SECRETS_RETRY_SECONDS: '1 1' },
+        '--no-reload',
+      );
+      await set.compose('up', '-d', '--wait', '--wait-timeout', '120');
+      expect(boot.stdout).toMatch(
+        /secrets of blue not fetched \(try 1\): .*Unable to locate credentials.*; trying again in 1 s/,
+      );
+      expect(stepLines(boot.stdout).filter((l) => l.step === 'secrets')).toEqual([
+        expect.objectContaining({
+          pool: 'blue',
+          ok: true,
+          detail: expect.stringMatching(/^fetched API_KEY@secrets-manager:[\w-]{8}, DB_PASSWORD@v2 into .* at try 2$/),
+        }),
+        expect.objectContaining({
+          pool: 'green',
+          ok: true,
+          detail: expect.stringMatching(/^fetched API_KEY@secrets-manager:[\w-]{8}, DB_PASSWORD@v1 into \S+ \(tmpfs\)$/),
+        }),
+      ]);
+      const env = (pool: 'blue' | 'green') =>
+        execFileSync('docker', ['exec', set.containerId(pool), 'env'], { encoding: 'utf8' });
+      expect(env('blue')).toContain(`DB_PASSWORD=${ROTATED}\n`);
+      expect(env('blue')).toContain(`API_KEY=${API_ROTATED}\n`);
+      expect(env('green')).toContain(`DB_PASSWORD=${DB_PASSWORD}\n`);
+      expect(env('green')).toContain(`API_KEY=${API_KEY}\n`);
+      const printed = `${boot.stdout}\n${boot.stderr}`;
+      for (const value of [ROTATED, DB_PASSWORD, API_KEY, API_ROTATED]) expect(printed).not.toContain(value);
+    } finally {
+      rmSync(shim, { recursive: true, force: true });
+    }
   }, 300_000);
 });
