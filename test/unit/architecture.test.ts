@@ -77,3 +77,22 @@ test('every adapter is used through core: each one imports it', () => {
   for (const adapter of ADAPTERS)
     expect([...graph].some(([file, tos]) => file.startsWith(`${adapter}/`) && tos.has('core'))).toBe(true);
 });
+
+test("docs/ARCHITECTURE.md's import graph counts what the code imports (import statements, folder to folder)", () => {
+  const counts = new Map<string, number>();
+  for (const folder of Object.keys(MAY_IMPORT))
+    for (const file of sources(folder))
+      for (const spec of specifiers(file)) {
+        const to = folderOf(spec, file);
+        if (to === undefined || to === folder) continue;
+        counts.set(`${folder} ${to}`, (counts.get(`${folder} ${to}`) ?? 0) + 1);
+      }
+  const doc = readFileSync(path.join(REPO_ROOT, 'docs', 'ARCHITECTURE.md'), 'utf8');
+  const block = /The import graph of the source folders[\s\S]*?```\n([\s\S]*?)```/.exec(doc)![1];
+  // `a ──N──► b` and `b ◄──N── a` both say "a imports b N times".
+  const said = new Map<string, number>();
+  for (const [, from, n, to] of block.matchAll(/(\w+) ──(\d+)──► (\w+)/g)) said.set(`${from} ${to}`, Number(n));
+  for (const [, to, n, from] of block.matchAll(/(\w+) ◄──(\d+)── (\w+)/g)) said.set(`${from} ${to}`, Number(n));
+  expect(said.size).toBeGreaterThan(0);
+  expect(Object.fromEntries([...said.keys()].map((k) => [k, counts.get(k) ?? 0]))).toEqual(Object.fromEntries(said));
+});
