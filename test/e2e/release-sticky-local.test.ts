@@ -1,54 +1,41 @@
 // `bluegreen release --sticky` against `npm start` with STICKY_KEYS: the key travels from the
 // environment through the stack to the switch dir during the canary, is kept on the record, and a
 // key the stack did not declare is refused (exit 2) before anything is written.
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
+import { readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { readDesired, readLocalRecord } from '../../local/release-store';
 import { httpRequest } from '../../support/http';
-import { cliAgainst, npmStart, Started } from '../helpers/npm-start';
+import { localStackForFile } from '../helpers/npm-start';
 import { waitFor } from '../helpers/stack';
 
 jest.setTimeout(90_000);
 
-let stateDir: string;
-let started: Started;
-
-beforeAll(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-sticky-'));
-  started = await npmStart(stateDir, {
-    RELEASE_ID_BLUE: 'r1',
-    RELEASE_ID_GREEN: 'g1',
-    RELEASE_HEALTH_TIMEOUT_SECONDS: '3',
-    ACTIVE_POOL: 'blue',
-    STICKY_KEYS: 'cookie:session,header:X-User',
-  });
-  await waitFor(() => started.output().includes('ready:'), 'npm start to be ready', 30_000);
-}, 60_000);
-
-afterAll(async () => {
-  await started?.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+const stack = localStackForFile('sticky', {
+  RELEASE_ID_BLUE: 'r1',
+  RELEASE_ID_GREEN: 'g1',
+  RELEASE_HEALTH_TIMEOUT_SECONDS: '3',
+  ACTIVE_POOL: 'blue',
+  STICKY_KEYS: 'cookie:session,header:X-User',
 });
 
-const cli = (...args: string[]) => cliAgainst(started, ...args);
+const cli = stack.cli;
 
 const canaryLink = () => {
   try {
-    return readlinkSync(path.join(stateDir, 'switch', 'canary'));
+    return readlinkSync(path.join(stack.stateDir, 'switch', 'canary'));
   } catch {
     return undefined;
   }
 };
 
 test('npm start says which keys it was rendered with', () => {
-  expect(started.output()).toContain('sticky canary keys: cookie:session, header:x-user');
+  expect(stack.started.output()).toContain('sticky canary keys: cookie:session, header:x-user');
 });
 
 test('a key the stack did not declare: exit 2, nothing written', async () => {
   const files = () =>
-    [readLocalRecord(stateDir), readDesired(stateDir, 'blue'), readDesired(stateDir, 'green')].map((x) =>
-      JSON.stringify(x),
+    [readLocalRecord(stack.stateDir), readDesired(stack.stateDir, 'blue'), readDesired(stack.stateDir, 'green')].map(
+      (x) => JSON.stringify(x),
     );
   const before = files();
   const run = cli('release', '--release', 'r2', '--strategy', 'canary', '--sticky', 'cookie:other');
@@ -82,7 +69,7 @@ test('--sticky header:X-User: the canary sticks on it while it runs, the record 
   );
   await waitFor(() => canaryLink() === '.canary-50.header.x-user', 'the sticky canary in the switch dir', 30_000);
   // While it runs, one user sees one pool.
-  const url = `http://127.0.0.1:${started.ports.nginx}/version`;
+  const url = `http://127.0.0.1:${stack.started.ports.nginx}/version`;
   for (const user of ['ann', 'bob', 'cyd']) {
     const pools = new Set<string>();
     for (let i = 0; i < 6; i++) {
@@ -93,11 +80,11 @@ test('--sticky header:X-User: the canary sticks on it while it runs, the record 
     expect(pools.size).toBe(1);
   }
   // The bake judges requests it saw reach g2: a user's, not the project's probes.
-  await waitFor(() => readLocalRecord(stateDir)?.state === 'baking', 'the bake', 30_000);
+  await waitFor(() => readLocalRecord(stack.stateDir)?.state === 'baking', 'the bake', 30_000);
   for (let i = 0; i < 12; i++)
     await httpRequest(url, { agent: false, headers: { 'X-User': 'dee', 'User-Agent': 'test-browser' } });
   expect(await run.exited).toBe(0);
-  const record = readLocalRecord(stateDir);
+  const record = readLocalRecord(stack.stateDir);
   expect(record).toMatchObject({ release: 'g2', state: 'promoted', sticky: 'header:x-user', canaryPercent: 50 });
   expect(record!.steps.find((s) => s.step === 'canary')!.detail).toBe('50% sticky on header:x-user for 4 s');
   expect(canaryLink()).toBe('.canary-0');

@@ -5,37 +5,26 @@
 // output, the logs and every other file in the state dir do not.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
 import { readLocalRecord } from '../../local/release-store';
 import { localSecretsFile } from '../../local/secret-store';
 import { summarize } from '../../local/load';
 import { startLoad } from '../helpers/load';
-import { cliAgainst, npmStart, Started } from '../helpers/npm-start';
-import { waitFor } from '../helpers/stack';
+import { localStackForFile } from '../helpers/npm-start';
 
 jest.setTimeout(90_000);
 
 const VALUE = 'local-pw-9Zq3-Xv7k-never-elsewhere';
-let stateDir: string;
-let started: Started;
-
-beforeAll(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-secrets-local-'));
-  started = await npmStart(stateDir, { RELEASE_ID_BLUE: 'r1', RELEASE_ID_GREEN: 'g1', ACTIVE_POOL: 'blue' });
-  await waitFor(() => started.output().includes('ready:'), 'npm start to be ready', 30_000);
-}, 60_000);
-
-afterAll(async () => {
-  await started?.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+const stack = localStackForFile('secrets-local', {
+  RELEASE_ID_BLUE: 'r1',
+  RELEASE_ID_GREEN: 'g1',
+  ACTIVE_POOL: 'blue',
 });
 
 /** The CLI with `stdin` piped in. */
 function cliWithStdin(stdin: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
-  const env = { ...started.env };
+  const env = { ...stack.started.env };
   delete env.BLUEGREEN_STAGE;
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'bluegreen.cjs'), ...args], {
     env,
@@ -76,7 +65,7 @@ test('secret set (0600 file), secret list (no value), a release under load pins 
   const set = await cliWithStdin(`${VALUE}\n`, 'secret', 'set', 'DB_PASSWORD');
   outputs.push(set.output);
   expect(set.code).toBe(0);
-  expect(statSync(localSecretsFile(stateDir)).mode & 0o777).toBe(0o600);
+  expect(statSync(localSecretsFile(stack.stateDir)).mode & 0o777).toBe(0o600);
   const refused = await cliWithStdin('', 'secret', 'set', 'DB_PASSWORD', '--value', VALUE);
   expect(refused.code).toBe(2);
   expect(refused.output).toMatch(/never comes from the command line/);
@@ -85,13 +74,13 @@ test('secret set (0600 file), secret list (no value), a release under load pins 
   expect(list.output).toMatch(/DB_PASSWORD\s+v1\s+parameter-store/);
 
   const load = startLoad({
-    url: `http://127.0.0.1:${started.ports.nginx}/`,
+    url: `http://127.0.0.1:${stack.started.ports.nginx}/`,
     connections: 8,
     durationMs: 60_000,
     retryStaleSockets: false,
   });
   await load.after(200, 'before the release');
-  const release = cliAgainst(started, 'release', '--release', 's1', '--bake', '3s');
+  const release = stack.cli('release', '--release', 's1', '--bake', '3s');
   const code = await release.exited;
   await load.after(200, 'after the release');
   const result = await load.finish();
@@ -101,15 +90,15 @@ test('secret set (0600 file), secret list (no value), a release under load pins 
   expect(summary.failed).toBe(0);
   expect(summary.requests).toBeGreaterThan(1000);
 
-  expect(readLocalRecord(stateDir)?.options?.secrets).toEqual({ DB_PASSWORD: '1' });
+  expect(readLocalRecord(stack.stateDir)?.options?.secrets).toEqual({ DB_PASSWORD: '1' });
   expect(processEnvOf('s1')).toContain(`DB_PASSWORD=${VALUE}`);
 
-  const history = cliAgainst(started, 'history');
+  const history = stack.cli('history');
   await history.exited;
   expect(history.output()).toContain('s1 [secrets DB_PASSWORD@v1]');
-  outputs.push(history.output(), started.output());
+  outputs.push(history.output(), stack.started.output());
   expect(outputs.filter((o) => o.includes(VALUE))).toEqual([]);
-  const files = filesUnder(stateDir).filter((f) => f !== localSecretsFile(stateDir));
+  const files = filesUnder(stack.stateDir).filter((f) => f !== localSecretsFile(stack.stateDir));
   expect(files.length).toBeGreaterThan(5);
   expect(files.filter((f) => readFileSync(f, 'latin1').includes(VALUE))).toEqual([]);
 });

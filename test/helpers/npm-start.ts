@@ -1,8 +1,11 @@
 // `npm start` as a user runs it, on free ports and its own state dir, with its output captured.
 import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
 import { freePort } from '../../local/ports';
+import { waitFor } from './stack';
 
 export interface Started {
   child: ChildProcess;
@@ -55,4 +58,39 @@ export function cliAgainst(started: Started, ...args: string[]): CliRun {
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
+}
+
+/** One `npm start` for a test file: started before its tests (ready), stopped and removed after. */
+export interface FileStack {
+  readonly started: Started;
+  readonly stateDir: string;
+  /** `bluegreen <args>` against it (cliAgainst). */
+  cli(...args: string[]): CliRun;
+}
+
+export function localStackForFile(prefix: string, extraEnv: NodeJS.ProcessEnv = {}): FileStack {
+  let started: Started | undefined;
+  let stateDir: string | undefined;
+  beforeAll(async () => {
+    stateDir = mkdtempSync(path.join(os.tmpdir(), `bluegreen-${prefix}-`));
+    started = await npmStart(stateDir, extraEnv);
+    await waitFor(() => started!.output().includes('ready:'), 'npm start to be ready', 30_000);
+  }, 60_000);
+  afterAll(async () => {
+    await started?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the local stack is not started (used outside a test?)');
+    return value;
+  };
+  return {
+    get started() {
+      return ready(started);
+    },
+    get stateDir() {
+      return ready(stateDir);
+    },
+    cli: (...args: string[]) => cliAgainst(ready(started), ...args),
+  };
 }
