@@ -261,7 +261,9 @@ exec ${realAws} "$@"
         expect.objectContaining({
           pool: 'green',
           ok: true,
-          detail: expect.stringMatching(/^fetched API_KEY@secrets-manager:[\w-]{8}, DB_PASSWORD@v1 into \S+ \(tmpfs\)$/),
+          detail: expect.stringMatching(
+            /^fetched API_KEY@secrets-manager:[\w-]{8}, DB_PASSWORD@v1 into \S+ \(tmpfs\)$/,
+          ),
         }),
       ]);
       const env = (pool: 'blue' | 'green') =>
