@@ -178,6 +178,8 @@ export interface ReleaseRecord {
    * freezes it where it would roll it back or abort its canary. Absent = false.
    */
   irreversible?: boolean;
+  /** When its image was built and pushed (`--build`): where its lead time starts (core/release-stats.ts). */
+  builtAt?: string;
   /** `--pre-promote`'s run, once it ran. */
   prePromote?: PrePromoteResult;
   state: ReleaseState;

@@ -74,6 +74,8 @@ export interface ReleaseOptions {
   prePromote?: { command: string; timeoutSeconds: number };
   /** `--irreversible`: the guard never flips this release back; it freezes it (core/release-guard.ts). */
   irreversible?: boolean;
+  /** When `--build` pushed the image (ISO 8601): recorded as the start of the lead time. */
+  builtAt?: string;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE | --build DIR] [--env KEY=VALUE]...
@@ -146,9 +148,15 @@ ${HEALTH_USAGE}
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
 
 export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
+       bluegreen history --stats [--since 90d] [--stage S]
   The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
   also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
-  Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).`;
+  Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).
+  --stats: DORA's four figures over the releases started since then (default 90d): deployment
+  frequency (promoted per day and week), change failure rate (of the releases that reached users,
+  those rolled back, frozen or whose canary was aborted), time to restore (from reaching users to
+  users off it: the rollback, the canary reset, a frozen release's fix forward), lead time (image
+  pushed by --build to promoted).`;
 
 /** `--secret NAME`: secret names (their values stay in the stage's store). */
 function parseSecretNames(names: string[]): string[] {
@@ -372,6 +380,8 @@ export function parsePromoteArgs(args: string[]): {
 
 export function parseHistoryArgs(args: string[]): {
   limit: number;
+  /** --stats: the window (ms) the figures are over; undefined = the list. */
+  statsWindowMs?: number;
   aws: { stage?: string; region?: string; profile?: string };
 } {
   let parsed;
@@ -380,15 +390,27 @@ export function parseHistoryArgs(args: string[]): {
       args,
       strict: true,
       allowPositionals: false,
-      options: { ...AWS_FLAGS, limit: { type: 'string' } },
+      options: { ...AWS_FLAGS, limit: { type: 'string' }, stats: { type: 'boolean' }, since: { type: 'string' } },
     });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message} (see bluegreen history --help)`);
+  }
+  if (parsed.values.since !== undefined && !parsed.values.stats)
+    throw new ConfigError('--since goes with --stats (bluegreen history --stats --since 30d)');
+  if (parsed.values.stats && parsed.values.limit !== undefined)
+    throw new ConfigError('--limit is for the list; --stats counts every release in --since');
+  let statsWindowMs: number | undefined;
+  if (parsed.values.stats) {
+    const since = parsed.values.since ?? '90d';
+    const m = /^([1-9]\d{0,3})d$/.exec(since);
+    if (!m || Number(m[1]) > 3650)
+      throw new ConfigError(`--since must be whole days 1d-3650d, like 30d or 90d, got "${since}"`);
+    statsWindowMs = Number(m[1]) * 24 * 3600_000;
   }
   const raw = parsed.values.limit ?? '20';
   const limit = Number(raw);
   if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000)
     throw new ConfigError(`--limit must be a whole number 1-1000, got "${raw}"`);
   const { stage, region, profile } = parsed.values;
-  return { limit, aws: { stage, region, profile } };
+  return { limit, ...(statsWindowMs ? { statsWindowMs } : {}), aws: { stage, region, profile } };
 }

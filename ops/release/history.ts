@@ -3,6 +3,7 @@ import { describePinned } from '../../core/secrets';
 import { isFinal, recordVerdict, ReleaseRecord } from '../../core/release-record';
 import { hostGates, summarizeHostGates } from '../stage-hosts';
 import { describePrePromote } from '../../core/pre-promote';
+import { ReleaseStats, Spread } from '../../core/release-stats';
 
 /** The release phase in a line: how it ended and its last line of output (the record has 20). */
 function prePromoteSummary(r: ReleaseRecord): string {
@@ -101,4 +102,36 @@ export function formatHistory(rows: readonly HistoryRow[]): string {
   return [header, ...rows]
     .map((r) => [...cols.map((c) => r[c].padEnd(width[c])), r.reason].join('  ').trimEnd())
     .join('\n');
+}
+
+const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+const spreadText = (s: Spread) =>
+  s.medianMs === null
+    ? 'none'
+    : `median ${formatDuration(s.medianMs)}, longest ${formatDuration(s.maxMs!)} (${s.count})`;
+
+/** `history --stats`: DORA's four figures, one per line, with what each was counted from. */
+export function formatStats(s: ReleaseStats): string {
+  const days = Math.round((s.untilMs - s.sinceMs) / (24 * 3600_000));
+  const rows: Array<[string, string]> = [
+    ['window', `${days} days: ${new Date(s.sinceMs).toISOString()} to ${new Date(s.untilMs).toISOString()}`],
+    ['releases', `${s.releases} started, ${s.promoted} promoted, ${s.reachedUsers} reached users`],
+    ['deployment frequency', `${s.perDay.toFixed(2)} a day, ${s.perWeek.toFixed(1)} a week (promoted)`],
+    [
+      'change failure rate',
+      s.changeFailureRate === null
+        ? 'none reached users'
+        : `${percent(s.changeFailureRate)} (${s.failed.length} of ${s.reachedUsers} that reached users: rolled back, frozen or canary aborted)`,
+    ],
+    [
+      'time to restore',
+      `${spreadText(s.timeToRestore)}${s.unrestored.length ? `; users still on ${s.unrestored.join(', ')}` : ''}`,
+    ],
+    [
+      'lead time',
+      `${spreadText(s.leadTime)}${s.promoted > s.leadTimeOf ? `; ${s.promoted - s.leadTimeOf} promoted without a build time (--image)` : ''}`,
+    ],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }

@@ -370,6 +370,7 @@ function newRun(
     bakeSeconds: options.bakeSeconds,
     ...(options.gate && Object.keys(options.gate).length ? { gate: options.gate } : {}),
     ...(options.irreversible ? { irreversible: true } : {}),
+    ...(options.builtAt ? { builtAt: options.builtAt } : {}),
     state: 'deploying',
     startedAt: new Date(startedAt).toISOString(),
     updatedAt: new Date(startedAt).toISOString(),

@@ -5,7 +5,8 @@ import { ConfigError } from '../../core/config-error';
 import { AwsReleaseBackend } from './aws-backend';
 import { parseHistoryArgs, parsePromoteArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
-import { formatHistory, historyRows } from './history';
+import { formatHistory, formatStats, historyRows, latestPerRelease } from './history';
+import { releaseStats } from '../../core/release-stats';
 import { promoteHeld, runRelease } from './orchestrator';
 import type { Out } from '../../support/output';
 import { awsImageBuildDeps, LOCAL_BUILD_REFUSAL } from '../build/build-command';
@@ -105,6 +106,8 @@ export async function releaseCommand(
       ...options,
       image: (await buildAndPush(stage?.imageBuild(out) ?? awsImageBuildDeps(aws, env, out), build, options.release))
         .image,
+      // Pushed just now: the start of the release's lead time (history --stats).
+      builtAt: new Date().toISOString(),
     };
   // A sticky key nginx was not rendered to read would leave the canary split per request: refused
   // before anything is written, where the backend knows the stage's keys (local mode). On AWS the
@@ -144,9 +147,13 @@ export async function historyCommand(
   out: Out,
   local: LocalBackend,
 ): Promise<number> {
-  const { limit, aws } = parseHistoryArgs(args);
+  const { limit, statsWindowMs, aws } = parseHistoryArgs(args);
   const backend = await backendFor(args, aws, env, local);
-  const rows = historyRows(await backend.history(), Date.now()).slice(0, limit);
-  out(formatHistory(rows));
+  const versions = await backend.history();
+  if (statsWindowMs !== undefined) {
+    out(formatStats(releaseStats(latestPerRelease(versions), Date.now(), statsWindowMs)));
+    return 0;
+  }
+  out(formatHistory(historyRows(versions, Date.now()).slice(0, limit)));
   return 0;
 }

@@ -126,6 +126,9 @@ describeDocker(
       expect([manifest.status, manifest.headers['docker-content-digest']]).toEqual([200, pushed?.[2]]);
       const record = (await stage.backend.readRecord())!;
       expect(record).toMatchObject({ release: 'py1', image, pool: 'green', state: 'promoted', previousRelease: 'v1' });
+      // The push's time starts the release's lead time (history --stats): before the release's start.
+      expect(Date.parse(record.builtAt!)).toBeLessThanOrEqual(Date.parse(record.startedAt));
+      expect(Date.parse(record.startedAt) - Date.parse(record.builtAt!)).toBeLessThan(60_000);
       expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(
         expect.arrayContaining(['pull:true', 'recreate:true', 'health:true', 'smoke:true']),
       );

@@ -107,6 +107,11 @@ test('status without a stage describes the running local stack; after a flip it 
   expect(row(flipped.stdout, 'canary')).toBe('0% (none)');
   expect(row(flipped.stdout, 'preview')).toBe('none');
   expect(row(flipped.stdout, 'active pool')).toBe('green');
+  // The release's figures: deployed idle and flipped by hand, so no promoted release to count.
+  const stats = await cli(env, 'history', '--stats', '--since', '1d');
+  expect(stats.code).toBe(0);
+  expect(row(stats.stdout, 'releases')).toBe('1 started, 0 promoted, 0 reached users');
+  expect(row(stats.stdout, 'change failure rate')).toBe('none reached users');
   expect(row(flipped.stdout, 'green pool')).toBe(
     `release v2, healthy (GET /healthz 200), http://127.0.0.1:${ports.green}`,
   );
