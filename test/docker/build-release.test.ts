@@ -17,7 +17,7 @@ import { ImageBuildDeps, ImageBuildError } from '../../ops/build/image-build';
 import { releaseCommand } from '../../ops/release/release-commands';
 import { httpRequest } from '../../support/http';
 import { putParameters } from '../helpers/moto';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { waitFor } from '../helpers/stack';
 import { freePort } from '../../local/ports';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
@@ -30,13 +30,7 @@ const REGISTRY_FILE = path.join(
   process.env.BLUEGREEN_HARNESS_CACHE ?? '/var/cache/bluegreen-harness',
   'registry-address',
 );
-const LOAD = {
-  connections: 8,
-  durationMs: 150_000,
-  maxRequests: 1_000_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = FULL_SPEED_LOAD;
 
 describeDocker(
   'bluegreen release --build: the Python example built, pushed to a real registry, pulled and released',

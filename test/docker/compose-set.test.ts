@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { httpRequest } from '../../support/http';
 import { summarize } from '../../local/load';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { baseImages, withoutDigest } from '../helpers/base-images';
 import { matchesFilterPattern } from '../helpers/filter-pattern';
 import { installCommands, loggedTags, runLogrotate, startTaggedTraffic, testLogrotateConf } from '../helpers/logrotate';
@@ -22,13 +22,7 @@ const engine = dockerEngine();
 const describeDocker = describeWithDocker(__filename);
 
 /** Full-speed keep-alive load that never re-sends: bounded by time and count. */
-const LOAD = {
-  connections: 8,
-  durationMs: 90_000,
-  maxRequests: 400_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = { ...FULL_SPEED_LOAD, durationMs: 90_000, maxRequests: 400_000 } as const;
 
 const version = async (url: string) => {
   const res = await httpRequest(`${url}/version`, { agent: false });

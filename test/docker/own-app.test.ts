@@ -29,7 +29,7 @@ import { secretCommand } from '../../ops/secrets/commands';
 import { httpRequest } from '../../support/http';
 import { filesUnder } from '../helpers/files';
 import { SlackReceiver } from '../helpers/slack-receiver';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { putParameters } from '../helpers/moto';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
@@ -45,13 +45,7 @@ const REGISTRY_FILE = path.join(
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = {
-  connections: 8,
-  durationMs: 200_000,
-  maxRequests: 1_000_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = { ...FULL_SPEED_LOAD, durationMs: 200_000 } as const;
 // A value nothing else in the project would print by accident.
 const DB_PASSWORD = 'pw-own-app-4Kd9-Vx2q-Mn7t';
 

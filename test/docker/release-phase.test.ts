@@ -6,19 +6,13 @@
 // one fails the release with 0 failed requests and the active pool untouched.
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = {
-  connections: 8,
-  durationMs: 150_000,
-  maxRequests: 1_000_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = FULL_SPEED_LOAD;
 
 describeDocker('the release phase on the host Compose set', () => {
   let set: ComposeSet;

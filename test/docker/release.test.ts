@@ -6,20 +6,14 @@
 // never touched by a deploy step.
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = {
-  connections: 8,
-  durationMs: 150_000,
-  maxRequests: 1_000_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = FULL_SPEED_LOAD;
 
 describeDocker('bluegreen release on the host Compose set', () => {
   let set: ComposeSet;

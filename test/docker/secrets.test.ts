@@ -23,7 +23,7 @@ import { secretCommand } from '../../ops/secrets/commands';
 import { formatHistory, historyRows } from '../../ops/release/history';
 import { filesUnder } from '../helpers/files';
 import { SlackReceiver } from '../helpers/slack-receiver';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 import { DockerStage, slackForStage, startDockerStage } from './release-stage';
 
@@ -90,14 +90,7 @@ describeDocker('secrets on the host Compose set', () => {
     expect(cliLines.join('\n')).toMatch(/DB_PASSWORD\s+v1\s+parameter-store/);
 
     const greenBefore = set.containerId('green');
-    const load = startLoad({
-      url: `${set.url}/version`,
-      connections: 8,
-      durationMs: 150_000,
-      maxRequests: 1_000_000,
-      retryStaleSockets: false,
-      requestTimeoutMs: 5_000,
-    });
+    const load = startLoad({ url: `${set.url}/version`, ...FULL_SPEED_LOAD });
     await load.after(2_000, 'before the release');
     const { code, lines } = await stage.release({ release: 'v2', bakeSeconds: 10 });
     cliLines.push(...lines);
@@ -178,14 +171,7 @@ describeDocker('secrets on the host Compose set', () => {
     expect(blueEnv()).toContain('RELEASE_ID=v1\n');
 
     // Under load: the gate needs requests to judge the bake (without them the release is held).
-    const load = startLoad({
-      url: `${set.url}/version`,
-      connections: 4,
-      durationMs: 150_000,
-      maxRequests: 1_000_000,
-      retryStaleSockets: false,
-      requestTimeoutMs: 5_000,
-    });
+    const load = startLoad({ url: `${set.url}/version`, ...FULL_SPEED_LOAD, connections: 4 });
     await load.after(1_000, 'before the release');
     const good = await stage.release({ release: 'v4', bakeSeconds: 5 });
     await load.after(1_000, 'after the release');

@@ -10,20 +10,13 @@ import type { ReleaseRecord } from '../../core/release-record';
 import { summarize } from '../../local/load';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { httpRequest } from '../../support/http';
-import { startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = {
-  connections: 4,
-  ratePerSec: 200,
-  durationMs: 150_000,
-  maxRequests: 1_000_000,
-  retryStaleSockets: false,
-  requestTimeoutMs: 5_000,
-} as const;
+const LOAD = { ...FULL_SPEED_LOAD, connections: 4, ratePerSec: 200 } as const;
 /** Longer than the default start period's whole gate (10 s + 3 checks of 5 s + 3 s: 34 s). */
 const START_DELAY_MS = 40_000;
 

@@ -38,3 +38,15 @@ export const TEST_LOAD = { connections: 8, ratePerSec: 400, durationMs: 20_000 }
  * front of nginx): what "0 failed" across flips and releases is measured with.
  */
 export const STRICT_CLIENT = { retryStaleSockets: false } as const;
+
+/**
+ * Full-speed load on a Docker stage through a release: a strict client, bounded in time and count
+ * (loopback only), a request given up after 5 s. A test changes what differs (`durationMs`, ...).
+ */
+export const FULL_SPEED_LOAD = {
+  connections: 8,
+  durationMs: 150_000,
+  maxRequests: 1_000_000,
+  requestTimeoutMs: 5_000,
+  ...STRICT_CLIENT,
+} as const;
