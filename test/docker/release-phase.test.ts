@@ -7,33 +7,23 @@
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
 import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
-import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
-import { DockerStage, startDockerStage } from './release-stage';
+import { describeWithDocker } from './compose-set';
+import { dockerStageForSuite } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = FULL_SPEED_LOAD;
-
 describeDocker('the release phase on the host Compose set', () => {
-  let set: ComposeSet;
-  let stage: DockerStage;
-  beforeAll(async () => {
-    set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
-    stage = await startDockerStage(set);
-  }, 240_000);
-  afterAll(async () => {
-    await stage?.stop();
-    await set?.down();
-  }, 60_000);
+  const suite = dockerStageForSuite();
 
   const activePool = async () =>
-    (await stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${set.stage}/active-pool` }))).Parameter?.Value;
+    (await suite.stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${suite.set.stage}/active-pool` })))
+      .Parameter?.Value;
 
   test('a pre-promote runs inside the new container, with its env: the record shows its $RELEASE_ID; promoted, 0 failed', async () => {
-    const blueId = set.containerId('blue');
-    const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+    const blueId = suite.set.containerId('blue');
+    const load = startLoad({ url: `${suite.set.url}/version`, ...FULL_SPEED_LOAD });
     await load.after(2_000, 'before the release');
-    const { code, lines } = await stage.release({
+    const { code, lines } = await suite.stage.release({
       release: 'v2',
       env: { MIGRATE_TO: '7' },
       bakeSeconds: 10,
@@ -52,12 +42,12 @@ describeDocker('the release phase on the host Compose set', () => {
     expect(code).toBe(0);
     expect(summary.failures).toEqual({});
     expect(await activePool()).toBe('green');
-    expect(set.containerId('blue')).toBe(blueId);
-    const record = (await stage.backend.readRecord())!;
+    expect(suite.set.containerId('blue')).toBe(blueId);
+    const record = (await suite.stage.backend.readRecord())!;
     expect(record).toMatchObject({ release: 'v2', state: 'promoted' });
     expect(record.prePromote).toMatchObject({ ok: true, exitCode: 0, host: 'i-0harness0000000001' });
     // The container's hostname is its short id: it ran in green's new container.
-    const greenShort = set.containerId('green').slice(0, 12);
+    const greenShort = suite.set.containerId('green').slice(0, 12);
     // Both streams are kept; docker exec carries stdout and stderr apart, so their order may differ.
     expect(record.prePromote!.output.split('\n').sort()).toEqual([
       'its done',
@@ -68,10 +58,10 @@ describeDocker('the release phase on the host Compose set', () => {
   }, 240_000);
 
   test('a failing pre-promote fails the release: exit 1, 0 failed, the active pool unchanged, nothing promoted', async () => {
-    const greenId = set.containerId('green');
-    const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+    const greenId = suite.set.containerId('green');
+    const load = startLoad({ url: `${suite.set.url}/version`, ...FULL_SPEED_LOAD });
     await load.after(2_000, 'before the release');
-    const { code, lines } = await stage.release({
+    const { code, lines } = await suite.stage.release({
       release: 'v3',
       bakeSeconds: 10,
       prePromote: {
@@ -90,8 +80,8 @@ describeDocker('the release phase on the host Compose set', () => {
     expect(summary.failed).toBe(0);
     expect(result.samples.every((s) => s.pool === 'green')).toBe(true);
     expect(await activePool()).toBe('green');
-    expect(set.containerId('green')).toBe(greenId);
-    const record = (await stage.backend.readRecord())!;
+    expect(suite.set.containerId('green')).toBe(greenId);
+    const record = (await suite.stage.backend.readRecord())!;
     expect(record).toMatchObject({
       release: 'v3',
       state: 'failed',
@@ -102,8 +92,8 @@ describeDocker('the release phase on the host Compose set', () => {
     expect(record.steps.some((s) => s.detail?.includes('forged'))).toBe(false);
     expect(record.steps.map((s) => s.step)).not.toContain('promoting');
     // Put back like a failed gate: blue's desired release is v1 again, and its container answers it.
-    const blueRelease = await stage.ssm.send(
-      new GetParameterCommand({ Name: `/bluegreen/${set.stage}/pools/blue/release` }),
+    const blueRelease = await suite.stage.ssm.send(
+      new GetParameterCommand({ Name: `/bluegreen/${suite.set.stage}/pools/blue/release` }),
     );
     expect(blueRelease.Parameter?.Value).toBe('v1');
     expect(lines.join('\n')).toMatch(/restored: blue runs v1 again/);

@@ -21,7 +21,7 @@ import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { runRelease } from '../../ops/release/orchestrator';
 import { hostResult, RunOnHostsResult } from '../../ops/release/run-command';
 import { startSlackReceiver, SlackReceiver } from '../helpers/slack-receiver';
-import { ComposeSet } from './compose-set';
+import { ComposeSet, startComposeSet } from './compose-set';
 
 const HOST = 'i-0harness0000000001';
 
@@ -201,4 +201,33 @@ export async function slackForStage(stage: DockerStage): Promise<SlackReceiver> 
     }),
   );
   return slack;
+}
+
+/**
+ * One Compose set (blue active on v1, green idle on v0) and its stage for a describe block: started
+ * before its tests, stopped after. The getters throw outside a test.
+ */
+export function dockerStageForSuite(): { readonly set: ComposeSet; readonly stage: DockerStage } {
+  let set: ComposeSet | undefined;
+  let stage: DockerStage | undefined;
+  beforeAll(async () => {
+    set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
+    stage = await startDockerStage(set);
+  }, 240_000);
+  afterAll(async () => {
+    await stage?.stop();
+    await set?.down();
+  }, 60_000);
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the Docker stage is not started (used outside a test?)');
+    return value;
+  };
+  return {
+    get set() {
+      return ready(set);
+    },
+    get stage() {
+      return ready(stage);
+    },
+  };
 }

@@ -8,33 +8,23 @@ import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
 import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { waitFor } from '../helpers/stack';
-import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
-import { DockerStage, startDockerStage } from './release-stage';
+import { describeWithDocker } from './compose-set';
+import { dockerStageForSuite } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
-const LOAD = FULL_SPEED_LOAD;
-
 describeDocker('bluegreen release on the host Compose set', () => {
-  let set: ComposeSet;
-  let stage: DockerStage;
-  beforeAll(async () => {
-    set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
-    stage = await startDockerStage(set);
-  }, 240_000);
-  afterAll(async () => {
-    await stage?.stop();
-    await set?.down();
-  }, 60_000);
+  const suite = dockerStageForSuite();
 
   const activePool = async () =>
-    (await stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${set.stage}/active-pool` }))).Parameter?.Value;
+    (await suite.stage.ssm.send(new GetParameterCommand({ Name: `/bluegreen/${suite.set.stage}/active-pool` })))
+      .Parameter?.Value;
 
   test('a good release goes to the idle pool, is promoted and baked: exit 0, 0 failed, the old pool untouched', async () => {
-    const blueId = set.containerId('blue');
-    const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+    const blueId = suite.set.containerId('blue');
+    const load = startLoad({ url: `${suite.set.url}/version`, ...FULL_SPEED_LOAD });
     await load.after(2_000, 'before the release');
-    const { code, lines } = await stage.release({ release: 'v2', bakeSeconds: 10 });
+    const { code, lines } = await suite.stage.release({ release: 'v2', bakeSeconds: 10 });
     await load.after(2_000, 'after the release');
     const result = await load.finish();
     const summary = summarize(result.samples, result.durationMs);
@@ -44,8 +34,8 @@ describeDocker('bluegreen release on the host Compose set', () => {
     expect(code).toBe(0);
     expect(summary.failures).toEqual({});
     expect(await activePool()).toBe('green');
-    expect(set.containerId('blue')).toBe(blueId); // the previous release still runs, untouched
-    const record = (await stage.backend.readRecord())!;
+    expect(suite.set.containerId('blue')).toBe(blueId); // the previous release still runs, untouched
+    const record = (await suite.stage.backend.readRecord())!;
     expect(record).toMatchObject({ release: 'v2', pool: 'green', state: 'promoted', previousRelease: 'v1' });
     expect(record.steps.filter((s) => s.host).map((s) => `${s.step}:${s.ok}`)).toEqual(
       expect.arrayContaining(['recreate:true', 'health:true', 'smoke:true']),
@@ -54,10 +44,10 @@ describeDocker('bluegreen release on the host Compose set', () => {
   }, 240_000);
 
   test('a bad release (FAULT_RATE=0.2) is rolled back by the guard within the bake: exit 1, 0 failed, the previous release serves again', async () => {
-    const greenId = set.containerId('green');
-    const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+    const greenId = suite.set.containerId('green');
+    const load = startLoad({ url: `${suite.set.url}/version`, ...FULL_SPEED_LOAD });
     await load.after(2_000, 'before the release');
-    const { code, lines } = await stage.release({ release: 'v3', env: { FAULT_RATE: '0.2' }, bakeSeconds: 60 });
+    const { code, lines } = await suite.stage.release({ release: 'v3', env: { FAULT_RATE: '0.2' }, bakeSeconds: 60 });
     // Rolled back → traffic back on green, which still runs v2.
     await waitFor(() => load.samples.slice(-200).every((s) => s.pool === 'green'), 'traffic back on green', 30_000);
     await load.after(2_000, 'after the rollback');
@@ -70,8 +60,8 @@ describeDocker('bluegreen release on the host Compose set', () => {
     expect(lines.join('\n')).toMatch(/ROLLED BACK by the guard/);
     expect(summary.failures).toEqual({});
     expect(await activePool()).toBe('green');
-    expect(set.containerId('green')).toBe(greenId);
-    const record = (await stage.backend.readRecord())!;
+    expect(suite.set.containerId('green')).toBe(greenId);
+    const record = (await suite.stage.backend.readRecord())!;
     expect(record).toMatchObject({
       release: 'v3',
       pool: 'blue',
@@ -81,7 +71,7 @@ describeDocker('bluegreen release on the host Compose set', () => {
     });
     expect(record.figures!.rate).toBeGreaterThan(0.02);
     expect(record.figures!.usersSaw5xx).toBe(0);
-    expect(stage.guardActions.map((g) => g.action)).toContain('rollback');
+    expect(suite.stage.guardActions.map((g) => g.action)).toContain('rollback');
     // Within the bake: the rollback came long before the 60 s were over.
     expect(Date.parse(record.finishedAt!) - Date.parse(record.bakeUntil!)).toBeLessThan(-30_000);
   }, 240_000);

@@ -11,8 +11,8 @@ import { summarize } from '../../local/load';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { httpRequest } from '../../support/http';
 import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
-import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
-import { DockerStage, startDockerStage } from './release-stage';
+import { describeWithDocker, stepLines } from './compose-set';
+import { dockerStageForSuite } from './release-stage';
 
 const describeDocker = describeWithDocker(__filename);
 
@@ -21,29 +21,20 @@ const LOAD = { ...FULL_SPEED_LOAD, connections: 4, ratePerSec: 200 } as const;
 const START_DELAY_MS = 40_000;
 
 describeDocker('slow starts and drains on the host Compose set', () => {
-  let set: ComposeSet;
-  let stage: DockerStage;
-  beforeAll(async () => {
-    set = await startComposeSet({ active: 'blue', releases: { blue: 'v1', green: 'v0' } });
-    stage = await startDockerStage(set);
-  }, 240_000);
-  afterAll(async () => {
-    await stage?.stop();
-    await set?.down();
-  }, 60_000);
+  const suite = dockerStageForSuite();
 
   /** `bluegreen release <args>` as the CLI parses them, under load; the outcome and the load's figures. */
   const release = async (args: string[]) => {
-    const load = startLoad({ url: `${set.url}/version`, ...LOAD });
+    const load = startLoad({ url: `${suite.set.url}/version`, ...LOAD });
     await load.after(1_000, 'before the release');
-    const { code, lines } = await stage.release(parseReleaseArgs(args).options);
+    const { code, lines } = await suite.stage.release(parseReleaseArgs(args).options);
     await load.after(1_000, 'after the release');
     const result = await load.finish();
     const summary = summarize(result.samples, result.durationMs);
     process.stdout.write(
       `${args.join(' ')}: exit ${code}, ${summary.requests} requests, ${summary.failed} failed\n${lines.join('\n')}\n`,
     );
-    return { code, lines, summary, record: (await stage.backend.readRecord())! };
+    return { code, lines, summary, record: (await suite.stage.backend.readRecord())! };
   };
   const gateStep = (record: ReleaseRecord) => record.steps.find((s) => s.host && s.step === 'health')!;
 
@@ -61,7 +52,9 @@ describeDocker('slow starts and drains on the host Compose set', () => {
     expect(gateStep(record)).toMatchObject({ ok: false });
     expect(gateStep(record).detail).toMatch(/Docker reports it unhealthy|did not answer 200 within 34 s/);
     expect(record.steps.find((s) => s.host && s.step === 'restore')).toMatchObject({ ok: true });
-    expect(JSON.parse((await httpRequest(`${set.poolUrl('green')}/version`, { agent: false })).body)).toMatchObject({
+    expect(
+      JSON.parse((await httpRequest(`${suite.set.poolUrl('green')}/version`, { agent: false })).body),
+    ).toMatchObject({
       release: 'v0',
     });
   }, 240_000);
@@ -94,18 +87,18 @@ describeDocker('slow starts and drains on the host Compose set', () => {
 
   test("a pool recreated while a slow request is in flight on its own port: the request is answered within the pool's drain, then the pool runs the new release", async () => {
     // Blue is idle now (green was promoted). Its options: a 25 s drain.
-    const names = parameterNames(set.stage).pools.blue;
-    await stage.ssm.send(
+    const names = parameterNames(suite.set.stage).pools.blue;
+    await suite.stage.ssm.send(
       new PutParameterCommand({ Name: names.options, Value: '{"drainSeconds":25}', Type: 'String', Overwrite: true }),
     );
-    await set.setPool('blue', { release: 'd1', env: {} });
-    const first = await set.apply();
+    await suite.set.setPool('blue', { release: 'd1', env: {} });
+    const first = await suite.set.apply();
     expect(stepLines(first.stdout).filter((s) => s.pool === 'blue' && !s.ok)).toEqual([]);
     // 15 s: longer than the default drain (10 s), within this pool's.
-    const slow = httpRequest(`${set.poolUrl('blue')}/slow/report?ms=15000`, { agent: false, timeoutMs: 30_000 });
+    const slow = httpRequest(`${suite.set.poolUrl('blue')}/slow/report?ms=15000`, { agent: false, timeoutMs: 30_000 });
     await new Promise((r) => setTimeout(r, 500));
-    await set.setPool('blue', { release: 'd2' });
-    const second = await set.apply();
+    await suite.set.setPool('blue', { release: 'd2' });
+    const second = await suite.set.apply();
     const res = await slow;
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ release: 'd1', waitedMs: 15_000 });
