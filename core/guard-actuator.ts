@@ -1,8 +1,10 @@
-// The one step that carries out a guard decision, for the alert function (SSM) and local mode's
+// The one step that carries out a guard decision, for the alert function (the ledger) and local mode's
 // watcher (files and switch-pool.sh): switch first, then write the record, and only if nobody changed
-// it meanwhile. The record is written last so it never claims what did not happen; the compare keeps
-// the guard from overwriting the CLI (a canary it finished, a release it cancelled) with a stale copy.
+// it meanwhile. The record is written last so it never claims what did not happen; the write is
+// conditional on the version the decision was made on (RecordChanged otherwise), which keeps the guard
+// from overwriting the CLI (a canary it finished, a release it cancelled) with a stale copy.
 import type { Pool } from './pools';
+import { RecordChanged } from './release-backend';
 import { GuardAction, recordAfterGuard } from './release-guard';
 import type { ReleaseRecord } from './release-record';
 
@@ -18,9 +20,8 @@ export interface GuardPorts {
   flip(pool: Pool): Promise<SwitchOutcome>;
   /** The canary share to `percent` (abort-canary sets 0). */
   setCanary(percent: number): Promise<SwitchOutcome>;
-  /** A fresh read of the record (no cache): what it is now, after the switch. */
-  readRecord(): Promise<ReleaseRecord | undefined>;
-  writeRecord(record: ReleaseRecord): Promise<void>;
+  /** Writes `next` only if the stored record is still `basis`; throws RecordChanged otherwise. */
+  writeRecord(next: ReleaseRecord, basis: ReleaseRecord): Promise<ReleaseRecord>;
 }
 
 /** The decisions that do something. */
@@ -32,12 +33,48 @@ export type GuardOutcome =
   /** The switch failed: nothing written; the decision stands and is tried again. */
   | { kind: 'switch-failed'; action: ActedOn; detail: string }
   /** Switched, but the record changed meanwhile: it was not overwritten. */
-  | { kind: 'record-changed'; action: ActedOn; detail?: string }
+  | { kind: 'record-changed'; action: ActedOn; detail?: string; current?: ReleaseRecord }
   | { kind: 'written'; action: ActedOn; record: ReleaseRecord; detail?: string };
 
-/** The same record as far as the guard is concerned: same release, same state, same last write. */
-export function sameRecordVersion(a: ReleaseRecord | undefined, b: ReleaseRecord): boolean {
-  return a !== undefined && a.id === b.id && a.state === b.state && a.updatedAt === b.updatedAt;
+/** What a decision switches before its record is written: the active pool back, or the canary share. */
+export type Switch = { flip: Pool } | { canary: number };
+
+/** The outcome of carrying out a change (a guard's or a person's). */
+export type ChangeOutcome =
+  | { kind: 'switch-failed'; detail: string }
+  | { kind: 'record-changed'; detail?: string; current?: ReleaseRecord }
+  | { kind: 'written'; record: ReleaseRecord; detail?: string };
+
+/**
+ * The one actuator: switches (if the change has a switch), then writes `next` conditional on
+ * `record` still being the stored version. The guard, Slack's buttons and local mode all act
+ * through it.
+ */
+export async function carryOut(
+  record: ReleaseRecord,
+  change: { switch?: Switch; next: ReleaseRecord },
+  ports: GuardPorts,
+): Promise<ChangeOutcome> {
+  let detail: string | undefined;
+  if (change.switch) {
+    const switched =
+      'flip' in change.switch ? await ports.flip(change.switch.flip) : await ports.setCanary(change.switch.canary);
+    if (!switched.ok) return { kind: 'switch-failed', detail: switched.detail };
+    detail = switched.detail;
+  }
+  try {
+    return { kind: 'written', record: await ports.writeRecord(change.next, record), detail };
+  } catch (err) {
+    if (err instanceof RecordChanged) return { kind: 'record-changed', detail, current: err.current };
+    throw err;
+  }
+}
+
+/** What a guard decision switches: a rollback flips back, an abort ends the canary share. */
+function guardSwitch(record: ReleaseRecord, action: GuardAction): Switch | undefined {
+  if (action.action === 'rollback') return { flip: record.previousPool };
+  if (action.action === 'abort-canary') return { canary: 0 };
+  return undefined;
 }
 
 /**
@@ -51,16 +88,8 @@ export async function actOnGuard(
   ports: GuardPorts,
 ): Promise<GuardOutcome> {
   if (action.action === 'none') return { kind: 'nothing' };
-  let detail: string | undefined;
-  if (action.action === 'rollback' || action.action === 'abort-canary') {
-    const switched = action.action === 'rollback' ? await ports.flip(record.previousPool) : await ports.setCanary(0);
-    if (!switched.ok) return { kind: 'switch-failed', action: action.action, detail: switched.detail };
-    detail = switched.detail;
-  }
-  if (!sameRecordVersion(await ports.readRecord(), record))
-    return { kind: 'record-changed', action: action.action, detail };
   const next = recordAfterGuard(record, action, now, actor);
   if (!next) return { kind: 'nothing' };
-  await ports.writeRecord(next);
-  return { kind: 'written', action: action.action, record: next, detail };
+  const outcome = await carryOut(record, { switch: guardSwitch(record, action), next }, ports);
+  return { ...outcome, action: action.action };
 }

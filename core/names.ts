@@ -37,6 +37,10 @@ export function parameterNames(stage: string) {
     release: `${root}/release`,
     pools: { blue: pool('blue'), green: pool('green') } as Readonly<Record<Pool, PoolParameterNames>>,
     slackWebhookUrl: `${root}/slack-webhook-url`,
+    /** The Slack app's signing secret (a SecureString the operator puts): Slack's buttons are verified with it. */
+    slackSigningSecret: `${root}/slack-signing-secret`,
+    /** Who may act from Slack's buttons: Slack user ids (core/slack-actions.ts); absent = nobody. */
+    slackAllowedUsers: `${root}/slack-allowed-users`,
     alertState: `${root}/alert-state`,
     publicUrl: `${root}/public-url`,
     /** The single host's instance id; not written in fleet mode (hosts carry the tag BluegreenStage=<stage>). */
@@ -89,4 +93,14 @@ export function logGroupNames(stage: string) {
 /** A secret's parameter: /bluegreen/<stage>/secrets/<NAME> (a SecureString, or a String holding a Secrets Manager reference). */
 export function secretParameterName(stage: string, name: string): string {
   return `${parameterNames(stage).secretsPath}${name}`;
+}
+
+/** The function behind Slack's buttons (a fixed name: it invokes itself asynchronously by it). */
+export function slackActionsFunctionName(stage: string): string {
+  return `bluegreen-${stage}-slack-actions`;
+}
+
+/** The stage's CloudWatch dashboard (lib/operations.ts); the alert function draws the releases on it. */
+export function dashboardName(stage: string): string {
+  return `bluegreen-${stage}`;
 }

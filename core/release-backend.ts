@@ -6,6 +6,24 @@ import type { Pool } from './pools';
 import type { DesiredPool, PrePromoteResult, ReleaseRecord, ReleaseStep } from './release-record';
 import type { RunRate } from './run-rate';
 
+/** A conditional record write lost: someone wrote the record since the writer read it. */
+export class RecordChanged extends Error {
+  constructor(
+    /** The record stored now (undefined: none, or unreadable). */
+    readonly current: ReleaseRecord | undefined,
+  ) {
+    super(`the release record changed meanwhile${current ? ` (now ${current.id}, ${current.state})` : ''}`);
+    this.name = 'RecordChanged';
+  }
+}
+
+/** The same stored version: `revision` where both carry one, else id, state and last write. */
+export function sameRecordVersion(a: ReleaseRecord | undefined, b: ReleaseRecord | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.revision !== undefined || b.revision !== undefined) return a.revision === b.revision;
+  return a.id === b.id && a.state === b.state && a.updatedAt === b.updatedAt;
+}
+
 /** What the pool agent(s) reported for one deploy: every step, ok when all of them were. */
 export interface DeployReport {
   ok: boolean;
@@ -60,10 +78,17 @@ export interface ReleaseBackend {
   readonly recordPollMs?: number;
   /** The release record (in progress or last finished); undefined when there has never been one. */
   readRecord(): Promise<ReleaseRecord | undefined>;
-  /** Writes the record (the server-side guard reads it) and appends it to the history. */
-  writeRecord(record: ReleaseRecord): Promise<void>;
-  /** Every version of the record ever written, oldest first (history groups them by id). */
+  /**
+   * Writes the record (the server-side guard reads it) and adds it to the history, only if the stored
+   * record is still `basis` (the version the writer read or last wrote; undefined: none stored). This
+   * compare is the one-release lock and keeps a guard's decision from being overwritten. Returns what
+   * was stored (with its new revision); throws RecordChanged when someone wrote first.
+   */
+  writeRecord(record: ReleaseRecord, basis: ReleaseRecord | undefined): Promise<ReleaseRecord>;
+  /** Every release, oldest first: at least the last version of each (history groups them by id). */
   history(): Promise<ReleaseRecord[]>;
+  /** Who is running this command, for the record's startedBy/decidedBy (AWS: the IAM principal's ARN). */
+  actor?(): Promise<string | undefined>;
   /** The active pool (the flag the data plane follows). */
   activePool(): Promise<Pool>;
   /** What the pool should run (its desired state); undefined when never written. */

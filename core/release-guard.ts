@@ -291,6 +291,7 @@ export function recordAfterGuard(
     state,
     ...(reason !== undefined ? { reason } : {}),
     figures,
+    decidedBy: `release guard (${host})`,
     updatedAt: at,
     finishedAt: at,
     steps: [...record.steps, { at, step, ok, detail, host }],

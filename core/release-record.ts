@@ -180,12 +180,28 @@ export interface ReleaseRecord {
   irreversible?: boolean;
   /** When its image was built and pushed (`--build`): where its lead time starts (core/release-stats.ts). */
   builtAt?: string;
+  /** The image's digest as pushed (`--build`), or as named (`--image name@sha256:…`). */
+  imageDigest?: string;
   /** `--pre-promote`'s run, once it ran. */
   prePromote?: PrePromoteResult;
   state: ReleaseState;
   reason?: string;
   figures?: ReleaseFigures;
   gate?: RecordGate;
+  /**
+   * Who started it: the caller's IAM principal (AWS) or the user (local). Absent in records written
+   * before it existed.
+   */
+  startedBy?: string;
+  /** The CI run that started it (GitHub Actions: the run's URL; core/release-actor.ts). */
+  ciRunUrl?: string;
+  /** Who made the final decision: the guard (and where it ran), a person by CLI or Slack. */
+  decidedBy?: string;
+  /**
+   * The ledger's write count when this version was stored (core/release-ledger.ts): the next write is
+   * conditional on it. Set by the store, never by a writer.
+   */
+  revision?: number;
   startedAt: string;
   updatedAt: string;
   bakeUntil?: string;

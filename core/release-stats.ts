@@ -85,6 +85,40 @@ function restoredAt(r: ReleaseRecord, later: readonly ReleaseRecord[]): number |
   return fixes.length ? Math.min(...fixes) : undefined;
 }
 
+/** A promoted release's lead time (ms): its image's build to its promotion; undefined without a build time. */
+function leadTimeOf(r: ReleaseRecord): number | undefined {
+  const built = r.builtAt ? Date.parse(r.builtAt) : NaN;
+  const at = stepAt(r, 'promote');
+  return Number.isFinite(built) && at !== undefined && at >= built ? at - built : undefined;
+}
+
+/**
+ * One finished release's part of the four figures, as the alert function publishes it the moment the
+ * release ends (the dashboard's DORA row sums and takes percentiles of these): counted by the same
+ * rules as `releaseStats`. A frozen release has no restore yet (its fix forward is a later release).
+ */
+export interface ReleaseOutcome {
+  deployments: number;
+  reachedUsers: number;
+  changeFailures: number;
+  restoreSeconds?: number;
+  leadTimeSeconds?: number;
+}
+
+export function releaseOutcome(r: ReleaseRecord): ReleaseOutcome {
+  const reached = reachedUsersAt(r);
+  const failed = failedInProduction(r);
+  const restored = failed ? restoredAt(r, []) : undefined;
+  const lead = r.state === 'promoted' ? leadTimeOf(r) : undefined;
+  return {
+    deployments: r.state === 'promoted' ? 1 : 0,
+    reachedUsers: reached === undefined ? 0 : 1,
+    changeFailures: failed ? 1 : 0,
+    ...(restored !== undefined && reached !== undefined ? { restoreSeconds: (restored - reached) / 1000 } : {}),
+    ...(lead !== undefined ? { leadTimeSeconds: lead / 1000 } : {}),
+  };
+}
+
 /**
  * The figures over the releases started in [untilMs - windowMs, untilMs]. `records`: one per release
  * (the last version of each), any order. A fix forward after the window still restores a failure in it.
@@ -108,9 +142,8 @@ export function releaseStats(records: readonly ReleaseRecord[], untilMs: number,
     else restores.push(at - reachedUsersAt(r)!);
   }
   const leads = promoted.flatMap((r) => {
-    const built = r.builtAt ? Date.parse(r.builtAt) : NaN;
-    const at = stepAt(r, 'promote');
-    return Number.isFinite(built) && at !== undefined && at >= built ? [at - built] : [];
+    const lead = leadTimeOf(r);
+    return lead === undefined ? [] : [lead];
   });
   const days = windowMs / DAY_MS;
   return {

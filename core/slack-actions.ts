@@ -13,6 +13,11 @@ export const SLACK_ACTIONS = {
 } as const;
 export type SlackActionKind = (typeof SLACK_ACTIONS)[keyof typeof SLACK_ACTIONS];
 
+/** A button's action_id for `kind` (the messages' buttons and the parser agree through SLACK_ACTIONS). */
+export function slackActionId(kind: SlackActionKind): string {
+  return Object.entries(SLACK_ACTIONS).find(([, k]) => k === kind)![0];
+}
+
 /** A Slack user id (U…, W… for Enterprise Grid): what the allowlist holds. */
 export const SLACK_USER_ID_PATTERN = '^[UW][A-Z0-9]{2,20}$';
 const USER_ID = new RegExp(SLACK_USER_ID_PATTERN);

@@ -11,6 +11,9 @@ import {
 import { appLogInsightsUrl } from './insights-queries';
 import { isPool, Pool } from './pools';
 import { AlertKind, Decision, Severity } from './rules';
+import type { ReleaseRecord } from './release-record';
+import { OPERATOR_ACTION_LABELS } from './operator-decision';
+import { SlackActionKind, slackActionId } from './slack-actions';
 
 export const SEVERITY_COLOURS: Record<Severity, string> = {
   critical: '#d32f2f',
@@ -72,6 +75,69 @@ export interface MessageContext {
   runbookUrl?: string;
   /** The stage's app log group (AWS): a failing pool's alert links to its app log around that minute. */
   appLog?: { region: string; logGroup: string };
+  /**
+   * The stage answers Slack's buttons (the Slack actions function, or local mode's server): release
+   * messages and pool alerts carry Roll back now / Promote now / Extend bake / Abort. `current` is
+   * the release the stage is on (the ledger's head), for a pool alert's button.
+   */
+  releaseActions?: { current?: Pick<ReleaseRecord, 'id' | 'state'> };
+}
+
+/** The buttons each release message carries: what a person may still decide at that point. */
+const RELEASE_MESSAGE_ACTIONS: Partial<Record<AlertKind, readonly SlackActionKind[]>> = {
+  release_started: ['rollback', 'promote', 'extend-bake', 'abort'],
+  release_promoted: ['rollback'],
+  release_held: ['rollback', 'promote'],
+  release_frozen: ['promote'],
+};
+/** A pool alert during these states of the current release offers to roll it back. */
+const ROLLBACK_FROM_ALERT_STATES: ReadonlySet<ReleaseRecord['state']> = new Set([
+  'deploying',
+  'verifying',
+  'baking',
+  'held',
+  'promoted',
+]);
+
+/** Slack's interactive buttons (core/slack-actions.ts reads their action_id and value) for this message. */
+export function releaseActionButtons(
+  d: Decision,
+  actions: NonNullable<MessageContext['releaseActions']>,
+): Array<Record<string, unknown>> {
+  let releaseId: string | undefined;
+  let kinds: readonly SlackActionKind[] = [];
+  if (isReleaseKind(d.kind)) {
+    releaseId = d.releaseId;
+    kinds = RELEASE_MESSAGE_ACTIONS[d.kind] ?? [];
+  } else if (
+    POOL_FAILURE_KINDS.has(d.kind) &&
+    actions.current &&
+    ROLLBACK_FROM_ALERT_STATES.has(actions.current.state)
+  ) {
+    releaseId = actions.current.id;
+    kinds = ['rollback'];
+  }
+  if (!releaseId) return [];
+  const id = releaseId;
+  return kinds.map((kind) => ({
+    type: 'button',
+    action_id: slackActionId(kind),
+    text: { type: 'plain_text', text: OPERATOR_ACTION_LABELS[kind] },
+    value: id,
+    ...(kind === 'rollback' || kind === 'abort'
+      ? {
+          style: 'danger',
+          confirm: {
+            title: { type: 'plain_text', text: `${OPERATOR_ACTION_LABELS[kind]}?` },
+            text: { type: 'mrkdwn', text: `${OPERATOR_ACTION_LABELS[kind]} on release \`${id}\`` },
+            confirm: { type: 'plain_text', text: OPERATOR_ACTION_LABELS[kind] },
+            deny: { type: 'plain_text', text: 'Cancel' },
+          },
+        }
+      : kind === 'promote'
+        ? { style: 'primary' }
+        : {}),
+  }));
 }
 
 /** Alerts about a pool failing requests: their message links to that pool's app log. */
@@ -161,6 +227,8 @@ export function slackMessage(d: Decision, ctx: MessageContext): Record<string, u
       url: runbookLink(ctx.runbookUrl, RUNBOOK_ANCHORS[d.kind]),
     });
   if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
+  const decisions = ctx.releaseActions ? releaseActionButtons(d, ctx.releaseActions) : [];
+  if (decisions.length) blocks.push({ type: 'actions', block_id: 'bluegreen-release-actions', elements: decisions });
   if (ctx.logsHint) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: ctx.logsHint }] });
   return {
     text: `[${ctx.stage}] ${d.summary}`,

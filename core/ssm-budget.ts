@@ -31,10 +31,16 @@ export const HOST_TIMER = {
   fixedRandomDelay: true,
 } as const;
 
-/** A joining fleet host re-reads the release record this often while a release holds it (fleet/bluegreen-join.sh JOIN_POLL_SECONDS). */
+/**
+ * A joining fleet host re-reads the release record this often while a release holds it
+ * (fleet/bluegreen-join.sh JOIN_POLL_SECONDS). A read of the ledger (DynamoDB), not of Parameter Store.
+ */
 export const JOIN_POLL_SECONDS = 15;
 
-/** The release CLI re-reads the record this often on a stage while it waits (canary, bake). Locally it reads a file. */
+/**
+ * The release CLI re-reads the record this often on a stage while it waits (canary, bake): a ledger read
+ * (DynamoDB on demand), outside Parameter Store's budget. Locally it reads a file.
+ */
 export const CLI_RECORD_POLL_MS = 2_000;
 /**
  * While a phase runs longer than this (a deploy in rounds, a long canary) the CLI writes the record
@@ -43,8 +49,6 @@ export const CLI_RECORD_POLL_MS = 2_000;
  */
 export const CLI_RECORD_REFRESH_MS = STALE_AFTER_MS / 2;
 
-/** How stale the release record may be when the alert function's guard judges it: a new bake is seen within this. */
-export const RECORD_MAX_AGE_MS = 5_000;
 /** The function's other parameters (maintenance, the hosts count, the webhook) are read at most this often. */
 export const PARAMETER_MAX_AGE_MS = 60_000;
 /**
@@ -103,26 +107,13 @@ export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[]
       everySeconds: HOST_TIMER.periodSeconds,
       spreadSeconds: HOST_TIMER.randomizedDelaySeconds + HOST_TIMER.accuracySeconds,
     },
-    // The worst case: every host of the group launched at once (a zone lost) waiting out a release.
-    {
-      name: 'joining hosts',
-      callers: hosts,
-      requests: 1,
-      everySeconds: JOIN_POLL_SECONDS,
-      spreadSeconds: JOIN_POLL_SECONDS,
-    },
-    {
-      name: 'alert function: release record',
-      callers: 1,
-      requests: 1,
-      everySeconds: s(RECORD_MAX_AGE_MS),
-      spreadSeconds: s(RECORD_MAX_AGE_MS),
-    },
-    // maintenance, the hosts count and the webhook; and the one-minute tick's fresh read of the record.
+    // The release record (the CLI's polls and writes, the guard's reads, joining hosts) is in the
+    // ledger (DynamoDB) since the ledger: none of it is here any more.
+    // maintenance, the hosts count and the webhook.
     {
       name: 'alert function: other parameters',
       callers: 1,
-      requests: 4,
+      requests: 3,
       everySeconds: s(PARAMETER_MAX_AGE_MS),
       spreadSeconds: s(PARAMETER_MAX_AGE_MS),
     },
@@ -132,21 +123,6 @@ export function releaseSources(hosts: number = MAX_FLEET_HOSTS): RequestSource[]
       requests: 1,
       everySeconds: s(STATE_SAVE_INTERVAL_MS),
       spreadSeconds: s(STATE_SAVE_INTERVAL_MS),
-    },
-    {
-      name: 'release CLI: record polls',
-      callers: 1,
-      requests: 1,
-      everySeconds: s(CLI_RECORD_POLL_MS),
-      spreadSeconds: s(CLI_RECORD_POLL_MS),
-    },
-    // A save re-reads the record first (the guard may have written it), then writes it.
-    {
-      name: 'release CLI: record refresh',
-      callers: 1,
-      requests: 2,
-      everySeconds: s(CLI_RECORD_REFRESH_MS),
-      spreadSeconds: s(CLI_RECORD_REFRESH_MS),
     },
   ];
 }
@@ -160,7 +136,6 @@ export function previousReleaseSources(hosts: number = MAX_FLEET_HOSTS): Request
     if (src.name === "hosts' timers") return { ...src, spreadSeconds: 5 };
     if (src.name === 'alert function: state saves')
       return { ...src, everySeconds: AGENT_FLUSH_SECONDS / hosts, spreadSeconds: AGENT_FLUSH_SECONDS / hosts };
-    if (src.name === 'release CLI: record polls') return { ...src, everySeconds: 0.25, spreadSeconds: 0.25 };
     return src;
   });
 }

@@ -10,15 +10,21 @@
 # bootstrapping answers the release's command with `step=join` (core/host-command.ts).
 #
 # "In progress" is the release CLI's own rule (core/release-record.ts recordVerdict): the record at
-# RELEASE_PARAM is not in a final state, its times are the CLI's, and it was written, or is due
-# (bakeUntil), within the stale limit. The rule, with core's final states, limits and time form, is
-# record-verdict.jq beside this script, generated from core/ (core/host-files.ts, `npm run generate`)
-# and shipped in the same asset folder (/opt/bluegreen/fleet on a host).
+# the head of the stage's release ledger (the DynamoDB table LEDGER_TABLE, its head item at
+# LEDGER_HEAD_KEY, the record's JSON in its `record` string) is not in a final state, its times are
+# the CLI's, and it was written, or is due (bakeUntil), within the stale limit. No head item is no
+# record (a stage that never released); a table or item that cannot be read (missing table, denied,
+# throttled) is not knowing, and not knowing is never "no release": the host keeps polling. The
+# rule, with core's final states, limits and time form, is record-verdict.jq beside this script,
+# generated from core/ (core/host-files.ts, `npm run generate`) and shipped in the same asset folder
+# (/opt/bluegreen/fleet on a host).
 #
 # Usage: bluegreen-join <auto-scaling-group> <lifecycle-hook> <instance-id>
 #        bluegreen-join --verdict [now-epoch-seconds]   (the record JSON on stdin; prints
 #                       none | final | invalid <why> | stale | in-progress <id> <state>; for the tests)
-# Environment (from /etc/bluegreen/env): RELEASE_PARAM, AWS_REGION; JOIN_POLL_SECONDS (15),
+# Environment (from /etc/bluegreen/env): LEDGER_TABLE, LEDGER_HEAD_KEY (the head's key as
+#   `aws dynamodb get-item --key` takes it; both set by the stack from core/release-ledger.ts),
+#   AWS_REGION; JOIN_POLL_SECONDS (15),
 #   JOIN_HEARTBEAT_SECONDS (300: well inside the hook's heartbeat timeout), JOIN_MAX_WAIT_SECONDS (21600).
 # Exit codes: 0 no release in progress (join now); 1 still waiting after JOIN_MAX_WAIT_SECONDS (the
 #   user data then abandons the launch and the group tries another host); 2 usage or configuration.
@@ -61,7 +67,8 @@ fi
 group=$1
 hook=$2
 instance=$3
-: "${RELEASE_PARAM:?bluegreen-join: RELEASE_PARAM is not set}"
+[ -n "${LEDGER_TABLE:-}" ] || die 2 "LEDGER_TABLE is not set: cannot read the release record"
+[ -n "${LEDGER_HEAD_KEY:-}" ] || die 2 "LEDGER_HEAD_KEY is not set: cannot read the release record"
 poll=${JOIN_POLL_SECONDS:-15}
 heartbeat_every=${JOIN_HEARTBEAT_SECONDS:-300}
 max_wait=${JOIN_MAX_WAIT_SECONDS:-21600}
@@ -75,11 +82,14 @@ last_heartbeat=0
 waited_for=
 while :; do
   now=$(date +%s)
-  # stderr apart: a warning on it must not become part of the value.
-  if out=$(aws ssm get-parameter --name "$RELEASE_PARAM" --query Parameter.Value --output text 2>"$errors"); then
-    state=$(printf '%s' "$out" | verdict "$now")
-  elif grep -q ParameterNotFound "$errors"; then
-    state=none
+  # stderr apart: a warning on it must not become part of the value. No head item: the CLI answers
+  # nothing (or {}), and the record is empty ("none"). A missing table is an error like any other.
+  if out=$(aws dynamodb get-item --table-name "$LEDGER_TABLE" --key "$LEDGER_HEAD_KEY" --consistent-read --output json 2>"$errors"); then
+    if value=$(printf '%s' "$out" | jq -rs '.[0].Item.record.S // ""' 2>"$errors"); then
+      state=$(printf '%s' "$value" | verdict "$now")
+    else
+      state="unknown (jq could not read the answer: $(tr '\n' ' ' <"$errors" | cut -c1-200))"
+    fi
   else
     # Not knowing is not "no release": keep the host out a little longer rather than join blind.
     state="unknown $(tr '\n' ' ' <"$errors" | cut -c1-200)"
@@ -101,7 +111,7 @@ while :; do
       [ "$id" = "$waited_for" ] || say "release $id is in progress ($(printf '%s\n' "$state" | cut -d' ' -f3)): waiting for it to finish before joining (a host joins with the stage's final state, never half-released)"
       waited_for=$id
       ;;
-    *) say "cannot read $RELEASE_PARAM ($state): retrying" ;;
+    *) say "cannot read the head of the release ledger $LEDGER_TABLE ($state): retrying" ;;
   esac
   if [ $((now - started)) -ge "$max_wait" ]; then
     die 1 "still not joining after $((now - started)) s (limit ${max_wait} s): ${state}"

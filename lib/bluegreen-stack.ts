@@ -1,11 +1,12 @@
 // One stage of bluegreen: the host and its network, the SSM-held pool state (active pool, canary,
-// each pool's image/release/env, the release record) and the path that applies it, the stage's ECR
-// repository, the log groups, alerts, and the outputs an operator needs.
+// each pool's image/release/env) and the path that applies it, the release ledger (DynamoDB), the
+// stage's ECR repository, the log groups, alerts, and the outputs an operator needs.
 import { CfnOutput, Stack, StackProps, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { AlarmTopic } from './alarm-topic';
 import { Alerting } from './alerting';
+import { SlackActions } from './slack-actions';
 import { BlueGreenConfig, FleetConfig, hostsParameterValue } from './stack-config';
 import { FleetHosts, FleetHostsProps, instanceRefreshPreferences } from './fleet-hosts';
 import { HostLogGroups } from './host-log-groups';
@@ -18,7 +19,9 @@ import { STAGE_TAG_KEY } from '../core/names';
 import { PoolParameters } from './pool-parameters';
 import { PoolSwitch } from './pool-switch';
 import { hostApplyCommand, NO_DEPLOY } from '../core/host-command';
+import { ReleaseLedger } from './release-ledger';
 import { ReleaseRepository } from './release-repository';
+import { ReleaseRole } from './release-role';
 import { imagePlatform } from '../core/image-platform';
 
 export interface BlueGreenStackProps extends StackProps {
@@ -26,7 +29,7 @@ export interface BlueGreenStackProps extends StackProps {
 }
 
 /** What a host is made of, the single host's and a fleet's alike (a fleet adds its own settings). */
-type HostProps = Omit<FleetHostsProps, 'fleet' | 'runbookUrl' | 'logRetentionDays'>;
+type HostProps = Omit<FleetHostsProps, 'fleet' | 'ledger' | 'runbookUrl' | 'logRetentionDays'>;
 
 export function stackName(stage: string): string {
   return `BlueGreen-${stage}`;
@@ -41,10 +44,16 @@ export class BlueGreenStack extends Stack {
   public readonly logGroups: HostLogGroups;
   public readonly poolSwitch: PoolSwitch;
   public readonly alerting: Alerting;
+  /** Slack's release buttons (context slackActions); undefined when off. */
+  public readonly slackActions?: SlackActions;
   public readonly alarmTopic: AlarmTopic;
   public readonly logRotationAlarm: LogRotationAlarm;
   public readonly operations: Operations;
   public readonly releases: ReleaseRepository;
+  /** The release ledger (every release, its head and events): single host and fleet alike. */
+  public readonly ledger: ReleaseLedger;
+  /** The operators' managed policy, and the GitHub Actions release role (context githubRepo). */
+  public readonly releaseRole: ReleaseRole;
 
   constructor(scope: Construct, id: string, props: BlueGreenStackProps) {
     super(scope, id, props);
@@ -52,6 +61,7 @@ export class BlueGreenStack extends Stack {
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
     this.parameters = this.createParameters(config);
+    this.ledger = new ReleaseLedger(this, 'Ledger', { stage: config.stage });
     this.releases = new ReleaseRepository(this, 'Releases', {
       stage: config.stage,
       keepImages: config.ecrKeepImages,
@@ -71,6 +81,12 @@ export class BlueGreenStack extends Stack {
     this.poolSwitch = this.createPoolSwitch(config);
 
     this.alerting = this.createAlerting(config);
+    if (config.slackActions)
+      this.slackActions = new SlackActions(this, 'SlackActions', {
+        stage: config.stage,
+        ledger: this.ledger,
+        logRetention: config.logRetentionDays,
+      });
     this.logRotationAlarm = this.createLogRotationAlarm(config, hostMetricsNamespace);
     const pipelineAlarms = this.pipelineAlarms();
     this.alarmTopic = this.createAlarmTopic(config, pipelineAlarms);
@@ -80,6 +96,8 @@ export class BlueGreenStack extends Stack {
     if (this.host) this.publishHost(config.stage, this.host, publicUrl);
     if (this.fleet && config.fleet) this.publishFleet(config.stage, config.fleet, this.fleet, publicUrl);
     this.addOperatorOutputs(config.stage);
+    this.releaseRole = new ReleaseRole(this, 'Operators', { stage: config.stage, github: config.github });
+    this.publishReleaseRole(this.releaseRole);
   }
 
   private createParameters(config: BlueGreenConfig): PoolParameters {
@@ -115,6 +133,7 @@ export class BlueGreenStack extends Stack {
     const fleet = new FleetHosts(this, 'Fleet', {
       ...hostProps,
       fleet: fleetConfig,
+      ledger: this.ledger,
       runbookUrl: config.alerts.runbookUrl,
       logRetentionDays: config.logRetentionDays,
     });
@@ -156,8 +175,10 @@ export class BlueGreenStack extends Stack {
       stage: config.stage,
       accessLogGroup: this.logGroups.access,
       settings: config.alerts,
+      ledger: this.ledger,
       logRetention: config.logRetentionDays,
       fleet: config.fleet !== undefined,
+      slackActions: config.slackActions,
     });
   }
 
@@ -273,7 +294,12 @@ export class BlueGreenStack extends Stack {
     new CfnOutput(this, 'ReleaseParameter', {
       value: names.release,
       description:
-        'The release record (JSON); aws ssm get-parameter-history for earlier ones, or npx bluegreen history',
+        'The release record as it was before the ledger (JSON): the CLI imports it into ReleaseLedgerTable once; nothing writes it any more',
+    });
+    new CfnOutput(this, 'ReleaseLedgerTable', {
+      value: this.ledger.table.tableName,
+      description:
+        'The release ledger (DynamoDB): every release, its head and its events; npx bluegreen history reads it',
     });
     new CfnOutput(this, 'AccessLogGroup', { value: this.logGroups.access.logGroupName });
     new CfnOutput(this, 'SlackWebhookParameter', {
@@ -293,5 +319,28 @@ export class BlueGreenStack extends Stack {
       value: `aws ssm put-parameter --region ${this.region} --name ${names.activePool} --type String --overwrite --value green`,
       description: 'Flip the active pool (use blue to flip back); the host applies it within seconds',
     });
+  }
+
+  /** The operators' policy to attach, and what a GitHub Actions workflow is given (README "Release from CI"). */
+  private publishReleaseRole(access: ReleaseRole): void {
+    new CfnOutput(this, 'OperatorPolicyArn', {
+      value: access.operatorPolicy.managedPolicyArn,
+      description:
+        'What npx bluegreen needs on this stage (README "Operators\' IAM"): attach it to your operators\' role, group or user',
+    });
+    if (access.role) {
+      new CfnOutput(this, 'ReleaseRoleArn', {
+        value: access.role.roleArn,
+        description:
+          'GitHub Actions: the role-to-assume of aws-actions/configure-aws-credentials (examples/github-actions/release.yml)',
+      });
+    }
+    if (access.provider) {
+      new CfnOutput(this, 'GithubOidcProviderArn', {
+        value: access.provider.oidcProviderArn,
+        description:
+          "The account's OIDC provider for GitHub Actions (one per account): other stages take it as -c githubOidcProviderArn=<this>",
+      });
+    }
   }
 }

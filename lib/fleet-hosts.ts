@@ -7,10 +7,10 @@
 //
 // How a host joins (issue 10, item 3): it boots, bootstrap.sh brings up the stage's current state
 // from SSM (active pool, each pool's image and release) and checks GET /version through nginx;
-// if a release is in progress it waits until the release is over (bluegreen-join, heartbeating
-// the lifecycle action: a scale-out never brings up a half-released host), bluegreen-apply
-// reconciles once more (the release's outcome, a flip during the boot); only then does the user data
-// complete the launch lifecycle hook, so the group puts it InService and
+// if a release is in progress (the release ledger's head says so) it waits until the release is over
+// (bluegreen-join, heartbeating the lifecycle action: a scale-out never brings up a half-released
+// host), bluegreen-apply reconciles once more (the release's outcome, a flip during the boot); only
+// then does the user data complete the launch lifecycle hook, so the group puts it InService and
 // registers it with the target group; it then waits for the target group to call it healthy and
 // only then sends the CloudFormation signal. A host that fails its bootstrap never serves: its
 // lifecycle action is abandoned (the group terminates it) and its signal says failure.
@@ -34,7 +34,8 @@ import * as path from 'node:path';
 import { BOOTSTRAPPING_MARKER } from '../core/host-command';
 import { PIPELINE_ALARMS, PipelineAlarm, pipelineAlarmName, runbookLink } from '../core/alarm-notification';
 import { FleetConfig, FleetHttps, minInstancesInService } from './stack-config';
-import { parameterNames } from '../core/names';
+import { ledgerHeadKeyJson, LEDGER_HEAD_KEY } from '../core/release-ledger';
+import { ReleaseLedger } from './release-ledger';
 import { buildHostParts, HostParts, hostBlockDevices, hostMachineImage, PoolHostProps } from './pool-host';
 import { PORTS } from '../core/ports';
 import { STAGE_TAG_KEY } from '../core/names';
@@ -122,6 +123,8 @@ export function instanceRefreshPreferences(fleet: Pick<FleetConfig, 'desired' | 
 export interface FleetHostsProps extends Omit<PoolHostProps, 'subnets'> {
   readonly subnets: ec2.SubnetSelection;
   readonly fleet: FleetConfig;
+  /** The stage's release ledger: a joining host reads its head (is a release in progress?). */
+  readonly ledger: ReleaseLedger;
   /** nginx's timeouts: the ALB's idle timeout and the deregistration delay must outlast its longest wait. */
   readonly proxy: ProxySettings;
   /** Days the load balancer's access logs are kept (the stage's log retention). */
@@ -157,7 +160,7 @@ export class FleetHosts extends Construct {
       publicPeer: lbSecurityGroup,
       securityGroupDescription: `bluegreen ${stage} fleet host: ${PORTS.nginx} from the load balancer only, ${PORTS.blue}-${PORTS.green} from operators; no SSH`,
     });
-    this.prepareJoin(parts, stage);
+    this.prepareJoin(parts, props.ledger);
     this.securityGroup = parts.securityGroup;
     this.role = parts.role;
     lbSecurityGroup.addEgressRule(this.securityGroup, ec2.Port.tcp(PORTS.nginx), 'to the hosts (nginx)');
@@ -235,19 +238,39 @@ export class FleetHosts extends Construct {
   // How a host joins (see the top of this file): what it gets before its bootstrap, the user data after
   // bootstrap.sh, what its role may do for it.
 
-  /** What a join needs on the host before its user data is rendered: the release record, fleet/, its settings, the bootstrapping marker. */
-  private prepareJoin(parts: HostParts, stage: string): void {
-    // A new host joins between releases (fleet/bluegreen-join.sh): it reads the release record
-    // (what a release writes there is the pool state the host already reads) by the CLI's rule,
-    // which ships beside it as fleet/record-verdict.jq (generated from core/release-record.ts).
-    const releaseParam = parameterNames(stage).release;
-    parts.allowReadParameters([releaseParam]);
+  /** What a join needs on the host before its user data is rendered: the ledger's head, fleet/, its settings, the bootstrapping marker. */
+  private prepareJoin(parts: HostParts, ledger: ReleaseLedger): void {
+    // A new host joins between releases (fleet/bluegreen-join.sh): it reads the ledger's head, the
+    // release in progress or last finished (`aws dynamodb get-item --table-name "$LEDGER_TABLE"
+    // --key "$LEDGER_HEAD_KEY" --consistent-read`), by the CLI's rule, which ships beside it as
+    // fleet/record-verdict.jq (generated from core/release-record.ts); bluegreen-apply reads the same
+    // head when a new host boots a pool from the record. What the head holds (images, releases, env
+    // values) is the pool state the host already reads.
+    this.allowReadLedgerHead(parts.role, ledger);
     // fleet/bluegreen-join.sh and its rule, in their own asset: the single host's files stay as they are.
     parts.addFiles('fleet');
-    parts.addEnv({ RELEASE_PARAM: releaseParam });
+    // The key is JSON (quotes, braces): HostParts writes each value single-quoted and refuses one
+    // that holds a single quote or a line break, so `. /etc/bluegreen/env` gives it back verbatim.
+    parts.addEnv({ LEDGER_TABLE: ledger.tableName, LEDGER_HEAD_KEY: ledgerHeadKeyJson() });
     // Until bootstrap.sh has succeeded, Run Command's bluegreen-apply answers `step=join` here
     // (core/host-command.ts): a host launched during a release or flip does not fail it.
     parts.addBeforeBootstrap(`mkdir -p ${path.posix.dirname(BOOTSTRAPPING_MARKER)}`, `touch ${BOOTSTRAPPING_MARKER}`);
+  }
+
+  /**
+   * GetItem on the stage's ledger, of the head alone: dynamodb:LeadingKeys (the partition key a
+   * request names) must be the head's. Not the releases' history, no write, no Query or Scan, no
+   * other table. A plain GetItem on a KMS-encrypted table: the aws/dynamodb key needs no grant.
+   */
+  private allowReadLedgerHead(role: iam.Role, ledger: ReleaseLedger): void {
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadLedgerHead',
+        actions: ['dynamodb:GetItem'],
+        resources: [ledger.tableArn],
+        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [LEDGER_HEAD_KEY.pk] } },
+      }),
+    );
   }
 
   /**

@@ -4,6 +4,8 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { RELEASE_GRAPH_TITLES } from '../core/dashboard-annotations';
+import { dashboardName } from '../core/names';
 import { APP_LOG_QUERY, APP_LOG_QUERY_NAME, INSIGHTS_QUERIES, QueryName } from '../core/insights-queries';
 import { POOLS } from '../core/pools';
 
@@ -110,12 +112,13 @@ export class Operations extends Construct {
   /** The stage's dashboard, one row at a time: the title, traffic, alerts, the host, and a fleet's row. */
   private createDashboard(props: OperationsProps): cloudwatch.Dashboard {
     const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
-      dashboardName: `bluegreen-${props.stage}`,
+      dashboardName: dashboardName(props.stage),
       defaultInterval: Duration.hours(3),
     });
     dashboard.addWidgets(titleWidget(props.stage));
     dashboard.addWidgets(...this.trafficWidgets(props.accessLogGroup));
     dashboard.addWidgets(...alertWidgets(props));
+    dashboard.addWidgets(...deliveryWidgets(props));
     dashboard.addWidgets(...hostWidgets(props.hostMetricsNamespace));
     if (props.fleetWidgets?.length) dashboard.addWidgets(...props.fleetWidgets);
     return dashboard;
@@ -125,13 +128,13 @@ export class Operations extends Construct {
     const ns = this.accessMetricsNamespace;
     return [
       new cloudwatch.GraphWidget({
-        title: 'Requests by pool',
+        title: RELEASE_GRAPH_TITLES.requests,
         left: ['blue', 'green'].map((p) => metric(ns, `Requests-${p}`).with({ label: p })),
         width: 8,
         stacked: true,
       }),
       new cloudwatch.GraphWidget({
-        title: '5xx by pool, and reaching clients',
+        title: RELEASE_GRAPH_TITLES.errors,
         left: [
           ...['blue', 'green'].map((p) => metric(ns, `Errors5xx-${p}`).with({ label: p })),
           metric(ns, 'ClientErrors5xx').with({ label: 'to clients' }),
@@ -187,6 +190,59 @@ function alertWidgets(props: OperationsProps): cloudwatch.IWidget[] {
       width: 8,
     }),
     new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 8 }),
+  ];
+}
+
+/** DORA's window on the dashboard, as `bluegreen history --stats` defaults to. */
+export const DELIVERY_WINDOW_DAYS = 90;
+
+/**
+ * DORA's four figures over the last 90 days, from what the alert function publishes when a release
+ * ends (core/release-stats.ts releaseOutcome): each widget has its own window, whatever the
+ * dashboard's time range, and one value over all of it.
+ */
+function deliveryWidgets(props: OperationsProps): cloudwatch.IWidget[] {
+  const window = {
+    start: `-P${DELIVERY_WINDOW_DAYS}D`,
+    setPeriodToTimeRange: true,
+    width: 6,
+    height: 4,
+  } as const;
+  const release = (name: string, statistic = 'Sum') =>
+    metric(props.alertMetricsNamespace, name, statistic, { Stage: props.stage });
+  return [
+    new cloudwatch.SingleValueWidget({
+      title: `Deployment frequency (${DELIVERY_WINDOW_DAYS} d)`,
+      metrics: [
+        new cloudwatch.MathExpression({
+          expression: `FILL(deployments, 0) / ${DELIVERY_WINDOW_DAYS}`,
+          usingMetrics: { deployments: release('Deployments') },
+          label: 'promoted per day',
+        }),
+      ],
+      ...window,
+    }),
+    new cloudwatch.SingleValueWidget({
+      title: `Change failure rate (${DELIVERY_WINDOW_DAYS} d)`,
+      metrics: [
+        new cloudwatch.MathExpression({
+          expression: '100 * FILL(failures, 0) / reached',
+          usingMetrics: { failures: release('ChangeFailures'), reached: release('ReachedUsers') },
+          label: '% of the releases that reached users',
+        }),
+      ],
+      ...window,
+    }),
+    new cloudwatch.SingleValueWidget({
+      title: `Time to restore, median (${DELIVERY_WINDOW_DAYS} d)`,
+      metrics: [release('RestoreSeconds', 'p50').with({ label: 'seconds (rollbacks, canary aborts)' })],
+      ...window,
+    }),
+    new cloudwatch.SingleValueWidget({
+      title: `Lead time, median (${DELIVERY_WINDOW_DAYS} d)`,
+      metrics: [release('LeadTimeSeconds', 'p50').with({ label: 'seconds, image pushed to promoted' })],
+      ...window,
+    }),
   ];
 }
 

@@ -15,6 +15,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
+import { parameterArn } from './parameter-arn';
 import { ecrRepositoryName, hostReadParameterNames, parameterNames } from '../core/names';
 import { hostArch } from '../core/image-platform';
 import { DEFAULT_PROXY_SETTINGS, ProxySettings, proxySettingsEnv } from '../core/proxy-settings';
@@ -107,9 +108,10 @@ const HOST_FILES: ReadonlyArray<{ readonly name: string; readonly id: string }> 
  * and the fleet's launch template (FleetHosts) both build theirs here, so a host is the same
  * machine in both modes. Construct ids are the single host's (its logical ids must not move).
  *
- * A kind of host that needs more says so with the methods of HostParts, before it renders the user
- * data (a fleet host: the release record it reads, its fleet/ files, its join settings and its
- * bootstrapping marker); what it runs after bootstrap.sh, it appends to the rendered user data.
+ * A kind of host that needs more says so with the methods of HostParts and its role, before it
+ * renders the user data (a fleet host: its grant on the release ledger's head, its fleet/ files, its
+ * join settings and its bootstrapping marker); what it runs after bootstrap.sh, it appends to the
+ * rendered user data.
  */
 export function buildHostParts(scope: Construct, props: HostPartsProps): HostParts {
   return new HostParts(scope, props);
@@ -120,7 +122,6 @@ export class HostParts {
   public readonly securityGroup: ec2.SecurityGroup;
   public readonly role: iam.Role;
   private readonly scope: Construct;
-  private readonly parameterStatements: HostParameterStatements;
   private readonly readOwnAssets: iam.PolicyStatement;
   private readonly files: Record<string, Asset> = {};
   private readonly env: Record<string, string>;
@@ -133,9 +134,8 @@ export class HostParts {
     }
     this.scope = scope;
     this.securityGroup = hostSecurityGroup(scope, props);
-    const { role, parameterStatements } = hostRole(scope, props);
+    const role = hostRole(scope, props);
     this.role = role;
-    this.parameterStatements = parameterStatements;
     for (const { name, id } of HOST_FILES)
       this.files[name] = new Asset(scope, id, { path: path.join(REPO_ROOT, name) });
     // The host reads its asset objects (three; a fleet host four) and nothing else of the bootstrap bucket (which holds
@@ -150,13 +150,6 @@ export class HostParts {
     role.addToPolicy(this.readOwnAssets);
     this.env = hostEnv(props);
     acknowledgeHostRole(role, props.metricsNamespace, props.stage);
-  }
-
-  /** Parameters this kind of host reads beyond the pool state (a fleet host: the release record, to join between releases). */
-  public allowReadParameters(names: readonly string[]): void {
-    const arns = names.map((name) => parameterArn(this.scope, name));
-    this.parameterStatements.readPoolState.addResources(...arns);
-    this.parameterStatements.denyOtherParameters.addNotResources(...arns);
   }
 
   /**
@@ -174,11 +167,15 @@ export class HostParts {
     this.readOwnAssets.addResources(assetObjectArn(asset));
   }
 
-  /** Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings); none may replace a common one. */
+  /**
+   * Lines for /etc/bluegreen/env beyond the common ones (a fleet host's join settings); none may
+   * replace a common one, and each must be a line the file can hold (envFileLine).
+   */
   public addEnv(env: Readonly<Record<string, string>>): void {
     this.assertNotRendered('addEnv');
     const taken = Object.keys(env).filter((key) => key in this.env);
     if (taken.length > 0) throw new Error(`HostParts: /etc/bluegreen/env already sets ${taken.join(', ')}`);
+    for (const [key, value] of Object.entries(env)) envFileLine(key, value);
     Object.assign(this.env, env);
   }
 
@@ -211,8 +208,7 @@ export class HostParts {
     }
     userData.addCommands(
       "cat > /etc/bluegreen/env <<'ENV'",
-      // Values are validated at synth to hold no quotes, so single quotes keep spaces intact.
-      ...Object.entries(this.env).map(([k, v]) => `export ${k}='${v}'`),
+      ...Object.entries(this.env).map(([k, v]) => envFileLine(k, v)),
       'ENV',
       ...this.beforeBootstrap,
       'bash /opt/bluegreen/userdata/bootstrap.sh',
@@ -227,6 +223,28 @@ export class HostParts {
         `HostParts.${step}: the user data is already rendered (add files, env and commands before renderUserData)`,
       );
   }
+}
+
+/**
+ * One line of /etc/bluegreen/env: `export KEY='value'`. The file is written by a quoted here-document
+ * (no expansion) and read by `. /etc/bluegreen/env` (bootstrap.sh, bluegreen-apply, bluegreen-join):
+ * inside single quotes sh takes every character as it is, spaces, `$`, backslashes, double quotes
+ * and braces included (a JSON value such as the ledger's head key), except a single quote, which
+ * ends the quoting, and a line break, which would split the line (and could end the here-document).
+ * Those two are refused here, at synth. Values with CDK tokens (the region, a log group's name) are
+ * checked as the tokens' placeholders: what they resolve to holds neither.
+ * systemd's EnvironmentFile= parser takes a single-quoted value verbatim as well, but knows no
+ * `export`: a unit reading this file that way would get none of its variables. None does; every
+ * reader sources it with sh.
+ */
+export function envFileLine(key: string, value: string): string {
+  if (!/^[A-Z_][A-Z0-9_]*$/.test(key))
+    throw new Error(`HostParts: /etc/bluegreen/env: "${key}" is not a variable name (A-Z, 0-9, _)`);
+  if (/['\n\r\0]/.test(value))
+    throw new Error(
+      `HostParts: /etc/bluegreen/env: the value of ${key} holds a single quote or a line break, which sh cannot take inside single quotes: ${JSON.stringify(value)}`,
+    );
+  return `export ${key}='${value}'`;
 }
 
 /** The host's security group: the public entry from publicPeer, the pools from operatorCidr, nothing else in. */
@@ -248,25 +266,12 @@ function hostSecurityGroup(scope: Construct, props: HostPartsProps): ec2.Securit
   return securityGroup;
 }
 
-/** The two statements that say which parameters a host reads: HostParts.allowReadParameters widens both. */
-interface HostParameterStatements {
-  readonly readPoolState: iam.PolicyStatement;
-  readonly denyOtherParameters: iam.PolicyStatement;
-}
-
-function parameterArn(scope: Construct, name: string): string {
-  return Stack.of(scope).formatArn({ service: 'ssm', resource: 'parameter', resourceName: name.slice(1) });
-}
-
 function assetObjectArn(asset: Asset): string {
   return asset.bucket.arnForObjects(asset.s3ObjectKey);
 }
 
 /** The host role and what every host may do with it (its asset objects are granted with the files). */
-function hostRole(
-  scope: Construct,
-  props: HostPartsProps,
-): { role: iam.Role; parameterStatements: HostParameterStatements } {
+function hostRole(scope: Construct, props: HostPartsProps): iam.Role {
   const role = new iam.Role(scope, 'Role', {
     assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
     description: `bluegreen ${props.stage} host: Session Manager, its own log groups and metrics, the pool state parameters, its release repository, its own assets`,
@@ -373,7 +378,7 @@ function hostRole(
       conditions: { StringEquals: { 'cloudwatch:namespace': props.metricsNamespace } },
     }),
   );
-  return { role, parameterStatements: { readPoolState, denyOtherParameters } };
+  return role;
 }
 
 /**

@@ -59,8 +59,16 @@ export interface BlueGreenConfig {
    * topic): the path that works when Slack or the alert function does not. Empty = none (synth warns).
    */
   readonly alarmEmails: readonly string[];
+  /**
+   * Slack's release buttons (context slackActions): the Slack actions function and its URL, and the
+   * buttons on the alert function's messages. Off by default: a button needs a Slack app whose
+   * Interactivity Request URL is that URL.
+   */
+  readonly slackActions: boolean;
   /** Fleet mode (context hosts >= 2): hosts behind an ALB; undefined = the single host with its Elastic IP. */
   readonly fleet?: FleetConfig;
+  /** Releases from GitHub Actions (context githubRepo): the release role's trust; undefined = no role. */
+  readonly github?: GithubReleaseConfig;
 }
 
 /** How clients reach the fleet's load balancer. */
@@ -190,6 +198,8 @@ export const CONTEXT_KEYS = {
   slowPaths:
     'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
   stickyKeys: `comma-separated cookie:NAME / header:NAME keys a canary of this stage may stick on (bluegreen release --sticky), e.g. cookie:session,header:X-User; cookie names letters, digits and _, header names letters, digits and -; at most ${MAX_STICKY_KEYS}; changing it replaces the host (default none)`,
+  slackActions:
+    'true: Slack buttons on release messages and pool alerts (Roll back now, Promote now, Extend bake, Abort), answered by a function URL that checks the Slack app signature (README "Slack buttons") (default false)',
   alarmEmails:
     'comma-separated email addresses (or a JSON list in cdk.json) subscribed to the stage alarm topic: the alert pipeline alarms reach them without Slack; each must confirm the subscription (default: none, synth warns)',
   hosts:
@@ -207,6 +217,10 @@ export const CONTEXT_KEYS = {
     "fleet mode: ARN of a customer managed KMS key (same region) that encrypts the hosts' root volumes; its key policy must grant the Auto Scaling service-linked role AWSServiceRoleForAutoScaling (the stack's EbsKeyPolicyStatements output; README \"Encrypted volumes with your own key\") (default: the account's default EBS key)",
   accountConcurrencyLimit:
     "the account's Lambda concurrent-executions quota in the deploy region (Service Quotas L-B99A9384); when given, synth fails if it cannot take the alert function's reservation (at least 101) (default: unset, not checked)",
+  githubRepo:
+    'owner/repo or owner/repo:environment, exactly as GitHub spells them: the stack creates the role bluegreen-<stage>-release that GitHub Actions jobs of that repository assume through OIDC, in that environment, or (without one) on pushes to main only (README "Release from CI (GitHub Actions)") (default: unset, no role)',
+  githubOidcProviderArn:
+    "with githubRepo: ARN of the account's existing IAM OIDC provider for token.actions.githubusercontent.com (an account has one per URL: the stage that created it has it as its GithubOidcProviderArn output) (default: the stack creates the provider)",
 } as const;
 export type ContextKey = keyof typeof CONTEXT_KEYS;
 
@@ -344,6 +358,9 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     );
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
   const alarmEmails = parseEmails(context.alarmEmails);
+  const slackActions = str('slackActions') ?? 'false';
+  if (slackActions !== 'true' && slackActions !== 'false')
+    throw new ConfigError(`context key "slackActions" must be true or false, got "${slackActions}"`);
   if (str('accountConcurrencyLimit') !== undefined) {
     const quota = int('accountConcurrencyLimit', 0, 1, 1_000_000);
     if (quota < MIN_ACCOUNT_CONCURRENCY) {
@@ -386,6 +403,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     stage,
     alerts,
     alarmEmails,
+    slackActions: slackActions === 'true',
     instanceType,
     publicCidr,
     operatorCidr,
@@ -401,6 +419,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     vpc,
     proxy,
     fleet,
+    ...parseGithubRelease(str),
   };
 }
 
@@ -559,4 +578,63 @@ function parseReleaseGateContext(
     gate.maxP99Ratio = n;
   }
   return gate;
+}
+
+/** Releases from GitHub Actions: whose jobs may assume the stage's release role (lib/release-role.ts). */
+export interface GithubReleaseConfig {
+  /** owner/repo, exactly as GitHub spells it: the token's subject is compared case-sensitively. */
+  readonly repository: string;
+  /** The GitHub environment the release job runs in; undefined = jobs on pushes to main (no environment). */
+  readonly environment?: string;
+  /** The account's existing provider for token.actions.githubusercontent.com; undefined = the stack creates it. */
+  readonly oidcProviderArn?: string;
+}
+
+/** GitHub's rules: an owner is letters, digits and single hyphens inside (at most 39); a repository letters, digits, ".", "_", "-" (at most 100). */
+const GITHUB_OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$/;
+const GITHUB_REPO = /^[A-Za-z0-9._-]{1,100}$/;
+/** Narrower than GitHub's: the name goes into the token's subject after a colon, so no colon, space or slash. */
+const GITHUB_ENVIRONMENT = /^[A-Za-z0-9._-]{1,255}$/;
+/** Only GitHub's own issuer: the trust's condition keys are named after it (token.actions.githubusercontent.com:sub). */
+const GITHUB_OIDC_PROVIDER_ARN = /^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/;
+
+/**
+ * Context githubRepo (`owner/repo` or `owner/repo:environment`) and githubOidcProviderArn. No
+ * wildcard and no other branch: a branch other than main releases through an environment, whose
+ * deployment branches and reviewers GitHub enforces before the job gets a token.
+ */
+function parseGithubRelease(str: (key: ContextKey) => string | undefined): { github?: GithubReleaseConfig } {
+  const value = str('githubRepo');
+  const oidcProviderArn = str('githubOidcProviderArn');
+  if (value === undefined) {
+    if (oidcProviderArn !== undefined)
+      throw new ConfigError(
+        'context key "githubOidcProviderArn" is only read with githubRepo (the repository whose jobs may assume the release role)',
+      );
+    return {};
+  }
+  const what = `context key "githubRepo" must be owner/repo or owner/repo:environment as GitHub spells them (owner: letters, digits and single hyphens, at most 39; repo: letters, digits, ".", "_" or "-", at most 100; environment: letters, digits, ".", "_" or "-"), got "${value}"`;
+  if (/[*?]/.test(value))
+    throw new ConfigError(
+      `${what}: no wildcard; the role trusts one repository and one environment (or main), so another repository or a pull request never gets it`,
+    );
+  if (value.includes('@'))
+    throw new ConfigError(
+      `${what}: a branch is not read; without an environment the role trusts pushes to main only. For another branch use a GitHub environment whose deployment branches allow it, and owner/repo:environment`,
+    );
+  const m = value.match(/^([^/:]+)\/([^/:]+)(?::([^:]*))?$/);
+  if (!m || !GITHUB_OWNER.test(m[1]) || !GITHUB_REPO.test(m[2]) || m[2] === '.' || m[2] === '..')
+    throw new ConfigError(what);
+  if (m[3] !== undefined && !GITHUB_ENVIRONMENT.test(m[3])) throw new ConfigError(what);
+  if (oidcProviderArn !== undefined && !GITHUB_OIDC_PROVIDER_ARN.test(oidcProviderArn))
+    throw new ConfigError(
+      `context key "githubOidcProviderArn" must be the ARN of the account's OIDC provider for GitHub Actions, like arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com, got "${oidcProviderArn}"`,
+    );
+  return {
+    github: {
+      repository: `${m[1]}/${m[2]}`,
+      ...(m[3] !== undefined ? { environment: m[3] } : {}),
+      ...(oidcProviderArn !== undefined ? { oidcProviderArn } : {}),
+    },
+  };
 }

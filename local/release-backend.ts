@@ -9,6 +9,7 @@ import { parseStickyKeys, stickyKeyText } from '../core/canary';
 import { PROXY_SETTINGS } from '../core/proxy-settings';
 import { Pool } from '../core/pools';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { header, httpRequest } from '../support/http';
 import { readStackState, StackState, supervisorRunning } from './stack';
 import { readActivePool, readCanaryPercent, setCanary, setPreview, switchPool } from './switch';
@@ -48,12 +49,17 @@ export class LocalReleaseBackend implements ReleaseBackend {
     return readLocalRecord(this.stateDir);
   }
 
-  async writeRecord(record: ReleaseRecord): Promise<void> {
-    writeLocalRecord(this.stateDir, record);
+  async writeRecord(record: ReleaseRecord, basis: ReleaseRecord | undefined): Promise<ReleaseRecord> {
+    return writeLocalRecord(this.stateDir, record, basis);
   }
 
   async history(): Promise<ReleaseRecord[]> {
     return readLocalHistory(this.stateDir);
+  }
+
+  /** The local user: local mode has no principal. */
+  async actor(): Promise<string | undefined> {
+    return `local user ${userInfo().username}`;
   }
 
   async activePool(): Promise<Pool> {

@@ -1,12 +1,25 @@
 // Local mode's release state: plain files in the state dir (the local counterpart of the stage's SSM parameters), shared by the CLI
 // (local/release-backend.ts), the pool agent (local/pool-agent.ts) and the server-side guard
 // (local/watcher.ts), which run in different processes. Every write is atomic (temp file + rename);
-// the history is append-only, one JSON record per line.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// the history is append-only, one JSON record per line. The record's write is conditional like the
+// stage's ledger (support/release-ledger.ts): under a lock directory, only if it is still the version
+// the writer read.
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import type { Pool } from '../core/pools';
 import type { PoolOptions } from '../core/pool-options';
 import type { DesiredPool, PrePromoteResult, ReleaseRecord, ReleaseStep } from '../core/release-record';
+import { RecordChanged, sameRecordVersion } from '../core/release-backend';
 
 /** pools/<pool>.json: what the pool should run. `request` names who asked (the agent echoes it). */
 export interface LocalDesiredPool extends DesiredPool {
@@ -32,6 +45,7 @@ export const localFiles = (stateDir: string) => ({
   desired: (pool: Pool) => path.join(stateDir, 'pools', `${pool}.json`),
   applied: (pool: Pool) => path.join(stateDir, 'pools', `${pool}.applied.json`),
   record: path.join(stateDir, 'release.json'),
+  recordLock: path.join(stateDir, 'release.lock'),
   history: path.join(stateDir, 'releases.jsonl'),
   prePromote: path.join(stateDir, 'pools', 'pre-promote.json'),
   prePromoteResult: path.join(stateDir, 'pools', 'pre-promote.result.json'),
@@ -87,11 +101,54 @@ export function readLocalRecord(stateDir: string): ReleaseRecord | undefined {
   return readJsonFile<ReleaseRecord>(localFiles(stateDir).record);
 }
 
-/** Writes release.json and appends the same version to releases.jsonl (the history). */
-export function writeLocalRecord(stateDir: string, record: ReleaseRecord): void {
+/** A writer holds the lock for a read, a compare and a rename: one older than this was left by a crash. */
+const LOCK_STALE_MS = 10_000;
+const LOCK_WAIT_MS = 5_000;
+
+/** Runs `fn` holding release.lock (mkdir is atomic): the CLI, the watcher and the Slack handler are separate processes. */
+function withRecordLock<T>(stateDir: string, fn: () => T): T {
+  const lock = localFiles(stateDir).recordLock;
+  mkdirSync(stateDir, { recursive: true });
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > LOCK_STALE_MS) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline)
+        throw new Error(`${lock} is held by another writer for ${LOCK_WAIT_MS / 1000} s`, { cause: err });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
+/**
+ * Writes release.json and appends the same version to releases.jsonl (the history), only if
+ * release.json is still `basis` (undefined: no record); throws RecordChanged otherwise. Returns what
+ * was stored, with its revision.
+ */
+export function writeLocalRecord(
+  stateDir: string,
+  record: ReleaseRecord,
+  basis: ReleaseRecord | undefined,
+): ReleaseRecord {
   const files = localFiles(stateDir);
-  writeJsonAtomic(files.record, record);
-  appendFileSync(files.history, `${JSON.stringify(record)}\n`);
+  return withRecordLock(stateDir, () => {
+    const current = readLocalRecord(stateDir);
+    if (!sameRecordVersion(current, basis)) throw new RecordChanged(current);
+    const stored = { ...record, revision: (current?.revision ?? 0) + 1 };
+    writeJsonAtomic(files.record, stored);
+    appendFileSync(files.history, `${JSON.stringify(stored)}\n`);
+    return stored;
+  });
 }
 
 /** Every record version ever written, oldest first; a torn or hand-broken line is skipped. */

@@ -1,7 +1,7 @@
 // `npm start`: the local data plane in the foreground until Ctrl-C / SIGTERM.
 import { ConfigError } from '../core/config-error';
 import { DEFAULT_ACTIVE_POOL, parsePool } from '../core/pools';
-import { PORTS, parsePort } from '../core/ports';
+import { LOCAL_SLACK_ACTIONS_PORT, PORTS, parsePort } from '../core/ports';
 import { LOCAL_STATE_DIR } from './paths';
 import { LocalStack } from './stack';
 import { releaseGateFromEnv, ruleConfigFromEnv } from '../core/rule-config';
@@ -9,6 +9,9 @@ import { DEFAULT_HEALTH_TIMEOUT_MS, PoolAgent } from './pool-agent';
 import { AlertWatcher } from './watcher';
 import { ProxySettings, proxySettingsEnv, proxySettingsFromEnv, ProxySettingsError } from '../core/proxy-settings';
 import { stickyKeyText } from '../core/canary';
+import { LocalSlackActions } from './slack-actions-server';
+import { SLACK_RESPONSE_URL_PREFIX } from '../core/slack-click';
+import { readActivePool } from './switch';
 
 export interface StartConfig {
   stateDir: string;
@@ -97,6 +100,24 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
   out(`sticky canary keys: ${sticky || 'none (STICKY_KEYS)'}`);
   out(`access log: ${accessLog}`);
   out(`error log:  ${errorLog}`);
+  // Slack's buttons, answered on loopback when the app's signing secret is given (a tunnel brings
+  // Slack's requests here): the same code as the Slack actions function.
+  const slackActions = env.SLACK_SIGNING_SECRET
+    ? new LocalSlackActions({
+        stateDir: config.stateDir,
+        host,
+        port: parsePort(env.SLACK_ACTIONS_PORT, 'SLACK_ACTIONS_PORT', LOCAL_SLACK_ACTIONS_PORT),
+        signingSecret: env.SLACK_SIGNING_SECRET,
+        allowedUsers: env.SLACK_ALLOWED_USERS ?? '',
+        responseUrlPrefix: env.SLACK_RESPONSE_URL_PREFIX || SLACK_RESPONSE_URL_PREFIX,
+        flip: (pool) => stack.flip(pool),
+        canary: (percent) => stack.canary(percent),
+        activePool: () => readActivePool(stack.state),
+        out,
+      })
+    : undefined;
+  if (slackActions)
+    out(`slack actions: ${await slackActions.start()} (SLACK_ALLOWED_USERS: ${env.SLACK_ALLOWED_USERS || 'nobody'})`);
   const watcher = new AlertWatcher({
     accessLog,
     stateDir: config.stateDir,
@@ -106,6 +127,7 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
     out,
     // Local mode's server-side release guard: lives here, not in the release CLI's process.
     release: { gate, flip: (pool) => stack.flip(pool), canary: (percent) => stack.canary(percent) },
+    slackActions: slackActions !== undefined,
   });
   watcher.start();
   const agent = new PoolAgent({ stateDir: config.stateDir, stack, out, healthTimeoutMs });
@@ -129,6 +151,7 @@ export async function startCommand(env: NodeJS.ProcessEnv, out: (line: string) =
       out(`${why}: stopping nginx and the pools`);
       void agent
         .stop()
+        .then(() => slackActions?.stop())
         .then(() => watcher.stop())
         .then(() => stack.stop())
         .then(() => {

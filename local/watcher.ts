@@ -28,6 +28,22 @@ export interface ReleaseGuardOptions {
 
 export const MAINTENANCE_FILE = 'maintenance';
 
+/**
+ * Local mode's side of a decision (the guard's, a Slack button's): switch-pool.sh for the switches,
+ * release.json for the record, written conditionally.
+ */
+export function localGuardPorts(stateDir: string, switches: Pick<ReleaseGuardOptions, 'flip' | 'canary'>): GuardPorts {
+  const switched = (result: ScriptResult) => ({
+    ok: result.code === 0,
+    detail: result.code === 0 ? result.stdout.trim() : result.stderr.trim() || `exit ${result.code}`,
+  });
+  return {
+    flip: async (pool) => switched(await switches.flip(pool)),
+    setCanary: async (percent) => switched(await switches.canary(percent)),
+    writeRecord: async (next, basis) => writeLocalRecord(stateDir, next, basis),
+  };
+}
+
 export interface WatcherOptions {
   accessLog: string;
   /** Holds the `maintenance` file (`on` = evaluate and log, do not post). */
@@ -41,6 +57,8 @@ export interface WatcherOptions {
   out: (line: string) => void;
   /** Guard releases (release.json in stateDir); omitted: alerts only. */
   release?: ReleaseGuardOptions;
+  /** Local mode answers Slack's buttons (local/slack-actions-server.ts): messages carry them. */
+  slackActions?: boolean;
   now?: () => number;
 }
 
@@ -148,14 +166,20 @@ export class AlertWatcher {
     if (isFinal(record.state)) return;
     const at = new Date(this.now()).toISOString();
     const reason = `npm start restarted while the release was ${record.state}: the local stack was reset to its configured releases and active pool`;
-    writeLocalRecord(this.options.stateDir, {
-      ...record,
-      state: 'failed',
-      reason,
-      updatedAt: at,
-      finishedAt: at,
-      steps: [...record.steps, { at, step: 'abandoned', ok: false, detail: reason, host: 'guard' }],
-    });
+    // At start nobody else writes the record: a conflict here is a second npm start, and it may win.
+    writeLocalRecord(
+      this.options.stateDir,
+      {
+        ...record,
+        state: 'failed',
+        reason,
+        decidedBy: 'npm start (restart)',
+        updatedAt: at,
+        finishedAt: at,
+        steps: [...record.steps, { at, step: 'abandoned', ok: false, detail: reason, host: 'guard' }],
+      },
+      record,
+    );
     this.options.out(`[release] ${record.id} was ${record.state} when the stack stopped: marked failed`);
   }
 
@@ -168,7 +192,13 @@ export class AlertWatcher {
     if (!record || isFinal(record.state)) return;
     const now = this.now();
     const action = guardRelease(record, this.state.samples, now, release.gate);
-    const outcome = await actOnGuard(record, action, now, 'local-watcher', this.guardPorts(release));
+    const outcome = await actOnGuard(
+      record,
+      action,
+      now,
+      'local-watcher',
+      localGuardPorts(this.options.stateDir, release),
+    );
     if (outcome.kind === 'nothing') return;
     if (outcome.kind === 'switch-failed') {
       const key = `${record.id}:${outcome.action}`;
@@ -186,21 +216,6 @@ export class AlertWatcher {
       `[release] ${outcome.record.id}: ${outcome.record.state}${outcome.record.reason ? ` (${outcome.record.reason})` : ''}`,
     );
     await this.announce(outcome.record);
-  }
-
-  /** Local mode's side of the guard: switch-pool.sh for the switches, release.json for the record. */
-  private guardPorts(release: ReleaseGuardOptions): GuardPorts {
-    const { stateDir } = this.options;
-    const switched = (result: ScriptResult) => ({
-      ok: result.code === 0,
-      detail: result.code === 0 ? result.stdout.trim() : result.stderr.trim() || `exit ${result.code}`,
-    });
-    return {
-      flip: async (pool) => switched(await release.flip(pool)),
-      setCanary: async (percent) => switched(await release.canary(percent)),
-      readRecord: async () => readLocalRecord(stateDir),
-      writeRecord: async (next) => writeLocalRecord(stateDir, next),
-    };
   }
 
   private async announce(record: ReleaseRecord | undefined): Promise<void> {
@@ -225,6 +240,7 @@ export class AlertWatcher {
     const message = slackMessage(d, {
       stage: this.options.stage,
       logsHint: `Local access log: \`${this.options.accessLog}\``,
+      ...(this.options.slackActions ? { releaseActions: { current: readLocalRecord(this.options.stateDir) } } : {}),
     });
     const result = await deliver(slackWebhookUrl, message, this.options.delivery);
     if (result.delivered) {

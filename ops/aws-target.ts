@@ -2,6 +2,8 @@
 // and --profile behave as an AWS user expects (flags first, then BLUEGREEN_STAGE / AWS_REGION /
 // AWS_PROFILE, then the SDK's own resolution).
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { STSClient } from '@aws-sdk/client-sts';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { logGroupNames, parameterNames } from '../core/names';
 import { STAGE_PATTERN } from '../core/patterns';
@@ -20,6 +22,10 @@ export interface AwsTarget {
   logGroups: ReturnType<typeof logGroupNames>;
   ssm: SSMClient;
   logs: CloudWatchLogsClient;
+  /** The stage's release ledger (core/release-ledger.ts). */
+  ddb: DynamoDBClient;
+  /** Who the caller is (GetCallerIdentity needs no permission). */
+  sts: STSClient;
 }
 
 export function awsTarget(
@@ -36,6 +42,8 @@ export function awsTarget(
     logGroups: logGroupNames(stage),
     ssm: new SSMClient(config),
     logs: new CloudWatchLogsClient(config),
+    ddb: new DynamoDBClient(config),
+    sts: new STSClient(config),
   };
 }
 

@@ -1,6 +1,8 @@
 // The AWS-side operator commands of the one CLI: flip / maintenance / status (with --stage), insights.
 import { GetCommandInvocationCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { parseRecord, ReleaseRecord } from '../core/release-record';
+import { ReleaseRecord } from '../core/release-record';
+import { ledgerTableName } from '../core/release-ledger';
+import { DynamoReleaseLedger } from '../support/release-ledger';
 import { STAGE_TAG_KEY } from '../core/names';
 import { commandInvocations, hostGates, latestStageCommand, StageHost, stageHosts } from './stage-hosts';
 import { parseStepLines } from '../core/step-line';
@@ -105,17 +107,24 @@ export async function awsStatusCommand(
   const { values } = parse(args, {});
   const target = awsTarget(values, env);
   const { params, ssm } = target;
-  const [active, maintenance, url, instance, stateText, recordText, canaryText] = await Promise.all(
-    [
-      params.activePool,
-      params.maintenance,
-      params.publicUrl,
-      params.instanceId,
-      params.alertState,
-      params.release,
-      params.canaryPercent,
-    ].map((n) => getParameter(ssm, n)),
-  );
+  const ledger = new DynamoReleaseLedger({ ddb: target.ddb, table: ledgerTableName(target.stage) });
+  const [[active, maintenance, url, instance, stateText, canaryText], record] = await Promise.all([
+    Promise.all(
+      [
+        params.activePool,
+        params.maintenance,
+        params.publicUrl,
+        params.instanceId,
+        params.alertState,
+        params.canaryPercent,
+      ].map((n) => getParameter(ssm, n)),
+    ),
+    // The last release is the ledger's head; a stage without the table (not deployed) has none.
+    ledger.head().catch((err: Error) => {
+      if (err.name === 'ResourceNotFoundException') return undefined;
+      throw err;
+    }),
+  ]);
   if (active === undefined) {
     out(
       `stage ${target.stage}: ${params.activePool} does not exist; is the stack deployed in this account and region?`,
@@ -125,7 +134,6 @@ export async function awsStatusCommand(
   const endpoint = url
     ? await describeEndpoint(url)
     : { healthy: false, text: 'not checked (no public-url parameter)' };
-  const record = parseRecord(recordText);
   const canary = parseCanaryValue(canaryText ?? '0');
   const preview = previewFromRecord(record);
   const rows: Array<[string, string]> = [

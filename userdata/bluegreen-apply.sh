@@ -47,6 +47,9 @@
 #   STAGE                the stage (required); parameter names default to /bluegreen/$STAGE/...
 #                        (userdata/facts.sh bluegreen_parameter_names)
 #   ACTIVE_POOL_PARAM, CANARY_PARAM, {BLUE,GREEN}_{IMAGE,RELEASE,ENV,OPTIONS}_PARAM  exact parameter names
+#   LEDGER_TABLE, LEDGER_HEAD_KEY  fleet hosts only: the stage's release ledger (DynamoDB) and its
+#                        head item's key as `aws dynamodb get-item --key` takes it (both set by the
+#                        stack from core/release-ledger.ts); a brand-new host boots from the record there
 #   BLUEGREEN_HOME       nginx/, app/, userdata/, conf/, switch/         (default /opt/bluegreen)
 #   BLUEGREEN_STATE_DIR  pools/<pool>.{env,applied,failed}, the lock     (default /var/lib/bluegreen)
 #   BLUEGREEN_LOG_DIR    nginx's logs                                    (default /var/log/bluegreen)
@@ -762,25 +765,25 @@ current_canary() {
 }
 
 # --- the release record (boot) ------------------------------------------------------------------------
-# What the release record (fleet hosts: RELEASE_PARAM) says the stage's hosts run in a pool: the
-# release's own pool once its gate passed on every host, or the pool it left active (previous*): every
-# host's deploy run also checks that the active pool runs its desired state, and a difference fails
-# the deploy. Sets r_image, r_release, r_envlines, r_options and returns 0, or sets r_why and returns 1.
+# What the release record (fleet hosts: the head of the ledger LEDGER_TABLE) says the stage's hosts
+# run in a pool: the release's own pool once its gate passed on every host, or the pool it left
+# active (previous*): every host's deploy run also checks that the active pool runs its desired
+# state, and a difference fails the deploy. Sets r_image, r_release, r_envlines, r_options and returns 0, or sets r_why and returns 1.
 record_read=no
 record_state() {
   r_why=
-  if [ -z "${RELEASE_PARAM:-}" ]; then
+  if [ -z "${LEDGER_TABLE:-}" ]; then
     r_why="no release record on this host"
     return 1
   fi
   read_release_record
   if [ "$record_read" = failed ]; then
-    r_why="the release record ($RELEASE_PARAM) could not be read"
+    r_why="the release record (the head of $LEDGER_TABLE) could not be read"
     return 1
   fi
   rs=$(record_gated_state "$1") || rs=
   if [ -z "$rs" ]; then
-    r_why="the release record ($RELEASE_PARAM) names no gated state for $1"
+    r_why="the release record (the head of $LEDGER_TABLE) names no gated state for $1"
     return 1
   fi
   r_image=$(printf '%s\n' "$rs" | sed -n 1p)
@@ -800,12 +803,15 @@ record_state() {
     return 1
   fi
 }
-# The record's value, read once per run: sets record, and record_read=yes (or failed).
+# The record's JSON text (the ledger head's `record` string), read once per run: sets record, and
+# record_read=yes (or failed: the table, the key or the answer unreadable). No head item yet (a stage
+# that never released) is an empty record, as the CLI reads it: it names no state.
 read_release_record() {
   [ "$record_read" = no ] || return 0
   record_read=yes
-  if ! record=$(aws ssm get-parameter --name "$RELEASE_PARAM" --output json 2>/dev/null) ||
-    ! record=$(printf '%s' "$record" | jq -er '.Parameter.Value' 2>/dev/null); then
+  if [ -z "${LEDGER_HEAD_KEY:-}" ] ||
+    ! record=$(aws dynamodb get-item --table-name "$LEDGER_TABLE" --key "$LEDGER_HEAD_KEY" --consistent-read --output json 2>/dev/null) ||
+    ! record=$(printf '%s' "$record" | jq -rs '.[0].Item.record.S // ""' 2>/dev/null); then
     record_read=failed
   fi
 }

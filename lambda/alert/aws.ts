@@ -7,7 +7,6 @@ import { AccessLogEntry, parseAccessLogLine } from '../../core/access-log';
 import { ALARM_SEVERITY, AlarmStateChange } from '../../core/alarm-notification';
 import { limit } from '../../core/aws-limits';
 import { STATE_SAVE_INTERVAL_MS } from '../../core/ssm-budget';
-import { ReleaseRecord, serializeRecord } from '../../core/release-record';
 import { Decision, EngineState } from '../../core/rules';
 
 /** SSM parameters with a max age; `undefined` when the parameter does not exist. */
@@ -205,18 +204,6 @@ export async function recentEntries(
 }
 
 /** Writes the release record (core/release-record.ts), advanced tier only when it needs 8 KB. */
-export async function saveRecord(ssm: SSMClient, name: string, record: ReleaseRecord): Promise<void> {
-  await ssm.send(
-    new PutParameterCommand({
-      Name: name,
-      Value: serializeRecord(record),
-      Type: 'String',
-      Overwrite: true,
-      Tier: 'Intelligent-Tiering',
-    }),
-  );
-}
-
 /** Sets a plain String parameter (the active pool on a rollback, the canary share on an abort). */
 export async function putValue(ssm: SSMClient, name: string, value: string): Promise<void> {
   await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'String', Overwrite: true }));

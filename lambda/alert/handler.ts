@@ -2,6 +2,8 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { releaseGateFromEnv, ruleConfigFromEnv } from '../../core/rule-config';
 import { AlertEnv, AlertRuntime } from './runtime';
 import { PARAMETER_MAX_AGE_MS, sdkRetryConfig } from '../../core/ssm-budget';
@@ -31,10 +33,12 @@ export function alertEnvFrom(env: NodeJS.ProcessEnv): AlertEnv {
     parameterMaxAgeMs: env.PARAMETER_MAX_AGE_SECONDS
       ? Number(env.PARAMETER_MAX_AGE_SECONDS) * 1000
       : PARAMETER_MAX_AGE_MS,
+    slackActions: env.SLACK_ACTIONS === 'on',
+    dashboardName: env.DASHBOARD_NAME || undefined,
     // The stack sets all three; without them (an older stack) the function guards no releases.
-    release: env.RELEASE_PARAM
+    release: env.LEDGER_TABLE
       ? {
-          recordParam: env.RELEASE_PARAM,
+          ledgerTable: env.LEDGER_TABLE,
           activePoolParam: required(env, 'ACTIVE_POOL_PARAM'),
           canaryParam: required(env, 'CANARY_PARAM'),
           gate: releaseGateFromEnv(env, rules),
@@ -54,6 +58,8 @@ const clients = {
   ssm: new SSMClient(CLIENT_CONFIG),
   logs: new CloudWatchLogsClient(CLIENT_CONFIG),
   sqs: new SQSClient(CLIENT_CONFIG),
+  ddb: new DynamoDBClient(CLIENT_CONFIG),
+  cloudwatch: new CloudWatchClient(CLIENT_CONFIG),
 };
 let runtime: AlertRuntime | undefined;
 

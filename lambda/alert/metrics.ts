@@ -12,8 +12,21 @@ export const METRIC_NAMES = [
   'ReleasesHeld',
   // 1 when the release guard froze an irreversible release: the release-frozen alarm pages on it.
   'ReleasesFrozen',
+  // A finished release's part of DORA's four figures (core/release-stats.ts releaseOutcome): the
+  // dashboard's delivery row.
+  'Deployments',
+  'ReachedUsers',
+  'ChangeFailures',
+  'RestoreSeconds',
+  'LeadTimeSeconds',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
+
+const UNITS: Partial<Record<MetricName, string>> = {
+  ErrorRatePercent: 'Percent',
+  RestoreSeconds: 'Seconds',
+  LeadTimeSeconds: 'Seconds',
+};
 
 export function emfLine(
   namespace: string,
@@ -29,7 +42,7 @@ export function emfLine(
         {
           Namespace: namespace,
           Dimensions: [Object.keys(dimensions)],
-          Metrics: names.map((Name) => ({ Name, Unit: Name === 'ErrorRatePercent' ? 'Percent' : 'Count' })),
+          Metrics: names.map((Name) => ({ Name, Unit: UNITS[Name] ?? 'Count' })),
         },
       ],
     },

@@ -3,21 +3,23 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { annotateReleases } from './dashboard';
+import { DynamoReleaseLedger } from '../../support/release-ledger';
+import { stageGuardPorts } from '../stage-ports';
 import { alarmChanges, AlarmStateChange, isNotified, isSnsEvent } from '../../core/alarm-notification';
 import {
   loadState,
   ParameterCache,
   persistable,
   PersistedState,
-  putValue,
   recentEntries,
   saveDue,
-  saveRecord,
   saveState,
   sendAlarmToDeadLetter,
   sendToDeadLetter,
 } from './aws';
-import { RECORD_MAX_AGE_MS } from '../../core/ssm-budget';
 import { decodeSubscription, PayloadError } from './decode';
 import { deliveredEntry, deliveryKey, normalizeDelivered, pruneDelivered, wasDelivered } from './delivered';
 import { insightsUrl, INSIGHTS_QUERIES } from '../../core/insights-queries';
@@ -27,8 +29,9 @@ import { emfLine, MetricName } from './metrics';
 import { processLines } from '../../core/line-batch';
 import { announced, releaseAnnouncements } from '../../core/release-events';
 import { guardRelease, ReleaseGate } from '../../core/release-guard';
-import { ActedOn, actOnGuard, GuardPorts } from '../../core/guard-actuator';
-import { isFinal, parseRecord } from '../../core/release-record';
+import { ActedOn, actOnGuard } from '../../core/guard-actuator';
+import { isFinal, ReleaseRecord } from '../../core/release-record';
+import { releaseOutcome } from '../../core/release-stats';
 import { Decision, emptyState, EngineState, RuleConfig, seedWindow, windowFigures } from '../../core/rules';
 import { alarmSlackMessage, slackMessage } from '../../core/slack-message';
 import { deliver, DeliveryOptions } from '../../support/slack-webhook';
@@ -54,11 +57,15 @@ export interface AlertEnv {
   parameterMaxAgeMs: number;
   /** The server-side release guard; undefined = no releases on this stage (older stacks, tests). */
   release?: ReleaseParams;
+  /** The stage answers Slack's buttons (the Slack actions function): messages carry them. */
+  slackActions?: boolean;
+  /** The stage's dashboard: each release is drawn on its request and error graphs when it ends. */
+  dashboardName?: string;
 }
 
 export interface ReleaseParams {
-  /** The release record parameter (JSON). */
-  recordParam: string;
+  /** The stage's release ledger table (core/release-ledger.ts): its head is the record the guard judges. */
+  ledgerTable: string;
   /** Written with the previous pool on a rollback: the existing flip path takes it to the hosts. */
   activePoolParam: string;
   /** Set to 0 when a canary is aborted. */
@@ -66,24 +73,29 @@ export interface ReleaseParams {
   gate: ReleaseGate;
 }
 
-// How stale the release record may be when the guard judges it (a cadence of the stage's Parameter Store budget).
-export { RECORD_MAX_AGE_MS };
-
 /**
- * An EventBridge event for the release guard: "Parameter Store Change" of the record (announce it
- * and judge it now) or the one-minute "Scheduled Event" (finish a bake that has no traffic).
+ * An event for the release guard: the ledger's stream with a change of its head (the record: announce
+ * it and judge it now; the stack's filter passes head items only) or EventBridge's one-minute
+ * "Scheduled Event" (finish a bake that has no traffic). The records' content is not read: the guard
+ * reads the head itself, consistently.
  */
 export function isGuardEvent(event: unknown): boolean {
-  const e = event as { source?: unknown; 'detail-type'?: unknown } | null;
+  const e = event as { source?: unknown; 'detail-type'?: unknown; Records?: unknown } | null;
   if (typeof e !== 'object' || e === null) return false;
-  return (
-    (e.source === 'aws.ssm' && e['detail-type'] === 'Parameter Store Change') ||
-    (e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event')
-  );
+  if (Array.isArray(e.Records))
+    return (
+      e.Records.length > 0 &&
+      e.Records.every((r) => (r as { eventSource?: unknown } | null)?.eventSource === 'aws:dynamodb')
+    );
+  return e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event';
 }
 
 export interface AlertDeps {
   ssm: SSMClient;
+  /** The release ledger's client; needed when the env has `release`. */
+  ddb?: DynamoDBClient;
+  /** For the dashboard's release lines (env dashboardName). */
+  cloudwatch?: CloudWatchClient;
   logs: CloudWatchLogsClient;
   sqs: SQSClient;
   delivery?: Partial<DeliveryOptions>;
@@ -132,7 +144,10 @@ export class AlertRuntime {
   /** When the state was last saved (this.now()): last-seen times alone are saved at most every STATE_SAVE_INTERVAL_MS. */
   private savedAt = 0;
   private readonly params: ParameterCache;
-  private readonly recordCache: ParameterCache;
+  /** The release ledger, when this stage guards releases. */
+  private readonly ledger: DynamoReleaseLedger | undefined;
+  /** The release record as last read (the guard reads it on every batch and tick): a pool alert's button names it. */
+  private lastRecord: ReleaseRecord | undefined;
   private readonly log: (record: Record<string, unknown>) => void;
   private readonly now: () => number;
 
@@ -141,7 +156,11 @@ export class AlertRuntime {
     private readonly deps: AlertDeps,
   ) {
     this.params = new ParameterCache(deps.ssm, env.parameterMaxAgeMs, deps.now);
-    this.recordCache = new ParameterCache(deps.ssm, RECORD_MAX_AGE_MS, deps.now);
+    if (env.release && !deps.ddb) throw new Error('the release guard needs a DynamoDB client (deps.ddb)');
+    this.ledger =
+      env.release && deps.ddb
+        ? new DynamoReleaseLedger({ ddb: deps.ddb, table: env.release.ledgerTable, now: deps.now })
+        : undefined;
     this.log = deps.log ?? ((r) => console.log(JSON.stringify(r)));
     this.now = deps.now ?? Date.now;
   }
@@ -270,7 +289,7 @@ export class AlertRuntime {
     }
   }
 
-  /** The record changed, or the minute ticked (EventBridge): announce, and judge with the window held. */
+  /** The record changed (the ledger's stream), or the minute ticked (EventBridge): announce, and judge with the window held. */
   private async handleGuardEvent(result: HandleResult): Promise<HandleResult> {
     if (!this.env.release) return result;
     if (!this.loaded) await this.coldStart(this.now());
@@ -278,7 +297,6 @@ export class AlertRuntime {
     this.checkpointBase = persistable(this.state);
     // A copy: the delivered keys are appended to in place while alerts are posted.
     const before = structuredClone(this.persisted());
-    this.recordCache.clear();
     await this.guardRelease(maintenance, result);
     const after = this.persisted();
     if (saveDue(before, after, this.now() - this.savedAt)) await this.save(after);
@@ -293,12 +311,20 @@ export class AlertRuntime {
    */
   private async guardRelease(maintenance: boolean, result: HandleResult): Promise<void> {
     const release = this.env.release;
-    if (!release) return;
-    let record = parseRecord(await this.recordCache.get(release.recordParam));
+    const ledger = this.ledger;
+    if (!release || !ledger) return;
+    // A consistent read each time: DynamoDB reads do not spend the stage's Parameter Store budget.
+    let record = await ledger.head();
     if (record && !isFinal(record.state)) {
       const now = this.now();
       const action = guardRelease(record, this.state.samples, now, release.gate);
-      const outcome = await actOnGuard(record, action, now, 'alert-function', this.guardPorts(release));
+      const outcome = await actOnGuard(
+        record,
+        action,
+        now,
+        'alert-function',
+        stageGuardPorts(this.deps.ssm, ledger, release),
+      );
       if (outcome.kind === 'record-changed') {
         this.log({
           level: 'INFO',
@@ -306,10 +332,9 @@ export class AlertRuntime {
           action: outcome.action,
           record: record.id,
         });
-        // The actuator's uncached read just filled the cache: announce what is there now.
-        record = parseRecord(await this.recordCache.get(release.recordParam));
+        // The lost compare carried what is stored now: announce that.
+        record = outcome.current;
       } else if (outcome.kind === 'written') {
-        this.recordCache.clear();
         const next = outcome.record;
         this.log({
           level: 'INFO',
@@ -328,37 +353,28 @@ export class AlertRuntime {
         record = next;
       }
     }
+    this.lastRecord = record;
     if (!record) return;
-    for (const d of releaseAnnouncements(this.state.releaseAnnounced, record, maintenance)) {
+    const announcements = releaseAnnouncements(this.state.releaseAnnounced, record, maintenance);
+    // A release's end, announced once: its part of the delivery figures (muted or not).
+    if (isFinal(record.state) && announcements.length) {
+      const o = releaseOutcome(record);
+      this.metrics({
+        Deployments: o.deployments,
+        ReachedUsers: o.reachedUsers,
+        ChangeFailures: o.changeFailures,
+        ...(o.restoreSeconds !== undefined ? { RestoreSeconds: o.restoreSeconds } : {}),
+        ...(o.leadTimeSeconds !== undefined ? { LeadTimeSeconds: o.leadTimeSeconds } : {}),
+      });
+      await this.drawReleases(release.ledgerTable);
+    }
+    for (const d of announcements) {
       result.decisions++;
       this.log({ level: 'INFO', msg: 'decision', decision: d });
       if (d.suppressed) result.suppressed++;
       else await this.postCounted(d, result);
     }
     this.state = { ...this.state, releaseAnnounced: announced(record) };
-  }
-
-  /**
-   * The function's side of the guard: the switches are parameter writes every host follows (a throw
-   * fails the invocation, which Lambda retries), and the record is re-read uncached before it is written.
-   */
-  private guardPorts(release: ReleaseParams): GuardPorts {
-    const ssm = this.deps.ssm;
-    return {
-      flip: async (pool) => {
-        await putValue(ssm, release.activePoolParam, pool);
-        return { ok: true, detail: `${release.activePoolParam} = ${pool}` };
-      },
-      setCanary: async (percent) => {
-        await putValue(ssm, release.canaryParam, String(percent));
-        return { ok: true, detail: `${release.canaryParam} = ${percent}` };
-      },
-      readRecord: async () => {
-        this.recordCache.clear();
-        return parseRecord(await this.recordCache.get(release.recordParam));
-      },
-      writeRecord: (next) => saveRecord(ssm, release.recordParam, next),
-    };
   }
 
   /**
@@ -504,6 +520,7 @@ export class AlertRuntime {
           ),
           runbookUrl: this.env.runbookUrl,
           appLog: { region: this.env.region, logGroup: logGroupNames(this.env.stage).app },
+          ...(this.env.slackActions ? { releaseActions: { current: this.lastRecord } } : {}),
         }),
       { kind: d.kind, decision: d },
       (reason) => sendToDeadLetter(this.deps.sqs, this.env.deadLetterQueueUrl, d, reason, this.env.stage),
@@ -538,6 +555,18 @@ export class AlertRuntime {
     // If this throws too, the invocation fails and Lambda's retries and on-failure destination take over.
     await deadLetter(reason);
     return false;
+  }
+
+  /** The releases on the dashboard's graphs; a failure is logged, never the invocation's (the guard's work is done). */
+  private async drawReleases(table: string): Promise<void> {
+    const { dashboardName } = this.env;
+    if (!dashboardName || !this.deps.cloudwatch || !this.deps.ddb) return;
+    try {
+      const result = await annotateReleases(this.deps.cloudwatch, this.deps.ddb, table, dashboardName);
+      this.log({ level: 'INFO', msg: 'releases drawn on the dashboard', dashboard: dashboardName, result });
+    } catch (err) {
+      this.log({ level: 'WARN', msg: 'could not draw the releases on the dashboard', error: (err as Error).message });
+    }
   }
 
   private metrics(values: Partial<Record<MetricName, number>>): void {

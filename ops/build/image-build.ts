@@ -34,6 +34,8 @@ export interface BuiltImage {
   /** <repository>:<release>, what the release names. */
   image: string;
   platform: string;
+  /** The pushed manifest's digest (sha256:…), as `docker push` reported it; undefined when it did not. */
+  digest?: string;
 }
 
 /** A build context the CLI can hand to docker: a directory with a Dockerfile; bad input otherwise. */
@@ -131,5 +133,5 @@ export async function buildAndPush(deps: ImageBuildDeps, dir: string, release: s
   if (push.code !== 0) throw failed(`docker push of ${image} refused`, push, 3);
   const digest = push.output.match(/digest: (sha256:[a-f0-9]{64})/)?.[1];
   deps.out(`push: ${image}${digest ? ` (${digest})` : ''}`);
-  return { image, platform };
+  return { image, platform, ...(digest ? { digest } : {}) };
 }

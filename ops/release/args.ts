@@ -76,6 +76,12 @@ export interface ReleaseOptions {
   irreversible?: boolean;
   /** When `--build` pushed the image (ISO 8601): recorded as the start of the lead time. */
   builtAt?: string;
+  /** The digest `--build` pushed (sha256:…): the ledger keeps exactly what ran, whatever the tag says later. */
+  imageDigest?: string;
+  /** Who runs it (the backend's actor: an IAM principal, a local user); recorded in the ledger. */
+  startedBy?: string;
+  /** The CI run it runs in (core/release-actor.ts); recorded in the ledger. */
+  ciRunUrl?: string;
 }
 
 export const RELEASE_USAGE = `usage: bluegreen release --release ID [--pool blue|green] [--image IMAGE | --build DIR] [--env KEY=VALUE]...
@@ -147,11 +153,14 @@ ${HEALTH_USAGE}
   release promote ID: promotes a held release whose pool is still active (exit 0), after a person looked.
   Without --stage (and $BLUEGREEN_STAGE): the local stack started by npm start.`;
 
-export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N]
+export const HISTORY_USAGE = `usage: bluegreen history [--stage S] [--limit N] [--json]
        bluegreen history --stats [--since 90d] [--stage S]
   The releases, newest first: id, pool, release, strategy, outcome, duration, reason; on a stage
   also each host's gate (HOSTS: "3/3 ok", "2/3 ok; failed i-0abc"; the record has the details).
-  Without --stage (and $BLUEGREEN_STAGE): the local stack's (.bluegreen/local/releases.jsonl).
+  On a stage they come from its release ledger (every release, no cap); without --stage (and
+  $BLUEGREEN_STAGE) from the local stack's (.bluegreen/local/releases.jsonl).
+  --json: the records themselves (who started and decided, why, the steps and their times; the
+  environment's keys, never its values), newest first, as one JSON array.
   --stats: DORA's four figures over the releases started since then (default 90d): deployment
   frequency (promoted per day and week), change failure rate (of the releases that reached users,
   those rolled back, frozen or whose canary was aborted), time to restore (from reaching users to
@@ -380,6 +389,8 @@ export function parsePromoteArgs(args: string[]): {
 
 export function parseHistoryArgs(args: string[]): {
   limit: number;
+  /** --json: the records as JSON instead of the table. */
+  json?: boolean;
   /** --stats: the window (ms) the figures are over; undefined = the list. */
   statsWindowMs?: number;
   aws: { stage?: string; region?: string; profile?: string };
@@ -390,13 +401,20 @@ export function parseHistoryArgs(args: string[]): {
       args,
       strict: true,
       allowPositionals: false,
-      options: { ...AWS_FLAGS, limit: { type: 'string' }, stats: { type: 'boolean' }, since: { type: 'string' } },
+      options: {
+        ...AWS_FLAGS,
+        limit: { type: 'string' },
+        json: { type: 'boolean' },
+        stats: { type: 'boolean' },
+        since: { type: 'string' },
+      },
     });
   } catch (err) {
     throw new ConfigError(`${(err as Error).message} (see bluegreen history --help)`);
   }
   if (parsed.values.since !== undefined && !parsed.values.stats)
     throw new ConfigError('--since goes with --stats (bluegreen history --stats --since 30d)');
+  if (parsed.values.stats && parsed.values.json) throw new ConfigError('--json is for the list, not --stats');
   if (parsed.values.stats && parsed.values.limit !== undefined)
     throw new ConfigError('--limit is for the list; --stats counts every release in --since');
   let statsWindowMs: number | undefined;
@@ -412,5 +430,10 @@ export function parseHistoryArgs(args: string[]): {
   if (!/^\d+$/.test(raw) || limit < 1 || limit > 1000)
     throw new ConfigError(`--limit must be a whole number 1-1000, got "${raw}"`);
   const { stage, region, profile } = parsed.values;
-  return { limit, ...(statsWindowMs ? { statsWindowMs } : {}), aws: { stage, region, profile } };
+  return {
+    limit,
+    ...(parsed.values.json ? { json: true } : {}),
+    ...(statsWindowMs ? { statsWindowMs } : {}),
+    aws: { stage, region, profile },
+  };
 }

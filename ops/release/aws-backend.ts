@@ -1,11 +1,14 @@
-// The release backend for a deployed stage: the pool state and the release record in SSM (created
-// once by the stack, never rewritten by CloudFormation), the deploy through Run Command on the
-// stage's hosts (bluegreen-apply reports each step), the flip through the existing flip path.
+// The release backend for a deployed stage: the pool state in SSM (created once by the stack, never
+// rewritten by CloudFormation), the release record in the stage's ledger (DynamoDB, every write
+// conditional), the deploy through Run Command on the stage's hosts (bluegreen-apply reports each
+// step), the flip through the existing flip path.
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { GetParameterHistoryCommand, GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Pool } from '../../core/pools';
 import { limit } from '../../core/aws-limits';
 import { CLI_RECORD_POLL_MS } from '../../core/ssm-budget';
-import { DesiredPool, parseRecord, PrePromoteResult, ReleaseRecord, serializeRecord } from '../../core/release-record';
+import { DesiredPool, parseRecord, PrePromoteResult, ReleaseRecord } from '../../core/release-record';
 import { DEFAULT_APP_IMAGE } from '../../core/patterns';
 import { formatCanaryValue, parseCanaryValue, parseStickyKey } from '../../core/canary';
 import { parameterNames } from '../../core/names';
@@ -14,7 +17,14 @@ import { isEmptyPoolOptions, parsePoolOptions, serializePoolOptions } from '../.
 import { flipOnAws } from '../aws-flip';
 import { hostStepDetail, NOT_RUN } from '../stage-hosts';
 import { getParameter } from '../aws-target';
-import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../../core/release-backend';
+import {
+  DeployOptions,
+  DeployReport,
+  FlipResult,
+  PrePromoteOptions,
+  RecordChanged,
+  ReleaseBackend,
+} from '../../core/release-backend';
 import {
   encodePrePromote,
   parsePrePromoteDetail,
@@ -27,9 +37,16 @@ import { DEPLOY_RATE, EVERY_HOST_RATE, HostResult, runApplyOnStageHosts, RunOnHo
 import { RunRate } from '../../core/run-rate';
 import type { SecretStore } from '../../core/secrets';
 import { AwsSecretStore } from '../secrets/aws-store';
+import { DynamoReleaseLedger } from '../../support/release-ledger';
+import { ledgerTableName } from '../../core/release-ledger';
+import { LedgerHistory } from './ledger-history';
 
 export interface AwsBackendOptions {
   ssm: SSMClient;
+  /** The stage's release ledger (core/release-ledger.ts) is read and written with it. */
+  ddb: DynamoDBClient;
+  /** Who runs the command (`startedBy`): STS GetCallerIdentity, which needs no permission. Unset: not asked. */
+  sts?: STSClient;
   stage: string;
   /** Poll interval for Run Command and the flip's confirmation. */
   pollMs?: number;
@@ -80,10 +97,20 @@ export class AwsReleaseBackend implements ReleaseBackend {
   readonly supportsImages = true;
   readonly recordPollMs = CLI_RECORD_POLL_MS;
   private readonly params: ReturnType<typeof parameterNames>;
+  readonly ledger: DynamoReleaseLedger;
+  readonly ledgerHistory: LedgerHistory;
 
   constructor(private readonly o: AwsBackendOptions) {
     this.target = `stage ${o.stage}`;
     this.params = parameterNames(o.stage);
+    this.ledger = new DynamoReleaseLedger({ ddb: o.ddb, table: ledgerTableName(o.stage), now: o.now });
+    this.ledgerHistory = new LedgerHistory(o.ddb, ledgerTableName(o.stage));
+  }
+
+  /** The caller's IAM principal (an assumed role's session names the person or the CI run). */
+  async actor(): Promise<string | undefined> {
+    if (!this.o.sts) return undefined;
+    return (await this.o.sts.send(new GetCallerIdentityCommand({}))).Arn;
   }
 
   private async put(name: string, value: string, tier?: 'Intelligent-Tiering'): Promise<void> {
@@ -98,31 +125,60 @@ export class AwsReleaseBackend implements ReleaseBackend {
     );
   }
 
+  /** The ledger's head; on a stage whose ledger is still empty, the SSM record's history is imported first. */
   async readRecord(): Promise<ReleaseRecord | undefined> {
-    return parseRecord(await getParameter(this.o.ssm, this.params.release));
+    return (await this.ledger.head()) ?? (await this.importSsmRecord());
   }
 
-  async writeRecord(record: ReleaseRecord): Promise<void> {
-    await this.put(this.params.release, serializeRecord(record), 'Intelligent-Tiering');
+  async writeRecord(record: ReleaseRecord, basis: ReleaseRecord | undefined): Promise<ReleaseRecord> {
+    return this.ledger.write(record, basis);
   }
 
-  /** Every version SSM keeps of the record parameter (the last AWS_LIMITS.parameterVersions writes), oldest first. */
   async history(): Promise<ReleaseRecord[]> {
+    await this.readRecord();
+    return this.ledgerHistory.releases();
+  }
+
+  /**
+   * The record's versions kept in the SSM parameter that held it before the ledger, written to the
+   * ledger in order (each write conditional, the first on an empty head: two CLIs importing at once
+   * leave one copy). Returns the head afterwards; undefined when there was nothing to import.
+   */
+  private async importSsmRecord(): Promise<ReleaseRecord | undefined> {
+    let basis: ReleaseRecord | undefined;
+    try {
+      for (const version of await this.ssmRecordVersions()) basis = await this.ledger.write(version, basis);
+    } catch (err) {
+      if (!(err instanceof RecordChanged)) throw err;
+      return err.current;
+    }
+    return basis;
+  }
+
+  /** Every version SSM keeps of the old record parameter (its last AWS_LIMITS.parameterVersions writes), oldest first. */
+  private async ssmRecordVersions(): Promise<ReleaseRecord[]> {
     const records: ReleaseRecord[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.o.ssm.send(
-        new GetParameterHistoryCommand({
-          Name: this.params.release,
-          MaxResults: limit('parameterHistoryPage'),
-          NextToken,
-        }),
-      );
-      for (const p of page.Parameters ?? []) {
+      let page;
+      try {
+        page = await this.o.ssm.send(
+          new GetParameterHistoryCommand({
+            Name: this.params.release,
+            MaxResults: limit('parameterHistoryPage'),
+            NextToken,
+          }),
+        );
+      } catch (err) {
+        // A stage created after the ledger may not have the old parameter.
+        if ((err as Error).name === 'ParameterNotFound') break;
+        throw err;
+      }
+      for (const p of page?.Parameters ?? []) {
         const r = parseRecord(p.Value);
         if (r) records.push(r);
       }
-      NextToken = page.NextToken;
+      NextToken = page?.NextToken;
     } while (NextToken);
     return records;
   }

@@ -14,6 +14,7 @@ import {
   inProgress,
   isFinal,
   isStale,
+  parseRecordTime,
   PROMOTION_BOUND_MS,
   recordVerdict,
   PrePromoteResult,
@@ -24,7 +25,7 @@ import {
 import { describePrePromote, PRE_PROMOTE_STEP } from '../../core/pre-promote';
 import { ReleaseOptions } from './args';
 import { groupHostGates, HostGateGroups, hostGates } from '../stage-hosts';
-import { DeployReport, ReleaseBackend } from '../../core/release-backend';
+import { DeployReport, RecordChanged, ReleaseBackend } from '../../core/release-backend';
 import { DEPLOY_RATE, EVERY_HOST_RATE, RunRate } from '../../core/run-rate';
 import { CLI_RECORD_REFRESH_MS } from '../../core/ssm-budget';
 import type { Out } from '../../support/output';
@@ -104,6 +105,13 @@ export function hostGate(report: DeployReport): HostGateGroups | undefined {
 /** Thrown inside the flow for an operator mistake: exit 2, nothing changed. */
 class BadInput extends Error {}
 
+/** Another release's first write won the one-release lock between this one's checks and its start. */
+class LostStart extends Error {
+  constructor(readonly record: ReleaseRecord | undefined) {
+    super('another release started meanwhile');
+  }
+}
+
 /** The record was written by someone else (the guard) since this command last wrote it. */
 class Superseded extends Error {
   constructor(readonly record: ReleaseRecord | undefined) {
@@ -125,11 +133,13 @@ interface Target {
   invalidRecord: string | undefined;
   /** The stage's secrets this release pins (names → versions), when the backend keeps secrets. */
   secrets?: Record<string, string>;
+  /** The stored record the checks judged (undefined: none): the first write is conditional on it. */
+  basis: ReleaseRecord | undefined;
 }
 
 /**
- * One release under way, shared by its phases. The record is the one this command last wrote (or
- * adopted from the guard): each write compares it with the stored one first.
+ * One release under way, shared by its phases. The record is the one this command last wrote: each
+ * write is conditional on it still being the stored one (`basis` before the first write).
  */
 interface Run {
   readonly options: ReleaseOptions;
@@ -142,6 +152,8 @@ interface Run {
   readonly replaced: DesiredPool;
   readonly startedAt: number;
   record: ReleaseRecord;
+  /** The stored version the next write is conditional on: the checks' read, then this command's last write. */
+  basis: ReleaseRecord | undefined;
   written: boolean;
   /** This command opened a preview that it must end (promoted, failed, cancelled, superseded). */
   previewOpen?: boolean;
@@ -194,6 +206,13 @@ export async function runRelease(
     return await watchBake(run, promoted.bakeUntil, promoted.maxBakeUntil);
   } catch (err) {
     if (err instanceof Superseded) return finishedElsewhere(run, err.record);
+    if (err instanceof LostStart) {
+      o.out(
+        `bluegreen release: ${err.record ? `release ${err.record.id} (${err.record.state})` : 'another release'} started ` +
+          `on ${backend.target} since this command's checks; one release at a time. Nothing was changed.`,
+      );
+      return EXIT.badInput;
+    }
     throw err;
   } finally {
     // Failed, cancelled, rolled back or superseded before promotion: testers no longer reach it.
@@ -292,7 +311,15 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
         `the ${pool} pool's state is unknown on ${backend.target} (no desired or applied state): is the pool agent running?`,
       );
     const previous = (await backend.currentPool(active)) ?? (await backend.desiredPool(active));
-    return { active, pool, replaced: idleDesired, previous, invalidRecord, ...(await secretsToPin(options, backend)) };
+    return {
+      active,
+      pool,
+      replaced: idleDesired,
+      previous,
+      invalidRecord,
+      basis: existing,
+      ...(await secretsToPin(options, backend)),
+    };
   } catch (err) {
     if (err instanceof BadInput || err instanceof ConfigError) {
       o.out(`bluegreen release: ${err.message}`);
@@ -345,7 +372,7 @@ function newRun(
   options: ReleaseOptions,
   backend: ReleaseBackend,
   o: Settings,
-  { active, pool, replaced, previous }: Target,
+  { active, pool, replaced, previous, basis }: Target,
 ): Run {
   const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
@@ -371,6 +398,9 @@ function newRun(
     ...(options.gate && Object.keys(options.gate).length ? { gate: options.gate } : {}),
     ...(options.irreversible ? { irreversible: true } : {}),
     ...(options.builtAt ? { builtAt: options.builtAt } : {}),
+    ...(imageDigestOf(options) ? { imageDigest: imageDigestOf(options) } : {}),
+    ...(options.startedBy ? { startedBy: options.startedBy } : {}),
+    ...(options.ciRunUrl ? { ciRunUrl: options.ciRunUrl } : {}),
     state: 'deploying',
     startedAt: new Date(startedAt).toISOString(),
     updatedAt: new Date(startedAt).toISOString(),
@@ -387,6 +417,7 @@ function newRun(
     replaced,
     startedAt,
     record,
+    basis,
     written: false,
     gatePassedHosts: [],
   };
@@ -615,7 +646,7 @@ async function canary(run: Run): Promise<number | undefined> {
   await backend.setCanary(0);
   const r = await current(run);
   if (!r || r.state !== 'verifying') return finishedElsewhere(run, r);
-  run.record = r;
+  adopt(run, r);
   say(`canary held ${options.canarySeconds} s clean: promoting`);
   return undefined;
 }
@@ -679,8 +710,9 @@ async function watchBake(run: Run, bakeUntil: number, maxBakeUntil: number): Pro
       saidExtended = true;
       say(`bake extended: ${r.steps.find((s) => s.step === 'bake-extended')?.detail ?? 'too few requests to judge'}`);
     }
-    const left = bakeUntil - o.now();
-    const extensionLeft = maxBakeUntil - o.now();
+    // A person may extend the bake (Slack's Extend bake): the record's times are the ones that count.
+    const left = (parseRecordTime(r.bakeUntil) ?? bakeUntil) - o.now();
+    const extensionLeft = (parseRecordTime(r.maxBakeUntil) ?? maxBakeUntil) - o.now();
     if (extensionLeft > -o.graceMs) {
       progress(
         left > 0
@@ -693,7 +725,7 @@ async function watchBake(run: Run, bakeUntil: number, maxBakeUntil: number): Pro
       continue;
     }
     // The guard did not answer: no one judged the traffic, so no verdict; a person decides.
-    run.record = r;
+    adopt(run, r);
     const reason = `the server-side guard gave no verdict within ${Math.round(o.graceMs / 1000)} s of the bake's end (is the watcher / alert function running?): held, neither promoted nor rolled back`;
     await save(run, { state: 'held', reason }, { step: HELD_STEP, ok: false, detail: 'by the CLI' });
     return heldSaid(run, run.record);
@@ -713,21 +745,42 @@ function heldSaid(run: Run, r: ReleaseRecord): number {
  * abort must never be overwritten): then the flow stops with what the guard decided.
  */
 async function save(run: Run, changes: Partial<ReleaseRecord>, step?: Omit<ReleaseStep, 'at'>): Promise<void> {
-  if (run.written) {
-    const stored = await run.backend.readRecord();
-    if (!stored || stored.id !== run.record.id || stored.updatedAt !== run.record.updatedAt)
-      throw new Superseded(stored && stored.id === run.record.id ? stored : undefined);
-  }
-  run.written = true;
   const at = new Date(run.o.now()).toISOString();
-  run.record = {
+  const next: ReleaseRecord = {
     ...run.record,
     ...changes,
     updatedAt: at,
     steps: step ? [...run.record.steps, { at, ...step }] : run.record.steps,
   };
-  if (changes.state && isFinal(changes.state)) run.record.finishedAt = at;
-  await run.backend.writeRecord(run.record);
+  if (changes.state && isFinal(changes.state)) {
+    next.finishedAt = at;
+    next.decidedBy ??= run.record.startedBy ?? 'the release command';
+  }
+  try {
+    run.record = await run.backend.writeRecord(next, run.basis);
+  } catch (err) {
+    if (!(err instanceof RecordChanged)) throw err;
+    if (!run.written) throw new LostStart(err.current);
+    throw new Superseded(err.current && err.current.id === run.record.id ? err.current : undefined);
+  }
+  run.basis = run.record;
+  run.written = true;
+}
+
+/** Who ended a release this command did not: the guard, or the person (Slack, another CLI) the ledger names. */
+function decider(r: ReleaseRecord): string {
+  return !r.decidedBy || r.decidedBy.startsWith('release guard') ? 'the guard' : r.decidedBy;
+}
+
+/** The image's digest: what --build pushed, or the one an --image reference names. */
+function imageDigestOf(options: ReleaseOptions): string | undefined {
+  return options.imageDigest ?? /@(sha256:[a-f0-9]{64})$/.exec(options.image ?? '')?.[1];
+}
+
+/** Takes the stored version as this command's own: its next write is conditional on it. */
+function adopt(run: Run, stored: ReleaseRecord): void {
+  run.record = stored;
+  run.basis = stored;
 }
 
 /** This release's record as stored now; undefined once another release replaced it. */
@@ -814,14 +867,14 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
     );
     return 1;
   }
-  run.record = r;
+  adopt(run, r);
   const took = `${((Date.parse(r.finishedAt ?? r.updatedAt) - run.startedAt) / 1000).toFixed(1)} s`;
   switch (r.state) {
     case 'promoted':
       say(`PROMOTED: ${r.release} on ${r.pool}, bake clean (${took} from start). Runbook: ${RUNBOOK.promoted}`);
       return 0;
     case 'rolled-back':
-      say(`ROLLED BACK by the guard: ${r.reason ?? 'no reason given'}`);
+      say(`ROLLED BACK by ${decider(r)}: ${r.reason ?? 'no reason given'}`);
       if (r.figures) say(`figures: ${describeFigures(r.pool, r.figures)}`);
       say(
         `${r.previousPool} is active again on ${r.previousRelease}; ${r.pool} keeps ${r.release} idle for inspection. Runbook: ${RUNBOOK.rolledBack}`,
@@ -850,7 +903,12 @@ function finishedElsewhere(run: Run, r: ReleaseRecord | undefined): number {
  * record, and only while its pool is still the active one (after a flip back there is nothing to
  * promote: release again). Exit 0 promoted, 2 anything else (nothing changed).
  */
-export async function promoteHeld(id: string, backend: ReleaseBackend, io: ReleaseIO | Out): Promise<number> {
+export async function promoteHeld(
+  id: string,
+  backend: ReleaseBackend,
+  io: ReleaseIO | Out,
+  decidedBy?: string,
+): Promise<number> {
   const o = settings(backend, io);
   const refuse = (why: string) => {
     o.out(`bluegreen release promote: ${why}`);
@@ -869,14 +927,24 @@ export async function promoteHeld(id: string, backend: ReleaseBackend, io: Relea
       `${record.pool} is no longer the active pool (${active} is: someone flipped back); release ${record.release} again to promote it`,
     );
   const at = new Date(o.now()).toISOString();
-  await backend.writeRecord({
-    ...record,
-    state: 'promoted',
-    reason: `promoted by hand after it was held (${record.reason ?? 'no verdict'})`,
-    updatedAt: at,
-    finishedAt: at,
-    steps: [...record.steps, { at, step: 'promoted', ok: true, detail: 'by hand (bluegreen release promote)' }],
-  });
+  try {
+    await backend.writeRecord(
+      {
+        ...record,
+        state: 'promoted',
+        reason: `promoted by hand after it was held (${record.reason ?? 'no verdict'})`,
+        ...(decidedBy ? { decidedBy } : {}),
+        updatedAt: at,
+        finishedAt: at,
+        steps: [...record.steps, { at, step: 'promoted', ok: true, detail: 'by hand (bluegreen release promote)' }],
+      },
+      record,
+    );
+  } catch (err) {
+    if (err instanceof RecordChanged)
+      return refuse(`${id} changed while it was promoted (${err.message}); nothing was written`);
+    throw err;
+  }
   o.out(`PROMOTED by hand: ${record.release} on ${record.pool} (release ${id}). Runbook: ${RUNBOOK.promoted}`);
   return EXIT.ok;
 }

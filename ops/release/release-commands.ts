@@ -7,6 +7,8 @@ import { parseHistoryArgs, parsePromoteArgs, parseReleaseArgs } from './args';
 import { ReleaseBackend } from '../../core/release-backend';
 import { formatHistory, formatStats, historyRows, latestPerRelease } from './history';
 import { releaseStats } from '../../core/release-stats';
+import { ciRunUrl } from '../../core/release-actor';
+import { historyCopy } from '../../core/release-ledger';
 import { promoteHeld, runRelease } from './orchestrator';
 import type { Out } from '../../support/output';
 import { awsImageBuildDeps, LOCAL_BUILD_REFUSAL } from '../build/build-command';
@@ -17,10 +19,10 @@ type AwsFlags = { stage?: string; region?: string; profile?: string };
 /** Local mode's backend, given by the CLI's entry point (the CLI against AWS does not load local mode). */
 export type LocalBackend = (env: NodeJS.ProcessEnv) => ReleaseBackend;
 
-/** The deployed stage's backend: SSM for the state and the record, Run Command for the deploy. */
+/** The deployed stage's backend: SSM for the pool state, the ledger for the record, Run Command for the deploy. */
 export async function awsReleaseBackend(flags: AwsFlags, env: NodeJS.ProcessEnv, out?: Out): Promise<ReleaseBackend> {
   const target = awsTarget(flags, env);
-  return new AwsReleaseBackend({ ssm: target.ssm, stage: target.stage, out });
+  return new AwsReleaseBackend({ ssm: target.ssm, ddb: target.ddb, sts: target.sts, stage: target.stage, out });
 }
 
 async function backendFor(
@@ -90,7 +92,8 @@ export async function releaseCommand(
 ): Promise<number> {
   if (args[0] === 'promote') {
     const promote = parsePromoteArgs(args.slice(1));
-    return promoteHeld(promote.id, await backendFor(args, promote.aws, env, local, out), out);
+    const backend = await backendFor(args, promote.aws, env, local, out);
+    return promoteHeld(promote.id, backend, out, await backend.actor?.());
   }
   const { options: parsed, aws, build } = parseReleaseArgs(args);
   let options = parsed;
@@ -101,14 +104,24 @@ export async function releaseCommand(
   const backend = stage && namesStage(args, env) ? stage.backend : await backendFor(args, aws, env, local, out);
   // Built and pushed before anything of the release is written: a failed build or push throws
   // (exit 1) with nothing released.
-  if (build !== undefined)
+  if (build !== undefined) {
+    const built = await buildAndPush(
+      stage?.imageBuild(out) ?? awsImageBuildDeps(aws, env, out),
+      build,
+      options.release,
+    );
     options = {
       ...options,
-      image: (await buildAndPush(stage?.imageBuild(out) ?? awsImageBuildDeps(aws, env, out), build, options.release))
-        .image,
+      image: built.image,
+      ...(built.digest ? { imageDigest: built.digest } : {}),
       // Pushed just now: the start of the release's lead time (history --stats).
       builtAt: new Date().toISOString(),
     };
+  }
+  // Who and where, for the ledger. A principal that cannot be told is left out, not guessed.
+  const startedBy = await backend.actor?.().catch(() => undefined);
+  const ci = ciRunUrl(env);
+  options = { ...options, ...(startedBy ? { startedBy } : {}), ...(ci ? { ciRunUrl: ci } : {}) };
   // A sticky key nginx was not rendered to read would leave the canary split per request: refused
   // before anything is written, where the backend knows the stage's keys (local mode). On AWS the
   // CLI cannot know them (CDK context baked into the hosts): each host refuses the key instead.
@@ -147,11 +160,16 @@ export async function historyCommand(
   out: Out,
   local: LocalBackend,
 ): Promise<number> {
-  const { limit, statsWindowMs, aws } = parseHistoryArgs(args);
+  const { limit, json, statsWindowMs, aws } = parseHistoryArgs(args);
   const backend = await backendFor(args, aws, env, local);
   const versions = await backend.history();
   if (statsWindowMs !== undefined) {
     out(formatStats(releaseStats(latestPerRelease(versions), Date.now(), statsWindowMs)));
+    return 0;
+  }
+  if (json) {
+    // The same redaction as the ledger's history items, for local mode's file too.
+    out(JSON.stringify(latestPerRelease(versions).slice(0, limit).map(historyCopy), null, 2));
     return 0;
   }
   out(formatHistory(historyRows(versions, Date.now()).slice(0, limit)));

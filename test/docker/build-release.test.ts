@@ -17,11 +17,12 @@ import { ImageBuildDeps, ImageBuildError } from '../../ops/build/image-build';
 import { releaseCommand } from '../../ops/release/release-commands';
 import { httpRequest } from '../../support/http';
 import { putParameters } from '../helpers/moto';
-import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
+import { FULL_SPEED_LOAD, STRICT_CLIENT, startLoad } from '../helpers/load';
 import { waitFor } from '../helpers/stack';
 import { freePort } from '../../local/ports';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, startDockerStage } from './release-stage';
+import { cliArgs, readWorkflow } from '../helpers/github-workflow';
 
 const describeDocker = describeWithDocker(__filename);
 
@@ -120,6 +121,8 @@ describeDocker(
       expect([manifest.status, manifest.headers['docker-content-digest']]).toEqual([200, pushed?.[2]]);
       const record = (await stage.backend.readRecord())!;
       expect(record).toMatchObject({ release: 'py1', image, pool: 'green', state: 'promoted', previousRelease: 'v1' });
+      // The ledger keeps the digest pushed: what ran, whatever the tag points at later.
+      expect(record.imageDigest).toBe(pushed?.[2]);
       // The push's time starts the release's lead time (history --stats): before the release's start.
       expect(Date.parse(record.builtAt!)).toBeLessThanOrEqual(Date.parse(record.startedAt));
       expect(Date.parse(record.startedAt) - Date.parse(record.builtAt!)).toBeLessThan(60_000);
@@ -140,6 +143,55 @@ describeDocker(
         spawnSync('docker', ['exec', container, 'sh', '-c', 'command -v node'], { encoding: 'utf8' }).status,
       ).not.toBe(0);
     }, 300_000);
+
+    test("the GitHub Actions example's Release step, as the runner runs it: built, pushed, released; the run's URL in the ledger", async () => {
+      // The step's own line, expanded by bash with what the runner sets (the job's env, GitHub's variables).
+      const workflow = readWorkflow(path.join(REPO_ROOT, 'examples', 'github-actions', 'release.yml'));
+      const step = workflow.jobs.release.steps.find((s) => s.name === 'Release')!;
+      const sha = 'f00dfeed0123456789abcdef0123456789abcdef';
+      const runner = {
+        STAGE: set.stage,
+        GITHUB_SHA: sha,
+        GITHUB_SERVER_URL: 'https://github.com',
+        GITHUB_REPOSITORY: 'acme/shop',
+        GITHUB_RUN_ID: '7203456789',
+        GITHUB_RUN_ATTEMPT: '1',
+      };
+      const [command, ...args] = cliArgs(step.run!, runner);
+      expect(command).toBe('release');
+      const image = `${registry}/bluegreen-${set.stage}-${process.pid}:${sha.slice(0, 12)}`;
+      built.push(image);
+      // Its default bake (2 min) is judged on traffic: users keep coming while the job runs.
+      const load = startLoad({
+        url: `${set.url}/version`,
+        connections: 2,
+        ratePerSec: 50,
+        durationMs: 360_000,
+        ...STRICT_CLIENT,
+      });
+      // The runner's working directory is the checkout: the repository's root.
+      const code = await releaseCommand(
+        args,
+        runner,
+        (l) => lines.push(l),
+        () => {
+          throw new Error('a stage is named: local mode is never asked');
+        },
+        undefined,
+        { backend: stage.backend, imageBuild: (out) => ({ ...deps(), out }) },
+      );
+      const result = await load.finish();
+      expect(code).toBe(0);
+      expect(summarize(result.samples, result.durationMs).failures).toEqual({});
+      const record = (await stage.backend.readRecord())!;
+      expect(record).toMatchObject({
+        release: sha.slice(0, 12),
+        image,
+        state: 'promoted',
+        ciRunUrl: 'https://github.com/acme/shop/actions/runs/7203456789',
+      });
+      expect(record.imageDigest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    }, 420_000);
 
     test('a build that fails releases nothing: one line with its last lines; a registry that refuses the login neither', async () => {
       const before = await stage.backend.readRecord();

@@ -27,6 +27,7 @@ describeDocker('preview on a fleet, through the load balancer', () => {
   test('--no-promote: the token reaches green on every host through the balancer; users stay on blue, 0 failed', async () => {
     const backend = new AwsReleaseBackend({
       ssm: fleet.ssm,
+      ddb: fleet.ddb,
       stage: fleet.stage,
       pollMs: 200,
       flipTimeoutMs: 30_000,

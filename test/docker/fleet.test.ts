@@ -82,6 +82,7 @@ describeDocker('fleet mode: two hosts behind a load balancer', () => {
   const stageBackend = () =>
     new AwsReleaseBackend({
       ssm: fleet.ssm,
+      ddb: fleet.ddb,
       stage: fleet.stage,
       pollMs: 200,
       flipTimeoutMs: 30_000,

@@ -20,7 +20,8 @@
 // A host launched into the running fleet (launchHost: the Auto Scaling group's scale-out or
 // replacement) carries the stage tag from its launch (both stand-ins reach it), boots its Compose
 // set from the stage's state with its marker set, removes the marker, runs the real
-// fleet/bluegreen-join.sh against moto (an `aws` shim records its lifecycle heartbeats: moto has
+// fleet/bluegreen-join.sh against moto (it reads the release record, the head of the stage's ledger
+// table, as the release CLI leaves it; an `aws` shim records its lifecycle heartbeats: moto has
 // no lifecycle actions), then bluegreen-apply, and only then is registered with the balancer (the
 // user data's complete-lifecycle-action → InService → registered).
 //
@@ -36,6 +37,7 @@
 // picks, per request, the upstream that includes it once a flag file says it is registered (a
 // reload would reset idle keep-alive client connections, which an ALB's registration does not).
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -62,7 +64,8 @@ import { NOT_RUN } from '../../ops/stage-hosts';
 import { HostResult, hostResult, RunOnHostsResult } from '../../ops/release/run-command';
 import { RunRate } from '../../core/run-rate';
 import { baseImages, withoutDigest } from '../helpers/base-images';
-import { Moto, startMoto } from '../helpers/moto';
+import { createLedgerTable, Moto, motoClientConfig, startMoto } from '../helpers/moto';
+import { ledgerHostEnv } from '../helpers/ledger';
 import { waitFor } from '../helpers/stack';
 import { APPLY, ComposeSet, FLEET_PROJECT, Pool, startComposeSet } from './compose-set';
 
@@ -144,6 +147,8 @@ export interface Fleet {
   stage: string;
   moto: Moto;
   ssm: SSMClient;
+  /** The stage's release ledger (the release record) is read and written with it (AwsBackendOptions.ddb). */
+  ddb: DynamoDBClient;
   names: ReturnType<typeof parameterNames>;
   hosts: FleetHost[];
   /** The balancer: http://127.0.0.1:<port> (also the stage's public-url parameter). */
@@ -394,7 +399,7 @@ function runShell(command: string, env: Record<string, string> = {}): Promise<Sc
 /**
  * An `aws` first on PATH for bluegreen-join: moto 5 has no lifecycle-action API, so `autoscaling`
  * calls are recorded (ms since the epoch, arguments) and answered with success; everything else
- * (the release record from SSM) goes to the real CLI, against moto.
+ * (the release record: the ledger's head, from DynamoDB) goes to the real CLI, against moto.
  */
 function awsShim(dir: string): { path: string; calls: () => Array<{ at: number; call: string }> } {
   const which = spawnSync('sh', ['-c', 'command -v aws'], { encoding: 'utf8' });
@@ -438,6 +443,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     region: 'us-east-1',
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
   });
+  const ddb = new DynamoDBClient(motoClientConfig(moto));
   /** In service (bootstrapped; the first `count`, and launched hosts once registered). */
   const hosts: FleetHost[] = [];
   /** Launched, tagged, not yet registered (Run Command reaches them). */
@@ -465,6 +471,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     await Promise.all(launches.map((l) => l.host.ready.catch(() => undefined)));
     await Promise.all([...sets].map((set) => set.down().catch(() => undefined)));
     ssm.destroy();
+    ddb.destroy();
     await moto.stop();
     if (lbDir) rmSync(lbDir, { recursive: true, force: true });
     rmSync(roots, { recursive: true, force: true });
@@ -554,10 +561,11 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   };
   const deregister = (slot: number) => rmSync(flag(slot), { force: true });
 
-  // What the stack creates besides the pool state: the record, maintenance, the public URL (the ALB's).
+  // What the stack creates besides the pool state: the release ledger (empty: no release yet),
+  // maintenance, the public URL (the ALB's).
   const put = (Name: string, Value: string) =>
     ssm.send(new PutParameterCommand({ Name, Value, Type: 'String', Overwrite: true }));
-  await put(names.release, '{}');
+  await createLedgerTable(moto, stage);
   await put(names.maintenance, 'off');
   await put(names.publicUrl, url);
 
@@ -581,6 +589,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
     stage,
     moto,
     ssm,
+    ddb,
     names,
     hosts,
     url,
@@ -675,7 +684,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
               ...moto.env,
               PATH: shim.path,
               BLUEGREEN_ENV_FILE: '/nonexistent/env',
-              RELEASE_PARAM: names.release,
+              ...ledgerHostEnv(stage),
               JOIN_POLL_SECONDS: String(JOIN_POLL_S),
               JOIN_HEARTBEAT_SECONDS: String(JOIN_HEARTBEAT_S),
             },

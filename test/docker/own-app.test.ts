@@ -12,7 +12,7 @@
 //   4. an `--irreversible` bad release: frozen by the guard, not flipped back, paged on Slack.
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { CloudWatchLogsClient, FilterLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { GetParameterCommand, GetParameterHistoryCommand } from '@aws-sdk/client-ssm';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -31,6 +31,7 @@ import { filesUnder } from '../helpers/files';
 import { SlackReceiver } from '../helpers/slack-receiver';
 import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
 import { putParameters } from '../helpers/moto';
+import { ledgerItems } from '../helpers/ledger';
 import { waitFor } from '../helpers/stack';
 import { ComposeSet, describeWithDocker, startComposeSet } from './compose-set';
 import { DockerStage, slackForStage, startDockerStage } from './release-stage';
@@ -179,10 +180,7 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
       `DB_PASSWORD=${DB_PASSWORD}\n`,
     );
     // ...and on no other surface.
-    const names = parameterNames(set.stage);
-    const recordVersions = await stage.ssm.send(
-      new GetParameterHistoryCommand({ Name: names.release, MaxResults: 50 }),
-    );
+    const recordVersions = await ledgerItems(set.moto, set.stage);
     // Every event of a group (the app logs a line per request: tens of thousands, several pages).
     const cloudWatch = async (group: string) => {
       const texts: string[] = [];
@@ -198,7 +196,7 @@ describeDocker('your own app on the host Compose set: build, secret, release pha
     // The app's lines reach CloudWatch within the driver's 5 s flush.
     await waitFor(async () => (await cloudWatch(logGroupNames(set.stage).app)).includes('py1'), 'py1 app log', 30_000);
     const surfaces: Record<string, string> = {
-      'release record, every stored version': JSON.stringify(recordVersions.Parameters ?? []),
+      'release record, every stored version (the ledger: head, releases, events)': JSON.stringify(recordVersions),
       'bluegreen history': formatHistory(historyRows(await stage.backend.history(), Date.now())),
       'the CLI output (secret set, release)': cliLines.join('\n'),
       'Slack messages': slackBodies().join('\n'),

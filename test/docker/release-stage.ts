@@ -2,14 +2,18 @@
 // Engine (compose-set.ts), its pool state and release record in moto_server, `bluegreen release
 // --stage`'s own code (ops/release: the orchestrator over the AWS backend), and the alert function's
 // own code (lambda/alert/runtime.ts) as the server-side guard, fed nginx's access log from the host
-// directory the way the log subscription feeds it, and told of record changes as the stack's
-// EventBridge rule tells it. Two things stand in for AWS plumbing that cannot
+// directory the way the log subscription feeds it, and told of record changes as the ledger's
+// stream tells it. Two things stand in for AWS plumbing that cannot
 // run here: Run Command (the backend's deploy runs the real bluegreen-apply directly) and the
 // EventBridge → Run Command path (a loop runs bluegreen-apply when the pool state changes, as the
 // rule does; the timer would too, within a minute).
 import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { GetParametersCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createLedgerTable } from '../helpers/moto';
+import { ledgerTableName } from '../../core/release-ledger';
+import { DynamoReleaseLedger } from '../../support/release-ledger';
 import * as path from 'node:path';
 import { encodeSubscription } from '../../lambda/alert/decode';
 import { releaseGateFromEnv, ruleConfigFromEnv } from '../../core/rule-config';
@@ -48,12 +52,13 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
   const ssm = new SSMClient(config);
   const logs = new CloudWatchLogsClient(config);
   const sqs = new SQSClient(config);
+  const ddb = new DynamoDBClient(config);
   const names = parameterNames(set.stage);
   const logGroup = `/bluegreen/${set.stage}/nginx/access`;
   const put = (Name: string, Value: string, Type: 'String' | 'SecureString' = 'String') =>
     ssm.send(new PutParameterCommand({ Name, Value, Type, Overwrite: true }));
   // What the stack creates besides the pool state (compose-set.ts put that).
-  await put(names.release, '{}');
+  await createLedgerTable(set.moto, set.stage);
   await put(names.maintenance, 'off');
   await put(names.publicUrl, set.url);
   await put(names.instanceId, HOST);
@@ -112,34 +117,30 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
       rebuildLookbackMs: 60_000,
       parameterMaxAgeMs: 60_000,
       release: {
-        recordParam: names.release,
+        ledgerTable: ledgerTableName(set.stage),
         activePoolParam: names.activePool,
         canaryParam: names.canaryPercent,
         gate: releaseGateFromEnv(gateEnv, rules),
       },
     },
-    { ssm, logs, sqs, log: () => undefined, emit: () => undefined },
+    { ssm, logs, sqs, ddb, log: () => undefined, emit: () => undefined },
   );
   const tail = new LogTail(path.join(set.logDir, 'access.log'));
   tail.read(); // history is not news
   let nextId = 0;
-  let lastRecord: string | undefined;
+  let lastRevision: number | undefined;
+  const ledger = new DynamoReleaseLedger({ ddb, table: ledgerTableName(set.stage) });
   const handle = async (event: unknown) => {
     const result: HandleResult | undefined = await runtime.handle(event).catch(() => undefined);
     if (result?.guard) guardActions.push({ at: Date.now(), action: result.guard });
   };
   const feed = (async () => {
     while (!stopped) {
-      // The stack's rule on the record ("Parameter Store Change" → the function), as on AWS.
-      const record = (await ssm.send(new GetParametersCommand({ Names: [names.release] })).catch(() => undefined))
-        ?.Parameters?.[0]?.Value;
-      if (record !== undefined && record !== lastRecord) {
-        lastRecord = record;
-        await handle({
-          source: 'aws.ssm',
-          'detail-type': 'Parameter Store Change',
-          detail: { name: names.release, operation: 'Update' },
-        });
+      // The ledger's stream on its head (→ the function), as on AWS.
+      const head = await ledger.head().catch(() => undefined);
+      if (head?.revision !== undefined && head.revision !== lastRevision) {
+        lastRevision = head.revision;
+        await handle({ Records: [{ eventSource: 'aws:dynamodb', eventName: 'MODIFY' }] });
       }
       // The log subscription (new lines), else the one-minute tick (here every 0.5 s).
       const lines = tail.read();
@@ -158,7 +159,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
     }
   })();
 
-  const backend = new AwsReleaseBackend({ ssm, stage: set.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply });
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage: set.stage, pollMs: 200, flipTimeoutMs: 30_000, runApply });
   return {
     set,
     ssm,
@@ -184,7 +185,7 @@ export async function startDockerStage(set: ComposeSet, gateEnv: Record<string, 
       stopped = true;
       await Promise.all([hostLoop, feed]);
       tail.close();
-      for (const c of [ssm, logs, sqs]) c.destroy();
+      for (const c of [ssm, logs, sqs, ddb]) c.destroy();
     },
   };
 }

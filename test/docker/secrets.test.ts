@@ -3,7 +3,8 @@
 // --stage` under full-speed keep-alive load from a client that never re-sends: 0 failed, and the new
 // pool's container has both values in its environment. Each value is then searched for on every
 // other surface an operator or a log reader sees, and found on none:
-//   1. the release record (every stored version: GetParameterHistory) and `bluegreen history`'s output;
+//   1. the release record (every item of the stage's ledger: its head, each release, every event)
+//      and `bluegreen history`'s output;
 //   2. everything the CLI printed (secret set / list, the release's lines);
 //   3. the Slack messages the alert function posted (a local HTTP server stands in for Slack);
 //   4. bluegreen-apply's output, stdout and stderr (what Run Command returns to the CLI);
@@ -16,14 +17,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GetParameterHistoryCommand } from '@aws-sdk/client-ssm';
 import { summarize } from '../../local/load';
-import { parameterNames } from '../../core/names';
 import { secretCommand } from '../../ops/secrets/commands';
 import { formatHistory, historyRows } from '../../ops/release/history';
 import { filesUnder } from '../helpers/files';
 import { SlackReceiver } from '../helpers/slack-receiver';
 import { FULL_SPEED_LOAD, startLoad } from '../helpers/load';
+import { ledgerItems } from '../helpers/ledger';
 import { ComposeSet, describeWithDocker, startComposeSet, stepLines } from './compose-set';
 import { DockerStage, slackForStage, startDockerStage } from './release-stage';
 
@@ -124,11 +124,9 @@ describeDocker('secrets on the host Compose set', () => {
     );
 
     // Every other surface.
-    const history = await stage.ssm.send(
-      new GetParameterHistoryCommand({ Name: parameterNames(set.stage).release, MaxResults: 50 }),
-    );
+    const history = await ledgerItems(set.moto, set.stage);
     const surfaces: Record<string, string> = {
-      'release record versions': JSON.stringify(history.Parameters ?? []),
+      'release record versions (the ledger: head, releases, events)': JSON.stringify(history),
       'bluegreen history': formatHistory(historyRows(await stage.backend.history(), Date.now())),
       'CLI output': cliLines.join('\n'),
       'Slack messages': slackBodies().join('\n'),

@@ -1,5 +1,5 @@
-// The server-side release guard in the alert function, against moto_server (the record, the
-// active-pool and canary parameters, the state) and a real local "Slack": a bad release baking is
+// The server-side release guard in the alert function, against moto_server (the record in the
+// ledger, the active-pool and canary parameters, the state) and a real local "Slack": a bad release baking is
 // rolled back by the function alone (no CLI involved), a clean bake is promoted, a failing canary
 // is aborted, and each release event reaches Slack exactly once.
 import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
@@ -9,7 +9,12 @@ import { encodeSubscription, LogEvent } from '../../lambda/alert/decode';
 import { ReleaseRecord } from '../../core/release-record';
 import { AlertEnv, AlertRuntime } from '../../lambda/alert/runtime';
 import { DEFAULT_RULE_CONFIG } from '../../core/rules';
-import { Moto, startMoto } from '../helpers/moto';
+import { createLedgerTable, Moto, motoClientConfig, startMoto } from '../helpers/moto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CloudWatchClient, GetDashboardCommand, PutDashboardCommand } from '@aws-sdk/client-cloudwatch';
+import { RELEASE_GRAPH_TITLES } from '../../core/dashboard-annotations';
+import { ledgerTableName } from '../../core/release-ledger';
+import { DynamoReleaseLedger } from '../../support/release-ledger';
 import { bakingRecord } from '../helpers/release';
 import { SlackReceiver, startSlackReceiver } from '../helpers/slack-receiver';
 
@@ -18,7 +23,14 @@ const LOG_GROUP = `/bluegreen/${STAGE}/nginx/access`;
 const STREAM = 'i-0123456789abcdef0';
 
 let moto: Moto;
-let clients: { ssm: SSMClient; logs: CloudWatchLogsClient; sqs: SQSClient };
+let clients: {
+  ssm: SSMClient;
+  logs: CloudWatchLogsClient;
+  sqs: SQSClient;
+  ddb: DynamoDBClient;
+  cloudwatch: CloudWatchClient;
+};
+let ledger: DynamoReleaseLedger;
 let slack: SlackReceiver;
 let env: AlertEnv;
 let root: string;
@@ -32,7 +44,13 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
   };
-  clients = { ssm: new SSMClient(config), logs: new CloudWatchLogsClient(config), sqs: new SQSClient(config) };
+  clients = {
+    ssm: new SSMClient(config),
+    logs: new CloudWatchLogsClient(config),
+    sqs: new SQSClient(config),
+    ddb: new DynamoDBClient(motoClientConfig(moto)),
+    cloudwatch: new CloudWatchClient(motoClientConfig(moto)),
+  };
   await clients.logs.send(new CreateLogGroupCommand({ logGroupName: LOG_GROUP }));
 });
 afterAll(async () => moto?.stop());
@@ -40,10 +58,17 @@ afterAll(async () => moto?.stop());
 const put = (name: string, value: string, type: 'String' | 'SecureString' = 'String') =>
   clients.ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: type, Overwrite: true }));
 const get = async (name: string) => (await clients.ssm.send(new GetParameterCommand({ Name: name }))).Parameter!.Value!;
+/** The record as a CLI writes it: a conditional write on whatever the ledger holds now. */
+const setRecord = async (r: ReleaseRecord) => ledger.write(r, await ledger.head());
+const storedRecord = async () => (await ledger.head())!;
+/** The ledger's stream on a head change, as the stack's event source mapping delivers it. */
+const STREAM_EVENT = { Records: [{ eventSource: 'aws:dynamodb', eventName: 'MODIFY' }] };
 
 beforeEach(async () => {
   suite++;
   root = `/bluegreen/${STAGE}-${suite}`;
+  await createLedgerTable(moto, `${STAGE}-${suite}`);
+  ledger = new DynamoReleaseLedger({ ddb: clients.ddb, table: ledgerTableName(`${STAGE}-${suite}`) });
   slack = await startSlackReceiver();
   const queueUrl = (await clients.sqs.send(new CreateQueueCommand({ QueueName: `guard-${suite}` }))).QueueUrl!;
   await put(`${root}/maintenance`, 'off');
@@ -63,7 +88,7 @@ beforeEach(async () => {
     rebuildLookbackMs: 60_000,
     parameterMaxAgeMs: 0,
     release: {
-      recordParam: `${root}/release`,
+      ledgerTable: ledgerTableName(`${STAGE}-${suite}`),
       activePoolParam: `${root}/active-pool`,
       canaryParam: `${root}/canary-percent`,
       gate: { errorRate: 0.02, minRequests: 20, maxP99Ratio: 3, latencyMarginMs: 100 },
@@ -119,7 +144,7 @@ const titles = () => slack.received.map((r) => r.body.text ?? '');
 
 test('a baking release whose pool fails its requests is rolled back by the function alone', async () => {
   // GIVEN a release baking on green (the CLI may be gone)
-  await put(env.release!.recordParam, JSON.stringify(record({})));
+  await setRecord(record({}));
   const now = Date.now();
   // WHEN green fails 1 in 5 of its requests (each saved by blue inside the request: users see 200)
   const lines = Array.from({ length: 100 }, (_, i) =>
@@ -129,7 +154,7 @@ test('a baking release whose pool fails its requests is rolled back by the funct
   // THEN the active pool is blue again, the record says rolled-back with the figures, Slack heard it
   expect(result.guard).toBe('rollback');
   expect(await get(`${root}/active-pool`)).toBe('blue');
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved.state).toBe('rolled-back');
   expect(saved.figures).toMatchObject({
     requests: 100,
@@ -144,9 +169,47 @@ test('a baking release whose pool fails its requests is rolled back by the funct
   expect(titles().filter((t) => /rolled back/i.test(t))).toHaveLength(1);
 });
 
+test("a release's end: its delivery figures are published once, and it is drawn on the dashboard's request and error graphs", async () => {
+  const dashboard = `bluegreen-${STAGE}-${suite}`;
+  await clients.cloudwatch.send(
+    new PutDashboardCommand({
+      DashboardName: dashboard,
+      DashboardBody: JSON.stringify({
+        widgets: Object.values(RELEASE_GRAPH_TITLES).map((title) => ({ type: 'metric', properties: { title } })),
+      }),
+    }),
+  );
+  env = { ...env, dashboardName: dashboard };
+  // A release promoted (its flip: users reached it) 30 s ago, failing now.
+  const promotedAt = new Date(Date.now() - 30_000).toISOString();
+  await setRecord(record({ steps: [{ at: promotedAt, step: 'promote', ok: true }] }));
+  const now = Date.now();
+  const lines = Array.from({ length: 100 }, (_, i) =>
+    i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200'),
+  );
+  const fn = runtime();
+  expect((await fn.handle(batch(lines, now))).guard).toBe('rollback');
+  const figures = emitted.map((l) => JSON.parse(l) as Record<string, unknown>).filter((m) => 'ChangeFailures' in m);
+  expect(figures).toHaveLength(1);
+  expect(figures[0]).toMatchObject({ Deployments: 0, ReachedUsers: 1, ChangeFailures: 1 });
+  expect(figures[0].RestoreSeconds as number).toBeGreaterThanOrEqual(30);
+  const body = JSON.parse(
+    (await clients.cloudwatch.send(new GetDashboardCommand({ DashboardName: dashboard }))).DashboardBody!,
+  ) as { widgets: Array<{ properties: { annotations?: { vertical: Array<{ label: string; value: string }> } } }> };
+  for (const w of body.widgets)
+    expect(w.properties.annotations?.vertical).toEqual([
+      { value: promotedAt, label: 'v2 rolled-back', color: '#d62728' },
+    ]);
+  // The stream's event for the function's own write: nothing published again.
+  await fn.handle(STREAM_EVENT);
+  expect(
+    emitted.map((l) => JSON.parse(l) as Record<string, unknown>).filter((m) => 'ChangeFailures' in m),
+  ).toHaveLength(1);
+});
+
 test('a clean bake is promoted once the bake time has passed; a redelivered event posts nothing again', async () => {
   const now = Date.now();
-  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now - 1000).toISOString() })));
+  await setRecord(record({ bakeUntil: new Date(now - 1000).toISOString() }));
   const fn = runtime();
   const result = await fn.handle(
     batch(
@@ -155,16 +218,12 @@ test('a clean bake is promoted once the bake time has passed; a redelivered even
     ),
   );
   expect(result.guard).toBe('promote');
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved.state).toBe('promoted');
   expect(await get(`${root}/active-pool`)).toBe('green');
   expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
   // The function's own write of the record comes back as an EventBridge event: nothing new to say.
-  const again = await fn.handle({
-    source: 'aws.ssm',
-    'detail-type': 'Parameter Store Change',
-    detail: { name: env.release!.recordParam, operation: 'Update' },
-  });
+  const again = await fn.handle(STREAM_EVENT);
   expect(again.posted).toBe(0);
   expect(titles().filter((t) => /promoted/i.test(t))).toHaveLength(1);
 });
@@ -183,27 +242,24 @@ function failingCanary(now: number): string[] {
 test('a failing canary is aborted: share back to 0, record failed, the active pool untouched', async () => {
   await put(`${root}/active-pool`, 'blue');
   await put(`${root}/canary-percent`, '10');
-  await put(
-    env.release!.recordParam,
-    JSON.stringify(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined })),
-  );
+  await setRecord(record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined }));
   const now = Date.now();
   const lines = failingCanary(now);
   const result = await runtime().handle(batch(lines, now));
   expect(result.guard).toBe('abort-canary');
   expect(await get(`${root}/canary-percent`)).toBe('0');
   expect(await get(`${root}/active-pool`)).toBe('blue');
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved.state).toBe('failed');
   expect(saved.figures).toMatchObject({ requests: 20, failed: 10 });
 });
 
-test('a record the CLI rewrote while the guard switched is not overwritten (compare before write)', async () => {
+test('a record the CLI rewrote while the guard switched is not overwritten (the write is conditional)', async () => {
   // GIVEN a failing canary, and an operator whose Ctrl-C lands while the function resets the share
   await put(`${root}/active-pool`, 'blue');
   await put(`${root}/canary-percent`, '10');
   const canary = record({ state: 'verifying', strategy: 'canary', canaryPercent: 10, bakeUntil: undefined });
-  await put(env.release!.recordParam, JSON.stringify(canary));
+  await setRecord(canary);
   const cancelled: ReleaseRecord = {
     ...canary,
     state: 'failed',
@@ -216,7 +272,7 @@ test('a record the CLI rewrote while the guard switched is not overwritten (comp
       const answer = await real.send(command as GetParameterCommand);
       const input = (command as { input?: { Name?: string } }).input;
       if (command instanceof PutParameterCommand && input?.Name === env.release!.canaryParam)
-        await put(env.release!.recordParam, JSON.stringify(cancelled));
+        await setRecord(cancelled);
       return answer;
     },
   } as unknown as SSMClient;
@@ -234,21 +290,17 @@ test('a record the CLI rewrote while the guard switched is not overwritten (comp
   // THEN the share is 0 and the record is the CLI's, not the guard's copy of the older one
   expect(await get(`${root}/canary-percent`)).toBe('0');
   expect(result.guard).toBeUndefined();
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved).toMatchObject({ state: 'failed', reason: 'cancelled by the operator' });
   expect(saved.steps.map((s) => s.step)).not.toContain('canary-aborted');
 });
 
-test('the record parameter changing (EventBridge) announces a new release once, with no traffic at all', async () => {
+test("the ledger's head changing (its stream) announces a new release once, with no traffic at all", async () => {
   const fn = runtime();
-  const event = {
-    source: 'aws.ssm',
-    'detail-type': 'Parameter Store Change',
-    detail: { name: env.release!.recordParam, operation: 'Update' },
-  };
-  await put(env.release!.recordParam, JSON.stringify(record({ state: 'deploying', bakeUntil: undefined })));
+  const event = STREAM_EVENT;
+  await setRecord(record({ state: 'deploying', bakeUntil: undefined }));
   expect((await fn.handle(event)).posted).toBe(1);
-  await put(env.release!.recordParam, JSON.stringify(record({ state: 'verifying', bakeUntil: undefined })));
+  await setRecord(record({ state: 'verifying', bakeUntil: undefined }));
   expect((await fn.handle(event)).posted).toBe(0);
   expect(titles()).toHaveLength(1);
   expect(titles()[0]).toMatch(/started/i);
@@ -258,18 +310,18 @@ test('the record parameter changing (EventBridge) announces a new release once, 
 
 test('requests from before the release started never count against it', async () => {
   const now = Date.now();
-  await put(env.release!.recordParam, JSON.stringify(record({ startedAt: new Date(now).toISOString() })));
+  await setRecord(record({ startedAt: new Date(now).toISOString() }));
   // Green failing earlier (the release it replaced), then clean since the start.
   const before = Array.from({ length: 50 }, (_, i) => line(now - 60_000 + i, 'green', 'blue', '500, 200'));
   const after = Array.from({ length: 30 }, (_, i) => line(now + 10 + i, 'green', 'green', '200'));
   const result = await runtime().handle(batch([...before, ...after], now - 60_000));
   expect(result.guard).toBeUndefined();
-  expect((JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord).state).toBe('baking');
+  expect((await storedRecord()).state).toBe('baking');
 });
 
 test('with traffic seen and no CLI, the one-minute tick promotes a clean bake once it is over', async () => {
   const now = Date.now();
-  await put(env.release!.recordParam, JSON.stringify(record({ bakeUntil: new Date(now + 60_000).toISOString() })));
+  await setRecord(record({ bakeUntil: new Date(now + 60_000).toISOString() }));
   const fn = runtime();
   // 30 clean requests to green during the bake (the gate's minimum here is 20)...
   await fn.handle(
@@ -278,18 +330,15 @@ test('with traffic seen and no CLI, the one-minute tick promotes a clean bake on
       now,
     ),
   );
-  await put(
-    env.release!.recordParam,
-    JSON.stringify({
-      ...record({}),
-      bakeUntil: new Date(now - 1000).toISOString(),
-      maxBakeUntil: new Date(now + 60_000).toISOString(),
-    }),
-  );
+  await setRecord({
+    ...record({}),
+    bakeUntil: new Date(now - 1000).toISOString(),
+    maxBakeUntil: new Date(now + 60_000).toISOString(),
+  });
   // ...then the bake ends with no more traffic: the tick finishes it.
   const result = await fn.handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
   expect(result.guard).toBe('promote');
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved.state).toBe('promoted');
   expect(saved.figures).toMatchObject({ judged: 30, failed: 0, minRequests: 20 });
 });
@@ -299,21 +348,18 @@ test('with no traffic and no CLI (the README bad-release line, CLI killed), the 
   let t = t0;
   const fn = runtime(() => t);
   const tick = () => fn.handle({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} });
-  await put(
-    env.release!.recordParam,
-    JSON.stringify(
-      record({
-        release: 'v3',
-        env: { FAULT_RATE: '0.2' },
-        bakeSeconds: 30,
-        bakeUntil: new Date(t0 - 1000).toISOString(),
-        maxBakeUntil: new Date(t0 + 90_000).toISOString(),
-      }),
-    ),
+  await setRecord(
+    record({
+      release: 'v3',
+      env: { FAULT_RATE: '0.2' },
+      bakeSeconds: 30,
+      bakeUntil: new Date(t0 - 1000).toISOString(),
+      maxBakeUntil: new Date(t0 + 90_000).toISOString(),
+    }),
   );
   // The bake is over with 0 of the 20 requests: extended (once), not promoted.
   expect((await tick()).guard).toBe('extend');
-  let saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  let saved = await storedRecord();
   expect(saved.state).toBe('baking');
   expect(saved.steps.at(-1)).toMatchObject({ step: 'bake-extended', host: 'alert-function' });
   t = t0 + 60_000;
@@ -321,7 +367,7 @@ test('with no traffic and no CLI (the README bad-release line, CLI killed), the 
   // The longest extension is over, still without evidence: held, never promoted.
   t = t0 + 91_000;
   expect((await tick()).guard).toBe('hold');
-  saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  saved = await storedRecord();
   expect(saved).toMatchObject({ state: 'held', figures: { requests: 0, judged: 0, minRequests: 20 } });
   expect(saved.reason).toMatch(/^inconclusive: 0 of the 20 requests the gate needs reached green \(v3\)/);
   // Paged: Slack (critical, with the two ways out) and the metric the release-held alarm watches.
@@ -338,7 +384,7 @@ test('with no traffic and no CLI (the README bad-release line, CLI killed), the 
 
 test('an --irreversible release crossing the gate is frozen by the function: never flipped back, paged (Slack critical + ReleasesFrozen)', async () => {
   await put(`${root}/active-pool`, 'green');
-  await put(env.release!.recordParam, JSON.stringify(record({ irreversible: true })));
+  await setRecord(record({ irreversible: true }));
   const now = Date.now();
   const lines = Array.from({ length: 100 }, (_, i) =>
     i % 5 === 0 ? line(now + i, 'green', 'blue', '500, 200') : line(now + i, 'green', 'green', '200'),
@@ -347,7 +393,7 @@ test('an --irreversible release crossing the gate is frozen by the function: nev
   expect(result.guard).toBe('freeze');
   // Not flipped back: green stays active.
   expect(await get(`${root}/active-pool`)).toBe('green');
-  const saved = JSON.parse(await get(env.release!.recordParam)) as ReleaseRecord;
+  const saved = await storedRecord();
   expect(saved).toMatchObject({ state: 'frozen', irreversible: true, figures: { judged: 100, failed: 20, rate: 0.2 } });
   expect(saved.steps.at(-1)).toMatchObject({ step: 'frozen', ok: false, host: 'alert-function' });
   const frozen = slack.received.map((r) => JSON.stringify(r.body)).filter((b) => /FROZEN/.test(b));

@@ -27,7 +27,9 @@ import { parameterNames } from '../../core/names';
 import { boundEnv } from '../../core/release-record';
 import { parseStepLines } from '../../core/step-line';
 import { startLoad, TEST_LOAD } from '../helpers/load';
-import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { createLedgerTable, Moto, putParameters, startMoto } from '../helpers/moto';
+import { ledgerHostEnv, putLedgerHead } from '../helpers/ledger';
+import { ledgerTableName } from '../../core/release-ledger';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { synthTemplate } from '../helpers/cdk';
@@ -43,6 +45,7 @@ let stack: LocalStack;
 let stateDir: string;
 beforeAll(async () => {
   moto = await startMoto();
+  await createLedgerTable(moto, STAGE);
 });
 afterAll(async () => {
   await moto?.stop();
@@ -645,11 +648,11 @@ describe('a booting host that manages its pools: the files Compose starts from',
     async (_name, value, want) => {
       await putParameters(moto, {
         [PARAM]: 'blue',
-        [NAMES.release]: value,
         ...poolState('blue', { image: 'registry.example.com/evil:1', release: 'blue-9', env: '{"EVIL":"1"}' }),
         ...poolState('green', { release: 'green-1', env: '{}' }),
       });
-      const result = await boot({ RELEASE_PARAM: NAMES.release });
+      await putLedgerHead(moto, STAGE, value);
+      const result = await boot(ledgerHostEnv(STAGE));
       expect(result.code).toBe(0);
       expect(composeEnv()).toContain(`BLUE_IMAGE=${want.image}\nRELEASE_ID_BLUE=${want.release}\n`);
       expect(envFile('blue')).toBe(want.file);
@@ -667,12 +670,17 @@ describe('a booting host that manages its pools: the files Compose starts from',
     },
   );
 
-  test.each([
-    ['no release yet ({})', '{}', 'the release record (/bluegreen/it/release) names no gated state for blue'],
+  /** The ledger's head (stage `it`), as the host's messages name it. */
+  const HEAD = `the release record (the head of ${ledgerTableName(STAGE)})`;
+  const NO_HEAD = Symbol('no head item');
+  const NO_TABLE = Symbol('no ledger table');
+  test.each<[string, string | typeof NO_HEAD | typeof NO_TABLE, string]>([
+    ['no release yet ({})', '{}', `${HEAD} names no gated state for blue`],
+    ['no release yet (the ledger has no head item)', NO_HEAD, `${HEAD} names no gated state for blue`],
     [
       'a release that failed its gate (the active pool was not checked by every host)',
       record({ pool: 'green', previousPool: 'blue', state: 'failed', previousRelease: 'blue-3', previousEnv: {} }),
-      'the release record (/bluegreen/it/release) names no gated state for blue',
+      `${HEAD} names no gated state for blue`,
     ],
     [
       'a state the env rule refuses',
@@ -689,12 +697,12 @@ describe('a booting host that manages its pools: the files Compose starts from',
         release: '{}',
         env: {},
       }),
-      'the release record (/bluegreen/it/release) names no gated state for blue',
+      `${HEAD} names no gated state for blue`,
     ],
     [
-      'nothing it can read (no such parameter)',
-      undefined,
-      'the release record (/bluegreen/it/release-missing) could not be read',
+      'nothing it can read (no such table: the error is not "no release yet")',
+      NO_TABLE,
+      `the release record (the head of ${ledgerTableName(`${STAGE}-missing`)}) could not be read`,
     ],
     [
       'an env the record had to cut to fit (every key kept, values shortened: a summary, not what the pool ran)',
@@ -705,18 +713,18 @@ describe('a booting host that manages its pools: the files Compose starts from',
         release: 'blue-2',
         env: boundEnv(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`SETTING_${i}`, 'v'.repeat(200)]))),
       }),
-      'the release record (/bluegreen/it/release) names no gated state for blue',
+      `${HEAD} names no gated state for blue`,
     ],
   ])(
     'a brand-new fleet host, the release record holding %s: the desired state is all there is, and the step says so',
     async (_name, value, why) => {
       await putParameters(moto, {
         [PARAM]: 'blue',
-        ...(value === undefined ? {} : { [NAMES.release]: value }),
         ...poolState('blue', { release: 'blue-9', env: '{}' }),
         ...poolState('green', { release: 'green-1', env: '{}' }),
       });
-      const result = await boot({ RELEASE_PARAM: value === undefined ? `${NAMES.release}-missing` : NAMES.release });
+      if (value !== NO_TABLE) await putLedgerHead(moto, STAGE, value === NO_HEAD ? undefined : value);
+      const result = await boot(ledgerHostEnv(value === NO_TABLE ? `${STAGE}-missing` : STAGE));
       expect(result.code).toBe(0);
       expect(composeEnv()).toContain('RELEASE_ID_BLUE=blue-9\n');
       expect(parseStepLines(result.stdout, 'i-1')).toContainEqual(

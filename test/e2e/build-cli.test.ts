@@ -7,11 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { REPO_ROOT } from '../../local/paths';
 import { parameterNames } from '../../core/names';
-import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { createLedgerTable, Moto, putParameters, startMoto } from '../helpers/moto';
+import { ledgerHeadText } from '../helpers/ledger';
 
 const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'bluegreen.cjs');
@@ -20,17 +20,12 @@ const STAGE = 'bld';
 const names = parameterNames(STAGE);
 
 let moto: Moto;
-let ssm: SSMClient;
 beforeAll(async () => {
   moto = await startMoto();
-  ssm = new SSMClient({
-    endpoint: moto.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
+  // What the stack creates: the stage's release ledger, empty until a release.
+  await createLedgerTable(moto, STAGE);
 });
 afterAll(async () => {
-  ssm?.destroy();
   await moto?.stop();
 });
 
@@ -58,8 +53,8 @@ function ownLines(stderr: string): string {
     .join('\n');
 }
 
-const releaseRecord = async () =>
-  (await ssm.send(new GetParameterCommand({ Name: names.release })).catch(() => undefined))?.Parameter?.Value;
+/** The release record (the ledger's head): none as long as nothing was released. */
+const releaseRecord = () => ledgerHeadText(moto, STAGE);
 
 test('without a stage, build and release --build are refused: one line, exit 2 (local mode has no images)', async () => {
   const build = await cli(['build', EXAMPLE, '--release', 'v1']);

@@ -2,9 +2,11 @@
 // never enters service half-released.
 //  - Run Command's command (core/host-command.ts), run by a real shell: on a host still
 //    bootstrapping it answers the join step and succeeds instead of failing the release or flip.
-//  - fleet/bluegreen-join.sh, for real, with the aws CLI reading the release record from
-//    moto_server: it holds the host out while a release is in progress (heartbeating its launch
-//    lifecycle action) and lets it join once the release is over, stale, or absent. moto 5.2 has no
+//  - fleet/bluegreen-join.sh, for real, with the aws CLI reading the release record (the head of
+//    the stage's ledger, a DynamoDB table) from moto_server: it holds the host out while a release is
+//    in progress (heartbeating its launch lifecycle action) and lets it join once the release is
+//    over, stale, or absent (no head item); a ledger it cannot read (no table) is retried, never
+//    "no release". moto 5.2 has no
 //    lifecycle-action API, so an `aws` shim records the `autoscaling` calls (and passes every other
 //    call to the real CLI).
 //  - The script's rule (fleet/record-verdict.jq, generated from core/) is the release CLI's rule:
@@ -14,7 +16,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO_ROOT } from '../../local/paths';
-import { parameterNames } from '../../core/names';
+import { ledgerTableName } from '../../core/release-ledger';
 import { APPLY_PATH, BOOT_FINISHED, BOOTSTRAPPING_MARKER, JOINING_DETAIL, JOINING_STEP } from '../../core/host-command';
 import { hostCommandUnder } from '../helpers/host-command';
 import {
@@ -28,12 +30,13 @@ import {
   STALE_AFTER_MS,
 } from '../../core/release-record';
 import { parseStepLines } from '../../core/step-line';
-import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { createLedgerTable, Moto, startMoto } from '../helpers/moto';
+import { ledgerHostEnv, putLedgerHead } from '../helpers/ledger';
 import { waitFor } from '../helpers/stack';
 
 const JOIN = path.join(REPO_ROOT, 'fleet', 'bluegreen-join.sh');
 const STAGE = 'join';
-const RELEASE_PARAM = parameterNames(STAGE).release;
+const LEDGER_TABLE = ledgerTableName(STAGE);
 
 let dir: string;
 beforeEach(() => {
@@ -314,10 +317,13 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
   let moto: Moto;
   beforeAll(async () => {
     moto = await startMoto();
+    await createLedgerTable(moto, STAGE);
   });
   afterAll(async () => {
     await moto?.stop();
   });
+  /** The stage's release record: the ledger's head, as the CLI and the guard leave it. */
+  const putRecord = (value: string | undefined) => putLedgerHead(moto, STAGE, value);
 
   /** An `aws` first on PATH: records autoscaling calls (moto has no lifecycle actions), the rest goes to the real CLI. */
   function awsShim(): { env: Record<string, string>; calls: () => string[] } {
@@ -361,20 +367,21 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
       ...moto.env,
       ...shim.env,
       BLUEGREEN_ENV_FILE: '/nonexistent/env',
-      RELEASE_PARAM,
+      ...ledgerHostEnv(STAGE),
       JOIN_POLL_SECONDS: '1',
       JOIN_HEARTBEAT_SECONDS: '1',
       ...extra,
     });
 
-  test('no record yet (a stage that never released): joins at once', async () => {
+  test('no record yet (a stage that never released: the ledger has no head item): joins at once', async () => {
+    await putRecord(undefined);
     const result = await join(awsShim());
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('bluegreen-join: no release in progress (none): joining');
   });
 
   test('a release in progress: the host waits, heartbeating its own launch, and joins once the release is promoted', async () => {
-    await putParameters(moto, { [RELEASE_PARAM]: record('baking', new Date().toISOString()) });
+    await putRecord(record('baking', new Date().toISOString()));
     const shim = awsShim();
     const joining = join(shim);
     let exited = false;
@@ -390,7 +397,7 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
       'autoscaling record-lifecycle-action-heartbeat --auto-scaling-group-name bluegreen-join-hosts --lifecycle-hook-name bluegreen-bootstrap --instance-id i-0new',
     );
 
-    await putParameters(moto, { [RELEASE_PARAM]: record('promoted', new Date().toISOString()) });
+    await putRecord(record('promoted', new Date().toISOString()));
     const result = await joining;
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(
@@ -401,7 +408,7 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
   });
 
   test("a warning on the aws CLI's stderr is not read as part of the record (the host still waits)", async () => {
-    await putParameters(moto, { [RELEASE_PARAM]: record('baking', new Date().toISOString()) });
+    await putRecord(record('baking', new Date().toISOString()));
     const shim = awsShim();
     const noisy = path.join(dir, 'noisy');
     execFileSync('mkdir', ['-p', noisy]);
@@ -416,16 +423,14 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
   });
 
   test('an abandoned record (not written for longer than the CLI allows) does not hold the fleet back', async () => {
-    await putParameters(moto, {
-      [RELEASE_PARAM]: record('deploying', new Date(Date.now() - STALE_AFTER_MS - 60_000).toISOString()),
-    });
+    await putRecord(record('deploying', new Date(Date.now() - STALE_AFTER_MS - 60_000).toISOString()));
     const result = await join(awsShim());
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('no release in progress (stale): joining');
   });
 
   test('a release still in progress after JOIN_MAX_WAIT_SECONDS: exit 1 (the user data abandons the launch); the first heartbeat went out at once', async () => {
-    await putParameters(moto, { [RELEASE_PARAM]: record('verifying', new Date().toISOString()) });
+    await putRecord(record('verifying', new Date().toISOString()));
     const shim = awsShim();
     const result = await join(shim, { JOIN_MAX_WAIT_SECONDS: '2', JOIN_HEARTBEAT_SECONDS: '300' });
     // The bootstrap already used part of the hook's timeout: waiting starts with a heartbeat, not 5 minutes later.
@@ -436,14 +441,69 @@ describe('bluegreen-join against moto: the host waits out a release before it jo
     );
   });
 
-  test('SSM unreadable: the host does not join blind; it retries and gives up at the limit', async () => {
+  test('the ledger unreachable: the host does not join blind; it retries and gives up at the limit', async () => {
     const result = await join(awsShim(), {
       AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
       JOIN_MAX_WAIT_SECONDS: '1',
       AWS_MAX_ATTEMPTS: '1',
     });
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain(`bluegreen-join: cannot read ${RELEASE_PARAM}`);
+    expect(result.stdout).toContain(
+      `bluegreen-join: cannot read the head of the release ledger ${LEDGER_TABLE} (unknown `,
+    );
     expect(result.stdout).not.toContain('joining');
+  });
+
+  test('the ledger table missing (ResourceNotFoundException) is not "no release": the host retries until it can read the head, then waits for the release there', async () => {
+    const stage = `${STAGE}-late`;
+    const shim = awsShim();
+    const joining = run('sh', [JOIN, 'bluegreen-join-hosts', 'bluegreen-bootstrap', 'i-0new'], {
+      ...moto.env,
+      ...shim.env,
+      BLUEGREEN_ENV_FILE: '/nonexistent/env',
+      ...ledgerHostEnv(stage),
+      JOIN_POLL_SECONDS: '1',
+      JOIN_HEARTBEAT_SECONDS: '1',
+    });
+    let exited = false;
+    void joining.then(() => (exited = true));
+    const cannotRead = `bluegreen-join: cannot read the head of the release ledger ${ledgerTableName(stage)} (unknown `;
+    await waitFor(() => joining.output().split(cannotRead).length > 2, 'two failed reads of the head', 30_000);
+    expect(joining.output()).toContain('ResourceNotFoundException');
+    // Held out meanwhile: its launch kept open by heartbeats, never joined.
+    await waitFor(() => shim.calls().length >= 1, 'a lifecycle heartbeat', 30_000);
+    expect(exited).toBe(false);
+    expect(joining.output()).not.toContain('joining');
+
+    // The table appears, its head a release in progress: the host now waits for that release...
+    await createLedgerTable(moto, stage);
+    await putLedgerHead(moto, stage, record('deploying', new Date().toISOString()));
+    await waitFor(
+      () => joining.output().includes('is in progress (deploying): waiting for it to finish before joining'),
+      'the host to wait for the release',
+      30_000,
+    );
+    expect(exited).toBe(false);
+    // ...and joins once it failed.
+    await putLedgerHead(moto, stage, record('failed', new Date().toISOString()));
+    const result = await joining;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/release 20261123-191000-green-v2 is over \(final\) after \d+ s: joining/);
+  });
+
+  test('a head item holding an empty record is no record, as the CLI reads it (parseRecord): joins', async () => {
+    await putRecord('');
+    const result = await join(awsShim());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('bluegreen-join: no release in progress (none): joining');
+  });
+
+  test('without LEDGER_TABLE or LEDGER_HEAD_KEY: exit 2 (configuration), never "no release"', async () => {
+    for (const unset of ['LEDGER_TABLE', 'LEDGER_HEAD_KEY']) {
+      const result = await join(awsShim(), { [unset]: '' });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`bluegreen-join: ${unset} is not set: cannot read the release record`);
+      expect(result.stdout).toBe('');
+    }
   });
 });

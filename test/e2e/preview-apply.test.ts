@@ -14,7 +14,8 @@ import { runScript, ScriptResult, switchEnv } from '../../local/switch';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { newPreviewToken } from '../../ops/release/preview';
 import { httpRequest } from '../../support/http';
-import { Moto, putParameters, startMoto } from '../helpers/moto';
+import { Moto, motoClientConfig, putParameters, startMoto } from '../helpers/moto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { startTestStack, workerPids } from '../helpers/stack';
 
 const APPLY = path.join(REPO_ROOT, 'userdata', 'bluegreen-apply.sh');
@@ -63,6 +64,7 @@ const applyEnv = () => ({
 const backend = () =>
   new AwsReleaseBackend({
     ssm,
+    ddb: new DynamoDBClient(motoClientConfig(moto)),
     stage: STAGE,
     async runApply(args) {
       const r = await runScript(APPLY, args, applyEnv());

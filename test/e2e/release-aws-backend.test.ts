@@ -1,5 +1,5 @@
-// `bluegreen release --stage` on its AWS backend against moto_server: the pool state and the record
-// in SSM, the history from the record parameter's versions, and the whole flow with a stand-in host
+// `bluegreen release --stage` on its AWS backend against moto_server: the pool state in SSM, the
+// record in the stage's ledger (DynamoDB), the SSM record imported on first use, and the whole flow with a stand-in host
 // (Run Command cannot reach one here: the host's answer is injected, the SSM side is real) and an
 // endpoint that answers from whichever pool the active-pool parameter names.
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -11,12 +11,21 @@ import { ReleaseOptions } from '../../ops/release/args';
 import { promoteHeld, runRelease } from '../../ops/release/orchestrator';
 import { RunOnHostsResult } from '../../ops/release/run-command';
 import { ReleaseRecord } from '../../core/release-record';
-import { Moto, startMoto } from '../helpers/moto';
+import { RecordChanged } from '../../core/release-backend';
+import { createLedgerTable, Moto, motoClientConfig, startMoto } from '../helpers/moto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { awsTarget } from '../../ops/aws-target';
+import { bakingRecord } from '../helpers/release';
+import { historyCommand } from '../../ops/release/release-commands';
+
+const unused = () => {
+  throw new Error('local mode is not used here');
+};
 
 let moto: Moto;
 let ssm: SSMClient;
+let ddb: DynamoDBClient;
 let endpoint: http.Server;
 let stage: string;
 let names: ReturnType<typeof parameterNames>;
@@ -29,6 +38,7 @@ beforeAll(async () => {
     region: 'us-east-1',
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
   });
+  ddb = new DynamoDBClient(motoClientConfig(moto));
 });
 afterAll(async () => moto?.stop());
 
@@ -43,6 +53,7 @@ beforeEach(async () => {
   await put(names.activePool, 'blue');
   await put(names.canaryPercent, '0');
   await put(names.release, '{}');
+  await createLedgerTable(moto, stage);
   for (const [pool, release] of [
     ['blue', 'v1'],
     ['green', 'v0'],
@@ -108,8 +119,8 @@ const options = (o: Partial<ReleaseOptions> = {}): ReleaseOptions => ({
 });
 const io = (lines: string[]) => ({ out: (l: string) => lines.push(l), pollMs: 50, graceMs: 300 });
 
-test('pool state and record round-trip through SSM; history holds every version of the record', async () => {
-  const backend = new AwsReleaseBackend({ ssm, stage });
+test('pool state round-trips through SSM, the record through the ledger; every write is conditional on the version read', async () => {
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage });
   await backend.setDesiredPool('green', {
     release: 'v9',
     image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/bluegreen-x:v9',
@@ -122,20 +133,33 @@ test('pool state and record round-trip through SSM; history holds every version 
   });
   // The app image is "no image" to the CLI.
   expect(await backend.desiredPool('blue')).toEqual({ release: 'v1', env: {} });
-  expect(await backend.readRecord()).toBeUndefined(); // "{}" before the first release
-  const first = { id: 'a', pool: 'green', state: 'deploying', steps: [] } as unknown as ReleaseRecord;
-  await backend.writeRecord(first);
-  await backend.writeRecord({ ...first, state: 'failed' });
-  const history = await backend.history();
-  expect(history.map((r) => r.state)).toEqual(['deploying', 'failed']);
-  expect((await backend.readRecord())?.state).toBe('failed');
+  expect(await backend.readRecord()).toBeUndefined(); // "{}" before the first release: nothing to import
+  const first = {
+    id: 'a',
+    pool: 'green',
+    state: 'deploying',
+    env: { A: 'secret-ish' },
+    steps: [],
+  } as unknown as ReleaseRecord;
+  const stored = await backend.writeRecord(first, undefined);
+  expect(stored.revision).toBe(1);
+  // A write on a stale version (or "none" when there is one) loses and changes nothing.
+  await expect(backend.writeRecord({ ...first, state: 'failed' }, undefined)).rejects.toThrow(RecordChanged);
+  await backend.writeRecord({ ...first, state: 'failed' }, stored);
+  await expect(backend.writeRecord({ ...first, state: 'promoted' }, stored)).rejects.toMatchObject({
+    current: { state: 'failed', revision: 2 },
+  });
+  expect(await backend.history()).toMatchObject([{ id: 'a', state: 'failed', env: { A: '(set)' } }]);
+  // The head keeps the values (a joining host boots from them); history items keep the keys only.
+  expect(await backend.readRecord()).toMatchObject({ state: 'failed', revision: 2, env: { A: 'secret-ish' } });
+  expect((await backend.ledgerHistory.events('a')).map((r) => r.state)).toEqual(['deploying', 'failed']);
   expect(await backend.activePool()).toBe('blue');
 });
 
 test('a release goes to the idle pool, is promoted through the flip path and recorded; held without a guard, then promoted by hand', async () => {
   const fake = host(() => true);
   const lines: string[] = [];
-  const backend = new AwsReleaseBackend({ ssm, stage, pollMs: 50, runApply: fake.runApply });
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage, pollMs: 50, runApply: fake.runApply });
   const code = await runRelease(options(), backend, io(lines));
   // No alert function here to judge the bake: the CLI holds it (exit 3), never promotes it itself...
   expect(code).toBe(3);
@@ -174,7 +198,7 @@ test('a release goes to the idle pool, is promoted through the flip path and rec
 test('--no-promote opens a preview on every host (the token in a SecureString); the next release ends it at its start', async () => {
   const fake = host(() => true);
   const lines: string[] = [];
-  const backend = new AwsReleaseBackend({ ssm, stage, pollMs: 50, runApply: fake.runApply });
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage, pollMs: 50, runApply: fake.runApply });
   expect(await runRelease(options({ promote: false }), backend, io(lines))).toBe(0);
   // The deploy, then bluegreen-apply --preview on every host; the token is printed, never recorded.
   expect(fake.calls).toEqual([['--retry'], ['--preview']]);
@@ -196,7 +220,7 @@ test('--no-promote opens a preview on every host (the token in a SecureString); 
 test('a host failing the health gate fails the release and puts the idle pool back on its previous release', async () => {
   const fake = host((release) => release !== 'v2');
   const lines: string[] = [];
-  const backend = new AwsReleaseBackend({ ssm, stage, pollMs: 50, runApply: fake.runApply });
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage, pollMs: 50, runApply: fake.runApply });
   const code = await runRelease(options(), backend, io(lines));
   expect(code).toBe(1);
   expect(await get(names.activePool)).toBe('blue');
@@ -210,10 +234,10 @@ test('a host failing the health gate fails the release and puts the idle pool ba
 
 test('naming the active pool is bad input: exit 2 and nothing written', async () => {
   const fake = host(() => true);
-  const backend = new AwsReleaseBackend({ ssm, stage, runApply: fake.runApply });
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage, runApply: fake.runApply });
   const lines: string[] = [];
   expect(await runRelease(options({ pool: 'blue' }), backend, io(lines))).toBe(2);
-  expect(await get(names.release)).toBe('{}');
+  expect(await backend.readRecord()).toBeUndefined();
   expect(await get(names.pools.blue.release)).toBe('v1');
   expect(fake.calls).toEqual([]);
   expect(lines.join('\n')).toMatch(/--pool blue is the active pool/);
@@ -228,7 +252,7 @@ test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff:
   try {
     const target = awsTarget({ stage, region: 'us-east-1' }, {});
     const fake = host(() => true);
-    const backend = new AwsReleaseBackend({ ssm: target.ssm, stage, pollMs: 50, runApply: fake.runApply });
+    const backend = new AwsReleaseBackend({ ssm: target.ssm, ddb, stage, pollMs: 50, runApply: fake.runApply });
     proxy.throttleNext(4, ['GetParameter', 'GetParameters', 'PutParameter']);
     const lines: string[] = [];
     const code = await runRelease(options(), backend, io(lines));
@@ -242,3 +266,134 @@ test("the CLI's own SSM client (awsTarget) retries throttled calls with backoff:
     await proxy.close();
   }
 }, 60_000);
+
+/** Resolves once `n` callers arrived: both CLIs hold the same read before either writes. */
+function barrier(n: number): () => Promise<void> {
+  let arrived = 0;
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return () => {
+    if (++arrived === n) open();
+    return opened;
+  };
+}
+
+/** A backend (its own SDK client: another process) whose first record write waits at `arrive`. */
+function cli(arrive: () => Promise<void>, runApply: (args: string[]) => Promise<RunOnHostsResult>): AwsReleaseBackend {
+  const own = new AwsReleaseBackend({
+    ssm,
+    ddb: new DynamoDBClient(motoClientConfig(moto)),
+    stage,
+    pollMs: 50,
+    runApply,
+  });
+  let first = true;
+  return Object.assign(Object.create(own) as AwsReleaseBackend, {
+    writeRecord: async (record: ReleaseRecord, basis: ReleaseRecord | undefined) => {
+      if (first) {
+        first = false;
+        await arrive();
+      }
+      return own.writeRecord(record, basis);
+    },
+  });
+}
+
+test('two CLIs starting a release at the same moment: exactly one wins, every time over 50 tries', async () => {
+  const fake = host(() => true);
+  let wins = 0;
+  for (let attempt = 1; attempt <= 50; attempt++) {
+    const arrive = barrier(2);
+    const out: string[][] = [[], []];
+    // --no-promote: the winner ends deployed (final) at once, so the next try can start.
+    const codes = await Promise.all(
+      [0, 1].map((i) =>
+        runRelease(options({ release: `v${attempt}-${i}`, promote: false }), cli(arrive, fake.runApply), io(out[i])),
+      ),
+    );
+    expect(codes.slice().sort()).toEqual([0, 2]);
+    const loser = codes.indexOf(2);
+    expect(out[loser].join('\n')).toMatch(/started on stage .* since this command's checks; one release at a time/);
+    const head = (await new AwsReleaseBackend({ ssm, ddb, stage }).readRecord())!;
+    expect(head).toMatchObject({ release: `v${attempt}-${1 - loser}`, state: 'deployed' });
+    wins++;
+  }
+  expect(wins).toBe(50);
+  // Every try left exactly one release in the ledger: the loser wrote nothing.
+  expect(await new AwsReleaseBackend({ ssm, ddb, stage }).history()).toHaveLength(50);
+}, 240_000);
+
+test("a guard's decision is never overwritten: of a guard and a CLI writing on the same version, one wins, 50 times", async () => {
+  const ledger = new AwsReleaseBackend({ ssm, ddb, stage }).ledger;
+  const other = new AwsReleaseBackend({ ssm, ddb: new DynamoDBClient(motoClientConfig(moto)), stage }).ledger;
+  const outcomes = { guard: 0, cli: 0 };
+  for (let attempt = 1; attempt <= 50; attempt++) {
+    const baking = await ledger.write(bakingRecord(Date.now(), { id: `r${attempt}` }), await ledger.head());
+    // The guard rolls back; the CLI, on the same version, refreshes the record (its bake wait).
+    const [guard, refresh] = await Promise.allSettled([
+      ledger.write({ ...baking, state: 'rolled-back', decidedBy: 'release guard (alert-function)' }, baking),
+      other.write({ ...baking, updatedAt: new Date().toISOString() }, baking),
+    ]);
+    expect([guard.status, refresh.status].sort()).toEqual(['fulfilled', 'rejected']);
+    const lost = (guard.status === 'rejected' ? guard : refresh) as PromiseRejectedResult;
+    expect(lost.reason).toBeInstanceOf(RecordChanged);
+    const head = (await ledger.head())!;
+    if (guard.status === 'fulfilled') {
+      outcomes.guard++;
+      expect(head.state).toBe('rolled-back');
+    } else {
+      outcomes.cli++;
+      // The CLI's refresh won: the guard's write failed and its decision is taken on the next event.
+      expect(head.state).toBe('baking');
+    }
+    expect(head.revision).toBe(baking.revision! + 1);
+  }
+  expect(outcomes.guard + outcomes.cli).toBe(50);
+}, 120_000);
+
+test('the SSM record is imported on first use; history over 300 releases reads the ledger in full', async () => {
+  // A stage from before the ledger: the record parameter's versions (what SSM kept).
+  await put(names.release, JSON.stringify({ ...bakingRecord(Date.parse('2026-11-01T10:00:00Z'), { id: 'old-1' }) }));
+  await put(
+    names.release,
+    JSON.stringify({ ...bakingRecord(Date.parse('2026-11-01T10:00:00Z'), { id: 'old-1' }), state: 'promoted' }),
+  );
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage });
+  expect(await backend.readRecord()).toMatchObject({ id: 'old-1', state: 'promoted', revision: 2 });
+  // A second reader (another CLI) finds it imported, not imported twice.
+  expect((await new AwsReleaseBackend({ ssm, ddb, stage }).history()).map((r) => r.id)).toEqual(['old-1']);
+  // 300 more releases, each written twice (started, finished), then the history.
+  const t0 = Date.parse('2026-11-02T00:00:00Z');
+  let head = await backend.readRecord();
+  for (let i = 0; i < 300; i++) {
+    const started = bakingRecord(t0 + i * 3_600_000, {
+      id: `20261102-${String(i).padStart(4, '0')}-green-v${i}`,
+      release: `v${i}`,
+    });
+    head = await backend.writeRecord(started, head);
+    head = await backend.writeRecord({ ...started, state: i % 10 === 0 ? 'rolled-back' : 'promoted' }, head);
+  }
+  const all = await backend.history();
+  expect(all).toHaveLength(301);
+  const lines: string[] = [];
+  const saved = { ...process.env };
+  Object.assign(process.env, moto.env);
+  try {
+    expect(await historyCommand(['--stage', stage, '--limit', '1000'], moto.env, (l) => lines.push(l), unused)).toBe(0);
+    expect(
+      lines
+        .join('\n')
+        .split('\n')
+        .filter((l) => /^20261102-/.test(l)),
+    ).toHaveLength(300);
+    lines.length = 0;
+    expect(
+      await historyCommand(['--stage', stage, '--json', '--limit', '1000'], moto.env, (l) => lines.push(l), unused),
+    ).toBe(0);
+    const json = JSON.parse(lines.join('\n')) as ReleaseRecord[];
+    expect(json).toHaveLength(301);
+    expect(json.filter((r) => r.state === 'rolled-back')).toHaveLength(30);
+  } finally {
+    process.env = saved;
+  }
+}, 240_000);

@@ -6,8 +6,22 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { appLogStreamName } from '../../core/app-log';
-import { ecrRepositoryName, hostReadParameterNames, logGroupNames, parameterNames } from '../../core/names';
+import {
+  dashboardName,
+  ecrRepositoryName,
+  hostReadParameterNames,
+  logGroupNames,
+  parameterNames,
+  slackActionsFunctionName,
+} from '../../core/names';
 import { POOLS } from '../../core/pools';
+import {
+  LEDGER_HEAD_KEY,
+  LEDGER_RELEASES_PARTITION,
+  ledgerClickPartition,
+  ledgerEventsPartition,
+  ledgerTableName,
+} from '../../core/release-ledger';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
 import { STAGE_TAG_KEY } from '../../core/names';
 import { REPO_ROOT } from '../../local/paths';
@@ -25,13 +39,20 @@ import {
 const { partition: P, region: R, account: A } = TEST_ENV;
 
 export type Principal =
-  'host' | 'alert-function' | 'create-only-parameters' | 'pool-switch-rule' | 'default-sg-cleanup' | 'operator';
+  | 'host'
+  | 'alert-function'
+  | 'slack-actions'
+  | 'create-only-parameters'
+  | 'pool-switch-rule'
+  | 'default-sg-cleanup'
+  | 'operator';
 
 /** The role (logical id prefix) a principal runs as; the operator's policy is README's. */
 export function roleOf(principal: Exclude<Principal, 'operator'>, fleet: boolean): string {
   const roles: Record<Exclude<Principal, 'operator'>, string> = {
     host: fleet ? 'FleetRole' : 'HostRole',
     'alert-function': 'AlertsRole',
+    'slack-actions': 'SlackActionsRole',
     'create-only-parameters': 'ParametersRole',
     'pool-switch-rule': 'PoolSwitchRole',
     // CDK's custom resource that empties the created VPC's default security group (lib/host-network.ts).
@@ -75,6 +96,51 @@ export interface StageFacts {
   readonly deadLetterQueueArn: string;
   /** The created VPC's default security group (absent with an existing VPC). */
   readonly defaultSecurityGroupArn?: string;
+  /** The release ledger's stream (its label is DynamoDB's, known once the table exists). */
+  readonly ledgerStreamArn: string;
+  /** The Slack actions function's log group, when the stage has Slack's buttons (slackActions). */
+  readonly slackActionsLogGroup?: string;
+}
+
+/** A stream label as DynamoDB gives it (the stream's creation time); any fixed one stands for it. */
+const STREAM_LABEL = '2026-11-23T10:00:00.000';
+
+/**
+ * TemplateResolver with DynamoDB tables (the release ledger): a table's ARN and name as AWS gives
+ * them (its TableName, else a generated one), and its stream's ARN (GetAtt StreamArn, in the alert
+ * role's stream grant and the event source mapping).
+ */
+export class TableAwareResolver extends TemplateResolver {
+  constructor(
+    private readonly cfn: CfnTemplate,
+    stackName: string,
+  ) {
+    super(cfn, stackName);
+  }
+
+  private isTable(id: unknown): id is string {
+    return typeof id === 'string' && this.cfn.Resources[id]?.Type === 'AWS::DynamoDB::Table';
+  }
+
+  override physicalName(id: string): string {
+    const name = this.isTable(id) ? this.cfn.Resources[id].Properties?.TableName : undefined;
+    return name === undefined ? super.physicalName(id) : this.resolve(name);
+  }
+
+  override arn(id: string): string {
+    return this.isTable(id) ? `arn:${P}:dynamodb:${R}:${A}:table/${this.physicalName(id)}` : super.arn(id);
+  }
+
+  override resolve(value: unknown): string {
+    const v = value as Record<string, unknown> | undefined;
+    if (v && typeof v === 'object') {
+      if (this.isTable(v.Ref)) return this.physicalName(v.Ref);
+      const att = v['Fn::GetAtt'];
+      if (Array.isArray(att) && this.isTable(att[0]) && att[1] === 'StreamArn')
+        return `${this.arn(att[0])}/stream/${STREAM_LABEL}`;
+    }
+    return super.resolve(value);
+  }
 }
 
 const one = (template: CfnTemplate, type: string, prefix: string): string => {
@@ -83,7 +149,7 @@ const one = (template: CfnTemplate, type: string, prefix: string): string => {
   return found[0][0];
 };
 
-export function stageFacts(template: CfnTemplate, resolver: TemplateResolver, stage: string): StageFacts {
+export function stageFacts(template: CfnTemplate, resolver: TableAwareResolver, stage: string): StageFacts {
   const fleet = Object.values(template.Resources).some((r) => r.Type === 'AWS::AutoScaling::AutoScalingGroup');
   const host = fleet
     ? template.Resources[one(template, 'AWS::EC2::LaunchTemplate', 'Fleet')]
@@ -103,6 +169,12 @@ export function stageFacts(template: CfnTemplate, resolver: TemplateResolver, st
     alertLogGroup: resolver.physicalName(one(template, 'AWS::Logs::LogGroup', 'AlertsFunctionLogs')),
     createOnlyLogGroup: resolver.physicalName(one(template, 'AWS::Logs::LogGroup', 'ParametersFunctionLogs')),
     deadLetterQueueArn: resolver.arn(one(template, 'AWS::SQS::Queue', 'AlertsUndelivered')),
+    ledgerStreamArn: resolver.resolve({ 'Fn::GetAtt': [one(template, 'AWS::DynamoDB::Table', 'Ledger'), 'StreamArn'] }),
+    ...(Object.keys(template.Resources).some((id) => id.startsWith('SlackActionsFunctionLogs'))
+      ? {
+          slackActionsLogGroup: resolver.physicalName(one(template, 'AWS::Logs::LogGroup', 'SlackActionsFunctionLogs')),
+        }
+      : {}),
     ...(vpc
       ? {
           defaultSecurityGroupArn: `arn:${P}:ec2:${R}:${A}:security-group/${resolver.resolve({ 'Fn::GetAtt': [vpc, 'DefaultSecurityGroup'] })}`,
@@ -131,20 +203,42 @@ const instance = (id: string, stage?: string): Authorized => ({
 });
 const repository = (name: string) => `arn:${P}:ecr:${R}:${A}:repository/${name}`;
 const OVERWRITE = { 'ssm:Overwrite': 'true' };
+/** The stage's release ledger table (by its fixed name, as the CLI, the function and the hosts find it). */
+const ledgerTable = (stage: string) => `arn:${P}:dynamodb:${R}:${A}:table/${ledgerTableName(stage)}`;
+/** An item request on the ledger as IAM sees it: the table's ARN and the partition key it names (dynamodb:LeadingKeys). */
+const ledgerItem = (stage: string, partition: string): Authorized => ({
+  arn: ledgerTable(stage),
+  context: { 'dynamodb:LeadingKeys': [partition] },
+});
+/**
+ * A ledger write (support/release-ledger.ts write): three PutItem requests, the head's conditional on
+ * the revision read (the condition is no action of its own), then the release's item and an event item.
+ */
+const LEDGER_WRITES: ReadonlyArray<[string, string]> = [
+  ['the head (conditional on the revision read)', LEDGER_HEAD_KEY.pk],
+  ["the release's item", LEDGER_RELEASES_PARTITION],
+  ['an event item', ledgerEventsPartition('r-42')],
+];
+/** The stage's dashboard (CloudWatch dashboards are global: no region in the ARN). */
+const dashboardArn = (stage: string) => `arn:${P}:cloudwatch::${A}:dashboard/${dashboardName(stage)}`;
 /** A Lambda runtime's log stream name (the function writes its own logs with its role). */
 const LAMBDA_STREAM = '2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef';
 
-/** The README's operator policy (section "4. Release"): the JSON block after "Operators' IAM", placeholders filled for the stage. */
-export function readmeOperatorPolicy(
-  stage: string,
-  readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'),
-): Statement[] {
+/** The README's operator policy (section "4. Release"): the JSON block after "Operators' IAM", as written. */
+export function readmeOperatorPolicyText(readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8')): string {
   const at = readme.indexOf("Operators' IAM");
   const start = readme.indexOf('```json\n', at);
   if (at < 0 || start < 0) throw new Error('README has no operator policy (a ```json block after "Operators\' IAM")');
   const end = readme.indexOf('\n```', start + 8);
-  const text = readme
-    .slice(start + 8, end)
+  return readme.slice(start + 8, end);
+}
+
+/** The README's operator policy, placeholders filled for the stage. */
+export function readmeOperatorPolicy(
+  stage: string,
+  readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'),
+): Statement[] {
+  const text = readmeOperatorPolicyText(readme)
     .replaceAll('<region>', R)
     .replaceAll('<account>', A)
     .replaceAll('<stage>', stage);
@@ -375,9 +469,16 @@ export function requestTable(f: StageFacts): RequestRow[] {
     allow(
       'host',
       'fleet/bluegreen-join.sh',
-      'aws ssm get-parameter of the release record',
-      'ssm:GetParameter',
-      param(n.release),
+      'aws dynamodb get-item --consistent-read of the ledger head ($LEDGER_TABLE, $LEDGER_HEAD_KEY)',
+      'dynamodb:GetItem',
+      ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+    );
+    allow(
+      'host',
+      'userdata/bluegreen-apply.sh',
+      'a new fleet host boots a pool from the release record: aws dynamodb get-item of the ledger head',
+      'dynamodb:GetItem',
+      ledgerItem(stage, LEDGER_HEAD_KEY.pk),
     );
     allow(
       'host',
@@ -388,7 +489,7 @@ export function requestTable(f: StageFacts): RequestRow[] {
     );
   }
   // must fail
-  const own = [...hostReadParameterNames(stage), ...(f.fleet ? [n.release] : [])];
+  const own = hostReadParameterNames(stage);
   const stageNames = [
     n.activePool,
     n.maintenance,
@@ -537,6 +638,41 @@ export function requestTable(f: StageFacts): RequestRow[] {
       groupArn(group),
     );
   }
+  // The ledger: a fleet host reads the head and nothing else of it; the single host not even that.
+  deny(
+    'host',
+    'fleet/bluegreen-join.sh',
+    "a release's item (the ledger's history is not the host's)",
+    'dynamodb:GetItem',
+    ledgerItem(stage, LEDGER_RELEASES_PARTITION),
+  );
+  deny(
+    'host',
+    'fleet/bluegreen-join.sh',
+    'a Query of the ledger',
+    'dynamodb:Query',
+    ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+  );
+  deny('host', 'fleet/bluegreen-join.sh', 'a Scan of the ledger', 'dynamodb:Scan', ledgerTable(stage));
+  deny('host', 'fleet/bluegreen-join.sh', 'a write of the ledger (the host only reads it)', 'dynamodb:PutItem', {
+    arn: ledgerTable(stage),
+    context: { 'dynamodb:LeadingKeys': [LEDGER_HEAD_KEY.pk] },
+  });
+  deny(
+    'host',
+    'fleet/bluegreen-join.sh',
+    "another stage's ledger head",
+    'dynamodb:GetItem',
+    ledgerItem(other, LEDGER_HEAD_KEY.pk),
+  );
+  if (!f.fleet)
+    deny(
+      'host',
+      'lib/fleet-hosts.ts',
+      'the single host does not join: no ledger read',
+      'dynamodb:GetItem',
+      ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+    );
   if (!f.fleet)
     deny(
       'host',
@@ -557,9 +693,39 @@ export function requestTable(f: StageFacts): RequestRow[] {
       param(name),
     );
   allow(fn, 'lambda/alert/aws.ts', 'loadState', 'ssm:GetParameter', param(n.alertState));
-  allow(fn, 'lambda/alert/runtime.ts', 'the release guard reads the record', 'ssm:GetParameter', param(n.release));
   allow(fn, 'lambda/alert/aws.ts', 'saveState', 'ssm:PutParameter', withOverwrite(n.alertState));
-  allow(fn, 'lambda/alert/aws.ts', 'saveRecord (Intelligent-Tiering)', 'ssm:PutParameter', withOverwrite(n.release));
+  allow(
+    fn,
+    'support/release-ledger.ts',
+    'the release guard reads the ledger head (GetItem, consistent read)',
+    'dynamodb:GetItem',
+    ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+  );
+  for (const [item, partition] of LEDGER_WRITES)
+    allow(
+      fn,
+      'support/release-ledger.ts',
+      `the guard finishes a release: PutItem of ${item}`,
+      'dynamodb:PutItem',
+      ledgerItem(stage, partition),
+    );
+  deny(
+    fn,
+    'lib/alerting.ts',
+    'the guard never reads history: no Query',
+    'dynamodb:Query',
+    ledgerItem(stage, ledgerEventsPartition('r-42')),
+  );
+  // The event source mapping reads the ledger's stream with the function's role.
+  for (const action of ['dynamodb:DescribeStream', 'dynamodb:GetShardIterator', 'dynamodb:GetRecords'])
+    allow(fn, 'lib/alerting.ts', "Lambda's event source mapping polls the ledger's stream", action, f.ledgerStreamArn);
+  allow(
+    fn,
+    'lib/alerting.ts',
+    "Lambda's event source mapping finds the table's stream (no resource-level permission)",
+    'dynamodb:ListStreams',
+    '*',
+  );
   allow(
     fn,
     'lambda/alert/aws.ts',
@@ -633,6 +799,111 @@ export function requestTable(f: StageFacts): RequestRow[] {
   );
   if (!f.fleet)
     deny(fn, 'lambda/alert/aws.ts', 'no fleet size to read on a single host', 'ssm:GetParameter', param(n.hosts));
+  // The old SSM record: the CLI imports it once; nothing writes it any more, the function not even reads it.
+  deny(fn, 'lambda/alert/aws.ts', 'a write of the old SSM record', 'ssm:PutParameter', withOverwrite(n.release));
+  deny(fn, 'lambda/alert/aws.ts', 'a read of the old SSM record', 'ssm:GetParameter', param(n.release));
+  deny(
+    fn,
+    'support/release-ledger.ts',
+    "another stage's ledger",
+    'dynamodb:PutItem',
+    ledgerItem(other, LEDGER_HEAD_KEY.pk),
+  );
+  deny(
+    fn,
+    'support/release-ledger.ts',
+    'a delete in the ledger',
+    'dynamodb:DeleteItem',
+    ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+  );
+  deny(fn, 'support/release-ledger.ts', 'a Scan of the ledger', 'dynamodb:Scan', ledgerTable(stage));
+  deny(
+    fn,
+    'support/release-ledger.ts',
+    "another stage's stream",
+    'dynamodb:GetRecords',
+    `${ledgerTable(other)}/stream/${STREAM_LABEL}`,
+  );
+
+  // The dashboard's release lines (lambda/alert/dashboard.ts): the latest releases, the stage's dashboard.
+  allow(
+    fn,
+    'lambda/alert/dashboard.ts',
+    'the latest releases for the dashboard (Query of the releases partition, newest first)',
+    'dynamodb:Query',
+    ledgerItem(stage, LEDGER_RELEASES_PARTITION),
+  );
+  for (const action of ['cloudwatch:GetDashboard', 'cloudwatch:PutDashboard'])
+    allow(fn, 'lambda/alert/dashboard.ts', 'each release drawn on the graphs', action, dashboardArn(stage));
+  deny(fn, 'lambda/alert/dashboard.ts', "another stage's dashboard", 'cloudwatch:PutDashboard', dashboardArn(other));
+  deny(fn, 'lambda/alert/dashboard.ts', 'a dashboard deleted', 'cloudwatch:DeleteDashboards', dashboardArn(stage));
+
+  // --- the Slack actions function (slackActions) ---
+  if (f.slackActionsLogGroup) {
+    const sa = 'slack-actions';
+    const runtime = 'lambda/slack-actions/runtime.ts';
+    allow(
+      sa,
+      runtime,
+      'the signing secret, decrypted (ParameterCache)',
+      'ssm:GetParameter',
+      param(n.slackSigningSecret),
+    );
+    allow(sa, runtime, 'who may act (ParameterCache)', 'ssm:GetParameter', param(n.slackAllowedUsers));
+    allow(sa, runtime, 'the active pool a decision is checked against', 'ssm:GetParameter', param(n.activePool));
+    for (const name of [n.activePool, n.canaryPercent])
+      allow(sa, 'lambda/stage-ports.ts', "a decision's switch (the guard's)", 'ssm:PutParameter', withOverwrite(name));
+    allow(
+      sa,
+      'support/release-ledger.ts',
+      'the head, consistently',
+      'dynamodb:GetItem',
+      ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+    );
+    for (const [item, partition] of LEDGER_WRITES)
+      allow(
+        sa,
+        'support/release-ledger.ts',
+        `a decision written: PutItem of ${item}`,
+        'dynamodb:PutItem',
+        ledgerItem(stage, partition),
+      );
+    allow(
+      sa,
+      runtime,
+      'the replay check: a conditional put of the click',
+      'dynamodb:PutItem',
+      ledgerItem(stage, ledgerClickPartition('1337.42.abc')),
+    );
+    allow(
+      sa,
+      'lambda/slack-actions/handler.ts',
+      'the work after the answer: itself, asynchronously',
+      'lambda:InvokeFunction',
+      `arn:${P}:lambda:${R}:${A}:function:${slackActionsFunctionName(stage)}`,
+    );
+    for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents'])
+      allow(
+        sa,
+        'lib/slack-actions.ts',
+        "the Lambda runtime writes the function's log",
+        action,
+        stream(f.slackActionsLogGroup, LAMBDA_STREAM),
+      );
+    deny(sa, runtime, 'the alerts webhook', 'ssm:GetParameter', param(n.slackWebhookUrl));
+    deny(sa, runtime, "maintenance is the operators' switch", 'ssm:PutParameter', withOverwrite(n.maintenance));
+    deny(sa, runtime, "a pool's desired state", 'ssm:PutParameter', withOverwrite(n.pools.blue.image));
+    deny(sa, runtime, 'the history (no Query)', 'dynamodb:Query', ledgerItem(stage, LEDGER_RELEASES_PARTITION));
+    deny(sa, runtime, 'a delete in the ledger', 'dynamodb:DeleteItem', ledgerItem(stage, LEDGER_HEAD_KEY.pk));
+    deny(sa, runtime, "another stage's ledger", 'dynamodb:PutItem', ledgerItem(other, LEDGER_HEAD_KEY.pk));
+    deny(
+      sa,
+      'lambda/slack-actions/handler.ts',
+      'another function',
+      'lambda:InvokeFunction',
+      `arn:${P}:lambda:${R}:${A}:function:${slackActionsFunctionName(other)}`,
+    );
+  }
 
   // --- the create-only parameters' custom resource ---
   const cr = 'create-only-parameters';
@@ -773,7 +1044,7 @@ export function requestTable(f: StageFacts): RequestRow[] {
     'ops/stage-commands.ts',
     'status: one GetParameter each',
     'ssm:GetParameter',
-    ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState, n.release].map(param),
+    ...[n.activePool, n.maintenance, n.publicUrl, n.instanceId, n.alertState].map(param),
   );
   allow(op, 'ops/stage-hosts.ts', "status: the stage's SSM agents by tag", 'ssm:DescribeInstanceInformation', '*');
   allow(
@@ -796,9 +1067,9 @@ export function requestTable(f: StageFacts): RequestRow[] {
   allow(
     op,
     'ops/release/aws-backend.ts',
-    'release: the record, the active pool, the canary share',
+    'release: the active pool, the canary share',
     'ssm:GetParameter',
-    ...[n.release, n.activePool, n.canaryPercent].map(param),
+    ...[n.activePool, n.canaryPercent].map(param),
   );
   allow(
     op,
@@ -810,10 +1081,68 @@ export function requestTable(f: StageFacts): RequestRow[] {
   allow(
     op,
     'ops/release/aws-backend.ts',
-    "release: writes the record, the canary share and the idle pool's desired state",
+    "release: writes the canary share and the idle pool's desired state",
     'ssm:PutParameter',
-    ...[n.release, n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite),
+    ...[n.canaryPercent, ...POOLS.flatMap((p) => Object.values(n.pools[p]))].map(withOverwrite),
   );
+  // The release ledger (support/release-ledger.ts): the head with a consistent read, every write a
+  // PutItem (the head's conditional), history a Query per partition.
+  allow(
+    op,
+    'support/release-ledger.ts',
+    'release, status: the ledger head (GetItem, consistent read)',
+    'dynamodb:GetItem',
+    ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+  );
+  for (const [item, partition] of LEDGER_WRITES)
+    allow(
+      op,
+      'support/release-ledger.ts',
+      `release: PutItem of ${item}`,
+      'dynamodb:PutItem',
+      ledgerItem(stage, partition),
+    );
+  allow(
+    op,
+    'ops/release/ledger-history.ts',
+    "history: every release's item (Query of the release partition)",
+    'dynamodb:Query',
+    ledgerItem(stage, LEDGER_RELEASES_PARTITION),
+  );
+  allow(
+    op,
+    'ops/release/ledger-history.ts',
+    "history <id>: one release's versions (Query of its events partition)",
+    'dynamodb:Query',
+    ledgerItem(stage, ledgerEventsPartition('r-42')),
+  );
+  deny(
+    op,
+    'support/release-ledger.ts',
+    "another stage's ledger: its head",
+    'dynamodb:GetItem',
+    ledgerItem(other, LEDGER_HEAD_KEY.pk),
+  );
+  deny(
+    op,
+    'support/release-ledger.ts',
+    "another stage's ledger: a write",
+    'dynamodb:PutItem',
+    ledgerItem(other, LEDGER_HEAD_KEY.pk),
+  );
+  deny(
+    op,
+    'support/release-ledger.ts',
+    'a delete in the ledger',
+    'dynamodb:DeleteItem',
+    ledgerItem(stage, LEDGER_HEAD_KEY.pk),
+  );
+  deny(op, 'support/release-ledger.ts', 'an update in place (every write is a Put)', 'dynamodb:UpdateItem', {
+    arn: ledgerTable(stage),
+    context: { 'dynamodb:LeadingKeys': [LEDGER_HEAD_KEY.pk] },
+  });
+  deny(op, 'support/release-ledger.ts', 'a Scan of the ledger', 'dynamodb:Scan', ledgerTable(stage));
+  deny(op, 'support/release-ledger.ts', 'deleting the ledger table', 'dynamodb:DeleteTable', ledgerTable(stage));
   allow(
     op,
     'ops/release/aws-backend.ts',
@@ -824,7 +1153,7 @@ export function requestTable(f: StageFacts): RequestRow[] {
   allow(
     op,
     'ops/release/aws-backend.ts',
-    "history: the record's versions",
+    "the first ledger read on a stage: the old SSM record's versions, imported into the ledger once",
     'ssm:GetParameterHistory',
     param(n.release),
   );
@@ -961,7 +1290,8 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       'lib/pool-host.ts',
       'lib/fleet-hosts.ts',
     ],
-    ...['lambda/alert/aws.ts', 'lambda/alert/runtime.ts', 'lambda/alert/handler.ts'],
+    ...['lambda/alert/aws.ts', 'lambda/alert/runtime.ts', 'lambda/alert/handler.ts', 'lambda/alert/dashboard.ts'],
+    ...['lambda/slack-actions/runtime.ts', 'lambda/slack-actions/handler.ts'],
     ...[
       'ops/aws-flip.ts',
       'ops/aws-target.ts',
@@ -969,10 +1299,13 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       'ops/stage-hosts.ts',
       'ops/insights-query.ts',
       'ops/release/aws-backend.ts',
+      'ops/release/ledger-history.ts',
       'ops/release/run-command.ts',
       'ops/build/image-build.ts',
       'ops/secrets/aws-store.ts',
     ],
+    // The release ledger's reads and writes, the CLI's and the alert function's.
+    'support/release-ledger.ts',
   ];
   const cliService: Record<string, string> = { elbv2: 'elasticloadbalancing' };
   const sdkService: Record<string, string> = {
@@ -981,7 +1314,21 @@ export function callsInCode(): Array<{ source: string; action: string }> {
     'client-sqs': 'sqs',
     'client-ecr': 'ecr',
     'client-secrets-manager': 'secretsmanager',
+    'client-dynamodb': 'dynamodb',
+    'client-cloudwatch': 'cloudwatch',
+    'client-lambda': 'lambda',
   };
+  // No IAM action TransactWriteItems exists (Service Authorization Reference): each item of one is
+  // authorized by its own action.
+  const transactItemAction: Record<string, string> = {
+    Put: 'dynamodb:PutItem',
+    Update: 'dynamodb:UpdateItem',
+    Delete: 'dynamodb:DeleteItem',
+    ConditionCheck: 'dynamodb:ConditionCheckItem',
+  };
+  // Where the API's name is not the IAM action's (Service Authorization Reference: Lambda's Invoke
+  // API is authorized as lambda:InvokeFunction).
+  const SDK_COMMAND_ACTIONS: Record<string, string> = { 'lambda:Invoke': 'lambda:InvokeFunction' };
   const pascal = (kebab: string) => kebab.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
   const calls: Array<{ source: string; action: string }> = [];
   for (const file of files) {
@@ -991,7 +1338,7 @@ export function callsInCode(): Array<{ source: string; action: string }> {
       .filter((l) => !/^\s*(#|\/\/|\*|\/\*)/.test(l))
       .join('\n');
     for (const [, service, op] of code.matchAll(
-      /\baws (autoscaling|elbv2|ssm|s3|logs|ecr|sqs|secretsmanager) ([a-z][a-z-]+)/g,
+      /\baws (autoscaling|elbv2|ssm|s3|logs|ecr|sqs|secretsmanager|dynamodb) ([a-z][a-z-]+)/g,
     )) {
       calls.push({
         source: file,
@@ -1005,7 +1352,13 @@ export function callsInCode(): Array<{ source: string; action: string }> {
     }
     for (const [, name] of code.matchAll(/new ([A-Za-z]+Command)\(/g)) {
       const service = imported.get(name);
-      if (service) calls.push({ source: file, action: `${service}:${name.slice(0, -'Command'.length)}` });
+      if (service === 'dynamodb' && name === 'TransactWriteItemsCommand') {
+        for (const [, item] of code.matchAll(/\b(Put|Update|Delete|ConditionCheck): \{/g))
+          calls.push({ source: file, action: transactItemAction[item] });
+      } else if (service) {
+        const action = `${service}:${name.slice(0, -'Command'.length)}`;
+        calls.push({ source: file, action: SDK_COMMAND_ACTIONS[action] ?? action });
+      }
     }
   }
   return calls;

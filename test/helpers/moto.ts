@@ -2,6 +2,8 @@
 // code make. Environment for the aws CLI / SDK points at it with dummy credentials.
 import { CloudWatchLogsClient, CreateLogGroupCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, ledgerTableName } from '../../core/release-ledger';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import * as net from 'node:net';
@@ -83,5 +85,42 @@ export async function createLogGroup(moto: Moto, name: string): Promise<void> {
     if ((err as Error).name !== 'ResourceAlreadyExistsException') throw err;
   } finally {
     logs.destroy();
+  }
+}
+
+/** An SDK client of moto (the same endpoint, region and dummy credentials as `env`). */
+export function motoClientConfig(moto: Moto) {
+  return {
+    endpoint: moto.endpoint,
+    region: moto.env.AWS_REGION,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
+}
+
+/**
+ * Creates the stage's release ledger in moto as the stack would (lib/release-ledger.ts: the same
+ * name and keys from core/release-ledger.ts, on demand); one that exists already is left as it is.
+ */
+export async function createLedgerTable(moto: Moto, stage: string): Promise<void> {
+  const ddb = new DynamoDBClient(motoClientConfig(moto));
+  try {
+    await ddb.send(
+      new CreateTableCommand({
+        TableName: ledgerTableName(stage),
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: LEDGER_PARTITION_KEY, AttributeType: 'S' },
+          { AttributeName: LEDGER_SORT_KEY, AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: LEDGER_PARTITION_KEY, KeyType: 'HASH' },
+          { AttributeName: LEDGER_SORT_KEY, KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  } catch (err) {
+    if ((err as Error).name !== 'ResourceInUseException') throw err;
+  } finally {
+    ddb.destroy();
   }
 }

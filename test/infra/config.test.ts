@@ -32,6 +32,7 @@ test('defaults: a dev stage that synthesizes with no context at all', () => {
       releaseGate: {},
     },
     alarmEmails: [],
+    slackActions: false,
     proxy: DEFAULT_PROXY_SETTINGS,
   });
   expect(DEFAULT_PROXY_SETTINGS).toEqual({

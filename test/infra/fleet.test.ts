@@ -3,10 +3,12 @@
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Asset } from 'aws-cdk-lib/aws-s3-assets';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BOOTSTRAP_HOOK_NAME, fleetGroupName } from '../../lib/fleet-hosts';
+import { envFileLine } from '../../lib/pool-host';
+import { ledgerHeadKeyJson } from '../../core/release-ledger';
 import { alarmSlackMessage } from '../../core/slack-message';
 import { hostReadParameterNames } from '../../core/names';
 import { BOOTSTRAPPING_MARKER, hostApplyCommand, NO_DEPLOY } from '../../core/host-command';
@@ -208,9 +210,13 @@ describe('launch template', () => {
       s.slice(s.indexOf('set -euo pipefail'), s.indexOf('bash /opt/bluegreen/userdata/bootstrap.sh'));
     expect(body(hostScript).length).toBeGreaterThan(500);
     // The fleet's own lines: its fleet/ asset (download + unzip: bluegreen-join.sh and its rule,
-    // record-verdict.jq, generated from core/), the record's name, and the bootstrapping marker.
-    // Without them, the single host's script. The rule's facts are not in the environment.
-    const joinEnv = [`export RELEASE_PARAM='/bluegreen/prod/release'`];
+    // record-verdict.jq, generated from core/), the ledger's table and head key, and the
+    // bootstrapping marker. Without them, the single host's script. The rule's facts are not in the
+    // environment, nor is the SSM record (nothing writes it any more).
+    const joinEnv = [
+      `export LEDGER_TABLE='bluegreen-prod-releases'`,
+      `export LEDGER_HEAD_KEY='{"pk":{"S":"head"},"sk":{"S":"head"}}'`,
+    ];
     const marker = ['mkdir -p /var/lib/bluegreen', `touch ${BOOTSTRAPPING_MARKER}`];
     const fleetLines = body(fleetScript).split('\n');
     const own = fleetLines.filter(
@@ -220,6 +226,7 @@ describe('launch template', () => {
     expect(own.filter((l) => joinEnv.includes(l) || marker.includes(l))).toEqual([...joinEnv, ...marker]);
     expect(fleetLines.filter((l) => !own.includes(l)).join('\n')).toBe(body(hostScript));
     expect(fleetScript).not.toMatch(/RELEASE_(FINAL_STATES|STALE_AFTER_SECONDS|BAKE_AHEAD_SECONDS)/);
+    expect(fleetScript).not.toMatch(/ RELEASE_PARAM=|\/bluegreen\/prod\/release'/);
     // The marker is set just before bootstrap.sh and removed just after it succeeded.
     expect(
       fleetScript.indexOf(`touch ${BOOTSTRAPPING_MARKER}\nbash /opt/bluegreen/userdata/bootstrap.sh`),
@@ -287,7 +294,46 @@ describe('launch template', () => {
     );
   });
 
-  test("the fleet role: the single host's statements plus completing its own launch and reading target health", () => {
+  test("the host's env file gives the ledger's head key back verbatim (JSON: quotes, braces) to dash and bash, which source it", () => {
+    // The user data as CloudFormation renders it in the test account, and its /etc/bluegreen/env part.
+    const resolver = new TemplateResolver(template.toJSON() as CfnTemplate, 'BlueGreen-prod');
+    const userData = only(template, 'AWS::EC2::LaunchTemplate').resource.Properties.LaunchTemplateData.UserData;
+    const s = resolver.resolve(userData['Fn::Base64']);
+    const start = s.indexOf("cat > /etc/bluegreen/env <<'ENV'\n");
+    const end = s.indexOf('\nENV\n', start);
+    expect([start, end].every((i) => i > 0)).toBe(true);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bluegreen-env-'));
+    try {
+      const envFile = path.join(dir, 'env');
+      writeFileSync(envFile, `${s.slice(s.indexOf('\n', start) + 1, end)}\n`);
+      for (const shell of ['dash', 'bash']) {
+        const read = (name: string) =>
+          execFileSync(shell, ['-c', `. "$1"; printf '%s' "$${name}"`, shell, envFile], {
+            encoding: 'utf8',
+            env: { PATH: process.env.PATH },
+          });
+        expect(read('LEDGER_HEAD_KEY')).toBe(ledgerHeadKeyJson());
+        expect(JSON.parse(read('LEDGER_HEAD_KEY'))).toEqual({ pk: { S: 'head' }, sk: { S: 'head' } });
+        expect(read('LEDGER_TABLE')).toBe('bluegreen-prod-releases');
+        expect(read('AWS_REGION')).toBe('eu-west-1');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an env file value sh cannot hold inside single quotes is refused at synth: a single quote, a line break', () => {
+    expect(envFileLine('LEDGER_HEAD_KEY', ledgerHeadKeyJson())).toBe(
+      `export LEDGER_HEAD_KEY='{"pk":{"S":"head"},"sk":{"S":"head"}}'`,
+    );
+    expect(envFileLine('X', 'a $b \\c "d" {e}')).toBe(`export X='a $b \\c "d" {e}'`);
+    expect(() => envFileLine('X', "it's")).toThrow(/single quote or a line break/);
+    expect(() => envFileLine('X', 'a\nENV\nrm -rf /')).toThrow(/single quote or a line break/);
+    expect(() => envFileLine('X', 'a\rb')).toThrow(/single quote or a line break/);
+    expect(() => envFileLine('not-a-name', 'x')).toThrow(/not a variable name/);
+  });
+
+  test("the fleet role: the single host's statements plus reading the ledger's head, completing its own launch and reading target health", () => {
     const single = synthTemplate({ stage: 'prod', operatorCidr: OPERATOR });
     const sids = (t: Template, prefix: string) => {
       const [policy] = Object.entries(t.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith(prefix));
@@ -295,6 +341,7 @@ describe('launch template', () => {
     };
     expect(sids(template, 'FleetRole')).toEqual([
       ...sids(single, 'HostRole'),
+      'ReadLedgerHead',
       'CompleteOwnLaunch',
       'ReadOwnTargetHealth',
     ]);
@@ -308,28 +355,38 @@ describe('launch template', () => {
     expect([assets(single, 'HostRole'), assets(template, 'FleetRole')]).toEqual([3, 4]);
   });
 
-  test('the fleet role reads the release record too (to join between releases), and heartbeats only its own launch', () => {
+  test("the fleet role reads the ledger's head (to join between releases): GetItem on the stage's table, the head's partition only; not the SSM record; heartbeats only its own launch", () => {
     const [, policy] = Object.entries(template.findResources('AWS::IAM::Policy')).find(([id]) =>
       id.startsWith('FleetRole'),
     )!;
-    const bySid = Object.fromEntries(
-      (policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>).map((st) => [st.Sid, st]),
-    );
+    const statements = policy.Properties.PolicyDocument.Statement as Array<Record<string, any>>;
+    const bySid = Object.fromEntries(statements.map((st) => [st.Sid, st]));
+    const resolver = new TemplateResolver(template.toJSON() as CfnTemplate, 'BlueGreen-prod');
+    expect({ ...bySid.ReadLedgerHead, Resource: resolver.resolve(bySid.ReadLedgerHead.Resource) }).toEqual({
+      Sid: 'ReadLedgerHead',
+      Effect: 'Allow',
+      Action: 'dynamodb:GetItem',
+      Resource: 'arn:aws:dynamodb:eu-west-1:111122223333:table/bluegreen-prod-releases',
+      Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['head'] } },
+    });
+    // The one DynamoDB statement: no write, no Query or Scan, no stream, no other table.
+    expect(statements.filter((st) => JSON.stringify(st).includes('dynamodb'))).toEqual([bySid.ReadLedgerHead]);
     const names = (resources: unknown[]) =>
       resources.map((r) => JSON.stringify(r).match(/:parameter(\/[^"]+)"/)![1]).sort();
-    const expected = [...hostReadParameterNames('prod'), '/bluegreen/prod/release'].sort();
+    // The pool state only: the SSM record is not the host's any more (its Deny covers it again).
+    const expected = [...hostReadParameterNames('prod')].sort();
     expect(names(bySid.ReadPoolState.Resource)).toEqual(expected);
     // ...and the preview token (bluegreen-apply --preview; lib/host-preview-access.ts) and the stage's
     // secrets (their own statement, ReadStageSecrets).
     expect(names(bySid.DenyOtherParameters.NotResource)).toEqual(
       [...expected, '/bluegreen/prod/preview', '/bluegreen/prod/secrets/*'].sort(),
     );
+    expect(JSON.stringify(statements)).not.toContain('/bluegreen/prod/release"');
     expect(bySid.CompleteOwnLaunch.Action).toEqual([
       'autoscaling:CompleteLifecycleAction',
       'autoscaling:RecordLifecycleActionHeartbeat',
     ]);
     // The ARN IAM evaluates: a colon after autoScalingGroup, then the group's generated id (any) and its name.
-    const resolver = new TemplateResolver(template.toJSON() as CfnTemplate, 'BlueGreen-prod');
     expect(resolver.resolve(bySid.CompleteOwnLaunch.Resource)).toBe(
       `arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup:*:autoScalingGroupName/${fleetGroupName('prod')}`,
     );

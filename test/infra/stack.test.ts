@@ -381,7 +381,7 @@ describe('network', () => {
   });
 });
 
-test('outputs: the public URL, the instance, the parameters and the exact flip command', () => {
+test('outputs: the public URL, the instance, the parameters, the release ledger and the exact flip command', () => {
   const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
   expect(Object.keys(outputs)).toEqual(
     expect.arrayContaining([
@@ -390,11 +390,13 @@ test('outputs: the public URL, the instance, the parameters and the exact flip c
       'ActivePoolParameter',
       'MaintenanceParameter',
       'ReleaseParameter',
+      'ReleaseLedgerTable',
       'EcrRepositoryUri',
       'FlipCommand',
     ]),
   );
   expect(outputs.ReleaseParameter.Value).toBe('/bluegreen/prod/release');
+  expect(outputs.ReleaseLedgerTable.Value).toEqual({ Ref: expect.stringMatching(/^LedgerTable/) });
   expect(outputs.ActivePoolParameter.Value).toBe('/bluegreen/prod/active-pool');
   expect(JSON.stringify(outputs.FlipCommand.Value)).toContain('aws ssm put-parameter --region ');
   expect(JSON.stringify(outputs.FlipCommand.Value)).toContain(

@@ -3,6 +3,7 @@
 import { actOnGuard, GuardPorts } from '../../core/guard-actuator';
 import { GuardAction } from '../../core/release-guard';
 import { ReleaseRecord } from '../../core/release-record';
+import { RecordChanged, sameRecordVersion } from '../../core/release-backend';
 import { bakingRecord } from '../helpers/release';
 
 const T0 = Date.parse('2026-11-23T14:00:00Z');
@@ -22,26 +23,28 @@ function ports(record: ReleaseRecord, opts: { switchOk?: boolean; changeOnSwitch
   const p: GuardPorts = {
     flip: (pool) => switched(`flip ${pool}`),
     setCanary: (percent) => switched(`canary ${percent}`),
-    readRecord: async () => {
-      calls.push('read');
-      return stored;
-    },
-    writeRecord: async (next) => {
+    // The conditional write: the compare and the write are one step (the ledger's transaction).
+    writeRecord: async (next, basis) => {
+      if (!sameRecordVersion(stored, basis)) {
+        calls.push('write refused');
+        throw new RecordChanged(stored);
+      }
       calls.push(`write ${next.state}`);
-      stored = next;
+      stored = { ...next, revision: (basis.revision ?? 0) + 1 };
+      return stored;
     },
   };
   return { p, calls, stored: () => stored };
 }
 
-test('rollback: flips to the previous pool, re-reads, then writes rolled-back, in that order', async () => {
+test('rollback: flips to the previous pool, then writes rolled-back on the version it judged', async () => {
   // GIVEN a baking release
   const record = bakingRecord(T0);
   const { p, calls, stored } = ports(record);
   // WHEN the guard rolls it back
   const outcome = await actOnGuard(record, ROLLBACK, NOW, 'alert-function', p);
   // THEN
-  expect(calls).toEqual(['flip blue', 'read', 'write rolled-back']);
+  expect(calls).toEqual(['flip blue', 'write rolled-back']);
   expect(outcome).toMatchObject({ kind: 'written', action: 'rollback', detail: 'did flip blue' });
   expect(stored()).toMatchObject({ state: 'rolled-back', reason: 'green failed 20 of 100' });
   expect(stored()!.steps.at(-1)).toMatchObject({ step: 'rollback', host: 'alert-function' });
@@ -57,7 +60,7 @@ test('abort-canary: the share goes to 0 before the record says failed', async ()
     'local-watcher',
     p,
   );
-  expect(calls).toEqual(['canary 0', 'read', 'write failed']);
+  expect(calls).toEqual(['canary 0', 'write failed']);
   expect(outcome.kind).toBe('written');
 });
 
@@ -65,7 +68,7 @@ test('promote: no switch, only the compare and the write', async () => {
   const record = bakingRecord(T0);
   const { p, calls } = ports(record);
   await actOnGuard(record, { action: 'promote', figures: FIGURES }, NOW, 'guard', p);
-  expect(calls).toEqual(['read', 'write promoted']);
+  expect(calls).toEqual(['write promoted']);
 });
 
 test('a failed switch writes nothing: the decision stands for the next evaluation', async () => {
@@ -86,8 +89,8 @@ test.each([
   const theirs = { ...record, ...change };
   const { p, calls, stored } = ports(record, { changeOnSwitch: theirs });
   const outcome = await actOnGuard(record, ROLLBACK, NOW, 'alert-function', p);
-  expect(outcome).toMatchObject({ kind: 'record-changed', action: 'rollback' });
-  expect(calls).toEqual(['flip blue', 'read']);
+  expect(outcome).toMatchObject({ kind: 'record-changed', action: 'rollback', current: theirs });
+  expect(calls).toEqual(['flip blue', 'write refused']);
   expect(stored()).toBe(theirs);
 });
 

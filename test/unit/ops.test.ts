@@ -12,6 +12,9 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { mockLedger } from '../helpers/ledger';
+import type { ReleaseRecord } from '../../core/release-record';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { flipOnAws } from '../../ops/aws-flip';
@@ -20,9 +23,14 @@ import { formatTable, parseSince, QueryError, runQuery } from '../../ops/insight
 
 const logsMock = mockClient(CloudWatchLogsClient);
 const ssmMock = mockClient(SSMClient);
+// The release ledger (status reads its head), in memory: no test reaches AWS.
+const ddbMock = mockClient(DynamoDBClient);
+let ledger = mockLedger(ddbMock);
+beforeEach(() => (ledger = mockLedger(ddbMock)));
 afterEach(() => {
   logsMock.reset();
   ssmMock.reset();
+  ddbMock.reset();
 });
 const noSleep = async () => undefined;
 
@@ -343,7 +351,7 @@ describe('status --stage on a fleet: one row per host', () => {
 
   test('the hosts by the stage tag: agent, the last bluegreen-apply and the active pool it reported, the last release gate per host', async () => {
     const at = '2026-11-23T18:00:00.000Z';
-    const record = {
+    const record: ReleaseRecord = {
       id: '20261123-180000-green-v3',
       pool: 'green',
       release: 'v3',
@@ -373,9 +381,9 @@ describe('status --stage on a fleet: one row per host', () => {
       '/bluegreen/p/active-pool': 'green',
       '/bluegreen/p/maintenance': 'off',
       '/bluegreen/p/public-url': url,
-      '/bluegreen/p/release': JSON.stringify(record),
       '/bluegreen/p/canary-percent': '10 cookie:session',
     };
+    ledger.seed(record);
     ssmMock
       .on(GetParameterCommand)
       .callsFake(({ Name }) =>

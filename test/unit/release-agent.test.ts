@@ -10,6 +10,7 @@ import { AgentStack, PoolAgent } from '../../local/pool-agent';
 import {
   readApplied,
   readDesired,
+  readLocalRecord,
   readPrePromoteResult,
   writeDesired,
   writeLocalRecord,
@@ -17,6 +18,9 @@ import {
 } from '../../local/release-store';
 import type { ReleaseRecord } from '../../core/release-record';
 import { bakingRecord } from '../helpers/release';
+
+/** The record written as its only writer would: on whatever is stored now. */
+const putLocalRecord = (dir: string, r: ReleaseRecord) => writeLocalRecord(dir, r, readLocalRecord(dir));
 
 let dir: string;
 let server: http.Server;
@@ -170,7 +174,7 @@ describe('the release phase (--pre-promote) in the agent', () => {
     stack.poolEnv = () => ({ ...process.env, RELEASE_ID: 'g1', APP_POOL: 'green', EXTRA: 'x y' });
     const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000 });
     agent.start();
-    writeLocalRecord(dir, bakingGreen());
+    putLocalRecord(dir, bakingGreen());
     ask('echo "$RELEASE_ID $APP_POOL $EXTRA $(basename "$PWD")"; echo warn >&2; exit 0');
     await agent.poll();
     expect(readPrePromoteResult(dir)).toMatchObject({
@@ -181,7 +185,7 @@ describe('the release phase (--pre-promote) in the agent', () => {
       output: 'g1 green x y app\nwarn',
     });
     // Once: a second poll does not run it again.
-    writeLocalRecord(dir, bakingGreen());
+    putLocalRecord(dir, bakingGreen());
     const first = readPrePromoteResult(dir);
     await agent.poll();
     expect(readPrePromoteResult(dir)).toEqual(first);
@@ -192,14 +196,14 @@ describe('the release phase (--pre-promote) in the agent', () => {
     const { stack } = fakeStack('blue');
     const agent = new PoolAgent({ stateDir: dir, stack, out: () => undefined, pollMs: 60_000 });
     agent.start();
-    writeLocalRecord(dir, bakingGreen());
+    putLocalRecord(dir, bakingGreen());
     ask('seq 1 50; exit 7', 10_000, 'rel-1:pre-promote');
     await agent.poll();
     const failed = readPrePromoteResult(dir)!;
     expect(failed).toMatchObject({ ok: false, exitCode: 7 });
     expect(failed.output.split('\n')).toEqual(['…', ...Array.from({ length: 20 }, (_, i) => String(31 + i))]);
 
-    writeLocalRecord(dir, { ...bakingGreen(), id: 'rel-2' });
+    putLocalRecord(dir, { ...bakingGreen(), id: 'rel-2' });
     ask('echo started; sleep 30 & wait', 300, 'rel-2:pre-promote');
     const began = Date.now();
     await agent.poll();
@@ -207,7 +211,7 @@ describe('the release phase (--pre-promote) in the agent', () => {
     expect(readPrePromoteResult(dir)).toMatchObject({ ok: false, timedOut: true, output: 'started' });
 
     // A request left over from a release that is no longer between its gate and its traffic.
-    writeLocalRecord(dir, { ...bakingGreen('failed'), id: 'rel-3' });
+    putLocalRecord(dir, { ...bakingGreen('failed'), id: 'rel-3' });
     ask('echo never', 1000, 'rel-3:pre-promote');
     await agent.poll();
     expect(readPrePromoteResult(dir)).toMatchObject({ ok: false, output: '' });

@@ -18,7 +18,10 @@ import { parseBuildArgs } from '../../ops/build/build-command';
 import { passwordFromToken, registryOf } from '../../ops/build/image-build';
 import { formatDuration, formatHistory, historyRows } from '../../ops/release/history';
 import { DEFAULT_PRE_PROMOTE_TIMEOUT_SECONDS, PRE_PROMOTE_COMMAND_MAX_BYTES } from '../../core/pre-promote';
-import { readLocalHistory, writeLocalRecord } from '../../local/release-store';
+import { readLocalHistory, readLocalRecord, writeLocalRecord } from '../../local/release-store';
+
+/** The record written as its only writer would: on whatever is stored now. */
+const putLocalRecord = (dir: string, r: ReleaseRecord) => writeLocalRecord(dir, r, readLocalRecord(dir));
 
 test('defaults: idle pool, all-at-once, default bake, promote', () => {
   expect(parseReleaseArgs(['--release', 'v2']).options).toEqual({
@@ -444,12 +447,12 @@ describe('the CLI', () => {
       steps: [],
       ...patch,
     });
-    writeLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', {}));
-    writeLocalRecord(
+    putLocalRecord(dir, rec('r1', '2026-11-23T10:00:00.000Z', {}));
+    putLocalRecord(
       dir,
       rec('r1', '2026-11-23T10:00:00.000Z', { state: 'promoted', finishedAt: '2026-11-23T10:01:05.000Z' }),
     );
-    writeLocalRecord(
+    putLocalRecord(
       dir,
       rec('r2', '2026-11-23T11:00:00.000Z', {
         strategy: 'canary',

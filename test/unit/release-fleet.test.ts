@@ -15,11 +15,12 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { mockLedger } from '../helpers/ledger';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { parameterNames } from '../../core/names';
 import { hostApplyCommand, JOINING_DETAIL, JOINING_STEP } from '../../core/host-command';
-import { parseRecord } from '../../core/release-record';
 import { parseReleaseArgs } from '../../ops/release/args';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
 import { formatHistory, historyRows } from '../../ops/release/history';
@@ -29,6 +30,8 @@ const STAGE = 'fleet';
 const names = parameterNames(STAGE);
 const HOSTS = ['i-1', 'i-2', 'i-3'];
 const ssmMock = mockClient(SSMClient);
+const ddbMock = mockClient(DynamoDBClient);
+let ledger: ReturnType<typeof mockLedger>;
 
 let store: Map<string, string>;
 let endpoint: http.Server;
@@ -68,7 +71,6 @@ function stage(deploys: Array<Record<string, HostAnswer>>, commandStatus: (n: nu
   store = new Map([
     [names.activePool, 'blue'],
     [names.canaryPercent, '0'],
-    [names.release, '{}'],
     [names.publicUrl, url],
     [names.pools.blue.image, 'bluegreen-app:local'],
     [names.pools.blue.release, 'v1'],
@@ -77,6 +79,7 @@ function stage(deploys: Array<Record<string, HostAnswer>>, commandStatus: (n: nu
     [names.pools.green.release, 'v0'],
     [names.pools.green.env, '{}'],
   ]);
+  ledger = mockLedger(ddbMock);
   const sent: string[] = [];
   let switchSentAt: Date | undefined;
   ssmMock.on(GetParameterCommand).callsFake(({ Name }) => {
@@ -134,6 +137,7 @@ function run(args: string[] = []) {
   const lines: string[] = [];
   const backend = new AwsReleaseBackend({
     ssm: new SSMClient({ region: 'us-east-1' }),
+    ddb: new DynamoDBClient({ region: 'us-east-1' }),
     stage: STAGE,
     pollMs: 1,
     sleep: async () => undefined,
@@ -176,7 +180,7 @@ test('one host of three fails its gate: exit 1, nothing promoted, the record nam
     ['100%', '100%', [hostApplyCommand(['--retry'])]],
   ]);
 
-  const record = parseRecord(store.get(names.release))!;
+  const record = ledger.head()!;
   expect(record.state).toBe('failed');
   expect(record.reason).toBe(
     'gate failed on green: i-2: step health failed (unhealthy after 60 s); not run on i-3 (Run Command stopped after the failure) [1 of 3 hosts failed]',
@@ -213,7 +217,7 @@ test('every host passes: the gate says so per host, the flip is confirmed on eve
   // (exit 3): it never promotes what nobody saw.
   expect(await promise).toBe(3);
   expect(writesOf(names.activePool)).toEqual(['green']);
-  const record = parseRecord(store.get(names.release))!;
+  const record = ledger.head()!;
   expect(record.state).toBe('held');
   expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '3 of 3 hosts' });
   expect(historyRows([record], Date.now())[0].hosts).toBe('3/3 ok');
@@ -243,7 +247,7 @@ test('a host still bootstrapping during the deploy is neither gated nor a failur
   const { lines, promise } = run();
   expect(await promise).toBe(3); // held: nobody judges the bake here (see above)
   expect(writesOf(names.activePool)).toEqual(['green']);
-  const record = parseRecord(store.get(names.release))!;
+  const record = ledger.head()!;
   expect(record.state).toBe('held');
   expect(record.steps.find((s) => s.step === 'gate')).toMatchObject({ ok: true, detail: '2 of 2 hosts (1 joining)' });
   expect(historyRows([record], Date.now())[0].hosts).toBe('2/3 ok; joining i-3');
@@ -259,7 +263,7 @@ test('no host in service took the deploy (all still bootstrapping): no gate, so 
   const { lines, promise } = run();
   expect(await promise).toBe(1);
   expect(writesOf(names.activePool)).toEqual([]);
-  const record = parseRecord(store.get(names.release))!;
+  const record = ledger.head()!;
   expect(record.state).toBe('failed');
   expect(record.reason).toBe(
     'gate not run on green: no host in service took the deploy (3 still bootstrapping: i-1, i-2, i-3)',

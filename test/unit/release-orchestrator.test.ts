@@ -2,7 +2,15 @@
 import type { Pool } from '../../core/pools';
 import { BAKE_AHEAD_MS, type DesiredPool, type PrePromoteResult, type ReleaseRecord } from '../../core/release-record';
 import { parseReleaseArgs, ReleaseOptions } from '../../ops/release/args';
-import { DeployOptions, DeployReport, FlipResult, PrePromoteOptions, ReleaseBackend } from '../../core/release-backend';
+import {
+  DeployOptions,
+  DeployReport,
+  FlipResult,
+  PrePromoteOptions,
+  RecordChanged,
+  ReleaseBackend,
+  sameRecordVersion,
+} from '../../core/release-backend';
 import {
   BAKE_GRACE_MS,
   promoteHeld,
@@ -56,13 +64,16 @@ class FakeBackend implements ReleaseBackend {
   async readRecord() {
     if (this.record) {
       const next = this.server(this.record, this.clock.now());
-      if (next) await this.writeRecord(next);
+      if (next) await this.writeRecord(next, this.record);
     }
     return this.record && structuredClone(this.record);
   }
-  async writeRecord(record: ReleaseRecord) {
-    this.record = structuredClone(record);
-    this.versions.push(structuredClone(record));
+  /** Conditional, like the ledger: on the version the writer read, else RecordChanged. */
+  async writeRecord(record: ReleaseRecord, basis: ReleaseRecord | undefined) {
+    if (!sameRecordVersion(this.record, basis)) throw new RecordChanged(structuredClone(this.record));
+    this.record = { ...structuredClone(record), revision: (this.record?.revision ?? 0) + 1 };
+    this.versions.push(structuredClone(this.record));
+    return structuredClone(this.record);
   }
   async history() {
     return this.versions;
@@ -502,6 +513,8 @@ test('the guard rolling back while the flip is confirmed: the CLI never overwrit
         figures,
         updatedAt: at,
         finishedAt: at,
+        // The guard's write, through the same conditional store: a new version.
+        revision: (backend.record.revision ?? 0) + 1,
       };
     }
     return { ok: true, detail: `${pool} is active` };

@@ -9,6 +9,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DEPLOY_RATE, EVERY_HOST_RATE, runApplyOnStageHosts } from '../../ops/release/run-command';
 import { parseStepLines } from '../../core/step-line';
 import { AwsReleaseBackend } from '../../ops/release/aws-backend';
@@ -260,7 +261,13 @@ describe('the release phase on AWS (AwsReleaseBackend.prePromote)', () => {
       ].join('\n'),
       StandardErrorContent: '',
     });
-    const backend = new AwsReleaseBackend({ ssm, stage: 'p', pollMs: 1, sleep: noSleep });
+    const backend = new AwsReleaseBackend({
+      ssm,
+      ddb: new DynamoDBClient({ region: 'us-east-1' }),
+      stage: 'p',
+      pollMs: 1,
+      sleep: noSleep,
+    });
     const result = await backend.prePromote('green', {
       command,
       release: 'v2',
@@ -295,7 +302,13 @@ describe('the release phase on AWS (AwsReleaseBackend.prePromote)', () => {
       StandardOutputContent: 'step=pre-promote pool=green ok=false detail=timed out after 60 s\npre-promote-output=\n',
       StandardErrorContent: '',
     });
-    const backend = new AwsReleaseBackend({ ssm, stage: 'p', pollMs: 1, sleep: noSleep });
+    const backend = new AwsReleaseBackend({
+      ssm,
+      ddb: new DynamoDBClient({ region: 'us-east-1' }),
+      stage: 'p',
+      pollMs: 1,
+      sleep: noSleep,
+    });
     const options = { command: 'sleep 99', release: 'v2', timeoutMs: 60_000, requestId: 'r', hosts: ['i-1'] };
     expect(await backend.prePromote('green', options)).toMatchObject({ ok: false, timedOut: true, exitCode: 124 });
     ssmMock.on(GetCommandInvocationCommand).resolves({ StandardOutputContent: '', StandardErrorContent: 'boom' });

@@ -1,7 +1,7 @@
 // DORA's four figures (core/release-stats.ts, `bluegreen history --stats`) on a synthetic ledger whose
 // figures are worked out by hand below, then their text and the command's flags.
 import type { ReleaseRecord, ReleaseState, ReleaseStep } from '../../core/release-record';
-import { releaseStats } from '../../core/release-stats';
+import { releaseOutcome, releaseStats } from '../../core/release-stats';
 import { formatStats } from '../../ops/release/history';
 import { parseHistoryArgs } from '../../ops/release/args';
 import { ConfigError } from '../../core/config-error';
@@ -101,6 +101,24 @@ test('the four figures on a ledger worked out by hand', () => {
   // Lead: r1 65 min, r5 40 min, r7 45 min → median 45, longest 65; r10 has no build time.
   expect(s.leadTime).toEqual({ count: 3, medianMs: 45 * MIN, maxMs: 65 * MIN });
   expect(s.leadTimeOf).toBe(3);
+});
+
+test("each release's outcome, as the alert function publishes it at the release's end, adds up to the same figures", () => {
+  const inWindow = LEDGER.filter((r) => Date.parse(r.startedAt) >= UNTIL - 30 * DAY);
+  const outcomes = inWindow.map(releaseOutcome);
+  const sum = (k: 'deployments' | 'reachedUsers' | 'changeFailures') => outcomes.reduce((a, o) => a + o[k], 0);
+  // The dashboard's row: promoted per day, failures over releases that reached users, the medians.
+  expect(sum('deployments')).toBe(4);
+  expect(sum('reachedUsers')).toBe(8);
+  expect(sum('changeFailures') / sum('reachedUsers')).toBe(0.5);
+  // Restores known at the release's end: r2 2 min, r4 2 min. A frozen release's restore is a later
+  // release's promotion (r6's 85 min): it publishes none; `history --stats` counts those.
+  expect(
+    outcomes.flatMap((o) => (o.restoreSeconds === undefined ? [] : [o.restoreSeconds])).sort((a, b) => a - b),
+  ).toEqual([120, 120]);
+  expect(
+    outcomes.flatMap((o) => (o.leadTimeSeconds === undefined ? [] : [o.leadTimeSeconds])).sort((a, b) => a - b),
+  ).toEqual([2400, 2700, 3900]);
 });
 
 test('the order of the records does not matter; a fix forward is the first promotion after the freeze', () => {
