@@ -57,6 +57,11 @@ export function parameterNames(stage: string) {
     ecrRepository: `${root}/ecr-repository`,
     /** The hosts' `docker build --platform` (linux/amd64 or linux/arm64, core/image-platform.ts). */
     imagePlatform: `${root}/image-platform`,
+    /**
+     * How many days the ledger keeps a release's items (context releaseHistoryDays); absent = for good.
+     * The CLI copies it into each release's record, and every writer sets the items' TTL from it.
+     */
+    releaseHistoryDays: `${root}/release-history-days`,
     /** The stage's secrets: /bluegreen/<stage>/secrets/<NAME> (core/secrets.ts). */
     secretsPath: `${root}/secrets/`,
   };

@@ -88,7 +88,7 @@ export function decideOperatorAction(
         return {
           ok: true,
           switch: { canary: 0 },
-          next: finished('failed', 'canary aborted from Slack', CANARY_ABORTED_STEP, false, 'canary share set to 0'),
+          next: finished('failed', 'canary aborted', CANARY_ABORTED_STEP, false, 'canary share set to 0'),
           done: 'Canary aborted',
         };
       if (record.state === 'deploying' || record.state === 'verifying')
@@ -100,13 +100,7 @@ export function decideOperatorAction(
       return {
         ok: true,
         switch: { flip: record.previousPool },
-        next: finished(
-          'rolled-back',
-          'rolled back from Slack',
-          'rollback',
-          true,
-          `flipped back to ${record.previousPool}`,
-        ),
+        next: finished('rolled-back', 'rolled back', 'rollback', true, `flipped back to ${record.previousPool}`),
         done: 'Rolled back',
       };
     }
@@ -118,7 +112,7 @@ export function decideOperatorAction(
       return {
         ok: true,
         switch: { canary: 0 },
-        next: finished('failed', 'aborted from Slack', CANARY_ABORTED_STEP, false, 'aborted before promotion'),
+        next: finished('failed', 'aborted before promotion', CANARY_ABORTED_STEP, false, 'aborted before promotion'),
         done: 'Aborted',
       };
     case 'promote':
@@ -134,7 +128,7 @@ export function decideOperatorAction(
         return refuse(`${record.pool} is not the active pool (${active} is: someone flipped back); release it again`);
       return {
         ok: true,
-        next: finished('promoted', `promoted from Slack (was ${record.state})`, 'promoted', true, 'promoted'),
+        next: finished('promoted', `promoted (was ${record.state})`, 'promoted', true, 'promoted'),
         done: 'Promoted',
       };
     case 'extend-bake': {

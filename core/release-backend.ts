@@ -89,6 +89,8 @@ export interface ReleaseBackend {
   history(): Promise<ReleaseRecord[]>;
   /** Who is running this command, for the record's startedBy/decidedBy (AWS: the IAM principal's ARN). */
   actor?(): Promise<string | undefined>;
+  /** Days the stage keeps a release's history (the record's historyDays); undefined = for good. */
+  historyDays?(): Promise<number | undefined>;
   /** The active pool (the flag the data plane follows). */
   activePool(): Promise<Pool>;
   /** What the pool should run (its desired state); undefined when never written. */

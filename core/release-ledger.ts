@@ -68,5 +68,19 @@ export function historyCopy(record: ReleaseRecord): ReleaseRecord {
   return copy;
 }
 
+/** The TTL a ledger may be given: at least a month (the releases on-call looks back at), at most ten years. */
+export const HISTORY_DAYS_RANGE = { min: 30, max: 3650 } as const;
+
+/**
+ * When a release's history items expire (DynamoDB TTL: epoch seconds): `historyDays` after its start;
+ * undefined = kept for good. Every writer computes it from the record, so a later write (the guard's,
+ * a click's) keeps the release's expiry.
+ */
+export function historyExpiresAt(record: Pick<ReleaseRecord, 'startedAt' | 'historyDays'>): number | undefined {
+  const start = Date.parse(record.startedAt);
+  if (!record.historyDays || !Number.isFinite(start)) return undefined;
+  return Math.floor((start + record.historyDays * 86_400_000) / 1000);
+}
+
 /** What history shows for an environment value. */
 export const HIDDEN_VALUE = '(set)';

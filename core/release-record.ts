@@ -193,6 +193,11 @@ export interface ReleaseRecord {
    * before it existed.
    */
   startedBy?: string;
+  /**
+   * Days the ledger keeps this release's items after its start (their TTL; the stage's
+   * releaseHistoryDays when it started); absent = for good.
+   */
+  historyDays?: number;
   /** The CI run that started it (GitHub Actions: the run's URL; core/release-actor.ts). */
   ciRunUrl?: string;
   /** Who made the final decision: the guard (and where it ran), a person by CLI or Slack. */

@@ -15,7 +15,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { FUNCTION_DEFAULTS, FUNCTION_ENV } from './function-defaults';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -207,8 +208,7 @@ export class Alerting extends Construct {
     return new NodejsFunction(this, 'Function', {
       entry: ALERT_ENTRY,
       handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      ...FUNCTION_DEFAULTS,
       memorySize: 256,
       // Room for a Slack outage: each alert may take ~14 s of retries before it goes to the queue.
       timeout: Duration.minutes(2),
@@ -220,16 +220,8 @@ export class Alerting extends Construct {
       retryAttempts: 2,
       maxEventAge: Duration.hours(6),
       onFailure: new SqsDestination(this.deadLetterQueue),
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        format: OutputFormat.CJS,
-        target: 'node24',
-        // The runtime's AWS SDK v3 is used as is: smaller bundle, faster init.
-        externalModules: ['@aws-sdk/*'],
-      },
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        ...FUNCTION_ENV,
         STAGE: stage,
         ACCESS_LOG_GROUP: props.accessLogGroup.logGroupName,
         MAINTENANCE_PARAM: names.maintenance,

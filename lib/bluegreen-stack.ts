@@ -61,7 +61,7 @@ export class BlueGreenStack extends Stack {
     const network = new HostNetwork(this, 'Network', { vpc: config.vpc, flowLogRetention: config.logRetentionDays });
     this.logGroups = new HostLogGroups(this, 'Logs', { stage: config.stage, retention: config.logRetentionDays });
     this.parameters = this.createParameters(config);
-    this.ledger = new ReleaseLedger(this, 'Ledger', { stage: config.stage });
+    this.ledger = new ReleaseLedger(this, 'Ledger', { stage: config.stage, historyDays: config.releaseHistoryDays });
     this.releases = new ReleaseRepository(this, 'Releases', {
       stage: config.stage,
       keepImages: config.ecrKeepImages,

@@ -73,7 +73,7 @@ export function operatorPolicyStatements(t: OperatorPolicyTarget): OperatorState
       Sid: 'StageReadOnly',
       Effect: 'Allow',
       Action: 'ssm:GetParameter',
-      Resource: [n.publicUrl, n.instanceId, n.alertState].map(param),
+      Resource: [n.publicUrl, n.instanceId, n.alertState, n.releaseHistoryDays].map(param),
     },
     {
       Sid: 'BuildTarget',

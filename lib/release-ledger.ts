@@ -12,8 +12,16 @@
 // has no resource type in the Service Authorization Reference: "*" only).
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, LEDGER_TTL_ATTRIBUTE, ledgerTableName } from '../core/release-ledger';
+import { parameterNames } from '../core/names';
+import {
+  HISTORY_DAYS_RANGE,
+  LEDGER_PARTITION_KEY,
+  LEDGER_SORT_KEY,
+  LEDGER_TTL_ATTRIBUTE,
+  ledgerTableName,
+} from '../core/release-ledger';
 
 /** DynamoDB's table name rule (3 to 255 of letters, digits, `_`, `-`, `.`). */
 const TABLE_NAME_PATTERN = /^[A-Za-z0-9_.-]{3,255}$/;
@@ -29,6 +37,12 @@ export interface ReleaseLedgerProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Days a release's items are kept after its start (DynamoDB TTL), written to
+   * /bluegreen/<stage>/release-history-days for the CLI to copy into each release's record.
+   * @default undefined: every release is kept for good (no parameter)
+   */
+  readonly historyDays?: number;
 }
 
 export class ReleaseLedger extends Construct {
@@ -62,6 +76,18 @@ export class ReleaseLedger extends Construct {
       stream: dynamodb.StreamViewType.NEW_IMAGE,
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
+    if (props.historyDays !== undefined) {
+      const { min, max } = HISTORY_DAYS_RANGE;
+      if (!Number.isInteger(props.historyDays) || props.historyDays < min || props.historyDays > max)
+        throw new Error(`ReleaseLedger: historyDays must be whole days ${min}-${max}, got ${props.historyDays}`);
+      // A plain parameter CloudFormation keeps in step with the context: the retention is the stack's
+      // setting, and a release started after a change gets the new one (the ones before keep theirs).
+      new ssm.StringParameter(this, 'HistoryDays', {
+        parameterName: parameterNames(props.stage).releaseHistoryDays,
+        stringValue: String(props.historyDays),
+        description: `bluegreen ${props.stage}: days the release ledger keeps a release's items (their TTL)`,
+      });
+    }
   }
 
   /**

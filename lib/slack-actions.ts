@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { FUNCTION_DEFAULTS, FUNCTION_ENV } from './function-defaults';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { parameterNames, slackActionsFunctionName } from '../core/names';
@@ -99,8 +100,7 @@ export class SlackActions extends Construct {
       functionName,
       entry: SLACK_ACTIONS_ENTRY,
       handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      ...FUNCTION_DEFAULTS,
       memorySize: 256,
       // Slack's 3 s is the receive path's (a signature, two reads, a put, an invoke); the work
       // (a switch, a write, a post to Slack with retries) has the rest.
@@ -112,15 +112,8 @@ export class SlackActions extends Construct {
       // A lost asynchronous invocation is a click that did nothing: the person sees no update and
       // clicks again (a new trigger id). Retrying could act twice on a changed record: none.
       retryAttempts: 0,
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        format: OutputFormat.CJS,
-        target: 'node24',
-        externalModules: ['@aws-sdk/*'],
-      },
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        ...FUNCTION_ENV,
         STAGE: stage,
         LEDGER_TABLE: props.ledger.tableName,
         SIGNING_SECRET_PARAM: names.slackSigningSecret,

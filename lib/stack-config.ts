@@ -8,6 +8,7 @@ import { POOL_HEALTHCHECK_PATTERN, POOL_HEALTHCHECK_WHAT, POOL_STATE_REGEXPS, ST
 import { MAX_FLEET_HOSTS } from '../core/aws-limits';
 import { MAX_STICKY_KEYS } from '../core/canary';
 import { formatHostsParameter } from '../core/fleet-size';
+import { HISTORY_DAYS_RANGE } from '../core/release-ledger';
 import {
   parseProxySettings,
   PROXY_SETTINGS,
@@ -65,6 +66,8 @@ export interface BlueGreenConfig {
    * Interactivity Request URL is that URL.
    */
   readonly slackActions: boolean;
+  /** Days the release ledger keeps each release (context releaseHistoryDays); undefined = for good. */
+  readonly releaseHistoryDays?: number;
   /** Fleet mode (context hosts >= 2): hosts behind an ALB; undefined = the single host with its Elastic IP. */
   readonly fleet?: FleetConfig;
   /** Releases from GitHub Actions (context githubRepo): the release role's trust; undefined = no role. */
@@ -198,6 +201,7 @@ export const CONTEXT_KEYS = {
   slowPaths:
     'comma-separated prefix:timeout pairs for routes allowed to take longer between two reads than proxyReadTimeout, e.g. /reports/:30s,/upload/:60s (longest prefix wins; each timeout longer than proxyNextUpstreamTimeout, at most 300s); changing it replaces the host (default none)',
   stickyKeys: `comma-separated cookie:NAME / header:NAME keys a canary of this stage may stick on (bluegreen release --sticky), e.g. cookie:session,header:X-User; cookie names letters, digits and _, header names letters, digits and -; at most ${MAX_STICKY_KEYS}; changing it replaces the host (default none)`,
+  releaseHistoryDays: `days the release ledger keeps each release's items, ${HISTORY_DAYS_RANGE.min}-${HISTORY_DAYS_RANGE.max} (their DynamoDB TTL, from the release's start; the ledger's head is never removed) (default: kept for good)`,
   slackActions:
     'true: Slack buttons on release messages and pool alerts (Roll back now, Promote now, Extend bake, Abort), answered by a function URL that checks the Slack app signature (README "Slack buttons") (default false)',
   alarmEmails:
@@ -358,6 +362,17 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     );
   const runbookUrl = matching('runbookUrl', /^https:\/\/\S+$/, 'an https:// URL');
   const alarmEmails = parseEmails(context.alarmEmails);
+  const historyRaw = str('releaseHistoryDays');
+  const releaseHistoryDays = historyRaw === undefined ? undefined : Number(historyRaw);
+  if (
+    releaseHistoryDays !== undefined &&
+    (!/^\d+$/.test(historyRaw!) ||
+      releaseHistoryDays < HISTORY_DAYS_RANGE.min ||
+      releaseHistoryDays > HISTORY_DAYS_RANGE.max)
+  )
+    throw new ConfigError(
+      `context key "releaseHistoryDays" must be whole days ${HISTORY_DAYS_RANGE.min}-${HISTORY_DAYS_RANGE.max}, got "${historyRaw}"`,
+    );
   const slackActions = str('slackActions') ?? 'false';
   if (slackActions !== 'true' && slackActions !== 'false')
     throw new ConfigError(`context key "slackActions" must be true or false, got "${slackActions}"`);
@@ -404,6 +419,7 @@ export function parseConfig(context: Record<string, unknown>): BlueGreenConfig {
     alerts,
     alarmEmails,
     slackActions: slackActions === 'true',
+    ...(releaseHistoryDays !== undefined ? { releaseHistoryDays } : {}),
     instanceType,
     publicCidr,
     operatorCidr,

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import {
   historyCopy,
+  historyExpiresAt,
   LEDGER_HEAD_KEY,
   LEDGER_PARTITION_KEY,
   LEDGER_RECORD_ATTRIBUTE,
@@ -29,9 +30,6 @@ import { RecordChanged } from '../core/release-backend';
 export interface ReleaseLedgerOptions {
   ddb: DynamoDBClient;
   table: string;
-  /** Days a release's history items are kept (their TTL); undefined = forever. The head never expires. */
-  historyDays?: number;
-  now?: () => number;
 }
 
 type Item = Record<string, AttributeValue>;
@@ -69,9 +67,9 @@ export class DynamoReleaseLedger {
     const revision = (basis?.revision ?? 0) + 1;
     const stored: ReleaseRecord = { ...next, revision };
     const history = serializeRecord(historyCopy(stored));
-    const expires: Item = this.o.historyDays
-      ? { [LEDGER_TTL_ATTRIBUTE]: { N: String(Math.floor((this.now() + this.o.historyDays * 86_400_000) / 1000)) } }
-      : {};
+    // The head never expires; the release's items when the record says (its historyDays).
+    const expiresAt = historyExpiresAt(stored);
+    const expires: Item = expiresAt === undefined ? {} : { [LEDGER_TTL_ATTRIBUTE]: { N: String(expiresAt) } };
     const body = (json: string): Item => ({
       [LEDGER_RECORD_ATTRIBUTE]: { S: json },
       [LEDGER_REVISION_ATTRIBUTE]: { N: String(revision) },
@@ -108,9 +106,5 @@ export class DynamoReleaseLedger {
       ),
     );
     return stored;
-  }
-
-  private now(): number {
-    return (this.o.now ?? Date.now)();
   }
 }

@@ -158,9 +158,7 @@ export class AlertRuntime {
     this.params = new ParameterCache(deps.ssm, env.parameterMaxAgeMs, deps.now);
     if (env.release && !deps.ddb) throw new Error('the release guard needs a DynamoDB client (deps.ddb)');
     this.ledger =
-      env.release && deps.ddb
-        ? new DynamoReleaseLedger({ ddb: deps.ddb, table: env.release.ledgerTable, now: deps.now })
-        : undefined;
+      env.release && deps.ddb ? new DynamoReleaseLedger({ ddb: deps.ddb, table: env.release.ledgerTable }) : undefined;
     this.log = deps.log ?? ((r) => console.log(JSON.stringify(r)));
     this.now = deps.now ?? Date.now;
   }

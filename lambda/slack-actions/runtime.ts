@@ -76,7 +76,7 @@ export class SlackActionsRuntime {
   ) {
     this.now = deps.now ?? Date.now;
     this.params = new ParameterCache(deps.ssm, PARAMETER_MAX_AGE_MS, this.now);
-    this.ledger = new DynamoReleaseLedger({ ddb: deps.ddb, table: env.ledgerTable, now: this.now });
+    this.ledger = new DynamoReleaseLedger({ ddb: deps.ddb, table: env.ledgerTable });
     this.log = deps.log ?? ((e) => console.log(JSON.stringify(e)));
   }
 

@@ -103,7 +103,7 @@ export class AwsReleaseBackend implements ReleaseBackend {
   constructor(private readonly o: AwsBackendOptions) {
     this.target = `stage ${o.stage}`;
     this.params = parameterNames(o.stage);
-    this.ledger = new DynamoReleaseLedger({ ddb: o.ddb, table: ledgerTableName(o.stage), now: o.now });
+    this.ledger = new DynamoReleaseLedger({ ddb: o.ddb, table: ledgerTableName(o.stage) });
     this.ledgerHistory = new LedgerHistory(o.ddb, ledgerTableName(o.stage));
   }
 
@@ -123,6 +123,13 @@ export class AwsReleaseBackend implements ReleaseBackend {
         ...(tier ? { Tier: tier } : {}),
       }),
     );
+  }
+
+  /** The stage's releaseHistoryDays (a parameter the stack writes only when it is set). */
+  async historyDays(): Promise<number | undefined> {
+    const value = await getParameter(this.o.ssm, this.params.releaseHistoryDays);
+    const days = Number(value);
+    return value !== undefined && Number.isInteger(days) && days > 0 ? days : undefined;
   }
 
   /** The ledger's head; on a stage whose ledger is still empty, the SSM record's history is imported first. */

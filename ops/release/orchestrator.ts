@@ -135,6 +135,8 @@ interface Target {
   secrets?: Record<string, string>;
   /** The stored record the checks judged (undefined: none): the first write is conditional on it. */
   basis: ReleaseRecord | undefined;
+  /** Days the stage keeps this release's history (record.historyDays); undefined = for good. */
+  historyDays?: number;
 }
 
 /**
@@ -318,6 +320,7 @@ async function check(options: ReleaseOptions, backend: ReleaseBackend, o: Settin
       previous,
       invalidRecord,
       basis: existing,
+      historyDays: await backend.historyDays?.(),
       ...(await secretsToPin(options, backend)),
     };
   } catch (err) {
@@ -372,7 +375,7 @@ function newRun(
   options: ReleaseOptions,
   backend: ReleaseBackend,
   o: Settings,
-  { active, pool, replaced, previous, basis }: Target,
+  { active, pool, replaced, previous, basis, historyDays }: Target,
 ): Run {
   const previousRelease = previous?.release ?? 'unknown';
   const startedAt = o.now();
@@ -401,6 +404,7 @@ function newRun(
     ...(imageDigestOf(options) ? { imageDigest: imageDigestOf(options) } : {}),
     ...(options.startedBy ? { startedBy: options.startedBy } : {}),
     ...(options.ciRunUrl ? { ciRunUrl: options.ciRunUrl } : {}),
+    ...(historyDays ? { historyDays } : {}),
     state: 'deploying',
     startedAt: new Date(startedAt).toISOString(),
     updatedAt: new Date(startedAt).toISOString(),

@@ -13,7 +13,8 @@ import { RunOnHostsResult } from '../../ops/release/run-command';
 import { ReleaseRecord } from '../../core/release-record';
 import { RecordChanged } from '../../core/release-backend';
 import { createLedgerTable, Moto, motoClientConfig, startMoto } from '../helpers/moto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { ledgerTableName } from '../../core/release-ledger';
 import { startThrottleProxy } from '../helpers/throttle-proxy';
 import { awsTarget } from '../../ops/aws-target';
 import { bakingRecord } from '../helpers/release';
@@ -350,6 +351,21 @@ test("a guard's decision is never overwritten: of a guard and a CLI writing on t
   }
   expect(outcomes.guard + outcomes.cli).toBe(50);
 }, 120_000);
+
+test("with the stage's releaseHistoryDays, a release's items expire that many days after its start; the head never", async () => {
+  await put(names.releaseHistoryDays, '90');
+  const fake = host(() => true);
+  const backend = new AwsReleaseBackend({ ssm, ddb, stage, pollMs: 50, runApply: fake.runApply });
+  expect(await runRelease(options({ promote: false }), backend, io([]))).toBe(0);
+  const head = (await backend.readRecord())!;
+  expect(head.historyDays).toBe(90);
+  const expected = String(Math.floor((Date.parse(head.startedAt) + 90 * 86_400_000) / 1000));
+  const items = (await ddb.send(new ScanCommand({ TableName: ledgerTableName(stage) }))).Items ?? [];
+  const byPk = (pk: string) => items.filter((i) => i.pk.S!.startsWith(pk));
+  expect(byPk('head').map((i) => i.expiresAt)).toEqual([undefined]);
+  for (const item of [...byPk('release'), ...byPk('events#')]) expect(item.expiresAt).toEqual({ N: expected });
+  expect(byPk('events#').length).toBeGreaterThanOrEqual(3);
+});
 
 test('the SSM record is imported on first use; history over 300 releases reads the ledger in full', async () => {
   // A stage from before the ledger: the record parameter's versions (what SSM kept).

@@ -55,7 +55,7 @@ test('a signed Roll back now under load: flipped back, 0 failed, the record and 
     });
     // The release command stops with who decided; the message was updated in place.
     expect(await release.exited).toBe(1);
-    expect(release.output()).toMatch(/ROLLED BACK by @alice \(U012AB3CD\) in Slack: rolled back from Slack/);
+    expect(release.output()).toMatch(/ROLLED BACK by @alice \(U012AB3CD\) in Slack: rolled back by @alice/);
     await waitFor(() => slack.received.length === 1, 'the message update', 10_000);
     expect(String(slack.received[0].body.text)).toMatch(/Rolled back by @alice at \d\d:\d\d UTC/);
   } finally {

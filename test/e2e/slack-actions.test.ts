@@ -96,7 +96,7 @@ test('a signed Roll back now: answered at once, then flipped back, the record ro
   expect(head).toMatchObject({
     state: 'rolled-back',
     decidedBy: '@alice (U012AB3CD) in Slack',
-    reason: 'rolled back from Slack by @alice (U012AB3CD) in Slack',
+    reason: 'rolled back by @alice (U012AB3CD) in Slack',
   });
   expect(head.steps.at(-1)).toMatchObject({ step: 'rollback', host: 'slack', ok: true });
   // The message, in place: "Rolled back by @alice at HH:MM UTC".

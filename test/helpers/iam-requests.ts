@@ -1067,9 +1067,9 @@ export function requestTable(f: StageFacts): RequestRow[] {
   allow(
     op,
     'ops/release/aws-backend.ts',
-    'release: the active pool, the canary share',
+    'release: the active pool, the canary share, how long the stage keeps its history',
     'ssm:GetParameter',
-    ...[n.activePool, n.canaryPercent].map(param),
+    ...[n.activePool, n.canaryPercent, n.releaseHistoryDays].map(param),
   );
   allow(
     op,

@@ -138,3 +138,21 @@ describe('the construct', () => {
     expect(() => new ReleaseLedger(stack(), 'Ledger', { stage: 'x'.repeat(250) })).toThrow(/not a DynamoDB table name/);
   });
 });
+
+test('releaseHistoryDays: the retention written for the CLI to copy into each release; absent by default; whole days 30-3650 only', () => {
+  const withDays = synthTemplate({ stage: 'prod', releaseHistoryDays: '400' });
+  withDays.hasResourceProperties('AWS::SSM::Parameter', {
+    Name: '/bluegreen/prod/release-history-days',
+    Type: 'String',
+    Value: '400',
+  });
+  expect(
+    Object.values(single.findResources('AWS::SSM::Parameter')).filter(
+      (p) => p.Properties.Name === '/bluegreen/prod/release-history-days',
+    ),
+  ).toEqual([]);
+  for (const bad of ['29', '3651', '90.5', 'a year'])
+    expect(() => synthTemplate({ stage: 'prod', releaseHistoryDays: bad })).toThrow(
+      `context key "releaseHistoryDays" must be whole days 30-3650, got "${bad}"`,
+    );
+});

@@ -22,7 +22,7 @@ test('Roll back now on a baking release: flip to the previous pool, rolled-back,
   const d = decideOperatorAction(baking, 'green', req('rollback'));
   expect(d).toMatchObject({ ok: true, switch: { flip: 'blue' }, done: 'Rolled back' });
   if (!d.ok) throw new Error('refused');
-  expect(d.next).toMatchObject({ state: 'rolled-back', decidedBy: BY, reason: `rolled back from Slack by ${BY}` });
+  expect(d.next).toMatchObject({ state: 'rolled-back', decidedBy: BY, reason: `rolled back by ${BY}` });
   expect(d.next.finishedAt).toBe(new Date(NOW).toISOString());
   expect(d.next.steps.at(-1)).toMatchObject({ step: 'rollback', ok: true, host: 'slack' });
   // Held and promoted releases whose pool still serves roll back the same way.

@@ -46,8 +46,10 @@ test('the Node.js README recommends is the one in .nvmrc, the one CI runs npm te
   const ci = readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8');
   expect(ci).toContain('.nvmrc');
   expect(ci).toContain('test/clock-ahead.sh');
-  const alerting = readFileSync(path.join(REPO_ROOT, 'lib', 'alerting.ts'), 'utf8');
-  expect(alerting).toContain(`lambda.Runtime.NODEJS_${major}_X`);
+  // Every function's runtime and bundle target (lib/function-defaults.ts).
+  const functions = readFileSync(path.join(REPO_ROOT, 'lib', 'function-defaults.ts'), 'utf8');
+  expect(functions).toContain(`lambda.Runtime.NODEJS_${major}_X`);
+  expect(functions).toContain(`target: 'node${major}'`);
   // The oldest Node.js README says works is the one engines accepts (and CI's clock-ahead run uses).
   const engines = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).engines.node as string;
   const oldest = engines.match(/^>=(\d+)$/)![1];
