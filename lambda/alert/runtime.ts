@@ -354,7 +354,15 @@ export class AlertRuntime {
     this.lastRecord = record;
     if (!record) return;
     const announcements = releaseAnnouncements(this.state.releaseAnnounced, record, maintenance);
-    // A release's end, announced once: its part of the delivery figures (muted or not).
+    for (const d of announcements) {
+      result.decisions++;
+      this.log({ level: 'INFO', msg: 'decision', decision: d });
+      if (d.suppressed) result.suppressed++;
+      else await this.postCounted(d, result);
+    }
+    this.state = { ...this.state, releaseAnnounced: announced(record) };
+    // A release's end, announced once: its part of the delivery figures (muted or not), then its
+    // line on the dashboard; after Slack, so on-call's message never waits for the dashboard.
     if (isFinal(record.state) && announcements.length) {
       const o = releaseOutcome(record);
       this.metrics({
@@ -366,13 +374,6 @@ export class AlertRuntime {
       });
       await this.drawReleases(release.ledgerTable);
     }
-    for (const d of announcements) {
-      result.decisions++;
-      this.log({ level: 'INFO', msg: 'decision', decision: d });
-      if (d.suppressed) result.suppressed++;
-      else await this.postCounted(d, result);
-    }
-    this.state = { ...this.state, releaseAnnounced: announced(record) };
   }
 
   /**

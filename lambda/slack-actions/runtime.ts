@@ -66,6 +66,8 @@ const PARAMETER_MAX_AGE_MS = 30_000;
 
 export class SlackActionsRuntime {
   private readonly params: ParameterCache;
+  /** The active pool a decision is checked against: read at the moment of the decision, never cached. */
+  private readonly fresh: ParameterCache;
   private readonly ledger: DynamoReleaseLedger;
   private readonly now: () => number;
   private readonly log: (entry: Record<string, unknown>) => void;
@@ -76,6 +78,7 @@ export class SlackActionsRuntime {
   ) {
     this.now = deps.now ?? Date.now;
     this.params = new ParameterCache(deps.ssm, PARAMETER_MAX_AGE_MS, this.now);
+    this.fresh = new ParameterCache(deps.ssm, 0, this.now);
     this.ledger = new DynamoReleaseLedger({ ddb: deps.ddb, table: env.ledgerTable });
     this.log = deps.log ?? ((e) => console.log(JSON.stringify(e)));
   }
@@ -108,7 +111,7 @@ export class SlackActionsRuntime {
       ...ports,
       readRecord: () => this.ledger.head(),
       activePool: async () => {
-        const pool = await this.params.get(this.env.activePoolParam);
+        const pool = await this.fresh.get(this.env.activePoolParam);
         if (pool !== 'blue' && pool !== 'green') throw new Error(`${this.env.activePoolParam} is ${pool}`);
         return pool;
       },

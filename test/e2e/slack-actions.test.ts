@@ -53,20 +53,25 @@ beforeEach(async () => {
   await put(names.slackSigningSecret, SIGNING_SECRET, 'SecureString');
   await put(names.slackAllowedUsers, 'U012AB3CD, W0ONCALL2');
   deferred = [];
-  runtime = new SlackActionsRuntime(
+  runtime = actionsRuntime(names.slackAllowedUsers);
+});
+afterEach(() => slack.close());
+
+/** The function's code on this test's stage, its work handed to `deferred`; `allowlistParam` may name none. */
+function actionsRuntime(allowlistParam: string): SlackActionsRuntime {
+  return new SlackActionsRuntime(
     {
       stage,
       ledgerTable: ledgerTableName(stage),
       signingSecretParam: names.slackSigningSecret,
-      allowlistParam: names.slackAllowedUsers,
+      allowlistParam,
       activePoolParam: names.activePool,
       canaryParam: names.canaryPercent,
       responseUrlPrefix: 'http://127.0.0.1:',
     },
     { ssm, ddb, now: () => NOW, invokeSelf: async (work) => void deferred.push(work), log: () => undefined },
   );
-});
-afterEach(() => slack.close());
+}
 
 /** A release baking on green (the active pool), in the ledger. */
 async function baking(): Promise<ReleaseRecord> {
@@ -172,18 +177,7 @@ test('a person outside the allowlist is told privately; nothing changes', async 
 
 test('without an allowlist parameter nobody may act (the safe default)', async () => {
   const fresh = `slack${suite}b`;
-  const r = new SlackActionsRuntime(
-    {
-      stage: fresh,
-      ledgerTable: ledgerTableName(stage),
-      signingSecretParam: names.slackSigningSecret,
-      allowlistParam: `/bluegreen/${fresh}/slack-allowed-users`,
-      activePoolParam: names.activePool,
-      canaryParam: names.canaryPercent,
-      responseUrlPrefix: 'http://127.0.0.1:',
-    },
-    { ssm, ddb, now: () => NOW, invokeSelf: async (work) => void deferred.push(work), log: () => undefined },
-  );
+  const r = actionsRuntime(`/bluegreen/${fresh}/slack-allowed-users`);
   const record = await baking();
   await r.receive(
     urlEvent(signedClick({ timestamp: NOW_S, kind: 'rollback', releaseId: record.id, responseUrl: slack.url })),
@@ -228,4 +222,22 @@ test('Extend bake moves the bake end; Promote now ends it; response URLs outside
   await runtime.act(deferred.shift()!);
   expect((await ledger.head())!).toMatchObject({ state: 'promoted', decidedBy: '@alice (U012AB3CD) in Slack' });
   expect(slack.received).toHaveLength(1); // the extension's update only
+});
+
+test('the active pool is read at the moment of each decision, not from a warm container', async () => {
+  const record = await baking();
+  await runtime.receive(
+    urlEvent(signedClick({ timestamp: NOW_S, kind: 'extend-bake', releaseId: record.id, responseUrl: slack.url })),
+  );
+  await runtime.act(deferred.shift()!);
+  // Someone flipped back by hand (same clock: a cache of any age would still hold green).
+  await put(names.activePool, 'blue');
+  await runtime.receive(
+    urlEvent(signedClick({ timestamp: NOW_S, kind: 'rollback', releaseId: record.id, responseUrl: slack.url })),
+  );
+  expect(await runtime.act(deferred.shift()!)).toMatchObject({
+    kind: 'refused',
+    reason: expect.stringMatching(/green is not the active pool any more \(blue is\)/),
+  });
+  expect(await get(names.activePool)).toBe('blue');
 });
